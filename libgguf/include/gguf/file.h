@@ -1,0 +1,95 @@
+// Reading a GGUF file: memory-mapped, parsed once, zero-copy.
+//
+// File::open maps the file read-only and parses the header, every key/value and every
+// tensor info, checking each count, length and offset against the bytes that remain
+// before it is used. Keys, strings and arrays are views into the mapping; tensor data is
+// never touched. Everything a File hands out lives as long as the File.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gguf/error.h"
+#include "gguf/types.h"
+#include "gguf/value.h"
+
+namespace gguf {
+
+inline constexpr uint32_t kMaxDims = 4;           // ggml's GGML_MAX_DIMS
+inline constexpr uint32_t kDefaultAlignment = 32; // when general.alignment is absent
+inline constexpr uint32_t kMaxArrayDepth = 16;    // arrays nested deeper are rejected
+
+struct KeyValue {
+    std::string_view key;
+    Value value;
+    uint64_t offset = 0;  // file offset of the key's length field
+};
+
+struct TensorInfo {
+    std::string_view name;
+    uint32_t n_dims = 0;
+    std::array<uint64_t, kMaxDims> shape{1, 1, 1, 1};  // ne[0] is the row length; unused dims are 1
+    TypeId type = TypeId::F32;
+    uint64_t offset = 0;      // from the start of the data section
+    uint64_t n_elements = 0;
+    uint64_t n_bytes = 0;
+    uint64_t info_offset = 0; // file offset of this tensor info (its name's length field)
+
+    std::span<const uint64_t> dims() const { return {shape.data(), n_dims}; }
+};
+
+class Mapping;
+
+class File {
+public:
+    // Maps and parses `path`; throws gguf::Error naming the file and offset on bad input.
+    static File open(const std::filesystem::path& path);
+    // Parses bytes the caller keeps alive (tests, fuzzing); `name` appears in errors.
+    static File parse(std::span<const uint8_t> bytes, std::string name);
+
+    File(File&&) noexcept;
+    File& operator=(File&&) noexcept;
+    ~File();
+
+    const std::string& path() const { return path_; }
+    uint32_t version() const { return version_; }
+    bool big_endian() const { return encoding_.big_endian; }
+    Encoding encoding() const { return encoding_; }
+    uint64_t size() const { return bytes_.size(); }
+    uint64_t alignment() const { return alignment_; }
+    uint64_t data_offset() const { return data_offset_; }  // start of the tensor data section
+    std::span<const uint8_t> bytes() const { return bytes_; }
+
+    std::span<const KeyValue> kvs() const { return kvs_; }
+    const KeyValue* find(std::string_view key) const;
+
+    std::span<const TensorInfo> tensors() const { return tensors_; }
+    const TensorInfo* find_tensor(std::string_view name) const;
+    std::span<const uint8_t> tensor_data(const TensorInfo& t) const {
+        return bytes_.subspan(data_offset_ + t.offset, t.n_bytes);
+    }
+
+private:
+    File() = default;
+    friend class Parser;
+
+    std::unique_ptr<Mapping> mapping_;
+    std::span<const uint8_t> bytes_;
+    std::string path_;
+    uint32_t version_ = 0;
+    Encoding encoding_;
+    uint64_t alignment_ = kDefaultAlignment;
+    uint64_t data_offset_ = 0;
+    std::vector<KeyValue> kvs_;
+    std::vector<TensorInfo> tensors_;
+    std::vector<uint32_t> kv_index_;      // open-addressing hash of key -> kvs_ index + 1
+    std::vector<uint32_t> tensor_index_;  // likewise for tensor names
+};
+
+}  // namespace gguf

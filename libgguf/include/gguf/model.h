@@ -1,0 +1,57 @@
+// A model: one GGUF file, or a split set (NAME-00001-of-00003.gguf ...) opened as one.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gguf/file.h"
+
+namespace gguf {
+
+// The split naming convention of llama.cpp's gguf-split: PREFIX-NNNNN-of-MMMMM.gguf.
+struct SplitName {
+    std::string prefix;  // path up to "-NNNNN-of-MMMMM.gguf"
+    uint32_t number = 0; // 1-based
+    uint32_t count = 0;
+    static std::optional<SplitName> parse(const std::filesystem::path& path);
+    std::filesystem::path path_of(uint32_t part) const;  // 1-based
+};
+
+class Model {
+public:
+    struct Tensor {
+        const TensorInfo* info;
+        uint32_t part;  // index into parts()
+    };
+
+    // Opens `path`; if its name follows the split convention, opens every part of the set
+    // and checks split.no, split.count and split.tensors.count. Any part may be named.
+    static Model open(const std::filesystem::path& path);
+    // Combines files already open (tests); they must form a valid split set or be one file.
+    static Model from_parts(std::vector<File> parts);
+
+    std::span<const File> parts() const { return parts_; }
+    const File& first() const { return parts_.front(); }
+    bool is_split() const { return parts_.size() > 1 || first().find("split.count"); }
+
+    // Metadata is the first part's (gguf-split writes the model's keys there).
+    std::span<const KeyValue> kvs() const { return first().kvs(); }
+    const KeyValue* find(std::string_view key) const { return first().find(key); }
+
+    // Tensors of all parts, in part order.
+    std::span<const Tensor> tensors() const { return tensors_; }
+    const Tensor* find_tensor(std::string_view name) const;
+    std::span<const uint8_t> tensor_data(const Tensor& t) const { return parts_[t.part].tensor_data(*t.info); }
+
+    uint64_t total_size() const;
+
+private:
+    void index_tensors();
+    std::vector<File> parts_;
+    std::vector<Tensor> tensors_;
+    std::vector<uint32_t> index_;
+};
+
+}  // namespace gguf

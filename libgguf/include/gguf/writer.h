@@ -1,0 +1,78 @@
+// Writing a GGUF file in the canonical layout: header, key/values, tensor infos, padding
+// to the alignment, then each tensor's data in order, each padded to the alignment with
+// zero bytes. This is the layout ggml's own writer produces, so a file read and written
+// again comes out byte-identical.
+//
+// write() streams into a temporary file beside the target and renames it into place only
+// when everything is written; on any failure the temporary file is removed.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gguf/file.h"
+#include "gguf/types.h"
+#include "gguf/value.h"
+
+namespace gguf {
+
+struct WriteOptions {
+    uint32_t version = 3;     // 1, 2 or 3 (version 1 writes 32-bit lengths and counts)
+    bool big_endian = false;  // numbers of the header in big-endian order (tensor bytes are copied as given)
+};
+
+// Where a tensor's bytes go; a source calls write() any number of times.
+class ByteSink {
+public:
+    virtual ~ByteSink() = default;
+    virtual void write(std::span<const uint8_t> bytes) = 0;
+};
+
+// Produces a tensor's bytes when the writer reaches it; must write exactly its byte size.
+using TensorSource = std::function<void(ByteSink&)>;
+
+class Writer {
+public:
+    explicit Writer(WriteOptions options = {});
+
+    // Everything `f` holds (its version and byte order too), tensor data read from its mapping.
+    static Writer copy_of(const File& f);
+
+    // Sets a key: replaces the value of an existing key in place, or appends.
+    void set(std::string key, OwnedValue value);
+    void set(std::string key, const Value& value) { set(std::move(key), OwnedValue::from(value)); }
+    void remove(std::string_view key);
+
+    // Appends a tensor; shape lists ne[0] (the row length) first. Throws std::invalid_argument
+    // for a retired type, a row length not a multiple of the block size, or a repeated name.
+    void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, TensorSource source);
+    // The bytes must stay valid until write() returns.
+    void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::span<const uint8_t> data);
+
+    uint32_t alignment() const;
+
+    // Writes the file: temporary file in the target's folder, then rename.
+    void write(const std::filesystem::path& path) const;
+    // Writes into memory (tests, fuzzing seeds).
+    std::vector<uint8_t> write_to_memory() const;
+
+private:
+    struct PendingTensor {
+        std::string name;
+        TypeId type;
+        std::vector<uint64_t> shape;
+        uint64_t n_bytes;
+        TensorSource source;
+    };
+    void emit(ByteSink& out, const std::string& target) const;
+
+    WriteOptions options_;
+    std::vector<std::pair<std::string, OwnedValue>> kvs_;
+    std::vector<PendingTensor> tensors_;
+};
+
+}  // namespace gguf

@@ -1,0 +1,329 @@
+#include "gguf/file.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "byte_order.h"
+#include "mapping.h"
+#include "name_index.h"
+
+namespace gguf {
+
+namespace {
+
+constexpr uint8_t kMagic[4] = {'G', 'G', 'U', 'F'};
+
+uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+// Bounds-checked reading of numbers and strings from the file's bytes.
+class Cursor {
+public:
+    Cursor(std::span<const uint8_t> bytes, const std::string& path) : bytes_(bytes), path_(path) {}
+
+    uint64_t pos() const { return pos_; }
+    uint64_t remaining() const { return bytes_.size() - pos_; }
+    const uint8_t* here() const { return bytes_.data() + pos_; }
+    void skip(uint64_t n) { pos_ += n; }
+    void set_encoding(Encoding e) { enc_ = e; }
+    Encoding encoding() const { return enc_; }
+
+    // What is being read, for error messages: "key 'general.name'", "tensor 'output.weight'".
+    void set_context(std::string_view kind, std::string_view name) { kind_ = kind; name_ = name; }
+    void clear_context() { kind_ = {}; }
+
+    [[noreturn]] void fail(uint64_t offset, std::string_view message) const {
+        if (kind_.empty()) throw Error(path_, offset, std::string(message));
+        throw Error(path_, offset, fmt::format("{} '{}': {}", kind_, name_, message));
+    }
+
+    void need(uint64_t n, std::string_view what) const {
+        if (n > remaining())
+            fail(pos_, fmt::format("{} needs {} bytes, only {} left", what, n, remaining()));
+    }
+
+    template <class T> T read(std::string_view what) {
+        need(sizeof(T), what);
+        T v = detail::load<T>(here(), enc_.big_endian);
+        pos_ += sizeof(T);
+        return v;
+    }
+
+    uint64_t count(std::string_view what) {
+        return enc_.narrow_counts ? read<uint32_t>(what) : read<uint64_t>(what);
+    }
+
+    // A count of items that each take at least `min_item_bytes`: checked before any use.
+    uint64_t bounded_count(std::string_view what, uint64_t min_item_bytes) {
+        uint64_t at = pos_;
+        uint64_t n = count(what);
+        if (n > remaining() / min_item_bytes)
+            fail(at, fmt::format("{} {} exceeds what the {} bytes left can hold (at least {} bytes each)", what, n,
+                                 remaining(), min_item_bytes));
+        return n;
+    }
+
+    std::string_view string(std::string_view what) {
+        uint64_t at = pos_;
+        uint64_t n = count(fmt::format("{} length", what));
+        if (n > remaining()) fail(at, fmt::format("{} length {} exceeds the {} bytes left", what, n, remaining()));
+        std::string_view s(reinterpret_cast<const char*>(here()), n);
+        pos_ += n;
+        return s;
+    }
+
+private:
+    std::span<const uint8_t> bytes_;
+    const std::string& path_;
+    uint64_t pos_ = 0;
+    Encoding enc_;
+    std::string_view kind_, name_;
+};
+
+}  // namespace
+
+class Parser {
+public:
+    explicit Parser(File& f) : f_(f), r_(f.bytes_, f.path_) {}
+
+    void run() {
+        header();
+        key_values();
+        tensor_infos();
+        layout();
+    }
+
+private:
+    void header() {
+        r_.need(4, "magic");
+        if (!std::equal(kMagic, kMagic + 4, r_.here())) {
+            std::string shown;
+            for (int i = 0; i < 4; ++i) shown += fmt::format("{:02x}", r_.here()[i]);
+            r_.fail(0, fmt::format("not a GGUF file: magic bytes are {} (47475546, \"GGUF\", expected)", shown));
+        }
+        r_.skip(4);
+        uint64_t at = r_.pos();
+        uint32_t version = r_.read<uint32_t>("version");
+        Encoding enc;
+        // A big-endian file's version reads byte-swapped: its low 16 bits are zero.
+        if ((version & 0xffff) == 0 && version != 0) {
+            enc.big_endian = true;
+            version = detail::byteswap(version);
+        }
+        if (version < 1 || version > 3)
+            r_.fail(at, fmt::format("unsupported GGUF version {} (1, 2 and 3 are known)", version));
+        enc.narrow_counts = version == 1;
+        f_.version_ = version;
+        f_.encoding_ = enc;
+        r_.set_encoding(enc);
+
+        const uint64_t cb = enc.count_bytes();
+        // Smallest tensor info: name length, u32 n_dims, u32 type, u64 offset.
+        n_tensors_ = bounded_index_count("tensor count", cb + 4 + 4 + 8);
+        // Smallest key/value: key length, u32 type, a 1-byte value.
+        n_kv_ = bounded_index_count("key/value count", cb + 4 + 1);
+    }
+
+    uint32_t bounded_index_count(std::string_view what, uint64_t min_bytes) {
+        uint64_t at = r_.pos();
+        uint64_t n = r_.bounded_count(what, min_bytes);
+        if (n >= std::numeric_limits<uint32_t>::max()) r_.fail(at, fmt::format("{} {} is beyond what this reader supports", what, n));
+        return static_cast<uint32_t>(n);
+    }
+
+    void key_values() {
+        f_.kvs_.reserve(n_kv_);
+        for (uint32_t i = 0; i < n_kv_; ++i) {
+            KeyValue kv;
+            kv.offset = r_.pos();
+            kv.key = r_.string(fmt::format("key {}", i));
+            r_.set_context("key", kv.key);
+            kv.value = value(value_type(r_.read<uint32_t>("value type"), "value type"), 0);
+            r_.clear_context();
+            f_.kvs_.push_back(kv);
+        }
+        int64_t dup = detail::build_index(f_.kv_index_, n_kv_, [&](uint32_t i) { return f_.kvs_[i].key; });
+        if (dup >= 0) {
+            const KeyValue& kv = f_.kvs_[dup];
+            r_.fail(kv.offset, fmt::format("duplicate key '{}' (first at offset {})", kv.key, f_.find(kv.key)->offset));
+        }
+        if (const KeyValue* a = f_.find("general.alignment")) {
+            r_.set_context("key", a->key);
+            if (a->value.type() != ValueType::U32)
+                r_.fail(a->offset, fmt::format("must be u32, not {}", value_type_name(a->value.type())));
+            uint32_t align = a->value.u32();
+            if (align == 0 || (align & (align - 1)) != 0)
+                r_.fail(a->offset, fmt::format("alignment {} is not a power of two", align));
+            r_.clear_context();
+            f_.alignment_ = align;
+        }
+    }
+
+    ValueType value_type(uint32_t raw, std::string_view what) {
+        if (raw >= kValueTypeCount) r_.fail(r_.pos() - 4, fmt::format("invalid {} {} (0 to 12 are defined)", what, raw));
+        return static_cast<ValueType>(raw);
+    }
+
+    void check_bools(uint64_t n) {
+        for (uint64_t i = 0; i < n; ++i)
+            if (r_.here()[i] > 1)
+                r_.fail(r_.pos() + i, fmt::format("bool byte is {} (only 0 and 1 are valid)", r_.here()[i]));
+    }
+
+    Value value(ValueType t, uint32_t depth) {
+        const Encoding enc = r_.encoding();
+        if (t == ValueType::String) {
+            std::string_view s = r_.string("string");
+            return Value::string(reinterpret_cast<const uint8_t*>(s.data()), s.size(), enc);
+        }
+        if (t != ValueType::Array) {
+            uint32_t n = value_type_size(t);
+            r_.need(n, fmt::format("{} value", value_type_name(t)));
+            if (t == ValueType::Bool) check_bools(1);
+            Value v = Value::scalar(t, r_.here(), enc);
+            r_.skip(n);
+            return v;
+        }
+        if (depth + 1 >= kMaxArrayDepth) r_.fail(r_.pos(), fmt::format("arrays nested deeper than {} levels", kMaxArrayDepth));
+        ValueType elem = value_type(r_.read<uint32_t>("array element type"), "array element type");
+        const uint32_t fixed = value_type_size(elem);
+        const uint64_t min_bytes = fixed ? fixed : elem == ValueType::String ? enc.count_bytes() : 4 + enc.count_bytes();
+        uint64_t count = r_.bounded_count(fmt::format("array of {}: count", value_type_name(elem)), min_bytes);
+        const uint8_t* first = r_.here();
+        const uint64_t start = r_.pos();
+        if (fixed) {
+            if (elem == ValueType::Bool) check_bools(count);
+            r_.skip(count * fixed);
+        } else {
+            for (uint64_t i = 0; i < count; ++i) {
+                if (elem == ValueType::String) r_.string("string");
+                else value(ValueType::Array, depth + 1);
+            }
+        }
+        return Value::array(elem, count, first, r_.pos() - start, enc);
+    }
+
+    void tensor_infos() {
+        f_.tensors_.reserve(n_tensors_);
+        for (uint32_t i = 0; i < n_tensors_; ++i) {
+            TensorInfo t;
+            t.info_offset = r_.pos();
+            t.name = r_.string(fmt::format("tensor {} name", i));
+            r_.set_context("tensor", t.name);
+            uint64_t at = r_.pos();
+            t.n_dims = r_.read<uint32_t>("dimension count");
+            if (t.n_dims > kMaxDims) r_.fail(at, fmt::format("{} dimensions (at most {})", t.n_dims, kMaxDims));
+            for (uint32_t d = 0; d < t.n_dims; ++d) {
+                at = r_.pos();
+                uint64_t ne = r_.count("dimension");
+                if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+                    r_.fail(at, fmt::format("dimension {} is {}, beyond the largest signed 64-bit value", d, ne));
+                t.shape[d] = ne;
+            }
+            at = r_.pos();
+            uint32_t type_id = r_.read<uint32_t>("type");
+            const TypeInfo* type = find_type(type_id);
+            if (!type) r_.fail(at, fmt::format("invalid tensor type id {} (0 to {} are defined)", type_id, kTypeCount - 1));
+            if (type->retired) r_.fail(at, fmt::format("tensor type id {} ({}) is retired and no longer readable", type_id, type->name));
+            t.type = type->id;
+            t.offset = r_.read<uint64_t>("data offset");
+            sizes(t, *type, at);
+            r_.clear_context();
+            f_.tensors_.push_back(t);
+        }
+        int64_t dup = detail::build_index(f_.tensor_index_, n_tensors_, [&](uint32_t i) { return f_.tensors_[i].name; });
+        if (dup >= 0) {
+            const TensorInfo& t = f_.tensors_[dup];
+            r_.fail(t.info_offset, fmt::format("duplicate tensor name '{}' (first at offset {})", t.name,
+                                               f_.find_tensor(t.name)->info_offset));
+        }
+    }
+
+    // Element count and byte size, refusing shapes whose sizes overflow 64 bits.
+    void sizes(TensorInfo& t, const TypeInfo& type, uint64_t type_offset) {
+        uint64_t n = 1;
+        for (uint32_t d = 0; d < kMaxDims; ++d) {
+            if (__builtin_mul_overflow(n, t.shape[d], &n) || n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+                r_.fail(t.info_offset, fmt::format("element count of shape {} overflows 64 bits", shape_text(t)));
+        }
+        if (t.shape[0] % type.block_size != 0)
+            r_.fail(type_offset, fmt::format("row length {} is not a multiple of {}'s block size {}", t.shape[0], type.name,
+                                             type.block_size));
+        t.n_elements = n;
+        if (__builtin_mul_overflow(n / type.block_size, uint64_t{type.type_size}, &t.n_bytes))
+            r_.fail(t.info_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
+    }
+
+    static std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
+
+    // Where the data section starts, and every tensor's region inside the file, apart and aligned.
+    void layout() {
+        f_.data_offset_ = align_up(r_.pos(), f_.alignment_);
+        const uint64_t file_size = f_.bytes_.size();
+        const uint64_t data_bytes = f_.data_offset_ <= file_size ? file_size - f_.data_offset_ : 0;
+        bool sorted = true;
+        for (size_t i = 0; i < f_.tensors_.size(); ++i) {
+            const TensorInfo& t = f_.tensors_[i];
+            r_.set_context("tensor", t.name);
+            if (t.offset % f_.alignment_ != 0)
+                r_.fail(t.info_offset, fmt::format("data offset {} is not a multiple of the alignment {}", t.offset, f_.alignment_));
+            if (t.offset > data_bytes || t.n_bytes > data_bytes - t.offset)
+                r_.fail(t.info_offset, fmt::format("data [{}, {}) of the data section at {} ends beyond the file's {} bytes",
+                                                   t.offset, t.offset + t.n_bytes, f_.data_offset_, file_size));
+            if (i > 0 && t.offset < f_.tensors_[i - 1].offset) sorted = false;
+        }
+        r_.clear_context();
+        std::vector<uint32_t> order(f_.tensors_.size());
+        for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+        if (!sorted)
+            std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return f_.tensors_[a].offset < f_.tensors_[b].offset; });
+        for (size_t i = 1; i < order.size(); ++i) {
+            const TensorInfo& prev = f_.tensors_[order[i - 1]];
+            const TensorInfo& t = f_.tensors_[order[i]];
+            if (t.offset < prev.offset + prev.n_bytes) {
+                r_.set_context("tensor", t.name);
+                r_.fail(t.info_offset, fmt::format("data [{}, {}) overlaps tensor '{}' at [{}, {})", t.offset,
+                                                   t.offset + t.n_bytes, prev.name, prev.offset, prev.offset + prev.n_bytes));
+            }
+        }
+    }
+
+    File& f_;
+    Cursor r_;
+    uint32_t n_tensors_ = 0;
+    uint32_t n_kv_ = 0;
+};
+
+File::File(File&&) noexcept = default;
+File& File::operator=(File&&) noexcept = default;
+File::~File() = default;
+
+File File::open(const std::filesystem::path& path) {
+    File f;
+    f.path_ = path.string();
+    f.mapping_ = std::make_unique<Mapping>(path);
+    f.bytes_ = f.mapping_->bytes();
+    Parser(f).run();
+    return f;
+}
+
+File File::parse(std::span<const uint8_t> bytes, std::string name) {
+    File f;
+    f.path_ = std::move(name);
+    f.bytes_ = bytes;
+    Parser(f).run();
+    return f;
+}
+
+const KeyValue* File::find(std::string_view key) const {
+    int64_t i = detail::lookup(kv_index_, key, [&](uint32_t j) { return kvs_[j].key; });
+    return i < 0 ? nullptr : &kvs_[i];
+}
+
+const TensorInfo* File::find_tensor(std::string_view name) const {
+    int64_t i = detail::lookup(tensor_index_, name, [&](uint32_t j) { return tensors_[j].name; });
+    return i < 0 ? nullptr : &tensors_[i];
+}
+
+}  // namespace gguf

@@ -1,0 +1,42 @@
+#include "mapping.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "gguf/error.h"
+
+namespace gguf {
+
+namespace {
+struct Fd {
+    int fd;
+    ~Fd() { if (fd >= 0) ::close(fd); }
+};
+[[noreturn]] void fail(const std::filesystem::path& path, const char* what) {
+    throw Error(path.string(), std::nullopt, std::string(what) + ": " + std::strerror(errno));
+}
+}  // namespace
+
+Mapping::Mapping(const std::filesystem::path& path) {
+    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (f.fd < 0) fail(path, "cannot open");
+    struct stat st{};
+    if (::fstat(f.fd, &st) != 0) fail(path, "cannot stat");
+    if (!S_ISREG(st.st_mode)) throw Error(path.string(), std::nullopt, "not a regular file");
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ == 0) return;  // mmap refuses length 0; the parser reports the empty file
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, f.fd, 0);
+    if (p == MAP_FAILED) fail(path, "cannot map");
+    data_ = static_cast<const uint8_t*>(p);
+}
+
+Mapping::~Mapping() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+}  // namespace gguf

@@ -1,0 +1,23 @@
+// A read-only memory mapping of a whole file. Internal to libgguf.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+
+namespace gguf {
+
+class Mapping {
+public:
+    explicit Mapping(const std::filesystem::path& path);  // throws gguf::Error
+    ~Mapping();
+    Mapping(const Mapping&) = delete;
+    Mapping& operator=(const Mapping&) = delete;
+    std::span<const uint8_t> bytes() const { return {data_, size_}; }
+
+private:
+    const uint8_t* data_ = nullptr;
+    uint64_t size_ = 0;
+};
+
+}  // namespace gguf

@@ -1,0 +1,43 @@
+#include "gguf/summary.h"
+
+#include <array>
+
+#include "gguf/file_type.h"
+
+namespace gguf {
+
+namespace {
+std::string string_key(const Model& m, std::string_view key) {
+    const KeyValue* kv = m.find(key);
+    return kv && kv->value.type() == ValueType::String ? std::string(kv->value.str()) : std::string();
+}
+}  // namespace
+
+Summary summarize(const Model& model) {
+    Summary s;
+    s.architecture = string_key(model, "general.architecture");
+    s.name = string_key(model, "general.name");
+    if (const KeyValue* ft = model.find("general.file_type"); ft && ft->value.is_integer()) {
+        int64_t v = ft->value.as_int();
+        if (v >= 0 && v <= UINT32_MAX) {
+            s.file_type = static_cast<uint32_t>(v);
+            s.file_type_name = file_type_name(*s.file_type);
+        }
+    }
+    std::array<TypeTotal, kTypeCount> totals{};
+    for (const Model::Tensor& t : model.tensors()) {
+        TypeTotal& tt = totals[static_cast<uint32_t>(t.info->type)];
+        tt.type = t.info->type;
+        tt.tensors += 1;
+        tt.elements += t.info->n_elements;
+        tt.bytes += t.info->n_bytes;
+        s.parameters += t.info->n_elements;
+        s.tensor_bytes += t.info->n_bytes;
+    }
+    for (const TypeTotal& tt : totals)
+        if (tt.tensors) s.by_type.push_back(tt);
+    if (s.parameters) s.bits_per_weight = 8.0 * static_cast<double>(s.tensor_bytes) / static_cast<double>(s.parameters);
+    return s;
+}
+
+}  // namespace gguf

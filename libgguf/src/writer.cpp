@@ -1,0 +1,261 @@
+#include "gguf/writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "byte_order.h"
+
+namespace gguf {
+
+namespace {
+
+// Appends header numbers and strings in the file's encoding.
+class Encoder {
+public:
+    Encoder(std::vector<uint8_t>& out, const WriteOptions& o) : out_(out), big_(o.big_endian), narrow_(o.version == 1) {}
+
+    template <class T> void num(T v) {
+        if (big_ != (std::endian::native == std::endian::big)) v = detail::byteswap(v);
+        const auto* p = reinterpret_cast<const uint8_t*>(&v);
+        out_.insert(out_.end(), p, p + sizeof(T));
+    }
+    void count(uint64_t n) {
+        if (!narrow_) return num<uint64_t>(n);
+        if (n > UINT32_MAX) throw std::invalid_argument(fmt::format("count {} does not fit GGUF version 1's 32 bits", n));
+        num<uint32_t>(static_cast<uint32_t>(n));
+    }
+    void str(std::string_view s) {
+        count(s.size());
+        out_.insert(out_.end(), s.begin(), s.end());
+    }
+    void scalar(ValueType t, uint64_t bits) {
+        switch (value_type_size(t)) {
+            case 1: return num<uint8_t>(static_cast<uint8_t>(bits));
+            case 2: return num<uint16_t>(static_cast<uint16_t>(bits));
+            case 4: return num<uint32_t>(static_cast<uint32_t>(bits));
+            default: return num<uint64_t>(bits);
+        }
+    }
+    void value(const OwnedValue& v) {
+        if (v.type == ValueType::String) return str(v.str);
+        if (v.type != ValueType::Array) return scalar(v.type, v.bits);
+        num<uint32_t>(static_cast<uint32_t>(v.element_type));
+        count(v.items.size());
+        for (const OwnedValue& item : v.items) value(item);
+    }
+
+private:
+    std::vector<uint8_t>& out_;
+    bool big_, narrow_;
+};
+
+uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+const uint8_t kZeros[256] = {};
+
+void pad(ByteSink& out, uint64_t written, uint64_t alignment) {
+    for (uint64_t n = align_up(written, alignment) - written; n > 0;) {
+        uint64_t k = std::min<uint64_t>(n, sizeof kZeros);
+        out.write({kZeros, k});
+        n -= k;
+    }
+}
+
+// Counts what a tensor source writes, and refuses more than the tensor's size.
+class CountingSink : public ByteSink {
+public:
+    CountingSink(ByteSink& out, uint64_t limit, const std::string& name) : out_(out), limit_(limit), name_(name) {}
+    void write(std::span<const uint8_t> b) override {
+        if (b.size() > limit_ - written_)
+            throw std::runtime_error(fmt::format("tensor '{}': source wrote more than its {} bytes", name_, limit_));
+        out_.write(b);
+        written_ += b.size();
+    }
+    uint64_t written() const { return written_; }
+
+private:
+    ByteSink& out_;
+    uint64_t limit_, written_ = 0;
+    const std::string& name_;
+};
+
+class MemorySink : public ByteSink {
+public:
+    explicit MemorySink(std::vector<uint8_t>& v) : v_(v) {}
+    void write(std::span<const uint8_t> b) override { v_.insert(v_.end(), b.begin(), b.end()); }
+private:
+    std::vector<uint8_t>& v_;
+};
+
+// A buffered file descriptor.
+class FdSink : public ByteSink {
+public:
+    FdSink(int fd, const std::string& path) : fd_(fd), path_(path) { buf_.reserve(kBuffer); }
+    void write(std::span<const uint8_t> b) override {
+        if (buf_.size() + b.size() > kBuffer) flush();
+        if (b.size() >= kBuffer) return raw(b);
+        buf_.insert(buf_.end(), b.begin(), b.end());
+    }
+    void flush() {
+        raw(buf_);
+        buf_.clear();
+    }
+
+private:
+    static constexpr size_t kBuffer = 4 << 20;
+    void raw(std::span<const uint8_t> b) {
+        while (!b.empty()) {
+            ssize_t n = ::write(fd_, b.data(), b.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw Error(path_, std::nullopt, fmt::format("write failed: {}", std::strerror(errno)));
+            b = b.subspan(static_cast<size_t>(n));
+        }
+    }
+    int fd_;
+    const std::string& path_;
+    std::vector<uint8_t> buf_;
+};
+
+}  // namespace
+
+Writer::Writer(WriteOptions options) : options_(options) {
+    if (options.version < 1 || options.version > 3)
+        throw std::invalid_argument(fmt::format("cannot write GGUF version {}", options.version));
+}
+
+Writer Writer::copy_of(const File& f) {
+    Writer w({f.version(), f.big_endian()});
+    for (const KeyValue& kv : f.kvs()) w.kvs_.emplace_back(std::string(kv.key), OwnedValue::from(kv.value));
+    for (const TensorInfo& t : f.tensors())
+        w.add_tensor(std::string(t.name), t.type, {t.dims().begin(), t.dims().end()}, f.tensor_data(t));
+    return w;
+}
+
+void Writer::set(std::string key, OwnedValue value) {
+    if (key == "general.alignment") {
+        uint64_t a = value.bits;
+        if (value.type != ValueType::U32 || a == 0 || (a & (a - 1)) != 0)
+            throw std::invalid_argument("general.alignment must be a u32 power of two");
+    }
+    for (auto& [k, v] : kvs_)
+        if (k == key) {
+            v = std::move(value);
+            return;
+        }
+    kvs_.emplace_back(std::move(key), std::move(value));
+}
+
+void Writer::remove(std::string_view key) {
+    std::erase_if(kvs_, [&](const auto& kv) { return kv.first == key; });
+}
+
+uint32_t Writer::alignment() const {
+    for (const auto& [k, v] : kvs_)
+        if (k == "general.alignment") return static_cast<uint32_t>(v.bits);
+    return kDefaultAlignment;
+}
+
+void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, TensorSource source) {
+    const TypeInfo* info = find_type(static_cast<uint32_t>(type));
+    if (!info || info->retired) throw std::invalid_argument(fmt::format("tensor '{}': type id {} cannot be written", name, static_cast<uint32_t>(type)));
+    if (shape.size() > kMaxDims) throw std::invalid_argument(fmt::format("tensor '{}': {} dimensions (at most {})", name, shape.size(), kMaxDims));
+    uint64_t n = 1;
+    for (uint64_t d : shape)
+        if (__builtin_mul_overflow(n, d, &n)) throw std::invalid_argument(fmt::format("tensor '{}': element count overflows", name));
+    if (!shape.empty() && shape[0] % info->block_size != 0)
+        throw std::invalid_argument(fmt::format("tensor '{}': row length {} is not a multiple of {}'s block size {}", name,
+                                                shape[0], info->name, info->block_size));
+    for (const PendingTensor& t : tensors_)
+        if (t.name == name) throw std::invalid_argument(fmt::format("tensor '{}' added twice", name));
+    uint64_t bytes = n / info->block_size * info->type_size;
+    tensors_.push_back({std::move(name), type, std::move(shape), bytes, std::move(source)});
+}
+
+void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::span<const uint8_t> data) {
+    add_tensor(std::move(name), type, std::move(shape), [data](ByteSink& out) { out.write(data); });
+    if (tensors_.back().n_bytes != data.size()) {
+        std::string msg = fmt::format("tensor '{}': {} bytes given, its type and shape need {}", tensors_.back().name,
+                                      data.size(), tensors_.back().n_bytes);
+        tensors_.pop_back();
+        throw std::invalid_argument(msg);
+    }
+}
+
+void Writer::emit(ByteSink& out, const std::string& target) const {
+    const uint64_t alignment = this->alignment();
+    std::vector<uint8_t> head;
+    Encoder e(head, options_);
+    head.insert(head.end(), {'G', 'G', 'U', 'F'});
+    e.num<uint32_t>(options_.version);
+    e.count(tensors_.size());
+    e.count(kvs_.size());
+    for (const auto& [k, v] : kvs_) {
+        e.str(k);
+        e.num<uint32_t>(static_cast<uint32_t>(v.type));
+        e.value(v);
+    }
+    uint64_t offset = 0;
+    for (const PendingTensor& t : tensors_) {
+        e.str(t.name);
+        e.num<uint32_t>(static_cast<uint32_t>(t.shape.size()));
+        for (uint64_t d : t.shape) e.count(d);
+        e.num<uint32_t>(static_cast<uint32_t>(t.type));
+        e.num<uint64_t>(offset);
+        offset = align_up(offset + t.n_bytes, alignment);
+    }
+    out.write(head);
+    pad(out, head.size(), alignment);
+    for (const PendingTensor& t : tensors_) {
+        CountingSink counted(out, t.n_bytes, t.name);
+        t.source(counted);
+        if (counted.written() != t.n_bytes)
+            throw Error(target, std::nullopt, fmt::format("tensor '{}': source wrote {} of its {} bytes", t.name,
+                                                          counted.written(), t.n_bytes));
+        pad(out, t.n_bytes, alignment);
+    }
+}
+
+std::vector<uint8_t> Writer::write_to_memory() const {
+    std::vector<uint8_t> v;
+    MemorySink sink(v);
+    emit(sink, "(memory)");
+    return v;
+}
+
+void Writer::write(const std::filesystem::path& path) const {
+    const std::string target = path.string();
+    std::filesystem::path dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+    std::string tmp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+    int fd = ::mkstemp(tmp.data());
+    if (fd < 0) throw Error(target, std::nullopt, fmt::format("cannot create a temporary file in {}: {}", dir.string(), std::strerror(errno)));
+    try {
+        FdSink sink(fd, target);
+        emit(sink, target);
+        sink.flush();
+        mode_t mask = ::umask(0);
+        ::umask(mask);
+        if (::fchmod(fd, 0666 & ~mask) != 0 || ::fsync(fd) != 0)
+            throw Error(target, std::nullopt, fmt::format("cannot finish the temporary file: {}", std::strerror(errno)));
+        if (::close(fd) != 0) {
+            fd = -1;
+            throw Error(target, std::nullopt, fmt::format("cannot close the temporary file: {}", std::strerror(errno)));
+        }
+        fd = -1;
+        if (::rename(tmp.c_str(), target.c_str()) != 0)
+            throw Error(target, std::nullopt, fmt::format("cannot rename the finished file into place: {}", std::strerror(errno)));
+    } catch (...) {
+        if (fd >= 0) ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+}
+
+}  // namespace gguf

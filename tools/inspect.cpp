@@ -1,0 +1,257 @@
+#include "inspect.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <regex>
+
+#include "gguf/model.h"
+#include "gguf/summary.h"
+#include "json.h"
+#include "text.h"
+
+namespace gguf::tools {
+
+namespace {
+
+constexpr uint64_t kShownElements = 8;  // array elements shown without --full
+
+std::regex compile(const std::string& pattern, std::string_view option) {
+    try {
+        return std::regex(pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+        throw CLI::ValidationError(std::string(option), fmt::format("invalid regular expression '{}': {}", pattern, e.what()));
+    }
+}
+
+std::string type_label(const Value& v) {
+    if (v.type() != ValueType::Array) return std::string(value_type_name(v.type()));
+    ArrayView a = v.array();
+    return fmt::format("arr[{},{}]", value_type_name(a.element_type()), a.size());
+}
+
+// ---- values as text -------------------------------------------------------------------
+
+void text_value(std::string& out, const Value& v, uint64_t limit) {
+    switch (v.type()) {
+        case ValueType::String: out += quoted(v.str()); return;
+        case ValueType::Bool: out += v.boolean() ? "true" : "false"; return;
+        case ValueType::F32: out += fmt::format("{}", v.f32()); return;
+        case ValueType::F64: out += fmt::format("{}", v.f64()); return;
+        case ValueType::U64: out += fmt::format("{}", v.u64()); return;
+        case ValueType::Array: {
+            ArrayView a = v.array();
+            out += '[';
+            uint64_t i = 0;
+            for (Value x : a) {
+                if (i == limit) break;
+                if (i++) out += ", ";
+                text_value(out, x, limit);
+            }
+            if (a.size() > limit) out += fmt::format(", ... ({} more)", a.size() - limit);
+            out += ']';
+            return;
+        }
+        default: out += fmt::format("{}", v.as_int());
+    }
+}
+
+// ---- values as JSON -------------------------------------------------------------------
+
+void json_value(Json& j, const Value& v, uint64_t limit) {
+    switch (v.type()) {
+        case ValueType::String: j.value(v.str()); return;
+        case ValueType::Bool: j.value(v.boolean()); return;
+        case ValueType::F32: j.value(v.f32()); return;
+        case ValueType::F64: j.value(v.f64()); return;
+        case ValueType::U64: j.value(v.u64()); return;
+        case ValueType::Array: {
+            ArrayView a = v.array();
+            j.begin_object().field("element_type", value_type_name(a.element_type())).field("count", a.size());
+            j.key("values").begin_array();
+            uint64_t i = 0;
+            for (Value x : a) {
+                if (i++ == limit) break;
+                json_value(j, x, limit);
+            }
+            j.end_array().field("truncated", a.size() > limit).end_object();
+            return;
+        }
+        default: j.value(v.as_int());
+    }
+}
+
+struct Selection {
+    std::vector<const KeyValue*> kvs;
+    std::vector<uint32_t> tensors;  // indices into Model::tensors()
+};
+
+Selection select(const Model& m, const InspectOptions& o) {
+    Selection s;
+    if (!o.no_kv) {
+        std::optional<std::regex> re;
+        if (o.keys) re = compile(*o.keys, "--keys");
+        for (const KeyValue& kv : m.kvs())
+            if (!re || std::regex_search(kv.key.begin(), kv.key.end(), *re)) s.kvs.push_back(&kv);
+    }
+    if (!o.no_tensors) {
+        std::optional<std::regex> re;
+        if (o.tensors) re = compile(*o.tensors, "--tensors");
+        for (uint32_t i = 0; i < m.tensors().size(); ++i) {
+            std::string_view n = m.tensors()[i].info->name;
+            if (!re || std::regex_search(n.begin(), n.end(), *re)) s.tensors.push_back(i);
+        }
+    }
+    return s;
+}
+
+std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
+
+uint64_t file_offset(const Model& m, const Model::Tensor& t) { return m.parts()[t.part].data_offset() + t.info->offset; }
+
+// ---- human output ---------------------------------------------------------------------
+
+void print_text(const Model& m, const Summary& s, const Selection& sel, const InspectOptions& o) {
+    const File& f = m.first();
+    std::string out;
+    auto line = [&](std::string_view label, const std::string& value) { out += fmt::format("{:<14}{}\n", label, value); };
+    line("file", f.path());
+    line("size", fmt::format("{} bytes ({})", m.total_size(), human_bytes(m.total_size())));
+    if (m.parts().size() > 1) line("parts", fmt::format("{} (split set)", m.parts().size()));
+    line("version", fmt::format("{}, {}", f.version(), f.big_endian() ? "big-endian" : "little-endian"));
+    line("alignment", fmt::format("{}", f.alignment()));
+    line("key/values", fmt::format("{}", f.kvs().size()));
+    line("tensors", fmt::format("{}", m.tensors().size()));
+    line("data offset", fmt::format("{}", f.data_offset()));
+    line("architecture", s.architecture.empty() ? "-" : s.architecture);
+    line("name", s.name.empty() ? "-" : s.name);
+    line("file type", s.file_type ? fmt::format("{} ({})", s.file_type_name, *s.file_type) : "-");
+    line("parameters", fmt::format("{} ({})", human_count(s.parameters), s.parameters));
+    line("bits/weight", s.parameters ? fmt::format("{:.2f}", s.bits_per_weight) : "-");
+    for (size_t i = 0; i < s.by_type.size(); ++i) {
+        const TypeTotal& t = s.by_type[i];
+        line(i == 0 ? "bytes by type" : "", fmt::format("{:<8} {:>6} tensors {:>14} bytes  ({})", type_info(t.type).name,
+                                                        t.tensors, t.bytes, human_bytes(t.bytes)));
+    }
+
+    if (!o.no_kv) {
+        out += fmt::format("\nmetadata ({} of {} keys)\n", sel.kvs.size(), m.kvs().size());
+        size_t width = 0;
+        for (const KeyValue* kv : sel.kvs) width = std::max(width, std::min<size_t>(kv->key.size(), 48));
+        const uint64_t limit = o.full ? UINT64_MAX : kShownElements;
+        for (const KeyValue* kv : sel.kvs) {
+            out += fmt::format("  {:<{}}  {:<16} = ", quoted(kv->key).substr(1, quoted(kv->key).size() - 2), width, type_label(kv->value));
+            text_value(out, kv->value, limit);
+            out += '\n';
+        }
+    }
+
+    if (!o.no_tensors) {
+        const bool split = m.parts().size() > 1;
+        out += fmt::format("\ntensors ({} of {})\n", sel.tensors.size(), m.tensors().size());
+        size_t width = 4;
+        for (uint32_t i : sel.tensors) width = std::max(width, std::min<size_t>(m.tensors()[i].info->name.size(), 48));
+        out += fmt::format("  {:>5}  {:<{}}  {:<8} {:<24} {:>14} {:>14} {:>14}{}\n", "#", "name", width, "type", "shape",
+                           "elements", "bytes", "file offset", split ? "  part" : "");
+        for (uint32_t i : sel.tensors) {
+            const Model::Tensor& t = m.tensors()[i];
+            out += fmt::format("  {:>5}  {:<{}}  {:<8} {:<24} {:>14} {:>14} {:>14}", i, quoted(t.info->name).substr(1, quoted(t.info->name).size() - 2),
+                               width, type_info(t.info->type).name, shape_text(*t.info), t.info->n_elements,
+                               t.info->n_bytes, file_offset(m, t));
+            out += split ? fmt::format("  {:>4}\n", t.part + 1) : "\n";
+        }
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+// ---- JSON output ----------------------------------------------------------------------
+
+void print_json(const Model& m, const Summary& s, const Selection& sel, const InspectOptions& o) {
+    const File& f = m.first();
+    Json j;
+    j.begin_object();
+    j.field("file", f.path()).field("size", m.total_size());
+    j.field("version", f.version()).field("byte_order", f.big_endian() ? "big" : "little");
+    j.field("alignment", f.alignment()).field("data_offset", f.data_offset());
+    j.field("kv_count", uint64_t{f.kvs().size()}).field("tensor_count", uint64_t{m.tensors().size()});
+    j.key("parts").begin_array();
+    for (const File& p : m.parts()) {
+        j.begin_object().field("path", p.path()).field("size", p.size()).field("version", p.version());
+        j.field("byte_order", p.big_endian() ? "big" : "little").field("alignment", p.alignment());
+        j.field("data_offset", p.data_offset()).field("kv_count", uint64_t{p.kvs().size()});
+        j.field("tensor_count", uint64_t{p.tensors().size()}).end_object();
+    }
+    j.end_array();
+    auto text_or_null = [&](std::string_view k, const std::string& v) { v.empty() ? j.key(k).null() : j.field(k, v); };
+    text_or_null("architecture", s.architecture);
+    text_or_null("name", s.name);
+    j.key("file_type");
+    if (s.file_type) j.begin_object().field("id", *s.file_type).field("name", s.file_type_name).end_object();
+    else j.null();
+    j.field("parameters", s.parameters).field("tensor_bytes", s.tensor_bytes);
+    j.key("bits_per_weight");
+    s.parameters ? j.value(s.bits_per_weight) : j.null();
+    j.key("bytes_by_type").begin_array();
+    for (const TypeTotal& t : s.by_type)
+        j.begin_object().field("type", type_info(t.type).name).field("tensors", t.tensors).field("elements", t.elements)
+            .field("bytes", t.bytes).end_object();
+    j.end_array();
+
+    const uint64_t limit = o.full ? UINT64_MAX : kShownElements;
+    if (!o.no_kv) {
+        j.key("metadata").begin_array();
+        for (const KeyValue* kv : sel.kvs) {
+            j.begin_object().field("key", kv->key).field("type", value_type_name(kv->value.type())).field("offset", kv->offset);
+            j.key("value");
+            json_value(j, kv->value, limit);
+            j.end_object();
+        }
+        j.end_array();
+    }
+    if (!o.no_tensors) {
+        j.key("tensors").begin_array();
+        for (uint32_t i : sel.tensors) {
+            const Model::Tensor& t = m.tensors()[i];
+            j.begin_object().field("index", i).field("name", t.info->name).field("type", type_info(t.info->type).name);
+            j.key("shape").begin_array();
+            for (uint64_t d : t.info->dims()) j.value(d);
+            j.end_array();
+            j.field("elements", t.info->n_elements).field("bytes", t.info->n_bytes);
+            j.field("offset", t.info->offset).field("file_offset", file_offset(m, t)).field("part", t.part);
+            j.end_object();
+        }
+        j.end_array();
+    }
+    j.end_object();
+    std::string out = j.str() + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+}  // namespace
+
+int inspect(const InspectOptions& o) {
+    Model m = Model::open(o.path);
+    Selection sel = select(m, o);
+    Summary s = summarize(m);
+    if (o.json) print_json(m, s, sel, o);
+    else print_text(m, s, sel, o);
+    return 0;
+}
+
+void add_inspect(CLI::App& app, std::function<int()>& run) {
+    auto o = std::make_shared<InspectOptions>();
+    CLI::App* c = app.add_subcommand("inspect", "Show what a GGUF file holds: summary, metadata, tensors (header only)");
+    c->add_option("file", o->path, "GGUF file, or any part of a split set (NAME-00001-of-00003.gguf)")->required();
+    c->add_flag("--json", o->json, "Print JSON (schema: spec/inspect-json.md)");
+    c->add_flag("--full", o->full, "Show every element of arrays, not the first 8");
+    c->add_option("--keys", o->keys, "Show only keys matching this regular expression (ECMAScript, searched)");
+    c->add_option("--tensors", o->tensors, "Show only tensors whose names match this regular expression");
+    c->add_flag("--no-kv", o->no_kv, "Leave out the metadata list");
+    c->add_flag("--no-tensors", o->no_tensors, "Leave out the tensor table");
+    c->callback([o, &run] { run = [o] { return inspect(*o); }; });
+}
+
+}  // namespace gguf::tools
