@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "byte_order.h"
 #include "mapping.h"
@@ -17,6 +18,16 @@ constexpr uint8_t kMagic[4] = {'G', 'G', 'U', 'F'};
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
+// What is being read, for error messages, assembled only when one is needed:
+// a, then the number n if it has one, then b and c ("key 3", "array of u32: count").
+struct What {
+    std::string_view a;
+    std::optional<uint64_t> n = std::nullopt;
+    std::string_view b = {};
+    std::string_view c = {};
+    std::string str() const { return n ? fmt::format("{}{}{}{}", a, *n, b, c) : fmt::format("{}{}{}", a, b, c); }
+};
+
 // Bounds-checked reading of numbers and strings from the file's bytes.
 class Cursor {
 public:
@@ -29,7 +40,7 @@ public:
     void set_encoding(Encoding e) { enc_ = e; }
     Encoding encoding() const { return enc_; }
 
-    // What is being read, for error messages: "key 'general.name'", "tensor 'output.weight'".
+    // The item being read, for error messages: "key 'general.name'", "tensor 'output.weight'".
     void set_context(std::string_view kind, std::string_view name) { kind_ = kind; name_ = name; }
     void clear_context() { kind_ = {}; }
 
@@ -38,42 +49,72 @@ public:
         throw Error(path_, offset, fmt::format("{} '{}': {}", kind_, name_, message));
     }
 
-    void need(uint64_t n, std::string_view what) const {
-        if (n > remaining())
-            fail(pos_, fmt::format("{} needs {} bytes, only {} left", what, n, remaining()));
+    void need(uint64_t n, const What& what, std::string_view suffix = {}) const {
+        if (n > remaining()) [[unlikely]]
+            fail(pos_, fmt::format("{}{} needs {} bytes, only {} left", what.str(), suffix, n, remaining()));
     }
 
-    template <class T> T read(std::string_view what) {
+    template <class T> T read(const What& what) {
         need(sizeof(T), what);
         T v = detail::load<T>(here(), enc_.big_endian);
         pos_ += sizeof(T);
         return v;
     }
 
-    uint64_t count(std::string_view what) {
-        return enc_.narrow_counts ? read<uint32_t>(what) : read<uint64_t>(what);
+    uint64_t count(const What& what, std::string_view suffix = {}) {
+        need(enc_.count_bytes(), what, suffix);
+        uint64_t n = detail::load_count(here(), enc_.big_endian, enc_.narrow_counts);
+        pos_ += enc_.count_bytes();
+        return n;
     }
 
     // A count of items that each take at least `min_item_bytes`: checked before any use.
-    uint64_t bounded_count(std::string_view what, uint64_t min_item_bytes) {
+    uint64_t bounded_count(const What& what, uint64_t min_item_bytes) {
         uint64_t at = pos_;
         uint64_t n = count(what);
-        if (n > remaining() / min_item_bytes)
-            fail(at, fmt::format("{} {} exceeds what the {} bytes left can hold (at least {} bytes each)", what, n,
+        if (n > remaining() / min_item_bytes) [[unlikely]]
+            fail(at, fmt::format("{} {} exceeds what the {} bytes left can hold (at least {} bytes each)", what.str(), n,
                                  remaining(), min_item_bytes));
         return n;
     }
 
-    std::string_view string(std::string_view what) {
+    std::string_view string(const What& what) {
         uint64_t at = pos_;
-        uint64_t n = count(fmt::format("{} length", what));
-        if (n > remaining()) fail(at, fmt::format("{} length {} exceeds the {} bytes left", what, n, remaining()));
+        uint64_t n = count(what, " length");
+        if (n > remaining()) [[unlikely]]
+            fail(at, fmt::format("{} length {} exceeds the {} bytes left", what.str(), n, remaining()));
         std::string_view s(reinterpret_cast<const char*>(here()), n);
         pos_ += n;
         return s;
     }
 
+    // Steps over `count` strings (an array's elements), checking each length. This loop is
+    // what opening a file with a large vocabulary costs, so it is kept tight.
+    void skip_strings(uint64_t count) {
+        if (enc_.narrow_counts) enc_.big_endian ? skip_strings_as<uint32_t, true>(count) : skip_strings_as<uint32_t, false>(count);
+        else enc_.big_endian ? skip_strings_as<uint64_t, true>(count) : skip_strings_as<uint64_t, false>(count);
+    }
+
 private:
+    template <class Length, bool big_endian> void skip_strings_as(uint64_t count) {
+        const uint8_t* const base = bytes_.data();
+        const uint8_t* const end = base + bytes_.size();
+        const uint8_t* p = here();
+        for (uint64_t i = 0; i < count; ++i) {
+            if (static_cast<size_t>(end - p) < sizeof(Length)) [[unlikely]] {
+                pos_ = static_cast<uint64_t>(p - base);
+                string({"string"});  // reports the overrun
+            }
+            uint64_t n = detail::load<Length>(p, big_endian);
+            if (n > static_cast<uint64_t>(end - p) - sizeof(Length)) [[unlikely]] {
+                pos_ = static_cast<uint64_t>(p - base);
+                string({"string"});
+            }
+            p += sizeof(Length) + n;
+        }
+        pos_ = static_cast<uint64_t>(p - base);
+    }
+
     std::span<const uint8_t> bytes_;
     const std::string& path_;
     uint64_t pos_ = 0;
@@ -96,7 +137,7 @@ public:
 
 private:
     void header() {
-        r_.need(4, "magic");
+        r_.need(4, {"magic"});
         if (!std::equal(kMagic, kMagic + 4, r_.here())) {
             std::string shown;
             for (int i = 0; i < 4; ++i) shown += fmt::format("{:02x}", r_.here()[i]);
@@ -104,7 +145,7 @@ private:
         }
         r_.skip(4);
         uint64_t at = r_.pos();
-        uint32_t version = r_.read<uint32_t>("version");
+        uint32_t version = r_.read<uint32_t>({"version"});
         Encoding enc;
         // A big-endian file's version reads byte-swapped: its low 16 bits are zero.
         if ((version & 0xffff) == 0 && version != 0) {
@@ -120,15 +161,15 @@ private:
 
         const uint64_t cb = enc.count_bytes();
         // Smallest tensor info: name length, u32 n_dims, u32 type, u64 offset.
-        n_tensors_ = bounded_index_count("tensor count", cb + 4 + 4 + 8);
+        n_tensors_ = bounded_index_count({"tensor count"}, cb + 4 + 4 + 8);
         // Smallest key/value: key length, u32 type, a 1-byte value.
-        n_kv_ = bounded_index_count("key/value count", cb + 4 + 1);
+        n_kv_ = bounded_index_count({"key/value count"}, cb + 4 + 1);
     }
 
-    uint32_t bounded_index_count(std::string_view what, uint64_t min_bytes) {
+    uint32_t bounded_index_count(const What& what, uint64_t min_bytes) {
         uint64_t at = r_.pos();
         uint64_t n = r_.bounded_count(what, min_bytes);
-        if (n >= std::numeric_limits<uint32_t>::max()) r_.fail(at, fmt::format("{} {} is beyond what this reader supports", what, n));
+        if (n >= std::numeric_limits<uint32_t>::max()) r_.fail(at, fmt::format("{} {} is beyond what this reader supports", what.str(), n));
         return static_cast<uint32_t>(n);
     }
 
@@ -137,9 +178,9 @@ private:
         for (uint32_t i = 0; i < n_kv_; ++i) {
             KeyValue kv;
             kv.offset = r_.pos();
-            kv.key = r_.string(fmt::format("key {}", i));
+            kv.key = r_.string({"key ", i});
             r_.set_context("key", kv.key);
-            kv.value = value(value_type(r_.read<uint32_t>("value type"), "value type"), 0);
+            kv.value = value(value_type(r_.read<uint32_t>({"value type"}), "value type"), 0);
             r_.clear_context();
             f_.kvs_.push_back(kv);
         }
@@ -174,32 +215,31 @@ private:
     Value value(ValueType t, uint32_t depth) {
         const Encoding enc = r_.encoding();
         if (t == ValueType::String) {
-            std::string_view s = r_.string("string");
+            std::string_view s = r_.string({"string"});
             return Value::string(reinterpret_cast<const uint8_t*>(s.data()), s.size(), enc);
         }
         if (t != ValueType::Array) {
             uint32_t n = value_type_size(t);
-            r_.need(n, fmt::format("{} value", value_type_name(t)));
+            r_.need(n, {"", std::nullopt, value_type_name(t), " value"});
             if (t == ValueType::Bool) check_bools(1);
             Value v = Value::scalar(t, r_.here(), enc);
             r_.skip(n);
             return v;
         }
         if (depth + 1 >= kMaxArrayDepth) r_.fail(r_.pos(), fmt::format("arrays nested deeper than {} levels", kMaxArrayDepth));
-        ValueType elem = value_type(r_.read<uint32_t>("array element type"), "array element type");
+        ValueType elem = value_type(r_.read<uint32_t>({"array element type"}), "array element type");
         const uint32_t fixed = value_type_size(elem);
         const uint64_t min_bytes = fixed ? fixed : elem == ValueType::String ? enc.count_bytes() : 4 + enc.count_bytes();
-        uint64_t count = r_.bounded_count(fmt::format("array of {}: count", value_type_name(elem)), min_bytes);
+        uint64_t count = r_.bounded_count({"array of ", std::nullopt, value_type_name(elem), ": count"}, min_bytes);
         const uint8_t* first = r_.here();
         const uint64_t start = r_.pos();
         if (fixed) {
             if (elem == ValueType::Bool) check_bools(count);
             r_.skip(count * fixed);
         } else {
-            for (uint64_t i = 0; i < count; ++i) {
-                if (elem == ValueType::String) r_.string("string");
-                else value(ValueType::Array, depth + 1);
-            }
+            if (elem == ValueType::String) r_.skip_strings(count);
+            else
+                for (uint64_t i = 0; i < count; ++i) value(ValueType::Array, depth + 1);
         }
         return Value::array(elem, count, first, r_.pos() - start, enc);
     }
@@ -209,25 +249,25 @@ private:
         for (uint32_t i = 0; i < n_tensors_; ++i) {
             TensorInfo t;
             t.info_offset = r_.pos();
-            t.name = r_.string(fmt::format("tensor {} name", i));
+            t.name = r_.string({"tensor ", i, " name"});
             r_.set_context("tensor", t.name);
             uint64_t at = r_.pos();
-            t.n_dims = r_.read<uint32_t>("dimension count");
+            t.n_dims = r_.read<uint32_t>({"dimension count"});
             if (t.n_dims > kMaxDims) r_.fail(at, fmt::format("{} dimensions (at most {})", t.n_dims, kMaxDims));
             for (uint32_t d = 0; d < t.n_dims; ++d) {
                 at = r_.pos();
-                uint64_t ne = r_.count("dimension");
+                uint64_t ne = r_.count({"dimension"});
                 if (ne > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
                     r_.fail(at, fmt::format("dimension {} is {}, beyond the largest signed 64-bit value", d, ne));
                 t.shape[d] = ne;
             }
             at = r_.pos();
-            uint32_t type_id = r_.read<uint32_t>("type");
+            uint32_t type_id = r_.read<uint32_t>({"type"});
             const TypeInfo* type = find_type(type_id);
             if (!type) r_.fail(at, fmt::format("invalid tensor type id {} (0 to {} are defined)", type_id, kTypeCount - 1));
             if (type->retired) r_.fail(at, fmt::format("tensor type id {} ({}) is retired and no longer readable", type_id, type->name));
             t.type = type->id;
-            t.offset = r_.read<uint64_t>("data offset");
+            t.offset = r_.read<uint64_t>({"data offset"});
             sizes(t, *type, at);
             r_.clear_context();
             f_.tensors_.push_back(t);

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <unordered_set>
 
 #include "byte_order.h"
 
@@ -133,7 +132,7 @@ Writer::Writer(WriteOptions options) : options_(options) {
 
 Writer Writer::copy_of(const File& f) {
     Writer w({f.version(), f.big_endian()});
-    for (const KeyValue& kv : f.kvs()) w.kvs_.emplace_back(std::string(kv.key), OwnedValue::from(kv.value));
+    for (const KeyValue& kv : f.kvs()) w.set(std::string(kv.key), OwnedValue::from(kv.value));
     for (const TensorInfo& t : f.tensors())
         w.add_tensor(std::string(t.name), t.type, {t.dims().begin(), t.dims().end()}, f.tensor_data(t));
     return w;
@@ -145,22 +144,27 @@ void Writer::set(std::string key, OwnedValue value) {
         if (value.type != ValueType::U32 || a == 0 || (a & (a - 1)) != 0)
             throw std::invalid_argument("general.alignment must be a u32 power of two");
     }
-    for (auto& [k, v] : kvs_)
-        if (k == key) {
-            v = std::move(value);
-            return;
-        }
+    if (auto it = kv_position_.find(key); it != kv_position_.end()) {
+        kvs_[it->second].second = std::move(value);
+        return;
+    }
+    kv_position_.emplace(key, kvs_.size());
     kvs_.emplace_back(std::move(key), std::move(value));
 }
 
 void Writer::remove(std::string_view key) {
-    std::erase_if(kvs_, [&](const auto& kv) { return kv.first == key; });
+    auto it = kv_position_.find(std::string(key));
+    if (it == kv_position_.end()) return;
+    const size_t removed = it->second;
+    kv_position_.erase(it);
+    kvs_.erase(kvs_.begin() + static_cast<std::ptrdiff_t>(removed));
+    for (auto& [k, i] : kv_position_)
+        if (i > removed) --i;
 }
 
 uint32_t Writer::alignment() const {
-    for (const auto& [k, v] : kvs_)
-        if (k == "general.alignment") return static_cast<uint32_t>(v.bits);
-    return kDefaultAlignment;
+    auto it = kv_position_.find("general.alignment");
+    return it == kv_position_.end() ? kDefaultAlignment : static_cast<uint32_t>(kvs_[it->second].second.bits);
 }
 
 void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, TensorSource source) {
@@ -173,8 +177,7 @@ void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> sha
     if (!shape.empty() && shape[0] % info->block_size != 0)
         throw std::invalid_argument(fmt::format("tensor '{}': row length {} is not a multiple of {}'s block size {}", name,
                                                 shape[0], info->name, info->block_size));
-    for (const PendingTensor& t : tensors_)
-        if (t.name == name) throw std::invalid_argument(fmt::format("tensor '{}' added twice", name));
+    if (!tensor_names_.insert(name).second) throw std::invalid_argument(fmt::format("tensor '{}' added twice", name));
     uint64_t bytes = n / info->block_size * info->type_size;
     tensors_.push_back({std::move(name), type, std::move(shape), bytes, std::move(source)});
 }
@@ -184,6 +187,7 @@ void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> sha
     if (tensors_.back().n_bytes != data.size()) {
         std::string msg = fmt::format("tensor '{}': {} bytes given, its type and shape need {}", tensors_.back().name,
                                       data.size(), tensors_.back().n_bytes);
+        tensor_names_.erase(tensors_.back().name);
         tensors_.pop_back();
         throw std::invalid_argument(msg);
     }

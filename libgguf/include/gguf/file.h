@@ -88,8 +88,8 @@ private:
     uint64_t data_offset_ = 0;
     std::vector<KeyValue> kvs_;
     std::vector<TensorInfo> tensors_;
-    std::vector<uint32_t> kv_index_;      // open-addressing hash of key -> kvs_ index + 1
-    std::vector<uint32_t> tensor_index_;  // likewise for tensor names
+    std::vector<uint64_t> kv_index_;      // open-addressing hash of keys (see name_index.h)
+    std::vector<uint64_t> tensor_index_;  // likewise for tensor names
 };
 
 }  // namespace gguf

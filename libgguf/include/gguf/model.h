@@ -51,7 +51,7 @@ private:
     void index_tensors();
     std::vector<File> parts_;
     std::vector<Tensor> tensors_;
-    std::vector<uint32_t> index_;
+    std::vector<uint64_t> index_;  // tensor names (see name_index.h)
 };
 
 }  // namespace gguf

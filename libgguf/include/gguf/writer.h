@@ -12,6 +12,8 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "gguf/file.h"
@@ -72,7 +74,9 @@ private:
 
     WriteOptions options_;
     std::vector<std::pair<std::string, OwnedValue>> kvs_;
+    std::unordered_map<std::string, size_t> kv_position_;  // key -> index into kvs_
     std::vector<PendingTensor> tensors_;
+    std::unordered_set<std::string> tensor_names_;
 };
 
 }  // namespace gguf

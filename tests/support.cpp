@@ -1,0 +1,65 @@
+#include "support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace test {
+
+TempDir::TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "ggufkit-test-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<uint8_t> read_bytes(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + p.string());
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& bytes) {
+    std::ofstream out(p, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::filesystem::path ref_dir() { return std::filesystem::path(GGUFKIT_SHARED_DIR) / "ref"; }
+
+std::vector<std::filesystem::path> gguf_files(const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> v;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+        if (e.is_regular_file() && e.path().extension() == ".gguf") v.push_back(e.path());
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+RunResult run_gguf(const std::string& args) {
+    TempDir d;
+    std::string cmd = shell_quote(GGUF_BINARY) + " " + args + " >" + shell_quote((d / "out").string()) + " 2>" +
+                      shell_quote((d / "err").string()) + " </dev/null";
+    int status = std::system(cmd.c_str());
+    auto text = [&](const char* name) {
+        std::vector<uint8_t> b = read_bytes(d / name);
+        return std::string(b.begin(), b.end());
+    };
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text("out"), text("err")};
+}
+
+}  // namespace test

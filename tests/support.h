@@ -1,0 +1,42 @@
+// Helpers shared by the test suites.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace test {
+
+// A fresh folder under the system temp dir, removed with everything in it at scope exit.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+    std::filesystem::path path_;
+};
+
+std::vector<uint8_t> read_bytes(const std::filesystem::path& p);
+void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& bytes);
+
+// ../shared/ref as configured by CMake.
+std::filesystem::path ref_dir();
+// Every *.gguf under dir, sorted.
+std::vector<std::filesystem::path> gguf_files(const std::filesystem::path& dir);
+
+struct RunResult {
+    int exit_code;
+    std::string out;
+    std::string err;
+};
+// Runs the gguf binary with `args` (already shell-quoted as needed).
+RunResult run_gguf(const std::string& args);
+std::string shell_quote(const std::string& s);
+
+}  // namespace test

@@ -1,0 +1,218 @@
+// End-to-end: the gguf binary as a user or a script runs it.
+#include <doctest/doctest.h>
+#include <simdjson.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "fixtures.h"
+#include "support.h"
+
+using test::run_gguf;
+using test::shell_quote;
+
+namespace {
+
+struct Fixtures {
+    test::TempDir dir;
+    Fixtures() { gguf::fixtures::write_all(dir.path()); }
+    std::string operator()(const std::string& name) const { return shell_quote((dir / name).string()); }
+};
+const Fixtures& fx() {
+    static Fixtures f;
+    return f;
+}
+
+simdjson::dom::element parse_json(simdjson::dom::parser& p, const std::string& text) {
+    simdjson::dom::element e;
+    auto err = p.parse(text).get(e);
+    INFO("JSON: " << text.substr(0, 400));
+    REQUIRE_MESSAGE(err == simdjson::SUCCESS, simdjson::error_message(err));
+    return e;
+}
+
+int64_t count_lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+
+}  // namespace
+
+TEST_CASE("gguf --help and gguf inspect --help describe the commands and exit 0") {
+    auto r = run_gguf("--help");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("inspect") != std::string::npos);
+    r = run_gguf("inspect --help");
+    CHECK(r.exit_code == 0);
+    for (const char* opt : {"--json", "--full", "--keys", "--tensors", "--no-kv", "--no-tensors"}) CHECK(r.out.find(opt) != std::string::npos);
+}
+
+TEST_CASE("bad usage exits 2 with a message") {
+    auto r = run_gguf("");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("error:") == 0);
+    r = run_gguf("inspect");
+    CHECK(r.exit_code == 2);
+    r = run_gguf("frobnicate x");
+    CHECK(r.exit_code == 2);
+    r = run_gguf("inspect " + fx()("demo-llama-f16.gguf") + " --keys '('");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("invalid regular expression") != std::string::npos);
+}
+
+TEST_CASE("inspect prints the summary, metadata and tensor table of the demo model") {
+    auto r = run_gguf("inspect " + fx()("demo-llama-f16.gguf"));
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.empty());
+    for (const char* line : {"version       3, little-endian\n", "alignment     32\n", "key/values    24\n", "tensors       21\n",
+                             "architecture  llama\n", "name          ggufkit-demo\n", "file type     MOSTLY_F16 (1)\n",
+                             "parameters    115.01 K (115008)\n", "bits/weight   16.04\n"})
+        CHECK_MESSAGE(r.out.find(line) != std::string::npos, line);
+    CHECK(r.out.find("tokenizer.ggml.tokens                   arr[str,320]     = [\"<unk>\", \"<s>\", \"</s>\", \"<0x00>\"") != std::string::npos);
+    CHECK(r.out.find("... (312 more)]") != std::string::npos);
+    CHECK(r.out.find("blk.1.ffn_down.weight     f16      [128, 64]") != std::string::npos);
+    CHECK(r.out.find("metadata (24 of 24 keys)") != std::string::npos);
+    CHECK(r.out.find("tensors (21 of 21)") != std::string::npos);
+}
+
+TEST_CASE("inspect --json emits the summary, every key and every tensor") {
+    auto r = run_gguf("inspect --json " + fx()("demo-llama-f16.gguf"));
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p;
+    auto j = parse_json(p, r.out);
+    CHECK(uint64_t(j["version"]) == 3);
+    CHECK(std::string_view(j["byte_order"]) == "little");
+    CHECK(uint64_t(j["alignment"]) == 32);
+    CHECK(uint64_t(j["kv_count"]) == 24);
+    CHECK(uint64_t(j["tensor_count"]) == 21);
+    CHECK(std::string_view(j["architecture"]) == "llama");
+    CHECK(std::string_view(j["file_type"]["name"]) == "MOSTLY_F16");
+    CHECK(uint64_t(j["file_type"]["id"]) == 1);
+    CHECK(uint64_t(j["parameters"]) == 115008);
+    CHECK(double(j["bits_per_weight"]) == doctest::Approx(16.0445).epsilon(1e-4));
+    CHECK(simdjson::dom::array(j["parts"]).size() == 1);
+    simdjson::dom::array meta = j["metadata"];
+    CHECK(meta.size() == 24);
+    simdjson::dom::array tensors = j["tensors"];
+    REQUIRE(tensors.size() == 21);
+    auto t0 = tensors.at(0);
+    CHECK(std::string_view(t0["name"]) == "token_embd.weight");
+    CHECK(std::string_view(t0["type"]) == "f16");
+    CHECK(uint64_t(t0["shape"].at(0)) == 64);
+    CHECK(uint64_t(t0["shape"].at(1)) == 320);
+    CHECK(uint64_t(t0["bytes"]) == 64 * 320 * 2);
+    CHECK(uint64_t(t0["offset"]) == 0);
+    CHECK(uint64_t(t0["file_offset"]) == uint64_t(j["data_offset"]));
+    for (auto kv : meta) {
+        if (std::string_view(kv["key"]) != "tokenizer.ggml.tokens") continue;
+        CHECK(std::string_view(kv["type"]) == "arr");
+        CHECK(std::string_view(kv["value"]["element_type"]) == "str");
+        CHECK(uint64_t(kv["value"]["count"]) == 320);
+        CHECK(simdjson::dom::array(kv["value"]["values"]).size() == 8);
+        CHECK(bool(kv["value"]["truncated"]));
+    }
+}
+
+TEST_CASE("--full shows every array element") {
+    auto r = run_gguf("inspect --json --full --keys tokens " + fx()("demo-llama-f16.gguf"));
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p;
+    auto j = parse_json(p, r.out);
+    auto kv = j["metadata"].at(0);
+    CHECK(simdjson::dom::array(kv["value"]["values"]).size() == 320);
+    CHECK_FALSE(bool(kv["value"]["truncated"]));
+    CHECK(std::string_view(kv["value"]["values"].at(319)) == "\xe2\x96\x81w8");
+    auto text = run_gguf("inspect --full --no-tensors " + fx()("demo-llama-f16.gguf"));
+    CHECK(text.out.find("more)]") == std::string::npos);
+}
+
+TEST_CASE("--keys, --tensors, --no-kv and --no-tensors select what is shown") {
+    simdjson::dom::parser p;
+    auto r = run_gguf("inspect --json --keys '^llama\\.attention' --tensors 'ffn_(up|down)' " + fx()("demo-llama-f16.gguf"));
+    REQUIRE(r.exit_code == 0);
+    auto j = parse_json(p, r.out);
+    simdjson::dom::array meta = j["metadata"];
+    CHECK(meta.size() == 3);
+    for (auto kv : meta) CHECK(std::string_view(kv["key"]).rfind("llama.attention", 0) == 0);
+    simdjson::dom::array tensors = j["tensors"];
+    CHECK(tensors.size() == 4);
+    CHECK(uint64_t(j["tensor_count"]) == 21);  // totals are not filtered
+
+    r = run_gguf("inspect --json --no-kv --no-tensors " + fx()("demo-llama-f16.gguf"));
+    auto k = parse_json(p, r.out);
+    CHECK(k["metadata"].error() == simdjson::NO_SUCH_FIELD);
+    CHECK(k["tensors"].error() == simdjson::NO_SUCH_FIELD);
+    CHECK(uint64_t(k["parameters"]) == 115008);
+
+    r = run_gguf("inspect --no-kv " + fx()("demo-llama-f16.gguf"));
+    CHECK(r.out.find("metadata (") == std::string::npos);
+    CHECK(r.out.find("tensors (21 of 21)") != std::string::npos);
+}
+
+TEST_CASE("inspect reads big-endian and version-1 files and shows exact values") {
+    simdjson::dom::parser p;
+    for (const char* name : {"all-value-types.gguf", "all-value-types-v1.gguf", "all-value-types-be.gguf"}) {
+        CAPTURE(name);
+        auto r = run_gguf("inspect --json " + fx()(name));
+        REQUIRE(r.exit_code == 0);
+        auto j = parse_json(p, r.out);
+        CHECK(std::string_view(j["byte_order"]) == (std::strstr(name, "-be") ? "big" : "little"));
+        CHECK(uint64_t(j["version"]) == (std::strstr(name, "-v1") ? 1 : 3));
+        std::map<std::string, simdjson::dom::element> by_key;
+        for (auto kv : simdjson::dom::array(j["metadata"])) by_key[std::string(std::string_view(kv["key"]))] = kv["value"];
+        CHECK(uint64_t(by_key["u64.max"]) == UINT64_MAX);
+        CHECK(int64_t(by_key["i64.min"]) == INT64_MIN);
+        CHECK(std::string_view(by_key["string.utf8"]) == "na\xc3\xafve \xe2\x98\x83 \"quoted\"\ttab");
+        CHECK(double(by_key["f32.pi"]) == 3.1415927);
+        auto f32 = by_key["array.f32"]["values"];
+        CHECK(std::string_view(f32.at(2)) == "inf");
+        CHECK(std::string_view(f32.at(3)) == "nan");
+        CHECK(int64_t(by_key["array.nested"]["values"].at(1)["values"].at(0)) == 3);
+        CHECK(uint64_t(j["tensor_count"]) == 6);
+    }
+}
+
+TEST_CASE("inspect --json stays valid JSON when a string is not UTF-8") {
+    test::TempDir d;
+    gguf::Writer w;
+    w.set("bad\xff", gguf::OwnedValue::string("a\xc3\x28z\x01\xed\xa0\x80"));
+    w.write(d / "bad.gguf");
+    auto r = run_gguf("inspect --json " + shell_quote((d / "bad.gguf").string()));
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p;
+    auto j = parse_json(p, r.out);
+    CHECK(std::string_view(j["metadata"].at(0)["value"]) == "a\xef\xbf\xbd(z\x01\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+}
+
+TEST_CASE("inspect opens a split set from any part") {
+    simdjson::dom::parser p;
+    auto r = run_gguf("inspect --json " + fx()("demo-split-00003-of-00003.gguf"));
+    REQUIRE(r.exit_code == 0);
+    auto j = parse_json(p, r.out);
+    CHECK(simdjson::dom::array(j["parts"]).size() == 3);
+    CHECK(uint64_t(j["tensor_count"]) == 21);
+    CHECK(uint64_t(j["parameters"]) == 115008);
+    auto text = run_gguf("inspect " + fx()("demo-split-00001-of-00003.gguf"));
+    CHECK(text.out.find("parts         3 (split set)") != std::string::npos);
+}
+
+TEST_CASE("every malformed variant: exit 2 and one line naming the file, offset and problem") {
+    for (const auto& m : gguf::fixtures::malformed_variants()) {
+        CAPTURE(m.name);
+        std::string path = (fx().dir / ("malformed/" + m.name + ".gguf")).string();
+        auto r = run_gguf("inspect " + shell_quote(path));
+        CHECK(r.exit_code == 2);
+        CHECK(r.out.empty());
+        CHECK(count_lines(r.err) == 1);
+        std::string prefix = "error: " + path + ": ";
+        if (m.offset) prefix += "offset " + std::to_string(*m.offset) + ": ";
+        CHECK_MESSAGE(r.err.rfind(prefix, 0) == 0, r.err);
+        CHECK_MESSAGE(r.err.find(m.expected) != std::string::npos, r.err);
+    }
+}
+
+TEST_CASE("a missing file: exit 2 and the reason") {
+    auto r = run_gguf("inspect /nonexistent/model.gguf");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "error: /nonexistent/model.gguf: cannot open: No such file or directory\n");
+}

@@ -1,0 +1,86 @@
+// Malformed input is rejected with a message naming the byte offset and the problem, and
+// no input crashes the reader or makes it read out of bounds (ASan checks the latter).
+#include <doctest/doctest.h>
+
+#include "fixtures.h"
+#include "gguf/file.h"
+
+using namespace gguf;
+
+namespace {
+// Parses from an exact-size heap copy, so a read one byte too far is an ASan error.
+void parse_exact(const std::vector<uint8_t>& bytes, size_t n) {
+    std::vector<uint8_t> copy(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    copy.shrink_to_fit();
+    File::parse(copy, "mutant");
+}
+}  // namespace
+
+TEST_CASE("each malformed variant is rejected with its own message and offset") {
+    std::vector<fixtures::Malformed> variants = fixtures::malformed_variants();
+    CHECK(variants.size() >= 35);
+    for (const fixtures::Malformed& m : variants) {
+        CAPTURE(m.name);
+        try {
+            File::parse(m.bytes, m.name + ".gguf");
+            FAIL("accepted a malformed file");
+        } catch (const Error& e) {
+            CHECK(e.file() == m.name + ".gguf");
+            INFO("message: " << e.what());
+            CHECK(std::string(e.what()).find(m.expected) != std::string::npos);
+            if (m.offset) {
+                REQUIRE(e.offset().has_value());
+                CHECK(*e.offset() == *m.offset);
+            }
+        }
+    }
+}
+
+TEST_CASE("a file cut short anywhere before its last tensor's data ends is rejected") {
+    for (WriteOptions o : {WriteOptions{3, false}, WriteOptions{1, false}, WriteOptions{3, true}}) {
+        std::vector<uint8_t> bytes = fixtures::all_value_types(o).write_to_memory();
+        File whole = File::parse(bytes, "whole");
+        uint64_t needed = 0;
+        for (const TensorInfo& t : whole.tensors()) needed = std::max(needed, whole.data_offset() + t.offset + t.n_bytes);
+        for (size_t n = 0; n < needed; ++n) {
+            CAPTURE(n);
+            try {
+                parse_exact(bytes, n);
+                FAIL("a truncated file was accepted");
+            } catch (const Error& e) {
+                REQUIRE(e.offset().has_value());
+                CHECK(*e.offset() <= n);
+            }
+        }
+        for (size_t n = needed; n <= bytes.size(); ++n) CHECK_NOTHROW(parse_exact(bytes, n));  // only padding cut
+    }
+}
+
+TEST_CASE("the demo model cut short anywhere in its header is rejected") {
+    std::vector<uint8_t> bytes = fixtures::demo_model().write_to_memory();
+    const uint64_t data = File::parse(bytes, "demo").data_offset();
+    for (size_t n = 0; n < bytes.size(); n += n < data ? 1 : 997) {
+        CAPTURE(n);
+        CHECK_THROWS_AS(parse_exact(bytes, n), Error);
+    }
+}
+
+TEST_CASE("overwriting any header byte never crashes: the result parses or fails with gguf::Error") {
+    for (WriteOptions o : {WriteOptions{3, false}, WriteOptions{1, false}, WriteOptions{3, true}}) {
+        std::vector<uint8_t> bytes = fixtures::all_value_types(o).write_to_memory();
+        const uint64_t header = File::parse(bytes, "whole").data_offset();
+        int rejected = 0;
+        for (size_t i = 0; i < header; ++i) {
+            for (uint8_t v : {uint8_t{0x00}, uint8_t{0x01}, uint8_t{0x7f}, uint8_t{0x80}, uint8_t{0xff}}) {
+                std::vector<uint8_t> m = bytes;
+                m[i] = v;
+                try {
+                    parse_exact(m, m.size());
+                } catch (const Error&) {
+                    ++rejected;
+                }
+            }
+        }
+        CHECK(rejected > 0);
+    }
+}

@@ -1,0 +1,90 @@
+// Split sets (NAME-00001-of-00003.gguf ...) open as one model.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "fixtures.h"
+#include "gguf/model.h"
+#include "support.h"
+
+using namespace gguf;
+
+TEST_CASE("split names parse and rebuild") {
+    auto n = SplitName::parse("/m/llama-00002-of-00005.gguf");
+    REQUIRE(n.has_value());
+    CHECK(n->prefix == "/m/llama");
+    CHECK(n->number == 2);
+    CHECK(n->count == 5);
+    CHECK(n->path_of(5) == "/m/llama-00005-of-00005.gguf");
+    CHECK_FALSE(SplitName::parse("llama-00006-of-00005.gguf").has_value());
+    CHECK_FALSE(SplitName::parse("llama-2-of-5.gguf").has_value());
+    CHECK_FALSE(SplitName::parse("llama.gguf").has_value());
+}
+
+TEST_CASE("a split set opened from any part is the whole model, with the same tensor bytes") {
+    test::TempDir d;
+    auto parts = fixtures::write_demo_split(d.path(), "demo", 3);
+    fixtures::demo_model().write(d / "whole.gguf");
+    Model whole = Model::open(d / "whole.gguf");
+    CHECK_FALSE(whole.is_split());
+    for (const auto& p : parts) {
+        CAPTURE(p);
+        Model m = Model::open(p);
+        CHECK(m.is_split());
+        REQUIRE(m.parts().size() == 3);
+        CHECK(m.parts()[0].path() == parts[0].string());
+        REQUIRE(m.tensors().size() == whole.tensors().size());
+        CHECK(m.find("general.architecture")->value.str() == "llama");
+        for (const Model::Tensor& t : whole.tensors()) {
+            const Model::Tensor* s = m.find_tensor(t.info->name);
+            REQUIRE(s != nullptr);
+            auto a = whole.tensor_data(t), b = m.tensor_data(*s);
+            CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+        }
+        CHECK(m.tensors()[0].part == 0);
+        CHECK(m.tensors().back().part == 2);
+    }
+}
+
+TEST_CASE("a split set with a missing part is refused, naming the missing file") {
+    test::TempDir d;
+    auto parts = fixtures::write_demo_split(d.path(), "demo", 3);
+    std::filesystem::remove(parts[1]);
+    CHECK_THROWS_WITH_AS(Model::open(parts[0]), doctest::Contains("demo-00002-of-00003.gguf: part 2 of the 3-part split set is missing"), Error);
+}
+
+TEST_CASE("split keys that disagree with the set are refused") {
+    test::TempDir d;
+    // File::parse keeps views into its bytes: keep each part's bytes alive.
+    std::vector<std::vector<uint8_t>> keep;
+    auto make = [&](uint16_t no, uint16_t count, int32_t tensors, const char* tensor) {
+        Writer w;
+        w.set("split.no", OwnedValue::u16(no));
+        w.set("split.count", OwnedValue::u16(count));
+        w.set("split.tensors.count", OwnedValue::i32(tensors));
+        w.add_tensor(tensor, TypeId::F32, {1}, std::vector<uint8_t>(4));
+        keep.push_back(w.write_to_memory());
+        return File::parse(keep.back(), fmt::format("part{}", no));
+    };
+    auto two = [&](File a, File b) {
+        std::vector<File> v;
+        v.push_back(std::move(a));
+        v.push_back(std::move(b));
+        return v;
+    };
+    CHECK_NOTHROW(Model::from_parts(two(make(0, 2, 2, "a"), make(1, 2, 2, "b"))));
+    CHECK_THROWS_WITH(Model::from_parts(two(make(0, 2, 2, "a"), make(0, 2, 2, "b"))),
+                      doctest::Contains("key 'split.no' is 0, but the 0-based number of part 2 of 2 is 1"));
+    CHECK_THROWS_WITH(Model::from_parts(two(make(0, 3, 2, "a"), make(1, 3, 2, "b"))),
+                      doctest::Contains("key 'split.count' is 3, but the number of parts is 2"));
+    CHECK_THROWS_WITH(Model::from_parts(two(make(0, 2, 5, "a"), make(1, 2, 5, "b"))),
+                      doctest::Contains("key 'split.tensors.count' is 5, but the number of tensors in all parts is 2"));
+    CHECK_THROWS_WITH(Model::from_parts(two(make(0, 2, 2, "a"), make(1, 2, 2, "a"))),
+                      doctest::Contains("tensor 'a' is also in part0"));
+}
+
+TEST_CASE("one part of a split set under another name is refused: its siblings cannot be found") {
+    test::TempDir d;
+    auto parts = fixtures::write_demo_split(d.path(), "demo", 2);
+    std::filesystem::rename(parts[0], d / "renamed.gguf");
+    CHECK_THROWS_WITH_AS(Model::open(d / "renamed.gguf"), doctest::Contains("one part of a 2-part split set"), Error);
+}

@@ -1,0 +1,161 @@
+// Every value type, written and read back in each encoding (v3, v1, big-endian).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "fixtures.h"
+#include "gguf/file.h"
+
+using namespace gguf;
+
+namespace {
+
+const Value& get(const File& f, std::string_view key) {
+    const KeyValue* kv = f.find(key);
+    REQUIRE_MESSAGE(kv != nullptr, key);
+    return kv->value;
+}
+
+std::vector<std::string> strings_of(ArrayView a) {
+    std::vector<std::string> v;
+    for (Value x : a) v.emplace_back(x.str());
+    return v;
+}
+
+void check_all_value_types(const File& f) {
+    CHECK(get(f, "u8.max").u8() == 255);
+    CHECK(get(f, "i8.min").i8() == -128);
+    CHECK(get(f, "u16.max").u16() == 65535);
+    CHECK(get(f, "i16.min").i16() == -32768);
+    CHECK(get(f, "u32.max").u32() == 4294967295u);
+    CHECK(get(f, "i32.min").i32() == std::numeric_limits<int32_t>::min());
+    CHECK(get(f, "f32.pi").f32() == 3.14159274f);
+    CHECK(get(f, "bool.true").boolean());
+    CHECK_FALSE(get(f, "bool.false").boolean());
+    CHECK(get(f, "string.utf8").str() == "na\xc3\xafve \xe2\x98\x83 \"quoted\"\ttab");
+    CHECK(get(f, "string.empty").str().empty());
+    CHECK(get(f, "u64.max").u64() == std::numeric_limits<uint64_t>::max());
+    CHECK(get(f, "i64.min").i64() == std::numeric_limits<int64_t>::min());
+    CHECK(get(f, "f64.e").f64() == 2.718281828459045);
+
+    ArrayView u8 = get(f, "array.u8").array();
+    REQUIRE(u8.size() == 3);
+    CHECK(u8.at(2).u8() == 255);
+    CHECK(get(f, "array.i8").array().at(0).i8() == -1);
+    CHECK(get(f, "array.u16").array().at(1).u16() == 65535);
+    CHECK(get(f, "array.i16").array().at(1).i16() == 300);
+    CHECK(get(f, "array.u32").array().at(2).u32() == 9);
+    CHECK(get(f, "array.i32").array().at(1).i32() == 70000);
+    ArrayView f32 = get(f, "array.f32").array();
+    CHECK(f32.at(0).f32() == 1.5f);
+    CHECK(std::signbit(f32.at(1).f32()));
+    CHECK(std::isinf(f32.at(2).f32()));
+    CHECK(std::isnan(f32.at(3).f32()));
+    ArrayView b = get(f, "array.bool").array();
+    CHECK(b.at(0).boolean());
+    CHECK_FALSE(b.at(1).boolean());
+    CHECK(strings_of(get(f, "array.string").array()) == std::vector<std::string>{"a", "", "\xc3\xbcn\xc3\xaf"});
+    CHECK(get(f, "array.u64").array().at(0).u64() == (1ull << 63));
+    CHECK(get(f, "array.i64").array().at(1).i64() == (1ll << 40));
+    CHECK(get(f, "array.f64").array().at(1).f64() == -1e300);
+    CHECK(get(f, "array.empty").array().empty());
+    CHECK(get(f, "array.empty").array().element_type() == ValueType::U32);
+
+    ArrayView nested = get(f, "array.nested").array();
+    REQUIRE(nested.size() == 2);
+    std::vector<std::vector<int32_t>> got;
+    for (Value row : nested) {
+        std::vector<int32_t> r;
+        for (Value x : row.array()) r.push_back(x.i32());
+        got.push_back(r);
+    }
+    CHECK(got == std::vector<std::vector<int32_t>>{{1, 2}, {3}});
+
+    ArrayView n3 = get(f, "array.nested3").array();
+    REQUIRE(n3.size() == 2);
+    auto it = n3.begin();
+    ArrayView first = (*it).array();
+    REQUIRE(first.size() == 2);
+    auto inner = first.begin();
+    CHECK(strings_of((*inner).array()) == std::vector<std::string>{"x"});
+    ++inner;
+    CHECK(strings_of((*inner).array()) == std::vector<std::string>{"y", "z"});
+    ++it;
+    CHECK((*it).array().empty());
+
+    CHECK(f.alignment() == 64);
+    CHECK(f.data_offset() % 64 == 0);
+    const TensorInfo* t = f.find_tensor("t.i8");
+    REQUIRE(t != nullptr);
+    CHECK(t->n_dims == 4);
+    CHECK(t->n_elements == 16);
+    const TensorInfo* q = f.find_tensor("t.q4_0");
+    REQUIRE(q != nullptr);
+    CHECK(q->type == TypeId::Q4_0);
+    CHECK(q->n_bytes == 2 * 2 * 18);
+    for (const TensorInfo& ti : f.tensors()) CHECK(ti.offset % 64 == 0);
+}
+
+}  // namespace
+
+TEST_CASE("all 13 value types and nested arrays read back exactly in every encoding") {
+    struct Case { const char* name; WriteOptions options; };
+    for (Case c : {Case{"v3 little-endian", {3, false}}, Case{"v2", {2, false}}, Case{"v1", {1, false}},
+                   Case{"v3 big-endian", {3, true}}}) {
+        CAPTURE(c.name);
+        std::vector<uint8_t> bytes = fixtures::all_value_types(c.options).write_to_memory();
+        File f = File::parse(bytes, c.name);
+        CHECK(f.version() == c.options.version);
+        CHECK(f.big_endian() == c.options.big_endian);
+        CHECK(f.encoding().narrow_counts == (c.options.version == 1));
+        check_all_value_types(f);
+    }
+}
+
+TEST_CASE("accessors of the wrong type throw rather than reinterpret bytes") {
+    std::vector<uint8_t> bytes = fixtures::all_value_types().write_to_memory();
+    File f = File::parse(bytes, "all");
+    CHECK_THROWS_AS(f.find("u8.max")->value.u32(), std::logic_error);
+    CHECK_THROWS_AS(f.find("u8.max")->value.str(), std::logic_error);
+    CHECK_THROWS_AS(f.find("array.string")->value.array().at(0), std::logic_error);
+    CHECK_THROWS_AS(f.find("array.u8")->value.array().at(3), std::out_of_range);
+    CHECK(f.find("u16.max")->value.as_int() == 65535);
+    CHECK(f.find("i8.min")->value.as_int() == -128);
+    CHECK_THROWS_AS(f.find("i8.min")->value.as_uint(), std::logic_error);
+    CHECK(f.find("u64.max")->value.as_uint() == std::numeric_limits<uint64_t>::max());
+    CHECK_THROWS_AS(f.find("u64.max")->value.as_int(), std::logic_error);
+    CHECK(f.find("f32.pi")->value.as_double() == doctest::Approx(3.14159274));
+}
+
+TEST_CASE("strings and arrays are views into the file's bytes, not copies") {
+    std::vector<uint8_t> bytes = fixtures::all_value_types().write_to_memory();
+    File f = File::parse(bytes, "all");
+    auto inside = [&](const void* p) {
+        auto* b = static_cast<const uint8_t*>(p);
+        return b >= bytes.data() && b < bytes.data() + bytes.size();
+    };
+    CHECK(inside(f.find("string.utf8")->value.str().data()));
+    CHECK(inside(f.find("u8.max")->key.data()));
+    CHECK(inside((*f.find("array.string")->value.array().begin()).str().data()));
+    CHECK(inside(f.tensors()[0].name.data()));
+    CHECK(inside(f.tensor_data(f.tensors()[0]).data()));
+}
+
+TEST_CASE("the demo model carries llama.cpp's keys and tensor shapes") {
+    std::vector<uint8_t> bytes = fixtures::demo_model().write_to_memory();
+    File f = File::parse(bytes, "demo");
+    CHECK(f.find("general.architecture")->value.str() == "llama");
+    CHECK(f.find("llama.embedding_length")->value.u32() == 64);
+    CHECK(f.find("llama.block_count")->value.u32() == 2);
+    CHECK(f.find("tokenizer.ggml.tokens")->value.array().size() == 320);
+    CHECK(f.tensors().size() == 2 + 2 * 9 + 1);
+    const TensorInfo* k = f.find_tensor("blk.1.attn_k.weight");
+    REQUIRE(k != nullptr);
+    CHECK(k->type == TypeId::F16);
+    CHECK(k->shape[0] == 64);
+    CHECK(k->shape[1] == 32);  // n_embd / n_head * n_head_kv
+    CHECK(f.find_tensor("blk.0.ffn_down.weight")->shape[0] == 128);
+    CHECK(f.find_tensor("output_norm.weight")->type == TypeId::F32);
+    CHECK(f.find_tensor("blk.2.attn_q.weight") == nullptr);
+}
