@@ -50,8 +50,9 @@ TEST_CASE("summary: parameters, bytes by type and bits per weight come from the 
 TEST_CASE("opening and summarising a 32 GiB model reads its header and none of its tensor data") {
     test::TempDir d;
     // One f32 tensor named "huge", written small, then its dimension patched to 2^33 values.
+    const std::vector<uint8_t> one_value(4);
     Writer w;
-    w.add_tensor("huge", TypeId::F32, {1}, std::vector<uint8_t>(4));
+    w.add_tensor("huge", TypeId::F32, {1}, one_value);
     std::vector<uint8_t> bytes = w.write_to_memory();
     const uint64_t data_offset = File::parse(bytes, "header").data_offset();
     const size_t dim_at = 24 + 8 + 4 + 4;  // header, name length and "huge", n_dims

@@ -56,12 +56,13 @@ TEST_CASE("split keys that disagree with the set are refused") {
     test::TempDir d;
     // File::parse keeps views into its bytes: keep each part's bytes alive.
     std::vector<std::vector<uint8_t>> keep;
+    const std::vector<uint8_t> one_value(4);
     auto make = [&](uint16_t no, uint16_t count, int32_t tensors, const char* tensor) {
         Writer w;
         w.set("split.no", OwnedValue::u16(no));
         w.set("split.count", OwnedValue::u16(count));
         w.set("split.tensors.count", OwnedValue::i32(tensors));
-        w.add_tensor(tensor, TypeId::F32, {1}, std::vector<uint8_t>(4));
+        w.add_tensor(tensor, TypeId::F32, {1}, one_value);
         keep.push_back(w.write_to_memory());
         return File::parse(keep.back(), fmt::format("part{}", no));
     };

@@ -195,9 +195,8 @@ void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> sha
 
 void Writer::emit(ByteSink& out, const std::string& target) const {
     const uint64_t alignment = this->alignment();
-    std::vector<uint8_t> head;
+    std::vector<uint8_t> head = {'G', 'G', 'U', 'F'};
     Encoder e(head, options_);
-    head.insert(head.end(), {'G', 'G', 'U', 'F'});
     e.num<uint32_t>(options_.version);
     e.count(tensors_.size());
     e.count(kvs_.size());
@@ -237,7 +236,7 @@ std::vector<uint8_t> Writer::write_to_memory() const {
 void Writer::write(const std::filesystem::path& path) const {
     const std::string target = path.string();
     std::filesystem::path dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
-    std::string tmp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+    std::string tmp = (dir / fmt::format(".{}.tmp-XXXXXX", path.filename().string())).string();
     int fd = ::mkstemp(tmp.data());
     if (fd < 0) throw Error(target, std::nullopt, fmt::format("cannot create a temporary file in {}: {}", dir.string(), std::strerror(errno)));
     try {

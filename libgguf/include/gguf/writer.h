@@ -54,6 +54,8 @@ public:
     void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, TensorSource source);
     // The bytes must stay valid until write() returns.
     void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::span<const uint8_t> data);
+    // A temporary buffer would be gone by then: refused at compile time.
+    void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::vector<uint8_t>&& data) = delete;
 
     uint32_t alignment() const;
 
