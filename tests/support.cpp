@@ -32,6 +32,7 @@ std::vector<uint8_t> read_bytes(const std::filesystem::path& p) {
 void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& bytes) {
     std::ofstream out(p, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) throw std::runtime_error("cannot write " + p.string());
 }
 
 std::filesystem::path ref_dir() { return std::filesystem::path(GGUFKIT_SHARED_DIR) / "ref"; }

@@ -64,7 +64,7 @@ TEST_CASE("inspect prints the summary, metadata and tensor table of the demo mod
     auto r = run_gguf("inspect " + fx()("demo-llama-f16.gguf"));
     REQUIRE(r.exit_code == 0);
     CHECK(r.err.empty());
-    for (const char* line : {"version       3, little-endian\n", "alignment     32\n", "key/values    24\n", "tensors       21\n",
+    for (const char* line : {"size          239776 bytes (234.16 KiB)\n", "version       3, little-endian\n", "alignment     32\n", "key/values    24\n", "tensors       21\n",
                              "architecture  llama\n", "name          ggufkit-demo\n", "file type     MOSTLY_F16 (1)\n",
                              "parameters    115.01 K (115008)\n", "bits/weight   16.04\n"})
         CHECK_MESSAGE(r.out.find(line) != std::string::npos, line);
