@@ -1,0 +1,16 @@
+// How each family of formats fills in its rows of the traits table. Internal to quant/.
+#pragma once
+
+#include <array>
+
+#include "quant/quant.h"
+
+namespace quant::detail {
+
+using TraitsTable = std::array<Traits, gguf::kTypeCount>;
+
+void register_float_formats(TraitsTable& t);  // float_formats.cpp
+void register_legacy(TraitsTable& t);         // legacy.cpp: Q4_0 ... Q8_0
+void register_kquants(TraitsTable& t);        // kquants.cpp: Q2_K ... Q6_K
+
+}  // namespace quant::detail

@@ -1,0 +1,72 @@
+// quant/ against the reference: dequantization must equal ggml's bit for bit.
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "quant/quant.h"
+#include "support.h"
+
+namespace {
+
+std::vector<float> floats(const std::filesystem::path& p) {
+    std::vector<uint8_t> b = test::read_bytes(p);
+    std::vector<float> f(b.size() / 4);
+    std::memcpy(f.data(), b.data(), f.size() * 4);
+    return f;
+}
+
+// Identical bits, or both NaN. Returns the number of values that differ.
+size_t mismatches(const std::vector<float>& got, const std::vector<float>& want, std::string& first) {
+    size_t bad = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const bool same = std::bit_cast<uint32_t>(got[i]) == std::bit_cast<uint32_t>(want[i]) ||
+                          (std::isnan(got[i]) && std::isnan(want[i]));
+        if (!same && bad++ == 0) first = "value " + std::to_string(i) + ": got " + std::to_string(got[i]) + ", want " + std::to_string(want[i]);
+    }
+    return bad;
+}
+
+// The types whose dequantization this project implements so far; the test fails if one of
+// them stops being available, and reports the reference types still to do.
+const std::set<std::string> kImplemented = {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0",
+                                            "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
+
+}  // namespace
+
+TEST_CASE("dequantization of random blocks and of quantized test rows equals the reference bit for bit") {
+    const auto dir = test::ref_dir() / "quant";
+    std::set<std::string> pending;
+    size_t compared = 0;
+    for (const gguf::TypeInfo& t : gguf::all_types()) {
+        const std::string name(t.name);
+        if (!std::filesystem::exists(dir / "random" / (name + ".bin"))) continue;
+        if (!quant::can_dequantize(t.id)) {
+            CHECK_MESSAGE(kImplemented.count(name) == 0, name);
+            pending.insert(name);
+            continue;
+        }
+        std::vector<std::filesystem::path> cases = {dir / "random" / name};
+        for (const char* input : {"gauss", "heavy"})
+            for (const char* mode : {"plain", "imatrix"}) cases.push_back(dir / "roundtrip" / (name + "." + input + "." + mode));
+        for (const auto& stem : cases) {
+            CAPTURE(stem);
+            std::vector<uint8_t> bytes = test::read_bytes(stem.string() + ".bin");
+            std::vector<float> want = floats(stem.string() + ".f32");
+            std::vector<float> got(want.size());
+            REQUIRE(quant::row_bytes(t.id, static_cast<int64_t>(want.size())) == bytes.size());
+            quant::dequantize(t.id, bytes, got);
+            std::string first;
+            CHECK_MESSAGE(mismatches(got, want, first) == 0, first);
+            ++compared;
+        }
+    }
+    for (const std::string& name : kImplemented) CHECK_MESSAGE(quant::can_dequantize(*gguf::type_from_name(name)), name);
+    CHECK(compared == kImplemented.size() * 5);
+    std::string todo;
+    for (const std::string& n : pending) todo += " " + n;
+    MESSAGE("reference types whose dequantization is not implemented yet (issue 3):" << todo);
+}
