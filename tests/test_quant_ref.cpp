@@ -32,8 +32,9 @@ size_t mismatches(const std::vector<float>& got, const std::vector<float>& want,
 
 // The types whose dequantization this project implements so far; the test fails if one of
 // them stops being available, and reports the reference types still to do.
-const std::set<std::string> kImplemented = {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0",
-                                            "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
+const std::set<std::string> kImplemented = {"f16",   "bf16",  "q4_0",   "q4_1",   "q5_0",  "q5_1",  "q8_0",
+                                            "q2_K",  "q3_K",  "q4_K",   "q5_K",   "q6_K",  "iq4_nl", "iq4_xs",
+                                            "mxfp4", "nvfp4", "tq1_0",  "tq2_0",  "q1_0",  "q2_0"};
 
 }  // namespace
 

@@ -13,6 +13,9 @@ detail::TraitsTable make_table() {
     detail::register_float_formats(t);
     detail::register_legacy(t);
     detail::register_kquants(t);
+    detail::register_iquants(t);
+    detail::register_microscaling(t);
+    detail::register_ternary(t);
     return t;
 }
 // Built on first use, so callers from other files' static initialisers see it complete.
