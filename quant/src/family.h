@@ -12,7 +12,7 @@ using TraitsTable = std::array<Traits, gguf::kTypeCount>;
 void register_float_formats(TraitsTable& t);  // float_formats.cpp
 void register_legacy(TraitsTable& t);         // legacy.cpp: Q4_0 ... Q8_0
 void register_kquants(TraitsTable& t);        // kquants.cpp: Q2_K ... Q6_K
-void register_iquants(TraitsTable& t);        // iquants.cpp: IQ4_NL, IQ4_XS
+void register_iquants(TraitsTable& t);        // iquants.cpp: IQ1_S ... IQ4_XS
 void register_microscaling(TraitsTable& t);   // microscaling.cpp: MXFP4, NVFP4
 void register_ternary(TraitsTable& t);        // ternary.cpp: TQ1_0, TQ2_0, Q1_0, Q2_0
 

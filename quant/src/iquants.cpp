@@ -1,7 +1,11 @@
-// The i-quants. This file holds the two built on a non-uniform 16-value table, IQ4_NL and
-// IQ4_XS; the grid-based ones (IQ1, IQ2, IQ3) join it with their grids.
+// The i-quants: IQ4_NL and IQ4_XS map 4-bit codes through a non-uniform table; IQ1, IQ2
+// and IQ3 store, per group of 8 or 4 values, an index into a grid of magnitude patterns
+// (iq_grids.h) with separate signs and scales.
+#include <bit>
+
 #include "bytes.h"
 #include "family.h"
+#include "iq_grids.h"
 
 namespace quant::detail {
 
@@ -26,7 +30,206 @@ struct BlockIQ4_XS {
 };
 static_assert(sizeof(BlockIQ4_XS) == 136);
 
+// IQ2_XXS: 8 groups of 32 values; each group is 8 bytes: four u8 grid indices (iq2xxs,
+// 8 values each) and a u32 whose top 4 bits are the scale s and whose 4 x 7 low bits
+// select the signs of each 8 values. value = d x (0.5 + s) / 4 x grid x sign.
+struct BlockIQ2_XXS {
+    uint8_t d[2];
+    uint8_t qs[64];
+};
+static_assert(sizeof(BlockIQ2_XXS) == 66);
+
+// IQ2_XS: 32 u16 codes (9-bit iq2xs index, 7 sign bits) and a 4-bit scale per 16 values.
+struct BlockIQ2_XS {
+    uint8_t d[2];
+    uint8_t qs[64];
+    uint8_t scales[8];
+};
+static_assert(sizeof(BlockIQ2_XS) == 74);
+
+// IQ2_S: 10-bit iq2s indices (low 8 bits in qs[0..31], high 2 in qh), explicit sign bytes
+// (qs[32..63]), a 4-bit scale per 16 values.
+struct BlockIQ2_S {
+    uint8_t d[2];
+    uint8_t qs[64];
+    uint8_t qh[8];
+    uint8_t scales[8];
+};
+static_assert(sizeof(BlockIQ2_S) == 82);
+
+// IQ3_XXS: 64 u8 iq3xxs indices (4 values each), then per 32 values a u32 of 4 x 7 sign
+// bits and a 4-bit scale s: value = d x (0.5 + s) / 2 x grid x sign.
+struct BlockIQ3_XXS {
+    uint8_t d[2];
+    uint8_t qs[96];
+};
+static_assert(sizeof(BlockIQ3_XXS) == 98);
+
+// IQ3_S: 9-bit iq3s indices (low 8 in qs, ninth in qh), explicit sign bytes, a 4-bit scale
+// per 32 values: value = d x (1 + 2 scale) x grid x sign.
+struct BlockIQ3_S {
+    uint8_t d[2];
+    uint8_t qs[64];
+    uint8_t qh[8];
+    uint8_t signs[32];
+    uint8_t scales[4];
+};
+static_assert(sizeof(BlockIQ3_S) == 110);
+
+// IQ1_S: per 32 values a u16 qh: 3-bit scale s (bits 12-14), the sign of a shift delta
+// (bit 15) and 4 x 3 high index bits; 11-bit iq1s indices select 8 values in {-1, 0, 1}:
+// value = d x (2s + 1) x (grid + delta), delta = +-1/8.
+struct BlockIQ1_S {
+    uint8_t d[2];
+    uint8_t qs[32];
+    uint8_t qh[16];
+};
+static_assert(sizeof(BlockIQ1_S) == 50);
+
+// IQ1_M: as IQ1_S with a delta sign per 8 values and two 3-bit scales per 32; the block's
+// f16 d is spread over the top nibbles of the four u16 scale words.
+struct BlockIQ1_M {
+    uint8_t qs[32];
+    uint8_t qh[16];
+    uint8_t scales[8];
+};
+static_assert(sizeof(BlockIQ1_M) == 56);
+
 namespace {
+
+constexpr float kIQ1Delta = 0.125f;
+
+// Byte j of a grid entry.
+inline uint8_t grid_byte(uint64_t entry, int j) { return static_cast<uint8_t>(entry >> (8 * j)); }
+
+// 7 stored sign bits, completed to 8 by even parity: bit j set makes value j negative.
+inline uint8_t signs_from7(uint32_t bits7) {
+    return static_cast<uint8_t>(bits7 | (std::popcount(bits7) & 1u) << 7);
+}
+inline float sign(uint8_t signs, int j) { return signs >> j & 1 ? -1.0f : 1.0f; }
+
+// 8 values from an IQ2 grid entry.
+inline void iq2_8(float dl, uint64_t entry, uint8_t signs, float* y) {
+    for (int j = 0; j < 8; ++j) y[j] = dl * static_cast<float>(grid_byte(entry, j)) * sign(signs, j);
+}
+
+void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n) {
+    for (const BlockIQ2_XXS* b = blocks<BlockIQ2_XXS>(src); n-- > 0; ++b) {
+        const float d = half(b->d);
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint8_t* idx = b->qs + 8 * ib;
+            const uint32_t meta = u32le(idx + 4);
+            const float db = d * (0.5f + static_cast<float>(meta >> 28)) * 0.25f;
+            for (int l = 0; l < 4; ++l, y += 8) iq2_8(db, grids::kIQ2XXS[idx[l]], signs_from7((meta >> (7 * l)) & 127), y);
+        }
+    }
+}
+
+void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n) {
+    for (const BlockIQ2_XS* b = blocks<BlockIQ2_XS>(src); n-- > 0; ++b) {
+        const float d = half(b->d);
+        for (int ib = 0; ib < 8; ++ib) {
+            const float db[2] = {d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f,
+                                 d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f};
+            for (int l = 0; l < 4; ++l, y += 8) {
+                const uint16_t code = u16le(b->qs + 2 * (4 * ib + l));
+                iq2_8(db[l / 2], grids::kIQ2XS[code & 511], signs_from7(code >> 9), y);
+            }
+        }
+    }
+}
+
+void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n) {
+    for (const BlockIQ2_S* b = blocks<BlockIQ2_S>(src); n-- > 0; ++b) {
+        const float d = half(b->d);
+        for (int ib = 0; ib < 8; ++ib) {
+            const float db[2] = {d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f,
+                                 d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f};
+            for (int l = 0; l < 4; ++l, y += 8) {
+                const int index = b->qs[4 * ib + l] | ((b->qh[ib] << (8 - 2 * l)) & 0x300);
+                iq2_8(db[l / 2], grids::kIQ2S[index], b->qs[32 + 4 * ib + l], y);
+            }
+        }
+    }
+}
+
+// 8 values from two IQ3 grid entries of 4.
+inline void iq3_8(float dl, uint32_t first, uint32_t second, uint8_t signs, float* y) {
+    for (int j = 0; j < 4; ++j) {
+        y[j] = dl * static_cast<float>(grid_byte(first, j)) * sign(signs, j);
+        y[j + 4] = dl * static_cast<float>(grid_byte(second, j)) * sign(signs, j + 4);
+    }
+}
+
+void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n) {
+    for (const BlockIQ3_XXS* b = blocks<BlockIQ3_XXS>(src); n-- > 0; ++b) {
+        const float d = half(b->d);
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint32_t meta = u32le(b->qs + 64 + 4 * ib);
+            const float db = d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f;
+            const uint8_t* idx = b->qs + 8 * ib;
+            for (int l = 0; l < 4; ++l, y += 8)
+                iq3_8(db, grids::kIQ3XXS[idx[2 * l]], grids::kIQ3XXS[idx[2 * l + 1]], signs_from7((meta >> (7 * l)) & 127), y);
+        }
+    }
+}
+
+void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n) {
+    for (const BlockIQ3_S* b = blocks<BlockIQ3_S>(src); n-- > 0; ++b) {
+        const float d = half(b->d);
+        for (int ib = 0; ib < 8; ++ib) {
+            const int scale = (b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
+            const float db = d * static_cast<float>(1 + 2 * scale);
+            const uint8_t* idx = b->qs + 8 * ib;
+            const uint8_t qh = b->qh[ib];
+            for (int l = 0; l < 4; ++l, y += 8) {
+                const int first = idx[2 * l] | ((qh << (8 - 2 * l)) & 256);
+                const int second = idx[2 * l + 1] | ((qh << (7 - 2 * l)) & 256);
+                iq3_8(db, grids::kIQ3S[first], grids::kIQ3S[second], b->signs[4 * ib + l], y);
+            }
+        }
+    }
+}
+
+// 8 values from an IQ1 grid entry of signed bytes, shifted by delta.
+inline void iq1_8(float dl, uint64_t entry, float delta, float* y) {
+    for (int j = 0; j < 8; ++j) y[j] = dl * (static_cast<float>(static_cast<int8_t>(grid_byte(entry, j))) + delta);
+}
+
+void dequantize_iq1_s(const uint8_t* src, float* y, int64_t n) {
+    for (const BlockIQ1_S* b = blocks<BlockIQ1_S>(src); n-- > 0; ++b) {
+        const float d = half(b->d);
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint16_t qh = u16le(b->qh + 2 * ib);
+            const float dl = d * static_cast<float>(2 * ((qh >> 12) & 7) + 1);
+            const float delta = qh & 0x8000 ? -kIQ1Delta : kIQ1Delta;
+            for (int l = 0; l < 4; ++l, y += 8)
+                iq1_8(dl, grids::kIQ1S[b->qs[4 * ib + l] | (((qh >> (3 * l)) & 7) << 8)], delta, y);
+        }
+    }
+}
+
+void dequantize_iq1_m(const uint8_t* src, float* y, int64_t n) {
+    for (const BlockIQ1_M* b = blocks<BlockIQ1_M>(src); n-- > 0; ++b) {
+        uint16_t sc[4];
+        for (int i = 0; i < 4; ++i) sc[i] = u16le(b->scales + 2 * i);
+        const uint16_t d_bits = static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+        const float d = f16_to_f32(d_bits);
+        for (int ib = 0; ib < 8; ++ib) {
+            const int shift = 6 * (ib % 2);
+            const float dl[2] = {d * static_cast<float>(2 * ((sc[ib / 2] >> shift) & 7) + 1),
+                                 d * static_cast<float>(2 * ((sc[ib / 2] >> (shift + 3)) & 7) + 1)};
+            const uint8_t* qs = b->qs + 4 * ib;
+            const uint8_t* qh = b->qh + 2 * ib;
+            for (int l = 0; l < 4; ++l, y += 8) {
+                const uint8_t h = qh[l / 2];
+                const int high = l % 2 ? (h << 4) & 0x700 : (h << 8) & 0x700;
+                const bool negative = l % 2 ? (h & 0x80) : (h & 0x08);
+                iq1_8(dl[l / 2], grids::kIQ1S[qs[l] | high], negative ? -kIQ1Delta : kIQ1Delta, y);
+            }
+        }
+    }
+}
 
 inline void iq4_32(float dl, const uint8_t* qs, float* y) {
     for (int j = 0; j < 16; ++j) {
@@ -56,6 +259,13 @@ void dequantize_iq4_xs(const uint8_t* src, float* y, int64_t n) {
 void register_iquants(TraitsTable& t) {
     t[static_cast<uint32_t>(TypeId::IQ4_NL)].dequantize = dequantize_iq4_nl;
     t[static_cast<uint32_t>(TypeId::IQ4_XS)].dequantize = dequantize_iq4_xs;
+    t[static_cast<uint32_t>(TypeId::IQ2_XXS)].dequantize = dequantize_iq2_xxs;
+    t[static_cast<uint32_t>(TypeId::IQ2_XS)].dequantize = dequantize_iq2_xs;
+    t[static_cast<uint32_t>(TypeId::IQ2_S)].dequantize = dequantize_iq2_s;
+    t[static_cast<uint32_t>(TypeId::IQ3_XXS)].dequantize = dequantize_iq3_xxs;
+    t[static_cast<uint32_t>(TypeId::IQ3_S)].dequantize = dequantize_iq3_s;
+    t[static_cast<uint32_t>(TypeId::IQ1_S)].dequantize = dequantize_iq1_s;
+    t[static_cast<uint32_t>(TypeId::IQ1_M)].dequantize = dequantize_iq1_m;
 }
 
 }  // namespace quant::detail
