@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -100,4 +101,135 @@ TEST_CASE("plain conversions of integer and f64 tensors") {
     const double v64[] = {0.25, -1e10};
     dequantize(TypeId::F64, {reinterpret_cast<const uint8_t*>(v64), 16}, y);
     CHECK(y == std::vector<float>{0.25f, -1e10f});
+}
+
+TEST_CASE("f32_to_f16 rounds to nearest even and saturates to infinity") {
+    CHECK(f32_to_f16(1.0f) == 0x3c00);
+    CHECK(f32_to_f16(-2.0f) == 0xc000);
+    CHECK(f32_to_f16(0.1f) == 0x2e66);
+    CHECK(f32_to_f16(65504.0f) == 0x7bff);
+    CHECK(f32_to_f16(65519.0f) == 0x7bff);
+    CHECK(f32_to_f16(65520.0f) == 0x7c00);
+    CHECK(f32_to_f16(0x1p-24f) == 0x0001);
+    CHECK(f32_to_f16(0x1p-25f) == 0x0000);  // a tie rounds to even (zero)
+    CHECK(f32_to_f16(0x1.8p-24f) == 0x0002);
+    CHECK(f32_to_f16(1.0f + 0x1p-11f) == 0x3c00);  // tie between 1 and 1+2^-10: even
+    CHECK(f32_to_f16(1.0f + 0x1.8p-11f) == 0x3c01);
+}
+
+TEST_CASE("f32_to_f16 and f16_to_f32 round-trip every finite half") {
+    for (uint32_t h = 0; h < 0x10000; ++h) {
+        if (((h >> 10) & 0x1f) == 0x1f) continue;
+        CHECK(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))) == h);
+    }
+}
+
+TEST_CASE("f32_to_bf16 rounds to nearest even and keeps NaN a NaN") {
+    CHECK(f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(f32_to_bf16(std::bit_cast<float>(0x3f808000u)) == 0x3f80);  // tie, even stays
+    CHECK(f32_to_bf16(std::bit_cast<float>(0x3f818000u)) == 0x3f82);  // tie, odd rounds up
+    CHECK(f32_to_bf16(std::bit_cast<float>(0x3f808001u)) == 0x3f81);
+    CHECK(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+    CHECK(std::isnan(bf16_to_f32(f32_to_bf16(std::bit_cast<float>(0x7f800001u)))));  // signalling NaN
+}
+
+namespace {
+std::vector<float> round_trip(TypeId type, const std::vector<float>& x, int64_t rows, const float* importance = nullptr) {
+    const int64_t cols = static_cast<int64_t>(x.size()) / rows;
+    std::vector<uint8_t> q(row_bytes(type, cols) * static_cast<uint64_t>(rows));
+    quantize(type, x.data(), rows, cols, importance, q);
+    std::vector<float> y(x.size());
+    dequantize(type, q, y);
+    return y;
+}
+std::vector<TypeId> quantizable() {
+    std::vector<TypeId> v;
+    for (const gguf::TypeInfo& t : gguf::all_types())
+        if (can_quantize(t.id) && !needs_importance(t.id)) v.push_back(t.id);
+    return v;
+}
+}  // namespace
+
+TEST_CASE("NaN or Inf in the input is refused, naming the row and column") {
+    std::vector<float> x(2 * 64, 0.5f);
+    x[64 + 17] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<uint8_t> q(row_bytes(TypeId::Q4_0, 64) * 2);
+    CHECK_THROWS_WITH_AS(quantize(TypeId::Q4_0, x.data(), 2, 64, nullptr, q), doctest::Contains("row 1, column 17: nan"), std::invalid_argument);
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 2, 64, nullptr, q, 100), doctest::Contains("row 101, column 17"));
+    x[64 + 17] = -std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH(quantize(TypeId::Q8_0, x.data(), 2, 64, nullptr, std::span<uint8_t>(q.data(), row_bytes(TypeId::Q8_0, 64) * 2)),
+                      doctest::Contains("row 1, column 17: -inf"));
+}
+
+TEST_CASE("bad importance weights, partial blocks and wrong sizes are refused") {
+    std::vector<float> x(64, 1.0f), w(64, 1.0f);
+    std::vector<uint8_t> q(row_bytes(TypeId::Q4_0, 64));
+    w[5] = -1.0f;
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 1, 64, w.data(), q), doctest::Contains("importance weight of column 5 is -1"));
+    w[5] = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 1, 64, w.data(), q), doctest::Contains("column 5"));
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 2, 32, nullptr, std::span<uint8_t>(q.data(), 18)), doctest::Contains("take 36 bytes, 18 given"));
+    CHECK_THROWS_AS(quantize(TypeId::Q4_0, x.data(), 1, 48, nullptr, q), std::invalid_argument);
+    CHECK_THROWS_AS(quantize(TypeId::Q4_2, x.data(), 1, 32, nullptr, q), std::invalid_argument);
+}
+
+TEST_CASE("edge rows quantize to finite values with bounded error, for every quantizable type") {
+    const int64_t n = 256;
+    for (TypeId type : quantizable()) {
+        CAPTURE(gguf::type_info(type).name);
+        std::vector<float> zero(n, 0.0f);
+        for (float v : round_trip(type, zero, 1)) CHECK(v == 0.0f);
+
+        std::vector<float> constant(n, 0.37f);
+        for (float v : round_trip(type, constant, 1)) CHECK(std::fabs(v - 0.37f) <= 0.37f * 0.02f);
+
+        std::vector<float> spike(n, 0.001f);
+        spike[77] = 1000.0f;
+        std::vector<float> y = round_trip(type, spike, 1);
+        for (float v : y) CHECK(std::isfinite(v));
+        CHECK(std::fabs(y[77] - 1000.0f) <= 1000.0f * 0.15f);  // the one large value survives
+
+        std::vector<float> tiny(n);
+        for (int64_t i = 0; i < n; ++i) tiny[i] = (i % 2 ? 1 : -1) * 1e-41f * static_cast<float>(i % 7);  // subnormal floats
+        for (float v : round_trip(type, tiny, 1)) CHECK(std::fabs(v) <= 1e-40f);
+
+        std::vector<float> huge(n);
+        for (int64_t i = 0; i < n; ++i) huge[i] = 3e38f * std::sin(static_cast<float>(i));  // far beyond any f16 scale
+        for (float v : round_trip(type, huge, 1)) CHECK(!std::isnan(v));
+    }
+}
+
+TEST_CASE("quantizing random rows: every type's error stays within its step size") {
+    std::vector<float> x(4 * 512);
+    uint32_t s = 12345;
+    for (float& v : x) {
+        s = s * 1664525u + 1013904223u;
+        v = (static_cast<float>(s >> 8) / 16777216.0f - 0.5f) * 0.1f;
+    }
+    for (TypeId type : quantizable()) {
+        CAPTURE(gguf::type_info(type).name);
+        std::vector<float> y = round_trip(type, x, 4);
+        double se = 0, ss = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+            se += (x[i] - y[i]) * (x[i] - y[i]);
+            ss += x[i] * x[i];
+        }
+        CHECK(se / ss < 0.02);  // 4 bits or more: relative squared error well below 2%
+    }
+}
+
+TEST_CASE("for_each_row_range covers every row once, on several threads, and passes exceptions on") {
+    for (int threads : {1, 2, 3, 8}) {
+        for (int64_t rows : {0, 1, 5, 100}) {
+            std::vector<int> seen(static_cast<size_t>(rows), 0);
+            for_each_row_range(rows, threads, [&](int64_t b, int64_t e) {
+                for (int64_t r = b; r < e; ++r) ++seen[static_cast<size_t>(r)];
+            });
+            for (int c : seen) CHECK(c == 1);
+        }
+    }
+    CHECK_THROWS_WITH(for_each_row_range(10, 4, [](int64_t b, int64_t) {
+                          if (b > 0) throw std::runtime_error("range failed");
+                      }),
+                      "range failed");
 }

@@ -2,6 +2,7 @@
 // minimum), 4, 5 or 8 bits per value.
 #include "bytes.h"
 #include "family.h"
+#include "fit.h"
 
 namespace quant::detail {
 
@@ -101,14 +102,83 @@ void dequantize_q8_0(const uint8_t* src, float* y, int64_t n) {
     }
 }
 
+// Each quantizer fits every block of 32 on its own (fit.h), with weights from the
+// importance of its columns when given.
+template <class Block, class Fill>
+void quantize_blocks(const float* x, uint8_t* dst, int64_t n, const float* importance, Fill fill) {
+    const float sigma2 = mean_square(x, n);
+    Block* b = blocks<Block>(dst);
+    for (int64_t i = 0; i < n; i += 32, ++b) {
+        float wbuf[32];
+        fill(x + i, block_weights(x + i, importance ? importance + i : nullptr, 32, sigma2, wbuf), *b);
+    }
+}
+
+// Packs 32 codes (already offset to be non-negative) as Q4_0-style nibbles, and for 5-bit
+// codes their fifth bits into qh.
+void pack_nibbles(const int* c, uint8_t (&qs)[16], uint8_t (*qh)[4]) {
+    uint32_t high = 0;
+    for (int j = 0; j < 16; ++j) {
+        qs[j] = static_cast<uint8_t>((c[j] & 0x0f) | (c[j + 16] & 0x0f) << 4);
+        high |= static_cast<uint32_t>((c[j] >> 4) & 1) << j | static_cast<uint32_t>((c[j + 16] >> 4) & 1) << (j + 16);
+    }
+    if (qh)
+        for (int k = 0; k < 4; ++k) (*qh)[k] = static_cast<uint8_t>(high >> (8 * k));
+}
+
+template <int kLo, int kHi, class Block>
+void fill_symmetric(const float* x, const float* w, Block& b) {
+    int8_t q[32];
+    store_half(b.d, fit_symmetric(x, w, 32, kLo, kHi, q));
+    int c[32];
+    for (int j = 0; j < 32; ++j) c[j] = q[j] - kLo;
+    if constexpr (requires { b.qh; }) pack_nibbles(c, b.qs, &b.qh);
+    else pack_nibbles(c, b.qs, nullptr);
+}
+
+template <int kHi, class Block>
+void fill_affine(const float* x, const float* w, Block& b) {
+    uint8_t q[32];
+    float d, m;
+    fit_affine(x, w, 32, kHi, q, d, m);
+    store_half(b.d, d);
+    store_half(b.m, m);
+    int c[32];
+    for (int j = 0; j < 32; ++j) c[j] = q[j];
+    if constexpr (requires { b.qh; }) pack_nibbles(c, b.qs, &b.qh);
+    else pack_nibbles(c, b.qs, nullptr);
+}
+
+void quantize_q4_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_blocks<BlockQ4_0>(x, dst, n, imp, fill_symmetric<-8, 7, BlockQ4_0>);
+}
+void quantize_q5_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_blocks<BlockQ5_0>(x, dst, n, imp, fill_symmetric<-16, 15, BlockQ5_0>);
+}
+void quantize_q4_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_blocks<BlockQ4_1>(x, dst, n, imp, fill_affine<15, BlockQ4_1>);
+}
+void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_blocks<BlockQ5_1>(x, dst, n, imp, fill_affine<31, BlockQ5_1>);
+}
+void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_blocks<BlockQ8_0>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ8_0& b) {
+        store_half(b.d, fit_symmetric(xb, w, 32, -127, 127, b.qs));
+    });
+}
+
 }  // namespace
 
 void register_legacy(TraitsTable& t) {
-    t[static_cast<uint32_t>(TypeId::Q4_0)].dequantize = dequantize_q4_0;
-    t[static_cast<uint32_t>(TypeId::Q4_1)].dequantize = dequantize_q4_1;
-    t[static_cast<uint32_t>(TypeId::Q5_0)].dequantize = dequantize_q5_0;
-    t[static_cast<uint32_t>(TypeId::Q5_1)].dequantize = dequantize_q5_1;
-    t[static_cast<uint32_t>(TypeId::Q8_0)].dequantize = dequantize_q8_0;
+    auto set = [&](TypeId id, DequantizeFn de, QuantizeRowFn qu) {
+        t[static_cast<uint32_t>(id)].dequantize = de;
+        t[static_cast<uint32_t>(id)].quantize = qu;
+    };
+    set(TypeId::Q4_0, dequantize_q4_0, quantize_q4_0);
+    set(TypeId::Q4_1, dequantize_q4_1, quantize_q4_1);
+    set(TypeId::Q5_0, dequantize_q5_0, quantize_q5_0);
+    set(TypeId::Q5_1, dequantize_q5_1, quantize_q5_1);
+    set(TypeId::Q8_0, dequantize_q8_0, quantize_q8_0);
 }
 
 }  // namespace quant::detail

@@ -1,6 +1,11 @@
 #include <fmt/format.h>
 
+#include <cmath>
+#include <exception>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "family.h"
 
@@ -28,6 +33,63 @@ const detail::TraitsTable& table() {
 const Traits* traits(TypeId type) {
     const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
     return info && !info->retired ? &table()[static_cast<uint32_t>(type)] : nullptr;
+}
+
+bool can_quantize(TypeId type) {
+    const Traits* t = traits(type);
+    return t && t->quantize;
+}
+
+bool needs_importance(TypeId type) {
+    const Traits* t = traits(type);
+    return t && t->needs_importance;
+}
+
+void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, const float* importance,
+              std::span<uint8_t> dst, int64_t first_row) {
+    const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
+    if (!can_quantize(type)) throw std::invalid_argument(fmt::format("cannot quantize to type {}", info ? info->name : "(unknown)"));
+    if (needs_importance(type) && !importance)
+        throw std::invalid_argument(fmt::format("{} needs importance weights (an importance matrix) to quantize", info->name));
+    const uint64_t bytes = row_bytes(type, n_per_row);
+    if (n_rows < 0 || dst.size() != bytes * static_cast<uint64_t>(n_rows))
+        throw std::invalid_argument(fmt::format("{} rows of {} values of {} take {} bytes, {} given", n_rows, n_per_row,
+                                                info->name, bytes * static_cast<uint64_t>(std::max<int64_t>(n_rows, 0)), dst.size()));
+    if (importance)
+        for (int64_t c = 0; c < n_per_row; ++c)
+            if (!std::isfinite(importance[c]) || importance[c] < 0)
+                throw std::invalid_argument(fmt::format("importance weight of column {} is {}; weights must be finite and non-negative", c, importance[c]));
+    const QuantizeRowFn fn = traits(type)->quantize;
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const float* row = src + r * n_per_row;
+        for (int64_t c = 0; c < n_per_row; ++c)
+            if (!std::isfinite(row[c]))
+                throw std::invalid_argument(fmt::format("row {}, column {}: {} cannot be quantized", first_row + r, c, row[c]));
+        fn(row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row, importance);
+    }
+}
+
+void for_each_row_range(int64_t n_rows, int threads, const std::function<void(int64_t, int64_t)>& fn) {
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n_rows));
+    if (parts == 1) {
+        if (n_rows > 0) fn(0, n_rows);
+        return;
+    }
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto run = [&](int64_t p) {
+        try {
+            fn(n_rows * p / parts, n_rows * (p + 1) / parts);
+        } catch (...) {
+            std::lock_guard lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int64_t p = 1; p < parts; ++p) pool.emplace_back(run, p);
+    run(0);
+    for (std::thread& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
 }
 
 bool can_dequantize(TypeId type) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "gguf/types.h"
@@ -20,9 +21,15 @@ using gguf::TypeId;
 // Converts `n_blocks` consecutive blocks at `src` into n_blocks x block_size floats.
 using DequantizeFn = void (*)(const uint8_t* src, float* dst, int64_t n_blocks);
 
+// Quantizes one row of n finite values (n a multiple of the block size) into
+// row_bytes(type, n) bytes. `importance` is n non-negative weights, or nullptr.
+using QuantizeRowFn = void (*)(const float* x, uint8_t* dst, int64_t n, const float* importance);
+
 struct Traits {
     TypeId type;
-    DequantizeFn dequantize;  // nullptr where not (yet) implemented
+    DequantizeFn dequantize = nullptr;   // nullptr where not (yet) implemented
+    QuantizeRowFn quantize = nullptr;    // likewise
+    bool needs_importance = false;       // quantizing without importance weights is refused
 };
 
 // The entry for `type`, or nullptr for ids beyond the table and retired ids.
@@ -38,8 +45,29 @@ uint64_t row_bytes(TypeId type, int64_t n);
 // std::invalid_argument when the sizes disagree or the type cannot be dequantized.
 void dequantize(TypeId type, std::span<const uint8_t> src, std::span<float> dst);
 
+bool can_quantize(TypeId type);
+bool needs_importance(TypeId type);
+
+// Quantizes n_rows rows of n_per_row values from src into dst (exactly n_rows x
+// row_bytes(type, n_per_row) bytes). With `importance` (n_per_row non-negative finite
+// weights, as an importance matrix gives for the tensor) the quantizer minimizes the
+// weighted squared error. Throws std::invalid_argument, naming the row and column, for NaN
+// or Inf in src, a bad weight, a row length that is not a whole number of blocks, missing
+// weights for a type that needs them, or sizes that disagree. `first_row` only numbers the
+// rows in messages (for callers that split a tensor into ranges).
+void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, const float* importance,
+              std::span<uint8_t> dst, int64_t first_row = 0);
+
+// Calls fn(begin, end) on contiguous ranges that cover [0, n_rows), on up to `threads`
+// threads at once (the calling thread among them); rethrows the first exception thrown.
+void for_each_row_range(int64_t n_rows, int threads, const std::function<void(int64_t begin, int64_t end)>& fn);
+
 // IEEE half and bfloat16 to float: exact (every such value is a float).
 float f16_to_f32(uint16_t h);
 float bf16_to_f32(uint16_t h);
+// Float to IEEE half, rounding to nearest even; too large becomes infinity.
+uint16_t f32_to_f16(float f);
+// Float to bfloat16, rounding to nearest even; NaN stays a (quiet) NaN.
+uint16_t f32_to_bf16(float f);
 
 }  // namespace quant

@@ -1,0 +1,149 @@
+#include "fit.h"
+
+#include <cmath>
+#include <limits>
+
+#include "quant/quant.h"
+
+namespace quant::detail {
+
+float as_stored_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
+
+namespace {
+
+inline float weight(const float* w, int i) { return w ? w[i] : 1.0f; }
+
+// Rounds of (least-squares refit, code reassignment) tried from each starting scale.
+constexpr int kRefineRounds = 3;
+
+// Clamps a scale so that its f16 form stays finite.
+inline float finite_f16(float d) { return std::fmax(-65504.0f, std::fmin(65504.0f, d)); }
+
+// Codes for scale d, and the weighted squared error they leave.
+float codes_symmetric(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+        const int c = static_cast<int>(std::fmax(lo, std::fmin(hi, std::nearbyint(x[i] * id))));
+        q[i] = static_cast<int8_t>(c);
+        const float e = x[i] - d * static_cast<float>(c);
+        err += weight(w, i) * e * e;
+    }
+    return err;
+}
+
+}  // namespace
+
+float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q) {
+    float xmax = 0;
+    for (int i = 0; i < n; ++i)
+        if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
+    if (xmax == 0) {
+        for (int i = 0; i < n; ++i) q[i] = 0;
+        return 0.0f;
+    }
+    int8_t trial[256];
+    float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
+    for (int target : {lo, hi}) {
+        for (int step = -9; step <= 9; ++step) {
+            const float t = static_cast<float>(target) + 0.1f * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
+            if (t == 0) continue;
+            float d = as_stored_f16(finite_f16(xmax / t));
+            float err = codes_symmetric(x, w, n, lo, hi, d, trial);
+            if (err < best_err) {
+                best_err = err;
+                best_d = d;
+            }
+            // Alternate: weighted least squares for these codes, then the codes for that scale.
+            for (int round = 0; round < kRefineRounds; ++round) {
+                float sxq = 0, sqq = 0;
+                for (int i = 0; i < n; ++i) {
+                    sxq += weight(w, i) * x[i] * static_cast<float>(trial[i]);
+                    sqq += weight(w, i) * static_cast<float>(trial[i]) * static_cast<float>(trial[i]);
+                }
+                if (sqq <= 0) break;
+                const float refit = as_stored_f16(finite_f16(sxq / sqq));
+                if (refit == d) break;
+                d = refit;
+                err = codes_symmetric(x, w, n, lo, hi, d, trial);
+                if (err < best_err) {
+                    best_err = err;
+                    best_d = d;
+                }
+            }
+        }
+    }
+    codes_symmetric(x, w, n, lo, hi, best_d, q);
+    return best_d;
+}
+
+namespace {
+
+float codes_affine(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+        const int c = static_cast<int>(std::fmax(0, std::fmin(hi, std::nearbyint((x[i] - m) * id))));
+        q[i] = static_cast<uint8_t>(c);
+        const float e = x[i] - (d * static_cast<float>(c) + m);
+        err += weight(w, i) * e * e;
+    }
+    return err;
+}
+
+}  // namespace
+
+void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d_out, float& m_out) {
+    float lo_v = x[0], hi_v = x[0];
+    for (int i = 1; i < n; ++i) {
+        lo_v = std::fmin(lo_v, x[i]);
+        hi_v = std::fmax(hi_v, x[i]);
+    }
+    uint8_t trial[256];
+    float best_err = std::numeric_limits<float>::infinity(), best_d = 0, best_m = as_stored_f16(lo_v);
+    if (hi_v == lo_v) {
+        best_d = 0;
+    } else {
+        for (int step = -9; step <= 9; ++step) {
+            float d = as_stored_f16(finite_f16((hi_v - lo_v) / (static_cast<float>(hi) + 0.1f * static_cast<float>(step))));
+            float m = as_stored_f16(finite_f16(lo_v));
+            float err = codes_affine(x, w, n, hi, d, m, trial);
+            if (err < best_err) {
+                best_err = err;
+                best_d = d;
+                best_m = m;
+            }
+            // Alternate: weighted least squares for d and m together, then the codes for them.
+            for (int round = 0; round < kRefineRounds; ++round) {
+                double sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
+                for (int i = 0; i < n; ++i) {
+                    const double wi = weight(w, i), qi = trial[i];
+                    sw += wi; sq += wi * qi; sqq += wi * qi * qi; sx += wi * x[i]; sxq += wi * x[i] * qi;
+                }
+                const double det = sw * sqq - sq * sq;
+                if (det <= 0) break;
+                const float d2 = as_stored_f16(finite_f16(static_cast<float>((sw * sxq - sq * sx) / det)));
+                const float m2 = as_stored_f16(finite_f16(static_cast<float>((sqq * sx - sq * sxq) / det)));
+                if (d2 == d && m2 == m) break;
+                d = d2;
+                m = m2;
+                err = codes_affine(x, w, n, hi, d, m, trial);
+                if (err < best_err) {
+                    best_err = err;
+                    best_d = d;
+                    best_m = m;
+                }
+            }
+        }
+    }
+    codes_affine(x, w, n, hi, best_d, best_m, q);
+    d_out = best_d;
+    m_out = best_m;
+}
+
+const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out) {
+    for (int i = 0; i < n; ++i) out[i] = (importance ? importance[i] : 1.0f) * std::sqrt(sigma2 + x[i] * x[i]);
+    return out;
+}
+
+}  // namespace quant::detail

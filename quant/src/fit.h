@@ -1,0 +1,29 @@
+// Choosing a block's scale (and offset) for given codes: the search that every quantizer
+// shares. Internal to quant/.
+#pragma once
+
+#include <cstdint>
+
+namespace quant::detail {
+
+// The float an f16 field will hold for v (what dequantization will multiply by).
+float as_stored_f16(float v);
+
+// Symmetric: x[i] ~ d x q[i], integers q in [lo, hi], minimizing sum w[i] (x[i] - d q[i])^2
+// (w nullptr: all 1) with d as stored in f16. Tries scales that send the largest value to
+// lo or hi (and nearby), refits d by weighted least squares for each, and keeps the best.
+// Returns d as stored; q holds the codes for it.
+float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q);
+
+// Affine: x[i] ~ d x q[i] + m, q in [0, hi], both d and m stored as f16.
+void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m);
+
+// Weights for a block of n values: importance[i] x sqrt(sigma2 + x[i]^2) (importance 1
+// without an importance matrix), sigma2 the row's mean square. The second factor favours
+// large values, which carry most of the error that matters (outlier channels), without
+// giving up on the rest; measured on ../shared/ref/quant it beats both unweighted fits and
+// plain importance weighting on the reference's RMSE and importance-weighted RMSE at once.
+// Returns out.
+const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out);
+
+}  // namespace quant::detail
