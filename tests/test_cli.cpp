@@ -216,3 +216,53 @@ TEST_CASE("a missing file: exit 2 and the reason") {
     CHECK(r.exit_code == 2);
     CHECK(r.err == "error: /nonexistent/model.gguf: cannot open: No such file or directory\n");
 }
+
+TEST_CASE("gguf error measures each tensor's round trip and totals it") {
+    simdjson::dom::parser p;
+    auto r = run_gguf("error --json --type q8_0 " + fx()("demo-llama-f16.gguf"));
+    REQUIRE(r.exit_code == 0);
+    auto j = parse_json(p, r.out);
+    CHECK(std::string_view(j["type"]) == "q8_0");
+    CHECK(double(j["bits_per_weight"]) == 8.5);
+    simdjson::dom::array tensors = j["tensors"];
+    CHECK(tensors.size() == 21);
+    for (auto t : tensors) {
+        CHECK(double(t["snr_db"]) > 35.0);  // 8 bits: about 40 dB on gaussian weights
+        CHECK(double(t["rmse"]) > 0.0);
+        CHECK(double(t["max_abs_error"]) >= double(t["rmse"]));
+    }
+    CHECK(uint64_t(j["total"]["elements"]) == 115008);
+    CHECK(simdjson::dom::array(j["skipped"]).size() == 0);
+}
+
+TEST_CASE("gguf error: a lossless target reports zero error; --tensor filters; odd rows are skipped with the reason") {
+    simdjson::dom::parser p;
+    auto r = run_gguf("error --json --type f32 --tensor 'ffn_(up|down)' " + fx()("demo-llama-f16.gguf"));
+    REQUIRE(r.exit_code == 0);
+    auto j = parse_json(p, r.out);
+    simdjson::dom::array tensors = j["tensors"];
+    CHECK(tensors.size() == 4);
+    for (auto t : tensors) {
+        CHECK(double(t["rmse"]) == 0.0);
+        CHECK(std::string_view(t["snr_db"]) == "inf");
+    }
+    r = run_gguf("error --json --type q4_K " + fx()("demo-llama-f16.gguf"));  // rows of 64 and 128 values
+    if (r.exit_code == 0) {
+        auto k = parse_json(p, r.out);
+        CHECK(simdjson::dom::array(k["skipped"]).size() == 21);
+        CHECK(std::string_view(k["skipped"].at(0)["reason"]) == "row length 64 is not a multiple of q4_K's block size 256");
+    } else {
+        CHECK(r.err.find("not a type ggufkit can quantize to") != std::string::npos);  // until q4_K quantization exists
+    }
+}
+
+TEST_CASE("gguf error refuses unknown types and unreadable files with exit 2") {
+    auto r = run_gguf("error --type q9_9 " + fx()("demo-llama-f16.gguf"));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'q9_9' is not a type") != std::string::npos);
+    r = run_gguf("error --type q8_0 " + shell_quote((fx().dir / "malformed/lying-kv-count.gguf").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("offset 16") != std::string::npos);
+    r = run_gguf("error --type q8_0 --imatrix " + fx()("demo-llama-f16.gguf") + " " + fx()("demo-llama-f16.gguf"));
+    CHECK(r.exit_code == 0);  // a GGUF without in_sum2 tensors is an empty importance matrix
+}

@@ -11,6 +11,9 @@
 #include <set>
 #include <string>
 
+#include "gguf/writer.h"
+#include "quant/error_stats.h"
+#include "quant/imatrix.h"
 #include "quant/quant.h"
 #include "support.h"
 
@@ -185,4 +188,70 @@ TEST_CASE("f16 and bf16 quantization writes the reference's bytes exactly") {
             CHECK(got == want);
         }
     }
+}
+
+TEST_CASE("llama.cpp's importance file loads as in_sum2 / counts per tensor") {
+    const auto path = test::ref_dir() / "gguf/llama-quantize/tiny.imatrix.gguf";
+    quant::ImportanceMatrix m = quant::ImportanceMatrix::load(path);
+    CHECK(m.size() == 14);
+    CHECK(m.datasets == std::vector<std::string>{"licenses.txt"});
+    CHECK(m.chunk_count == 157);
+    CHECK(m.chunk_size == 128);
+    const std::vector<float>* w = m.find("blk.0.ffn_down.weight");
+    REQUIRE(w != nullptr);
+    CHECK(w->size() == 768);
+    const gguf::File f = gguf::File::open(path);
+    float sum2, count;
+    std::memcpy(&sum2, f.tensor_data(*f.find_tensor("blk.0.ffn_down.weight.in_sum2")).data() + 4 * 5, 4);
+    std::memcpy(&count, f.tensor_data(*f.find_tensor("blk.0.ffn_down.weight.counts")).data(), 4);
+    CHECK((*w)[5] == sum2 / count);
+    CHECK(m.find("output.weight") == nullptr);
+}
+
+TEST_CASE("bad importance files are refused naming the tensor") {
+    test::TempDir d;
+    const std::vector<float> sums = {1.0f, -2.0f}, one = {4.0f};
+    auto bytes = [](const std::vector<float>& v) { return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4); };
+    gguf::Writer missing;
+    missing.add_tensor("w.in_sum2", gguf::TypeId::F32, {1}, bytes(one));
+    missing.write(d / "missing.gguf");
+    CHECK_THROWS_WITH_AS(quant::ImportanceMatrix::load(d / "missing.gguf"), doctest::Contains("tensor 'w.in_sum2' has no matching .counts tensor"), gguf::Error);
+    gguf::Writer negative;
+    negative.add_tensor("w.in_sum2", gguf::TypeId::F32, {2}, bytes(sums));
+    negative.add_tensor("w.counts", gguf::TypeId::F32, {1}, bytes(one));
+    negative.write(d / "negative.gguf");
+    CHECK_THROWS_WITH(quant::ImportanceMatrix::load(d / "negative.gguf"), doctest::Contains("tensor 'w.in_sum2': value 1 of column 1 is -2"));
+}
+
+TEST_CASE("on the tiny model, our round trip error is at most 1.01x that of llama.cpp's own quantized files") {
+    const auto dir = test::ref_dir() / "gguf/llama-quantize";
+    const gguf::File source = gguf::File::open(dir / "tiny-source-f16.gguf");
+    const quant::ImportanceMatrix imatrix = quant::ImportanceMatrix::load(dir / "tiny.imatrix.gguf");
+    int compared = 0;
+    double worst = 0;
+    for (const char* mix : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"}) {
+        for (bool weighted : {false, true}) {
+            const gguf::File theirs = gguf::File::open(dir / fmt::format("tiny-{}{}.gguf", mix, weighted ? ".imatrix" : ""));
+            for (const gguf::TensorInfo& t : theirs.tensors()) {
+                const gguf::TensorInfo& s = *source.find_tensor(t.name);
+                if (!quant::can_quantize(t.type) || t.type == s.type || t.n_dims < 2) continue;
+                CAPTURE(mix);
+                CAPTURE(weighted);
+                CAPTURE(t.name);
+                std::vector<float> x(s.n_elements), y(t.n_elements);
+                quant::dequantize(s.type, source.tensor_data(s), x);
+                quant::dequantize(t.type, theirs.tensor_data(t), y);
+                double their_se = 0;
+                for (size_t i = 0; i < x.size(); ++i) their_se += (static_cast<double>(x[i]) - y[i]) * (x[i] - y[i]);
+                const std::vector<float>* w = weighted ? imatrix.find(t.name) : nullptr;
+                const quant::ErrorStats ours = quant::tensor_round_trip_error(s.type, source.tensor_data(s), s.dims(), t.type,
+                                                                             w ? std::span<const float>(*w) : std::span<const float>(), 2);
+                CHECK(ours.sum_sq_error <= 1.01 * 1.01 * their_se);
+                worst = std::max(worst, std::sqrt(ours.sum_sq_error / their_se));
+                ++compared;
+            }
+        }
+    }
+    CHECK(compared >= 100);
+    MESSAGE("compared " << compared << " tensors; worst RMSE ratio ours / llama.cpp: " << worst);
 }

@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "gguf/error.h"
+#include "error.h"
 #include "inspect.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::function<int()> run;
     gguf::tools::add_inspect(app, run);
+    gguf::tools::add_error(app, run);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

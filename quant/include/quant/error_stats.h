@@ -1,0 +1,37 @@
+// What quantizing to a type does to a tensor: the error of a round trip (dequantize the
+// source, quantize to the target, dequantize again), measured over the whole tensor.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "quant/quant.h"
+
+namespace quant {
+
+struct ErrorStats {
+    uint64_t values = 0;
+    double sum_sq_signal = 0;  // sum of x^2
+    double sum_sq_error = 0;   // sum of (x - y)^2
+    double max_abs_error = 0;
+
+    double rmse() const;
+    double snr_db() const;  // 10 log10(signal / error); +inf for an exact round trip
+    void merge(const ErrorStats& o);
+};
+
+// Round-trips n_rows rows of n_per_row values held as `source_type` in `source` through
+// `target`, a few rows at a time on up to `threads` threads (memory stays a few rows per
+// thread). importance: n_per_row weights or nullptr. Throws std::invalid_argument as
+// quantize() does.
+ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
+                            TypeId target, const float* importance, int threads);
+
+// The same for a whole tensor of up to 4 dimensions (shape[0] is the row length): each
+// matrix (shape[0] x shape[1]) in turn. `importance` holds shape[0] weights shared by all
+// matrices, or shape[0] per matrix (expert tensors), or is empty.
+ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> source, std::span<const uint64_t> shape,
+                                   TypeId target, std::span<const float> importance, int threads);
+
+}  // namespace quant

@@ -1,0 +1,83 @@
+#include "quant/error_stats.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+namespace quant {
+
+double ErrorStats::rmse() const { return values ? std::sqrt(sum_sq_error / static_cast<double>(values)) : 0.0; }
+
+double ErrorStats::snr_db() const {
+    if (sum_sq_error == 0) return std::numeric_limits<double>::infinity();
+    return 10.0 * std::log10(sum_sq_signal / sum_sq_error);
+}
+
+void ErrorStats::merge(const ErrorStats& o) {
+    values += o.values;
+    sum_sq_signal += o.sum_sq_signal;
+    sum_sq_error += o.sum_sq_error;
+    max_abs_error = std::max(max_abs_error, o.max_abs_error);
+}
+
+ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
+                            TypeId target, const float* importance, int threads) {
+    const uint64_t source_row = row_bytes(source_type, n_per_row);
+    const uint64_t target_row = row_bytes(target, n_per_row);
+    if (source.size() != source_row * static_cast<uint64_t>(n_rows))
+        throw std::invalid_argument("round_trip_error: source size does not match its rows");
+    ErrorStats total;
+    std::mutex total_mutex;
+    for_each_row_range(n_rows, threads, [&](int64_t begin, int64_t end) {
+        constexpr int64_t kRowsAtOnce = 16;
+        const int64_t rows = std::min(kRowsAtOnce, end - begin);
+        std::vector<float> x(static_cast<size_t>(rows * n_per_row)), y(x.size());
+        std::vector<uint8_t> q(target_row * static_cast<uint64_t>(rows));
+        ErrorStats s;
+        for (int64_t r = begin; r < end; r += kRowsAtOnce) {
+            const int64_t k = std::min(kRowsAtOnce, end - r);
+            const size_t n = static_cast<size_t>(k * n_per_row);
+            dequantize(source_type, source.subspan(source_row * static_cast<uint64_t>(r), source_row * static_cast<uint64_t>(k)),
+                       std::span<float>(x.data(), n));
+            const std::span<uint8_t> qk(q.data(), target_row * static_cast<uint64_t>(k));
+            quantize(target, x.data(), k, n_per_row, importance, qk, r);
+            dequantize(target, qk, std::span<float>(y.data(), n));
+            for (size_t i = 0; i < n; ++i) {
+                const double e = static_cast<double>(x[i]) - y[i];
+                s.sum_sq_signal += static_cast<double>(x[i]) * x[i];
+                s.sum_sq_error += e * e;
+                s.max_abs_error = std::max(s.max_abs_error, std::fabs(e));
+            }
+            s.values += n;
+        }
+        std::lock_guard lock(total_mutex);
+        total.merge(s);
+    });
+    return total;
+}
+
+ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> source, std::span<const uint64_t> shape,
+                                   TypeId target, std::span<const float> importance, int threads) {
+    uint64_t dims[4] = {1, 1, 1, 1};
+    for (size_t i = 0; i < shape.size() && i < 4; ++i) dims[i] = shape[i];
+    const int64_t n_per_row = static_cast<int64_t>(dims[0]), rows = static_cast<int64_t>(dims[1]);
+    const uint64_t matrices = dims[2] * dims[3];
+    if (!importance.empty() && importance.size() != dims[0] && importance.size() != dims[0] * matrices)
+        throw std::invalid_argument(fmt::format("importance has {} values; the tensor needs {} (or {} per expert, {} in all)",
+                                                importance.size(), dims[0], dims[0], dims[0] * matrices));
+    const uint64_t matrix_bytes = row_bytes(source_type, n_per_row) * static_cast<uint64_t>(rows);
+    ErrorStats total;
+    for (uint64_t m = 0; m < matrices; ++m) {
+        const float* w = importance.empty() ? nullptr
+                         : importance.size() == dims[0] ? importance.data()
+                                                       : importance.data() + m * dims[0];
+        total.merge(round_trip_error(source_type, source.subspan(m * matrix_bytes, matrix_bytes), rows, n_per_row, target, w, threads));
+    }
+    return total;
+}
+
+}  // namespace quant

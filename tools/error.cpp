@@ -1,0 +1,167 @@
+#include "error.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <thread>
+
+#include "gguf/model.h"
+#include "json.h"
+#include "quant/error_stats.h"
+#include "quant/imatrix.h"
+#include "text.h"
+
+namespace gguf::tools {
+
+namespace {
+
+struct ErrorOptions {
+    std::string path;
+    std::string type;
+    std::optional<std::string> tensors;
+    std::optional<std::string> imatrix;
+    bool json = false;
+    int threads = 0;
+};
+
+struct Row {
+    const Model::Tensor* tensor;
+    quant::ErrorStats stats;
+    bool weighted = false;
+};
+
+struct Skipped {
+    std::string name;
+    std::string reason;
+};
+
+double bits_per_weight(TypeId t) {
+    const TypeInfo& i = type_info(t);
+    return 8.0 * i.type_size / i.block_size;
+}
+
+// Why `t` cannot be re-quantized to `target`, or empty.
+std::string obstacle(const Model::Tensor& t, TypeId target, const std::vector<float>* weights) {
+    const TypeInfo& src = type_info(t.info->type);
+    const TypeInfo& dst = type_info(target);
+    if (!quant::can_dequantize(src.id)) return fmt::format("cannot read {} values yet", src.name);
+    if (t.info->shape[0] % dst.block_size != 0)
+        return fmt::format("row length {} is not a multiple of {}'s block size {}", t.info->shape[0], dst.name, dst.block_size);
+    if (quant::needs_importance(target) && !weights) return fmt::format("{} needs importance weights and the imatrix has none for it", dst.name);
+    return {};
+}
+
+void print_text(const ErrorOptions& o, TypeId target, const std::vector<Row>& rows, const std::vector<Skipped>& skipped,
+                const quant::ErrorStats& total) {
+    std::string out = fmt::format("{} -> {} ({:.2f} bits per weight){}\n\n", o.path, type_info(target).name, bits_per_weight(target),
+                                  o.imatrix ? fmt::format(", importance from {}", *o.imatrix) : "");
+    size_t width = 6;
+    for (const Row& r : rows) width = std::max(width, std::min<size_t>(r.tensor->info->name.size(), 48));
+    out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12} {:>12} {:>8}\n", "tensor", width, "from", "elements", "rmse", "max |err|", "snr dB");
+    for (const Row& r : rows)
+        out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12.4e} {:>12.4e} {:>8.2f}{}\n", r.tensor->info->name, width,
+                           type_info(r.tensor->info->type).name, r.stats.values, r.stats.rmse(), r.stats.max_abs_error,
+                           r.stats.snr_db(), r.weighted ? "  (imatrix)" : "");
+    out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12.4e} {:>12.4e} {:>8.2f}\n", "total", width, "", total.values, total.rmse(),
+                       total.max_abs_error, total.snr_db());
+    for (const Skipped& s : skipped) out += fmt::format("  skipped {}: {}\n", s.name, s.reason);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+void stats_json(Json& j, const quant::ErrorStats& s) {
+    j.field("elements", s.values).field("rmse", s.rmse()).field("max_abs_error", s.max_abs_error).field("snr_db", s.snr_db());
+}
+
+void print_json(const ErrorOptions& o, TypeId target, const std::vector<Row>& rows, const std::vector<Skipped>& skipped,
+                const quant::ErrorStats& total) {
+    Json j;
+    j.begin_object().field("file", o.path).field("type", type_info(target).name).field("bits_per_weight", bits_per_weight(target));
+    j.key("imatrix");
+    o.imatrix ? j.value(*o.imatrix) : j.null();
+    j.key("tensors").begin_array();
+    for (const Row& r : rows) {
+        j.begin_object().field("name", r.tensor->info->name).field("source_type", type_info(r.tensor->info->type).name);
+        j.key("shape").begin_array();
+        for (uint64_t d : r.tensor->info->dims()) j.value(d);
+        j.end_array();
+        stats_json(j, r.stats);
+        j.field("imatrix", r.weighted).end_object();
+    }
+    j.end_array();
+    j.key("skipped").begin_array();
+    for (const Skipped& s : skipped) j.begin_object().field("name", s.name).field("reason", s.reason).end_object();
+    j.end_array();
+    j.key("total").begin_object();
+    stats_json(j, total);
+    j.end_object().end_object();
+    std::string out = j.str() + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+int run_error(const ErrorOptions& o) {
+    const std::optional<TypeId> target = type_from_name(o.type);
+    if (!target || !quant::can_quantize(*target))
+        throw CLI::ValidationError("--type", fmt::format("'{}' is not a type ggufkit can quantize to", o.type));
+    std::optional<std::regex> filter;
+    if (o.tensors) {
+        try {
+            filter.emplace(*o.tensors);
+        } catch (const std::regex_error& e) {
+            throw CLI::ValidationError("--tensor", fmt::format("invalid regular expression '{}': {}", *o.tensors, e.what()));
+        }
+    }
+    const Model model = Model::open(o.path);
+    std::optional<quant::ImportanceMatrix> imatrix;
+    if (o.imatrix) imatrix = quant::ImportanceMatrix::load(*o.imatrix);
+    const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const bool progress = !o.json && ::isatty(STDERR_FILENO);
+
+    std::vector<Row> rows;
+    std::vector<Skipped> skipped;
+    quant::ErrorStats total;
+    const auto& tensors = model.tensors();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        const Model::Tensor& t = tensors[i];
+        const std::string name(t.info->name);
+        if (filter && !std::regex_search(name, *filter)) continue;
+        const std::vector<float>* weights = imatrix ? imatrix->find(name) : nullptr;
+        if (std::string why = obstacle(t, *target, weights); !why.empty()) {
+            skipped.push_back({name, why});
+            continue;
+        }
+        if (progress) fmt::print(stderr, "\r[{}/{}] {:<60}", i + 1, tensors.size(), name.substr(0, 60));
+        try {
+            std::span<const float> w = weights ? std::span<const float>(*weights) : std::span<const float>();
+            Row r{&t, quant::tensor_round_trip_error(t.info->type, model.tensor_data(t), t.info->dims(), *target, w, threads), weights != nullptr};
+            total.merge(r.stats);
+            rows.push_back(r);
+        } catch (const std::invalid_argument& e) {
+            throw Error(model.parts()[t.part].path(), t.info->info_offset, fmt::format("tensor '{}': {}", name, e.what()));
+        }
+    }
+    if (progress) fmt::print(stderr, "\r{:<80}\r", "");
+    if (o.json) print_json(o, *target, rows, skipped, total);
+    else print_text(o, *target, rows, skipped, total);
+    return 0;
+}
+
+}  // namespace
+
+void add_error(CLI::App& app, std::function<int()>& run) {
+    auto o = std::make_shared<ErrorOptions>();
+    CLI::App* c = app.add_subcommand("error", "Re-quantize tensors to a type and measure the error (RMSE, max error, SNR)");
+    c->add_option("file", o->path, "GGUF file, or any part of a split set")->required();
+    c->add_option("--type,-t", o->type, "Target tensor type, e.g. q4_K, q8_0, iq4_xs")->required();
+    c->add_option("--tensor", o->tensors, "Only tensors whose names match this regular expression");
+    c->add_option("--imatrix", o->imatrix, "Importance matrix in llama.cpp's GGUF format (NAME.in_sum2, NAME.counts)");
+    c->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    c->add_flag("--json", o->json, "Print JSON");
+    c->callback([o, &run] { run = [o] { return run_error(*o); }; });
+}
+
+}  // namespace gguf::tools
