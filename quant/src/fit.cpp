@@ -13,18 +13,32 @@ namespace {
 
 inline float weight(const float* w, int i) { return w ? w[i] : 1.0f; }
 
-// Rounds of (least-squares refit, code reassignment) tried from each starting scale.
+// Starting scales: the largest value sent to the end code +- kSteps x kSpacing codes; from
+// each, rounds of (least-squares refit, code reassignment). Measured on
+// ../shared/ref/quant (bench_quant, the rmse.tsv test): 2 x 0.5 is within 0.1% of the
+// quality of 9 x 0.1 at under a third of the time.
+constexpr int kSteps = 2;
+constexpr float kSpacing = 0.5f;
 constexpr int kRefineRounds = 3;
 
 // Clamps a scale so that its f16 form stays finite.
-inline float finite_f16(float d) { return std::fmax(-65504.0f, std::fmin(65504.0f, d)); }
+inline float finite_f16(float d) { return d < -65504.0f ? -65504.0f : d > 65504.0f ? 65504.0f : d; }
+
+// v clamped to [lo, hi] and rounded to the nearest integer, ties to even. Adding and
+// removing 1.5 x 2^23 rounds any |v| < 2^22 exactly (the codes here are far smaller);
+// written with plain comparisons so it compiles to a few instructions, not library calls.
+inline int clamp_round(float v, float lo, float hi) {
+    v = v < lo ? lo : v > hi ? hi : v;
+    return static_cast<int>((v + 12582912.0f) - 12582912.0f);
+}
 
 // Codes for scale d, and the weighted squared error they leave.
 float codes_symmetric(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
     const float id = d != 0 ? 1.0f / d : 0.0f;
     float err = 0;
+#pragma omp simd reduction(+ : err)
     for (int i = 0; i < n; ++i) {
-        const int c = static_cast<int>(std::fmax(lo, std::fmin(hi, std::nearbyint(x[i] * id))));
+        const int c = clamp_round(x[i] * id, static_cast<float>(lo), static_cast<float>(hi));
         q[i] = static_cast<int8_t>(c);
         const float e = x[i] - d * static_cast<float>(c);
         err += weight(w, i) * e * e;
@@ -45,8 +59,8 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
     int8_t trial[256];
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (int target : {lo, hi}) {
-        for (int step = -9; step <= 9; ++step) {
-            const float t = static_cast<float>(target) + 0.1f * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
+        for (int step = -kSteps; step <= kSteps; ++step) {
+            const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
             if (t == 0) continue;
             float d = as_stored_f16(finite_f16(xmax / t));
             float err = codes_symmetric(x, w, n, lo, hi, d, trial);
@@ -82,8 +96,9 @@ namespace {
 float codes_affine(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
     const float id = d != 0 ? 1.0f / d : 0.0f;
     float err = 0;
+#pragma omp simd reduction(+ : err)
     for (int i = 0; i < n; ++i) {
-        const int c = static_cast<int>(std::fmax(0, std::fmin(hi, std::nearbyint((x[i] - m) * id))));
+        const int c = clamp_round((x[i] - m) * id, 0.0f, static_cast<float>(hi));
         q[i] = static_cast<uint8_t>(c);
         const float e = x[i] - (d * static_cast<float>(c) + m);
         err += weight(w, i) * e * e;
@@ -104,8 +119,8 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
     if (hi_v == lo_v) {
         best_d = 0;
     } else {
-        for (int step = -9; step <= 9; ++step) {
-            float d = as_stored_f16(finite_f16((hi_v - lo_v) / (static_cast<float>(hi) + 0.1f * static_cast<float>(step))));
+        for (int step = -kSteps; step <= kSteps; ++step) {
+            float d = as_stored_f16(finite_f16((hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step))));
             float m = as_stored_f16(finite_f16(lo_v));
             float err = codes_affine(x, w, n, hi, d, m, trial);
             if (err < best_err) {
