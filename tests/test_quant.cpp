@@ -199,7 +199,7 @@ TEST_CASE("edge rows quantize to finite values with bounded error, for every qua
     }
 }
 
-TEST_CASE("quantizing random rows: every type's error stays within its step size") {
+TEST_CASE("quantizing random rows: every type's relative error stays within what its bits allow") {
     std::vector<float> x(4 * 512);
     uint32_t s = 12345;
     for (float& v : x) {
@@ -214,7 +214,10 @@ TEST_CASE("quantizing random rows: every type's error stays within its step size
             se += (x[i] - y[i]) * (x[i] - y[i]);
             ss += x[i] * x[i];
         }
-        CHECK(se / ss < 0.02);  // 4 bits or more: relative squared error well below 2%
+        // Uniform values: relative squared error about 1 / (3 x 4^bits); bounds with margin.
+        const gguf::TypeInfo& info = gguf::type_info(type);
+        const double bits = 8.0 * info.type_size / info.block_size;
+        CHECK(se / ss < (bits >= 4 ? 0.01 : bits >= 3 ? 0.05 : 0.15));
     }
 }
 

@@ -229,7 +229,7 @@ TEST_CASE("on the tiny model, our round trip error is at most 1.01x that of llam
     const quant::ImportanceMatrix imatrix = quant::ImportanceMatrix::load(dir / "tiny.imatrix.gguf");
     int compared = 0;
     double worst = 0;
-    for (const char* mix : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"}) {
+    for (const char* mix : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"}) {
         for (bool weighted : {false, true}) {
             const gguf::File theirs = gguf::File::open(dir / fmt::format("tiny-{}{}.gguf", mix, weighted ? ".imatrix" : ""));
             for (const gguf::TensorInfo& t : theirs.tensors()) {

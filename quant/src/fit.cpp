@@ -33,7 +33,9 @@ inline int clamp_round(float v, float lo, float hi) {
 }
 
 // Codes for scale d, and the weighted squared error they leave.
-float codes_symmetric(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+}  // namespace
+
+float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
     const float id = d != 0 ? 1.0f / d : 0.0f;
     float err = 0;
 #pragma omp simd reduction(+ : err)
@@ -46,9 +48,8 @@ float codes_symmetric(const float* x, const float* w, int n, int lo, int hi, flo
     return err;
 }
 
-}  // namespace
-
-float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q) {
+float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale) {
+    auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
     float xmax = 0;
     for (int i = 0; i < n; ++i)
         if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
@@ -62,8 +63,8 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
         for (int step = -kSteps; step <= kSteps; ++step) {
             const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
             if (t == 0) continue;
-            float d = as_stored_f16(finite_f16(xmax / t));
-            float err = codes_symmetric(x, w, n, lo, hi, d, trial);
+            float d = stored(xmax / t);
+            float err = symmetric_codes(x, w, n, lo, hi, d, trial);
             if (err < best_err) {
                 best_err = err;
                 best_d = d;
@@ -76,10 +77,10 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
                     sqq += weight(w, i) * static_cast<float>(trial[i]) * static_cast<float>(trial[i]);
                 }
                 if (sqq <= 0) break;
-                const float refit = as_stored_f16(finite_f16(sxq / sqq));
+                const float refit = stored(sxq / sqq);
                 if (refit == d) break;
                 d = refit;
-                err = codes_symmetric(x, w, n, lo, hi, d, trial);
+                err = symmetric_codes(x, w, n, lo, hi, d, trial);
                 if (err < best_err) {
                     best_err = err;
                     best_d = d;
@@ -87,13 +88,11 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
             }
         }
     }
-    codes_symmetric(x, w, n, lo, hi, best_d, q);
+    symmetric_codes(x, w, n, lo, hi, best_d, q);
     return best_d;
 }
 
-namespace {
-
-float codes_affine(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
     const float id = d != 0 ? 1.0f / d : 0.0f;
     float err = 0;
 #pragma omp simd reduction(+ : err)
@@ -106,23 +105,24 @@ float codes_affine(const float* x, const float* w, int n, int hi, float d, float
     return err;
 }
 
-}  // namespace
-
-void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d_out, float& m_out) {
+void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d_out, float& m_out, bool f16_params,
+                bool non_positive_offset) {
     float lo_v = x[0], hi_v = x[0];
     for (int i = 1; i < n; ++i) {
         lo_v = std::fmin(lo_v, x[i]);
         hi_v = std::fmax(hi_v, x[i]);
     }
+    if (non_positive_offset) lo_v = std::fmin(lo_v, 0.0f);
+    auto stored = [f16_params](float v) { return f16_params ? as_stored_f16(finite_f16(v)) : v; };
     uint8_t trial[256];
-    float best_err = std::numeric_limits<float>::infinity(), best_d = 0, best_m = as_stored_f16(lo_v);
+    float best_err = std::numeric_limits<float>::infinity(), best_d = 0, best_m = stored(lo_v);
     if (hi_v == lo_v) {
         best_d = 0;
     } else {
         for (int step = -kSteps; step <= kSteps; ++step) {
-            float d = as_stored_f16(finite_f16((hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step))));
-            float m = as_stored_f16(finite_f16(lo_v));
-            float err = codes_affine(x, w, n, hi, d, m, trial);
+            float d = stored((hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step)));
+            float m = stored(lo_v);
+            float err = affine_codes(x, w, n, hi, d, m, trial);
             if (err < best_err) {
                 best_err = err;
                 best_d = d;
@@ -137,12 +137,17 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
                 }
                 const double det = sw * sqq - sq * sq;
                 if (det <= 0) break;
-                const float d2 = as_stored_f16(finite_f16(static_cast<float>((sw * sxq - sq * sx) / det)));
-                const float m2 = as_stored_f16(finite_f16(static_cast<float>((sqq * sx - sq * sxq) / det)));
+                double dd = (sw * sxq - sq * sx) / det, mm = (sqq * sx - sq * sxq) / det;
+                if (non_positive_offset && mm > 0) {  // the best offset would be positive: pin it at 0
+                    mm = 0;
+                    dd = sxq / sqq;
+                }
+                const float d2 = stored(static_cast<float>(dd));
+                const float m2 = stored(static_cast<float>(mm));
                 if (d2 == d && m2 == m) break;
                 d = d2;
                 m = m2;
-                err = codes_affine(x, w, n, hi, d, m, trial);
+                err = affine_codes(x, w, n, hi, d, m, trial);
                 if (err < best_err) {
                     best_err = err;
                     best_d = d;
@@ -151,7 +156,7 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
             }
         }
     }
-    codes_affine(x, w, n, hi, best_d, best_m, q);
+    affine_codes(x, w, n, hi, best_d, best_m, q);
     d_out = best_d;
     m_out = best_m;
 }

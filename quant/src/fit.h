@@ -13,10 +13,19 @@ float as_stored_f16(float v);
 // (w nullptr: all 1) with d as stored in f16. Tries scales that send the largest value to
 // lo or hi (and nearby), refits d by weighted least squares for each, and keeps the best.
 // Returns d as stored; q holds the codes for it.
-float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q);
+// With `f16_scale` false, d stays a float (k-quant sub-block scales).
+float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale = true);
 
-// Affine: x[i] ~ d x q[i] + m, q in [0, hi], both d and m stored as f16.
-void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m);
+// Affine: x[i] ~ d x q[i] + m, q in [0, hi]. With `f16_params` d and m are rounded as f16
+// fields store them (legacy blocks); without, they stay floats (k-quant sub-blocks, whose
+// scales are quantized afterwards). With `non_positive_offset`, m <= 0 (the k-quants store
+// -m as an unsigned minimum).
+void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m, bool f16_params = true,
+                bool non_positive_offset = false);
+
+// The codes for a given scale (and offset), and the weighted squared error they leave.
+float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q);
+float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q);
 
 // Weights for a block of n values: importance[i] x sqrt(sigma2 + x[i]^2) (importance 1
 // without an importance matrix), sigma2 the row's mean square. The second factor favours
