@@ -187,7 +187,9 @@ TEST_CASE("edge rows quantize to finite values with bounded error, for every qua
         spike[77] = 1000.0f;
         std::vector<float> y = round_trip(type, spike, 1);
         for (float v : y) CHECK(std::isfinite(v));
-        CHECK(std::fabs(y[77] - 1000.0f) <= 1000.0f * 0.15f);  // the one large value survives
+        const gguf::TypeInfo& info = gguf::type_info(type);
+        if (8.0 * info.type_size / info.block_size >= 1.5)  // one shared magnitude (Q1_0) cannot keep an outlier
+            CHECK(std::fabs(y[77] - 1000.0f) <= 1000.0f * 0.15f);  // the one large value survives
 
         std::vector<float> tiny(n);
         for (int64_t i = 0; i < n; ++i) tiny[i] = (i % 2 ? 1 : -1) * 1e-41f * static_cast<float>(i % 7);  // subnormal floats
@@ -214,10 +216,11 @@ TEST_CASE("quantizing random rows: every type's relative error stays within what
             se += (x[i] - y[i]) * (x[i] - y[i]);
             ss += x[i] * x[i];
         }
-        // Uniform values: relative squared error about 1 / (3 x 4^bits); bounds with margin.
+        // Uniform values: a b-bit uniform grid leaves about 1 / 4^b of the signal; signs alone
+        // leave 1 - (E|x|)^2 / E x^2 = 1/4, three levels about 1/9. Bounds with some margin.
         const gguf::TypeInfo& info = gguf::type_info(type);
         const double bits = 8.0 * info.type_size / info.block_size;
-        CHECK(se / ss < (bits >= 4 ? 0.01 : bits >= 3 ? 0.05 : 0.15));
+        CHECK(se / ss < (bits < 1.5 ? 0.27 : bits < 2.5 ? 0.13 : bits < 3 ? 0.06 : bits < 4 ? 0.02 : 0.015));
     }
 }
 

@@ -24,6 +24,15 @@ constexpr int kRefineRounds = 3;
 // Clamps a scale so that its f16 form stays finite.
 inline float finite_f16(float d) { return d < -65504.0f ? -65504.0f : d > 65504.0f ? 65504.0f : d; }
 
+// x / d, as x times a reciprocal computed once where that is finite; for scales so small
+// that 1 / d overflows (2^-128 is an MXFP4 scale), dividing keeps 0 / d at 0, not NaN.
+struct Divider {
+    explicit Divider(float d) : d_(d), inverse_(d != 0 ? 1.0f / d : 0.0f), exact_(std::isfinite(inverse_)) {}
+    float operator()(float x) const { return d_ == 0 ? 0.0f : exact_ ? x * inverse_ : x / d_; }
+    float d_, inverse_;
+    bool exact_;
+};
+
 // v clamped to [lo, hi] and rounded to the nearest integer, ties to even. Adding and
 // removing 1.5 x 2^23 rounds any |v| < 2^22 exactly (the codes here are far smaller);
 // written with plain comparisons so it compiles to a few instructions, not library calls.
@@ -36,11 +45,11 @@ inline int clamp_round(float v, float lo, float hi) {
 }  // namespace
 
 float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
-    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const Divider over(d);
     float err = 0;
 #pragma omp simd reduction(+ : err)
     for (int i = 0; i < n; ++i) {
-        const int c = clamp_round(x[i] * id, static_cast<float>(lo), static_cast<float>(hi));
+        const int c = clamp_round(over(x[i]), static_cast<float>(lo), static_cast<float>(hi));
         q[i] = static_cast<int8_t>(c);
         const float e = x[i] - d * static_cast<float>(c);
         err += weight(w, i) * e * e;
@@ -93,11 +102,11 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
 }
 
 float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
-    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const Divider over(d);
     float err = 0;
 #pragma omp simd reduction(+ : err)
     for (int i = 0; i < n; ++i) {
-        const int c = clamp_round((x[i] - m) * id, 0.0f, static_cast<float>(hi));
+        const int c = clamp_round(over(x[i] - m), 0.0f, static_cast<float>(hi));
         q[i] = static_cast<uint8_t>(c);
         const float e = x[i] - (d * static_cast<float>(c) + m);
         err += weight(w, i) * e * e;
@@ -159,6 +168,79 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
     affine_codes(x, w, n, hi, best_d, best_m, q);
     d_out = best_d;
     m_out = best_m;
+}
+
+float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+    const Divider over(d);
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+        const float t = over(x[i]);
+        int lo = 0, hi = levels.n - 1;  // nearest level by bisection over the sorted values
+        while (hi - lo > 1) {
+            const int mid = (lo + hi) / 2;
+            (levels.value[mid] <= t ? lo : hi) = mid;
+        }
+        const int k = (t - levels.value[lo] <= levels.value[hi] - t) ? lo : hi;
+        index[i] = static_cast<uint8_t>(k);
+        const float e = x[i] - d * levels.value[k];
+        err += weight(w, i) * e * e;
+    }
+    return err;
+}
+
+float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
+    auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
+    float xmax = 0;
+    for (int i = 0; i < n; ++i)
+        if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
+    if (xmax == 0) {
+        level_codes(x, w, n, levels, 0.0f, index);
+        return 0.0f;
+    }
+    uint8_t trial[256];
+    float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
+    for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
+        if (end == 0) continue;
+        for (int step = -kSteps; step <= kSteps; ++step) {
+            float d = stored(xmax / (end * (1.0f + 0.05f * static_cast<float>(step))));
+            float err = level_codes(x, w, n, levels, d, trial);
+            for (int round = 0; ; ++round) {
+                if (err < best_err) {
+                    best_err = err;
+                    best_d = d;
+                }
+                if (round == kRefineRounds) break;
+                float sxl = 0, sll = 0;
+                for (int i = 0; i < n; ++i) {
+                    const float l = levels.value[trial[i]];
+                    sxl += weight(w, i) * x[i] * l;
+                    sll += weight(w, i) * l * l;
+                }
+                if (sll <= 0) break;
+                const float refit = stored(sxl / sll);
+                if (refit == d) break;
+                d = refit;
+                err = level_codes(x, w, n, levels, d, trial);
+            }
+        }
+    }
+    level_codes(x, w, n, levels, best_d, index);
+    return best_d;
+}
+
+int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index) {
+    uint8_t trial[256];
+    float best_err = std::numeric_limits<float>::infinity();
+    int best = 0;
+    for (int k = 0; k < count; ++k) {
+        const float err = level_codes(x, w, n, levels, scales[k], trial);
+        if (err < best_err) {
+            best_err = err;
+            best = k;
+        }
+    }
+    level_codes(x, w, n, levels, scales[best], index);
+    return best;
 }
 
 const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out) {

@@ -27,6 +27,25 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
 float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q);
 float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q);
 
+// A codebook: the values a code can stand for, ascending, and the code stored for each.
+struct Levels {
+    const float* value;
+    const uint8_t* code;
+    int n;
+};
+
+// Codes for x[i] ~ d x level: the nearest level to each x[i] / d (its index in `levels`),
+// and the weighted squared error left.
+float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index);
+
+// The best d for a codebook, searched as fit_symmetric does; d stored as f16 when
+// `f16_scale`, else a float. `index` gets the level indices.
+float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale);
+
+// The best of `count` given scales (formats whose scale is a small float or a power of 2).
+// Returns its position in `scales`.
+int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index);
+
 // Weights for a block of n values: importance[i] x sqrt(sigma2 + x[i]^2) (importance 1
 // without an importance matrix), sigma2 the row's mean square. The second factor favours
 // large values, which carry most of the error that matters (outlier channels), without

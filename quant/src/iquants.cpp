@@ -3,8 +3,12 @@
 // (iq_grids.h) with separate signs and scales.
 #include <bit>
 
+#include <algorithm>
+#include <limits>
+
 #include "bytes.h"
 #include "family.h"
+#include "fit.h"
 #include "iq_grids.h"
 
 namespace quant::detail {
@@ -254,9 +258,74 @@ void dequantize_iq4_xs(const uint8_t* src, float* y, int64_t n) {
     }
 }
 
+// IQ4 levels as a codebook (already ascending; code = index).
+constexpr float kIQ4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+constexpr uint8_t kIdentity16[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+constexpr Levels kIQ4 = {kIQ4Values, kIdentity16, 16};
+
+void pack_iq4(const uint8_t* code, uint8_t* qs) {
+    for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(code[j] | code[j + 16] << 4);
+}
+
+void quantize_iq4_nl(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    const float sigma2 = mean_square(x, n);
+    BlockIQ4_NL* b = blocks<BlockIQ4_NL>(dst);
+    for (int64_t i = 0; i < n; i += 32, ++b) {
+        float w[32];
+        uint8_t code[32];
+        block_weights(x + i, imp ? imp + i : nullptr, 32, sigma2, w);
+        store_half(b->d, fit_levels(x + i, w, 32, kIQ4, code, true));
+        pack_iq4(code, b->qs);
+    }
+}
+
+// IQ4_XS: sub-block scales fitted on their own, quantized to 6 bits against the f16 d, then
+// nudged by one where that lowers the sub-block's weighted error (as the k-quants do).
+void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    const float sigma2 = mean_square(x, n);
+    BlockIQ4_XS* b = blocks<BlockIQ4_XS>(dst);
+    for (int64_t i = 0; i < n; i += 256, ++b) {
+        float w[256], scale[8], scale_weight[8];
+        uint8_t code[256];
+        block_weights(x + i, imp ? imp + i : nullptr, 256, sigma2, w);
+        for (int j = 0; j < 8; ++j) {
+            scale[j] = fit_levels(x + i + 32 * j, w + 32 * j, 32, kIQ4, code + 32 * j, false);
+            scale_weight[j] = 0;
+            for (int k = 0; k < 32; ++k) scale_weight[j] += w[32 * j + k] * kIQ4Values[code[32 * j + k]] * kIQ4Values[code[32 * j + k]];
+        }
+        int8_t sc[8];
+        const float d = fit_symmetric(scale, scale_weight, 8, -32, 31, sc);
+        store_half(b->d, d);
+        uint16_t scales_h = 0;
+        std::fill(b->scales_l, b->scales_l + 4, 0);
+        for (int j = 0; j < 8; ++j) {
+            uint8_t trial[32];
+            float best = std::numeric_limits<float>::infinity();
+            int chosen = sc[j];
+            for (int a = -1; a <= 1; ++a) {
+                const int s = std::clamp(sc[j] + a, -32, 31);
+                const float err = level_codes(x + i + 32 * j, w + 32 * j, 32, kIQ4, d * static_cast<float>(s), trial);
+                if (err < best) {
+                    best = err;
+                    chosen = s;
+                    std::copy(trial, trial + 32, code + 32 * j);
+                }
+            }
+            const int ls = chosen + 32;
+            b->scales_l[j / 2] |= static_cast<uint8_t>((ls & 0x0f) << (4 * (j % 2)));
+            scales_h |= static_cast<uint16_t>((ls >> 4) << (2 * j));
+            pack_iq4(code + 32 * j, b->qs + 16 * j);
+        }
+        b->scales_h[0] = static_cast<uint8_t>(scales_h);
+        b->scales_h[1] = static_cast<uint8_t>(scales_h >> 8);
+    }
+}
+
 }  // namespace
 
 void register_iquants(TraitsTable& t) {
+    t[static_cast<uint32_t>(TypeId::IQ4_NL)].quantize = quantize_iq4_nl;
+    t[static_cast<uint32_t>(TypeId::IQ4_XS)].quantize = quantize_iq4_xs;
     t[static_cast<uint32_t>(TypeId::IQ4_NL)].dequantize = dequantize_iq4_nl;
     t[static_cast<uint32_t>(TypeId::IQ4_XS)].dequantize = dequantize_iq4_xs;
     t[static_cast<uint32_t>(TypeId::IQ2_XXS)].dequantize = dequantize_iq2_xxs;

@@ -1,9 +1,11 @@
 // Microscaling formats: FP4 (E2M1) values sharing a power-of-two (E8M0) or small-float
 // (E4M3) scale.
+#include <algorithm>
 #include <cmath>
 
 #include "bytes.h"
 #include "family.h"
+#include "fit.h"
 
 namespace quant::detail {
 
@@ -65,9 +67,72 @@ void dequantize_nvfp4(const uint8_t* src, float* y, int64_t n) {
     }
 }
 
+// FP4 codes as a codebook over the doubled values (codes 0 and 8 both mean 0).
+constexpr float kFp4Values[15] = {-12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12};
+constexpr uint8_t kFp4Codes[15] = {15, 14, 13, 12, 11, 10, 9, 0, 1, 2, 3, 4, 5, 6, 7};
+constexpr Levels kFp4 = {kFp4Values, kFp4Codes, 15};
+
+float abs_max(const float* x, int n) {
+    float m = 0;
+    for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+    return m;
+}
+
+void pack_fp4(const uint8_t* index, int half, uint8_t* qs) {
+    for (int j = 0; j < half; ++j) qs[j] = static_cast<uint8_t>(kFp4Codes[index[j]] | kFp4Codes[index[j + half]] << 4);
+}
+
+// MXFP4: the power of two that sends the largest value nearest the largest code, and its
+// neighbours, tried.
+void quantize_mxfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    const float sigma2 = mean_square(x, n);
+    BlockMXFP4* b = blocks<BlockMXFP4>(dst);
+    for (int64_t i = 0; i < n; i += 32, ++b) {
+        float w[32], scales[4];
+        uint8_t e[4], index[32];
+        block_weights(x + i, imp ? imp + i : nullptr, 32, sigma2, w);
+        const float amax = abs_max(x + i, 32);
+        const int e0 = amax > 0 ? static_cast<int>(std::floor(std::log2(amax / 12.0f))) + 128 : 0;
+        for (int k = 0; k < 4; ++k) {
+            e[k] = static_cast<uint8_t>(std::clamp(e0 - 1 + k, 0, 254));
+            scales[k] = e8m0_half(e[k]);
+        }
+        b->e = e[pick_scale(x + i, w, 32, kFp4, scales, 4, index)];
+        pack_fp4(index, 16, b->qs);
+    }
+}
+
+// NVFP4: per 16 values, the UE4M3 scales around the one that sends the largest value to
+// the largest code.
+void quantize_nvfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    const float sigma2 = mean_square(x, n);
+    BlockNVFP4* b = blocks<BlockNVFP4>(dst);
+    for (int64_t i = 0; i < n; i += 64, ++b) {
+        float w[64];
+        block_weights(x + i, imp ? imp + i : nullptr, 64, sigma2, w);
+        for (int s = 0; s < 4; ++s) {
+            const float* xs = x + i + 16 * s;
+            const float ideal = abs_max(xs, 16) / 12.0f;
+            int nearest = 0;  // the UE4M3 byte whose (halved) value is nearest the ideal scale
+            for (int c = 1; c < 0x7f; ++c)
+                if (std::fabs(ue4m3_half(static_cast<uint8_t>(c)) - ideal) < std::fabs(ue4m3_half(static_cast<uint8_t>(nearest)) - ideal)) nearest = c;
+            float scales[5];
+            uint8_t bytes[5], index[16];
+            for (int k = 0; k < 5; ++k) {
+                bytes[k] = static_cast<uint8_t>(std::clamp(nearest - 2 + k, 0, 0x7e));
+                scales[k] = ue4m3_half(bytes[k]);
+            }
+            b->d[s] = bytes[pick_scale(xs, w + 16 * s, 16, kFp4, scales, 5, index)];
+            pack_fp4(index, 8, b->qs + 8 * s);
+        }
+    }
+}
+
 }  // namespace
 
 void register_microscaling(TraitsTable& t) {
+    t[static_cast<uint32_t>(TypeId::MXFP4)].quantize = quantize_mxfp4;
+    t[static_cast<uint32_t>(TypeId::NVFP4)].quantize = quantize_nvfp4;
     t[static_cast<uint32_t>(TypeId::MXFP4)].dequantize = dequantize_mxfp4;
     t[static_cast<uint32_t>(TypeId::NVFP4)].dequantize = dequantize_nvfp4;
 }
