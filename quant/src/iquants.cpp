@@ -9,6 +9,7 @@
 #include "bytes.h"
 #include "family.h"
 #include "fit.h"
+#include "grid_fit.h"
 #include "iq_grids.h"
 
 namespace quant::detail {
@@ -321,9 +322,106 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) 
     }
 }
 
+// The grid formats' sub-block scales, as their decoders compute them.
+float iq2_scale(float d, int s) { return d * (0.5f + static_cast<float>(s)) * 0.25f; }
+float iq3xxs_scale(float d, int s) { return d * (0.5f + static_cast<float>(s)) * 0.5f; }
+float iq3s_scale(float d, int s) { return d * static_cast<float>(1 + 2 * s); }
+
+template <class Block, class Pack>
+void quantize_grid(const float* x, uint8_t* dst, int64_t n, const float* imp, const Grid& grid, int scale_span, ScaleCode code,
+                   bool parity, Pack pack) {
+    const float sigma2 = mean_square(x, n);
+    Block* b = blocks<Block>(dst);
+    for (int64_t i = 0; i < n; i += 256, ++b) {
+        float w[256];
+        block_weights(x + i, imp ? imp + i : nullptr, 256, sigma2, w);
+        const GridFit f = fit_grid(x + i, w, grid, scale_span, code, parity);
+        store_half(b->d, f.d);
+        pack(f, *b);
+    }
+}
+
+// The 7 stored sign bits of 8 values (the eighth follows from even parity).
+inline uint32_t signs7(const GridFit& f, int group) { return f.signs[group] & 127u; }
+
+void put_u32(uint8_t* p, uint32_t v) {
+    for (int k = 0; k < 4; ++k) p[k] = static_cast<uint8_t>(v >> (8 * k));
+}
+
+void quantize_iq2_xxs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_grid<BlockIQ2_XXS>(x, dst, n, imp, grid_iq2xxs(), 32, {0.25f, iq2_scale}, true, [](const GridFit& f, BlockIQ2_XXS& b) {
+        for (int ib = 0; ib < 8; ++ib) {
+            uint32_t meta = static_cast<uint32_t>(f.scale[ib]) << 28;
+            for (int l = 0; l < 4; ++l) {
+                b.qs[8 * ib + l] = static_cast<uint8_t>(f.entry[4 * ib + l]);
+                meta |= signs7(f, 4 * ib + l) << (7 * l);
+            }
+            put_u32(b.qs + 8 * ib + 4, meta);
+        }
+    });
+}
+
+void quantize_iq2_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_grid<BlockIQ2_XS>(x, dst, n, imp, grid_iq2xs(), 16, {0.25f, iq2_scale}, true, [](const GridFit& f, BlockIQ2_XS& b) {
+        for (int g = 0; g < 32; ++g) {
+            const uint16_t c = static_cast<uint16_t>(f.entry[g] | signs7(f, g) << 9);
+            b.qs[2 * g] = static_cast<uint8_t>(c);
+            b.qs[2 * g + 1] = static_cast<uint8_t>(c >> 8);
+        }
+        for (int ib = 0; ib < 8; ++ib) b.scales[ib] = static_cast<uint8_t>(f.scale[2 * ib] | f.scale[2 * ib + 1] << 4);
+    });
+}
+
+void quantize_iq2_s(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_grid<BlockIQ2_S>(x, dst, n, imp, grid_iq2s(), 16, {0.25f, iq2_scale}, false, [](const GridFit& f, BlockIQ2_S& b) {
+        std::fill(b.qh, b.qh + 8, 0);
+        for (int g = 0; g < 32; ++g) {
+            b.qs[g] = static_cast<uint8_t>(f.entry[g]);
+            b.qh[g / 4] |= static_cast<uint8_t>((f.entry[g] >> 8) << (2 * (g % 4)));
+            b.qs[32 + g] = f.signs[g];
+        }
+        for (int ib = 0; ib < 8; ++ib) b.scales[ib] = static_cast<uint8_t>(f.scale[2 * ib] | f.scale[2 * ib + 1] << 4);
+    });
+}
+
+void quantize_iq3_xxs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_grid<BlockIQ3_XXS>(x, dst, n, imp, grid_iq3xxs(), 32, {0.5f, iq3xxs_scale}, true, [](const GridFit& f, BlockIQ3_XXS& b) {
+        for (int ib = 0; ib < 8; ++ib) {
+            uint32_t meta = static_cast<uint32_t>(f.scale[ib]) << 28;
+            for (int l = 0; l < 4; ++l) meta |= signs7(f, 4 * ib + l) << (7 * l);
+            for (int h = 0; h < 8; ++h) b.qs[8 * ib + h] = static_cast<uint8_t>(f.entry[8 * ib + h]);
+            put_u32(b.qs + 64 + 4 * ib, meta);
+        }
+    });
+}
+
+void quantize_iq3_s(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_grid<BlockIQ3_S>(x, dst, n, imp, grid_iq3s(), 32, {2.0f, iq3s_scale}, false, [](const GridFit& f, BlockIQ3_S& b) {
+        std::fill(b.qh, b.qh + 8, 0);
+        std::fill(b.scales, b.scales + 4, 0);
+        for (int ib = 0; ib < 8; ++ib) {
+            for (int h = 0; h < 8; ++h) {
+                b.qs[8 * ib + h] = static_cast<uint8_t>(f.entry[8 * ib + h]);
+                b.qh[ib] |= static_cast<uint8_t>((f.entry[8 * ib + h] >> 8) << h);
+            }
+            for (int l = 0; l < 4; ++l) b.signs[4 * ib + l] = f.signs[4 * ib + l];
+            b.scales[ib / 2] |= static_cast<uint8_t>(f.scale[ib] << (4 * (ib % 2)));
+        }
+    });
+}
+
 }  // namespace
 
 void register_iquants(TraitsTable& t) {
+    auto grid = [&](TypeId id, QuantizeRowFn fn, bool needs_importance) {
+        t[static_cast<uint32_t>(id)].quantize = fn;
+        t[static_cast<uint32_t>(id)].needs_importance = needs_importance;
+    };
+    grid(TypeId::IQ2_XXS, quantize_iq2_xxs, true);
+    grid(TypeId::IQ2_XS, quantize_iq2_xs, true);
+    grid(TypeId::IQ2_S, quantize_iq2_s, false);
+    grid(TypeId::IQ3_XXS, quantize_iq3_xxs, false);
+    grid(TypeId::IQ3_S, quantize_iq3_s, false);
     t[static_cast<uint32_t>(TypeId::IQ4_NL)].quantize = quantize_iq4_nl;
     t[static_cast<uint32_t>(TypeId::IQ4_XS)].quantize = quantize_iq4_xs;
     t[static_cast<uint32_t>(TypeId::IQ4_NL)].dequantize = dequantize_iq4_nl;

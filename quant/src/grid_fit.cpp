@@ -1,0 +1,244 @@
+#include "grid_fit.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+#include "fit.h"
+#include "iq_grids.h"
+
+namespace quant::detail {
+
+namespace {
+
+template <class T, size_t N> Grid unpack(const T (&table)[N], int k) {
+    Grid g;
+    g.entries = static_cast<int>(N);
+    g.k = k;
+    g.value.resize(N * static_cast<size_t>(k));
+    for (size_t e = 0; e < N; ++e)
+        for (int j = 0; j < k; ++j) {
+            const float v = static_cast<float>((table[e] >> (8 * j)) & 0xff);
+            g.value[e * static_cast<size_t>(k) + static_cast<size_t>(j)] = v;
+            g.max_magnitude = std::max(g.max_magnitude, v);
+            if (v > 0 && std::find(g.magnitudes.begin(), g.magnitudes.end(), v) == g.magnitudes.end()) g.magnitudes.push_back(v);
+        }
+    std::sort(g.magnitudes.begin(), g.magnitudes.end());
+    return g;
+}
+
+constexpr int kSuper = 256;
+
+// Per group of k values: A_e and B_e for every entry, and C = sum w a^2.
+struct Tables {
+    std::vector<float> A, B, C;
+    void build(const Grid& g, const float* a, const float* w, int groups) {
+        A.assign(static_cast<size_t>(groups * g.entries), 0);
+        B.assign(A.size(), 0);
+        C.assign(static_cast<size_t>(groups), 0);
+        for (int q = 0; q < groups; ++q) {
+            const float* ag = a + q * g.k;
+            const float* wg = w + q * g.k;
+            for (int j = 0; j < g.k; ++j) C[q] += wg[j] * ag[j] * ag[j];
+            float* Aq = A.data() + q * g.entries;
+            float* Bq = B.data() + q * g.entries;
+            for (int e = 0; e < g.entries; ++e) {
+                const float* ge = g.value.data() + e * g.k;
+                float sa = 0, sb = 0;
+                for (int j = 0; j < g.k; ++j) {
+                    sa += wg[j] * ag[j] * ge[j];
+                    sb += wg[j] * ge[j] * ge[j];
+                }
+                Aq[e] = sa;
+                Bq[e] = sb;
+            }
+        }
+    }
+    // The best entry of group q at scale dl, and its error.
+    int best(int q, int entries, float dl, float& err) const {
+        const float* Aq = A.data() + q * entries;
+        const float* Bq = B.data() + q * entries;
+        int best_e = 0;
+        float best_v = std::numeric_limits<float>::infinity();
+        for (int e = 0; e < entries; ++e) {
+            const float v = dl * (dl * Bq[e] - 2 * Aq[e]);
+            if (v < best_v) {
+                best_v = v;
+                best_e = e;
+            }
+        }
+        err = C[q] + best_v;
+        return best_e;
+    }
+};
+
+// Error of groups [first, first + count) at scale dl, their entries written to `entry`.
+float assign(const Tables& t, const Grid& g, int first, int count, float dl, uint16_t* entry) {
+    float err = 0;
+    for (int q = first; q < first + count; ++q) {
+        float e;
+        entry[q] = static_cast<uint16_t>(t.best(q, g.entries, dl, e));
+        err += e;
+    }
+    return err;
+}
+
+// Least-squares scale for the entries chosen: sum A / sum B over the groups.
+float refit(const Tables& t, const Grid& g, int first, int count, const uint16_t* entry) {
+    float sa = 0, sb = 0;
+    for (int q = first; q < first + count; ++q) {
+        sa += t.A[q * g.entries + entry[q]];
+        sb += t.B[q * g.entries + entry[q]];
+    }
+    return sb > 0 ? std::max(0.0f, sa / sb) : 0.0f;
+}
+
+}  // namespace
+
+const Grid& grid_iq2xxs() { static const Grid g = unpack(grids::kIQ2XXS, 8); return g; }
+const Grid& grid_iq2xs() { static const Grid g = unpack(grids::kIQ2XS, 8); return g; }
+const Grid& grid_iq2s() { static const Grid g = unpack(grids::kIQ2S, 8); return g; }
+const Grid& grid_iq3xxs() { static const Grid g = unpack(grids::kIQ3XXS, 4); return g; }
+const Grid& grid_iq3s() { static const Grid g = unpack(grids::kIQ3S, 4); return g; }
+
+namespace {
+
+// The least weighted error of k values' targets a at scale dl over all grid entries.
+float nearest_error(const Grid& g, const float* a, const float* w, float dl) {
+    float best = std::numeric_limits<float>::infinity();
+    for (int e = 0; e < g.entries; ++e) {
+        const float* ge = g.value.data() + e * g.k;
+        float err = 0;
+        for (int j = 0; j < g.k; ++j) {
+            const float d = a[j] - dl * ge[j];
+            err += w[j] * d * d;
+        }
+        best = std::min(best, err);
+    }
+    return best;
+}
+
+// For 8 values whose signs have odd parity, the one to store with the wrong sign: the one
+// whose flip leaves the least error once the grid does its best, at a provisional scale.
+int best_flip(const Grid& g, const float* a, const float* w, float dl) {
+    int best_j = 0;
+    float best = std::numeric_limits<float>::infinity();
+    float trial[8];
+    for (int j = 0; j < 8; ++j) {
+        std::copy(a, a + 8, trial);
+        trial[j] = -trial[j];
+        float err = 0;
+        for (int h = 0; h < 8; h += g.k) err += nearest_error(g, trial + h, w + h, dl);
+        if (err < best) {
+            best = err;
+            best_j = j;
+        }
+    }
+    return best_j;
+}
+
+}  // namespace
+
+GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_span, ScaleCode code, bool parity_signs) {
+    GridFit f;
+    // Signs, and the signed targets a: |x|, or -|x| for a value whose sign parity forced.
+    float a[kSuper];
+    for (int o = 0; o < kSuper / 8; ++o) {
+        uint8_t mask = 0;
+        for (int j = 0; j < 8; ++j) {
+            const int i = 8 * o + j;
+            if (x[i] < 0) mask |= static_cast<uint8_t>(1u << j);
+            a[i] = std::fabs(x[i]);
+        }
+        if (parity_signs && (std::popcount(mask) & 1)) {
+            const int span = (8 * o) / scale_span * scale_span;
+            float amax = 0;
+            for (int i = span; i < span + scale_span; ++i) amax = std::max(amax, std::fabs(x[i]));
+            const int j = best_flip(grid, a + 8 * o, w + 8 * o, amax / grid.max_magnitude * 0.8f);
+            mask ^= static_cast<uint8_t>(1u << j);
+            a[8 * o + j] = -a[8 * o + j];
+        }
+        f.signs[o] = mask;
+    }
+    const int groups = kSuper / grid.k, per_scale = scale_span / grid.k, scales = kSuper / scale_span;
+    static thread_local Tables t;
+    t.build(grid, a, w, groups);
+
+    // Each scale's span on its own.
+    float dl[16], dl_weight[16];
+    uint16_t trial[64];
+    for (int s = 0; s < scales; ++s) {
+        const int first = s * per_scale;
+        float amax = 0;
+        for (int i = s * scale_span; i < (s + 1) * scale_span; ++i) amax = std::max(amax, a[i]);
+        float best = std::numeric_limits<float>::infinity();
+        dl[s] = 0;
+        // Starting scales: the largest value on the largest magnitude (and a little short of
+        // it), and on each smaller magnitude (flat spans match entries of equal small ones).
+        std::vector<float> starts;
+        for (float factor : {0.6f, 0.75f, 0.9f, 1.05f}) starts.push_back(amax / grid.max_magnitude * factor);
+        for (float m : grid.magnitudes)
+            if (m < grid.max_magnitude) starts.push_back(amax / m);
+        for (float start : starts) {
+            float d = start;
+            for (int round = 0; round < 3 && d > 0; ++round) {
+                const float err = assign(t, grid, first, per_scale, d, trial);
+                if (err < best) {
+                    best = err;
+                    dl[s] = d;
+                    std::copy(trial + first, trial + first + per_scale, f.entry + first);
+                }
+                d = refit(t, grid, first, per_scale, trial);
+            }
+        }
+        dl_weight[s] = 0;
+        for (int q = first; q < first + per_scale; ++q) dl_weight[s] += t.B[q * grid.entries + f.entry[q]];
+    }
+
+    // The 4-bit scale codes against d: dl = d x alpha x (s + 0.5).
+    float v[16];
+    float vmax = 0;
+    for (int s = 0; s < scales; ++s) vmax = std::max(vmax, v[s] = dl[s] / code.alpha);
+    float best_err = std::numeric_limits<float>::infinity();
+    for (float top : {15.5f, 14.5f, 13.5f, 12.5f}) {
+        float d = as_stored_f16(vmax / top);
+        for (int round = 0; round < 3 && d > 0; ++round) {
+            float err = 0, num = 0, den = 0;
+            uint8_t sc[16];
+            for (int s = 0; s < scales; ++s) {
+                const float c = std::clamp(std::nearbyint(v[s] / d - 0.5f), 0.0f, 15.0f);
+                sc[s] = static_cast<uint8_t>(c);
+                const float e = v[s] - d * (c + 0.5f);
+                err += dl_weight[s] * e * e;
+                num += dl_weight[s] * v[s] * (c + 0.5f);
+                den += dl_weight[s] * (c + 0.5f) * (c + 0.5f);
+            }
+            if (err < best_err) {
+                best_err = err;
+                f.d = d;
+                std::copy(sc, sc + scales, f.scale);
+            }
+            if (den <= 0) break;
+            d = as_stored_f16(num / den);
+        }
+    }
+
+    // Entries for the scales as stored, each code nudged by one where that helps.
+    for (int s = 0; s < scales; ++s) {
+        const int first = s * per_scale;
+        float best = std::numeric_limits<float>::infinity();
+        const int base = f.scale[s];
+        for (int c = std::max(0, base - 2); c <= std::min(15, base + 2); ++c) {
+            const float err = assign(t, grid, first, per_scale, code.scale(f.d, c), trial);
+            if (err < best) {
+                best = err;
+                f.scale[s] = static_cast<uint8_t>(c);
+                std::copy(trial + first, trial + first + per_scale, f.entry + first);
+            }
+        }
+    }
+    return f;
+}
+
+}  // namespace quant::detail

@@ -1,0 +1,43 @@
+// Fitting the grid-based i-quants (IQ2_*, IQ3_*): each group of values is a grid entry (a
+// pattern of magnitudes) times a sub-block scale, with signs stored apart. Internal to quant/.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace quant::detail {
+
+// A grid unpacked to floats: entry e's k magnitudes at value[e x k].
+struct Grid {
+    std::vector<float> value;
+    int entries = 0, k = 0;
+    float max_magnitude = 0;
+    std::vector<float> magnitudes;  // the distinct non-zero magnitudes entries use, ascending
+};
+const Grid& grid_iq2xxs();
+const Grid& grid_iq2xs();
+const Grid& grid_iq2s();
+const Grid& grid_iq3xxs();
+const Grid& grid_iq3s();
+
+// How a sub-block scale is stored: dl = d x alpha x (s + 0.5), s a 4-bit code; `scale`
+// computes it exactly as the format's decoder does.
+struct ScaleCode {
+    float alpha;
+    float (*scale)(float d, int s);
+};
+
+// Fits a super-block of 256 values: signs (with even parity per 8 values when
+// `parity_signs`, the odd one out being the value cheapest to flip), one grid entry per k
+// values, a 4-bit scale per `scale_span` values and the f16 d. Exact nearest entries for
+// every scale tried (the error of entry e at scale dl is C - 2 dl A_e + dl^2 B_e, with A and
+// B computed once per group).
+struct GridFit {
+    float d = 0;
+    uint8_t scale[16] = {};     // 4-bit codes, one per scale_span values
+    uint16_t entry[64] = {};    // one per k values
+    uint8_t signs[32] = {};     // per 8 values: bit j set = value j negative (parity kept when asked)
+};
+GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_span, ScaleCode code, bool parity_signs);
+
+}  // namespace quant::detail
