@@ -28,6 +28,22 @@ template <class T, size_t N> Grid unpack(const T (&table)[N], int k) {
     return g;
 }
 
+Grid unpack_iq1() {
+    Grid g;
+    g.entries = 2 * 2048;
+    g.k = 8;
+    g.value.resize(static_cast<size_t>(g.entries) * 8);
+    for (int half = 0; half < 2; ++half)
+        for (int e = 0; e < 2048; ++e)
+            for (int j = 0; j < 8; ++j) {
+                const float v = static_cast<float>(static_cast<int8_t>(grids::kIQ1S[e] >> (8 * j))) + (half ? -0.125f : 0.125f);
+                g.value[(static_cast<size_t>(half) * 2048 + static_cast<size_t>(e)) * 8 + static_cast<size_t>(j)] = v;
+                g.max_magnitude = std::max(g.max_magnitude, std::fabs(v));
+            }
+    g.magnitudes = {0.125f, 0.875f};
+    return g;
+}
+
 constexpr int kSuper = 256;
 
 // Per group of k values: A_e and B_e for every entry, and C = sum w a^2.
@@ -55,13 +71,13 @@ struct Tables {
             }
         }
     }
-    // The best entry of group q at scale dl, and its error.
-    int best(int q, int entries, float dl, float& err) const {
+    // The best entry in [lo, hi) for group q at scale dl, and its error.
+    int best(int q, int entries, int lo, int hi, float dl, float& err) const {
         const float* Aq = A.data() + q * entries;
         const float* Bq = B.data() + q * entries;
-        int best_e = 0;
+        int best_e = lo;
         float best_v = std::numeric_limits<float>::infinity();
-        for (int e = 0; e < entries; ++e) {
+        for (int e = lo; e < hi; ++e) {
             const float v = dl * (dl * Bq[e] - 2 * Aq[e]);
             if (v < best_v) {
                 best_v = v;
@@ -73,12 +89,13 @@ struct Tables {
     }
 };
 
-// Error of groups [first, first + count) at scale dl, their entries written to `entry`.
-float assign(const Tables& t, const Grid& g, int first, int count, float dl, uint16_t* entry) {
+// Error of groups [first, first + count) at scale dl, their entries (from [lo, hi)) written
+// to `entry`.
+float assign(const Tables& t, const Grid& g, int first, int count, float dl, uint16_t* entry, int lo, int hi) {
     float err = 0;
     for (int q = first; q < first + count; ++q) {
         float e;
-        entry[q] = static_cast<uint16_t>(t.best(q, g.entries, dl, e));
+        entry[q] = static_cast<uint16_t>(t.best(q, g.entries, lo, hi, dl, e));
         err += e;
     }
     return err;
@@ -101,6 +118,7 @@ const Grid& grid_iq2xs() { static const Grid g = unpack(grids::kIQ2XS, 8); retur
 const Grid& grid_iq2s() { static const Grid g = unpack(grids::kIQ2S, 8); return g; }
 const Grid& grid_iq3xxs() { static const Grid g = unpack(grids::kIQ3XXS, 4); return g; }
 const Grid& grid_iq3s() { static const Grid g = unpack(grids::kIQ3S, 4); return g; }
+const Grid& grid_iq1() { static const Grid g = unpack_iq1(); return g; }
 
 namespace {
 
@@ -140,7 +158,9 @@ int best_flip(const Grid& g, const float* a, const float* w, float dl) {
 
 }  // namespace
 
-GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_span, ScaleCode code, bool parity_signs) {
+GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options) {
+    const int scale_span = options.scale_span;
+    const bool parity_signs = options.parity_signs;
     GridFit f;
     // Signs, and the signed targets a: |x|, or -|x| for a value whose sign parity forced.
     float a[kSuper];
@@ -148,8 +168,8 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_spa
         uint8_t mask = 0;
         for (int j = 0; j < 8; ++j) {
             const int i = 8 * o + j;
-            if (x[i] < 0) mask |= static_cast<uint8_t>(1u << j);
-            a[i] = std::fabs(x[i]);
+            if (x[i] < 0 && !options.signed_grid) mask |= static_cast<uint8_t>(1u << j);
+            a[i] = options.signed_grid ? x[i] : std::fabs(x[i]);
         }
         if (parity_signs && (std::popcount(mask) & 1)) {
             const int span = (8 * o) / scale_span * scale_span;
@@ -165,13 +185,26 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_spa
     static thread_local Tables t;
     t.build(grid, a, w, groups);
 
-    // Each scale's span on its own.
+    // Each scale's span on its own (for each half of the grid it may draw from).
+    const int half_size = grid.entries / options.entry_halves;
+    auto span_error = [&](int first, float dl_s, uint16_t* entries) {
+        float best = std::numeric_limits<float>::infinity();
+        uint16_t tmp[64];
+        for (int h = 0; h < options.entry_halves; ++h) {
+            const float err = assign(t, grid, first, per_scale, dl_s, tmp, h * half_size, (h + 1) * half_size);
+            if (err < best) {
+                best = err;
+                std::copy(tmp + first, tmp + first + per_scale, entries + first);
+            }
+        }
+        return best;
+    };
     float dl[16], dl_weight[16];
     uint16_t trial[64];
     for (int s = 0; s < scales; ++s) {
         const int first = s * per_scale;
         float amax = 0;
-        for (int i = s * scale_span; i < (s + 1) * scale_span; ++i) amax = std::max(amax, a[i]);
+        for (int i = s * scale_span; i < (s + 1) * scale_span; ++i) amax = std::max(amax, std::fabs(a[i]));
         float best = std::numeric_limits<float>::infinity();
         dl[s] = 0;
         // Starting scales: the largest value on the largest magnitude (and a little short of
@@ -183,7 +216,7 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_spa
         for (float start : starts) {
             float d = start;
             for (int round = 0; round < 3 && d > 0; ++round) {
-                const float err = assign(t, grid, first, per_scale, d, trial);
+                const float err = span_error(first, d, trial);
                 if (err < best) {
                     best = err;
                     dl[s] = d;
@@ -201,13 +234,14 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_spa
     float vmax = 0;
     for (int s = 0; s < scales; ++s) vmax = std::max(vmax, v[s] = dl[s] / code.alpha);
     float best_err = std::numeric_limits<float>::infinity();
-    for (float top : {15.5f, 14.5f, 13.5f, 12.5f}) {
+    const float codes = static_cast<float>(code.max_code);
+    for (float top : {codes + 0.5f, codes - 0.5f, codes - 1.5f, codes - 2.5f}) {
         float d = as_stored_f16(vmax / top);
         for (int round = 0; round < 3 && d > 0; ++round) {
             float err = 0, num = 0, den = 0;
             uint8_t sc[16];
             for (int s = 0; s < scales; ++s) {
-                const float c = std::clamp(std::nearbyint(v[s] / d - 0.5f), 0.0f, 15.0f);
+                const float c = std::clamp(std::nearbyint(v[s] / d - 0.5f), 0.0f, codes);
                 sc[s] = static_cast<uint8_t>(c);
                 const float e = v[s] - d * (c + 0.5f);
                 err += dl_weight[s] * e * e;
@@ -229,8 +263,8 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_spa
         const int first = s * per_scale;
         float best = std::numeric_limits<float>::infinity();
         const int base = f.scale[s];
-        for (int c = std::max(0, base - 2); c <= std::min(15, base + 2); ++c) {
-            const float err = assign(t, grid, first, per_scale, code.scale(f.d, c), trial);
+        for (int c = std::max(0, base - 2); c <= std::min(code.max_code, base + 2); ++c) {
+            const float err = span_error(first, code.scale(f.d, c), trial);
             if (err < best) {
                 best = err;
                 f.scale[s] = static_cast<uint8_t>(c);

@@ -19,12 +19,23 @@ const Grid& grid_iq2xs();
 const Grid& grid_iq2s();
 const Grid& grid_iq3xxs();
 const Grid& grid_iq3s();
+// IQ1: entries of signed values -1, 0, 1 plus a shift of +1/8 (entries 0-2047) or -1/8
+// (2048-4095).
+const Grid& grid_iq1();
 
-// How a sub-block scale is stored: dl = d x alpha x (s + 0.5), s a 4-bit code; `scale`
-// computes it exactly as the format's decoder does.
+// How a sub-block scale is stored: dl = d x alpha x (s + 0.5), s a code up to max_code;
+// `scale` computes it exactly as the format's decoder does.
 struct ScaleCode {
     float alpha;
     float (*scale)(float d, int s);
+    int max_code = 15;
+};
+
+struct GridOptions {
+    int scale_span = 32;        // values per sub-block scale
+    bool parity_signs = false;  // signs per 8 values must have even parity
+    bool signed_grid = false;   // grid values carry their signs (IQ1): no separate signs
+    int entry_halves = 1;       // 2: a span takes all its entries from one half of the grid (IQ1_S's shared shift)
 };
 
 // Fits a super-block of 256 values: signs (with even parity per 8 values when
@@ -38,6 +49,6 @@ struct GridFit {
     uint16_t entry[64] = {};    // one per k values
     uint8_t signs[32] = {};     // per 8 values: bit j set = value j negative (parity kept when asked)
 };
-GridFit fit_grid(const float* x, const float* w, const Grid& grid, int scale_span, ScaleCode code, bool parity_signs);
+GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options);
 
 }  // namespace quant::detail

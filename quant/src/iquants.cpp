@@ -328,16 +328,14 @@ float iq3xxs_scale(float d, int s) { return d * (0.5f + static_cast<float>(s)) *
 float iq3s_scale(float d, int s) { return d * static_cast<float>(1 + 2 * s); }
 
 template <class Block, class Pack>
-void quantize_grid(const float* x, uint8_t* dst, int64_t n, const float* imp, const Grid& grid, int scale_span, ScaleCode code,
-                   bool parity, Pack pack) {
+void quantize_grid(const float* x, uint8_t* dst, int64_t n, const float* imp, const Grid& grid, ScaleCode code,
+                   GridOptions options, Pack pack) {
     const float sigma2 = mean_square(x, n);
     Block* b = blocks<Block>(dst);
     for (int64_t i = 0; i < n; i += 256, ++b) {
         float w[256];
         block_weights(x + i, imp ? imp + i : nullptr, 256, sigma2, w);
-        const GridFit f = fit_grid(x + i, w, grid, scale_span, code, parity);
-        store_half(b->d, f.d);
-        pack(f, *b);
+        pack(fit_grid(x + i, w, grid, code, options), *b);
     }
 }
 
@@ -349,7 +347,8 @@ void put_u32(uint8_t* p, uint32_t v) {
 }
 
 void quantize_iq2_xxs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_grid<BlockIQ2_XXS>(x, dst, n, imp, grid_iq2xxs(), 32, {0.25f, iq2_scale}, true, [](const GridFit& f, BlockIQ2_XXS& b) {
+    quantize_grid<BlockIQ2_XXS>(x, dst, n, imp, grid_iq2xxs(), {0.25f, iq2_scale}, {32, true}, [](const GridFit& f, BlockIQ2_XXS& b) {
+        store_half(b.d, f.d);
         for (int ib = 0; ib < 8; ++ib) {
             uint32_t meta = static_cast<uint32_t>(f.scale[ib]) << 28;
             for (int l = 0; l < 4; ++l) {
@@ -362,7 +361,8 @@ void quantize_iq2_xxs(const float* x, uint8_t* dst, int64_t n, const float* imp)
 }
 
 void quantize_iq2_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_grid<BlockIQ2_XS>(x, dst, n, imp, grid_iq2xs(), 16, {0.25f, iq2_scale}, true, [](const GridFit& f, BlockIQ2_XS& b) {
+    quantize_grid<BlockIQ2_XS>(x, dst, n, imp, grid_iq2xs(), {0.25f, iq2_scale}, {16, true}, [](const GridFit& f, BlockIQ2_XS& b) {
+        store_half(b.d, f.d);
         for (int g = 0; g < 32; ++g) {
             const uint16_t c = static_cast<uint16_t>(f.entry[g] | signs7(f, g) << 9);
             b.qs[2 * g] = static_cast<uint8_t>(c);
@@ -373,7 +373,8 @@ void quantize_iq2_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) 
 }
 
 void quantize_iq2_s(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_grid<BlockIQ2_S>(x, dst, n, imp, grid_iq2s(), 16, {0.25f, iq2_scale}, false, [](const GridFit& f, BlockIQ2_S& b) {
+    quantize_grid<BlockIQ2_S>(x, dst, n, imp, grid_iq2s(), {0.25f, iq2_scale}, {16, false}, [](const GridFit& f, BlockIQ2_S& b) {
+        store_half(b.d, f.d);
         std::fill(b.qh, b.qh + 8, 0);
         for (int g = 0; g < 32; ++g) {
             b.qs[g] = static_cast<uint8_t>(f.entry[g]);
@@ -385,7 +386,8 @@ void quantize_iq2_s(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }
 
 void quantize_iq3_xxs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_grid<BlockIQ3_XXS>(x, dst, n, imp, grid_iq3xxs(), 32, {0.5f, iq3xxs_scale}, true, [](const GridFit& f, BlockIQ3_XXS& b) {
+    quantize_grid<BlockIQ3_XXS>(x, dst, n, imp, grid_iq3xxs(), {0.5f, iq3xxs_scale}, {32, true}, [](const GridFit& f, BlockIQ3_XXS& b) {
+        store_half(b.d, f.d);
         for (int ib = 0; ib < 8; ++ib) {
             uint32_t meta = static_cast<uint32_t>(f.scale[ib]) << 28;
             for (int l = 0; l < 4; ++l) meta |= signs7(f, 4 * ib + l) << (7 * l);
@@ -396,7 +398,8 @@ void quantize_iq3_xxs(const float* x, uint8_t* dst, int64_t n, const float* imp)
 }
 
 void quantize_iq3_s(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_grid<BlockIQ3_S>(x, dst, n, imp, grid_iq3s(), 32, {2.0f, iq3s_scale}, false, [](const GridFit& f, BlockIQ3_S& b) {
+    quantize_grid<BlockIQ3_S>(x, dst, n, imp, grid_iq3s(), {2.0f, iq3s_scale}, {32, false}, [](const GridFit& f, BlockIQ3_S& b) {
+        store_half(b.d, f.d);
         std::fill(b.qh, b.qh + 8, 0);
         std::fill(b.scales, b.scales + 4, 0);
         for (int ib = 0; ib < 8; ++ib) {
@@ -406,6 +409,50 @@ void quantize_iq3_s(const float* x, uint8_t* dst, int64_t n, const float* imp) {
             }
             for (int l = 0; l < 4; ++l) b.signs[4 * ib + l] = f.signs[4 * ib + l];
             b.scales[ib / 2] |= static_cast<uint8_t>(f.scale[ib] << (4 * (ib % 2)));
+        }
+    });
+}
+
+float iq1_scale(float d, int s) { return d * static_cast<float>(2 * s + 1); }
+
+// An IQ1 grid option: entry (11 bits) and whether its shift is -1/8.
+inline int iq1_entry(uint16_t option) { return option & 2047; }
+inline bool iq1_negative(uint16_t option) { return option >= 2048; }
+
+void quantize_iq1_s(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_grid<BlockIQ1_S>(x, dst, n, imp, grid_iq1(), {2.0f, iq1_scale, 7}, {32, false, true, 2}, [](const GridFit& f, BlockIQ1_S& b) {
+        store_half(b.d, f.d);
+        for (int ib = 0; ib < 8; ++ib) {
+            uint16_t qh = static_cast<uint16_t>(f.scale[ib] << 12 | (iq1_negative(f.entry[4 * ib]) ? 0x8000 : 0));
+            for (int l = 0; l < 4; ++l) {
+                const int e = iq1_entry(f.entry[4 * ib + l]);
+                b.qs[4 * ib + l] = static_cast<uint8_t>(e);
+                qh = static_cast<uint16_t>(qh | (e >> 8) << (3 * l));
+            }
+            b.qh[2 * ib] = static_cast<uint8_t>(qh);
+            b.qh[2 * ib + 1] = static_cast<uint8_t>(qh >> 8);
+        }
+    });
+}
+
+void quantize_iq1_m(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    quantize_grid<BlockIQ1_M>(x, dst, n, imp, grid_iq1(), {2.0f, iq1_scale, 7}, {16, false, true, 1}, [](const GridFit& f, BlockIQ1_M& b) {
+        uint16_t sc[4] = {};
+        for (int ib = 0; ib < 8; ++ib) {
+            sc[ib / 2] = static_cast<uint16_t>(sc[ib / 2] | (f.scale[2 * ib] | f.scale[2 * ib + 1] << 3) << (6 * (ib % 2)));
+            for (int l = 0; l < 4; ++l) {
+                const uint16_t option = f.entry[4 * ib + l];
+                b.qs[4 * ib + l] = static_cast<uint8_t>(iq1_entry(option));
+                const int nibble = (iq1_entry(option) >> 8) | (iq1_negative(option) ? 8 : 0);
+                uint8_t& h = b.qh[2 * ib + l / 2];
+                h = static_cast<uint8_t>(l % 2 ? (h & 0x0f) | nibble << 4 : (h & 0xf0) | nibble);
+            }
+        }
+        const uint16_t d = f32_to_f16(f.d);  // the f16 d spread over the scale words' top nibbles
+        for (int i = 0; i < 4; ++i) {
+            sc[i] = static_cast<uint16_t>(sc[i] | ((d >> (4 * i)) & 0xf) << 12);
+            b.scales[2 * i] = static_cast<uint8_t>(sc[i]);
+            b.scales[2 * i + 1] = static_cast<uint8_t>(sc[i] >> 8);
         }
     });
 }
@@ -422,6 +469,8 @@ void register_iquants(TraitsTable& t) {
     grid(TypeId::IQ2_S, quantize_iq2_s, false);
     grid(TypeId::IQ3_XXS, quantize_iq3_xxs, false);
     grid(TypeId::IQ3_S, quantize_iq3_s, false);
+    grid(TypeId::IQ1_S, quantize_iq1_s, true);
+    grid(TypeId::IQ1_M, quantize_iq1_m, true);
     t[static_cast<uint32_t>(TypeId::IQ4_NL)].quantize = quantize_iq4_nl;
     t[static_cast<uint32_t>(TypeId::IQ4_XS)].quantize = quantize_iq4_xs;
     t[static_cast<uint32_t>(TypeId::IQ4_NL)].dequantize = dequantize_iq4_nl;
