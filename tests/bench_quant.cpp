@@ -3,7 +3,8 @@
 // Input: 32 rows x 4096 values (../shared/ref/quant/input_gauss.f32 when present, else a
 // generated gaussian of the same size). Beside each figure, the reference's from rmse.tsv
 // (taken on this kind of machine while it was busy: compare ratios, not absolute values),
-// and memcpy of the same bytes as a yardstick measured in this run.
+// and memcpy of the same bytes as a yardstick measured in this run. Types that need
+// importance weights are timed with them (importance.f32, else all ones).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -47,7 +48,8 @@ std::map<std::string, RefTiming> reference_timings() {
         std::string name, id, block, bytes, input, imx;
         double rmse, wrmse, q, dq;
         f >> name >> id >> block >> bytes >> input >> imx >> rmse >> wrmse >> q >> dq;
-        if (input == "gauss" && imx == "no") m[name] = {q, dq};
+        // The plain figures, or the imatrix ones for types that have only those.
+        if (input == "gauss" && (imx == "no" || !m.count(name))) m[name] = {q, dq};
     }
     return m;
 }
@@ -70,6 +72,13 @@ int main(int argc, char** argv) {
             v = static_cast<float>((u - 2) * 0.0346);
         }
     }
+    // Importance weights for the types that need them: the reference's, or all ones.
+    std::vector<float> importance(cols, 1.0f);
+    const auto importance_file = test::ref_dir() / "quant" / "importance.f32";
+    if (std::filesystem::exists(importance_file)) {
+        std::vector<uint8_t> b = test::read_bytes(importance_file);
+        std::memcpy(importance.data(), b.data(), cols * 4);
+    }
     const auto ref = reference_timings();
     std::vector<uint8_t> copy(n * 4);
     const double memcpy_ns = median_ns(runs * 3, [&] { std::memcpy(copy.data(), x.data(), copy.size()); }) / n;
@@ -79,10 +88,11 @@ int main(int argc, char** argv) {
     fmt::print("{:<8} {:>11} {:>11} {:>9} {:>11} {:>11} {:>9} {:>12}\n", "type", "quant ns/v", "ref", "ours/ref", "dequant", "ref",
                "ours/ref", "quant/memcpy");
     for (const gguf::TypeInfo& t : gguf::all_types()) {
-        if (!quant::can_quantize(t.id) || quant::needs_importance(t.id)) continue;
+        if (!quant::can_quantize(t.id)) continue;
+        const float* w = quant::needs_importance(t.id) ? importance.data() : nullptr;  // timed with weights
         std::vector<uint8_t> q(quant::row_bytes(t.id, cols) * rows);
         std::vector<float> y(n);
-        const double qns = median_ns(runs, [&] { quant::quantize(t.id, x.data(), rows, cols, nullptr, q); }) / n;
+        const double qns = median_ns(runs, [&] { quant::quantize(t.id, x.data(), rows, cols, w, q); }) / n;
         const double dns = median_ns(runs, [&] { quant::dequantize(t.id, q, y); }) / n;
         auto it = ref.find(std::string(t.name));
         const RefTiming r = it == ref.end() ? RefTiming{} : it->second;
