@@ -20,18 +20,7 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <class F> double median_us(int runs, F f) {
-    std::vector<double> t;
-    for (int i = 0; i < runs; ++i) {
-        auto a = Clock::now();
-        f();
-        t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+template <class F> double median_us(int runs, F f) { return test::median_ns(runs, f) / 1000.0; }
 
 double read_whole_us(const std::filesystem::path& p, int runs) {
     std::vector<char> buf(std::filesystem::file_size(p));

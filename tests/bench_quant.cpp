@@ -21,18 +21,7 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <class F> double median_ns(int runs, F f) {
-    std::vector<double> t;
-    for (int i = 0; i < runs; ++i) {
-        auto a = Clock::now();
-        f();
-        t.push_back(std::chrono::duration<double, std::nano>(Clock::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+using test::median_ns;
 
 struct RefTiming {
     double quant = NAN, dequant = NAN;

@@ -1,6 +1,8 @@
 // Helpers shared by the test suites.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -37,6 +39,18 @@ struct RunResult {
 };
 // Runs the gguf binary with `args` (already shell-quoted as needed).
 RunResult run_gguf(const std::string& args);
+
+// The median wall time of `runs` calls of f, in nanoseconds (benchmarks).
+template <class F> double median_ns(int runs, F f) {
+    std::vector<double> t;
+    for (int i = 0; i < runs; ++i) {
+        const auto a = std::chrono::steady_clock::now();
+        f();
+        t.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - a).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
 std::string shell_quote(const std::string& s);
 
 }  // namespace test

@@ -9,6 +9,14 @@ namespace quant::detail {
 
 using TraitsTable = std::array<Traits, gguf::kTypeCount>;
 
+// Fills a type's row of the table.
+inline void set_type(TraitsTable& t, TypeId id, DequantizeFn dequantize, QuantizeRowFn quantize, bool needs_importance = false) {
+    Traits& row = t[static_cast<uint32_t>(id)];
+    row.dequantize = dequantize;
+    row.quantize = quantize;
+    row.needs_importance = needs_importance;
+}
+
 void register_float_formats(TraitsTable& t);  // float_formats.cpp
 void register_legacy(TraitsTable& t);         // legacy.cpp: Q4_0 ... Q8_0
 void register_kquants(TraitsTable& t);        // kquants.cpp: Q2_K ... Q6_K

@@ -76,17 +76,14 @@ void quantize_f32(const float* x, uint8_t* dst, int64_t n, const float*) { std::
 }  // namespace
 
 void register_float_formats(TraitsTable& t) {
-    t[static_cast<uint32_t>(TypeId::F32)].quantize = quantize_f32;
-    t[static_cast<uint32_t>(TypeId::F16)].quantize = quantize_16bit<f32_to_f16>;
-    t[static_cast<uint32_t>(TypeId::BF16)].quantize = quantize_16bit<f32_to_bf16>;
-    t[static_cast<uint32_t>(TypeId::F32)].dequantize = convert<float>;
-    t[static_cast<uint32_t>(TypeId::F16)].dequantize = dequantize_f16;
-    t[static_cast<uint32_t>(TypeId::BF16)].dequantize = dequantize_bf16;
-    t[static_cast<uint32_t>(TypeId::F64)].dequantize = convert<double>;
-    t[static_cast<uint32_t>(TypeId::I8)].dequantize = convert<int8_t>;
-    t[static_cast<uint32_t>(TypeId::I16)].dequantize = convert<int16_t>;
-    t[static_cast<uint32_t>(TypeId::I32)].dequantize = convert<int32_t>;
-    t[static_cast<uint32_t>(TypeId::I64)].dequantize = convert<int64_t>;
+    set_type(t, TypeId::F32, convert<float>, quantize_f32);
+    set_type(t, TypeId::F16, dequantize_f16, quantize_16bit<f32_to_f16>);
+    set_type(t, TypeId::BF16, dequantize_bf16, quantize_16bit<f32_to_bf16>);
+    set_type(t, TypeId::F64, convert<double>, nullptr);
+    set_type(t, TypeId::I8, convert<int8_t>, nullptr);
+    set_type(t, TypeId::I16, convert<int16_t>, nullptr);
+    set_type(t, TypeId::I32, convert<int32_t>, nullptr);
+    set_type(t, TypeId::I64, convert<int64_t>, nullptr);
 }
 
 }  // namespace detail

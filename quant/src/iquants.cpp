@@ -460,28 +460,15 @@ void quantize_iq1_m(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }  // namespace
 
 void register_iquants(TraitsTable& t) {
-    auto grid = [&](TypeId id, QuantizeRowFn fn, bool needs_importance) {
-        t[static_cast<uint32_t>(id)].quantize = fn;
-        t[static_cast<uint32_t>(id)].needs_importance = needs_importance;
-    };
-    grid(TypeId::IQ2_XXS, quantize_iq2_xxs, true);
-    grid(TypeId::IQ2_XS, quantize_iq2_xs, true);
-    grid(TypeId::IQ2_S, quantize_iq2_s, false);
-    grid(TypeId::IQ3_XXS, quantize_iq3_xxs, false);
-    grid(TypeId::IQ3_S, quantize_iq3_s, false);
-    grid(TypeId::IQ1_S, quantize_iq1_s, true);
-    grid(TypeId::IQ1_M, quantize_iq1_m, true);
-    t[static_cast<uint32_t>(TypeId::IQ4_NL)].quantize = quantize_iq4_nl;
-    t[static_cast<uint32_t>(TypeId::IQ4_XS)].quantize = quantize_iq4_xs;
-    t[static_cast<uint32_t>(TypeId::IQ4_NL)].dequantize = dequantize_iq4_nl;
-    t[static_cast<uint32_t>(TypeId::IQ4_XS)].dequantize = dequantize_iq4_xs;
-    t[static_cast<uint32_t>(TypeId::IQ2_XXS)].dequantize = dequantize_iq2_xxs;
-    t[static_cast<uint32_t>(TypeId::IQ2_XS)].dequantize = dequantize_iq2_xs;
-    t[static_cast<uint32_t>(TypeId::IQ2_S)].dequantize = dequantize_iq2_s;
-    t[static_cast<uint32_t>(TypeId::IQ3_XXS)].dequantize = dequantize_iq3_xxs;
-    t[static_cast<uint32_t>(TypeId::IQ3_S)].dequantize = dequantize_iq3_s;
-    t[static_cast<uint32_t>(TypeId::IQ1_S)].dequantize = dequantize_iq1_s;
-    t[static_cast<uint32_t>(TypeId::IQ1_M)].dequantize = dequantize_iq1_m;
+    set_type(t, TypeId::IQ4_NL, dequantize_iq4_nl, quantize_iq4_nl);
+    set_type(t, TypeId::IQ4_XS, dequantize_iq4_xs, quantize_iq4_xs);
+    set_type(t, TypeId::IQ2_XXS, dequantize_iq2_xxs, quantize_iq2_xxs, true);
+    set_type(t, TypeId::IQ2_XS, dequantize_iq2_xs, quantize_iq2_xs, true);
+    set_type(t, TypeId::IQ2_S, dequantize_iq2_s, quantize_iq2_s);
+    set_type(t, TypeId::IQ3_XXS, dequantize_iq3_xxs, quantize_iq3_xxs);
+    set_type(t, TypeId::IQ3_S, dequantize_iq3_s, quantize_iq3_s);
+    set_type(t, TypeId::IQ1_S, dequantize_iq1_s, quantize_iq1_s, true);
+    set_type(t, TypeId::IQ1_M, dequantize_iq1_m, quantize_iq1_m, true);
 }
 
 }  // namespace quant::detail

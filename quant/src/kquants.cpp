@@ -368,15 +368,11 @@ void quantize_q6_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }  // namespace
 
 void register_kquants(TraitsTable& t) {
-    auto set = [&](TypeId id, DequantizeFn de, QuantizeRowFn qu) {
-        t[static_cast<uint32_t>(id)].dequantize = de;
-        t[static_cast<uint32_t>(id)].quantize = qu;
-    };
-    set(TypeId::Q2_K, dequantize_q2_k, quantize_q2_k);
-    set(TypeId::Q3_K, dequantize_q3_k, quantize_q3_k);
-    set(TypeId::Q4_K, dequantize_q4_k, quantize_k4<BlockQ4_K, 15>);
-    set(TypeId::Q5_K, dequantize_q5_k, quantize_k4<BlockQ5_K, 31>);
-    set(TypeId::Q6_K, dequantize_q6_k, quantize_q6_k);
+    set_type(t, TypeId::Q2_K, dequantize_q2_k, quantize_q2_k);
+    set_type(t, TypeId::Q3_K, dequantize_q3_k, quantize_q3_k);
+    set_type(t, TypeId::Q4_K, dequantize_q4_k, quantize_k4<BlockQ4_K, 15>);
+    set_type(t, TypeId::Q5_K, dequantize_q5_k, quantize_k4<BlockQ5_K, 31>);
+    set_type(t, TypeId::Q6_K, dequantize_q6_k, quantize_q6_k);
 }
 
 }  // namespace quant::detail

@@ -170,15 +170,11 @@ void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }  // namespace
 
 void register_legacy(TraitsTable& t) {
-    auto set = [&](TypeId id, DequantizeFn de, QuantizeRowFn qu) {
-        t[static_cast<uint32_t>(id)].dequantize = de;
-        t[static_cast<uint32_t>(id)].quantize = qu;
-    };
-    set(TypeId::Q4_0, dequantize_q4_0, quantize_q4_0);
-    set(TypeId::Q4_1, dequantize_q4_1, quantize_q4_1);
-    set(TypeId::Q5_0, dequantize_q5_0, quantize_q5_0);
-    set(TypeId::Q5_1, dequantize_q5_1, quantize_q5_1);
-    set(TypeId::Q8_0, dequantize_q8_0, quantize_q8_0);
+    set_type(t, TypeId::Q4_0, dequantize_q4_0, quantize_q4_0);
+    set_type(t, TypeId::Q4_1, dequantize_q4_1, quantize_q4_1);
+    set_type(t, TypeId::Q5_0, dequantize_q5_0, quantize_q5_0);
+    set_type(t, TypeId::Q5_1, dequantize_q5_1, quantize_q5_1);
+    set_type(t, TypeId::Q8_0, dequantize_q8_0, quantize_q8_0);
 }
 
 }  // namespace quant::detail

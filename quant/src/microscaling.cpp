@@ -131,10 +131,8 @@ void quantize_nvfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }  // namespace
 
 void register_microscaling(TraitsTable& t) {
-    t[static_cast<uint32_t>(TypeId::MXFP4)].quantize = quantize_mxfp4;
-    t[static_cast<uint32_t>(TypeId::NVFP4)].quantize = quantize_nvfp4;
-    t[static_cast<uint32_t>(TypeId::MXFP4)].dequantize = dequantize_mxfp4;
-    t[static_cast<uint32_t>(TypeId::NVFP4)].dequantize = dequantize_nvfp4;
+    set_type(t, TypeId::MXFP4, dequantize_mxfp4, quantize_mxfp4);
+    set_type(t, TypeId::NVFP4, dequantize_nvfp4, quantize_nvfp4);
 }
 
 }  // namespace quant::detail

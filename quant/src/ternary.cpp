@@ -173,14 +173,10 @@ void quantize_q1_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }  // namespace
 
 void register_ternary(TraitsTable& t) {
-    t[static_cast<uint32_t>(TypeId::TQ1_0)].quantize = quantize_tq1_0;
-    t[static_cast<uint32_t>(TypeId::TQ2_0)].quantize = quantize_tq2_0;
-    t[static_cast<uint32_t>(TypeId::Q1_0)].quantize = quantize_q1_0;
-    t[static_cast<uint32_t>(TypeId::Q2_0)].quantize = quantize_q2_0;
-    t[static_cast<uint32_t>(TypeId::TQ1_0)].dequantize = dequantize_tq1_0;
-    t[static_cast<uint32_t>(TypeId::TQ2_0)].dequantize = dequantize_tq2_0;
-    t[static_cast<uint32_t>(TypeId::Q1_0)].dequantize = dequantize_q1_0;
-    t[static_cast<uint32_t>(TypeId::Q2_0)].dequantize = dequantize_q2_0;
+    set_type(t, TypeId::TQ1_0, dequantize_tq1_0, quantize_tq1_0);
+    set_type(t, TypeId::TQ2_0, dequantize_tq2_0, quantize_tq2_0);
+    set_type(t, TypeId::Q1_0, dequantize_q1_0, quantize_q1_0);
+    set_type(t, TypeId::Q2_0, dequantize_q2_0, quantize_q2_0);
 }
 
 }  // namespace quant::detail
