@@ -38,15 +38,15 @@ struct GridOptions {
     int entry_halves = 1;       // 2: a span takes all its entries from one half of the grid (IQ1_S's shared shift)
 };
 
-// Fits a super-block of 256 values: signs (with even parity per 8 values when
-// `parity_signs`, the odd one out being the value cheapest to flip), one grid entry per k
-// values, a 4-bit scale per `scale_span` values and the f16 d. Exact nearest entries for
-// every scale tried (the error of entry e at scale dl is C - 2 dl A_e + dl^2 B_e, with A and
-// B computed once per group).
+// Fits a super-block of 256 values: signs (none for a signed grid; with even parity per 8
+// values when asked, the value stored with the wrong sign being the one whose flip costs
+// least), one grid entry per k values, a scale code per options.scale_span values and the
+// d, stored as f16 by the caller. Exact nearest entries for every scale tried (the error of
+// entry e at scale dl is C - 2 dl A_e + dl^2 B_e, with A and B computed once per group).
 struct GridFit {
     float d = 0;
-    uint8_t scale[16] = {};     // 4-bit codes, one per scale_span values
-    uint16_t entry[64] = {};    // one per k values
+    uint8_t scale[16] = {};     // codes up to code.max_code, one per scale_span values
+    uint16_t entry[64] = {};    // one per k values (IQ1: the option, entry + 2048 for a -1/8 shift)
     uint8_t signs[32] = {};     // per 8 values: bit j set = value j negative (parity kept when asked)
 };
 GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options);
