@@ -5,10 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <memory>
 #include <map>
 
 #include "fixtures.h"
+#include "gguf/file.h"
+#include "gguf/writer.h"
+#include "quant/quant.h"
 #include "support.h"
 
 using test::run_gguf;
@@ -267,4 +272,99 @@ TEST_CASE("gguf error refuses unknown types and unreadable files with exit 2") {
     CHECK(r.err.find("offset 16") != std::string::npos);
     r = run_gguf("error --type q8_0 --imatrix " + fx()("demo-llama-f16.gguf") + " " + fx()("demo-llama-f16.gguf"));
     CHECK(r.exit_code == 0);  // a GGUF without in_sum2 tensors is an empty importance matrix
+}
+
+namespace {
+
+// A model with one tensor of each kind whose faults the tests plant: token_embd (f16),
+// norm (f32), q4k (q4_K) and q8 (q8_0), quantized from a smooth pattern.
+struct Planted {
+    test::TempDir dir;
+    std::string path(const std::string& name) const { return (dir / name).string(); }
+    std::vector<uint8_t> clean;
+    Planted() {
+        gguf::Writer w;
+        w.set("general.architecture", gguf::OwnedValue::string("llama"));
+        std::vector<float> x(2 * 256);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 0.37f) * 0.05f;
+        for (auto [name, type] : {std::pair{"token_embd.weight", gguf::TypeId::F16}, std::pair{"norm.weight", gguf::TypeId::F32},
+                                  std::pair{"q4k.weight", gguf::TypeId::Q4_K}, std::pair{"q8.weight", gguf::TypeId::Q8_0}}) {
+            auto bytes = std::make_shared<std::vector<uint8_t>>(quant::row_bytes(type, 256) * 2);
+            quant::quantize(type, x.data(), 2, 256, nullptr, *bytes);
+            w.add_tensor(name, type, {256, 2}, [bytes](gguf::ByteSink& out) { out.write(*bytes); });
+        }
+        clean = w.write_to_memory();
+        test::write_bytes(dir / "clean.gguf", clean);
+    }
+    // Writes a copy with `bytes` at offset `at` of tensor `name`'s data.
+    std::string plant(const std::string& file, const char* name, uint64_t at, std::vector<uint8_t> bytes) const {
+        std::vector<uint8_t> b = clean;
+        const gguf::File f = gguf::File::parse(clean, "clean");
+        const gguf::TensorInfo* t = f.find_tensor(name);
+        std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(f.data_offset() + t->offset + at));
+        test::write_bytes(dir / file, b);
+        return path(file);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("gguf check: a clean file passes with exit 0") {
+    Planted p;
+    auto r = run_gguf("check " + shell_quote(p.path("clean.gguf")));
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("0 errors, 0 warnings") != std::string::npos);
+    r = run_gguf("check " + fx()("demo-llama-f16.gguf"));
+    CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("gguf check reports each planted data fault at its tensor, row and column or block") {
+    Planted p;
+    struct Case { std::string file; const char* tensor; uint64_t at; std::vector<uint8_t> bytes; const char* expected; };
+    const std::vector<Case> cases = {
+        {"nan-f16.gguf", "token_embd.weight", 2 * (256 + 5), {0x00, 0x7e}, "token_embd.weight: 1 non-finite value; first: row 1, column 5: NaN"},
+        {"inf-f32.gguf", "norm.weight", 4 * 300, {0x00, 0x00, 0x80, 0x7f}, "norm.weight: 1 non-finite value; first: row 1, column 44: Inf"},
+        {"inf-q4k-d.gguf", "q4k.weight", 144, {0x00, 0x7c}, "q4k.weight: 1 block with a non-finite scale; first: row 1, block 0: f16 d is Inf"},
+        {"nan-q4k-dmin.gguf", "q4k.weight", 2, {0x00, 0x7e}, "q4k.weight: 1 block with a non-finite scale; first: row 0, block 0: f16 dmin is NaN"},
+        {"inf-q8-d.gguf", "q8.weight", 34 * 9, {0x00, 0xfc}, "q8.weight: 1 block with a non-finite scale; first: row 1, block 1: f16 d is Inf"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.file);
+        auto r = run_gguf("check " + shell_quote(p.plant(c.file, c.tensor, c.at, c.bytes)));
+        CHECK(r.exit_code == 1);
+        CHECK_MESSAGE(r.out.find(std::string("error: ") + c.expected) != std::string::npos, r.out);
+        CHECK(r.out.find("1 error, 0 warnings") != std::string::npos);
+        auto skip = run_gguf("check --no-data " + shell_quote(p.path(c.file)));
+        CHECK(skip.exit_code == 0);
+        CHECK(skip.out.find("tensor data not checked") != std::string::npos);
+    }
+}
+
+TEST_CASE("gguf check: trailing bytes are a warning; --json and --max-findings; unreadable files exit 2") {
+    Planted p;
+    std::vector<uint8_t> b = p.clean;
+    b.insert(b.end(), 100, 0);
+    test::write_bytes(p.dir / "trailing.gguf", b);
+    auto r = run_gguf("check " + shell_quote(p.path("trailing.gguf")));
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("warning: " + p.path("trailing.gguf") + ": 100 bytes after the last tensor's padded data") != std::string::npos);
+
+    // Two faults, at most one listed: the counts stay exact.
+    std::vector<uint8_t> two = p.clean;
+    const gguf::File f = gguf::File::parse(p.clean, "clean");
+    two[f.data_offset() + f.find_tensor("token_embd.weight")->offset + 1] = 0x7c;
+    two[f.data_offset() + f.find_tensor("q8.weight")->offset + 1] = 0x7c;
+    test::write_bytes(p.dir / "two.gguf", two);
+    r = run_gguf("check --json --max-findings 1 " + shell_quote(p.path("two.gguf")));
+    CHECK(r.exit_code == 1);
+    simdjson::dom::parser parser;
+    auto j = parse_json(parser, r.out);
+    CHECK(uint64_t(j["errors"]) == 2);
+    CHECK(simdjson::dom::array(j["findings"]).size() == 1);
+    CHECK(bool(j["truncated"]));
+    CHECK(std::string_view(j["findings"].at(0)["severity"]) == "error");
+
+    r = run_gguf("check " + shell_quote((fx().dir / "malformed/overlapping-tensors.gguf").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("overlaps tensor 'a'") != std::string::npos);
 }

@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "gguf/error.h"
+#include "check.h"
 #include "error.h"
 #include "inspect.h"
 
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
     std::function<int()> run;
     gguf::tools::add_inspect(app, run);
     gguf::tools::add_error(app, run);
+    gguf::tools::add_check(app, run);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

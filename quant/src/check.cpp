@@ -1,0 +1,148 @@
+#include "quant/check.h"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "bytes.h"
+
+namespace quant {
+
+void DataCheck::merge(const DataCheck& later) {
+    per_block = per_block || later.per_block;
+    if (first < 0 && later.first >= 0) {
+        first = later.first;
+        first_problem = later.first_problem;
+    }
+    bad += later.bad;
+}
+
+namespace {
+
+// Where a block keeps its scales.
+enum class ScaleKind { None, F16, F32, E8M0, UE4M3, IQ1M };
+struct ScaleField {
+    ScaleKind kind;
+    uint16_t offset;
+    const char* name;
+};
+struct BlockScales {
+    ScaleField field[4];
+    int count;
+};
+
+BlockScales scales_of(TypeId t) {
+    using K = ScaleKind;
+    switch (t) {  // the one place that knows where scales sit; spec/GGUF.md section 13
+        case TypeId::Q4_1: case TypeId::Q5_1: case TypeId::Q8_1:
+            return {{{K::F16, 0, "d"}, {K::F16, 2, "m"}}, 2};
+        case TypeId::Q4_K: case TypeId::Q5_K:
+            return {{{K::F16, 0, "d"}, {K::F16, 2, "dmin"}}, 2};
+        case TypeId::Q2_K: return {{{K::F16, 80, "d"}, {K::F16, 82, "dmin"}}, 2};
+        case TypeId::Q3_K: return {{{K::F16, 108, "d"}}, 1};
+        case TypeId::Q6_K: return {{{K::F16, 208, "d"}}, 1};
+        case TypeId::Q8_K: return {{{K::F32, 0, "d"}}, 1};
+        case TypeId::TQ1_0: return {{{K::F16, 52, "d"}}, 1};
+        case TypeId::TQ2_0: return {{{K::F16, 64, "d"}}, 1};
+        case TypeId::MXFP4: return {{{K::E8M0, 0, "e"}}, 1};
+        case TypeId::NVFP4: return {{{K::UE4M3, 0, "d[0]"}, {K::UE4M3, 1, "d[1]"}, {K::UE4M3, 2, "d[2]"}, {K::UE4M3, 3, "d[3]"}}, 4};
+        case TypeId::IQ1_M: return {{{K::IQ1M, 48, "d"}}, 1};
+        default:
+            return gguf::type_info(t).quantized ? BlockScales{{{K::F16, 0, "d"}}, 1} : BlockScales{{}, 0};
+    }
+}
+
+// What is wrong with one scale field, or nullptr.
+const char* problem(const ScaleField& f, const uint8_t* block) {
+    const uint8_t* p = block + f.offset;
+    switch (f.kind) {
+        case ScaleKind::F16:
+        case ScaleKind::IQ1M: {
+            uint16_t h = detail::u16le(p);
+            if (f.kind == ScaleKind::IQ1M)  // the f16 is the top nibbles of four u16 words
+                h = static_cast<uint16_t>((detail::u16le(p) >> 12) | ((detail::u16le(p + 2) >> 8) & 0xf0) |
+                                          ((detail::u16le(p + 4) >> 4) & 0xf00) | (detail::u16le(p + 6) & 0xf000));
+            if ((h & 0x7c00) != 0x7c00) return nullptr;
+            return h & 0x3ff ? "is NaN" : "is Inf";
+        }
+        case ScaleKind::F32: {
+            const float v = std::bit_cast<float>(detail::u32le(p));
+            return std::isnan(v) ? "is NaN" : std::isinf(v) ? "is Inf" : nullptr;
+        }
+        case ScaleKind::E8M0: return *p == 0xff ? "is 0xff, NaN in E8M0" : nullptr;
+        case ScaleKind::UE4M3: return (*p & 0x7f) == 0x7f ? "is 0x7f, NaN in E4M3" : nullptr;
+        case ScaleKind::None: return nullptr;
+    }
+    return nullptr;
+}
+
+DataCheck check_floats(TypeId t, std::span<const uint8_t> bytes) {
+    DataCheck c;
+    auto note = [&](uint64_t i, bool nan) {
+        if (c.bad++ == 0) {
+            c.first = static_cast<int64_t>(i);
+            c.first_problem = nan ? "NaN" : "Inf";
+        }
+    };
+    switch (t) {
+        case TypeId::F16:
+            for (uint64_t i = 0; i < bytes.size() / 2; ++i) {
+                const uint16_t h = detail::u16le(bytes.data() + 2 * i);
+                if ((h & 0x7c00) == 0x7c00) note(i, h & 0x3ff);
+            }
+            break;
+        case TypeId::BF16:
+            for (uint64_t i = 0; i < bytes.size() / 2; ++i) {
+                const uint16_t h = detail::u16le(bytes.data() + 2 * i);
+                if ((h & 0x7f80) == 0x7f80) note(i, h & 0x7f);
+            }
+            break;
+        case TypeId::F32:
+            for (uint64_t i = 0; i < bytes.size() / 4; ++i) {
+                const uint32_t u = detail::u32le(bytes.data() + 4 * i);
+                if ((u & 0x7f800000u) == 0x7f800000u) note(i, u & 0x7fffff);
+            }
+            break;
+        case TypeId::F64:
+            for (uint64_t i = 0; i < bytes.size() / 8; ++i) {
+                double v;
+                std::memcpy(&v, bytes.data() + 8 * i, 8);
+                if (!std::isfinite(v)) note(i, std::isnan(v));
+            }
+            break;
+        default: break;  // integers cannot be non-finite
+    }
+    return c;
+}
+
+}  // namespace
+
+DataCheck check_data(TypeId type, std::span<const uint8_t> bytes) {
+    const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
+    if (!info || info->retired) throw std::invalid_argument(fmt::format("type id {} has no layout", static_cast<uint32_t>(type)));
+    if (bytes.size() % info->type_size != 0)
+        throw std::invalid_argument(fmt::format("{} bytes are not whole {} blocks of {} bytes", bytes.size(), info->name, info->type_size));
+    if (!info->quantized) return check_floats(type, bytes);
+    DataCheck c;
+    c.per_block = true;
+    const BlockScales scales = scales_of(type);
+    const uint64_t blocks = bytes.size() / info->type_size;
+    for (uint64_t b = 0; b < blocks; ++b) {
+        const uint8_t* block = bytes.data() + b * info->type_size;
+        for (int k = 0; k < scales.count; ++k) {
+            if (const char* what = problem(scales.field[k], block)) {
+                if (c.bad++ == 0) {
+                    c.first = static_cast<int64_t>(b);
+                    c.first_problem = fmt::format("{} {} {}", scales.field[k].kind == ScaleKind::F16 || scales.field[k].kind == ScaleKind::IQ1M ? "f16" : "scale", scales.field[k].name, what);
+                }
+                break;
+            }
+        }
+    }
+    return c;
+}
+
+}  // namespace quant
