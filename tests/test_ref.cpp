@@ -182,3 +182,12 @@ TEST_CASE("gguf inspect, human and JSON, succeeds on every reference file and ag
         CHECK(simdjson::dom::array(j["tensors"]).size() == f.tensors().size());
     }
 }
+
+TEST_CASE("gguf check finds every reference file sound, tensor data included") {
+    for (const auto& p : test::gguf_files(ref_path("gguf"))) {
+        CAPTURE(p);
+        auto r = test::run_gguf("check " + test::shell_quote(p.string()));
+        CHECK(r.exit_code == 0);
+        CHECK(r.out.find(": 0 errors, 0 warnings\n") != std::string::npos);
+    }
+}

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "gguf/check.h"
 #include "gguf/model.h"
 #include "json.h"
 #include "quant/check.h"
@@ -25,13 +26,7 @@ struct CheckOptions {
     int threads = 0;
 };
 
-enum class Severity { Error, Warning };
-
-struct Finding {
-    Severity severity;
-    std::string where;  // tensor or key, or "file"
-    std::string message;
-};
+using Severity = Finding::Severity;
 
 // Gaps between tensor regions and bytes after the last: harmless to readers, but not what
 // a canonical writer produces (warnings).
@@ -90,7 +85,7 @@ void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vect
 
 int run_check(const CheckOptions& o) {
     const Model m = Model::open(o.path);  // structure the reader refuses: exit 2
-    std::vector<Finding> findings;
+    std::vector<Finding> findings = check_metadata(m);
     for (const File& f : m.parts()) check_layout(f, findings);
     if (!o.no_data) {
         const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

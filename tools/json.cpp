@@ -4,28 +4,14 @@
 
 #include <cmath>
 
-namespace gguf::tools {
+#include "gguf/check.h"
 
-namespace {
-// Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one.
-size_t utf8_sequence(std::string_view s, size_t i) {
-    auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-    uint8_t c = b(i);
-    if (c < 0x80) return 1;
-    size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-    if (n == 0 || i + n > s.size()) return 0;
-    for (size_t k = 1; k < n; ++k)
-        if ((b(i + k) & 0xc0) != 0x80) return 0;
-    if (n == 3 && ((c == 0xe0 && b(i + 1) < 0xa0) || (c == 0xed && b(i + 1) >= 0xa0))) return 0;  // overlong, surrogate
-    if (n == 4 && ((c == 0xf0 && b(i + 1) < 0x90) || (c == 0xf4 && b(i + 1) >= 0x90))) return 0;  // overlong, > U+10FFFF
-    return n;
-}
-}  // namespace
+namespace gguf::tools {
 
 void json_escape(std::string& out, std::string_view s) {
     for (size_t i = 0; i < s.size();) {
         char c = s[i];
-        size_t n = utf8_sequence(s, i);
+        size_t n = gguf::utf8_sequence(s, i);
         if (n == 0) {
             out += "\xef\xbf\xbd";  // U+FFFD for a byte that is not UTF-8
             ++i;

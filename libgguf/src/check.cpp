@@ -1,0 +1,171 @@
+#include "gguf/check.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+#include <set>
+
+namespace gguf {
+
+namespace {
+
+constexpr size_t kMaxName = 63;  // llama.cpp's GGML_MAX_NAME is 64 with the terminator
+
+using Severity = Finding::Severity;
+
+struct Checker {
+    const Model& m;
+    std::vector<Finding> out;
+
+    void error(std::string where, std::string message) { out.push_back({Severity::Error, std::move(where), std::move(message)}); }
+    void warning(std::string where, std::string message) { out.push_back({Severity::Warning, std::move(where), std::move(message)}); }
+
+    void names() {
+        for (const Model::Tensor& t : m.tensors()) {
+            const std::string_view n = t.info->name;
+            const std::string where = valid_utf8(n) ? std::string(n) : fmt::format("tensor #{}", &t - m.tensors().data());
+            if (n.empty()) error(where, "tensor name is empty");
+            if (n.size() > kMaxName) error(where, fmt::format("tensor name is {} bytes; llama.cpp allows {}", n.size(), kMaxName));
+            if (!valid_utf8(n)) error(where, "tensor name is not valid UTF-8");
+        }
+        for (const KeyValue& kv : m.kvs()) {
+            const std::string where = valid_utf8(kv.key) ? std::string(kv.key) : fmt::format("key at offset {}", kv.offset);
+            if (kv.key.empty()) error(where, "key is empty");
+            if (kv.key.size() > kMaxName) warning(where, fmt::format("key is {} bytes long", kv.key.size()));
+            if (!valid_utf8(kv.key)) error(where, "key is not valid UTF-8");
+        }
+    }
+
+    // A known key's value type: returns the value when it has the expected type.
+    const Value* typed(std::string_view key, ValueType want, std::optional<ValueType> element = std::nullopt) {
+        const KeyValue* kv = m.find(key);
+        if (!kv) return nullptr;
+        const Value& v = kv->value;
+        if (v.type() != want || (element && v.array().element_type() != *element)) {
+            const std::string have = v.type() == ValueType::Array ? fmt::format("arr[{}]", value_type_name(v.array().element_type()))
+                                                                   : std::string(value_type_name(v.type()));
+            const std::string expected = element ? fmt::format("arr[{}]", value_type_name(*element)) : std::string(value_type_name(want));
+            error(std::string(key), fmt::format("has type {}, expected {}", have, expected));
+            return nullptr;
+        }
+        return &v;
+    }
+
+    void tokenizer() {
+        typed("tokenizer.ggml.model", ValueType::String);
+        const Value* tokens = typed("tokenizer.ggml.tokens", ValueType::Array, ValueType::String);
+        const Value* scores = typed("tokenizer.ggml.scores", ValueType::Array, ValueType::F32);
+        const Value* types = typed("tokenizer.ggml.token_type", ValueType::Array, ValueType::I32);
+        typed("tokenizer.ggml.merges", ValueType::Array, ValueType::String);
+        for (const char* k : {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"}) typed(k, ValueType::Bool);
+        if (!tokens) return;
+        const uint64_t n = tokens->array().size();
+        if (scores && scores->array().size() != n)
+            error("tokenizer.ggml.scores", fmt::format("has {} entries for {} tokens", scores->array().size(), n));
+        if (types) {
+            if (types->array().size() != n) error("tokenizer.ggml.token_type", fmt::format("has {} entries for {} tokens", types->array().size(), n));
+            uint64_t i = 0;
+            for (Value t : types->array()) {  // llama.cpp's token types: 0 undefined .. 6 byte
+                if (t.i32() < 0 || t.i32() > 6) {
+                    error("tokenizer.ggml.token_type", fmt::format("token {} has type {} (0 to 6 are defined)", i, t.i32()));
+                    break;
+                }
+                ++i;
+            }
+        }
+        for (const KeyValue& kv : m.kvs()) {
+            if (!kv.key.starts_with("tokenizer.ggml.") || !kv.key.ends_with("_token_id")) continue;
+            if (const Value* id = typed(kv.key, ValueType::U32); id && id->u32() >= n)
+                error(std::string(kv.key), fmt::format("token id {} is outside the {}-token vocabulary", id->u32(), n));
+        }
+    }
+
+    // u32 key of the architecture, when present with that type.
+    std::optional<uint32_t> arch_u32(const std::string& arch, const char* suffix) {
+        const std::string key = arch + "." + suffix;
+        const Value* v = typed(key, ValueType::U32);
+        return v ? std::optional<uint32_t>(v->u32()) : std::nullopt;
+    }
+
+    void architecture() {
+        for (const char* k : {"general.file_type", "general.quantization_version"}) typed(k, ValueType::U32);
+        typed("general.name", ValueType::String);
+        const Value* a = typed("general.architecture", ValueType::String);
+        if (!a) {
+            // Files that are not models (general.type "imatrix", "adapter", ...) need none.
+            const KeyValue* type = m.find("general.type");
+            const bool model = !type || type->value.type() != ValueType::String || type->value.str() == "model";
+            if (model && !m.find("general.architecture") && !m.tensors().empty()) warning(m.first().path(), "no general.architecture key");
+            return;
+        }
+        const std::string arch(a->str());
+        const auto blocks = arch_u32(arch, "block_count");
+        const auto embd = arch_u32(arch, "embedding_length");
+        for (const char* k : {"context_length", "feed_forward_length"}) arch_u32(arch, k);
+        // Head counts may be one number or one per layer.
+        auto heads = [&](const char* suffix) -> std::optional<uint32_t> {
+            const KeyValue* kv = m.find(arch + "." + suffix);
+            if (!kv || kv->value.type() == ValueType::Array) return std::nullopt;
+            return arch_u32(arch, suffix);
+        };
+        const auto n_head = heads("attention.head_count"), n_head_kv = heads("attention.head_count_kv");
+        if (blocks) {
+            int64_t highest = -1;
+            for (const Model::Tensor& t : m.tensors()) {
+                const std::string_view n = t.info->name;
+                if (!n.starts_with("blk.")) continue;
+                const size_t dot = n.find('.', 4);
+                int64_t layer = 0;
+                bool digits = dot != std::string_view::npos && dot > 4;
+                for (size_t i = 4; digits && i < dot; ++i) {
+                    if (n[i] < '0' || n[i] > '9') digits = false;
+                    else layer = layer * 10 + (n[i] - '0');
+                }
+                if (digits) highest = std::max(highest, layer);
+            }
+            if (highest >= 0 && static_cast<uint64_t>(highest) + 1 != *blocks)
+                error(arch + ".block_count", fmt::format("is {}, but the tensors go up to blk.{}", *blocks, highest));
+        }
+        if (embd)
+            if (const Model::Tensor* e = m.find_tensor("token_embd.weight"); e && e->info->shape[0] != *embd)
+                error(arch + ".embedding_length", fmt::format("is {}, but token_embd.weight rows have {} values", *embd, e->info->shape[0]));
+        if (n_head && *n_head == 0) error(arch + ".attention.head_count", "is 0");
+        if (n_head && embd && *n_head && *embd % *n_head)
+            error(arch + ".attention.head_count", fmt::format("{} does not divide embedding_length {}", *n_head, *embd));
+        if (n_head && n_head_kv && (*n_head_kv == 0 || *n_head % *n_head_kv))
+            error(arch + ".attention.head_count_kv", fmt::format("{} does not divide head_count {}", *n_head_kv, *n_head));
+    }
+};
+
+}  // namespace
+
+size_t utf8_sequence(std::string_view s, size_t i) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    const size_t n = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    for (size_t k = 1; k < n; ++k)
+        if ((static_cast<uint8_t>(s[i + k]) & 0xc0) != 0x80) return 0;
+    const auto c1 = static_cast<uint8_t>(n > 1 ? s[i + 1] : 0);
+    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) return 0;
+    return n;
+}
+
+bool valid_utf8(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        const size_t n = utf8_sequence(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+std::vector<Finding> check_metadata(const Model& model) {
+    Checker c{model, {}};
+    c.names();
+    c.tokenizer();
+    c.architecture();
+    return std::move(c.out);
+}
+
+}  // namespace gguf

@@ -1,0 +1,102 @@
+// Metadata checks: names, keys, tokenizer and architecture consistency.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "fixtures.h"
+#include "gguf/check.h"
+#include "gguf/writer.h"
+
+using namespace gguf;
+
+namespace {
+
+// Findings for a file built by `build`, as "where: message" lines.
+template <class Build> std::vector<std::string> findings_of(Build build) {
+    Writer w;
+    build(w);
+    static std::vector<std::vector<uint8_t>> keep;  // File::parse views these bytes
+    keep.push_back(w.write_to_memory());
+    std::vector<File> parts;
+    parts.push_back(File::parse(keep.back(), "planted.gguf"));
+    std::vector<std::string> out;
+    for (const Finding& f : check_metadata(Model::from_parts(std::move(parts))))
+        out.push_back((f.severity == Finding::Severity::Error ? "error " : "warning ") + f.where + ": " + f.message);
+    return out;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+const std::vector<uint8_t> kFour(4);
+
+}  // namespace
+
+TEST_CASE("the demo model's metadata is clean") {
+    std::vector<uint8_t> bytes = fixtures::demo_model().write_to_memory();
+    std::vector<File> parts;
+    parts.push_back(File::parse(bytes, "demo"));
+    CHECK(check_metadata(Model::from_parts(std::move(parts))).empty());
+}
+
+TEST_CASE("bad tensor names and keys are reported") {
+    auto f = findings_of([](Writer& w) {
+        w.add_tensor("", TypeId::F32, {1}, kFour);
+        w.add_tensor(std::string(64, 'n'), TypeId::F32, {1}, kFour);
+        w.add_tensor("bad\xff", TypeId::F32, {1}, kFour);
+        w.set("key\xc3\x28", OwnedValue::u32(1));
+        w.set(std::string(70, 'k'), OwnedValue::u32(1));
+    });
+    CHECK(has(f, "error : tensor name is empty"));
+    CHECK(has(f, "error " + std::string(64, 'n') + ": tensor name is 64 bytes; llama.cpp allows 63"));
+    CHECK(has(f, "error tensor #2: tensor name is not valid UTF-8"));
+    CHECK(has(f, "error key at offset 24: key is not valid UTF-8"));
+    CHECK(has(f, "warning " + std::string(70, 'k') + ": key is 70 bytes long"));
+}
+
+TEST_CASE("known keys with the wrong type, and tokenizer inconsistencies, are reported") {
+    auto f = findings_of([](Writer& w) {
+        w.set("general.architecture", OwnedValue::u32(7));
+        w.set("general.file_type", OwnedValue::i32(1));
+        w.set("tokenizer.ggml.tokens", OwnedValue::strings({"a", "b", "c"}));
+        w.set("tokenizer.ggml.scores", OwnedValue::array(ValueType::F32, {OwnedValue::f32(0), OwnedValue::f32(0)}));
+        w.set("tokenizer.ggml.token_type", OwnedValue::array(ValueType::I32, {OwnedValue::i32(1), OwnedValue::i32(9), OwnedValue::i32(1)}));
+        w.set("tokenizer.ggml.bos_token_id", OwnedValue::u32(3));
+        w.set("tokenizer.ggml.eos_token_id", OwnedValue::i32(1));
+        w.set("tokenizer.ggml.add_bos_token", OwnedValue::u8(1));
+    });
+    CHECK(has(f, "error general.architecture: has type u32, expected str"));
+    CHECK(has(f, "error general.file_type: has type i32, expected u32"));
+    CHECK(has(f, "error tokenizer.ggml.scores: has 2 entries for 3 tokens"));
+    CHECK(has(f, "error tokenizer.ggml.token_type: token 1 has type 9 (0 to 6 are defined)"));
+    CHECK(has(f, "error tokenizer.ggml.bos_token_id: token id 3 is outside the 3-token vocabulary"));
+    CHECK(has(f, "error tokenizer.ggml.eos_token_id: has type i32, expected u32"));
+    CHECK(has(f, "error tokenizer.ggml.add_bos_token: has type u8, expected bool"));
+}
+
+TEST_CASE("architecture keys that disagree with the tensors are reported") {
+    static const std::vector<uint8_t> embd(64 * 4 * 4);
+    auto f = findings_of([](Writer& w) {
+        w.set("general.architecture", OwnedValue::string("llama"));
+        w.set("llama.block_count", OwnedValue::u32(3));
+        w.set("llama.embedding_length", OwnedValue::u32(32));
+        w.set("llama.attention.head_count", OwnedValue::u32(3));
+        w.set("llama.attention.head_count_kv", OwnedValue::u32(2));
+        w.add_tensor("token_embd.weight", TypeId::F32, {64, 4}, embd);
+        w.add_tensor("blk.0.attn_norm.weight", TypeId::F32, {1}, kFour);
+        w.add_tensor("blk.1.attn_norm.weight", TypeId::F32, {1}, kFour);
+    });
+    CHECK(has(f, "error llama.block_count: is 3, but the tensors go up to blk.1"));
+    CHECK(has(f, "error llama.embedding_length: is 32, but token_embd.weight rows have 64 values"));
+    CHECK(has(f, "error llama.attention.head_count: 3 does not divide embedding_length 32"));
+    CHECK(has(f, "error llama.attention.head_count_kv: 2 does not divide head_count 3"));
+}
+
+TEST_CASE("valid_utf8 accepts well-formed text and refuses overlong forms, surrogates and stray bytes") {
+    CHECK(valid_utf8("plain ascii"));
+    CHECK(valid_utf8("na\xc3\xafve \xe2\x98\x83 \xf0\x9f\x98\x80"));
+    CHECK_FALSE(valid_utf8("\xc0\xaf"));          // overlong '/'
+    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+    CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+    CHECK_FALSE(valid_utf8("\xe2\x98"));          // cut short
+    CHECK_FALSE(valid_utf8("\x80"));
+}
