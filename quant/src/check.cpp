@@ -79,43 +79,42 @@ const char* problem(const ScaleField& f, const uint8_t* block) {
     return nullptr;
 }
 
-DataCheck check_floats(TypeId t, std::span<const uint8_t> bytes) {
+// Counts values whose exponent bits are all set (Inf or NaN): a branch-free loop the
+// compiler vectorizes; the slow search for the first one runs only when the count is not 0.
+template <class Word> uint64_t count_nonfinite(const uint8_t* p, uint64_t n, Word exponent) {
+    uint64_t count = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+        Word v;
+        std::memcpy(&v, p + i * sizeof(Word), sizeof(Word));  // little-endian storage, as the host
+        count += (v & exponent) == exponent;
+    }
+    return count;
+}
+
+template <class Word> DataCheck scan(std::span<const uint8_t> bytes, Word exponent) {
     DataCheck c;
-    auto note = [&](uint64_t i, bool nan) {
-        if (c.bad++ == 0) {
+    const uint64_t n = bytes.size() / sizeof(Word);
+    c.bad = count_nonfinite(bytes.data(), n, exponent);
+    for (uint64_t i = 0; c.bad && i < n; ++i) {
+        Word v;
+        std::memcpy(&v, bytes.data() + i * sizeof(Word), sizeof(Word));
+        if ((v & exponent) == exponent) {
             c.first = static_cast<int64_t>(i);
-            c.first_problem = nan ? "NaN" : "Inf";
+            c.first_problem = (v & static_cast<Word>(~exponent) & static_cast<Word>(exponent - 1)) ? "NaN" : "Inf";
+            break;
         }
-    };
-    switch (t) {
-        case TypeId::F16:
-            for (uint64_t i = 0; i < bytes.size() / 2; ++i) {
-                const uint16_t h = detail::u16le(bytes.data() + 2 * i);
-                if ((h & 0x7c00) == 0x7c00) note(i, h & 0x3ff);
-            }
-            break;
-        case TypeId::BF16:
-            for (uint64_t i = 0; i < bytes.size() / 2; ++i) {
-                const uint16_t h = detail::u16le(bytes.data() + 2 * i);
-                if ((h & 0x7f80) == 0x7f80) note(i, h & 0x7f);
-            }
-            break;
-        case TypeId::F32:
-            for (uint64_t i = 0; i < bytes.size() / 4; ++i) {
-                const uint32_t u = detail::u32le(bytes.data() + 4 * i);
-                if ((u & 0x7f800000u) == 0x7f800000u) note(i, u & 0x7fffff);
-            }
-            break;
-        case TypeId::F64:
-            for (uint64_t i = 0; i < bytes.size() / 8; ++i) {
-                double v;
-                std::memcpy(&v, bytes.data() + 8 * i, 8);
-                if (!std::isfinite(v)) note(i, std::isnan(v));
-            }
-            break;
-        default: break;  // integers cannot be non-finite
     }
     return c;
+}
+
+DataCheck check_floats(TypeId t, std::span<const uint8_t> bytes) {
+    switch (t) {
+        case TypeId::F16: return scan<uint16_t>(bytes, 0x7c00);
+        case TypeId::BF16: return scan<uint16_t>(bytes, 0x7f80);
+        case TypeId::F32: return scan<uint32_t>(bytes, 0x7f800000u);
+        case TypeId::F64: return scan<uint64_t>(bytes, 0x7ff0000000000000ull);
+        default: return {};  // integers cannot be non-finite
+    }
 }
 
 }  // namespace
