@@ -327,3 +327,13 @@ TEST_CASE("DataCheck::merge keeps the earliest finding, adds counts and keeps th
     CHECK(a.first == 7);
     CHECK(a.first_problem == "f16 d is NaN");
 }
+
+TEST_CASE("every quantized type tells the data check where its blocks keep their scales") {
+    for (const gguf::TypeInfo& t : gguf::all_types()) {
+        if (t.retired || !t.quantized) continue;
+        CAPTURE(t.name);
+        const quant::ScaleField& first = traits(t.id)->scales[0];
+        CHECK(first.kind != quant::ScaleKind::None);
+        CHECK(first.offset < t.type_size);
+    }
+}

@@ -22,47 +22,14 @@ void DataCheck::merge(const DataCheck& later) {
 
 namespace {
 
-// Where a block keeps its scales.
-enum class ScaleKind { None, F16, F32, E8M0, UE4M3, IQ1M };
-struct ScaleField {
-    ScaleKind kind;
-    uint16_t offset;
-    const char* name;
-};
-struct BlockScales {
-    ScaleField field[4];
-    int count;
-};
-
-BlockScales scales_of(TypeId t) {
-    using K = ScaleKind;
-    switch (t) {  // the one place that knows where scales sit; spec/GGUF.md section 13
-        case TypeId::Q4_1: case TypeId::Q5_1: case TypeId::Q8_1:
-            return {{{K::F16, 0, "d"}, {K::F16, 2, "m"}}, 2};
-        case TypeId::Q4_K: case TypeId::Q5_K:
-            return {{{K::F16, 0, "d"}, {K::F16, 2, "dmin"}}, 2};
-        case TypeId::Q2_K: return {{{K::F16, 80, "d"}, {K::F16, 82, "dmin"}}, 2};
-        case TypeId::Q3_K: return {{{K::F16, 108, "d"}}, 1};
-        case TypeId::Q6_K: return {{{K::F16, 208, "d"}}, 1};
-        case TypeId::Q8_K: return {{{K::F32, 0, "d"}}, 1};
-        case TypeId::TQ1_0: return {{{K::F16, 52, "d"}}, 1};
-        case TypeId::TQ2_0: return {{{K::F16, 64, "d"}}, 1};
-        case TypeId::MXFP4: return {{{K::E8M0, 0, "e"}}, 1};
-        case TypeId::NVFP4: return {{{K::UE4M3, 0, "d[0]"}, {K::UE4M3, 1, "d[1]"}, {K::UE4M3, 2, "d[2]"}, {K::UE4M3, 3, "d[3]"}}, 4};
-        case TypeId::IQ1_M: return {{{K::IQ1M, 48, "d"}}, 1};
-        default:
-            return gguf::type_info(t).quantized ? BlockScales{{{K::F16, 0, "d"}}, 1} : BlockScales{{}, 0};
-    }
-}
-
 // What is wrong with one scale field, or nullptr.
 const char* problem(const ScaleField& f, const uint8_t* block) {
     const uint8_t* p = block + f.offset;
     switch (f.kind) {
         case ScaleKind::F16:
-        case ScaleKind::IQ1M: {
+        case ScaleKind::F16Nibbles: {
             uint16_t h = detail::u16le(p);
-            if (f.kind == ScaleKind::IQ1M)  // the f16 is the top nibbles of four u16 words
+            if (f.kind == ScaleKind::F16Nibbles)  // the f16 is the top nibbles of four u16 words
                 h = static_cast<uint16_t>((detail::u16le(p) >> 12) | ((detail::u16le(p + 2) >> 8) & 0xf0) |
                                           ((detail::u16le(p + 4) >> 4) & 0xf00) | (detail::u16le(p + 6) & 0xf000));
             if ((h & 0x7c00) != 0x7c00) return nullptr;
@@ -127,15 +94,16 @@ DataCheck check_data(TypeId type, std::span<const uint8_t> bytes) {
     if (!info->quantized) return check_floats(type, bytes);
     DataCheck c;
     c.per_block = true;
-    const BlockScales scales = scales_of(type);
+    const ScaleField* scales = traits(type)->scales;
     const uint64_t blocks = bytes.size() / info->type_size;
     for (uint64_t b = 0; b < blocks; ++b) {
         const uint8_t* block = bytes.data() + b * info->type_size;
-        for (int k = 0; k < scales.count; ++k) {
-            if (const char* what = problem(scales.field[k], block)) {
+        for (int k = 0; k < 4 && scales[k].kind != ScaleKind::None; ++k) {
+            if (const char* what = problem(scales[k], block)) {
                 if (c.bad++ == 0) {
+                    const bool f16 = scales[k].kind == ScaleKind::F16 || scales[k].kind == ScaleKind::F16Nibbles;
                     c.first = static_cast<int64_t>(b);
-                    c.first_problem = fmt::format("{} {} {}", scales.field[k].kind == ScaleKind::F16 || scales.field[k].kind == ScaleKind::IQ1M ? "f16" : "scale", scales.field[k].name, what);
+                    c.first_problem = fmt::format("{} {} {}", f16 ? "f16" : "scale", scales[k].name, what);
                 }
                 break;
             }

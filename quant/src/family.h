@@ -2,6 +2,8 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
+#include <initializer_list>
 
 #include "quant/quant.h"
 
@@ -23,5 +25,11 @@ void register_kquants(TraitsTable& t);        // kquants.cpp: Q2_K ... Q6_K
 void register_iquants(TraitsTable& t);        // iquants.cpp: IQ1_S ... IQ4_XS
 void register_microscaling(TraitsTable& t);   // microscaling.cpp: MXFP4, NVFP4
 void register_ternary(TraitsTable& t);        // ternary.cpp: TQ1_0, TQ2_0, Q1_0, Q2_0
+
+// Records where a type's blocks keep their scales (offsets from the block struct).
+inline void set_scales(TraitsTable& t, TypeId id, std::initializer_list<ScaleField> fields) {
+    int i = 0;
+    for (const ScaleField& f : fields) t[static_cast<uint32_t>(id)].scales[i++] = f;
+}
 
 }  // namespace quant::detail

@@ -469,6 +469,16 @@ void register_iquants(TraitsTable& t) {
     set_type(t, TypeId::IQ3_S, dequantize_iq3_s, quantize_iq3_s);
     set_type(t, TypeId::IQ1_S, dequantize_iq1_s, quantize_iq1_s, true);
     set_type(t, TypeId::IQ1_M, dequantize_iq1_m, quantize_iq1_m, true);
+    using K = ScaleKind;
+    set_scales(t, TypeId::IQ4_NL, {{K::F16, offsetof(BlockIQ4_NL, d), "d"}});
+    set_scales(t, TypeId::IQ4_XS, {{K::F16, offsetof(BlockIQ4_XS, d), "d"}});
+    set_scales(t, TypeId::IQ2_XXS, {{K::F16, offsetof(BlockIQ2_XXS, d), "d"}});
+    set_scales(t, TypeId::IQ2_XS, {{K::F16, offsetof(BlockIQ2_XS, d), "d"}});
+    set_scales(t, TypeId::IQ2_S, {{K::F16, offsetof(BlockIQ2_S, d), "d"}});
+    set_scales(t, TypeId::IQ3_XXS, {{K::F16, offsetof(BlockIQ3_XXS, d), "d"}});
+    set_scales(t, TypeId::IQ3_S, {{K::F16, offsetof(BlockIQ3_S, d), "d"}});
+    set_scales(t, TypeId::IQ1_S, {{K::F16, offsetof(BlockIQ1_S, d), "d"}});
+    set_scales(t, TypeId::IQ1_M, {{K::F16Nibbles, offsetof(BlockIQ1_M, scales), "d"}});
 }
 
 }  // namespace quant::detail

@@ -373,6 +373,13 @@ void register_kquants(TraitsTable& t) {
     set_type(t, TypeId::Q4_K, dequantize_q4_k, quantize_k4<BlockQ4_K, 15>);
     set_type(t, TypeId::Q5_K, dequantize_q5_k, quantize_k4<BlockQ5_K, 31>);
     set_type(t, TypeId::Q6_K, dequantize_q6_k, quantize_q6_k);
+    using K = ScaleKind;
+    set_scales(t, TypeId::Q2_K, {{K::F16, offsetof(BlockQ2_K, d), "d"}, {K::F16, offsetof(BlockQ2_K, dmin), "dmin"}});
+    set_scales(t, TypeId::Q3_K, {{K::F16, offsetof(BlockQ3_K, d), "d"}});
+    set_scales(t, TypeId::Q4_K, {{K::F16, offsetof(BlockQ4_K, d), "d"}, {K::F16, offsetof(BlockQ4_K, dmin), "dmin"}});
+    set_scales(t, TypeId::Q5_K, {{K::F16, offsetof(BlockQ5_K, d), "d"}, {K::F16, offsetof(BlockQ5_K, dmin), "dmin"}});
+    set_scales(t, TypeId::Q6_K, {{K::F16, offsetof(BlockQ6_K, d), "d"}});
+    set_scales(t, TypeId::Q8_K, {{K::F32, 0, "d"}});  // dot-product helper layout: f32 d, 256 i8, 16 i16 sums
 }
 
 }  // namespace quant::detail

@@ -175,6 +175,13 @@ void register_legacy(TraitsTable& t) {
     set_type(t, TypeId::Q5_0, dequantize_q5_0, quantize_q5_0);
     set_type(t, TypeId::Q5_1, dequantize_q5_1, quantize_q5_1);
     set_type(t, TypeId::Q8_0, dequantize_q8_0, quantize_q8_0);
+    using K = ScaleKind;
+    set_scales(t, TypeId::Q4_0, {{K::F16, offsetof(BlockQ4_0, d), "d"}});
+    set_scales(t, TypeId::Q4_1, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
+    set_scales(t, TypeId::Q5_0, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
+    set_scales(t, TypeId::Q5_1, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
+    set_scales(t, TypeId::Q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
+    set_scales(t, TypeId::Q8_1, {{K::F16, 0, "d"}, {K::F16, 2, "s"}});  // dot-product helper layout: f16 d, f16 s, 32 i8
 }
 
 }  // namespace quant::detail

@@ -133,6 +133,10 @@ void quantize_nvfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 void register_microscaling(TraitsTable& t) {
     set_type(t, TypeId::MXFP4, dequantize_mxfp4, quantize_mxfp4);
     set_type(t, TypeId::NVFP4, dequantize_nvfp4, quantize_nvfp4);
+    using K = ScaleKind;
+    set_scales(t, TypeId::MXFP4, {{K::E8M0, offsetof(BlockMXFP4, e), "e"}});
+    set_scales(t, TypeId::NVFP4, {{K::UE4M3, offsetof(BlockNVFP4, d) + 0, "d[0]"}, {K::UE4M3, offsetof(BlockNVFP4, d) + 1, "d[1]"},
+                                  {K::UE4M3, offsetof(BlockNVFP4, d) + 2, "d[2]"}, {K::UE4M3, offsetof(BlockNVFP4, d) + 3, "d[3]"}});
 }
 
 }  // namespace quant::detail

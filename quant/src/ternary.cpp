@@ -177,6 +177,11 @@ void register_ternary(TraitsTable& t) {
     set_type(t, TypeId::TQ2_0, dequantize_tq2_0, quantize_tq2_0);
     set_type(t, TypeId::Q1_0, dequantize_q1_0, quantize_q1_0);
     set_type(t, TypeId::Q2_0, dequantize_q2_0, quantize_q2_0);
+    using K = ScaleKind;
+    set_scales(t, TypeId::TQ1_0, {{K::F16, offsetof(BlockTQ1_0, d), "d"}});
+    set_scales(t, TypeId::TQ2_0, {{K::F16, offsetof(BlockTQ2_0, d), "d"}});
+    set_scales(t, TypeId::Q1_0, {{K::F16, offsetof(BlockQ1_0, d), "d"}});
+    set_scales(t, TypeId::Q2_0, {{K::F16, offsetof(BlockQ2_0, d), "d"}});
 }
 
 }  // namespace quant::detail

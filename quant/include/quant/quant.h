@@ -25,8 +25,25 @@ using DequantizeFn = void (*)(const uint8_t* src, float* dst, int64_t n_blocks);
 // row_bytes(type, n) bytes. `importance` is n non-negative weights, or nullptr.
 using QuantizeRowFn = void (*)(const float* x, uint8_t* dst, int64_t n, const float* importance);
 
+// Where a block keeps a scale, the number its other fields are multiplied by (what a data
+// check validates): how it is encoded and its byte offset in the block.
+enum class ScaleKind : uint8_t {
+    None,
+    F16,         // IEEE half
+    F32,         // IEEE single
+    E8M0,        // power of two; 0xff is NaN
+    UE4M3,       // unsigned small float; 0x7f is NaN
+    F16Nibbles,  // an f16 spread over the top nibbles of four u16 words (IQ1_M)
+};
+struct ScaleField {
+    ScaleKind kind = ScaleKind::None;
+    uint16_t offset = 0;
+    const char* name = "";
+};
+
 struct Traits {
     TypeId type;
+    ScaleField scales[4] = {};           // a quantized block's scale fields
     DequantizeFn dequantize = nullptr;   // nullptr where not (yet) implemented
     QuantizeRowFn quantize = nullptr;    // likewise
     bool needs_importance = false;       // quantizing without importance weights is refused
