@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "bytes.h"
+
 namespace quant::detail {
 
 // The float an f16 field will hold for v (what dequantization will multiply by).
@@ -53,5 +55,17 @@ int pick_scale(const float* x, const float* w, int n, const Levels& levels, cons
 // plain importance weighting on the reference's RMSE and importance-weighted RMSE at once.
 // Returns out.
 const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out);
+
+// Quantizes a row block by block: fill(values, weights, block) for each block of kValues
+// values, with weights from block_weights (sigma2 the row's mean square).
+template <class Block, int kValues, class Fill>
+void quantize_blocks(const float* x, uint8_t* dst, int64_t n, const float* importance, Fill fill) {
+    const float sigma2 = mean_square(x, n);
+    Block* b = blocks<Block>(dst);
+    for (int64_t i = 0; i < n; i += kValues, ++b) {
+        float w[kValues];
+        fill(x + i, block_weights(x + i, importance ? importance + i : nullptr, kValues, sigma2, w), *b);
+    }
+}
 
 }  // namespace quant::detail

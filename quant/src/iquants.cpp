@@ -269,28 +269,22 @@ void pack_iq4(const uint8_t* code, uint8_t* qs) {
 }
 
 void quantize_iq4_nl(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    const float sigma2 = mean_square(x, n);
-    BlockIQ4_NL* b = blocks<BlockIQ4_NL>(dst);
-    for (int64_t i = 0; i < n; i += 32, ++b) {
-        float w[32];
+    quantize_blocks<BlockIQ4_NL, 32>(x, dst, n, imp, [](const float* xb, const float* w, BlockIQ4_NL& b) {
         uint8_t code[32];
-        block_weights(x + i, imp ? imp + i : nullptr, 32, sigma2, w);
-        store_half(b->d, fit_levels(x + i, w, 32, kIQ4, code, true));
-        pack_iq4(code, b->qs);
-    }
+        store_half(b.d, fit_levels(xb, w, 32, kIQ4, code, true));
+        pack_iq4(code, b.qs);
+    });
 }
 
 // IQ4_XS: sub-block scales fitted on their own, quantized to 6 bits against the f16 d, then
 // nudged by one where that lowers the sub-block's weighted error (as the k-quants do).
 void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    const float sigma2 = mean_square(x, n);
-    BlockIQ4_XS* b = blocks<BlockIQ4_XS>(dst);
-    for (int64_t i = 0; i < n; i += 256, ++b) {
-        float w[256], scale[8], scale_weight[8];
+    quantize_blocks<BlockIQ4_XS, 256>(x, dst, n, imp, [](const float* xb, const float* w, BlockIQ4_XS& blk) {
+        BlockIQ4_XS* b = &blk;
+        float scale[8], scale_weight[8];
         uint8_t code[256];
-        block_weights(x + i, imp ? imp + i : nullptr, 256, sigma2, w);
         for (int j = 0; j < 8; ++j) {
-            scale[j] = fit_levels(x + i + 32 * j, w + 32 * j, 32, kIQ4, code + 32 * j, false);
+            scale[j] = fit_levels(xb + 32 * j, w + 32 * j, 32, kIQ4, code + 32 * j, false);
             scale_weight[j] = 0;
             for (int k = 0; k < 32; ++k) scale_weight[j] += w[32 * j + k] * kIQ4Values[code[32 * j + k]] * kIQ4Values[code[32 * j + k]];
         }
@@ -305,7 +299,7 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) 
             int chosen = sc[j];
             for (int a = -1; a <= 1; ++a) {
                 const int s = std::clamp(sc[j] + a, -32, 31);
-                const float err = level_codes(x + i + 32 * j, w + 32 * j, 32, kIQ4, d * static_cast<float>(s), trial);
+                const float err = level_codes(xb + 32 * j, w + 32 * j, 32, kIQ4, d * static_cast<float>(s), trial);
                 if (err < best) {
                     best = err;
                     chosen = s;
@@ -319,7 +313,7 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) 
         }
         b->scales_h[0] = static_cast<uint8_t>(scales_h);
         b->scales_h[1] = static_cast<uint8_t>(scales_h >> 8);
-    }
+    });
 }
 
 // The grid formats' sub-block scales, as their decoders compute them.
@@ -330,13 +324,7 @@ float iq3s_scale(float d, int s) { return d * static_cast<float>(1 + 2 * s); }
 template <class Block, class Pack>
 void quantize_grid(const float* x, uint8_t* dst, int64_t n, const float* imp, const Grid& grid, ScaleCode code,
                    GridOptions options, Pack pack) {
-    const float sigma2 = mean_square(x, n);
-    Block* b = blocks<Block>(dst);
-    for (int64_t i = 0; i < n; i += 256, ++b) {
-        float w[256];
-        block_weights(x + i, imp ? imp + i : nullptr, 256, sigma2, w);
-        pack(fit_grid(x + i, w, grid, code, options), *b);
-    }
+    quantize_blocks<Block, 256>(x, dst, n, imp, [&](const float* xb, const float* w, Block& b) { pack(fit_grid(xb, w, grid, code, options), b); });
 }
 
 // The 7 stored sign bits of 8 values (the eighth follows from even parity).

@@ -271,18 +271,6 @@ SymmetricFit fit_symmetric_k(const float* x, const float* w) {
     return f;
 }
 
-// Runs `fill` on each super-block with its weights.
-template <class Block, class Fill>
-void quantize_super_blocks(const float* x, uint8_t* dst, int64_t n, const float* importance, Fill fill) {
-    const float sigma2 = mean_square(x, n);
-    Block* b = blocks<Block>(dst);
-    for (int64_t i = 0; i < n; i += kSuper, ++b) {
-        float w[kSuper];
-        block_weights(x + i, importance ? importance + i : nullptr, kSuper, sigma2, w);
-        fill(x + i, w, *b);
-    }
-}
-
 // The inverse of scale_min_k4: eight 6-bit scales and minimums into 12 bytes.
 void pack_scale_min_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* q) {
     for (int j = 0; j < 12; ++j) q[j] = 0;
@@ -299,7 +287,7 @@ void pack_scale_min_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* q) {
 }
 
 void quantize_q2_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_super_blocks<BlockQ2_K>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ2_K& b) {
+    quantize_blocks<BlockQ2_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ2_K& b) {
         const AffineFit f = fit_affine_k<16, 3, 15>(xb, w);
         store_half(b.d, f.d);
         store_half(b.dmin, f.dmin);
@@ -313,7 +301,7 @@ void quantize_q2_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }
 
 void quantize_q3_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_super_blocks<BlockQ3_K>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ3_K& b) {
+    quantize_blocks<BlockQ3_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ3_K& b) {
         const SymmetricFit f = fit_symmetric_k<16, -4, 3, -32, 31>(xb, w);
         store_half(b.d, f.d);
         std::fill(b.scales, b.scales + 12, 0);
@@ -334,7 +322,7 @@ void quantize_q3_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 
 template <class Block, int kQmax>
 void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_super_blocks<Block>(x, dst, n, imp, [](const float* xb, const float* w, Block& b) {
+    quantize_blocks<Block, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, Block& b) {
         const AffineFit f = fit_affine_k<32, kQmax, 63>(xb, w);
         store_half(b.d, f.d);
         store_half(b.dmin, f.dmin);
@@ -350,7 +338,7 @@ void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }
 
 void quantize_q6_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_super_blocks<BlockQ6_K>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ6_K& b) {
+    quantize_blocks<BlockQ6_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ6_K& b) {
         const SymmetricFit f = fit_symmetric_k<16, -32, 31, -128, 127>(xb, w);
         store_half(b.d, f.d);
         std::copy(f.sc, f.sc + 16, b.scales);

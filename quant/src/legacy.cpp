@@ -104,15 +104,6 @@ void dequantize_q8_0(const uint8_t* src, float* y, int64_t n) {
 
 // Each quantizer fits every block of 32 on its own (fit.h), with weights from the
 // importance of its columns when given.
-template <class Block, class Fill>
-void quantize_blocks(const float* x, uint8_t* dst, int64_t n, const float* importance, Fill fill) {
-    const float sigma2 = mean_square(x, n);
-    Block* b = blocks<Block>(dst);
-    for (int64_t i = 0; i < n; i += 32, ++b) {
-        float wbuf[32];
-        fill(x + i, block_weights(x + i, importance ? importance + i : nullptr, 32, sigma2, wbuf), *b);
-    }
-}
 
 // Packs 32 codes (already offset to be non-negative) as Q4_0-style nibbles, and for 5-bit
 // codes their fifth bits into qh.
@@ -150,19 +141,19 @@ void fill_affine(const float* x, const float* w, Block& b) {
 }
 
 void quantize_q4_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ4_0>(x, dst, n, imp, fill_symmetric<-8, 7, BlockQ4_0>);
+    quantize_blocks<BlockQ4_0, 32>(x, dst, n, imp, fill_symmetric<-8, 7, BlockQ4_0>);
 }
 void quantize_q5_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ5_0>(x, dst, n, imp, fill_symmetric<-16, 15, BlockQ5_0>);
+    quantize_blocks<BlockQ5_0, 32>(x, dst, n, imp, fill_symmetric<-16, 15, BlockQ5_0>);
 }
 void quantize_q4_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ4_1>(x, dst, n, imp, fill_affine<15, BlockQ4_1>);
+    quantize_blocks<BlockQ4_1, 32>(x, dst, n, imp, fill_affine<15, BlockQ4_1>);
 }
 void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ5_1>(x, dst, n, imp, fill_affine<31, BlockQ5_1>);
+    quantize_blocks<BlockQ5_1, 32>(x, dst, n, imp, fill_affine<31, BlockQ5_1>);
 }
 void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ8_0>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ8_0& b) {
+    quantize_blocks<BlockQ8_0, 32>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ8_0& b) {
         store_half(b.d, fit_symmetric(xb, w, 32, -127, 127, b.qs));
     });
 }

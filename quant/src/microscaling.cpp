@@ -85,33 +85,26 @@ void pack_fp4(const uint8_t* index, int half, uint8_t* qs) {
 // MXFP4: the power of two that sends the largest value nearest the largest code, and its
 // neighbours, tried.
 void quantize_mxfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    const float sigma2 = mean_square(x, n);
-    BlockMXFP4* b = blocks<BlockMXFP4>(dst);
-    for (int64_t i = 0; i < n; i += 32, ++b) {
-        float w[32], scales[4];
+    quantize_blocks<BlockMXFP4, 32>(x, dst, n, imp, [](const float* xb, const float* w, BlockMXFP4& b) {
+        float scales[4];
         uint8_t e[4], index[32];
-        block_weights(x + i, imp ? imp + i : nullptr, 32, sigma2, w);
-        const float amax = abs_max(x + i, 32);
+        const float amax = abs_max(xb, 32);
         const int e0 = amax > 0 ? static_cast<int>(std::floor(std::log2(amax / 12.0f))) + 128 : 0;
         for (int k = 0; k < 4; ++k) {
             e[k] = static_cast<uint8_t>(std::clamp(e0 - 1 + k, 0, 254));
             scales[k] = e8m0_half(e[k]);
         }
-        b->e = e[pick_scale(x + i, w, 32, kFp4, scales, 4, index)];
-        pack_fp4(index, 16, b->qs);
-    }
+        b.e = e[pick_scale(xb, w, 32, kFp4, scales, 4, index)];
+        pack_fp4(index, 16, b.qs);
+    });
 }
 
 // NVFP4: per 16 values, the UE4M3 scales around the one that sends the largest value to
 // the largest code.
 void quantize_nvfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    const float sigma2 = mean_square(x, n);
-    BlockNVFP4* b = blocks<BlockNVFP4>(dst);
-    for (int64_t i = 0; i < n; i += 64, ++b) {
-        float w[64];
-        block_weights(x + i, imp ? imp + i : nullptr, 64, sigma2, w);
+    quantize_blocks<BlockNVFP4, 64>(x, dst, n, imp, [](const float* xb, const float* w, BlockNVFP4& b) {
         for (int s = 0; s < 4; ++s) {
-            const float* xs = x + i + 16 * s;
+            const float* xs = xb + 16 * s;
             const float ideal = abs_max(xs, 16) / 12.0f;
             int nearest = 0;  // the UE4M3 byte whose (halved) value is nearest the ideal scale
             for (int c = 1; c < 0x7f; ++c)
@@ -122,10 +115,10 @@ void quantize_nvfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
                 bytes[k] = static_cast<uint8_t>(std::clamp(nearest - 2 + k, 0, 0x7e));
                 scales[k] = ue4m3_half(bytes[k]);
             }
-            b->d[s] = bytes[pick_scale(xs, w + 16 * s, 16, kFp4, scales, 5, index)];
-            pack_fp4(index, 8, b->qs + 8 * s);
+            b.d[s] = bytes[pick_scale(xs, w + 16 * s, 16, kFp4, scales, 5, index)];
+            pack_fp4(index, 8, b.qs + 8 * s);
         }
-    }
+    });
 }
 
 }  // namespace

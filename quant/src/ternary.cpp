@@ -94,15 +94,11 @@ constexpr Levels kTernary = {kTernaryValues, kTernaryCodes, 3};
 // Fits each block of `block` values with a ternary codebook and an f16 d; `pack` stores it.
 template <class Block, int kBlock, class Pack>
 void quantize_ternary(const float* x, uint8_t* dst, int64_t n, const float* imp, Pack pack) {
-    const float sigma2 = mean_square(x, n);
-    Block* b = blocks<Block>(dst);
-    for (int64_t i = 0; i < n; i += kBlock, ++b) {
-        float w[kBlock];
+    quantize_blocks<Block, kBlock>(x, dst, n, imp, [&](const float* xb, const float* w, Block& b) {
         uint8_t code[kBlock];
-        block_weights(x + i, imp ? imp + i : nullptr, kBlock, sigma2, w);
-        store_half(b->d, fit_levels(x + i, w, kBlock, kTernary, code, true));
-        pack(code, *b);
-    }
+        store_half(b.d, fit_levels(xb, w, kBlock, kTernary, code, true));
+        pack(code, b);
+    });
 }
 
 // Five ternary digits (t0 most significant) as the byte whose fraction b / 256 sits in
