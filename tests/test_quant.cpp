@@ -337,3 +337,18 @@ TEST_CASE("every quantized type tells the data check where its blocks keep their
         CHECK(first.offset < t.type_size);
     }
 }
+
+TEST_CASE("check_data on several threads finds the same as on one") {
+    std::vector<uint16_t> h(10007, 0x3c00);
+    h[5003] = 0x7c00;
+    h[9000] = 0x7e00;
+    h[777] = 0xfe00;
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(h.data()), h.size() * 2);
+    for (int threads : {1, 2, 5}) {
+        CAPTURE(threads);
+        const quant::DataCheck c = check_data(TypeId::F16, bytes, threads);
+        CHECK(c.bad == 3);
+        CHECK(c.first == 777);
+        CHECK(c.first_problem == "NaN");
+    }
+}

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -45,42 +44,18 @@ void check_layout(const File& f, std::vector<Finding>& out) {
         out.push_back({Severity::Warning, f.path(), fmt::format("{} bytes after the last tensor's padded data", f.size() - f.data_offset() - expected)});
 }
 
-// One tensor's data, in row ranges on several threads.
+// One tensor's data, on several threads; the first problem located by row and column (or
+// block, for quantized types).
 void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vector<Finding>& out) {
     const TensorInfo& info = *t.info;
-    const TypeInfo& type = type_info(info.type);
-    const std::span<const uint8_t> data = m.tensor_data(t);
-    const uint64_t rows = info.shape[0] ? info.n_elements / info.shape[0] : 0;
-    const uint64_t row_bytes = rows ? info.n_bytes / rows : 0;
-    std::vector<quant::DataCheck> parts(static_cast<size_t>(std::max(1, threads)));
-    std::mutex m_parts;
-    int64_t next = 0;
-    quant::for_each_row_range(static_cast<int64_t>(rows), threads, [&](int64_t begin, int64_t end) {
-        quant::DataCheck c = quant::check_data(info.type, data.subspan(static_cast<uint64_t>(begin) * row_bytes,
-                                                                      static_cast<uint64_t>(end - begin) * row_bytes));
-        if (c.first >= 0) c.first += c.per_block ? begin * static_cast<int64_t>(row_bytes / type.type_size)
-                                                 : begin * static_cast<int64_t>(info.shape[0]);
-        std::lock_guard lock(m_parts);
-        parts[static_cast<size_t>(next++)] = c;  // ranges finish in any order: sort by start below
-        (void)end;
-    });
-    std::sort(parts.begin(), parts.begin() + next, [](const quant::DataCheck& a, const quant::DataCheck& b) {
-        return (a.first < 0 ? INT64_MAX : a.first) < (b.first < 0 ? INT64_MAX : b.first);
-    });
-    quant::DataCheck total;
-    for (int64_t i = 0; i < next; ++i) total.merge(parts[static_cast<size_t>(i)]);
-    if (total.bad == 0) return;
-    const std::string name(info.name);
-    if (total.per_block) {
-        const uint64_t per_row = info.shape[0] / type.block_size;
-        out.push_back({Severity::Error, name, fmt::format("{} block{} with a non-finite scale; first: row {}, block {}: {}", total.bad,
-                                                          total.bad == 1 ? "" : "s", total.first / static_cast<int64_t>(per_row),
-                                                          total.first % static_cast<int64_t>(per_row), total.first_problem)});
-    } else {
-        out.push_back({Severity::Error, name, fmt::format("{} non-finite value{}; first: row {}, column {}: {}", total.bad,
-                                                          total.bad == 1 ? "" : "s", total.first / static_cast<int64_t>(info.shape[0]),
-                                                          total.first % static_cast<int64_t>(info.shape[0]), total.first_problem)});
-    }
+    const quant::DataCheck c = quant::check_data(info.type, m.tensor_data(t), threads);
+    if (c.bad == 0) return;
+    const auto per_row = static_cast<int64_t>(info.shape[0] / (c.per_block ? type_info(info.type).block_size : 1));
+    const char* s = c.bad == 1 ? "" : "s";
+    const std::string what = c.per_block ? fmt::format("{} block{} with a non-finite scale", c.bad, s)
+                                         : fmt::format("{} non-finite value{}", c.bad, s);
+    out.push_back({Severity::Error, std::string(info.name), fmt::format("{}; first: row {}, {} {}: {}", what, c.first / per_row,
+                                                                        c.per_block ? "block" : "column", c.first % per_row, c.first_problem)});
 }
 
 int run_check(const CheckOptions& o) {

@@ -2,10 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "bytes.h"
 
@@ -110,6 +114,24 @@ DataCheck check_data(TypeId type, std::span<const uint8_t> bytes) {
         }
     }
     return c;
+}
+
+DataCheck check_data(TypeId type, std::span<const uint8_t> bytes, int threads) {
+    const uint64_t block = row_bytes(type, gguf::type_info(type).block_size);
+    if (bytes.size() % block != 0) return check_data(type, bytes);  // reports the size
+    std::vector<std::pair<int64_t, DataCheck>> parts;
+    std::mutex parts_mutex;
+    for_each_row_range(static_cast<int64_t>(bytes.size() / block), threads, [&](int64_t begin, int64_t end) {
+        DataCheck c = check_data(type, bytes.subspan(static_cast<uint64_t>(begin) * block, static_cast<uint64_t>(end - begin) * block));
+        if (c.first >= 0) c.first += begin;  // a block is one value for float types
+        std::lock_guard lock(parts_mutex);
+        parts.emplace_back(begin, std::move(c));
+    });
+    std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    DataCheck total;
+    total.per_block = gguf::type_info(type).quantized;
+    for (const auto& [begin, c] : parts) total.merge(c);
+    return total;
 }
 
 }  // namespace quant

@@ -22,5 +22,7 @@ struct DataCheck {
 // Checks `bytes` of type `type` (whole blocks). Integer types are always sound.
 // Throws std::invalid_argument for a retired type or a size that is not whole blocks.
 DataCheck check_data(TypeId type, std::span<const uint8_t> bytes);
+// The same, the blocks split over up to `threads` threads.
+DataCheck check_data(TypeId type, std::span<const uint8_t> bytes, int threads);
 
 }  // namespace quant
