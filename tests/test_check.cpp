@@ -46,7 +46,7 @@ TEST_CASE("bad tensor names and keys are reported") {
         w.set("key\xc3\x28", OwnedValue::u32(1));
         w.set(std::string(70, 'k'), OwnedValue::u32(1));
     });
-    CHECK(has(f, "error : tensor name is empty"));
+    CHECK(has(f, "error tensor #0: tensor name is empty"));
     CHECK(has(f, "error " + std::string(64, 'n') + ": tensor name is 64 bytes; llama.cpp allows 63"));
     CHECK(has(f, "error tensor #2: tensor name is not valid UTF-8"));
     CHECK(has(f, "error key at offset 24: key is not valid UTF-8"));

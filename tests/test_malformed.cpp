@@ -2,6 +2,8 @@
 // no input crashes the reader or makes it read out of bounds (ASan checks the latter).
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include "fixtures.h"
 #include "gguf/file.h"
 
@@ -34,6 +36,71 @@ TEST_CASE("each malformed variant is rejected with its own message and offset") 
             }
         }
     }
+}
+
+TEST_CASE("a lenient open records each fault a strict open throws, when the rest stays readable") {
+    // What a lenient open must record rather than throw: everything after the header,
+    // key/value and tensor-info parsing (duplicates, alignment, layout, block multiples).
+    const std::set<std::string> recoverable = {"duplicate-key", "alignment-wrong-type", "alignment-not-power-of-two",
+                                               "alignment-zero", "row-not-block-multiple", "tensor-beyond-file",
+                                               "offset-beyond-file", "overlapping-tensors", "overlapping-tensors-out-of-order",
+                                               "misaligned-offset", "duplicate-tensor-name"};
+    size_t recorded = 0;
+    for (const fixtures::Malformed& m : fixtures::malformed_variants()) {
+        CAPTURE(m.name);
+        std::string strict;
+        try {
+            File::parse(m.bytes, m.name);
+        } catch (const Error& e) {
+            strict = e.what();
+        }
+        FaultLog faults;
+        try {
+            const File f = File::parse(m.bytes, m.name, faults);
+            CHECK(recoverable.count(m.name) == 1);
+            REQUIRE(faults.total() == 1);
+            // The same fault as the strict error: subject, message and offset.
+            const Fault& fault = faults.kept()[0];
+            CHECK(fault.file == m.name);
+            CHECK(strict.find("'" + fault.subject + "': " + fault.message) != std::string::npos);
+            if (m.offset) CHECK(fault.offset == m.offset);
+            for (const TensorInfo& t : f.tensors()) {
+                const auto d = f.tensor_data(t);
+                CHECK(d.size() == (t.readable ? t.n_bytes : 0));
+            }
+            ++recorded;
+        } catch (const Error& e) {
+            CHECK(recoverable.count(m.name) == 0);
+            CHECK(std::string(e.what()) == strict);  // what leaves nothing to read throws the same error
+        }
+    }
+    CHECK(recorded == recoverable.size());
+}
+
+TEST_CASE("a lenient open lists every structural fault of a file, not only the first") {
+    std::vector<fixtures::PlantedFault> planted = fixtures::planted_faults();
+    auto bytes_of = [&](const std::string& name) {
+        for (const auto& p : planted)
+            if (p.name == name) return p.files[0].second;
+        FAIL("no planted fault " << name);
+        return std::vector<uint8_t>{};
+    };
+    // Two faults in one file: a duplicate tensor name and a tensor outside the file.
+    std::vector<uint8_t> b = bytes_of("duplicate-tensor-name");
+    const std::vector<uint8_t> outside = bytes_of("data-outside-file");
+    const std::vector<uint8_t>& clean = fixtures::planted_fault_originals()[0].second;
+    for (size_t i = 0; i < b.size(); ++i)
+        if (outside[i] != clean[i]) b[i] = outside[i];
+    FaultLog faults;
+    const File f = File::parse(b, "two", faults);
+    REQUIRE(faults.total() == 2);
+    CHECK(faults.kept()[0].subject == "blk.0.attn_q.weight");
+    CHECK(faults.kept()[0].message.find("duplicate of the tensor info") == 0);
+    CHECK(faults.kept()[1].subject == "output.weight");
+    CHECK(faults.kept()[1].message.find("ends beyond the file") != std::string::npos);
+    CHECK_FALSE(f.find_tensor("output.weight")->readable);
+    CHECK(f.tensor_data(*f.find_tensor("output.weight")).empty());
+    CHECK_THROWS_AS(File::parse(b, "two"), Error);
 }
 
 TEST_CASE("a file cut short anywhere before its last tensor's data ends is rejected") {

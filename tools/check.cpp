@@ -31,16 +31,21 @@ using Severity = Finding::Severity;
 // a canonical writer produces (warnings).
 void check_layout(const File& f, std::vector<Finding>& out) {
     std::vector<const TensorInfo*> order;
-    for (const TensorInfo& t : f.tensors()) order.push_back(&t);
+    bool all_inside = true;
+    const uint64_t data_bytes = f.size() > f.data_offset() ? f.size() - f.data_offset() : 0;
+    for (const TensorInfo& t : f.tensors()) {
+        if (t.offset <= data_bytes && t.n_bytes <= data_bytes - t.offset) order.push_back(&t);
+        else all_inside = false;  // a fault already; where the file should end is unknown
+    }
     std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
     uint64_t expected = 0;
     for (const TensorInfo* t : order) {
         if (t->offset > expected)
             out.push_back({Severity::Warning, std::string(t->name),
                            fmt::format("{} unused bytes before its data (at data offset {})", t->offset - expected, expected)});
-        expected = (t->offset + t->n_bytes + f.alignment() - 1) / f.alignment() * f.alignment();
+        expected = std::max(expected, (t->offset + t->n_bytes + f.alignment() - 1) / f.alignment() * f.alignment());
     }
-    if (!order.empty() && f.data_offset() + expected < f.size())
+    if (all_inside && !order.empty() && f.data_offset() + expected < f.size())
         out.push_back({Severity::Warning, f.path(), fmt::format("{} bytes after the last tensor's padded data", f.size() - f.data_offset() - expected)});
 }
 
@@ -48,6 +53,7 @@ void check_layout(const File& f, std::vector<Finding>& out) {
 // block, for quantized types).
 void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vector<Finding>& out) {
     const TensorInfo& info = *t.info;
+    if (!info.readable) return;  // its layout fault is reported
     const quant::DataCheck c = quant::check_data(info.type, m.tensor_data(t), threads);
     if (c.bad == 0) return;
     const auto per_row = static_cast<int64_t>(info.shape[0] / (c.per_block ? type_info(info.type).block_size : 1));
@@ -59,16 +65,27 @@ void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vect
 }
 
 int run_check(const CheckOptions& o) {
-    const Model m = Model::open(o.path);  // structure the reader refuses: exit 2
-    std::vector<Finding> findings = check_metadata(m);
+    FaultLog faults;
+    const Model m = Model::open(o.path, faults);  // what leaves nothing to read throws: exit 2
+    std::vector<Finding> findings;
+    for (const Fault& f : faults.kept()) {
+        // One file: the offset says where. A split set: the part's file too.
+        std::string at = !f.subject.empty() && (m.parts().size() > 1 || f.file != m.first().path()) ? f.file : "";
+        if (f.offset) at += fmt::format("{}file offset {}", at.empty() ? "" : ", ", *f.offset);
+        findings.push_back({Severity::Error, f.subject.empty() ? f.file : f.subject, at.empty() ? f.message : fmt::format("{} ({})", f.message, at)});
+    }
+    for (Finding& f : check_metadata(m)) findings.push_back(std::move(f));
     for (const File& f : m.parts()) check_layout(f, findings);
     if (!o.no_data) {
         const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
         for (const Model::Tensor& t : m.tensors()) check_tensor(m, t, threads, findings);
     }
     std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) { return a.severity < b.severity; });
-    const auto errors = static_cast<uint64_t>(std::count_if(findings.begin(), findings.end(), [](const Finding& f) { return f.severity == Severity::Error; }));
-    const uint64_t warnings = findings.size() - errors;
+    // Structural faults past the reader's FaultLog::kKeep are counted, not listed.
+    const uint64_t unlisted = faults.total() - faults.kept().size();
+    const uint64_t total = findings.size() + unlisted;
+    const auto errors = unlisted + static_cast<uint64_t>(std::count_if(findings.begin(), findings.end(), [](const Finding& f) { return f.severity == Severity::Error; }));
+    const uint64_t warnings = total - errors;
     const uint64_t shown = std::min<uint64_t>(findings.size(), o.max_findings);
     if (o.json) {
         Json j;
@@ -77,14 +94,14 @@ int run_check(const CheckOptions& o) {
         for (uint64_t i = 0; i < shown; ++i)
             j.begin_object().field("severity", findings[i].severity == Severity::Error ? "error" : "warning")
                 .field("where", findings[i].where).field("message", findings[i].message).end_object();
-        j.end_array().field("truncated", shown < findings.size()).end_object();
+        j.end_array().field("truncated", shown < total).end_object();
         std::string out = j.str() + "\n";
         std::fwrite(out.data(), 1, out.size(), stdout);
     } else {
         std::string out;
         for (uint64_t i = 0; i < shown; ++i)
             out += fmt::format("{}: {}: {}\n", findings[i].severity == Severity::Error ? "error" : "warning", findings[i].where, findings[i].message);
-        if (shown < findings.size()) out += fmt::format("... {} more (--max-findings)\n", findings.size() - shown);
+        if (shown < total) out += fmt::format("... {} more{}\n", total - shown, unlisted ? "" : " (--max-findings)");
         out += fmt::format("{}: {} error{}, {} warning{}{}\n", o.path, errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s",
                            o.no_data ? " (tensor data not checked)" : "");
         std::fwrite(out.data(), 1, out.size(), stdout);

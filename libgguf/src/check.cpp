@@ -24,13 +24,15 @@ struct Checker {
     void names() {
         for (const Model::Tensor& t : m.tensors()) {
             const std::string_view n = t.info->name;
-            const std::string where = valid_utf8(n) ? std::string(n) : fmt::format("tensor #{}", &t - m.tensors().data());
+            const bool nameable = !n.empty() && valid_utf8(n);
+            const std::string where = nameable ? std::string(n) : fmt::format("tensor #{}", &t - m.tensors().data());
             if (n.empty()) error(where, "tensor name is empty");
             if (n.size() > kMaxName) error(where, fmt::format("tensor name is {} bytes; llama.cpp allows {}", n.size(), kMaxName));
             if (!valid_utf8(n)) error(where, "tensor name is not valid UTF-8");
         }
         for (const KeyValue& kv : m.kvs()) {
-            const std::string where = valid_utf8(kv.key) ? std::string(kv.key) : fmt::format("key at offset {}", kv.offset);
+            const bool nameable = !kv.key.empty() && valid_utf8(kv.key);
+            const std::string where = nameable ? std::string(kv.key) : fmt::format("key at offset {}", kv.offset);
             if (kv.key.empty()) error(where, "key is empty");
             if (kv.key.size() > kMaxName) warning(where, fmt::format("key is {} bytes long", kv.key.size()));
             if (!valid_utf8(kv.key)) error(where, "key is not valid UTF-8");

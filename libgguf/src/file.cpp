@@ -126,7 +126,7 @@ private:
 
 class Parser {
 public:
-    explicit Parser(File& f) : f_(f), r_(f.bytes_, f.path_) {}
+    Parser(File& f, FaultLog* faults) : f_(f), r_(f.bytes_, f.path_), faults_(faults) {}
 
     void run() {
         header();
@@ -136,6 +136,15 @@ public:
     }
 
 private:
+    // A fault the rest of the file can be read past: thrown when strict, recorded when lenient.
+    void fault(uint64_t offset, std::string_view kind, std::string_view subject, std::string message) {
+        if (!faults_) {
+            r_.set_context(kind, subject);
+            r_.fail(offset, message);
+        }
+        faults_->add({f_.path_, offset, std::string(subject), std::move(message)});
+    }
+
     void header() {
         r_.need(4, {"magic"});
         if (!std::equal(kMagic, kMagic + 4, r_.here())) {
@@ -184,21 +193,20 @@ private:
             r_.clear_context();
             f_.kvs_.push_back(kv);
         }
-        int64_t dup = detail::build_index(f_.kv_index_, n_kv_, [&](uint32_t i) { return f_.kvs_[i].key; });
-        if (dup >= 0) {
+        detail::build_index(f_.kv_index_, n_kv_, [&](uint32_t i) { return f_.kvs_[i].key; }, [&](uint32_t dup, uint32_t first) {
             const KeyValue& kv = f_.kvs_[dup];
-            r_.fail(kv.offset, fmt::format("duplicate key '{}' (first at offset {})", kv.key, f_.find(kv.key)->offset));
-        }
+            fault(kv.offset, "key", kv.key, fmt::format("duplicate of the key at offset {}", f_.kvs_[first].offset));
+        });
         if (const KeyValue* a = f_.find("general.alignment")) {
-            r_.set_context("key", a->key);
+            // Lenient: a bad value is recorded and the default alignment used.
             if (a->value.type() != ValueType::U32)
-                r_.fail(a->offset, fmt::format("must be u32, not {}", value_type_name(a->value.type())));
-            uint32_t align = a->value.u32();
-            if (align == 0 || (align & (align - 1)) != 0)
-                r_.fail(a->offset, fmt::format("alignment {} is not a power of two", align));
-            r_.clear_context();
-            f_.alignment_ = align;
+                fault(a->offset, "key", a->key, fmt::format("must be u32, not {}", value_type_name(a->value.type())));
+            else if (uint32_t align = a->value.u32(); align == 0 || (align & (align - 1)) != 0)
+                fault(a->offset, "key", a->key, fmt::format("alignment {} is not a power of two", align));
+            else
+                f_.alignment_ = align;
         }
+        r_.clear_context();
     }
 
     ValueType value_type(uint32_t raw, std::string_view what) {
@@ -272,12 +280,11 @@ private:
             r_.clear_context();
             f_.tensors_.push_back(t);
         }
-        int64_t dup = detail::build_index(f_.tensor_index_, n_tensors_, [&](uint32_t i) { return f_.tensors_[i].name; });
-        if (dup >= 0) {
+        detail::build_index(f_.tensor_index_, n_tensors_, [&](uint32_t i) { return f_.tensors_[i].name; }, [&](uint32_t dup, uint32_t first) {
             const TensorInfo& t = f_.tensors_[dup];
-            r_.fail(t.info_offset, fmt::format("duplicate tensor name '{}' (first at offset {})", t.name,
-                                               f_.find_tensor(t.name)->info_offset));
-        }
+            fault(t.info_offset, "tensor", t.name, fmt::format("duplicate of the tensor info at offset {}", f_.tensors_[first].info_offset));
+        });
+        r_.clear_context();
     }
 
     // Element count and byte size, refusing shapes whose sizes overflow 64 bits.
@@ -287,11 +294,19 @@ private:
             if (__builtin_mul_overflow(n, t.shape[d], &n) || n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
                 r_.fail(t.info_offset, fmt::format("element count of shape {} overflows 64 bits", shape_text(t)));
         }
-        if (t.shape[0] % type.block_size != 0)
-            r_.fail(type_offset, fmt::format("row length {} is not a multiple of {}'s block size {}", t.shape[0], type.name,
-                                             type.block_size));
         t.n_elements = n;
-        if (__builtin_mul_overflow(n / type.block_size, uint64_t{type.type_size}, &t.n_bytes))
+        uint64_t blocks = n / type.block_size;
+        if (t.shape[0] % type.block_size != 0) {
+            // Lenient: the tensor keeps a size (its rows rounded up to whole blocks) for the
+            // layout checks, and no data.
+            fault(type_offset, "tensor", t.name, fmt::format("row length {} is not a multiple of {}'s block size {}", t.shape[0],
+                                                             type.name, type.block_size));
+            t.readable = false;
+            blocks = t.shape[0] / type.block_size + 1;
+            if (__builtin_mul_overflow(blocks, n / t.shape[0], &blocks))
+                r_.fail(t.info_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
+        }
+        if (__builtin_mul_overflow(blocks, uint64_t{type.type_size}, &t.n_bytes))
             r_.fail(t.info_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
     }
 
@@ -303,34 +318,41 @@ private:
         const uint64_t file_size = f_.bytes_.size();
         const uint64_t data_bytes = f_.data_offset_ <= file_size ? file_size - f_.data_offset_ : 0;
         bool sorted = true;
-        for (size_t i = 0; i < f_.tensors_.size(); ++i) {
-            const TensorInfo& t = f_.tensors_[i];
-            r_.set_context("tensor", t.name);
+        std::vector<uint32_t> order;  // tensors with their data inside the file
+        order.reserve(f_.tensors_.size());
+        for (uint32_t i = 0; i < f_.tensors_.size(); ++i) {
+            TensorInfo& t = f_.tensors_[i];
+            if (!t.readable) continue;  // its shape is at fault: its true size is unknown
             if (t.offset % f_.alignment_ != 0)
-                r_.fail(t.info_offset, fmt::format("data offset {} is not a multiple of the alignment {}", t.offset, f_.alignment_));
-            if (t.offset > data_bytes || t.n_bytes > data_bytes - t.offset)
-                r_.fail(t.info_offset, fmt::format("data [{}, {}) of the data section at {} ends beyond the file's {} bytes",
-                                                   t.offset, t.offset + t.n_bytes, f_.data_offset_, file_size));
-            if (i > 0 && t.offset < f_.tensors_[i - 1].offset) sorted = false;
+                fault(t.info_offset, "tensor", t.name, fmt::format("data offset {} is not a multiple of the alignment {}", t.offset, f_.alignment_));
+            if (t.offset > data_bytes || t.n_bytes > data_bytes - t.offset) {
+                const uint64_t end = t.offset > UINT64_MAX - t.n_bytes ? UINT64_MAX : t.offset + t.n_bytes;
+                fault(t.info_offset, "tensor", t.name, fmt::format("data [{}, {}) of the data section at {} ends beyond the file's {} bytes",
+                                                                   t.offset, end, f_.data_offset_, file_size));
+                t.readable = false;
+            }
+            if (!t.readable) continue;  // outside the file
+            if (!order.empty() && t.offset < f_.tensors_[order.back()].offset) sorted = false;
+            order.push_back(i);
+        }
+        if (!sorted)
+            std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return f_.tensors_[a].offset < f_.tensors_[b].offset; });
+        // Each region against the one reaching furthest among those before it, so a region
+        // inside a large one is caught too.
+        for (size_t i = 1, reach = 0; i < order.size(); ++i) {
+            const TensorInfo& prev = f_.tensors_[order[reach]];
+            const TensorInfo& t = f_.tensors_[order[i]];
+            if (t.offset < prev.offset + prev.n_bytes)
+                fault(t.info_offset, "tensor", t.name, fmt::format("data [{}, {}) overlaps tensor '{}' at [{}, {})", t.offset,
+                                                                   t.offset + t.n_bytes, prev.name, prev.offset, prev.offset + prev.n_bytes));
+            if (t.offset + t.n_bytes > prev.offset + prev.n_bytes) reach = i;
         }
         r_.clear_context();
-        std::vector<uint32_t> order(f_.tensors_.size());
-        for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-        if (!sorted)
-            std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return f_.tensors_[a].offset < f_.tensors_[b].offset; });
-        for (size_t i = 1; i < order.size(); ++i) {
-            const TensorInfo& prev = f_.tensors_[order[i - 1]];
-            const TensorInfo& t = f_.tensors_[order[i]];
-            if (t.offset < prev.offset + prev.n_bytes) {
-                r_.set_context("tensor", t.name);
-                r_.fail(t.info_offset, fmt::format("data [{}, {}) overlaps tensor '{}' at [{}, {})", t.offset,
-                                                   t.offset + t.n_bytes, prev.name, prev.offset, prev.offset + prev.n_bytes));
-            }
-        }
     }
 
     File& f_;
     Cursor r_;
+    FaultLog* faults_;  // null: strict
     uint32_t n_tensors_ = 0;
     uint32_t n_kv_ = 0;
 };
@@ -339,20 +361,27 @@ File::File(File&&) noexcept = default;
 File& File::operator=(File&&) noexcept = default;
 File::~File() = default;
 
-File File::open(const std::filesystem::path& path) {
+File File::open(const std::filesystem::path& path) { return open_mapped(path, nullptr); }
+File File::open(const std::filesystem::path& path, FaultLog& faults) { return open_mapped(path, &faults); }
+File File::parse(std::span<const uint8_t> bytes, std::string name) { return parse_bytes(bytes, std::move(name), nullptr); }
+File File::parse(std::span<const uint8_t> bytes, std::string name, FaultLog& faults) {
+    return parse_bytes(bytes, std::move(name), &faults);
+}
+
+File File::open_mapped(const std::filesystem::path& path, FaultLog* faults) {
     File f;
     f.path_ = path.string();
     f.mapping_ = std::make_unique<Mapping>(path);
     f.bytes_ = f.mapping_->bytes();
-    Parser(f).run();
+    Parser(f, faults).run();
     return f;
 }
 
-File File::parse(std::span<const uint8_t> bytes, std::string name) {
+File File::parse_bytes(std::span<const uint8_t> bytes, std::string name, FaultLog* faults) {
     File f;
     f.path_ = std::move(name);
     f.bytes_ = bytes;
-    Parser(f).run();
+    Parser(f, faults).run();
     return f;
 }
 

@@ -33,10 +33,11 @@ inline uint64_t hash_name(std::string_view s) {
 // so a probe rarely touches the names themselves.
 inline uint64_t slot_tag(uint64_t h) { return h & 0xffffffff00000000ull; }
 
-// Builds a table for `count` names; name(i) gives the i-th.
-// Returns the index of the first name that repeats an earlier one, or -1.
-template <class NameOf>
-int64_t build_index(std::vector<uint64_t>& slots, uint32_t count, NameOf name) {
+// Builds a table for `count` names; name(i) gives the i-th. A name that repeats an earlier
+// one is left out of the table (lookups find the first) after on_duplicate(i, first) is
+// called, which may throw.
+template <class NameOf, class OnDuplicate>
+void build_index(std::vector<uint64_t>& slots, uint32_t count, NameOf name, OnDuplicate on_duplicate) {
     const size_t size = std::bit_ceil(static_cast<size_t>(count) * 2 + 2);
     slots.assign(size, 0);
     // Hash everything first, so each insert can prefetch the slot of one a few places ahead:
@@ -52,10 +53,13 @@ int64_t build_index(std::vector<uint64_t>& slots, uint32_t count, NameOf name) {
                 slots[s] = slot_tag(h) | (i + 1);
                 break;
             }
-            if (slot_tag(slots[s]) == slot_tag(h) && name(static_cast<uint32_t>(slots[s]) - 1) == name(i)) return i;
+            const uint32_t other = static_cast<uint32_t>(slots[s]) - 1;
+            if (slot_tag(slots[s]) == slot_tag(h) && name(other) == name(i)) {
+                on_duplicate(i, other);
+                break;
+            }
         }
     }
-    return -1;
 }
 
 // The position of `key`, or -1.

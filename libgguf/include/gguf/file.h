@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,8 +41,44 @@ struct TensorInfo {
     uint64_t n_elements = 0;
     uint64_t n_bytes = 0;
     uint64_t info_offset = 0; // file offset of this tensor info (its name's length field)
+    // Always true from a strict open. A lenient open clears it for a tensor whose data does
+    // not lie inside the file or whose row is not a whole number of blocks; File::tensor_data
+    // gives such a tensor no bytes.
+    bool readable = true;
 
     std::span<const uint64_t> dims() const { return {shape.data(), n_dims}; }
+};
+
+// A structural fault that leaves the rest of the file readable: a duplicate key or tensor
+// name, a bad general.alignment, a row that is not a whole number of blocks, tensor data
+// that is misaligned, overlaps another tensor's or lies outside the file, and (for a
+// Model) a split set that is incomplete or inconsistent. A strict open throws the first as
+// an Error; a lenient open (the overloads taking a FaultLog) records each and goes on.
+// Faults that leave nothing to read further (a bad header, a truncated key or tensor info,
+// an unknown value or tensor type) throw in both modes.
+struct Fault {
+    std::string file;
+    std::optional<uint64_t> offset;  // of the key, tensor info or value at fault
+    std::string subject;             // the key or tensor name; empty for the file itself
+    std::string message;             // what is wrong, not repeating the subject
+};
+
+// The faults a lenient open records: the first kKeep in full and the count of all, so a
+// file with a million duplicate keys costs a bounded amount of memory to report.
+class FaultLog {
+public:
+    static constexpr size_t kKeep = 1000;
+    void add(Fault f) {
+        ++total_;
+        if (kept_.size() < kKeep) kept_.push_back(std::move(f));
+    }
+    std::span<const Fault> kept() const { return kept_; }
+    uint64_t total() const { return total_; }
+    bool empty() const { return total_ == 0; }
+
+private:
+    std::vector<Fault> kept_;
+    uint64_t total_ = 0;
 };
 
 class Mapping;
@@ -52,6 +89,9 @@ public:
     static File open(const std::filesystem::path& path);
     // Parses bytes the caller keeps alive (tests, fuzzing); `name` appears in errors.
     static File parse(std::span<const uint8_t> bytes, std::string name);
+    // Lenient: structural faults are appended to `faults` instead of thrown (see Fault).
+    static File open(const std::filesystem::path& path, FaultLog& faults);
+    static File parse(std::span<const uint8_t> bytes, std::string name, FaultLog& faults);
 
     File(File&&) noexcept;
     File& operator=(File&&) noexcept;
@@ -72,11 +112,14 @@ public:
     std::span<const TensorInfo> tensors() const { return tensors_; }
     const TensorInfo* find_tensor(std::string_view name) const;
     std::span<const uint8_t> tensor_data(const TensorInfo& t) const {
+        if (!t.readable) [[unlikely]] return {};
         return bytes_.subspan(data_offset_ + t.offset, t.n_bytes);
     }
 
 private:
     File() = default;
+    static File open_mapped(const std::filesystem::path& path, FaultLog* faults);
+    static File parse_bytes(std::span<const uint8_t> bytes, std::string name, FaultLog* faults);
     friend class Parser;
 
     std::unique_ptr<Mapping> mapping_;

@@ -29,6 +29,9 @@ public:
     // Opens `path`; if its name follows the split convention, opens every part of the set
     // and checks split.no, split.count and split.tensors.count. Any part may be named.
     static Model open(const std::filesystem::path& path);
+    // Lenient: every part opened leniently; a missing part, inconsistent split keys and a
+    // tensor in two parts are appended to `faults` (see gguf::Fault) instead of thrown.
+    static Model open(const std::filesystem::path& path, FaultLog& faults);
     // Combines files already open (tests); they must form a valid split set or be one file.
     static Model from_parts(std::vector<File> parts);
 
@@ -48,7 +51,10 @@ public:
     uint64_t total_size() const;
 
 private:
-    void index_tensors();
+    static Model open_set(const std::filesystem::path& path, FaultLog* faults);
+    // `numbers`: each part's 1-based number in a set of `count` (parts may be missing).
+    static Model assemble(std::vector<File> parts, std::vector<uint32_t> numbers, uint32_t count, FaultLog* faults);
+    void index_tensors(FaultLog* faults);
     std::vector<File> parts_;
     std::vector<Tensor> tensors_;
     std::vector<uint64_t> index_;  // tensor names (see name_index.h)
