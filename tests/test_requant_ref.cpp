@@ -1,0 +1,45 @@
+// gguf requant's plan against llama.cpp's quantizer: for every mix it was run with on the
+// tiny model (with and without an importance matrix), the type of every tensor, and the
+// order tensors are written in, must be what it wrote.
+#include <doctest/doctest.h>
+
+#include "gguf/model.h"
+#include "plan.h"
+#include "support.h"
+
+using namespace gguf;
+
+TEST_CASE("the requant plan chooses llama.cpp's type for every tensor of every mix in the reference files") {
+    const std::filesystem::path dir = test::ref_dir() / "gguf/llama-quantize";
+    const Model source = Model::open(dir / "tiny-source-f16.gguf");
+    size_t files = 0, tensors = 0;
+    for (const auto& path : test::gguf_files(dir)) {
+        std::string mix = path.filename().string();
+        if (!mix.starts_with("tiny-") || mix == "tiny-source-f16.gguf") continue;
+        mix = mix.substr(5, mix.size() - 5 - 5);  // "tiny-" ... ".gguf"
+        const bool imatrix = mix.ends_with(".imatrix");
+        if (imatrix) mix.resize(mix.size() - 8);
+        CAPTURE(path.filename().string());
+        const requant::Target* target = requant::find_target(mix);
+        REQUIRE_MESSAGE(target != nullptr, "no target named " << mix);
+        requant::Options o;
+        o.target = target;
+        o.has_imatrix = imatrix;
+        const std::vector<requant::TensorPlan> plan = requant::plan(source, o);
+        const Model theirs = Model::open(path);
+        REQUIRE(plan.size() == theirs.tensors().size());
+        for (size_t i = 0; i < plan.size(); ++i) {
+            const TensorInfo& t = *theirs.tensors()[i].info;
+            CAPTURE(t.name);
+            CHECK(plan[i].tensor->info->name == t.name);  // same order
+            CHECK(type_info(plan[i].to).name == type_info(t.type).name);
+            ++tensors;
+        }
+        const KeyValue* ft = theirs.find("general.file_type");
+        REQUIRE(ft != nullptr);
+        CHECK(ft->value.u32() == target->file_type);
+        ++files;
+    }
+    MESSAGE(files << " files, " << tensors << " tensors compared");
+    CHECK(files == 57);  // every tiny-<MIX>[.imatrix].gguf
+}

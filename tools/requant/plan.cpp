@@ -1,0 +1,466 @@
+#include "plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <stdexcept>
+
+namespace gguf::requant {
+
+namespace {
+
+// llama.cpp's file type ids (general.file_type), the mixes the rules are written for.
+enum Mix : uint32_t {
+    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9, Q2_K = 10, Q3_K_S = 11, Q3_K_M = 12,
+    Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15, Q5_K_S = 16, Q5_K_M = 17, Q6_K = 18, IQ2_XXS = 19, IQ2_XS = 20,
+    Q2_K_S = 21, IQ3_XS = 22, IQ3_XXS = 23, IQ1_S = 24, IQ4_NL = 25, IQ3_S = 26, IQ3_M = 27, IQ2_S = 28,
+    IQ2_M = 29, IQ4_XS = 30, IQ1_M = 31, BF16 = 32, TQ1_0 = 36, TQ2_0 = 37, MXFP4_MOE = 38, NVFP4 = 39,
+    Q1_0 = 40, Q2_0 = 41,
+};
+
+using T = TypeId;
+
+constexpr std::array kTargets = {
+    // name, general.file_type, base type, rules, copy, note
+    Target{"Q4_0", Q4_0, T::Q4_0, true, false, "4.5 bpw legacy"},
+    Target{"Q4_1", Q4_1, T::Q4_1, true, false, "5.0 bpw legacy"},
+    Target{"Q5_0", Q5_0, T::Q5_0, true, false, "5.5 bpw legacy"},
+    Target{"Q5_1", Q5_1, T::Q5_1, true, false, "6.0 bpw legacy"},
+    Target{"IQ2_XXS", IQ2_XXS, T::IQ2_XXS, true, false, "2.06 bpw, needs an importance matrix"},
+    Target{"IQ2_XS", IQ2_XS, T::IQ2_XS, true, false, "2.31 bpw, needs an importance matrix"},
+    Target{"IQ2_S", IQ2_S, T::IQ2_XS, true, false, "2.5 bpw, needs an importance matrix"},
+    Target{"IQ2_M", IQ2_M, T::IQ2_S, true, false, "2.7 bpw, needs an importance matrix"},
+    Target{"IQ1_S", IQ1_S, T::IQ1_S, true, false, "1.56 bpw, needs an importance matrix"},
+    Target{"IQ1_M", IQ1_M, T::IQ1_M, true, false, "1.75 bpw, needs an importance matrix"},
+    Target{"TQ1_0", TQ1_0, T::TQ1_0, true, false, "1.69 bpw ternary"},
+    Target{"TQ2_0", TQ2_0, T::TQ2_0, true, false, "2.06 bpw ternary"},
+    Target{"Q1_0", Q1_0, T::Q1_0, true, false, "1-bit"},
+    Target{"Q2_0", Q2_0, T::Q2_0, true, false, "2-bit"},
+    Target{"Q2_K", Q2_K, T::Q2_K, true, false, "k-quant mix around q2_K"},
+    Target{"Q2_K_S", Q2_K_S, T::Q2_K, true, false, "smaller q2_K mix, needs an importance matrix"},
+    Target{"IQ3_XXS", IQ3_XXS, T::IQ3_XXS, true, false, "3.06 bpw, needs an importance matrix"},
+    Target{"IQ3_S", IQ3_S, T::IQ3_S, true, false, "3.44 bpw"},
+    Target{"IQ3_M", IQ3_M, T::IQ3_S, true, false, "3.66 bpw mix"},
+    Target{"Q3_K_S", Q3_K_S, T::Q3_K, true, false, "k-quant mix, q3_K throughout"},
+    Target{"Q3_K_M", Q3_K_M, T::Q3_K, true, false, "k-quant mix, q3_K with q4_K/q5_K"},
+    Target{"Q3_K_L", Q3_K_L, T::Q3_K, true, false, "k-quant mix, q3_K with q5_K"},
+    Target{"IQ3_XS", IQ3_XS, T::IQ3_S, true, false, "3.3 bpw mix"},
+    Target{"IQ4_NL", IQ4_NL, T::IQ4_NL, true, false, "4.5 bpw non-linear"},
+    Target{"IQ4_XS", IQ4_XS, T::IQ4_XS, true, false, "4.25 bpw non-linear"},
+    Target{"Q4_K_S", Q4_K_S, T::Q4_K, true, false, "k-quant mix, q4_K with q5_K"},
+    Target{"Q4_K_M", Q4_K_M, T::Q4_K, true, false, "k-quant mix, q4_K with q6_K"},
+    Target{"Q5_K_S", Q5_K_S, T::Q5_K, true, false, "k-quant mix, q5_K throughout"},
+    Target{"Q5_K_M", Q5_K_M, T::Q5_K, true, false, "k-quant mix, q5_K with q6_K"},
+    Target{"Q6_K", Q6_K, T::Q6_K, true, false, "6.56 bpw k-quant"},
+    Target{"Q8_0", Q8_0, T::Q8_0, true, false, "8.5 bpw"},
+    Target{"MXFP4_MOE", MXFP4_MOE, T::MXFP4, true, false, "mxfp4 experts, q8_0 elsewhere"},
+    Target{"NVFP4", NVFP4, T::NVFP4, true, false, "4.5 bpw nvfp4"},
+    Target{"F16", F16, T::F16, false, false, "16-bit float"},
+    Target{"BF16", BF16, T::BF16, false, false, "16-bit brain float"},
+    Target{"F32", F32, T::F32, false, false, "32-bit float"},
+    // Storage types without a mix of their own: every quantizable tensor gets the type (as
+    // with --pure); general.file_type names the mix whose base type it is.
+    Target{"Q3_K", Q3_K_S, T::Q3_K, false, false, "q3_K throughout"},
+    Target{"Q4_K", Q4_K_S, T::Q4_K, false, false, "q4_K throughout"},
+    Target{"Q5_K", Q5_K_S, T::Q5_K, false, false, "q5_K throughout"},
+    Target{"MXFP4", MXFP4_MOE, T::MXFP4, false, false, "mxfp4 throughout"},
+    Target{"COPY", 0, T::F32, false, true, "every tensor as it is; metadata only"},
+};
+
+// ---------------------------------------------------------------------------------------
+// llama.cpp's per-tensor rules, as a table. Each tensor has a role (from its name); the
+// rules are tried top to bottom, and the first whose role, mix and conditions all match
+// decides: a type, or kKeep (the base type stays). Rows past a tensor's first match are
+// never consulted, which is how llama.cpp's if/else chain reads.
+// ---------------------------------------------------------------------------------------
+
+enum class Role { Output, TokenEmbd, AttnV, AttnK, AttnQ, AttnOutput, FfnDown, FfnGate, FfnUp, Other, Any };
+
+enum class When {
+    Always,
+    RowNotWholeBase,  // the row length is not a multiple of the base type's block size
+    BaseNotQ8_0,
+    Falcon,
+    NotFalcon,
+    Gqa4,             // n_head / n_head_kv >= 4
+    Gqa4OrExperts4,
+    Experts8,         // exactly 8 experts
+    Stacked,          // a 3-D tensor (experts stacked)
+    Imatrix,
+    NoImatrix,
+    VFirst2,          // among the first 2 attn_v-like tensors
+    VFirst4,
+    VMoreBits,        // use_more_bits over the attn_v-like tensors
+    DownFirstEighth,  // the ffn_down counter in the first eighth (IQ1/IQ2 mixes)
+    LayerEighth,      // layer < n_layer / 8
+    LayerSixteenth,   // layer < n_layer / 16
+    LayerMoreBits,    // use_more_bits(layer, n_layer)
+    LayerMiddle,      // n_layer / 8 <= layer < 7 n_layer / 8
+};
+
+constexpr TypeId kKeep = static_cast<TypeId>(0xffffffffu);
+
+// A set of mixes, as a bit mask of their ids.
+struct Mixes {
+    uint64_t bits = 0;
+    constexpr Mixes(std::initializer_list<uint32_t> ids) {
+        for (uint32_t id : ids) bits |= uint64_t{1} << id;
+    }
+    constexpr bool has(uint32_t id) const { return id < 64 && (bits >> id & 1); }
+};
+constexpr Mixes kAll{F32, F16, Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S,
+                     Q5_K_M, Q6_K, IQ2_XXS, IQ2_XS, Q2_K_S, IQ3_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ3_M, IQ2_S,
+                     IQ2_M, IQ4_XS, IQ1_M, BF16, TQ1_0, TQ2_0, MXFP4_MOE, NVFP4, Q1_0, Q2_0};
+// The 1- and 2-bit i-quant mixes, which have rules of their own for every role.
+constexpr Mixes kLowBit{IQ2_XXS, IQ2_XS, IQ1_S, IQ2_S, IQ2_M, IQ1_M};
+// Every mix but those and MXFP4_MOE: the general rules.
+constexpr Mixes kGeneral{F32, F16, Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M,
+                         Q5_K_S, Q5_K_M, Q6_K, Q2_K_S, IQ3_XS, IQ3_XXS, IQ4_NL, IQ3_S, IQ3_M, IQ4_XS, BF16,
+                         TQ1_0, TQ2_0, NVFP4, Q1_0, Q2_0};
+
+struct Rule {
+    Role role;
+    Mixes mixes;
+    When a, b;  // both must hold
+    TypeId type;
+};
+
+constexpr Rule kRules[] = {
+    // The output matrix (and a token embedding it shares, when the model has no output.weight).
+    {Role::Output, {MXFP4_MOE}, When::Always, When::Always, T::Q8_0},
+    {Role::Output, kAll, When::Falcon, When::Always, T::Q8_0},
+    {Role::Output, kAll, When::RowNotWholeBase, When::Always, T::Q8_0},
+    {Role::Output, {IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ2_S, IQ2_M, IQ1_M}, When::Always, When::Always, T::Q5_K},
+    {Role::Output, kAll, When::BaseNotQ8_0, When::Always, T::Q6_K},
+    {Role::Output, kAll, When::Always, When::Always, kKeep},
+
+    // MXFP4_MOE: stacked experts in mxfp4, everything else in q8_0.
+    {Role::Any, {MXFP4_MOE}, When::Stacked, When::Always, T::MXFP4},
+    {Role::Any, {MXFP4_MOE}, When::Always, When::Always, T::Q8_0},
+
+    {Role::TokenEmbd, {IQ2_XXS, IQ2_XS, IQ1_S, IQ1_M}, When::Always, When::Always, T::Q2_K},
+    {Role::TokenEmbd, {IQ2_S, IQ2_M, IQ3_XXS}, When::Always, When::Always, T::IQ3_S},
+    {Role::TokenEmbd, {TQ1_0, TQ2_0, Q2_0}, When::Always, When::Always, T::Q4_K},
+    {Role::TokenEmbd, kAll, When::Always, When::Always, kKeep},
+
+    // 1- and 2-bit i-quant mixes.
+    {Role::AttnV, kLowBit, When::Gqa4OrExperts4, When::Always, T::Q4_K},
+    {Role::AttnV, {IQ2_S, IQ2_M}, When::Always, When::Always, T::IQ3_S},
+    {Role::AttnV, kLowBit, When::Always, When::Always, T::Q2_K},
+    {Role::AttnK, kLowBit, When::Experts8, When::Always, T::Q4_K},
+    {Role::FfnDown, {IQ2_S, IQ2_M}, When::DownFirstEighth, When::Always, T::IQ3_S},
+    {Role::FfnDown, kLowBit, When::DownFirstEighth, When::Always, T::Q2_K},
+    {Role::AttnOutput, kLowBit, When::Experts8, When::Always, T::Q5_K},
+    {Role::AttnOutput, {IQ1_S, IQ1_M}, When::Always, When::Always, T::IQ2_XXS},
+    {Role::AttnOutput, {IQ2_S, IQ2_M}, When::Always, When::Always, T::IQ3_S},
+    {Role::Any, kLowBit, When::Always, When::Always, kKeep},
+
+    // attn_v (and attn_qkv, attn_kv_b); see also kAfterV.
+    {Role::AttnV, {Q2_K}, When::Gqa4, When::Always, T::Q4_K},
+    {Role::AttnV, {Q2_K}, When::Always, When::Always, T::Q3_K},
+    {Role::AttnV, {Q2_K_S}, When::Gqa4, When::Always, T::Q4_K},
+    {Role::AttnV, {IQ3_XXS}, When::Gqa4, When::Always, T::Q4_K},
+    {Role::AttnV, {IQ3_XXS}, When::NoImatrix, When::Always, T::IQ3_S},
+    {Role::AttnV, {IQ3_XXS}, When::Always, When::Always, T::IQ3_XXS},
+    {Role::AttnV, {IQ3_XS, IQ3_S}, When::Gqa4, When::Always, T::Q4_K},
+    {Role::AttnV, {IQ3_M}, When::Always, When::Always, T::Q4_K},
+    {Role::AttnV, {Q3_K_M}, When::VFirst2, When::Always, T::Q5_K},
+    {Role::AttnV, {Q3_K_M}, When::Always, When::Always, T::Q4_K},
+    {Role::AttnV, {Q3_K_L}, When::Always, When::Always, T::Q5_K},
+    {Role::AttnV, {IQ4_NL, IQ4_XS}, When::Gqa4, When::Always, T::Q5_K},
+    {Role::AttnV, {Q4_K_M, Q5_K_M}, When::VMoreBits, When::Always, T::Q6_K},
+    {Role::AttnV, {Q4_K_S}, When::VFirst4, When::Always, T::Q5_K},
+
+    {Role::AttnK, kGeneral, When::Experts8, When::Always, T::Q8_0},
+    {Role::AttnK, {IQ3_XS}, When::Always, When::Always, T::IQ3_XXS},
+    {Role::AttnK, {IQ3_XXS}, When::Always, When::Always, T::IQ2_S},
+    {Role::AttnQ, {IQ3_XS}, When::Always, When::Always, T::IQ3_XXS},
+    {Role::AttnQ, {IQ3_XXS}, When::Always, When::Always, T::IQ2_S},
+
+    // ffn_down, by layer.
+    {Role::FfnDown, {Q2_K}, When::Always, When::Always, T::Q3_K},
+    {Role::FfnDown, {Q2_K_S}, When::LayerEighth, When::Always, T::Q4_K},
+    {Role::FfnDown, {IQ3_XXS}, When::NoImatrix, When::LayerEighth, T::Q4_K},
+    {Role::FfnDown, {IQ3_XXS}, When::NoImatrix, When::Always, T::Q3_K},
+    {Role::FfnDown, {Q3_K_M}, When::LayerSixteenth, When::Always, T::Q5_K},
+    {Role::FfnDown, {Q3_K_M}, When::NotFalcon, When::Always, T::Q4_K},
+    {Role::FfnDown, {Q3_K_M}, When::LayerMoreBits, When::Always, T::Q4_K},
+    {Role::FfnDown, {Q3_K_M}, When::Always, When::Always, T::Q3_K},
+    {Role::FfnDown, {IQ3_M}, When::LayerEighth, When::Always, T::Q4_K},
+    {Role::FfnDown, {IQ3_M}, When::Experts8, When::LayerMoreBits, T::Q4_K},
+    {Role::FfnDown, {Q3_K_L}, When::Falcon, When::Always, T::Q4_K},
+    {Role::FfnDown, {Q3_K_L}, When::Always, When::Always, T::Q5_K},
+    {Role::FfnDown, {Q4_K_M}, When::Falcon, When::LayerSixteenth, T::Q6_K},
+    {Role::FfnDown, {Q4_K_M}, When::Falcon, When::LayerMoreBits, T::Q5_K},
+    {Role::FfnDown, {Q4_K_M}, When::Falcon, When::Always, T::Q4_K},
+    {Role::FfnDown, {Q4_K_M}, When::LayerMoreBits, When::Always, T::Q6_K},
+    {Role::FfnDown, {Q4_K_M}, When::Always, When::Always, kKeep},
+    {Role::FfnDown, {IQ4_NL, IQ4_XS}, When::LayerEighth, When::NoImatrix, T::Q5_K},
+    {Role::FfnDown, {Q5_K_M}, When::LayerMoreBits, When::Always, T::Q6_K},
+    {Role::FfnDown, {Q4_K_S}, When::NotFalcon, When::LayerEighth, T::Q5_K},
+    {Role::FfnDown, {Q4_0}, When::Imatrix, When::LayerEighth, T::Q4_1},
+    {Role::FfnDown, {Q5_0}, When::Imatrix, When::LayerEighth, T::Q5_1},
+
+    // attn_output.
+    {Role::AttnOutput, {Q2_K, IQ3_XS, IQ3_XXS, Q3_K_S, Q3_K_M, IQ4_NL, Q4_K_S, Q4_K_M, IQ3_S, IQ3_M, IQ4_XS},
+     When::NotFalcon, When::Experts8, T::Q5_K},
+    {Role::AttnOutput, kAll, When::NotFalcon, When::Experts8, kKeep},
+    {Role::AttnOutput, {Q2_K}, When::NotFalcon, When::Always, T::Q3_K},
+    {Role::AttnOutput, {IQ3_XXS}, When::NotFalcon, When::Always, T::IQ3_S},
+    {Role::AttnOutput, {Q3_K_M, IQ3_M}, When::NotFalcon, When::Always, T::Q4_K},
+    {Role::AttnOutput, {Q3_K_L}, When::Falcon, When::Always, T::Q4_K},
+    {Role::AttnOutput, {Q3_K_L}, When::Always, When::Always, T::Q5_K},
+
+    // ffn_gate and ffn_up in IQ3_XS: the middle layers in iq3_xxs.
+    {Role::FfnGate, {IQ3_XS}, When::LayerMiddle, When::Always, T::IQ3_XXS},
+    {Role::FfnUp, {IQ3_XS}, When::LayerMiddle, When::Always, T::IQ3_XXS},
+};
+
+bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+Role role_of(std::string_view name, bool tied) {
+    auto has = [&](std::string_view s) { return name.find(s) != std::string_view::npos; };
+    if (name == "output.weight") return Role::Output;
+    if (name == "token_embd.weight" || name == "per_layer_token_embd.weight") return tied ? Role::Output : Role::TokenEmbd;
+    if (has("attn_qkv.weight") || has("attn_kv_b.weight") || has("attn_v.weight")) return Role::AttnV;
+    if (has("attn_k.weight")) return Role::AttnK;
+    if (has("attn_q.weight")) return Role::AttnQ;
+    if (has("attn_output.weight")) return Role::AttnOutput;
+    if (has("ffn_up")) return Role::FfnUp;
+    if (has("ffn_gate")) return Role::FfnGate;
+    if (has("ffn_down")) return Role::FfnDown;
+    return Role::Other;
+}
+
+// blk.N. -> N (as llama.cpp's sscanf reads it), or -1.
+int64_t layer_of(std::string_view name) {
+    if (!name.starts_with("blk.")) return -1;
+    int64_t n = -1;
+    const char* first = name.data() + 4;
+    auto [end, ec] = std::from_chars(first, name.data() + name.size(), n);
+    return ec == std::errc() ? n : -1;
+}
+
+// What llama.cpp never quantizes, whatever the mix (small, 1-D, or position tables).
+bool quantizable(const TensorInfo& t, bool leave_output) {
+    uint32_t dims = 1;
+    for (uint32_t d = 0; d < kMaxDims; ++d)
+        if (t.shape[d] > 1) dims = d + 1;
+    if (dims < 2) return false;
+    const std::string_view n = t.name;
+    if (!n.ends_with("weight")) return false;
+    if (leave_output && n == "output.weight") return false;
+    if (n == "position_embd.weight" || n == "token_types.weight") return false;
+    static constexpr std::string_view kNever[] = {
+        "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
+        "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight",
+        "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight", "time_mix_w2.weight",
+        "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight", "time_mix_a0.weight",
+        "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight", "time_mix_g2.weight",
+        "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight", "attn_rel_b.weight",
+        ".position_embd", "sam.pos_embd", "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger",
+        "a.rvq.codebook", "mm.a.code_embd"};
+    for (std::string_view s : kNever)
+        if (n.find(s) != std::string_view::npos) return false;
+    return true;
+}
+
+// When the row length does not divide by the chosen type's block size, llama.cpp's
+// replacement; F16 when that does not divide either.
+TypeId fallback_of(TypeId t, uint64_t row, std::string& why) {
+    TypeId f;
+    switch (t) {
+        case T::IQ1_S: case T::IQ1_M: case T::IQ2_XXS: case T::IQ2_XS: case T::IQ2_S: case T::IQ3_XXS: case T::IQ3_S:
+        case T::IQ4_XS: f = T::IQ4_NL; break;
+        case T::Q2_0: case T::Q2_K: case T::Q3_K: case T::TQ1_0: case T::TQ2_0: f = T::Q4_0; break;
+        case T::Q4_K: f = T::Q5_0; break;
+        case T::Q5_K: f = T::Q5_1; break;
+        case T::Q6_K: f = T::Q8_0; break;
+        default:
+            throw std::runtime_error(fmt::format("rows of {} values do not divide into {} blocks of {}, and {} has no fallback type",
+                                                 row, type_info(t).name, type_info(t).block_size, type_info(t).name));
+    }
+    if (row % type_info(f).block_size != 0) f = T::F16;
+    why = fmt::format("rows of {} values are not whole {} blocks of {}; {} instead", row, type_info(t).name, type_info(t).block_size,
+                      type_info(f).name);
+    return f;
+}
+
+struct Counters {
+    int64_t attn_v = 0, ffn_down = 0, ffn_gate = 0, ffn_up = 0;
+};
+
+class Planner {
+public:
+    Planner(const Model& m, const Options& o) : o_(o), shape_(shape_of(m)), mix_(o.target->file_type) {
+        for (const Model::Tensor& t : m.tensors()) {
+            if (t.info->name == "output.weight") tied_ = false;
+        }
+        for (const Model::Tensor& t : m.tensors())
+            if (role_of(t.info->name, tied_) == Role::AttnV) ++n_attn_v_;
+    }
+
+    // llama.cpp's rules for one tensor, with the counters as its quantizer keeps them.
+    TypeId rules(const TensorInfo& t) {
+        const Role role = role_of(t.name, tied_);
+        if (role == Role::Output && o_.output_type) return *o_.output_type;  // a shared embedding too
+        const int64_t counter = role == Role::AttnV ? c_.attn_v : role == Role::FfnDown ? c_.ffn_down
+                              : role == Role::FfnGate ? c_.ffn_gate : role == Role::FfnUp ? c_.ffn_up : 0;
+        int64_t layer = counter;
+        if ((role == Role::FfnDown || role == Role::FfnGate || role == Role::FfnUp) && shape_.n_expert > 1) {
+            // Expert tensors need not come in layer order: the layer is read from the name.
+            layer = layer_of(t.name);
+            if (layer < 0 || layer >= shape_.n_layer)
+                throw std::runtime_error(fmt::format("tensor '{}': cannot tell its layer (blk.N with N below {})", t.name, shape_.n_layer));
+        }
+        TypeId out = kKeep;
+        for (const Rule& r : kRules) {
+            if (r.role != role && !(r.role == Role::Any && role != Role::Output)) continue;
+            if (!r.mixes.has(mix_) || !holds(r.a, t, counter, layer) || !holds(r.b, t, counter, layer)) continue;
+            out = r.type;
+            break;
+        }
+        // After the rules, attn_v-like tensors in the general mixes: a 70B llama's small attn_v
+        // gets q5_K for q3_K/q4_K, and an 8-expert model's attn_v q8_0.
+        if (role == Role::AttnV && kGeneral.has(mix_)) {
+            if (shape_.is_70b() && (out == T::Q3_K || out == T::Q4_K || (out == kKeep && (base() == T::Q3_K || base() == T::Q4_K))))
+                out = T::Q5_K;
+            if (shape_.n_expert == 8) out = T::Q8_0;
+        }
+        // llama.cpp counts these only when its rules run for the tensor.
+        if (role == Role::AttnV) ++c_.attn_v;
+        if (role == Role::FfnDown) ++c_.ffn_down;
+        if (role == Role::FfnGate && kGeneral.has(mix_)) ++c_.ffn_gate;
+        if (role == Role::FfnUp && kGeneral.has(mix_)) ++c_.ffn_up;
+        return out == kKeep ? base() : out;
+    }
+
+    TypeId base() const { return o_.target->base; }
+    bool tied() const { return tied_; }
+
+private:
+    bool holds(When w, const TensorInfo& t, int64_t counter, int64_t layer) const {
+        const int64_t n = shape_.n_layer;
+        switch (w) {
+            case When::Always: return true;
+            case When::RowNotWholeBase: return t.shape[0] % type_info(base()).block_size != 0;
+            case When::BaseNotQ8_0: return base() != T::Q8_0;
+            case When::Falcon: return shape_.arch == "falcon";
+            case When::NotFalcon: return shape_.arch != "falcon";
+            case When::Gqa4: return shape_.n_gqa() >= 4;
+            case When::Gqa4OrExperts4: return shape_.n_gqa() >= 4 || shape_.n_expert >= 4;
+            case When::Experts8: return shape_.n_expert == 8;
+            case When::Stacked: return t.shape[2] > 1;
+            case When::Imatrix: return o_.has_imatrix;
+            case When::NoImatrix: return !o_.has_imatrix;
+            case When::VFirst2: return counter < 2;
+            case When::VFirst4: return counter < 4;
+            case When::VMoreBits: return use_more_bits(counter, n_attn_v_);
+            case When::DownFirstEighth: return counter < n / 8;
+            case When::LayerEighth: return layer < n / 8;
+            case When::LayerSixteenth: return layer < n / 16;
+            case When::LayerMoreBits: return use_more_bits(layer, n);
+            case When::LayerMiddle: return layer >= n / 8 && layer < 7 * n / 8;
+        }
+        return false;
+    }
+
+    const Options& o_;
+    Shape shape_;
+    uint32_t mix_;
+    bool tied_ = true;  // until an output.weight is seen
+    int64_t n_attn_v_ = 0;
+    Counters c_;
+};
+
+bool requires_imatrix(std::string_view name, TypeId t, uint32_t mix) {
+    if (name == "token_embd.weight" || name == "per_layer_token_embd.weight" || name == "output.weight") return false;
+    switch (t) {
+        case T::IQ3_XXS: case T::IQ2_XXS: case T::IQ2_XS: case T::IQ2_S: case T::IQ1_M: case T::IQ1_S: return true;
+        case T::Q2_K: return mix == Q2_K_S;
+        default: return false;
+    }
+}
+
+bool iequal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+           });
+}
+
+}  // namespace
+
+std::span<const Target> targets() { return kTargets; }
+
+const Target* find_target(std::string_view name) {
+    for (const Target& t : kTargets)
+        if (iequal(t.name, name)) return &t;
+    return nullptr;
+}
+
+Shape shape_of(const Model& m) {
+    Shape s;
+    if (const KeyValue* a = m.find("general.architecture"); a && a->value.type() == ValueType::String) s.arch = a->value.str();
+    auto u32 = [&](const std::string& key) -> uint32_t {
+        const KeyValue* kv = m.find(key);
+        if (!kv) return 0;
+        if (kv->value.is_integer() && kv->value.as_int() >= 0 && kv->value.as_int() <= UINT32_MAX) return static_cast<uint32_t>(kv->value.as_int());
+        // Per-layer head counts are arrays in some models: llama.cpp's n_gqa() reads layer 0.
+        if (kv->value.type() == ValueType::Array && !kv->value.array().empty()) {
+            const Value first = *kv->value.array().begin();
+            if (first.is_integer() && first.as_int() >= 0 && first.as_int() <= UINT32_MAX) return static_cast<uint32_t>(first.as_int());
+        }
+        return 0;
+    };
+    s.n_layer = u32(s.arch + ".block_count");
+    s.n_head = u32(s.arch + ".attention.head_count");
+    s.n_head_kv = m.find(s.arch + ".attention.head_count_kv") ? u32(s.arch + ".attention.head_count_kv") : s.n_head;
+    s.n_expert = u32(s.arch + ".expert_count");
+    if (s.n_layer == 0)
+        for (const Model::Tensor& t : m.tensors()) s.n_layer = std::max<uint32_t>(s.n_layer, static_cast<uint32_t>(layer_of(t.info->name) + 1));
+    return s;
+}
+
+std::vector<TensorPlan> plan(const Model& m, const Options& o) {
+    if (!o.target) throw std::invalid_argument("requant::plan needs a target");
+    std::vector<const Model::Tensor*> order;
+    for (const Model::Tensor& t : m.tensors()) order.push_back(&t);
+    std::stable_sort(order.begin(), order.end(), [](const Model::Tensor* a, const Model::Tensor* b) {
+        const int64_t la = layer_of(a->info->name), lb = layer_of(b->info->name);
+        return la != lb ? la < lb : a->info->name < b->info->name;
+    });
+    Planner planner(m, o);
+    const bool quantized_base = type_info(o.target->base).quantized;
+    std::vector<TensorPlan> out;
+    for (const Model::Tensor* t : order) {
+        const TensorInfo& info = *t->info;
+        TensorPlan p{t, info.type, info.type, false, {}};
+        if (!o.target->copy && quantizable(info, o.leave_output)) {
+            const bool embd = info.name == "token_embd.weight" || info.name == "per_layer_token_embd.weight";
+            if (o.token_embd_type && embd) p.to = *o.token_embd_type;
+            else if (o.output_type && info.name == "output.weight") p.to = *o.output_type;
+            else {
+                p.to = o.target->base;
+                if (quantized_base) {
+                    bool manual = false;
+                    for (const auto& [pattern, type] : o.tensor_types)
+                        if (std::regex_search(std::string(info.name), pattern)) {
+                            p.to = type;
+                            manual = true;
+                            break;
+                        }
+                    if (!manual && o.target->rules && !o.pure) p.to = planner.rules(info);
+                    if (info.shape[0] % type_info(p.to).block_size != 0) p.to = fallback_of(p.to, info.shape[0], p.fallback);
+                }
+            }
+        }
+        p.requires_imatrix = p.convert() && requires_imatrix(info.name, p.to, o.target->file_type);
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
+}  // namespace gguf::requant

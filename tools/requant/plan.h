@@ -1,0 +1,70 @@
+// What `gguf requant` makes of each tensor: the target (a storage type or one of llama.cpp's
+// named mixes) and, for a mix, llama.cpp's per-tensor choice of type, so a requantized model
+// holds the same types llama.cpp's quantizer would have written.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <regex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gguf/model.h"
+#include "gguf/types.h"
+
+namespace gguf::requant {
+
+// A value of `--type`.
+struct Target {
+    std::string_view name;  // as llama.cpp spells it: "Q4_K_M", "IQ2_XS", "F16", "COPY"
+    uint32_t file_type;     // general.file_type written (llama.cpp's ftype id); COPY keeps the input's
+    TypeId base;            // what a quantizable tensor gets before the mix's rules
+    bool rules;             // llama.cpp's per-tensor rules apply (a named mix with a quantized base)
+    bool copy;              // COPY: every tensor as it is, only metadata changes
+    std::string_view note;  // for --list
+};
+
+// Every target: llama.cpp's named mixes first, then the storage types without a mix of their
+// own (quantized uniformly, like --pure), then COPY.
+std::span<const Target> targets();
+// Case-insensitive; nullptr when nothing has that name.
+const Target* find_target(std::string_view name);
+
+struct Options {
+    const Target* target = nullptr;
+    bool pure = false;               // the base type everywhere, no per-tensor rules
+    bool leave_output = false;       // output.weight keeps its type
+    bool has_imatrix = false;        // some rules depend on it
+    std::optional<TypeId> output_type, token_embd_type;
+    std::vector<std::pair<std::regex, TypeId>> tensor_types;  // --tensor-type REGEX=TYPE, first match wins
+    std::vector<std::string> tensor_type_patterns;            // the same patterns as text, for messages
+};
+
+// What the rules look at in a model (llama.cpp's hyper-parameters).
+struct Shape {
+    std::string arch;
+    uint32_t n_layer = 0;
+    uint32_t n_head = 0, n_head_kv = 0;
+    uint32_t n_expert = 0;
+    uint32_t n_gqa() const { return n_head_kv ? n_head / n_head_kv : 0; }
+    bool is_70b() const { return arch == "llama" && n_layer == 80 && n_head != n_head_kv; }
+};
+Shape shape_of(const Model& m);
+
+struct TensorPlan {
+    const Model::Tensor* tensor = nullptr;
+    TypeId from = TypeId::F32;
+    TypeId to = TypeId::F32;
+    bool requires_imatrix = false;  // llama.cpp refuses these types without importance data
+    std::string fallback;           // set when the row length forced another type: why
+    bool convert() const { return from != to; }
+};
+
+// One plan per tensor, in the order llama.cpp's quantizer writes them (by layer, then name;
+// tensors outside blk.N first). Throws std::runtime_error for what llama.cpp refuses (a
+// tensor type without a fallback, a bad layer number in an expert tensor).
+std::vector<TensorPlan> plan(const Model& m, const Options& o);
+
+}  // namespace gguf::requant
