@@ -385,3 +385,75 @@ TEST_CASE("gguf check: trailing bytes are a warning; --json and --max-findings; 
     CHECK(r.out.empty());
     CHECK(r.err.find("error: " + lying + ": offset ") == 0);
 }
+
+TEST_CASE("gguf requant: --help, --list, --dry-run (text and JSON), a written model that passes gguf check, clear refusals") {
+    auto r = run_gguf("requant --help");
+    CHECK(r.exit_code == 0);
+    for (const char* opt : {"--type", "--imatrix", "--include-weights", "--exclude-weights", "--tensor-type", "--output-tensor-type",
+                            "--token-embedding-type", "--pure", "--leave-output-tensor", "--allow-requantize", "--override-kv",
+                            "--keep-split", "--threads", "--dry-run", "--quiet"})
+        CHECK(r.out.find(opt) != std::string::npos);
+    r = run_gguf("requant --list");
+    CHECK(r.exit_code == 0);
+    for (const char* mix : {"Q4_K_M", "IQ2_XXS", "MXFP4_MOE", "Q2_0", "COPY", "BF16"}) CHECK(r.out.find(mix) != std::string::npos);
+
+    test::TempDir dir;
+    const std::string in = fx()("demo-llama-f16.gguf");
+    r = run_gguf("requant " + in + " --type q8_0 --dry-run");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("blk.0.attn_q.weight") != std::string::npos);
+    CHECK(r.out.find("f16 -> q8_0") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "x.gguf"));
+    r = run_gguf("requant " + in + " --type Q8_0 --dry-run --json");
+    simdjson::dom::parser parser;
+    auto j = parse_json(parser, r.out);
+    CHECK(simdjson::dom::array(j["tensors"]).size() == 21);
+    CHECK(double(j["bits_per_weight_out"]) < double(j["bits_per_weight_in"]));
+
+    const std::string out = shell_quote((dir / "q8.gguf").string());
+    r = run_gguf("requant " + in + " " + out + " --type Q8_0 --threads 2 --override-kv general.name=str:renamed --override-kv x.n=int:7");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("21 tensors, 16 converted") != std::string::npos);
+    r = run_gguf("check " + out);
+    CHECK_MESSAGE(r.exit_code == 0, r.out);
+    r = run_gguf("inspect --json " + out);
+    auto k = parse_json(parser, r.out);
+    CHECK(std::string_view(k["file_type"]["name"]) == "MOSTLY_Q8_0");
+    CHECK(std::string_view(k["name"]) == "renamed");
+
+    r = run_gguf("requant " + in + " " + out + " --type nonsense");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'nonsense' is not a type or mix") != std::string::npos);
+    gguf::fixtures::DemoOptions wide;  // rows of whole 256-blocks: no fallback
+    wide.n_embd = 256;
+    wide.n_ff = 512;
+    gguf::fixtures::demo_model(wide).write(dir / "wide.gguf");
+    r = run_gguf("requant " + shell_quote((dir / "wide.gguf").string()) + " " + shell_quote((dir / "iq1.gguf").string()) + " --type IQ1_S");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("needs an importance matrix") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "iq1.gguf"));
+    r = run_gguf("requant " + in + " " + out + " --type Q4_0 --override-kv a=int:-1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--override-kv") != std::string::npos);
+}
+
+TEST_CASE("gguf requant interrupted by SIGINT exits 130 and leaves neither output nor temporary file") {
+    test::TempDir dir;
+    gguf::fixtures::DemoOptions big;
+    big.n_embd = 512;
+    big.n_ff = 2048;
+    big.n_layer = 8;
+    big.n_vocab = 8000;
+    gguf::fixtures::demo_model(big).write(dir / "big.gguf");
+    // IQ4_XS on one thread takes seconds here; the signal comes after 0.5 s.
+    const std::string cmd = shell_quote(GGUF_BINARY) + " requant " + shell_quote((dir / "big.gguf").string()) + " " +
+                            shell_quote((dir / "out.gguf").string()) + " --type IQ4_XS --threads 1 2>" + shell_quote((dir / "err").string()) +
+                            " & pid=$!; sleep 0.5; kill -INT $pid; wait $pid";
+    const int status = std::system(cmd.c_str());
+    CHECK(WEXITSTATUS(status) == 130);
+    const std::vector<uint8_t> err = test::read_bytes(dir / "err");
+    CHECK(std::string(err.begin(), err.end()).find("interrupted: nothing was written") != std::string::npos);
+    size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.path().filename() != "big.gguf" && e.path().filename() != "err";
+    CHECK(files == 0);
+}

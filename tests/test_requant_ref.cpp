@@ -2,9 +2,11 @@
 // tiny model (with and without an importance matrix), the type of every tensor, and the
 // order tensors are written in, must be what it wrote.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "gguf/model.h"
 #include "plan.h"
+#include "run.h"
 #include "support.h"
 
 using namespace gguf;
@@ -42,4 +44,32 @@ TEST_CASE("the requant plan chooses llama.cpp's type for every tensor of every m
     }
     MESSAGE(files << " files, " << tensors << " tensors compared");
     CHECK(files == 57);  // every tiny-<MIX>[.imatrix].gguf
+}
+
+TEST_CASE("gguf requant writes what llama.cpp's quantizer writes: identical headers, identical files for F16 and BF16") {
+    const std::filesystem::path dir = test::ref_dir() / "gguf/llama-quantize";
+    test::TempDir tmp;
+    struct Case { const char* mix; bool imatrix; bool whole_file; };
+    for (const Case& c : {Case{"F16", false, true}, Case{"BF16", false, true}, Case{"Q4_K_M", false, false}, Case{"Q8_0", false, false},
+                          Case{"Q2_K_S", true, false}, Case{"IQ4_NL", true, false}, Case{"Q3_K_M", true, false}}) {
+        const std::string name = fmt::format("tiny-{}{}.gguf", c.mix, c.imatrix ? ".imatrix" : "");
+        CAPTURE(name);
+        requant::RunOptions o;
+        o.plan.target = requant::find_target(c.mix);
+        if (c.imatrix) o.imatrix = dir / "tiny.imatrix.gguf";
+        o.threads = 2;
+        requant::requantize(dir / "tiny-source-f16.gguf", tmp / name, o);
+        const std::vector<uint8_t> ours = test::read_bytes(tmp / name), theirs = test::read_bytes(dir / name);
+        REQUIRE(ours.size() == theirs.size());
+        const File f = File::parse(theirs, name);
+        const size_t compared = c.whole_file ? theirs.size() : f.data_offset();
+        CHECK(std::equal(ours.begin(), ours.begin() + static_cast<std::ptrdiff_t>(compared), theirs.begin()));
+        // Tensors kept as they were (the norms) have identical bytes.
+        const File g = File::parse(ours, "ours");
+        for (const TensorInfo& t : f.tensors())
+            if (t.type == TypeId::F32) {
+                const auto a = f.tensor_data(t), b = g.tensor_data(*g.find_tensor(t.name));
+                CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+            }
+    }
 }

@@ -9,6 +9,7 @@
 #include "check.h"
 #include "error.h"
 #include "inspect.h"
+#include "requant.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"gguf: inspect, check, convert and re-quantize GGUF model files", "gguf"};
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_inspect(app, run);
     gguf::tools::add_error(app, run);
     gguf::tools::add_check(app, run);
+    gguf::tools::add_requant(app, run);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,236 @@
+// gguf requant: llama.cpp's per-tensor rules beyond what the 2-layer reference model shows
+// (layer-dependent choices, grouped-query attention, experts, shared embeddings, 70B,
+// row-length fallbacks, the user's overrides), and the engine's refusals and clean failure.
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "gguf/check.h"
+#include "gguf/writer.h"
+#include "plan.h"
+#include "run.h"
+#include "support.h"
+
+using namespace gguf;
+
+namespace {
+
+struct Synthetic {
+    uint32_t layers = 8, heads = 4, heads_kv = 4, experts = 0;
+    uint64_t width = 256, ffn = 512;
+    bool output = true;
+    std::string arch = "llama";
+};
+
+// A model with llama.cpp's tensor names and zero f16 data (plans never read the data).
+std::vector<uint8_t> synthetic(const Synthetic& s) {
+    Writer w;
+    w.set("general.architecture", OwnedValue::string(s.arch));
+    w.set(s.arch + ".block_count", OwnedValue::u32(s.layers));
+    w.set(s.arch + ".attention.head_count", OwnedValue::u32(s.heads));
+    w.set(s.arch + ".attention.head_count_kv", OwnedValue::u32(s.heads_kv));
+    if (s.experts) w.set(s.arch + ".expert_count", OwnedValue::u32(s.experts));
+    auto add = [&](const std::string& name, std::vector<uint64_t> shape, TypeId type = TypeId::F16) {
+        uint64_t n = 1;
+        for (uint64_t d : shape) n *= d;
+        const uint64_t bytes = n * (type == TypeId::F16 ? 2 : 4);
+        w.add_tensor(name, type, std::move(shape), [bytes](ByteSink& out) { out.write(std::vector<uint8_t>(bytes)); });
+    };
+    add("token_embd.weight", {s.width, 16});
+    if (s.output) add("output.weight", {s.width, 16});
+    add("output_norm.weight", {s.width}, TypeId::F32);
+    for (uint32_t l = 0; l < s.layers; ++l) {
+        auto n = [l](const char* x) { return fmt::format("blk.{}.{}.weight", l, x); };
+        add(n("attn_norm"), {s.width}, TypeId::F32);
+        for (const char* x : {"attn_q", "attn_k", "attn_v", "attn_output"}) add(n(x), {s.width, 8});
+        if (s.experts) {
+            add(n("ffn_gate_inp"), {s.width, s.experts}, TypeId::F32);
+            add(n("ffn_gate_exps"), {s.width, 8, s.experts});
+            add(n("ffn_up_exps"), {s.width, 8, s.experts});
+            add(n("ffn_down_exps"), {s.ffn, 8, s.experts});
+        } else {
+            add(n("ffn_gate"), {s.width, 8});
+            add(n("ffn_up"), {s.width, 8});
+            add(n("ffn_down"), {s.ffn, 8});
+        }
+    }
+    return w.write_to_memory();
+}
+
+// tensor name -> planned type name.
+std::map<std::string, std::string> types_of(const std::vector<uint8_t>& bytes, requant::Options o, const char* mix) {
+    std::vector<File> parts;
+    parts.push_back(File::parse(bytes, "synthetic"));
+    const Model m = Model::from_parts(std::move(parts));
+    o.target = requant::find_target(mix);
+    REQUIRE(o.target != nullptr);
+    std::map<std::string, std::string> out;
+    for (const requant::TensorPlan& p : requant::plan(m, o)) out[std::string(p.tensor->info->name)] = type_info(p.to).name;
+    return out;
+}
+
+std::string layer(uint32_t l, const char* x) { return fmt::format("blk.{}.{}.weight", l, x); }
+
+}  // namespace
+
+TEST_CASE("Q4_K_M gives q6_K to attn_v and ffn_down in the first, last and every third layer (8 layers: 0, 3, 6, 7)") {
+    const auto t = types_of(synthetic({}), {}, "q4_k_m");
+    for (uint32_t l = 0; l < 8; ++l) {
+        CAPTURE(l);
+        const bool more = l == 0 || l == 3 || l == 6 || l == 7;
+        CHECK(t.at(layer(l, "attn_v")) == (more ? "q6_K" : "q4_K"));
+        CHECK(t.at(layer(l, "ffn_down")) == (more ? "q6_K" : "q4_K"));
+        CHECK(t.at(layer(l, "attn_q")) == "q4_K");
+        CHECK(t.at(layer(l, "attn_norm")) == "f32");
+    }
+    CHECK(t.at("output.weight") == "q6_K");
+    CHECK(t.at("token_embd.weight") == "q4_K");
+}
+
+TEST_CASE("layer-dependent mixes: Q3_K_M, Q4_K_S, Q2_K_S and IQ3_XS over 16 layers") {
+    Synthetic s;
+    s.layers = 16;
+    const auto m3 = types_of(synthetic(s), {}, "Q3_K_M");
+    CHECK(m3.at(layer(0, "ffn_down")) == "q5_K");  // layer < 16/16
+    CHECK(m3.at(layer(1, "ffn_down")) == "q4_K");
+    CHECK(m3.at(layer(0, "attn_v")) == "q5_K");    // the first two attn_v
+    CHECK(m3.at(layer(1, "attn_v")) == "q5_K");
+    CHECK(m3.at(layer(2, "attn_v")) == "q4_K");
+    CHECK(m3.at(layer(5, "attn_output")) == "q4_K");
+    const auto s4 = types_of(synthetic(s), {}, "Q4_K_S");
+    for (uint32_t l = 0; l < 16; ++l) CHECK(s4.at(layer(l, "attn_v")) == (l < 4 ? "q5_K" : "q4_K"));
+    CHECK(s4.at(layer(1, "ffn_down")) == "q5_K");  // layer < 16/8
+    CHECK(s4.at(layer(2, "ffn_down")) == "q4_K");
+    requant::Options with;
+    with.has_imatrix = true;
+    const auto q2s = types_of(synthetic(s), with, "Q2_K_S");
+    CHECK(q2s.at(layer(1, "ffn_down")) == "q4_K");
+    CHECK(q2s.at(layer(2, "ffn_down")) == "q2_K");
+    const auto x3 = types_of(synthetic(s), with, "IQ3_XS");
+    CHECK(x3.at(layer(1, "ffn_gate")) == "iq3_s");   // outside [16/8, 7*16/8)
+    CHECK(x3.at(layer(2, "ffn_up")) == "iq3_xxs");
+    CHECK(x3.at(layer(13, "ffn_up")) == "iq3_xxs");
+    CHECK(x3.at(layer(14, "ffn_gate")) == "iq3_s");
+}
+
+TEST_CASE("grouped-query attention (n_head / n_head_kv >= 4) raises attn_v") {
+    Synthetic s;
+    s.heads = 8;
+    s.heads_kv = 2;
+    CHECK(types_of(synthetic(s), {}, "Q2_K").at(layer(3, "attn_v")) == "q4_K");
+    CHECK(types_of(synthetic(s), {}, "IQ4_XS").at(layer(3, "attn_v")) == "q5_K");
+    s.heads_kv = 4;  // ratio 2
+    CHECK(types_of(synthetic(s), {}, "Q2_K").at(layer(3, "attn_v")) == "q3_K");
+    CHECK(types_of(synthetic(s), {}, "IQ4_XS").at(layer(3, "attn_v")) == "iq4_xs");
+}
+
+TEST_CASE("8-expert models: attn_v and attn_k in q8_0; MXFP4_MOE puts stacked experts in mxfp4") {
+    Synthetic s;
+    s.experts = 8;
+    const auto t = types_of(synthetic(s), {}, "Q4_K_M");
+    CHECK(t.at(layer(2, "attn_v")) == "q8_0");
+    CHECK(t.at(layer(2, "attn_k")) == "q8_0");
+    CHECK(t.at(layer(2, "attn_output")) == "q5_K");
+    CHECK(t.at(layer(2, "ffn_gate_inp")) == "f32");  // routers are never quantized
+    const auto mx = types_of(synthetic(s), {}, "MXFP4_MOE");
+    CHECK(mx.at(layer(2, "ffn_up_exps")) == "mxfp4");
+    CHECK(mx.at(layer(2, "attn_q")) == "q8_0");
+    CHECK(mx.at("output.weight") == "q8_0");
+    CHECK(mx.at("token_embd.weight") == "q8_0");
+}
+
+TEST_CASE("a model without output.weight quantizes its shared token embedding as the output") {
+    Synthetic s;
+    s.output = false;
+    CHECK(types_of(synthetic(s), {}, "Q4_K_M").at("token_embd.weight") == "q6_K");
+    CHECK(types_of(synthetic(s), {}, "IQ4_XS").at("token_embd.weight") == "q6_K");
+}
+
+TEST_CASE("70B llama: attn_v q3_K or q4_K becomes q5_K") {
+    Synthetic s;
+    s.layers = 80;
+    s.heads = 64;
+    s.heads_kv = 8;
+    CHECK(types_of(synthetic(s), {}, "Q3_K_S").at(layer(40, "attn_v")) == "q5_K");
+    CHECK(types_of(synthetic(s), {}, "Q3_K_S").at(layer(40, "attn_q")) == "q3_K");
+}
+
+TEST_CASE("rows that are not whole blocks fall back as llama.cpp does, to f16 when nothing fits") {
+    Synthetic s;
+    s.width = 96;  // whole 32-blocks, not 256-blocks
+    s.ffn = 48;    // not even whole 32-blocks
+    const auto t = types_of(synthetic(s), {}, "Q4_K_M");
+    CHECK(t.at(layer(1, "attn_q")) == "q5_0");    // q4_K -> q5_0
+    CHECK(t.at("output.weight") == "q8_0");       // the output's own rule
+    CHECK(t.at(layer(1, "ffn_down")) == "f16");   // q4_K -> q5_0 does not fit 48 either
+    CHECK(types_of(synthetic(s), {}, "Q5_K_S").at(layer(1, "attn_q")) == "q5_1");
+    CHECK(types_of(synthetic(s), {}, "Q2_K").at(layer(1, "attn_q")) == "q4_0");
+    requant::Options with;
+    with.has_imatrix = true;
+    CHECK(types_of(synthetic(s), with, "IQ2_XS").at(layer(1, "attn_q")) == "iq4_nl");
+}
+
+TEST_CASE("the user's choices: --tensor-type (first match), --pure, --leave-output-tensor, output and embedding types") {
+    requant::Options o;
+    o.tensor_types.emplace_back(std::regex("attn_v"), TypeId::Q8_0);
+    o.tensor_types.emplace_back(std::regex("blk\\.0\\."), TypeId::Q5_K);
+    auto t = types_of(synthetic({}), o, "Q4_K_M");
+    CHECK(t.at(layer(0, "attn_v")) == "q8_0");  // the first pattern wins
+    CHECK(t.at(layer(0, "attn_q")) == "q5_K");
+    CHECK(t.at(layer(3, "attn_v")) == "q8_0");
+    // As in llama.cpp, a tensor a pattern decides is not counted by the rules, which number
+    // ffn_down tensors as they meet them: blk.0's was overridden, so blk.3's counts as the
+    // third (q4_K) and blk.4's as the fourth (q6_K), one layer later than without it.
+    CHECK(t.at(layer(3, "ffn_down")) == "q4_K");
+    CHECK(t.at(layer(4, "ffn_down")) == "q6_K");
+    requant::Options pure;
+    pure.pure = true;
+    t = types_of(synthetic({}), pure, "Q4_K_M");
+    CHECK(t.at(layer(0, "attn_v")) == "q4_K");
+    CHECK(t.at("output.weight") == "q4_K");
+    requant::Options keep;
+    keep.leave_output = true;
+    keep.token_embd_type = TypeId::Q8_0;
+    t = types_of(synthetic({}), keep, "Q4_K_M");
+    CHECK(t.at("output.weight") == "f16");
+    CHECK(t.at("token_embd.weight") == "q8_0");
+    requant::Options out;
+    out.output_type = TypeId::Q5_K;
+    CHECK(types_of(synthetic({}), out, "Q4_0").at("output.weight") == "q5_K");
+    CHECK(types_of(synthetic({}), {}, "COPY").at(layer(0, "attn_v")) == "f16");
+    CHECK(types_of(synthetic({}), {}, "Q4_K").at(layer(0, "attn_v")) == "q4_K");  // a plain type: no rules
+}
+
+TEST_CASE("requantize refuses what llama.cpp refuses and leaves nothing behind when it fails or is cancelled") {
+    test::TempDir dir;
+    Synthetic s;
+    s.layers = 2;
+    test::write_bytes(dir / "in.gguf", synthetic(s));
+    requant::RunOptions o;
+    o.plan.target = requant::find_target("IQ2_XXS");
+    CHECK_THROWS_WITH_AS(requant::requantize(dir / "in.gguf", dir / "out.gguf", o),
+                         doctest::Contains("tensor 'blk.0.attn_k.weight' becomes iq2_xxs, which needs an importance matrix"), std::runtime_error);
+    o.plan.target = requant::find_target("Q4_K_M");
+    CHECK_THROWS_WITH_AS(requant::requantize(dir / "in.gguf", dir / "in.gguf", o), doctest::Contains("would replace the input"), std::runtime_error);
+    std::atomic<bool> cancel{true};
+    o.cancel = &cancel;
+    CHECK_THROWS_WITH_AS(requant::requantize(dir / "in.gguf", dir / "out.gguf", o), doctest::Contains("interrupted"), std::runtime_error);
+    o.cancel = nullptr;
+    size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.path().filename() != "in.gguf";
+    CHECK(files == 0);  // no output, no temporary file
+
+    requant::requantize(dir / "in.gguf", dir / "q4.gguf", o);
+    o.plan.target = requant::find_target("Q8_0");
+    CHECK_THROWS_WITH_AS(requant::requantize(dir / "q4.gguf", dir / "q8.gguf", o), doctest::Contains("Pass --allow-requantize"),
+                         std::runtime_error);
+    o.allow_requantize = true;
+    requant::requantize(dir / "q4.gguf", dir / "q8.gguf", o);
+    const Model q8 = Model::open(dir / "q8.gguf");
+    CHECK(q8.find("general.file_type")->value.u32() == 7);
+    CHECK(q8.find("general.quantization_version")->value.u32() == 2);
+    CHECK(type_info(q8.find_tensor("blk.1.attn_q.weight")->info->type).name == "q8_0");
+    CHECK(check_metadata(q8).empty());
+}

@@ -1,0 +1,224 @@
+#include "requant.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "gguf/model.h"
+#include "json.h"
+#include "run.h"
+#include "text.h"
+
+namespace gguf::tools {
+
+namespace {
+
+struct RequantOptions {
+    std::string input, output, type;
+    std::optional<std::string> imatrix, output_type, token_embd_type;
+    std::vector<std::string> include, exclude, tensor_types, overrides;
+    bool list = false, pure = false, leave_output = false, allow_requantize = false, keep_split = false;
+    bool dry_run = false, quiet = false, json = false;
+    int threads = 0;
+};
+
+std::atomic<bool> g_cancel{false};
+extern "C" void on_signal(int) { g_cancel.store(true); }
+
+TypeId parse_type(const std::string& option, const std::string& name) {
+    const std::optional<TypeId> t = type_from_name(name);
+    if (!t) throw CLI::ValidationError(option, fmt::format("'{}' is not a tensor type", name));
+    return *t;
+}
+
+std::regex parse_regex(const std::string& option, const std::string& text) {
+    try {
+        return std::regex(text);
+    } catch (const std::regex_error& e) {
+        throw CLI::ValidationError(option, fmt::format("invalid regular expression '{}': {}", text, e.what()));
+    }
+}
+
+// KEY=TYPE:VALUE, TYPE one of int, float, bool, str (llama.cpp's --override-kv). llama.cpp
+// writes int as u32; a negative int is refused rather than silently made positive.
+std::pair<std::string, OwnedValue> parse_override(const std::string& s) {
+    const size_t eq = s.find('='), colon = s.find(':', eq == std::string::npos ? 0 : eq);
+    if (eq == std::string::npos || eq == 0 || colon == std::string::npos)
+        throw CLI::ValidationError("--override-kv", fmt::format("'{}' is not KEY=TYPE:VALUE", s));
+    const std::string key = s.substr(0, eq), type = s.substr(eq + 1, colon - eq - 1), value = s.substr(colon + 1);
+    try {
+        if (type == "str") return {key, OwnedValue::string(value)};
+        if (type == "bool") {
+            if (value != "true" && value != "false") throw std::invalid_argument("bool");
+            return {key, OwnedValue::boolean(value == "true")};
+        }
+        size_t used = 0;
+        if (type == "int") {
+            const long long v = std::stoll(value, &used);
+            if (used != value.size() || v < 0 || v > UINT32_MAX) throw std::invalid_argument("int");
+            return {key, OwnedValue::u32(static_cast<uint32_t>(v))};
+        }
+        if (type == "float") {
+            const float v = std::stof(value, &used);
+            if (used != value.size()) throw std::invalid_argument("float");
+            return {key, OwnedValue::f32(v)};
+        }
+    } catch (const std::exception&) {
+        throw CLI::ValidationError("--override-kv", fmt::format("'{}': '{}' is not a valid {} (ints: 0 to 4294967295)", s, value, type));
+    }
+    throw CLI::ValidationError("--override-kv", fmt::format("'{}': type '{}' is not int, float, bool or str", s, type));
+}
+
+int list_targets() {
+    std::string out = "Targets for --type (case-insensitive):\n";
+    for (const requant::Target& t : requant::targets()) {
+        const TypeInfo& base = type_info(t.base);
+        const std::string bpw = t.copy ? "" : fmt::format("{:.2f}", 8.0 * base.type_size / base.block_size);
+        out += fmt::format("  {:<10} {:>5} bpw base  ftype {:>2}  {}\n", t.name, bpw, t.copy ? 0 : t.file_type, t.note);
+    }
+    out += "bpw: bits per weight of the base type; mixes give some tensors more.\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
+
+void print_plan(const requant::Prepared& p, const RequantOptions& o) {
+    if (o.json) {
+        Json j;
+        j.begin_object().field("input", o.input).field("type", std::string(o.type)).key("tensors").begin_array();
+        for (const requant::TensorPlan& t : p.plan) {
+            const TensorInfo& i = *t.tensor->info;
+            j.begin_object().field("name", i.name).field("from", type_info(t.from).name).field("to", type_info(t.to).name)
+                .field("bytes_in", i.n_bytes).field("bytes_out", i.n_elements / type_info(t.to).block_size * type_info(t.to).type_size);
+            if (!t.fallback.empty()) j.field("fallback", t.fallback);
+            j.end_object();
+        }
+        j.end_array().field("bytes_in", p.summary.bytes_in).field("bytes_out", p.summary.bytes_out)
+            .field("bits_per_weight_in", p.summary.bits_per_weight_in()).field("bits_per_weight_out", p.summary.bits_per_weight_out()).end_object();
+        const std::string s = j.str() + "\n";
+        std::fwrite(s.data(), 1, s.size(), stdout);
+        return;
+    }
+    std::string out;
+    for (const requant::TensorPlan& t : p.plan) {
+        const TensorInfo& i = *t.tensor->info;
+        const uint64_t after = i.n_elements / type_info(t.to).block_size * type_info(t.to).type_size;
+        out += fmt::format("{:<40} {:<22} {:>7} -> {:<7} {:>10} -> {:>10}{}\n", i.name, shape_text(i), type_info(t.from).name,
+                           type_info(t.to).name, human_bytes(i.n_bytes), human_bytes(after), t.fallback.empty() ? "" : "  (" + t.fallback + ")");
+    }
+    out += fmt::format("{} tensors, {} converted{}: {} -> {} ({:.2f} -> {:.2f} bits per weight)\n", p.summary.tensors, p.summary.converted,
+                       p.summary.fallbacks ? fmt::format(", {} by fallback", p.summary.fallbacks) : "", human_bytes(p.summary.bytes_in),
+                       human_bytes(p.summary.bytes_out), p.summary.bits_per_weight_in(), p.summary.bits_per_weight_out());
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+// One line on a terminal, redrawn at most ten times a second: tensor i/n, bytes, speed, ETA.
+class ProgressLine {
+public:
+    void operator()(const requant::Progress& p) {
+        const auto now = std::chrono::steady_clock::now();
+        if (p.done_bytes < p.total_bytes && now - last_ < std::chrono::milliseconds(100)) return;
+        last_ = now;
+        const double s = std::chrono::duration<double>(now - start_).count();
+        const double rate = s > 0 ? static_cast<double>(p.done_bytes) / s : 0;
+        const double eta = rate > 0 ? static_cast<double>(p.total_bytes - p.done_bytes) / rate : 0;
+        fmt::print(stderr, "\r[{:>4}/{:<4}] {:<36.36} {:>10} / {:<10} {:>9}/s  ETA {}:{:02}  ", p.index, p.count, p.tensor,
+                   human_bytes(p.done_bytes), human_bytes(p.total_bytes), human_bytes(static_cast<uint64_t>(rate)),
+                   static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
+    }
+    void finish() { fmt::print(stderr, "\r{:<110}\r", ""); }
+
+private:
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
+};
+
+int run_requant(const RequantOptions& o) {
+    if (o.list) return list_targets();
+    if (o.input.empty()) throw CLI::ValidationError("input", "an input file is required");
+    if (o.type.empty()) throw CLI::ValidationError("--type", "required (gguf requant --list shows the choices)");
+    requant::RunOptions r;
+    r.plan.target = requant::find_target(o.type);
+    if (!r.plan.target) throw CLI::ValidationError("--type", fmt::format("'{}' is not a type or mix (gguf requant --list)", o.type));
+    r.plan.pure = o.pure;
+    r.plan.leave_output = o.leave_output;
+    if (o.output_type) r.plan.output_type = parse_type("--output-tensor-type", *o.output_type);
+    if (o.token_embd_type) r.plan.token_embd_type = parse_type("--token-embedding-type", *o.token_embd_type);
+    for (const std::string& s : o.tensor_types) {
+        const size_t eq = s.rfind('=');
+        if (eq == std::string::npos || eq == 0) throw CLI::ValidationError("--tensor-type", fmt::format("'{}' is not REGEX=TYPE", s));
+        r.plan.tensor_types.emplace_back(parse_regex("--tensor-type", s.substr(0, eq)), parse_type("--tensor-type", s.substr(eq + 1)));
+        r.plan.tensor_type_patterns.push_back(s.substr(0, eq));
+    }
+    if (o.imatrix) r.imatrix = *o.imatrix;
+    for (const std::string& s : o.include) r.include_weights.push_back(parse_regex("--include-weights", s));
+    for (const std::string& s : o.exclude) r.exclude_weights.push_back(parse_regex("--exclude-weights", s));
+    for (const std::string& s : o.overrides) r.overrides.push_back(parse_override(s));
+    r.allow_requantize = o.allow_requantize;
+    r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (o.keep_split) throw CLI::ValidationError("--keep-split", "not supported yet: the output is written as one file");
+
+    if (o.dry_run) {
+        const Model m = Model::open(o.input);
+        print_plan(requant::prepare(m, r), o);
+        return 0;
+    }
+    if (o.output.empty()) throw CLI::ValidationError("output", "an output file is required (or --dry-run)");
+    r.cancel = &g_cancel;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const bool show = !o.quiet && ::isatty(STDERR_FILENO);
+    ProgressLine line;
+    const auto start = std::chrono::steady_clock::now();
+    requant::Summary s;
+    try {
+        s = requant::requantize(o.input, o.output, r, show ? std::function<void(const requant::Progress&)>(std::ref(line)) : nullptr);
+    } catch (const std::exception& e) {
+        if (show) line.finish();
+        if (g_cancel.load()) {
+            std::fprintf(stderr, "interrupted: nothing was written to %s\n", o.output.c_str());
+            return 130;
+        }
+        throw std::runtime_error(fmt::format("{} (nothing was written to {})", e.what(), o.output));
+    }
+    if (show) line.finish();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!o.quiet)
+        fmt::print("{}: {} tensors, {} converted: {} -> {} ({:.2f} -> {:.2f} bits per weight) in {:.1f} s\n", o.output, s.tensors,
+                   s.converted, human_bytes(s.bytes_in), human_bytes(s.bytes_out), s.bits_per_weight_in(), s.bits_per_weight_out(), secs);
+    return 0;
+}
+
+}  // namespace
+
+void add_requant(CLI::App& app, std::function<int()>& run) {
+    auto o = std::make_shared<RequantOptions>();
+    CLI::App* c = app.add_subcommand("requant", "Re-quantize a model to a tensor type or one of llama.cpp's mixes (Q4_K_M, ...)");
+    c->add_option("input", o->input, "GGUF model, or any part of a split set");
+    c->add_option("output", o->output, "Where to write the result (a temporary file is renamed into place when complete)");
+    c->add_option("--type,-t", o->type, "Target: a mix such as Q4_K_M or IQ4_XS, a type, F16, BF16, F32 or COPY (--list)");
+    c->add_flag("--list", o->list, "List the targets with their bits per weight");
+    c->add_option("--imatrix", o->imatrix, "Importance matrix (llama.cpp's GGUF format)");
+    c->add_option("--include-weights", o->include, "Use the importance matrix only for tensors matching REGEX (repeatable)");
+    c->add_option("--exclude-weights", o->exclude, "Do not use the importance matrix for tensors matching REGEX (repeatable)");
+    c->add_option("--tensor-type", o->tensor_types, "REGEX=TYPE: tensors matching REGEX get TYPE (repeatable; first match wins)");
+    c->add_option("--output-tensor-type", o->output_type, "Type for output.weight");
+    c->add_option("--token-embedding-type", o->token_embd_type, "Type for token_embd.weight");
+    c->add_flag("--pure", o->pure, "The target's base type for every quantizable tensor, no per-tensor rules");
+    c->add_flag("--leave-output-tensor", o->leave_output, "Keep output.weight as it is");
+    c->add_flag("--allow-requantize", o->allow_requantize, "Allow converting tensors that are already quantized");
+    c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
+    c->add_flag("--keep-split", o->keep_split, "Write a split set with the input's parts (not supported yet)");
+    c->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    c->add_flag("--dry-run", o->dry_run, "Print the plan (per tensor: old type, new type, bytes) and totals; write nothing");
+    c->add_flag("--json", o->json, "With --dry-run: print the plan as JSON");
+    c->add_flag("--quiet,-q", o->quiet, "No progress line and no summary");
+    c->callback([o, &run] { run = [o] { return run_requant(*o); }; });
+}
+
+}  // namespace gguf::tools

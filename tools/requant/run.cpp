@@ -1,0 +1,177 @@
+#include "run.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "gguf/writer.h"
+#include "quant/imatrix.h"
+#include "quant/quant.h"
+
+namespace gguf::requant {
+
+namespace {
+
+// Values converted per step: the float buffer is 4 bytes each (16 MiB), so memory stays
+// bounded whatever the model's size.
+constexpr int64_t kChunkValues = int64_t{1} << 22;
+
+bool is_embedding(std::string_view name) { return name == "token_embd.weight" || name == "per_layer_token_embd.weight"; }
+
+// The importance weights a tensor may use: its imatrix entry, when --include-weights and
+// --exclude-weights let it.
+const std::vector<float>* weights_for(const quant::ImportanceMatrix* im, std::string_view name, const RunOptions& o) {
+    if (!im) return nullptr;
+    const std::string n(name);
+    if (!o.include_weights.empty() &&
+        std::none_of(o.include_weights.begin(), o.include_weights.end(), [&](const std::regex& r) { return std::regex_search(n, r); }))
+        return nullptr;
+    if (std::any_of(o.exclude_weights.begin(), o.exclude_weights.end(), [&](const std::regex& r) { return std::regex_search(n, r); }))
+        return nullptr;
+    return im->find(name);
+}
+
+struct Cancelled : std::runtime_error {
+    Cancelled() : std::runtime_error("interrupted") {}
+};
+
+Prepared prepare_with(const Model& m, const RunOptions& o, const quant::ImportanceMatrix* im) {
+    Prepared p;
+    Options opts = o.plan;
+    opts.has_imatrix = im != nullptr;
+    p.plan = plan(m, opts);
+    for (const TensorPlan& t : p.plan) {
+        const TensorInfo& info = *t.tensor->info;
+        p.summary.tensors++;
+        p.summary.elements += info.n_elements;
+        p.summary.bytes_in += info.n_bytes;
+        p.summary.bytes_out += info.n_elements / type_info(t.to).block_size * type_info(t.to).type_size;
+        if (!t.fallback.empty()) p.summary.fallbacks++;
+        if (!t.convert()) continue;
+        p.summary.converted++;
+        const std::string_view from = type_info(t.from).name, to = type_info(t.to).name;
+        if (type_info(t.from).quantized && !o.allow_requantize)
+            throw std::runtime_error(fmt::format("tensor '{}' is already quantized ({}); converting it to {} compounds the error. "
+                                                 "Pass --allow-requantize to do it anyway", info.name, from, to));
+        if (!quant::can_dequantize(t.from)) throw std::runtime_error(fmt::format("tensor '{}': cannot read type {}", info.name, from));
+        if (!quant::can_quantize(t.to)) throw std::runtime_error(fmt::format("tensor '{}': cannot write type {}", info.name, to));
+        const std::vector<float>* w = weights_for(im, info.name, o);
+        if (w && w->size() != info.shape[0] * info.shape[2]) {
+            // llama.cpp ignores a token embedding's mismatch (importance tools never see its columns).
+            if (!is_embedding(info.name))
+                throw std::runtime_error(fmt::format("tensor '{}': the importance matrix has {} values for it, its {} columns x {} experts "
+                                                     "need {}", info.name, w->size(), info.shape[0], info.shape[2],
+                                                     info.shape[0] * info.shape[2]));
+            w = nullptr;
+        }
+        if (!w && (t.requires_imatrix || quant::needs_importance(t.to)))
+            throw std::runtime_error(fmt::format("tensor '{}' becomes {}, which needs an importance matrix{}", info.name, to,
+                                                 im ? " entry for it, and the matrix has none" : " (--imatrix FILE)"));
+    }
+    return p;
+}
+
+// Streams one converted tensor into `out`, chunk by chunk.
+void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weights, const RunOptions& o, ByteSink& out,
+             const std::function<void(uint64_t)>& advanced) {
+    const TensorInfo& info = *t.tensor->info;
+    const std::span<const uint8_t> src = m.tensor_data(*t.tensor);
+    const auto n_per_row = static_cast<int64_t>(info.shape[0]);
+    const auto rows = static_cast<int64_t>(info.n_elements / info.shape[0]);
+    const auto rows_per_expert = static_cast<int64_t>(info.shape[1]);  // importance differs by expert
+    const uint64_t src_row = quant::row_bytes(t.from, n_per_row), dst_row = quant::row_bytes(t.to, n_per_row);
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(rows, kChunkValues / n_per_row));
+    std::vector<float> f(static_cast<size_t>(chunk * n_per_row));
+    std::vector<uint8_t> q(static_cast<size_t>(chunk) * dst_row);
+    for (int64_t row = 0; row < rows;) {
+        if (o.cancel && o.cancel->load()) throw Cancelled();
+        const int64_t expert = row / rows_per_expert;
+        const int64_t n = std::min({chunk, rows - row, (expert + 1) * rows_per_expert - row});
+        const float* w = weights ? weights->data() + expert * n_per_row : nullptr;
+        quant::for_each_row_range(n, o.threads, [&](int64_t b, int64_t e) {
+            const std::span<float> fb(f.data() + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
+            quant::dequantize(t.from, src.subspan(static_cast<size_t>((row + b) * src_row), static_cast<size_t>((e - b)) * src_row), fb);
+            quant::quantize(t.to, fb.data(), e - b, n_per_row, w, std::span<uint8_t>(q.data() + b * dst_row, static_cast<size_t>(e - b) * dst_row),
+                            row + b);
+        });
+        out.write(std::span<const uint8_t>(q.data(), static_cast<size_t>(n) * dst_row));
+        advanced(static_cast<uint64_t>(n) * src_row);
+        row += n;
+    }
+}
+
+// Copies a tensor as it is, in pieces so a cancellation is noticed.
+void copy(const Model& m, const TensorPlan& t, const RunOptions& o, ByteSink& out, const std::function<void(uint64_t)>& advanced) {
+    const std::span<const uint8_t> src = m.tensor_data(*t.tensor);
+    constexpr size_t kPiece = size_t{64} << 20;
+    for (size_t at = 0; at < src.size(); at += kPiece) {
+        if (o.cancel && o.cancel->load()) throw Cancelled();
+        const auto piece = src.subspan(at, std::min(kPiece, src.size() - at));
+        out.write(piece);
+        advanced(piece.size());
+    }
+}
+
+}  // namespace
+
+Prepared prepare(const Model& m, const RunOptions& o) {
+    std::optional<quant::ImportanceMatrix> im;
+    if (o.imatrix) im = quant::ImportanceMatrix::load(*o.imatrix);
+    return prepare_with(m, o, im ? &*im : nullptr);
+}
+
+Summary requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
+                   const std::function<void(const Progress&)>& progress) {
+    std::error_code ec;
+    if (in == out || std::filesystem::equivalent(in, out, ec))
+        throw std::runtime_error(fmt::format("{}: the output would replace the input; name another file", out.string()));
+    const Model m = Model::open(in);
+    std::optional<quant::ImportanceMatrix> im;
+    if (o.imatrix) im = quant::ImportanceMatrix::load(*o.imatrix);
+    const Prepared p = prepare_with(m, o, im ? &*im : nullptr);
+    const Target& target = *o.plan.target;
+
+    // Metadata as llama.cpp's quantizer writes it: the model's keys, no split keys, then the
+    // quantization version and file type moved to the end, the overrides, the imatrix's keys.
+    Writer w;
+    for (const KeyValue& kv : m.kvs())
+        if (!kv.key.starts_with("split.")) w.set(std::string(kv.key), kv.value);
+    const KeyValue* input_type = m.find("general.file_type");
+    const uint32_t file_type = target.copy && input_type && input_type->value.type() == ValueType::U32 ? input_type->value.u32() : target.file_type;
+    w.remove("general.quantization_version");
+    w.set("general.quantization_version", OwnedValue::u32(2));
+    w.remove("general.file_type");
+    w.set("general.file_type", OwnedValue::u32(file_type));
+    for (const auto& [key, value] : o.overrides) {
+        w.remove(key);
+        w.set(key, value);
+    }
+    if (im) {
+        w.set("quantize.imatrix.file", OwnedValue::string(o.imatrix->filename().string()));
+        if (!im->datasets.empty()) w.set("quantize.imatrix.dataset", OwnedValue::string(im->datasets.front()));
+        w.set("quantize.imatrix.entries_count", OwnedValue::u32(static_cast<uint32_t>(im->size())));
+        w.set("quantize.imatrix.chunks_count", OwnedValue::u32(im->chunk_count));
+    }
+
+    uint64_t done = 0;
+    for (size_t i = 0; i < p.plan.size(); ++i) {
+        const TensorPlan& t = p.plan[i];
+        const TensorInfo& info = *t.tensor->info;
+        const std::vector<float>* weights = t.convert() ? weights_for(im ? &*im : nullptr, info.name, o) : nullptr;
+        if (weights && weights->size() != info.shape[0] * info.shape[2]) weights = nullptr;  // an embedding (see prepare)
+        auto advanced = [&, i](uint64_t bytes) {
+            done += bytes;
+            if (progress) progress({i + 1, p.plan.size(), info.name, done, p.summary.bytes_in});
+        };
+        w.add_tensor(std::string(info.name), t.to, {info.dims().begin(), info.dims().end()},
+                     [&m, &t, weights, &o, advanced](ByteSink& sink) {
+                         if (t.convert()) convert(m, t, weights, o, sink, advanced);
+                         else copy(m, t, o, sink, advanced);
+                     });
+    }
+    w.write(out);
+    return p.summary;
+}
+
+}  // namespace gguf::requant

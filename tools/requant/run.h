@@ -1,0 +1,61 @@
+// gguf requant's engine: reads a model, converts each tensor as the plan says, row chunk by
+// row chunk on several threads, and streams the result into a temporary file that is
+// renamed into place only when complete.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "gguf/value.h"
+#include "plan.h"
+
+namespace gguf::requant {
+
+struct RunOptions {
+    Options plan;
+    std::optional<std::filesystem::path> imatrix;
+    std::vector<std::regex> include_weights, exclude_weights;  // which tensors use the imatrix
+    std::vector<std::pair<std::string, OwnedValue>> overrides; // --override-kv, in order
+    bool allow_requantize = false;
+    int threads = 1;
+    const std::atomic<bool>* cancel = nullptr;  // set (by a signal handler) to stop; nothing is written
+};
+
+// Progress as tensors are written: tensor i of n (1-based), its name, bytes of input done
+// of the total.
+struct Progress {
+    size_t index, count;
+    std::string_view tensor;
+    uint64_t done_bytes, total_bytes;
+};
+
+struct Summary {
+    uint64_t tensors = 0, converted = 0, fallbacks = 0;
+    uint64_t bytes_in = 0, bytes_out = 0;  // tensor data
+    uint64_t elements = 0;
+    double bits_per_weight_in() const { return elements ? 8.0 * static_cast<double>(bytes_in) / static_cast<double>(elements) : 0; }
+    double bits_per_weight_out() const { return elements ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements) : 0; }
+};
+
+// The plan as --dry-run shows it, with every refusal llama.cpp would make (quantized input
+// without allow_requantize, a type that needs an importance matrix without one, an imatrix
+// entry of the wrong length) thrown as std::runtime_error naming the tensor.
+struct Prepared {
+    std::vector<TensorPlan> plan;
+    Summary summary;
+};
+Prepared prepare(const Model& m, const RunOptions& o);
+
+// Writes `out` (or the parts of a split set with --keep-split, not yet supported).
+// Refuses out == in. On any failure or cancellation the temporary file is removed and
+// nothing is left at `out`.
+Summary requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
+                   const std::function<void(const Progress&)>& progress = {});
+
+}  // namespace gguf::requant
