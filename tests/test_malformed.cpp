@@ -88,7 +88,7 @@ TEST_CASE("a lenient open lists every structural fault of a file, not only the f
     // Two faults in one file: a duplicate tensor name and a tensor outside the file.
     std::vector<uint8_t> b = bytes_of("duplicate-tensor-name");
     const std::vector<uint8_t> outside = bytes_of("data-outside-file");
-    const std::vector<uint8_t>& clean = fixtures::planted_fault_originals()[0].second;
+    const std::vector<uint8_t> clean = fixtures::planted_fault_originals()[0].second;
     for (size_t i = 0; i < b.size(); ++i)
         if (outside[i] != clean[i]) b[i] = outside[i];
     FaultLog faults;
