@@ -183,9 +183,9 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
     CHECK(rows > 0);
 }
 
-TEST_CASE("f16 and bf16 quantization writes the reference's bytes exactly") {
+TEST_CASE("f16, bf16 and q8_0 (without importance) quantization writes the reference's bytes exactly") {
     const Inputs& data = Inputs::get();
-    for (const char* name : {"f16", "bf16"}) {
+    for (const char* name : {"f16", "bf16", "q8_0"}) {
         const gguf::TypeId type = *gguf::type_from_name(name);
         for (const char* input : {"gauss", "heavy"}) {
             CAPTURE(name);

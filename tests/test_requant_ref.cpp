@@ -46,11 +46,11 @@ TEST_CASE("the requant plan chooses llama.cpp's type for every tensor of every m
     CHECK(files == 57);  // every tiny-<MIX>[.imatrix].gguf
 }
 
-TEST_CASE("gguf requant writes what llama.cpp's quantizer writes: identical headers, identical files for F16 and BF16") {
+TEST_CASE("gguf requant writes what llama.cpp's quantizer writes: identical headers, identical files for F16, BF16 and Q8_0") {
     const std::filesystem::path dir = test::ref_dir() / "gguf/llama-quantize";
     test::TempDir tmp;
     struct Case { const char* mix; bool imatrix; bool whole_file; };
-    for (const Case& c : {Case{"F16", false, true}, Case{"BF16", false, true}, Case{"Q4_K_M", false, false}, Case{"Q8_0", false, false},
+    for (const Case& c : {Case{"F16", false, true}, Case{"BF16", false, true}, Case{"Q4_K_M", false, false}, Case{"Q8_0", false, true},
                           Case{"Q2_K_S", true, false}, Case{"IQ4_NL", true, false}, Case{"Q3_K_M", true, false}}) {
         const std::string name = fmt::format("tiny-{}{}.gguf", c.mix, c.imatrix ? ".imatrix" : "");
         CAPTURE(name);
