@@ -9,7 +9,7 @@
 // on 1 and 2 threads runs requantize in a child process RUNS times (default 3; median):
 // wall time, input GB/s, the child's peak RSS, and its peak anonymous RSS (sampled every
 // 5 ms: memory that is not file pages the kernel can drop). The yardstick is reading the
-// input's mapped bytes once, in the same run.
+// input's mapped bytes once, in the same run. BENCH_MODEL=FILE keeps (or reuses) the model.
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -100,9 +100,12 @@ int main(int argc, char** argv) {
     d.n_layer = shape == "4G" ? 44 : 8;
     d.context = 2048;
     test::TempDir dir;
-    const auto in = dir / "model-f16.gguf";
+    // BENCH_MODEL=FILE keeps the generated model there (and reuses it when it exists), for
+    // profiling runs.
+    const char* keep = std::getenv("BENCH_MODEL");
+    const auto in = keep ? std::filesystem::path(keep) : dir / "model-f16.gguf";
     auto t0 = std::chrono::steady_clock::now();
-    gguf::fixtures::demo_model(d).write(in);
+    if (!keep || !std::filesystem::exists(in)) gguf::fixtures::demo_model(d).write(in);
     const auto size = static_cast<double>(std::filesystem::file_size(in));
     fmt::print("model: {} layers, 2048 wide, 5632 FFN, 32000 tokens, f16: {:.3f} GB (generated in {:.1f} s)\n", d.n_layer, size / 1e9,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

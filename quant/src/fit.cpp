@@ -1,6 +1,9 @@
 #include "fit.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "quant/quant.h"
@@ -13,11 +16,10 @@ namespace {
 
 inline float weight(const float* w, int i) { return w ? w[i] : 1.0f; }
 
-// Starting scales: the largest value sent to the end code +- kSteps x kSpacing codes; from
-// each, rounds of (least-squares refit, code reassignment). Measured on
-// ../shared/ref/quant (bench_quant, the rmse.tsv test): 2 x 0.5 is within 0.1% of the
-// quality of 9 x 0.1 at under a third of the time.
-constexpr int kSteps = 2;
+// Starting scales: the largest value sent to the end code +- steps x kSpacing codes (steps
+// is kSearchSteps unless the caller says otherwise); from each, rounds of (least-squares
+// refit, code reassignment). Measured on ../shared/ref/quant (bench_quant, the rmse.tsv
+// test): 2 x 0.5 is within 0.1% of the quality of 9 x 0.1 at under a third of the time.
 constexpr float kSpacing = 0.5f;
 constexpr int kRefineRounds = 3;
 
@@ -41,11 +43,9 @@ inline int clamp_round(float v, float lo, float hi) {
     return static_cast<int>((v + 12582912.0f) - 12582912.0f);
 }
 
-// Codes for scale d, and the weighted squared error they leave.
-}  // namespace
-
-float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
-    const Divider over(d);
+// Codes for scales the fused passes below cannot take, and the error they leave.
+float symmetric_codes_divided(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+    const Divider over(d);  // d = 0 or 1 / d overflows: divide
     float err = 0;
 #pragma omp simd reduction(+ : err)
     for (int i = 0; i < n; ++i) {
@@ -57,52 +57,8 @@ float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, flo
     return err;
 }
 
-float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale) {
-    auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
-    float xmax = 0;
-    for (int i = 0; i < n; ++i)
-        if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
-    if (xmax == 0) {
-        for (int i = 0; i < n; ++i) q[i] = 0;
-        return 0.0f;
-    }
-    int8_t trial[256];
-    float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
-    for (int target : {lo, hi}) {
-        for (int step = -kSteps; step <= kSteps; ++step) {
-            const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
-            if (t == 0) continue;
-            float d = stored(xmax / t);
-            float err = symmetric_codes(x, w, n, lo, hi, d, trial);
-            if (err < best_err) {
-                best_err = err;
-                best_d = d;
-            }
-            // Alternate: weighted least squares for these codes, then the codes for that scale.
-            for (int round = 0; round < kRefineRounds; ++round) {
-                float sxq = 0, sqq = 0;
-                for (int i = 0; i < n; ++i) {
-                    sxq += weight(w, i) * x[i] * static_cast<float>(trial[i]);
-                    sqq += weight(w, i) * static_cast<float>(trial[i]) * static_cast<float>(trial[i]);
-                }
-                if (sqq <= 0) break;
-                const float refit = stored(sxq / sqq);
-                if (refit == d) break;
-                d = refit;
-                err = symmetric_codes(x, w, n, lo, hi, d, trial);
-                if (err < best_err) {
-                    best_err = err;
-                    best_d = d;
-                }
-            }
-        }
-    }
-    symmetric_codes(x, w, n, lo, hi, best_d, q);
-    return best_d;
-}
-
-float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
-    const Divider over(d);
+float affine_codes_divided(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+    const Divider over(d);  // d = 0 or 1 / d overflows: divide
     float err = 0;
 #pragma omp simd reduction(+ : err)
     for (int i = 0; i < n; ++i) {
@@ -114,36 +70,202 @@ float affine_codes(const float* x, const float* w, int n, int hi, float d, float
     return err;
 }
 
+// One fused pass at scale d and offset m (0 for symmetric fits): the codes
+// q = clamp(round((x - m) / d), lo, hi), as floats, and in the same pass the weighted squared
+// error they leave and the sums least squares needs (sum w x q, w q^2, w q). `inverse` is
+// 1 / d; the caller handles d = 0 and scales whose inverse overflows.
+//
+// Written on 8-lane vectors (GCC's generic vectors: two SSE registers, or one AVX2 register
+// in the clone picked at load time on CPUs that have it), with the lanes summed in a fixed
+// order, so that every CPU computes the same bits. This pass is most of the time the
+// k-quants and legacy fits take.
+struct Sums {
+    float err = 0, wxq = 0, wqq = 0, wq = 0;
+};
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define QUANT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define QUANT_AVX2_CLONE
+#endif
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: all inline
+using Lanes = float __attribute__((vector_size(32)));
+constexpr int kLanes = 8;
+
+inline float lane_sum(Lanes v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+
+// Weights of 1, for callers that pass none.
+const float* ones() {
+    static const auto table = [] {
+        std::array<float, 256> a;
+        a.fill(1.0f);
+        return a;
+    }();
+    return table.data();
+}
+
+QUANT_AVX2_CLONE
+Sums pass(const float* x, const float* w, int n, float lo, float hi, float d, float inverse, float m, float* q) {
+    Lanes err{}, wxq{}, wqq{}, wq{};
+    const Lanes vlo = Lanes{} + lo, vhi = Lanes{} + hi;
+    int i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        Lanes xv, wv;
+        std::memcpy(&xv, x + i, sizeof xv);
+        std::memcpy(&wv, w + i, sizeof wv);
+        Lanes t = (xv - m) * inverse;
+        t = t < vlo ? vlo : t;
+        t = t > vhi ? vhi : t;
+        const Lanes c = (t + 12582912.0f) - 12582912.0f;  // to nearest, ties to even (|t| < 2^22)
+        std::memcpy(q + i, &c, sizeof c);
+        const Lanes e = xv - (d * c + m);
+        err += wv * e * e;
+        wxq += wv * xv * c;
+        wqq += wv * c * c;
+        wq += wv * c;
+    }
+    Sums s{lane_sum(err), lane_sum(wxq), lane_sum(wqq), lane_sum(wq)};
+    for (; i < n; ++i) {  // a tail shorter than the lanes
+        const float c = (std::min(std::max((x[i] - m) * inverse, lo), hi) + 12582912.0f) - 12582912.0f;
+        q[i] = c;
+        const float e = x[i] - (d * c + m);
+        s.err += w[i] * e * e;
+        s.wxq += w[i] * x[i] * c;
+        s.wqq += w[i] * c * c;
+        s.wq += w[i] * c;
+    }
+    return s;
+}
+#pragma GCC diagnostic pop
+
+// Whether x * inverse (= 1 / d) can stand for x / d: d not 0 and its inverse finite.
+inline bool invertible(float d, float inverse) { return d != 0 && std::isfinite(inverse); }
+
+// The pass for scales the fused loops cannot take (0, or so small that 1 / d overflows):
+// codes by division, then the sums in a second loop. Rare; kept simple.
+Sums symmetric_pass_slow(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
+    int8_t codes[256];
+    Sums s;
+    s.err = symmetric_codes_divided(x, w, n, lo, hi, d, codes);
+    for (int i = 0; i < n; ++i) {
+        q[i] = codes[i];
+        s.wxq += weight(w, i) * x[i] * q[i];
+        s.wqq += weight(w, i) * q[i] * q[i];
+    }
+    return s;
+}
+
+Sums affine_pass_slow(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
+    uint8_t codes[256];
+    Sums s;
+    s.err = affine_codes_divided(x, w, n, hi, d, m, codes);
+    for (int i = 0; i < n; ++i) {
+        q[i] = codes[i];
+        s.wxq += weight(w, i) * x[i] * q[i];
+        s.wqq += weight(w, i) * q[i] * q[i];
+        s.wq += weight(w, i) * q[i];
+    }
+    return s;
+}
+
+Sums symmetric_at(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
+    const float inverse = 1.0f / d;
+    if (!invertible(d, inverse)) return symmetric_pass_slow(x, w, n, lo, hi, d, q);
+    return pass(x, w ? w : ones(), n, static_cast<float>(lo), static_cast<float>(hi), d, inverse, 0.0f, q);
+}
+
+Sums affine_at(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
+    const float inverse = 1.0f / d;
+    if (!invertible(d, inverse)) return affine_pass_slow(x, w, n, hi, d, m, q);
+    return pass(x, w ? w : ones(), n, 0.0f, static_cast<float>(hi), d, inverse, m, q);
+}
+
+}  // namespace
+
+float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+    float c[256];
+    const Sums s = symmetric_at(x, w, n, lo, hi, d, c);
+    for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(c[i]);
+    return s.err;
+}
+
+float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, int steps) {
+    auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
+    float xmax = 0;
+    for (int i = 0; i < n; ++i)
+        if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
+    if (xmax == 0) {
+        for (int i = 0; i < n; ++i) q[i] = 0;
+        return 0.0f;
+    }
+    float trial[256];
+    float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
+    for (int target : {lo, hi}) {
+        for (int step = -steps; step <= steps; ++step) {
+            const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
+            if (t == 0) continue;
+            float d = stored(xmax / t);
+            // Alternate: the codes for a scale (one pass also gives their error and the sums),
+            // then the weighted least-squares scale for those codes.
+            for (int round = 0;; ++round) {
+                const Sums s = symmetric_at(x, w, n, lo, hi, d, trial);
+                if (s.err < best_err) {
+                    best_err = s.err;
+                    best_d = d;
+                }
+                if (round == kRefineRounds || s.wqq <= 0) break;
+                const float refit = stored(s.wxq / s.wqq);
+                if (refit == d) break;
+                d = refit;
+            }
+        }
+    }
+    symmetric_codes(x, w, n, lo, hi, best_d, q);
+    return best_d;
+}
+
+float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+    float c[256];
+    const Sums s = affine_at(x, w, n, hi, d, m, c);
+    for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(c[i]);
+    return s.err;
+}
+
 void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d_out, float& m_out, bool f16_params,
-                bool non_positive_offset) {
+                bool non_positive_offset, int steps) {
     float lo_v = x[0], hi_v = x[0];
     for (int i = 1; i < n; ++i) {
-        lo_v = std::fmin(lo_v, x[i]);
-        hi_v = std::fmax(hi_v, x[i]);
+        lo_v = std::min(lo_v, x[i]);
+        hi_v = std::max(hi_v, x[i]);
     }
-    if (non_positive_offset) lo_v = std::fmin(lo_v, 0.0f);
+    if (non_positive_offset) lo_v = std::min(lo_v, 0.0f);
     auto stored = [f16_params](float v) { return f16_params ? as_stored_f16(finite_f16(v)) : v; };
-    uint8_t trial[256];
+    float trial[256];
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0, best_m = stored(lo_v);
-    if (hi_v == lo_v) {
-        best_d = 0;
-    } else {
-        for (int step = -kSteps; step <= kSteps; ++step) {
+    if (hi_v != lo_v) {
+        float sw_f = 0, sx_f = 0;  // the parts of the least-squares sums that do not depend on the codes
+#pragma omp simd reduction(+ : sw_f, sx_f)
+        for (int i = 0; i < n; ++i) {
+            sw_f += weight(w, i);
+            sx_f += weight(w, i) * x[i];
+        }
+        const double sw = sw_f, sx = sx_f;
+        for (int step = -steps; step <= steps; ++step) {
             float d = stored((hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step)));
             float m = stored(lo_v);
-            float err = affine_codes(x, w, n, hi, d, m, trial);
-            if (err < best_err) {
-                best_err = err;
-                best_d = d;
-                best_m = m;
-            }
-            // Alternate: weighted least squares for d and m together, then the codes for them.
-            for (int round = 0; round < kRefineRounds; ++round) {
-                double sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
-                for (int i = 0; i < n; ++i) {
-                    const double wi = weight(w, i), qi = trial[i];
-                    sw += wi; sq += wi * qi; sqq += wi * qi * qi; sx += wi * x[i]; sxq += wi * x[i] * qi;
+            // Alternate: the codes for (d, m) with their error and sums in one pass, then the
+            // weighted least-squares d and m for those codes.
+            for (int round = 0;; ++round) {
+                const Sums s = affine_at(x, w, n, hi, d, m, trial);
+                if (s.err < best_err) {
+                    best_err = s.err;
+                    best_d = d;
+                    best_m = m;
                 }
+                if (round == kRefineRounds) break;
+                const double sq = s.wq, sqq = s.wqq, sxq = s.wxq;
                 const double det = sw * sqq - sq * sq;
                 if (det <= 0) break;
                 double dd = (sw * sxq - sq * sx) / det, mm = (sqq * sx - sq * sxq) / det;
@@ -156,12 +278,6 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
                 if (d2 == d && m2 == m) break;
                 d = d2;
                 m = m2;
-                err = affine_codes(x, w, n, hi, d, m, trial);
-                if (err < best_err) {
-                    best_err = err;
-                    best_d = d;
-                    best_m = m;
-                }
             }
         }
     }
@@ -201,7 +317,7 @@ float fit_levels(const float* x, const float* w, int n, const Levels& levels, ui
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
         if (end == 0) continue;
-        for (int step = -kSteps; step <= kSteps; ++step) {
+        for (int step = -kSearchSteps; step <= kSearchSteps; ++step) {
             float d = stored(xmax / (end * (1.0f + 0.05f * static_cast<float>(step))));
             float err = level_codes(x, w, n, levels, d, trial);
             for (int round = 0; ; ++round) {

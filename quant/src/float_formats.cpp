@@ -8,16 +8,24 @@
 
 namespace quant {
 
-float f16_to_f32(uint16_t h) {
-    const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-    const uint32_t exponent = (h >> 10) & 0x1f;
-    const uint32_t mantissa = h & 0x3ff;
-    if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));  // Inf, NaN
-    if (exponent != 0) return std::bit_cast<float>(sign | ((exponent + 127 - 15) << 23) | (mantissa << 13));
-    // Zero or subnormal: mantissa x 2^-24, exact in a float.
-    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
-    return sign ? -magnitude : magnitude;
+namespace {
+
+// Integer selects only, so that loops over it vectorize: the normal case moves the exponent
+// and mantissa into place and rebiases (127 - 15); Inf and NaN (exponent 31) rebias once
+// more to reach 255; zero and subnormals are the mantissa x 2^-24, exact in a float.
+inline float half_to_float(uint32_t h) {
+    const uint32_t magnitude = h & 0x7fff;
+    const uint32_t normal = (magnitude << 13) + (uint32_t{127 - 15} << 23);
+    const uint32_t special = magnitude >= 0x7c00 ? uint32_t{128 - 16} << 23 : 0;
+    const uint32_t subnormal = std::bit_cast<uint32_t>(static_cast<float>(static_cast<int32_t>(magnitude)) * 0x1p-24f);
+    const uint32_t is_subnormal = magnitude < 0x400 ? ~uint32_t{0} : 0;
+    const uint32_t bits = (subnormal & is_subnormal) | ((normal + special) & ~is_subnormal);
+    return std::bit_cast<float>(bits | (h & 0x8000) << 16);
 }
+
+}  // namespace
+
+float f16_to_f32(uint16_t h) { return half_to_float(h); }
 
 float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
@@ -55,7 +63,11 @@ template <class T> void convert(const uint8_t* src, float* dst, int64_t n) {
 }
 
 void dequantize_f16(const uint8_t* src, float* dst, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(u16le(src + 2 * i));
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);  // stored little-endian, as the host
+        dst[i] = half_to_float(h);
+    }
 }
 
 void dequantize_bf16(const uint8_t* src, float* dst, int64_t n) {

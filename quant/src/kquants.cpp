@@ -184,18 +184,20 @@ void dequantize_q6_k(const uint8_t* src, float* y, int64_t n) {
 // the affine kinds a minimum); those scales quantized against the block's f16 super-scales,
 // each weighted by how much the block's error depends on it; then each sub-block's scale
 // codes nudged by one either way where that lowers its weighted error, with the codes
-// re-derived from the scales as stored.
+// re-derived from the scales as stored (for the affine kinds, the scale or the minimum, one
+// at a time).
 
 constexpr int kSuper = 256;
 
-// Affine kinds (Q2_K, Q4_K, Q5_K): value = d x sc x q - dmin x mn.
+// Affine kinds (Q2_K, Q4_K, Q5_K): value = d x sc x q - dmin x mn. kSteps: the sub-block
+// fits' starting scales either side of the obvious one (fit.h).
 struct AffineFit {
     float d = 0, dmin = 0;
     uint8_t sc[16] = {}, mn[16] = {};
     uint8_t q[kSuper] = {};
 };
 
-template <int kSub, int kQmax, int kScaleMax>
+template <int kSub, int kQmax, int kScaleMax, int kSteps>
 AffineFit fit_affine_k(const float* x, const float* w) {
     constexpr int kSubs = kSuper / kSub;
     AffineFit f;
@@ -204,7 +206,7 @@ AffineFit fit_affine_k(const float* x, const float* w) {
         const float* xj = x + j * kSub;
         const float* wj = w + j * kSub;
         float d, m;
-        fit_affine(xj, wj, kSub, kQmax, f.q + j * kSub, d, m, false, true);
+        fit_affine(xj, wj, kSub, kQmax, f.q + j * kSub, d, m, false, true, kSteps);
         scale[j] = std::max(d, 0.0f);
         minimum[j] = -m;
         scale_weight[j] = min_weight[j] = 0;
@@ -222,6 +224,7 @@ AffineFit fit_affine_k(const float* x, const float* w) {
         float best = std::numeric_limits<float>::infinity();
         for (int a = -1; a <= 1; ++a)
             for (int b = -1; b <= 1; ++b) {
+                if (a != 0 && b != 0) continue;  // one code at a time: the corners never paid off
                 const int s = std::clamp(sc[j] + a, 0, kScaleMax), m = std::clamp(mn[j] + b, 0, kScaleMax);
                 const float dl = f.d * static_cast<float>(s), ml = f.dmin * static_cast<float>(m);
                 const float err = affine_codes(x + j * kSub, w + j * kSub, kSub, kQmax, dl, -ml, trial);
@@ -243,13 +246,13 @@ struct SymmetricFit {
     int8_t q[kSuper] = {};
 };
 
-template <int kSub, int kLo, int kHi, int kScaleLo, int kScaleHi>
+template <int kSub, int kLo, int kHi, int kScaleLo, int kScaleHi, int kSteps>
 SymmetricFit fit_symmetric_k(const float* x, const float* w) {
     constexpr int kSubs = kSuper / kSub;
     SymmetricFit f;
     float scale[kSubs], scale_weight[kSubs];
     for (int j = 0; j < kSubs; ++j) {
-        scale[j] = fit_symmetric(x + j * kSub, w + j * kSub, kSub, kLo, kHi, f.q + j * kSub, false);
+        scale[j] = fit_symmetric(x + j * kSub, w + j * kSub, kSub, kLo, kHi, f.q + j * kSub, false, kSteps);
         scale_weight[j] = 0;
         for (int i = 0; i < kSub; ++i) scale_weight[j] += w[j * kSub + i] * static_cast<float>(f.q[j * kSub + i] * f.q[j * kSub + i]);
     }
@@ -288,7 +291,7 @@ void pack_scale_min_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* q) {
 
 void quantize_q2_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_blocks<BlockQ2_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ2_K& b) {
-        const AffineFit f = fit_affine_k<16, 3, 15>(xb, w);
+        const AffineFit f = fit_affine_k<16, 3, 15, 1>(xb, w);
         store_half(b.d, f.d);
         store_half(b.dmin, f.dmin);
         for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<uint8_t>(f.sc[j] | f.mn[j] << 4);
@@ -302,7 +305,7 @@ void quantize_q2_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 
 void quantize_q3_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_blocks<BlockQ3_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ3_K& b) {
-        const SymmetricFit f = fit_symmetric_k<16, -4, 3, -32, 31>(xb, w);
+        const SymmetricFit f = fit_symmetric_k<16, -4, 3, -32, 31, 1>(xb, w);
         store_half(b.d, f.d);
         std::fill(b.scales, b.scales + 12, 0);
         for (int i = 0; i < 16; ++i) {
@@ -323,7 +326,7 @@ void quantize_q3_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 template <class Block, int kQmax>
 void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_blocks<Block, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, Block& b) {
-        const AffineFit f = fit_affine_k<32, kQmax, 63>(xb, w);
+        const AffineFit f = fit_affine_k<32, kQmax, 63, kQmax == 31 ? 0 : 1>(xb, w);
         store_half(b.d, f.d);
         store_half(b.dmin, f.dmin);
         pack_scale_min_k4(f.sc, f.mn, b.scales);
@@ -339,7 +342,7 @@ void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 
 void quantize_q6_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_blocks<BlockQ6_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ6_K& b) {
-        const SymmetricFit f = fit_symmetric_k<16, -32, 31, -128, 127>(xb, w);
+        const SymmetricFit f = fit_symmetric_k<16, -32, 31, -128, 127, 0>(xb, w);
         store_half(b.d, f.d);
         std::copy(f.sc, f.sc + 16, b.scales);
         for (int h = 0; h < 2; ++h)

@@ -159,6 +159,15 @@ void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 // codes round half away from zero, computed with the unrounded scale, as llama.cpp does:
 // its error is a few parts in ten thousand, a search buys little, and the bytes are then
 // exactly llama.cpp's. With importance weights, the weighted search below.
+// std::round for |v| < 2^23 (halves away from zero) as an integer, with integer selects
+// only so that the loop vectorizes: a - trunc(a) is exact there.
+inline int32_t round_half_away(float v) {
+    const float a = std::fabs(v);
+    const int32_t t = static_cast<int32_t>(a);
+    const int32_t r = t + (a - static_cast<float>(t) >= 0.5f ? 1 : 0);
+    return v < 0 ? -r : r;
+}
+
 void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     if (imp) {
         quantize_blocks<BlockQ8_0, 32>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ8_0& b) {
@@ -179,7 +188,7 @@ void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
         }
         const float id = d != 0 ? 1.0f / d : 0.0f;
         store_half(b->d, d);
-        for (int j = 0; j < 32; ++j) b->qs[j] = static_cast<int8_t>(std::round(x[i + j] * id));
+        for (int j = 0; j < 32; ++j) b->qs[j] = static_cast<int8_t>(round_half_away(x[i + j] * id));
     }
 }
 

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <future>
 #include <stdexcept>
 
 #include "gguf/writer.h"
@@ -72,7 +76,18 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
     return p;
 }
 
-// Streams one converted tensor into `out`, chunk by chunk.
+// Tells the kernel this process is done with the input pages wholly inside `bytes`: they
+// leave its resident set (the page cache keeps them), so memory stays flat whatever the
+// model's size. Advice only; a failure changes nothing.
+void release_pages(std::span<const uint8_t> bytes) {
+    static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
+    const auto end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Streams one converted tensor into `out`, chunk by chunk: the threads convert chunk k while
+// a writer thread hands chunk k - 1 to `out` (two output buffers).
 void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weights, const RunOptions& o, ByteSink& out,
              const std::function<void(uint64_t)>& advanced) {
     const TensorInfo& info = *t.tensor->info;
@@ -83,22 +98,29 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
     const uint64_t src_row = quant::row_bytes(t.from, n_per_row), dst_row = quant::row_bytes(t.to, n_per_row);
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(rows, kChunkValues / n_per_row));
     std::vector<float> f(static_cast<size_t>(chunk * n_per_row));
-    std::vector<uint8_t> q(static_cast<size_t>(chunk) * dst_row);
-    for (int64_t row = 0; row < rows;) {
+    std::vector<uint8_t> q[2];
+    std::future<void> writing;  // the previous chunk's write; joined before its buffer is reused
+    for (int64_t row = 0, k = 0; row < rows; ++k) {
         if (o.cancel && o.cancel->load()) throw Cancelled();
         const int64_t expert = row / rows_per_expert;
         const int64_t n = std::min({chunk, rows - row, (expert + 1) * rows_per_expert - row});
         const float* w = weights ? weights->data() + expert * n_per_row : nullptr;
+        std::vector<uint8_t>& buffer = q[k % 2];
+        buffer.resize(static_cast<size_t>(n) * dst_row);
+        const auto input = src.subspan(static_cast<size_t>(row * src_row), static_cast<size_t>(n) * src_row);
         quant::for_each_row_range(n, o.threads, [&](int64_t b, int64_t e) {
             const std::span<float> fb(f.data() + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
-            quant::dequantize(t.from, src.subspan(static_cast<size_t>((row + b) * src_row), static_cast<size_t>((e - b)) * src_row), fb);
-            quant::quantize(t.to, fb.data(), e - b, n_per_row, w, std::span<uint8_t>(q.data() + b * dst_row, static_cast<size_t>(e - b) * dst_row),
+            quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
+            quant::quantize(t.to, fb.data(), e - b, n_per_row, w, std::span<uint8_t>(buffer.data() + b * dst_row, static_cast<size_t>(e - b) * dst_row),
                             row + b);
         });
-        out.write(std::span<const uint8_t>(q.data(), static_cast<size_t>(n) * dst_row));
+        release_pages(input);
+        if (writing.valid()) writing.get();  // rethrows a failed write (a full disk)
+        writing = std::async(std::launch::async, [&out, &buffer] { out.write(buffer); });
         advanced(static_cast<uint64_t>(n) * src_row);
         row += n;
     }
+    if (writing.valid()) writing.get();
 }
 
 // Copies a tensor as it is, in pieces so a cancellation is noticed.
@@ -109,6 +131,7 @@ void copy(const Model& m, const TensorPlan& t, const RunOptions& o, ByteSink& ou
         if (o.cancel && o.cancel->load()) throw Cancelled();
         const auto piece = src.subspan(at, std::min(kPiece, src.size() - at));
         out.write(piece);
+        release_pages(piece);
         advanced(piece.size());
     }
 }
