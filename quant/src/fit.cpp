@@ -16,12 +16,12 @@ namespace {
 
 inline float weight(const float* w, int i) { return w ? w[i] : 1.0f; }
 
-// Starting scales: the largest value sent to the end code +- steps x kSpacing codes (steps
-// is kSearchSteps unless the caller says otherwise); from each, rounds of (least-squares
-// refit, code reassignment). Measured on ../shared/ref/quant (bench_quant, the rmse.tsv
-// test): 2 x 0.5 is within 0.1% of the quality of 9 x 0.1 at under a third of the time.
+// Starting scales: the largest value sent to the end code +- steps x kSpacing codes; from
+// each, rounds of (least-squares refit, code reassignment) (Search in fit.h). Measured on
+// ../shared/ref/quant (bench_quant, the rmse.tsv test): 2 x 0.5 is within 0.1% of the
+// quality of 9 x 0.1 at under a third of the time.
 constexpr float kSpacing = 0.5f;
-constexpr int kRefineRounds = 3;
+constexpr Search kDefaultSearch;
 
 // Clamps a scale so that its f16 form stays finite.
 inline float finite_f16(float d) { return d < -65504.0f ? -65504.0f : d > 65504.0f ? 65504.0f : d; }
@@ -191,7 +191,7 @@ float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, flo
     return s.err;
 }
 
-float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, int steps) {
+float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
     auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
     float xmax = 0;
     for (int i = 0; i < n; ++i)
@@ -203,7 +203,7 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
     float trial[256];
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (int target : {lo, hi}) {
-        for (int step = -steps; step <= steps; ++step) {
+        for (int step = -search.steps; step <= search.steps; ++step) {
             const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
             if (t == 0) continue;
             float d = stored(xmax / t);
@@ -215,7 +215,7 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
                     best_err = s.err;
                     best_d = d;
                 }
-                if (round == kRefineRounds || s.wqq <= 0) break;
+                if (round == search.rounds || s.wqq <= 0) break;
                 const float refit = stored(s.wxq / s.wqq);
                 if (refit == d) break;
                 d = refit;
@@ -234,7 +234,7 @@ float affine_codes(const float* x, const float* w, int n, int hi, float d, float
 }
 
 void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d_out, float& m_out, bool f16_params,
-                bool non_positive_offset, int steps) {
+                bool non_positive_offset, Search search) {
     float lo_v = x[0], hi_v = x[0];
     for (int i = 1; i < n; ++i) {
         lo_v = std::min(lo_v, x[i]);
@@ -252,7 +252,7 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
             sx_f += weight(w, i) * x[i];
         }
         const double sw = sw_f, sx = sx_f;
-        for (int step = -steps; step <= steps; ++step) {
+        for (int step = -search.steps; step <= search.steps; ++step) {
             float d = stored((hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step)));
             float m = stored(lo_v);
             // Alternate: the codes for (d, m) with their error and sums in one pass, then the
@@ -264,7 +264,7 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
                     best_d = d;
                     best_m = m;
                 }
-                if (round == kRefineRounds) break;
+                if (round == search.rounds) break;
                 const double sq = s.wq, sqq = s.wqq, sxq = s.wxq;
                 const double det = sw * sqq - sq * sq;
                 if (det <= 0) break;
@@ -317,7 +317,7 @@ float fit_levels(const float* x, const float* w, int n, const Levels& levels, ui
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
         if (end == 0) continue;
-        for (int step = -kSearchSteps; step <= kSearchSteps; ++step) {
+        for (int step = -kDefaultSearch.steps; step <= kDefaultSearch.steps; ++step) {
             float d = stored(xmax / (end * (1.0f + 0.05f * static_cast<float>(step))));
             float err = level_codes(x, w, n, levels, d, trial);
             for (int round = 0; ; ++round) {
@@ -325,7 +325,7 @@ float fit_levels(const float* x, const float* w, int n, const Levels& levels, ui
                     best_err = err;
                     best_d = d;
                 }
-                if (round == kRefineRounds) break;
+                if (round == kDefaultSearch.rounds) break;
                 float sxl = 0, sll = 0;
                 for (int i = 0; i < n; ++i) {
                     const float l = levels.value[trial[i]];

@@ -190,7 +190,7 @@ void dequantize_q6_k(const uint8_t* src, float* y, int64_t n) {
 constexpr int kSuper = 256;
 
 // Affine kinds (Q2_K, Q4_K, Q5_K): value = d x sc x q - dmin x mn. kSteps: the sub-block
-// fits' starting scales either side of the obvious one (fit.h).
+// fits' starting scales either side of the obvious one (Search, fit.h).
 struct AffineFit {
     float d = 0, dmin = 0;
     uint8_t sc[16] = {}, mn[16] = {};
@@ -206,7 +206,7 @@ AffineFit fit_affine_k(const float* x, const float* w) {
         const float* xj = x + j * kSub;
         const float* wj = w + j * kSub;
         float d, m;
-        fit_affine(xj, wj, kSub, kQmax, f.q + j * kSub, d, m, false, true, kSteps);
+        fit_affine(xj, wj, kSub, kQmax, f.q + j * kSub, d, m, false, true, Search{kSteps, 2});
         scale[j] = std::max(d, 0.0f);
         minimum[j] = -m;
         scale_weight[j] = min_weight[j] = 0;
@@ -252,7 +252,7 @@ SymmetricFit fit_symmetric_k(const float* x, const float* w) {
     SymmetricFit f;
     float scale[kSubs], scale_weight[kSubs];
     for (int j = 0; j < kSubs; ++j) {
-        scale[j] = fit_symmetric(x + j * kSub, w + j * kSub, kSub, kLo, kHi, f.q + j * kSub, false, kSteps);
+        scale[j] = fit_symmetric(x + j * kSub, w + j * kSub, kSub, kLo, kHi, f.q + j * kSub, false, Search{kSteps, 2});
         scale_weight[j] = 0;
         for (int i = 0; i < kSub; ++i) scale_weight[j] += w[j * kSub + i] * static_cast<float>(f.q[j * kSub + i] * f.q[j * kSub + i]);
     }
