@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <future>
+#include <memory>
 #include <stdexcept>
 
 #include "gguf/writer.h"
@@ -20,6 +21,8 @@ namespace {
 // Values converted per step: the float buffer is 4 bytes each (16 MiB), so memory stays
 // bounded whatever the model's size.
 constexpr int64_t kChunkValues = int64_t{1} << 22;
+// Values a thread converts and quantizes in one go (64 KiB of floats: a core's L2 holds them).
+constexpr int64_t kCachedValues = int64_t{1} << 14;
 
 bool is_embedding(std::string_view name) { return name == "token_embd.weight" || name == "per_layer_token_embd.weight"; }
 
@@ -86,10 +89,28 @@ void release_pages(std::span<const uint8_t> bytes) {
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+// Buffers reused from tensor to tensor, grown as needed and never zeroed (every byte used is
+// written first): the values of one chunk, and two output chunks.
+struct Workspace {
+    std::unique_ptr<float[]> values;
+    size_t values_size = 0;
+    std::unique_ptr<uint8_t[]> out[2];
+    size_t out_size[2] = {0, 0};
+
+    float* floats(size_t n) {
+        if (n > values_size) values.reset(new float[values_size = n]);
+        return values.get();
+    }
+    uint8_t* bytes(int k, size_t n) {
+        if (n > out_size[k]) out[k].reset(new uint8_t[out_size[k] = n]);
+        return out[k].get();
+    }
+};
+
 // Streams one converted tensor into `out`, chunk by chunk: the threads convert chunk k while
 // a writer thread hands chunk k - 1 to `out` (two output buffers).
-void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weights, const RunOptions& o, ByteSink& out,
-             const std::function<void(uint64_t)>& advanced) {
+void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weights, const RunOptions& o, Workspace& ws,
+             ByteSink& out, const std::function<void(uint64_t)>& advanced) {
     const TensorInfo& info = *t.tensor->info;
     const std::span<const uint8_t> src = m.tensor_data(*t.tensor);
     const auto n_per_row = static_cast<int64_t>(info.shape[0]);
@@ -97,26 +118,29 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
     const auto rows_per_expert = static_cast<int64_t>(info.shape[1]);  // importance differs by expert
     const uint64_t src_row = quant::row_bytes(t.from, n_per_row), dst_row = quant::row_bytes(t.to, n_per_row);
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(rows, kChunkValues / n_per_row));
-    std::vector<float> f(static_cast<size_t>(chunk * n_per_row));
-    std::vector<uint8_t> q[2];
+    float* f = ws.floats(static_cast<size_t>(chunk * n_per_row));
     std::future<void> writing;  // the previous chunk's write; joined before its buffer is reused
     for (int64_t row = 0, k = 0; row < rows; ++k) {
         if (o.cancel && o.cancel->load()) throw Cancelled();
         const int64_t expert = row / rows_per_expert;
         const int64_t n = std::min({chunk, rows - row, (expert + 1) * rows_per_expert - row});
         const float* w = weights ? weights->data() + expert * n_per_row : nullptr;
-        std::vector<uint8_t>& buffer = q[k % 2];
-        buffer.resize(static_cast<size_t>(n) * dst_row);
+        const std::span<uint8_t> buffer(ws.bytes(static_cast<int>(k % 2), static_cast<size_t>(chunk) * dst_row), static_cast<size_t>(n) * dst_row);
         const auto input = src.subspan(static_cast<size_t>(row * src_row), static_cast<size_t>(n) * src_row);
-        quant::for_each_row_range(n, o.threads, [&](int64_t b, int64_t e) {
-            const std::span<float> fb(f.data() + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
-            quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
-            quant::quantize(t.to, fb.data(), e - b, n_per_row, w, std::span<uint8_t>(buffer.data() + b * dst_row, static_cast<size_t>(e - b) * dst_row),
-                            row + b);
+        quant::for_each_row_range(n, o.threads, [&](int64_t begin, int64_t end) {
+            // A few rows at a time, so that the floats are read back while still in cache.
+            const int64_t group = std::max<int64_t>(1, kCachedValues / n_per_row);
+            for (int64_t b = begin; b < end; b += group) {
+                const int64_t e = std::min(end, b + group);
+                const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
+                quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
+                quant::quantize(t.to, fb.data(), e - b, n_per_row, w,
+                                buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b);
+            }
         });
         release_pages(input);
         if (writing.valid()) writing.get();  // rethrows a failed write (a full disk)
-        writing = std::async(std::launch::async, [&out, &buffer] { out.write(buffer); });
+        writing = std::async(std::launch::async, [&out, buffer] { out.write(buffer); });
         advanced(static_cast<uint64_t>(n) * src_row);
         row += n;
     }
@@ -178,6 +202,7 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
     }
 
     uint64_t done = 0;
+    Workspace ws;
     for (size_t i = 0; i < p.plan.size(); ++i) {
         const TensorPlan& t = p.plan[i];
         const TensorInfo& info = *t.tensor->info;
@@ -188,8 +213,8 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
             if (progress) progress({i + 1, p.plan.size(), info.name, done, p.summary.bytes_in});
         };
         w.add_tensor(std::string(info.name), t.to, {info.dims().begin(), info.dims().end()},
-                     [&m, &t, weights, &o, advanced](ByteSink& sink) {
-                         if (t.convert()) convert(m, t, weights, o, sink, advanced);
+                     [&m, &t, weights, &o, &ws, advanced](ByteSink& sink) {
+                         if (t.convert()) convert(m, t, weights, o, ws, sink, advanced);
                          else copy(m, t, o, sink, advanced);
                      });
     }
