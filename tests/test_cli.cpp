@@ -14,6 +14,7 @@
 #include "fixtures.h"
 #include "gguf/file.h"
 #include "gguf/writer.h"
+#include "quant/imatrix.h"
 #include "quant/quant.h"
 #include "support.h"
 
@@ -456,4 +457,69 @@ TEST_CASE("gguf requant interrupted by SIGINT exits 130 and leaves neither outpu
     size_t files = 0;
     for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.path().filename() != "big.gguf" && e.path().filename() != "err";
     CHECK(files == 0);
+}
+
+TEST_CASE("gguf imatrix: show (text, sorted, JSON), convert between the formats, merge weighted by counts; requant warns of unused entries") {
+    auto r = run_gguf("imatrix --help");
+    CHECK(r.exit_code == 0);
+    for (const char* sub : {"show", "convert", "merge"}) CHECK(r.out.find(sub) != std::string::npos);
+    r = run_gguf("imatrix show --help");
+    for (const char* opt : {"--sort", "--json", "--top", "--chunk-size"}) CHECK(r.out.find(opt) != std::string::npos);
+
+    // An importance matrix for the demo model's first attention tensor, plus an entry no
+    // tensor of the model has.
+    test::TempDir dir;
+    const gguf::File model = gguf::File::open(fx().dir / "demo-llama-f16.gguf");
+    const auto columns = static_cast<size_t>(model.find_tensor("blk.0.attn_q.weight")->shape[0]);
+    quant::ImportanceMatrix m;
+    std::vector<float> sums(columns, 64.0f);
+    sums[7] = 6400.0f;  // column 7 matters most
+    m.set("blk.0.attn_q.weight", quant::ImatrixEntry{sums, {64.0f}});
+    m.set("blk.99.ffn_up.weight", quant::ImatrixEntry{{1.0f, 2.0f}, {1.0f}});
+    m.datasets = {"corpus.txt"};
+    m.chunk_size = 64;
+    m.chunk_count = 1;
+    m.save(dir / "im.dat", quant::ImatrixFormat::Legacy);
+    const std::string dat = shell_quote((dir / "im.dat").string()), gguf_im = shell_quote((dir / "im.gguf").string());
+
+    r = run_gguf("imatrix show " + dat + " --chunk-size 64 --top 3");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("legacy") != std::string::npos);
+    CHECK(r.out.find("blk.0.attn_q.weight") != std::string::npos);
+    CHECK(r.out.find("  7 ") != std::string::npos);  // the most important column leads the list
+    r = run_gguf("imatrix show " + dat + " --chunk-size 64 --sort max --json");
+    simdjson::dom::parser parser;
+    auto j = parse_json(parser, r.out);
+    CHECK(std::string_view(j["format"]) == "legacy");
+    simdjson::dom::array tensors = j["tensors"];
+    REQUIRE(tensors.size() == 2);
+    CHECK(std::string_view(tensors.at(0)["name"]) == "blk.0.attn_q.weight");  // max 100 beats 2
+    CHECK(double(tensors.at(0)["max"]) == 100.0);
+    CHECK(uint64_t(tensors.at(0)["top"].at(0)["column"]) == 7);
+
+    r = run_gguf("imatrix convert " + dat + " " + gguf_im + " --chunk-size 64");
+    CHECK(r.exit_code == 0);
+    const gguf::File converted = gguf::File::open(dir / "im.gguf");
+    CHECK(converted.find("imatrix.chunk_size")->value.as_uint() == 64);
+    CHECK(converted.find_tensor("blk.0.attn_q.weight.in_sum2") != nullptr);
+
+    r = run_gguf("imatrix merge " + shell_quote((dir / "both.gguf").string()) + " " + gguf_im + " " + dat + " --chunk-size 64");
+    CHECK(r.exit_code == 0);
+    const quant::ImportanceMatrix both = quant::ImportanceMatrix::load(dir / "both.gguf");
+    CHECK(both.entries().at("blk.0.attn_q.weight").counts == std::vector<float>{128.0f});
+    CHECK((*both.find("blk.0.attn_q.weight"))[7] == 100.0f);
+    CHECK(both.chunk_count == 2);
+    CHECK(both.datasets == std::vector<std::string>{"corpus.txt", "corpus.txt"});
+
+    r = run_gguf("imatrix show " + shell_quote((dir / "missing.dat").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("missing.dat: cannot open the file") != std::string::npos);
+
+    // requant names the entry the model lacks, in text and in JSON.
+    r = run_gguf("requant " + fx()("demo-llama-f16.gguf") + " --type Q4_K_M --imatrix " + dat + " --dry-run");
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("warning: the importance matrix's entry 'blk.99.ffn_up.weight' matches no tensor of the model") != std::string::npos);
+    r = run_gguf("requant " + fx()("demo-llama-f16.gguf") + " --type Q4_K_M --imatrix " + gguf_im + " --dry-run --json");
+    auto plan = parse_json(parser, r.out);
+    CHECK(simdjson::dom::array(plan["warnings"]).size() == 1);
 }

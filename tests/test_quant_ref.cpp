@@ -217,6 +217,31 @@ TEST_CASE("llama.cpp's importance file loads as in_sum2 / counts per tensor") {
     CHECK(m.find("output.weight") == nullptr);
 }
 
+TEST_CASE("llama.cpp's two importance files: the same importance, and ours written in either format equal its bytes") {
+    const auto dir = test::ref_dir() / "gguf/llama-quantize";
+    const quant::ImportanceMatrix g = quant::ImportanceMatrix::load(dir / "tiny.imatrix.gguf");
+    const quant::ImportanceMatrix d = quant::ImportanceMatrix::load(dir / "tiny.imatrix.dat", 128);  // computed with context 128
+    CHECK(d.format == quant::ImatrixFormat::Legacy);
+    REQUIRE(d.size() == g.size());
+    for (const auto& [name, entry] : g.entries()) {
+        CAPTURE(name);
+        REQUIRE(d.find(name) != nullptr);
+        CHECK(*d.find(name) == *g.find(name));
+        CHECK(d.entries().at(name).counts == entry.counts);
+    }
+    CHECK(d.chunk_count == 157);
+    CHECK(d.datasets == g.datasets);
+    test::TempDir t;
+    g.save(t / "again.gguf", quant::ImatrixFormat::Gguf);
+    g.save(t / "converted.dat", quant::ImatrixFormat::Legacy);
+    auto bytes = [](const std::filesystem::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+    };
+    CHECK(bytes(t / "again.gguf") == bytes(dir / "tiny.imatrix.gguf"));
+    CHECK(bytes(t / "converted.dat") == bytes(dir / "tiny.imatrix.dat"));
+}
+
 TEST_CASE("bad importance files are refused naming the tensor") {
     test::TempDir d;
     const std::vector<float> sums = {1.0f, -2.0f}, one = {4.0f};
@@ -229,7 +254,7 @@ TEST_CASE("bad importance files are refused naming the tensor") {
     negative.add_tensor("w.in_sum2", gguf::TypeId::F32, {2}, bytes(sums));
     negative.add_tensor("w.counts", gguf::TypeId::F32, {1}, bytes(one));
     negative.write(d / "negative.gguf");
-    CHECK_THROWS_WITH(quant::ImportanceMatrix::load(d / "negative.gguf"), doctest::Contains("tensor 'w.in_sum2': value 1 of column 1 is -2"));
+    CHECK_THROWS_WITH(quant::ImportanceMatrix::load(d / "negative.gguf"), doctest::Contains("entry 'w': value 1 (column 1) is -2"));
 }
 
 TEST_CASE("on the tiny model, our error is at most 1.01x that of llama.cpp's own quantized files") {

@@ -158,7 +158,7 @@ void add_error(CLI::App& app, std::function<int()>& run) {
     c->add_option("file", o->path, "GGUF file, or any part of a split set")->required();
     c->add_option("--type,-t", o->type, "Target tensor type, e.g. q4_K, q8_0, iq4_xs")->required();
     c->add_option("--tensor", o->tensors, "Only tensors whose names match this regular expression");
-    c->add_option("--imatrix", o->imatrix, "Importance matrix in llama.cpp's GGUF format (NAME.in_sum2, NAME.counts)");
+    c->add_option("--imatrix", o->imatrix, "Importance matrix: llama.cpp's GGUF format (NAME.in_sum2, NAME.counts) or its legacy .dat");
     c->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
     c->add_flag("--json", o->json, "Print JSON");
     c->callback([o, &run] { run = [o] { return run_error(*o); }; });

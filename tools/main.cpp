@@ -8,6 +8,7 @@
 #include "gguf/error.h"
 #include "check.h"
 #include "error.h"
+#include "imatrix.h"
 #include "inspect.h"
 #include "requant.h"
 
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_error(app, run);
     gguf::tools::add_check(app, run);
     gguf::tools::add_requant(app, run);
+    gguf::tools::add_imatrix(app, run);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -99,6 +99,8 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
             if (!t.fallback.empty()) j.field("fallback", t.fallback);
             j.end_object();
         }
+        j.end_array().key("warnings").begin_array();
+        for (const std::string& w : p.summary.warnings) j.value(w);
         j.end_array().field("bytes_in", p.summary.bytes_in).field("bytes_out", p.summary.bytes_out)
             .field("bits_per_weight_in", p.summary.bits_per_weight_in()).field("bits_per_weight_out", p.summary.bits_per_weight_out()).end_object();
         const std::string s = j.str() + "\n";
@@ -116,6 +118,7 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
                        p.summary.fallbacks ? fmt::format(", {} by fallback", p.summary.fallbacks) : "", human_bytes(p.summary.bytes_in),
                        human_bytes(p.summary.bytes_out), p.summary.bits_per_weight_in(), p.summary.bits_per_weight_out());
     std::fwrite(out.data(), 1, out.size(), stdout);
+    for (const std::string& w : p.summary.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
 // One line on a terminal, redrawn at most ten times a second: tensor i/n, bytes, speed, ETA.
@@ -187,6 +190,7 @@ int run_requant(const RequantOptions& o) {
         throw std::runtime_error(fmt::format("{} (nothing was written to {})", e.what(), o.output));
     }
     if (show) line.finish();
+    for (const std::string& w : s.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!o.quiet)
         fmt::print("{}: {} tensors, {} converted: {} -> {} ({:.2f} -> {:.2f} bits per weight) in {:.1f} s\n", o.output, s.tensors,
@@ -203,7 +207,7 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
     c->add_option("output", o->output, "Where to write the result (a temporary file is renamed into place when complete)");
     c->add_option("--type,-t", o->type, "Target: a mix such as Q4_K_M or IQ4_XS, a type, F16, BF16, F32 or COPY (--list)");
     c->add_flag("--list", o->list, "List the targets with their bits per weight");
-    c->add_option("--imatrix", o->imatrix, "Importance matrix (llama.cpp's GGUF format)");
+    c->add_option("--imatrix", o->imatrix, "Importance matrix: llama.cpp's GGUF format, or its legacy .dat (chunk size 512 assumed)");
     c->add_option("--include-weights", o->include, "Use the importance matrix only for tensors matching REGEX (repeatable)");
     c->add_option("--exclude-weights", o->exclude, "Do not use the importance matrix for tensors matching REGEX (repeatable)");
     c->add_option("--tensor-type", o->tensor_types, "REGEX=TYPE: tensors matching REGEX get TYPE (repeatable; first match wins)");

@@ -76,6 +76,10 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
             throw std::runtime_error(fmt::format("tensor '{}' becomes {}, which needs an importance matrix{}", info.name, to,
                                                  im ? " entry for it, and the matrix has none" : " (--imatrix FILE)"));
     }
+    if (im)
+        for (const auto& [name, entry] : im->entries())
+            if (!m.find_tensor(name))
+                p.summary.warnings.push_back(fmt::format("the importance matrix's entry '{}' matches no tensor of the model; it is not used", name));
     return p;
 }
 

@@ -39,6 +39,7 @@ struct Summary {
     uint64_t tensors = 0, converted = 0, fallbacks = 0;
     uint64_t bytes_in = 0, bytes_out = 0;  // tensor data
     uint64_t elements = 0;
+    std::vector<std::string> warnings;  // e.g. importance-matrix entries no tensor uses
     double bits_per_weight_in() const { return elements ? 8.0 * static_cast<double>(bytes_in) / static_cast<double>(elements) : 0; }
     double bits_per_weight_out() const { return elements ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements) : 0; }
 };

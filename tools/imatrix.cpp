@@ -1,0 +1,181 @@
+#include "imatrix.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+
+#include "json.h"
+#include "quant/imatrix.h"
+
+namespace gguf::tools {
+
+namespace {
+
+using quant::ImatrixFormat;
+using quant::ImportanceMatrix;
+
+struct ShowOptions {
+    std::string path;
+    std::string sort = "name";
+    int top = 10;
+    uint32_t chunk_size = ImportanceMatrix::kLegacyChunkSize;
+    bool json = false;
+};
+
+// What `show` prints for one entry.
+struct Summary {
+    const std::string* name;
+    const quant::ImatrixEntry* entry;
+    double chunks = 0, mean = 0, max = 0;
+    std::vector<size_t> top;  // value indices, most important first
+};
+
+Summary summarize(const std::string& name, const quant::ImatrixEntry& e, const std::vector<float>& w, uint32_t chunk_size, int top) {
+    Summary s{&name, &e, 0, 0, 0, {}};
+    const float most = *std::max_element(e.counts.begin(), e.counts.end());
+    s.chunks = chunk_size ? static_cast<double>(most) / chunk_size : 0;
+    s.mean = std::accumulate(w.begin(), w.end(), 0.0) / static_cast<double>(w.size());
+    s.max = *std::max_element(w.begin(), w.end());
+    s.top.resize(w.size());
+    std::iota(s.top.begin(), s.top.end(), size_t{0});
+    const size_t k = std::min(s.top.size(), static_cast<size_t>(std::max(top, 0)));
+    std::partial_sort(s.top.begin(), s.top.begin() + static_cast<std::ptrdiff_t>(k), s.top.end(),
+                      [&](size_t a, size_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); });
+    s.top.resize(k);
+    return s;
+}
+
+const char* format_name(ImatrixFormat f) { return f == ImatrixFormat::Gguf ? "gguf" : "legacy (.dat)"; }
+
+int run_show(const ShowOptions& o) {
+    const ImportanceMatrix m = ImportanceMatrix::load(o.path, o.chunk_size);
+    std::vector<Summary> rows;
+    for (const auto& [name, e] : m.entries()) rows.push_back(summarize(name, e, *m.find(name), m.chunk_size, o.top));
+    auto by = [&](auto key) { std::stable_sort(rows.begin(), rows.end(), [&](const Summary& a, const Summary& b) { return key(a) > key(b); }); };
+    if (o.sort == "mean") by([](const Summary& s) { return s.mean; });
+    else if (o.sort == "max") by([](const Summary& s) { return s.max; });
+    else if (o.sort == "chunks") by([](const Summary& s) { return s.chunks; });
+    else if (o.sort == "entries") by([](const Summary& s) { return static_cast<double>(s.entry->sums.size()); });
+
+    auto column = [](const Summary& s, size_t i) { return s.entry->experts() > 1 ? fmt::format("{}:{}", i / s.entry->columns(), i % s.entry->columns()) : fmt::format("{}", i); };
+    if (o.json) {
+        Json j;
+        j.begin_object().field("file", o.path).field("format", m.format == ImatrixFormat::Gguf ? "gguf" : "legacy");
+        j.key("datasets").begin_array();
+        for (const std::string& d : m.datasets) j.value(d);
+        j.end_array().field("chunk_count", m.chunk_count).field("chunk_size", m.chunk_size).field("entries", static_cast<uint64_t>(m.size()));
+        j.key("tensors").begin_array();
+        for (const Summary& s : rows) {
+            const std::vector<float>& w = *m.find(*s.name);
+            j.begin_object().field("name", *s.name).field("values", static_cast<uint64_t>(s.entry->sums.size()))
+                .field("columns", static_cast<uint64_t>(s.entry->columns())).field("experts", static_cast<uint64_t>(s.entry->experts()))
+                .field("chunks", s.chunks).field("mean", s.mean).field("max", s.max);
+            j.key("top").begin_array();
+            for (size_t i : s.top) {
+                j.begin_object().field("column", static_cast<uint64_t>(i % s.entry->columns()));
+                if (s.entry->experts() > 1) j.field("expert", static_cast<uint64_t>(i / s.entry->columns()));
+                j.field("importance", w[i]).end_object();
+            }
+            j.end_array().end_object();
+        }
+        j.end_array().end_object();
+        std::printf("%s\n", j.str().c_str());
+        return 0;
+    }
+    std::string out = fmt::format("{}: {} importance matrix, {} entries, {} chunks of {} tokens{}\n", o.path, format_name(m.format), m.size(),
+                                  m.chunk_count, m.chunk_size, m.format == ImatrixFormat::Legacy ? " (chunk size assumed)" : "");
+    for (const std::string& d : m.datasets) out += fmt::format("dataset: {}\n", d);
+    size_t width = 6;
+    for (const Summary& s : rows) width = std::max(width, s.name->size());
+    out += fmt::format("\n{:<{}} {:>8} {:>7} {:>8} {:>11} {:>11}  most important columns{}\n", "tensor", width, "values", "experts", "chunks", "mean",
+                       "max", rows.empty() || std::all_of(rows.begin(), rows.end(), [](const Summary& s) { return s.entry->experts() == 1; }) ? "" : " (expert:column)");
+    for (const Summary& s : rows) {
+        std::string top;
+        for (size_t i : s.top) top += (top.empty() ? "" : " ") + column(s, i);
+        out += fmt::format("{:<{}} {:>8} {:>7} {:>8.1f} {:>11.4g} {:>11.4g}  {}\n", *s.name, width, s.entry->sums.size(), s.entry->experts(),
+                           s.chunks, s.mean, s.max, top);
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+// The format a path asks for: .gguf, else legacy (llama.cpp's importance tool decides the same way).
+ImatrixFormat format_for(const std::string& path, const std::string& asked) {
+    if (asked == "gguf") return ImatrixFormat::Gguf;
+    if (asked == "dat" || asked == "legacy") return ImatrixFormat::Legacy;
+    return path.ends_with(".gguf") ? ImatrixFormat::Gguf : ImatrixFormat::Legacy;
+}
+
+struct ConvertOptions {
+    std::string in, out, format;
+    std::vector<std::string> inputs;
+    uint32_t chunk_size = ImportanceMatrix::kLegacyChunkSize;
+};
+
+int run_convert(const ConvertOptions& o) {
+    const ImportanceMatrix m = ImportanceMatrix::load(o.in, o.chunk_size);
+    const ImatrixFormat to = format_for(o.out, o.format);
+    m.save(o.out, to);
+    std::fprintf(stderr, "%s: %zu entries, %s -> %s\n", o.out.c_str(), m.size(), format_name(m.format), format_name(to));
+    return 0;
+}
+
+int run_merge(const ConvertOptions& o) {
+    ImportanceMatrix merged;
+    for (const std::string& in : o.inputs) {
+        const ImportanceMatrix m = ImportanceMatrix::load(in, o.chunk_size);
+        if (merged.chunk_size && m.chunk_size && m.chunk_size != merged.chunk_size)
+            std::fprintf(stderr, "warning: %s was computed with chunks of %u tokens, the first input with %u; the merged chunk count uses %u\n",
+                         in.c_str(), m.chunk_size, merged.chunk_size, merged.chunk_size);
+        try {
+            merged.merge(m);
+        } catch (const std::invalid_argument& e) {
+            throw std::runtime_error(fmt::format("{}: {}", in, e.what()));
+        }
+    }
+    const ImatrixFormat to = format_for(o.out, o.format);
+    merged.save(o.out, to);
+    std::fprintf(stderr, "%s: %zu entries from %zu files, %u chunks\n", o.out.c_str(), merged.size(), o.inputs.size(), merged.chunk_count);
+    return 0;
+}
+
+}  // namespace
+
+void add_imatrix(CLI::App& app, std::function<int()>& run) {
+    CLI::App* c = app.add_subcommand("imatrix", "Show, convert and merge importance-matrix files (llama.cpp's GGUF and legacy .dat formats)");
+    c->require_subcommand(1);
+    const std::string chunk_help = fmt::format("Chunk size (tokens) a legacy .dat file was computed with; it does not record it (default {})",
+                                               ImportanceMatrix::kLegacyChunkSize);
+
+    auto show = std::make_shared<ShowOptions>();
+    CLI::App* s = c->add_subcommand("show", "Per tensor: values, experts, chunks, mean and max importance, the most important columns");
+    s->add_option("file", show->path, "Importance matrix (.gguf or legacy .dat)")->required();
+    s->add_option("--sort", show->sort, "Order: name, mean, max, chunks or entries (largest first)")
+        ->check(CLI::IsMember({"name", "mean", "max", "chunks", "entries"}));
+    s->add_option("--top", show->top, "How many of the most important columns to list (default 10)")->check(CLI::NonNegativeNumber);
+    s->add_option("--chunk-size", show->chunk_size, chunk_help)->check(CLI::PositiveNumber);
+    s->add_flag("--json", show->json, "Print JSON");
+    s->callback([show, &run] { run = [show] { return run_show(*show); }; });
+
+    auto conv = std::make_shared<ConvertOptions>();
+    CLI::App* v = c->add_subcommand("convert", "Convert between the GGUF and legacy formats (by OUT's extension: .gguf or else legacy)");
+    v->add_option("in", conv->in, "Input importance matrix")->required();
+    v->add_option("out", conv->out, "Output file")->required();
+    v->add_option("--format", conv->format, "Output format regardless of the extension: gguf or dat")->check(CLI::IsMember({"gguf", "dat", "legacy"}));
+    v->add_option("--chunk-size", conv->chunk_size, chunk_help)->check(CLI::PositiveNumber);
+    v->callback([conv, &run] { run = [conv] { return run_convert(*conv); }; });
+
+    auto merge = std::make_shared<ConvertOptions>();
+    CLI::App* g = c->add_subcommand("merge", "Combine importance matrices, weighting each by how much data it saw (as llama.cpp does)");
+    g->add_option("out", merge->out, "Output file (.gguf, or else legacy)")->required();
+    g->add_option("inputs", merge->inputs, "Importance matrices to combine")->required()->expected(1, -1);
+    g->add_option("--format", merge->format, "Output format regardless of the extension: gguf or dat")->check(CLI::IsMember({"gguf", "dat", "legacy"}));
+    g->add_option("--chunk-size", merge->chunk_size, chunk_help)->check(CLI::PositiveNumber);
+    g->callback([merge, &run] { run = [merge] { return run_merge(*merge); }; });
+}
+
+}  // namespace gguf::tools
