@@ -7,6 +7,7 @@
 
 #include <map>
 
+#include "fixtures.h"
 #include "gguf/check.h"
 #include "gguf/writer.h"
 #include "plan.h"
@@ -233,4 +234,44 @@ TEST_CASE("requantize refuses what llama.cpp refuses and leaves nothing behind w
     CHECK(q8.find("general.quantization_version")->value.u32() == 2);
     CHECK(type_info(q8.find_tensor("blk.1.attn_q.weight")->info->type).name == "q8_0");
     CHECK(check_metadata(q8).empty());
+}
+
+TEST_CASE("--keep-split writes the input's parts, each complete, or none at all") {
+    test::TempDir dir;
+    const std::vector<std::filesystem::path> in = fixtures::write_demo_split(dir.path(), "in", 3);
+    requant::RunOptions o;
+    o.plan.target = requant::find_target("Q4_K_M");
+    o.threads = 2;
+    const requant::Summary one = requant::requantize(in[1], dir / "one.gguf", o);
+    CHECK(one.outputs.size() == 1);
+    o.keep_split = true;
+    const requant::Summary s = requant::requantize(in[1], dir / "out.gguf", o);
+    REQUIRE(s.outputs.size() == 3);
+    CHECK(s.outputs[0] == dir / "out-00001-of-00003.gguf");
+
+    const Model input = Model::open(in[0]), split = Model::open(s.outputs[2]), single = Model::open(dir / "one.gguf");
+    REQUIRE(split.parts().size() == 3);
+    CHECK(check_metadata(split).empty());
+    CHECK(split.find("general.file_type")->value.u32() == 15);
+    CHECK(split.parts()[1].kvs().size() == 3);  // later parts: the split keys only
+    CHECK(split.parts()[1].find("split.no")->value.u16() == 1);
+    CHECK(split.parts()[0].find("split.tensors.count")->value.i32() == 21);
+    REQUIRE(split.tensors().size() == input.tensors().size());
+    for (size_t i = 0; i < input.tensors().size(); ++i) {
+        const Model::Tensor& t = split.tensors()[i];
+        CAPTURE(t.info->name);
+        CHECK(t.info->name == input.tensors()[i].info->name);  // same parts, same order
+        CHECK(t.part == input.tensors()[i].part);
+        const Model::Tensor* same = single.find_tensor(t.info->name);
+        REQUIRE(same != nullptr);
+        CHECK(t.info->type == same->info->type);
+        const auto a = split.tensor_data(t), b = single.tensor_data(*same);
+        CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));  // the same bytes as one file
+    }
+
+    // A part that cannot be written (its name is taken by a folder): no part is left behind.
+    std::filesystem::create_directory(dir / "bad-00003-of-00003.gguf");
+    CHECK_THROWS(requant::requantize(in[1], dir / "bad.gguf", o));
+    CHECK_FALSE(std::filesystem::exists(dir / "bad-00001-of-00003.gguf"));
+    CHECK_FALSE(std::filesystem::exists(dir / "bad-00002-of-00003.gguf"));
 }

@@ -164,7 +164,7 @@ int run_requant(const RequantOptions& o) {
     for (const std::string& s : o.overrides) r.overrides.push_back(parse_override(s));
     r.allow_requantize = o.allow_requantize;
     r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    if (o.keep_split) throw CLI::ValidationError("--keep-split", "not supported yet: the output is written as one file");
+    r.keep_split = o.keep_split;
 
     if (o.dry_run) {
         const Model m = Model::open(o.input);
@@ -193,7 +193,9 @@ int run_requant(const RequantOptions& o) {
     for (const std::string& w : s.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!o.quiet)
-        fmt::print("{}: {} tensors, {} converted: {} -> {} ({:.2f} -> {:.2f} bits per weight) in {:.1f} s\n", o.output, s.tensors,
+        fmt::print("{}: {} tensors, {} converted: {} -> {} ({:.2f} -> {:.2f} bits per weight) in {:.1f} s\n",
+                   s.outputs.size() > 1 ? fmt::format("{} .. {} ({} parts)", s.outputs.front().string(), s.outputs.back().string(), s.outputs.size())
+                                        : o.output, s.tensors,
                    s.converted, human_bytes(s.bytes_in), human_bytes(s.bytes_out), s.bits_per_weight_in(), s.bits_per_weight_out(), secs);
     return 0;
 }
@@ -217,7 +219,7 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
     c->add_flag("--leave-output-tensor", o->leave_output, "Keep output.weight as it is");
     c->add_flag("--allow-requantize", o->allow_requantize, "Allow converting tensors that are already quantized");
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
-    c->add_flag("--keep-split", o->keep_split, "Write a split set with the input's parts (not supported yet)");
+    c->add_flag("--keep-split", o->keep_split, "A split input becomes a split set with the same parts: OUT-00001-of-0000N.gguf, ...");
     c->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
     c->add_flag("--dry-run", o->dry_run, "Print the plan (per tensor: old type, new type, bytes) and totals; write nothing");
     c->add_flag("--json", o->json, "With --dry-run: print the plan as JSON");

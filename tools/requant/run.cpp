@@ -205,25 +205,65 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
         w.set("quantize.imatrix.chunks_count", OwnedValue::u32(im->chunk_count));
     }
 
+    // One writer per output file: with keep_split, part i holds input part i's tensors in
+    // their order there, part 0 the metadata, and every part the split keys.
+    const auto parts = static_cast<uint32_t>(o.keep_split ? m.parts().size() : 1);
+    std::vector<Writer> writers(parts);
+    writers[0] = std::move(w);
+    std::vector<const TensorPlan*> order;
+    for (const TensorPlan& t : p.plan) order.push_back(&t);
+    if (parts > 1) {
+        std::stable_sort(order.begin(), order.end(), [](const TensorPlan* a, const TensorPlan* b) {
+            return a->tensor->part != b->tensor->part ? a->tensor->part < b->tensor->part : a->tensor->info->offset < b->tensor->info->offset;
+        });
+        for (uint32_t i = 0; i < parts; ++i) {
+            writers[i].set("split.no", OwnedValue::u16(static_cast<uint16_t>(i)));
+            writers[i].set("split.count", OwnedValue::u16(static_cast<uint16_t>(parts)));
+            writers[i].set("split.tensors.count", OwnedValue::i32(static_cast<int32_t>(p.plan.size())));
+        }
+    }
+
     uint64_t done = 0;
     Workspace ws;
-    for (size_t i = 0; i < p.plan.size(); ++i) {
-        const TensorPlan& t = p.plan[i];
+    for (size_t i = 0; i < order.size(); ++i) {
+        const TensorPlan& t = *order[i];
         const TensorInfo& info = *t.tensor->info;
         const std::vector<float>* weights = t.convert() ? weights_for(im ? &*im : nullptr, info.name, o) : nullptr;
         if (weights && weights->size() != info.shape[0] * info.shape[2]) weights = nullptr;  // an embedding (see prepare)
         auto advanced = [&, i](uint64_t bytes) {
             done += bytes;
-            if (progress) progress({i + 1, p.plan.size(), info.name, done, p.summary.bytes_in});
+            if (progress) progress({i + 1, order.size(), info.name, done, p.summary.bytes_in});
         };
-        w.add_tensor(std::string(info.name), t.to, {info.dims().begin(), info.dims().end()},
+        writers[parts > 1 ? t.tensor->part : 0].add_tensor(std::string(info.name), t.to, {info.dims().begin(), info.dims().end()},
                      [&m, &t, weights, &o, &ws, advanced](ByteSink& sink) {
                          if (t.convert()) convert(m, t, weights, o, ws, sink, advanced);
                          else copy(m, t, o, sink, advanced);
                      });
     }
-    w.write(out);
-    return p.summary;
+    Summary summary = p.summary;
+    if (parts == 1) {
+        writers[0].write(out);
+        summary.outputs = {out};
+        return summary;
+    }
+    std::string prefix = out.string();
+    if (prefix.ends_with(".gguf")) prefix.resize(prefix.size() - 5);
+    const SplitName names{prefix, 0, parts};
+    for (uint32_t i = 0; i < parts; ++i) {
+        const std::filesystem::path path = names.path_of(i + 1);
+        if (std::filesystem::equivalent(path, m.parts()[i].path(), ec))
+            throw std::runtime_error(fmt::format("{}: the output would replace an input part; name another file", path.string()));
+    }
+    try {
+        for (uint32_t i = 0; i < parts; ++i) {
+            writers[i].write(names.path_of(i + 1));  // each part complete before it appears
+            summary.outputs.push_back(names.path_of(i + 1));
+        }
+    } catch (...) {
+        for (const auto& written : summary.outputs) std::filesystem::remove(written, ec);  // all parts or none
+        throw;
+    }
+    return summary;
 }
 
 }  // namespace gguf::requant

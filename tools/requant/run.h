@@ -23,6 +23,10 @@ struct RunOptions {
     std::vector<std::regex> include_weights, exclude_weights;  // which tensors use the imatrix
     std::vector<std::pair<std::string, OwnedValue>> overrides; // --override-kv, in order
     bool allow_requantize = false;
+    // A split input is written as a split set with the same parts (OUT minus ".gguf", then
+    // "-NNNNN-of-MMMMM.gguf"), each part's tensors in the input's order, as llama.cpp's
+    // --keep-split does. A single-file input is written as one file regardless.
+    bool keep_split = false;
     int threads = 1;
     const std::atomic<bool>* cancel = nullptr;  // set (by a signal handler) to stop; nothing is written
 };
@@ -40,6 +44,7 @@ struct Summary {
     uint64_t bytes_in = 0, bytes_out = 0;  // tensor data
     uint64_t elements = 0;
     std::vector<std::string> warnings;  // e.g. importance-matrix entries no tensor uses
+    std::vector<std::filesystem::path> outputs;  // the files written (several with keep_split)
     double bits_per_weight_in() const { return elements ? 8.0 * static_cast<double>(bytes_in) / static_cast<double>(elements) : 0; }
     double bits_per_weight_out() const { return elements ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements) : 0; }
 };
@@ -53,9 +58,9 @@ struct Prepared {
 };
 Prepared prepare(const Model& m, const RunOptions& o);
 
-// Writes `out` (or the parts of a split set with --keep-split, not yet supported).
-// Refuses out == in. On any failure or cancellation the temporary file is removed and
-// nothing is left at `out`.
+// Writes `out` (or the parts of a split set with keep_split; output_paths says which).
+// Refuses out == in. On any failure or cancellation the temporary files are removed and
+// nothing is left at `out` (nor any part written before the failure).
 Summary requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
                    const std::function<void(const Progress&)>& progress = {});
 
