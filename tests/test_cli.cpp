@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <map>
 #include <set>
@@ -522,4 +523,22 @@ TEST_CASE("gguf imatrix: show (text, sorted, JSON), convert between the formats,
     r = run_gguf("requant " + fx()("demo-llama-f16.gguf") + " --type Q4_K_M --imatrix " + gguf_im + " --dry-run --json");
     auto plan = parse_json(parser, r.out);
     CHECK(simdjson::dom::array(plan["warnings"]).size() == 1);
+}
+
+TEST_CASE("gguf requant on a disk that fills up says so and leaves no file") {
+    // A file-size limit stands in for a full disk: writes past it fail (EFBIG) as they
+    // would with ENOSPC, once the signal the kernel sends is ignored.
+    test::TempDir dir;
+    const std::string cmd = "bash -c " + shell_quote("trap '' XFSZ; ulimit -f 64; " + shell_quote(GGUF_BINARY) + " requant " +
+                                                     fx()("demo-llama-f16.gguf") + " " + shell_quote((dir / "out.gguf").string()) +
+                                                     " --type F32 2>" + shell_quote((dir / "err").string()));
+    const int status = std::system(cmd.c_str());
+    CHECK(WEXITSTATUS(status) == 2);
+    std::ifstream err(dir / "err");
+    const std::string text((std::istreambuf_iterator<char>(err)), {});
+    CHECK(text.find("write failed") != std::string::npos);
+    CHECK(text.find("nothing was written to") != std::string::npos);
+    size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.path().filename() != "err";
+    CHECK(files == 0);
 }
