@@ -34,6 +34,25 @@ TEST_CASE("f16 and bf16 convert exactly, including subnormals, infinities and Na
     }
 }
 
+TEST_CASE("f32 to f16 rounds to nearest even across the whole float range, as the compiler's _Float16 does") {
+    // Every 257th bit pattern (all exponents, both signs, mantissas varied) plus the
+    // boundaries: ties, the largest half and the overflow threshold, subnormal edges.
+    std::vector<uint32_t> patterns = {0x477fefff, 0x477ff000, 0x477fe000, 0x38800000, 0x387fffff, 0x33000000, 0x33000001,
+                                      0x3f801000, 0x3f803000, 0x7f800000, 0x7fc00000, 0x7f800001, 0x80000000, 0x00000001};
+    for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 257) patterns.push_back(static_cast<uint32_t>(b));
+    size_t wrong = 0;
+    for (uint32_t b : patterns) {
+        const float f = std::bit_cast<float>(b);
+        const uint16_t ours = f32_to_f16(f);
+        if (std::isnan(f)) {
+            wrong += !(((ours >> 10) & 0x1f) == 0x1f && (ours & 0x3ff) != 0 && (ours >> 15) == (b >> 31));
+            continue;
+        }
+        wrong += ours != std::bit_cast<uint16_t>(static_cast<_Float16>(f));
+    }
+    CHECK(wrong == 0);
+}
+
 TEST_CASE("row_bytes follows the block geometry and refuses partial blocks") {
     CHECK(row_bytes(TypeId::F32, 10) == 40);
     CHECK(row_bytes(TypeId::Q4_0, 64) == 36);

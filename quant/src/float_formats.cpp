@@ -23,27 +23,29 @@ inline float half_to_float(uint32_t h) {
     return std::bit_cast<float>(bits | (h & 0x8000) << 16);
 }
 
+// Round to nearest even, with integer selects only so that loops over it vectorize (checked
+// equal to the branching form for all 2^32 inputs). Normal halves: rebias the exponent and
+// round the 13 dropped mantissa bits (a carry may ripple into the exponent, as it should);
+// results below the smallest normal half: adding 0.5 lets the FPU round |f| to a multiple of
+// 2^-24, left in the low mantissa bits; past 65504 (after rounding): infinity; NaN stays NaN.
+inline uint16_t float_to_half(float f) {
+    const uint32_t bits = std::bit_cast<uint32_t>(f);
+    const uint32_t x = bits & 0x7fffffff, sign = (bits >> 16) & 0x8000;
+    const uint32_t normal = (x - (uint32_t{127 - 15} << 23) + 0x0fff + ((x >> 13) & 1)) >> 13;
+    const uint32_t subnormal = std::bit_cast<uint32_t>(std::bit_cast<float>(x) + 0.5f) - std::bit_cast<uint32_t>(0.5f);
+    uint32_t h = x < 0x38800000 ? subnormal : normal;
+    h = x >= 0x477ff000 ? 0x7c00 : h;
+    h = x > 0x7f800000 ? 0x7e00 | ((x >> 13) & 0x3ff) : h;
+    return static_cast<uint16_t>(sign | h);
+}
+
 }  // namespace
 
 float f16_to_f32(uint16_t h) { return half_to_float(h); }
 
 float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
-uint16_t f32_to_f16(float f) {
-    uint32_t x = std::bit_cast<uint32_t>(f);
-    const uint32_t sign = (x >> 16) & 0x8000;
-    x &= 0x7fffffff;
-    if (x > 0x7f800000) return static_cast<uint16_t>(sign | 0x7e00 | ((x >> 13) & 0x3ff));  // NaN stays NaN
-    if (x >= 0x477ff000) return static_cast<uint16_t>(sign | 0x7c00);  // rounds past 65504: infinity
-    if (x < 0x38800000) {  // below the smallest normal half: a subnormal or zero
-        const float scaled = std::bit_cast<float>(x) * 0x1p24f;  // exact; units of 2^-24
-        return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(scaled)));
-    }
-    uint32_t h = ((x >> 23) - 112) << 10 | ((x >> 13) & 0x3ff);
-    const uint32_t rest = x & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;  // to nearest even; a carry may reach the exponent
-    return static_cast<uint16_t>(sign | h);
-}
+uint16_t f32_to_f16(float f) { return float_to_half(f); }
 
 uint16_t f32_to_bf16(float f) {
     const uint32_t x = std::bit_cast<uint32_t>(f);
@@ -78,8 +80,7 @@ template <uint16_t (*convert_one)(float)>
 void quantize_16bit(const float* x, uint8_t* dst, int64_t n, const float*) {
     for (int64_t i = 0; i < n; ++i) {
         const uint16_t h = convert_one(x[i]);
-        dst[2 * i] = static_cast<uint8_t>(h);
-        dst[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+        std::memcpy(dst + 2 * i, &h, 2);  // little-endian, as the host
     }
 }
 
@@ -89,7 +90,7 @@ void quantize_f32(const float* x, uint8_t* dst, int64_t n, const float*) { std::
 
 void register_float_formats(TraitsTable& t) {
     set_type(t, TypeId::F32, convert<float>, quantize_f32);
-    set_type(t, TypeId::F16, dequantize_f16, quantize_16bit<f32_to_f16>);
+    set_type(t, TypeId::F16, dequantize_f16, quantize_16bit<float_to_half>);
     set_type(t, TypeId::BF16, dequantize_bf16, quantize_16bit<f32_to_bf16>);
     set_type(t, TypeId::F64, convert<double>, nullptr);
     set_type(t, TypeId::I8, convert<int8_t>, nullptr);
