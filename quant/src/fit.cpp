@@ -145,22 +145,10 @@ inline bool invertible(float d, float inverse) { return d != 0 && std::isfinite(
 
 // The pass for scales the fused loops cannot take (0, or so small that 1 / d overflows):
 // codes by division, then the sums in a second loop. Rare; kept simple.
-Sums symmetric_pass_slow(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
-    int8_t codes[256];
+template <class Code>
+Sums sums_for(const float* x, const float* w, int n, const Code* codes, float err, float* q) {
     Sums s;
-    s.err = symmetric_codes_divided(x, w, n, lo, hi, d, codes);
-    for (int i = 0; i < n; ++i) {
-        q[i] = codes[i];
-        s.wxq += weight(w, i) * x[i] * q[i];
-        s.wqq += weight(w, i) * q[i] * q[i];
-    }
-    return s;
-}
-
-Sums affine_pass_slow(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
-    uint8_t codes[256];
-    Sums s;
-    s.err = affine_codes_divided(x, w, n, hi, d, m, codes);
+    s.err = err;
     for (int i = 0; i < n; ++i) {
         q[i] = codes[i];
         s.wxq += weight(w, i) * x[i] * q[i];
@@ -168,6 +156,18 @@ Sums affine_pass_slow(const float* x, const float* w, int n, int hi, float d, fl
         s.wq += weight(w, i) * q[i];
     }
     return s;
+}
+
+Sums symmetric_pass_slow(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
+    int8_t codes[256];
+    const float err = symmetric_codes_divided(x, w, n, lo, hi, d, codes);
+    return sums_for(x, w, n, codes, err, q);
+}
+
+Sums affine_pass_slow(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
+    uint8_t codes[256];
+    const float err = affine_codes_divided(x, w, n, hi, d, m, codes);
+    return sums_for(x, w, n, codes, err, q);
 }
 
 Sums symmetric_at(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
