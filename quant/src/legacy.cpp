@@ -123,7 +123,7 @@ void pack_nibbles(const int* c, uint8_t (&qs)[16], uint8_t (*qh)[4]) {
 template <int kLo, int kHi, class Block>
 void fill_symmetric(const float* x, const float* w, Block& b) {
     int8_t q[32];
-    store_half(b.d, fit_symmetric(x, w, 32, kLo, kHi, q));
+    store_half(b.d, fit_symmetric(x, w, 32, kLo, kHi, q, true, Search{1, 2}));
     int c[32];
     for (int j = 0; j < 32; ++j) c[j] = q[j] - kLo;
     if constexpr (requires { b.qh; }) pack_nibbles(c, b.qs, &b.qh);
