@@ -83,7 +83,7 @@ struct Sums {
     float err = 0, wxq = 0, wqq = 0, wq = 0;
 };
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
 #define QUANT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
 #else
 #define QUANT_AVX2_CLONE
@@ -135,6 +135,62 @@ Sums pass(const float* x, const float* w, int n, float lo, float hi, float d, fl
         s.wxq += w[i] * x[i] * c;
         s.wqq += w[i] * c * c;
         s.wq += w[i] * c;
+    }
+    return s;
+}
+// Nearest codebook level without branches, so that it vectorizes: with the levels sorted,
+// the nearest one's index is the number of midpoints between neighbours that t exceeds (a
+// tie goes to the lower level), and its value is the first level plus the steps passed.
+struct LevelSteps {
+    static constexpr int kMax = 16;
+    int steps = 0;  // levels - 1
+    float first = 0, mid[kMax] = {}, step[kMax] = {};
+    explicit LevelSteps(const Levels& l) : steps(l.n - 1), first(l.value[0]) {
+        for (int k = 0; k < steps; ++k) {
+            mid[k] = 0.5f * (l.value[k] + l.value[k + 1]);
+            step[k] = l.value[k + 1] - l.value[k];
+        }
+    }
+};
+
+// Level indices (as floats) for x / d, the weighted squared error they leave, and the
+// least-squares sums for the scale (sum w x l, sum w l^2; l the levels' values).
+QUANT_AVX2_CLONE
+Sums level_pass(const float* x, const float* w, int n, const LevelSteps& ls, float d, float inverse, float* index) {
+    Lanes err{}, wxl{}, wll{};
+    const Lanes one = Lanes{} + 1.0f, zero{};
+    int i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        Lanes xv, wv;
+        std::memcpy(&xv, x + i, sizeof xv);
+        std::memcpy(&wv, w + i, sizeof wv);
+        const Lanes t = xv * inverse;
+        Lanes k{}, l = Lanes{} + ls.first;
+        for (int j = 0; j < ls.steps; ++j) {
+            const Lanes above = t > ls.mid[j] ? one : zero;
+            k += above;
+            l += above * ls.step[j];
+        }
+        std::memcpy(index + i, &k, sizeof k);
+        const Lanes e = xv - d * l;
+        err += wv * e * e;
+        wxl += wv * xv * l;
+        wll += wv * l * l;
+    }
+    Sums s{lane_sum(err), lane_sum(wxl), lane_sum(wll), 0};
+    for (; i < n; ++i) {  // a tail shorter than the lanes
+        const float t = x[i] * inverse;
+        float k = 0, l = ls.first;
+        for (int j = 0; j < ls.steps; ++j)
+            if (t > ls.mid[j]) {
+                k += 1;
+                l += ls.step[j];
+            }
+        index[i] = k;
+        const float e = x[i] - d * l;
+        s.err += w[i] * e * e;
+        s.wxq += w[i] * x[i] * l;
+        s.wqq += w[i] * l * l;
     }
     return s;
 }
@@ -286,8 +342,10 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
     m_out = best_m;
 }
 
-float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
-    const Divider over(d);
+namespace {
+
+float level_codes_divided(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+    const Divider over(d);  // 1 / d overflows: divide, and find the level by bisection
     float err = 0;
     for (int i = 0; i < n; ++i) {
         const float t = over(x[i]);
@@ -304,6 +362,33 @@ float level_codes(const float* x, const float* w, int n, const Levels& levels, f
     return err;
 }
 
+// Level indices and sums for scale d: the vector pass, or division where 1 / d overflows.
+Sums levels_at(const float* x, const float* w, int n, const Levels& levels, float d, float* index) {
+    const float inverse = d != 0 ? 1.0f / d : 0.0f;  // d = 0: every value is 0 / d = 0
+    if (!std::isfinite(inverse)) {
+        uint8_t codes[256];
+        Sums s;
+        s.err = level_codes_divided(x, w, n, levels, d, codes);
+        for (int i = 0; i < n; ++i) {
+            index[i] = codes[i];
+            const float l = levels.value[codes[i]];
+            s.wxq += weight(w, i) * x[i] * l;
+            s.wqq += weight(w, i) * l * l;
+        }
+        return s;
+    }
+    return level_pass(x, w ? w : ones(), n, LevelSteps(levels), d, inverse, index);
+}
+
+}  // namespace
+
+float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+    float k[256];
+    const Sums s = levels_at(x, w, n, levels, d, k);
+    for (int i = 0; i < n; ++i) index[i] = static_cast<uint8_t>(k[i]);
+    return s.err;
+}
+
 float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
     auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
     float xmax = 0;
@@ -313,30 +398,24 @@ float fit_levels(const float* x, const float* w, int n, const Levels& levels, ui
         level_codes(x, w, n, levels, 0.0f, index);
         return 0.0f;
     }
-    uint8_t trial[256];
+    float trial[256];
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
         if (end == 0) continue;
         for (int step = -kDefaultSearch.steps; step <= kDefaultSearch.steps; ++step) {
             float d = stored(xmax / (end * (1.0f + 0.05f * static_cast<float>(step))));
-            float err = level_codes(x, w, n, levels, d, trial);
-            for (int round = 0; ; ++round) {
-                if (err < best_err) {
-                    best_err = err;
+            // Alternate, as fit_symmetric: the levels for d (with their error and sums in one
+            // pass), then the least-squares scale for those levels.
+            for (int round = 0;; ++round) {
+                const Sums s = levels_at(x, w, n, levels, d, trial);
+                if (s.err < best_err) {
+                    best_err = s.err;
                     best_d = d;
                 }
-                if (round == kDefaultSearch.rounds) break;
-                float sxl = 0, sll = 0;
-                for (int i = 0; i < n; ++i) {
-                    const float l = levels.value[trial[i]];
-                    sxl += weight(w, i) * x[i] * l;
-                    sll += weight(w, i) * l * l;
-                }
-                if (sll <= 0) break;
-                const float refit = stored(sxl / sll);
+                if (round == kDefaultSearch.rounds || s.wqq <= 0) break;
+                const float refit = stored(s.wxq / s.wqq);
                 if (refit == d) break;
                 d = refit;
-                err = level_codes(x, w, n, levels, d, trial);
             }
         }
     }
