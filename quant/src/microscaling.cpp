@@ -1,6 +1,7 @@
 // Microscaling formats: FP4 (E2M1) values sharing a power-of-two (E8M0) or small-float
 // (E4M3) scale.
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "bytes.h"
@@ -106,9 +107,17 @@ void quantize_nvfp4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
         for (int s = 0; s < 4; ++s) {
             const float* xs = xb + 16 * s;
             const float ideal = abs_max(xs, 16) / 12.0f;
-            int nearest = 0;  // the UE4M3 byte whose (halved) value is nearest the ideal scale
-            for (int c = 1; c < 0x7f; ++c)
-                if (std::fabs(ue4m3_half(static_cast<uint8_t>(c)) - ideal) < std::fabs(ue4m3_half(static_cast<uint8_t>(nearest)) - ideal)) nearest = c;
+            // The UE4M3 byte whose (halved) value is nearest the ideal scale (the first of two
+            // as near): the values rise with the byte, so bisect a table of them.
+            static const auto kScales = [] {
+                std::array<float, 0x7f> t;
+                for (int c = 0; c < 0x7f; ++c) t[static_cast<size_t>(c)] = ue4m3_half(static_cast<uint8_t>(c));
+                return t;
+            }();
+            const auto above = std::lower_bound(kScales.begin(), kScales.end(), ideal);
+            int nearest = static_cast<int>(above - kScales.begin());
+            if (nearest == 0x7f || (nearest > 0 && ideal - kScales[static_cast<size_t>(nearest - 1)] <= kScales[static_cast<size_t>(nearest)] - ideal))
+                --nearest;
             float scales[5];
             uint8_t bytes[5], index[16];
             for (int k = 0; k < 5; ++k) {
