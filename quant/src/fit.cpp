@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 #include "quant/quant.h"
 
@@ -138,6 +139,7 @@ Sums pass(const float* x, const float* w, int n, float lo, float hi, float d, fl
     }
     return s;
 }
+
 // Nearest codebook level without branches, so that it vectorizes: with the levels sorted,
 // the nearest one's index is the number of midpoints between neighbours that t exceeds (a
 // tie goes to the lower level), and its value is the first level plus the steps passed.
@@ -146,6 +148,7 @@ struct LevelSteps {
     int steps = 0;  // levels - 1
     float first = 0, mid[kMax] = {}, step[kMax] = {};
     explicit LevelSteps(const Levels& l) : steps(l.n - 1), first(l.value[0]) {
+        if (steps > kMax) throw std::logic_error("a codebook of more than 17 levels");
         for (int k = 0; k < steps; ++k) {
             mid[k] = 0.5f * (l.value[k] + l.value[k + 1]);
             step[k] = l.value[k + 1] - l.value[k];
