@@ -167,19 +167,21 @@ TEST_CASE("gguf inspect, human and JSON, succeeds on every reference file and ag
     simdjson::dom::parser parser;
     for (const auto& p : test::gguf_files(ref_path("gguf"))) {
         CAPTURE(p);
-        File f = File::open(p);
+        // A part of a split set is shown as the whole set.
+        Model m = Model::open(p);
+        const File& f = m.first();
         auto text = test::run_gguf("inspect " + test::shell_quote(p.string()));
         CHECK(text.exit_code == 0);
-        CHECK(text.out.find(fmt::format("tensors ({} of {})", f.tensors().size(), f.tensors().size())) != std::string::npos);
+        CHECK(text.out.find(fmt::format("tensors ({} of {})", m.tensors().size(), m.tensors().size())) != std::string::npos);
         auto r = test::run_gguf("inspect --json " + test::shell_quote(p.string()));
         REQUIRE(r.exit_code == 0);
         simdjson::dom::element j;
         REQUIRE(parser.parse(r.out).get(j) == simdjson::SUCCESS);
-        CHECK(uint64_t(j["tensor_count"]) == f.tensors().size());
+        CHECK(uint64_t(j["tensor_count"]) == m.tensors().size());
         CHECK(uint64_t(j["kv_count"]) == f.kvs().size());
-        CHECK(uint64_t(j["size"]) == f.size());
+        CHECK(uint64_t(j["size"]) == m.total_size());
         CHECK(simdjson::dom::array(j["metadata"]).size() == f.kvs().size());
-        CHECK(simdjson::dom::array(j["tensors"]).size() == f.tensors().size());
+        CHECK(simdjson::dom::array(j["tensors"]).size() == m.tensors().size());
     }
 }
 
@@ -190,4 +192,25 @@ TEST_CASE("gguf check finds every reference file sound, tensor data included") {
         CHECK(r.exit_code == 0);
         CHECK(r.out.find(": 0 errors, 0 warnings\n") != std::string::npos);
     }
+}
+
+TEST_CASE("llama-gguf-split's outputs open: both split sets as the model, the merged file (split.count 0) as one file") {
+    Model original = Model::open(ref_path("gguf/llama-quantize/tiny-Q4_K_M.gguf"));
+    for (const char* name : {"gguf/split/tiny-Q4_K_M-t8-00002-of-00003.gguf", "gguf/split/tiny-Q4_K_M-1M-00001-of-00002.gguf",
+                             "gguf/split/tiny-Q4_K_M-t8-merged.gguf"}) {
+        CAPTURE(name);
+        Model m = Model::open(ref_path(name));
+        CHECK(m.is_split() == (std::string_view(name).find("merged") == std::string_view::npos));
+        REQUIRE(m.tensors().size() == original.tensors().size());
+        for (const Model::Tensor& t : original.tensors()) {
+            const Model::Tensor* s = m.find_tensor(t.info->name);
+            REQUIRE(s != nullptr);
+            auto a = original.tensor_data(t), b = m.tensor_data(*s);
+            CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+        }
+    }
+    const File merged = File::open(ref_path("gguf/split/tiny-Q4_K_M-t8-merged.gguf"));
+    const KeyValue* count = merged.find("split.count");
+    REQUIRE(count != nullptr);
+    CHECK(count->value.as_int() == 0);
 }

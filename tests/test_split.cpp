@@ -45,6 +45,28 @@ TEST_CASE("a split set opened from any part is the whole model, with the same te
     }
 }
 
+TEST_CASE("a merged file with split.count 0 (as llama-gguf-split --merge writes) is one model, not a split set") {
+    test::TempDir d;
+    Writer w = fixtures::demo_model();
+    w.write(d / "plain.gguf");
+    const auto n_tensors = static_cast<int32_t>(Model::open(d / "plain.gguf").tensors().size());
+    w.set("split.no", OwnedValue::u16(0));
+    w.set("split.count", OwnedValue::u16(0));
+    w.set("split.tensors.count", OwnedValue::i32(n_tensors));
+    w.write(d / "merged.gguf");
+    Model m = Model::open(d / "merged.gguf");
+    CHECK_FALSE(m.is_split());
+    CHECK(m.tensors().size() == static_cast<size_t>(n_tensors));
+    FaultLog faults;
+    Model lenient = Model::open(d / "merged.gguf", faults);
+    CHECK(faults.empty());
+    // A count of 1 in a plain name is a one-part set, and its keys are still checked.
+    w.set("split.count", OwnedValue::u16(1));
+    w.set("split.no", OwnedValue::u16(1));
+    w.write(d / "one.gguf");
+    CHECK_THROWS_WITH_AS(Model::open(d / "one.gguf"), doctest::Contains("split.no' is 1"), Error);
+}
+
 TEST_CASE("a split set with a missing part is refused, naming the missing file") {
     test::TempDir d;
     auto parts = fixtures::write_demo_split(d.path(), "demo", 3);

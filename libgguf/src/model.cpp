@@ -126,6 +126,12 @@ const Model::Tensor* Model::find_tensor(std::string_view name) const {
     return i < 0 ? nullptr : &tensors_[i];
 }
 
+bool Model::is_split() const {
+    if (parts_.size() > 1) return true;
+    const KeyValue* kv = first().find("split.count");
+    return kv && !(kv->value.is_integer() && kv->value.as_int() == 0);
+}
+
 uint64_t Model::total_size() const {
     uint64_t s = 0;
     for (const File& f : parts_) s += f.size();

@@ -37,7 +37,8 @@ public:
 
     std::span<const File> parts() const { return parts_; }
     const File& first() const { return parts_.front(); }
-    bool is_split() const { return parts_.size() > 1 || first().find("split.count"); }
+    // A file with split.count 0 is not part of a set: llama-gguf-split --merge writes that.
+    bool is_split() const;
 
     // Metadata is the first part's (gguf-split writes the model's keys there).
     std::span<const KeyValue> kvs() const { return first().kvs(); }
