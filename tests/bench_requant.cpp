@@ -22,7 +22,7 @@
 
 #include "fixtures.h"
 #include "gguf/file.h"
-#include "run.h"
+#include "requant/run.h"
 #include "support.h"
 
 namespace {

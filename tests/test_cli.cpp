@@ -274,7 +274,8 @@ TEST_CASE("gguf error refuses unknown types and unreadable files with exit 2") {
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("offset 16") != std::string::npos);
     r = run_gguf("error --type q8_0 --imatrix " + fx()("demo-llama-f16.gguf") + " " + fx()("demo-llama-f16.gguf"));
-    CHECK(r.exit_code == 0);  // a GGUF without in_sum2 tensors is an empty importance matrix
+    CHECK(r.exit_code == 2);  // a model is not an importance matrix
+    CHECK(r.err.find("not an importance matrix") != std::string::npos);
 }
 
 namespace {
@@ -541,4 +542,122 @@ TEST_CASE("gguf requant on a disk that fills up says so and leaves no file") {
     size_t files = 0;
     for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.path().filename() != "err";
     CHECK(files == 0);
+}
+
+TEST_CASE("a mistyped command names itself and the closest command; gguf help CMD shows that command's help") {
+    auto r = run_gguf("inspectt x.gguf");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'inspectt' is not a 'gguf' command. Did you mean 'inspect'?") != std::string::npos);
+    r = run_gguf("imatrix shwo x.dat");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'shwo' is not a 'gguf imatrix' command. Did you mean 'show'?") != std::string::npos);
+    r = run_gguf("frobnicate");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("The commands are: inspect, error, check, requant, imatrix") != std::string::npos);
+    r = run_gguf("help requant");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("--imatrix") != std::string::npos);
+    r = run_gguf("help");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("requant") != std::string::npos);
+    // A usage error points at the subcommand's own help.
+    r = run_gguf("check --threads -1 x.gguf");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'-1' is not a thread count") != std::string::npos);
+    CHECK(r.err.find("Run 'gguf check --help'") != std::string::npos);
+    r = run_gguf("requant " + fx()("demo-llama-f16.gguf") + " --override-kv x.y=bool:maybe --type Q8_0 --dry-run");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'maybe' is not a valid bool (true or false)") != std::string::npos);
+    r = run_gguf("error " + fx()("demo-llama-f16.gguf") + " --type Q4_K_M");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("q4_K") != std::string::npos);  // lists the valid types
+}
+
+TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], numeric file type ids, Q4_K for Q4_K_M") {
+    test::TempDir dir;
+    gguf::fixtures::DemoOptions wide;  // rows of whole 256-blocks: no fallback
+    wide.n_embd = 256;
+    wide.n_ff = 512;
+    gguf::fixtures::demo_model(wide).write(dir / "wide.gguf");
+    const std::string in = shell_quote((dir / "wide.gguf").string());
+    auto types = [](const std::filesystem::path& p) {
+        std::map<std::string, gguf::TypeId> t;
+        const gguf::File f = gguf::File::open(p);
+        for (const gguf::TensorInfo& i : f.tensors()) t[std::string(i.name)] = i.type;
+        return t;
+    };
+    auto r = run_gguf("requant " + in + " " + shell_quote((dir / "a.gguf").string()) + " Q4_K_M 2");
+    REQUIRE(r.exit_code == 0);
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "b.gguf").string()) + " 15");
+    REQUIRE(r.exit_code == 0);
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "c.gguf").string()) + " --type q4_k");
+    REQUIRE(r.exit_code == 0);
+    CHECK(types(dir / "a.gguf") == types(dir / "b.gguf"));
+    CHECK(types(dir / "a.gguf") == types(dir / "c.gguf"));
+    CHECK(types(dir / "a.gguf").at("output.weight") == gguf::TypeId::Q6_K);
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "d.gguf").string()) + " Q4_K --pure");
+    REQUIRE(r.exit_code == 0);
+    CHECK(types(dir / "d.gguf").at("output.weight") == gguf::TypeId::Q4_K);
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "e.gguf").string()) + " Q8_0 --type Q4_0");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("given twice") != std::string::npos);
+
+    r = run_gguf("requant --list");
+    CHECK(r.out.find("Q4_K          15  q4_K      4.50  alias of Q4_K_M") != std::string::npos);
+    CHECK(r.out.find("IQ2_S         28  iq2_xs    2.31") != std::string::npos);  // the base's bpw, and nothing that disagrees
+    r = run_gguf("requant --help");
+    CHECK(r.out.find("REQUIRED") != std::string::npos);
+    CHECK(r.out.find("one per core") != std::string::npos);
+    r = run_gguf("requant " + in + " --type Q8_0 --dry-run");
+    CHECK(r.out.rfind("tensor ", 0) == 0);  // the table has a header
+}
+
+TEST_CASE("importance-matrix inputs: a model, a directory, a text file and OUT = IN are refused with the path and the reason") {
+    test::TempDir dir;
+    const std::string model = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("imatrix show " + model);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("demo-llama-f16.gguf: not an importance matrix") != std::string::npos);
+    r = run_gguf("requant " + model + " " + shell_quote((dir / "o.gguf").string()) + " --type Q8_0 --imatrix " + model);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("not an importance matrix") != std::string::npos);
+    r = run_gguf("imatrix show " + shell_quote(dir.path().string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("is a directory") != std::string::npos);
+    std::ofstream(dir / "notes.txt") << "this is a text file, not an importance matrix\n";
+    r = run_gguf("imatrix show " + shell_quote((dir / "notes.txt").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("notes.txt: offset 0: not an importance matrix") != std::string::npos);
+
+    quant::ImportanceMatrix m;
+    m.set("blk.99.ffn_up.weight", quant::ImatrixEntry{{1.0f, 2.0f}, {1.0f}});
+    m.chunk_size = 64;
+    m.save(dir / "im.gguf", quant::ImatrixFormat::Gguf);
+    const auto before = test::read_bytes(dir / "im.gguf");
+    const std::string im = shell_quote((dir / "im.gguf").string());
+    r = run_gguf("imatrix merge " + im + " " + im + " " + im);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("would replace the input") != std::string::npos);
+    r = run_gguf("imatrix convert " + im + " " + im);
+    CHECK(r.exit_code == 2);
+    CHECK(test::read_bytes(dir / "im.gguf") == before);
+    // No entry matches the model: said plainly, besides the per-entry warnings.
+    r = run_gguf("requant " + model + " --type Q8_0 --imatrix " + im + " --dry-run");
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("none of the importance matrix's 1 entries matches a tensor of the model") != std::string::npos);
+}
+
+TEST_CASE("requant names the tensor holding a value it cannot quantize") {
+    test::TempDir dir;
+    gguf::Writer w;
+    w.set("general.architecture", gguf::OwnedValue::string("llama"));
+    std::vector<float> values(64 * 4, 0.5f);
+    values[3 * 64 + 5] = std::nanf("");
+    const auto* bytes = reinterpret_cast<const uint8_t*>(values.data());
+    w.add_tensor("blk.0.ffn_up.weight", gguf::TypeId::F32, {64, 4}, std::span<const uint8_t>(bytes, values.size() * 4));
+    w.write(dir / "nan.gguf");
+    auto r = run_gguf("requant " + shell_quote((dir / "nan.gguf").string()) + " " + shell_quote((dir / "o.gguf").string()) + " --type F16");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("tensor 'blk.0.ffn_up.weight', row 3, column 5: nan cannot be quantized") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir / "o.gguf"));
 }

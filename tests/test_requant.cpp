@@ -10,8 +10,8 @@
 #include "fixtures.h"
 #include "gguf/check.h"
 #include "gguf/writer.h"
-#include "plan.h"
-#include "run.h"
+#include "requant/plan.h"
+#include "requant/run.h"
 #include "support.h"
 
 using namespace gguf;
@@ -201,7 +201,31 @@ TEST_CASE("the user's choices: --tensor-type (first match), --pure, --leave-outp
     out.output_type = TypeId::Q5_K;
     CHECK(types_of(synthetic({}), out, "Q4_0").at("output.weight") == "q5_K");
     CHECK(types_of(synthetic({}), {}, "COPY").at(layer(0, "attn_v")) == "f16");
-    CHECK(types_of(synthetic({}), {}, "Q4_K").at(layer(0, "attn_v")) == "q4_K");  // a plain type: no rules
+    // As in llama-quantize, Q4_K is Q4_K_M (and 15 its file type id); q4_K throughout is --pure.
+    CHECK(types_of(synthetic({}), {}, "Q4_K") == types_of(synthetic({}), {}, "Q4_K_M"));
+    CHECK(types_of(synthetic({}), {}, "15") == types_of(synthetic({}), {}, "Q4_K_M"));
+    CHECK(types_of(synthetic({}), {}, "Q4_K").at("output.weight") == "q6_K");
+    CHECK(types_of(synthetic({}), pure, "Q4_K").at("output.weight") == "q4_K");
+}
+
+TEST_CASE("targets derive from the file type table: every live mix by name and id, llama-quantize's aliases, COPY") {
+    for (const FileTypeInfo& f : all_file_types()) {
+        CAPTURE(f.name);
+        const requant::Target* by_name = requant::find_target(f.name);
+        const requant::Target* by_id = requant::find_target(std::to_string(static_cast<uint32_t>(f.id)));
+        CHECK((by_name == nullptr) == f.retired);
+        CHECK(by_name == by_id);
+        if (by_name) {
+            CHECK(by_name->file_type == static_cast<uint32_t>(f.id));
+            CHECK(by_name->base == f.base);
+        }
+    }
+    CHECK(requant::find_target("q5_k")->file_type == static_cast<uint32_t>(FileType::Q5_K_M));
+    CHECK(requant::find_target("Q3_K")->file_type == static_cast<uint32_t>(FileType::Q3_K_M));
+    CHECK(requant::find_target("COPY")->copy);
+    CHECK(requant::find_target("99") == nullptr);
+    CHECK(requant::find_target("4") == nullptr);  // retired
+    CHECK(requant::find_target("") == nullptr);
 }
 
 TEST_CASE("requantize refuses what llama.cpp refuses and leaves nothing behind when it fails or is cancelled") {

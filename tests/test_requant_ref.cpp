@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 
 #include "gguf/model.h"
-#include "plan.h"
-#include "run.h"
+#include "requant/plan.h"
+#include "requant/run.h"
 #include "support.h"
 
 using namespace gguf;

@@ -7,13 +7,14 @@
 
 using namespace gguf;
 
-TEST_CASE("type table: every id from 0 to 42 is present, in id order") {
-    REQUIRE(all_types().size() == 43);
-    for (uint32_t i = 0; i < 43; ++i) {
+TEST_CASE("type table: every id from 0 to the last (Q2_0) is present, in id order") {
+    REQUIRE(all_types().size() == kTypeCount);
+    CHECK(kTypeCount == static_cast<uint32_t>(TypeId::Q2_0) + 1);
+    for (uint32_t i = 0; i < kTypeCount; ++i) {
         REQUIRE(find_type(i) != nullptr);
         CHECK(static_cast<uint32_t>(find_type(i)->id) == i);
     }
-    CHECK(find_type(43) == nullptr);
+    CHECK(find_type(kTypeCount) == nullptr);
     CHECK(find_type(0xffffffffu) == nullptr);
 }
 
@@ -50,4 +51,27 @@ TEST_CASE("general.file_type ids decode to llama.cpp's names") {
     CHECK(file_type_name(34) == "MOSTLY_Q4_0_4_8 (retired)");
     CHECK(file_type_name(1024 + 15) == "MOSTLY_Q4_K_M (guessed)");
     CHECK(file_type_name(99) == "unknown (99)");
+}
+
+TEST_CASE("bits per weight and tensor bytes come from the table") {
+    CHECK(bits_per_weight(TypeId::Q4_0) == 4.5);
+    CHECK(bits_per_weight(TypeId::Q4_K) == 4.5);
+    CHECK(bits_per_weight(TypeId::F16) == 16.0);
+    CHECK(bits_per_weight(TypeId::IQ2_XS) == doctest::Approx(2.3125));
+    CHECK(tensor_bytes(TypeId::Q8_0, 64) == 68);
+    CHECK(tensor_bytes(TypeId::F32, 10) == 40);
+    static_assert(type_info(TypeId::Q6_K).type_size == 210, "the table is usable in constant expressions");
+}
+
+TEST_CASE("file type table: indexed by id, named as llama-quantize names the mixes, with each mix's base type") {
+    for (uint32_t i = 0; i < all_file_types().size(); ++i) CHECK(static_cast<uint32_t>(all_file_types()[i].id) == i);
+    CHECK(find_file_type(15)->name == "Q4_K_M");
+    CHECK(find_file_type(15)->base == TypeId::Q4_K);
+    CHECK(find_file_type(28)->base == TypeId::IQ2_XS);  // IQ2_S is built on iq2_xs
+    CHECK(find_file_type(15 | kFileTypeGuessed)->name == "Q4_K_M");
+    CHECK(find_file_type(42) == nullptr);
+    CHECK(file_type_from_name("q4_k_m") == FileType::Q4_K_M);
+    CHECK_FALSE(file_type_from_name("Q4_2").has_value());  // retired
+    for (const FileTypeInfo& f : all_file_types())
+        if (!f.retired) CHECK_FALSE(type_info(f.base).retired);
 }

@@ -11,6 +11,7 @@
 #include "gguf/check.h"
 #include "gguf/model.h"
 #include "json.h"
+#include "options.h"
 #include "quant/check.h"
 
 namespace gguf::tools {
@@ -77,7 +78,7 @@ int run_check(const CheckOptions& o) {
     for (Finding& f : check_metadata(m)) findings.push_back(std::move(f));
     for (const File& f : m.parts()) check_layout(f, findings);
     if (!o.no_data) {
-        const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        const int threads = quant::thread_count(o.threads);
         for (const Model::Tensor& t : m.tensors()) check_tensor(m, t, threads, findings);
     }
     std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) { return a.severity < b.severity; });
@@ -118,7 +119,7 @@ void add_check(CLI::App& app, std::function<int()>& run) {
     c->add_flag("--json", o->json, "Print JSON");
     c->add_flag("--no-data", o->no_data, "Check the structure only, not the tensor data");
     c->add_option("--max-findings", o->max_findings, "List at most N findings (counts stay exact)")->check(CLI::NonNegativeNumber);
-    c->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    add_threads_option(c, o->threads);
     c->callback([o, &run] { run = [o] { return run_check(*o); }; });
 }
 

@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "gguf/model.h"
+#include "gguf/file_type.h"
 #include "json.h"
+#include "options.h"
 #include "quant/error_stats.h"
 #include "quant/imatrix.h"
 #include "text.h"
@@ -39,11 +41,6 @@ struct Skipped {
     std::string name;
     std::string reason;
 };
-
-double bits_per_weight(TypeId t) {
-    const TypeInfo& i = type_info(t);
-    return 8.0 * i.type_size / i.block_size;
-}
 
 // Why `t` cannot be re-quantized to `target`, or empty.
 std::string obstacle(const Model::Tensor& t, TypeId target, const std::vector<float>* weights) {
@@ -103,10 +100,23 @@ void print_json(const ErrorOptions& o, TypeId target, const std::vector<Row>& ro
     std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
+// For a mix's name (Q4_K_M), what to give instead: its base type.
+std::string mix_hint(const std::string& name) {
+    const std::optional<FileType> mix = file_type_from_name(name);
+    if (!mix) return "";
+    const TypeInfo& base = type_info(find_file_type(static_cast<uint32_t>(*mix))->base);
+    return fmt::format(" ({} is one of llama.cpp's mixes of types; its base type is {})", name, base.name);
+}
+
 int run_error(const ErrorOptions& o) {
     const std::optional<TypeId> target = type_from_name(o.type);
-    if (!target || !quant::can_quantize(*target))
-        throw CLI::ValidationError("--type", fmt::format("'{}' is not a type ggufkit can quantize to", o.type));
+    if (!target || !quant::can_quantize(*target)) {
+        std::string valid;
+        for (const TypeInfo& t : all_types())
+            if (quant::can_quantize(t.id)) valid += (valid.empty() ? "" : ", ") + std::string(t.name);
+        throw CLI::ValidationError("--type", fmt::format("'{}' is not a type ggufkit can quantize to; one of: {}{}", o.type, valid,
+                                                         mix_hint(o.type)));
+    }
     std::optional<std::regex> filter;
     if (o.tensors) {
         try {
@@ -118,7 +128,7 @@ int run_error(const ErrorOptions& o) {
     const Model model = Model::open(o.path);
     std::optional<quant::ImportanceMatrix> imatrix;
     if (o.imatrix) imatrix = quant::ImportanceMatrix::load(*o.imatrix);
-    const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = quant::thread_count(o.threads);
     const bool progress = !o.json && ::isatty(STDERR_FILENO);
 
     std::vector<Row> rows;
@@ -159,7 +169,7 @@ void add_error(CLI::App& app, std::function<int()>& run) {
     c->add_option("--type,-t", o->type, "Target tensor type, e.g. q4_K, q8_0, iq4_xs")->required();
     c->add_option("--tensor", o->tensors, "Only tensors whose names match this regular expression");
     c->add_option("--imatrix", o->imatrix, "Importance matrix: llama.cpp's GGUF format (NAME.in_sum2, NAME.counts) or its legacy .dat");
-    c->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    add_threads_option(c, o->threads);
     c->add_flag("--json", o->json, "Print JSON");
     c->callback([o, &run] { run = [o] { return run_error(*o); }; });
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <numeric>
 
+#include "gguf/error.h"
 #include "json.h"
 #include "quant/imatrix.h"
 
@@ -117,6 +118,7 @@ struct ConvertOptions {
 };
 
 int run_convert(const ConvertOptions& o) {
+    refuse_overwrite(o.out, o.in);
     const ImportanceMatrix m = ImportanceMatrix::load(o.in, o.chunk_size);
     const ImatrixFormat to = format_for(o.out, o.format);
     m.save(o.out, to);
@@ -125,6 +127,7 @@ int run_convert(const ConvertOptions& o) {
 }
 
 int run_merge(const ConvertOptions& o) {
+    for (const std::string& in : o.inputs) refuse_overwrite(o.out, in);
     ImportanceMatrix merged;
     for (const std::string& in : o.inputs) {
         const ImportanceMatrix m = ImportanceMatrix::load(in, o.chunk_size);

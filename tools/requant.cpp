@@ -11,7 +11,9 @@
 
 #include "gguf/model.h"
 #include "json.h"
-#include "run.h"
+#include "options.h"
+#include "quant/quant.h"
+#include "requant/run.h"
 #include "text.h"
 
 namespace gguf::tools {
@@ -20,6 +22,8 @@ namespace {
 
 struct RequantOptions {
     std::string input, output, type;
+    std::string positional_type;            // llama-quantize's form: IN OUT TYPE [NTHREADS]
+    std::optional<int> positional_threads;
     std::optional<std::string> imatrix, output_type, token_embd_type;
     std::vector<std::string> include, exclude, tensor_types, overrides;
     bool list = false, pure = false, leave_output = false, allow_requantize = false, keep_split = false;
@@ -69,19 +73,24 @@ std::pair<std::string, OwnedValue> parse_override(const std::string& s) {
             return {key, OwnedValue::f32(v)};
         }
     } catch (const std::exception&) {
-        throw CLI::ValidationError("--override-kv", fmt::format("'{}': '{}' is not a valid {} (ints: 0 to 4294967295)", s, value, type));
+        const char* expected = type == "bool" ? "true or false" : type == "int" ? "a whole number from 0 to 4294967295" : "a number";
+        throw CLI::ValidationError("--override-kv", fmt::format("'{}': '{}' is not a valid {} ({})", s, value, type, expected));
     }
     throw CLI::ValidationError("--override-kv", fmt::format("'{}': type '{}' is not int, float, bool or str", s, type));
 }
 
 int list_targets() {
-    std::string out = "Targets for --type (case-insensitive):\n";
+    std::string out = fmt::format("Targets for --type (or TYPE after OUT), case-insensitive; llama.cpp's file type id works too:\n"
+                                  "  {:<10} {:>5}  {:<8} {:>5}  {}\n", "name", "ftype", "base", "bpw", "what it holds");
     for (const requant::Target& t : requant::targets()) {
+        if (t.copy) {
+            out += fmt::format("  {:<10} {:>5}  {:<8} {:>5}  {}\n", t.name, "input", "-", "-", t.note);
+            continue;
+        }
         const TypeInfo& base = type_info(t.base);
-        const std::string bpw = t.copy ? "" : fmt::format("{:.2f}", 8.0 * base.type_size / base.block_size);
-        out += fmt::format("  {:<10} {:>5} bpw base  ftype {:>2}  {}\n", t.name, bpw, t.copy ? 0 : t.file_type, t.note);
+        out += fmt::format("  {:<10} {:>5}  {:<8} {:>5.2f}  {}\n", t.name, t.file_type, base.name, bits_per_weight(base.id), t.note);
     }
-    out += "bpw: bits per weight of the base type; mixes give some tensors more.\n";
+    out += "bpw: bits per weight of the base type; a mix gives some tensors more (--dry-run shows the total).\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
 }
@@ -95,7 +104,7 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
         for (const requant::TensorPlan& t : p.plan) {
             const TensorInfo& i = *t.tensor->info;
             j.begin_object().field("name", i.name).field("from", type_info(t.from).name).field("to", type_info(t.to).name)
-                .field("bytes_in", i.n_bytes).field("bytes_out", i.n_elements / type_info(t.to).block_size * type_info(t.to).type_size);
+                .field("bytes_in", i.n_bytes).field("bytes_out", tensor_bytes(t.to, i.n_elements));
             if (!t.fallback.empty()) j.field("fallback", t.fallback);
             j.end_object();
         }
@@ -107,10 +116,10 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
         std::fwrite(s.data(), 1, s.size(), stdout);
         return;
     }
-    std::string out;
+    std::string out = fmt::format("{:<40} {:<22} {:>7}    {:<7} {:>10}    {:>10}\n", "tensor", "shape", "from", "to", "bytes", "after");
     for (const requant::TensorPlan& t : p.plan) {
         const TensorInfo& i = *t.tensor->info;
-        const uint64_t after = i.n_elements / type_info(t.to).block_size * type_info(t.to).type_size;
+        const uint64_t after = tensor_bytes(t.to, i.n_elements);
         out += fmt::format("{:<40} {:<22} {:>7} -> {:<7} {:>10} -> {:>10}{}\n", i.name, shape_text(i), type_info(t.from).name,
                            type_info(t.to).name, human_bytes(i.n_bytes), human_bytes(after), t.fallback.empty() ? "" : "  (" + t.fallback + ")");
     }
@@ -144,10 +153,16 @@ private:
 int run_requant(const RequantOptions& o) {
     if (o.list) return list_targets();
     if (o.input.empty()) throw CLI::ValidationError("input", "an input file is required");
-    if (o.type.empty()) throw CLI::ValidationError("--type", "required (gguf requant --list shows the choices)");
+    std::string type = o.type;
+    if (!o.positional_type.empty()) {
+        if (!type.empty() && type != o.positional_type)
+            throw CLI::ValidationError("--type", fmt::format("given twice: --type {} and {} after the files", type, o.positional_type));
+        type = o.positional_type;
+    }
+    if (type.empty()) throw CLI::ValidationError("--type", "required (gguf requant --list shows the choices)");
     requant::RunOptions r;
-    r.plan.target = requant::find_target(o.type);
-    if (!r.plan.target) throw CLI::ValidationError("--type", fmt::format("'{}' is not a type or mix (gguf requant --list)", o.type));
+    r.plan.target = requant::find_target(type);
+    if (!r.plan.target) throw CLI::ValidationError("--type", fmt::format("'{}' is not a type or mix (gguf requant --list)", type));
     r.plan.pure = o.pure;
     r.plan.leave_output = o.leave_output;
     if (o.output_type) r.plan.output_type = parse_type("--output-tensor-type", *o.output_type);
@@ -163,7 +178,9 @@ int run_requant(const RequantOptions& o) {
     for (const std::string& s : o.exclude) r.exclude_weights.push_back(parse_regex("--exclude-weights", s));
     for (const std::string& s : o.overrides) r.overrides.push_back(parse_override(s));
     r.allow_requantize = o.allow_requantize;
-    r.threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (o.positional_threads && o.threads && *o.positional_threads != o.threads)
+        throw CLI::ValidationError("--threads", fmt::format("given twice: --threads {} and {} after the type", o.threads, *o.positional_threads));
+    r.threads = quant::thread_count(o.positional_threads ? *o.positional_threads : o.threads);
     r.keep_split = o.keep_split;
 
     if (o.dry_run) {
@@ -204,10 +221,18 @@ int run_requant(const RequantOptions& o) {
 
 void add_requant(CLI::App& app, std::function<int()>& run) {
     auto o = std::make_shared<RequantOptions>();
-    CLI::App* c = app.add_subcommand("requant", "Re-quantize a model to a tensor type or one of llama.cpp's mixes (Q4_K_M, ...)");
+    CLI::App* c = app.add_subcommand("requant", "Re-quantize a model to a tensor type or one of llama.cpp's mixes (Q4_K_M, ...)\n"
+                                               "  gguf requant IN OUT --type TYPE [OPTIONS]\n"
+                                               "  gguf requant [OPTIONS] IN OUT TYPE [NTHREADS]   (llama-quantize's order)\n"
+                                               "  gguf requant IN --type TYPE --dry-run [--json]\n"
+                                               "  gguf requant --list");
     c->add_option("input", o->input, "GGUF model, or any part of a split set");
     c->add_option("output", o->output, "Where to write the result (a temporary file is renamed into place when complete)");
-    c->add_option("--type,-t", o->type, "Target: a mix such as Q4_K_M or IQ4_XS, a type, F16, BF16, F32 or COPY (--list)");
+    c->add_option("TYPE", o->positional_type, "The target, as llama-quantize takes it after the files (same as --type)");
+    c->add_option("NTHREADS", o->positional_threads, "Threads, as llama-quantize takes them after TYPE (same as --threads)")
+        ->check(CLI::Range(0, 4096));
+    c->add_option("--type,-t", o->type, "REQUIRED (here or as TYPE): a mix such as Q4_K_M or IQ4_XS, a type, F16, BF16, F32, "
+                                        "COPY, or llama.cpp's file type id (--list)");
     c->add_flag("--list", o->list, "List the targets with their bits per weight");
     c->add_option("--imatrix", o->imatrix, "Importance matrix: llama.cpp's GGUF format, or its legacy .dat (chunk size 512 assumed)");
     c->add_option("--include-weights", o->include, "Use the importance matrix only for tensors matching REGEX (repeatable)");
@@ -220,7 +245,7 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
     c->add_flag("--allow-requantize", o->allow_requantize, "Allow converting tensors that are already quantized");
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
     c->add_flag("--keep-split", o->keep_split, "A split input becomes a split set with the same parts: OUT-00001-of-0000N.gguf, ...");
-    c->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    add_threads_option(c, o->threads);
     c->add_flag("--dry-run", o->dry_run, "Print the plan (per tensor: old type, new type, bytes) and totals; write nothing");
     c->add_flag("--json", o->json, "With --dry-run: print the plan as JSON");
     c->add_flag("--quiet,-q", o->quiet, "No progress line and no summary");

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -50,8 +51,19 @@ uint32_t chunks_from_counts(const std::map<std::string, ImatrixEntry, std::less<
     return chunk_size ? static_cast<uint32_t>(static_cast<uint64_t>(most) / chunk_size) : 0;
 }
 
+// A GGUF importance matrix says so (general.type "imatrix") or at least holds *.in_sum2
+// tensors; a model file does neither.
+bool is_imatrix_gguf(const gguf::File& f) {
+    if (const gguf::KeyValue* t = f.find("general.type"); t && t->value.type() == gguf::ValueType::String && t->value.str() == "imatrix")
+        return true;
+    return std::any_of(f.tensors().begin(), f.tensors().end(), [](const gguf::TensorInfo& t) { return t.name.ends_with(kSums); });
+}
+
 ImportanceMatrix load_gguf(const std::filesystem::path& path) {
     const gguf::File f = gguf::File::open(path);
+    if (!is_imatrix_gguf(f))
+        throw gguf::Error(f.path(), std::nullopt,
+                          fmt::format("not an importance matrix: no general.type 'imatrix' and no '*{}' tensors (a model file?)", kSums));
     if (f.big_endian()) throw gguf::Error(f.path(), std::nullopt, "big-endian importance files are not supported");
     ImportanceMatrix m;
     m.format = ImatrixFormat::Gguf;
@@ -109,8 +121,12 @@ ImportanceMatrix load_legacy(const std::filesystem::path& path, const std::vecto
     ImportanceMatrix m;
     m.format = ImatrixFormat::Legacy;
     m.chunk_size = chunk_size;
+    // Each entry takes at least 17 bytes (three counts, a name, a value): a count that cannot
+    // fit is some other kind of file, not a damaged importance matrix.
     const int32_t n = r.i32("the entry count");
-    if (n < 1) throw gguf::Error(file, 0, fmt::format("entry count {}: not an importance matrix", n));
+    if (n < 1 || static_cast<uint64_t>(n) * 17 > bytes.size())
+        throw gguf::Error(file, 0, fmt::format("not an importance matrix: neither GGUF nor llama.cpp's legacy format (its first 4 bytes, "
+                                               "the entry count, read {} in a file of {} bytes)", n, bytes.size()));
     for (int32_t i = 0; i < n; ++i) {
         const size_t entry_at = r.at;
         std::string name = r.text(r.i32("the name length of an entry"), fmt::format("the name of entry {}", i));
@@ -173,8 +189,10 @@ std::vector<float> ImatrixEntry::importance() const {
 }
 
 ImportanceMatrix ImportanceMatrix::load(const std::filesystem::path& path, uint32_t legacy_chunk_size) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) throw gguf::Error(path.string(), std::nullopt, "is a directory, not an importance matrix");
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw gguf::Error(path.string(), std::nullopt, "cannot open the file");
+    if (!in) throw gguf::Error(path.string(), std::nullopt, fmt::format("cannot open the file: {}", std::strerror(errno)));
     char magic[4] = {};
     in.read(magic, 4);
     if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return load_gguf(path);

@@ -88,6 +88,10 @@ void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, 
     }
 }
 
+int thread_count(int requested) {
+    return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 void for_each_row_range(int64_t n_rows, int threads, const std::function<void(int64_t, int64_t)>& fn) {
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n_rows));
     if (parts == 1) {

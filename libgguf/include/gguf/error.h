@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -24,5 +25,9 @@ private:
     std::optional<uint64_t> offset_;
     std::string message_;
 };
+
+// Throws Error naming `output` when writing it would replace `input` (the same path, or
+// another name of the same file): an input is never overwritten.
+void refuse_overwrite(const std::filesystem::path& output, const std::filesystem::path& input);
 
 }  // namespace gguf

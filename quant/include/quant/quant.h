@@ -75,6 +75,9 @@ bool needs_importance(TypeId type);
 void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, const float* importance,
               std::span<uint8_t> dst, int64_t first_row = 0);
 
+// The number of threads to use for a request: `requested` when positive, else one per core.
+int thread_count(int requested);
+
 // Calls fn(begin, end) on contiguous ranges that cover [0, n_rows), on up to `threads`
 // threads at once (the calling thread among them); rethrows the first exception thrown.
 void for_each_row_range(int64_t n_rows, int threads, const std::function<void(int64_t begin, int64_t end)>& fn);

@@ -1,4 +1,4 @@
-#include "run.h"
+#include "requant/run.h"
 
 #include <fmt/format.h>
 
@@ -53,7 +53,7 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         p.summary.tensors++;
         p.summary.elements += info.n_elements;
         p.summary.bytes_in += info.n_bytes;
-        p.summary.bytes_out += info.n_elements / type_info(t.to).block_size * type_info(t.to).type_size;
+        p.summary.bytes_out += tensor_bytes(t.to, info.n_elements);
         if (!t.fallback.empty()) p.summary.fallbacks++;
         if (!t.convert()) continue;
         p.summary.converted++;
@@ -76,10 +76,18 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
             throw std::runtime_error(fmt::format("tensor '{}' becomes {}, which needs an importance matrix{}", info.name, to,
                                                  im ? " entry for it, and the matrix has none" : " (--imatrix FILE)"));
     }
-    if (im)
+    if (im) {
+        size_t unused = 0;
         for (const auto& [name, entry] : im->entries())
-            if (!m.find_tensor(name))
+            if (!m.find_tensor(name)) {
+                ++unused;
                 p.summary.warnings.push_back(fmt::format("the importance matrix's entry '{}' matches no tensor of the model; it is not used", name));
+            }
+        if (unused == im->size())
+            p.summary.warnings.insert(p.summary.warnings.begin(),
+                                      fmt::format("none of the importance matrix's {} entries matches a tensor of the model: it was made for "
+                                                  "another model, and no tensor uses it", im->size()));
+    }
     return p;
 }
 
@@ -131,17 +139,21 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
         const float* w = weights ? weights->data() + expert * n_per_row : nullptr;
         const std::span<uint8_t> buffer(ws.bytes(static_cast<int>(k % 2), static_cast<size_t>(chunk) * dst_row), static_cast<size_t>(n) * dst_row);
         const auto input = src.subspan(static_cast<size_t>(row * src_row), static_cast<size_t>(n) * src_row);
-        quant::for_each_row_range(n, o.threads, [&](int64_t begin, int64_t end) {
-            // A few rows at a time, so that the floats are read back while still in cache.
-            const int64_t group = std::max<int64_t>(1, kCachedValues / n_per_row);
-            for (int64_t b = begin; b < end; b += group) {
-                const int64_t e = std::min(end, b + group);
-                const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
-                quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
-                quant::quantize(t.to, fb.data(), e - b, n_per_row, w,
-                                buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b);
-            }
-        });
+        try {
+            quant::for_each_row_range(n, o.threads, [&](int64_t begin, int64_t end) {
+                // A few rows at a time, so that the floats are read back while still in cache.
+                const int64_t group = std::max<int64_t>(1, kCachedValues / n_per_row);
+                for (int64_t b = begin; b < end; b += group) {
+                    const int64_t e = std::min(end, b + group);
+                    const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
+                    quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
+                    quant::quantize(t.to, fb.data(), e - b, n_per_row, w,
+                                    buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b);
+                }
+            });
+        } catch (const std::invalid_argument& e) {  // a value that cannot be quantized: say where
+            throw std::runtime_error(fmt::format("tensor '{}', {}", info.name, e.what()));
+        }
         release_pages(input);
         if (writing.valid()) writing.get();  // rethrows a failed write (a full disk)
         writing = std::async(std::launch::async, [&out, buffer] { out.write(buffer); });
@@ -174,9 +186,7 @@ Prepared prepare(const Model& m, const RunOptions& o) {
 
 Summary requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
                    const std::function<void(const Progress&)>& progress) {
-    std::error_code ec;
-    if (in == out || std::filesystem::equivalent(in, out, ec))
-        throw std::runtime_error(fmt::format("{}: the output would replace the input; name another file", out.string()));
+    refuse_overwrite(out, in);
     const Model m = Model::open(in);
     std::optional<quant::ImportanceMatrix> im;
     if (o.imatrix) im = quant::ImportanceMatrix::load(*o.imatrix);
@@ -249,17 +259,14 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
     std::string prefix = out.string();
     if (prefix.ends_with(".gguf")) prefix.resize(prefix.size() - 5);
     const SplitName names{prefix, 0, parts};
-    for (uint32_t i = 0; i < parts; ++i) {
-        const std::filesystem::path path = names.path_of(i + 1);
-        if (std::filesystem::equivalent(path, m.parts()[i].path(), ec))
-            throw std::runtime_error(fmt::format("{}: the output would replace an input part; name another file", path.string()));
-    }
+    for (uint32_t i = 0; i < parts; ++i) refuse_overwrite(names.path_of(i + 1), m.parts()[i].path());
     try {
         for (uint32_t i = 0; i < parts; ++i) {
             writers[i].write(names.path_of(i + 1));  // each part complete before it appears
             summary.outputs.push_back(names.path_of(i + 1));
         }
     } catch (...) {
+        std::error_code ec;
         for (const auto& written : summary.outputs) std::filesystem::remove(written, ec);  // all parts or none
         throw;
     }

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gguf/file_type.h"
 #include "gguf/model.h"
 #include "gguf/types.h"
 
@@ -26,10 +27,11 @@ struct Target {
     std::string_view note;  // for --list
 };
 
-// Every target: llama.cpp's named mixes first, then the storage types without a mix of their
-// own (quantized uniformly, like --pure), then COPY.
+// Every target: llama.cpp's mixes in file type order (derived from libgguf's file type
+// table), llama-quantize's aliases (Q4_K for Q4_K_M ...), MXFP4 (mxfp4 throughout), COPY.
 std::span<const Target> targets();
-// Case-insensitive; nullptr when nothing has that name.
+// By name, case-insensitive, or by llama.cpp's file type id ("15" is Q4_K_M); nullptr when
+// nothing has that name.
 const Target* find_target(std::string_view name);
 
 struct Options {

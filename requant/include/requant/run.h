@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "gguf/value.h"
-#include "plan.h"
+#include "requant/plan.h"
 
 namespace gguf::requant {
 

@@ -1,4 +1,4 @@
-#include "plan.h"
+#include "requant/plan.h"
 
 #include <fmt/format.h>
 
@@ -12,63 +12,11 @@ namespace gguf::requant {
 
 namespace {
 
-// llama.cpp's file type ids (general.file_type), the mixes the rules are written for.
-enum Mix : uint32_t {
-    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9, Q2_K = 10, Q3_K_S = 11, Q3_K_M = 12,
-    Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15, Q5_K_S = 16, Q5_K_M = 17, Q6_K = 18, IQ2_XXS = 19, IQ2_XS = 20,
-    Q2_K_S = 21, IQ3_XS = 22, IQ3_XXS = 23, IQ1_S = 24, IQ4_NL = 25, IQ3_S = 26, IQ3_M = 27, IQ2_S = 28,
-    IQ2_M = 29, IQ4_XS = 30, IQ1_M = 31, BF16 = 32, TQ1_0 = 36, TQ2_0 = 37, MXFP4_MOE = 38, NVFP4 = 39,
-    Q1_0 = 40, Q2_0 = 41,
-};
+// The mixes the rules name: llama.cpp's file type ids (general.file_type), from libgguf's table.
+using enum FileType;
 
 using T = TypeId;
 
-constexpr std::array kTargets = {
-    // name, general.file_type, base type, rules, copy, note
-    Target{"Q4_0", Q4_0, T::Q4_0, true, false, "4.5 bpw legacy"},
-    Target{"Q4_1", Q4_1, T::Q4_1, true, false, "5.0 bpw legacy"},
-    Target{"Q5_0", Q5_0, T::Q5_0, true, false, "5.5 bpw legacy"},
-    Target{"Q5_1", Q5_1, T::Q5_1, true, false, "6.0 bpw legacy"},
-    Target{"IQ2_XXS", IQ2_XXS, T::IQ2_XXS, true, false, "2.06 bpw, needs an importance matrix"},
-    Target{"IQ2_XS", IQ2_XS, T::IQ2_XS, true, false, "2.31 bpw, needs an importance matrix"},
-    Target{"IQ2_S", IQ2_S, T::IQ2_XS, true, false, "2.5 bpw, needs an importance matrix"},
-    Target{"IQ2_M", IQ2_M, T::IQ2_S, true, false, "2.7 bpw, needs an importance matrix"},
-    Target{"IQ1_S", IQ1_S, T::IQ1_S, true, false, "1.56 bpw, needs an importance matrix"},
-    Target{"IQ1_M", IQ1_M, T::IQ1_M, true, false, "1.75 bpw, needs an importance matrix"},
-    Target{"TQ1_0", TQ1_0, T::TQ1_0, true, false, "1.69 bpw ternary"},
-    Target{"TQ2_0", TQ2_0, T::TQ2_0, true, false, "2.06 bpw ternary"},
-    Target{"Q1_0", Q1_0, T::Q1_0, true, false, "1-bit"},
-    Target{"Q2_0", Q2_0, T::Q2_0, true, false, "2-bit"},
-    Target{"Q2_K", Q2_K, T::Q2_K, true, false, "k-quant mix around q2_K"},
-    Target{"Q2_K_S", Q2_K_S, T::Q2_K, true, false, "smaller q2_K mix, needs an importance matrix"},
-    Target{"IQ3_XXS", IQ3_XXS, T::IQ3_XXS, true, false, "3.06 bpw, needs an importance matrix"},
-    Target{"IQ3_S", IQ3_S, T::IQ3_S, true, false, "3.44 bpw"},
-    Target{"IQ3_M", IQ3_M, T::IQ3_S, true, false, "3.66 bpw mix"},
-    Target{"Q3_K_S", Q3_K_S, T::Q3_K, true, false, "k-quant mix, q3_K throughout"},
-    Target{"Q3_K_M", Q3_K_M, T::Q3_K, true, false, "k-quant mix, q3_K with q4_K/q5_K"},
-    Target{"Q3_K_L", Q3_K_L, T::Q3_K, true, false, "k-quant mix, q3_K with q5_K"},
-    Target{"IQ3_XS", IQ3_XS, T::IQ3_S, true, false, "3.3 bpw mix"},
-    Target{"IQ4_NL", IQ4_NL, T::IQ4_NL, true, false, "4.5 bpw non-linear"},
-    Target{"IQ4_XS", IQ4_XS, T::IQ4_XS, true, false, "4.25 bpw non-linear"},
-    Target{"Q4_K_S", Q4_K_S, T::Q4_K, true, false, "k-quant mix, q4_K with q5_K"},
-    Target{"Q4_K_M", Q4_K_M, T::Q4_K, true, false, "k-quant mix, q4_K with q6_K"},
-    Target{"Q5_K_S", Q5_K_S, T::Q5_K, true, false, "k-quant mix, q5_K throughout"},
-    Target{"Q5_K_M", Q5_K_M, T::Q5_K, true, false, "k-quant mix, q5_K with q6_K"},
-    Target{"Q6_K", Q6_K, T::Q6_K, true, false, "6.56 bpw k-quant"},
-    Target{"Q8_0", Q8_0, T::Q8_0, true, false, "8.5 bpw"},
-    Target{"MXFP4_MOE", MXFP4_MOE, T::MXFP4, true, false, "mxfp4 experts, q8_0 elsewhere"},
-    Target{"NVFP4", NVFP4, T::NVFP4, true, false, "4.5 bpw nvfp4"},
-    Target{"F16", F16, T::F16, false, false, "16-bit float"},
-    Target{"BF16", BF16, T::BF16, false, false, "16-bit brain float"},
-    Target{"F32", F32, T::F32, false, false, "32-bit float"},
-    // Storage types without a mix of their own: every quantizable tensor gets the type (as
-    // with --pure); general.file_type names the mix whose base type it is.
-    Target{"Q3_K", Q3_K_S, T::Q3_K, false, false, "q3_K throughout"},
-    Target{"Q4_K", Q4_K_S, T::Q4_K, false, false, "q4_K throughout"},
-    Target{"Q5_K", Q5_K_S, T::Q5_K, false, false, "q5_K throughout"},
-    Target{"MXFP4", MXFP4_MOE, T::MXFP4, false, false, "mxfp4 throughout"},
-    Target{"COPY", 0, T::F32, false, true, "every tensor as it is; metadata only"},
-};
 
 // ---------------------------------------------------------------------------------------
 // llama.cpp's per-tensor rules, as a table. Each tensor has a role (from its name); the
@@ -106,8 +54,8 @@ constexpr TypeId kKeep = static_cast<TypeId>(0xffffffffu);
 // A set of mixes, as a bit mask of their ids.
 struct Mixes {
     uint64_t bits = 0;
-    constexpr Mixes(std::initializer_list<uint32_t> ids) {
-        for (uint32_t id : ids) bits |= uint64_t{1} << id;
+    constexpr Mixes(std::initializer_list<FileType> ids) {
+        for (FileType id : ids) bits |= uint64_t{1} << static_cast<uint32_t>(id);
     }
     constexpr bool has(uint32_t id) const { return id < 64 && (bits >> id & 1); }
 };
@@ -380,7 +328,7 @@ bool requires_imatrix(std::string_view name, TypeId t, uint32_t mix) {
     if (name == "token_embd.weight" || name == "per_layer_token_embd.weight" || name == "output.weight") return false;
     switch (t) {
         case T::IQ3_XXS: case T::IQ2_XXS: case T::IQ2_XS: case T::IQ2_S: case T::IQ1_M: case T::IQ1_S: return true;
-        case T::Q2_K: return mix == Q2_K_S;
+        case T::Q2_K: return mix == static_cast<uint32_t>(Q2_K_S);
         default: return false;
     }
 }
@@ -393,10 +341,50 @@ bool iequal(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::span<const Target> targets() { return kTargets; }
+namespace {
+
+// llama-quantize's aliases: a k-quant's plain name means its _M mix.
+struct Alias {
+    std::string_view name;
+    FileType mix;
+    std::string_view note;
+};
+constexpr Alias kAliases[] = {{"Q3_K", Q3_K_M, "alias of Q3_K_M"}, {"Q4_K", Q4_K_M, "alias of Q4_K_M"}, {"Q5_K", Q5_K_M, "alias of Q5_K_M"}};
+
+std::vector<Target> make_targets() {
+    std::vector<Target> out;
+    auto of = [](const FileTypeInfo& f, std::string_view name, std::string_view note) {
+        // The rules apply to mixes of a quantized base; F16, BF16 and F32 convert every
+        // quantizable tensor and keep the rest.
+        return Target{name, static_cast<uint32_t>(f.id), f.base, type_info(f.base).quantized, false, note};
+    };
+    for (const FileTypeInfo& f : all_file_types())
+        if (!f.retired) out.push_back(of(f, f.name, f.description));
+    for (const Alias& a : kAliases) out.push_back(of(*find_file_type(static_cast<uint32_t>(a.mix)), a.name, a.note));
+    // Not a llama.cpp name: mxfp4 for every quantizable tensor (MXFP4_MOE --pure).
+    out.push_back(Target{"MXFP4", static_cast<uint32_t>(MXFP4_MOE), T::MXFP4, false, false, "mxfp4 throughout (MXFP4_MOE with --pure)"});
+    out.push_back(Target{"COPY", 0, T::F32, false, true, "every tensor as it is; metadata only"});
+    return out;
+}
+
+}  // namespace
+
+std::span<const Target> targets() {
+    static const std::vector<Target> all = make_targets();
+    return all;
+}
 
 const Target* find_target(std::string_view name) {
-    for (const Target& t : kTargets)
+    const std::span<const Target> all = targets();
+    // llama-quantize's numeric form: a file type id names its mix.
+    uint32_t id = 0;
+    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
+    if (ec == std::errc() && end == name.data() + name.size() && !name.empty()) {
+        for (const Target& t : all)
+            if (!t.copy && t.file_type == id && find_file_type(id) && t.name == find_file_type(id)->name) return &t;
+        return nullptr;
+    }
+    for (const Target& t : all)
         if (iequal(t.name, name)) return &t;
     return nullptr;
 }

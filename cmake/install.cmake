@@ -1,0 +1,20 @@
+# cmake --install: headers, static libraries, the gguf command, and a package config so that
+# find_package(ggufkit) gives ggufkit::gguf, ggufkit::quant and ggufkit::requant.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(GGUFKIT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ggufkit)
+install(TARGETS libgguf quant requant EXPORT ggufkitTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY libgguf/include/ quant/include/ requant/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+if(TARGET gguf)
+  install(TARGETS gguf RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
+install(EXPORT ggufkitTargets NAMESPACE ggufkit:: DESTINATION ${GGUFKIT_CMAKE_DIR})
+configure_package_config_file(cmake/ggufkitConfig.cmake.in ${PROJECT_BINARY_DIR}/ggufkitConfig.cmake
+                              INSTALL_DESTINATION ${GGUFKIT_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/ggufkitConfigVersion.cmake COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/ggufkitConfig.cmake ${PROJECT_BINARY_DIR}/ggufkitConfigVersion.cmake
+        DESTINATION ${GGUFKIT_CMAKE_DIR})

@@ -1,0 +1,34 @@
+// Uses the installed (or added) ggufkit: writes a model with one q4_K tensor, opens it,
+// dequantizes the tensor, and checks the values came back close. Exit 0 on success.
+#include <gguf/file.h>
+#include <gguf/writer.h>
+#include <quant/quant.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+int main(int argc, char** argv) {
+    const std::filesystem::path path = argc > 1 ? argv[1] : "consumer.gguf";
+    const int64_t n = 512;
+    std::vector<float> values(n);
+    for (int64_t i = 0; i < n; ++i) values[i] = std::sin(0.1f * static_cast<float>(i));
+    std::vector<uint8_t> bytes(quant::row_bytes(gguf::TypeId::Q4_K, n));
+    quant::quantize(gguf::TypeId::Q4_K, values.data(), 1, n, nullptr, bytes);
+
+    gguf::Writer w;
+    w.set("general.architecture", gguf::OwnedValue::string("llama"));
+    w.add_tensor("t", gguf::TypeId::Q4_K, {static_cast<uint64_t>(n)}, std::span<const uint8_t>(bytes));
+    w.write(path);
+
+    const gguf::File f = gguf::File::open(path);
+    const gguf::TensorInfo* t = f.find_tensor("t");
+    if (!t) return std::puts("tensor 't' not found"), 1;
+    std::vector<float> back(n);
+    quant::dequantize(t->type, f.tensor_data(*t), back);
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(double(back[i]) - values[i]));
+    std::printf("consumer: %s, %zu tensor(s), worst error %.4f\n", path.c_str(), f.tensors().size(), worst);
+    return worst < 0.08 ? 0 : 1;  // q4_K steps of about 2/15 on values in [-1, 1]
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs ggufkit from a build folder into a temporary prefix, then builds and runs the
+# consumer project against it with find_package(ggufkit), and again with add_subdirectory()
+# on the source tree. Usage: run.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1 build=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR="$src"
+
+echo "== cmake --install into $tmp/prefix"
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+test -f "$tmp/prefix/lib/cmake/ggufkit/ggufkitConfig.cmake" || test -f "$tmp/prefix/lib64/cmake/ggufkit/ggufkitConfig.cmake"
+test -f "$tmp/prefix/include/gguf/file.h"
+test -f "$tmp/prefix/include/quant/quant.h"
+test -x "$tmp/prefix/bin/gguf"
+# Nothing private was installed.
+! find "$tmp/prefix/include" -name '*.cpp' -o -name 'mapping.h' | grep -q .
+
+echo "== find_package(ggufkit)"
+cmake -S "$src/tests/consumer" -B "$tmp/installed" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$tmp/prefix" "${launcher[@]}" >/dev/null
+cmake --build "$tmp/installed" >/dev/null
+"$tmp/installed/consumer" "$tmp/installed.gguf"
+
+echo "== add_subdirectory(ggufkit)"
+cmake -S "$src/tests/consumer" -B "$tmp/added" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DGGUFKIT_SOURCE_DIR="$src" "${launcher[@]}" >/dev/null
+cmake --build "$tmp/added" >/dev/null
+"$tmp/added/consumer" "$tmp/added.gguf"
+# A project that adds ggufkit gets no tests, tools' tests or fixtures of ours.
+test ! -e "$tmp/added/ggufkit/tests"
