@@ -91,6 +91,28 @@ TEST_CASE("architecture keys that disagree with the tensors are reported") {
     CHECK(has(f, "error llama.attention.head_count_kv: 2 does not divide head_count 3"));
 }
 
+TEST_CASE("what llama.cpp's converters write is not flagged: head_count 0, per-layer feed_forward_length, heads with key_length") {
+    static const std::vector<uint8_t> embd(64 * 4 * 4);
+    auto mamba = findings_of([](Writer& w) {
+        w.set("general.architecture", OwnedValue::string("llama"));
+        w.set("llama.embedding_length", OwnedValue::u32(64));
+        w.set("llama.attention.head_count", OwnedValue::u32(0));  // Mamba and RWKV converters write 0
+        w.set("llama.attention.head_count_kv", OwnedValue::u32(0));
+        w.set("llama.feed_forward_length", OwnedValue::array(ValueType::U32, {OwnedValue::u32(128), OwnedValue::u32(96)}));
+        w.add_tensor("token_embd.weight", TypeId::F32, {64, 4}, embd);
+    });
+    CHECK(mamba.empty());
+    auto glm = findings_of([](Writer& w) {  // 96 heads over a 4096 embedding in GLM-4.5-Air; key_length says the head size
+        w.set("general.architecture", OwnedValue::string("llama"));
+        w.set("llama.embedding_length", OwnedValue::u32(64));
+        w.set("llama.attention.head_count", OwnedValue::u32(3));
+        w.set("llama.attention.head_count_kv", OwnedValue::u32(1));
+        w.set("llama.attention.key_length", OwnedValue::u32(16));
+        w.add_tensor("token_embd.weight", TypeId::F32, {64, 4}, embd);
+    });
+    CHECK(glm.empty());
+}
+
 TEST_CASE("valid_utf8 accepts well-formed text and refuses overlong forms, surrogates and stray bytes") {
     CHECK(valid_utf8("plain ascii"));
     CHECK(valid_utf8("na\xc3\xafve \xe2\x98\x83 \xf0\x9f\x98\x80"));

@@ -116,7 +116,7 @@ void add_check(CLI::App& app, std::function<int()>& run) {
     auto o = std::make_shared<CheckOptions>();
     CLI::App* c = app.add_subcommand("check", "Validate a GGUF file's structure and every byte of its tensor data (exit 1 on errors)");
     c->add_option("file", o->path, "GGUF file, or any part of a split set")->required();
-    c->add_flag("--json", o->json, "Print JSON");
+    c->add_flag("--json", o->json, "Print JSON (schema: spec/check-json.md)");
     c->add_flag("--no-data", o->no_data, "Check the structure only, not the tensor data");
     c->add_option("--max-findings", o->max_findings, "List at most N findings (counts stay exact)")->check(CLI::NonNegativeNumber);
     add_threads_option(c, o->threads);

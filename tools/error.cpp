@@ -13,6 +13,7 @@
 #include "gguf/model.h"
 #include "gguf/file_type.h"
 #include "json.h"
+#include "requant/plan.h"
 #include "options.h"
 #include "quant/error_stats.h"
 #include "quant/imatrix.h"
@@ -46,6 +47,7 @@ struct Skipped {
 std::string obstacle(const Model::Tensor& t, TypeId target, const std::vector<float>* weights) {
     const TypeInfo& src = type_info(t.info->type);
     const TypeInfo& dst = type_info(target);
+    if (std::string why = requant::never_quantized(*t.info); !why.empty()) return why;  // requant keeps it too
     if (!quant::can_dequantize(src.id)) return fmt::format("cannot read {} values yet", src.name);
     if (t.info->shape[0] % dst.block_size != 0)
         return fmt::format("row length {} is not a multiple of {}'s block size {}", t.info->shape[0], dst.name, dst.block_size);
@@ -170,7 +172,7 @@ void add_error(CLI::App& app, std::function<int()>& run) {
     c->add_option("--tensor", o->tensors, "Only tensors whose names match this regular expression");
     c->add_option("--imatrix", o->imatrix, "Importance matrix: llama.cpp's GGUF format (NAME.in_sum2, NAME.counts) or its legacy .dat");
     add_threads_option(c, o->threads);
-    c->add_flag("--json", o->json, "Print JSON");
+    c->add_flag("--json", o->json, "Print JSON (schema: spec/check-json.md)");
     c->callback([o, &run] { run = [o] { return run_error(*o); }; });
 }
 

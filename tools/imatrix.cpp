@@ -161,7 +161,7 @@ void add_imatrix(CLI::App& app, std::function<int()>& run) {
         ->check(CLI::IsMember({"name", "mean", "max", "chunks", "entries"}));
     s->add_option("--top", show->top, "How many of the most important columns to list (default 10)")->check(CLI::NonNegativeNumber);
     s->add_option("--chunk-size", show->chunk_size, chunk_help)->check(CLI::PositiveNumber);
-    s->add_flag("--json", show->json, "Print JSON");
+    s->add_flag("--json", show->json, "Print JSON (schema: spec/check-json.md, imatrix show)");
     s->callback([show, &run] { run = [show] { return run_show(*show); }; });
 
     auto conv = std::make_shared<ConvertOptions>();

@@ -104,14 +104,15 @@ struct Checker {
         const std::string arch(a->str());
         const auto blocks = arch_u32(arch, "block_count");
         const auto embd = arch_u32(arch, "embedding_length");
-        for (const char* k : {"context_length", "feed_forward_length"}) arch_u32(arch, k);
-        // Head counts may be one number or one per layer.
-        auto heads = [&](const char* suffix) -> std::optional<uint32_t> {
+        // These may be one number or one per layer (llama.cpp reads either).
+        auto per_layer = [&](const char* suffix) -> std::optional<uint32_t> {
             const KeyValue* kv = m.find(arch + "." + suffix);
             if (!kv || kv->value.type() == ValueType::Array) return std::nullopt;
             return arch_u32(arch, suffix);
         };
-        const auto n_head = heads("attention.head_count"), n_head_kv = heads("attention.head_count_kv");
+        arch_u32(arch, "context_length");
+        per_layer("feed_forward_length");
+        const auto n_head = per_layer("attention.head_count"), n_head_kv = per_layer("attention.head_count_kv");
         if (blocks) {
             int64_t highest = -1;
             for (const Model::Tensor& t : m.tensors()) {
@@ -132,10 +133,11 @@ struct Checker {
         if (embd)
             if (const Model::Tensor* e = m.find_tensor("token_embd.weight"); e && e->info->shape[0] != *embd)
                 error(arch + ".embedding_length", fmt::format("is {}, but token_embd.weight rows have {} values", *embd, e->info->shape[0]));
-        if (n_head && *n_head == 0) error(arch + ".attention.head_count", "is 0");
-        if (n_head && embd && *n_head && *embd % *n_head)
+        // A head count of 0 is how converters mark models without attention (Mamba, RWKV), and
+        // with attention.key_length given the heads need not divide the embedding (GLM-4.5).
+        if (n_head && embd && *n_head && *embd % *n_head && !m.find(arch + ".attention.key_length"))
             error(arch + ".attention.head_count", fmt::format("{} does not divide embedding_length {}", *n_head, *embd));
-        if (n_head && n_head_kv && (*n_head_kv == 0 || *n_head % *n_head_kv))
+        if (n_head && *n_head && n_head_kv && (*n_head_kv == 0 || *n_head % *n_head_kv))
             error(arch + ".attention.head_count_kv", fmt::format("{} does not divide head_count {}", *n_head_kv, *n_head));
     }
 };

@@ -121,10 +121,11 @@ ImportanceMatrix load_legacy(const std::filesystem::path& path, const std::vecto
     ImportanceMatrix m;
     m.format = ImatrixFormat::Legacy;
     m.chunk_size = chunk_size;
-    // Each entry takes at least 17 bytes (three counts, a name, a value): a count that cannot
-    // fit is some other kind of file, not a damaged importance matrix.
+    // Each entry takes at least 17 bytes (three counts, a name, a value). A count past 2^24
+    // that cannot fit is some other kind of file (four letters of text read ~0x20202020 or
+    // more), not a truncated importance matrix, whose count is a model's tensor count.
     const int32_t n = r.i32("the entry count");
-    if (n < 1 || static_cast<uint64_t>(n) * 17 > bytes.size())
+    if (n < 1 || (n > (1 << 24) && static_cast<uint64_t>(n) * 17 > bytes.size()))
         throw gguf::Error(file, 0, fmt::format("not an importance matrix: neither GGUF nor llama.cpp's legacy format (its first 4 bytes, "
                                                "the entry count, read {} in a file of {} bytes)", n, bytes.size()));
     for (int32_t i = 0; i < n; ++i) {

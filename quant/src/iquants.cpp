@@ -456,7 +456,7 @@ void register_iquants(TraitsTable& t) {
     set_type(t, TypeId::IQ3_XXS, dequantize_iq3_xxs, quantize_iq3_xxs);
     set_type(t, TypeId::IQ3_S, dequantize_iq3_s, quantize_iq3_s);
     set_type(t, TypeId::IQ1_S, dequantize_iq1_s, quantize_iq1_s, true);
-    set_type(t, TypeId::IQ1_M, dequantize_iq1_m, quantize_iq1_m, true);
+    set_type(t, TypeId::IQ1_M, dequantize_iq1_m, quantize_iq1_m);  // ggml quantizes it with uniform weights too
     using K = ScaleKind;
     set_scales(t, TypeId::IQ4_NL, {{K::F16, offsetof(BlockIQ4_NL, d), "d"}});
     set_scales(t, TypeId::IQ4_XS, {{K::F16, offsetof(BlockIQ4_XS, d), "d"}});

@@ -192,30 +192,6 @@ int64_t layer_of(std::string_view name) {
     return ec == std::errc() ? n : -1;
 }
 
-// What llama.cpp never quantizes, whatever the mix (small, 1-D, or position tables).
-bool quantizable(const TensorInfo& t, bool leave_output) {
-    uint32_t dims = 1;
-    for (uint32_t d = 0; d < kMaxDims; ++d)
-        if (t.shape[d] > 1) dims = d + 1;
-    if (dims < 2) return false;
-    const std::string_view n = t.name;
-    if (!n.ends_with("weight")) return false;
-    if (leave_output && n == "output.weight") return false;
-    if (n == "position_embd.weight" || n == "token_types.weight") return false;
-    static constexpr std::string_view kNever[] = {
-        "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
-        "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight",
-        "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight", "time_mix_w2.weight",
-        "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight", "time_mix_a0.weight",
-        "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight", "time_mix_g2.weight",
-        "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight", "attn_rel_b.weight",
-        ".position_embd", "sam.pos_embd", "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger",
-        "a.rvq.codebook", "mm.a.code_embd"};
-    for (std::string_view s : kNever)
-        if (n.find(s) != std::string_view::npos) return false;
-    return true;
-}
-
 // When the row length does not divide by the chosen type's block size, llama.cpp's
 // replacement; F16 when that does not divide either.
 TypeId fallback_of(TypeId t, uint64_t row, std::string& why) {
@@ -341,6 +317,29 @@ bool iequal(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+std::string never_quantized(const TensorInfo& t, bool leave_output) {
+    uint32_t dims = 1;
+    for (uint32_t d = 0; d < kMaxDims; ++d)
+        if (t.shape[d] > 1) dims = d + 1;
+    if (dims < 2) return "1-D: llama.cpp keeps vectors (norms, biases) in their type";
+    const std::string_view n = t.name;
+    if (!n.ends_with("weight")) return "not a weight: llama.cpp quantizes only tensors named *weight";
+    if (leave_output && n == "output.weight") return "the output tensor is left as it is";
+    if (n == "position_embd.weight" || n == "token_types.weight") return "a position or token-type table: llama.cpp never quantizes it";
+    static constexpr std::string_view kNever[] = {
+        "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
+        "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight",
+        "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight", "time_mix_w2.weight",
+        "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight", "time_mix_a0.weight",
+        "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight", "time_mix_g2.weight",
+        "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight", "attn_rel_b.weight",
+        ".position_embd", "sam.pos_embd", "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger",
+        "a.rvq.codebook", "mm.a.code_embd"};
+    for (std::string_view s : kNever)
+        if (n.find(s) != std::string_view::npos) return fmt::format("its name has '{}': llama.cpp never quantizes such tensors", s);
+    return {};
+}
+
 namespace {
 
 // llama-quantize's aliases: a k-quant's plain name means its _M mix.
@@ -426,7 +425,7 @@ std::vector<TensorPlan> plan(const Model& m, const Options& o) {
     for (const Model::Tensor* t : order) {
         const TensorInfo& info = *t->info;
         TensorPlan p{t, info.type, info.type, false, {}};
-        if (!o.target->copy && quantizable(info, o.leave_output)) {
+        if (!o.target->copy && never_quantized(info, o.leave_output).empty()) {
             const bool embd = info.name == "token_embd.weight" || info.name == "per_layer_token_embd.weight";
             if (o.token_embd_type && embd) p.to = *o.token_embd_type;
             else if (o.output_type && info.name == "output.weight") p.to = *o.output_type;

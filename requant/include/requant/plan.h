@@ -55,6 +55,10 @@ struct Shape {
 };
 Shape shape_of(const Model& m);
 
+// Why llama.cpp never quantizes `t`, whatever the mix (a 1-D vector, a norm, a position
+// table, output.weight with leave_output ...), or "" when a mix may convert it.
+std::string never_quantized(const TensorInfo& t, bool leave_output = false);
+
 struct TensorPlan {
     const Model::Tensor* tensor = nullptr;
     TypeId from = TypeId::F32;
