@@ -4,17 +4,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "quant/decode.h"
 #include "quant/quant.h"
 
 namespace quant::detail {
 
-inline uint16_t u16le(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-inline uint32_t u32le(const uint8_t* p) {
-    return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
-           static_cast<uint32_t>(p[3]) << 24;
-}
+using quant::u16le;
+using quant::u32le;
 // A block's f16 scale field (two bytes, little-endian) as a float.
-inline float half(const uint8_t (&h)[2]) { return f16_to_f32(u16le(h)); }
+inline float half(const uint8_t (&h)[2]) { return half_field(h); }
 
 // Stores v (exactly representable, or rounded to nearest even) in a block's f16 field.
 inline void store_half(uint8_t (&h)[2], float v) {

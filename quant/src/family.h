@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <initializer_list>
 
+#include "quant/decode.h"
 #include "quant/quant.h"
 
 namespace quant::detail {
@@ -30,6 +31,26 @@ void register_ternary(TraitsTable& t);        // ternary.cpp: TQ1_0, TQ2_0, Q1_0
 inline void set_scales(TraitsTable& t, TypeId id, std::initializer_list<ScaleField> fields) {
     int i = 0;
     for (const ScaleField& f : fields) t[static_cast<uint32_t>(id)].scales[i++] = f;
+}
+
+// Dequantizes n blocks of Block with its decoder (quant/decode.h), the one definition of
+// the format that the kernels share.
+template <class Block> void dequantize_blocks(const uint8_t* src, float* y, int64_t n) {
+    const Block* b = reinterpret_cast<const Block*>(src);  // a block is bytes: any address is aligned
+    if constexpr (requires { decode(*b, y); }) {
+        for (; n-- > 0; ++b, y += block_values<Block>) decode(*b, y);
+    } else {
+        const IqGrids& grids = host_grids();
+        for (; n-- > 0; ++b, y += block_values<Block>) decode(*b, grids, y);
+    }
+}
+
+// A block type's whole registration: its dequantizer (from its decoder), its quantizer,
+// where its scales are, and whether quantizing needs importance weights.
+template <class Block>
+void add_block_type(TraitsTable& t, QuantizeRowFn quantize, std::initializer_list<ScaleField> scales, bool needs_importance = false) {
+    set_type(t, Block::kType, dequantize_blocks<Block>, quantize, needs_importance);
+    set_scales(t, Block::kType, scales);
 }
 
 }  // namespace quant::detail

@@ -10,19 +10,6 @@ namespace quant {
 
 namespace {
 
-// Integer selects only, so that loops over it vectorize: the normal case moves the exponent
-// and mantissa into place and rebiases (127 - 15); Inf and NaN (exponent 31) rebias once
-// more to reach 255; zero and subnormals are the mantissa x 2^-24, exact in a float.
-inline float half_to_float(uint32_t h) {
-    const uint32_t magnitude = h & 0x7fff;
-    const uint32_t normal = (magnitude << 13) + (uint32_t{127 - 15} << 23);
-    const uint32_t special = magnitude >= 0x7c00 ? uint32_t{128 - 16} << 23 : 0;
-    const uint32_t subnormal = std::bit_cast<uint32_t>(static_cast<float>(static_cast<int32_t>(magnitude)) * 0x1p-24f);
-    const uint32_t is_subnormal = magnitude < 0x400 ? ~uint32_t{0} : 0;
-    const uint32_t bits = (subnormal & is_subnormal) | ((normal + special) & ~is_subnormal);
-    return std::bit_cast<float>(bits | (h & 0x8000) << 16);
-}
-
 // Round to nearest even, with integer selects only so that loops over it vectorize (checked
 // equal to the branching form for all 2^32 inputs). Normal halves: rebias the exponent and
 // round the 13 dropped mantissa bits (a carry may ripple into the exponent, as it should);
@@ -41,7 +28,7 @@ inline uint16_t float_to_half(float f) {
 
 }  // namespace
 
-float f16_to_f32(uint16_t h) { return half_to_float(h); }
+float f16_to_f32(uint16_t h) { return half_bits_to_float(h); }
 
 float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
@@ -68,7 +55,7 @@ void dequantize_f16(const uint8_t* src, float* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, src + 2 * i, 2);  // stored little-endian, as the host
-        dst[i] = half_to_float(h);
+        dst[i] = half_bits_to_float(h);
     }
 }
 

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 #include "fit.h"
 #include "iq_grids.h"
+#include "quant/grids.h"
 
 namespace quant::detail {
 
@@ -276,3 +278,15 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
 }
 
 }  // namespace quant::detail
+
+namespace quant {
+
+const IqGrids& host_grids() {
+    using namespace detail::grids;
+    static_assert(std::size(kIQ2XXS) == kIQ2XXSGridSize && std::size(kIQ2XS) == kIQ2XSGridSize && std::size(kIQ2S) == kIQ2SGridSize);
+    static_assert(std::size(kIQ3XXS) == kIQ3XXSGridSize && std::size(kIQ3S) == kIQ3SGridSize && std::size(kIQ1S) == kIQ1SGridSize);
+    static const IqGrids grids{kIQ2XXS, kIQ2XS, kIQ2S, kIQ3XXS, kIQ3S, kIQ1S};
+    return grids;
+}
+
+}  // namespace quant

@@ -9,101 +9,13 @@
 
 namespace quant::detail {
 
-// Q4_0: value = d x (q - 8), q a 4-bit code. Codes 0-15 of the block are the low nibbles
-// of qs[0..15], codes 16-31 the high nibbles.
-struct BlockQ4_0 {
-    uint8_t d[2];
-    uint8_t qs[16];
-};
-static_assert(sizeof(BlockQ4_0) == 18);
-
-// Q4_1: value = d x q + m.
-struct BlockQ4_1 {
-    uint8_t d[2];
-    uint8_t m[2];
-    uint8_t qs[16];
-};
-static_assert(sizeof(BlockQ4_1) == 20);
-
-// Q5_0: value = d x (q - 16), q a 5-bit code: low 4 bits in nibbles as in Q4_0, the fifth
-// bit of code j in bit j of the little-endian u32 qh.
-struct BlockQ5_0 {
-    uint8_t d[2];
-    uint8_t qh[4];
-    uint8_t qs[16];
-};
-static_assert(sizeof(BlockQ5_0) == 22);
-
-// Q5_1: value = d x q + m, codes as in Q5_0.
-struct BlockQ5_1 {
-    uint8_t d[2];
-    uint8_t m[2];
-    uint8_t qh[4];
-    uint8_t qs[16];
-};
-static_assert(sizeof(BlockQ5_1) == 24);
-
-// Q8_0: value = d x q, q a signed byte.
-struct BlockQ8_0 {
-    uint8_t d[2];
-    int8_t qs[32];
-};
-static_assert(sizeof(BlockQ8_0) == 34);
-
 namespace {
 
-void dequantize_q4_0(const uint8_t* src, float* y, int64_t n) {
-    for (const BlockQ4_0* b = blocks<BlockQ4_0>(src); n-- > 0; ++b, y += 32) {
-        const float d = half(b->d);
-        for (int j = 0; j < 16; ++j) {
-            y[j] = static_cast<float>((b->qs[j] & 0x0f) - 8) * d;
-            y[j + 16] = static_cast<float>((b->qs[j] >> 4) - 8) * d;
-        }
-    }
-}
 
-void dequantize_q4_1(const uint8_t* src, float* y, int64_t n) {
-    for (const BlockQ4_1* b = blocks<BlockQ4_1>(src); n-- > 0; ++b, y += 32) {
-        const float d = half(b->d), m = half(b->m);
-        for (int j = 0; j < 16; ++j) {
-            y[j] = static_cast<float>(b->qs[j] & 0x0f) * d + m;
-            y[j + 16] = static_cast<float>(b->qs[j] >> 4) * d + m;
-        }
-    }
-}
 
-// The 5-bit codes j and j + 16 of a Q5 block.
-inline int q5_low(const uint8_t* qs, uint32_t qh, int j) { return (qs[j] & 0x0f) | static_cast<int>(((qh >> j) & 1) << 4); }
-inline int q5_high(const uint8_t* qs, uint32_t qh, int j) { return (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1) << 4); }
 
-void dequantize_q5_0(const uint8_t* src, float* y, int64_t n) {
-    for (const BlockQ5_0* b = blocks<BlockQ5_0>(src); n-- > 0; ++b, y += 32) {
-        const float d = half(b->d);
-        const uint32_t qh = u32le(b->qh);
-        for (int j = 0; j < 16; ++j) {
-            y[j] = static_cast<float>(q5_low(b->qs, qh, j) - 16) * d;
-            y[j + 16] = static_cast<float>(q5_high(b->qs, qh, j) - 16) * d;
-        }
-    }
-}
 
-void dequantize_q5_1(const uint8_t* src, float* y, int64_t n) {
-    for (const BlockQ5_1* b = blocks<BlockQ5_1>(src); n-- > 0; ++b, y += 32) {
-        const float d = half(b->d), m = half(b->m);
-        const uint32_t qh = u32le(b->qh);
-        for (int j = 0; j < 16; ++j) {
-            y[j] = static_cast<float>(q5_low(b->qs, qh, j)) * d + m;
-            y[j + 16] = static_cast<float>(q5_high(b->qs, qh, j)) * d + m;
-        }
-    }
-}
 
-void dequantize_q8_0(const uint8_t* src, float* y, int64_t n) {
-    for (const BlockQ8_0* b = blocks<BlockQ8_0>(src); n-- > 0; ++b, y += 32) {
-        const float d = half(b->d);
-        for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(b->qs[j]) * d;
-    }
-}
 
 // Each quantizer fits every block of 32 on its own (fit.h), with weights from the
 // importance of its columns when given.
@@ -195,18 +107,13 @@ void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }  // namespace
 
 void register_legacy(TraitsTable& t) {
-    set_type(t, TypeId::Q4_0, dequantize_q4_0, quantize_q4_0);
-    set_type(t, TypeId::Q4_1, dequantize_q4_1, quantize_q4_1);
-    set_type(t, TypeId::Q5_0, dequantize_q5_0, quantize_q5_0);
-    set_type(t, TypeId::Q5_1, dequantize_q5_1, quantize_q5_1);
-    set_type(t, TypeId::Q8_0, dequantize_q8_0, quantize_q8_0);
     using K = ScaleKind;
-    set_scales(t, TypeId::Q4_0, {{K::F16, offsetof(BlockQ4_0, d), "d"}});
-    set_scales(t, TypeId::Q4_1, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
-    set_scales(t, TypeId::Q5_0, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
-    set_scales(t, TypeId::Q5_1, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
-    set_scales(t, TypeId::Q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
-    set_scales(t, TypeId::Q8_1, {{K::F16, 0, "d"}, {K::F16, 2, "s"}});  // dot-product helper layout: f16 d, f16 s, 32 i8
+    add_block_type<BlockQ4_0>(t, quantize_q4_0, {{K::F16, offsetof(BlockQ4_0, d), "d"}});
+    add_block_type<BlockQ4_1>(t, quantize_q4_1, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
+    add_block_type<BlockQ5_0>(t, quantize_q5_0, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
+    add_block_type<BlockQ5_1>(t, quantize_q5_1, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
+    add_block_type<BlockQ8_0>(t, quantize_q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
+    set_scales(t, TypeId::Q8_1, {{K::F16, offsetof(BlockQ8_1, d), "d"}, {K::F16, offsetof(BlockQ8_1, s), "s"}});  // activations of dot products
 }
 
 }  // namespace quant::detail
