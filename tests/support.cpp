@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -33,6 +36,24 @@ void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& byt
     std::ofstream out(p, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     if (!out.flush()) throw std::runtime_error("cannot write " + p.string());
+}
+
+std::vector<float> read_floats(const std::filesystem::path& p) {
+    const std::vector<uint8_t> bytes = read_bytes(p);
+    std::vector<float> values(bytes.size() / 4);
+    std::memcpy(values.data(), bytes.data(), values.size() * 4);
+    return values;
+}
+
+size_t bit_mismatches(std::span<const float> got, std::span<const float> want, std::string& first) {
+    size_t bad = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        const bool same = std::bit_cast<uint32_t>(got[i]) == std::bit_cast<uint32_t>(want[i]) ||
+                          (std::isnan(got[i]) && std::isnan(want[i]));
+        if (!same && bad++ == 0)
+            first = "value " + std::to_string(i) + ": got " + std::to_string(got[i]) + ", want " + std::to_string(want[i]);
+    }
+    return bad;
 }
 
 std::filesystem::path ref_dir() { return std::filesystem::path(GGUFKIT_SHARED_DIR) / "ref"; }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,12 @@ private:
 
 std::vector<uint8_t> read_bytes(const std::filesystem::path& p);
 void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& bytes);
+// A file of little-endian f32 values.
+std::vector<float> read_floats(const std::filesystem::path& p);
+
+// The number of values of `got` that differ from `want` (same length): equal means identical
+// bits, or both NaN. `first` describes the first difference.
+size_t bit_mismatches(std::span<const float> got, std::span<const float> want, std::string& first);
 
 // ../shared/ref as configured by CMake.
 std::filesystem::path ref_dir();

@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <bit>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -19,24 +18,6 @@
 #include "support.h"
 
 namespace {
-
-std::vector<float> floats(const std::filesystem::path& p) {
-    std::vector<uint8_t> b = test::read_bytes(p);
-    std::vector<float> f(b.size() / 4);
-    std::memcpy(f.data(), b.data(), f.size() * 4);
-    return f;
-}
-
-// Identical bits, or both NaN. Returns the number of values that differ.
-size_t mismatches(const std::vector<float>& got, const std::vector<float>& want, std::string& first) {
-    size_t bad = 0;
-    for (size_t i = 0; i < want.size(); ++i) {
-        const bool same = std::bit_cast<uint32_t>(got[i]) == std::bit_cast<uint32_t>(want[i]) ||
-                          (std::isnan(got[i]) && std::isnan(want[i]));
-        if (!same && bad++ == 0) first = "value " + std::to_string(i) + ": got " + std::to_string(got[i]) + ", want " + std::to_string(want[i]);
-    }
-    return bad;
-}
 
 // The types whose dequantization this project implements so far; the test fails if one of
 // them stops being available, and reports the reference types still to do.
@@ -70,12 +51,12 @@ TEST_CASE("dequantization of random blocks and of quantized test rows equals the
         for (const auto& stem : cases) {
             CAPTURE(stem);
             std::vector<uint8_t> bytes = test::read_bytes(stem.string() + ".bin");
-            std::vector<float> want = floats(stem.string() + ".f32");
+            std::vector<float> want = test::read_floats(stem.string() + ".f32");
             std::vector<float> got(want.size());
             REQUIRE(quant::row_bytes(t.id, static_cast<int64_t>(want.size())) == bytes.size());
             quant::dequantize(t.id, bytes, got);
             std::string first;
-            CHECK_MESSAGE(mismatches(got, want, first) == 0, first);
+            CHECK_MESSAGE(test::bit_mismatches(got, want, first) == 0, first);
             ++compared;
         }
     }
@@ -102,7 +83,7 @@ struct Inputs {
     static const Inputs& get() {
         static const Inputs in = [] {
             const auto dir = test::ref_dir() / "quant";
-            return Inputs{floats(dir / "input_gauss.f32"), floats(dir / "input_heavy.f32"), floats(dir / "importance.f32")};
+            return Inputs{test::read_floats(dir / "input_gauss.f32"), test::read_floats(dir / "input_heavy.f32"), test::read_floats(dir / "importance.f32")};
         }();
         return in;
     }
