@@ -5,7 +5,11 @@
 // as the bytes allow; duplicates in lenient mode, where each is recorded), every malformed
 // variant, planted fault and fuzz corpus file, strictly and leniently. The bound is
 // kAllocationFactor times the file's size, plus kAllocationSlack.
+//
+// The same counter measures the writer's side: what a vocabulary built for writing owns.
 #include <doctest/doctest.h>
+
+#include <fmt/format.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -13,6 +17,7 @@
 
 #include "fixtures.h"
 #include "gguf/file.h"
+#include "gguf/writer.h"
 #include "support.h"
 
 namespace {
@@ -148,4 +153,31 @@ TEST_CASE("the most the reader allocates is a small multiple of the file's size"
             if (e.is_regular_file()) check_bound(e.path().filename().string(), test::read_bytes(e.path()), worst);
     }
     MESSAGE("largest peak allocation per file byte (files over 64 KiB): " << worst);
+}
+
+TEST_CASE("a 256k-token vocabulary built for writing owns about its bytes, not a node per token") {
+    constexpr uint32_t n = 256000;
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    tokens.reserve(n);
+    scores.reserve(n);
+    uint64_t chars = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        tokens.push_back(fmt::format("tok{}", i));
+        chars += tokens.back().size();
+        scores.push_back(-static_cast<float>(i));
+    }
+    // The characters and the f32 bytes: the length prefixes a file adds are not counted.
+    const uint64_t payload = chars + uint64_t{n} * sizeof(float);
+    const uint64_t before = g_live.load();
+    g_peak.store(before);
+    gguf::Writer w;
+    w.set("tokenizer.ggml.tokens", gguf::OwnedValue::strings(tokens));
+    w.set("tokenizer.ggml.scores", gguf::OwnedValue::numbers(gguf::ValueType::F32, scores, gguf::OwnedValue::f32));
+    const uint64_t owned = g_live.load() - before;
+    const uint64_t peak = g_peak.load() - before;
+    MESSAGE("256k vocabulary + f32 scores: payload " << payload << " bytes, owned " << owned << " (x"
+                                                     << static_cast<double>(owned) / static_cast<double>(payload) << "), peak while building "
+                                                     << peak);
+    CHECK(owned <= 2 * payload);
 }

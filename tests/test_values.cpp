@@ -1,11 +1,14 @@
-// Every value type, written and read back in each encoding (v3, v1, big-endian).
+// Every value type, written and read back in each encoding (v3, v1, big-endian), and the
+// owned values the writer serializes.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
+#include <span>
 
 #include "fixtures.h"
 #include "gguf/file.h"
+#include "gguf/writer.h"
 
 using namespace gguf;
 
@@ -158,4 +161,119 @@ TEST_CASE("the demo model carries llama.cpp's keys and tensor shapes") {
     CHECK(f.find_tensor("blk.0.ffn_down.weight")->shape[0] == 128);
     CHECK(f.find_tensor("output_norm.weight")->type == TypeId::F32);
     CHECK(f.find_tensor("blk.2.attn_q.weight") == nullptr);
+}
+
+TEST_CASE("an owned array holds its elements by type and gives each back") {
+    using V = OwnedValue;
+    V u16 = V::array(ValueType::U16, {V::u16(1), V::u16(0xBEEF)});
+    CHECK(u16.type() == ValueType::Array);
+    CHECK(u16.element_type() == ValueType::U16);
+    REQUIRE(u16.size() == 2);
+    CHECK(u16.at(1).type() == ValueType::U16);
+    CHECK(u16.at(1).bits() == 0xBEEF);
+    // Held as a little-endian file stores them, whatever the host's order.
+    const std::span<const uint8_t> held = u16.element_bytes();
+    CHECK(std::vector<uint8_t>(held.begin(), held.end()) == std::vector<uint8_t>{0x01, 0x00, 0xEF, 0xBE});
+
+    V i8 = V::numbers(ValueType::I8, std::vector<int8_t>{-1, 127}, V::i8);
+    CHECK(i8.at(0).bits() == 0xFF);
+    V i64 = V::numbers(ValueType::I64, std::vector<int64_t>{-5, int64_t{1} << 40}, V::i64);
+    CHECK(i64.at(0).bits() == static_cast<uint64_t>(int64_t{-5}));
+    CHECK(i64.at(1).bits() == uint64_t{1} << 40);
+    V f32 = V::numbers(ValueType::F32, std::vector<float>{1.5f, -0.0f}, V::f32);
+    CHECK(f32.at(1).bits() == 0x80000000u);
+    V f64 = V::numbers(ValueType::F64, std::vector<double>{-1e300}, V::f64);
+    CHECK(f64.at(0).bits() == V::f64(-1e300).bits());
+    V b = V::array(ValueType::Bool, {V::boolean(true), V::boolean(false)});
+    CHECK(b.at(0).bits() == 1);
+    CHECK(b.at(1).bits() == 0);
+
+    V s = V::strings({"a", "", "\xc3\xbcn"});
+    REQUIRE(s.size() == 3);
+    CHECK(s.string_at(0) == "a");
+    CHECK(s.string_at(1).empty());
+    CHECK(s.at(2).str() == "\xc3\xbcn");
+    s.push_back(V::string("dd"));
+    CHECK(s.size() == 4);
+    CHECK(s.string_at(3) == "dd");
+
+    V nested = V::array(ValueType::Array, {V::strings({"x"}), V::array(ValueType::U8, {})});
+    REQUIRE(nested.size() == 2);
+    CHECK(nested.array_at(0).string_at(0) == "x");
+    CHECK(nested.array_at(1).empty());
+    CHECK(nested.array_at(1).element_type() == ValueType::U8);
+
+    V empty = V::array(ValueType::F32, {});
+    CHECK(empty.empty());
+    CHECK(empty.element_bytes().empty());
+    CHECK(V::strings({}).empty());
+}
+
+TEST_CASE("an owned value refuses elements of another type and accessors that do not apply") {
+    using V = OwnedValue;
+    CHECK_THROWS_AS(V::array(ValueType::Array, {V::u8(1)}), std::invalid_argument);
+    CHECK_THROWS_AS(V::array(ValueType::String, {V::u8(1)}), std::invalid_argument);
+    V a = V::array(ValueType::U32, {V::u32(1)});
+    CHECK_THROWS_AS(a.push_back(V::i32(1)), std::invalid_argument);
+    CHECK_THROWS_AS(a.at(1), std::out_of_range);
+    CHECK_THROWS_AS(V::strings({"a"}).string_at(1), std::out_of_range);
+    CHECK_THROWS_WITH_AS(a.string_at(0), doctest::Contains("array of u32"), std::logic_error);
+    CHECK_THROWS_WITH_AS(a.array_at(0), doctest::Contains("array of u32"), std::logic_error);
+    CHECK_THROWS_WITH_AS(V::array(ValueType::Array, {a}).at(0), doctest::Contains("array of arr"), std::logic_error);
+    CHECK_THROWS_AS(V::strings({"a"}).element_bytes(), std::logic_error);
+    CHECK_THROWS_AS(V::u32(1).size(), std::logic_error);
+    CHECK_THROWS_AS(V::u32(1).str(), std::logic_error);
+    CHECK_THROWS_AS(V::u32(1).push_back(V::u32(2)), std::logic_error);
+}
+
+namespace {
+// The metadata of `f` copied with OwnedValue::from and written in encoding `o`.
+std::vector<uint8_t> metadata_copy(const File& f, WriteOptions o) {
+    Writer w(o);
+    for (const KeyValue& kv : f.kvs()) w.set(std::string(kv.key), OwnedValue::from(kv.value));
+    return w.write_to_memory();
+}
+}  // namespace
+
+TEST_CASE("every value type copied from a file in one encoding writes the same bytes in another") {
+    const std::vector<WriteOptions> encodings = {{3, false}, {2, false}, {1, false}, {3, true}, {1, true}};
+    for (WriteOptions from : encodings) {
+        const std::vector<uint8_t> bytes = fixtures::all_value_types(from).write_to_memory();
+        const File f = File::parse(bytes, "from");
+        CAPTURE(from.version);
+        CAPTURE(from.big_endian);
+        for (WriteOptions to : encodings) {
+            CAPTURE(to.version);
+            CAPTURE(to.big_endian);
+            const std::vector<uint8_t> other = fixtures::all_value_types(to).write_to_memory();
+            CHECK(metadata_copy(f, to) == metadata_copy(File::parse(other, "to"), to));
+        }
+
+        // The copies hold the values themselves, not the file's byte order.
+        auto owned = [&](std::string_view key) { return OwnedValue::from(get(f, key)); };
+        CHECK(owned("u16.max").bits() == 65535);
+        CHECK(owned("array.u16").at(1).bits() == 65535);
+        CHECK(owned("array.i16").at(0).bits() == 0xFFFE);
+        CHECK(owned("array.u32").at(2).bits() == 9);
+        CHECK(owned("array.f32").at(0).bits() == OwnedValue::f32(1.5f).bits());
+        CHECK(owned("array.u64").at(0).bits() == uint64_t{1} << 63);
+        CHECK(owned("array.f64").at(1).bits() == OwnedValue::f64(-1e300).bits());
+        CHECK(owned("array.bool").at(2).bits() == 1);
+        const OwnedValue strings = owned("array.string");
+        REQUIRE(strings.size() == 3);
+        CHECK(strings.string_at(0) == "a");
+        CHECK(strings.string_at(1).empty());
+        CHECK(strings.string_at(2) == "\xc3\xbcn\xc3\xaf");
+        CHECK(owned("array.empty").empty());
+        CHECK(owned("array.empty").element_type() == ValueType::U32);
+        const OwnedValue nested = owned("array.nested");
+        REQUIRE(nested.size() == 2);
+        CHECK(nested.array_at(0).at(1).bits() == 2);
+        CHECK(nested.array_at(1).size() == 1);
+        const OwnedValue n3 = owned("array.nested3");
+        REQUIRE(n3.size() == 2);
+        CHECK(n3.array_at(0).array_at(1).string_at(1) == "z");
+        CHECK(n3.array_at(1).empty());
+        CHECK(n3.array_at(1).element_type() == ValueType::Array);
+    }
 }

@@ -1,5 +1,6 @@
 #include "gguf/value.h"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <stdexcept>
@@ -159,40 +160,146 @@ ArrayView::iterator& ArrayView::iterator::operator++() {
     return *this;
 }
 
-OwnedValue OwnedValue::array(ValueType elem, std::vector<OwnedValue> items) {
+OwnedValue OwnedValue::empty_array(ValueType elem) {
     OwnedValue o;
-    o.type = ValueType::Array;
-    o.element_type = elem;
-    for (const OwnedValue& item : items)
-        if (item.type != elem) throw std::invalid_argument("array element of type " + std::string(value_type_name(item.type)) +
-                                                           " in an array of " + std::string(value_type_name(elem)));
-    o.items = std::move(items);
+    o.type_ = ValueType::Array;
+    o.elem_ = elem;
+    return o;
+}
+
+OwnedValue OwnedValue::array(ValueType elem, std::vector<OwnedValue> items) {
+    OwnedValue o = empty_array(elem);
+    if (elem == ValueType::Array) {
+        for (const OwnedValue& item : items) o.check_element(item);
+        o.count_ = items.size();
+        o.children_ = std::move(items);
+        return o;
+    }
+    o.reserve(items.size());
+    if (elem == ValueType::String) {
+        size_t chars = 0;
+        for (const OwnedValue& item : items) chars += item.chars_.size();
+        o.chars_.reserve(chars);
+    }
+    for (const OwnedValue& item : items) o.push_back(item);
     return o;
 }
 
 OwnedValue OwnedValue::strings(const std::vector<std::string>& v) {
-    std::vector<OwnedValue> items;
-    items.reserve(v.size());
-    for (const std::string& s : v) items.push_back(string(s));
-    return array(ValueType::String, std::move(items));
+    OwnedValue o = empty_array(ValueType::String);
+    size_t chars = 0;
+    for (const std::string& s : v) chars += s.size();
+    o.chars_.reserve(chars);
+    o.ends_.reserve(v.size());
+    for (const std::string& s : v) {
+        o.chars_ += s;
+        o.ends_.push_back(o.chars_.size());
+    }
+    o.count_ = v.size();
+    return o;
 }
 
 OwnedValue OwnedValue::from(const Value& v) {
-    switch (v.type()) {
-        case ValueType::String: return string(std::string(v.str()));
-        case ValueType::Array: {
-            ArrayView a = v.array();
-            std::vector<OwnedValue> items;
-            items.reserve(a.size());
-            for (Value x : a) items.push_back(from(x));
-            OwnedValue o;
-            o.type = ValueType::Array;
-            o.element_type = a.element_type();
-            o.items = std::move(items);
-            return o;
+    if (v.type() == ValueType::String) return string(std::string(v.str()));
+    if (v.type() != ValueType::Array) return make(v.type(), v.raw_bits());
+    const ArrayView a = v.array();
+    OwnedValue o = empty_array(a.element_type());
+    o.count_ = a.size();
+    if (const uint32_t size = value_type_size(a.element_type()); size != 0) {
+        // The file's bytes are the elements already; a big-endian file's need each swapped.
+        const std::span<const uint8_t> bytes = a.bytes();
+        o.fixed_.assign(bytes.begin(), bytes.end());
+        if (v.encoding().big_endian)
+            for (auto p = o.fixed_.begin(); p != o.fixed_.end(); p += size) std::reverse(p, p + size);
+    } else if (a.element_type() == ValueType::String) {
+        // What the array's bytes hold besides the characters is one length per element.
+        const uint64_t lengths = a.size() * v.encoding().count_bytes();
+        o.chars_.reserve(static_cast<size_t>(a.byte_size() > lengths ? a.byte_size() - lengths : 0));
+        o.ends_.reserve(static_cast<size_t>(a.size()));
+        for (Value x : a) {
+            o.chars_ += x.str();
+            o.ends_.push_back(o.chars_.size());
         }
-        default: return make(v.type(), v.raw_bits());
+    } else {
+        o.children_.reserve(static_cast<size_t>(a.size()));
+        for (Value x : a) o.children_.push_back(from(x));
     }
+    return o;
+}
+
+void OwnedValue::check_element(const OwnedValue& item) const {
+    if (item.type_ != elem_)
+        throw std::invalid_argument("array element of type " + std::string(value_type_name(item.type_)) + " in an array of " +
+                                    std::string(value_type_name(elem_)));
+}
+
+void OwnedValue::push_back(const OwnedValue& item) {
+    if (type_ != ValueType::Array) wrong_type(type_, "arr");
+    check_element(item);
+    if (elem_ == ValueType::String) {
+        chars_ += item.chars_;
+        ends_.push_back(chars_.size());
+    } else if (elem_ == ValueType::Array) {
+        children_.push_back(item);
+    } else {
+        for (uint32_t k = 0; k < value_type_size(elem_); ++k) fixed_.push_back(static_cast<uint8_t>(item.bits_ >> (8 * k)));
+    }
+    ++count_;
+}
+
+void OwnedValue::reserve(uint64_t n) {
+    if (type_ != ValueType::Array) wrong_type(type_, "arr");
+    if (elem_ == ValueType::String) ends_.reserve(static_cast<size_t>(n));
+    else if (elem_ == ValueType::Array) children_.reserve(static_cast<size_t>(n));
+    else fixed_.reserve(static_cast<size_t>(n * value_type_size(elem_)));
+}
+
+std::string_view OwnedValue::str() const {
+    if (type_ != ValueType::String) wrong_type(type_, "str");
+    return chars_;
+}
+
+ValueType OwnedValue::element_type() const {
+    if (type_ != ValueType::Array) wrong_type(type_, "arr");
+    return elem_;
+}
+
+uint64_t OwnedValue::size() const {
+    if (type_ != ValueType::Array) wrong_type(type_, "arr");
+    return count_;
+}
+
+void OwnedValue::check_index(uint64_t i, bool applies, std::string_view accessor) const {
+    if (type_ != ValueType::Array) wrong_type(type_, "arr");
+    if (!applies) throw std::logic_error(std::string(accessor) + " does not apply to an array of " + std::string(value_type_name(elem_)));
+    if (i >= count_) throw std::out_of_range("array index " + std::to_string(i) + " of " + std::to_string(count_));
+}
+
+OwnedValue OwnedValue::at(uint64_t i) const {
+    check_index(i, elem_ != ValueType::Array, "OwnedValue::at (use array_at)");
+    if (elem_ == ValueType::String) return string(std::string(string_at(i)));
+    const uint32_t size = value_type_size(elem_);
+    uint64_t bits = 0;
+    for (uint32_t k = 0; k < size; ++k) bits |= uint64_t{fixed_[static_cast<size_t>(i * size + k)]} << (8 * k);
+    return make(elem_, bits);
+}
+
+std::string_view OwnedValue::string_at(uint64_t i) const {
+    check_index(i, elem_ == ValueType::String, "OwnedValue::string_at");
+    const uint64_t begin = i == 0 ? 0 : ends_[static_cast<size_t>(i - 1)];
+    return std::string_view(chars_).substr(static_cast<size_t>(begin), static_cast<size_t>(ends_[static_cast<size_t>(i)] - begin));
+}
+
+const OwnedValue& OwnedValue::array_at(uint64_t i) const {
+    check_index(i, elem_ == ValueType::Array, "OwnedValue::array_at");
+    return children_[static_cast<size_t>(i)];
+}
+
+std::span<const uint8_t> OwnedValue::element_bytes() const {
+    if (type_ != ValueType::Array) wrong_type(type_, "arr");
+    if (value_type_size(elem_) == 0)
+        throw std::logic_error("OwnedValue::element_bytes needs fixed-size elements, not " + std::string(value_type_name(elem_)));
+    return fixed_;
 }
 
 }  // namespace gguf

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -44,11 +45,25 @@ public:
         }
     }
     void value(const OwnedValue& v) {
-        if (v.type == ValueType::String) return str(v.str);
-        if (v.type != ValueType::Array) return scalar(v.type, v.bits);
-        num<uint32_t>(static_cast<uint32_t>(v.element_type));
-        count(v.items.size());
-        for (const OwnedValue& item : v.items) value(item);
+        if (v.type() == ValueType::String) return str(v.str());
+        if (v.type() != ValueType::Array) return scalar(v.type(), v.bits());
+        const ValueType elem = v.element_type();
+        num<uint32_t>(static_cast<uint32_t>(elem));
+        count(v.size());
+        if (elem == ValueType::String)
+            for (uint64_t i = 0; i < v.size(); ++i) str(v.string_at(i));
+        else if (elem == ValueType::Array)
+            for (uint64_t i = 0; i < v.size(); ++i) value(v.array_at(i));
+        else
+            fixed(v.element_bytes(), value_type_size(elem));
+    }
+    // Fixed-size elements, held little-endian: copied as they are, or each one's bytes
+    // reversed for a big-endian file.
+    void fixed(std::span<const uint8_t> little_endian, uint32_t size) {
+        const auto first = static_cast<std::ptrdiff_t>(out_.size());
+        out_.insert(out_.end(), little_endian.begin(), little_endian.end());
+        if (big_ && size > 1)
+            for (auto p = out_.begin() + first; p != out_.end(); p += size) std::reverse(p, p + size);
     }
 
 private:
@@ -140,8 +155,8 @@ Writer Writer::copy_of(const File& f) {
 
 void Writer::set(std::string key, OwnedValue value) {
     if (key == "general.alignment") {
-        uint64_t a = value.bits;
-        if (value.type != ValueType::U32 || a == 0 || (a & (a - 1)) != 0)
+        uint64_t a = value.bits();
+        if (value.type() != ValueType::U32 || a == 0 || (a & (a - 1)) != 0)
             throw std::invalid_argument("general.alignment must be a u32 power of two");
     }
     if (auto it = kv_position_.find(key); it != kv_position_.end()) {
@@ -164,7 +179,7 @@ void Writer::remove(std::string_view key) {
 
 uint32_t Writer::alignment() const {
     auto it = kv_position_.find("general.alignment");
-    return it == kv_position_.end() ? kDefaultAlignment : static_cast<uint32_t>(kvs_[it->second].second.bits);
+    return it == kv_position_.end() ? kDefaultAlignment : static_cast<uint32_t>(kvs_[it->second].second.bits());
 }
 
 void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, TensorSource source) {
@@ -202,7 +217,7 @@ void Writer::emit(ByteSink& out, const std::string& target) const {
     e.count(kvs_.size());
     for (const auto& [k, v] : kvs_) {
         e.str(k);
-        e.num<uint32_t>(static_cast<uint32_t>(v.type));
+        e.num<uint32_t>(static_cast<uint32_t>(v.type()));
         e.value(v);
     }
     uint64_t offset = 0;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +105,9 @@ public:
     uint64_t size() const { return count_; }
     bool empty() const { return count_ == 0; }
     uint64_t byte_size() const { return bytes_; }
+    // The elements as the file stores them: fixed-size ones back to back in its byte order;
+    // strings and nested arrays with their length and count prefixes.
+    std::span<const uint8_t> bytes() const { return {first_, static_cast<size_t>(bytes_)}; }
 
     // Element i of a fixed-size array; throws std::logic_error for strings and arrays.
     Value at(uint64_t i) const;
@@ -135,13 +139,15 @@ private:
     Encoding enc_;
 };
 
-// An owned metadata value, for building files. Scalars keep their bits in `bits`.
-struct OwnedValue {
-    ValueType type = ValueType::U8;
-    uint64_t bits = 0;               // scalar value, zero-extended (floats as their bit pattern)
-    std::string str;                 // String
-    ValueType element_type = ValueType::U8;  // Array
-    std::vector<OwnedValue> items;   // Array
+// An owned metadata value, for building files.
+//
+// An array keeps its elements the way a file does, not one OwnedValue per element, so a
+// 256k-token vocabulary costs about its bytes: fixed-size elements (numbers, bools) are one
+// byte vector in little-endian order; strings are one character buffer and the end offset
+// of each; only an array of arrays (rare) holds a child OwnedValue per element.
+class OwnedValue {
+public:
+    OwnedValue() = default;  // u8 0
 
     static OwnedValue u8(uint8_t v) { return make(ValueType::U8, v); }
     static OwnedValue i8(int8_t v) { return make(ValueType::I8, static_cast<uint8_t>(v)); }
@@ -154,20 +160,58 @@ struct OwnedValue {
     static OwnedValue f32(float v) { uint32_t b; std::memcpy(&b, &v, 4); return make(ValueType::F32, b); }
     static OwnedValue f64(double v) { uint64_t b; std::memcpy(&b, &v, 8); return make(ValueType::F64, b); }
     static OwnedValue boolean(bool v) { return make(ValueType::Bool, v ? 1 : 0); }
-    static OwnedValue string(std::string s) { OwnedValue o; o.type = ValueType::String; o.str = std::move(s); return o; }
+    static OwnedValue string(std::string s) { OwnedValue o; o.type_ = ValueType::String; o.chars_ = std::move(s); return o; }
+    // An array of `elem`; throws std::invalid_argument for an item of another type.
     static OwnedValue array(ValueType elem, std::vector<OwnedValue> items);
     static OwnedValue strings(const std::vector<std::string>& v);
+    // An array of `elem` from plain numbers, make_one(x) giving each element (OwnedValue::f32, ...).
     template <class T, class Make> static OwnedValue numbers(ValueType elem, const std::vector<T>& v, Make make_one) {
-        std::vector<OwnedValue> items; items.reserve(v.size());
-        for (const T& x : v) items.push_back(make_one(x));
-        return array(elem, std::move(items));
+        OwnedValue o = empty_array(elem);
+        o.reserve(v.size());
+        for (const T& x : v) o.push_back(make_one(x));
+        return o;
     }
-
-    // A deep copy of a view.
+    // A deep copy of a view; a numeric array is copied from the file's bytes in one go.
     static OwnedValue from(const Value& v);
 
+    // Appends to an array; throws std::invalid_argument when item's type is not the element type.
+    void push_back(const OwnedValue& item);
+    void reserve(uint64_t n);  // room for n elements of an array (characters not included)
+
+    ValueType type() const { return type_; }
+    // A scalar's bits, zero-extended (a float's pattern, a bool's byte).
+    uint64_t bits() const { return bits_; }
+    // A String's bytes; throws std::logic_error for other types.
+    std::string_view str() const;
+
+    // Arrays; these throw std::logic_error for other types.
+    ValueType element_type() const;
+    uint64_t size() const;
+    bool empty() const { return size() == 0; }
+    // Element i of a numeric, bool or string array as a value of its own (std::out_of_range past the end).
+    OwnedValue at(uint64_t i) const;
+    // Element i of a string array, without a copy.
+    std::string_view string_at(uint64_t i) const;
+    // Element i of an array of arrays.
+    const OwnedValue& array_at(uint64_t i) const;
+    // A numeric or bool array's elements back to back, each little-endian (as a
+    // little-endian file stores them; a big-endian writer swaps each element).
+    std::span<const uint8_t> element_bytes() const;
+
 private:
-    static OwnedValue make(ValueType t, uint64_t bits) { OwnedValue o; o.type = t; o.bits = bits; return o; }
+    static OwnedValue make(ValueType t, uint64_t bits) { OwnedValue o; o.type_ = t; o.bits_ = bits; return o; }
+    static OwnedValue empty_array(ValueType elem);
+    void check_element(const OwnedValue& item) const;  // item's type is the element type
+    void check_index(uint64_t i, bool applies, std::string_view accessor) const;
+
+    ValueType type_ = ValueType::U8;
+    uint64_t bits_ = 0;                 // scalars
+    ValueType elem_ = ValueType::U8;    // arrays
+    uint64_t count_ = 0;                // arrays: elements
+    std::string chars_;                 // String; a string array's elements back to back
+    std::vector<uint64_t> ends_;        // string array: where element i ends in chars_
+    std::vector<uint8_t> fixed_;        // numeric or bool array: the elements, little-endian
+    std::vector<OwnedValue> children_;  // array of arrays
 };
 
 }  // namespace gguf
