@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "fixtures.h"
+#include "gguf/arch.h"
 #include "gguf/check.h"
 #include "gguf/writer.h"
 
@@ -96,6 +97,9 @@ TEST_CASE("what llama.cpp's converters write is not flagged: head_count 0, per-l
     auto mamba = findings_of([](Writer& w) {
         w.set("general.architecture", OwnedValue::string("llama"));
         w.set("llama.embedding_length", OwnedValue::u32(64));
+        w.set("llama.context_length", OwnedValue::u32(64));
+        w.set("llama.block_count", OwnedValue::u32(0));
+        w.set("llama.attention.layer_norm_rms_epsilon", OwnedValue::f32(1e-5f));
         w.set("llama.attention.head_count", OwnedValue::u32(0));  // Mamba and RWKV converters write 0
         w.set("llama.attention.head_count_kv", OwnedValue::u32(0));
         w.set("llama.feed_forward_length", OwnedValue::array(ValueType::U32, {OwnedValue::u32(128), OwnedValue::u32(96)}));
@@ -105,12 +109,99 @@ TEST_CASE("what llama.cpp's converters write is not flagged: head_count 0, per-l
     auto glm = findings_of([](Writer& w) {  // 96 heads over a 4096 embedding in GLM-4.5-Air; key_length says the head size
         w.set("general.architecture", OwnedValue::string("llama"));
         w.set("llama.embedding_length", OwnedValue::u32(64));
+        w.set("llama.context_length", OwnedValue::u32(64));
+        w.set("llama.block_count", OwnedValue::u32(0));
+        w.set("llama.attention.layer_norm_rms_epsilon", OwnedValue::f32(1e-5f));
         w.set("llama.attention.head_count", OwnedValue::u32(3));
         w.set("llama.attention.head_count_kv", OwnedValue::u32(1));
         w.set("llama.attention.key_length", OwnedValue::u32(16));
         w.add_tensor("token_embd.weight", TypeId::F32, {64, 4}, embd);
     });
     CHECK(glm.empty());
+}
+
+TEST_CASE("a known architecture's required keys and each layer's tensors are checked against the architecture table") {
+    static const std::vector<uint8_t> embd(64 * 4 * 4), square(64 * 64 * 4), ffn(64 * 64 * 4);
+    auto f = findings_of([](Writer& w) {
+        w.set("general.architecture", OwnedValue::string("qwen3"));
+        w.set("qwen3.block_count", OwnedValue::u32(2));
+        w.set("qwen3.embedding_length", OwnedValue::u32(64));
+        w.add_tensor("token_embd.weight", TypeId::F32, {64, 4}, embd);
+        for (const char* n : {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.attn_output.weight",
+                              "blk.1.attn_q.weight", "blk.1.attn_k.weight", "blk.1.attn_output.weight"})
+            w.add_tensor(n, TypeId::F32, {64, 64}, square);
+        w.add_tensor("blk.0.ffn_down.weight", TypeId::F32, {64, 64}, ffn);
+        w.add_tensor("blk.1.ffn_down_exps.weight", TypeId::F32, {64, 64}, ffn);  // experts stand in for the dense one
+    });
+    CHECK(has(f, "error qwen3.context_length: is missing; llama.cpp cannot load a qwen3 model without it"));
+    CHECK(has(f, "error qwen3.attention.layer_norm_rms_epsilon: is missing; llama.cpp cannot load a qwen3 model without it"));
+    CHECK(has(f, "error blk.1.attn_v.weight: is missing: a qwen3 model needs every attention projection"));
+    CHECK(f.size() == 3);
+    // Falcon fuses q, k and v: one attn_qkv per layer is what it needs.
+    auto falcon = findings_of([](Writer& w) {
+        w.set("general.architecture", OwnedValue::string("falcon"));
+        for (const char* k : {"falcon.block_count", "falcon.embedding_length", "falcon.context_length"}) w.set(k, OwnedValue::u32(1));
+        w.set("falcon.attention.layer_norm_epsilon", OwnedValue::f32(1e-5f));
+        w.add_tensor("token_embd.weight", TypeId::F32, {64, 4}, embd);
+        w.add_tensor("blk.0.attn_output.weight", TypeId::F32, {64, 64}, square);
+        w.add_tensor("blk.0.ffn_down.weight", TypeId::F32, {64, 64}, ffn);
+    });
+    REQUIRE(falcon.size() == 2);  // embedding_length 1 does not match token_embd, and no attn_qkv
+    CHECK(has(falcon, "error blk.0.attn_qkv.weight: is missing: a falcon model needs the attention's q, k and v"));
+}
+
+TEST_CASE("the architecture table: tensor names parse into role and layer, and every architecture lists known kinds") {
+    auto t = parse_tensor_name("blk.12.ffn_down_exps.weight");
+    REQUIRE(t.has_value());
+    CHECK(t->kind->role == TensorRole::FfnDownExps);
+    CHECK(t->layer == 12u);
+    CHECK(t->suffix == "weight");
+    CHECK(parse_tensor_name("output_norm.bias")->kind->role == TensorRole::OutputNorm);
+    CHECK_FALSE(parse_tensor_name("blk.-1.attn_q.weight").has_value());
+    CHECK_FALSE(parse_tensor_name("blk.1x.attn_q.weight").has_value());
+    CHECK_FALSE(parse_tensor_name("blk.1.attn_qq.weight").has_value());
+    CHECK_FALSE(parse_tensor_name("attn_q.weight").has_value());  // a per-layer kind outside blk.N
+    CHECK(tensor_name(TensorRole::AttnPostNorm, 3) == "blk.3.post_attention_norm.weight");
+    CHECK(tensor_name(TensorRole::Output) == "output.weight");
+    for (const TensorKind& k : all_tensor_kinds()) {
+        CAPTURE(k.stem);
+        const auto parsed = parse_tensor_name(tensor_name(k.role, k.per_layer ? std::optional<uint32_t>(5) : std::nullopt));
+        REQUIRE(parsed.has_value());
+        CHECK(parsed->kind == &k);
+    }
+    for (const char* a : {"llama", "qwen2", "qwen3", "gemma", "phi3", "falcon", "gpt2", "qwen2moe", "qwen3moe", "deepseek2"})
+        CHECK(find_architecture(a) != nullptr);
+    CHECK(hyper_key("qwen3", Hyper::HeadCountKv) == "qwen3.attention.head_count_kv");
+}
+
+TEST_CASE("hyperparameters are read one way: per-layer arrays as their first element, head_count_kv defaulting to head_count") {
+    std::vector<std::vector<uint8_t>> keep;
+    auto model = [&](auto build) {
+        Writer w;
+        w.set("general.architecture", OwnedValue::string("llama"));
+        build(w);
+        keep.push_back(w.write_to_memory());
+        std::vector<File> parts;
+        parts.push_back(File::parse(keep.back(), "m.gguf"));
+        return Model::from_parts(std::move(parts));
+    };
+    Model a = model([](Writer& w) {
+        w.set("llama.attention.head_count", OwnedValue::array(ValueType::U32, {OwnedValue::u32(32), OwnedValue::u32(16)}));
+        w.set("llama.block_count", OwnedValue::u32(2));
+        w.set("llama.expert_count", OwnedValue::u32(8));
+    });
+    Hyperparameters h = read_hyperparameters(a);
+    CHECK(h.architecture == find_architecture("llama"));
+    CHECK(h.n_head == 32);
+    CHECK(h.n_head_kv == 32);
+    CHECK(h.n_gqa() == 1);
+    CHECK(h.n_layer == 2);
+    CHECK(h.n_expert == 8);
+    Model b = model([](Writer& w) {
+        w.set("llama.attention.head_count", OwnedValue::u32(32));
+        w.set("llama.attention.head_count_kv", OwnedValue::u32(8));
+    });
+    CHECK(read_hyperparameters(b).n_gqa() == 4);
 }
 
 TEST_CASE("valid_utf8 accepts well-formed text and refuses overlong forms, surrogates and stray bytes") {

@@ -295,6 +295,11 @@ struct Planted {
     Planted() {
         gguf::Writer w;
         w.set("general.architecture", gguf::OwnedValue::string("llama"));
+        // The keys llama.cpp needs of any llama model (gguf check asks for them).
+        w.set("llama.context_length", gguf::OwnedValue::u32(256));
+        w.set("llama.embedding_length", gguf::OwnedValue::u32(256));
+        w.set("llama.block_count", gguf::OwnedValue::u32(0));
+        w.set("llama.attention.layer_norm_rms_epsilon", gguf::OwnedValue::f32(1e-5f));
         std::vector<float> x(2 * 256);
         for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 0.37f) * 0.05f;
         for (auto [name, type] : {std::pair{"token_embd.weight", gguf::TypeId::F16}, std::pair{"norm.weight", gguf::TypeId::F32},

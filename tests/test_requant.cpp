@@ -30,6 +30,9 @@ std::vector<uint8_t> synthetic(const Synthetic& s) {
     Writer w;
     w.set("general.architecture", OwnedValue::string(s.arch));
     w.set(s.arch + ".block_count", OwnedValue::u32(s.layers));
+    w.set(s.arch + ".context_length", OwnedValue::u32(128));
+    w.set(s.arch + ".embedding_length", OwnedValue::u32(static_cast<uint32_t>(s.width)));
+    w.set(s.arch + (s.arch == "falcon" ? ".attention.layer_norm_epsilon" : ".attention.layer_norm_rms_epsilon"), OwnedValue::f32(1e-5f));
     w.set(s.arch + ".attention.head_count", OwnedValue::u32(s.heads));
     w.set(s.arch + ".attention.head_count_kv", OwnedValue::u32(s.heads_kv));
     if (s.experts) w.set(s.arch + ".expert_count", OwnedValue::u32(s.experts));

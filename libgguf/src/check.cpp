@@ -1,5 +1,7 @@
 #include "gguf/check.h"
 
+#include "gguf/arch.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -139,6 +141,33 @@ struct Checker {
             error(arch + ".attention.head_count", fmt::format("{} does not divide embedding_length {}", *n_head, *embd));
         if (n_head && *n_head && n_head_kv && (*n_head_kv == 0 || *n_head % *n_head_kv))
             error(arch + ".attention.head_count_kv", fmt::format("{} does not divide head_count {}", *n_head_kv, *n_head));
+        if (const Architecture* known = find_architecture(arch)) against_table(*known, blocks);
+    }
+
+    // What llama.cpp's loader requires of a known architecture: its keys, and (in a file
+    // with tensors) the token embedding and each layer's attention and feed-forward output.
+    void against_table(const Architecture& a, std::optional<uint32_t> blocks) {
+        for (Hyper k : a.required_keys)
+            if (!m.find(hyper_key(a.name, k)))
+                error(hyper_key(a.name, k), fmt::format("is missing; llama.cpp cannot load a {} model without it", a.name));
+        if (m.tensors().empty() || !blocks) return;  // a vocabulary-only file
+        auto has = [&](TensorRole role, std::optional<uint32_t> layer) { return m.find_tensor(tensor_name(role, layer)) != nullptr; };
+        auto need = [&](TensorRole role, std::optional<uint32_t> layer, std::string_view what) {
+            if (!has(role, layer))
+                error(tensor_name(role, layer), fmt::format("is missing: a {} model needs {}", a.name, what));
+        };
+        need(TensorRole::TokenEmbd, std::nullopt, "its token embedding");
+        for (uint32_t layer = 0; layer < *blocks && layer < m.tensors().size(); ++layer) {
+            if (!a.latent_attention) {
+                const bool separate = has(TensorRole::AttnQ, layer) && has(TensorRole::AttnK, layer) && has(TensorRole::AttnV, layer);
+                if (a.fused_qkv && !separate) need(TensorRole::AttnQKV, layer, "the attention's q, k and v");
+                else if (!separate)
+                    for (TensorRole r : {TensorRole::AttnQ, TensorRole::AttnK, TensorRole::AttnV}) need(r, layer, "every attention projection");
+            }
+            need(TensorRole::AttnOutput, layer, "each layer's attention output");
+            if (!has(TensorRole::FfnDown, layer) && !has(TensorRole::FfnDownExps, layer))
+                error(tensor_name(TensorRole::FfnDown, layer), fmt::format("is missing (nor are there experts): a {} model needs each layer's feed-forward output", a.name));
+        }
     }
 };
 

@@ -167,12 +167,30 @@ constexpr Rule kRules[] = {
     {Role::FfnUp, {IQ3_XS}, When::LayerMiddle, When::Always, T::IQ3_XXS},
 };
 
+// llama.cpp's special case for a 70B llama (80 layers, grouped-query attention).
+bool is_70b(const Hyperparameters& h) { return h.arch == "llama" && h.n_layer == 80 && h.n_head != h.n_head_kv; }
+
 bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
+// A tensor's role in the rules: from the architecture table for names in llama.cpp's
+// scheme, else by the substrings llama.cpp's quantizer looks for (other naming schemes).
 Role role_of(std::string_view name, bool tied) {
-    auto has = [&](std::string_view s) { return name.find(s) != std::string_view::npos; };
     if (name == "output.weight") return Role::Output;
     if (name == "token_embd.weight" || name == "per_layer_token_embd.weight") return tied ? Role::Output : Role::TokenEmbd;
+    if (const std::optional<TensorName> t = parse_tensor_name(name); t && t->suffix == "weight") {
+        switch (t->kind->role) {
+            case TensorRole::AttnV: case TensorRole::AttnQKV: case TensorRole::AttnKvB: return Role::AttnV;
+            case TensorRole::AttnK: return Role::AttnK;
+            case TensorRole::AttnQ: return Role::AttnQ;
+            case TensorRole::AttnOutput: return Role::AttnOutput;
+            case TensorRole::FfnUp: case TensorRole::FfnUpExps: case TensorRole::FfnUpShexp: return Role::FfnUp;
+            case TensorRole::FfnGate: case TensorRole::FfnGateExps: case TensorRole::FfnGateShexp: case TensorRole::FfnGateInp:
+            case TensorRole::FfnGateInpShexp: return Role::FfnGate;
+            case TensorRole::FfnDown: case TensorRole::FfnDownExps: case TensorRole::FfnDownShexp: return Role::FfnDown;
+            default: return Role::Other;
+        }
+    }
+    auto has = [&](std::string_view s) { return name.find(s) != std::string_view::npos; };
     if (has("attn_qkv.weight") || has("attn_kv_b.weight") || has("attn_v.weight")) return Role::AttnV;
     if (has("attn_k.weight")) return Role::AttnK;
     if (has("attn_q.weight")) return Role::AttnQ;
@@ -250,7 +268,7 @@ public:
         // After the rules, attn_v-like tensors in the general mixes: a 70B llama's small attn_v
         // gets q5_K for q3_K/q4_K, and an 8-expert model's attn_v q8_0.
         if (role == Role::AttnV && kGeneral.has(mix_)) {
-            if (shape_.is_70b() && (out == T::Q3_K || out == T::Q4_K || (out == kKeep && (base() == T::Q3_K || base() == T::Q4_K))))
+            if (is_70b(shape_) && (out == T::Q3_K || out == T::Q4_K || (out == kKeep && (base() == T::Q3_K || base() == T::Q4_K))))
                 out = T::Q5_K;
             if (shape_.n_expert == 8) out = T::Q8_0;
         }
@@ -272,8 +290,8 @@ private:
             case When::Always: return true;
             case When::RowNotWholeBase: return t.shape[0] % type_info(base()).block_size != 0;
             case When::BaseNotQ8_0: return base() != T::Q8_0;
-            case When::Falcon: return shape_.arch == "falcon";
-            case When::NotFalcon: return shape_.arch != "falcon";
+            case When::Falcon: return shape_.architecture == find_architecture("falcon");
+            case When::NotFalcon: return shape_.architecture != find_architecture("falcon");
             case When::Gqa4: return shape_.n_gqa() >= 4;
             case When::Gqa4OrExperts4: return shape_.n_gqa() >= 4 || shape_.n_expert >= 4;
             case When::Experts8: return shape_.n_expert == 8;
@@ -293,7 +311,7 @@ private:
     }
 
     const Options& o_;
-    Shape shape_;
+    Hyperparameters shape_;
     uint32_t mix_;
     bool tied_ = true;  // until an output.weight is seen
     int64_t n_attn_v_ = 0;
@@ -388,27 +406,12 @@ const Target* find_target(std::string_view name) {
     return nullptr;
 }
 
-Shape shape_of(const Model& m) {
-    Shape s;
-    if (const KeyValue* a = m.find("general.architecture"); a && a->value.type() == ValueType::String) s.arch = a->value.str();
-    auto u32 = [&](const std::string& key) -> uint32_t {
-        const KeyValue* kv = m.find(key);
-        if (!kv) return 0;
-        if (kv->value.is_integer() && kv->value.as_int() >= 0 && kv->value.as_int() <= UINT32_MAX) return static_cast<uint32_t>(kv->value.as_int());
-        // Per-layer head counts are arrays in some models: llama.cpp's n_gqa() reads layer 0.
-        if (kv->value.type() == ValueType::Array && !kv->value.array().empty()) {
-            const Value first = *kv->value.array().begin();
-            if (first.is_integer() && first.as_int() >= 0 && first.as_int() <= UINT32_MAX) return static_cast<uint32_t>(first.as_int());
-        }
-        return 0;
-    };
-    s.n_layer = u32(s.arch + ".block_count");
-    s.n_head = u32(s.arch + ".attention.head_count");
-    s.n_head_kv = m.find(s.arch + ".attention.head_count_kv") ? u32(s.arch + ".attention.head_count_kv") : s.n_head;
-    s.n_expert = u32(s.arch + ".expert_count");
-    if (s.n_layer == 0)
-        for (const Model::Tensor& t : m.tensors()) s.n_layer = std::max<uint32_t>(s.n_layer, static_cast<uint32_t>(layer_of(t.info->name) + 1));
-    return s;
+Hyperparameters shape_of(const Model& m) {
+    Hyperparameters h = read_hyperparameters(m);
+    // Without block_count, the layers the tensors name.
+    if (h.n_layer == 0)
+        for (const Model::Tensor& t : m.tensors()) h.n_layer = std::max<uint32_t>(h.n_layer, static_cast<uint32_t>(layer_of(t.info->name) + 1));
+    return h;
 }
 
 std::vector<TensorPlan> plan(const Model& m, const Options& o) {

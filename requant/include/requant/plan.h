@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gguf/arch.h"
 #include "gguf/file_type.h"
 #include "gguf/model.h"
 #include "gguf/types.h"
@@ -44,16 +45,9 @@ struct Options {
     std::vector<std::string> tensor_type_patterns;            // the same patterns as text, for messages
 };
 
-// What the rules look at in a model (llama.cpp's hyper-parameters).
-struct Shape {
-    std::string arch;
-    uint32_t n_layer = 0;
-    uint32_t n_head = 0, n_head_kv = 0;
-    uint32_t n_expert = 0;
-    uint32_t n_gqa() const { return n_head_kv ? n_head / n_head_kv : 0; }
-    bool is_70b() const { return arch == "llama" && n_layer == 80 && n_head != n_head_kv; }
-};
-Shape shape_of(const Model& m);
+// What the rules look at in a model: its hyperparameters (libgguf's architecture table),
+// with the layer count taken from the tensors' names when the metadata lacks it.
+Hyperparameters shape_of(const Model& m);
 
 // Why llama.cpp never quantizes `t`, whatever the mix (a 1-D vector, a norm, a position
 // table, output.weight with leave_output ...), or "" when a mix may convert it.
