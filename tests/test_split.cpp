@@ -1,9 +1,13 @@
 // Split sets (NAME-00001-of-00003.gguf ...) open as one model.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include "fixtures.h"
 #include "gguf/model.h"
+#include "gguf/writer.h"
 #include "support.h"
 
 using namespace gguf;
@@ -110,4 +114,68 @@ TEST_CASE("one part of a split set under another name is refused: its siblings c
     auto parts = fixtures::write_demo_split(d.path(), "demo", 2);
     std::filesystem::rename(parts[0], d / "renamed.gguf");
     CHECK_THROWS_WITH_AS(Model::open(d / "renamed.gguf"), doctest::Contains("one part of a 2-part split set"), Error);
+}
+
+TEST_CASE("write_split_set writes every part with its split keys, refuses to replace an input, and leaves no part when one fails") {
+    test::TempDir d;
+    fixtures::demo_model().write(d / "whole.gguf");
+    const Model whole = Model::open(d / "whole.gguf");
+    auto make_parts = [&] {
+        std::vector<Writer> parts(2);
+        for (const KeyValue& kv : whole.kvs()) parts[0].set(std::string(kv.key), kv.value);
+        size_t i = 0;
+        for (const Model::Tensor& t : whole.tensors()) {
+            const TensorInfo& info = *t.info;
+            parts[i++ * 2 / whole.tensors().size()].add_tensor(std::string(info.name), info.type, {info.dims().begin(), info.dims().end()},
+                                                                 whole.tensor_data(t));
+        }
+        return parts;
+    };
+    std::vector<Writer> parts = make_parts();
+    const auto paths = write_split_set(parts, d / "out.gguf");
+    REQUIRE(paths.size() == 2);
+    CHECK(paths[1] == d / "out-00002-of-00002.gguf");
+    const Model m = Model::open(paths[1]);
+    CHECK(m.is_split());
+    CHECK(m.tensors().size() == whole.tensors().size());
+    CHECK(m.parts()[1].find("split.no")->value.as_int() == 1);
+    CHECK(m.parts()[1].find("split.tensors.count")->value.as_int() == static_cast<int64_t>(whole.tensors().size()));
+
+    std::vector<Writer> again = make_parts();
+    const std::filesystem::path inputs[] = {paths[0]};
+    CHECK_THROWS_WITH_AS(write_split_set(again, d / "out.gguf", inputs), doctest::Contains("would replace the input"), Error);
+
+    // The second part cannot be written (a folder stands where it goes): the first is removed.
+    std::vector<Writer> failing = make_parts();
+    std::filesystem::create_directory(d / "bad-00002-of-00002.gguf");
+    CHECK_THROWS(write_split_set(failing, d / "bad.gguf"));
+    CHECK_FALSE(std::filesystem::exists(d / "bad-00001-of-00002.gguf"));
+}
+
+namespace {
+// Resident pages of this process (/proc/self/statm's second field), in bytes.
+uint64_t resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    uint64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+TEST_CASE("release_pages takes read pages of a mapped file out of the process's resident set") {
+    test::TempDir d;
+    std::vector<uint8_t> bytes(32 << 20, 1);
+    Writer w;
+    w.add_tensor("t", TypeId::I8, {bytes.size()}, std::span<const uint8_t>(bytes));
+    w.write(d / "big.gguf");
+    bytes = {};
+    const File f = File::open(d / "big.gguf");
+    const std::span<const uint8_t> data = f.tensor_data(f.tensors()[0]);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < data.size(); i += 4096) sum += data[i];  // maps every page in
+    CHECK(sum == data.size() / 4096);
+    const uint64_t before = resident_bytes();
+    release_pages(data);
+    const uint64_t after = resident_bytes();
+    CHECK(before - after >= (24u << 20));
 }

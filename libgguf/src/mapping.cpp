@@ -1,5 +1,7 @@
 #include "mapping.h"
 
+#include "gguf/file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -37,6 +39,13 @@ Mapping::Mapping(const std::filesystem::path& path) {
 
 Mapping::~Mapping() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void release_pages(std::span<const uint8_t> bytes) {
+    static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
+    const auto end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 }  // namespace gguf

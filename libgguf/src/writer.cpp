@@ -1,5 +1,7 @@
 #include "gguf/writer.h"
 
+#include "gguf/model.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -274,6 +276,36 @@ void Writer::write(const std::filesystem::path& path) const {
         ::unlink(tmp.c_str());
         throw;
     }
+}
+
+std::vector<std::filesystem::path> write_split_set(std::span<Writer> parts, const std::filesystem::path& output,
+                                                   std::span<const std::filesystem::path> inputs) {
+    if (parts.empty() || parts.size() > UINT16_MAX) throw std::invalid_argument("a split set has 1 to 65535 parts");
+    std::string prefix = output.string();
+    if (prefix.ends_with(".gguf")) prefix.resize(prefix.size() - 5);
+    const auto count = static_cast<uint32_t>(parts.size());
+    const SplitName names{prefix, 0, count};
+    size_t tensors = 0;
+    for (const Writer& w : parts) tensors += w.tensor_count();
+    if (tensors > INT32_MAX) throw std::invalid_argument("split.tensors.count holds at most 2^31 - 1 tensors");
+    for (uint32_t i = 0; i < count; ++i) {
+        for (const std::filesystem::path& in : inputs) refuse_overwrite(names.path_of(i + 1), in);
+        parts[i].set("split.no", OwnedValue::u16(static_cast<uint16_t>(i)));
+        parts[i].set("split.count", OwnedValue::u16(static_cast<uint16_t>(count)));
+        parts[i].set("split.tensors.count", OwnedValue::i32(static_cast<int32_t>(tensors)));
+    }
+    std::vector<std::filesystem::path> written;
+    try {
+        for (uint32_t i = 0; i < count; ++i) {
+            parts[i].write(names.path_of(i + 1));
+            written.push_back(names.path_of(i + 1));
+        }
+    } catch (...) {
+        std::error_code ec;
+        for (const std::filesystem::path& p : written) std::filesystem::remove(p, ec);
+        throw;
+    }
+    return written;
 }
 
 }  // namespace gguf

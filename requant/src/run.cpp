@@ -91,15 +91,6 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
     return p;
 }
 
-// Tells the kernel this process is done with the input pages wholly inside `bytes`: they
-// leave its resident set (the page cache keeps them), so memory stays flat whatever the
-// model's size. Advice only; a failure changes nothing.
-void release_pages(std::span<const uint8_t> bytes) {
-    static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const auto begin = (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
-    const auto end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
-    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
 
 // Buffers reused from tensor to tensor, grown as needed and never zeroed (every byte used is
 // written first): the values of one chunk, and two output chunks.
@@ -222,16 +213,10 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
     writers[0] = std::move(w);
     std::vector<const TensorPlan*> order;
     for (const TensorPlan& t : p.plan) order.push_back(&t);
-    if (parts > 1) {
+    if (parts > 1)
         std::stable_sort(order.begin(), order.end(), [](const TensorPlan* a, const TensorPlan* b) {
             return a->tensor->part != b->tensor->part ? a->tensor->part < b->tensor->part : a->tensor->info->offset < b->tensor->info->offset;
         });
-        for (uint32_t i = 0; i < parts; ++i) {
-            writers[i].set("split.no", OwnedValue::u16(static_cast<uint16_t>(i)));
-            writers[i].set("split.count", OwnedValue::u16(static_cast<uint16_t>(parts)));
-            writers[i].set("split.tensors.count", OwnedValue::i32(static_cast<int32_t>(p.plan.size())));
-        }
-    }
 
     uint64_t done = 0;
     Workspace ws;
@@ -256,20 +241,9 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
         summary.outputs = {out};
         return summary;
     }
-    std::string prefix = out.string();
-    if (prefix.ends_with(".gguf")) prefix.resize(prefix.size() - 5);
-    const SplitName names{prefix, 0, parts};
-    for (uint32_t i = 0; i < parts; ++i) refuse_overwrite(names.path_of(i + 1), m.parts()[i].path());
-    try {
-        for (uint32_t i = 0; i < parts; ++i) {
-            writers[i].write(names.path_of(i + 1));  // each part complete before it appears
-            summary.outputs.push_back(names.path_of(i + 1));
-        }
-    } catch (...) {
-        std::error_code ec;
-        for (const auto& written : summary.outputs) std::filesystem::remove(written, ec);  // all parts or none
-        throw;
-    }
+    std::vector<std::filesystem::path> inputs;
+    for (const File& f : m.parts()) inputs.emplace_back(f.path());
+    summary.outputs = write_split_set(writers, out, inputs);
     return summary;
 }
 

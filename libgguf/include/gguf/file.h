@@ -83,6 +83,12 @@ private:
 
 class Mapping;
 
+// Tells the kernel this process is done with the mapped file pages wholly inside `bytes`
+// (part of a File's or Model's mapping): they leave the process's resident set, while the
+// page cache keeps them, so streaming through a model keeps memory flat whatever its size.
+// Advice only: a later read maps them in again; a failure changes nothing.
+void release_pages(std::span<const uint8_t> bytes);
+
 class File {
 public:
     // Maps and parses `path`; throws gguf::Error naming the file and offset on bad input.

@@ -58,6 +58,7 @@ public:
     void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::vector<uint8_t>&& data) = delete;
 
     uint32_t alignment() const;
+    size_t tensor_count() const { return tensors_.size(); }
 
     // Writes the file: temporary file in the target's folder, then rename.
     void write(const std::filesystem::path& path) const;
@@ -80,5 +81,14 @@ private:
     std::vector<PendingTensor> tensors_;
     std::unordered_set<std::string> tensor_names_;
 };
+
+// Writes a split set as llama.cpp's gguf-split lays one out: parts[i] becomes
+// PREFIX-0000(i+1)-of-0000N.gguf (PREFIX is `output` without ".gguf"), each with split.no,
+// split.count and split.tensors.count set (the model's keys belong in parts[0]). Each part
+// is complete before it appears (Writer::write); if any part fails, the parts already
+// written are removed: all parts or none. Refuses to replace any of `inputs`. Returns the
+// paths written, first to last.
+std::vector<std::filesystem::path> write_split_set(std::span<Writer> parts, const std::filesystem::path& output,
+                                                   std::span<const std::filesystem::path> inputs = {});
 
 }  // namespace gguf
