@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <regex>
-#include <thread>
 
 #include "gguf/model.h"
 #include "gguf/file_type.h"
@@ -146,17 +146,24 @@ int run_error(const ErrorOptions& o) {
             skipped.push_back({name, why});
             continue;
         }
-        if (progress) fmt::print(stderr, "\r[{}/{}] {:<60}", i + 1, tensors.size(), name.substr(0, 60));
+        // The tensor's name and how far into it the measurement is (a large one takes seconds).
+        std::function<void(int64_t, int64_t)> show;
+        if (progress)
+            show = [&](int64_t done, int64_t all) {
+                fmt::print(stderr, "\r[{}/{}] {:<60} {:3}%", i + 1, tensors.size(), name.substr(0, 60), all ? 100 * done / all : 100);
+            };
+        if (show) show(0, 1);
         try {
             std::span<const float> w = weights ? std::span<const float>(*weights) : std::span<const float>();
-            Row r{&t, quant::tensor_round_trip_error(t.info->type, model.tensor_data(t), t.info->dims(), *target, w, threads), weights != nullptr};
+            Row r{&t, quant::tensor_round_trip_error(t.info->type, model.tensor_data(t), t.info->dims(), *target, w, threads, show),
+                  weights != nullptr};
             total.merge(r.stats);
             rows.push_back(r);
         } catch (const std::invalid_argument& e) {
             throw Error(model.parts()[t.part].path(), t.info->info_offset, fmt::format("tensor '{}': {}", name, e.what()));
         }
     }
-    if (progress) fmt::print(stderr, "\r{:<80}\r", "");
+    if (progress) fmt::print(stderr, "\r{:<90}\r", "");
     if (o.json) print_json(o, *target, rows, skipped, total);
     else print_text(o, *target, rows, skipped, total);
     return 0;

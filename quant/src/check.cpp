@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bytes.h"
+#include "quant/executor.h"
 
 namespace quant {
 
@@ -121,12 +122,14 @@ DataCheck check_data(TypeId type, std::span<const uint8_t> bytes, int threads) {
     if (bytes.size() % block != 0) return check_data(type, bytes);  // reports the size
     std::vector<std::pair<int64_t, DataCheck>> parts;
     std::mutex parts_mutex;
-    for_each_row_range(static_cast<int64_t>(bytes.size() / block), threads, [&](int64_t begin, int64_t end) {
+    RunOptions o;
+    o.threads = std::max(1, threads);  // one range per thread: the merge below is what 1 and 2 threads compare
+    default_executor().run(static_cast<int64_t>(bytes.size() / block), [&](int64_t begin, int64_t end) {
         DataCheck c = check_data(type, bytes.subspan(static_cast<uint64_t>(begin) * block, static_cast<uint64_t>(end - begin) * block));
         if (c.first >= 0) c.first += begin;  // a block is one value for float types
         std::lock_guard lock(parts_mutex);
         parts.emplace_back(begin, std::move(c));
-    });
+    }, o);
     std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     DataCheck total;
     total.per_block = gguf::type_info(type).quantized;

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <mutex>
+#include <functional>
 #include <vector>
+
+#include "quant/executor.h"
 
 namespace quant {
 
@@ -25,15 +27,20 @@ void ErrorStats::merge(const ErrorStats& o) {
 }
 
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
-                            TypeId target, const float* importance, int threads) {
+                            TypeId target, const float* importance, int threads, const std::function<void(int64_t, int64_t)>& progress) {
     const uint64_t source_row = row_bytes(source_type, n_per_row);
     const uint64_t target_row = row_bytes(target, n_per_row);
     if (source.size() != source_row * static_cast<uint64_t>(n_rows))
         throw std::invalid_argument("round_trip_error: source size does not match its rows");
-    ErrorStats total;
-    std::mutex total_mutex;
-    for_each_row_range(n_rows, threads, [&](int64_t begin, int64_t end) {
-        constexpr int64_t kRowsAtOnce = 16;
+    // Ranges of a size that depends on the row length alone, their sums kept apart and added
+    // in order: the figures are the same bits whatever the number of threads.
+    constexpr int64_t kRowsAtOnce = 16, kValuesPerRange = int64_t{1} << 16;
+    RunOptions o;
+    o.threads = std::max(1, threads);
+    o.grain = std::max(kRowsAtOnce, kValuesPerRange / std::max<int64_t>(1, n_per_row));
+    o.progress = progress;
+    std::vector<ErrorStats> parts(static_cast<size_t>(n_rows > 0 ? (n_rows - 1) / o.grain + 1 : 0));
+    default_executor().run(n_rows, [&](int64_t begin, int64_t end) {
         const int64_t rows = std::min(kRowsAtOnce, end - begin);
         std::vector<float> x(static_cast<size_t>(rows * n_per_row)), y(x.size());
         std::vector<uint8_t> q(target_row * static_cast<uint64_t>(rows));
@@ -54,14 +61,16 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
             }
             s.values += n;
         }
-        std::lock_guard lock(total_mutex);
-        total.merge(s);
-    });
+        parts[static_cast<size_t>(begin / o.grain)] = s;
+    }, o);
+    ErrorStats total;
+    for (const ErrorStats& s : parts) total.merge(s);
     return total;
 }
 
 ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> source, std::span<const uint64_t> shape,
-                                   TypeId target, std::span<const float> importance, int threads) {
+                                   TypeId target, std::span<const float> importance, int threads,
+                                   const std::function<void(int64_t, int64_t)>& progress) {
     uint64_t dims[4] = {1, 1, 1, 1};
     for (size_t i = 0; i < shape.size() && i < 4; ++i) dims[i] = shape[i];
     const int64_t n_per_row = static_cast<int64_t>(dims[0]), rows = static_cast<int64_t>(dims[1]);
@@ -75,7 +84,14 @@ ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> 
         const float* w = importance.empty() ? nullptr
                          : importance.size() == dims[0] ? importance.data()
                                                        : importance.data() + m * dims[0];
-        total.merge(round_trip_error(source_type, source.subspan(m * matrix_bytes, matrix_bytes), rows, n_per_row, target, w, threads));
+        // Progress over the whole tensor: the matrices before this one are done.
+        std::function<void(int64_t, int64_t)> matrix_progress;
+        if (progress)
+            matrix_progress = [&, m](int64_t done, int64_t) {
+                progress((static_cast<int64_t>(m) * rows + done) * n_per_row, static_cast<int64_t>(matrices) * rows * n_per_row);
+            };
+        total.merge(round_trip_error(source_type, source.subspan(m * matrix_bytes, matrix_bytes), rows, n_per_row, target, w, threads,
+                                     matrix_progress));
     }
     return total;
 }

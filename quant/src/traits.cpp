@@ -2,11 +2,8 @@
 
 #include <cmath>
 #include <cstring>
-#include <exception>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
-#include <vector>
 
 #include "family.h"
 
@@ -90,29 +87,6 @@ void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, 
 
 int thread_count(int requested) {
     return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
-void for_each_row_range(int64_t n_rows, int threads, const std::function<void(int64_t, int64_t)>& fn) {
-    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n_rows));
-    if (parts == 1) {
-        if (n_rows > 0) fn(0, n_rows);
-        return;
-    }
-    std::exception_ptr error;
-    std::mutex error_mutex;
-    auto run = [&](int64_t p) {
-        try {
-            fn(n_rows * p / parts, n_rows * (p + 1) / parts);
-        } catch (...) {
-            std::lock_guard lock(error_mutex);
-            if (!error) error = std::current_exception();
-        }
-    };
-    std::vector<std::thread> pool;
-    for (int64_t p = 1; p < parts; ++p) pool.emplace_back(run, p);
-    run(0);
-    for (std::thread& t : pool) t.join();
-    if (error) std::rethrow_exception(error);
 }
 
 bool can_dequantize(TypeId type) {

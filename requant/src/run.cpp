@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "gguf/writer.h"
+#include "quant/executor.h"
 #include "quant/imatrix.h"
 #include "quant/quant.h"
 
@@ -38,10 +39,6 @@ const std::vector<float>* weights_for(const quant::ImportanceMatrix* im, std::st
         return nullptr;
     return im->find(name);
 }
-
-struct Cancelled : std::runtime_error {
-    Cancelled() : std::runtime_error("interrupted") {}
-};
 
 Prepared prepare_with(const Model& m, const RunOptions& o, const quant::ImportanceMatrix* im) {
     Prepared p;
@@ -123,25 +120,26 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(rows, kChunkValues / n_per_row));
     float* f = ws.floats(static_cast<size_t>(chunk * n_per_row));
     std::future<void> writing;  // the previous chunk's write; joined before its buffer is reused
+    // Cache-sized groups of rows, handed out as threads become free: each group's floats are
+    // quantized while still in cache, uneven rows balance, and a cancellation is seen
+    // between groups. The rows are independent, so the bytes do not depend on the split.
+    quant::RunOptions run;
+    run.threads = o.threads;
+    run.grain = std::max<int64_t>(1, kCachedValues / n_per_row);
+    run.cancel = o.cancel;
     for (int64_t row = 0, k = 0; row < rows; ++k) {
-        if (o.cancel && o.cancel->load()) throw Cancelled();
         const int64_t expert = row / rows_per_expert;
         const int64_t n = std::min({chunk, rows - row, (expert + 1) * rows_per_expert - row});
         const float* w = weights ? weights->data() + expert * n_per_row : nullptr;
         const std::span<uint8_t> buffer(ws.bytes(static_cast<int>(k % 2), static_cast<size_t>(chunk) * dst_row), static_cast<size_t>(n) * dst_row);
         const auto input = src.subspan(static_cast<size_t>(row * src_row), static_cast<size_t>(n) * src_row);
         try {
-            quant::for_each_row_range(n, o.threads, [&](int64_t begin, int64_t end) {
-                // A few rows at a time, so that the floats are read back while still in cache.
-                const int64_t group = std::max<int64_t>(1, kCachedValues / n_per_row);
-                for (int64_t b = begin; b < end; b += group) {
-                    const int64_t e = std::min(end, b + group);
-                    const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
-                    quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
-                    quant::quantize(t.to, fb.data(), e - b, n_per_row, w,
-                                    buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b);
-                }
-            });
+            quant::default_executor().run(n, [&](int64_t b, int64_t e) {
+                const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
+                quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
+                quant::quantize(t.to, fb.data(), e - b, n_per_row, w,
+                                buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b);
+            }, run);
         } catch (const std::invalid_argument& e) {  // a value that cannot be quantized: say where
             throw std::runtime_error(fmt::format("tensor '{}', {}", info.name, e.what()));
         }
@@ -159,7 +157,7 @@ void copy(const Model& m, const TensorPlan& t, const RunOptions& o, ByteSink& ou
     const std::span<const uint8_t> src = m.tensor_data(*t.tensor);
     constexpr size_t kPiece = size_t{64} << 20;
     for (size_t at = 0; at < src.size(); at += kPiece) {
-        if (o.cancel && o.cancel->load()) throw Cancelled();
+        if (o.cancel && o.cancel->load()) throw quant::Cancelled();
         const auto piece = src.subspan(at, std::min(kPiece, src.size() - at));
         out.write(piece);
         release_pages(piece);

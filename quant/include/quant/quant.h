@@ -78,8 +78,11 @@ void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, 
 // The number of threads to use for a request: `requested` when positive, else one per core.
 int thread_count(int requested);
 
-// Calls fn(begin, end) on contiguous ranges that cover [0, n_rows), on up to `threads`
-// threads at once (the calling thread among them); rethrows the first exception thrown.
+// Calls fn(begin, end) on min(threads, n_rows) contiguous ranges that cover [0, n_rows), on
+// up to `threads` threads at once (the calling thread among them, the others from
+// default_executor(), so no more than it has); rethrows the first exception thrown, after
+// which no further range starts. executor.h has the options this leaves out (progress,
+// cancellation, finer ranges).
 void for_each_row_range(int64_t n_rows, int threads, const std::function<void(int64_t begin, int64_t end)>& fn);
 
 // IEEE half and bfloat16 to float: exact (every such value is a float).
