@@ -164,6 +164,28 @@ bool valid_utf8(std::string_view s) {
     return true;
 }
 
+std::vector<Finding> check_layout(const File& f) {
+    std::vector<Finding> out;
+    std::vector<const TensorInfo*> order;
+    bool all_inside = true;
+    const uint64_t data_bytes = f.size() > f.data_offset() ? f.size() - f.data_offset() : 0;
+    for (const TensorInfo& t : f.tensors()) {
+        if (t.offset <= data_bytes && t.n_bytes <= data_bytes - t.offset) order.push_back(&t);
+        else all_inside = false;
+    }
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+    uint64_t expected = 0;  // where the next region would start in a canonical file
+    for (const TensorInfo* t : order) {
+        if (t->offset > expected)
+            out.push_back({Severity::Warning, std::string(t->name),
+                           fmt::format("{} unused bytes before its data (at data offset {})", t->offset - expected, expected)});
+        expected = std::max(expected, (t->offset + t->n_bytes + f.alignment() - 1) / f.alignment() * f.alignment());
+    }
+    if (all_inside && !order.empty() && f.data_offset() + expected < f.size())
+        out.push_back({Severity::Warning, f.path(), fmt::format("{} bytes after the last tensor's padded data", f.size() - f.data_offset() - expected)});
+    return out;
+}
+
 std::vector<Finding> check_metadata(const Model& model) {
     Checker c{model, {}};
     c.names();
