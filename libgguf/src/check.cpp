@@ -6,6 +6,8 @@
 #include <optional>
 #include <set>
 
+#include "gguf/names.h"
+
 namespace gguf {
 
 namespace {
@@ -114,21 +116,11 @@ struct Checker {
         per_layer("feed_forward_length");
         const auto n_head = per_layer("attention.head_count"), n_head_kv = per_layer("attention.head_count_kv");
         if (blocks) {
-            int64_t highest = -1;
-            for (const Model::Tensor& t : m.tensors()) {
-                const std::string_view n = t.info->name;
-                if (!n.starts_with("blk.")) continue;
-                const size_t dot = n.find('.', 4);
-                int64_t layer = 0;
-                bool digits = dot != std::string_view::npos && dot > 4;
-                for (size_t i = 4; digits && i < dot; ++i) {
-                    if (n[i] < '0' || n[i] > '9') digits = false;
-                    else layer = layer * 10 + (n[i] - '0');
-                }
-                if (digits) highest = std::max(highest, layer);
-            }
-            if (highest >= 0 && static_cast<uint64_t>(highest) + 1 != *blocks)
-                error(arch + ".block_count", fmt::format("is {}, but the tensors go up to blk.{}", *blocks, highest));
+            std::optional<uint32_t> highest;
+            for (const Model::Tensor& t : m.tensors())
+                if (const auto layer = layer_of(t.info->name); layer && (!highest || *layer > *highest)) highest = layer;
+            if (highest && uint64_t{*highest} + 1 != *blocks)
+                error(arch + ".block_count", fmt::format("is {}, but the tensors go up to blk.{}", *blocks, *highest));
         }
         if (embd)
             if (const Model::Tensor* e = m.find_tensor("token_embd.weight"); e && e->info->shape[0] != *embd)
