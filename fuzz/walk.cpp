@@ -9,6 +9,7 @@
 #include "gguf/check.h"
 #include "gguf/file.h"
 #include "gguf/model.h"
+#include "gguf/render.h"
 #include "gguf/summary.h"
 #include "gguf/writer.h"
 #include "quant/check.h"
@@ -116,6 +117,8 @@ void open_and_walk(const uint8_t* data, size_t size) {
         parts.push_back(std::move(f));
         const Model m = Model::from_parts(std::move(parts));
         for (const Finding& finding : check_metadata(m)) g_sink = g_sink + finding.message.size();
+        for (const Finding& finding : check_layout(m.first())) g_sink = g_sink + finding.message.size();
+        for (const KeyValue& kv : m.kvs()) g_sink = g_sink + value_text(kv.value, 8).size();  // as gguf inspect shows them
         g_sink = g_sink + summarize(m).tensor_bytes;
     } catch (const Error&) {
     }

@@ -213,3 +213,49 @@ TEST_CASE("valid_utf8 accepts well-formed text and refuses overlong forms, surro
     CHECK_FALSE(valid_utf8("\xe2\x98"));          // cut short
     CHECK_FALSE(valid_utf8("\x80"));
 }
+
+namespace {
+
+// Two f32 tensors of 4 values (16 bytes, each region padded to the alignment of 32), as a
+// canonical writer lays them out.
+std::vector<uint8_t> two_tensors() {
+    static const std::vector<uint8_t> data(16);
+    Writer w;
+    w.add_tensor("first", TypeId::F32, {4}, data);
+    w.add_tensor("second", TypeId::F32, {4}, data);
+    return w.write_to_memory();
+}
+
+// Layout findings of `bytes`, as "where: message" lines.
+std::vector<std::string> layout_findings(const std::vector<uint8_t>& bytes) {
+    std::vector<std::string> out;
+    for (const Finding& f : check_layout(File::parse(bytes, "layout.gguf")))
+        out.push_back((f.severity == Finding::Severity::Error ? "error " : "warning ") + f.where + ": " + f.message);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a canonical layout has no layout findings") {
+    CHECK(layout_findings(two_tensors()).empty());
+}
+
+TEST_CASE("bytes after the last tensor's padded data are a warning naming the file") {
+    std::vector<uint8_t> bytes = two_tensors();
+    bytes.resize(bytes.size() + 100);
+    CHECK(layout_findings(bytes) == std::vector<std::string>{"warning layout.gguf: 100 bytes after the last tensor's padded data"});
+}
+
+TEST_CASE("a gap between tensor regions is a warning at the tensor after it") {
+    std::vector<uint8_t> bytes = two_tensors();
+    const File clean = File::parse(bytes, "clean");
+    const TensorInfo& second = *clean.find_tensor("second");
+    // The second tensor's offset field (after its name, dimension count, one dimension and
+    // type, version 3) moved on by one alignment unit, and its data with it.
+    const uint64_t offset_field = second.info_offset + 8 + second.name.size() + 4 + 8 + 4;
+    const uint64_t moved = second.offset + 32;
+    const uint64_t data_at = clean.data_offset() + second.offset;
+    for (int i = 0; i < 8; ++i) bytes[offset_field + static_cast<uint64_t>(i)] = static_cast<uint8_t>(moved >> (8 * i));
+    bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(data_at), 32, 0);
+    CHECK(layout_findings(bytes) == std::vector<std::string>{"warning second: 32 unused bytes before its data (at data offset 32)"});
+}

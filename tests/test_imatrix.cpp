@@ -140,3 +140,35 @@ TEST_CASE("bad legacy files are refused with the offset and entry") {
         CHECK(e.offset() == 4 + 4 + 19 + 4);  // the value count's field
     }
 }
+
+TEST_CASE("stats: chunks from the busiest expert's count, mean and max importance, the top values in order") {
+    const ImportanceMatrix m = sample();
+    const ImatrixEntry& plain = m.entries().at("blk.0.attn_q.weight");  // importance 1, 2, 0.5, 4
+    const quant::ImatrixStats s = quant::stats(plain, *m.find("blk.0.attn_q.weight"), m.chunk_size, 2);
+    CHECK(s.chunks == 2.0);  // 256 rows in chunks of 128
+    CHECK(s.mean == 1.875);
+    CHECK(s.max == 4.0);
+    CHECK(s.top == std::vector<size_t>{3, 1});
+    CHECK(quant::stats(plain, *m.find("blk.0.attn_q.weight"), m.chunk_size, 10).top == std::vector<size_t>{3, 1, 0, 2});
+    CHECK(quant::stats(plain, *m.find("blk.0.attn_q.weight"), m.chunk_size, 0).top.empty());
+    CHECK(quant::stats(plain, *m.find("blk.0.attn_q.weight"), 0, 2).chunks == 0.0);  // no chunk size, no chunk count
+}
+
+TEST_CASE("stats over experts: indices run expert by expert, ties keep the lower index first") {
+    const ImportanceMatrix m = sample();
+    // Expert 0: 2, 1, 0.5; expert 1 never reached: 1, 1, 1.
+    const ImatrixEntry& experts = m.entries().at("blk.0.ffn_up_exps.weight");
+    const quant::ImatrixStats s = quant::stats(experts, *m.find("blk.0.ffn_up_exps.weight"), m.chunk_size, 4);
+    CHECK(s.chunks == 0.25);  // the busiest expert saw 32 rows
+    CHECK(s.mean == doctest::Approx(6.5 / 6));
+    CHECK(s.max == 2.0);
+    CHECK(s.top == std::vector<size_t>{0, 1, 3, 4});  // expert 1's columns 0 and 1 are indices 3 and 4
+}
+
+TEST_CASE("stats of an empty entry are zeros, not a read past the end") {
+    const quant::ImatrixStats s = quant::stats(ImatrixEntry{}, {}, 512, 10);
+    CHECK(s.chunks == 0.0);
+    CHECK(s.mean == 0.0);
+    CHECK(s.max == 0.0);
+    CHECK(s.top.empty());
+}

@@ -63,6 +63,13 @@ TEST_CASE("bits per weight and tensor bytes come from the table") {
     static_assert(type_info(TypeId::Q6_K).type_size == 210, "the table is usable in constant expressions");
 }
 
+TEST_CASE("average bits per weight: 8 x bytes / values, 0 for no values") {
+    CHECK(average_bits_per_weight(tensor_bytes(TypeId::Q4_0, 256), 256) == 4.5);
+    CHECK(average_bits_per_weight(tensor_bytes(TypeId::Q8_0, 32) + tensor_bytes(TypeId::F16, 32), 64) == doctest::Approx(12.25));
+    CHECK(average_bits_per_weight(100, 0) == 0.0);
+    CHECK(average_bits_per_weight(0, 10) == 0.0);
+}
+
 TEST_CASE("file type table: indexed by id, named as llama-quantize names the mixes, with each mix's base type") {
     for (uint32_t i = 0; i < all_file_types().size(); ++i) CHECK(static_cast<uint32_t>(all_file_types()[i].id) == i);
     CHECK(find_file_type(15)->name == "Q4_K_M");

@@ -1,5 +1,5 @@
-// Every value type, written and read back in each encoding (v3, v1, big-endian), and the
-// owned values the writer serializes.
+// Every value type, written and read back in each encoding (v3, v1, big-endian), the
+// owned values the writer serializes, and values rendered as text.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -8,6 +8,7 @@
 
 #include "fixtures.h"
 #include "gguf/file.h"
+#include "gguf/render.h"
 #include "gguf/writer.h"
 
 using namespace gguf;
@@ -276,4 +277,84 @@ TEST_CASE("every value type copied from a file in one encoding writes the same b
         CHECK(n3.array_at(1).empty());
         CHECK(n3.array_at(1).element_type() == ValueType::Array);
     }
+}
+
+// ---- values as text (gguf/render.h) -----------------------------------------------------
+
+namespace {
+
+std::string text_of(const File& f, std::string_view key, uint64_t limit = std::numeric_limits<uint64_t>::max()) {
+    return value_text(get(f, key), limit);
+}
+
+}  // namespace
+
+TEST_CASE("every scalar value type renders as text: integers in full, floats shortest, strings quoted") {
+    const std::vector<uint8_t> bytes = fixtures::all_value_types().write_to_memory();
+    const File f = File::parse(bytes, "all");
+    CHECK(text_of(f, "u8.max") == "255");
+    CHECK(text_of(f, "i8.min") == "-128");
+    CHECK(text_of(f, "u16.max") == "65535");
+    CHECK(text_of(f, "i16.min") == "-32768");
+    CHECK(text_of(f, "u32.max") == "4294967295");
+    CHECK(text_of(f, "i32.min") == "-2147483648");
+    CHECK(text_of(f, "u64.max") == "18446744073709551615");
+    CHECK(text_of(f, "i64.min") == "-9223372036854775808");
+    CHECK(text_of(f, "f32.pi") == "3.1415927");  // the float's shortest form, not the double's
+    CHECK(text_of(f, "f64.e") == "2.718281828459045");
+    CHECK(text_of(f, "bool.true") == "true");
+    CHECK(text_of(f, "bool.false") == "false");
+    CHECK(text_of(f, "string.utf8") == "\"na\xc3\xafve \xe2\x98\x83 \\\"quoted\\\"\\ttab\"");
+    CHECK(text_of(f, "string.empty") == "\"\"");
+}
+
+TEST_CASE("arrays of every element type render in brackets, nested arrays inside") {
+    const std::vector<uint8_t> bytes = fixtures::all_value_types().write_to_memory();
+    const File f = File::parse(bytes, "all");
+    CHECK(text_of(f, "array.u8") == "[0, 1, 255]");
+    CHECK(text_of(f, "array.i8") == "[-1, 127]");
+    CHECK(text_of(f, "array.u16") == "[1, 65535]");
+    CHECK(text_of(f, "array.i16") == "[-2, 300]");
+    CHECK(text_of(f, "array.u32") == "[7, 8, 9]");
+    CHECK(text_of(f, "array.i32") == "[-7, 70000]");
+    CHECK(text_of(f, "array.f32") == "[1.5, -0, inf, nan]");
+    CHECK(text_of(f, "array.bool") == "[true, false, true]");
+    CHECK(text_of(f, "array.string") == "[\"a\", \"\", \"\xc3\xbcn\xc3\xaf\"]");
+    CHECK(text_of(f, "array.u64") == "[9223372036854775808]");
+    CHECK(text_of(f, "array.i64") == "[-5, 1099511627776]");
+    CHECK(text_of(f, "array.f64") == "[0.1, -1e+300]");
+    CHECK(text_of(f, "array.empty") == "[]");
+    CHECK(text_of(f, "array.nested") == "[[1, 2], [3]]");
+    CHECK(text_of(f, "array.nested3") == "[[[\"x\"], [\"y\", \"z\"]], []]");
+}
+
+TEST_CASE("arrays past the element limit are shortened at every level, with a count of the rest") {
+    const std::vector<uint8_t> bytes = fixtures::all_value_types().write_to_memory();
+    const File f = File::parse(bytes, "all");
+    CHECK(text_of(f, "array.u32", 2) == "[7, 8, ... (1 more)]");
+    CHECK(text_of(f, "array.u32", 3) == "[7, 8, 9]");
+    CHECK(text_of(f, "array.u32", 0) == "[... (3 more)]");
+    CHECK(text_of(f, "array.nested", 1) == "[[1, ... (1 more)], ... (1 more)]");
+    CHECK(text_of(f, "array.nested3", 1) == "[[[\"x\"], ... (1 more)], ... (1 more)]");
+    CHECK(text_of(f, "u32.max", 0) == "4294967295");  // scalars are never shortened
+}
+
+TEST_CASE("value type labels name an array's element type and count") {
+    const std::vector<uint8_t> bytes = fixtures::all_value_types().write_to_memory();
+    const File f = File::parse(bytes, "all");
+    CHECK(value_type_label(get(f, "u8.max")) == "u8");
+    CHECK(value_type_label(get(f, "string.empty")) == "str");
+    CHECK(value_type_label(get(f, "array.i32")) == "arr[i32,2]");
+    CHECK(value_type_label(get(f, "array.nested")) == "arr[arr,2]");
+    CHECK(value_type_label(get(f, "array.empty")) == "arr[u32,0]");
+}
+
+TEST_CASE("escaping: quotes, backslashes and control bytes (DEL too) escaped; UTF-8 and other high bytes kept") {
+    CHECK(escaped("plain") == "plain");
+    CHECK(escaped("a\"b\\c") == "a\\\"b\\\\c");
+    CHECK(escaped("\n\t\r") == "\\n\\t\\r");
+    CHECK(escaped(std::string_view("\0\x01\x1f\x7f", 4)) == "\\x00\\x01\\x1f\\x7f");
+    CHECK(escaped(" ~\xc3\xa9\xff") == " ~\xc3\xa9\xff");  // bytes of 0x80 and above pass through
+    CHECK(quoted("") == "\"\"");
+    CHECK(quoted("say \"hi\"\n") == "\"say \\\"hi\\\"\\n\"");
 }

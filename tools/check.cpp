@@ -28,28 +28,6 @@ struct CheckOptions {
 
 using Severity = Finding::Severity;
 
-// Gaps between tensor regions and bytes after the last: harmless to readers, but not what
-// a canonical writer produces (warnings).
-void check_layout(const File& f, std::vector<Finding>& out) {
-    std::vector<const TensorInfo*> order;
-    bool all_inside = true;
-    const uint64_t data_bytes = f.size() > f.data_offset() ? f.size() - f.data_offset() : 0;
-    for (const TensorInfo& t : f.tensors()) {
-        if (t.offset <= data_bytes && t.n_bytes <= data_bytes - t.offset) order.push_back(&t);
-        else all_inside = false;  // a fault already; where the file should end is unknown
-    }
-    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
-    uint64_t expected = 0;
-    for (const TensorInfo* t : order) {
-        if (t->offset > expected)
-            out.push_back({Severity::Warning, std::string(t->name),
-                           fmt::format("{} unused bytes before its data (at data offset {})", t->offset - expected, expected)});
-        expected = std::max(expected, (t->offset + t->n_bytes + f.alignment() - 1) / f.alignment() * f.alignment());
-    }
-    if (all_inside && !order.empty() && f.data_offset() + expected < f.size())
-        out.push_back({Severity::Warning, f.path(), fmt::format("{} bytes after the last tensor's padded data", f.size() - f.data_offset() - expected)});
-}
-
 // One tensor's data, on several threads; the first problem located by row and column (or
 // block, for quantized types).
 void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vector<Finding>& out) {
@@ -76,7 +54,8 @@ int run_check(const CheckOptions& o) {
         findings.push_back({Severity::Error, f.subject.empty() ? f.file : f.subject, at.empty() ? f.message : fmt::format("{} ({})", f.message, at)});
     }
     for (Finding& f : check_metadata(m)) findings.push_back(std::move(f));
-    for (const File& f : m.parts()) check_layout(f, findings);
+    for (const File& f : m.parts())
+        for (Finding& x : check_layout(f)) findings.push_back(std::move(x));
     if (!o.no_data) {
         const int threads = quant::thread_count(o.threads);
         for (const Model::Tensor& t : m.tensors()) check_tensor(m, t, threads, findings);

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
-#include <numeric>
 
 #include "gguf/error.h"
 #include "json.h"
@@ -27,42 +26,27 @@ struct ShowOptions {
     bool json = false;
 };
 
-// What `show` prints for one entry.
-struct Summary {
+// One line of `show`: an entry and its statistics.
+struct Row {
     const std::string* name;
     const quant::ImatrixEntry* entry;
-    double chunks = 0, mean = 0, max = 0;
-    std::vector<size_t> top;  // value indices, most important first
+    quant::ImatrixStats stats;
 };
-
-Summary summarize(const std::string& name, const quant::ImatrixEntry& e, const std::vector<float>& w, uint32_t chunk_size, int top) {
-    Summary s{&name, &e, 0, 0, 0, {}};
-    const float most = *std::max_element(e.counts.begin(), e.counts.end());
-    s.chunks = chunk_size ? static_cast<double>(most) / chunk_size : 0;
-    s.mean = std::accumulate(w.begin(), w.end(), 0.0) / static_cast<double>(w.size());
-    s.max = *std::max_element(w.begin(), w.end());
-    s.top.resize(w.size());
-    std::iota(s.top.begin(), s.top.end(), size_t{0});
-    const size_t k = std::min(s.top.size(), static_cast<size_t>(std::max(top, 0)));
-    std::partial_sort(s.top.begin(), s.top.begin() + static_cast<std::ptrdiff_t>(k), s.top.end(),
-                      [&](size_t a, size_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); });
-    s.top.resize(k);
-    return s;
-}
 
 const char* format_name(ImatrixFormat f) { return f == ImatrixFormat::Gguf ? "gguf" : "legacy (.dat)"; }
 
 int run_show(const ShowOptions& o) {
     const ImportanceMatrix m = ImportanceMatrix::load(o.path, o.chunk_size);
-    std::vector<Summary> rows;
-    for (const auto& [name, e] : m.entries()) rows.push_back(summarize(name, e, *m.find(name), m.chunk_size, o.top));
-    auto by = [&](auto key) { std::stable_sort(rows.begin(), rows.end(), [&](const Summary& a, const Summary& b) { return key(a) > key(b); }); };
-    if (o.sort == "mean") by([](const Summary& s) { return s.mean; });
-    else if (o.sort == "max") by([](const Summary& s) { return s.max; });
-    else if (o.sort == "chunks") by([](const Summary& s) { return s.chunks; });
-    else if (o.sort == "entries") by([](const Summary& s) { return static_cast<double>(s.entry->sums.size()); });
+    std::vector<Row> rows;
+    const auto top = static_cast<size_t>(std::max(o.top, 0));
+    for (const auto& [name, e] : m.entries()) rows.push_back({&name, &e, quant::stats(e, *m.find(name), m.chunk_size, top)});
+    auto by = [&](auto key) { std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) { return key(a) > key(b); }); };
+    if (o.sort == "mean") by([](const Row& r) { return r.stats.mean; });
+    else if (o.sort == "max") by([](const Row& r) { return r.stats.max; });
+    else if (o.sort == "chunks") by([](const Row& r) { return r.stats.chunks; });
+    else if (o.sort == "entries") by([](const Row& r) { return static_cast<double>(r.entry->sums.size()); });
 
-    auto column = [](const Summary& s, size_t i) { return s.entry->experts() > 1 ? fmt::format("{}:{}", i / s.entry->columns(), i % s.entry->columns()) : fmt::format("{}", i); };
+    auto column = [](const Row& r, size_t i) { return r.entry->experts() > 1 ? fmt::format("{}:{}", i / r.entry->columns(), i % r.entry->columns()) : fmt::format("{}", i); };
     if (o.json) {
         Json j;
         j.begin_object().field("file", o.path).field("format", m.format == ImatrixFormat::Gguf ? "gguf" : "legacy");
@@ -70,15 +54,15 @@ int run_show(const ShowOptions& o) {
         for (const std::string& d : m.datasets) j.value(d);
         j.end_array().field("chunk_count", m.chunk_count).field("chunk_size", m.chunk_size).field("entries", static_cast<uint64_t>(m.size()));
         j.key("tensors").begin_array();
-        for (const Summary& s : rows) {
-            const std::vector<float>& w = *m.find(*s.name);
-            j.begin_object().field("name", *s.name).field("values", static_cast<uint64_t>(s.entry->sums.size()))
-                .field("columns", static_cast<uint64_t>(s.entry->columns())).field("experts", static_cast<uint64_t>(s.entry->experts()))
-                .field("chunks", s.chunks).field("mean", s.mean).field("max", s.max);
+        for (const Row& r : rows) {
+            const std::vector<float>& w = *m.find(*r.name);
+            j.begin_object().field("name", *r.name).field("values", static_cast<uint64_t>(r.entry->sums.size()))
+                .field("columns", static_cast<uint64_t>(r.entry->columns())).field("experts", static_cast<uint64_t>(r.entry->experts()))
+                .field("chunks", r.stats.chunks).field("mean", r.stats.mean).field("max", r.stats.max);
             j.key("top").begin_array();
-            for (size_t i : s.top) {
-                j.begin_object().field("column", static_cast<uint64_t>(i % s.entry->columns()));
-                if (s.entry->experts() > 1) j.field("expert", static_cast<uint64_t>(i / s.entry->columns()));
+            for (size_t i : r.stats.top) {
+                j.begin_object().field("column", static_cast<uint64_t>(i % r.entry->columns()));
+                if (r.entry->experts() > 1) j.field("expert", static_cast<uint64_t>(i / r.entry->columns()));
                 j.field("importance", w[i]).end_object();
             }
             j.end_array().end_object();
@@ -91,14 +75,14 @@ int run_show(const ShowOptions& o) {
                                   m.chunk_count, m.chunk_size, m.format == ImatrixFormat::Legacy ? " (chunk size assumed)" : "");
     for (const std::string& d : m.datasets) out += fmt::format("dataset: {}\n", d);
     size_t width = 6;
-    for (const Summary& s : rows) width = std::max(width, s.name->size());
+    for (const Row& r : rows) width = std::max(width, r.name->size());
     out += fmt::format("\n{:<{}} {:>8} {:>7} {:>8} {:>11} {:>11}  most important columns{}\n", "tensor", width, "values", "experts", "chunks", "mean",
-                       "max", rows.empty() || std::all_of(rows.begin(), rows.end(), [](const Summary& s) { return s.entry->experts() == 1; }) ? "" : " (expert:column)");
-    for (const Summary& s : rows) {
-        std::string top;
-        for (size_t i : s.top) top += (top.empty() ? "" : " ") + column(s, i);
-        out += fmt::format("{:<{}} {:>8} {:>7} {:>8.1f} {:>11.4g} {:>11.4g}  {}\n", *s.name, width, s.entry->sums.size(), s.entry->experts(),
-                           s.chunks, s.mean, s.max, top);
+                       "max", rows.empty() || std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.entry->experts() == 1; }) ? "" : " (expert:column)");
+    for (const Row& r : rows) {
+        std::string columns;
+        for (size_t i : r.stats.top) columns += (columns.empty() ? "" : " ") + column(r, i);
+        out += fmt::format("{:<{}} {:>8} {:>7} {:>8.1f} {:>11.4g} {:>11.4g}  {}\n", *r.name, width, r.entry->sums.size(), r.entry->experts(),
+                           r.stats.chunks, r.stats.mean, r.stats.max, columns);
     }
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;

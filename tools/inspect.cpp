@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "gguf/model.h"
+#include "gguf/render.h"
 #include "gguf/summary.h"
 #include "json.h"
 #include "text.h"
@@ -24,38 +25,6 @@ std::regex compile(const std::string& pattern, std::string_view option) {
         return std::regex(pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
         throw CLI::ValidationError(std::string(option), fmt::format("invalid regular expression '{}': {}", pattern, e.what()));
-    }
-}
-
-std::string type_label(const Value& v) {
-    if (v.type() != ValueType::Array) return std::string(value_type_name(v.type()));
-    ArrayView a = v.array();
-    return fmt::format("arr[{},{}]", value_type_name(a.element_type()), a.size());
-}
-
-// ---- values as text -------------------------------------------------------------------
-
-void text_value(std::string& out, const Value& v, uint64_t limit) {
-    switch (v.type()) {
-        case ValueType::String: out += quoted(v.str()); return;
-        case ValueType::Bool: out += v.boolean() ? "true" : "false"; return;
-        case ValueType::F32: out += fmt::format("{}", v.f32()); return;
-        case ValueType::F64: out += fmt::format("{}", v.f64()); return;
-        case ValueType::U64: out += fmt::format("{}", v.u64()); return;
-        case ValueType::Array: {
-            ArrayView a = v.array();
-            out += '[';
-            uint64_t i = 0;
-            for (Value x : a) {
-                if (i == limit) break;
-                if (i++) out += ", ";
-                text_value(out, x, limit);
-            }
-            if (a.size() > limit) out += fmt::format(", ... ({} more)", a.size() - limit);
-            out += ']';
-            return;
-        }
-        default: out += fmt::format("{}", v.as_int());
     }
 }
 
@@ -143,9 +112,7 @@ void print_text(const Model& m, const Summary& s, const Selection& sel, const In
         for (const KeyValue* kv : sel.kvs) width = std::max(width, std::min<size_t>(kv->key.size(), 48));
         const uint64_t limit = o.full ? UINT64_MAX : kShownElements;
         for (const KeyValue* kv : sel.kvs) {
-            out += fmt::format("  {:<{}}  {:<16} = ", quoted(kv->key).substr(1, quoted(kv->key).size() - 2), width, type_label(kv->value));
-            text_value(out, kv->value, limit);
-            out += '\n';
+            out += fmt::format("  {:<{}}  {:<16} = {}\n", escaped(kv->key), width, value_type_label(kv->value), value_text(kv->value, limit));
         }
     }
 
@@ -158,7 +125,7 @@ void print_text(const Model& m, const Summary& s, const Selection& sel, const In
                            "elements", "bytes", "file offset", split ? "  part" : "");
         for (uint32_t i : sel.tensors) {
             const Model::Tensor& t = m.tensors()[i];
-            out += fmt::format("  {:>5}  {:<{}}  {:<8} {:<24} {:>14} {:>14} {:>14}", i, quoted(t.info->name).substr(1, quoted(t.info->name).size() - 2),
+            out += fmt::format("  {:>5}  {:<{}}  {:<8} {:<24} {:>14} {:>14} {:>14}", i, escaped(t.info->name),
                                width, type_info(t.info->type).name, shape_text(*t.info), t.info->n_elements,
                                t.info->n_bytes, file_offset(m, t));
             out += split ? fmt::format("  {:>4}\n", t.part + 1) : "\n";

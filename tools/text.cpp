@@ -29,21 +29,4 @@ std::string human_count(uint64_t n) {
     return scaled(n, 1000, units);
 }
 
-std::string quoted(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
-            default:
-                if (static_cast<uint8_t>(c) < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
-                else out += c;
-        }
-    }
-    return out + "\"";
-}
-
 }  // namespace gguf::tools

@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <charconv>
 
 #include "gguf/model.h"
+#include "gguf/names.h"
 
 namespace gguf {
 
@@ -132,29 +132,15 @@ constexpr Architecture kArchitectures[] = {
     {"gpt-oss", kRms, kGptOss, false, false, true},
 };
 
-// "blk.N." -> N, digits only (no sign, no leading '+', no overflow), as llama.cpp's names
-// are written; nullopt otherwise.
-std::optional<uint32_t> block_number(std::string_view name, size_t& rest) {
-    if (!name.starts_with("blk.")) return std::nullopt;
-    const size_t dot = name.find('.', 4);
-    if (dot == std::string_view::npos || dot == 4) return std::nullopt;
-    uint32_t n = 0;
-    const auto [end, ec] = std::from_chars(name.data() + 4, name.data() + dot, n);
-    if (ec != std::errc() || end != name.data() + dot) return std::nullopt;
-    rest = dot + 1;
-    return n;
-}
-
 }  // namespace
 
 std::span<const TensorKind> all_tensor_kinds() { return kKinds; }
 const TensorKind* find_tensor_kind(TensorRole role) { return &kKinds[static_cast<size_t>(role)]; }
 
 std::optional<TensorName> parse_tensor_name(std::string_view name) {
-    size_t rest = 0;
-    const std::optional<uint32_t> layer = block_number(name, rest);
+    const std::optional<uint32_t> layer = layer_of(name);
     if (name.starts_with("blk.") && !layer) return std::nullopt;
-    const std::string_view tail = name.substr(rest);
+    const std::string_view tail = layer ? name.substr(name.find('.', 4) + 1) : name;
     const size_t dot = tail.rfind('.');
     if (dot == std::string_view::npos) return std::nullopt;
     const std::string_view stem = tail.substr(0, dot), suffix = tail.substr(dot + 1);

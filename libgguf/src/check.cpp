@@ -8,6 +8,8 @@
 #include <optional>
 #include <set>
 
+#include "gguf/names.h"
+
 namespace gguf {
 
 namespace {
@@ -116,21 +118,11 @@ struct Checker {
         per_layer("feed_forward_length");
         const auto n_head = per_layer("attention.head_count"), n_head_kv = per_layer("attention.head_count_kv");
         if (blocks) {
-            int64_t highest = -1;
-            for (const Model::Tensor& t : m.tensors()) {
-                const std::string_view n = t.info->name;
-                if (!n.starts_with("blk.")) continue;
-                const size_t dot = n.find('.', 4);
-                int64_t layer = 0;
-                bool digits = dot != std::string_view::npos && dot > 4;
-                for (size_t i = 4; digits && i < dot; ++i) {
-                    if (n[i] < '0' || n[i] > '9') digits = false;
-                    else layer = layer * 10 + (n[i] - '0');
-                }
-                if (digits) highest = std::max(highest, layer);
-            }
-            if (highest >= 0 && static_cast<uint64_t>(highest) + 1 != *blocks)
-                error(arch + ".block_count", fmt::format("is {}, but the tensors go up to blk.{}", *blocks, highest));
+            std::optional<uint32_t> highest;
+            for (const Model::Tensor& t : m.tensors())
+                if (const auto layer = layer_of(t.info->name); layer && (!highest || *layer > *highest)) highest = layer;
+            if (highest && uint64_t{*highest} + 1 != *blocks)
+                error(arch + ".block_count", fmt::format("is {}, but the tensors go up to blk.{}", *blocks, *highest));
         }
         if (embd)
             if (const Model::Tensor* e = m.find_tensor("token_embd.weight"); e && e->info->shape[0] != *embd)
@@ -191,6 +183,28 @@ bool valid_utf8(std::string_view s) {
         i += n;
     }
     return true;
+}
+
+std::vector<Finding> check_layout(const File& f) {
+    std::vector<Finding> out;
+    std::vector<const TensorInfo*> order;
+    bool all_inside = true;
+    const uint64_t data_bytes = f.size() > f.data_offset() ? f.size() - f.data_offset() : 0;
+    for (const TensorInfo& t : f.tensors()) {
+        if (t.offset <= data_bytes && t.n_bytes <= data_bytes - t.offset) order.push_back(&t);
+        else all_inside = false;
+    }
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+    uint64_t expected = 0;  // where the next region would start in a canonical file
+    for (const TensorInfo* t : order) {
+        if (t->offset > expected)
+            out.push_back({Severity::Warning, std::string(t->name),
+                           fmt::format("{} unused bytes before its data (at data offset {})", t->offset - expected, expected)});
+        expected = std::max(expected, (t->offset + t->n_bytes + f.alignment() - 1) / f.alignment() * f.alignment());
+    }
+    if (all_inside && !order.empty() && f.data_offset() + expected < f.size())
+        out.push_back({Severity::Warning, f.path(), fmt::format("{} bytes after the last tensor's padded data", f.size() - f.data_offset() - expected)});
+    return out;
 }
 
 std::vector<Finding> check_metadata(const Model& model) {

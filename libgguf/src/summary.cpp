@@ -36,7 +36,7 @@ Summary summarize(const Model& model) {
     }
     for (const TypeTotal& tt : totals)
         if (tt.tensors) s.by_type.push_back(tt);
-    if (s.parameters) s.bits_per_weight = 8.0 * static_cast<double>(s.tensor_bytes) / static_cast<double>(s.parameters);
+    s.bits_per_weight = average_bits_per_weight(s.tensor_bytes, s.parameters);
     return s;
 }
 

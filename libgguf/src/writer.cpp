@@ -195,7 +195,7 @@ void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> sha
         throw std::invalid_argument(fmt::format("tensor '{}': row length {} is not a multiple of {}'s block size {}", name,
                                                 shape[0], info->name, info->block_size));
     if (!tensor_names_.insert(name).second) throw std::invalid_argument(fmt::format("tensor '{}' added twice", name));
-    uint64_t bytes = n / info->block_size * info->type_size;
+    const uint64_t bytes = tensor_bytes(type, n);
     tensors_.push_back({std::move(name), type, std::move(shape), bytes, std::move(source)});
 }
 

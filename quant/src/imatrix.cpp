@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <numeric>
 
 #include "gguf/file.h"
 #include "gguf/writer.h"
@@ -187,6 +188,21 @@ std::vector<float> ImatrixEntry::importance() const {
             v = counts[e] > 0 ? v / counts[e] : 1.0f;
         }
     return w;
+}
+
+ImatrixStats stats(const ImatrixEntry& e, const std::vector<float>& importance, uint32_t chunk_size, size_t top) {
+    ImatrixStats s;
+    if (!e.counts.empty() && chunk_size) s.chunks = *std::max_element(e.counts.begin(), e.counts.end()) / static_cast<double>(chunk_size);
+    if (importance.empty()) return s;
+    s.mean = std::accumulate(importance.begin(), importance.end(), 0.0) / static_cast<double>(importance.size());
+    s.max = *std::max_element(importance.begin(), importance.end());
+    s.top.resize(importance.size());
+    std::iota(s.top.begin(), s.top.end(), size_t{0});
+    const size_t k = std::min(s.top.size(), top);
+    const auto more_important = [&](size_t a, size_t b) { return importance[a] > importance[b] || (importance[a] == importance[b] && a < b); };
+    std::partial_sort(s.top.begin(), s.top.begin() + static_cast<std::ptrdiff_t>(k), s.top.end(), more_important);
+    s.top.resize(k);
+    return s;
 }
 
 ImportanceMatrix ImportanceMatrix::load(const std::filesystem::path& path, uint32_t legacy_chunk_size) {

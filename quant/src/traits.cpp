@@ -99,7 +99,7 @@ uint64_t row_bytes(TypeId type, int64_t n) {
     if (!info || info->retired) throw std::invalid_argument(fmt::format("type id {} has no layout", static_cast<uint32_t>(type)));
     if (n < 0 || n % info->block_size != 0)
         throw std::invalid_argument(fmt::format("row of {} values is not a whole number of {} blocks of {}", n, info->name, info->block_size));
-    return static_cast<uint64_t>(n) / info->block_size * info->type_size;
+    return gguf::tensor_bytes(type, static_cast<uint64_t>(n));
 }
 
 void dequantize(TypeId type, std::span<const uint8_t> src, std::span<float> dst) {

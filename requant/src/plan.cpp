@@ -8,6 +8,8 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "gguf/names.h"
+
 namespace gguf::requant {
 
 namespace {
@@ -176,7 +178,7 @@ bool use_more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 ||
 // scheme, else by the substrings llama.cpp's quantizer looks for (other naming schemes).
 Role role_of(std::string_view name, bool tied) {
     if (name == "output.weight") return Role::Output;
-    if (name == "token_embd.weight" || name == "per_layer_token_embd.weight") return tied ? Role::Output : Role::TokenEmbd;
+    if (is_token_embedding(name)) return tied ? Role::Output : Role::TokenEmbd;
     if (const std::optional<TensorName> t = parse_tensor_name(name); t && t->suffix == "weight") {
         switch (t->kind->role) {
             case TensorRole::AttnV: case TensorRole::AttnQKV: case TensorRole::AttnKvB: return Role::AttnV;
@@ -199,15 +201,6 @@ Role role_of(std::string_view name, bool tied) {
     if (has("ffn_gate")) return Role::FfnGate;
     if (has("ffn_down")) return Role::FfnDown;
     return Role::Other;
-}
-
-// blk.N. -> N (as llama.cpp's sscanf reads it), or -1.
-int64_t layer_of(std::string_view name) {
-    if (!name.starts_with("blk.")) return -1;
-    int64_t n = -1;
-    const char* first = name.data() + 4;
-    auto [end, ec] = std::from_chars(first, name.data() + name.size(), n);
-    return ec == std::errc() ? n : -1;
 }
 
 // When the row length does not divide by the chosen type's block size, llama.cpp's
@@ -254,9 +247,10 @@ public:
         int64_t layer = counter;
         if ((role == Role::FfnDown || role == Role::FfnGate || role == Role::FfnUp) && shape_.n_expert > 1) {
             // Expert tensors need not come in layer order: the layer is read from the name.
-            layer = layer_of(t.name);
-            if (layer < 0 || layer >= shape_.n_layer)
+            const std::optional<uint32_t> l = layer_of(t.name);
+            if (!l || *l >= shape_.n_layer)
                 throw std::runtime_error(fmt::format("tensor '{}': cannot tell its layer (blk.N with N below {})", t.name, shape_.n_layer));
+            layer = *l;
         }
         TypeId out = kKeep;
         for (const Rule& r : kRules) {
@@ -319,7 +313,7 @@ private:
 };
 
 bool requires_imatrix(std::string_view name, TypeId t, uint32_t mix) {
-    if (name == "token_embd.weight" || name == "per_layer_token_embd.weight" || name == "output.weight") return false;
+    if (is_token_embedding(name) || name == "output.weight") return false;
     switch (t) {
         case T::IQ3_XXS: case T::IQ2_XXS: case T::IQ2_XS: case T::IQ2_S: case T::IQ1_M: case T::IQ1_S: return true;
         case T::Q2_K: return mix == static_cast<uint32_t>(Q2_K_S);
@@ -410,7 +404,9 @@ Hyperparameters shape_of(const Model& m) {
     Hyperparameters h = read_hyperparameters(m);
     // Without block_count, the layers the tensors name.
     if (h.n_layer == 0)
-        for (const Model::Tensor& t : m.tensors()) h.n_layer = std::max<uint32_t>(h.n_layer, static_cast<uint32_t>(layer_of(t.info->name) + 1));
+        for (const Model::Tensor& t : m.tensors())
+            if (const auto layer = layer_of(t.info->name))  // saturated: blk.4294967295 is refused later as past n_layer
+                h.n_layer = std::max(h.n_layer, *layer == UINT32_MAX ? *layer : *layer + 1);
     return h;
 }
 
@@ -419,7 +415,7 @@ std::vector<TensorPlan> plan(const Model& m, const Options& o) {
     std::vector<const Model::Tensor*> order;
     for (const Model::Tensor& t : m.tensors()) order.push_back(&t);
     std::stable_sort(order.begin(), order.end(), [](const Model::Tensor* a, const Model::Tensor* b) {
-        const int64_t la = layer_of(a->info->name), lb = layer_of(b->info->name);
+        const std::optional<uint32_t> la = layer_of(a->info->name), lb = layer_of(b->info->name);  // nullopt sorts first
         return la != lb ? la < lb : a->info->name < b->info->name;
     });
     Planner planner(m, o);
@@ -429,8 +425,7 @@ std::vector<TensorPlan> plan(const Model& m, const Options& o) {
         const TensorInfo& info = *t->info;
         TensorPlan p{t, info.type, info.type, false, {}};
         if (!o.target->copy && never_quantized(info, o.leave_output).empty()) {
-            const bool embd = info.name == "token_embd.weight" || info.name == "per_layer_token_embd.weight";
-            if (o.token_embd_type && embd) p.to = *o.token_embd_type;
+            if (o.token_embd_type && is_token_embedding(info.name)) p.to = *o.token_embd_type;
             else if (o.output_type && info.name == "output.weight") p.to = *o.output_type;
             else {
                 p.to = o.target->base;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "gguf/names.h"
 #include "gguf/writer.h"
 #include "quant/executor.h"
 #include "quant/imatrix.h"
@@ -24,8 +25,6 @@ namespace {
 constexpr int64_t kChunkValues = int64_t{1} << 22;
 // Values a thread converts and quantizes in one go (64 KiB of floats: a core's L2 holds them).
 constexpr int64_t kCachedValues = int64_t{1} << 14;
-
-bool is_embedding(std::string_view name) { return name == "token_embd.weight" || name == "per_layer_token_embd.weight"; }
 
 // The importance weights a tensor may use: its imatrix entry, when --include-weights and
 // --exclude-weights let it.
@@ -63,7 +62,7 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         const std::vector<float>* w = weights_for(im, info.name, o);
         if (w && w->size() != info.shape[0] * info.shape[2]) {
             // llama.cpp ignores a token embedding's mismatch (importance tools never see its columns).
-            if (!is_embedding(info.name))
+            if (!is_token_embedding(info.name))
                 throw std::runtime_error(fmt::format("tensor '{}': the importance matrix has {} values for it, its {} columns x {} experts "
                                                      "need {}", info.name, w->size(), info.shape[0], info.shape[2],
                                                      info.shape[0] * info.shape[2]));

@@ -22,6 +22,13 @@ struct Finding {
 // token_embd, head counts dividing).
 std::vector<Finding> check_metadata(const Model& model);
 
+// One file's data section against the layout a canonical writer produces: gaps between
+// tensor regions (each reported at the tensor after it) and bytes after the last tensor's
+// padded data. Readers skip both, so they are warnings. Tensors whose data does not lie in
+// the file are left out (opening reports them); with any such tensor, where the file should
+// end is unknown and trailing bytes are not reported.
+std::vector<Finding> check_layout(const File& file);
+
 // Whether s is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF).
 bool valid_utf8(std::string_view s);
 // Bytes of the well-formed UTF-8 sequence starting at s[i], or 0 if there is none there.

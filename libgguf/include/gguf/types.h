@@ -118,6 +118,11 @@ constexpr double bits_per_weight(TypeId id) {
     const TypeInfo& t = type_info(id);
     return t.block_size ? 8.0 * t.type_size / t.block_size : 0;
 }
+// The mean storage cost of `n_elements` values held in `bytes` (a model's tensors, a mix of
+// types); 0 for no values.
+constexpr double average_bits_per_weight(uint64_t bytes, uint64_t n_elements) {
+    return n_elements ? 8.0 * static_cast<double>(bytes) / static_cast<double>(n_elements) : 0;
+}
 
 // Case-insensitive lookup by name ("Q4_K", "q4_k", "bf16"); retired names are not found.
 std::optional<TypeId> type_from_name(std::string_view name);

@@ -26,6 +26,22 @@ struct ImatrixEntry {
     std::vector<float> importance() const;
 };
 
+// How much data an entry saw and how its importance is spread: what `gguf imatrix show`
+// reports per tensor.
+struct ImatrixStats {
+    double chunks = 0;  // activation rows of its busiest expert over the chunk size: chunks of text seen
+    double mean = 0;    // mean importance over all columns x experts values
+    double max = 0;     // largest importance
+    // The most important values, most important first (ties: lower index first), as indices
+    // into the importance: expert * columns() + column.
+    std::vector<size_t> top;
+};
+
+// Statistics of entry `e` whose importance (e.importance(), or ImportanceMatrix::find) is
+// `importance`, for text cut in chunks of `chunk_size` tokens (0: chunks left 0), keeping the
+// `top` most important values. An empty entry gives all zeros.
+ImatrixStats stats(const ImatrixEntry& e, const std::vector<float>& importance, uint32_t chunk_size, size_t top);
+
 enum class ImatrixFormat {
     Gguf,    // general.type "imatrix": tensors NAME.in_sum2 and NAME.counts, imatrix.* keys
     Legacy,  // the older binary .dat file: per-entry means scaled by a call count

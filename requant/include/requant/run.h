@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "gguf/types.h"
 #include "gguf/value.h"
 #include "requant/plan.h"
 
@@ -45,8 +46,8 @@ struct Summary {
     uint64_t elements = 0;
     std::vector<std::string> warnings;  // e.g. importance-matrix entries no tensor uses
     std::vector<std::filesystem::path> outputs;  // the files written (several with keep_split)
-    double bits_per_weight_in() const { return elements ? 8.0 * static_cast<double>(bytes_in) / static_cast<double>(elements) : 0; }
-    double bits_per_weight_out() const { return elements ? 8.0 * static_cast<double>(bytes_out) / static_cast<double>(elements) : 0; }
+    double bits_per_weight_in() const { return average_bits_per_weight(bytes_in, elements); }
+    double bits_per_weight_out() const { return average_bits_per_weight(bytes_out, elements); }
 };
 
 // The plan as --dry-run shows it, with every refusal llama.cpp would make (quantized input
