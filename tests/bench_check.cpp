@@ -42,7 +42,7 @@ double check_all(const gguf::File& f, int threads) {
 
 double read_all(const gguf::File& f) {
     return test::median_ns(3, [&] {
-        const auto b = f.bytes().subspan(f.data_offset());
+        const auto b = f.bytes().subspan(f.data_section_offset());
         uint64_t sum = 0;
         for (size_t i = 0; i + 8 <= b.size(); i += 8) {
             uint64_t v;
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
         const auto path = dir / fmt::format("{}.gguf", gguf::type_info(type).name);
         generate(path, type, static_cast<uint64_t>(gib * share * 1073741824.0));
         const gguf::File f = gguf::File::open(path);
-        const double bytes = static_cast<double>(f.size() - f.data_offset());
+        const double bytes = static_cast<double>(f.size() - f.data_section_offset());
         read_all(f);  // touch every page once
         const double yard = read_all(f);
         fmt::print("{}: {:.2f} GB of tensor data in {} tensors\n", gguf::type_info(type).name, bytes / 1e9, f.tensors().size());

@@ -55,10 +55,10 @@ void report(const char* what, const std::filesystem::path& p, int runs) {
     const std::vector<uint8_t> bytes = test::read_bytes(p);
     double open_us = median_us(runs, [&] { gguf::File f = gguf::File::open(p); });
     double parse_us = median_us(runs, [&] { gguf::File f = gguf::File::parse(bytes, "memory"); });
-    double map_us = map_touch_us(p, probe.data_offset() < probe.size() ? probe.data_offset() : probe.size(), runs);
+    double map_us = map_touch_us(p, probe.data_section_offset() < probe.size() ? probe.data_section_offset() : probe.size(), runs);
     double read_us = read_whole_us(p, runs);
     fmt::print("{}\n  file: {} ({:.1f} MiB, header {:.1f} MiB, {} keys, {} tensors)\n", what, p.string(),
-               static_cast<double>(probe.size()) / 1048576.0, static_cast<double>(probe.data_offset()) / 1048576.0,
+               static_cast<double>(probe.size()) / 1048576.0, static_cast<double>(probe.data_section_offset()) / 1048576.0,
                probe.kvs().size(), probe.tensors().size());
     fmt::print("  File::open (map + parse):            {:10.1f} us   (median of {})\n", open_us, runs);
     fmt::print("  File::parse of bytes already in RAM: {:10.1f} us\n", parse_us);

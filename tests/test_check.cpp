@@ -252,9 +252,9 @@ TEST_CASE("a gap between tensor regions is a warning at the tensor after it") {
     const TensorInfo& second = *clean.find_tensor("second");
     // The second tensor's offset field (after its name, dimension count, one dimension and
     // type, version 3) moved on by one alignment unit, and its data with it.
-    const uint64_t offset_field = second.info_offset + 8 + second.name.size() + 4 + 8 + 4;
-    const uint64_t moved = second.offset + 32;
-    const uint64_t data_at = clean.data_offset() + second.offset;
+    const uint64_t offset_field = second.file_offset + 8 + second.name.size() + 4 + 8 + 4;
+    const uint64_t moved = second.data_offset + 32;
+    const uint64_t data_at = clean.data_section_offset() + second.data_offset;
     for (int i = 0; i < 8; ++i) bytes[offset_field + static_cast<uint64_t>(i)] = static_cast<uint8_t>(moved >> (8 * i));
     bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(data_at), 32, 0);
     CHECK(layout_findings(bytes) == std::vector<std::string>{"warning second: 32 unused bytes before its data (at data offset 32)"});

@@ -316,7 +316,7 @@ struct Planted {
         std::vector<uint8_t> b = clean;
         const gguf::File f = gguf::File::parse(clean, "clean");
         const gguf::TensorInfo* t = f.find_tensor(name);
-        std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(f.data_offset() + t->offset + at));
+        std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(f.data_section_offset() + t->data_offset + at));
         test::write_bytes(dir / file, b);
         return path(file);
     }
@@ -375,8 +375,8 @@ TEST_CASE("gguf check: trailing bytes are a warning; --json and --max-findings; 
     // Two faults, at most one listed: the counts stay exact.
     std::vector<uint8_t> two = p.clean;
     const gguf::File f = gguf::File::parse(p.clean, "clean");
-    two[f.data_offset() + f.find_tensor("token_embd.weight")->offset + 1] = 0x7c;
-    two[f.data_offset() + f.find_tensor("q8.weight")->offset + 1] = 0x7c;
+    two[f.data_section_offset() + f.find_tensor("token_embd.weight")->data_offset + 1] = 0x7c;
+    two[f.data_section_offset() + f.find_tensor("q8.weight")->data_offset + 1] = 0x7c;
     test::write_bytes(p.dir / "two.gguf", two);
     r = run_gguf("check --json --max-findings 1 " + shell_quote(p.path("two.gguf")));
     CHECK(r.exit_code == 1);

@@ -54,7 +54,7 @@ TEST_CASE("opening and summarising a 32 GiB model reads its header and none of i
     Writer w;
     w.add_tensor("huge", TypeId::F32, {1}, one_value);
     std::vector<uint8_t> bytes = w.write_to_memory();
-    const uint64_t data_offset = File::parse(bytes, "header").data_offset();
+    const uint64_t data_offset = File::parse(bytes, "header").data_section_offset();
     const size_t dim_at = 24 + 8 + 4 + 4;  // header, name length and "huge", n_dims
     uint64_t dim = 1;
     REQUIRE(std::memcmp(&bytes[dim_at], &dim, 8) == 0);

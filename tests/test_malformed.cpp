@@ -63,7 +63,7 @@ TEST_CASE("a lenient open records each fault a strict open throws, when the rest
             const Fault& fault = faults.kept()[0];
             CHECK(fault.file == m.name);
             CHECK(strict.find("'" + fault.subject + "': " + fault.message) != std::string::npos);
-            if (m.offset) CHECK(fault.offset == m.offset);
+            if (m.offset) CHECK(fault.file_offset == m.offset);
             for (const TensorInfo& t : f.tensors()) {
                 const auto d = f.tensor_data(t);
                 CHECK(d.size() == (t.readable ? t.n_bytes : 0));
@@ -108,7 +108,7 @@ TEST_CASE("a file cut short anywhere before its last tensor's data ends is rejec
         std::vector<uint8_t> bytes = fixtures::all_value_types(o).write_to_memory();
         File whole = File::parse(bytes, "whole");
         uint64_t needed = 0;
-        for (const TensorInfo& t : whole.tensors()) needed = std::max(needed, whole.data_offset() + t.offset + t.n_bytes);
+        for (const TensorInfo& t : whole.tensors()) needed = std::max(needed, whole.data_section_offset() + t.data_offset + t.n_bytes);
         for (size_t n = 0; n < needed; ++n) {
             CAPTURE(n);
             try {
@@ -125,7 +125,7 @@ TEST_CASE("a file cut short anywhere before its last tensor's data ends is rejec
 
 TEST_CASE("the demo model cut short anywhere in its header is rejected") {
     std::vector<uint8_t> bytes = fixtures::demo_model().write_to_memory();
-    const uint64_t data = File::parse(bytes, "demo").data_offset();
+    const uint64_t data = File::parse(bytes, "demo").data_section_offset();
     for (size_t n = 0; n < bytes.size(); n += n < data ? 1 : 997) {
         CAPTURE(n);
         CHECK_THROWS_AS(parse_exact(bytes, n), Error);
@@ -135,7 +135,7 @@ TEST_CASE("the demo model cut short anywhere in its header is rejected") {
 TEST_CASE("overwriting any header byte never crashes: the result parses or fails with gguf::Error") {
     for (WriteOptions o : {WriteOptions{3, false}, WriteOptions{1, false}, WriteOptions{3, true}}) {
         std::vector<uint8_t> bytes = fixtures::all_value_types(o).write_to_memory();
-        const uint64_t header = File::parse(bytes, "whole").data_offset();
+        const uint64_t header = File::parse(bytes, "whole").data_section_offset();
         int rejected = 0;
         for (size_t i = 0; i < header; ++i) {
             for (uint8_t v : {uint8_t{0x00}, uint8_t{0x01}, uint8_t{0x7f}, uint8_t{0x80}, uint8_t{0xff}}) {

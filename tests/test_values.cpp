@@ -89,7 +89,7 @@ void check_all_value_types(const File& f) {
     CHECK((*it).array().empty());
 
     CHECK(f.alignment() == 64);
-    CHECK(f.data_offset() % 64 == 0);
+    CHECK(f.data_section_offset() % 64 == 0);
     const TensorInfo* t = f.find_tensor("t.i8");
     REQUIRE(t != nullptr);
     CHECK(t->n_dims == 4);
@@ -98,7 +98,7 @@ void check_all_value_types(const File& f) {
     REQUIRE(q != nullptr);
     CHECK(q->type == TypeId::Q4_0);
     CHECK(q->n_bytes == 2 * 2 * 18);
-    for (const TensorInfo& ti : f.tensors()) CHECK(ti.offset % 64 == 0);
+    for (const TensorInfo& ti : f.tensors()) CHECK(ti.data_offset % 64 == 0);
 }
 
 }  // namespace

@@ -18,13 +18,13 @@ size_t entries(const std::filesystem::path& dir) {
 TEST_CASE("the writer lays tensors out canonically: each at the aligned end of the one before") {
     std::vector<uint8_t> bytes = fixtures::demo_model().write_to_memory();
     File f = File::parse(bytes, "demo");
-    CHECK(f.data_offset() % 32 == 0);
+    CHECK(f.data_section_offset() % 32 == 0);
     uint64_t expected = 0;
     for (const TensorInfo& t : f.tensors()) {
-        CHECK(t.offset == expected);
-        expected = (t.offset + t.n_bytes + 31) / 32 * 32;
+        CHECK(t.data_offset == expected);
+        expected = (t.data_offset + t.n_bytes + 31) / 32 * 32;
     }
-    CHECK(bytes.size() == f.data_offset() + expected);  // the last tensor is padded too
+    CHECK(bytes.size() == f.data_section_offset() + expected);  // the last tensor is padded too
 }
 
 TEST_CASE("reading and writing again gives identical bytes, in every encoding") {

@@ -50,7 +50,7 @@ int run_check(const CheckOptions& o) {
     for (const Fault& f : faults.kept()) {
         // One file: the offset says where. A split set: the part's file too.
         std::string at = !f.subject.empty() && (m.parts().size() > 1 || f.file != m.first().path()) ? f.file : "";
-        if (f.offset) at += fmt::format("{}file offset {}", at.empty() ? "" : ", ", *f.offset);
+        if (f.file_offset) at += fmt::format("{}file offset {}", at.empty() ? "" : ", ", *f.file_offset);
         findings.push_back({Severity::Error, f.subject.empty() ? f.file : f.subject, at.empty() ? f.message : fmt::format("{} ({})", f.message, at)});
     }
     for (Finding& f : check_metadata(m)) findings.push_back(std::move(f));

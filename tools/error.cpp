@@ -160,7 +160,7 @@ int run_error(const ErrorOptions& o) {
             total.merge(r.stats);
             rows.push_back(r);
         } catch (const std::invalid_argument& e) {
-            throw Error(model.parts()[t.part].path(), t.info->info_offset, fmt::format("tensor '{}': {}", name, e.what()));
+            throw Error(model.parts()[t.part].path(), t.info->file_offset, fmt::format("tensor '{}': {}", name, e.what()));
         }
     }
     if (progress) fmt::print(stderr, "\r{:<90}\r", "");

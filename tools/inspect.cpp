@@ -79,7 +79,7 @@ Selection select(const Model& m, const InspectOptions& o) {
 
 std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
 
-uint64_t file_offset(const Model& m, const Model::Tensor& t) { return m.parts()[t.part].data_offset() + t.info->offset; }
+uint64_t file_offset(const Model& m, const Model::Tensor& t) { return m.parts()[t.part].data_section_offset() + t.info->data_offset; }
 
 // ---- human output ---------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ void print_text(const Model& m, const Summary& s, const Selection& sel, const In
     line("alignment", fmt::format("{}", f.alignment()));
     line("key/values", fmt::format("{}", f.kvs().size()));
     line("tensors", fmt::format("{}", m.tensors().size()));
-    line("data offset", fmt::format("{}", f.data_offset()));
+    line("data offset", fmt::format("{}", f.data_section_offset()));
     line("architecture", s.architecture.empty() ? "-" : s.architecture);
     line("name", s.name.empty() ? "-" : s.name);
     line("file type", s.file_type ? fmt::format("{} ({})", s.file_type_name, *s.file_type) : "-");
@@ -142,13 +142,13 @@ void print_json(const Model& m, const Summary& s, const Selection& sel, const In
     j.begin_object();
     j.field("file", f.path()).field("size", m.total_size());
     j.field("version", f.version()).field("byte_order", f.big_endian() ? "big" : "little");
-    j.field("alignment", f.alignment()).field("data_offset", f.data_offset());
+    j.field("alignment", f.alignment()).field("data_offset", f.data_section_offset());
     j.field("kv_count", uint64_t{f.kvs().size()}).field("tensor_count", uint64_t{m.tensors().size()});
     j.key("parts").begin_array();
     for (const File& p : m.parts()) {
         j.begin_object().field("path", p.path()).field("size", p.size()).field("version", p.version());
         j.field("byte_order", p.big_endian() ? "big" : "little").field("alignment", p.alignment());
-        j.field("data_offset", p.data_offset()).field("kv_count", uint64_t{p.kvs().size()});
+        j.field("data_offset", p.data_section_offset()).field("kv_count", uint64_t{p.kvs().size()});
         j.field("tensor_count", uint64_t{p.tensors().size()}).end_object();
     }
     j.end_array();
@@ -171,7 +171,7 @@ void print_json(const Model& m, const Summary& s, const Selection& sel, const In
     if (!o.no_kv) {
         j.key("metadata").begin_array();
         for (const KeyValue* kv : sel.kvs) {
-            j.begin_object().field("key", kv->key).field("type", value_type_name(kv->value.type())).field("offset", kv->offset);
+            j.begin_object().field("key", kv->key).field("type", value_type_name(kv->value.type())).field("offset", kv->file_offset);
             j.key("value");
             json_value(j, kv->value, limit);
             j.end_object();
@@ -187,7 +187,7 @@ void print_json(const Model& m, const Summary& s, const Selection& sel, const In
             for (uint64_t d : t.info->dims()) j.value(d);
             j.end_array();
             j.field("elements", t.info->n_elements).field("bytes", t.info->n_bytes);
-            j.field("offset", t.info->offset).field("file_offset", file_offset(m, t)).field("part", t.part);
+            j.field("offset", t.info->data_offset).field("file_offset", file_offset(m, t)).field("part", t.part);
             j.end_object();
         }
         j.end_array();

@@ -36,7 +36,7 @@ struct Checker {
         }
         for (const KeyValue& kv : m.kvs()) {
             const bool nameable = !kv.key.empty() && valid_utf8(kv.key);
-            const std::string where = nameable ? std::string(kv.key) : fmt::format("key at offset {}", kv.offset);
+            const std::string where = nameable ? std::string(kv.key) : fmt::format("key at offset {}", kv.file_offset);
             if (kv.key.empty()) error(where, "key is empty");
             if (kv.key.size() > kMaxName) warning(where, fmt::format("key is {} bytes long", kv.key.size()));
             if (!valid_utf8(kv.key)) error(where, "key is not valid UTF-8");
@@ -189,21 +189,21 @@ std::vector<Finding> check_layout(const File& f) {
     std::vector<Finding> out;
     std::vector<const TensorInfo*> order;
     bool all_inside = true;
-    const uint64_t data_bytes = f.size() > f.data_offset() ? f.size() - f.data_offset() : 0;
+    const uint64_t data_bytes = f.size() > f.data_section_offset() ? f.size() - f.data_section_offset() : 0;
     for (const TensorInfo& t : f.tensors()) {
-        if (t.offset <= data_bytes && t.n_bytes <= data_bytes - t.offset) order.push_back(&t);
+        if (t.data_offset <= data_bytes && t.n_bytes <= data_bytes - t.data_offset) order.push_back(&t);
         else all_inside = false;
     }
-    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->data_offset < b->data_offset; });
     uint64_t expected = 0;  // where the next region would start in a canonical file
     for (const TensorInfo* t : order) {
-        if (t->offset > expected)
+        if (t->data_offset > expected)
             out.push_back({Severity::Warning, std::string(t->name),
-                           fmt::format("{} unused bytes before its data (at data offset {})", t->offset - expected, expected)});
-        expected = std::max(expected, (t->offset + t->n_bytes + f.alignment() - 1) / f.alignment() * f.alignment());
+                           fmt::format("{} unused bytes before its data (at data offset {})", t->data_offset - expected, expected)});
+        expected = std::max(expected, (t->data_offset + t->n_bytes + f.alignment() - 1) / f.alignment() * f.alignment());
     }
-    if (all_inside && !order.empty() && f.data_offset() + expected < f.size())
-        out.push_back({Severity::Warning, f.path(), fmt::format("{} bytes after the last tensor's padded data", f.size() - f.data_offset() - expected)});
+    if (all_inside && !order.empty() && f.data_section_offset() + expected < f.size())
+        out.push_back({Severity::Warning, f.path(), fmt::format("{} bytes after the last tensor's padded data", f.size() - f.data_section_offset() - expected)});
     return out;
 }
 

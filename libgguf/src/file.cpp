@@ -186,7 +186,7 @@ private:
         f_.kvs_.reserve(n_kv_);
         for (uint32_t i = 0; i < n_kv_; ++i) {
             KeyValue kv;
-            kv.offset = r_.pos();
+            kv.file_offset = r_.pos();
             kv.key = r_.string({"key ", i});
             r_.set_context("key", kv.key);
             kv.value = value(value_type(r_.read<uint32_t>({"value type"}), "value type"), 0);
@@ -195,14 +195,14 @@ private:
         }
         detail::build_index(f_.kv_index_, n_kv_, [&](uint32_t i) { return f_.kvs_[i].key; }, [&](uint32_t dup, uint32_t first) {
             const KeyValue& kv = f_.kvs_[dup];
-            fault(kv.offset, "key", kv.key, fmt::format("duplicate of the key at offset {}", f_.kvs_[first].offset));
+            fault(kv.file_offset, "key", kv.key, fmt::format("duplicate of the key at offset {}", f_.kvs_[first].file_offset));
         });
         if (const KeyValue* a = f_.find("general.alignment")) {
             // Lenient: a bad value is recorded and the default alignment used.
             if (a->value.type() != ValueType::U32)
-                fault(a->offset, "key", a->key, fmt::format("must be u32, not {}", value_type_name(a->value.type())));
+                fault(a->file_offset, "key", a->key, fmt::format("must be u32, not {}", value_type_name(a->value.type())));
             else if (uint32_t align = a->value.u32(); align == 0 || (align & (align - 1)) != 0)
-                fault(a->offset, "key", a->key, fmt::format("alignment {} is not a power of two", align));
+                fault(a->file_offset, "key", a->key, fmt::format("alignment {} is not a power of two", align));
             else
                 f_.alignment_ = align;
         }
@@ -256,7 +256,7 @@ private:
         f_.tensors_.reserve(n_tensors_);
         for (uint32_t i = 0; i < n_tensors_; ++i) {
             TensorInfo t;
-            t.info_offset = r_.pos();
+            t.file_offset = r_.pos();
             t.name = r_.string({"tensor ", i, " name"});
             r_.set_context("tensor", t.name);
             uint64_t at = r_.pos();
@@ -275,14 +275,14 @@ private:
             if (!type) r_.fail(at, fmt::format("invalid tensor type id {} (0 to {} are defined)", type_id, kTypeCount - 1));
             if (type->retired) r_.fail(at, fmt::format("tensor type id {} ({}) is retired and no longer readable", type_id, type->name));
             t.type = type->id;
-            t.offset = r_.read<uint64_t>({"data offset"});
+            t.data_offset = r_.read<uint64_t>({"data offset"});
             sizes(t, *type, at);
             r_.clear_context();
             f_.tensors_.push_back(t);
         }
         detail::build_index(f_.tensor_index_, n_tensors_, [&](uint32_t i) { return f_.tensors_[i].name; }, [&](uint32_t dup, uint32_t first) {
             const TensorInfo& t = f_.tensors_[dup];
-            fault(t.info_offset, "tensor", t.name, fmt::format("duplicate of the tensor info at offset {}", f_.tensors_[first].info_offset));
+            fault(t.file_offset, "tensor", t.name, fmt::format("duplicate of the tensor info at offset {}", f_.tensors_[first].file_offset));
         });
         r_.clear_context();
     }
@@ -292,7 +292,7 @@ private:
         uint64_t n = 1;
         for (uint32_t d = 0; d < kMaxDims; ++d) {
             if (__builtin_mul_overflow(n, t.shape[d], &n) || n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-                r_.fail(t.info_offset, fmt::format("element count of shape {} overflows 64 bits", shape_text(t)));
+                r_.fail(t.file_offset, fmt::format("element count of shape {} overflows 64 bits", shape_text(t)));
         }
         t.n_elements = n;
         uint64_t blocks = n / type.block_size;
@@ -304,48 +304,48 @@ private:
             t.readable = false;
             blocks = t.shape[0] / type.block_size + 1;
             if (__builtin_mul_overflow(blocks, n / t.shape[0], &blocks))
-                r_.fail(t.info_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
+                r_.fail(t.file_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
         }
         if (__builtin_mul_overflow(blocks, uint64_t{type.type_size}, &t.n_bytes))
-            r_.fail(t.info_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
+            r_.fail(t.file_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
     }
 
     static std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
 
     // Where the data section starts, and every tensor's region inside the file, apart and aligned.
     void layout() {
-        f_.data_offset_ = align_up(r_.pos(), f_.alignment_);
+        f_.data_section_offset_ = align_up(r_.pos(), f_.alignment_);
         const uint64_t file_size = f_.bytes_.size();
-        const uint64_t data_bytes = f_.data_offset_ <= file_size ? file_size - f_.data_offset_ : 0;
+        const uint64_t data_bytes = f_.data_section_offset_ <= file_size ? file_size - f_.data_section_offset_ : 0;
         bool sorted = true;
         std::vector<uint32_t> order;  // tensors with their data inside the file
         order.reserve(f_.tensors_.size());
         for (uint32_t i = 0; i < f_.tensors_.size(); ++i) {
             TensorInfo& t = f_.tensors_[i];
             if (!t.readable) continue;  // its shape is at fault: its true size is unknown
-            if (t.offset % f_.alignment_ != 0)
-                fault(t.info_offset, "tensor", t.name, fmt::format("data offset {} is not a multiple of the alignment {}", t.offset, f_.alignment_));
-            if (t.offset > data_bytes || t.n_bytes > data_bytes - t.offset) {
-                const uint64_t end = t.offset > UINT64_MAX - t.n_bytes ? UINT64_MAX : t.offset + t.n_bytes;
-                fault(t.info_offset, "tensor", t.name, fmt::format("data [{}, {}) of the data section at {} ends beyond the file's {} bytes",
-                                                                   t.offset, end, f_.data_offset_, file_size));
+            if (t.data_offset % f_.alignment_ != 0)
+                fault(t.file_offset, "tensor", t.name, fmt::format("data offset {} is not a multiple of the alignment {}", t.data_offset, f_.alignment_));
+            if (t.data_offset > data_bytes || t.n_bytes > data_bytes - t.data_offset) {
+                const uint64_t end = t.data_offset > UINT64_MAX - t.n_bytes ? UINT64_MAX : t.data_offset + t.n_bytes;
+                fault(t.file_offset, "tensor", t.name, fmt::format("data [{}, {}) of the data section at {} ends beyond the file's {} bytes",
+                                                                   t.data_offset, end, f_.data_section_offset_, file_size));
                 t.readable = false;
             }
             if (!t.readable) continue;  // outside the file
-            if (!order.empty() && t.offset < f_.tensors_[order.back()].offset) sorted = false;
+            if (!order.empty() && t.data_offset < f_.tensors_[order.back()].data_offset) sorted = false;
             order.push_back(i);
         }
         if (!sorted)
-            std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return f_.tensors_[a].offset < f_.tensors_[b].offset; });
+            std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return f_.tensors_[a].data_offset < f_.tensors_[b].data_offset; });
         // Each region against the one reaching furthest among those before it, so a region
         // inside a large one is caught too.
         for (size_t i = 1, reach = 0; i < order.size(); ++i) {
             const TensorInfo& prev = f_.tensors_[order[reach]];
             const TensorInfo& t = f_.tensors_[order[i]];
-            if (t.offset < prev.offset + prev.n_bytes)
-                fault(t.info_offset, "tensor", t.name, fmt::format("data [{}, {}) overlaps tensor '{}' at [{}, {})", t.offset,
-                                                                   t.offset + t.n_bytes, prev.name, prev.offset, prev.offset + prev.n_bytes));
-            if (t.offset + t.n_bytes > prev.offset + prev.n_bytes) reach = i;
+            if (t.data_offset < prev.data_offset + prev.n_bytes)
+                fault(t.file_offset, "tensor", t.name, fmt::format("data [{}, {}) overlaps tensor '{}' at [{}, {})", t.data_offset,
+                                                                   t.data_offset + t.n_bytes, prev.name, prev.data_offset, prev.data_offset + prev.n_bytes));
+            if (t.data_offset + t.n_bytes > prev.data_offset + prev.n_bytes) reach = i;
         }
         r_.clear_context();
     }

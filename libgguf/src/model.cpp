@@ -28,7 +28,7 @@ namespace {
 void report(FaultLog* faults, Fault f) {
     if (!faults) {
         std::string message = f.subject.empty() ? f.message : fmt::format("key '{}' {}", f.subject, f.message);
-        throw Error(f.file, f.offset, std::move(message));
+        throw Error(f.file, f.file_offset, std::move(message));
     }
     faults->add(std::move(f));
 }
@@ -38,10 +38,10 @@ void expect_split_key(const File& f, std::string_view key, uint64_t expected, st
     const KeyValue* kv = f.find(key);
     if (!kv) return report(faults, {f.path(), std::nullopt, std::string(key), fmt::format("is missing; {} expected", meaning)});
     if (!kv->value.is_integer())
-        return report(faults, {f.path(), kv->offset, std::string(key), fmt::format("must be an integer, not {}", value_type_name(kv->value.type()))});
+        return report(faults, {f.path(), kv->file_offset, std::string(key), fmt::format("must be an integer, not {}", value_type_name(kv->value.type()))});
     int64_t v = kv->value.as_int();
     if (v < 0 || static_cast<uint64_t>(v) != expected)
-        report(faults, {f.path(), kv->offset, std::string(key), fmt::format("is {}, but {} is {}", v, meaning, expected)});
+        report(faults, {f.path(), kv->file_offset, std::string(key), fmt::format("is {}, but {} is {}", v, meaning, expected)});
 }
 
 }  // namespace
@@ -77,7 +77,7 @@ Model Model::open_set(const std::filesystem::path& path, FaultLog* faults) {
         numbers.push_back(1);
         const KeyValue* kv = parts[0].find("split.count");
         if (kv && kv->value.is_integer() && kv->value.as_int() > 1)
-            report(faults, {parts[0].path(), kv->offset, {},
+            report(faults, {parts[0].path(), kv->file_offset, {},
                             fmt::format("the file is one part of a {}-part split set, but its name does not follow "
                                         "PREFIX-NNNNN-of-MMMMM.gguf, so the other parts cannot be found",
                                         kv->value.as_int())});
@@ -116,8 +116,8 @@ void Model::index_tensors(FaultLog* faults) {
                             if (t.part == tensors_[first].part) return;  // the part's own open reported it
                             const std::string& file = parts_[t.part].path();
                             const std::string message = fmt::format("is also in {}", parts_[tensors_[first].part].path());
-                            if (!faults) throw Error(file, t.info->info_offset, fmt::format("tensor '{}' {}", t.info->name, message));
-                            faults->add({file, t.info->info_offset, std::string(t.info->name), message});
+                            if (!faults) throw Error(file, t.info->file_offset, fmt::format("tensor '{}' {}", t.info->name, message));
+                            faults->add({file, t.info->file_offset, std::string(t.info->name), message});
                         });
 }
 

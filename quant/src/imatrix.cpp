@@ -20,7 +20,7 @@ constexpr std::string_view kSums = ".in_sum2", kCounts = ".counts";
 
 std::vector<float> f32_values(const gguf::File& f, const gguf::TensorInfo& t) {
     if (t.type != gguf::TypeId::F32)
-        throw gguf::Error(f.path(), t.info_offset, fmt::format("tensor '{}' must be f32, not {}", t.name, gguf::type_info(t.type).name));
+        throw gguf::Error(f.path(), t.file_offset, fmt::format("tensor '{}' must be f32, not {}", t.name, gguf::type_info(t.type).name));
     std::vector<float> v(t.n_elements);
     std::memcpy(v.data(), f.tensor_data(t).data(), v.size() * 4);
     return v;
@@ -78,15 +78,15 @@ ImportanceMatrix load_gguf(const std::filesystem::path& path) {
         const std::string_view name = t.name;
         if (name.ends_with(kCounts)) {
             if (!f.find_tensor(std::string(name.substr(0, name.size() - kCounts.size())) + std::string(kSums)))
-                throw gguf::Error(f.path(), t.info_offset, fmt::format("tensor '{}' has no matching {} tensor", name, kSums));
+                throw gguf::Error(f.path(), t.file_offset, fmt::format("tensor '{}' has no matching {} tensor", name, kSums));
             continue;
         }
         if (!name.ends_with(kSums)) continue;
         const std::string weight_name(name.substr(0, name.size() - kSums.size()));
         const gguf::TensorInfo* counts_info = f.find_tensor(weight_name + std::string(kCounts));
-        if (!counts_info) throw gguf::Error(f.path(), t.info_offset, fmt::format("tensor '{}' has no matching {} tensor", name, kCounts));
+        if (!counts_info) throw gguf::Error(f.path(), t.file_offset, fmt::format("tensor '{}' has no matching {} tensor", name, kCounts));
         ImatrixEntry e{f32_values(f, t), f32_values(f, *counts_info)};
-        validate(e, f.path(), t.info_offset, weight_name);
+        validate(e, f.path(), t.file_offset, weight_name);
         m.set(weight_name, std::move(e));
     }
     return m;

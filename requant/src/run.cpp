@@ -212,7 +212,7 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
     for (const TensorPlan& t : p.plan) order.push_back(&t);
     if (parts > 1)
         std::stable_sort(order.begin(), order.end(), [](const TensorPlan* a, const TensorPlan* b) {
-            return a->tensor->part != b->tensor->part ? a->tensor->part < b->tensor->part : a->tensor->info->offset < b->tensor->info->offset;
+            return a->tensor->part != b->tensor->part ? a->tensor->part < b->tensor->part : a->tensor->info->data_offset < b->tensor->info->data_offset;
         });
 
     uint64_t done = 0;

@@ -29,7 +29,7 @@ inline constexpr uint32_t kMaxArrayDepth = 16;    // arrays nested deeper are re
 struct KeyValue {
     std::string_view key;
     Value value;
-    uint64_t offset = 0;  // file offset of the key's length field
+    uint64_t file_offset = 0;  // where the key's length field is in the file
 };
 
 struct TensorInfo {
@@ -37,10 +37,10 @@ struct TensorInfo {
     uint32_t n_dims = 0;
     std::array<uint64_t, kMaxDims> shape{1, 1, 1, 1};  // ne[0] is the row length; unused dims are 1
     TypeId type = TypeId::F32;
-    uint64_t offset = 0;      // from the start of the data section
+    uint64_t data_offset = 0;  // where its bytes start, counted from the start of the data section
     uint64_t n_elements = 0;
     uint64_t n_bytes = 0;
-    uint64_t info_offset = 0; // file offset of this tensor info (its name's length field)
+    uint64_t file_offset = 0;  // where this tensor info (its name's length field) is in the file
     // Always true from a strict open. A lenient open clears it for a tensor whose data does
     // not lie inside the file or whose row is not a whole number of blocks; File::tensor_data
     // gives such a tensor no bytes.
@@ -58,7 +58,7 @@ struct TensorInfo {
 // an unknown value or tensor type) throw in both modes.
 struct Fault {
     std::string file;
-    std::optional<uint64_t> offset;  // of the key, tensor info or value at fault
+    std::optional<uint64_t> file_offset;  // of the key, tensor info or value at fault
     std::string subject;             // the key or tensor name; empty for the file itself
     std::string message;             // what is wrong, not repeating the subject
 };
@@ -109,7 +109,7 @@ public:
     Encoding encoding() const { return encoding_; }
     uint64_t size() const { return bytes_.size(); }
     uint64_t alignment() const { return alignment_; }
-    uint64_t data_offset() const { return data_offset_; }  // start of the tensor data section
+    uint64_t data_section_offset() const { return data_section_offset_; }  // where the tensor data section starts in the file
     std::span<const uint8_t> bytes() const { return bytes_; }
 
     std::span<const KeyValue> kvs() const { return kvs_; }
@@ -119,7 +119,7 @@ public:
     const TensorInfo* find_tensor(std::string_view name) const;
     std::span<const uint8_t> tensor_data(const TensorInfo& t) const {
         if (!t.readable) [[unlikely]] return {};
-        return bytes_.subspan(data_offset_ + t.offset, t.n_bytes);
+        return bytes_.subspan(data_section_offset_ + t.data_offset, t.n_bytes);
     }
 
 private:
@@ -134,7 +134,7 @@ private:
     uint32_t version_ = 0;
     Encoding encoding_;
     uint64_t alignment_ = kDefaultAlignment;
-    uint64_t data_offset_ = 0;
+    uint64_t data_section_offset_ = 0;
     std::vector<KeyValue> kvs_;
     std::vector<TensorInfo> tensors_;
     std::vector<uint64_t> kv_index_;      // open-addressing hash of keys (see name_index.h)
