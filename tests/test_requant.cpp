@@ -269,10 +269,10 @@ TEST_CASE("--keep-split writes the input's parts, each complete, or none at all"
     requant::RunOptions o;
     o.plan.target = requant::find_target("Q4_K_M");
     o.threads = 2;
-    const requant::Summary one = requant::requantize(in[1], dir / "one.gguf", o);
+    const requant::Report one = requant::requantize(in[1], dir / "one.gguf", o);
     CHECK(one.outputs.size() == 1);
     o.keep_split = true;
-    const requant::Summary s = requant::requantize(in[1], dir / "out.gguf", o);
+    const requant::Report s = requant::requantize(in[1], dir / "out.gguf", o);
     REQUIRE(s.outputs.size() == 3);
     CHECK(s.outputs[0] == dir / "out-00001-of-00003.gguf");
 

@@ -109,9 +109,9 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
             j.end_object();
         }
         j.end_array().key("warnings").begin_array();
-        for (const std::string& w : p.summary.warnings) j.value(w);
-        j.end_array().field("bytes_in", p.summary.bytes_in).field("bytes_out", p.summary.bytes_out)
-            .field("bits_per_weight_in", p.summary.bits_per_weight_in()).field("bits_per_weight_out", p.summary.bits_per_weight_out()).end_object();
+        for (const std::string& w : p.report.warnings) j.value(w);
+        j.end_array().field("bytes_in", p.report.bytes_in).field("bytes_out", p.report.bytes_out)
+            .field("bits_per_weight_in", p.report.bits_per_weight_in()).field("bits_per_weight_out", p.report.bits_per_weight_out()).end_object();
         const std::string s = j.str() + "\n";
         std::fwrite(s.data(), 1, s.size(), stdout);
         return;
@@ -123,11 +123,11 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
         out += fmt::format("{:<40} {:<22} {:>7} -> {:<7} {:>10} -> {:>10}{}\n", i.name, shape_text(i), type_info(t.from).name,
                            type_info(t.to).name, human_bytes(i.n_bytes), human_bytes(after), t.fallback.empty() ? "" : "  (" + t.fallback + ")");
     }
-    out += fmt::format("{} tensors, {} converted{}: {} -> {} ({:.2f} -> {:.2f} bits per weight)\n", p.summary.tensors, p.summary.converted,
-                       p.summary.fallbacks ? fmt::format(", {} by fallback", p.summary.fallbacks) : "", human_bytes(p.summary.bytes_in),
-                       human_bytes(p.summary.bytes_out), p.summary.bits_per_weight_in(), p.summary.bits_per_weight_out());
+    out += fmt::format("{} tensors, {} converted{}: {} -> {} ({:.2f} -> {:.2f} bits per weight)\n", p.report.tensors, p.report.converted,
+                       p.report.fallbacks ? fmt::format(", {} by fallback", p.report.fallbacks) : "", human_bytes(p.report.bytes_in),
+                       human_bytes(p.report.bytes_out), p.report.bits_per_weight_in(), p.report.bits_per_weight_out());
     std::fwrite(out.data(), 1, out.size(), stdout);
-    for (const std::string& w : p.summary.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    for (const std::string& w : p.report.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
 // One line on a terminal, redrawn at most ten times a second: tensor i/n, bytes, speed, ETA.
@@ -195,7 +195,7 @@ int run_requant(const RequantOptions& o) {
     const bool show = !o.quiet && ::isatty(STDERR_FILENO);
     ProgressLine line;
     const auto start = std::chrono::steady_clock::now();
-    requant::Summary s;
+    requant::Report s;
     try {
         s = requant::requantize(o.input, o.output, r, show ? std::function<void(const requant::Progress&)>(std::ref(line)) : nullptr);
     } catch (const std::exception& e) {

@@ -46,13 +46,13 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
     p.plan = plan(m, opts);
     for (const TensorPlan& t : p.plan) {
         const TensorInfo& info = *t.tensor->info;
-        p.summary.tensors++;
-        p.summary.elements += info.n_elements;
-        p.summary.bytes_in += info.n_bytes;
-        p.summary.bytes_out += tensor_bytes(t.to, info.n_elements);
-        if (!t.fallback.empty()) p.summary.fallbacks++;
+        p.report.tensors++;
+        p.report.elements += info.n_elements;
+        p.report.bytes_in += info.n_bytes;
+        p.report.bytes_out += tensor_bytes(t.to, info.n_elements);
+        if (!t.fallback.empty()) p.report.fallbacks++;
         if (!t.convert()) continue;
-        p.summary.converted++;
+        p.report.converted++;
         const std::string_view from = type_info(t.from).name, to = type_info(t.to).name;
         if (type_info(t.from).quantized && !o.allow_requantize)
             throw std::runtime_error(fmt::format("tensor '{}' is already quantized ({}); converting it to {} compounds the error. "
@@ -77,10 +77,10 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         for (const auto& [name, entry] : im->entries())
             if (!m.find_tensor(name)) {
                 ++unused;
-                p.summary.warnings.push_back(fmt::format("the importance matrix's entry '{}' matches no tensor of the model; it is not used", name));
+                p.report.warnings.push_back(fmt::format("the importance matrix's entry '{}' matches no tensor of the model; it is not used", name));
             }
         if (unused == im->size())
-            p.summary.warnings.insert(p.summary.warnings.begin(),
+            p.report.warnings.insert(p.report.warnings.begin(),
                                       fmt::format("none of the importance matrix's {} entries matches a tensor of the model: it was made for "
                                                   "another model, and no tensor uses it", im->size()));
     }
@@ -172,7 +172,7 @@ Prepared prepare(const Model& m, const RunOptions& o) {
     return prepare_with(m, o, im ? &*im : nullptr);
 }
 
-Summary requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
+Report requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
                    const std::function<void(const Progress&)>& progress) {
     refuse_overwrite(out, in);
     const Model m = Model::open(in);
@@ -224,7 +224,7 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
         if (weights && weights->size() != info.shape[0] * info.shape[2]) weights = nullptr;  // an embedding (see prepare)
         auto advanced = [&, i](uint64_t bytes) {
             done += bytes;
-            if (progress) progress({i + 1, order.size(), info.name, done, p.summary.bytes_in});
+            if (progress) progress({i + 1, order.size(), info.name, done, p.report.bytes_in});
         };
         writers[parts > 1 ? t.tensor->part : 0].add_tensor(std::string(info.name), t.to, {info.dims().begin(), info.dims().end()},
                      [&m, &t, weights, &o, &ws, advanced](ByteSink& sink) {
@@ -232,16 +232,16 @@ Summary requantize(const std::filesystem::path& in, const std::filesystem::path&
                          else copy(m, t, o, sink, advanced);
                      });
     }
-    Summary summary = p.summary;
+    Report report = p.report;
     if (parts == 1) {
         writers[0].write(out);
-        summary.outputs = {out};
-        return summary;
+        report.outputs = {out};
+        return report;
     }
     std::vector<std::filesystem::path> inputs;
     for (const File& f : m.parts()) inputs.emplace_back(f.path());
-    summary.outputs = write_split_set(writers, out, inputs);
-    return summary;
+    report.outputs = write_split_set(writers, out, inputs);
+    return report;
 }
 
 }  // namespace gguf::requant

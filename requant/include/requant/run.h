@@ -40,7 +40,7 @@ struct Progress {
     uint64_t done_bytes, total_bytes;
 };
 
-struct Summary {
+struct Report {
     uint64_t tensors = 0, converted = 0, fallbacks = 0;
     uint64_t bytes_in = 0, bytes_out = 0;  // tensor data
     uint64_t elements = 0;
@@ -55,14 +55,14 @@ struct Summary {
 // entry of the wrong length) thrown as std::runtime_error naming the tensor.
 struct Prepared {
     std::vector<TensorPlan> plan;
-    Summary summary;
+    Report report;
 };
 Prepared prepare(const Model& m, const RunOptions& o);
 
 // Writes `out` (or the parts of a split set with keep_split; output_paths says which).
 // Refuses out == in. On any failure or cancellation the temporary files are removed and
 // nothing is left at `out` (nor any part written before the failure).
-Summary requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
+Report requantize(const std::filesystem::path& in, const std::filesystem::path& out, const RunOptions& o,
                    const std::function<void(const Progress&)>& progress = {});
 
 }  // namespace gguf::requant
