@@ -23,7 +23,7 @@ void generate(const std::filesystem::path& path, gguf::TypeId type, uint64_t byt
     std::vector<float> x(cols);
     for (int64_t i = 0; i < cols; ++i) x[i] = std::sin(static_cast<float>(i) * 0.1f) * 0.02f;
     auto row = std::make_shared<std::vector<uint8_t>>(quant::row_bytes(type, cols));
-    quant::quantize(type, x.data(), 1, cols, nullptr, *row);
+    quant::quantize(type, std::span<const float>(x.data(), static_cast<size_t>(cols)), cols, {}, *row);
     const uint64_t tensor_bytes = row->size() * rows;
     gguf::Writer w;
     for (uint64_t t = 0; t * tensor_bytes < bytes_wanted; ++t)

@@ -78,10 +78,10 @@ int main(int argc, char** argv) {
                "ours/ref", "quant/memcpy");
     for (const gguf::TypeInfo& t : gguf::all_types()) {
         if (!quant::can_quantize(t.id)) continue;
-        const float* w = quant::needs_importance(t.id) ? importance.data() : nullptr;  // timed with weights
+        const std::span<const float> w = quant::needs_importance(t.id) ? std::span<const float>(importance) : std::span<const float>();  // timed with weights
         std::vector<uint8_t> q(quant::row_bytes(t.id, cols) * rows);
         std::vector<float> y(n);
-        const double qns = median_ns(runs, [&] { quant::quantize(t.id, x.data(), rows, cols, w, q); }) / n;
+        const double qns = median_ns(runs, [&] { quant::quantize(t.id, std::span<const float>(x.data(), static_cast<size_t>(rows * cols)), cols, w, q); }) / n;
         const double dns = median_ns(runs, [&] { quant::dequantize(t.id, q, y); }) / n;
         auto it = ref.find(std::string(t.name));
         const RefTiming r = it == ref.end() ? RefTiming{} : it->second;

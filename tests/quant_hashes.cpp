@@ -34,7 +34,7 @@ int main() {
         std::vector<uint8_t> out(quant::row_bytes(type, kCols) * kRows);
         for (const bool weighted : {false, true}) {
             if (!weighted && quant::needs_importance(type)) continue;
-            quant::quantize(type, x.data(), kRows, kCols, weighted ? importance.data() : nullptr, out, 0);
+            quant::quantize(type, x, kCols, weighted ? std::span<const float>(importance) : std::span<const float>(), out, 0);
             uint64_t h = 1469598103934665603ull;
             for (uint8_t b : out) h = (h ^ b) * 1099511628211ull;
             std::printf("%-8s %-9s %016llx\n", std::string(gguf::type_info(type).name).c_str(), weighted ? "imatrix" : "plain",

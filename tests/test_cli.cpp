@@ -305,7 +305,7 @@ struct Planted {
         for (auto [name, type] : {std::pair{"token_embd.weight", gguf::TypeId::F16}, std::pair{"norm.weight", gguf::TypeId::F32},
                                   std::pair{"q4k.weight", gguf::TypeId::Q4_K}, std::pair{"q8.weight", gguf::TypeId::Q8_0}}) {
             auto bytes = std::make_shared<std::vector<uint8_t>>(quant::row_bytes(type, 256) * 2);
-            quant::quantize(type, x.data(), 2, 256, nullptr, *bytes);
+            quant::quantize(type, x, 256, {}, *bytes);
             w.add_tensor(name, type, {256, 2}, [bytes](gguf::ByteSink& out) { out.write(*bytes); });
         }
         clean = w.write_to_memory();

@@ -157,7 +157,7 @@ namespace {
 std::vector<float> round_trip(TypeId type, const std::vector<float>& x, int64_t rows, const float* importance = nullptr) {
     const int64_t cols = static_cast<int64_t>(x.size()) / rows;
     std::vector<uint8_t> q(row_bytes(type, cols) * static_cast<uint64_t>(rows));
-    quantize(type, x.data(), rows, cols, importance, q);
+    quantize(type, x, cols, importance ? std::span<const float>(importance, static_cast<size_t>(cols)) : std::span<const float>(), q);
     std::vector<float> y(x.size());
     dequantize(type, q, y);
     return y;
@@ -174,10 +174,10 @@ TEST_CASE("NaN or Inf in the input is refused, naming the row and column") {
     std::vector<float> x(2 * 64, 0.5f);
     x[64 + 17] = std::numeric_limits<float>::quiet_NaN();
     std::vector<uint8_t> q(row_bytes(TypeId::Q4_0, 64) * 2);
-    CHECK_THROWS_WITH_AS(quantize(TypeId::Q4_0, x.data(), 2, 64, nullptr, q), doctest::Contains("row 1, column 17: nan"), std::invalid_argument);
-    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 2, 64, nullptr, q, 100), doctest::Contains("row 101, column 17"));
+    CHECK_THROWS_WITH_AS(quantize(TypeId::Q4_0, x, 64, {}, q), doctest::Contains("row 1, column 17: nan"), std::invalid_argument);
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x, 64, {}, q, 100), doctest::Contains("row 101, column 17"));
     x[64 + 17] = -std::numeric_limits<float>::infinity();
-    CHECK_THROWS_WITH(quantize(TypeId::Q8_0, x.data(), 2, 64, nullptr, std::span<uint8_t>(q.data(), row_bytes(TypeId::Q8_0, 64) * 2)),
+    CHECK_THROWS_WITH(quantize(TypeId::Q8_0, x, 64, {}, std::span<uint8_t>(q.data(), row_bytes(TypeId::Q8_0, 64) * 2)),
                       doctest::Contains("row 1, column 17: -inf"));
 }
 
@@ -185,12 +185,14 @@ TEST_CASE("bad importance weights, partial blocks and wrong sizes are refused") 
     std::vector<float> x(64, 1.0f), w(64, 1.0f);
     std::vector<uint8_t> q(row_bytes(TypeId::Q4_0, 64));
     w[5] = -1.0f;
-    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 1, 64, w.data(), q), doctest::Contains("importance weight of column 5 is -1"));
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x, 64, w, q), doctest::Contains("importance weight of column 5 is -1"));
     w[5] = std::numeric_limits<float>::infinity();
-    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 1, 64, w.data(), q), doctest::Contains("column 5"));
-    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x.data(), 2, 32, nullptr, std::span<uint8_t>(q.data(), 18)), doctest::Contains("take 36 bytes, 18 given"));
-    CHECK_THROWS_AS(quantize(TypeId::Q4_0, x.data(), 1, 48, nullptr, q), std::invalid_argument);
-    CHECK_THROWS_AS(quantize(TypeId::Q4_2, x.data(), 1, 32, nullptr, q), std::invalid_argument);
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x, 64, w, q), doctest::Contains("column 5"));
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x, 32, {}, std::span<uint8_t>(q.data(), 18)), doctest::Contains("take 36 bytes, 18 given"));
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, std::span<const float>(x.data(), 48), 48, {}, q), doctest::Contains("not a whole number of q4_0 blocks"));
+    CHECK_THROWS_AS(quantize(TypeId::Q4_2, std::span<const float>(x.data(), 32), 32, {}, q), std::invalid_argument);
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, std::span<const float>(x.data(), 40), 32, {}, q), doctest::Contains("40 values are not whole rows of 32"));
+    CHECK_THROWS_WITH(quantize(TypeId::Q4_0, x, 64, std::span<const float>(w.data(), 32), q), doctest::Contains("32 importance weights for rows of 64"));
 }
 
 TEST_CASE("edge rows quantize to finite values with bounded error, for every quantizable type") {
@@ -294,7 +296,7 @@ TEST_CASE("check_data finds quantized blocks whose scales are not finite, in eve
         for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i)) * 0.1f;
         std::vector<float> w(x.size(), 1.0f);
         std::vector<uint8_t> q(row_bytes(t, static_cast<int64_t>(x.size())));
-        quantize(t, x.data(), 1, static_cast<int64_t>(x.size()), w.data(), q);
+        quantize(t, x, static_cast<int64_t>(x.size()), w, q);
         return q;
     };
     struct Plant { TypeId type; size_t offset; std::vector<uint8_t> bytes; const char* problem; };

@@ -81,7 +81,7 @@ TEST_CASE("f16, bf16 and q8_0 quantization of the heavy-tailed input writes ggml
         const std::vector<uint8_t> want = test::read_bytes(kData / "roundtrip" / (name + ".heavy.plain.bin"));
         std::vector<uint8_t> got(quant::row_bytes(type, static_cast<int64_t>(x.size())));
         REQUIRE(got.size() == want.size());
-        quant::quantize(type, x.data(), 1, static_cast<int64_t>(x.size()), nullptr, got);
+        quant::quantize(type, x, static_cast<int64_t>(x.size()), {}, got);
         CHECK(got == want);
     }
 }

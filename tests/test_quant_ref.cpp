@@ -101,7 +101,7 @@ struct Quality {
 Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* importance) {
     const std::vector<float>& w = Inputs::get().importance;
     std::vector<uint8_t> q(quant::row_bytes(type, kCols) * kRows);
-    quant::quantize(type, x.data(), kRows, kCols, importance, q);
+    quant::quantize(type, x, kCols, importance ? std::span<const float>(importance, kCols) : std::span<const float>(), q);
     std::vector<float> y(x.size());
     quant::dequantize(type, q, y);
     double se = 0, wse = 0, wsum = 0;
@@ -141,7 +141,7 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         if (quant::needs_importance(type) && imx == "no") {
             // Issue 3: these types refuse to quantize without importance weights.
             std::vector<uint8_t> out(quant::row_bytes(type, kCols));
-            CHECK_THROWS_WITH_AS(quant::quantize(type, data.gauss.data(), 1, kCols, nullptr, out),
+            CHECK_THROWS_WITH_AS(quant::quantize(type, std::span<const float>(data.gauss.data(), kCols), kCols, {}, out),
                                  doctest::Contains("needs importance weights"), std::invalid_argument);
             table += fmt::format("{:<8} {:<6} {:<4} refused without importance weights, as required\n", name, input, imx);
             continue;
@@ -174,7 +174,7 @@ TEST_CASE("f16, bf16 and q8_0 (without importance) quantization writes the refer
             const std::vector<float>& x = std::string(input) == "gauss" ? data.gauss : data.heavy;
             std::vector<uint8_t> want = test::read_bytes(test::ref_dir() / "quant" / "roundtrip" / (std::string(name) + "." + input + ".plain.bin"));
             std::vector<uint8_t> got(want.size());
-            quant::quantize(type, x.data(), 4, kCols, nullptr, got);
+            quant::quantize(type, std::span<const float>(x.data(), 4 * kCols), kCols, {}, got);
             CHECK(got == want);
         }
     }
@@ -267,7 +267,8 @@ TEST_CASE("on the tiny model, our error is at most 1.01x that of llama.cpp's own
             const uint64_t row_size = quant::row_bytes(t.type, cols);
             std::vector<uint8_t> q(row_size * static_cast<uint64_t>(rows));
             quant::for_each_row_range(rows, 2, [&](int64_t b, int64_t e) {
-                quant::quantize(t.type, x.data() + b * cols, e - b, cols, w ? w->data() : nullptr,
+                quant::quantize(t.type, std::span<const float>(x.data() + b * cols, static_cast<size_t>((e - b) * cols)), cols,
+                                w ? std::span<const float>(*w) : std::span<const float>(),
                                 std::span<uint8_t>(q.data() + row_size * static_cast<uint64_t>(b), row_size * static_cast<uint64_t>(e - b)), b);
             });
             quant::dequantize(t.type, q, y_ours);

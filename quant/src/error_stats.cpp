@@ -27,7 +27,7 @@ void ErrorStats::merge(const ErrorStats& o) {
 }
 
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
-                            TypeId target, const float* importance, int threads, const std::function<void(int64_t, int64_t)>& progress) {
+                            TypeId target, std::span<const float> importance, int threads, const std::function<void(int64_t, int64_t)>& progress) {
     const uint64_t source_row = row_bytes(source_type, n_per_row);
     const uint64_t target_row = row_bytes(target, n_per_row);
     if (source.size() != source_row * static_cast<uint64_t>(n_rows))
@@ -51,7 +51,7 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
             dequantize(source_type, source.subspan(source_row * static_cast<uint64_t>(r), source_row * static_cast<uint64_t>(k)),
                        std::span<float>(x.data(), n));
             const std::span<uint8_t> qk(q.data(), target_row * static_cast<uint64_t>(k));
-            quantize(target, x.data(), k, n_per_row, importance, qk, r);
+            quantize(target, std::span<const float>(x.data(), n), n_per_row, importance, qk, r);
             dequantize(target, qk, std::span<float>(y.data(), n));
             for (size_t i = 0; i < n; ++i) {
                 const double e = static_cast<double>(x[i]) - y[i];
@@ -81,9 +81,8 @@ ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> 
     const uint64_t matrix_bytes = row_bytes(source_type, n_per_row) * static_cast<uint64_t>(rows);
     ErrorStats total;
     for (uint64_t m = 0; m < matrices; ++m) {
-        const float* w = importance.empty() ? nullptr
-                         : importance.size() == dims[0] ? importance.data()
-                                                       : importance.data() + m * dims[0];
+        const std::span<const float> w = importance.empty() || importance.size() == dims[0] ? importance
+                                                                                          : importance.subspan(m * dims[0], dims[0]);
         // Progress over the whole tensor: the matrices before this one are done.
         std::function<void(int64_t, int64_t)> matrix_progress;
         if (progress)

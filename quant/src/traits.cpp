@@ -60,20 +60,26 @@ bool all_finite(const float* x, int64_t n) {
 
 }  // namespace
 
-void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, const float* importance,
+void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std::span<const float> weights,
               std::span<uint8_t> dst, int64_t first_row) {
     const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
     if (!can_quantize(type)) throw std::invalid_argument(fmt::format("cannot quantize to type {}", info ? info->name : "(unknown)"));
-    if (needs_importance(type) && !importance)
+    if (needs_importance(type) && weights.empty())
         throw std::invalid_argument(fmt::format("{} needs importance weights (an importance matrix) to quantize", info->name));
     const uint64_t bytes = row_bytes(type, n_per_row);
-    if (n_rows < 0 || dst.size() != bytes * static_cast<uint64_t>(n_rows))
+    if (n_per_row <= 0 || values.size() % static_cast<uint64_t>(n_per_row) != 0)
+        throw std::invalid_argument(fmt::format("{} values are not whole rows of {}", values.size(), n_per_row));
+    const auto n_rows = static_cast<int64_t>(values.size() / static_cast<uint64_t>(n_per_row));
+    if (dst.size() != bytes * static_cast<uint64_t>(n_rows))
         throw std::invalid_argument(fmt::format("{} rows of {} values of {} take {} bytes, {} given", n_rows, n_per_row,
-                                                info->name, bytes * static_cast<uint64_t>(std::max<int64_t>(n_rows, 0)), dst.size()));
-    if (importance)
-        for (int64_t c = 0; c < n_per_row; ++c)
-            if (!std::isfinite(importance[c]) || importance[c] < 0)
-                throw std::invalid_argument(fmt::format("importance weight of column {} is {}; weights must be finite and non-negative", c, importance[c]));
+                                                info->name, bytes * static_cast<uint64_t>(n_rows), dst.size()));
+    if (!weights.empty() && weights.size() != static_cast<uint64_t>(n_per_row))
+        throw std::invalid_argument(fmt::format("{} importance weights for rows of {} values", weights.size(), n_per_row));
+    for (size_t c = 0; c < weights.size(); ++c)
+        if (!std::isfinite(weights[c]) || weights[c] < 0)
+            throw std::invalid_argument(fmt::format("importance weight of column {} is {}; weights must be finite and non-negative", c, weights[c]));
+    const float* src = values.data();
+    const float* importance = weights.empty() ? nullptr : weights.data();
     const QuantizeRowFn fn = traits(type)->quantize;
     for (int64_t r = 0; r < n_rows; ++r) {
         const float* row = src + r * n_per_row;

@@ -129,14 +129,15 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
     for (int64_t row = 0, k = 0; row < rows; ++k) {
         const int64_t expert = row / rows_per_expert;
         const int64_t n = std::min({chunk, rows - row, (expert + 1) * rows_per_expert - row});
-        const float* w = weights ? weights->data() + expert * n_per_row : nullptr;
+        const std::span<const float> w = weights ? std::span<const float>(*weights).subspan(static_cast<size_t>(expert * n_per_row), static_cast<size_t>(n_per_row))
+                                                 : std::span<const float>();
         const std::span<uint8_t> buffer(ws.bytes(static_cast<int>(k % 2), static_cast<size_t>(chunk) * dst_row), static_cast<size_t>(n) * dst_row);
         const auto input = src.subspan(static_cast<size_t>(row * src_row), static_cast<size_t>(n) * src_row);
         try {
             quant::default_executor().run(n, [&](int64_t b, int64_t e) {
                 const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
                 quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
-                quant::quantize(t.to, fb.data(), e - b, n_per_row, w,
+                quant::quantize(t.to, fb, n_per_row, w,
                                 buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b);
             }, run);
         } catch (const std::invalid_argument& e) {  // a value that cannot be quantized: say where

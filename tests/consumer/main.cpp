@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     std::vector<float> values(n);
     for (int64_t i = 0; i < n; ++i) values[i] = std::sin(0.1f * static_cast<float>(i));
     std::vector<uint8_t> bytes(quant::row_bytes(gguf::TypeId::Q4_K, n));
-    quant::quantize(gguf::TypeId::Q4_K, values.data(), 1, n, nullptr, bytes);
+    quant::quantize(gguf::TypeId::Q4_K, values, n, {}, bytes);
 
     gguf::Writer w;
     w.set("general.architecture", gguf::OwnedValue::string("llama"));

@@ -24,12 +24,12 @@ struct ErrorStats {
 
 // Round-trips n_rows rows of n_per_row values held as `source_type` in `source` through
 // `target`, a few rows at a time on up to `threads` threads (memory stays a few rows per
-// thread); the figures do not depend on `threads`. importance: n_per_row weights or
-// nullptr. `progress`, when given, is called now and then on the calling thread with rows
+// thread); the figures do not depend on `threads`. importance: n_per_row weights, or
+// empty. `progress`, when given, is called now and then on the calling thread with rows
 // done of n_rows (see RunOptions::progress in executor.h). Throws std::invalid_argument as
 // quantize() does.
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
-                            TypeId target, const float* importance, int threads,
+                            TypeId target, std::span<const float> importance, int threads,
                             const std::function<void(int64_t done, int64_t total)>& progress = {});
 
 // The same for a whole tensor of up to 4 dimensions (shape[0] is the row length): each

@@ -65,14 +65,14 @@ void dequantize(TypeId type, std::span<const uint8_t> src, std::span<float> dst)
 bool can_quantize(TypeId type);
 bool needs_importance(TypeId type);
 
-// Quantizes n_rows rows of n_per_row values from src into dst (exactly n_rows x
-// row_bytes(type, n_per_row) bytes). With `importance` (n_per_row non-negative finite
-// weights, as an importance matrix gives for the tensor) the quantizer minimizes the
-// weighted squared error. Throws std::invalid_argument, naming the row and column, for NaN
-// or Inf in src, a bad weight, a row length that is not a whole number of blocks, missing
-// weights for a type that needs them, or sizes that disagree. `first_row` only numbers the
-// rows in messages (for callers that split a tensor into ranges).
-void quantize(TypeId type, const float* src, int64_t n_rows, int64_t n_per_row, const float* importance,
+// Quantizes whole rows: src holds n_rows x n_per_row values, dst receives exactly n_rows x
+// row_bytes(type, n_per_row) bytes. With `importance` (n_per_row non-negative finite
+// weights, as an importance matrix gives for the tensor; empty for none) the quantizer
+// minimizes the weighted squared error. Throws std::invalid_argument, naming the row and
+// column, for NaN or Inf in src, a bad weight, a row length that is not a whole number of
+// blocks, missing weights for a type that needs them, or sizes that disagree. `first_row`
+// only numbers the rows in messages (for callers that split a tensor into ranges).
+void quantize(TypeId type, std::span<const float> src, int64_t n_per_row, std::span<const float> importance,
               std::span<uint8_t> dst, int64_t first_row = 0);
 
 // The number of threads to use for a request: `requested` when positive, else one per core.
