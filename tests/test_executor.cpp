@@ -137,6 +137,13 @@ TEST_CASE("the pool's threads start once: 100 runs that each need every thread a
 TEST_CASE("the default executor has one thread per core and serves for_each_row_range") {
     CHECK(quant::default_executor().size() == quant::thread_count(0));
     CHECK(&quant::default_executor() == &quant::default_executor());
+    // for_each_row_range covers every row once, on the pool (rethrowing what a range throws).
+    std::vector<std::atomic<int>> hits(1000);
+    quant::for_each_row_range(1000, 4, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+    });
+    CHECK(std::all_of(hits.begin(), hits.end(), [](const std::atomic<int>& h) { return h.load() == 1; }));
+    CHECK_THROWS_WITH(quant::for_each_row_range(10, 2, [](int64_t b, int64_t) { if (b > 0) throw std::runtime_error("range"); }), "range");
 }
 
 TEST_CASE("an exception in a range stops new ranges, is rethrown, and the pool works afterwards") {

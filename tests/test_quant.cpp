@@ -1,6 +1,8 @@
 // quant/: conversions and block formats checked on hand-made blocks (no reference data).
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "quant/check.h"
+#include "quant/blocks.h"
 #include "quant/quant.h"
 
 using namespace quant;
@@ -372,4 +375,17 @@ TEST_CASE("check_data on several threads finds the same as on one") {
         CHECK(c.first == 777);
         CHECK(c.first_problem == "NaN");
     }
+}
+
+namespace {
+template <class... Blocks> std::set<TypeId> types_of(quant::BlockList<Blocks...>) { return {Blocks::kType...}; }
+}  // namespace
+
+TEST_CASE("AllBlocks names exactly the quantized types quant/ dequantizes, each once") {
+    const std::set<TypeId> listed = types_of(quant::AllBlocks{});
+    std::set<TypeId> dequantizable;
+    for (const gguf::TypeInfo& t : gguf::all_types())
+        if (t.quantized && can_dequantize(t.id)) dequantizable.insert(t.id);
+    CHECK(listed == dequantizable);
+    CHECK(listed.size() == 25);
 }

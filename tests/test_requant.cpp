@@ -5,11 +5,14 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <map>
+#include <regex>
 
 #include "fixtures.h"
 #include "gguf/check.h"
 #include "gguf/writer.h"
+#include "quant/imatrix.h"
 #include "requant/plan.h"
 #include "requant/run.h"
 #include "support.h"
@@ -301,4 +304,36 @@ TEST_CASE("--keep-split writes the input's parts, each complete, or none at all"
     CHECK_THROWS(requant::requantize(in[1], dir / "bad.gguf", o));
     CHECK_FALSE(std::filesystem::exists(dir / "bad-00001-of-00003.gguf"));
     CHECK_FALSE(std::filesystem::exists(dir / "bad-00002-of-00003.gguf"));
+}
+
+TEST_CASE("edge tensors: an empty tensor is copied, a 4-D expert tensor reads its importance per expert, no part of a split input is replaced") {
+    test::TempDir dir;
+    Writer w;
+    w.set("general.architecture", OwnedValue::string("gpt-oss"));
+    auto zeros = [](uint64_t n) { return [n](ByteSink& out) { out.write(std::vector<uint8_t>(n)); }; };
+    w.add_tensor("blk.0.empty.weight", TypeId::F16, {0, 4}, zeros(0));
+    std::vector<float> values(256 * 2 * 2 * 2);
+    for (size_t i = 0; i < values.size(); ++i) values[i] = std::sin(static_cast<float>(i) * 0.01f);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(values.data());
+    w.add_tensor("blk.0.ffn_up_exps.weight", TypeId::F32, {256, 2, 2, 2}, std::span<const uint8_t>(bytes, values.size() * 4));
+    w.write(dir / "in.gguf");
+    quant::ImportanceMatrix im;
+    im.set("blk.0.ffn_up_exps.weight", quant::ImatrixEntry{std::vector<float>(256 * 2, 3.0f), {1.0f, 1.0f}});
+    im.chunk_size = 512;
+    im.save(dir / "im.gguf", quant::ImatrixFormat::Gguf);
+    requant::RunOptions o;
+    o.plan.target = requant::find_target("IQ2_XXS");  // needs the weights: every expert matrix must find its set
+    o.plan.tensor_types.emplace_back(std::regex("exps"), TypeId::IQ2_XXS);
+    o.imatrix = dir / "im.gguf";
+    o.threads = 2;
+    requant::requantize(dir / "in.gguf", dir / "out.gguf", o);
+    const Model out = Model::open(dir / "out.gguf");
+    CHECK(out.find_tensor("blk.0.empty.weight")->info->type == TypeId::F16);
+    CHECK(out.find_tensor("blk.0.ffn_up_exps.weight")->info->type == TypeId::IQ2_XXS);
+
+    const std::vector<std::filesystem::path> parts = fixtures::write_demo_split(dir.path(), "set", 2);
+    requant::RunOptions q8;
+    q8.plan.target = requant::find_target("Q8_0");
+    CHECK_THROWS_WITH_AS(requant::requantize(parts[0], parts[1], q8), doctest::Contains("would replace the input"), Error);
+    CHECK(Model::open(parts[0]).tensors().size() > 0);  // the set is intact
 }

@@ -175,7 +175,12 @@ TEST_CASE("release_pages takes read pages of a mapped file out of the process's 
     for (size_t i = 0; i < data.size(); i += 4096) sum += data[i];  // maps every page in
     CHECK(sum == data.size() / 4096);
     const uint64_t before = resident_bytes();
-    release_pages(data);
+    f.release_pages(data);
     const uint64_t after = resident_bytes();
     CHECK(before - after >= (24u << 20));
+    // A file parsed from memory: the pages are the caller's, and stay as they are.
+    std::vector<uint8_t> copy(f.bytes().begin(), f.bytes().end());
+    const File parsed = File::parse(copy, "copy.gguf");
+    parsed.release_pages(parsed.tensor_data(parsed.tensors()[0]));
+    CHECK(parsed.tensor_data(parsed.tensors()[0])[12345] == 1);
 }

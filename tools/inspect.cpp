@@ -77,7 +77,6 @@ Selection select(const Model& m, const InspectOptions& o) {
     return s;
 }
 
-std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
 
 uint64_t file_offset(const Model& m, const Model::Tensor& t) { return m.parts()[t.part].data_section_offset() + t.info->data_offset; }
 
@@ -126,7 +125,7 @@ void print_text(const Model& m, const Summary& s, const Selection& sel, const In
         for (uint32_t i : sel.tensors) {
             const Model::Tensor& t = m.tensors()[i];
             out += fmt::format("  {:>5}  {:<{}}  {:<8} {:<24} {:>14} {:>14} {:>14}", i, escaped(t.info->name),
-                               width, type_info(t.info->type).name, shape_text(*t.info), t.info->n_elements,
+                               width, type_info(t.info->type).name, shape_text(t.info->dims()), t.info->n_elements,
                                t.info->n_bytes, file_offset(m, t));
             out += split ? fmt::format("  {:>4}\n", t.part + 1) : "\n";
         }

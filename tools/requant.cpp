@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "gguf/model.h"
+#include "gguf/render.h"
 #include "json.h"
 #include "options.h"
 #include "quant/quant.h"
@@ -95,7 +96,6 @@ int list_targets() {
     return 0;
 }
 
-std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
 
 void print_plan(const requant::Prepared& p, const RequantOptions& o) {
     if (o.json) {
@@ -120,7 +120,7 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
     for (const requant::TensorPlan& t : p.plan) {
         const TensorInfo& i = *t.tensor->info;
         const uint64_t after = tensor_bytes(t.to, i.n_elements);
-        out += fmt::format("{:<40} {:<22} {:>7} -> {:<7} {:>10} -> {:>10}{}\n", i.name, shape_text(i), type_info(t.from).name,
+        out += fmt::format("{:<40} {:<22} {:>7} -> {:<7} {:>10} -> {:>10}{}\n", i.name, shape_text(i.dims()), type_info(t.from).name,
                            type_info(t.to).name, human_bytes(i.n_bytes), human_bytes(after), t.fallback.empty() ? "" : "  (" + t.fallback + ")");
     }
     out += fmt::format("{} tensors, {} converted{}: {} -> {} ({:.2f} -> {:.2f} bits per weight)\n", p.report.tensors, p.report.converted,

@@ -17,8 +17,8 @@ using R = TensorRole;
 constexpr TensorKind kKinds[] = {
     {R::TokenEmbd, "token_embd", false, false},
     {R::TokenEmbdNorm, "token_embd_norm", false, true},
-    {R::PositionEmbd, "position_embd", false, false},
-    {R::TokenTypes, "token_types", false, false},
+    {R::PositionEmbd, "position_embd", false, true},
+    {R::TokenTypes, "token_types", false, true},
     {R::OutputNorm, "output_norm", false, true},
     {R::Output, "output", false, false},
     {R::RopeFreqs, "rope_freqs", false, true},
@@ -46,7 +46,7 @@ constexpr TensorKind kKinds[] = {
     {R::FfnGate, "ffn_gate", true, false},
     {R::FfnUp, "ffn_up", true, false},
     {R::FfnDown, "ffn_down", true, false},
-    {R::FfnGateInp, "ffn_gate_inp", true, false},
+    {R::FfnGateInp, "ffn_gate_inp", true, true},
     {R::FfnGateExps, "ffn_gate_exps", true, false},
     {R::FfnUpExps, "ffn_up_exps", true, false},
     {R::FfnDownExps, "ffn_down_exps", true, false},
@@ -54,7 +54,7 @@ constexpr TensorKind kKinds[] = {
     {R::FfnGateShexp, "ffn_gate_shexp", true, false},
     {R::FfnUpShexp, "ffn_up_shexp", true, false},
     {R::FfnDownShexp, "ffn_down_shexp", true, false},
-    {R::FfnGateInpShexp, "ffn_gate_inp_shexp", true, false},
+    {R::FfnGateInpShexp, "ffn_gate_inp_shexp", true, true},
 };
 
 constexpr bool kinds_in_role_order() {
@@ -63,6 +63,7 @@ constexpr bool kinds_in_role_order() {
     return true;
 }
 static_assert(kinds_in_role_order(), "the tensor kind table is indexed by role");
+static_assert(std::size(kKinds) == static_cast<size_t>(TensorRole::FfnGateInpShexp) + 1, "one row per role");
 
 using H = Hyper;
 constexpr std::string_view kHyperSuffix[] = {
@@ -71,6 +72,7 @@ constexpr std::string_view kHyperSuffix[] = {
     "attention.value_length", "rope.dimension_count", "rope.freq_base", "expert_count", "expert_used_count",
     "expert_feed_forward_length", "expert_shared_count", "vocab_size",
 };
+static_assert(std::size(kHyperSuffix) == static_cast<size_t>(Hyper::VocabSize) + 1, "one suffix per Hyper");
 
 // Keys llama.cpp's loader reads without a default: the three every model states, and the
 // architecture's normalization epsilon.

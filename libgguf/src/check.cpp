@@ -125,8 +125,8 @@ struct Checker {
                 error(arch + ".block_count", fmt::format("is {}, but the tensors go up to blk.{}", *blocks, *highest));
         }
         if (embd)
-            if (const Model::Tensor* e = m.find_tensor("token_embd.weight"); e && e->info->shape[0] != *embd)
-                error(arch + ".embedding_length", fmt::format("is {}, but token_embd.weight rows have {} values", *embd, e->info->shape[0]));
+            if (const Model::Tensor* e = m.find_tensor(tensor_name(TensorRole::TokenEmbd)); e && e->info->shape[0] != *embd)
+                error(arch + ".embedding_length", fmt::format("is {}, but {} rows have {} values", *embd, e->info->name, e->info->shape[0]));
         // A head count of 0 is how converters mark models without attention (Mamba, RWKV), and
         // with attention.key_length given the heads need not divide the embedding (GLM-4.5).
         if (n_head && embd && *n_head && *embd % *n_head && !m.find(arch + ".attention.key_length"))

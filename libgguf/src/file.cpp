@@ -1,5 +1,7 @@
 #include "gguf/file.h"
 
+#include "gguf/render.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -292,7 +294,7 @@ private:
         uint64_t n = 1;
         for (uint32_t d = 0; d < kMaxDims; ++d) {
             if (__builtin_mul_overflow(n, t.shape[d], &n) || n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-                r_.fail(t.file_offset, fmt::format("element count of shape {} overflows 64 bits", shape_text(t)));
+                r_.fail(t.file_offset, fmt::format("element count of shape {} overflows 64 bits", shape_text(t.dims())));
         }
         t.n_elements = n;
         uint64_t blocks = n / type.block_size;
@@ -304,13 +306,12 @@ private:
             t.readable = false;
             blocks = t.shape[0] / type.block_size + 1;
             if (__builtin_mul_overflow(blocks, n / t.shape[0], &blocks))
-                r_.fail(t.file_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
+                r_.fail(t.file_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t.dims())));
         }
         if (__builtin_mul_overflow(blocks, uint64_t{type.type_size}, &t.n_bytes))
-            r_.fail(t.file_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t)));
+            r_.fail(t.file_offset, fmt::format("byte size of shape {} overflows 64 bits", shape_text(t.dims())));
     }
 
-    static std::string shape_text(const TensorInfo& t) { return fmt::format("[{}]", fmt::join(t.dims(), ", ")); }
 
     // Where the data section starts, and every tensor's region inside the file, apart and aligned.
     void layout() {

@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "text.h"
+#include "gguf/names.h"
 
 namespace gguf {
 
@@ -76,7 +76,7 @@ const FileTypeInfo* find_file_type(uint32_t id) {
 
 std::optional<FileType> file_type_from_name(std::string_view name) {
     for (const FileTypeInfo& f : kFileTypes)
-        if (!f.retired && detail::iequal(f.name, name)) return f.id;
+        if (!f.retired && equal_ignoring_case(f.name, name)) return f.id;
     return std::nullopt;
 }
 

@@ -41,10 +41,12 @@ Mapping::~Mapping() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-void release_pages(std::span<const uint8_t> bytes) {
+void File::release_pages(std::span<const uint8_t> bytes) const {
+    const auto first = reinterpret_cast<uintptr_t>(bytes.data()), mapped = reinterpret_cast<uintptr_t>(bytes_.data());
+    if (!mapping_ || bytes.empty() || first < mapped || first - mapped > bytes_.size() - bytes.size()) return;
     static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const auto begin = (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
-    const auto end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
+    const auto begin = (first + page - 1) / page * page;
+    const auto end = (first + bytes.size()) / page * page;
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 

@@ -1,5 +1,8 @@
 #include "gguf/names.h"
 
+#include <algorithm>
+#include <cctype>
+
 namespace gguf {
 
 std::optional<uint32_t> layer_of(std::string_view name) {
@@ -16,5 +19,11 @@ std::optional<uint32_t> layer_of(std::string_view name) {
 }
 
 bool is_token_embedding(std::string_view name) { return name == "token_embd.weight" || name == "per_layer_token_embd.weight"; }
+
+bool equal_ignoring_case(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
 
 }  // namespace gguf

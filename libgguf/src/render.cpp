@@ -69,4 +69,6 @@ std::string value_type_label(const Value& v) {
     return fmt::format("arr[{},{}]", value_type_name(a.element_type()), a.size());
 }
 
+std::string shape_text(std::span<const uint64_t> dims) { return fmt::format("[{}]", fmt::join(dims, ", ")); }
+
 }  // namespace gguf

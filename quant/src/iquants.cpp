@@ -215,7 +215,7 @@ void register_iquants(TraitsTable& t) {
     add_block_type<BlockIQ3_XXS>(t, quantize_iq3_xxs, {{K::F16, offsetof(BlockIQ3_XXS, d), "d"}});
     add_block_type<BlockIQ3_S>(t, quantize_iq3_s, {{K::F16, offsetof(BlockIQ3_S, d), "d"}});
     add_block_type<BlockIQ1_S>(t, quantize_iq1_s, {{K::F16, offsetof(BlockIQ1_S, d), "d"}}, true);
-    add_block_type<BlockIQ1_M>(t, quantize_iq1_m, {{K::F16Nibbles, offsetof(BlockIQ1_M, scales), "d"}});  // ggml quantizes it with uniform weights too
+    add_block_type<BlockIQ1_M>(t, quantize_iq1_m, {{K::F16Nibbles, offsetof(BlockIQ1_M, scales), "d"}});  // ggml quantizes it without an importance matrix too
 }
 
 }  // namespace quant::detail

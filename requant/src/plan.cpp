@@ -53,23 +53,32 @@ enum class When {
 
 constexpr TypeId kKeep = static_cast<TypeId>(0xffffffffu);
 
-// A set of mixes, as a bit mask of their ids.
+// A set of mixes, as a bit mask of their file type ids.
 struct Mixes {
     uint64_t bits = 0;
+    constexpr Mixes() = default;
     constexpr Mixes(std::initializer_list<FileType> ids) {
         for (FileType id : ids) bits |= uint64_t{1} << static_cast<uint32_t>(id);
     }
     constexpr bool has(uint32_t id) const { return id < 64 && (bits >> id & 1); }
+    constexpr Mixes except(Mixes other) const {
+        Mixes m;
+        m.bits = bits & ~other.bits;
+        return m;
+    }
+    static constexpr Mixes every() {
+        Mixes m;
+        m.bits = ~uint64_t{0};
+        return m;
+    }
 };
-constexpr Mixes kAll{F32, F16, Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S,
-                     Q5_K_M, Q6_K, IQ2_XXS, IQ2_XS, Q2_K_S, IQ3_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ3_M, IQ2_S,
-                     IQ2_M, IQ4_XS, IQ1_M, BF16, TQ1_0, TQ2_0, MXFP4_MOE, NVFP4, Q1_0, Q2_0};
+static_assert(static_cast<uint32_t>(Q2_0) < 64, "file type ids must fit the mask");
+// Every mix of the file type table (a target's file type always comes from it).
+constexpr Mixes kAll = Mixes::every();
 // The 1- and 2-bit i-quant mixes, which have rules of their own for every role.
 constexpr Mixes kLowBit{IQ2_XXS, IQ2_XS, IQ1_S, IQ2_S, IQ2_M, IQ1_M};
 // Every mix but those and MXFP4_MOE: the general rules.
-constexpr Mixes kGeneral{F32, F16, Q4_0, Q4_1, Q8_0, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M,
-                         Q5_K_S, Q5_K_M, Q6_K, Q2_K_S, IQ3_XS, IQ3_XXS, IQ4_NL, IQ3_S, IQ3_M, IQ4_XS, BF16,
-                         TQ1_0, TQ2_0, NVFP4, Q1_0, Q2_0};
+constexpr Mixes kGeneral = kAll.except(kLowBit).except({MXFP4_MOE});
 
 struct Rule {
     Role role;
@@ -321,11 +330,6 @@ bool requires_imatrix(std::string_view name, TypeId t, uint32_t mix) {
     }
 }
 
-bool iequal(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
-           });
-}
 
 }  // namespace
 
@@ -333,11 +337,13 @@ std::string never_quantized(const TensorInfo& t, bool leave_output) {
     uint32_t dims = 1;
     for (uint32_t d = 0; d < kMaxDims; ++d)
         if (t.shape[d] > 1) dims = d + 1;
+    if (t.n_elements == 0) return "no values";
     if (dims < 2) return "1-D: llama.cpp keeps vectors (norms, biases) in their type";
     const std::string_view n = t.name;
     if (!n.ends_with("weight")) return "not a weight: llama.cpp quantizes only tensors named *weight";
     if (leave_output && n == "output.weight") return "the output tensor is left as it is";
-    if (n == "position_embd.weight" || n == "token_types.weight") return "a position or token-type table: llama.cpp never quantizes it";
+    if (const std::optional<TensorName> known = parse_tensor_name(n); known && known->kind->kept)
+        return fmt::format("a {} tensor: llama.cpp never quantizes it", known->kind->stem);
     static constexpr std::string_view kNever[] = {
         "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
         "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight",
@@ -396,7 +402,7 @@ const Target* find_target(std::string_view name) {
         return nullptr;
     }
     for (const Target& t : all)
-        if (iequal(t.name, name)) return &t;
+        if (equal_ignoring_case(t.name, name)) return &t;
     return nullptr;
 }
 

@@ -129,7 +129,10 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
     for (int64_t row = 0, k = 0; row < rows; ++k) {
         const int64_t expert = row / rows_per_expert;
         const int64_t n = std::min({chunk, rows - row, (expert + 1) * rows_per_expert - row});
-        const std::span<const float> w = weights ? std::span<const float>(*weights).subspan(static_cast<size_t>(expert * n_per_row), static_cast<size_t>(n_per_row))
+        // The matrix holds one set of weights per expert (shape[2]); a 4-D tensor repeats them
+        // over shape[3], as llama.cpp's quantizer reads them.
+        const auto set = static_cast<size_t>(expert % static_cast<int64_t>(info.shape[2]));
+        const std::span<const float> w = weights ? std::span<const float>(*weights).subspan(set * static_cast<size_t>(n_per_row), static_cast<size_t>(n_per_row))
                                                  : std::span<const float>();
         const std::span<uint8_t> buffer(ws.bytes(static_cast<int>(k % 2), static_cast<size_t>(chunk) * dst_row), static_cast<size_t>(n) * dst_row);
         const auto input = src.subspan(static_cast<size_t>(row * src_row), static_cast<size_t>(n) * src_row);
@@ -143,7 +146,7 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
         } catch (const std::invalid_argument& e) {  // a value that cannot be quantized: say where
             throw std::runtime_error(fmt::format("tensor '{}', {}", info.name, e.what()));
         }
-        release_pages(input);
+        m.release_pages(*t.tensor, input);
         if (writing.valid()) writing.get();  // rethrows a failed write (a full disk)
         writing = std::async(std::launch::async, [&out, buffer] { out.write(buffer); });
         advanced(static_cast<uint64_t>(n) * src_row);
@@ -160,7 +163,7 @@ void copy(const Model& m, const TensorPlan& t, const RunOptions& o, ByteSink& ou
         if (o.cancel && o.cancel->load()) throw quant::Cancelled();
         const auto piece = src.subspan(at, std::min(kPiece, src.size() - at));
         out.write(piece);
-        release_pages(piece);
+        m.release_pages(*t.tensor, piece);
         advanced(piece.size());
     }
 }
@@ -177,6 +180,7 @@ Report requantize(const std::filesystem::path& in, const std::filesystem::path& 
                    const std::function<void(const Progress&)>& progress) {
     refuse_overwrite(out, in);
     const Model m = Model::open(in);
+    for (const File& part : m.parts()) refuse_overwrite(out, part.path());  // any part of a split input
     std::optional<quant::ImportanceMatrix> im;
     if (o.imatrix) im = quant::ImportanceMatrix::load(*o.imatrix);
     const Prepared p = prepare_with(m, o, im ? &*im : nullptr);

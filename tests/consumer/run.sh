@@ -17,7 +17,10 @@ test -f "$tmp/prefix/include/gguf/file.h"
 test -f "$tmp/prefix/include/quant/quant.h"
 test -x "$tmp/prefix/bin/gguf"
 # Nothing private was installed.
-! find "$tmp/prefix/include" -name '*.cpp' -o -name 'mapping.h' | grep -q .
+if find "$tmp/prefix/include" -name '*.cpp' -o -name 'mapping.h' -o -name 'iq_grids.h' | grep -q .; then
+  echo "private files were installed under include/" >&2
+  exit 1
+fi
 
 echo "== find_package(ggufkit)"
 cmake -S "$src/tests/consumer" -B "$tmp/installed" -G Ninja -DCMAKE_BUILD_TYPE=Release \

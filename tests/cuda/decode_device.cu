@@ -51,6 +51,11 @@ template <class Block> int check(const quant::IqGrids& grids, std::mt19937& rng)
     float* out = nullptr;
     cudaMalloc(&out, values * sizeof(float));
     decode_kernel<Block><<<1, kBlocks>>>(src, grids, out);
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
+        std::printf("%-8s launch failed: %s (this GPU may need -DCMAKE_CUDA_ARCHITECTURES=native)\n",
+                    gguf::type_info(Block::kType).name.data(), cudaGetErrorString(e));
+        return static_cast<int>(values);
+    }
     cudaMemcpy(device.data(), out, values * sizeof(float), cudaMemcpyDeviceToHost);
     cudaFree(src);
     cudaFree(out);
@@ -65,6 +70,10 @@ template <class Block> int check(const quant::IqGrids& grids, std::mt19937& rng)
     return differ;
 }
 
+template <class... Blocks> int check_all(const quant::IqGrids& grids, std::mt19937& rng, quant::BlockList<Blocks...>) {
+    return (check<Blocks>(grids, rng) + ...);
+}
+
 }  // namespace
 
 int main() {
@@ -75,16 +84,7 @@ int main() {
     }
     const quant::IqGrids grids = device_grids();
     std::mt19937 rng(7);
-    using namespace quant;
-    int differ = check<BlockQ4_0>(grids, rng) + check<BlockQ4_1>(grids, rng) + check<BlockQ5_0>(grids, rng) +
-                 check<BlockQ5_1>(grids, rng) + check<BlockQ8_0>(grids, rng) + check<BlockQ2_K>(grids, rng) +
-                 check<BlockQ3_K>(grids, rng) + check<BlockQ4_K>(grids, rng) + check<BlockQ5_K>(grids, rng) +
-                 check<BlockQ6_K>(grids, rng) + check<BlockIQ4_NL>(grids, rng) + check<BlockIQ4_XS>(grids, rng) +
-                 check<BlockIQ2_XXS>(grids, rng) + check<BlockIQ2_XS>(grids, rng) + check<BlockIQ2_S>(grids, rng) +
-                 check<BlockIQ3_XXS>(grids, rng) + check<BlockIQ3_S>(grids, rng) + check<BlockIQ1_S>(grids, rng) +
-                 check<BlockIQ1_M>(grids, rng) + check<BlockMXFP4>(grids, rng) + check<BlockNVFP4>(grids, rng) +
-                 check<BlockTQ1_0>(grids, rng) + check<BlockTQ2_0>(grids, rng) + check<BlockQ1_0>(grids, rng) +
-                 check<BlockQ2_0>(grids, rng);
+    const int differ = check_all(grids, rng, quant::AllBlocks{});
     if (cudaDeviceSynchronize() != cudaSuccess) return std::printf("CUDA error: %s\n", cudaGetErrorString(cudaGetLastError())), 1;
     return differ ? 1 : 0;
 }

@@ -16,7 +16,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace gguf {
 
@@ -36,7 +35,7 @@ struct TensorKind {
     TensorRole role;
     std::string_view stem;  // "attn_q": the name is "blk.N.attn_q.weight" (per layer) or "output.weight"
     bool per_layer;
-    bool norm;              // a vector of scales (or a bias-like table) llama.cpp never quantizes
+    bool kept;              // llama.cpp never quantizes it: norms, routers, position tables, rope factors
 };
 
 // Every kind of tensor the table knows, by stem.

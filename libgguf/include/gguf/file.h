@@ -83,12 +83,6 @@ private:
 
 class Mapping;
 
-// Tells the kernel this process is done with the mapped file pages wholly inside `bytes`
-// (part of a File's or Model's mapping): they leave the process's resident set, while the
-// page cache keeps them, so streaming through a model keeps memory flat whatever its size.
-// Advice only: a later read maps them in again; a failure changes nothing.
-void release_pages(std::span<const uint8_t> bytes);
-
 class File {
 public:
     // Maps and parses `path`; throws gguf::Error naming the file and offset on bad input.
@@ -111,6 +105,12 @@ public:
     uint64_t alignment() const { return alignment_; }
     uint64_t data_section_offset() const { return data_section_offset_; }  // where the tensor data section starts in the file
     std::span<const uint8_t> bytes() const { return bytes_; }
+    // Tells the kernel this process is done with the pages wholly inside `bytes` (a part of
+    // bytes(), e.g. tensor data already read): they leave the process's resident set while
+    // the page cache keeps them, so streaming through a model keeps memory flat whatever its
+    // size. Advice only: a later read maps them in again. Does nothing for a File parsed
+    // from memory (whose pages are the caller's) or for bytes outside this file.
+    void release_pages(std::span<const uint8_t> bytes) const;
 
     std::span<const KeyValue> kvs() const { return kvs_; }
     const KeyValue* find(std::string_view key) const;

@@ -48,6 +48,8 @@ public:
     std::span<const Tensor> tensors() const { return tensors_; }
     const Tensor* find_tensor(std::string_view name) const;
     std::span<const uint8_t> tensor_data(const Tensor& t) const { return parts_[t.part].tensor_data(*t.info); }
+    // File::release_pages for bytes of tensor t's data.
+    void release_pages(const Tensor& t, std::span<const uint8_t> bytes) const { parts_[t.part].release_pages(bytes); }
 
     uint64_t total_size() const;
 

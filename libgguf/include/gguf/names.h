@@ -18,4 +18,7 @@ std::optional<uint32_t> layer_of(std::string_view tensor_name);
 // importance matrices say nothing about its columns and the mixes give it its own type.
 bool is_token_embedding(std::string_view tensor_name);
 
+// ASCII case-insensitive equality, for names users type ("q4_k_m" for "Q4_K_M").
+bool equal_ignoring_case(std::string_view a, std::string_view b);
+
 }  // namespace gguf

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,9 @@ std::string quoted(std::string_view s);
 // "[a, b, c]". Arrays, nested ones too, show at most `max_elements` elements each and
 // count the rest: "[7, 8, ... (1 more)]".
 std::string value_text(const Value& v, uint64_t max_elements = std::numeric_limits<uint64_t>::max());
+
+// A tensor's shape as "[4096, 32000]", ne[0] (the row length) first.
+std::string shape_text(std::span<const uint64_t> dims);
 
 // The value's type as a label: "u32", "str", ..., and for an array its element type and
 // count, "arr[i32,3]".

@@ -104,6 +104,9 @@ inline constexpr uint32_t kTypeCount = static_cast<uint32_t>(detail::kTypes.size
 // Every id from 0 to kTypeCount - 1, in id order.
 constexpr std::span<const TypeInfo> all_types() { return detail::kTypes; }
 
+// These functions are constexpr so that layouts can be checked against the table at compile
+// time (quant/blocks.h); CUDA device code uses the results, not the functions.
+
 // The entry for `id`, or nullptr when the id is beyond the table.
 constexpr const TypeInfo* find_type(uint32_t id) { return id < detail::kTypes.size() ? &detail::kTypes[id] : nullptr; }
 constexpr const TypeInfo& type_info(TypeId id) { return detail::kTypes[static_cast<uint32_t>(id)]; }

@@ -11,7 +11,6 @@
 #include <cstdint>
 
 #include "gguf/types.h"
-#include "quant/hd.h"
 
 namespace quant {
 
@@ -280,6 +279,13 @@ struct BlockQ2_0 {
     uint8_t qs[16];
 };
 static_assert(sizeof(BlockQ2_0) == gguf::type_info(BlockQ2_0::kType).type_size);
+
+// Every storage block layout above, for code that must cover them all (the device test, the
+// kernels' dispatch tables); a test checks it names exactly the types quant/ dequantizes.
+template <class... Blocks> struct BlockList {};
+using AllBlocks = BlockList<BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K,
+                            BlockQ6_K, BlockIQ4_NL, BlockIQ4_XS, BlockIQ2_XXS, BlockIQ2_XS, BlockIQ2_S, BlockIQ3_XXS, BlockIQ3_S,
+                            BlockIQ1_S, BlockIQ1_M, BlockMXFP4, BlockNVFP4, BlockTQ1_0, BlockTQ2_0, BlockQ1_0, BlockQ2_0>;
 
 // ---- Activation formats of ggml's dot products (what kernels/ quantizes activations to).
 

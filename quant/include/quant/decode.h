@@ -1,6 +1,7 @@
 // Decoding one block of each quantized type into floats: the definition of what the bytes
 // mean, exact to the bit (ggml's rounding: each value is a product of floats in the order
-// written here, no fused multiply-adds). Every decoder is GGUF_HD, so quant/'s scalar
+// written here, no fused multiply-adds: quant/ builds with -ffp-contract=off, and device
+// code that must match the host bit for bit is compiled with nvcc --fmad=false). Every decoder is GGUF_HD, so quant/'s scalar
 // dequantizer, the SIMD kernels' tests and the CUDA kernels call this same code.
 //
 // decode(block, y) writes block_values<Block> floats to y. The grid i-quants also take the
