@@ -149,6 +149,8 @@ struct Checker {
                 error(tensor_name(role, layer), fmt::format("is missing: a {} model needs {}", a.name, what));
         };
         need(TensorRole::TokenEmbd, std::nullopt, "its token embedding");
+        // block_count comes from the file: past the tensor count, every layer would be missing
+        // everything, and block_count's own check already says it is wrong.
         for (uint32_t layer = 0; layer < *blocks && layer < m.tensors().size(); ++layer) {
             if (!a.latent_attention) {
                 const bool separate = has(TensorRole::AttnQ, layer) && has(TensorRole::AttnK, layer) && has(TensorRole::AttnV, layer);

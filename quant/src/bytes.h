@@ -9,11 +9,6 @@
 
 namespace quant::detail {
 
-using quant::u16le;
-using quant::u32le;
-// A block's f16 scale field (two bytes, little-endian) as a float.
-inline float half(const uint8_t (&h)[2]) { return half_field(h); }
-
 // Stores v (exactly representable, or rounded to nearest even) in a block's f16 field.
 inline void store_half(uint8_t (&h)[2], float v) {
     const uint16_t bits = f32_to_f16(v);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bytes.h"
+#include "quant/decode.h"
 #include "quant/executor.h"
 
 namespace quant {
@@ -33,15 +34,13 @@ const char* problem(const ScaleField& f, const uint8_t* block) {
     switch (f.kind) {
         case ScaleKind::F16:
         case ScaleKind::F16Nibbles: {
-            uint16_t h = detail::u16le(p);
-            if (f.kind == ScaleKind::F16Nibbles)  // the f16 is the top nibbles of four u16 words
-                h = static_cast<uint16_t>((detail::u16le(p) >> 12) | ((detail::u16le(p + 2) >> 8) & 0xf0) |
-                                          ((detail::u16le(p + 4) >> 4) & 0xf00) | (detail::u16le(p + 6) & 0xf000));
+            // F16Nibbles: the f16 is the top nibbles of four u16 words (IQ1_M's, decode.h).
+            const uint16_t h = f.kind == ScaleKind::F16Nibbles ? iq1_m_d_bits(p) : u16le(p);
             if ((h & 0x7c00) != 0x7c00) return nullptr;
             return h & 0x3ff ? "is NaN" : "is Inf";
         }
         case ScaleKind::F32: {
-            const float v = std::bit_cast<float>(detail::u32le(p));
+            const float v = std::bit_cast<float>(u32le(p));
             return std::isnan(v) ? "is NaN" : std::isinf(v) ? "is Inf" : nullptr;
         }
         case ScaleKind::E8M0: return *p == 0xff ? "is 0xff, NaN in E8M0" : nullptr;

@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <future>
 #include <memory>
@@ -86,7 +83,6 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
     }
     return p;
 }
-
 
 // Buffers reused from tensor to tensor, grown as needed and never zeroed (every byte used is
 // written first): the values of one chunk, and two output chunks.

@@ -346,15 +346,16 @@ GGUF_HD inline void decode(const BlockIQ1_S& b, const IqGrids& g, float* y) {
     }
 }
 
-// IQ1_M's f16 d, spread over the top nibbles of its four u16 scale words.
-GGUF_HD inline uint16_t iq1_m_d_bits(const BlockIQ1_M& b) {
+// IQ1_M's f16 d, spread over the top nibbles of its four u16 scale words (the 8 bytes at
+// `scales`).
+GGUF_HD inline uint16_t iq1_m_d_bits(const uint8_t* scales) {
     uint16_t sc[4];
-    for (int i = 0; i < 4; ++i) sc[i] = u16le(b.scales + 2 * i);
+    for (int i = 0; i < 4; ++i) sc[i] = u16le(scales + 2 * i);
     return static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
 }
 
 GGUF_HD inline void decode(const BlockIQ1_M& b, const IqGrids& g, float* y) {
-    const float d = half_bits_to_float(iq1_m_d_bits(b));
+    const float d = half_bits_to_float(iq1_m_d_bits(b.scales));
     for (int ib = 0; ib < 8; ++ib) {
         const uint16_t sc = u16le(b.scales + 2 * (ib / 2));
         const int shift = 6 * (ib % 2);
