@@ -1,14 +1,14 @@
 # cmake --install: headers, static libraries, the gguf command, and a package config so that
-# find_package(ggufkit) gives ggufkit::gguf, ggufkit::quant and ggufkit::requant.
+# find_package(ggufkit) gives ggufkit::gguf, ggufkit::quant, ggufkit::kernels and ggufkit::requant.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(GGUFKIT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ggufkit)
-install(TARGETS libgguf quant requant EXPORT ggufkitTargets
+install(TARGETS libgguf quant kernels requant EXPORT ggufkitTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY libgguf/include/ quant/include/ requant/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY libgguf/include/ quant/include/ kernels/include/ requant/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET gguf)
   install(TARGETS gguf RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()

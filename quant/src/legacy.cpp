@@ -113,7 +113,8 @@ void register_legacy(TraitsTable& t) {
     add_block_type<BlockQ5_0>(t, quantize_q5_0, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
     add_block_type<BlockQ5_1>(t, quantize_q5_1, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
     add_block_type<BlockQ8_0>(t, quantize_q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
-    set_scales(t, TypeId::Q8_1, {{K::F16, offsetof(BlockQ8_1, d), "d"}, {K::F16, offsetof(BlockQ8_1, s), "s"}});  // activations of dot products
+    // The activation format of dot products (kernels/ quantizes to it): read, not written here.
+    add_block_type<BlockQ8_1>(t, nullptr, {{K::F16, offsetof(BlockQ8_1, d), "d"}, {K::F16, offsetof(BlockQ8_1, s), "s"}});
 }
 
 }  // namespace quant::detail

@@ -280,13 +280,6 @@ struct BlockQ2_0 {
 };
 static_assert(sizeof(BlockQ2_0) == gguf::type_info(BlockQ2_0::kType).type_size);
 
-// Every storage block layout above, for code that must cover them all (the device test, the
-// kernels' dispatch tables); a test checks it names exactly the types quant/ dequantizes.
-template <class... Blocks> struct BlockList {};
-using AllBlocks = BlockList<BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K,
-                            BlockQ6_K, BlockIQ4_NL, BlockIQ4_XS, BlockIQ2_XXS, BlockIQ2_XS, BlockIQ2_S, BlockIQ3_XXS, BlockIQ3_S,
-                            BlockIQ1_S, BlockIQ1_M, BlockMXFP4, BlockNVFP4, BlockTQ1_0, BlockTQ2_0, BlockQ1_0, BlockQ2_0>;
-
 // ---- Activation formats of ggml's dot products (what kernels/ quantizes activations to).
 
 // Q8_1: 32 signed bytes with an f16 scale d and s = d x (sum of the bytes), for the dot
@@ -308,5 +301,13 @@ struct BlockQ8_K {
     uint8_t bsums[32];
 };
 static_assert(sizeof(BlockQ8_K) == gguf::type_info(BlockQ8_K::kType).type_size);
+
+// Every block layout above (the 27 quantized storage types), for code that must cover them all (the device test, the
+// kernels' dispatch tables); a test checks it names exactly the types quant/ dequantizes.
+template <class... Blocks> struct BlockList {};
+using AllBlocks = BlockList<BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K,
+                            BlockQ6_K, BlockIQ4_NL, BlockIQ4_XS, BlockIQ2_XXS, BlockIQ2_XS, BlockIQ2_S, BlockIQ3_XXS, BlockIQ3_S,
+                            BlockIQ1_S, BlockIQ1_M, BlockMXFP4, BlockNVFP4, BlockTQ1_0, BlockTQ2_0, BlockQ1_0, BlockQ2_0,
+                            BlockQ8_1, BlockQ8_K>;
 
 }  // namespace quant

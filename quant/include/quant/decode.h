@@ -128,6 +128,12 @@ GGUF_HD inline void decode(const BlockQ8_0& b, float* y) {
     for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
 }
 
+// Q8_1's s is a by-product for dot products; the values are d x q as in Q8_0.
+GGUF_HD inline void decode(const BlockQ8_1& b, float* y) {
+    const float d = half_field(b.d);
+    for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
+}
+
 // ---- K-quants --------------------------------------------------------------------------
 
 GGUF_HD inline void decode(const BlockQ2_K& b, float* y) {
@@ -219,6 +225,12 @@ GGUF_HD inline void decode(const BlockQ6_K& b, float* y) {
             y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
         }
     }
+}
+
+// Q8_K: an f32 scale; the block sums are a by-product for dot products.
+GGUF_HD inline void decode(const BlockQ8_K& b, float* y) {
+    const float d = bits_to_float(u32le(b.d));
+    for (int j = 0; j < 256; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
 }
 
 // ---- I-quants --------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+// Fast versions of what quant/ defines: dequantization, dot products and matrix tiles for
+// every tensor type, on the instruction-set path chosen at run time (kernels/isa.h).
+//
+// Dequantization is exact on every path: the same bits as quant/'s reference decoders.
+// Dot products are deterministic (the same bits on every run and every thread count) and
+// within the bounds stated below of the exact sum.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "gguf/types.h"
+#include "kernels/isa.h"
+
+namespace kernels {
+
+using gguf::TypeId;
+
+// ---- Dequantization --------------------------------------------------------------------
+
+// Every live type quant/ dequantizes: the 27 quantized types, F32, F16, BF16 (and the
+// integer and F64 tensors, through the scalar path).
+bool can_dequantize(TypeId type);
+
+// src holds exactly dst.size() values of `type` (a whole number of blocks). Throws
+// std::invalid_argument when the sizes disagree or the type cannot be dequantized.
+void dequantize(TypeId type, std::span<const uint8_t> src, std::span<float> dst, Isa isa = active_isa());
+// The same values rounded to IEEE half or bfloat16 (to nearest even; NaN stays NaN), for a
+// GPU upload or a GEMM panel.
+void dequantize_f16(TypeId type, std::span<const uint8_t> src, std::span<uint16_t> dst, Isa isa = active_isa());
+void dequantize_bf16(TypeId type, std::span<const uint8_t> src, std::span<uint16_t> dst, Isa isa = active_isa());
+
+// ---- Dot products ----------------------------------------------------------------------
+
+// The form activations take for the fast dot product with rows of `weights`, as in ggml:
+// Q8_0 for the 32-value formats (Q8_1 for the affine Q4_1 and Q5_1), Q8_K for the 256-value
+// ones, F16 / BF16 for those weights, F32 where there is no integer product.
+TypeId activation_type(TypeId weights);
+
+// A vector of activations prepared once for dot products with many rows of one weight type.
+// Quantizing to 8 bits (Q8_0 / Q8_1 / Q8_K: a scale per block of 32 or 256 values and codes
+// round(x / d), d = max|x| / 127) gives the same bytes on every path.
+class Activations {
+public:
+    Activations(TypeId weights, std::span<const float> x, Isa isa = active_isa());
+    TypeId weights() const { return weights_; }
+    TypeId type() const { return type_; }
+    int64_t size() const { return n_; }
+    std::span<const uint8_t> bytes() const { return bytes_; }
+
+private:
+    TypeId weights_, type_;
+    int64_t n_;
+    std::vector<uint8_t> bytes_;
+};
+
+// Sum of row[i] x x[i] with the activations in 8-bit or 16-bit form. Bound: with w the
+// row's exact values and x the float activations, |result - sum w x| is at most
+//   sum over activation blocks b of (max|x| in b) / 127 x 0.57 x sum over b of |w|
+//   + 2^-20 x sum |w x|
+// (half a code step, and the scale's rounding to f16, per value; then float accumulation).
+// For F16 / BF16 activations the first term is 2^-11 (F16) or 2^-8 (BF16) x sum |w x|.
+float dot(TypeId type, std::span<const uint8_t> row, const Activations& x, Isa isa = active_isa());
+
+// Sum of row[i] x x[i] with float activations: |result - sum w x| <= 2^-20 x sum |w x| for
+// rows up to 2^16 values (float accumulation in a fixed order, several partial sums).
+float dot(TypeId type, std::span<const uint8_t> row, std::span<const float> x, Isa isa = active_isa());
+
+// ---- Matrix tiles ----------------------------------------------------------------------
+
+enum class MatmulMethod : uint8_t {
+    Auto,
+    QuantizedActivations,  // quantize each x column once, integer dot products per row
+    DequantizedPanel,      // dequantize a panel of rows to f32 in cache, then f32 products
+};
+
+// y += W x for a panel of m rows: W is m rows of k values of `type`, row r at
+// w + r x row_stride bytes; x holds n vectors of k floats (vector j at x + j x k); y holds n
+// vectors of m floats (y[j x m + r] += row r . vector j). Each y value is computed in a
+// fixed order whatever the method's blocking, so results do not depend on the panel size.
+// Throws std::invalid_argument when k is not a whole number of blocks.
+void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, int64_t k, const float* x, int64_t n,
+            float* y, MatmulMethod method = MatmulMethod::Auto, Isa isa = active_isa());
+
+}  // namespace kernels

@@ -1,0 +1,80 @@
+// The dispatch table: what one instruction-set path provides. Internal to kernels/.
+//
+// dispatch.cpp fills one Table per path: it starts from the scalar path (quant/'s reference
+// decoders, and generic dot products), then each family file of the path overwrites the
+// entries it makes faster. So a path without a kernel for some type still works, at scalar
+// speed, and `gguf bench` shows which entries a path really has (Table::provided).
+//
+// Rules for a family file compiled with an ISA's flags (legacy_avx2.cpp, ...):
+//  - everything except its one add_<family>() function lives in an anonymous namespace;
+//  - it includes only <immintrin.h>, the C++ headers without inline code of their own
+//    (<cstdint>, <cstring>, <cmath>), quant/blocks.h and this header: an inline function of
+//    another header compiled there with AVX-512 could be the copy the linker keeps for the
+//    scalar path (tests/check_isa_symbols.sh fails the build's tests if that happens).
+#pragma once
+
+#include <cstdint>
+
+#include "gguf/types.h"
+#include "kernels/isa.h"
+
+namespace kernels::detail {
+
+// n_blocks blocks of the type at src to n_blocks x block_size floats.
+using DequantizeFn = void (*)(const uint8_t* src, float* dst, int64_t n_blocks);
+// Sum over n_blocks weight blocks of w . x, x in the weight type's activation format
+// (activation_type()), covering the same values.
+using DotFn = float (*)(const uint8_t* w, const uint8_t* x, int64_t n_blocks);
+// n floats (a multiple of the activation block) to the activation format.
+using QuantizeFn = void (*)(const float* x, uint8_t* dst, int64_t n);
+using ToHalfFn = void (*)(const float* x, uint16_t* dst, int64_t n);  // f16 or bf16, round to nearest even
+using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
+
+// Provenance bits for `gguf bench` and the ISA table in spec/ARCHITECTURE.md.
+enum Provided : uint8_t { kDequantize = 1, kDot = 2, kQuantize = 4 };
+
+struct TypeKernels {
+    DequantizeFn dequantize = nullptr;
+    DotFn dot = nullptr;            // with activations of activation_type(type)
+    QuantizeFn quantize = nullptr;  // for an activation type: floats to it
+    uint8_t provided = 0;           // which of the three this path's own code provides
+};
+
+struct Table {
+    Isa isa = Isa::Scalar;
+    TypeKernels types[gguf::kTypeCount] = {};  // by type id (a C array: no inline accessors, see above)
+    ToHalfFn to_f16 = nullptr;
+    ToHalfFn to_bf16 = nullptr;
+    DotF32Fn dot_f32 = nullptr;  // sum a[i] b[i], float accumulation in a fixed order
+
+    // A path's own kernels (marked provided). Out of line on purpose (dispatch.cpp): family
+    // files compiled with ISA flags call them without instantiating anything inline.
+    void set_dequantize(gguf::TypeId t, DequantizeFn f);
+    void set_dot(gguf::TypeId t, DotFn f);
+    void set_quantize(gguf::TypeId t, QuantizeFn f);
+    const TypeKernels& at(gguf::TypeId t) const;
+};
+
+// The table of a path (built on first use); throws std::runtime_error if the path is not
+// available on this CPU.
+const Table& table(Isa isa);
+
+// The scalar path: the reference every other path is tested against (scalar.cpp).
+void add_scalar(Table& t);
+
+}  // namespace kernels::detail
+
+// Each ISA's family files (one file per family and ISA, beside the scalar code they equal:
+// quant/decode.h for dequantization, scalar.cpp for activation quantization).
+#define GGUFKIT_FAMILIES(isa)                                                                             \
+    namespace kernels::isa {                                                                              \
+    void add_floats(detail::Table& t);       /* F32, F16, BF16; f16/bf16 output; dot_f32; activations */ \
+    void add_legacy(detail::Table& t);       /* Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1 IQ4_NL */                  \
+    void add_kquants(detail::Table& t);      /* Q2_K Q3_K Q4_K Q5_K Q6_K Q8_K IQ4_XS */                   \
+    void add_iquants(detail::Table& t);      /* IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S */         \
+    void add_microscaling(detail::Table& t); /* MXFP4 NVFP4 */                                           \
+    void add_ternary(detail::Table& t);      /* TQ1_0 TQ2_0 Q1_0 Q2_0 */                                 \
+    }
+GGUFKIT_FAMILIES(avx2)
+GGUFKIT_FAMILIES(avx512)
+#undef GGUFKIT_FAMILIES

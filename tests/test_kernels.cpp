@@ -1,0 +1,351 @@
+// kernels/: every path this CPU has against the scalar path. Dequantization (to f32, f16 and
+// bf16) and the quantization of activations must give the same bits; dot products must stay
+// within the bounds kernels.h states of a double-precision sum, and be deterministic.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gguf/types.h"
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+#include "support.h"
+
+namespace {
+
+using gguf::TypeId;
+using kernels::Isa;
+
+const std::filesystem::path kData = GGUFKIT_QUANT_DATA_DIR;
+
+std::vector<Isa> fast_paths() {
+    std::vector<Isa> out;
+    for (Isa isa : kernels::available_isas())
+        if (isa != Isa::Scalar) out.push_back(isa);
+    return out;
+}
+
+std::string isa_text(Isa isa) { return std::string(kernels::isa_name(isa)); }
+
+// Types the kernels dequantize: every live type quant/ dequantizes.
+std::vector<TypeId> dequantizable() {
+    std::vector<TypeId> out;
+    for (const gguf::TypeInfo& t : gguf::all_types())
+        if (!t.retired && kernels::can_dequantize(t.id)) out.push_back(t.id);
+    return out;
+}
+
+// Index of the first value whose bits differ (NaN payloads included), or -1.
+template <class T> int64_t first_difference(const std::vector<T>& a, const std::vector<T>& b) {
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+        if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return static_cast<int64_t>(i);
+    return -1;
+}
+
+std::string describe(float a, float b) {
+    uint32_t x, y;
+    std::memcpy(&x, &a, 4), std::memcpy(&y, &b, 4);
+    char s[96];
+    std::snprintf(s, sizeof s, "%.9g (0x%08x) against scalar %.9g (0x%08x)", a, x, b, y);
+    return s;
+}
+
+// Random blocks of `type`: random bytes (so random scales, NaN and Inf among them), then a
+// share of blocks with each scale field forced to +-Inf, NaN, zero, a subnormal or the
+// largest finite value.
+std::vector<uint8_t> random_blocks(TypeId type, int64_t n_blocks, uint32_t seed) {
+    const gguf::TypeInfo& info = gguf::type_info(type);
+    std::mt19937 rng(seed);
+    std::vector<uint8_t> bytes(static_cast<size_t>(n_blocks) * info.type_size);
+    for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng());
+    if (type == TypeId::F32) {  // keep mostly ordinary floats, with the specials in between
+        for (size_t i = 0; i + 4 <= bytes.size(); i += 4) {
+            const float v = std::normal_distribution<float>(0, 1)(rng);
+            if (rng() % 8) std::memcpy(&bytes[i], &v, 4);
+        }
+    }
+    const quant::Traits* traits = quant::traits(type);
+    if (!traits || !info.quantized) return bytes;
+    const uint16_t half_specials[] = {0x7c00, 0xfc00, 0x7e00, 0x7d01, 0xfe55, 0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0xfbff};
+    const uint32_t single_specials[] = {0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0, 0x80000000, 1, 0x7f7fffff};
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        if (rng() % 3 != 0) continue;
+        uint8_t* block = bytes.data() + b * info.type_size;
+        for (const quant::ScaleField& f : traits->scales) {
+            switch (f.kind) {
+                case quant::ScaleKind::F16: {
+                    const uint16_t h = half_specials[rng() % std::size(half_specials)];
+                    std::memcpy(block + f.offset, &h, 2);
+                    break;
+                }
+                case quant::ScaleKind::F32: {
+                    const uint32_t v = single_specials[rng() % std::size(single_specials)];
+                    std::memcpy(block + f.offset, &v, 4);
+                    break;
+                }
+                case quant::ScaleKind::E8M0: block[f.offset] = rng() % 2 ? 0xff : 0x00; break;
+                case quant::ScaleKind::UE4M3:
+                    for (int s = 0; s < 4; ++s) block[f.offset + s] = rng() % 2 ? 0x7f : 0xff;
+                    break;
+                case quant::ScaleKind::F16Nibbles:  // IQ1_M: d = +-Inf or NaN through the top nibbles
+                    for (int w = 0; w < 4; ++w) block[f.offset + 2 * w + 1] = static_cast<uint8_t>((block[f.offset + 2 * w + 1] & 0x0f) | (w >= 2 ? 0x70 : 0xc0));
+                    break;
+                case quant::ScaleKind::None: break;
+            }
+        }
+    }
+    return bytes;
+}
+
+// Quantized rows of a type from Gaussian values (importance weights where the type needs them).
+std::vector<uint8_t> quantized_rows(TypeId type, int64_t n_per_row, int64_t rows, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> gauss(0, 1);
+    std::vector<float> x(static_cast<size_t>(n_per_row * rows));
+    for (float& v : x) v = gauss(rng);
+    std::vector<float> importance;
+    if (quant::needs_importance(type)) importance.assign(static_cast<size_t>(n_per_row), 1.0f);
+    std::vector<uint8_t> out(static_cast<size_t>(quant::row_bytes(type, n_per_row) * rows));
+    quant::quantize(type, x, n_per_row, importance, out);
+    return out;
+}
+
+void check_same_dequantization(TypeId type, const std::vector<uint8_t>& bytes, Isa isa) {
+    const gguf::TypeInfo& info = gguf::type_info(type);
+    const auto n = static_cast<size_t>(bytes.size() / info.type_size * info.block_size);
+    std::vector<float> want(n), got(n);
+    kernels::dequantize(type, bytes, want, Isa::Scalar);
+    kernels::dequantize(type, bytes, got, isa);
+    const int64_t at = first_difference(got, want);
+    CHECK_MESSAGE(at < 0, "value ", at, ": ", at >= 0 ? describe(got[at], want[at]) : "");
+
+    std::vector<uint16_t> want16(n), got16(n);
+    kernels::dequantize_f16(type, bytes, want16, Isa::Scalar);
+    kernels::dequantize_f16(type, bytes, got16, isa);
+    CHECK_MESSAGE(first_difference(got16, want16) < 0, "f16 output differs at value ", first_difference(got16, want16));
+    kernels::dequantize_bf16(type, bytes, want16, Isa::Scalar);
+    kernels::dequantize_bf16(type, bytes, got16, isa);
+    CHECK_MESSAGE(first_difference(got16, want16) < 0, "bf16 output differs at value ", first_difference(got16, want16));
+}
+
+}  // namespace
+
+TEST_CASE("the paths: scalar always, GGUFKIT_ISA names, the active path is available") {
+    CHECK(kernels::isa_available(Isa::Scalar));
+    CHECK(kernels::available_isas().front() == Isa::Scalar);
+    CHECK(kernels::isa_available(kernels::active_isa()));
+    for (Isa isa : kernels::kIsas) CHECK(kernels::isa_from_name(kernels::isa_name(isa)) == isa);
+    CHECK(kernels::isa_from_name("AVX512") == Isa::Avx512);
+    CHECK_FALSE(kernels::isa_from_name("neon-ish"));
+    MESSAGE("paths on this CPU: ", [] {
+        std::string s;
+        for (Isa isa : kernels::available_isas()) s += isa_text(isa) + " ";
+        return s;
+    }());
+}
+
+TEST_CASE("the kernels dequantize the 27 quantized types and F32, F16, BF16") {
+    int quantized = 0;
+    for (TypeId t : dequantizable()) quantized += gguf::type_info(t).quantized;
+    CHECK(quantized == 27);
+    for (TypeId t : {TypeId::F32, TypeId::F16, TypeId::BF16}) CHECK(kernels::can_dequantize(t));
+}
+
+TEST_CASE("every path dequantizes ggml's reference blocks of every type to the scalar path's bits (f32, f16, bf16 output)") {
+    for (Isa isa : fast_paths()) {
+        for (const auto& e : std::filesystem::directory_iterator(kData / "random")) {
+            if (e.path().extension() != ".bin") continue;
+            const std::string name = e.path().stem().string();
+            const auto type = gguf::type_from_name(name);
+            REQUIRE(type);
+            CAPTURE(name);
+            CAPTURE(isa_text(isa));
+            check_same_dequantization(*type, test::read_bytes(e.path()), isa);
+        }
+        for (const auto& e : std::filesystem::directory_iterator(kData / "roundtrip")) {
+            if (e.path().extension() != ".bin") continue;
+            const std::string stem = e.path().stem().string();
+            const auto type = gguf::type_from_name(stem.substr(0, stem.find('.')));
+            REQUIRE(type);
+            CAPTURE(stem);
+            CAPTURE(isa_text(isa));
+            check_same_dequantization(*type, test::read_bytes(e.path()), isa);
+        }
+    }
+}
+
+TEST_CASE("every path dequantizes random blocks (NaN, Inf, zero, subnormal scales) and quantized rows of every type to the scalar path's bits") {
+    for (Isa isa : fast_paths())
+        for (TypeId type : dequantizable()) {
+            const std::string name(gguf::type_info(type).name);
+            CAPTURE(name);
+            CAPTURE(isa_text(isa));
+            const uint32_t block = gguf::type_info(type).block_size;
+            // Counts that leave every tail a vector loop might have: 1 block, odd counts, many.
+            for (int64_t n_blocks : {int64_t{1}, int64_t{3}, int64_t{17}, int64_t{4096 / block + 5}})
+                check_same_dequantization(type, random_blocks(type, n_blocks, static_cast<uint32_t>(n_blocks * 131 + block)), isa);
+            if (gguf::type_info(type).quantized && quant::can_quantize(type))
+                check_same_dequantization(type, quantized_rows(type, 1024, 3, 7), isa);
+        }
+}
+
+TEST_CASE("every path quantizes activations to the scalar path's bytes (Q8_0, Q8_1, Q8_K, F16, BF16)") {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> gauss(0, 1);
+    std::vector<float> x(4096);
+    for (float& v : x) v = gauss(rng) * (rng() % 4 ? 1.0f : 1000.0f);
+    std::fill(x.begin() + 256, x.begin() + 512, 0.0f);  // an all-zero block of every size
+    for (int j = 512; j < 768; ++j) x[j] = static_cast<float>(j % 9 - 4) * 0.5f;  // ties: x / d lands on halves
+    x[1000] = 1e30f, x[2000] = -1e-30f;
+    for (Isa isa : fast_paths())
+        for (TypeId weights : {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q4_K, TypeId::F16, TypeId::BF16}) {
+            CAPTURE(isa_text(isa));
+            CAPTURE(gguf::type_info(kernels::activation_type(weights)).name);
+            const kernels::Activations want(weights, x, Isa::Scalar), got(weights, x, isa);
+            CHECK(std::vector<uint8_t>(got.bytes().begin(), got.bytes().end()) == std::vector<uint8_t>(want.bytes().begin(), want.bytes().end()));
+        }
+}
+
+namespace {
+
+struct DotCase {
+    std::vector<uint8_t> row;
+    std::vector<float> w;  // the row's exact values
+    std::vector<float> x;
+};
+
+DotCase dot_case(TypeId type, int64_t n, uint32_t seed) {
+    DotCase c;
+    if (gguf::type_info(type).quantized) {
+        c.row = quantized_rows(type, n, 1, seed);
+    } else {  // F32 / F16 / BF16 rows of Gaussian values
+        std::mt19937 rng(seed);
+        std::normal_distribution<float> gauss(0, 1);
+        std::vector<float> v(static_cast<size_t>(n));
+        for (float& f : v) f = gauss(rng);
+        c.row.resize(static_cast<size_t>(quant::row_bytes(type, n)));
+        quant::quantize(type, v, n, {}, c.row);
+    }
+    c.w.resize(static_cast<size_t>(n));
+    quant::dequantize(type, c.row, c.w);
+    std::mt19937 rng(seed + 1);
+    std::normal_distribution<float> gauss(0, 1);
+    c.x.resize(static_cast<size_t>(n));
+    for (float& f : c.x) f = gauss(rng) * (rng() % 16 ? 1.0f : 8.0f);  // some outliers, as activations have
+    return c;
+}
+
+// The bound of kernels.h for activations of type `act`.
+double dot_bound(TypeId act, const DotCase& c) {
+    double magnitude = 0;
+    for (size_t i = 0; i < c.w.size(); ++i) magnitude += std::fabs(static_cast<double>(c.w[i]) * c.x[i]);
+    double bound = std::ldexp(magnitude, -20);
+    if (act == TypeId::F16) return bound + std::ldexp(magnitude, -11);
+    if (act == TypeId::BF16) return bound + std::ldexp(magnitude, -8);
+    if (act == TypeId::F32) return bound;
+    const size_t block = gguf::type_info(act).block_size;
+    for (size_t b = 0; b < c.w.size(); b += block) {
+        double amax = 0, wsum = 0;
+        for (size_t i = b; i < b + block; ++i) amax = std::max(amax, std::fabs(static_cast<double>(c.x[i]))), wsum += std::fabs(c.w[i]);
+        bound += amax / 127 * 0.57 * wsum;
+    }
+    return bound;
+}
+
+}  // namespace
+
+TEST_CASE("dot products of every type, on every path, stay within the stated bound of the double-precision sum") {
+    for (Isa isa : kernels::available_isas())
+        for (TypeId type : dequantizable()) {
+            const gguf::TypeInfo& info = gguf::type_info(type);
+            if (!info.quantized && type != TypeId::F32 && type != TypeId::F16 && type != TypeId::BF16) continue;
+            if (info.quantized && !quant::can_quantize(type)) continue;  // Q8_1, Q8_K: activation formats
+            CAPTURE(isa_text(isa));
+            CAPTURE(info.name);
+            for (int64_t n : {int64_t{256}, int64_t{4096}, int64_t{11008 / 256 * 256}}) {
+                CAPTURE(n);
+                const DotCase c = dot_case(type, n, static_cast<uint32_t>(n) + static_cast<uint32_t>(type));
+                double exact = 0;
+                for (size_t i = 0; i < c.w.size(); ++i) exact += static_cast<double>(c.w[i]) * c.x[i];
+                const kernels::Activations xq(type, c.x, isa);
+                const float q = kernels::dot(type, c.row, xq, isa);
+                CHECK_MESSAGE(std::fabs(q - exact) <= dot_bound(kernels::activation_type(type), c), "integer dot ", q, " exact ", exact);
+                const float f = kernels::dot(type, c.row, c.x, isa);
+                CHECK_MESSAGE(std::fabs(f - exact) <= dot_bound(TypeId::F32, c), "f32 dot ", f, " exact ", exact);
+            }
+        }
+}
+
+TEST_CASE("dot products and matrix tiles are deterministic: same bits on every run and thread, tiles equal per-row dots") {
+    for (Isa isa : kernels::available_isas())
+        for (TypeId type : {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q6_K, TypeId::IQ4_XS, TypeId::IQ2_XS,
+                            TypeId::F16, TypeId::BF16, TypeId::F32}) {
+            CAPTURE(isa_text(isa));
+            CAPTURE(gguf::type_info(type).name);
+            const int64_t m = 6, k = 1024, n = 3;
+            const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 5) : dot_case(type, k * m, 5).row;
+            const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
+            std::mt19937 rng(9);
+            std::normal_distribution<float> gauss(0, 1);
+            std::vector<float> x(static_cast<size_t>(k * n));
+            for (float& v : x) v = gauss(rng);
+            // Per-row dots, computed on this thread and on two others at once.
+            auto dots = [&] {
+                std::vector<float> out;
+                for (int64_t j = 0; j < n; ++j) {
+                    const std::span<const float> xj(x.data() + j * k, static_cast<size_t>(k));
+                    const kernels::Activations xq(type, xj, isa);
+                    for (int64_t r = 0; r < m; ++r) {
+                        const std::span<const uint8_t> row(w.data() + r * stride, static_cast<size_t>(stride));
+                        out.push_back(kernels::dot(type, row, xq, isa));
+                        out.push_back(kernels::dot(type, row, xj, isa));
+                    }
+                }
+                return out;
+            };
+            const std::vector<float> first = dots();
+            std::vector<float> a, b;
+            std::thread ta([&] { a = dots(); }), tb([&] { b = dots(); });
+            ta.join(), tb.join();
+            CHECK(first_difference(a, first) < 0);
+            CHECK(first_difference(b, first) < 0);
+
+            // A tile with quantized activations: y = 1 + the integer dots, exactly.
+            std::vector<float> y(static_cast<size_t>(m * n), 1.0f);
+            kernels::matmul(type, w.data(), stride, m, k, x.data(), n, y.data(), kernels::MatmulMethod::QuantizedActivations, isa);
+            for (int64_t j = 0; j < n; ++j)
+                for (int64_t r = 0; r < m; ++r) CHECK(y[static_cast<size_t>(j * m + r)] == 1.0f + first[static_cast<size_t>(2 * (j * m + r))]);
+            // A tile through dequantized panels: within the f32 bound of the float dots.
+            std::vector<float> z(static_cast<size_t>(m * n), 0.0f);
+            kernels::matmul(type, w.data(), stride, m, k, x.data(), n, z.data(), kernels::MatmulMethod::DequantizedPanel, isa);
+            std::vector<float> z2(z.size(), 0.0f);
+            kernels::matmul(type, w.data(), stride, m, k, x.data(), n, z2.data(), kernels::MatmulMethod::DequantizedPanel, isa);
+            CHECK(first_difference(z, z2) < 0);
+            for (int64_t j = 0; j < n; ++j)
+                for (int64_t r = 0; r < m; ++r) {
+                    const float f = first[static_cast<size_t>(2 * (j * m + r) + 1)];
+                    CHECK(std::fabs(z[static_cast<size_t>(j * m + r)] - f) <= 1e-4f * (1 + std::fabs(f)));
+                }
+        }
+}
+
+TEST_CASE("kernels refuse sizes that are not whole blocks, naming the type") {
+    std::vector<uint8_t> bytes(18);
+    std::vector<float> out(31);
+    try {
+        kernels::dequantize(TypeId::Q4_0, bytes, out);
+        FAIL("no error");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).find("q4_0") != std::string::npos);
+    }
+    std::vector<float> x(32);
+    CHECK_THROWS_AS(kernels::dot(TypeId::Q4_0, std::span<const uint8_t>(bytes.data(), 17), x), std::invalid_argument);
+    const kernels::Activations xq(TypeId::Q4_0, x);
+    CHECK_THROWS_AS(kernels::dot(TypeId::Q8_0, std::vector<uint8_t>(34), xq), std::invalid_argument);
+}
