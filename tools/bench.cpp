@@ -30,6 +30,7 @@ struct BenchOptions {
     int64_t values = 65536;
     int runs = 7;
     bool json = false;
+    bool list = false;
 };
 
 struct Record {
@@ -233,8 +234,46 @@ void print_text(const BenchOptions& o, const std::vector<Record>& records, doubl
                "their 8/16-bit form); % copy: f32 output against memcpy.\n");
 }
 
+// Which operations each path runs with its own code (the rest use the scalar code).
+int print_coverage(const std::vector<TypeId>& types, const std::vector<kernels::Isa>& isas, bool json) {
+    if (json) {
+        Json j;
+        j.begin_array();
+        for (TypeId t : types)
+            for (kernels::Isa isa : isas) {
+                const kernels::Coverage c = kernels::coverage(t, isa);
+                j.begin_object().field("type", type_info(t).name).field("isa", kernels::isa_name(isa));
+                j.field("dequant", c.dequantize).field("dot", c.dot).field("activations", c.activations).end_object();
+            }
+        j.end_array();
+        fmt::print("{}\n", j.str());
+        return 0;
+    }
+    fmt::print("{:<8}", "type");
+    for (kernels::Isa isa : isas) fmt::print(" {:<24}", kernels::isa_name(isa));
+    fmt::print("\n");
+    for (TypeId t : types) {
+        fmt::print("{:<8}", type_info(t).name);
+        for (kernels::Isa isa : isas) {
+            const kernels::Coverage c = kernels::coverage(t, isa);
+            std::string what;
+            for (auto [has, name] : {std::pair{c.dequantize, "dequant"}, std::pair{c.dot, "dot"}, std::pair{c.activations, "activations"}})
+                if (has) {
+                    if (!what.empty()) what += ',';
+                    what += name;
+                }
+            fmt::print(" {:<24}", what.empty() ? "-" : what);
+        }
+        fmt::print("\n");
+    }
+    fmt::print("\n'-': the path runs the scalar code for that type. dot: with 8/16-bit activations; activations: "
+               "quantizing activations to the type.\n");
+    return 0;
+}
+
 int run_bench(const BenchOptions& o) {
     kernels::active_isa();  // a bad GGUFKIT_ISA fails here, before any measuring
+    if (o.list) return print_coverage(chosen_types(o.types), chosen_isas(o.isas), o.json);
     const std::vector<TypeId> types = chosen_types(o.types);
     const std::vector<kernels::Isa> isas = chosen_isas(o.isas);
     bool dequant = false, dot = false;
@@ -268,6 +307,7 @@ void add_bench(CLI::App& app, std::function<int()>& run) {
         ->check(CLI::PositiveNumber);
     c->add_option("--runs", o->runs, "Timings per figure; the median is shown (default 7)")->check(CLI::Range(1, 1000));
     c->add_flag("--json", o->json, "Print a JSON list of records (schema: spec/bench-json.md)");
+    c->add_flag("--list", o->list, "Measure nothing: show which operations each path runs with its own code");
     c->callback([o, &run] {
         run = [o] {
             BenchOptions opts = *o;
