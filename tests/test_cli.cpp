@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -689,8 +690,21 @@ TEST_CASE("bench --json measures every chosen type, path and operation beside me
             CHECK(e[field].get_double().value() > 0);
         }
     }
-    // Q8_K is an activation format: dequantized, never multiplied.
-    CHECK(seen == std::set<std::string>{"q4_0/scalar/dequant", "q4_0/scalar/dot", "q4_K/scalar/dequant", "q4_K/scalar/dot", "q8_K/scalar/dequant"});
+    CHECK(seen == std::set<std::string>{"q4_0/scalar/dequant", "q4_0/scalar/dot", "q4_K/scalar/dequant", "q4_K/scalar/dot", "q8_K/scalar/dequant",
+                                        "q8_K/scalar/dot"});
+}
+
+TEST_CASE("bench --list --json says what each path runs with its own code; the scalar path has everything") {
+    const auto r = test::run_gguf("bench --list --json --types q4_0,q8_K,bf16 --isa scalar");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    simdjson::dom::parser p;
+    std::map<std::string, std::array<bool, 3>> seen;
+    for (simdjson::dom::element e : parse_json(p, r.out).get_array())
+        seen[std::string(e["type"].get_string().value())] = {e["dequant"].get_bool().value(), e["dot"].get_bool().value(),
+                                                              e["activations"].get_bool().value()};
+    CHECK(seen["q4_0"] == std::array<bool, 3>{true, true, false});
+    CHECK(seen["q8_K"] == std::array<bool, 3>{true, true, true});  // an activation format; as weights, multiplied with f32 activations
+    CHECK(seen["bf16"] == std::array<bool, 3>{true, true, true});
 }
 
 TEST_CASE("bench refuses unknown types and paths, and GGUFKIT_ISA names a path or fails clearly") {

@@ -143,8 +143,31 @@ double memcpy_gbps(int64_t bytes, int threads, int runs) {
     return gbps(bytes, s);
 }
 
+// A matrix tile y += W x: 64 rows of 4096 weights, 8 activation vectors (a small batch),
+// by each of the two internal forms; the rows split over the threads.
+void measure_tiles(const BenchOptions& o, TypeId type, kernels::Isa isa, double copy_gbps, std::vector<Record>& out) {
+    constexpr int64_t m = 64, k = 4096, n = 8;
+    const std::vector<uint8_t> w = sample(type, m * k);
+    const auto stride = static_cast<int64_t>(quant::row_bytes(type, k));
+    std::mt19937 rng(3);
+    std::normal_distribution<float> gauss(0, 1);
+    std::vector<float> x(static_cast<size_t>(k * n));
+    for (float& v : x) v = gauss(rng);
+    for (auto [method, name] : {std::pair{kernels::MatmulMethod::QuantizedActivations, "tile-q8"},
+                                std::pair{kernels::MatmulMethod::DequantizedPanel, "tile-f32"}}) {
+        const double s = seconds_per_call(o.runs, [&] {
+            on_threads(m, o.threads, [&](int64_t begin, int64_t end) {
+                std::vector<float> y(static_cast<size_t>((end - begin) * n));
+                kernels::matmul(type, w.data() + begin * stride, stride, end - begin, k, x.data(), n, y.data(), method, isa);
+            });
+        });
+        out.push_back({std::string(type_info(type).name), std::string(kernels::isa_name(isa)), name, o.threads, gbps(w.size(), s),
+                       gbps(x.size() * 4, s), s * 1e9 / static_cast<double>(m * k * n), copy_gbps});
+    }
+}
+
 std::vector<Record> measure(const BenchOptions& o, const std::vector<TypeId>& types, const std::vector<kernels::Isa>& isas, bool dequant,
-                            bool dot, double copy_gbps) {
+                            bool dot, bool tiles, double copy_gbps) {
     std::vector<Record> out;
     const int64_t n = o.values;
     std::vector<float> values(static_cast<size_t>(n));
@@ -168,8 +191,7 @@ std::vector<Record> measure(const BenchOptions& o, const std::vector<TypeId>& ty
                 out.push_back({std::string(info.name), isa_name, "dequant", o.threads, gbps(data.size(), s), gbps(n * 4, s),
                                s * 1e9 / static_cast<double>(n), copy_gbps});
             }
-            const bool has_dot = type != TypeId::Q8_1 && type != TypeId::Q8_K;  // activation formats: no weights to multiply
-            if (dot && has_dot) {
+            if (dot) {
                 const kernels::Activations xq(type, x, isa);
                 volatile float sink = 0;
                 // Rows of 4096 values (one row per call, as a matrix-vector product makes them),
@@ -189,6 +211,7 @@ std::vector<Record> measure(const BenchOptions& o, const std::vector<TypeId>& ty
                 out.push_back({std::string(info.name), isa_name, "dot", o.threads, gbps(data.size(), s), gbps(xq.bytes().size(), s),
                                s * 1e9 / static_cast<double>(n), copy_gbps});
             }
+            if (tiles) measure_tiles(o, type, isa, copy_gbps, out);
         }
     }
     return out;
@@ -230,8 +253,9 @@ void print_text(const BenchOptions& o, const std::vector<Record>& records, doubl
         fmt::print("{:<8} {:<7} {:<8} {:>9.2f} {:>9.2f} {:>8} {:>9.3f} {:>8}\n", r.type, r.isa, r.op, r.gbps_in, r.gbps_out, share,
                    r.ns_per_value, vs_scalar);
     }
-    fmt::print("\nGB/s in: quantized bytes read (for dot, the weights); GB/s out: f32 written (for dot, the activations read in "
-               "their 8/16-bit form); % copy: f32 output against memcpy.\n");
+    fmt::print("\nGB/s in: quantized bytes read (for dot and tiles, the weights); GB/s out: f32 written (dot: the activations read "
+               "in their 8/16-bit form; tiles: the f32 activations); % copy: f32 output against memcpy; ns/value: per weight (tiles: "
+               "per multiply-add).\n");
 }
 
 // Which operations each path runs with its own code (the rest use the scalar code).
@@ -276,17 +300,18 @@ int run_bench(const BenchOptions& o) {
     if (o.list) return print_coverage(chosen_types(o.types), chosen_isas(o.isas), o.json);
     const std::vector<TypeId> types = chosen_types(o.types);
     const std::vector<kernels::Isa> isas = chosen_isas(o.isas);
-    bool dequant = false, dot = false;
+    bool dequant = false, dot = false, tiles = false;
     for (const std::string& op : split_list(o.ops)) {
         if (op == "dequant") dequant = true;
         else if (op == "dot") dot = true;
-        else throw CLI::ValidationError("--ops", fmt::format("'{}' is not an operation (dequant, dot)", op));
+        else if (op == "tile") tiles = true;
+        else throw CLI::ValidationError("--ops", fmt::format("'{}' is not an operation (dequant, dot, tile)", op));
     }
     for (TypeId t : types)
         if (o.values % type_info(t).block_size != 0 || (dot && o.values > 4096 && o.values % 4096 != 0))
             throw CLI::ValidationError("--values", fmt::format("{} is not a whole number of {} blocks (and of 4096-value rows)", o.values, type_info(t).name));
     const double copy = memcpy_gbps(o.values * 4, o.threads, o.runs);
-    const std::vector<Record> records = measure(o, types, isas, dequant, dot, copy);
+    const std::vector<Record> records = measure(o, types, isas, dequant, dot, tiles, copy);
     if (o.json) print_json(records);
     else print_text(o, records, copy);
     return 0;
@@ -301,7 +326,8 @@ void add_bench(CLI::App& app, std::function<int()>& run) {
               "choose a type for your machine with it. GGUFKIT_ISA=scalar|avx2|avx512 sets the path other commands use.");
     c->add_option("--types", o->types, "Comma-separated types, e.g. q4_K,q8_0,iq4_xs (default: every type)");
     c->add_option("--isa", o->isas, "Comma-separated paths among scalar,avx2,avx512 (default: every path this CPU has)");
-    c->add_option("--ops", o->ops, "dequant, dot, or both (default)");
+    c->add_option("--ops", o->ops, "Comma-separated among dequant, dot (the default: both) and tile (y += W x for 64 rows x 4096 "
+                                   "x 8 vectors, by 8-bit activations and by dequantized f32 panels)");
     add_threads_option(c, o->threads)->default_val(1)->description("Threads sharing each call (default 1)");
     c->add_option("--values", o->values, "Values per call (default 65536: 256 KiB of f32, in cache); larger than the caches measures memory")
         ->check(CLI::PositiveNumber);
