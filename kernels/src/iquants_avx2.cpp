@@ -200,6 +200,211 @@ void dequantize_iq1_m(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
+// ---- Dot products with Q8_K activations ------------------------------------------------
+
+// 0xff in byte j where bit j of `signs` is set.
+__m256i sign_bytes(uint32_t signs) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bits = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(signs)), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bits), bits);
+}
+
+// 32 activation codes, negated where bit j of `signs` is set (codes are within +-127).
+__m256i signed_codes(const int8_t* q, uint32_t signs) {
+    const __m256i m = sign_bytes(signs);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    return _mm256_sub_epi8(_mm256_xor_si256(v, m), m);
+}
+
+// The i16 multipliers of 32 values: `low` for the first 16, `high` for the next.
+__m256i scale_pair(int low, int high) { return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(high)), _mm_set1_epi16(static_cast<int16_t>(low))); }
+
+// acc + per-16 sums of grid x code, times the multipliers.
+__m256i accumulate(__m256i acc, __m256i grid, __m256i codes, __m256i scales) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(grid, codes), scales));
+}
+
+__m256i grid4(const uint64_t* grid, int i0, int i1, int i2, int i3) {
+    return _mm256_set_epi64x(static_cast<int64_t>(grid[i3]), static_cast<int64_t>(grid[i2]), static_cast<int64_t>(grid[i1]), static_cast<int64_t>(grid[i0]));
+}
+__m256i grid8(const uint32_t* grid, const int* i) {
+    return _mm256_set_epi64x(static_cast<int64_t>(grid[i[6]] | uint64_t{grid[i[7]]} << 32), static_cast<int64_t>(grid[i[4]] | uint64_t{grid[i[5]]} << 32),
+                             static_cast<int64_t>(grid[i[2]] | uint64_t{grid[i[3]]} << 32), static_cast<int64_t>(grid[i[0]] | uint64_t{grid[i[1]]} << 32));
+}
+
+float activation_scale(const BlockQ8_K& x) {
+    float d;
+    std::memcpy(&d, x.d, 4);
+    return d;
+}
+
+// Block sums: sum += d x (the block's integer sum, in 8 lanes), then the lanes in a fixed order.
+__m256 add_block(__m256 sum, float d, __m256i acc) { return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc), sum); }
+float horizontal_sum(__m256 v) {
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
+// IQ2_XXS: value = d (2s + 1) / 8 x g x sign.
+float dot_iq2_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2xxs;
+    const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint8_t* q = b->qs + 8 * ib;
+            const uint32_t meta = load_u32(q + 4);
+            const int s = 2 * static_cast<int>(meta >> 28) + 1;
+            acc = accumulate(acc, grid4(grid, q[0], q[1], q[2], q[3]), signed_codes(a->qs + 32 * ib, signs_from7x4(meta)), _mm256_set1_epi16(static_cast<int16_t>(s)));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+float dot_iq2_xs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2xs;
+    const auto* b = reinterpret_cast<const BlockIQ2_XS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint64_t codes = load_u64(b->qs + 8 * ib);
+            const uint32_t signs = signs_from7x4(static_cast<uint32_t>(_pext_u64(codes, 0xfe00fe00fe00fe00ull)));
+            const __m256i g = grid4(grid, codes & 511, (codes >> 16) & 511, (codes >> 32) & 511, (codes >> 48) & 511);
+            const int sc = b->scales[ib];
+            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, signs), scale_pair(2 * (sc & 0x0f) + 1, 2 * (sc >> 4) + 1));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+float dot_iq2_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2s;
+    const auto* b = reinterpret_cast<const BlockIQ2_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint8_t* q = b->qs + 4 * ib;
+            const int qh = b->qh[ib];
+            const __m256i g = grid4(grid, q[0] | ((qh << 8) & 0x300), q[1] | ((qh << 6) & 0x300), q[2] | ((qh << 4) & 0x300), q[3] | ((qh << 2) & 0x300));
+            const int sc = b->scales[ib];
+            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, load_u32(b->qs + 32 + 4 * ib)), scale_pair(2 * (sc & 0x0f) + 1, 2 * (sc >> 4) + 1));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+// IQ3_XXS: value = d (2s + 1) / 4 x g x sign.
+float dot_iq3_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint32_t* grid = quant::host_grids().iq3xxs;
+    const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint8_t* q = b->qs + 8 * ib;
+            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+            const uint32_t meta = load_u32(b->qs + 64 + 4 * ib);
+            const int s = 2 * static_cast<int>(meta >> 28) + 1;
+            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, signs_from7x4(meta)), _mm256_set1_epi16(static_cast<int16_t>(s)));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.25f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+// IQ3_S: value = d (2s + 1) x g x sign.
+float dot_iq3_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint32_t* grid = quant::host_grids().iq3s;
+    const auto* b = reinterpret_cast<const BlockIQ3_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint8_t* q = b->qs + 8 * ib;
+            const int qh = b->qh[ib];
+            int idx[8];
+            for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh << (8 - j)) & 256);
+            const int s = 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f) + 1;
+            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, load_u32(b->signs + 4 * ib)), _mm256_set1_epi16(static_cast<int16_t>(s)));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a), acc);
+    }
+    return horizontal_sum(sum);
+}
+
+// IQ1: value = dl (g + delta) = dl (8g + e) / 8 with e = +-1. The unsigned bytes
+// v = 8 (g + 1) + 1 + e = 8g + e + 9 (0 to 18) go through maddubs; the 9 x (sum of the codes)
+// this adds comes back off through the activations' sums of 16.
+__m256i iq1_bytes(__m256i grid, __m256i e_plus_1) {
+    return _mm256_or_si256(_mm256_slli_epi16(_mm256_add_epi8(grid, _mm256_set1_epi8(1)), 3), e_plus_1);
+}
+
+float dot_iq1_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq1s;
+    const auto* b = reinterpret_cast<const BlockIQ1_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        __m256i acc = _mm256_setzero_si256();
+        int correction = 0;
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint32_t qh = load_u16(b->qh + 2 * ib);
+            const uint8_t* q = b->qs + 4 * ib;
+            const __m256i g = grid4(grid, q[0] | (qh & 7) << 8, q[1] | ((qh >> 3) & 7) << 8, q[2] | ((qh >> 6) & 7) << 8, q[3] | ((qh >> 9) & 7) << 8);
+            const int s = 2 * static_cast<int>((qh >> 12) & 7) + 1;
+            const __m256i e = _mm256_set1_epi8(qh & 0x8000 ? 0 : 2);
+            const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * ib));
+            acc = accumulate(acc, iq1_bytes(g, e), codes, _mm256_set1_epi16(static_cast<int16_t>(s)));
+            correction += s * (static_cast<int16_t>(load_u16(a->bsums + 4 * ib)) + static_cast<int16_t>(load_u16(a->bsums + 4 * ib + 2)));
+        }
+        acc = _mm256_sub_epi32(acc, _mm256_setr_epi32(9 * correction, 0, 0, 0, 0, 0, 0, 0));
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+float dot_iq1_m(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq1s;
+    const auto* b = reinterpret_cast<const BlockIQ1_M*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        __m256i acc = _mm256_setzero_si256();
+        int correction = 0;
+        const uint64_t scales = load_u64(b->scales);
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint32_t qh = load_u16(b->qh + 2 * ib);  // per 8 values: 3 high index bits, then the delta's sign
+            const uint8_t* q = b->qs + 4 * ib;
+            const __m256i g = grid4(grid, q[0] | (qh & 7) << 8, q[1] | ((qh >> 4) & 7) << 8, q[2] | ((qh >> 8) & 7) << 8, q[3] | ((qh >> 12) & 7) << 8);
+            const uint32_t positive = _pdep_u32(_pext_u32(~qh, 0x8888u), 0x02020202u);
+            const __m256i e = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(positive)), spread);
+            const int at = 16 * (ib / 2) + 6 * (ib % 2);  // two 3-bit scales per 32 values, three pairs per u16
+            const int s0 = 2 * static_cast<int>((scales >> at) & 7) + 1;
+            const int s1 = 2 * static_cast<int>((scales >> (at + 3)) & 7) + 1;
+            const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * ib));
+            acc = accumulate(acc, iq1_bytes(g, e), codes, scale_pair(s0, s1));
+            correction += s0 * static_cast<int16_t>(load_u16(a->bsums + 4 * ib)) + s1 * static_cast<int16_t>(load_u16(a->bsums + 4 * ib + 2));
+        }
+        acc = _mm256_sub_epi32(acc, _mm256_setr_epi32(9 * correction, 0, 0, 0, 0, 0, 0, 0));
+        sum = add_block(sum, half_to_float(iq1_m_d_bits(b->scales)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
 }  // namespace
 
 void add_iquants(detail::Table& t) {
@@ -210,6 +415,13 @@ void add_iquants(detail::Table& t) {
     t.set_dequantize(TypeId::IQ3_S, dequantize_iq3_s);
     t.set_dequantize(TypeId::IQ1_S, dequantize_iq1_s);
     t.set_dequantize(TypeId::IQ1_M, dequantize_iq1_m);
+    t.set_dot(TypeId::IQ2_XXS, dot_iq2_xxs);
+    t.set_dot(TypeId::IQ2_XS, dot_iq2_xs);
+    t.set_dot(TypeId::IQ2_S, dot_iq2_s);
+    t.set_dot(TypeId::IQ3_XXS, dot_iq3_xxs);
+    t.set_dot(TypeId::IQ3_S, dot_iq3_s);
+    t.set_dot(TypeId::IQ1_S, dot_iq1_s);
+    t.set_dot(TypeId::IQ1_M, dot_iq1_m);
 }
 
 }  // namespace kernels::avx2
