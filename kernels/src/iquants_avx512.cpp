@@ -8,9 +8,9 @@
 // f16 scales go through vcvtph2ps, which quiets a signalling NaN: the decoder's first
 // multiplication quiets it too, and every scale here is multiplied before it is stored.
 //
-// Dot products with Q8_K activations: grid bytes (unsigned) times signed activation codes
-// with maddubs, the signs applied to the activations, then madd with the integer scale
-// multipliers of each 16 values; one float multiply-add per block.
+// Dot products with Q8_K activations, 64 values a step (see the section below): grid bytes
+// times activation codes negated under a sign mask, vpmaddubsw then vpdpwssd with the
+// integer scale multipliers; one float multiply-add per block.
 #include <immintrin.h>
 
 #include <cstdint>
