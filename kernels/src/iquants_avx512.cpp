@@ -1,8 +1,484 @@
-// iquants, avx512 path. (No kernels yet: the scalar path serves these types.)
+// iquants, avx512 path: the grid i-quants IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S.
+//
+// Dequantization equals quant/decode.h bit for bit. Each 8 values are one grid entry (two
+// for IQ3) widened to floats, multiplied by the scale, then the sign bit flipped where the
+// value is negative: the compiled decoder turns its (dl x g) x -1 into a negation (GCC folds
+// x * -1.0f to -x), which flips a NaN's sign too, so this is its result bit for bit.
+// IQ1's g + delta is exact in floats.
+// f16 scales go through vcvtph2ps, which quiets a signalling NaN: the decoder's first
+// multiplication quiets it too, and every scale here is multiplied before it is stored.
+//
+// Dot products with Q8_K activations, 64 values a step (see the section below): grid bytes
+// times activation codes negated under a sign mask, vpmaddubsw then vpdpwssd with the
+// integer scale multipliers; one float multiply-add per block.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "quant/blocks.h"
+#include "quant/grids.h"
 #include "table.h"
+
+// GCC 12 warns that the pass-through operand of AVX-512 intrinsics (_mm512_undefined_*) "may
+// be used uninitialized" once they are inlined (GCC bug 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 namespace kernels::avx512 {
 
-void add_iquants(detail::Table&) {}
+namespace {
+
+using gguf::TypeId;
+using quant::BlockIQ1_M;
+using quant::BlockIQ1_S;
+using quant::BlockIQ2_S;
+using quant::BlockIQ2_XS;
+using quant::BlockIQ2_XXS;
+using quant::BlockIQ3_S;
+using quant::BlockIQ3_XXS;
+using quant::BlockQ8_K;
+
+uint16_t load_u16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+uint32_t load_u32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+uint64_t load_u64(const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
+// Four groups of 7 sign bits (bits 0-6, 7-13, 14-20, 21-27) to four sign bytes, each
+// completed by even parity in its bit 7 (the decoder's signs_from7). Bit 0 of each byte of
+// p ends up the parity of that byte: the shifts only ever bring in bits of the same byte.
+uint32_t signs_from7x4(uint32_t bits28) {
+    const uint32_t s = _pdep_u32(bits28, 0x7f7f7f7fu);
+    uint32_t p = s ^ (s >> 4);
+    p ^= p >> 2;
+    p ^= p >> 1;
+    return s | (p & 0x01010101u) << 7;
+}
+
+// ---- Dequantization --------------------------------------------------------------------
+
+// 16 bytes, unsigned or signed, as floats.
+__m512 unsigned_floats(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)); }
+__m512 signed_floats(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)); }
+
+// 16 values dl x g from 16 unsigned grid bytes, the sign bit flipped in the lanes of `negative`.
+void put16(float* y, __m128i grid, __mmask16 negative, __m512 dl) {
+    const __m512 v = _mm512_mul_ps(dl, unsigned_floats(grid));
+    _mm512_storeu_ps(y, _mm512_mask_xor_ps(v, negative, v, _mm512_set1_ps(-0.0f)));
+}
+// 32 values: grid entries e0-e3, sign bits `signs`, dl0 for the first 16 and dl1 for the next.
+void put32(float* y, uint64_t e0, uint64_t e1, uint64_t e2, uint64_t e3, uint32_t signs, __m512 dl0, __m512 dl1) {
+    put16(y, _mm_set_epi64x(static_cast<int64_t>(e1), static_cast<int64_t>(e0)), static_cast<__mmask16>(signs), dl0);
+    put16(y + 16, _mm_set_epi64x(static_cast<int64_t>(e3), static_cast<int64_t>(e2)), static_cast<__mmask16>(signs >> 16), dl1);
+}
+
+// 16 IQ1 values dl x (g + delta) from 16 signed grid bytes; delta is -1/8 in the lanes of
+// `negative`, else 1/8.
+void put16_iq1(float* y, uint64_t e0, uint64_t e1, __mmask16 negative, __m512 dl) {
+    const __m512 g = signed_floats(_mm_set_epi64x(static_cast<int64_t>(e1), static_cast<int64_t>(e0)));
+    const __m512 delta = _mm512_mask_blend_ps(negative, _mm512_set1_ps(0.125f), _mm512_set1_ps(-0.125f));
+    _mm512_storeu_ps(y, _mm512_mul_ps(dl, _mm512_add_ps(g, delta)));
+}
+
+void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2xxs;
+    for (const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(src); n_blocks-- > 0; ++b) {
+        const float d = half_to_float(load_u16(b->d));
+        for (int ib = 0; ib < 8; ++ib, y += 32) {
+            const uint8_t* q = b->qs + 8 * ib;
+            const uint32_t meta = load_u32(q + 4);
+            const __m512 db = _mm512_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.25f);
+            put32(y, grid[q[0]], grid[q[1]], grid[q[2]], grid[q[3]], signs_from7x4(meta), db, db);
+        }
+    }
+}
+
+void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2xs;
+    for (const auto* b = reinterpret_cast<const BlockIQ2_XS*>(src); n_blocks-- > 0; ++b) {
+        const float d = half_to_float(load_u16(b->d));
+        for (int ib = 0; ib < 8; ++ib, y += 32) {
+            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f);
+            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f);
+            const uint64_t codes = load_u64(b->qs + 8 * ib);  // four u16: 9-bit index, 7 sign bits
+            const uint32_t signs = signs_from7x4(static_cast<uint32_t>(_pext_u64(codes, 0xfe00fe00fe00fe00ull)));
+            put32(y, grid[codes & 511], grid[(codes >> 16) & 511], grid[(codes >> 32) & 511], grid[(codes >> 48) & 511], signs, db0, db1);
+        }
+    }
+}
+
+void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2s;
+    for (const auto* b = reinterpret_cast<const BlockIQ2_S*>(src); n_blocks-- > 0; ++b) {
+        const float d = half_to_float(load_u16(b->d));
+        for (int ib = 0; ib < 8; ++ib, y += 32) {
+            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f);
+            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f);
+            const uint8_t* q = b->qs + 4 * ib;
+            const int qh = b->qh[ib];
+            put32(y, grid[q[0] | ((qh << 8) & 0x300)], grid[q[1] | ((qh << 6) & 0x300)], grid[q[2] | ((qh << 4) & 0x300)],
+                  grid[q[3] | ((qh << 2) & 0x300)], load_u32(b->qs + 32 + 4 * ib), db0, db1);
+        }
+    }
+}
+
+// Two IQ3 entries of 4 bytes as one of 8.
+uint64_t iq3_pair(const uint32_t* grid, int first, int second) { return grid[first] | uint64_t{grid[second]} << 32; }
+
+void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
+    const uint32_t* grid = quant::host_grids().iq3xxs;
+    for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b) {
+        const float d = half_to_float(load_u16(b->d));
+        for (int ib = 0; ib < 8; ++ib, y += 32) {
+            const uint32_t meta = load_u32(b->qs + 64 + 4 * ib);
+            const __m512 db = _mm512_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f);
+            const uint8_t* q = b->qs + 8 * ib;
+            put32(y, iq3_pair(grid, q[0], q[1]), iq3_pair(grid, q[2], q[3]), iq3_pair(grid, q[4], q[5]), iq3_pair(grid, q[6], q[7]),
+                  signs_from7x4(meta), db, db);
+        }
+    }
+}
+
+void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) {
+    const uint32_t* grid = quant::host_grids().iq3s;
+    for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b) {
+        const float d = half_to_float(load_u16(b->d));
+        for (int ib = 0; ib < 8; ++ib, y += 32) {
+            const int scale = (b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
+            const __m512 db = _mm512_set1_ps(d * static_cast<float>(1 + 2 * scale));
+            const uint8_t* q = b->qs + 8 * ib;
+            const int qh = b->qh[ib];
+            int idx[8];
+            for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh << (8 - j)) & 256);
+            put32(y, iq3_pair(grid, idx[0], idx[1]), iq3_pair(grid, idx[2], idx[3]), iq3_pair(grid, idx[4], idx[5]),
+                  iq3_pair(grid, idx[6], idx[7]), load_u32(b->signs + 4 * ib), db, db);
+        }
+    }
+}
+
+void dequantize_iq1_s(const uint8_t* src, float* y, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq1s;
+    for (const auto* b = reinterpret_cast<const BlockIQ1_S*>(src); n_blocks-- > 0; ++b) {
+        const float d = half_to_float(load_u16(b->d));
+        for (int ib = 0; ib < 8; ++ib, y += 32) {
+            const uint32_t qh = load_u16(b->qh + 2 * ib);
+            const __m512 dl = _mm512_set1_ps(d * static_cast<float>(2 * ((qh >> 12) & 7) + 1));
+            const __mmask16 negative = qh & 0x8000 ? 0xffff : 0;
+            const uint8_t* q = b->qs + 4 * ib;
+            put16_iq1(y, grid[q[0] | (qh & 7) << 8], grid[q[1] | ((qh >> 3) & 7) << 8], negative, dl);
+            put16_iq1(y + 16, grid[q[2] | ((qh >> 6) & 7) << 8], grid[q[3] | ((qh >> 9) & 7) << 8], negative, dl);
+        }
+    }
+}
+
+// IQ1_M's f16 d, from the top nibbles of its four u16 scale words.
+uint16_t iq1_m_d_bits(const uint8_t* scales) {
+    const uint64_t s = load_u64(scales);
+    return static_cast<uint16_t>(_pext_u64(s, 0xf000f000f000f000ull));
+}
+
+void dequantize_iq1_m(const uint8_t* src, float* y, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq1s;
+    for (const auto* b = reinterpret_cast<const BlockIQ1_M*>(src); n_blocks-- > 0; ++b) {
+        const float d = half_to_float(iq1_m_d_bits(b->scales));
+        for (int ib = 0; ib < 8; ++ib, y += 32) {
+            const uint32_t sc = load_u16(b->scales + 2 * (ib / 2));
+            const int shift = 6 * (ib % 2);
+            const __m512 dl0 = _mm512_set1_ps(d * static_cast<float>(2 * ((sc >> shift) & 7) + 1));
+            const __m512 dl1 = _mm512_set1_ps(d * static_cast<float>(2 * ((sc >> (shift + 3)) & 7) + 1));
+            const uint32_t qh = load_u16(b->qh + 2 * ib);  // per 8 values: 3 high index bits, then the delta's sign
+            const uint32_t negative = _pdep_u32(_pext_u32(qh, 0x8888u), 0x01010101u) * 0xffu;  // a byte of lane bits per 8 values
+            const uint8_t* q = b->qs + 4 * ib;
+            put16_iq1(y, grid[q[0] | (qh & 7) << 8], grid[q[1] | ((qh >> 4) & 7) << 8], static_cast<__mmask16>(negative), dl0);
+            put16_iq1(y + 16, grid[q[2] | ((qh >> 8) & 7) << 8], grid[q[3] | ((qh >> 12) & 7) << 8], static_cast<__mmask16>(negative >> 16), dl1);
+        }
+    }
+}
+
+// ---- Dot products with Q8_K activations ------------------------------------------------
+//
+// 64 values a step: the grid bytes of 8 (or 16) entries in a zmm, unsigned; the activation
+// codes negated under a 64-bit sign mask; vpmaddubsw to 32 i16 pair sums, then vpdpwssd
+// with each 16 values' integer multiplier (2s + 1) into 16 i32 lanes. One float multiply-add
+// per block.
+
+float activation_scale(const BlockQ8_K& x) {
+    float d;
+    std::memcpy(&d, x.d, 4);
+    return d;
+}
+
+__m512i step(__m512i acc, __m512i grid, const int8_t* q, uint64_t signs, __m512i multipliers) {
+    const __m512i v = _mm512_loadu_si512(q);
+    const __m512i codes = _mm512_mask_sub_epi8(v, signs, _mm512_setzero_si512(), v);
+    return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(grid, codes), multipliers);
+}
+
+// The multipliers of step k: i16 lane m covers values 64k + 2m and 2m + 1, so takes
+// multiplier 4k + m / 8 of the block's 16 (one per 16 values, in the low 256 bits).
+__m512i step_multipliers(__m512i per16, int k) {
+    const __m512i lane = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_set1_epi16(static_cast<int16_t>(4 * k)), _mm512_srli_epi16(lane, 3)), per16);
+}
+
+// 2s + 1 for 8 scales s (i16), each for 32 values, as 16 multipliers of 16 values.
+__m512i per32_multipliers(__m128i s) {
+    const __m128i m = _mm_add_epi16(_mm_add_epi16(s, s), _mm_set1_epi16(1));
+    return _mm512_zextsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m)));
+}
+
+// 2s + 1 for 8 bytes of two 4-bit scales (low nibble first, each for 16 values).
+__m512i nibble_multipliers(uint64_t scales) {
+    const __m128i b = _mm_cvtsi64_si128(static_cast<int64_t>(scales));
+    const __m128i nibbles = _mm_unpacklo_epi8(_mm_and_si128(b, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f)));
+    const __m256i w = _mm256_cvtepu8_epi16(nibbles);
+    return _mm512_zextsi256_si512(_mm256_add_epi16(_mm256_add_epi16(w, w), _mm256_set1_epi16(1)));
+}
+
+// The grid entries of 8 indices, 8 bytes each.
+__m512i grid_x8(const uint64_t* grid, const int* i) {
+    return _mm512_set_epi64(static_cast<int64_t>(grid[i[7]]), static_cast<int64_t>(grid[i[6]]), static_cast<int64_t>(grid[i[5]]), static_cast<int64_t>(grid[i[4]]),
+                            static_cast<int64_t>(grid[i[3]]), static_cast<int64_t>(grid[i[2]]), static_cast<int64_t>(grid[i[1]]), static_cast<int64_t>(grid[i[0]]));
+}
+// The grid entries of 16 indices, 4 bytes each.
+__m512i grid_x16(const uint32_t* grid, const int* i) {
+    uint64_t p[8];
+    for (int j = 0; j < 8; ++j) p[j] = grid[i[2 * j]] | uint64_t{grid[i[2 * j + 1]]} << 32;
+    return _mm512_set_epi64(static_cast<int64_t>(p[7]), static_cast<int64_t>(p[6]), static_cast<int64_t>(p[5]), static_cast<int64_t>(p[4]),
+                            static_cast<int64_t>(p[3]), static_cast<int64_t>(p[2]), static_cast<int64_t>(p[1]), static_cast<int64_t>(p[0]));
+}
+
+// signs_from7x4 on 8 words at once: 4 x 7 bits to 4 bytes, each completed by even parity.
+__m256i signs_from7x4_x8(__m256i m) {
+    const int kOr = 0xf8;  // a | (b & c)
+    __m256i r = _mm256_and_si256(m, _mm256_set1_epi32(0x7f));
+    r = _mm256_ternarylogic_epi32(r, _mm256_slli_epi32(m, 1), _mm256_set1_epi32(0x7f00), kOr);
+    r = _mm256_ternarylogic_epi32(r, _mm256_slli_epi32(m, 2), _mm256_set1_epi32(0x7f0000), kOr);
+    r = _mm256_ternarylogic_epi32(r, _mm256_slli_epi32(m, 3), _mm256_set1_epi32(0x7f000000), kOr);
+    __m256i p = _mm256_xor_si256(r, _mm256_srli_epi32(r, 4));
+    p = _mm256_xor_si256(p, _mm256_srli_epi32(p, 2));
+    p = _mm256_xor_si256(p, _mm256_srli_epi32(p, 1));
+    return _mm256_ternarylogic_epi32(r, _mm256_slli_epi32(p, 7), _mm256_set1_epi32(static_cast<int>(0x80808080u)), kOr);
+}
+
+__m512 add_block(__m512 sum, float d, __m512i acc) { return _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(acc), sum); }
+// The 16 lanes of the block sums, added in a fixed order (once per call).
+float horizontal_sum(__m512 v) {
+    alignas(64) float l[16];
+    _mm512_store_ps(l, v);
+    for (int width = 8; width > 0; width /= 2)
+        for (int j = 0; j < width; ++j) l[j] += l[j + width];
+    return l[0];
+}
+
+// IQ2_XXS: value = d (2s + 1) / 8 x g x sign.
+float dot_iq2_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2xxs;
+    const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m256i meta = _mm512_cvtepi64_epi32(_mm512_srli_epi64(_mm512_loadu_si512(b->qs), 32));  // the 8 u32 after each 4 indices
+        const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
+        alignas(32) uint64_t signs[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* q = b->qs + 16 * k;
+            const int idx[8] = {q[0], q[1], q[2], q[3], q[8], q[9], q[10], q[11]};
+            acc = step(acc, grid_x8(grid, idx), a->qs + 64 * k, signs[k], step_multipliers(per16, k));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+float dot_iq2_xs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2xs;
+    const auto* b = reinterpret_cast<const BlockIQ2_XS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m512i per16 = nibble_multipliers(load_u64(b->scales));
+        // The 7 sign bits of all 32 codes: even parity completes each to a byte.
+        const __m512i codes = _mm512_loadu_si512(b->qs);
+        const __m512i s7 = _mm512_srli_epi16(codes, 9);
+        __m512i p = _mm512_xor_si512(s7, _mm512_srli_epi16(s7, 4));
+        p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 2));
+        p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 1));
+        const __m512i s8 = _mm512_ternarylogic_epi32(s7, _mm512_slli_epi16(p, 7), _mm512_set1_epi16(0x80), 0xf8);
+        alignas(32) uint64_t signs[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), _mm512_cvtepi16_epi8(s8));
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* q = b->qs + 16 * k;
+            int idx[8];
+            for (int j = 0; j < 8; ++j) idx[j] = load_u16(q + 2 * j) & 511;
+            acc = step(acc, grid_x8(grid, idx), a->qs + 64 * k, signs[k], step_multipliers(per16, k));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+float dot_iq2_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq2s;
+    const auto* b = reinterpret_cast<const BlockIQ2_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m512i per16 = nibble_multipliers(load_u64(b->scales));
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* q = b->qs + 8 * k;
+            const uint32_t qh = load_u16(b->qh + 2 * k);  // 2 high index bits per 8 values
+            int idx[8];
+            for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh >> (2 * j)) & 3) << 8;
+            acc = step(acc, grid_x8(grid, idx), a->qs + 64 * k, load_u64(b->qs + 32 + 8 * k), step_multipliers(per16, k));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+// IQ3_XXS: value = d (2s + 1) / 4 x g x sign.
+float dot_iq3_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint32_t* grid = quant::host_grids().iq3xxs;
+    const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
+        const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
+        alignas(32) uint64_t signs[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* q = b->qs + 16 * k;
+            int idx[16];
+            for (int j = 0; j < 16; ++j) idx[j] = q[j];
+            acc = step(acc, grid_x16(grid, idx), a->qs + 64 * k, signs[k], step_multipliers(per16, k));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.25f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+// IQ3_S: value = d (2s + 1) x g x sign.
+float dot_iq3_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint32_t* grid = quant::host_grids().iq3s;
+    const auto* b = reinterpret_cast<const BlockIQ3_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b->scales)));  // 8 scales of 4 bits, low nibble first
+        const __m128i s8 = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f))));
+        const __m512i per16 = per32_multipliers(s8);
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* q = b->qs + 16 * k;
+            const uint32_t qh = load_u16(b->qh + 2 * k);  // the ninth index bit of each of 16 indices
+            int idx[16];
+            for (int j = 0; j < 16; ++j) idx[j] = q[j] | ((qh >> j) & 1) << 8;
+            acc = step(acc, grid_x16(grid, idx), a->qs + 64 * k, load_u64(b->signs + 8 * k), step_multipliers(per16, k));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a), acc);
+    }
+    return horizontal_sum(sum);
+}
+
+// IQ1: value = dl (g + delta) = dl (8g + e) / 8 with e = +-1. The unsigned bytes
+// 8 (g + 1) (0, 8, 16) go through maddubs; sum (8g + e) q = sum 8 (g + 1) q + (e - 8) sum q,
+// the last term from the activations' sums of 16 when e is constant over them (IQ1_S), else
+// with e + 1 (0 or 2) added to the bytes and -9 sum q (IQ1_M).
+__m512i iq1_bytes(__m512i grid) { return _mm512_slli_epi16(_mm512_add_epi8(grid, _mm512_set1_epi8(1)), 3); }
+__m512i activation_sums(const BlockQ8_K& x) { return _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums))); }
+
+float dot_iq1_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq1s;
+    const auto* b = reinterpret_cast<const BlockIQ1_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qh));
+        const __m512i per16 = per32_multipliers(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)));
+        // e - 8 per 32 values: -9 where bit 15 (delta negative) is set, else -7.
+        const __m128i e8 = _mm_sub_epi16(_mm_set1_epi16(-7), _mm_slli_epi16(_mm_srli_epi16(qh, 15), 1));
+        const __m512i offsets = _mm512_mullo_epi16(per16, _mm512_zextsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(e8, e8), _mm_unpacklo_epi16(e8, e8))));
+        __m512i acc = _mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(*a), offsets);
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* q = b->qs + 8 * k;
+            const uint32_t h0 = load_u16(b->qh + 4 * k), h1 = load_u16(b->qh + 4 * k + 2);
+            const int idx[8] = {static_cast<int>(q[0] | (h0 & 7) << 8),        static_cast<int>(q[1] | ((h0 >> 3) & 7) << 8),
+                                static_cast<int>(q[2] | ((h0 >> 6) & 7) << 8), static_cast<int>(q[3] | ((h0 >> 9) & 7) << 8),
+                                static_cast<int>(q[4] | (h1 & 7) << 8),        static_cast<int>(q[5] | ((h1 >> 3) & 7) << 8),
+                                static_cast<int>(q[6] | ((h1 >> 6) & 7) << 8), static_cast<int>(q[7] | ((h1 >> 9) & 7) << 8)};
+            acc = step(acc, iq1_bytes(grid_x8(grid, idx)), a->qs + 64 * k, 0, step_multipliers(per16, k));
+        }
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+float dot_iq1_m(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const uint64_t* grid = quant::host_grids().iq1s;
+    const auto* b = reinterpret_cast<const BlockIQ1_M*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    // Multiplier j (0-15) is 3 bits at 3 (j % 4) of u16 scale word j / 4.
+    const __m256i word = _mm256_setr_epi16(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m256i shift = _mm256_setr_epi16(0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m256i words = _mm256_permutexvar_epi16(word, _mm256_castsi128_si256(_mm_cvtsi64_si128(static_cast<int64_t>(load_u64(b->scales)))));
+        const __m256i s = _mm256_and_si256(_mm256_srlv_epi16(words, shift), _mm256_set1_epi16(7));
+        const __m512i per16 = _mm512_zextsi256_si512(_mm256_add_epi16(_mm256_add_epi16(s, s), _mm256_set1_epi16(1)));
+        const __m512i offsets = _mm512_mullo_epi16(per16, _mm512_set1_epi16(-9));
+        __m512i acc = _mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(*a), offsets);
+        for (int k = 0; k < 4; ++k) {
+            const uint8_t* q = b->qs + 8 * k;
+            const uint32_t qh = load_u32(b->qh + 4 * k);  // per 8 values: 3 high index bits, then the delta's sign
+            int idx[8];
+            for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh >> (4 * j)) & 7) << 8;
+            const uint64_t positive = _pdep_u64(_pext_u32(~qh, 0x88888888u), 0x0101010101010101ull) * 0xff;  // lanes of e = +1
+            const __m512i g = iq1_bytes(grid_x8(grid, idx));
+            acc = step(acc, _mm512_mask_add_epi8(g, positive, g, _mm512_set1_epi8(2)), a->qs + 64 * k, 0, step_multipliers(per16, k));
+        }
+        sum = add_block(sum, half_to_float(iq1_m_d_bits(b->scales)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+}  // namespace
+
+void add_iquants(detail::Table& t) {
+    t.set_dequantize(TypeId::IQ2_XXS, dequantize_iq2_xxs);
+    t.set_dequantize(TypeId::IQ2_XS, dequantize_iq2_xs);
+    t.set_dequantize(TypeId::IQ2_S, dequantize_iq2_s);
+    t.set_dequantize(TypeId::IQ3_XXS, dequantize_iq3_xxs);
+    t.set_dequantize(TypeId::IQ3_S, dequantize_iq3_s);
+    t.set_dequantize(TypeId::IQ1_S, dequantize_iq1_s);
+    t.set_dequantize(TypeId::IQ1_M, dequantize_iq1_m);
+    t.set_dot(TypeId::IQ2_XXS, dot_iq2_xxs);
+    t.set_dot(TypeId::IQ2_XS, dot_iq2_xs);
+    t.set_dot(TypeId::IQ2_S, dot_iq2_s);
+    t.set_dot(TypeId::IQ3_XXS, dot_iq3_xxs);
+    t.set_dot(TypeId::IQ3_S, dot_iq3_s);
+    t.set_dot(TypeId::IQ1_S, dot_iq1_s);
+    t.set_dot(TypeId::IQ1_M, dot_iq1_m);
+}
 
 }  // namespace kernels::avx512
