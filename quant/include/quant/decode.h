@@ -265,11 +265,13 @@ GGUF_HD inline uint8_t signs_from7(uint32_t bits7) {
     parity ^= parity >> 1;
     return static_cast<uint8_t>(bits7 | (parity & 1u) << 7);
 }
-GGUF_HD inline float sign_of(uint8_t signs, int j) { return signs >> j & 1 ? -1.0f : 1.0f; }
+// v with sign bit j of `signs` applied: a negation, never a multiply by -1 (whose NaN sign
+// a compiler may choose), so that every compiler and device gives the same bits.
+GGUF_HD inline float apply_sign(float v, uint8_t signs, int j) { return signs >> j & 1 ? -v : v; }
 
 // 8 values from an IQ2 grid entry.
 GGUF_HD inline void iq2_8(float dl, uint64_t entry, uint8_t signs, float* y) {
-    for (int j = 0; j < 8; ++j) y[j] = dl * static_cast<float>(grid_byte(entry, j)) * sign_of(signs, j);
+    for (int j = 0; j < 8; ++j) y[j] = apply_sign(dl * static_cast<float>(grid_byte(entry, j)), signs, j);
 }
 
 GGUF_HD inline void decode(const BlockIQ2_XXS& b, const IqGrids& g, float* y) {
@@ -309,8 +311,8 @@ GGUF_HD inline void decode(const BlockIQ2_S& b, const IqGrids& g, float* y) {
 // 8 values from two IQ3 grid entries of 4.
 GGUF_HD inline void iq3_8(float dl, uint32_t first, uint32_t second, uint8_t signs, float* y) {
     for (int j = 0; j < 4; ++j) {
-        y[j] = dl * static_cast<float>(grid_byte(first, j)) * sign_of(signs, j);
-        y[j + 4] = dl * static_cast<float>(grid_byte(second, j)) * sign_of(signs, j + 4);
+        y[j] = apply_sign(dl * static_cast<float>(grid_byte(first, j)), signs, j);
+        y[j + 4] = apply_sign(dl * static_cast<float>(grid_byte(second, j)), signs, j + 4);
     }
 }
 
