@@ -69,19 +69,21 @@ float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// 32-bit value `low` in the four lanes of the low 128 bits, `high` in the high four (one
+// 256-bit constructor, which the compiler folds into a constant).
+__m256i two_lanes(uint32_t low, uint32_t high) {
+    const auto l = static_cast<int>(low), h = static_cast<int>(high);
+    return _mm256_setr_epi32(l, l, l, l, h, h, h, h);
+}
+
 // A pshufb control that spreads byte j of each 128-bit lane over every 16-bit lane, zero
 // extended (the high byte of each pair selects nothing).
 __m256i spread_byte(int j) { return _mm256_set1_epi16(static_cast<short>(0x8000 | j)); }
 // The same with a different byte in the two 128-bit lanes.
-__m256i spread_bytes(int low, int high) {
-    return _mm256_setr_m128i(_mm_set1_epi16(static_cast<short>(0x8000 | low)), _mm_set1_epi16(static_cast<short>(0x8000 | high)));
-}
+__m256i spread_bytes(int low, int high) { return two_lanes(0x80008000u | 0x10001u * low, 0x80008000u | 0x10001u * high); }
 // A pshufb control that spreads 16-bit lane j (of each 128-bit lane) over every 16-bit lane:
 // lane j_low in the low 128 bits, j_high in the high.
-__m256i spread_words(int low, int high) {
-    return _mm256_setr_m128i(_mm_set1_epi16(static_cast<short>((2 * low + 1) << 8 | 2 * low)),
-                             _mm_set1_epi16(static_cast<short>((2 * high + 1) << 8 | 2 * high)));
-}
+__m256i spread_words(int low, int high) { return two_lanes(0x01000100u + 0x02020202u * low, 0x01000100u + 0x02020202u * high); }
 
 // ---- Scale unpacking -------------------------------------------------------------------
 
@@ -201,22 +203,29 @@ template <bool kFifthBit> void dequantize_k4(float d, float dmin, const uint8_t*
     alignas(32) float dl[8], ml[8];
     _mm256_store_ps(dl, _mm256_mul_ps(_mm256_set1_ps(d), u8_to_float(_mm_cvtsi64_si128(static_cast<int64_t>(scales)))));
     _mm256_store_ps(ml, _mm256_mul_ps(_mm256_set1_ps(dmin), u8_to_float(_mm_cvtsi64_si128(static_cast<int64_t>(mins)))));
-    const __m256i low4 = _mm256_set1_epi32(0x0f), bit4 = _mm256_set1_epi32(0x10);
-    for (int chunk = 0; chunk < 4; ++chunk, qs += 32)
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+    __m256i high = _mm256_setzero_si256();
+    if constexpr (kFifthBit) high = load32(qh);
+    for (int chunk = 0; chunk < 4; ++chunk, qs += 32) {
+        const __m256i q = load32(qs);
         for (int nibble = 0; nibble < 2; ++nibble) {
             const int sub = 2 * chunk + nibble;
+            // The 32 codes of the sub-block as bytes: a nibble of qs[l], and for Q5_K bit
+            // `sub` of qh[l] moved to bit 4 (16-bit shifts: the bit kept comes from its own byte).
+            __m256i codes = _mm256_and_si256(nibble ? _mm256_srli_epi16(q, 4) : q, low4);
+            if constexpr (kFifthBit) {
+                const __m256i h = sub <= 4 ? _mm256_sll_epi16(high, _mm_cvtsi32_si128(4 - sub)) : _mm256_srl_epi16(high, _mm_cvtsi32_si128(sub - 4));
+                codes = _mm256_or_si256(codes, _mm256_and_si256(h, bit4));
+            }
             const __m256 dv = _mm256_set1_ps(dl[sub]), mv = _mm256_set1_ps(ml[sub]);
             float* out = y + 32 * sub;
+            const __m128i parts[2] = {_mm256_castsi256_si128(codes), _mm256_extracti128_si256(codes, 1)};
             for (int g = 0; g < 4; ++g) {
-                __m256i q = _mm256_cvtepu8_epi32(load8(qs + 8 * g));
-                q = nibble ? _mm256_srli_epi32(q, 4) : _mm256_and_si256(q, low4);
-                if constexpr (kFifthBit) {  // bit `sub` of qh[l], moved to bit 4
-                    const __m256i h = _mm256_cvtepu8_epi32(load8(qh + 8 * g));
-                    q = _mm256_or_si256(q, _mm256_and_si256(_mm256_srl_epi32(_mm256_slli_epi32(h, 4), _mm_cvtsi32_si128(sub)), bit4));
-                }
-                _mm256_storeu_ps(out + 8 * g, _mm256_sub_ps(_mm256_mul_ps(dv, _mm256_cvtepi32_ps(q)), mv));
+                const __m128i part = g % 2 ? _mm_unpackhi_epi64(parts[g / 2], parts[g / 2]) : parts[g / 2];
+                _mm256_storeu_ps(out + 8 * g, _mm256_sub_ps(_mm256_mul_ps(dv, u8_to_float(part)), mv));
             }
         }
+    }
 }
 
 void dequantize_q4_k(const uint8_t* src, float* y, int64_t n_blocks) {

@@ -1,18 +1,21 @@
 // K-quants (Q2_K Q3_K Q4_K Q5_K Q6_K), IQ4_XS and Q8_K, AVX-512 path (F/BW/VL/DQ/VNNI).
 //
 // Dequantization equals quant/decode.h bit for bit, as on the AVX2 path (kquants_avx2.cpp):
-// the decoder's float operations in its order, sixteen lanes at a time. Where a sub-block
-// has at most 32 levels (Q2_K, Q4_K, Q5_K, IQ4_XS) the results dl x level - ml are
-// computed once per sub-block, sixteen (or 32) at a time, and the codes pick among them
-// (vpermps reads the low 4 bits of each index, vpermt2ps 5), which gives the same bits; Q3_K,
-// Q6_K and Q8_K convert each code and multiply. vcvtph2ps quiets a signalling NaN scale,
-// which cannot show: every use of a scale is a product, which quiets it the same way.
+// the decoder's float operations in its order. Where a sub-block has few levels the results
+// dl x level - ml are computed once per sub-block and the codes pick among them (vpermps
+// reads the low 3 or 4 bits of each index, vpermt2ps 5), which gives the same bits: Q2_K
+// (4 levels) and Q3_K (8) eight lanes at a time, Q4_K, Q5_K and IQ4_XS sixteen; Q6_K and Q8_K
+// convert each code and multiply, sixteen lanes at a time. vcvtph2ps quiets a signalling
+// NaN scale, which cannot show: every use of a scale is a product, which quiets it the same way.
 //
-// Dot products with Q8_K activations: 64 codes a step, unsigned weight codes x signed
-// activation codes into i16 pairs (vpmaddubsw), then the sub-block scales into i32 lanes
-// with VNNI (vpdpwssd); IQ4_XS's signed levels go through vpdpbusd with levels + 128 (the
-// offset taken back with the activation sums). One float multiply-add per block; lanes are
-// summed at the end, in a fixed order.
+// Dot products with Q8_K activations: unsigned weight codes x signed activation codes into
+// i16 pairs (vpmaddubsw), then the sub-block scales into i32 lanes with VNNI (vpdpwssd);
+// IQ4_XS's signed levels go through vpdpbusd with levels + 128 (the offset taken back with
+// the activation sums). One float multiply-add per block; lanes are summed at the end, in a
+// fixed order. Q3_K, Q6_K and IQ4_XS take 64 codes a step; Q2_K, Q4_K and Q5_K 32, which
+// measured faster on Zen 4: there 512-bit operations take two passes, so they only save
+// instructions, and a 64-byte load of the activations (which start 4 bytes into each
+// 292-byte block) straddles two cache lines in 15 blocks of 16.
 // GCC 12 warns of "uninitialized" __Y inside its own AVX-512 intrinsics (its bug 105593,
 // fixed in GCC 13); the values are the _mm512_undefined_*() the headers use on purpose.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -55,6 +58,7 @@ float f32(const uint8_t (&b)[4]) {
 __m512i load64(const void* p) { return _mm512_loadu_si512(p); }
 __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+__m128i load8(const void* p) { return _mm_loadl_epi64(static_cast<const __m128i*>(p)); }
 // 32 bytes in both halves of a register.
 __m512i load32x2(const void* p) { return _mm512_broadcast_i64x4(load32(p)); }
 
@@ -82,17 +86,17 @@ float hsum(__m512 v) { return hsum(_mm256_add_ps(_mm512_castps512_ps256(v), _mm5
 // Per-qword shift counts: `low` for the low 256 bits, `high` for the high.
 __m512i counts(int low, int high) { return _mm512_setr_epi64(low, low, low, low, high, high, high, high); }
 
-// A vpshufb control that spreads byte b_i of each 128-bit lane i over its 16-bit lanes,
-// zero extended (the high byte of each pair selects nothing).
-__m512i spread_bytes(int b0, int b1, int b2, int b3) {
-    auto word = [](int b) { return static_cast<short>(0x8000 | b); };
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_setr_m128i(_mm_set1_epi16(word(b0)), _mm_set1_epi16(word(b1)))),
-                              _mm256_setr_m128i(_mm_set1_epi16(word(b2)), _mm_set1_epi16(word(b3))), 1);
-}
 // A vpermw index putting 16-bit lane w_i in every 16-bit lane of 128-bit lane i.
 __m512i spread_words(int w0, int w1, int w2, int w3) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_setr_m128i(_mm_set1_epi16(static_cast<short>(w0)), _mm_set1_epi16(static_cast<short>(w1)))),
-                              _mm256_setr_m128i(_mm_set1_epi16(static_cast<short>(w2)), _mm_set1_epi16(static_cast<short>(w3))), 1);
+    const int a = 0x10001 * w0, b = 0x10001 * w1, c = 0x10001 * w2, d = 0x10001 * w3;
+    return _mm512_setr_epi32(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d);
+}
+
+// A vpshufb control that spreads byte `low` of the low 128 bits, `high` of the high, over
+// their 16-bit lanes, zero extended (the high byte of each pair selects nothing).
+__m256i spread_bytes256(int low, int high) {
+    const auto l = static_cast<int>(0x80008000u | 0x10001u * low), h = static_cast<int>(0x80008000u | 0x10001u * high);
+    return _mm256_setr_epi32(l, l, l, l, h, h, h, h);
 }
 
 // ---- Scale unpacking (as kquants_avx2.cpp) ---------------------------------------------
@@ -166,7 +170,7 @@ void q6_k_codes(const uint8_t* ql, const uint8_t* qh, __m512i& first, __m512i& s
 
 void dequantize_q2_k(const uint8_t* src, float* y, int64_t n_blocks) {
     const auto* blocks = reinterpret_cast<const BlockQ2_K*>(src);
-    const __m512 levels = _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);  // vpermps reads 4 bits: the code, repeated
+    const __m256 levels = _mm256_setr_ps(0, 1, 2, 3, 0, 1, 2, 3);  // vpermps reads 3 bits: the code, repeated
     for (int64_t i = 0; i < n_blocks; ++i, y += 256) {
         const BlockQ2_K& b = blocks[i];
         const __m256 d = _mm256_set1_ps(f16(b.d)), dmin = _mm256_set1_ps(f16(b.dmin));
@@ -177,21 +181,27 @@ void dequantize_q2_k(const uint8_t* src, float* y, int64_t n_blocks) {
         _mm256_store_ps(dl + 8, _mm256_mul_ps(d, u8_to_float(_mm_unpackhi_epi64(scale, scale))));
         _mm256_store_ps(ml, _mm256_mul_ps(dmin, u8_to_float(min)));
         _mm256_store_ps(ml + 8, _mm256_mul_ps(dmin, u8_to_float(_mm_unpackhi_epi64(min, min))));
-        for (int half = 0; half < 2; ++half)
-            for (int part = 0; part < 2; ++part) {
-                const __m512i codes = _mm512_cvtepu8_epi32(load16(b.qs + 32 * half + 16 * part));
-                for (int shift = 0; shift < 4; ++shift) {
+        for (int half = 0; half < 2; ++half) {
+            const uint8_t* q = b.qs + 32 * half;
+            __m256i codes[4];
+            for (int g = 0; g < 4; ++g) codes[g] = _mm256_cvtepu8_epi32(load8(q + 8 * g));
+            for (int shift = 0; shift < 4; ++shift)
+                for (int part = 0; part < 2; ++part) {
                     const int sub = 8 * half + 2 * shift + part;
-                    const __m512 table = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl[sub]), levels), _mm512_set1_ps(ml[sub]));
-                    _mm512_storeu_ps(y + 16 * sub, _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 2 * shift), table));
+                    const __m256 table = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(dl[sub]), levels), _mm256_set1_ps(ml[sub]));
+                    float* out = y + 16 * sub;
+                    const __m128i count = _mm_cvtsi32_si128(2 * shift);
+                    _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(table, _mm256_srl_epi32(codes[2 * part], count)));
+                    _mm256_storeu_ps(out + 8, _mm256_permutevar8x32_ps(table, _mm256_srl_epi32(codes[2 * part + 1], count)));
                 }
-            }
+        }
     }
 }
 
 void dequantize_q3_k(const uint8_t* src, float* y, int64_t n_blocks) {
     const auto* blocks = reinterpret_cast<const BlockQ3_K*>(src);
-    const __m512i four = _mm512_set1_epi8(4);
+    const __m256 levels = _mm256_setr_ps(-4, -3, -2, -1, 0, 1, 2, 3);  // index: code + 4 (the hmask bit is bit 2)
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     for (int64_t i = 0; i < n_blocks; ++i, y += 256) {
         const BlockQ3_K& b = blocks[i];
         const __m256 d = _mm256_set1_ps(f16(b.d));
@@ -199,12 +209,24 @@ void dequantize_q3_k(const uint8_t* src, float* y, int64_t n_blocks) {
         alignas(32) float dl[16];
         _mm256_store_ps(dl, _mm256_mul_ps(d, i8_to_float(scales)));
         _mm256_store_ps(dl + 8, _mm256_mul_ps(d, i8_to_float(_mm_unpackhi_epi64(scales, scales))));
-        const __m512i hmask = load32x2(b.hmask);
+        const __m256i hmask = load32(b.hmask);
         for (int half = 0; half < 2; ++half) {
-            const __m512i q = load32x2(b.qs + 32 * half);
-            for (int pair = 0; pair < 2; ++pair) {
-                const int sub = 8 * half + 4 * pair;
-                store_scaled64(_mm512_sub_epi8(q3_k_codes(q, hmask, half, pair), four), dl + sub, y + 16 * sub);
+            const __m256i q = load32(b.qs + 32 * half);
+            for (int shift = 0; shift < 4; ++shift) {
+                // Bit 4 x half + shift of hmask[l], moved to bit 2 of each byte (shifting 16-bit
+                // lanes: the bit read always comes from the same byte).
+                const int bit = 4 * half + shift;
+                const __m256i high = bit >= 2 ? _mm256_srl_epi16(hmask, _mm_cvtsi32_si128(bit - 2)) : _mm256_sll_epi16(hmask, _mm_cvtsi32_si128(2 - bit));
+                const __m256i index = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * shift)), three),
+                                                      _mm256_and_si256(high, four));
+                const __m128i parts[2] = {_mm256_castsi256_si128(index), _mm256_extracti128_si256(index, 1)};
+                for (int part = 0; part < 2; ++part) {
+                    const int sub = 8 * half + 2 * shift + part;
+                    const __m256 table = _mm256_mul_ps(_mm256_set1_ps(dl[sub]), levels);
+                    float* out = y + 16 * sub;
+                    _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(table, _mm256_cvtepu8_epi32(parts[part])));
+                    _mm256_storeu_ps(out + 8, _mm256_permutevar8x32_ps(table, _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(parts[part], parts[part]))));
+                }
             }
         }
     }
@@ -305,33 +327,33 @@ void dequantize_q8_k(const uint8_t* src, float* y, int64_t n_blocks) {
 
 // ---- Dot products with Q8_K ------------------------------------------------------------
 
+// 256 bits at a time (measured faster here than 512: see the top).
 float dot_q2_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* wb = reinterpret_cast<const BlockQ2_K*>(w);
     const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
-    const __m512i three = _mm512_set1_epi8(3);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acc_min = _mm256_setzero_ps();
+    const __m256i three = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i) {
         const BlockQ2_K& b = wb[i];
         const BlockQ8_K& a = xb[i];
         const float dx = f32(a.d);
         const __m128i sc = load16(b.scales);
         const __m128i mins = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(0x0f));
-        const __m512i scales = _mm512_broadcast_i32x4(_mm_and_si128(sc, _mm_set1_epi8(0x0f)));
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm_and_si128(sc, _mm_set1_epi8(0x0f)));
         // Minimums: min_j x (sum of the 16 activation codes of sub-block j).
         const __m256i min_sums = _mm256_madd_epi16(load32(a.bsums), _mm256_cvtepu8_epi16(mins));
         acc_min = _mm256_fmadd_ps(_mm256_set1_ps(f16(b.dmin) * dx), _mm256_cvtepi32_ps(min_sums), acc_min);
-        __m512i sum = _mm512_setzero_si512();
+        __m256i sum = _mm256_setzero_si256();
         for (int half = 0; half < 2; ++half) {
-            const __m512i q = load32x2(b.qs + 32 * half);
-            for (int pair = 0; pair < 2; ++pair) {  // planes 2 pair, 2 pair + 1: sub-blocks 8 half + 4 pair + 0..3
-                const __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(q, counts(4 * pair, 4 * pair + 2)), three);
-                const __m512i p = _mm512_maddubs_epi16(codes, load64(a.qs + 128 * half + 64 * pair));
-                const int sub = 8 * half + 4 * pair;
-                sum = _mm512_dpwssd_epi32(sum, p, _mm512_shuffle_epi8(scales, spread_bytes(sub, sub + 1, sub + 2, sub + 3)));
+            const __m256i q = load32(b.qs + 32 * half);
+            for (int shift = 0; shift < 4; ++shift) {  // sub-blocks sub (low 128 bits) and sub + 1
+                const __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q, 2 * shift), three);
+                const __m256i p = _mm256_maddubs_epi16(codes, load32(a.qs + 128 * half + 32 * shift));
+                const int sub = 8 * half + 2 * shift;
+                sum = _mm256_dpwssd_epi32(sum, p, _mm256_shuffle_epi8(scales, spread_bytes256(sub, sub + 1)));
             }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(b.d) * dx), _mm512_cvtepi32_ps(sum), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(b.d) * dx), _mm256_cvtepi32_ps(sum), acc);
     }
     return hsum(acc) - hsum(acc_min);
 }
@@ -369,54 +391,43 @@ __m256i k4_min_sums(uint64_t mins, const BlockQ8_K& a) {
     return _mm256_madd_epi16(load32(a.bsums), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)));
 }
 
-// Q4_K (qh nullptr) and Q5_K: 8 sub-blocks of 32, scale and minimum each.
-template <bool kFifthBit>
-void k4_dot_block(float d, float dmin, const uint8_t* packed, const uint8_t* qs, const uint8_t* qh, const BlockQ8_K& a, __m512& acc, __m256& acc_min) {
-    const float dx = f32(a.d);
-    uint64_t sc, mins;
-    k4_unpack(packed, sc, mins);
-    acc_min = _mm256_fmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(k4_min_sums(mins, a)), acc_min);
-    const __m512i scales = _mm512_broadcast_i32x4(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
-    __m512i high;
-    if constexpr (kFifthBit) high = load32x2(qh);
-    __m512i sum = _mm512_setzero_si512();
-    for (int chunk = 0; chunk < 4; ++chunk) {
-        // 64 values: the low nibbles of 32 bytes (sub-block 2 chunk), then the high ones.
-        __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(load32x2(qs + 32 * chunk), counts(0, 4)), low4);
-        if constexpr (kFifthBit) {
-            // Bits 2 chunk and 2 chunk + 1 of qh[l] to bit 4: a qword rotation by 4 - bit
-            // (mod 64) keeps each bit in its byte.
-            const int bit = 2 * chunk;
-            const __m512i h = _mm512_rolv_epi64(high, counts((4 - bit) & 63, (3 - bit) & 63));
-            codes = _mm512_ternarylogic_epi32(codes, h, _mm512_set1_epi8(0x10), 0xf8);  // codes | (h & 0x10)
+// Q4_K and Q5_K, 256 bits at a time (measured faster here than 512: see the top).
+template <class Block> float dot_k4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    constexpr bool kFifthBit = Block::kType == TypeId::Q5_K;
+    const auto* wb = reinterpret_cast<const Block*>(w);
+    const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i) {
+        const Block& b = wb[i];
+        const BlockQ8_K& a = xb[i];
+        const float dx = f32(a.d);
+        uint64_t sc, mins;
+        k4_unpack(b.scales, sc, mins);
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(f16(b.dmin) * dx), _mm256_cvtepi32_ps(k4_min_sums(mins, a)), acc_min);
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(static_cast<int64_t>(sc)));
+        __m256i high = _mm256_setzero_si256();
+        if constexpr (kFifthBit) high = load32(b.qh);
+        __m256i sum = _mm256_setzero_si256();
+        for (int chunk = 0; chunk < 4; ++chunk) {
+            const __m256i q = load32(b.qs + 32 * chunk);
+            __m256i c0 = _mm256_and_si256(q, low4), c1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if constexpr (kFifthBit) {
+                const int bit = 2 * chunk;
+                const __m256i h0 = bit <= 4 ? _mm256_sll_epi16(high, _mm_cvtsi32_si128(4 - bit)) : _mm256_srl_epi16(high, _mm_cvtsi32_si128(bit - 4));
+                const __m256i h1 = bit + 1 <= 4 ? _mm256_sll_epi16(high, _mm_cvtsi32_si128(3 - bit)) : _mm256_srl_epi16(high, _mm_cvtsi32_si128(bit - 3));
+                c0 = _mm256_ternarylogic_epi32(c0, h0, bit4, 0xf8);
+                c1 = _mm256_ternarylogic_epi32(c1, h1, bit4, 0xf8);
+            }
+            const __m256i p0 = _mm256_maddubs_epi16(c0, load32(a.qs + 64 * chunk));
+            const __m256i p1 = _mm256_maddubs_epi16(c1, load32(a.qs + 64 * chunk + 32));
+            sum = _mm256_dpwssd_epi32(sum, p0, _mm256_shuffle_epi8(scales, spread_bytes256(2 * chunk, 2 * chunk)));
+            sum = _mm256_dpwssd_epi32(sum, p1, _mm256_shuffle_epi8(scales, spread_bytes256(2 * chunk + 1, 2 * chunk + 1)));
         }
-        const __m512i p = _mm512_maddubs_epi16(codes, load64(a.qs + 64 * chunk));
-        sum = _mm512_dpwssd_epi32(sum, p, _mm512_shuffle_epi8(scales, spread_bytes(2 * chunk, 2 * chunk, 2 * chunk + 1, 2 * chunk + 1)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(b.d) * dx), _mm256_cvtepi32_ps(sum), acc);
     }
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(d * dx), _mm512_cvtepi32_ps(sum), acc);
-}
-
-float dot_q4_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* wb = reinterpret_cast<const BlockQ4_K*>(w);
-    const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acc_min = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i)
-        k4_dot_block<false>(f16(wb[i].d), f16(wb[i].dmin), wb[i].scales, wb[i].qs, nullptr, xb[i], acc, acc_min);
     return hsum(acc) - hsum(acc_min);
 }
-
-float dot_q5_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* wb = reinterpret_cast<const BlockQ5_K*>(w);
-    const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acc_min = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i)
-        k4_dot_block<true>(f16(wb[i].d), f16(wb[i].dmin), wb[i].scales, wb[i].qs, wb[i].qh, xb[i], acc, acc_min);
-    return hsum(acc) - hsum(acc_min);
-}
-
 float dot_q6_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* wb = reinterpret_cast<const BlockQ6_K*>(w);
     const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
@@ -486,8 +497,8 @@ void add_kquants(detail::Table& t) {
     t.set_dequantize(TypeId::Q8_K, dequantize_q8_k);
     t.set_dot(TypeId::Q2_K, dot_q2_k);
     t.set_dot(TypeId::Q3_K, dot_q3_k);
-    t.set_dot(TypeId::Q4_K, dot_q4_k);
-    t.set_dot(TypeId::Q5_K, dot_q5_k);
+    t.set_dot(TypeId::Q4_K, dot_k4<BlockQ4_K>);
+    t.set_dot(TypeId::Q5_K, dot_k4<BlockQ5_K>);
     t.set_dot(TypeId::Q6_K, dot_q6_k);
     t.set_dot(TypeId::IQ4_XS, dot_iq4_xs);
 }
