@@ -10,6 +10,10 @@
 // Dot products: code magnitudes to bytes through a vpshufb table of the doubled levels, the
 // activations negated where the code's sign bit is set, VNNI products (vpdpbusd); one float
 // multiply-add per activation block.
+// GCC 12 warns of "uninitialized" __Y inside its own AVX-512 intrinsics (its bug 105593,
+// fixed in GCC 13); the values are the _mm512_undefined_*() the headers use on purpose.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
@@ -33,11 +37,13 @@ float bits_to_float(uint32_t bits) {
     return f;
 }
 
-float half_to_float(const uint8_t* p) {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
+uint16_t load_u16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
 }
+
+float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
 float hsum(__m512 v) {
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
@@ -110,30 +116,49 @@ __m256i dot_codes(__m256i codes, __m256i x) {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_shuffle_epi8(magnitude, codes), signed_x);
 }
 
+// The product of each of 4 blocks' halved E8M0 scale with its activation block's f16 scale:
+// d x 2^(e - 128), rounded once as the float product is.
+__m128 mxfp4_scales4(const BlockMXFP4* b, const BlockQ8_0* a) {
+    __m128i h = _mm_cvtsi32_si128(load_u16(a[0].d));
+    h = _mm_insert_epi16(h, load_u16(a[1].d), 1);
+    h = _mm_insert_epi16(h, load_u16(a[2].d), 2);
+    h = _mm_insert_epi16(h, load_u16(a[3].d), 3);
+    const __m128i e = _mm_setr_epi32(b[0].e, b[1].e, b[2].e, b[3].e);
+    return _mm_scalef_ps(_mm_cvtph_ps(h), _mm_cvtepi32_ps(_mm_sub_epi32(e, _mm_set1_epi32(128))));
+}
+
+// The codes of two blocks: low nibbles then high nibbles of each.
+__m512i mxfp4_codes2(const BlockMXFP4* b) {
+    const __m512i shifts = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs));
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(q0)), _mm256_broadcastsi128_si256(q1), 1);
+    return _mm512_and_si512(_mm512_srlv_epi64(q, shifts), _mm512_set1_epi8(0x0f));
+}
+
+__m512i load_x2(const BlockQ8_0* a) {  // the codes of two activation blocks
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
+}
+
 float dot_mxfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockMXFP4*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
-    const __m512i shifts = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(2));
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t i = 0;
-    for (; i + 2 <= n_blocks; i += 2, b += 2, a += 2) {  // two blocks: [low, high nibbles of block 0, then of block 1]
-        const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
-        const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs));
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(q0)), _mm256_broadcastsi128_si256(q1), 1);
-        const __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(q, shifts), low4);
-        const __m512i xs = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
-                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
-        const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(e8m0_half(b[0].e) * half_to_float(a[0].d)),
-                                                _mm256_set1_ps(e8m0_half(b[1].e) * half_to_float(a[1].d)), 1);
-        acc[(i >> 1) & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_codes(codes, xs)), scale, acc[(i >> 1) & 1]);
+    for (; i + 4 <= n_blocks; i += 4, b += 4, a += 4) {  // 4 blocks, two to a vector
+        const __m512 scales = _mm512_castps128_ps512(mxfp4_scales4(b, a));
+        acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_codes(mxfp4_codes2(b), load_x2(a))), _mm512_permutexvar_ps(first, scales), acc[0]);
+        acc[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_codes(mxfp4_codes2(b + 2), load_x2(a + 2))), _mm512_permutexvar_ps(second, scales), acc[1]);
     }
     __m256 tail = _mm256_setzero_ps();
-    if (i < n_blocks) {
+    for (; i < n_blocks; ++i, ++b, ++a) {
         const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
         const __m256i codes = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
         const __m256i sum = dot_codes(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs)));
-        tail = _mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(e8m0_half(b->e) * half_to_float(a->d)));
+        tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(e8m0_half(b->e) * half_to_float(a->d)), tail);
     }
     return hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_castps256_ps512(tail)));
 }
@@ -149,8 +174,7 @@ float dot_nvfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     for (int64_t i = 0; i < n_blocks; ++i, ++b, a += 2) {
         const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)));
         const __m512i codes = _mm512_permutexvar_epi64(order, _mm512_and_si512(_mm512_srlv_epi64(q, shifts), low4));
-        const __m512i xs = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
-                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
+        const __m512i xs = load_x2(a);
         const float d0 = half_to_float(a[0].d), d1 = half_to_float(a[1].d);
         const __m128 scales = _mm_setr_ps(ue4m3_half(b->d[0]) * d0, ue4m3_half(b->d[1]) * d0, ue4m3_half(b->d[2]) * d1, ue4m3_half(b->d[3]) * d1);
         const __m512 scale = _mm512_permutexvar_ps(scale_index, _mm512_castps128_ps512(scales));

@@ -86,26 +86,31 @@ void store_digits32(float* y, __m256 table, __m256i v) {
 // Byte-wise x 3 (mod 256).
 __m256i times3(__m256i q) { return _mm256_add_epi8(q, _mm256_add_epi8(q, q)); }
 
-// The ternary digit ((q x 3) >> 8) of each byte: 0 below 86, 1 below 171, else 2.
-__m256i top_digit(__m256i q) {
-    const __m256i ge86 = _mm256_cmpeq_epi8(_mm256_max_epu8(q, _mm256_set1_epi8(86)), q);
-    const __m256i ge171 = _mm256_cmpeq_epi8(_mm256_max_epu8(q, _mm256_set1_epi8(static_cast<char>(171))), q);
-    return _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(ge86, ge171));
+// The digits are read from bytes kept biased by 128 (q ^ 0x80, signed): multiplying by an
+// odd power of 3 keeps the bias (3^k x 128 = 128 mod 256), and signed compares need it.
+__m256i biased(__m256i q) { return _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))); }
+
+// The ternary digit ((q x 3) >> 8) of each byte q (given biased): 0 below 86, 1 below 171,
+// else 2.
+__m256i top_digit(__m256i biased_q) {
+    const __m256i ge86 = _mm256_cmpgt_epi8(biased_q, _mm256_set1_epi8(85 - 128));
+    const __m256i ge171 = _mm256_cmpgt_epi8(biased_q, _mm256_set1_epi8(170 - 128));
+    return _mm256_abs_epi8(_mm256_add_epi8(ge86, ge171));
 }
 
 // The 256 digits (0-2) of a TQ1_0 block, in value order, as 8 vectors of 32 bytes.
-void tq1_digits(const BlockTQ1_0& b, __m256i (&out)[8]) {
-    __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));  // 32 bytes x 5 digits
+[[gnu::always_inline]] inline void tq1_digits(const BlockTQ1_0& b, __m256i (&out)[8]) {
+    __m256i q = biased(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)));  // 32 bytes x 5 digits
     for (int k = 0; k < 5; ++k, q = times3(q)) out[k] = top_digit(q);
     const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 32));  // 16 bytes x 5 digits
-    __m256i p = _mm256_set_m128i(_mm_add_epi8(c, _mm_add_epi8(c, c)), c);         // digits 0 and 1
+    __m256i p = biased(_mm256_set_m128i(_mm_add_epi8(c, _mm_add_epi8(c, c)), c));  // digits 0 and 1
     out[5] = top_digit(p);
     p = times3(times3(p));  // digits 2 and 3
     out[6] = top_digit(p);
     // Digit 4 of those 16 bytes, then qh's 4 bytes x 4 digits (byte m's digit k at 4k + m):
     // qh repeated 4 times, each repeat multiplied by 3^k with 16-bit multiplies of the even
     // and odd bytes apart.
-    const __m128i h = _mm_set1_epi32(static_cast<int>(load_u32(b.qh)));
+    const __m128i h = _mm_set1_epi32(static_cast<int>(load_u32(b.qh) ^ 0x80808080u));
     const __m128i pow3 = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
     const __m128i even = _mm_and_si128(_mm_mullo_epi16(h, pow3), _mm_set1_epi16(0x00ff));
     const __m128i odd = _mm_mullo_epi16(_mm_and_si128(h, _mm_set1_epi16(static_cast<short>(0xff00))), pow3);

@@ -10,6 +10,10 @@
 //
 // Dot products: codes expanded to bytes, VNNI products (vpdpbusd) with the 8-bit
 // activations, one float multiply-add per block.
+// GCC 12 warns of "uninitialized" __Y inside its own AVX-512 intrinsics (its bug 105593,
+// fixed in GCC 13); the values are the _mm512_undefined_*() the headers use on purpose.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
@@ -104,7 +108,7 @@ __m512i top_digit(__m512i q) {
 // Digit k of a byte is the top digit of byte x 3^k: the 32 bytes of qs x 3^0..3^4 give values
 // 0-159, the next 16 bytes x 3^0..3^4 values 160-239, qh's 4 bytes x 3^0..3^3 the last 16
 // (byte m's digit k at 240 + 4k + m).
-void tq1_digits(const BlockTQ1_0& b, __m512i (&out)[4]) {
+[[gnu::always_inline]] inline void tq1_digits(const BlockTQ1_0& b, __m512i (&out)[4]) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
     const __m512i p01 = _mm512_inserti64x4(_mm512_castsi256_si512(q), times3(q), 1);  // q, 3q
     const __m512i p23 = times3(times3(p01));                                         // 9q, 27q
@@ -134,21 +138,29 @@ void dequantize_tq1_0(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
+// One block's sum of w x, as 16 float lanes times the block's scale.
+[[gnu::always_inline]] inline __m512 tq1_block(const BlockTQ1_0& b, const BlockQ8_K& a, __m512 acc) {
+    __m512i digits[4];
+    tq1_digits(b, digits);
+    // sum (digit - 1) x: the activations' own sum from the block sums.
+    __m512i sum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums))));
+    for (int k = 0; k < 4; ++k) sum = _mm512_dpbusd_epi32(sum, digits[k], _mm512_loadu_si512(a.qs + 64 * k));
+    float dx;
+    std::memcpy(&dx, a.d, 4);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(half_to_float(b.d) * dx), acc);
+}
+
 float dot_tq1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockTQ1_0*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        __m512i digits[4];
-        tq1_digits(*b, digits);
-        // sum (digit - 1) x: the activations' own sum from the block sums.
-        __m512i sum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums))));
-        for (int k = 0; k < 4; ++k) sum = _mm512_dpbusd_epi32(sum, digits[k], _mm512_loadu_si512(a->qs + 64 * k));
-        float dx;
-        std::memcpy(&dx, a->d, 4);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(half_to_float(b->d) * dx), acc);
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 2 <= n_blocks; i += 2, b += 2, a += 2) {
+        acc[0] = tq1_block(b[0], a[0], acc[0]);
+        acc[1] = tq1_block(b[1], a[1], acc[1]);
     }
-    return hsum(acc);
+    if (i < n_blocks) acc[0] = tq1_block(*b, *a, acc[0]);
+    return hsum(_mm512_add_ps(acc[0], acc[1]));
 }
 
 // ---- TQ2_0 -----------------------------------------------------------------------------
@@ -203,18 +215,29 @@ void dequantize_q1_0(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
+// The f16 scales of 4 activation blocks as floats.
+__m128 scales4(const BlockQ8_0* a) {
+    __m128i h = _mm_cvtsi32_si128(load_u16(a[0].d));
+    h = _mm_insert_epi16(h, load_u16(a[1].d), 1);
+    h = _mm_insert_epi16(h, load_u16(a[2].d), 2);
+    h = _mm_insert_epi16(h, load_u16(a[3].d), 3);
+    return _mm_cvtph_ps(h);
+}
+
 float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockQ1_0*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
     const __m512i ones = _mm512_set1_epi8(1);
+    const __m512i first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(2));
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t i = 0; i < n_blocks; ++i, ++b) {
-        const float d = half_to_float(b->d);
-        for (int p = 0; p < 2; ++p, a += 2) {  // 64 values: two activation blocks
-            const __m512i xs = load_x2(a);
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, a += 4) {
+        const __m512 scales = _mm512_castps128_ps512(_mm_mul_ps(scales4(a), _mm_set1_ps(half_to_float(b->d))));
+        for (int p = 0; p < 2; ++p) {  // 64 values: two activation blocks
+            const __m512i xs = load_x2(a + 2 * p);
             const auto clear = static_cast<__mmask64>(~load_u64(b->qs + 8 * p));  // -x where the bit is clear
             const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_mask_sub_epi8(xs, clear, _mm512_setzero_si512(), xs));
-            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), halves(d * half_to_float(a[0].d), d * half_to_float(a[1].d)), acc[p]);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_permutexvar_ps(p ? second : first, scales), acc[p]);
         }
     }
     return hsum(_mm512_add_ps(acc[0], acc[1]));
