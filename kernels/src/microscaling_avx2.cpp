@@ -33,11 +33,13 @@ float bits_to_float(uint32_t bits) {
     return f;
 }
 
-float half_to_float(const uint8_t* p) {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
+uint16_t load_u16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
 }
+
+float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
 float hsum(__m256 v) {
     const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -122,17 +124,43 @@ __m256i dot_bytes(__m256i w, __m256i x) {
     return _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
 }
 
+// The f16 scales of 4 activation blocks as floats.
+__m128 scales4(const BlockQ8_0* a) {
+    __m128i h = _mm_cvtsi32_si128(load_u16(a[0].d));
+    h = _mm_insert_epi16(h, load_u16(a[1].d), 1);
+    h = _mm_insert_epi16(h, load_u16(a[2].d), 2);
+    h = _mm_insert_epi16(h, load_u16(a[3].d), 3);
+    return _mm_cvtph_ps(h);
+}
+
+// e8m0_half of 4 exponents, built in integers as above.
+__m128 e8m0_half4(__m128i e) {
+    const __m128i normal = _mm_slli_epi32(_mm_sub_epi32(e, _mm_set1_epi32(1)), 23);
+    const __m128i tiny = _mm_sllv_epi32(_mm_set1_epi32(0x00200000), e);
+    return _mm_castsi128_ps(_mm_blendv_epi8(tiny, normal, _mm_cmpgt_epi32(e, _mm_set1_epi32(1))));
+}
+
+// Sum over one block of level x x, as 8 i32.
+__m256i mxfp4_block(const BlockMXFP4& b, const BlockQ8_0& a) {
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    const __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low4), _mm_and_si128(q, low4));
+    return dot_bytes(levels_of(codes), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs)));
+}
+
 float dot_mxfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockMXFP4*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
-    const __m128i low4 = _mm_set1_epi8(0x0f);
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
-        const __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low4), _mm_and_si128(q, low4));
-        const __m256i sum = dot_bytes(levels_of(codes), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs)));
-        acc[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(e8m0_half(b->e) * half_to_float(a->d)), acc[i & 1]);
+    int64_t i = 0;
+    for (; i + 4 <= n_blocks; i += 4, b += 4, a += 4) {
+        const __m128 s = _mm_mul_ps(e8m0_half4(_mm_setr_epi32(b[0].e, b[1].e, b[2].e, b[3].e)), scales4(a));
+        const __m256 scales = _mm256_castps128_ps256(s);
+        for (int j = 0; j < 4; ++j)
+            acc[j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mxfp4_block(b[j], a[j])), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(j)), acc[j & 1]);
     }
+    for (; i < n_blocks; ++i, ++b, ++a)
+        acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mxfp4_block(*b, *a)), _mm256_set1_ps(e8m0_half(b->e) * half_to_float(a->d)), acc[0]);
     return hsum(_mm256_add_ps(acc[0], acc[1]));
 }
 

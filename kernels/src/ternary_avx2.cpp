@@ -129,24 +129,32 @@ void dequantize_tq1_0(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
+// One block's sum of w x, as 8 float lanes times the block's scale.
+[[gnu::always_inline]] inline __m256 tq1_block(const BlockTQ1_0& b, const BlockQ8_K& a, __m256 acc) {
+    __m256i digits[8];
+    tq1_digits(b, digits);
+    __m256i sum16 = _mm256_setzero_si256();  // |sum| <= 8 x 2 x 2 x 127
+    for (int k = 0; k < 8; ++k)
+        sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(digits[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * k))));
+    // sum (digit - 1) x: the activations' own sum from the block sums.
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+    const __m256i sum = _mm256_sub_epi32(widen_sum(sum16), widen_sum(bsums));
+    float dx;
+    std::memcpy(&dx, a.d, 4);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(half_to_float(b.d) * dx), acc);
+}
+
 float dot_tq1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockTQ1_0*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        __m256i digits[8];
-        tq1_digits(*b, digits);
-        __m256i sum16 = _mm256_setzero_si256();  // |sum| <= 8 x 2 x 2 x 127
-        for (int k = 0; k < 8; ++k)
-            sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(digits[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * k))));
-        // sum (digit - 1) x: the activations' own sum from the block sums.
-        const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
-        const __m256i sum = _mm256_sub_epi32(widen_sum(sum16), widen_sum(bsums));
-        float dx;
-        std::memcpy(&dx, a->d, 4);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(half_to_float(b->d) * dx), acc);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 2 <= n_blocks; i += 2, b += 2, a += 2) {
+        acc[0] = tq1_block(b[0], a[0], acc[0]);
+        acc[1] = tq1_block(b[1], a[1], acc[1]);
     }
-    return hsum(acc);
+    if (i < n_blocks) acc[0] = tq1_block(*b, *a, acc[0]);
+    return hsum(_mm256_add_ps(acc[0], acc[1]));
 }
 
 // ---- TQ2_0 -----------------------------------------------------------------------------
@@ -220,19 +228,28 @@ __m256i bits_to_bytes(const uint8_t* p) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
 }
 
+// The f16 scales of 4 activation blocks as floats.
+__m128 scales4(const BlockQ8_0* a) {
+    __m128i h = _mm_cvtsi32_si128(load_u16(a[0].d));
+    h = _mm_insert_epi16(h, load_u16(a[1].d), 1);
+    h = _mm_insert_epi16(h, load_u16(a[2].d), 2);
+    h = _mm_insert_epi16(h, load_u16(a[3].d), 3);
+    return _mm_cvtph_ps(h);
+}
+
 float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockQ1_0*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
     const __m256i ones8 = _mm256_set1_epi8(1);
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t i = 0; i < n_blocks; ++i, ++b) {
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, a += 4) {
         // -d: the sign trick below negates the activations where the bit is set.
-        const float minus_d = -half_to_float(b->d);
-        for (int s = 0; s < 4; ++s, ++a) {
-            const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs));
+        const __m256 scales = _mm256_castps128_ps256(_mm_mul_ps(scales4(a), _mm_set1_ps(-half_to_float(b->d))));
+        for (int s = 0; s < 4; ++s) {
+            const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[s].qs));
             const __m256i flipped = _mm256_sign_epi8(xs, _mm256_or_si256(bits_to_bytes(b->qs + 4 * s), ones8));
             const __m256i sum = widen_sum(_mm256_maddubs_epi16(ones8, flipped));
-            acc[s & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(minus_d * half_to_float(a->d)), acc[s & 1]);
+            acc[s & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(s)), acc[s & 1]);
         }
     }
     return hsum(_mm256_add_ps(acc[0], acc[1]));
