@@ -220,10 +220,11 @@ void dequantize_q1_0(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
-// 32 bytes, 0xff where bit j of the 4 bytes at p is set (byte j), else 0.
-__m256i bits_to_bytes(const uint8_t* p) {
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(load_u32(p))),
-                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+// 32 bytes, 0xff where bit j of bytes 4s .. 4s + 3 of `bits` (16 bytes, in both lanes) is
+// set (byte j), else 0.
+__m256i bits_to_bytes(__m256i bits, int s) {
+    const auto b = static_cast<int64_t>(0x0101010101010101) * (4 * s);
+    const __m256i spread = _mm256_shuffle_epi8(bits, _mm256_setr_epi64x(b, b + 0x0101010101010101, b + 0x0202020202020202, b + 0x0303030303030303));
     const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
 }
@@ -241,18 +242,23 @@ float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockQ1_0*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
     const __m256i ones8 = _mm256_set1_epi8(1);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i, ++b, a += 4) {
-        // -d: the sign trick below negates the activations where the bit is set.
-        const __m256 scales = _mm256_castps128_ps256(_mm_mul_ps(scales4(a), _mm_set1_ps(-half_to_float(b->d))));
+        const __m256i bits = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs)));
+        __m256i sums[4];  // 16 i16 pair sums per activation block, |sum| <= 2 x 127
         for (int s = 0; s < 4; ++s) {
+            // The sign trick negates the activations where the bit is set: the scale is -d.
             const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[s].qs));
-            const __m256i flipped = _mm256_sign_epi8(xs, _mm256_or_si256(bits_to_bytes(b->qs + 4 * s), ones8));
-            const __m256i sum = widen_sum(_mm256_maddubs_epi16(ones8, flipped));
-            acc[s & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(s)), acc[s & 1]);
+            sums[s] = _mm256_maddubs_epi16(ones8, _mm256_sign_epi8(xs, _mm256_or_si256(bits_to_bytes(bits, s), ones8)));
         }
+        // Per lane: the 4 activation blocks' sums over that lane's 16 values, in order.
+        const __m256i ones16 = _mm256_set1_epi16(1);
+        const __m256i s01 = _mm256_madd_epi16(_mm256_hadd_epi16(sums[0], sums[1]), ones16);
+        const __m256i s23 = _mm256_madd_epi16(_mm256_hadd_epi16(sums[2], sums[3]), ones16);
+        const __m128 scales = _mm_mul_ps(scales4(a), _mm_set1_ps(-half_to_float(b->d)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(s01, s23)), _mm256_set_m128(scales, scales), acc);
     }
-    return hsum(_mm256_add_ps(acc[0], acc[1]));
+    return hsum(acc);
 }
 
 // ---- Q2_0 ------------------------------------------------------------------------------
