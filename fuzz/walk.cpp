@@ -12,7 +12,7 @@
 #include "gguf/render.h"
 #include "gguf/summary.h"
 #include "gguf/writer.h"
-#include "quant/check.h"
+#include "kernels/check.h"
 #include "quant/quant.h"
 
 namespace gguf::fuzz {
@@ -130,8 +130,8 @@ void check_and_dequantize(const uint8_t* data, size_t size) {
     if (!type || type->retired) return;
     std::span<const uint8_t> bytes(data + 1, size - 1);
     bytes = bytes.first(bytes.size() / type->type_size * type->type_size);
-    const quant::DataCheck one = quant::check_data(type->id, bytes, 1);
-    const quant::DataCheck two = quant::check_data(type->id, bytes, 2);
+    const kernels::DataCheck one = kernels::check_data(type->id, bytes, 1);
+    const kernels::DataCheck two = kernels::check_data(type->id, bytes, 2);
     if (one.bad != two.bad || (one.bad && one.first != two.first)) fail("check_data differs between 1 and 2 threads");
     if (!quant::can_dequantize(type->id)) return;
     std::vector<float> out(bytes.size() / type->type_size * type->block_size);

@@ -11,7 +11,7 @@
 
 #include "gguf/file.h"
 #include "gguf/writer.h"
-#include "quant/check.h"
+#include "kernels/check.h"
 #include "quant/quant.h"
 #include "support.h"
 
@@ -36,7 +36,7 @@ void generate(const std::filesystem::path& path, gguf::TypeId type, uint64_t byt
 double check_all(const gguf::File& f, int threads) {
     return test::median_ns(3, [&] {
         for (const gguf::TensorInfo& t : f.tensors())
-            if (quant::check_data(t.type, f.tensor_data(t), threads).bad) std::abort();
+            if (kernels::check_data(t.type, f.tensor_data(t), threads).bad) std::abort();
     });
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -671,4 +672,60 @@ TEST_CASE("requant names the tensor holding a value it cannot quantize") {
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("tensor 'blk.0.ffn_up.weight', row 3, column 5: nan cannot be quantized") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir / "o.gguf"));
+}
+
+TEST_CASE("bench --json measures every chosen type, path and operation beside memcpy") {
+    const auto r = test::run_gguf("bench --types q4_0,q4_K,Q8_K --isa scalar --values 4096 --runs 1 --json");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    simdjson::dom::parser p;
+    const simdjson::dom::array records = parse_json(p, r.out).get_array();
+    std::set<std::string> seen;
+    for (simdjson::dom::element e : records) {
+        const std::string key = std::string(e["type"].get_string().value()) + "/" + std::string(e["isa"].get_string().value()) + "/" +
+                                std::string(e["op"].get_string().value());
+        seen.insert(key);
+        CHECK(e["threads"].get_int64().value() == 1);
+        for (const char* field : {"gbps_in", "gbps_out", "ns_per_value", "memcpy_gbps"}) {
+            CAPTURE(field);
+            CHECK(e[field].get_double().value() > 0);
+        }
+    }
+    CHECK(seen == std::set<std::string>{"q4_0/scalar/dequant", "q4_0/scalar/dot", "q4_K/scalar/dequant", "q4_K/scalar/dot", "q8_K/scalar/dequant",
+                                        "q8_K/scalar/dot"});
+}
+
+TEST_CASE("bench --list --json says what each path runs with its own code; the scalar path has everything") {
+    const auto r = test::run_gguf("bench --list --json --types q4_0,q8_K,bf16 --isa scalar");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    simdjson::dom::parser p;
+    std::map<std::string, std::array<bool, 3>> seen;
+    for (simdjson::dom::element e : parse_json(p, r.out).get_array())
+        seen[std::string(e["type"].get_string().value())] = {e["dequant"].get_bool().value(), e["dot"].get_bool().value(),
+                                                              e["activations"].get_bool().value()};
+    CHECK(seen["q4_0"] == std::array<bool, 3>{true, true, false});
+    CHECK(seen["q8_K"] == std::array<bool, 3>{true, true, true});  // an activation format; as weights, multiplied with f32 activations
+    CHECK(seen["bf16"] == std::array<bool, 3>{true, true, true});
+}
+
+TEST_CASE("bench refuses unknown types and paths, and GGUFKIT_ISA names a path or fails clearly") {
+    auto r = test::run_gguf("bench --types q4_9 --runs 1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("q4_9") != std::string::npos);
+    r = test::run_gguf("bench --isa sse9 --runs 1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("sse9") != std::string::npos);
+    r = test::run_gguf("bench --types q8_0 --values 4096 --runs 1 --ops dequant --isa scalar");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("active: ") != std::string::npos);
+
+    setenv("GGUFKIT_ISA", "bogus", 1);
+    r = test::run_gguf("bench --types q8_0 --values 4096 --runs 1 --ops dequant --isa scalar");
+    unsetenv("GGUFKIT_ISA");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("GGUFKIT_ISA=bogus") != std::string::npos);
+    setenv("GGUFKIT_ISA", "scalar", 1);
+    r = test::run_gguf("bench --types q8_0 --values 4096 --runs 1 --ops dequant --isa scalar");
+    unsetenv("GGUFKIT_ISA");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("active: scalar") != std::string::npos);
 }

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "quant/error_stats.h"
+#include "kernels/error_stats.h"
 #include "quant/executor.h"
 #include "quant/quant.h"
 
@@ -314,12 +314,12 @@ TEST_CASE("round-trip error figures are the same bits on any number of threads, 
     uint32_t s = 7;
     for (float& v : x) v = static_cast<float>(static_cast<int32_t>(s = s * 1664525u + 1013904223u)) * 0x1p-31f;
     const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(x.data()), x.size() * 4);
-    const quant::ErrorStats one = quant::round_trip_error(quant::TypeId::F32, bytes, rows, cols, quant::TypeId::Q4_K, {}, 1);
+    const kernels::ErrorStats one = kernels::round_trip_error(quant::TypeId::F32, bytes, rows, cols, quant::TypeId::Q4_K, {}, 1);
     for (int threads : {2, 3, 8}) {
         CAPTURE(threads);
         int64_t last_done = -1, last_total = -1;
         const uint64_t shape[] = {cols, rows};
-        const quant::ErrorStats many = quant::tensor_round_trip_error(quant::TypeId::F32, bytes, shape, quant::TypeId::Q4_K, {}, threads,
+        const kernels::ErrorStats many = kernels::tensor_round_trip_error(quant::TypeId::F32, bytes, shape, quant::TypeId::Q4_K, {}, threads,
                                                                       [&](int64_t done, int64_t total) {
                                                                           last_done = done;
                                                                           last_total = total;

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "gguf/writer.h"
-#include "quant/error_stats.h"
+#include "kernels/error_stats.h"
 #include "quant/imatrix.h"
 #include "quant/quant.h"
 #include "support.h"

@@ -11,7 +11,8 @@
 #include "gguf/model.h"
 #include "json.h"
 #include "options.h"
-#include "quant/check.h"
+#include "kernels/check.h"
+#include "quant/quant.h"
 
 namespace gguf::tools {
 
@@ -32,7 +33,7 @@ using Severity = Finding::Severity;
 void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vector<Finding>& out) {
     const TensorInfo& info = *t.info;
     if (!info.readable) return;  // its layout fault is reported
-    const quant::DataCheck c = quant::check_data(info.type, m.tensor_data(t), threads);
+    const kernels::DataCheck c = kernels::check_data(info.type, m.tensor_data(t), threads);
     if (c.bad == 0) return;
     const auto per_row = static_cast<int64_t>(info.shape[0] / (c.per_block ? type_info(info.type).block_size : 1));
     const char* s = c.bad == 1 ? "" : "s";

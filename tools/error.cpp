@@ -15,7 +15,8 @@
 #include "json.h"
 #include "requant/plan.h"
 #include "options.h"
-#include "quant/error_stats.h"
+#include "kernels/error_stats.h"
+#include "quant/quant.h"
 #include "quant/imatrix.h"
 #include "text.h"
 
@@ -34,7 +35,7 @@ struct ErrorOptions {
 
 struct Row {
     const Model::Tensor* tensor;
-    quant::ErrorStats stats;
+    kernels::ErrorStats stats;
     bool weighted = false;
 };
 
@@ -56,7 +57,7 @@ std::string obstacle(const Model::Tensor& t, TypeId target, const std::vector<fl
 }
 
 void print_text(const ErrorOptions& o, TypeId target, const std::vector<Row>& rows, const std::vector<Skipped>& skipped,
-                const quant::ErrorStats& total) {
+                const kernels::ErrorStats& total) {
     std::string out = fmt::format("{} -> {} ({:.2f} bits per weight){}\n\n", o.path, type_info(target).name, bits_per_weight(target),
                                   o.imatrix ? fmt::format(", importance from {}", *o.imatrix) : "");
     size_t width = 6;
@@ -72,12 +73,12 @@ void print_text(const ErrorOptions& o, TypeId target, const std::vector<Row>& ro
     std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
-void stats_json(Json& j, const quant::ErrorStats& s) {
+void stats_json(Json& j, const kernels::ErrorStats& s) {
     j.field("elements", s.values).field("rmse", s.rmse()).field("max_abs_error", s.max_abs_error).field("snr_db", s.snr_db());
 }
 
 void print_json(const ErrorOptions& o, TypeId target, const std::vector<Row>& rows, const std::vector<Skipped>& skipped,
-                const quant::ErrorStats& total) {
+                const kernels::ErrorStats& total) {
     Json j;
     j.begin_object().field("file", o.path).field("type", type_info(target).name).field("bits_per_weight", bits_per_weight(target));
     j.key("imatrix");
@@ -135,7 +136,7 @@ int run_error(const ErrorOptions& o) {
 
     std::vector<Row> rows;
     std::vector<Skipped> skipped;
-    quant::ErrorStats total;
+    kernels::ErrorStats total;
     const auto& tensors = model.tensors();
     for (size_t i = 0; i < tensors.size(); ++i) {
         const Model::Tensor& t = tensors[i];
@@ -155,7 +156,7 @@ int run_error(const ErrorOptions& o) {
         if (show) show(0, 1);
         try {
             std::span<const float> w = weights ? std::span<const float>(*weights) : std::span<const float>();
-            Row r{&t, quant::tensor_round_trip_error(t.info->type, model.tensor_data(t), t.info->dims(), *target, w, threads, show),
+            Row r{&t, kernels::tensor_round_trip_error(t.info->type, model.tensor_data(t), t.info->dims(), *target, w, threads, show),
                   weights != nullptr};
             total.merge(r.stats);
             rows.push_back(r);

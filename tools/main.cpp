@@ -10,6 +10,7 @@
 
 #include "gguf/error.h"
 #include "check.h"
+#include "bench.h"
 #include "error.h"
 #include "imatrix.h"
 #include "inspect.h"
@@ -93,6 +94,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_check(app, run);
     gguf::tools::add_requant(app, run);
     gguf::tools::add_imatrix(app, run);
+    gguf::tools::add_bench(app, run);
 
     // gguf help [COMMAND [SUBCOMMAND]]: the same as --help on that command.
     std::vector<char*> args(argv, argv + argc);

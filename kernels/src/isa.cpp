@@ -6,6 +6,11 @@
 #include <string>
 
 #include "gguf/names.h"
+#include "table.h"
+
+#if defined(GGUFKIT_KERNELS_X86)
+#include <cpuid.h>
+#endif
 
 namespace kernels {
 
@@ -24,18 +29,60 @@ std::optional<Isa> isa_from_name(std::string_view name) {
     return std::nullopt;
 }
 
+namespace {
+
+#if defined(GGUFKIT_KERNELS_X86)
+// What CPUID and XGETBV say (the same code on GCC and clang, whose __builtin_cpu_supports
+// know different feature names).
+struct CpuFeatures {
+    bool avx2 = false, avx512 = false, avx512_bf16 = false, avx512_vbmi = false;
+};
+
+CpuFeatures detect() {
+    CpuFeatures f;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    const bool osxsave = c >> 27 & 1, fma = c >> 12 & 1, f16c = c >> 29 & 1, avx = c >> 28 & 1;
+    if (!osxsave || !avx) return f;
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));  // which register states the OS saves
+    const bool ymm = (lo & 0x6) == 0x6, zmm = (lo & 0xe6) == 0xe6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+    const bool avx2 = b >> 5 & 1, bmi1 = b >> 3 & 1, bmi2 = b >> 8 & 1;
+    const bool avx512f = b >> 16 & 1, avx512dq = b >> 17 & 1, avx512bw = b >> 30 & 1, avx512vl = b >> 31 & 1;
+    const bool vnni = c >> 11 & 1, vbmi = c >> 1 & 1;
+    f.avx2 = ymm && avx2 && fma && f16c && bmi1 && bmi2;
+    f.avx512 = f.avx2 && zmm && avx512f && avx512dq && avx512bw && avx512vl && vnni;
+    f.avx512_vbmi = f.avx512 && vbmi;
+    unsigned a1 = 0, b1, c1, d1;
+    if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && (a1 >> 5 & 1);
+    return f;
+}
+
+const CpuFeatures& cpu() {
+    static const CpuFeatures f = detect();
+    return f;
+}
+#endif
+
+}  // namespace
+
+namespace detail {
+#if defined(GGUFKIT_KERNELS_X86)
+bool cpu_has_avx512_bf16() { return cpu().avx512_bf16; }
+bool cpu_has_avx512_vbmi() { return cpu().avx512_vbmi; }
+#else
+bool cpu_has_avx512_bf16() { return false; }
+bool cpu_has_avx512_vbmi() { return false; }
+#endif
+}  // namespace detail
+
 bool isa_available(Isa isa) {
     switch (isa) {
         case Isa::Scalar: return true;
 #if defined(GGUFKIT_KERNELS_X86)
-        // __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV).
-        case Isa::Avx2:
-            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-                   __builtin_cpu_supports("bmi2");
-        case Isa::Avx512:
-            return isa_available(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                   __builtin_cpu_supports("avx512vnni");
+        case Isa::Avx2: return cpu().avx2;
+        case Isa::Avx512: return cpu().avx512;
 #else
         default: return false;
 #endif

@@ -66,6 +66,11 @@ void dequantize_half(TypeId type, std::span<const uint8_t> src, std::span<uint16
 
 }  // namespace
 
+Coverage coverage(TypeId type, Isa isa) {
+    const uint8_t p = entry(type, isa).provided;
+    return {(p & detail::kDequantize) != 0, (p & detail::kDot) != 0, (p & detail::kQuantize) != 0};
+}
+
 bool can_dequantize(TypeId type) {
     const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
     return info && !info->retired && table(Isa::Scalar).at(type).dequantize;

@@ -59,6 +59,11 @@ struct Table {
 // available on this CPU.
 const Table& table(Isa isa);
 
+// Instructions beyond a path's baseline, for family files that register a kernel only
+// where the CPU has them (functions marked __attribute__((target("avx512bf16"))) etc.).
+bool cpu_has_avx512_bf16();
+bool cpu_has_avx512_vbmi();
+
 // The scalar path: the reference every other path is tested against (scalar.cpp).
 void add_scalar(Table& t);
 

@@ -2,11 +2,13 @@
 // dequantizes the tensor, and checks the values came back close. Exit 0 on success.
 #include <gguf/file.h>
 #include <gguf/writer.h>
+#include <kernels/kernels.h>
 #include <quant/quant.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 int main(int argc, char** argv) {
@@ -29,6 +31,15 @@ int main(int argc, char** argv) {
     quant::dequantize(t->type, f.tensor_data(*t), back);
     double worst = 0;
     for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(double(back[i]) - values[i]));
-    std::printf("consumer: %s, %zu tensor(s), worst error %.4f\n", path.c_str(), f.tensors().size(), worst);
+    // The kernels on the widest path this CPU has: the same values, and a dot product.
+    std::vector<float> fast(n);
+    kernels::dequantize(t->type, f.tensor_data(*t), fast);
+    if (fast != back) return std::puts("kernels::dequantize differs from quant::dequantize"), 1;
+    double exact = 0;
+    for (int64_t i = 0; i < n; ++i) exact += double(back[i]) * values[i];
+    const float dot = kernels::dot(t->type, f.tensor_data(*t), kernels::Activations(t->type, values));
+    std::printf("consumer: %s, %zu tensor(s), worst error %.4f, dot %.3f (exact %.3f) on %s\n", path.c_str(), f.tensors().size(), worst,
+                dot, exact, std::string(kernels::isa_name(kernels::active_isa())).c_str());
+    if (std::fabs(dot - exact) > 0.01 * std::fabs(exact)) return 1;
     return worst < 0.08 ? 0 : 1;  // q4_K steps of about 2/15 on values in [-1, 1]
 }

@@ -15,9 +15,10 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 test -f "$tmp/prefix/lib/cmake/ggufkit/ggufkitConfig.cmake" || test -f "$tmp/prefix/lib64/cmake/ggufkit/ggufkitConfig.cmake"
 test -f "$tmp/prefix/include/gguf/file.h"
 test -f "$tmp/prefix/include/quant/quant.h"
+test -f "$tmp/prefix/include/kernels/kernels.h"
 test -x "$tmp/prefix/bin/gguf"
 # Nothing private was installed.
-if find "$tmp/prefix/include" -name '*.cpp' -o -name 'mapping.h' -o -name 'iq_grids.h' | grep -q .; then
+if find "$tmp/prefix/include" -name '*.cpp' -o -name 'mapping.h' -o -name 'iq_grids.h' -o -name 'table.h' | grep -q .; then
   echo "private files were installed under include/" >&2
   exit 1
 fi

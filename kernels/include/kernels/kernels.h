@@ -17,6 +17,17 @@ namespace kernels {
 
 using gguf::TypeId;
 
+// ---- What each path has ----------------------------------------------------------------
+
+// Which operations a path runs with its own code for a type; the rest fall back to the
+// scalar path's code (correct, slower). The scalar path reports everything it can do.
+struct Coverage {
+    bool dequantize = false;
+    bool dot = false;       // the dot product with prepared (8/16-bit) activations
+    bool activations = false;  // quantizing activations to this type (Q8_0, Q8_1, Q8_K, F16, BF16)
+};
+Coverage coverage(TypeId type, Isa isa);
+
 // ---- Dequantization --------------------------------------------------------------------
 
 // Every live type quant/ dequantizes: the 27 quantized types, F32, F16, BF16 (and the

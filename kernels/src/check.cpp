@@ -1,4 +1,4 @@
-#include "quant/check.h"
+#include "kernels/check.h"
 
 #include <fmt/format.h>
 
@@ -11,11 +11,16 @@
 #include <utility>
 #include <vector>
 
-#include "bytes.h"
 #include "quant/decode.h"
 #include "quant/executor.h"
+#include "quant/quant.h"
 
-namespace quant {
+namespace kernels {
+
+using quant::ScaleField;
+using quant::ScaleKind;
+using quant::u16le;
+using quant::u32le;
 
 void DataCheck::merge(const DataCheck& later) {
     per_block = per_block || later.per_block;
@@ -35,7 +40,7 @@ const char* problem(const ScaleField& f, const uint8_t* block) {
         case ScaleKind::F16:
         case ScaleKind::F16Nibbles: {
             // F16Nibbles: the f16 is the top nibbles of four u16 words (IQ1_M's, decode.h).
-            const uint16_t h = f.kind == ScaleKind::F16Nibbles ? iq1_m_d_bits(p) : u16le(p);
+            const uint16_t h = f.kind == ScaleKind::F16Nibbles ? quant::iq1_m_d_bits(p) : u16le(p);
             if ((h & 0x7c00) != 0x7c00) return nullptr;
             return h & 0x3ff ? "is NaN" : "is Inf";
         }
@@ -50,14 +55,56 @@ const char* problem(const ScaleField& f, const uint8_t* block) {
     return nullptr;
 }
 
+// Whether a field holds NaN or Inf, without branches (the loops below vectorize or pipeline).
+inline uint32_t field_bad(ScaleKind kind, const uint8_t* p) {
+    switch (kind) {
+        case ScaleKind::F16: return (u16le(p) & 0x7c00) == 0x7c00;
+        case ScaleKind::F16Nibbles: return (quant::iq1_m_d_bits(p) & 0x7c00) == 0x7c00;
+        case ScaleKind::F32: return (u32le(p) & 0x7f800000u) == 0x7f800000u;
+        case ScaleKind::E8M0: return *p == 0xff;
+        case ScaleKind::UE4M3: return (*p & 0x7f) == 0x7f;
+        case ScaleKind::None: return 0;
+    }
+    return 0;
+}
+
+// The number of blocks with at least one bad scale field. The common layouts (one f16 scale,
+// or two) get loops of their own; any other goes through field_bad per field.
+uint64_t count_bad_blocks(const uint8_t* data, uint64_t n, uint32_t stride, const ScaleField* f, int fields) {
+    uint64_t bad = 0;
+    if (fields == 1 && f[0].kind == ScaleKind::F16) {
+        const uint8_t* p = data + f[0].offset;
+        for (uint64_t b = 0; b < n; ++b) bad += (u16le(p + b * stride) & 0x7c00) == 0x7c00;
+    } else if (fields == 2 && f[0].kind == ScaleKind::F16 && f[1].kind == ScaleKind::F16) {
+        const uint8_t* p = data + f[0].offset;
+        const uint8_t* q = data + f[1].offset;
+        for (uint64_t b = 0; b < n; ++b)
+            bad += ((u16le(p + b * stride) & 0x7c00) == 0x7c00) | ((u16le(q + b * stride) & 0x7c00) == 0x7c00);
+    } else {
+        for (uint64_t b = 0; b < n; ++b) {
+            uint32_t any = 0;
+            for (int k = 0; k < fields; ++k) any |= field_bad(f[k].kind, data + b * stride + f[k].offset);
+            bad += any;
+        }
+    }
+    return bad;
+}
+
 // Counts values whose exponent bits are all set (Inf or NaN): a branch-free loop the
 // compiler vectorizes; the slow search for the first one runs only when the count is not 0.
 template <class Word> uint64_t count_nonfinite(const uint8_t* p, uint64_t n, Word exponent) {
     uint64_t count = 0;
-    for (uint64_t i = 0; i < n; ++i) {
-        Word v;
-        std::memcpy(&v, p + i * sizeof(Word), sizeof(Word));  // little-endian storage, as the host
-        count += (v & exponent) == exponent;
+    // 32-bit counts over chunks keep the vector lanes narrow (a 64-bit count per lane halves them).
+    constexpr uint64_t kChunk = uint64_t{1} << 20;
+    for (uint64_t start = 0; start < n; start += kChunk) {
+        const uint64_t end = std::min(n, start + kChunk);
+        uint32_t part = 0;
+        for (uint64_t i = start; i < end; ++i) {
+            Word v;
+            std::memcpy(&v, p + i * sizeof(Word), sizeof(Word));  // little-endian storage, as the host
+            part += (v & exponent) == exponent;
+        }
+        count += part;
     }
     return count;
 }
@@ -98,8 +145,11 @@ DataCheck check_data(TypeId type, std::span<const uint8_t> bytes) {
     if (!info->quantized) return check_floats(type, bytes);
     DataCheck c;
     c.per_block = true;
-    const ScaleField* scales = traits(type)->scales;
+    const ScaleField* scales = quant::traits(type)->scales;
+    int fields = 0;
+    while (fields < 4 && scales[fields].kind != ScaleKind::None) ++fields;
     const uint64_t blocks = bytes.size() / info->type_size;
+    if (count_bad_blocks(bytes.data(), blocks, info->type_size, scales, fields) == 0) return c;
     for (uint64_t b = 0; b < blocks; ++b) {
         const uint8_t* block = bytes.data() + b * info->type_size;
         for (int k = 0; k < 4 && scales[k].kind != ScaleKind::None; ++k) {
@@ -117,13 +167,13 @@ DataCheck check_data(TypeId type, std::span<const uint8_t> bytes) {
 }
 
 DataCheck check_data(TypeId type, std::span<const uint8_t> bytes, int threads) {
-    const uint64_t block = row_bytes(type, gguf::type_info(type).block_size);
+    const uint64_t block = quant::row_bytes(type, gguf::type_info(type).block_size);
     if (bytes.size() % block != 0) return check_data(type, bytes);  // reports the size
     std::vector<std::pair<int64_t, DataCheck>> parts;
     std::mutex parts_mutex;
-    RunOptions o;
+    quant::RunOptions o;
     o.threads = std::max(1, threads);  // one range per thread: the merge below is what 1 and 2 threads compare
-    default_executor().run(static_cast<int64_t>(bytes.size() / block), [&](int64_t begin, int64_t end) {
+    quant::default_executor().run(static_cast<int64_t>(bytes.size() / block), [&](int64_t begin, int64_t end) {
         DataCheck c = check_data(type, bytes.subspan(static_cast<uint64_t>(begin) * block, static_cast<uint64_t>(end - begin) * block));
         if (c.first >= 0) c.first += begin;  // a block is one value for float types
         std::lock_guard lock(parts_mutex);
@@ -136,4 +186,4 @@ DataCheck check_data(TypeId type, std::span<const uint8_t> bytes, int threads) {
     return total;
 }
 
-}  // namespace quant
+}  // namespace kernels

@@ -1,5 +1,6 @@
 // What quantizing to a type does to a tensor: the error of a round trip (dequantize the
-// source, quantize to the target, dequantize again), measured over the whole tensor.
+// source, quantize to the target, dequantize again), measured over the whole tensor. Both
+// dequantizations run on the kernels of the active path (the same bits on every path).
 #pragma once
 
 #include <cstdint>
@@ -7,9 +8,11 @@
 #include <span>
 #include <vector>
 
-#include "quant/quant.h"
+#include "gguf/types.h"
 
-namespace quant {
+namespace kernels {
+
+using gguf::TypeId;
 
 struct ErrorStats {
     uint64_t values = 0;
@@ -40,4 +43,4 @@ ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> 
                                    TypeId target, std::span<const float> importance, int threads,
                                    const std::function<void(int64_t done, int64_t total)>& progress = {});
 
-}  // namespace quant
+}  // namespace kernels

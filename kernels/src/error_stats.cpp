@@ -1,4 +1,4 @@
-#include "quant/error_stats.h"
+#include "kernels/error_stats.h"
 
 #include <fmt/format.h>
 
@@ -8,9 +8,11 @@
 #include <functional>
 #include <vector>
 
+#include "kernels/kernels.h"
 #include "quant/executor.h"
+#include "quant/quant.h"
 
-namespace quant {
+namespace kernels {
 
 double ErrorStats::rmse() const { return values ? std::sqrt(sum_sq_error / static_cast<double>(values)) : 0.0; }
 
@@ -28,19 +30,19 @@ void ErrorStats::merge(const ErrorStats& o) {
 
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
                             TypeId target, std::span<const float> importance, int threads, const std::function<void(int64_t, int64_t)>& progress) {
-    const uint64_t source_row = row_bytes(source_type, n_per_row);
-    const uint64_t target_row = row_bytes(target, n_per_row);
+    const uint64_t source_row = quant::row_bytes(source_type, n_per_row);
+    const uint64_t target_row = quant::row_bytes(target, n_per_row);
     if (source.size() != source_row * static_cast<uint64_t>(n_rows))
         throw std::invalid_argument("round_trip_error: source size does not match its rows");
     // Ranges of a size that depends on the row length alone, their sums kept apart and added
     // in order: the figures are the same bits whatever the number of threads.
     constexpr int64_t kRowsAtOnce = 16, kValuesPerRange = int64_t{1} << 16;
-    RunOptions o;
+    quant::RunOptions o;
     o.threads = std::max(1, threads);
     o.grain = std::max(kRowsAtOnce, kValuesPerRange / std::max<int64_t>(1, n_per_row));
     o.progress = progress;
     std::vector<ErrorStats> parts(static_cast<size_t>(n_rows > 0 ? (n_rows - 1) / o.grain + 1 : 0));
-    default_executor().run(n_rows, [&](int64_t begin, int64_t end) {
+    quant::default_executor().run(n_rows, [&](int64_t begin, int64_t end) {
         const int64_t rows = std::min(kRowsAtOnce, end - begin);
         std::vector<float> x(static_cast<size_t>(rows * n_per_row)), y(x.size());
         std::vector<uint8_t> q(target_row * static_cast<uint64_t>(rows));
@@ -51,7 +53,7 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
             dequantize(source_type, source.subspan(source_row * static_cast<uint64_t>(r), source_row * static_cast<uint64_t>(k)),
                        std::span<float>(x.data(), n));
             const std::span<uint8_t> qk(q.data(), target_row * static_cast<uint64_t>(k));
-            quantize(target, std::span<const float>(x.data(), n), n_per_row, importance, qk, r);
+            quant::quantize(target, std::span<const float>(x.data(), n), n_per_row, importance, qk, r);
             dequantize(target, qk, std::span<float>(y.data(), n));
             for (size_t i = 0; i < n; ++i) {
                 const double e = static_cast<double>(x[i]) - y[i];
@@ -78,7 +80,7 @@ ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> 
     if (!importance.empty() && importance.size() != dims[0] && importance.size() != dims[0] * matrices)
         throw std::invalid_argument(fmt::format("importance has {} values; the tensor needs {} (or {} per expert, {} in all)",
                                                 importance.size(), dims[0], dims[0], dims[0] * matrices));
-    const uint64_t matrix_bytes = row_bytes(source_type, n_per_row) * static_cast<uint64_t>(rows);
+    const uint64_t matrix_bytes = quant::row_bytes(source_type, n_per_row) * static_cast<uint64_t>(rows);
     ErrorStats total;
     for (uint64_t m = 0; m < matrices; ++m) {
         const std::span<const float> w = importance.empty() || importance.size() == dims[0] ? importance
@@ -95,4 +97,4 @@ ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> 
     return total;
 }
 
-}  // namespace quant
+}  // namespace kernels

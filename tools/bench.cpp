@@ -1,0 +1,346 @@
+#include "bench.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "gguf/types.h"
+#include "json.h"
+#include "kernels/kernels.h"
+#include "options.h"
+#include "quant/quant.h"
+
+namespace gguf::tools {
+
+namespace {
+
+struct BenchOptions {
+    std::string types;
+    std::string isas;
+    std::string ops = "dequant,dot";
+    int threads = 1;
+    int64_t values = 65536;
+    int runs = 7;
+    bool json = false;
+    bool list = false;
+};
+
+struct Record {
+    std::string type, isa, op;
+    int threads;
+    double gbps_in, gbps_out, ns_per_value, memcpy_gbps;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string item; std::getline(in, item, ',');)
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+// The types a user can pick: every quantized type the kernels read, and the float types.
+bool benchable(const TypeInfo& t) {
+    return !t.retired && kernels::can_dequantize(t.id) && (t.quantized || t.id == TypeId::F32 || t.id == TypeId::F16 || t.id == TypeId::BF16);
+}
+
+std::vector<TypeId> chosen_types(const std::string& list) {
+    std::vector<TypeId> out;
+    if (list.empty()) {
+        for (const TypeInfo& t : all_types())
+            if (benchable(t)) out.push_back(t.id);
+        return out;
+    }
+    for (const std::string& name : split_list(list)) {
+        const std::optional<TypeId> t = type_from_name(name);
+        if (!t || !benchable(type_info(*t))) throw CLI::ValidationError("--types", fmt::format("'{}' is not a tensor type the kernels read", name));
+        out.push_back(*t);
+    }
+    return out;
+}
+
+std::vector<kernels::Isa> chosen_isas(const std::string& list) {
+    if (list.empty()) return kernels::available_isas();
+    std::vector<kernels::Isa> out;
+    for (const std::string& name : split_list(list)) {
+        const std::optional<kernels::Isa> isa = kernels::isa_from_name(name);
+        if (!isa) throw CLI::ValidationError("--isa", fmt::format("'{}' is not a path (scalar, avx2, avx512)", name));
+        if (!kernels::isa_available(*isa)) throw CLI::ValidationError("--isa", fmt::format("this CPU or build cannot run the {} path", name));
+        out.push_back(*isa);
+    }
+    return out;
+}
+
+// Realistic data of a type: Gaussian values quantized by quant/ (the activation formats
+// through the kernels' own activation quantizer), so scales are ordinary numbers.
+std::vector<uint8_t> sample(TypeId type, int64_t n) {
+    std::mt19937 rng(42);
+    std::normal_distribution<float> gauss(0, 1);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = gauss(rng);
+    if (!quant::can_quantize(type)) {  // Q8_1, Q8_K: the activations of Q4_1 / Q4_K dot products
+        const kernels::Activations a(type == TypeId::Q8_1 ? TypeId::Q4_1 : TypeId::Q4_K, x, kernels::Isa::Scalar);
+        return {a.bytes().begin(), a.bytes().end()};
+    }
+    std::vector<uint8_t> out(static_cast<size_t>(quant::row_bytes(type, n)));
+    // Importance weights for the types that need them; quantizing a whole sample in rows of
+    // 4096 keeps the slow searches of the grid types short.
+    const int64_t row = std::min<int64_t>(n, 4096);
+    std::vector<float> importance(quant::needs_importance(type) ? static_cast<size_t>(row) : 0, 1.0f);
+    quant::quantize(type, x, row, importance, out);
+    return out;
+}
+
+// GB/s of `bytes` moved in `seconds`.
+double gbps(uint64_t bytes, double seconds) { return static_cast<double>(bytes) / seconds / 1e9; }
+double gbps(int64_t bytes, double seconds) { return gbps(static_cast<uint64_t>(bytes), seconds); }
+
+// Seconds per call of f: the median of `runs` timings, each of enough repetitions to last
+// a millisecond or more.
+template <class F> double seconds_per_call(int runs, F&& f) {
+    using clock = std::chrono::steady_clock;
+    f();  // warm the caches and the tables
+    int reps = 1;
+    for (;;) {
+        const auto a = clock::now();
+        for (int i = 0; i < reps; ++i) f();
+        const double s = std::chrono::duration<double>(clock::now() - a).count();
+        if (s > 1e-3 || reps >= (1 << 20)) break;
+        reps *= 4;
+    }
+    std::vector<double> t;
+    for (int r = 0; r < runs; ++r) {
+        const auto a = clock::now();
+        for (int i = 0; i < reps; ++i) f();
+        t.push_back(std::chrono::duration<double>(clock::now() - a).count() / reps);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+// Splits [0, n_blocks) over `threads` threads (the calling one among them).
+template <class F> void on_threads(int64_t n_blocks, int threads, F&& f) {
+    if (threads <= 1) return f(int64_t{0}, n_blocks);
+    quant::for_each_row_range(n_blocks, threads, f);
+}
+
+double memcpy_gbps(int64_t bytes, int threads, int runs) {
+    std::vector<uint8_t> a(static_cast<size_t>(bytes), 1), b(static_cast<size_t>(bytes));
+    const int64_t lines = bytes / 64;
+    const double s = seconds_per_call(runs, [&] {
+        on_threads(lines, threads, [&](int64_t begin, int64_t end) {
+            std::memcpy(b.data() + begin * 64, a.data() + begin * 64, static_cast<size_t>((end - begin) * 64));
+        });
+    });
+    return gbps(bytes, s);
+}
+
+// A matrix tile y += W x: 64 rows of 4096 weights, 8 activation vectors (a small batch),
+// by each of the two internal forms; the rows split over the threads.
+void measure_tiles(const BenchOptions& o, TypeId type, kernels::Isa isa, double copy_gbps, std::vector<Record>& out) {
+    constexpr int64_t m = 64, k = 4096, n = 8;
+    const std::vector<uint8_t> w = sample(type, m * k);
+    const auto stride = static_cast<int64_t>(quant::row_bytes(type, k));
+    std::mt19937 rng(3);
+    std::normal_distribution<float> gauss(0, 1);
+    std::vector<float> x(static_cast<size_t>(k * n));
+    for (float& v : x) v = gauss(rng);
+    for (auto [method, name] : {std::pair{kernels::MatmulMethod::QuantizedActivations, "tile-q8"},
+                                std::pair{kernels::MatmulMethod::DequantizedPanel, "tile-f32"}}) {
+        const double s = seconds_per_call(o.runs, [&] {
+            on_threads(m, o.threads, [&](int64_t begin, int64_t end) {
+                std::vector<float> y(static_cast<size_t>((end - begin) * n));
+                kernels::matmul(type, w.data() + begin * stride, stride, end - begin, k, x.data(), n, y.data(), method, isa);
+            });
+        });
+        out.push_back({std::string(type_info(type).name), std::string(kernels::isa_name(isa)), name, o.threads, gbps(w.size(), s),
+                       gbps(x.size() * 4, s), s * 1e9 / static_cast<double>(m * k * n), copy_gbps});
+    }
+}
+
+std::vector<Record> measure(const BenchOptions& o, const std::vector<TypeId>& types, const std::vector<kernels::Isa>& isas, bool dequant,
+                            bool dot, bool tiles, double copy_gbps) {
+    std::vector<Record> out;
+    const int64_t n = o.values;
+    std::vector<float> values(static_cast<size_t>(n));
+    std::mt19937 rng(7);
+    std::normal_distribution<float> gauss(0, 1);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = gauss(rng);
+    for (TypeId type : types) {
+        const TypeInfo& info = type_info(type);
+        const std::vector<uint8_t> data = sample(type, n);
+        const int64_t blocks = n / info.block_size;
+        for (kernels::Isa isa : isas) {
+            const std::string isa_name(kernels::isa_name(isa));
+            if (dequant) {
+                const double s = seconds_per_call(o.runs, [&] {
+                    on_threads(blocks, o.threads, [&](int64_t begin, int64_t end) {
+                        kernels::dequantize(type, std::span(data).subspan(begin * info.type_size, (end - begin) * info.type_size),
+                                            std::span(values).subspan(begin * info.block_size, (end - begin) * info.block_size), isa);
+                    });
+                });
+                out.push_back({std::string(info.name), isa_name, "dequant", o.threads, gbps(data.size(), s), gbps(n * 4, s),
+                               s * 1e9 / static_cast<double>(n), copy_gbps});
+            }
+            if (dot) {
+                const kernels::Activations xq(type, x, isa);
+                volatile float sink = 0;
+                // Rows of 4096 values (one row per call, as a matrix-vector product makes them),
+                // the whole sample split over the threads.
+                const int64_t row = std::min<int64_t>(n, 4096), rows = n / row;
+                const uint64_t row_bytes = quant::row_bytes(type, row);
+                std::vector<kernels::Activations> xs;
+                for (int64_t r = 0; r < rows; ++r) xs.emplace_back(type, std::span(x).subspan(r * row, row), isa);
+                const double s = seconds_per_call(o.runs, [&] {
+                    on_threads(rows, o.threads, [&](int64_t begin, int64_t end) {
+                        float acc = 0;
+                        for (int64_t r = begin; r < end; ++r)
+                            acc += kernels::dot(type, std::span(data).subspan(r * row_bytes, row_bytes), xs[static_cast<size_t>(r)], isa);
+                        sink = sink + acc;
+                    });
+                });
+                out.push_back({std::string(info.name), isa_name, "dot", o.threads, gbps(data.size(), s), gbps(xq.bytes().size(), s),
+                               s * 1e9 / static_cast<double>(n), copy_gbps});
+            }
+            if (tiles) measure_tiles(o, type, isa, copy_gbps, out);
+        }
+    }
+    return out;
+}
+
+void print_json(const std::vector<Record>& records) {
+    Json j;
+    j.begin_array();
+    for (const Record& r : records) {
+        j.begin_object()
+            .field("type", r.type)
+            .field("isa", r.isa)
+            .field("op", r.op)
+            .field("threads", int64_t{r.threads})
+            .field("gbps_in", r.gbps_in)
+            .field("gbps_out", r.gbps_out)
+            .field("ns_per_value", r.ns_per_value)
+            .field("memcpy_gbps", r.memcpy_gbps)
+            .end_object();
+    }
+    j.end_array();
+    fmt::print("{}\n", j.str());
+}
+
+void print_text(const BenchOptions& o, const std::vector<Record>& records, double copy_gbps) {
+    fmt::print("{} values per call ({:.0f} KiB of f32), {} thread{}, median of {} runs; paths: ", o.values, static_cast<double>(o.values) / 256, o.threads,
+               o.threads == 1 ? "" : "s", o.runs);
+    std::string paths;
+    for (kernels::Isa isa : kernels::available_isas()) paths += std::string(kernels::isa_name(isa)) + " ";
+    fmt::print("{}(active: {})\n", paths, kernels::isa_name(kernels::active_isa()));
+    fmt::print("memcpy of {:.0f} KiB: {:.1f} GB/s\n\n", static_cast<double>(o.values) / 256, copy_gbps);
+    fmt::print("{:<8} {:<7} {:<8} {:>9} {:>9} {:>8} {:>9} {:>8}\n", "type", "isa", "op", "GB/s in", "GB/s out", "% copy", "ns/value",
+               "x scalar");
+    for (const Record& r : records) {
+        std::string vs_scalar = "";
+        for (const Record& s : records)
+            if (s.type == r.type && s.op == r.op && s.isa == "scalar" && r.isa != "scalar") vs_scalar = fmt::format("{:.1f}", r.gbps_in / s.gbps_in);
+        const std::string share = r.op == "dequant" ? fmt::format("{:.0f}%", 100 * r.gbps_out / copy_gbps) : "";
+        fmt::print("{:<8} {:<7} {:<8} {:>9.2f} {:>9.2f} {:>8} {:>9.3f} {:>8}\n", r.type, r.isa, r.op, r.gbps_in, r.gbps_out, share,
+                   r.ns_per_value, vs_scalar);
+    }
+    fmt::print("\nGB/s in: quantized bytes read (for dot and tiles, the weights); GB/s out: f32 written (dot: the activations read "
+               "in their 8/16-bit form; tiles: the f32 activations); % copy: f32 output against memcpy; ns/value: per weight (tiles: "
+               "per multiply-add).\n");
+}
+
+// Which operations each path runs with its own code (the rest use the scalar code).
+int print_coverage(const std::vector<TypeId>& types, const std::vector<kernels::Isa>& isas, bool json) {
+    if (json) {
+        Json j;
+        j.begin_array();
+        for (TypeId t : types)
+            for (kernels::Isa isa : isas) {
+                const kernels::Coverage c = kernels::coverage(t, isa);
+                j.begin_object().field("type", type_info(t).name).field("isa", kernels::isa_name(isa));
+                j.field("dequant", c.dequantize).field("dot", c.dot).field("activations", c.activations).end_object();
+            }
+        j.end_array();
+        fmt::print("{}\n", j.str());
+        return 0;
+    }
+    fmt::print("{:<8}", "type");
+    for (kernels::Isa isa : isas) fmt::print(" {:<24}", kernels::isa_name(isa));
+    fmt::print("\n");
+    for (TypeId t : types) {
+        fmt::print("{:<8}", type_info(t).name);
+        for (kernels::Isa isa : isas) {
+            const kernels::Coverage c = kernels::coverage(t, isa);
+            std::string what;
+            for (auto [has, name] : {std::pair{c.dequantize, "dequant"}, std::pair{c.dot, "dot"}, std::pair{c.activations, "activations"}})
+                if (has) {
+                    if (!what.empty()) what += ',';
+                    what += name;
+                }
+            fmt::print(" {:<24}", what.empty() ? "-" : what);
+        }
+        fmt::print("\n");
+    }
+    fmt::print("\n'-': the path runs the scalar code for that type. dot: with 8/16-bit activations; activations: "
+               "quantizing activations to the type.\n");
+    return 0;
+}
+
+int run_bench(const BenchOptions& o) {
+    kernels::active_isa();  // a bad GGUFKIT_ISA fails here, before any measuring
+    if (o.list) return print_coverage(chosen_types(o.types), chosen_isas(o.isas), o.json);
+    const std::vector<TypeId> types = chosen_types(o.types);
+    const std::vector<kernels::Isa> isas = chosen_isas(o.isas);
+    bool dequant = false, dot = false, tiles = false;
+    for (const std::string& op : split_list(o.ops)) {
+        if (op == "dequant") dequant = true;
+        else if (op == "dot") dot = true;
+        else if (op == "tile") tiles = true;
+        else throw CLI::ValidationError("--ops", fmt::format("'{}' is not an operation (dequant, dot, tile)", op));
+    }
+    for (TypeId t : types)
+        if (o.values % type_info(t).block_size != 0 || (dot && o.values > 4096 && o.values % 4096 != 0))
+            throw CLI::ValidationError("--values", fmt::format("{} is not a whole number of {} blocks (and of 4096-value rows)", o.values, type_info(t).name));
+    const double copy = memcpy_gbps(o.values * 4, o.threads, o.runs);
+    const std::vector<Record> records = measure(o, types, isas, dequant, dot, tiles, copy);
+    if (o.json) print_json(records);
+    else print_text(o, records, copy);
+    return 0;
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app, std::function<int()>& run) {
+    auto o = std::make_shared<BenchOptions>();
+    CLI::App* c = app.add_subcommand("bench", "Measure dequantization and dot-product speed per tensor type and instruction set");
+    c->footer("Prints GB/s per type and path beside memcpy of the same bytes measured in the same run. Asserts nothing; "
+              "choose a type for your machine with it. GGUFKIT_ISA=scalar|avx2|avx512 sets the path other commands use.");
+    c->add_option("--types", o->types, "Comma-separated types, e.g. q4_K,q8_0,iq4_xs (default: every type)");
+    c->add_option("--isa", o->isas, "Comma-separated paths among scalar,avx2,avx512 (default: every path this CPU has)");
+    c->add_option("--ops", o->ops, "Comma-separated among dequant, dot (the default: both) and tile (y += W x for 64 rows x 4096 "
+                                   "x 8 vectors, by 8-bit activations and by dequantized f32 panels)");
+    add_threads_option(c, o->threads)->default_val(1)->description("Threads sharing each call (default 1)");
+    c->add_option("--values", o->values, "Values per call (default 65536: 256 KiB of f32, in cache); larger than the caches measures memory")
+        ->check(CLI::PositiveNumber);
+    c->add_option("--runs", o->runs, "Timings per figure; the median is shown (default 7)")->check(CLI::Range(1, 1000));
+    c->add_flag("--json", o->json, "Print a JSON list of records (schema: spec/bench-json.md)");
+    c->add_flag("--list", o->list, "Measure nothing: show which operations each path runs with its own code");
+    c->callback([o, &run] {
+        run = [o] {
+            BenchOptions opts = *o;
+            opts.threads = quant::thread_count(opts.threads);
+            return run_bench(opts);
+        };
+    });
+}
+
+}  // namespace gguf::tools
