@@ -141,23 +141,20 @@ float dot_f32_blocks(const uint8_t* w, const uint8_t* x, int64_t n) {
     return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
 }
 
-// F16 weights with F16 activations: both converted (NaN quieting does not matter here).
+// F16 weights with F16 activations: both converted (NaN quieting does not matter here), 8
+// at a time: on Zen 4 two 256-bit vcvtph2ps run faster than one 512-bit.
 float dot_f16(const uint8_t* w, const uint8_t* x, int64_t n) {
-    auto load = [](const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); };
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    auto load = [](const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+    __m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        s0 = _mm512_fmadd_ps(load(w + 2 * i), load(x + 2 * i), s0);
-        s1 = _mm512_fmadd_ps(load(w + 2 * i + 32), load(x + 2 * i + 32), s1);
-        s2 = _mm512_fmadd_ps(load(w + 2 * i + 64), load(x + 2 * i + 64), s2);
-        s3 = _mm512_fmadd_ps(load(w + 2 * i + 96), load(x + 2 * i + 96), s3);
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; ++k) s[k] = _mm256_fmadd_ps(load(w + 2 * i + 16 * k), load(x + 2 * i + 16 * k), s[k]);
+    for (; i < n; i += 8) {
+        const __mmask8 m = n - i >= 8 ? __mmask8(0xff) : static_cast<__mmask8>((1u << (n - i)) - 1);
+        s[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, w + 2 * i)), _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, x + 2 * i)), s[0]);
     }
-    for (; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : tail16(n - i);
-        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + 2 * i)), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + 2 * i)),
-                             s0);
-    }
-    return sum_accumulators(s0, s1, s2, s3);
+    const __m256 t = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
+    return _mm512_reduce_add_ps(_mm512_insertf32x8(_mm512_setzero_ps(), t, 0));
 }
 
 // BF16 without AVX512_BF16: a bf16 is the top half of a float, so interleaving zero words
