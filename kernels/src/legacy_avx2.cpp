@@ -1,8 +1,175 @@
-// legacy, avx2 path. (No kernels yet: the scalar path serves these types.)
+// legacy, avx2 path: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1 IQ4_NL.
+//
+// Each type gives a block's 32 codes as bytes in value order (the signed value for the
+// symmetric kinds, the unsigned code for the _1 kinds); dequantization turns them into the
+// decoder's float products, dot products multiply them with the activation codes
+// (vpmaddubsw, unsigned times signed) and scale each block's integer sum by dw x dx.
+//
+// Dequantization equals quant/decode.h bit for bit: each value is the same float product
+// (and for the _1 kinds the same sum) as the decoder's. vcvtph2ps quiets a signalling-NaN
+// scale, which the decoder keeps, but every value is a product with the scale and the
+// multiply quiets it there too, so the bits agree.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "quant/blocks.h"
 #include "table.h"
 
 namespace kernels::avx2 {
 
-void add_legacy(detail::Table&) {}
+namespace {
+
+using gguf::TypeId;
+
+constexpr int kQ8_0Bytes = sizeof(quant::BlockQ8_0), kQ8_1Bytes = sizeof(quant::BlockQ8_1);
+
+// The 16 IQ4_NL levels (quant/decode.h iq4_level).
+constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+uint16_t u16_at(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+uint32_t u32_at(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+float half_at(const uint8_t* p) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16_at(p)))); }
+
+// ---- Codes --------------------------------------------------------------------------------
+
+// The 4-bit codes of 16 bytes of nibbles: low nibbles (codes 0-15), then high (16-31).
+__m256i nibbles(const uint8_t* qs) {
+    const __m256i z = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+    return _mm256_and_si256(_mm256_srlv_epi64(z, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
+}
+
+// 0x10 in byte j where bit j of the 32 bits is set: Q5's fifth bit.
+__m256i fifth_bits(const uint8_t* qh) {
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(u32_at(qh))),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+__m256i iq4_levels(__m256i codes) {
+    return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels))), codes);
+}
+
+// Per type: block bytes; where d, m sit; codes(block): the 32 codes as bytes; kSigned
+// whether they are signed values (else unsigned codes, less kOffset for the value);
+// kScaleFirst whether the decoder writes d x value (IQ4_NL's dl x level) rather than value x d.
+struct Q4_0 {
+    static constexpr int kBytes = 18, kOffset = 8;
+    static constexpr bool kSigned = false, kAffine = false, kScaleFirst = false;
+    static __m256i codes(const uint8_t* b) { return nibbles(b + 2); }
+};
+struct Q4_1 {
+    static constexpr int kBytes = 20, kOffset = 0;
+    static constexpr bool kSigned = false, kAffine = true, kScaleFirst = false;
+    static __m256i codes(const uint8_t* b) { return nibbles(b + 4); }
+};
+struct Q5_0 {
+    static constexpr int kBytes = 22, kOffset = 16;
+    static constexpr bool kSigned = false, kAffine = false, kScaleFirst = false;
+    static __m256i codes(const uint8_t* b) { return _mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2)); }
+};
+struct Q5_1 {
+    static constexpr int kBytes = 24, kOffset = 0;
+    static constexpr bool kSigned = false, kAffine = true, kScaleFirst = false;
+    static __m256i codes(const uint8_t* b) { return _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4)); }
+};
+template <int Bytes> struct Q8 {
+    static constexpr int kBytes = Bytes, kOffset = 0;
+    static constexpr bool kSigned = true, kAffine = false, kScaleFirst = false;
+    static __m256i codes(const uint8_t* b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + Bytes - 32)); }
+};
+struct IQ4_NL {
+    static constexpr int kBytes = 18, kOffset = 0;
+    static constexpr bool kSigned = true, kAffine = false, kScaleFirst = true;
+    static __m256i codes(const uint8_t* b) { return iq4_levels(nibbles(b + 2)); }
+};
+
+// ---- Dequantization ---------------------------------------------------------------------
+
+// 8 signed bytes (the low 8 of v) as floats.
+__m256 floats8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
+
+template <class T> void dequantize(const uint8_t* src, float* y, int64_t n_blocks) {
+    for (int64_t b = 0; b < n_blocks; ++b, src += T::kBytes, y += 32) {
+        __m256i q = T::codes(src);
+        if constexpr (T::kOffset != 0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(T::kOffset));  // values fit a signed byte
+        const __m256 d = _mm256_set1_ps(half_at(src));
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        const __m256 v[4] = {floats8(lo), floats8(_mm_unpackhi_epi64(lo, lo)), floats8(hi), floats8(_mm_unpackhi_epi64(hi, hi))};
+        if constexpr (T::kAffine) {
+            const __m256 m = _mm256_set1_ps(half_at(src + 2));
+            for (int k = 0; k < 4; ++k) _mm256_storeu_ps(y + 8 * k, _mm256_add_ps(_mm256_mul_ps(v[k], d), m));
+        } else if constexpr (T::kScaleFirst) {
+            for (int k = 0; k < 4; ++k) _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(d, v[k]));  // dl x level, as decode.h
+        } else {
+            for (int k = 0; k < 4; ++k) _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(v[k], d));
+        }
+    }
+}
+
+// ---- Dot products -----------------------------------------------------------------------
+
+// The 8 lane sums of a block's codes times the activation codes xq (signed bytes).
+template <class T> __m256 block_sums(const uint8_t* w, __m256i xq) {
+    const __m256i q = T::codes(w);
+    __m256i pairs;
+    if constexpr (T::kSigned) {  // |q| unsigned times x with q's sign
+        pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
+    } else {
+        pairs = _mm256_maddubs_epi16(q, xq);  // at most 2 x 31 x 127: no saturation
+        if constexpr (T::kOffset != 0) pairs = _mm256_sub_epi16(pairs, _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), xq));
+    }
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+// Sum over blocks of dw x dx x (sum of code products); the _1 kinds add m x s per block
+// (Q8_1's s = dx x the sum of its codes, so m's share of the products).
+template <class T, int XBytes> float dot(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 mins = _mm_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b, w += T::kBytes, x += XBytes) {
+        // dw, dx (and m, s) converted together: lane 0 of `products` is dw x dx, lane 2 m x s.
+        const __m128 h = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(u16_at(w)), static_cast<short>(u16_at(x)),
+                                                     static_cast<short>(T::kAffine ? u16_at(w + 2) : 0),
+                                                     static_cast<short>(T::kAffine ? u16_at(x + 2) : 0), 0, 0, 0, 0));
+        const __m128 products = _mm_mul_ps(h, _mm_movehdup_ps(h));
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + XBytes - 32));
+        acc[b & 1] = _mm256_fmadd_ps(block_sums<T>(w, xq), _mm256_broadcastss_ps(products), acc[b & 1]);
+        if constexpr (T::kAffine) mins = _mm_add_ps(mins, products);
+    }
+    const __m256 t = _mm256_add_ps(acc[0], acc[1]);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r) + (T::kAffine ? _mm_cvtss_f32(_mm_movehl_ps(mins, mins)) : 0.0f);
+}
+
+}  // namespace
+
+void add_legacy(detail::Table& t) {
+    t.set_dequantize(TypeId::Q4_0, dequantize<Q4_0>);
+    t.set_dequantize(TypeId::Q4_1, dequantize<Q4_1>);
+    t.set_dequantize(TypeId::Q5_0, dequantize<Q5_0>);
+    t.set_dequantize(TypeId::Q5_1, dequantize<Q5_1>);
+    t.set_dequantize(TypeId::Q8_0, dequantize<Q8<kQ8_0Bytes>>);
+    t.set_dequantize(TypeId::Q8_1, dequantize<Q8<kQ8_1Bytes>>);
+    t.set_dequantize(TypeId::IQ4_NL, dequantize<IQ4_NL>);
+    t.set_dot(TypeId::Q4_0, dot<Q4_0, kQ8_0Bytes>);
+    t.set_dot(TypeId::Q4_1, dot<Q4_1, kQ8_1Bytes>);
+    t.set_dot(TypeId::Q5_0, dot<Q5_0, kQ8_0Bytes>);
+    t.set_dot(TypeId::Q5_1, dot<Q5_1, kQ8_1Bytes>);
+    t.set_dot(TypeId::Q8_0, dot<Q8<kQ8_0Bytes>, kQ8_0Bytes>);
+    t.set_dot(TypeId::IQ4_NL, dot<IQ4_NL, kQ8_0Bytes>);
+}
 
 }  // namespace kernels::avx2
