@@ -268,7 +268,9 @@ TEST_CASE("dot products of every type, on every path, stay within the stated bou
             if (info.quantized && !quant::can_quantize(type)) continue;  // Q8_1, Q8_K: activation formats
             CAPTURE(isa_text(isa));
             CAPTURE(info.name);
-            for (int64_t n : {int64_t{256}, int64_t{4096}, int64_t{11008 / 256 * 256}}) {
+            // 1, 3 and 5 blocks leave every tail a vector loop may have; then realistic rows.
+            const int64_t block = info.block_size == 1 ? 32 : info.block_size;
+            for (int64_t n : {block, 3 * block, 5 * block, int64_t{4096}, int64_t{11008 / 256 * 256}}) {
                 CAPTURE(n);
                 const DotCase c = dot_case(type, n, static_cast<uint32_t>(n) + static_cast<uint32_t>(type));
                 double exact = 0;

@@ -1,6 +1,7 @@
 // The one place that decides which kernel runs: one table per path, each the scalar path
 // overlaid with the path's own family files.
-#include <mutex>
+#include <array>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -53,12 +54,18 @@ Table build(Isa isa) {
 }  // namespace
 
 const Table& table(Isa isa) {
-    if (!isa_available(isa)) throw std::runtime_error("kernels: the " + std::string(isa_name(isa)) + " path is not available on this CPU");
-    static Table tables[kIsas.size()];
-    static std::once_flag once[kIsas.size()];
+    // Every available path's table, built once (a few hundred pointers each): after that a
+    // lookup is one load and one test, cheap enough for a call per row.
+    static const auto tables = [] {
+        std::array<std::unique_ptr<Table>, kIsas.size()> all;
+        for (Isa i : kIsas)
+            if (isa_available(i)) all[static_cast<size_t>(i)] = std::make_unique<Table>(build(i));
+        return all;
+    }();
     const auto i = static_cast<size_t>(isa);
-    std::call_once(once[i], [&] { tables[i] = build(isa); });
-    return tables[i];
+    if (i >= tables.size() || !tables[i])
+        throw std::runtime_error("kernels: the " + std::string(isa_name(isa)) + " path is not available on this CPU");
+    return *tables[i];
 }
 
 }  // namespace kernels::detail
