@@ -317,7 +317,7 @@ void add_floats(detail::Table& t) {
     t.set_dequantize(TypeId::BF16, dequantize_bf16);
     t.set_dot(TypeId::F32, dot_f32_blocks);
     t.set_dot(TypeId::F16, dot_f16);
-    t.set_dot(TypeId::BF16, __builtin_cpu_supports("avx512bf16") ? dot_bf16_native : dot_bf16);
+    t.set_dot(TypeId::BF16, detail::cpu_has_avx512_bf16() ? dot_bf16_native : dot_bf16);
     t.set_quantize(TypeId::Q8_0, quantize_q8_0);
     t.set_quantize(TypeId::Q8_1, quantize_q8_1);
     t.set_quantize(TypeId::Q8_K, quantize_q8_k);
