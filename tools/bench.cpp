@@ -194,9 +194,9 @@ std::vector<Record> measure(const BenchOptions& o, const std::vector<TypeId>& ty
             if (dot) {
                 const kernels::Activations xq(type, x, isa);
                 volatile float sink = 0;
-                // Rows of 4096 values (one row per call, as a matrix-vector product makes them),
-                // the whole sample split over the threads.
-                const int64_t row = std::min<int64_t>(n, 4096), rows = n / row;
+                // The whole sample in one call, as ggml's figures were taken; with threads, one
+                // row per thread.
+                const int64_t rows = o.threads, row = n / rows;
                 const uint64_t row_bytes = quant::row_bytes(type, row);
                 std::vector<kernels::Activations> xs;
                 for (int64_t r = 0; r < rows; ++r) xs.emplace_back(type, std::span(x).subspan(r * row, row), isa);
@@ -307,9 +307,9 @@ int run_bench(const BenchOptions& o) {
         else if (op == "tile") tiles = true;
         else throw CLI::ValidationError("--ops", fmt::format("'{}' is not an operation (dequant, dot, tile)", op));
     }
-    for (TypeId t : types)
-        if (o.values % type_info(t).block_size != 0 || (dot && o.values > 4096 && o.values % 4096 != 0))
-            throw CLI::ValidationError("--values", fmt::format("{} is not a whole number of {} blocks (and of 4096-value rows)", o.values, type_info(t).name));
+    if (o.values % (int64_t{256} * o.threads) != 0)
+            throw CLI::ValidationError("--values", fmt::format("{} is not a multiple of 256 x {} threads (whole blocks of every type on every "
+                                                               "thread)", o.values, o.threads));
     const double copy = memcpy_gbps(o.values * 4, o.threads, o.runs);
     const std::vector<Record> records = measure(o, types, isas, dequant, dot, tiles, copy);
     if (o.json) print_json(records);
