@@ -284,6 +284,57 @@ TEST_CASE("dot products of every type, on every path, stay within the stated bou
         }
 }
 
+// Q4_1 / Q5_1 blocks whose values straddle zero: m = -d x k rounded to f16 (|m| large), codes
+// mostly k (values near 0), a few k +- 1, so sum |w| is small beside |m|; activations all of
+// one sign, so their codes' sum is large. A dot product that takes m's share as m x an f16
+// rounding of dx x (sum of codes) errs by up to |m| x dx x 2 (half an f16 step of a sum near
+// 4064), far beyond the bound's 0.57 x dx x sum |w|; the bound must hold all the same.
+TEST_CASE("dot products of Q4_1 and Q5_1 blocks straddling zero stay within the stated bound") {
+    std::mt19937 rng(31);
+    std::uniform_real_distribution<float> unit(0, 1);
+    for (TypeId type : {TypeId::Q4_1, TypeId::Q5_1}) {
+        const bool five = type == TypeId::Q5_1;
+        const gguf::TypeInfo& info = gguf::type_info(type);
+        for (int64_t blocks : {1, 2, 3, 8, 9, 64}) {
+            for (int trial = 0; trial < 40; ++trial) {
+                std::vector<uint8_t> row(static_cast<size_t>(blocks) * info.type_size, 0);
+                for (int64_t b = 0; b < blocks; ++b) {
+                    uint8_t* block = row.data() + b * info.type_size;
+                    const float d = std::ldexp(1.0f + static_cast<float>(rng() % 1024) / 1024, -static_cast<int>(rng() % 8));  // 11 bits
+                    const int k = static_cast<int>(4 + rng() % (five ? 24 : 8));
+                    const uint16_t dh = quant::f32_to_f16(d), mh = quant::f32_to_f16(-d * static_cast<float>(k));
+                    std::memcpy(block, &dh, 2), std::memcpy(block + 2, &mh, 2);
+                    uint32_t qh = 0;
+                    for (int j = 0; j < 32; ++j) {
+                        const int r = static_cast<int>(rng() % 16);
+                        const int q = r == 0 ? k - 1 : r == 1 ? k + 1 : k;
+                        uint8_t* nibbles = block + (five ? 8 : 4);
+                        nibbles[j % 16] = static_cast<uint8_t>(nibbles[j % 16] | (q & 15) << (j < 16 ? 0 : 4));
+                        qh |= static_cast<uint32_t>(q >> 4 & 1) << j;
+                    }
+                    if (five) std::memcpy(block + 4, &qh, 4);
+                }
+                DotCase c;
+                c.row = row;
+                c.w.resize(static_cast<size_t>(blocks * 32));
+                quant::dequantize(type, c.row, c.w);
+                c.x.resize(c.w.size());
+                for (float& f : c.x) f = 1.0f + unit(rng);  // one sign: a code sum near 32 x 100
+                double exact = 0;
+                for (size_t i = 0; i < c.w.size(); ++i) exact += static_cast<double>(c.w[i]) * c.x[i];
+                const double bound = dot_bound(kernels::activation_type(type), c);
+                for (Isa isa : kernels::available_isas()) {
+                    CAPTURE(isa_text(isa));
+                    CAPTURE(info.name);
+                    CAPTURE(blocks);
+                    const float q = kernels::dot(type, c.row, kernels::Activations(type, c.x, isa), isa);
+                    CHECK_MESSAGE(std::fabs(q - exact) <= bound, "integer dot ", q, " exact ", exact, " bound ", bound);
+                }
+            }
+        }
+    }
+}
+
 TEST_CASE("dot products and matrix tiles are deterministic: same bits on every run and thread, tiles equal per-row dots") {
     for (Isa isa : kernels::available_isas())
         for (TypeId type : {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q6_K, TypeId::IQ4_XS, TypeId::IQ2_XS,

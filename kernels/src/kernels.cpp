@@ -95,8 +95,6 @@ TypeId activation_type(TypeId weights) {
     switch (weights) {
         case TypeId::F16: return TypeId::F16;
         case TypeId::BF16: return TypeId::BF16;
-        case TypeId::Q4_1:
-        case TypeId::Q5_1: return TypeId::Q8_1;
         case TypeId::Q8_1:
         case TypeId::Q8_K: return TypeId::F32;  // activation formats themselves: no integer product
         default: break;

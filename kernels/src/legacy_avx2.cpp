@@ -120,7 +120,7 @@ template <class T> void dequantize(const uint8_t* src, float* y, int64_t n_block
 // ---- Dot products -----------------------------------------------------------------------
 
 // The 8 lane sums of a block's codes times the activation codes xq (signed bytes).
-template <class T> __m256 block_sums(const uint8_t* w, __m256i xq) {
+template <class T> __m256i block_sums(const uint8_t* w, __m256i xq) {
     const __m256i q = T::codes(w);
     __m256i pairs;
     if constexpr (T::kSigned) {  // |q| unsigned times x with q's sign
@@ -129,29 +129,36 @@ template <class T> __m256 block_sums(const uint8_t* w, __m256i xq) {
         pairs = _mm256_maddubs_epi16(q, xq);  // at most 2 x 31 x 127: no saturation
         if constexpr (T::kOffset != 0) pairs = _mm256_sub_epi16(pairs, _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), xq));
     }
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
-// Sum over blocks of dw x dx x (sum of code products); the _1 kinds add m x s per block
-// (Q8_1's s = dx x the sum of its codes, so m's share of the products).
-template <class T, int XBytes> float dot(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+// Sum over blocks of dw x dx x (sum of code products). The affine kinds (value dw x q + m)
+// take, per lane of 4 values, t = dw x (sum of q x c) + m x (sum of c): m x (sum of c) is
+// exact (11 x 9 bits), so t is one rounding of the lane's exact sum of w x c, then dx x t is
+// added. (dw x dx and m x dx apart would cancel after rounding: large errors where a
+// block's values straddle zero.)
+template <class T> float dot(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    constexpr int kX = kQ8_0Bytes;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m128 mins = _mm_setzero_ps();
-    for (int64_t b = 0; b < n_blocks; ++b, w += T::kBytes, x += XBytes) {
-        // dw, dx (and m, s) converted together: lane 0 of `products` is dw x dx, lane 2 m x s.
+    for (int64_t b = 0; b < n_blocks; ++b, w += T::kBytes, x += kX) {
+        // dw, dx (and m) converted together.
         const __m128 h = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(u16_at(w)), static_cast<short>(u16_at(x)),
-                                                     static_cast<short>(T::kAffine ? u16_at(w + 2) : 0),
-                                                     static_cast<short>(T::kAffine ? u16_at(x + 2) : 0), 0, 0, 0, 0));
-        const __m128 products = _mm_mul_ps(h, _mm_movehdup_ps(h));
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + XBytes - 32));
-        acc[b & 1] = _mm256_fmadd_ps(block_sums<T>(w, xq), _mm256_broadcastss_ps(products), acc[b & 1]);
-        if constexpr (T::kAffine) mins = _mm_add_ps(mins, products);
+                                                     static_cast<short>(T::kAffine ? u16_at(w + 2) : 0), 0, 0, 0, 0, 0));
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 2));
+        const __m256 s = _mm256_cvtepi32_ps(block_sums<T>(w, xq));
+        if constexpr (T::kAffine) {
+            const __m256i c = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xq), _mm256_set1_epi16(1));
+            const __m256 t = _mm256_fmadd_ps(s, _mm256_broadcastss_ps(h), _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_broadcastss_ps(_mm_movehl_ps(h, h))));
+            acc[b & 1] = _mm256_fmadd_ps(t, _mm256_broadcastss_ps(_mm_movehdup_ps(h)), acc[b & 1]);
+        } else {
+            acc[b & 1] = _mm256_fmadd_ps(s, _mm256_broadcastss_ps(_mm_mul_ss(h, _mm_movehdup_ps(h))), acc[b & 1]);
+        }
     }
     const __m256 t = _mm256_add_ps(acc[0], acc[1]);
     __m128 r = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
     r = _mm_add_ps(r, _mm_movehl_ps(r, r));
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r) + (T::kAffine ? _mm_cvtss_f32(_mm_movehl_ps(mins, mins)) : 0.0f);
+    return _mm_cvtss_f32(r);
 }
 
 }  // namespace
@@ -164,12 +171,12 @@ void add_legacy(detail::Table& t) {
     t.set_dequantize(TypeId::Q8_0, dequantize<Q8<kQ8_0Bytes>>);
     t.set_dequantize(TypeId::Q8_1, dequantize<Q8<kQ8_1Bytes>>);
     t.set_dequantize(TypeId::IQ4_NL, dequantize<IQ4_NL>);
-    t.set_dot(TypeId::Q4_0, dot<Q4_0, kQ8_0Bytes>);
-    t.set_dot(TypeId::Q4_1, dot<Q4_1, kQ8_1Bytes>);
-    t.set_dot(TypeId::Q5_0, dot<Q5_0, kQ8_0Bytes>);
-    t.set_dot(TypeId::Q5_1, dot<Q5_1, kQ8_1Bytes>);
-    t.set_dot(TypeId::Q8_0, dot<Q8<kQ8_0Bytes>, kQ8_0Bytes>);
-    t.set_dot(TypeId::IQ4_NL, dot<IQ4_NL, kQ8_0Bytes>);
+    t.set_dot(TypeId::Q4_0, dot<Q4_0>);
+    t.set_dot(TypeId::Q4_1, dot<Q4_1>);
+    t.set_dot(TypeId::Q5_0, dot<Q5_0>);
+    t.set_dot(TypeId::Q5_1, dot<Q5_1>);
+    t.set_dot(TypeId::Q8_0, dot<Q8<kQ8_0Bytes>>);
+    t.set_dot(TypeId::IQ4_NL, dot<IQ4_NL>);
 }
 
 }  // namespace kernels::avx2

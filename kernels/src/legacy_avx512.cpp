@@ -192,112 +192,233 @@ template <class T, bool kAffine> void dequantize(const uint8_t* src, float* y, i
 
 // ---- Dot products -----------------------------------------------------------------------
 
-// Each weight type gives the unsigned codes of two blocks (64 bytes: block A's 32 in value
-// order, then block B's) or of one (32 bytes), and the offset to take off them (the signed
-// code is code - kOffset), or 0.
+// Blocks go eight at a time, as two groups of four. For a group, vpermt2w picks out of two
+// 64-byte windows of its four blocks (never a byte past them) the 16 bytes of codes of each
+// block into one vector: after vpdpbusd, the 32-bit lanes 4k..4k+3 hold block k's products,
+// so the codes of values 0-15 and 16-31 accumulate into the same lanes and a group takes one
+// conversion to float and one multiply-add. The f16 scales of all eight blocks are picked
+// the same way into one vector and converted at once (vcvtph2ps is slow), then spread to
+// the lanes with vpermps. Integer sums become floats by the exact 2^23 trick (cheaper than
+// vcvtdq2ps here).
 
-// 4-bit codes of two blocks: each 16 bytes of nibbles twice, the high nibbles shifted down
-// in the second copy.
-__m512i nibble_codes2(const uint8_t* qa, const uint8_t* qb) {
-    const __m256i a = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qa)));
-    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qb)));
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-    return _mm512_and_si512(_mm512_mask_srli_epi16(z, 0xff00ff00u, z, 4), _mm512_set1_epi8(0x0f));
+// Word indices of a vpermt2w over windows at bytes 0 and `second`: output word i is the
+// word at byte source(i) (even), or anything where source(i) < 0. ok: every word found.
+struct Pick {
+    uint16_t index[32];
+    bool ok;
+};
+template <class F> constexpr Pick make_pick(int second, F source) {
+    Pick p{{}, true};
+    for (int i = 0; i < 32; ++i) {
+        const int at = source(i);
+        if (at < 0) continue;
+        if (at % 2 == 0 && at + 2 <= 64) {
+            p.index[i] = static_cast<uint16_t>(at / 2);
+        } else if (at % 2 == 0 && at >= second && at + 2 <= second + 64) {
+            p.index[i] = static_cast<uint16_t>(32 + (at - second) / 2);
+        } else {
+            p.ok = false;
+        }
+    }
+    return p;
 }
+// 16 bytes of each of 4 blocks (stride bytes apart), from byte `offset` of each.
+constexpr Pick runs16(int stride, int offset, int second) {
+    return make_pick(second, [=](int i) { return i / 8 * stride + offset + 2 * (i % 8); });
+}
+// The f16 field at byte `offset` of each of 4 blocks, to words first..first + 3.
+constexpr Pick fields4(int stride, int offset, int second, int first) {
+    return make_pick(second, [=](int i) { return i >= first && i < first + 4 ? (i - first) * stride + offset : -1; });
+}
+
+template <const Pick& P> __m512i pick(const uint8_t* p, int second) {
+    static_assert(P.ok);
+    return _mm512_permutex2var_epi16(_mm512_loadu_si512(p), _mm512_loadu_si512(P.index), _mm512_loadu_si512(p + second));
+}
+
+// Lane l of v in lanes 4k..4k+3, l = first + k (vpermps).
+__m512 spread4(__m512 v, int first) {
+    return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(first), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2)), v);
+}
+
+// Exact for |s| < 2^22: 1.5 x 2^23 + s has unit steps.
+__m512 to_float(__m512i s) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    return _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(s, _mm512_castps_si512(magic))), magic);
+}
+
+// Four Q8_0 blocks (136 bytes): codes 0-15 from windows at 0 and 64, codes 16-31 from
+// windows at 8 and 72, the scales from the first pair.
+constexpr int kQ8Stride = kQ8_0Bytes;
+constexpr Pick kQ8Low = runs16(kQ8Stride, 2, 64), kQ8High = runs16(kQ8Stride, 18 - 8, 64);
+template <int First> constexpr Pick kQ8Scales = fields4(kQ8Stride, 0, 64, First);
+
+// Each weight type's group: the unsigned codes (low: values 0-15 of each block, high:
+// 16-31), kOffset to take off them, and the windows its scales are picked from; and one
+// block's 32 codes in value order for the tail.
+template <int Bytes, int Qs> struct NibbleGroup {  // windows at 0 and 4 x Bytes - 64
+    static constexpr int kBytes = Bytes, kSecond = 4 * Bytes - 64;
+    static constexpr Pick kCodes = runs16(Bytes, Qs, kSecond);
+    template <int Offset, int First> static constexpr Pick kField = fields4(Bytes, Offset, kSecond, First);
+    static void nibbles(const uint8_t* w, __m512i& low, __m512i& high) {
+        const __m512i q = pick<kCodes>(w, kSecond);
+        low = _mm512_and_si512(q, _mm512_set1_epi8(0x0f));
+        high = _mm512_and_si512(_mm512_srli_epi16(q, 4), _mm512_set1_epi8(0x0f));
+    }
+};
+
+// One block's 4-bit codes in value order: its 16 bytes twice, the high nibbles shifted
+// down in the second copy.
 __m256i nibble_codes1(const uint8_t* q) {
     const __m256i z = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
     return _mm256_and_si256(_mm256_mask_srli_epi16(z, 0xff00u, z, 4), _mm256_set1_epi8(0x0f));
 }
 
-struct DotQ4_0 {
-    static constexpr int kBytes = 18, kOffset = 8;
-    static __m512i codes2(const uint8_t* a, const uint8_t* b) { return nibble_codes2(a + 2, b + 2); }
-    static __m256i codes1(const uint8_t* a) { return nibble_codes1(a + 2); }
-};
-struct DotQ4_1 {
-    static constexpr int kBytes = 20, kOffset = 0;
-    static __m512i codes2(const uint8_t* a, const uint8_t* b) { return nibble_codes2(a + 4, b + 4); }
-    static __m256i codes1(const uint8_t* a) { return nibble_codes1(a + 4); }
-};
-template <int Qh> __m512i q5_codes2(const uint8_t* a, const uint8_t* b) {
-    const __mmask64 high = _cvtu64_mask64(u32_at(a + Qh) | uint64_t{u32_at(b + Qh)} << 32);
-    const __m512i q = nibble_codes2(a + Qh + 4, b + Qh + 4);
-    return _mm512_mask_add_epi8(q, high, q, _mm512_set1_epi8(16));
+// The 5th bits of four Q5 blocks: bit j of each block's qh goes to code j, so values 0-15
+// of block k take bits 16k..16k+15 of the low mask, values 16-31 those of the high mask.
+template <int Bytes, int Qh> void fifth_bits(const uint8_t* w, __m512i& low, __m512i& high) {
+    uint64_t lo = 0, hi = 0;
+    for (int k = 0; k < 4; ++k) {
+        const uint32_t h = u32_at(w + k * Bytes + Qh);
+        lo |= uint64_t{h & 0xffff} << 16 * k;
+        hi |= uint64_t{h >> 16} << 16 * k;
+    }
+    low = _mm512_mask_add_epi8(low, _cvtu64_mask64(lo), low, _mm512_set1_epi8(16));
+    high = _mm512_mask_add_epi8(high, _cvtu64_mask64(hi), high, _mm512_set1_epi8(16));
 }
 template <int Qh> __m256i q5_codes1(const uint8_t* a) {
     const __m256i q = nibble_codes1(a + Qh + 4);
     return _mm256_mask_add_epi8(q, _cvtu32_mask32(u32_at(a + Qh)), q, _mm256_set1_epi8(16));
 }
-struct DotQ5_0 {
-    static constexpr int kBytes = 22, kOffset = 16;
-    static __m512i codes2(const uint8_t* a, const uint8_t* b) { return q5_codes2<2>(a, b); }
+
+struct DotQ4_0 : NibbleGroup<18, 2> {
+    static constexpr int kOffset = 8;
+    static constexpr bool kAffine = false;
+    static void codes(const uint8_t* w, __m512i& low, __m512i& high) { nibbles(w, low, high); }
+    static __m256i codes1(const uint8_t* a) { return nibble_codes1(a + 2); }
+};
+struct DotQ4_1 : NibbleGroup<20, 4> {
+    static constexpr int kOffset = 0;
+    static constexpr bool kAffine = true;
+    static void codes(const uint8_t* w, __m512i& low, __m512i& high) { nibbles(w, low, high); }
+    static __m256i codes1(const uint8_t* a) { return nibble_codes1(a + 4); }
+};
+struct DotQ5_0 : NibbleGroup<22, 6> {
+    static constexpr int kOffset = 16;
+    static constexpr bool kAffine = false;
+    static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
+        nibbles(w, low, high);
+        fifth_bits<22, 2>(w, low, high);
+    }
     static __m256i codes1(const uint8_t* a) { return q5_codes1<2>(a); }
 };
-struct DotQ5_1 {
-    static constexpr int kBytes = 24, kOffset = 0;
-    static __m512i codes2(const uint8_t* a, const uint8_t* b) { return q5_codes2<4>(a, b); }
+struct DotQ5_1 : NibbleGroup<24, 8> {
+    static constexpr int kOffset = 0;
+    static constexpr bool kAffine = true;
+    static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
+        nibbles(w, low, high);
+        fifth_bits<24, 4>(w, low, high);
+    }
     static __m256i codes1(const uint8_t* a) { return q5_codes1<4>(a); }
 };
-struct DotQ8_0 {  // signed codes made unsigned by adding 128
-    static constexpr int kBytes = 34, kOffset = 128;
-    static __m512i codes2(const uint8_t* a, const uint8_t* b) {
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 2))),
-                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), 1);
-        return _mm512_xor_si512(q, _mm512_set1_epi8(-128));
+struct DotIQ4_NL : NibbleGroup<18, 2> {  // levels + 128, looked up from the nibbles
+    static constexpr int kOffset = 128;
+    static constexpr bool kAffine = false;
+    static __m128i levels() { return _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)), _mm_set1_epi8(-128)); }
+    static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
+        nibbles(w, low, high);
+        const __m512i table = _mm512_broadcast_i32x4(levels());
+        low = _mm512_shuffle_epi8(table, low);
+        high = _mm512_shuffle_epi8(table, high);
+    }
+    static __m256i codes1(const uint8_t* a) { return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(levels()), nibble_codes1(a + 2)); }
+};
+struct DotQ8_0 {  // signed codes made unsigned by adding 128; the activations' layout
+    static constexpr int kBytes = kQ8_0Bytes, kOffset = 128, kSecond = 64;
+    static constexpr bool kAffine = false;
+    template <int Offset, int First> static constexpr Pick kField = kQ8Scales<First>;
+    static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
+        low = _mm512_xor_si512(pick<kQ8Low>(w, 64), _mm512_set1_epi8(-128));
+        high = _mm512_xor_si512(pick<kQ8High>(w + 8, 64), _mm512_set1_epi8(-128));
     }
     static __m256i codes1(const uint8_t* a) {
         return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 2)), _mm256_set1_epi8(-128));
     }
 };
-struct DotIQ4_NL {  // levels + 128, looked up from the nibbles
-    static constexpr int kBytes = 18, kOffset = 128;
-    static __m128i levels() {
-        return _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)), _mm_set1_epi8(-128));
-    }
-    static __m512i codes2(const uint8_t* a, const uint8_t* b) {
-        return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(levels()), nibble_codes2(a + 2, b + 2));
-    }
-    static __m256i codes1(const uint8_t* a) { return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(levels()), nibble_codes1(a + 2)); }
-};
 
-// Sum over blocks of dw x dx x (sum of codes products); the _1 kinds add m x s per block
-// (Q8_1's s = dx x the sum of its codes, so m's share of the products).
-template <class T, int XBytes, bool kMins> float dot(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const __m512i offset = _mm512_set1_epi8(static_cast<char>(T::kOffset));
-    auto sum2 = [&](const uint8_t* wa, const uint8_t* xa) {  // blocks wa, wa + 1 against xa, xa + 1
-        const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + XBytes - 32))),
-                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 2 * XBytes - 32)), 1);
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), T::codes2(wa, wa + T::kBytes), xq);
-        if constexpr (T::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xq));
-        return _mm512_cvtepi32_ps(s);
-    };
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    __m256 mins = _mm256_setzero_ps();
-    int64_t b = 0;
-    for (; b + 8 <= n_blocks; b += 8, w += 8 * T::kBytes, x += 8 * XBytes) {
-        const __m512 scale = _mm512_castps256_ps512(_mm256_mul_ps(fields8<T::kBytes, 0>(w), fields8<XBytes, 0>(x)));
-        if constexpr (kMins) mins = _mm256_fmadd_ps(fields8<T::kBytes, 2>(w), fields8<XBytes, 2>(x), mins);
-        const __m512i pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-        acc0 = _mm512_fmadd_ps(sum2(w, x), _mm512_permutexvar_ps(pair, scale), acc0);
-        acc1 = _mm512_fmadd_ps(sum2(w + 2 * T::kBytes, x + 2 * XBytes), _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(2)), scale), acc1);
-        acc0 = _mm512_fmadd_ps(sum2(w + 4 * T::kBytes, x + 4 * XBytes), _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(4)), scale), acc0);
-        acc1 = _mm512_fmadd_ps(sum2(w + 6 * T::kBytes, x + 6 * XBytes), _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(6)), scale), acc1);
+// The lanes of a group's four blocks: sum of (code - offset) x c over values j and j + 16
+// (the low and high vectors), for 4 values j per lane; and, for the affine kinds, the sum of
+// the activation codes c.
+template <class T> __m512i code_sums(const uint8_t* w, const uint8_t* x, __m512i* c_sums) {
+    __m512i low, high;
+    T::codes(w, low, high);
+    const __m512i xl = pick<kQ8Low>(x, 64), xh = pick<kQ8High>(x + 8, 64);
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, low, xl), high, xh);
+    if constexpr (T::kOffset != 0) {
+        const __m512i offset = _mm512_set1_epi8(static_cast<char>(T::kOffset));
+        s = _mm512_sub_epi32(s, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, offset, xl), offset, xh));
     }
+    if constexpr (T::kAffine) {
+        const __m512i ones = _mm512_set1_epi8(1);
+        *c_sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, xl), ones, xh);
+    }
+    return s;
+}
+
+// Sum over blocks of dw x dx x (sum of signed code products). The affine kinds (value
+// dw x q + m) take, per lane, t = dw x (sum of q x c) + m x (sum of c): m x (sum of c) is
+// exact (11 + 10 bits), so t is one rounding of the lane's exact sum of w x c, then dx x t
+// is added. (dw x dx and m x dx apart would cancel after rounding: large errors where a
+// block's values straddle zero.)
+template <class T> void eight_blocks(const uint8_t* w, const uint8_t* x, __m512& acc0, __m512& acc1) {
+    constexpr int kW = T::kBytes, kX = kQ8_0Bytes, kS = T::kSecond;
+    const uint8_t *w1 = w + 4 * kW, *x1 = x + 4 * kX;
+    __m512i c0, c1;
+    const __m512i s0 = code_sums<T>(w, x, &c0), s1 = code_sums<T>(w1, x1, &c1);
+    if constexpr (T::kAffine) {
+        // Words 0-7: the eight dw, 8-15: the eight m; the eight dx apart.
+        const __m512i wh = _mm512_mask_blend_epi16(0xf0f0, pick<T::template kField<0, 0>>(w, kS), pick<T::template kField<0, 4>>(w1, kS));
+        const __m512i mh = _mm512_mask_blend_epi16(0xf0f0, pick<T::template kField<2, 8>>(w, kS), pick<T::template kField<2, 12>>(w1, kS));
+        const __m512 dm = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00, wh, mh)));
+        const __m512i xh = _mm512_mask_blend_epi16(0x00f0, pick<kQ8Scales<0>>(x, 64), pick<kQ8Scales<4>>(x1, 64));
+        const __m512 dx = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(xh)));
+        const __m512 t0 = _mm512_fmadd_ps(to_float(s0), spread4(dm, 0), _mm512_mul_ps(to_float(c0), spread4(dm, 8)));
+        const __m512 t1 = _mm512_fmadd_ps(to_float(s1), spread4(dm, 4), _mm512_mul_ps(to_float(c1), spread4(dm, 12)));
+        acc0 = _mm512_fmadd_ps(t0, spread4(dx, 0), acc0);
+        acc1 = _mm512_fmadd_ps(t1, spread4(dx, 4), acc1);
+    } else {
+        // Words 0-7: the eight dw, 8-15: the eight dx; their products in lanes 0-7.
+        const __m512i wh = _mm512_mask_blend_epi16(0x00f0, pick<T::template kField<0, 0>>(w, kS), pick<T::template kField<0, 4>>(w1, kS));
+        const __m512i xh = _mm512_mask_blend_epi16(0xf000, pick<kQ8Scales<8>>(x, 64), pick<kQ8Scales<12>>(x1, 64));
+        const __m512 f = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00, wh, xh)));
+        const __m512 d = _mm512_mul_ps(f, _mm512_shuffle_f32x4(f, f, 0x4e));
+        acc0 = _mm512_fmadd_ps(to_float(s0), spread4(d, 0), acc0);
+        acc1 = _mm512_fmadd_ps(to_float(s1), spread4(d, 4), acc1);
+    }
+}
+
+template <class T> float dot(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    constexpr int kW = T::kBytes;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    int64_t b = 0;
+    for (; b + 8 <= n_blocks; b += 8, w += 8 * kW, x += 8 * kQ8_0Bytes) eight_blocks<T>(w, x, acc0, acc1);
     // The last blocks one at a time, into their own accumulator.
     __m256 tail = _mm256_setzero_ps();
-    float tail_mins = 0;
-    for (; b < n_blocks; ++b, w += T::kBytes, x += XBytes) {
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + XBytes - 32));
-        __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), T::codes1(w), xq);
-        if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(offset), xq));
-        tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_at(w) * half_at(x)), tail);
-        if constexpr (kMins) tail_mins += half_at(w + 2) * half_at(x + 2);
+    for (; b < n_blocks; ++b, w += kW, x += kQ8_0Bytes) {
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 2));
+        const __m256i zero = _mm256_setzero_si256();
+        __m256i s = _mm256_dpbusd_epi32(zero, T::codes1(w), xq);
+        if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(static_cast<char>(T::kOffset)), xq));
+        if constexpr (T::kAffine) {
+            const __m256i c = _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(1), xq);
+            const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_at(w)), _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(half_at(w + 2))));
+            tail = _mm256_fmadd_ps(t, _mm256_set1_ps(half_at(x)), tail);
+        } else {
+            tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_at(w) * half_at(x)), tail);
+        }
     }
-    const __m256 rest = _mm256_add_ps(tail, mins);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(rest), _mm256_extractf128_ps(rest, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + _mm_cvtss_f32(r) + tail_mins;
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_castps256_ps512(tail)));
 }
 
 }  // namespace
@@ -310,12 +431,12 @@ void add_legacy(detail::Table& t) {
     t.set_dequantize(TypeId::Q8_0, dequantize<Q8<34>, false>);
     t.set_dequantize(TypeId::Q8_1, dequantize<Q8<kQ8_1Bytes>, false>);
     t.set_dequantize(TypeId::IQ4_NL, dequantize<IQ4_NL, false>);
-    t.set_dot(TypeId::Q4_0, dot<DotQ4_0, kQ8_0Bytes, false>);
-    t.set_dot(TypeId::Q4_1, dot<DotQ4_1, kQ8_1Bytes, true>);
-    t.set_dot(TypeId::Q5_0, dot<DotQ5_0, kQ8_0Bytes, false>);
-    t.set_dot(TypeId::Q5_1, dot<DotQ5_1, kQ8_1Bytes, true>);
-    t.set_dot(TypeId::Q8_0, dot<DotQ8_0, kQ8_0Bytes, false>);
-    t.set_dot(TypeId::IQ4_NL, dot<DotIQ4_NL, kQ8_0Bytes, false>);
+    t.set_dot(TypeId::Q4_0, dot<DotQ4_0>);
+    t.set_dot(TypeId::Q4_1, dot<DotQ4_1>);
+    t.set_dot(TypeId::Q5_0, dot<DotQ5_0>);
+    t.set_dot(TypeId::Q5_1, dot<DotQ5_1>);
+    t.set_dot(TypeId::Q8_0, dot<DotQ8_0>);
+    t.set_dot(TypeId::IQ4_NL, dot<DotIQ4_NL>);
 }
 
 }  // namespace kernels::avx512

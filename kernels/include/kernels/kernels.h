@@ -44,9 +44,13 @@ void dequantize_bf16(TypeId type, std::span<const uint8_t> src, std::span<uint16
 
 // ---- Dot products ----------------------------------------------------------------------
 
-// The form activations take for the fast dot product with rows of `weights`, as in ggml:
-// Q8_0 for the 32-value formats (Q8_1 for the affine Q4_1 and Q5_1), Q8_K for the 256-value
-// ones, F16 / BF16 for those weights, F32 where there is no integer product.
+// The form activations take for the fast dot product with rows of `weights`: Q8_0 for the
+// 32-value formats, Q8_K for the 256-value ones, F16 / BF16 for those weights, F32 where
+// there is no integer product. The affine Q4_1 and Q5_1 (value d x q + m) take Q8_0 too, not
+// ggml's Q8_1: a block's share of m is m x dx x (the sum of its activation codes, an exact
+// integer), where Q8_1's s (an f16 rounding of dx x that sum) can err by more than the bound
+// below when the block's values straddle zero. Q8_1 stays an activation format one can
+// quantize to and dequantize.
 TypeId activation_type(TypeId weights);
 
 // A vector of activations prepared once for dot products with many rows of one weight type.
