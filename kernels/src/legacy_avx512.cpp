@@ -5,12 +5,10 @@
 // scale, which the decoder keeps, but every value is a product with the scale and the
 // multiply quiets it there too, so the bits agree.
 //
-// Dot products take blocks two at a time in 512-bit registers: the 64 codes of two weight
-// blocks against the 64 codes of two Q8_0 (Q8_1) blocks with vpdpbusd (unsigned weight codes
-// times signed activation codes; a signed weight's offset is taken off with a second vpdpbusd
-// of the offset against the activations), then the 16 integer lanes are converted and
-// multiplied by their block's scale dw x dx into float accumulators. The scales of 8 blocks
-// are fetched at once: two 128-byte windows and a word permutation pick the 8 f16 fields.
+// Dot products take blocks sixteen at a time (see the dot-product section): vpdpbusd of the
+// unsigned weight codes against the signed activation codes (a weight's offset taken off with
+// a second vpdpbusd of the offset against the activations), each block's integer sum added up
+// exactly, then one float multiply-add by dw x dx per block.
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 intrinsics (its bug 105593)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -192,14 +190,14 @@ template <class T, bool kAffine> void dequantize(const uint8_t* src, float* y, i
 
 // ---- Dot products -----------------------------------------------------------------------
 
-// Blocks go eight at a time, as two groups of four. For a group, vpermt2w picks out of two
-// 64-byte windows of its four blocks (never a byte past them) the 16 bytes of codes of each
-// block into one vector: after vpdpbusd, the 32-bit lanes 4k..4k+3 hold block k's products,
-// so the codes of values 0-15 and 16-31 accumulate into the same lanes and a group takes one
-// conversion to float and one multiply-add. The f16 scales of all eight blocks are picked
-// the same way into one vector and converted at once (vcvtph2ps is slow), then spread to
-// the lanes with vpermps. Integer sums become floats by the exact 2^23 trick (cheaper than
-// vcvtdq2ps here).
+// Blocks go sixteen at a time, as four groups of four. For a group, vpermt2w picks out of
+// two 64-byte windows of its four blocks (never a byte past them) the 16 bytes of codes of
+// each block into one vector: after vpdpbusd, the 32-bit lanes 4k..4k+3 hold block k's
+// products, so the codes of values 0-15 and 16-31 accumulate into the same lanes. The four
+// groups' lanes are then added up in integers to one lane per block (merge16), so the 16
+// blocks take one conversion to float (the exact 2^23 trick: cheaper than vcvtdq2ps here)
+// and one multiply-add, with their f16 scales converted at once, lane b for block b. (On
+// Zen 4 the vector units are the bottleneck: the scales are gathered with scalar loads.)
 
 // Word indices of a vpermt2w over windows at bytes 0 and `second`: output word i is the
 // word at byte source(i) (even), or anything where source(i) < 0. ok: every word found.
@@ -226,40 +224,27 @@ template <class F> constexpr Pick make_pick(int second, F source) {
 constexpr Pick runs16(int stride, int offset, int second) {
     return make_pick(second, [=](int i) { return i / 8 * stride + offset + 2 * (i % 8); });
 }
-// The f16 field at byte `offset` of each of 4 blocks, to words first..first + 3.
-constexpr Pick fields4(int stride, int offset, int second, int first) {
-    return make_pick(second, [=](int i) { return i >= first && i < first + 4 ? (i - first) * stride + offset : -1; });
-}
-
 template <const Pick& P> __m512i pick(const uint8_t* p, int second) {
     static_assert(P.ok);
     return _mm512_permutex2var_epi16(_mm512_loadu_si512(p), _mm512_loadu_si512(P.index), _mm512_loadu_si512(p + second));
 }
 
-// Lane l of v in lanes 4k..4k+3, l = first + k (vpermps).
-__m512 spread4(__m512 v, int first) {
-    return _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(first), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2)), v);
-}
-
 // Exact for |s| < 2^22: 1.5 x 2^23 + s has unit steps.
-__m512 to_float(__m512i s) {
+[[gnu::always_inline]] inline __m512 to_float(__m512i s) {
     const __m512 magic = _mm512_set1_ps(12582912.0f);
     return _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(s, _mm512_castps_si512(magic))), magic);
 }
 
 // Four Q8_0 blocks (136 bytes): codes 0-15 from windows at 0 and 64, codes 16-31 from
-// windows at 8 and 72, the scales from the first pair.
+// windows at 8 and 72.
 constexpr int kQ8Stride = kQ8_0Bytes;
 constexpr Pick kQ8Low = runs16(kQ8Stride, 2, 64), kQ8High = runs16(kQ8Stride, 18 - 8, 64);
-template <int First> constexpr Pick kQ8Scales = fields4(kQ8Stride, 0, 64, First);
 
 // Each weight type's group: the unsigned codes (low: values 0-15 of each block, high:
-// 16-31), kOffset to take off them, and the windows its scales are picked from; and one
-// block's 32 codes in value order for the tail.
+// 16-31) and kOffset to take off them; and one block's 32 codes in value order for the tail.
 template <int Bytes, int Qs> struct NibbleGroup {  // windows at 0 and 4 x Bytes - 64
     static constexpr int kBytes = Bytes, kSecond = 4 * Bytes - 64;
     static constexpr Pick kCodes = runs16(Bytes, Qs, kSecond);
-    template <int Offset, int First> static constexpr Pick kField = fields4(Bytes, Offset, kSecond, First);
     static void nibbles(const uint8_t* w, __m512i& low, __m512i& high) {
         const __m512i q = pick<kCodes>(w, kSecond);
         low = _mm512_and_si512(q, _mm512_set1_epi8(0x0f));
@@ -276,7 +261,7 @@ __m256i nibble_codes1(const uint8_t* q) {
 
 // The 5th bits of four Q5 blocks: bit j of each block's qh goes to code j, so values 0-15
 // of block k take bits 16k..16k+15 of the low mask, values 16-31 those of the high mask.
-template <int Bytes, int Qh> void fifth_bits(const uint8_t* w, __m512i& low, __m512i& high) {
+template <int Bytes, int Qh> [[gnu::always_inline]] inline void fifth_bits(const uint8_t* w, __m512i& low, __m512i& high) {
     uint64_t lo = 0, hi = 0;
     for (int k = 0; k < 4; ++k) {
         const uint32_t h = u32_at(w + k * Bytes + Qh);
@@ -336,7 +321,6 @@ struct DotIQ4_NL : NibbleGroup<18, 2> {  // levels + 128, looked up from the nib
 struct DotQ8_0 {  // signed codes made unsigned by adding 128; the activations' layout
     static constexpr int kBytes = kQ8_0Bytes, kOffset = 128, kSecond = 64;
     static constexpr bool kAffine = false;
-    template <int Offset, int First> static constexpr Pick kField = kQ8Scales<First>;
     static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
         low = _mm512_xor_si512(pick<kQ8Low>(w, 64), _mm512_set1_epi8(-128));
         high = _mm512_xor_si512(pick<kQ8High>(w + 8, 64), _mm512_set1_epi8(-128));
@@ -349,7 +333,7 @@ struct DotQ8_0 {  // signed codes made unsigned by adding 128; the activations' 
 // The lanes of a group's four blocks: sum of (code - offset) x c over values j and j + 16
 // (the low and high vectors), for 4 values j per lane; and, for the affine kinds, the sum of
 // the activation codes c.
-template <class T> __m512i code_sums(const uint8_t* w, const uint8_t* x, __m512i* c_sums) {
+template <class T> [[gnu::always_inline]] inline __m512i code_sums(const uint8_t* w, const uint8_t* x, __m512i* c_sums) {
     __m512i low, high;
     T::codes(w, low, high);
     const __m512i xl = pick<kQ8Low>(x, 64), xh = pick<kQ8High>(x + 8, 64);
@@ -366,43 +350,51 @@ template <class T> __m512i code_sums(const uint8_t* w, const uint8_t* x, __m512i
     return s;
 }
 
-// Sum over blocks of dw x dx x (sum of signed code products). The affine kinds (value
-// dw x q + m) take, per lane, t = dw x (sum of q x c) + m x (sum of c): m x (sum of c) is
-// exact (11 + 10 bits), so t is one rounding of the lane's exact sum of w x c, then dx x t
-// is added. (dw x dx and m x dx apart would cancel after rounding: large errors where a
-// block's values straddle zero.)
-template <class T> void eight_blocks(const uint8_t* w, const uint8_t* x, __m512& acc0, __m512& acc1) {
-    constexpr int kW = T::kBytes, kX = kQ8_0Bytes, kS = T::kSecond;
-    const uint8_t *w1 = w + 4 * kW, *x1 = x + 4 * kX;
-    __m512i c0, c1;
-    const __m512i s0 = code_sums<T>(w, x, &c0), s1 = code_sums<T>(w1, x1, &c1);
+// The sums of 16 blocks, one lane each, from 4 groups' lanes (group g: lanes 4k..4k+3 of
+// block 4g + k): pairs of lanes added twice, across vpermt2d.
+[[gnu::always_inline]] inline __m512i merge16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+    const __m512i a = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29), b = _mm512_add_epi32(a, _mm512_set1_epi32(2));
+    const __m512i s01 = _mm512_add_epi32(_mm512_permutex2var_epi32(s0, a, s1), _mm512_permutex2var_epi32(s0, b, s1));  // lanes 2k, 2k + 1: block k
+    const __m512i s23 = _mm512_add_epi32(_mm512_permutex2var_epi32(s2, a, s3), _mm512_permutex2var_epi32(s2, b, s3));
+    const __m512i c = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), d = _mm512_add_epi32(c, _mm512_set1_epi32(1));
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(s01, c, s23), _mm512_permutex2var_epi32(s01, d, s23));
+}
+
+// The f16 field at byte 0 of 4 blocks, `Stride` bytes apart, in one u64; of 16 blocks as floats.
+template <int Stride> [[gnu::always_inline]] inline uint64_t fields4(const uint8_t* p) {
+    return uint64_t{u16_at(p)} | uint64_t{u16_at(p + Stride)} << 16 | uint64_t{u16_at(p + 2 * Stride)} << 32 | uint64_t{u16_at(p + 3 * Stride)} << 48;
+}
+template <int Stride> [[gnu::always_inline]] inline __m512 fields16(const uint8_t* p) {
+    const __m256i h = _mm256_setr_epi64x(static_cast<int64_t>(fields4<Stride>(p)), static_cast<int64_t>(fields4<Stride>(p + 4 * Stride)),
+                                         static_cast<int64_t>(fields4<Stride>(p + 8 * Stride)), static_cast<int64_t>(fields4<Stride>(p + 12 * Stride)));
+    return _mm512_cvtph_ps(h);
+}
+
+// Sum over blocks of dw x dx x (sum of signed code products), 16 blocks a step. The affine
+// kinds (value dw x q + m) take, per block, t = dw x (sum of q x c)
+// + m x (sum of c): m x (sum of c) is exact (11 + 12 bits), so t is one rounding of
+// the block's exact sum of w x c, then dx x t is added. (dw x dx and m x dx apart would
+// cancel after rounding: large errors where a block's values straddle zero.)
+template <class T> [[gnu::always_inline]] inline __m512 sixteen_blocks(const uint8_t* w, const uint8_t* x, __m512 acc) {
+    constexpr int kW = T::kBytes, kX = kQ8_0Bytes;
+    __m512i c[4];
+    const __m512i s = merge16(code_sums<T>(w, x, &c[0]), code_sums<T>(w + 4 * kW, x + 4 * kX, &c[1]),
+                              code_sums<T>(w + 8 * kW, x + 8 * kX, &c[2]), code_sums<T>(w + 12 * kW, x + 12 * kX, &c[3]));
+    const __m512 dx = fields16<kX>(x), dw = fields16<kW>(w);
     if constexpr (T::kAffine) {
-        // Words 0-7: the eight dw, 8-15: the eight m; the eight dx apart.
-        const __m512i wh = _mm512_mask_blend_epi16(0xf0f0, pick<T::template kField<0, 0>>(w, kS), pick<T::template kField<0, 4>>(w1, kS));
-        const __m512i mh = _mm512_mask_blend_epi16(0xf0f0, pick<T::template kField<2, 8>>(w, kS), pick<T::template kField<2, 12>>(w1, kS));
-        const __m512 dm = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00, wh, mh)));
-        const __m512i xh = _mm512_mask_blend_epi16(0x00f0, pick<kQ8Scales<0>>(x, 64), pick<kQ8Scales<4>>(x1, 64));
-        const __m512 dx = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(xh)));
-        const __m512 t0 = _mm512_fmadd_ps(to_float(s0), spread4(dm, 0), _mm512_mul_ps(to_float(c0), spread4(dm, 8)));
-        const __m512 t1 = _mm512_fmadd_ps(to_float(s1), spread4(dm, 4), _mm512_mul_ps(to_float(c1), spread4(dm, 12)));
-        acc0 = _mm512_fmadd_ps(t0, spread4(dx, 0), acc0);
-        acc1 = _mm512_fmadd_ps(t1, spread4(dx, 4), acc1);
+        const __m512 m = fields16<kW>(w + 2);
+        const __m512 t = _mm512_fmadd_ps(to_float(s), dw, _mm512_mul_ps(to_float(merge16(c[0], c[1], c[2], c[3])), m));
+        return _mm512_fmadd_ps(t, dx, acc);
     } else {
-        // Words 0-7: the eight dw, 8-15: the eight dx; their products in lanes 0-7.
-        const __m512i wh = _mm512_mask_blend_epi16(0x00f0, pick<T::template kField<0, 0>>(w, kS), pick<T::template kField<0, 4>>(w1, kS));
-        const __m512i xh = _mm512_mask_blend_epi16(0xf000, pick<kQ8Scales<8>>(x, 64), pick<kQ8Scales<12>>(x1, 64));
-        const __m512 f = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00, wh, xh)));
-        const __m512 d = _mm512_mul_ps(f, _mm512_shuffle_f32x4(f, f, 0x4e));
-        acc0 = _mm512_fmadd_ps(to_float(s0), spread4(d, 0), acc0);
-        acc1 = _mm512_fmadd_ps(to_float(s1), spread4(d, 4), acc1);
+        return _mm512_fmadd_ps(to_float(s), _mm512_mul_ps(dw, dx), acc);
     }
 }
 
 template <class T> float dot(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     constexpr int kW = T::kBytes;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    __m512 acc = _mm512_setzero_ps();
     int64_t b = 0;
-    for (; b + 8 <= n_blocks; b += 8, w += 8 * kW, x += 8 * kQ8_0Bytes) eight_blocks<T>(w, x, acc0, acc1);
+    for (; b + 16 <= n_blocks; b += 16, w += 16 * kW, x += 16 * kQ8_0Bytes) acc = sixteen_blocks<T>(w, x, acc);
     // The last blocks one at a time, into their own accumulator.
     __m256 tail = _mm256_setzero_ps();
     for (; b < n_blocks; ++b, w += kW, x += kQ8_0Bytes) {
@@ -418,7 +410,7 @@ template <class T> float dot(const uint8_t* w, const uint8_t* x, int64_t n_block
             tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_at(w) * half_at(x)), tail);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_castps256_ps512(tail)));
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc, _mm512_castps256_ps512(tail)));
 }
 
 }  // namespace
