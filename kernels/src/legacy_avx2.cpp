@@ -120,7 +120,7 @@ template <class T> void dequantize(const uint8_t* src, float* y, int64_t n_block
 // ---- Dot products -----------------------------------------------------------------------
 
 // The 8 lane sums of a block's codes times the activation codes xq (signed bytes).
-template <class T> __m256i block_sums(const uint8_t* w, __m256i xq) {
+template <class T> [[gnu::always_inline]] inline __m256i block_sums(const uint8_t* w, __m256i xq) {
     const __m256i q = T::codes(w);
     __m256i pairs;
     if constexpr (T::kSigned) {  // |q| unsigned times x with q's sign
@@ -132,26 +132,52 @@ template <class T> __m256i block_sums(const uint8_t* w, __m256i xq) {
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
-// Sum over blocks of dw x dx x (sum of code products). The affine kinds (value dw x q + m)
-// take, per lane of 4 values, t = dw x (sum of q x c) + m x (sum of c): m x (sum of c) is
-// exact (11 x 9 bits), so t is one rounding of the lane's exact sum of w x c, then dx x t is
-// added. (dw x dx and m x dx apart would cancel after rounding: large errors where a
-// block's values straddle zero.)
+// The f16 field at byte 0 of 8 blocks, Stride bytes apart, as floats (gathered by scalar
+// loads: the vector units are the bottleneck).
+template <int Stride> uint64_t fields4(const uint8_t* p) {
+    return uint64_t{u16_at(p)} | uint64_t{u16_at(p + Stride)} << 16 | uint64_t{u16_at(p + 2 * Stride)} << 32 | uint64_t{u16_at(p + 3 * Stride)} << 48;
+}
+template <int Stride> __m256 fields8(const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(fields4<Stride>(p + 4 * Stride)), static_cast<int64_t>(fields4<Stride>(p))));
+}
+__m256 lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
+
+// Sum over blocks of dw x dx x (sum of code products), the scales of 8 blocks converted at
+// once. The affine kinds (value dw x q + m) take, per lane, t = dw x (sum of q x c) + m x
+// (sum of c): m x (sum of c) is exact (11 + 10 bits), so t is one rounding of the lane's
+// exact sum of w x c, then dx x t is added. (dw x dx and m x dx apart would cancel after
+// rounding: large errors where a block's values straddle zero.)
+template <class T> [[gnu::always_inline]] inline __m256 block(const uint8_t* w, const uint8_t* x, __m256 dw, __m256 m, __m256 dx, __m256 acc) {
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 2));
+    const __m256 s = _mm256_cvtepi32_ps(block_sums<T>(w, xq));
+    if constexpr (T::kAffine) {
+        const __m256i c = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xq), _mm256_set1_epi16(1));
+        return _mm256_fmadd_ps(_mm256_fmadd_ps(s, dw, _mm256_mul_ps(_mm256_cvtepi32_ps(c), m)), dx, acc);
+    } else {
+        return _mm256_fmadd_ps(s, dw, acc);  // dw: dw x dx
+    }
+}
+
 template <class T> float dot(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    constexpr int kX = kQ8_0Bytes;
+    constexpr int kW = T::kBytes, kX = kQ8_0Bytes;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < n_blocks; ++b, w += T::kBytes, x += kX) {
-        // dw, dx (and m) converted together.
-        const __m128 h = _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(u16_at(w)), static_cast<short>(u16_at(x)),
-                                                     static_cast<short>(T::kAffine ? u16_at(w + 2) : 0), 0, 0, 0, 0, 0));
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 2));
-        const __m256 s = _mm256_cvtepi32_ps(block_sums<T>(w, xq));
+    int64_t b = 0;
+    for (; b + 8 <= n_blocks; b += 8, w += 8 * kW, x += 8 * kX) {
+        const __m256 dw = fields8<kW>(w), dx = fields8<kX>(x);
         if constexpr (T::kAffine) {
-            const __m256i c = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xq), _mm256_set1_epi16(1));
-            const __m256 t = _mm256_fmadd_ps(s, _mm256_broadcastss_ps(h), _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_broadcastss_ps(_mm_movehl_ps(h, h))));
-            acc[b & 1] = _mm256_fmadd_ps(t, _mm256_broadcastss_ps(_mm_movehdup_ps(h)), acc[b & 1]);
+            const __m256 m = fields8<kW>(w + 2);
+            for (int i = 0; i < 8; ++i) acc[i & 1] = block<T>(w + i * kW, x + i * kX, lane(dw, i), lane(m, i), lane(dx, i), acc[i & 1]);
         } else {
-            acc[b & 1] = _mm256_fmadd_ps(s, _mm256_broadcastss_ps(_mm_mul_ss(h, _mm_movehdup_ps(h))), acc[b & 1]);
+            const __m256 d = _mm256_mul_ps(dw, dx);
+            for (int i = 0; i < 8; ++i) acc[i & 1] = block<T>(w + i * kW, x + i * kX, lane(d, i), d, d, acc[i & 1]);
+        }
+    }
+    for (; b < n_blocks; ++b, w += kW, x += kX) {
+        const __m256 dw = _mm256_set1_ps(half_at(w)), dx = _mm256_set1_ps(half_at(x));
+        if constexpr (T::kAffine) {
+            acc[b & 1] = block<T>(w, x, dw, _mm256_set1_ps(half_at(w + 2)), dx, acc[b & 1]);
+        } else {
+            acc[b & 1] = block<T>(w, x, _mm256_mul_ps(dw, dx), dx, dx, acc[b & 1]);
         }
     }
     const __m256 t = _mm256_add_ps(acc[0], acc[1]);
