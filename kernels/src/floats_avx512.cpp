@@ -242,9 +242,44 @@ float amax32(const float* x) {
     return _mm512_reduce_max_ps(running_max(_mm512_loadu_ps(x + 16), running_max(_mm512_loadu_ps(x), _mm512_setzero_ps())));
 }
 
+// Lane b: the maximum of the 16 lanes of v[b] (a transposing tree: pairs of vectors
+// merged by vpermt2ps, halving the lanes per vector each level). Max is exact and the
+// lanes hold no NaN, so the order does not matter.
+__m512 lane_maxima(__m512 (&v)[16]) {
+    // Level with runs of s lanes: output lane j takes lanes (j / s) x 2s + j % s and s more
+    // of the pair (indices 16-31: the second vector).
+    const __m512i runs[4] = {_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+                             _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+                             _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29),
+                             _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)};
+    for (int level = 0, s = 8, n = 16; level < 4; ++level, s /= 2, n /= 2) {
+        const __m512i lo = runs[level], hi = _mm512_add_epi32(lo, _mm512_set1_epi32(s));
+        for (int k = 0; k < n / 2; ++k)
+            v[k] = _mm512_max_ps(_mm512_permutex2var_ps(v[2 * k], lo, v[2 * k + 1]), _mm512_permutex2var_ps(v[2 * k], hi, v[2 * k + 1]));
+    }
+    return v[0];
+}
+
+// 16 blocks a step: their maxima by a transposing tree, d and 1 / d by two vector divisions
+// (IEEE division: the scalar path's bits), the 16 f16 scales converted at once.
 void quantize_q8_0(const float* x, uint8_t* dst, int64_t n) {
     auto* b = reinterpret_cast<quant::BlockQ8_0*>(dst);
-    for (int64_t i = 0; i < n; i += 32, ++b, x += 32) {
+    int64_t i = 0;
+    for (; i + 512 <= n; i += 512, b += 16, x += 512) {
+        __m512 m[16];
+        for (int k = 0; k < 16; ++k) m[k] = running_max(_mm512_loadu_ps(x + 32 * k + 16), running_max(_mm512_loadu_ps(x + 32 * k), _mm512_setzero_ps()));
+        const __m512 d = _mm512_div_ps(lane_maxima(m), _mm512_set1_ps(127.0f));
+        const __mmask16 nonzero = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        alignas(64) float inverse[16];
+        _mm512_store_ps(inverse, _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(1.0f), d));
+        alignas(32) uint16_t half[16];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(half), _mm512_cvtps_ph(d, kNearest));
+        for (int k = 0; k < 16; ++k) {
+            std::memcpy(b[k].d, half + k, 2);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[k].qs), codes32(x + 32 * k, inverse[k]));
+        }
+    }
+    for (; i < n; i += 32, ++b, x += 32) {
         float id;
         const float d = scale_of(amax32(x), id);
         store_half(b->d, d);
