@@ -163,6 +163,110 @@ float dot_mxfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     return hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_castps256_ps512(tail)));
 }
 
+// ---- MXFP4 sixteen blocks a step, with VBMI ---------------------------------------------
+//
+// Four blocks at a time, vpermt2b picks out of two 64-byte windows of them (never a byte past)
+// each block's 16 bytes of codes into one vector, and likewise codes 0-15 and 16-31 of the
+// four activation blocks: after vpdpbusd the lanes 4k..4k+3 hold block k's products, low and
+// high nibbles alike. Four such groups' lanes are added up in integers to one lane per block,
+// so 16 blocks take one conversion (exact, by 2^23) and one multiply-add by their scales,
+// gathered with scalar loads and converted at once.
+
+// Byte indices of vpermt2b: 16 bytes from byte `offset` of each of 4 blocks `stride` apart,
+// out of windows at 0 and `second`. ok: every byte found.
+struct Runs {
+    uint8_t index[64];
+    bool ok;
+};
+constexpr Runs runs16(int stride, int offset, int second) {
+    Runs r{{}, true};
+    for (int i = 0; i < 64; ++i) {
+        const int at = i / 16 * stride + offset + i % 16;
+        if (at < 64) {
+            r.index[i] = static_cast<uint8_t>(at);
+        } else if (at >= second && at < second + 64) {
+            r.index[i] = static_cast<uint8_t>(64 + at - second);
+        } else {
+            r.ok = false;
+        }
+    }
+    return r;
+}
+constexpr int kQ8Bytes = sizeof(BlockQ8_0);
+constexpr Runs kMxfp4Codes = runs16(sizeof(BlockMXFP4), 1, 4 * sizeof(BlockMXFP4) - 64);
+constexpr Runs kXLow = runs16(kQ8Bytes, 2, 64), kXHigh = runs16(kQ8Bytes, 18 - 8, 64);  // kXHigh from x + 8
+static_assert(kMxfp4Codes.ok && kXLow.ok && kXHigh.ok);
+
+template <const Runs& R> __attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m512i pick(const uint8_t* p, int second) {
+    return _mm512_permutex2var_epi8(_mm512_loadu_si512(p), _mm512_loadu_si512(R.index), _mm512_loadu_si512(p + second));
+}
+
+// Lane b: the sum of lanes 4k..4k+3 of s[g], b = 4g + k (pairs added twice, across vpermt2d).
+[[gnu::always_inline]] inline __m512i merge16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+    const __m512i a = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29), b = _mm512_add_epi32(a, _mm512_set1_epi32(2));
+    const __m512i s01 = _mm512_add_epi32(_mm512_permutex2var_epi32(s0, a, s1), _mm512_permutex2var_epi32(s0, b, s1));
+    const __m512i s23 = _mm512_add_epi32(_mm512_permutex2var_epi32(s2, a, s3), _mm512_permutex2var_epi32(s2, b, s3));
+    const __m512i c = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), d = _mm512_add_epi32(c, _mm512_set1_epi32(1));
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(s01, c, s23), _mm512_permutex2var_epi32(s01, d, s23));
+}
+
+// Exact for |s| < 2^22: 1.5 x 2^23 + s has unit steps.
+[[gnu::always_inline]] inline __m512 to_float(__m512i s) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    return _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(s, _mm512_castps_si512(magic))), magic);
+}
+
+// The f16 scales of 16 activation blocks as floats (scalar loads: the vector units are the
+// bottleneck).
+[[gnu::always_inline]] inline uint64_t x_scales4(const BlockQ8_0* a) {
+    return uint64_t{load_u16(a[0].d)} | uint64_t{load_u16(a[1].d)} << 16 | uint64_t{load_u16(a[2].d)} << 32 | uint64_t{load_u16(a[3].d)} << 48;
+}
+[[gnu::always_inline]] inline __m512 x_scales16(const BlockQ8_0* a) {
+    return _mm512_cvtph_ps(_mm256_setr_epi64x(static_cast<int64_t>(x_scales4(a)), static_cast<int64_t>(x_scales4(a + 4)),
+                                              static_cast<int64_t>(x_scales4(a + 8)), static_cast<int64_t>(x_scales4(a + 12))));
+}
+// The E8M0 bytes of 16 MXFP4 blocks (bytes 0, 17, 34, 51 of each group's first window).
+struct ExponentPick {
+    uint8_t index[64];
+    constexpr ExponentPick() : index() {
+        for (int i = 0; i < 8; ++i) index[i] = static_cast<uint8_t>((i >= 4 ? 64 : 0) + i % 4 * sizeof(BlockMXFP4));
+    }
+};
+constexpr ExponentPick kExponents;
+__attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m128i exponents16(const uint8_t* w) {
+    constexpr int k = 4 * sizeof(BlockMXFP4);
+    const __m512i index = _mm512_loadu_si512(kExponents.index);
+    const __m512i a = _mm512_permutex2var_epi8(_mm512_loadu_si512(w), index, _mm512_loadu_si512(w + k));
+    const __m512i b = _mm512_permutex2var_epi8(_mm512_loadu_si512(w + 2 * k), index, _mm512_loadu_si512(w + 3 * k));
+    return _mm_unpacklo_epi64(_mm512_castsi512_si128(a), _mm512_castsi512_si128(b));
+}
+
+__attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m512i mxfp4_group(const uint8_t* w, const uint8_t* x) {
+    const __m512i q = pick<kMxfp4Codes>(w, 4 * sizeof(BlockMXFP4) - 64);
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+    const __m512i xl = pick<kXLow>(x, 64), xh = pick<kXHigh>(x + 8, 64);
+    const __m512i magnitude = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, 1, 2, 3, 4, 6, 8, 12));
+    const __m512i eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
+    const __m512i sxl = _mm512_mask_sub_epi8(xl, _mm512_test_epi8_mask(lo, eight), zero, xl);
+    const __m512i sxh = _mm512_mask_sub_epi8(xh, _mm512_test_epi8_mask(hi, eight), zero, xh);
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, _mm512_shuffle_epi8(magnitude, lo), sxl), _mm512_shuffle_epi8(magnitude, hi), sxh);
+}
+
+__attribute__((target("avx512vbmi"))) float dot_mxfp4_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    constexpr int kW = sizeof(BlockMXFP4);
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n_blocks; i += 16, w += 16 * kW, x += 16 * kQ8Bytes) {
+        const __m512i s = merge16(mxfp4_group(w, x), mxfp4_group(w + 4 * kW, x + 4 * kQ8Bytes), mxfp4_group(w + 8 * kW, x + 8 * kQ8Bytes),
+                                  mxfp4_group(w + 12 * kW, x + 12 * kQ8Bytes));
+        const __m512 exponent = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(exponents16(w)), _mm512_set1_epi32(128)));
+        // dx x 2^(e - 128), rounded once as the float product dx x (halved E8M0 scale) is.
+        acc = _mm512_fmadd_ps(to_float(s), _mm512_scalef_ps(x_scales16(reinterpret_cast<const BlockQ8_0*>(x)), exponent), acc);
+    }
+    return hsum(acc) + dot_mxfp4(w, x, n_blocks - i);
+}
+
 float dot_nvfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockNVFP4*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
@@ -187,7 +291,7 @@ float dot_nvfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
 
 void add_microscaling(detail::Table& t) {
     t.set_dequantize(TypeId::MXFP4, dequantize_mxfp4);
-    t.set_dot(TypeId::MXFP4, dot_mxfp4);
+    t.set_dot(TypeId::MXFP4, detail::cpu_has_avx512_vbmi() ? dot_mxfp4_vbmi : dot_mxfp4);
     t.set_dequantize(TypeId::NVFP4, dequantize_nvfp4);
     t.set_dot(TypeId::NVFP4, dot_nvfp4);
 }
