@@ -243,86 +243,6 @@ float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     return hsum(_mm512_add_ps(acc[0], acc[1]));
 }
 
-// Q1_0 sixteen activation blocks (four weight blocks) a step, with VBMI: for a weight block,
-// vpermt2b picks codes 0-15 and 16-31 of its four activation blocks into two vectors (lanes
-// 4k..4k+3: activation block k), the matching bits (16-bit words 0, 2, 4, 6 and 1, 3, 5, 7
-// of qs) become the masks that negate them; four weight blocks' lanes are added up in
-// integers to one lane per activation block, converted exactly (by 2^23) and multiplied by
-// d x dx once.
-struct Runs {
-    uint8_t index[64];
-    bool ok;
-};
-// Byte indices of vpermt2b: 16 bytes from byte `offset` of each of 4 blocks `stride` apart,
-// out of windows at 0 and `second`.
-constexpr Runs runs16(int stride, int offset, int second) {
-    Runs r{{}, true};
-    for (int i = 0; i < 64; ++i) {
-        const int at = i / 16 * stride + offset + i % 16;
-        if (at < 64) {
-            r.index[i] = static_cast<uint8_t>(at);
-        } else if (at >= second && at < second + 64) {
-            r.index[i] = static_cast<uint8_t>(64 + at - second);
-        } else {
-            r.ok = false;
-        }
-    }
-    return r;
-}
-constexpr int kQ8Bytes = sizeof(BlockQ8_0);
-constexpr Runs kXLow = runs16(kQ8Bytes, 2, 64), kXHigh = runs16(kQ8Bytes, 18 - 8, 64);  // kXHigh from x + 8
-static_assert(kXLow.ok && kXHigh.ok);
-
-template <const Runs& R> __attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m512i pick(const uint8_t* p, int second) {
-    return _mm512_permutex2var_epi8(_mm512_loadu_si512(p), _mm512_loadu_si512(R.index), _mm512_loadu_si512(p + second));
-}
-
-// Lane b: the sum of lanes 4k..4k+3 of s[g], b = 4g + k (pairs added twice, across vpermt2d).
-[[gnu::always_inline]] inline __m512i merge16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
-    const __m512i a = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29), b = _mm512_add_epi32(a, _mm512_set1_epi32(2));
-    const __m512i s01 = _mm512_add_epi32(_mm512_permutex2var_epi32(s0, a, s1), _mm512_permutex2var_epi32(s0, b, s1));
-    const __m512i s23 = _mm512_add_epi32(_mm512_permutex2var_epi32(s2, a, s3), _mm512_permutex2var_epi32(s2, b, s3));
-    const __m512i c = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), d = _mm512_add_epi32(c, _mm512_set1_epi32(1));
-    return _mm512_add_epi32(_mm512_permutex2var_epi32(s01, c, s23), _mm512_permutex2var_epi32(s01, d, s23));
-}
-
-// Exact for |s| < 2^22: 1.5 x 2^23 + s has unit steps.
-[[gnu::always_inline]] inline __m512 to_float(__m512i s) {
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    return _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(s, _mm512_castps_si512(magic))), magic);
-}
-
-// The f16 at byte 0 of 4 blocks `Stride` bytes apart, in one u64 (scalar loads: the vector
-// units are the bottleneck).
-template <int Stride> [[gnu::always_inline]] inline uint64_t fields4(const uint8_t* p) {
-    return uint64_t{load_u16(p)} | uint64_t{load_u16(p + Stride)} << 16 | uint64_t{load_u16(p + 2 * Stride)} << 32 | uint64_t{load_u16(p + 3 * Stride)} << 48;
-}
-
-__attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m512i q1_group(const uint8_t* w, const uint8_t* x) {
-    const uint64_t q0 = load_u64(w + 2), q1 = load_u64(w + 10);  // words 0-3, 4-7 of qs
-    constexpr uint64_t kEven = 0x0000ffff0000ffffu, kOdd = ~kEven;
-    const auto low = static_cast<__mmask64>(~(_pext_u64(q0, kEven) | _pext_u64(q1, kEven) << 32));  // -x where the bit is clear
-    const auto high = static_cast<__mmask64>(~(_pext_u64(q0, kOdd) | _pext_u64(q1, kOdd) << 32));
-    const __m512i xl = pick<kXLow>(x, 64), xh = pick<kXHigh>(x + 8, 64);
-    const __m512i zero = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ones, _mm512_mask_sub_epi8(xl, low, zero, xl)), ones, _mm512_mask_sub_epi8(xh, high, zero, xh));
-}
-
-__attribute__((target("avx512vbmi"))) float dot_q1_0_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    constexpr int kW = sizeof(BlockQ1_0);
-    __m512 acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 4 <= n_blocks; i += 4, w += 4 * kW, x += 16 * kQ8Bytes) {
-        const __m512i s = merge16(q1_group(w, x), q1_group(w + kW, x + 4 * kQ8Bytes), q1_group(w + 2 * kW, x + 8 * kQ8Bytes), q1_group(w + 3 * kW, x + 12 * kQ8Bytes));
-        const __m512 dx = _mm512_cvtph_ps(_mm256_setr_epi64x(static_cast<int64_t>(fields4<kQ8Bytes>(x)), static_cast<int64_t>(fields4<kQ8Bytes>(x + 4 * kQ8Bytes)),
-                                                             static_cast<int64_t>(fields4<kQ8Bytes>(x + 8 * kQ8Bytes)), static_cast<int64_t>(fields4<kQ8Bytes>(x + 12 * kQ8Bytes))));
-        const __m512 dw = _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(fields4<kW>(w)))));
-        const __m512 d = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), dw), dx);
-        acc = _mm512_fmadd_ps(to_float(s), d, acc);
-    }
-    return hsum(acc) + dot_q1_0(w, x, n_blocks - i);
-}
-
 // ---- Q2_0 ------------------------------------------------------------------------------
 
 void dequantize_q2_0(const uint8_t* src, float* y, int64_t n_blocks) {
@@ -371,7 +291,7 @@ void add_ternary(detail::Table& t) {
     t.set_dequantize(TypeId::TQ2_0, dequantize_tq2_0);
     t.set_dot(TypeId::TQ2_0, dot_tq2_0);
     t.set_dequantize(TypeId::Q1_0, dequantize_q1_0);
-    t.set_dot(TypeId::Q1_0, detail::cpu_has_avx512_vbmi() ? dot_q1_0_vbmi : dot_q1_0);
+    t.set_dot(TypeId::Q1_0, dot_q1_0);
     t.set_dequantize(TypeId::Q2_0, dequantize_q2_0);
     t.set_dot(TypeId::Q2_0, dot_q2_0);
 }
