@@ -233,9 +233,39 @@ __m256i codes32(const float* x, float inverse) {
     return low_bytes(code(0), code(8), code(16), code(24));
 }
 
+// Lane b: the maximum of the 8 lanes of v[b] (a transposing tree of in-lane shuffles, then
+// 128-bit halves). Max is exact and the lanes hold no NaN, so the order does not matter.
+__m256 lane_maxima(__m256 (&v)[8]) {
+    __m256 t[4], u[2];
+    for (int k = 0; k < 4; ++k) t[k] = _mm256_max_ps(_mm256_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm256_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 2; ++k)  // blocks 4k..4k + 3 in lanes 0-3, and again in lanes 4-7
+        u[k] = _mm256_max_ps(_mm256_shuffle_ps(t[2 * k], t[2 * k + 1], 0x44), _mm256_shuffle_ps(t[2 * k], t[2 * k + 1], 0xee));
+    return _mm256_max_ps(_mm256_permute2f128_ps(u[0], u[1], 0x20), _mm256_permute2f128_ps(u[0], u[1], 0x31));
+}
+
+// 8 blocks a step: their maxima by a transposing tree, d and 1 / d by two vector divisions
+// (IEEE division: the scalar path's bits), the 8 f16 scales converted at once.
 void quantize_q8_0(const float* x, uint8_t* dst, int64_t n) {
     auto* b = reinterpret_cast<quant::BlockQ8_0*>(dst);
-    for (int64_t i = 0; i < n; i += 32, ++b, x += 32) {
+    int64_t i = 0;
+    for (; i + 256 <= n; i += 256, b += 8, x += 256) {
+        __m256 m[8];
+        for (int k = 0; k < 8; ++k) {
+            m[k] = _mm256_setzero_ps();
+            for (int j = 0; j < 32; j += 8) m[k] = running_max(_mm256_loadu_ps(x + 32 * k + j), m[k]);
+        }
+        const __m256 d = _mm256_div_ps(lane_maxima(m), _mm256_set1_ps(127.0f));
+        const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+        alignas(32) float inverse[8];
+        _mm256_store_ps(inverse, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), nonzero));
+        alignas(16) uint16_t half[8];
+        _mm_store_si128(reinterpret_cast<__m128i*>(half), _mm256_cvtps_ph(d, kNearest));
+        for (int k = 0; k < 8; ++k) {
+            std::memcpy(b[k].d, half + k, 2);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[k].qs), codes32(x + 32 * k, inverse[k]));
+        }
+    }
+    for (; i < n; i += 32, ++b, x += 32) {
         float id;
         store_half(b->d, scale_of(amax32(x), id));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->qs), codes32(x, id));
