@@ -210,6 +210,18 @@ TEST_CASE("every path quantizes activations to the scalar path's bytes (Q8_0, Q8
             const kernels::Activations want(weights, x, Isa::Scalar), got(weights, x, isa);
             CHECK(std::vector<uint8_t>(got.bytes().begin(), got.bytes().end()) == std::vector<uint8_t>(want.bytes().begin(), want.bytes().end()));
         }
+    // Every activation format directly, Q8_1 (no weight type's format) included.
+    for (Isa isa : fast_paths())
+        for (TypeId type : {TypeId::Q8_0, TypeId::Q8_1, TypeId::Q8_K, TypeId::F16, TypeId::BF16, TypeId::F32}) {
+            CAPTURE(isa_text(isa));
+            CAPTURE(gguf::type_info(type).name);
+            std::vector<uint8_t> want(static_cast<size_t>(quant::row_bytes(type, static_cast<int64_t>(x.size())))), got(want.size());
+            kernels::quantize_activations(type, x, want, Isa::Scalar);
+            kernels::quantize_activations(type, x, got, isa);
+            CHECK(got == want);
+        }
+    std::vector<uint8_t> too_small(10);
+    CHECK_THROWS_AS(kernels::quantize_activations(TypeId::Q8_1, x, too_small), std::invalid_argument);
 }
 
 namespace {

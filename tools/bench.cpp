@@ -86,11 +86,11 @@ std::vector<uint8_t> sample(TypeId type, int64_t n) {
     std::normal_distribution<float> gauss(0, 1);
     std::vector<float> x(static_cast<size_t>(n));
     for (float& v : x) v = gauss(rng);
-    if (!quant::can_quantize(type)) {  // Q8_1, Q8_K: the activations of Q4_1 / Q4_K dot products
-        const kernels::Activations a(type == TypeId::Q8_1 ? TypeId::Q4_1 : TypeId::Q4_K, x, kernels::Isa::Scalar);
-        return {a.bytes().begin(), a.bytes().end()};
-    }
     std::vector<uint8_t> out(static_cast<size_t>(quant::row_bytes(type, n)));
+    if (!quant::can_quantize(type)) {  // Q8_1, Q8_K: activation formats
+        kernels::quantize_activations(type, x, out, kernels::Isa::Scalar);
+        return out;
+    }
     // Importance weights for the types that need them; quantizing a whole sample in rows of
     // 4096 keeps the slow searches of the grid types short.
     const int64_t row = std::min<int64_t>(n, 4096);

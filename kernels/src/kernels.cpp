@@ -113,6 +113,14 @@ Activations::Activations(TypeId weights, std::span<const float> x, Isa isa)
     f(x.data(), bytes_.data(), n_);
 }
 
+void quantize_activations(TypeId type, std::span<const float> x, std::span<uint8_t> dst, Isa isa) {
+    const auto n = static_cast<int64_t>(x.size());
+    check_bytes(type, dst.size(), n, "quantize activations");
+    const detail::QuantizeFn f = entry(type, isa).quantize;
+    if (!f) throw std::invalid_argument("kernels: no quantizer for activations of type " + type_name(type));
+    f(x.data(), dst.data(), n);
+}
+
 float dot(TypeId type, std::span<const uint8_t> row, const Activations& x, Isa isa) {
     if (x.weights() != type)
         throw std::invalid_argument("kernels: activations prepared for " + type_name(x.weights()) + " weights, used with " + type_name(type));

@@ -70,6 +70,12 @@ private:
     std::vector<uint8_t> bytes_;
 };
 
+// n floats (a whole number of blocks) to an activation format directly: Q8_0, Q8_1, Q8_K,
+// F16, BF16 or F32 (the bytes Activations holds for weights of that activation type; Q8_1,
+// no weight type's activation format any more, stays available here). dst holds exactly
+// those blocks; throws std::invalid_argument otherwise.
+void quantize_activations(TypeId type, std::span<const float> x, std::span<uint8_t> dst, Isa isa = active_isa());
+
 // Sum of row[i] x x[i] with the activations in 8-bit or 16-bit form. Bound: with w the
 // row's exact values and x the float activations, |result - sum w x| is at most
 //   sum over activation blocks b of (max|x| in b) / 127 x 0.57 x sum over b of |w|
