@@ -197,7 +197,7 @@ constexpr Runs kMxfp4Codes = runs16(sizeof(BlockMXFP4), 1, 4 * sizeof(BlockMXFP4
 constexpr Runs kXLow = runs16(kQ8Bytes, 2, 64), kXHigh = runs16(kQ8Bytes, 18 - 8, 64);  // kXHigh from x + 8
 static_assert(kMxfp4Codes.ok && kXLow.ok && kXHigh.ok);
 
-template <const Runs& R> __attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m512i pick(const uint8_t* p, int second) {
+template <const Runs& R> [[gnu::always_inline]] inline __attribute__((target("avx512vbmi"))) __m512i pick(const uint8_t* p, int second) {
     return _mm512_permutex2var_epi8(_mm512_loadu_si512(p), _mm512_loadu_si512(R.index), _mm512_loadu_si512(p + second));
 }
 
@@ -233,7 +233,7 @@ struct ExponentPick {
     }
 };
 constexpr ExponentPick kExponents;
-__attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m128i exponents16(const uint8_t* w) {
+[[gnu::always_inline]] inline __attribute__((target("avx512vbmi"))) __m128i exponents16(const uint8_t* w) {
     constexpr int k = 4 * sizeof(BlockMXFP4);
     const __m512i index = _mm512_loadu_si512(kExponents.index);
     const __m512i a = _mm512_permutex2var_epi8(_mm512_loadu_si512(w), index, _mm512_loadu_si512(w + k));
@@ -241,7 +241,7 @@ __attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m128i expo
     return _mm_unpacklo_epi64(_mm512_castsi512_si128(a), _mm512_castsi512_si128(b));
 }
 
-__attribute__((target("avx512vbmi"))) [[gnu::always_inline]] inline __m512i mxfp4_group(const uint8_t* w, const uint8_t* x) {
+[[gnu::always_inline]] inline __attribute__((target("avx512vbmi"))) __m512i mxfp4_group(const uint8_t* w, const uint8_t* x) {
     const __m512i q = pick<kMxfp4Codes>(w, 4 * sizeof(BlockMXFP4) - 64);
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
