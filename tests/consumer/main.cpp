@@ -3,10 +3,14 @@
 #include <gguf/file.h>
 #include <gguf/writer.h>
 #include <quant/quant.h>
+#ifdef CONSUMER_CUDA
+#include <kernels/cuda.h>
+#endif
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 int main(int argc, char** argv) {
@@ -30,5 +34,10 @@ int main(int argc, char** argv) {
     double worst = 0;
     for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(double(back[i]) - values[i]));
     std::printf("consumer: %s, %zu tensor(s), worst error %.4f\n", path.c_str(), f.tensors().size(), worst);
+#ifdef CONSUMER_CUDA
+    std::string why;
+    const bool gpu = kernels::cuda::available(&why);
+    std::printf("consumer: kernels_cuda linked; %s\n", gpu ? "a CUDA device is present" : why.c_str());
+#endif
     return worst < 0.08 ? 0 : 1;  // q4_K steps of about 2/15 on values in [-1, 1]
 }

@@ -97,17 +97,21 @@ GGUF_HD inline float ue4m3_half(uint8_t x) {
     return static_cast<float>(8 + mantissa) * pow2(exponent - 11);
 }
 
+// The small tables below are packed into integer constants, read with a shift: an array
+// would be a per-call copy in a CUDA thread's local memory.
+
 // The 16 FP4 (E2M1) codes, doubled so they are integers: 0, 0.5, 1, 1.5, 2, 3, 4, 6 for
-// codes 0-7, their negatives for 8-15.
+// codes 0-7 (the nibbles of 0xc8643210, lowest first), their negatives for 8-15.
 GGUF_HD inline int fp4_doubled(int code) {
-    const int8_t values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-    return values[code];
+    const int magnitude = static_cast<int>((0xc8643210u >> (4 * (code & 7))) & 0x0f);
+    return code & 8 ? -magnitude : magnitude;
 }
 
-// The 16 levels of IQ4_NL and IQ4_XS codes, denser near zero.
+// The 16 levels of IQ4_NL and IQ4_XS codes, denser near zero: -127, -104, -83, -65, -49,
+// -35, -22, -10 for codes 0-7, then 1, 13, 25, 38, 53, 69, 89, 113 (bytes, lowest first).
 GGUF_HD inline int iq4_level(int code) {
-    const int8_t levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-    return levels[code];
+    const uint64_t levels = code < 8 ? 0xf6eaddcfbfad9881ull : 0x7159453526190d01ull;
+    return static_cast<int8_t>(static_cast<uint8_t>(levels >> (8 * (code & 7))));
 }
 
 // Values per part (see the top of the file): 32 unless a format says otherwise below.
@@ -462,8 +466,8 @@ GGUF_HD inline void decode(const BlockNVFP4& b, float* y) {
 // Digit k of a TQ1_0 byte, as a value: multiplying by 3^k (mod 256) brings the digit to the
 // top, read as (q x 3) >> 8.
 GGUF_HD inline float tq1_value(uint8_t byte, int k, float d) {
-    const uint8_t pow3[5] = {1, 3, 9, 27, 81};
-    const auto q = static_cast<uint8_t>(byte * pow3[k]);
+    const auto pow3 = static_cast<uint8_t>(0x511b090301ull >> (8 * k));  // 1, 3, 9, 27, 81
+    const auto q = static_cast<uint8_t>(byte * pow3);
     return static_cast<float>(((static_cast<uint16_t>(q) * 3) >> 8) - 1) * d;
 }
 
