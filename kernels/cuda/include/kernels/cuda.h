@@ -11,7 +11,9 @@
 // queued on `stream` (a cudaStream_t; nullptr is the legacy default stream) and the call
 // returns without waiting, as cudaMemcpyAsync does. Block decoding is quant/decode.h's,
 // the same code the CPU runs, built without fused multiply-adds: dequantization gives the
-// CPU's bits (quant::dequantize, and quant::f32_to_f16 of it for f16).
+// CPU's bits (quant::dequantize, and quant::f32_to_f16 of it for f16), except that a NaN a
+// block computes (from a NaN or infinite scale) is the GPU's canonical NaN, where x86 keeps
+// the operand's payload and sign.
 //
 // Errors: std::invalid_argument for arguments (sizes, types, host pointers), kernels::cuda::
 // Error for what CUDA or cuBLAS report (its message names the call and cudaGetErrorString's
