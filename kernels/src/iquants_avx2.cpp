@@ -2,15 +2,16 @@
 //
 // Dequantization equals quant/decode.h bit for bit. Each 8 values are one grid entry (two
 // for IQ3) widened to floats, multiplied by the scale, then the sign bit flipped where the
-// value is negative: the compiled decoder turns its (dl x g) x -1 into a negation (GCC folds
-// x * -1.0f to -x), which flips a NaN's sign too, so this is its result bit for bit.
+// value is negative, as the decoder's apply_sign negates (flipping a NaN's sign too).
 // IQ1's g + delta is exact in floats.
 // f16 scales go through vcvtph2ps, which quiets a signalling NaN: the decoder's first
 // multiplication quiets it too, and every scale here is multiplied before it is stored.
 //
+// IQ3 blocks whose d is not NaN go 32 values a step, the signs applied to the grid bytes.
+//
 // Dot products with Q8_K activations: grid bytes (unsigned) times signed activation codes
 // with maddubs, the signs applied to the activations, then madd with the integer scale
-// multipliers of each 16 values; one float multiply-add per block.
+// multipliers of each 16 values; one float multiply-add per block (see the section below).
 #include <immintrin.h>
 
 #include <cmath>

@@ -2,15 +2,15 @@
 //
 // Dequantization equals quant/decode.h bit for bit. Each 8 values are one grid entry (two
 // for IQ3) widened to floats, multiplied by the scale, then the sign bit flipped where the
-// value is negative: the compiled decoder turns its (dl x g) x -1 into a negation (GCC folds
-// x * -1.0f to -x), which flips a NaN's sign too, so this is its result bit for bit.
+// value is negative, as the decoder's apply_sign negates (flipping a NaN's sign too).
 // IQ1's g + delta is exact in floats.
 // f16 scales go through vcvtph2ps, which quiets a signalling NaN: the decoder's first
 // multiplication quiets it too, and every scale here is multiplied before it is stored.
 //
 // Dot products with Q8_K activations, 64 values a step (see the section below): grid bytes
 // times activation codes negated under a sign mask, vpmaddubsw then vpdpwssd with the
-// integer scale multipliers; one float multiply-add per block.
+// integer scale multipliers; one float multiply-add per block. Where the CPU has VBMI, the
+// IQ2_XXS, IQ2_S, IQ3_XXS and IQ3_S grids are looked up in registers (the VBMI section).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -472,8 +472,9 @@ float dot_iq1_m(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
 // host_grids()), read with vpermt2b 128 entries at a time and blended on the index's upper
 // bits; then, per 64 values, vpermt2b puts each entry's two code bytes in a qword,
 // vpmultishiftqb moves each code to a byte of its own, and vpermb turns codes into grid
-// bytes. The 7-bit sign fields of IQ2_XXS, IQ2_XS and IQ3_XXS become sign bytes (parity in
-// bit 7) through a 128-entry table read the same way.
+// bytes. The 7-bit sign fields of IQ2_XXS and IQ3_XXS become sign bytes (parity in bit 7)
+// through a 128-entry table read the same way. (IQ2_XS's dot product measured no faster
+// this way, its 512-entry grid taking 14 lookups for 32 indices: it keeps the path above.)
 //
 // These functions run only where the CPU has VBMI (registered after a CPUID check).
 
@@ -484,10 +485,10 @@ struct PackedGrid {
     alignas(64) uint8_t hi[1024];    // high 8 bits
     alignas(64) uint8_t values[64];  // the grid byte of code i mod 2^bits
 };
-PackedGrid packed_iq2xxs, packed_iq2xs, packed_iq2s, packed_iq3xxs, packed_iq3s;
+PackedGrid packed_iq2xxs, packed_iq2s, packed_iq3xxs, packed_iq3s;
 alignas(64) uint8_t sign_table[128];  // signs_from7x4's byte for 7 bits i: i, parity in bit 7
 
-// Packs n entries of `bytes` bytes each; false if some entry's bytes take more than 2^bits values.
+// Packs the n entries of a grid; false if its bytes take more than 2^bits values.
 template <typename Entry>
 bool pack_grid(const Entry* grid, int n, int bits, PackedGrid& p) {
     int count = 0;
@@ -514,7 +515,7 @@ bool pack_grid(const Entry* grid, int n, int bits, PackedGrid& p) {
 bool pack_grids() {
     const quant::IqGrids& g = quant::host_grids();
     for (uint32_t i = 0; i < 128; ++i) sign_table[i] = static_cast<uint8_t>(signs_from7x4(i));
-    return pack_grid(g.iq2xxs, quant::kIQ2XXSGridSize, 2, packed_iq2xxs) && pack_grid(g.iq2xs, quant::kIQ2XSGridSize, 2, packed_iq2xs) &&
+    return pack_grid(g.iq2xxs, quant::kIQ2XXSGridSize, 2, packed_iq2xxs) &&
            pack_grid(g.iq2s, quant::kIQ2SGridSize, 2, packed_iq2s) && pack_grid(g.iq3xxs, quant::kIQ3XXSGridSize, 3, packed_iq3xxs) &&
            pack_grid(g.iq3s, quant::kIQ3SGridSize, 3, packed_iq3s);
 }
@@ -562,11 +563,6 @@ GGUFKIT_VBMI __m256i iq2_xxs_signs(__m512i qs) {
 GGUFKIT_VBMI __m256i iq3_xxs_signs(__m256i meta) {
     return _mm512_castsi512_si256(sign_bytes(_mm512_zextsi256_si512(_mm256_multishift_epi64_epi8(_mm256_set1_epi64x(0x352e2720150e0700), meta))));
 }
-// IQ2_XS's 32 u16 codes: 9-bit index, 7 sign bits.
-GGUFKIT_VBMI __m256i iq2_xs_signs(__m512i codes) {
-    return _mm512_castsi512_si256(sign_bytes(_mm512_zextsi256_si512(_mm512_cvtepi16_epi8(_mm512_srli_epi16(codes, 9)))));
-}
-
 // The grid bytes of each block's 256 values, as four steps of 64.
 struct GridBytes {
     __m512i step[4];
@@ -575,13 +571,6 @@ struct GridBytes {
 GGUFKIT_VBMI GridBytes grid_iq2_xxs(const BlockIQ2_XXS& b, __m512i values) {
     const __m512i idx = _mm512_zextsi256_si512(_mm512_cvtepi64_epi32(_mm512_loadu_si512(b.qs)));
     const __m512i lo = lookup256(packed_iq2xxs.lo, idx), hi = lookup256(packed_iq2xxs.hi, idx);
-    return {{expand_iq2(lo, hi, 0, values), expand_iq2(lo, hi, 8, values), expand_iq2(lo, hi, 16, values), expand_iq2(lo, hi, 24, values)}};
-}
-GGUFKIT_VBMI GridBytes grid_iq2_xs(const BlockIQ2_XS& b, __m512i values) {
-    const __m512i codes = _mm512_loadu_si512(b.qs);
-    const __m512i idx = _mm512_zextsi256_si512(_mm512_cvtepi16_epi8(codes));
-    const __mmask64 bit8 = _mm512_test_epi16_mask(codes, _mm512_set1_epi16(0x100));
-    const __m512i lo = lookup512(packed_iq2xs.lo, idx, bit8), hi = lookup512(packed_iq2xs.hi, idx, bit8);
     return {{expand_iq2(lo, hi, 0, values), expand_iq2(lo, hi, 8, values), expand_iq2(lo, hi, 16, values), expand_iq2(lo, hi, 24, values)}};
 }
 GGUFKIT_VBMI GridBytes grid_iq2_s(const BlockIQ2_S& b, __m512i values) {
@@ -616,23 +605,6 @@ GGUFKIT_VBMI float dot_iq2_xxs_vbmi(const uint8_t* w, const uint8_t* x, int64_t 
         alignas(32) uint64_t signs[4];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq2_xxs_signs(qs));
         const GridBytes g = grid_iq2_xxs(*b, values);
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, signs[k], step_multipliers(per16, k));
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
-}
-
-GGUFKIT_VBMI float dot_iq2_xs_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const __m512i values = load64(packed_iq2xs.values);
-    const auto* b = reinterpret_cast<const BlockIQ2_XS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m512i per16 = nibble_multipliers(load_u64(b->scales));
-        alignas(32) uint64_t signs[4];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq2_xs_signs(_mm512_loadu_si512(b->qs)));
-        const GridBytes g = grid_iq2_xs(*b, values);
         __m512i acc = _mm512_setzero_si512();
         for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, signs[k], step_multipliers(per16, k));
         sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
@@ -750,7 +722,6 @@ void add_iquants(detail::Table& t) {
     t.set_dot(TypeId::IQ1_M, dot_iq1_m);
     if (detail::cpu_has_avx512_vbmi() && pack_grids()) {
         t.set_dot(TypeId::IQ2_XXS, dot_iq2_xxs_vbmi);
-        t.set_dot(TypeId::IQ2_XS, dot_iq2_xs_vbmi);
         t.set_dot(TypeId::IQ2_S, dot_iq2_s_vbmi);
         t.set_dot(TypeId::IQ3_XXS, dot_iq3_xxs_vbmi);
         t.set_dot(TypeId::IQ3_S, dot_iq3_s_vbmi);
