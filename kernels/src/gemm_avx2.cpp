@@ -8,17 +8,12 @@
 
 #include <cstdint>
 
+#include "simd.h"
 #include "table.h"
 
 namespace kernels::avx2 {
 
 namespace {
-
-float lane_sum(__m256 v) {
-    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 e = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    return _mm_cvtss_f32(_mm_add_ss(e, _mm_movehdup_ps(e)));
-}
 
 float tail(const float* a, const float* x, int64_t from, int64_t k, float sum) {
     for (int64_t i = from; i < k; ++i) sum = __builtin_fmaf(a[i], x[i], sum);
@@ -29,7 +24,7 @@ float one(const float* a, const float* x, int64_t k) {
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= k; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(x + i), acc);
-    return tail(a, x, i, k, lane_sum(acc));
+    return tail(a, x, i, k, hsum(acc));
 }
 
 // 2 rows x 4 vectors: 8 accumulators, 6 loads per 8 FMAs.
@@ -47,7 +42,7 @@ void block2x4(const float* a, int64_t k, const float* x, float* y, int64_t y_str
         }
     }
     for (int c = 0; c < 4; ++c)
-        for (int r = 0; r < 2; ++r) y[c * y_stride + r] += tail(a + r * k, x + c * k, i, k, lane_sum(acc[r][c]));
+        for (int r = 0; r < 2; ++r) y[c * y_stride + r] += tail(a + r * k, x + c * k, i, k, hsum(acc[r][c]));
 }
 
 void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "simd.h"
 #include "table.h"
 
 namespace kernels::avx512 {
@@ -17,14 +18,6 @@ namespace kernels::avx512 {
 namespace {
 
 __mmask16 tail_mask(int64_t k) { return static_cast<__mmask16>((1u << (k % 16)) - 1); }
-
-// Lanes 0-15 summed as ((l0+l8)+(l4+l12)) + ... : halves folded, the same tree everywhere.
-float lane_sum(__m512 v) {
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    const __m128 e = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    return _mm_cvtss_f32(_mm_add_ss(e, _mm_movehdup_ps(e)));
-}
 
 float one(const float* a, const float* x, int64_t k) {
     __m512 acc = _mm512_setzero_ps();
@@ -34,7 +27,7 @@ float one(const float* a, const float* x, int64_t k) {
         const __mmask16 m = tail_mask(k);
         acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, x + i), acc);
     }
-    return lane_sum(acc);
+    return hsum(acc);
 }
 
 // 4 rows x 4 vectors: 16 accumulators, 8 loads per 16 FMAs.
@@ -53,7 +46,7 @@ void block4x4(const float* a, int64_t k, const float* x, float* y, int64_t y_str
     for (; i + 16 <= k; i += 16) step(static_cast<__mmask16>(0xffff));
     if (i < k) step(tail_mask(k));
     for (int c = 0; c < 4; ++c)
-        for (int r = 0; r < 4; ++r) y[c * y_stride + r] += lane_sum(acc[r][c]);
+        for (int r = 0; r < 4; ++r) y[c * y_stride + r] += hsum(acc[r][c]);
 }
 
 void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {
