@@ -1,14 +1,21 @@
 # cmake --install: headers, static libraries, the gguf command, and a package config so that
-# find_package(ggufkit) gives ggufkit::gguf, ggufkit::quant, ggufkit::kernels and ggufkit::requant.
+# find_package(ggufkit) gives ggufkit::gguf, ggufkit::quant, ggufkit::kernels and ggufkit::requant
+# (and ggufkit::kernels_cuda in a build with CUDA).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(GGUFKIT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ggufkit)
-install(TARGETS libgguf quant kernels requant EXPORT ggufkitTargets
+set(GGUFKIT_INSTALLED_LIBRARIES libgguf quant kernels requant)
+set(GGUFKIT_INCLUDE_DIRS libgguf/include/ quant/include/ kernels/include/ requant/include/)
+if(GGUFKIT_WITH_CUDA)
+  list(APPEND GGUFKIT_INSTALLED_LIBRARIES kernels_cuda)
+  list(APPEND GGUFKIT_INCLUDE_DIRS kernels/cuda/include/)
+endif()
+install(TARGETS ${GGUFKIT_INSTALLED_LIBRARIES} EXPORT ggufkitTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY libgguf/include/ quant/include/ kernels/include/ requant/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY ${GGUFKIT_INCLUDE_DIRS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET gguf)
   install(TARGETS gguf RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()

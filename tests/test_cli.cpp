@@ -717,6 +717,15 @@ TEST_CASE("bench refuses unknown types and paths, and GGUFKIT_ISA names a path o
     r = test::run_gguf("bench --types q8_0 --values 4096 --runs 1 --ops dequant --isa scalar");
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("active: ") != std::string::npos);
+    // --gpu measures nothing when it cannot run: a build without CUDA or a machine without a GPU says so.
+    r = test::run_gguf("bench --types q8_0 --values 4096 --runs 1 --gpu");
+    if (r.exit_code != 0) {
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find("--gpu: ") != std::string::npos);
+        CHECK(r.out.empty());
+    } else {
+        CHECK(r.out.find(" cuda ") != std::string::npos);
+    }
 
     setenv("GGUFKIT_ISA", "bogus", 1);
     r = test::run_gguf("bench --types q8_0 --values 4096 --runs 1 --ops dequant --isa scalar");

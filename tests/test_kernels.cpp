@@ -353,7 +353,8 @@ TEST_CASE("dot products and matrix tiles are deterministic: same bits on every r
                             TypeId::F16, TypeId::BF16, TypeId::F32}) {
             CAPTURE(isa_text(isa));
             CAPTURE(gguf::type_info(type).name);
-            const int64_t m = 6, k = 1024, n = 3;
+            // Edges of every register block; for the float types a k that is not a multiple of 16.
+            const int64_t m = 21, k = gguf::type_info(type).block_size == 1 ? 1031 : 1280, n = 7;
             const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 5) : dot_case(type, k * m, 5).row;
             const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
             std::mt19937 rng(9);
@@ -392,6 +393,18 @@ TEST_CASE("dot products and matrix tiles are deterministic: same bits on every r
             std::vector<float> z2(z.size(), 0.0f);
             kernels::matmul(type, w.data(), stride, m, k, x.data(), n, z2.data(), kernels::MatmulMethod::DequantizedPanel, isa);
             CHECK(first_difference(z, z2) < 0);
+            // Each value is computed alone in a fixed order: one row and one vector at a time
+            // give the same bits as the whole tile, by either method.
+            for (auto method : {kernels::MatmulMethod::QuantizedActivations, kernels::MatmulMethod::DequantizedPanel}) {
+                std::vector<float> whole(static_cast<size_t>(m * n), 0.0f);
+                kernels::matmul(type, w.data(), stride, m, k, x.data(), n, whole.data(), method, isa);
+                for (int64_t j = 0; j < n; ++j)
+                    for (int64_t r = 0; r < m; ++r) {
+                        float single = 0;
+                        kernels::matmul(type, w.data() + r * stride, stride, 1, k, x.data() + j * k, 1, &single, method, isa);
+                        CHECK(std::memcmp(&single, &whole[static_cast<size_t>(j * m + r)], 4) == 0);
+                    }
+            }
             for (int64_t j = 0; j < n; ++j)
                 for (int64_t r = 0; r < m; ++r) {
                     const float f = first[static_cast<size_t>(2 * (j * m + r) + 1)];

@@ -17,6 +17,9 @@
 #include "kernels/kernels.h"
 #include "options.h"
 #include "quant/quant.h"
+#if defined(GGUFKIT_WITH_CUDA)
+#include "kernels/cuda.h"
+#endif
 
 namespace gguf::tools {
 
@@ -31,6 +34,7 @@ struct BenchOptions {
     int runs = 7;
     bool json = false;
     bool list = false;
+    bool gpu = false;
 };
 
 struct Record {
@@ -217,6 +221,31 @@ std::vector<Record> measure(const BenchOptions& o, const std::vector<TypeId>& ty
     return out;
 }
 
+// The CUDA kernels' dequantization: GB/s beside a device-to-device copy of the output's
+// bytes, 64 Mi values a call (or --values, if more), to f32 and to f16.
+// Throws, saying why, when --gpu cannot run here (before anything is measured).
+void require_gpu() {
+#if defined(GGUFKIT_WITH_CUDA)
+    std::string why;
+    if (!kernels::cuda::available(&why)) throw std::runtime_error("--gpu: " + why);
+#else
+    throw std::runtime_error("--gpu: this gguf was built without CUDA (configure with -DGGUFKIT_CUDA=ON where the CUDA toolkit is installed)");
+#endif
+}
+
+std::vector<Record> measure_gpu(const BenchOptions& o, const std::vector<TypeId>& types) {
+#if defined(GGUFKIT_WITH_CUDA)
+    std::vector<Record> out;
+    for (const kernels::cuda::GpuBenchRecord& g : kernels::cuda::bench_dequantize(types, std::max<int64_t>(o.values, int64_t{1} << 26), o.runs))
+        out.push_back({std::string(type_info(g.type).name), "cuda", g.op, 1, g.gbps_in, g.gbps_out, g.ns_per_value, g.memcpy_gbps});
+    return out;
+#else
+    (void)o, (void)types;
+    require_gpu();
+    return {};
+#endif
+}
+
 void print_json(const std::vector<Record>& records) {
     Json j;
     j.begin_array();
@@ -249,7 +278,7 @@ void print_text(const BenchOptions& o, const std::vector<Record>& records, doubl
         std::string vs_scalar = "";
         for (const Record& s : records)
             if (s.type == r.type && s.op == r.op && s.isa == "scalar" && r.isa != "scalar") vs_scalar = fmt::format("{:.1f}", r.gbps_in / s.gbps_in);
-        const std::string share = r.op == "dequant" ? fmt::format("{:.0f}%", 100 * r.gbps_out / copy_gbps) : "";
+        const std::string share = r.op.starts_with("dequant") ? fmt::format("{:.0f}%", 100 * r.gbps_out / r.memcpy_gbps) : "";
         fmt::print("{:<8} {:<7} {:<8} {:>9.2f} {:>9.2f} {:>8} {:>9.3f} {:>8}\n", r.type, r.isa, r.op, r.gbps_in, r.gbps_out, share,
                    r.ns_per_value, vs_scalar);
     }
@@ -297,6 +326,7 @@ int print_coverage(const std::vector<TypeId>& types, const std::vector<kernels::
 
 int run_bench(const BenchOptions& o) {
     kernels::active_isa();  // a bad GGUFKIT_ISA fails here, before any measuring
+    if (o.gpu) require_gpu();
     if (o.list) return print_coverage(chosen_types(o.types), chosen_isas(o.isas), o.json);
     const std::vector<TypeId> types = chosen_types(o.types);
     const std::vector<kernels::Isa> isas = chosen_isas(o.isas);
@@ -311,7 +341,11 @@ int run_bench(const BenchOptions& o) {
             throw CLI::ValidationError("--values", fmt::format("{} is not a multiple of 256 x {} threads (whole blocks of every type on every "
                                                                "thread)", o.values, o.threads));
     const double copy = memcpy_gbps(o.values * 4, o.threads, o.runs);
-    const std::vector<Record> records = measure(o, types, isas, dequant, dot, tiles, copy);
+    std::vector<Record> records = measure(o, types, isas, dequant, dot, tiles, copy);
+    if (o.gpu) {
+        const std::vector<Record> gpu = measure_gpu(o, types);
+        records.insert(records.end(), gpu.begin(), gpu.end());
+    }
     if (o.json) print_json(records);
     else print_text(o, records, copy);
     return 0;
@@ -333,6 +367,7 @@ void add_bench(CLI::App& app, std::function<int()>& run) {
         ->check(CLI::PositiveNumber);
     c->add_option("--runs", o->runs, "Timings per figure; the median is shown (default 7)")->check(CLI::Range(1, 1000));
     c->add_flag("--json", o->json, "Print a JSON list of records (schema: spec/bench-json.md)");
+    c->add_flag("--gpu", o->gpu, "Also the CUDA kernels' dequantization (to f32 and f16) beside a device-to-device copy, where a GPU exists");
     c->add_flag("--list", o->list, "Measure nothing: show which operations each path runs with its own code");
     c->callback([o, &run] {
         run = [o] {

@@ -39,6 +39,7 @@ Table build(Isa isa) {
         avx2::add_iquants(t);
         avx2::add_microscaling(t);
         avx2::add_ternary(t);
+        avx2::add_gemm(t);
     } else if (isa == Isa::Avx512) {
         avx512::add_floats(t);
         avx512::add_legacy(t);
@@ -46,6 +47,7 @@ Table build(Isa isa) {
         avx512::add_iquants(t);
         avx512::add_microscaling(t);
         avx512::add_ternary(t);
+        avx512::add_gemm(t);
     }
 #endif
     return t;

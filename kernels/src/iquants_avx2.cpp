@@ -2,17 +2,19 @@
 //
 // Dequantization equals quant/decode.h bit for bit. Each 8 values are one grid entry (two
 // for IQ3) widened to floats, multiplied by the scale, then the sign bit flipped where the
-// value is negative: the compiled decoder turns its (dl x g) x -1 into a negation (GCC folds
-// x * -1.0f to -x), which flips a NaN's sign too, so this is its result bit for bit.
+// value is negative, as the decoder's apply_sign negates (flipping a NaN's sign too).
 // IQ1's g + delta is exact in floats.
 // f16 scales go through vcvtph2ps, which quiets a signalling NaN: the decoder's first
 // multiplication quiets it too, and every scale here is multiplied before it is stored.
 //
+// IQ3 blocks whose d is not NaN go 32 values a step, the signs applied to the grid bytes.
+//
 // Dot products with Q8_K activations: grid bytes (unsigned) times signed activation codes
 // with maddubs, the signs applied to the activations, then madd with the integer scale
-// multipliers of each 16 values; one float multiply-add per block.
+// multipliers of each 16 values; one float multiply-add per block (see the section below).
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -63,6 +65,11 @@ uint32_t signs_from7x4(uint32_t bits28) {
 }
 
 // ---- Dequantization --------------------------------------------------------------------
+
+__m256i sign_mask(const uint8_t* p);
+__m256i grid8(const uint32_t* grid, const int* i);
+__m256i signs_from7x4_x8(__m256i m);
+void iq3_s_indices(const BlockIQ3_S& b, uint16_t* index);
 
 // The float sign bit in lane j where bit j of `signs` is set (bits above 7 ignored).
 __m256 sign_lanes(uint32_t signs) {
@@ -128,36 +135,75 @@ void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
+// IQ3, 32 values of a group at a time where the block's d is not NaN: the grid bytes
+// negated as integers under the sign mask, then widened and multiplied, dl x (-g) being
+// -(dl x g) bit for bit for any dl but NaN (whose sign the decoder's negation flips, so a
+// block with a NaN d goes 8 values at a time as above).
+void put32_signed(float* y, __m256i grid, const uint8_t* signs, __m256 dl);
+
+// One IQ3_XXS block, 8 values at a time.
+void dequantize_iq3_xxs_block(const BlockIQ3_XXS& b, const uint32_t* grid, float* y) {
+    const float d = half_to_float(load_u16(b.d));
+    for (int ib = 0; ib < 8; ++ib, y += 32) {
+        const uint32_t meta = load_u32(b.qs + 64 + 4 * ib);
+        const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f);
+        const uint32_t signs = signs_from7x4(meta);
+        const uint8_t* idx = b.qs + 8 * ib;
+        for (int l = 0; l < 4; ++l) put8(y + 8 * l, grid[idx[2 * l]] | uint64_t{grid[idx[2 * l + 1]]} << 32, signs >> (8 * l), db);
+    }
+}
+
 void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3xxs;
-    for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b) {
+    for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b, y += 256) {
         const float d = half_to_float(load_u16(b->d));
-        for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const uint32_t meta = load_u32(b->qs + 64 + 4 * ib);
-            const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f);
-            const uint32_t signs = signs_from7x4(meta);
-            const uint8_t* idx = b->qs + 8 * ib;
-            for (int l = 0; l < 4; ++l)
-                put8(y + 8 * l, grid[idx[2 * l]] | uint64_t{grid[idx[2 * l + 1]]} << 32, signs >> (8 * l), db);
+        if (std::isnan(d)) {
+            dequantize_iq3_xxs_block(*b, grid, y);
+            continue;
+        }
+        alignas(32) uint8_t signs[32];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64))));
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint8_t* q = b->qs + 8 * ib;
+            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+            const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 64 + 4 * ib) >> 28)) * 0.5f);
+            put32_signed(y + 32 * ib, grid8(grid, idx), signs + 4 * ib, db);
+        }
+    }
+}
+
+// One IQ3_S block, 8 values at a time.
+void dequantize_iq3_s_block(const BlockIQ3_S& b, const uint32_t* grid, float* y) {
+    const float d = half_to_float(load_u16(b.d));
+    for (int ib = 0; ib < 8; ++ib, y += 32) {
+        const int scale = (b.scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
+        const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * scale));
+        const uint32_t signs = load_u32(b.signs + 4 * ib);
+        const uint8_t* idx = b.qs + 8 * ib;
+        const int qh = b.qh[ib];
+        for (int l = 0; l < 4; ++l) {
+            const int first = idx[2 * l] | ((qh << (8 - 2 * l)) & 256);
+            const int second = idx[2 * l + 1] | ((qh << (7 - 2 * l)) & 256);
+            put8(y + 8 * l, grid[first] | uint64_t{grid[second]} << 32, signs >> (8 * l), db);
         }
     }
 }
 
 void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3s;
-    for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b) {
+    for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b, y += 256) {
         const float d = half_to_float(load_u16(b->d));
-        for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const int scale = (b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
-            const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * scale));
-            const uint32_t signs = load_u32(b->signs + 4 * ib);
-            const uint8_t* idx = b->qs + 8 * ib;
-            const int qh = b->qh[ib];
-            for (int l = 0; l < 4; ++l) {
-                const int first = idx[2 * l] | ((qh << (8 - 2 * l)) & 256);
-                const int second = idx[2 * l + 1] | ((qh << (7 - 2 * l)) & 256);
-                put8(y + 8 * l, grid[first] | uint64_t{grid[second]} << 32, signs >> (8 * l), db);
-            }
+        if (std::isnan(d)) {
+            dequantize_iq3_s_block(*b, grid, y);
+            continue;
+        }
+        alignas(32) uint16_t index[64];
+        iq3_s_indices(*b, index);
+        for (int ib = 0; ib < 8; ++ib) {
+            const uint16_t* q = index + 8 * ib;
+            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+            const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f)));
+            put32_signed(y + 32 * ib, grid8(grid, idx), b->signs + 4 * ib, db);
         }
     }
 }
@@ -201,36 +247,100 @@ void dequantize_iq1_m(const uint8_t* src, float* y, int64_t n_blocks) {
 }
 
 // ---- Dot products with Q8_K activations ------------------------------------------------
+//
+// Per block, first in vectors: the 32 sign bytes (parity completed where the format stores
+// 7 bits) and the integer multipliers 2s + 1, both stored to small aligned arrays. Then per
+// 32 values: the grid entries, each loaded by a broadcast and blended into place (no
+// shuffles); the group's 4 sign bytes broadcast from the array and spread to a byte mask;
+// the activation codes negated under it; maddubs, then madd with the multipliers (loaded
+// by broadcasts too).
 
-// 0xff in byte j where bit j of `signs` is set.
-__m256i sign_bytes(uint32_t signs) {
+// 0xff in byte j of 32 where bit j of the 4 sign bytes at p is set.
+__m256i sign_mask(const uint8_t* p) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i bits = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(signs)), spread);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(load_u32(p))), spread);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bits), bits);
 }
 
-// 32 activation codes, negated where bit j of `signs` is set (codes are within +-127).
-__m256i signed_codes(const int8_t* q, uint32_t signs) {
-    const __m256i m = sign_bytes(signs);
+// 32 activation codes, negated where bit j of the 4 sign bytes at `signs` is set (codes are within +-127).
+__m256i signed_codes(const int8_t* q, const uint8_t* signs) {
+    const __m256i m = sign_mask(signs);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     return _mm256_sub_epi8(_mm256_xor_si256(v, m), m);
 }
-
-// The i16 multipliers of 32 values: `low` for the first 16, `high` for the next.
-__m256i scale_pair(int low, int high) { return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(high)), _mm_set1_epi16(static_cast<int16_t>(low))); }
 
 // acc + per-16 sums of grid x code, times the multipliers.
 __m256i accumulate(__m256i acc, __m256i grid, __m256i codes, __m256i scales) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(grid, codes), scales));
 }
 
+// A u64 or u32 from memory in every lane (a load, no shuffle).
+__m256i broadcast64(const uint64_t* p) { return _mm256_castpd_si256(_mm256_broadcast_sd(reinterpret_cast<const double*>(p))); }
+__m256i broadcast32(const void* p) { return _mm256_castps_si256(_mm256_broadcast_ss(static_cast<const float*>(p))); }
+
+// The grid entries of 4 indices (8 bytes each) or of 8 (4 bytes each), in order.
 __m256i grid4(const uint64_t* grid, int i0, int i1, int i2, int i3) {
-    return _mm256_set_epi64x(static_cast<int64_t>(grid[i3]), static_cast<int64_t>(grid[i2]), static_cast<int64_t>(grid[i1]), static_cast<int64_t>(grid[i0]));
+    __m256i v = _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(grid + i0)));
+    v = _mm256_blend_epi32(v, broadcast64(grid + i1), 0x0c);
+    v = _mm256_blend_epi32(v, broadcast64(grid + i2), 0x30);
+    return _mm256_blend_epi32(v, broadcast64(grid + i3), 0xc0);
 }
 __m256i grid8(const uint32_t* grid, const int* i) {
-    return _mm256_set_epi64x(static_cast<int64_t>(grid[i[6]] | uint64_t{grid[i[7]]} << 32), static_cast<int64_t>(grid[i[4]] | uint64_t{grid[i[5]]} << 32),
-                             static_cast<int64_t>(grid[i[2]] | uint64_t{grid[i[3]]} << 32), static_cast<int64_t>(grid[i[0]] | uint64_t{grid[i[1]]} << 32));
+    __m256i v = _mm256_castsi128_si256(_mm_cvtsi32_si128(static_cast<int>(grid[i[0]])));
+    v = _mm256_blend_epi32(v, broadcast32(grid + i[1]), 0x02);
+    v = _mm256_blend_epi32(v, broadcast32(grid + i[2]), 0x04);
+    v = _mm256_blend_epi32(v, broadcast32(grid + i[3]), 0x08);
+    v = _mm256_blend_epi32(v, broadcast32(grid + i[4]), 0x10);
+    v = _mm256_blend_epi32(v, broadcast32(grid + i[5]), 0x20);
+    v = _mm256_blend_epi32(v, broadcast32(grid + i[6]), 0x40);
+    return _mm256_blend_epi32(v, broadcast32(grid + i[7]), 0x80);
+}
+
+// Multipliers 2s + 1 as i16 pairs, one u32 per scale: for 8 scales of 32 values (in u32
+// lanes) or 16 scales of 16 values (from 8 bytes of two nibbles, low first).
+void per32_multipliers(__m256i s, uint32_t* m) {
+    const __m256i v = _mm256_add_epi32(_mm256_add_epi32(s, s), _mm256_set1_epi32(1));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(m), _mm256_or_si256(v, _mm256_slli_epi32(v, 16)));
+}
+void nibble_multipliers(uint64_t scales, uint32_t* m) {
+    const __m128i b = _mm_cvtsi64_si128(static_cast<int64_t>(scales));
+    const __m128i nibbles = _mm_unpacklo_epi8(_mm_and_si128(b, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f)));
+    per32_multipliers(_mm256_cvtepu8_epi32(nibbles), m);
+    per32_multipliers(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(nibbles, nibbles)), m + 8);
+}
+// The multipliers of group ib (32 values): one for all, or one per 16 values.
+__m256i group_multiplier(const uint32_t* m, int ib) { return broadcast32(m + ib); }
+__m256i group_multipliers(const uint32_t* m, int ib) { return _mm256_blend_epi32(broadcast32(m + 2 * ib), broadcast32(m + 2 * ib + 1), 0xf0); }
+
+// signs_from7x4 on 8 u32 at once.
+__m256i signs_from7x4_x8(__m256i m) {
+    const __m256i r = _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(m, _mm256_set1_epi32(0x7f)), _mm256_and_si256(_mm256_slli_epi32(m, 1), _mm256_set1_epi32(0x7f00))),
+                                      _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(m, 2), _mm256_set1_epi32(0x7f0000)), _mm256_and_si256(_mm256_slli_epi32(m, 3), _mm256_set1_epi32(0x7f000000))));
+    __m256i p = _mm256_xor_si256(r, _mm256_srli_epi32(r, 4));
+    p = _mm256_xor_si256(p, _mm256_srli_epi32(p, 2));
+    p = _mm256_xor_si256(p, _mm256_srli_epi32(p, 1));
+    return _mm256_or_si256(r, _mm256_and_si256(_mm256_slli_epi32(p, 7), _mm256_set1_epi32(static_cast<int>(0x80808080u))));
+}
+
+// The 64 IQ3_S indices with their ninth bit (bit i of qh), as u16.
+void iq3_s_indices(const BlockIQ3_S& b, uint16_t* index) {
+    const __m256i bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, -32768);
+    for (int h = 0; h < 4; ++h) {
+        const __m256i low = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16 * h)));
+        const __m256i high = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(static_cast<int16_t>(load_u16(b.qh + 2 * h))), bit), bit);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(index + 16 * h), _mm256_or_si256(low, _mm256_and_si256(high, _mm256_set1_epi16(256))));
+    }
+}
+
+void put32_signed(float* y, __m256i grid, const uint8_t* signs, __m256 dl) {
+    const __m256i m = sign_mask(signs);
+    const __m256i g = _mm256_sub_epi8(_mm256_xor_si256(grid, m), m);
+    const __m128i lo = _mm256_castsi256_si128(g), hi = _mm256_extracti128_si256(g, 1);
+    _mm256_storeu_ps(y, _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+    _mm256_storeu_ps(y + 8, _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(lo, lo)))));
+    _mm256_storeu_ps(y + 16, _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+    _mm256_storeu_ps(y + 24, _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(hi, hi)))));
 }
 
 float activation_scale(const BlockQ8_K& x) {
@@ -254,12 +364,17 @@ float dot_iq2_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     __m256 sum = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        // The u32 after each 4 indices: odd u32s of the 64 bytes.
+        const __m256 lo = _mm256_loadu_ps(reinterpret_cast<const float*>(b->qs)), hi = _mm256_loadu_ps(reinterpret_cast<const float*>(b->qs + 32));
+        const __m256i meta = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8);
+        alignas(32) uint8_t signs[32];
+        alignas(32) uint32_t mult[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
+        per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
             const uint8_t* q = b->qs + 8 * ib;
-            const uint32_t meta = load_u32(q + 4);
-            const int s = 2 * static_cast<int>(meta >> 28) + 1;
-            acc = accumulate(acc, grid4(grid, q[0], q[1], q[2], q[3]), signed_codes(a->qs + 32 * ib, signs_from7x4(meta)), _mm256_set1_epi16(static_cast<int16_t>(s)));
+            acc = accumulate(acc, grid4(grid, q[0], q[1], q[2], q[3]), signed_codes(a->qs + 32 * ib, signs + 4 * ib), group_multiplier(mult, ib));
         }
         sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
     }
@@ -272,13 +387,24 @@ float dot_iq2_xs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     __m256 sum = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        // The 7 sign bits of the 32 codes, completed to bytes by even parity.
+        alignas(32) uint8_t signs[32];
+        alignas(32) uint32_t mult[16];
+        __m256i s8[2];
+        for (int h = 0; h < 2; ++h) {
+            const __m256i s7 = _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * h)), 9);
+            __m256i p = _mm256_xor_si256(s7, _mm256_srli_epi16(s7, 4));
+            p = _mm256_xor_si256(p, _mm256_srli_epi16(p, 2));
+            p = _mm256_xor_si256(p, _mm256_srli_epi16(p, 1));
+            s8[h] = _mm256_or_si256(s7, _mm256_and_si256(_mm256_slli_epi16(p, 7), _mm256_set1_epi16(0x80)));
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), _mm256_permute4x64_epi64(_mm256_packus_epi16(s8[0], s8[1]), 0xd8));
+        nibble_multipliers(load_u64(b->scales), mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
             const uint64_t codes = load_u64(b->qs + 8 * ib);
-            const uint32_t signs = signs_from7x4(static_cast<uint32_t>(_pext_u64(codes, 0xfe00fe00fe00fe00ull)));
             const __m256i g = grid4(grid, codes & 511, (codes >> 16) & 511, (codes >> 32) & 511, (codes >> 48) & 511);
-            const int sc = b->scales[ib];
-            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, signs), scale_pair(2 * (sc & 0x0f) + 1, 2 * (sc >> 4) + 1));
+            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, signs + 4 * ib), group_multipliers(mult, ib));
         }
         sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
     }
@@ -291,13 +417,14 @@ float dot_iq2_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     __m256 sum = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        alignas(32) uint32_t mult[16];
+        nibble_multipliers(load_u64(b->scales), mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
             const uint8_t* q = b->qs + 4 * ib;
             const int qh = b->qh[ib];
             const __m256i g = grid4(grid, q[0] | ((qh << 8) & 0x300), q[1] | ((qh << 6) & 0x300), q[2] | ((qh << 4) & 0x300), q[3] | ((qh << 2) & 0x300));
-            const int sc = b->scales[ib];
-            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, load_u32(b->qs + 32 + 4 * ib)), scale_pair(2 * (sc & 0x0f) + 1, 2 * (sc >> 4) + 1));
+            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, b->qs + 32 + 4 * ib), group_multipliers(mult, ib));
         }
         sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
     }
@@ -311,13 +438,16 @@ float dot_iq3_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     __m256 sum = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
+        alignas(32) uint8_t signs[32];
+        alignas(32) uint32_t mult[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
+        per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
             const uint8_t* q = b->qs + 8 * ib;
             const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
-            const uint32_t meta = load_u32(b->qs + 64 + 4 * ib);
-            const int s = 2 * static_cast<int>(meta >> 28) + 1;
-            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, signs_from7x4(meta)), _mm256_set1_epi16(static_cast<int16_t>(s)));
+            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, signs + 4 * ib), group_multiplier(mult, ib));
         }
         sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.25f, acc);
     }
@@ -331,19 +461,24 @@ float dot_iq3_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     __m256 sum = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        alignas(32) uint32_t mult[8];
+        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b->scales)));  // 8 scales of 4 bits, low nibble first
+        per32_multipliers(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)))), mult);
+        alignas(32) uint16_t index[64];
+        iq3_s_indices(*b, index);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
-            const uint8_t* q = b->qs + 8 * ib;
-            const int qh = b->qh[ib];
-            int idx[8];
-            for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh << (8 - j)) & 256);
-            const int s = 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f) + 1;
-            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, load_u32(b->signs + 4 * ib)), _mm256_set1_epi16(static_cast<int16_t>(s)));
+            const uint16_t* q = index + 8 * ib;
+            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, b->signs + 4 * ib), group_multiplier(mult, ib));
         }
         sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a), acc);
     }
     return horizontal_sum(sum);
 }
+
+// The i16 multipliers of 32 values: `low` for the first 16, `high` for the next.
+__m256i scale_pair(int low, int high) { return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(high)), _mm_set1_epi16(static_cast<int16_t>(low))); }
 
 // IQ1: value = dl (g + delta) = dl (8g + e) / 8 with e = +-1. The unsigned bytes
 // v = 8 (g + 1) + 1 + e = 8g + e + 9 (0 to 18) go through maddubs; the 9 x (sum of the codes)

@@ -2,15 +2,15 @@
 //
 // Dequantization equals quant/decode.h bit for bit. Each 8 values are one grid entry (two
 // for IQ3) widened to floats, multiplied by the scale, then the sign bit flipped where the
-// value is negative: the compiled decoder turns its (dl x g) x -1 into a negation (GCC folds
-// x * -1.0f to -x), which flips a NaN's sign too, so this is its result bit for bit.
+// value is negative, as the decoder's apply_sign negates (flipping a NaN's sign too).
 // IQ1's g + delta is exact in floats.
 // f16 scales go through vcvtph2ps, which quiets a signalling NaN: the decoder's first
 // multiplication quiets it too, and every scale here is multiplied before it is stored.
 //
 // Dot products with Q8_K activations, 64 values a step (see the section below): grid bytes
 // times activation codes negated under a sign mask, vpmaddubsw then vpdpwssd with the
-// integer scale multipliers; one float multiply-add per block.
+// integer scale multipliers; one float multiply-add per block. Where the CPU has VBMI, the
+// IQ2_XXS, IQ2_S, IQ3_XXS and IQ3_S grids are looked up in registers (the VBMI section).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -462,6 +462,247 @@ float dot_iq1_m(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     return horizontal_sum(sum);
 }
 
+
+// ---- Grid lookups in registers (VBMI) --------------------------------------------------
+//
+// With AVX-512 VBMI a grid is looked up 64 indices at a time in registers, not entry by
+// entry from memory. Each byte of an entry takes one of at most 4 values (IQ2) or 8 (IQ3),
+// so an entry packs into 16 bits of codes: 8 x 2 bits or 4 x 3 bits. The low and the high
+// bytes of all entries' codes make two byte tables (built at registration from
+// host_grids()), read with vpermt2b 128 entries at a time and blended on the index's upper
+// bits; then, per 64 values, vpermt2b puts each entry's two code bytes in a qword,
+// vpmultishiftqb moves each code to a byte of its own, and vpermb turns codes into grid
+// bytes. The 7-bit sign fields of IQ2_XXS and IQ3_XXS become sign bytes (parity in bit 7)
+// through a 128-entry table read the same way. (IQ2_XS's dot product measured no faster
+// this way, its 512-entry grid taking 14 lookups for 32 indices: it keeps the path above.)
+//
+// These functions run only where the CPU has VBMI (registered after a CPUID check).
+
+#define GGUFKIT_VBMI __attribute__((target("avx512vbmi")))
+
+struct PackedGrid {
+    alignas(64) uint8_t lo[1024];    // low 8 bits of entry i's codes
+    alignas(64) uint8_t hi[1024];    // high 8 bits
+    alignas(64) uint8_t values[64];  // the grid byte of code i mod 2^bits
+};
+PackedGrid packed_iq2xxs, packed_iq2s, packed_iq3xxs, packed_iq3s;
+alignas(64) uint8_t sign_table[128];  // signs_from7x4's byte for 7 bits i: i, parity in bit 7
+
+// Packs the n entries of a grid; false if its bytes take more than 2^bits values.
+template <typename Entry>
+bool pack_grid(const Entry* grid, int n, int bits, PackedGrid& p) {
+    int count = 0;
+    uint8_t seen[8] = {};
+    for (int i = 0; i < n; ++i) {
+        uint32_t code = 0;
+        for (int j = 0; j < static_cast<int>(sizeof(Entry)); ++j) {
+            const auto byte = static_cast<uint8_t>(grid[i] >> (8 * j));
+            int c = 0;
+            while (c < count && seen[c] != byte) ++c;
+            if (c == count) {
+                if (count == (1 << bits)) return false;
+                seen[count++] = byte;
+            }
+            code |= static_cast<uint32_t>(c) << (bits * j);
+        }
+        p.lo[i] = static_cast<uint8_t>(code);
+        p.hi[i] = static_cast<uint8_t>(code >> 8);
+    }
+    for (int i = 0; i < 64; ++i) p.values[i] = seen[i & ((1 << bits) - 1)];
+    return true;
+}
+
+bool pack_grids() {
+    const quant::IqGrids& g = quant::host_grids();
+    for (uint32_t i = 0; i < 128; ++i) sign_table[i] = static_cast<uint8_t>(signs_from7x4(i));
+    return pack_grid(g.iq2xxs, quant::kIQ2XXSGridSize, 2, packed_iq2xxs) &&
+           pack_grid(g.iq2s, quant::kIQ2SGridSize, 2, packed_iq2s) && pack_grid(g.iq3xxs, quant::kIQ3XXSGridSize, 3, packed_iq3xxs) &&
+           pack_grid(g.iq3s, quant::kIQ3SGridSize, 3, packed_iq3s);
+}
+
+__m512i load64(const uint8_t* p) { return _mm512_load_si512(p); }
+
+// Table bytes of 64 indices (bytes of idx; a 9th and 10th index bit from the masks).
+GGUFKIT_VBMI __m512i lookup128(const uint8_t* t, __m512i idx) { return _mm512_permutex2var_epi8(load64(t), idx, load64(t + 64)); }
+GGUFKIT_VBMI __m512i lookup256(const uint8_t* t, __m512i idx) {
+    return _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lookup128(t, idx), lookup128(t + 128, idx));
+}
+GGUFKIT_VBMI __m512i lookup512(const uint8_t* t, __m512i idx, __mmask64 bit8) {
+    return _mm512_mask_blend_epi8(bit8, lookup256(t, idx), lookup256(t + 256, idx));
+}
+GGUFKIT_VBMI __m512i lookup1024(const uint8_t* t, __m512i idx, __mmask64 bit8, __mmask64 bit9) {
+    return _mm512_mask_blend_epi8(bit9, lookup512(t, idx, bit8), lookup512(t + 512, idx, bit8));
+}
+
+// The 64 grid bytes of entries first .. first + 7 (IQ2: 8 codes of 2 bits), from their code
+// bytes at lo[e] and hi[e].
+GGUFKIT_VBMI __m512i expand_iq2(__m512i lo, __m512i hi, int first, __m512i values) {
+    const __m512i pick = _mm512_add_epi8(_mm512_set_epi64(0x4707470747074707, 0x4606460646064606, 0x4505450545054505, 0x4404440444044404,
+                                                          0x4303430343034303, 0x4202420242024202, 0x4101410141014101, 0x4000400040004000),
+                                         _mm512_set1_epi8(static_cast<char>(first)));
+    const __m512i codes = _mm512_permutex2var_epi8(lo, pick, hi);
+    return _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x0e0c0a0806040200), codes), values);
+}
+// The same for entries first .. first + 15 (IQ3: 4 codes of 3 bits).
+GGUFKIT_VBMI __m512i expand_iq3(__m512i lo, __m512i hi, int first, __m512i values) {
+    const __m512i pick = _mm512_add_epi8(_mm512_set_epi64(0x4f0f4e0e4f0f4e0e, 0x4d0d4c0c4d0d4c0c, 0x4b0b4a0a4b0b4a0a, 0x4909480849094808,
+                                                          0x4707460647074606, 0x4505440445054404, 0x4303420243034202, 0x4101400041014000),
+                                         _mm512_set1_epi8(static_cast<char>(first)));
+    const __m512i codes = _mm512_permutex2var_epi8(lo, pick, hi);
+    return _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x1916131009060300), codes), values);
+}
+
+// Sign bytes (parity completed) of the 7-bit fields in the low 7 bits of each byte of s7.
+GGUFKIT_VBMI __m512i sign_bytes(__m512i s7) { return _mm512_permutex2var_epi8(load64(sign_table), s7, load64(sign_table + 64)); }
+
+// IQ2_XXS's 8 u32 sign-and-scale words (after each 4 indices) to 32 sign bytes.
+GGUFKIT_VBMI __m256i iq2_xxs_signs(__m512i qs) {
+    return _mm512_cvtepi64_epi32(sign_bytes(_mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x352e2720), qs)));
+}
+// IQ3_XXS's 8 u32 sign-and-scale words to 32 sign bytes.
+GGUFKIT_VBMI __m256i iq3_xxs_signs(__m256i meta) {
+    return _mm512_castsi512_si256(sign_bytes(_mm512_zextsi256_si512(_mm256_multishift_epi64_epi8(_mm256_set1_epi64x(0x352e2720150e0700), meta))));
+}
+// The grid bytes of each block's 256 values, as four steps of 64.
+struct GridBytes {
+    __m512i step[4];
+};
+
+GGUFKIT_VBMI GridBytes grid_iq2_xxs(const BlockIQ2_XXS& b, __m512i values) {
+    const __m512i idx = _mm512_zextsi256_si512(_mm512_cvtepi64_epi32(_mm512_loadu_si512(b.qs)));
+    const __m512i lo = lookup256(packed_iq2xxs.lo, idx), hi = lookup256(packed_iq2xxs.hi, idx);
+    return {{expand_iq2(lo, hi, 0, values), expand_iq2(lo, hi, 8, values), expand_iq2(lo, hi, 16, values), expand_iq2(lo, hi, 24, values)}};
+}
+GGUFKIT_VBMI GridBytes grid_iq2_s(const BlockIQ2_S& b, __m512i values) {
+    const __m512i idx = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)));
+    const uint64_t qh = load_u64(b.qh);  // bits 2i and 2i + 1: index i's bits 8 and 9
+    const __mmask64 bit8 = _pext_u64(qh, 0x5555555555555555ull), bit9 = _pext_u64(qh, 0xaaaaaaaaaaaaaaaaull);
+    const __m512i lo = lookup1024(packed_iq2s.lo, idx, bit8, bit9), hi = lookup1024(packed_iq2s.hi, idx, bit8, bit9);
+    return {{expand_iq2(lo, hi, 0, values), expand_iq2(lo, hi, 8, values), expand_iq2(lo, hi, 16, values), expand_iq2(lo, hi, 24, values)}};
+}
+GGUFKIT_VBMI GridBytes grid_iq3_xxs(const BlockIQ3_XXS& b, __m512i values) {
+    const __m512i idx = _mm512_loadu_si512(b.qs);
+    const __m512i lo = lookup256(packed_iq3xxs.lo, idx), hi = lookup256(packed_iq3xxs.hi, idx);
+    return {{expand_iq3(lo, hi, 0, values), expand_iq3(lo, hi, 16, values), expand_iq3(lo, hi, 32, values), expand_iq3(lo, hi, 48, values)}};
+}
+GGUFKIT_VBMI GridBytes grid_iq3_s(const BlockIQ3_S& b, __m512i values) {
+    const __m512i idx = _mm512_loadu_si512(b.qs);
+    const __mmask64 bit8 = load_u64(b.qh);  // bit i: index i's bit 8
+    const __m512i lo = lookup512(packed_iq3s.lo, idx, bit8), hi = lookup512(packed_iq3s.hi, idx, bit8);
+    return {{expand_iq3(lo, hi, 0, values), expand_iq3(lo, hi, 16, values), expand_iq3(lo, hi, 32, values), expand_iq3(lo, hi, 48, values)}};
+}
+
+// ---- Dot products (VBMI) ---
+
+GGUFKIT_VBMI float dot_iq2_xxs_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const __m512i values = load64(packed_iq2xxs.values);
+    const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m512i qs = _mm512_loadu_si512(b->qs);
+        const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm512_cvtepi64_epi32(_mm512_srli_epi64(qs, 60))));
+        alignas(32) uint64_t signs[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq2_xxs_signs(qs));
+        const GridBytes g = grid_iq2_xxs(*b, values);
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, signs[k], step_multipliers(per16, k));
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+GGUFKIT_VBMI float dot_iq2_s_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const __m512i values = load64(packed_iq2s.values);
+    const auto* b = reinterpret_cast<const BlockIQ2_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m512i per16 = nibble_multipliers(load_u64(b->scales));
+        const GridBytes g = grid_iq2_s(*b, values);
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, load_u64(b->qs + 32 + 8 * k), step_multipliers(per16, k));
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+GGUFKIT_VBMI float dot_iq3_xxs_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const __m512i values = load64(packed_iq3xxs.values);
+    const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
+        const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
+        alignas(32) uint64_t signs[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq3_xxs_signs(meta));
+        const GridBytes g = grid_iq3_xxs(*b, values);
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, signs[k], step_multipliers(per16, k));
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.25f, acc);
+    }
+    return horizontal_sum(sum);
+}
+
+GGUFKIT_VBMI float dot_iq3_s_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const __m512i values = load64(packed_iq3s.values);
+    const auto* b = reinterpret_cast<const BlockIQ3_S*>(w);
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b->scales)));  // 8 scales of 4 bits, low nibble first
+        const __m128i s8 = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f))));
+        const __m512i per16 = per32_multipliers(s8);
+        const GridBytes g = grid_iq3_s(*b, values);
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, load_u64(b->signs + 8 * k), step_multipliers(per16, k));
+        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a), acc);
+    }
+    return horizontal_sum(sum);
+}
+
+
+// ---- Dequantization (VBMI) ---
+
+// 64 values from their grid bytes: 16 at a time, db[h] for values 16h .. 16h + 15, the sign
+// bit flipped where bit i of `negative` is set.
+GGUFKIT_VBMI void put64(float* y, __m512i grid, uint64_t negative, __m512 db0, __m512 db1, __m512 db2, __m512 db3) {
+    put16(y, _mm512_castsi512_si128(grid), static_cast<__mmask16>(negative), db0);
+    put16(y + 16, _mm512_extracti32x4_epi32(grid, 1), static_cast<__mmask16>(negative >> 16), db1);
+    put16(y + 32, _mm512_extracti32x4_epi32(grid, 2), static_cast<__mmask16>(negative >> 32), db2);
+    put16(y + 48, _mm512_extracti32x4_epi32(grid, 3), static_cast<__mmask16>(negative >> 48), db3);
+}
+
+GGUFKIT_VBMI void dequantize_iq3_xxs_vbmi(const uint8_t* src, float* y, int64_t n_blocks) {
+    const __m512i values = load64(packed_iq3xxs.values);
+    for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b, y += 256) {
+        const float d = half_to_float(load_u16(b->d));
+        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
+        alignas(32) uint64_t signs[4];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq3_xxs_signs(meta));
+        const GridBytes g = grid_iq3_xxs(*b, values);
+        for (int k = 0; k < 4; ++k) {
+            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 64 + 8 * k) >> 28)) * 0.5f);
+            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 68 + 8 * k) >> 28)) * 0.5f);
+            put64(y + 64 * k, g.step[k], signs[k], db0, db0, db1, db1);
+        }
+    }
+}
+
+GGUFKIT_VBMI void dequantize_iq3_s_vbmi(const uint8_t* src, float* y, int64_t n_blocks) {
+    const __m512i values = load64(packed_iq3s.values);
+    for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b, y += 256) {
+        const float d = half_to_float(load_u16(b->d));
+        const GridBytes g = grid_iq3_s(*b, values);
+        for (int k = 0; k < 4; ++k) {
+            const __m512 db0 = _mm512_set1_ps(d * static_cast<float>(1 + 2 * (b->scales[k] & 0x0f)));
+            const __m512 db1 = _mm512_set1_ps(d * static_cast<float>(1 + 2 * (b->scales[k] >> 4)));
+            put64(y + 64 * k, g.step[k], load_u64(b->signs + 8 * k), db0, db0, db1, db1);
+        }
+    }
+}
+
 }  // namespace
 
 void add_iquants(detail::Table& t) {
@@ -479,6 +720,14 @@ void add_iquants(detail::Table& t) {
     t.set_dot(TypeId::IQ3_S, dot_iq3_s);
     t.set_dot(TypeId::IQ1_S, dot_iq1_s);
     t.set_dot(TypeId::IQ1_M, dot_iq1_m);
+    if (detail::cpu_has_avx512_vbmi() && pack_grids()) {
+        t.set_dot(TypeId::IQ2_XXS, dot_iq2_xxs_vbmi);
+        t.set_dot(TypeId::IQ2_S, dot_iq2_s_vbmi);
+        t.set_dot(TypeId::IQ3_XXS, dot_iq3_xxs_vbmi);
+        t.set_dot(TypeId::IQ3_S, dot_iq3_s_vbmi);
+        t.set_dequantize(TypeId::IQ3_XXS, dequantize_iq3_xxs_vbmi);
+        t.set_dequantize(TypeId::IQ3_S, dequantize_iq3_s_vbmi);
+    }
 }
 
 }  // namespace kernels::avx512

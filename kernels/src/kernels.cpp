@@ -158,15 +158,15 @@ void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, int64_
                     y[j * m + r] += kt.dot(w + r * row_stride, xs[static_cast<size_t>(j)].bytes().data(), blocks);
         return;
     }
-    // A panel of rows dequantized once (whole rows: kPanel x k floats), then every column.
+    // A panel of rows dequantized once (whole rows: kPanel x k floats, in L2 for the usual k),
+    // then the path's f32 panel product with every column.
     const detail::DequantizeFn f = dequantizer(type, isa);
-    constexpr int64_t kPanel = 8;
-    std::vector<float> panel(static_cast<size_t>(kPanel * k));
+    constexpr int64_t kPanel = 16;
+    std::vector<float> panel(static_cast<size_t>(std::min(kPanel, m) * k));
     for (int64_t r0 = 0; r0 < m; r0 += kPanel) {
         const int64_t rows = std::min(kPanel, m - r0);
         for (int64_t r = 0; r < rows; ++r) f(w + (r0 + r) * row_stride, panel.data() + r * k, blocks);
-        for (int64_t j = 0; j < n; ++j)
-            for (int64_t r = 0; r < rows; ++r) y[j * m + r0 + r] += t.dot_f32(panel.data() + r * k, x + j * k, k);
+        t.gemm_f32(panel.data(), rows, k, x, n, y + r0, m);
     }
 }
 

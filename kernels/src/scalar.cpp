@@ -84,6 +84,12 @@ float dot_f32(const float* a, const float* b, int64_t n) {
     return ((partial[0] + partial[4]) + (partial[2] + partial[6])) + ((partial[1] + partial[5]) + (partial[3] + partial[7]));
 }
 
+// The panel product as one dot_f32 per output.
+void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {
+    for (int64_t j = 0; j < n; ++j)
+        for (int64_t r = 0; r < rows; ++r) y[j * y_stride + r] += dot_f32(a + r * k, x + j * k, k);
+}
+
 }  // namespace
 
 int32_t round_half_away(float v) {
@@ -157,6 +163,7 @@ void add_scalar(Table& t) {
     t.to_f16 = to_f16;
     t.to_bf16 = to_bf16;
     t.dot_f32 = dot_f32;
+    t.gemm_f32 = gemm_f32;
     // The scalar path provides everything it has: it is the reference.
     for (TypeKernels& k : t.types)
         k.provided = static_cast<uint8_t>((k.dequantize ? kDequantize : 0) | (k.dot ? kDot : 0) | (k.quantize ? kQuantize : 0));

@@ -8,7 +8,8 @@
 // Rules for a family file compiled with an ISA's flags (legacy_avx2.cpp, ...):
 //  - everything except its one add_<family>() function lives in an anonymous namespace;
 //  - it includes only <immintrin.h>, the C++ headers without inline code of their own
-//    (<cstdint>, <cstring>, <cmath>), quant/blocks.h and this header: an inline function of
+//    (<cstdint>, <cstring>, <cmath>), quant/blocks.h, simd.h (whose helpers are in an
+//    anonymous namespace: each file compiles its own copy) and this header: an inline function of
 //    another header compiled there with AVX-512 could be the copy the linker keeps for the
 //    scalar path (tests/check_isa_symbols.sh fails the build's tests if that happens).
 #pragma once
@@ -29,6 +30,10 @@ using DotFn = float (*)(const uint8_t* w, const uint8_t* x, int64_t n_blocks);
 using QuantizeFn = void (*)(const float* x, uint8_t* dst, int64_t n);
 using ToHalfFn = void (*)(const float* x, uint16_t* dst, int64_t n);  // f16 or bf16, round to nearest even
 using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
+// y[j x y_stride + r] += sum over i < k of a[r x k + i] x[j x k + i], for r < rows, j < n: a
+// panel of dequantized rows times n activation vectors. Each output is summed in one fixed
+// order whatever its place in the path's register blocking.
+using GemmF32Fn = void (*)(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride);
 
 // Provenance bits for `gguf bench` and the ISA table in spec/ARCHITECTURE.md.
 enum Provided : uint8_t { kDequantize = 1, kDot = 2, kQuantize = 4 };
@@ -46,6 +51,7 @@ struct Table {
     ToHalfFn to_f16 = nullptr;
     ToHalfFn to_bf16 = nullptr;
     DotF32Fn dot_f32 = nullptr;  // sum a[i] b[i], float accumulation in a fixed order
+    GemmF32Fn gemm_f32 = nullptr;
 
     // A path's own kernels (marked provided). Out of line on purpose (dispatch.cpp): family
     // files compiled with ISA flags call them without instantiating anything inline.
@@ -79,6 +85,7 @@ void add_scalar(Table& t);
     void add_iquants(detail::Table& t);      /* IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S */         \
     void add_microscaling(detail::Table& t); /* MXFP4 NVFP4 */                                           \
     void add_ternary(detail::Table& t);      /* TQ1_0 TQ2_0 Q1_0 Q2_0 */                                 \
+    void add_gemm(detail::Table& t);         /* the f32 panel product of dequantized tiles */            \
     }
 GGUFKIT_FAMILIES(avx2)
 GGUFKIT_FAMILIES(avx512)

@@ -8,31 +8,12 @@
 
 namespace quant {
 
-namespace {
-
-// Round to nearest even, with integer selects only so that loops over it vectorize (checked
-// equal to the branching form for all 2^32 inputs). Normal halves: rebias the exponent and
-// round the 13 dropped mantissa bits (a carry may ripple into the exponent, as it should);
-// results below the smallest normal half: adding 0.5 lets the FPU round |f| to a multiple of
-// 2^-24, left in the low mantissa bits; past 65504 (after rounding): infinity; NaN stays NaN.
-inline uint16_t float_to_half(float f) {
-    const uint32_t bits = std::bit_cast<uint32_t>(f);
-    const uint32_t x = bits & 0x7fffffff, sign = (bits >> 16) & 0x8000;
-    const uint32_t normal = (x - (uint32_t{127 - 15} << 23) + 0x0fff + ((x >> 13) & 1)) >> 13;
-    const uint32_t subnormal = std::bit_cast<uint32_t>(std::bit_cast<float>(x) + 0.5f) - std::bit_cast<uint32_t>(0.5f);
-    uint32_t h = x < 0x38800000 ? subnormal : normal;
-    h = x >= 0x477ff000 ? 0x7c00 : h;
-    h = x > 0x7f800000 ? 0x7e00 | ((x >> 13) & 0x3ff) : h;
-    return static_cast<uint16_t>(sign | h);
-}
-
-}  // namespace
-
 float f16_to_f32(uint16_t h) { return half_bits_to_float(h); }
 
 float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
-uint16_t f32_to_f16(float f) { return float_to_half(f); }
+// The rounding is quant/decode.h's, which CUDA kernels share.
+uint16_t f32_to_f16(float f) { return float_to_half_bits(f); }
 
 uint16_t f32_to_bf16(float f) {
     const uint32_t x = std::bit_cast<uint32_t>(f);
@@ -77,7 +58,7 @@ void quantize_f32(const float* x, uint8_t* dst, int64_t n, const float*) { std::
 
 void register_float_formats(TraitsTable& t) {
     set_type(t, TypeId::F32, convert<float>, quantize_f32);
-    set_type(t, TypeId::F16, dequantize_f16, quantize_16bit<float_to_half>);
+    set_type(t, TypeId::F16, dequantize_f16, quantize_16bit<float_to_half_bits>);
     set_type(t, TypeId::BF16, dequantize_bf16, quantize_16bit<f32_to_bf16>);
     set_type(t, TypeId::F64, convert<double>, nullptr);
     set_type(t, TypeId::I8, convert<int8_t>, nullptr);

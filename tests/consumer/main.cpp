@@ -4,6 +4,9 @@
 #include <gguf/writer.h>
 #include <kernels/kernels.h>
 #include <quant/quant.h>
+#ifdef CONSUMER_CUDA
+#include <kernels/cuda.h>
+#endif
 
 #include <cmath>
 #include <cstdio>
@@ -41,5 +44,10 @@ int main(int argc, char** argv) {
     std::printf("consumer: %s, %zu tensor(s), worst error %.4f, dot %.3f (exact %.3f) on %s\n", path.c_str(), f.tensors().size(), worst,
                 dot, exact, std::string(kernels::isa_name(kernels::active_isa())).c_str());
     if (std::fabs(dot - exact) > 0.01 * std::fabs(exact)) return 1;
+#ifdef CONSUMER_CUDA
+    std::string why;
+    const bool gpu = kernels::cuda::available(&why);
+    std::printf("consumer: kernels_cuda linked; %s\n", gpu ? "a CUDA device is present" : why.c_str());
+#endif
     return worst < 0.08 ? 0 : 1;  // q4_K steps of about 2/15 on values in [-1, 1]
 }
