@@ -347,6 +347,35 @@ TEST_CASE("dot products of Q4_1 and Q5_1 blocks straddling zero stay within the 
     }
 }
 
+TEST_CASE("dot products of every type, on every path, equal the exact sum over the prepared activations but for float rounding") {
+    // The integer sums inside blocks are exact, so against the activations as stored (their
+    // codes times their scales) only the float arithmetic across blocks may differ: a far
+    // tighter check than the bound of kernels.h, which also covers quantizing the activations.
+    for (Isa isa : kernels::available_isas())
+        for (TypeId type : dequantizable()) {
+            const gguf::TypeInfo& info = gguf::type_info(type);
+            if (!info.quantized && type != TypeId::F32 && type != TypeId::F16 && type != TypeId::BF16) continue;
+            if (info.quantized && !quant::can_quantize(type)) continue;
+            CAPTURE(isa_text(isa));
+            CAPTURE(info.name);
+            const int64_t block = info.block_size == 1 ? 32 : info.block_size;
+            for (int64_t n : {block, 3 * block, 5 * block, int64_t{4096}, int64_t{11008 / 256 * 256}}) {
+                CAPTURE(n);
+                const DotCase c = dot_case(type, n, static_cast<uint32_t>(n) * 7 + static_cast<uint32_t>(type));
+                const kernels::Activations xq(type, c.x, isa);
+                std::vector<float> xs(static_cast<size_t>(n));
+                quant::dequantize(xq.type(), xq.bytes(), xs);
+                double exact = 0, magnitude = 0;
+                for (size_t i = 0; i < xs.size(); ++i) {
+                    exact += static_cast<double>(c.w[i]) * xs[i];
+                    magnitude += std::fabs(static_cast<double>(c.w[i]) * xs[i]);
+                }
+                const float got = kernels::dot(type, c.row, xq, isa);
+                CHECK_MESSAGE(std::fabs(got - exact) <= std::ldexp(magnitude, -16), "dot ", got, " exact ", exact, " magnitude ", magnitude);
+            }
+        }
+}
+
 TEST_CASE("dot products and matrix tiles are deterministic: same bits on every run and thread, tiles equal per-row dots") {
     for (Isa isa : kernels::available_isas())
         for (TypeId type : {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q6_K, TypeId::IQ4_XS, TypeId::IQ2_XS,
