@@ -12,6 +12,8 @@
 // Dot products with Q8_K activations: grid bytes (unsigned) times signed activation codes
 // with maddubs, the signs applied to the activations, then madd with the integer scale
 // multipliers of each 16 values; one float multiply-add per block (see the section below).
+// The loop over blocks of the dot products (dot_blocks) and the scale helpers both paths use
+// are in iquants_simd.h.
 #include <immintrin.h>
 
 #include <cmath>
@@ -69,7 +71,7 @@ void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint8_t* q = b->qs + 8 * ib;
             const uint32_t meta = load_u32(q + 4);
-            const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.25f);
+            const __m256 db = _mm256_set1_ps(half_step_scale(d, meta >> 28, 0.25f));
             const uint32_t signs = signs_from7x4(meta);
             for (int l = 0; l < 4; ++l) put8(y + 8 * l, grid[q[l]], signs >> (8 * l), db);
         }
@@ -81,8 +83,7 @@ void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n_blocks) {
     for (const auto* b = reinterpret_cast<const BlockIQ2_XS*>(src); n_blocks-- > 0; ++b) {
         const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m256 db[2] = {_mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f),
-                                  _mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f)};
+            const __m256 db[2] = {_mm256_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f)), _mm256_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f))};
             const uint64_t codes = load_u64(b->qs + 8 * ib);  // four u16: 9-bit index, 7 sign bits
             const uint32_t signs = signs_from7x4(static_cast<uint32_t>(_pext_u64(codes, 0xfe00fe00fe00fe00ull)));
             for (int l = 0; l < 4; ++l) put8(y + 8 * l, grid[(codes >> (16 * l)) & 511], signs >> (8 * l), db[l / 2]);
@@ -95,8 +96,7 @@ void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
     for (const auto* b = reinterpret_cast<const BlockIQ2_S*>(src); n_blocks-- > 0; ++b) {
         const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m256 db[2] = {_mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f),
-                                  _mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f)};
+            const __m256 db[2] = {_mm256_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f)), _mm256_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f))};
             const uint32_t signs = load_u32(b->qs + 32 + 4 * ib);
             const int qh = b->qh[ib];
             for (int l = 0; l < 4; ++l) {
@@ -114,38 +114,31 @@ void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
 void put32_signed(float* y, __m256i grid, const uint8_t* signs, __m256 dl);
 
 // One IQ3_XXS block, 8 values at a time.
-void dequantize_iq3_xxs_block(const BlockIQ3_XXS& b, const uint32_t* grid, float* y) {
+void dequantize_iq3_8(const BlockIQ3_XXS& b, const uint32_t* grid, float* y) {
     const float d = half_to_float(b.d);
     for (int ib = 0; ib < 8; ++ib, y += 32) {
         const uint32_t meta = load_u32(b.qs + 64 + 4 * ib);
-        const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f);
+        const __m256 db = _mm256_set1_ps(half_step_scale(d, meta >> 28, 0.5f));
         const uint32_t signs = signs_from7x4(meta);
         const uint8_t* idx = b.qs + 8 * ib;
         for (int l = 0; l < 4; ++l) put8(y + 8 * l, grid[idx[2 * l]] | uint64_t{grid[idx[2 * l + 1]]} << 32, signs >> (8 * l), db);
     }
 }
 
-void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
-    const uint32_t* grid = quant::host_grids().iq3xxs;
-    for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b, y += 256) {
-        const float d = half_to_float(b->d);
-        if (std::isnan(d)) {
-            dequantize_iq3_xxs_block(*b, grid, y);
-            continue;
-        }
-        alignas(32) uint8_t signs[32];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64))));
-        for (int ib = 0; ib < 8; ++ib) {
-            const uint8_t* q = b->qs + 8 * ib;
-            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
-            const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 64 + 4 * ib) >> 28)) * 0.5f);
-            put32_signed(y + 32 * ib, grid8(grid, idx), signs + 4 * ib, db);
-        }
+// One IQ3_XXS block whose d is not NaN, 32 values at a time.
+void dequantize_iq3_32(const BlockIQ3_XXS& b, const uint32_t* grid, float d, float* y) {
+    alignas(32) uint8_t signs[32];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 64))));
+    for (int ib = 0; ib < 8; ++ib) {
+        const uint8_t* q = b.qs + 8 * ib;
+        const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+        const __m256 db = _mm256_set1_ps(half_step_scale(d, load_u32(b.qs + 64 + 4 * ib) >> 28, 0.5f));
+        put32_signed(y + 32 * ib, grid8(grid, idx), signs + 4 * ib, db);
     }
 }
 
 // One IQ3_S block, 8 values at a time.
-void dequantize_iq3_s_block(const BlockIQ3_S& b, const uint32_t* grid, float* y) {
+void dequantize_iq3_8(const BlockIQ3_S& b, const uint32_t* grid, float* y) {
     const float d = half_to_float(b.d);
     for (int ib = 0; ib < 8; ++ib, y += 32) {
         const int scale = (b.scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
@@ -161,24 +154,31 @@ void dequantize_iq3_s_block(const BlockIQ3_S& b, const uint32_t* grid, float* y)
     }
 }
 
-void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) {
-    const uint32_t* grid = quant::host_grids().iq3s;
-    for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b, y += 256) {
-        const float d = half_to_float(b->d);
-        if (std::isnan(d)) {
-            dequantize_iq3_s_block(*b, grid, y);
-            continue;
-        }
-        alignas(32) uint16_t index[64];
-        iq3_s_indices(*b, index);
-        for (int ib = 0; ib < 8; ++ib) {
-            const uint16_t* q = index + 8 * ib;
-            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
-            const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f)));
-            put32_signed(y + 32 * ib, grid8(grid, idx), b->signs + 4 * ib, db);
-        }
+// One IQ3_S block whose d is not NaN, 32 values at a time.
+void dequantize_iq3_32(const BlockIQ3_S& b, const uint32_t* grid, float d, float* y) {
+    alignas(32) uint16_t index[64];
+    iq3_s_indices(b, index);
+    for (int ib = 0; ib < 8; ++ib) {
+        const uint16_t* q = index + 8 * ib;
+        const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+        const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * ((b.scales[ib / 2] >> (4 * (ib % 2))) & 0x0f)));
+        put32_signed(y + 32 * ib, grid8(grid, idx), b.signs + 4 * ib, db);
     }
 }
+
+// IQ3_XXS and IQ3_S blocks, 32 values a step, or 8 where d is NaN.
+template <class Block> void dequantize_iq3(const uint8_t* src, float* y, int64_t n_blocks, const uint32_t* grid) {
+    for (const auto* b = reinterpret_cast<const Block*>(src); n_blocks-- > 0; ++b, y += 256) {
+        const float d = half_to_float(b->d);
+        if (std::isnan(d))
+            dequantize_iq3_8(*b, grid, y);
+        else
+            dequantize_iq3_32(*b, grid, d, y);
+    }
+}
+
+void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) { dequantize_iq3<BlockIQ3_XXS>(src, y, n_blocks, quant::host_grids().iq3xxs); }
+void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) { dequantize_iq3<BlockIQ3_S>(src, y, n_blocks, quant::host_grids().iq3s); }
 
 void dequantize_iq1_s(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
@@ -289,6 +289,13 @@ __m256i signs_from7x4_x8(__m256i m) {
     return _mm256_or_si256(r, _mm256_and_si256(_mm256_slli_epi32(p, 7), _mm256_set1_epi32(static_cast<int>(0x80808080u))));
 }
 
+// IQ2_XXS and IQ3_XXS: from their 8 u32 words of 4 x 7 sign bits and a 4-bit scale s, the 32
+// sign bytes and the 8 multipliers 2s + 1.
+void xxs_signs_and_multipliers(__m256i meta, uint8_t* signs, uint32_t* mult) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
+    per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
+}
+
 // The 64 IQ3_S indices with their ninth bit (bit i of qh), as u16.
 void iq3_s_indices(const BlockIQ3_S& b, uint16_t* index) {
     const __m256i bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, -32768);
@@ -319,8 +326,7 @@ float dot_iq2_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         const __m256i meta = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8);
         alignas(32) uint8_t signs[32];
         alignas(32) uint32_t mult[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
+        xxs_signs_and_multipliers(meta, signs, mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
             const uint8_t* q = b.qs + 8 * ib;
@@ -379,8 +385,7 @@ float dot_iq3_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 64));
         alignas(32) uint8_t signs[32];
         alignas(32) uint32_t mult[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
+        xxs_signs_and_multipliers(meta, signs, mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
             const uint8_t* q = b.qs + 8 * ib;

@@ -11,6 +11,8 @@
 // times activation codes negated under a sign mask, vpmaddubsw then vpdpwssd with the
 // integer scale multipliers; one float multiply-add per block. Where the CPU has VBMI, the
 // IQ2_XXS, IQ2_S, IQ3_XXS and IQ3_S grids are looked up in registers (the VBMI section).
+// The loop over blocks of the dot products (dot_blocks) and the scale helpers both paths use
+// are in iquants_simd.h.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -73,7 +75,7 @@ void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint8_t* q = b->qs + 8 * ib;
             const uint32_t meta = load_u32(q + 4);
-            const __m512 db = _mm512_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.25f);
+            const __m512 db = _mm512_set1_ps(half_step_scale(d, meta >> 28, 0.25f));
             put32(y, grid[q[0]], grid[q[1]], grid[q[2]], grid[q[3]], signs_from7x4(meta), db, db);
         }
     }
@@ -84,8 +86,8 @@ void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n_blocks) {
     for (const auto* b = reinterpret_cast<const BlockIQ2_XS*>(src); n_blocks-- > 0; ++b) {
         const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f);
-            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f);
+            const __m512 db0 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f));
+            const __m512 db1 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f));
             const uint64_t codes = load_u64(b->qs + 8 * ib);  // four u16: 9-bit index, 7 sign bits
             const uint32_t signs = signs_from7x4(static_cast<uint32_t>(_pext_u64(codes, 0xfe00fe00fe00fe00ull)));
             put32(y, grid[codes & 511], grid[(codes >> 16) & 511], grid[(codes >> 32) & 511], grid[(codes >> 48) & 511], signs, db0, db1);
@@ -98,8 +100,8 @@ void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
     for (const auto* b = reinterpret_cast<const BlockIQ2_S*>(src); n_blocks-- > 0; ++b) {
         const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f);
-            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f);
+            const __m512 db0 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f));
+            const __m512 db1 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f));
             const uint8_t* q = b->qs + 4 * ib;
             const int qh = b->qh[ib];
             put32(y, grid[q[0] | ((qh << 8) & 0x300)], grid[q[1] | ((qh << 6) & 0x300)], grid[q[2] | ((qh << 4) & 0x300)],
@@ -117,7 +119,7 @@ void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
         const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint32_t meta = load_u32(b->qs + 64 + 4 * ib);
-            const __m512 db = _mm512_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f);
+            const __m512 db = _mm512_set1_ps(half_step_scale(d, meta >> 28, 0.5f));
             const uint8_t* q = b->qs + 8 * ib;
             put32(y, iq3_pair(grid, q[0], q[1]), iq3_pair(grid, q[2], q[3]), iq3_pair(grid, q[4], q[5]), iq3_pair(grid, q[6], q[7]),
                   signs_from7x4(meta), db, db);
@@ -195,6 +197,13 @@ __m512i step_multipliers(__m512i per16, int k) {
     return _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_set1_epi16(static_cast<int16_t>(4 * k)), _mm512_srli_epi16(lane, 3)), per16);
 }
 
+// acc + a block's four steps of 64 values: step k's grid bytes are grid_bytes(k), its sign
+// mask the u64 at signs + 8k (no signs: nullptr).
+template <class GridBytesOf> __m512i four_steps(__m512i acc, const BlockQ8_K& a, __m512i per16, const uint8_t* signs, GridBytesOf grid_bytes) {
+    for (int k = 0; k < 4; ++k) acc = step(acc, grid_bytes(k), a.qs + 64 * k, signs ? load_u64(signs + 8 * k) : 0, step_multipliers(per16, k));
+    return acc;
+}
+
 // 2s + 1 for 8 scales s (i16), each for 32 values, as 16 multipliers of 16 values.
 __m512i per32_multipliers(__m128i s) {
     const __m128i m = _mm_add_epi16(_mm_add_epi16(s, s), _mm_set1_epi16(1));
@@ -242,15 +251,13 @@ float dot_iq2_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     return dot_blocks<BlockIQ2_XXS>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_XXS& b, const BlockQ8_K& a) {
         const __m256i meta = _mm512_cvtepi64_epi32(_mm512_srli_epi64(_mm512_loadu_si512(b.qs), 32));  // the 8 u32 after each 4 indices
         const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
-        alignas(32) uint64_t signs[4];
+        alignas(32) uint8_t signs[32];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
+        return four_steps(_mm512_setzero_si512(), a, per16, signs, [&](int k) {
             const uint8_t* q = b.qs + 16 * k;
             const int idx[8] = {q[0], q[1], q[2], q[3], q[8], q[9], q[10], q[11]};
-            acc = step(acc, grid_x8(grid, idx), a.qs + 64 * k, signs[k], step_multipliers(per16, k));
-        }
-        return acc;
+            return grid_x8(grid, idx);
+        });
     });
 }
 
@@ -265,16 +272,14 @@ float dot_iq2_xs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 2));
         p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 1));
         const __m512i s8 = _mm512_ternarylogic_epi32(s7, _mm512_slli_epi16(p, 7), _mm512_set1_epi16(0x80), 0xf8);
-        alignas(32) uint64_t signs[4];
+        alignas(32) uint8_t signs[32];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), _mm512_cvtepi16_epi8(s8));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
+        return four_steps(_mm512_setzero_si512(), a, per16, signs, [&](int k) {
             const uint8_t* q = b.qs + 16 * k;
             int idx[8];
             for (int j = 0; j < 8; ++j) idx[j] = load_u16(q + 2 * j) & 511;
-            acc = step(acc, grid_x8(grid, idx), a.qs + 64 * k, signs[k], step_multipliers(per16, k));
-        }
-        return acc;
+            return grid_x8(grid, idx);
+        });
     });
 }
 
@@ -282,15 +287,13 @@ float dot_iq2_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2s;
     return dot_blocks<BlockIQ2_S>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_S& b, const BlockQ8_K& a) {
         const __m512i per16 = nibble_multipliers(load_u64(b.scales));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
+        return four_steps(_mm512_setzero_si512(), a, per16, b.qs + 32, [&](int k) {
             const uint8_t* q = b.qs + 8 * k;
             const uint32_t qh = load_u16(b.qh + 2 * k);  // 2 high index bits per 8 values
             int idx[8];
             for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh >> (2 * j)) & 3) << 8;
-            acc = step(acc, grid_x8(grid, idx), a.qs + 64 * k, load_u64(b.qs + 32 + 8 * k), step_multipliers(per16, k));
-        }
-        return acc;
+            return grid_x8(grid, idx);
+        });
     });
 }
 
@@ -300,16 +303,14 @@ float dot_iq3_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     return dot_blocks<BlockIQ3_XXS>(w, x, n_blocks, 0.25f, [&](const BlockIQ3_XXS& b, const BlockQ8_K& a) {
         const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 64));
         const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
-        alignas(32) uint64_t signs[4];
+        alignas(32) uint8_t signs[32];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
+        return four_steps(_mm512_setzero_si512(), a, per16, signs, [&](int k) {
             const uint8_t* q = b.qs + 16 * k;
             int idx[16];
             for (int j = 0; j < 16; ++j) idx[j] = q[j];
-            acc = step(acc, grid_x16(grid, idx), a.qs + 64 * k, signs[k], step_multipliers(per16, k));
-        }
-        return acc;
+            return grid_x16(grid, idx);
+        });
     });
 }
 
@@ -320,15 +321,13 @@ float dot_iq3_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scales)));  // 8 scales of 4 bits, low nibble first
         const __m128i s8 = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f))));
         const __m512i per16 = per32_multipliers(s8);
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
+        return four_steps(_mm512_setzero_si512(), a, per16, b.signs, [&](int k) {
             const uint8_t* q = b.qs + 16 * k;
             const uint32_t qh = load_u16(b.qh + 2 * k);  // the ninth index bit of each of 16 indices
             int idx[16];
             for (int j = 0; j < 16; ++j) idx[j] = q[j] | ((qh >> j) & 1) << 8;
-            acc = step(acc, grid_x16(grid, idx), a.qs + 64 * k, load_u64(b.signs + 8 * k), step_multipliers(per16, k));
-        }
-        return acc;
+            return grid_x16(grid, idx);
+        });
     });
 }
 
@@ -347,17 +346,15 @@ float dot_iq1_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         // e - 8 per 32 values: -9 where bit 15 (delta negative) is set, else -7.
         const __m128i e8 = _mm_sub_epi16(_mm_set1_epi16(-7), _mm_slli_epi16(_mm_srli_epi16(qh, 15), 1));
         const __m512i offsets = _mm512_mullo_epi16(per16, _mm512_zextsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(e8, e8), _mm_unpacklo_epi16(e8, e8))));
-        __m512i acc = _mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(a), offsets);
-        for (int k = 0; k < 4; ++k) {
+        return four_steps(_mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(a), offsets), a, per16, nullptr, [&](int k) {
             const uint8_t* q = b.qs + 8 * k;
             const uint32_t h0 = load_u16(b.qh + 4 * k), h1 = load_u16(b.qh + 4 * k + 2);
             const int idx[8] = {static_cast<int>(q[0] | (h0 & 7) << 8),        static_cast<int>(q[1] | ((h0 >> 3) & 7) << 8),
                                 static_cast<int>(q[2] | ((h0 >> 6) & 7) << 8), static_cast<int>(q[3] | ((h0 >> 9) & 7) << 8),
                                 static_cast<int>(q[4] | (h1 & 7) << 8),        static_cast<int>(q[5] | ((h1 >> 3) & 7) << 8),
                                 static_cast<int>(q[6] | ((h1 >> 6) & 7) << 8), static_cast<int>(q[7] | ((h1 >> 9) & 7) << 8)};
-            acc = step(acc, iq1_bytes(grid_x8(grid, idx)), a.qs + 64 * k, 0, step_multipliers(per16, k));
-        }
-        return acc;
+            return iq1_bytes(grid_x8(grid, idx));
+        });
     });
 }
 
@@ -371,17 +368,15 @@ float dot_iq1_m(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         const __m256i s = _mm256_and_si256(_mm256_srlv_epi16(words, shift), _mm256_set1_epi16(7));
         const __m512i per16 = _mm512_zextsi256_si512(_mm256_add_epi16(_mm256_add_epi16(s, s), _mm256_set1_epi16(1)));
         const __m512i offsets = _mm512_mullo_epi16(per16, _mm512_set1_epi16(-9));
-        __m512i acc = _mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(a), offsets);
-        for (int k = 0; k < 4; ++k) {
+        return four_steps(_mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(a), offsets), a, per16, nullptr, [&](int k) {
             const uint8_t* q = b.qs + 8 * k;
             const uint32_t qh = load_u32(b.qh + 4 * k);  // per 8 values: 3 high index bits, then the delta's sign
             int idx[8];
             for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh >> (4 * j)) & 7) << 8;
             const uint64_t positive = _pdep_u64(_pext_u32(~qh, 0x88888888u), 0x0101010101010101ull) * 0xff;  // lanes of e = +1
             const __m512i g = iq1_bytes(grid_x8(grid, idx));
-            acc = step(acc, _mm512_mask_add_epi8(g, positive, g, _mm512_set1_epi8(2)), a.qs + 64 * k, 0, step_multipliers(per16, k));
-        }
-        return acc;
+            return _mm512_mask_add_epi8(g, positive, g, _mm512_set1_epi8(2));
+        });
     });
 }
 
@@ -598,8 +593,8 @@ GGUFKIT_VBMI void dequantize_iq3_xxs_vbmi(const uint8_t* src, float* y, int64_t 
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq3_xxs_signs(meta));
         const GridBytes g = grid_iq3_xxs(*b, values);
         for (int k = 0; k < 4; ++k) {
-            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 64 + 8 * k) >> 28)) * 0.5f);
-            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 68 + 8 * k) >> 28)) * 0.5f);
+            const __m512 db0 = _mm512_set1_ps(half_step_scale(d, load_u32(b->qs + 64 + 8 * k) >> 28, 0.5f));
+            const __m512 db1 = _mm512_set1_ps(half_step_scale(d, load_u32(b->qs + 68 + 8 * k) >> 28, 0.5f));
             put64(y + 64 * k, g.step[k], signs[k], db0, db0, db1, db1);
         }
     }

@@ -17,6 +17,10 @@ namespace {
 // decoder's iq1_m_d_bits), through F16C.
 inline float iq1_m_d(const uint8_t* scales) { return _cvtsh_ss(static_cast<uint16_t>(_pext_u64(load_u64(scales), 0xf000f000f000f000ull))); }
 
+// A sub-block's scale d (0.5 + s) x factor, the decoders' order: IQ2's (factor 1/4) and
+// IQ3_XXS's (factor 1/2), s its 4-bit field.
+inline float half_step_scale(float d, uint32_t s, float factor) { return d * (0.5f + static_cast<float>(s)) * factor; }
+
 // A weight block's d as a float: its f16 field, or IQ1_M's.
 template <class Block> float block_d(const Block& b) {
     if constexpr (Block::kType == gguf::TypeId::IQ1_M)

@@ -13,6 +13,9 @@
 // i16 pairs; madd with the sub-block scales into i32 lanes), one float multiply-add per
 // block of d x dx with the block's lanes, minimums and code offsets through the activation
 // sums. Lanes are summed at the end, in a fixed order.
+//
+// What this path shares with the AVX-512 one (scale unpacking, Q2_K and Q3_K dequantization,
+// the Q2_K, Q4_K and Q5_K dot products) is in kquants_simd.h, compiled here with AVX2 flags.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -152,59 +155,40 @@ void dequantize_q8_k(const uint8_t* src, float* y, int64_t n_blocks) {
 
 // ---- Dot products with Q8_K ------------------------------------------------------------
 
-float dot_q3_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* wb = reinterpret_cast<const BlockQ3_K*>(w);
-    const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
+// Q3_K and Q6_K: the unsigned codes of half a block, four groups of 32 in value order
+// (Q3_K's as q + 4 in 0-7: 2 bits of qs, the hmask bit as bit 2).
+void k16_codes(const BlockQ3_K& b, int half, __m256i codes[4]) {
     const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i) {
-        const BlockQ3_K& b = wb[i];
-        const BlockQ8_K& a = xb[i];
-        const __m256i scales16 = _mm256_cvtepi8_epi16(q3_k_scales(b.scales));
-        // Codes stored as q + 4 (0-7, hmask bit as bit 2): sum scale x (q + 4) x a, minus
-        // 4 x scale x (the sub-block's activation sum).
-        const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(load32(a.bsums), scales16), 2);
-        const __m256i hmask = load32(b.hmask);
-        __m256i sum = _mm256_setzero_si256();
-        for (int half = 0; half < 2; ++half) {
-            const __m256i q = load32(b.qs + 32 * half);
-            const __m256i scales = half ? _mm256_permute2x128_si256(scales16, scales16, 0x11) : _mm256_permute2x128_si256(scales16, scales16, 0x00);
-            for (int shift = 0; shift < 4; ++shift) {
-                const int bit = 4 * half + shift;
-                const __m256i high = bit >= 2 ? _mm256_srl_epi16(hmask, _mm_cvtsi32_si128(bit - 2)) : _mm256_sll_epi16(hmask, _mm_cvtsi32_si128(2 - bit));
-                const __m256i codes = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * shift)), three),
-                                                      _mm256_and_si256(high, four));
-                const __m256i p = _mm256_maddubs_epi16(codes, load32(a.qs + 128 * half + 32 * shift));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(scales, spread_words(2 * shift, 2 * shift + 1))));
-            }
-        }
-        sum = _mm256_sub_epi32(sum, offsets);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(b.d) * f32_field(a.d)), _mm256_cvtepi32_ps(sum), acc);
+    const __m256i q = load32(b.qs + 32 * half), hmask = load32(b.hmask);
+    for (int shift = 0; shift < 4; ++shift) {
+        const int bit = 4 * half + shift;
+        const __m256i high = bit >= 2 ? _mm256_srl_epi16(hmask, _mm_cvtsi32_si128(bit - 2)) : _mm256_sll_epi16(hmask, _mm_cvtsi32_si128(2 - bit));
+        codes[shift] = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * shift)), three), _mm256_and_si256(high, four));
     }
-    return hsum(acc);
 }
+void k16_codes(const BlockQ6_K& b, int half, __m256i codes[4]) { q6_k_codes(b.ql + 64 * half, b.qh + 32 * half, codes); }
 
-float dot_q6_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* wb = reinterpret_cast<const BlockQ6_K*>(w);
+// Q3_K and Q6_K: sixteen signed scales of 16 values; the codes taken unsigned, their
+// offset's share (k16_offsets) taken back once per block.
+template <class Block> float dot_k16(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const auto* wb = reinterpret_cast<const Block*>(w);
     const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i) {
-        const BlockQ6_K& b = wb[i];
+        const Block& b = wb[i];
         const BlockQ8_K& a = xb[i];
-        const __m256i scales16 = _mm256_cvtepi8_epi16(load16(b.scales));
-        // Codes taken as unsigned q (0-63): subtract 32 x scale x (activation sum) per 16.
-        const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(load32(a.bsums), scales16), 5);
+        const __m256i scales16 = _mm256_cvtepi8_epi16(k16_scales(b));
         __m256i sum = _mm256_setzero_si256();
         for (int half = 0; half < 2; ++half) {
             __m256i codes[4];
-            q6_k_codes(b.ql + 64 * half, b.qh + 32 * half, codes);
+            k16_codes(b, half, codes);
             const __m256i scales = half ? _mm256_permute2x128_si256(scales16, scales16, 0x11) : _mm256_permute2x128_si256(scales16, scales16, 0x00);
             for (int g = 0; g < 4; ++g) {
                 const __m256i p = _mm256_maddubs_epi16(codes[g], load32(a.qs + 128 * half + 32 * g));
                 sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(scales, spread_words(2 * g, 2 * g + 1))));
             }
         }
-        sum = _mm256_sub_epi32(sum, offsets);
+        sum = _mm256_sub_epi32(sum, k16_offsets<Block>(scales16, a));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(b.d) * f32_field(a.d)), _mm256_cvtepi32_ps(sum), acc);
     }
     return hsum(acc);
@@ -251,10 +235,10 @@ void add_kquants(detail::Table& t) {
     t.set_dequantize(TypeId::IQ4_XS, dequantize_iq4_xs);
     t.set_dequantize(TypeId::Q8_K, dequantize_q8_k);
     t.set_dot(TypeId::Q2_K, dot_q2_k);
-    t.set_dot(TypeId::Q3_K, dot_q3_k);
+    t.set_dot(TypeId::Q3_K, dot_k16<BlockQ3_K>);
     t.set_dot(TypeId::Q4_K, dot_k4<BlockQ4_K>);
     t.set_dot(TypeId::Q5_K, dot_k4<BlockQ5_K>);
-    t.set_dot(TypeId::Q6_K, dot_q6_k);
+    t.set_dot(TypeId::Q6_K, dot_k16<BlockQ6_K>);
     t.set_dot(TypeId::IQ4_XS, dot_iq4_xs);
 }
 

@@ -15,7 +15,9 @@
 // fixed order. Q3_K, Q6_K and IQ4_XS take 64 codes a step; Q2_K, Q4_K and Q5_K 32, which
 // measured faster on Zen 4: there 512-bit operations take two passes, so they only save
 // instructions, and a 64-byte load of the activations (which start 4 bytes into each
-// 292-byte block) straddles two cache lines in 15 blocks of 16.
+// 292-byte block) straddles two cache lines in 15 blocks of 16. Those three dot products, the
+// Q2_K and Q3_K dequantization and the scale unpacking are the code of kquants_simd.h, which
+// the AVX2 path shares, compiled here with AVX-512 flags (EVEX, vpdpwssd, vpternlogd).
 // GCC 12 warns of "uninitialized" __Y inside its own AVX-512 intrinsics (its bug 105593,
 // fixed in GCC 13); the values are the _mm512_undefined_*() the headers use on purpose.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -174,47 +176,28 @@ void dequantize_q8_k(const uint8_t* src, float* y, int64_t n_blocks) {
 
 // ---- Dot products with Q8_K ------------------------------------------------------------
 
-float dot_q3_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* wb = reinterpret_cast<const BlockQ3_K*>(w);
-    const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i) {
-        const BlockQ3_K& b = wb[i];
-        const BlockQ8_K& a = xb[i];
-        const __m256i scales16 = _mm256_cvtepi8_epi16(q3_k_scales(b.scales));
-        const __m512i scales = _mm512_castsi256_si512(scales16);
-        // Codes taken as q + 4 (0-7): subtract 4 x scale x (the sub-block's activation sum).
-        const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(load32(a.bsums), scales16), 2);
-        const __m512i hmask = load32x2(b.hmask);
-        __m512i sum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), offsets));
-        for (int half = 0; half < 2; ++half) {
-            const __m512i q = load32x2(b.qs + 32 * half);
-            for (int pair = 0; pair < 2; ++pair) {
-                const __m512i p = _mm512_maddubs_epi16(q3_k_codes(q, hmask, half, pair), load64(a.qs + 128 * half + 64 * pair));
-                const int sub = 8 * half + 4 * pair;
-                sum = _mm512_dpwssd_epi32(sum, p, _mm512_permutexvar_epi16(spread_words(sub, sub + 1, sub + 2, sub + 3), scales));
-            }
-        }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(half_to_float(b.d) * f32_field(a.d)), _mm512_cvtepi32_ps(sum), acc);
-    }
-    return hsum(acc);
+// Q3_K and Q6_K: the unsigned codes of half a block, two groups of 64 in value order.
+void k16_codes(const BlockQ3_K& b, int half, __m512i codes[2]) {
+    const __m512i q = load32x2(b.qs + 32 * half), hmask = load32x2(b.hmask);
+    for (int pair = 0; pair < 2; ++pair) codes[pair] = q3_k_codes(q, hmask, half, pair);
 }
+void k16_codes(const BlockQ6_K& b, int half, __m512i codes[2]) { q6_k_codes(b.ql + 64 * half, b.qh + 32 * half, codes[0], codes[1]); }
 
-float dot_q6_k(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* wb = reinterpret_cast<const BlockQ6_K*>(w);
+// Q3_K and Q6_K, 64 codes a step: sixteen signed scales of 16 values; the codes taken
+// unsigned, their offset's share (k16_offsets) taken back once per block.
+template <class Block> float dot_k16(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
+    const auto* wb = reinterpret_cast<const Block*>(w);
     const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i) {
-        const BlockQ6_K& b = wb[i];
+        const Block& b = wb[i];
         const BlockQ8_K& a = xb[i];
-        const __m256i scales16 = _mm256_cvtepi8_epi16(load16(b.scales));
+        const __m256i scales16 = _mm256_cvtepi8_epi16(k16_scales(b));
         const __m512i scales = _mm512_castsi256_si512(scales16);
-        // Codes taken as unsigned q (0-63): subtract 32 x scale x (activation sum) per 16.
-        const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(load32(a.bsums), scales16), 5);
-        __m512i sum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), offsets));
+        __m512i sum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), k16_offsets<Block>(scales16, a)));
         for (int half = 0; half < 2; ++half) {
             __m512i codes[2];
-            q6_k_codes(b.ql + 64 * half, b.qh + 32 * half, codes[0], codes[1]);
+            k16_codes(b, half, codes);
             for (int g = 0; g < 2; ++g) {
                 const __m512i p = _mm512_maddubs_epi16(codes[g], load64(a.qs + 128 * half + 64 * g));
                 const int sub = 8 * half + 4 * g;
@@ -268,10 +251,10 @@ void add_kquants(detail::Table& t) {
     t.set_dequantize(TypeId::IQ4_XS, dequantize_iq4_xs);
     t.set_dequantize(TypeId::Q8_K, dequantize_q8_k);
     t.set_dot(TypeId::Q2_K, dot_q2_k);
-    t.set_dot(TypeId::Q3_K, dot_q3_k);
+    t.set_dot(TypeId::Q3_K, dot_k16<BlockQ3_K>);
     t.set_dot(TypeId::Q4_K, dot_k4<BlockQ4_K>);
     t.set_dot(TypeId::Q5_K, dot_k4<BlockQ5_K>);
-    t.set_dot(TypeId::Q6_K, dot_q6_k);
+    t.set_dot(TypeId::Q6_K, dot_k16<BlockQ6_K>);
     t.set_dot(TypeId::IQ4_XS, dot_iq4_xs);
 }
 

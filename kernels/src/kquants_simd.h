@@ -101,6 +101,17 @@ inline __m256i k4_min_sums(uint64_t mins, const quant::BlockQ8_K& a) {
     return _mm256_madd_epi16(load32(a.bsums), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)));
 }
 
+// Q3_K and Q6_K: the sixteen signed scales, each for 16 values.
+inline __m128i k16_scales(const quant::BlockQ3_K& b) { return q3_k_scales(b.scales); }
+inline __m128i k16_scales(const quant::BlockQ6_K& b) { return load16(b.scales); }
+
+// Q3_K and Q6_K dot products take the codes unsigned (Q3_K q + 4, Q6_K q + 32): the offset's
+// share of a block, offset x scale x (the activation sum of its 16 values), as 8 i32 lanes.
+template <class Block> __m256i k16_offsets(__m256i scales16, const quant::BlockQ8_K& a) {
+    constexpr int kLog2Offset = Block::kType == gguf::TypeId::Q3_K ? 2 : 5;
+    return _mm256_slli_epi32(_mm256_madd_epi16(load32(a.bsums), scales16), kLog2Offset);
+}
+
 // ---- Dequantization --------------------------------------------------------------------
 
 // Few levels per sub-block (Q2_K 4, Q3_K 8): the results dl x level - ml are computed once
