@@ -12,12 +12,14 @@
 // Dot products with Q8_K activations: grid bytes (unsigned) times signed activation codes
 // with maddubs, the signs applied to the activations, then madd with the integer scale
 // multipliers of each 16 values; one float multiply-add per block (see the section below).
+// The loop over blocks of the dot products (dot_blocks) and the scale helpers both paths use
+// are in iquants_simd.h.
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
+#include "iquants_simd.h"
 #include "quant/blocks.h"
 #include "quant/grids.h"
 #include "table.h"
@@ -35,34 +37,6 @@ using quant::BlockIQ2_XXS;
 using quant::BlockIQ3_S;
 using quant::BlockIQ3_XXS;
 using quant::BlockQ8_K;
-
-uint16_t load_u16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-uint32_t load_u32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-uint64_t load_u64(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
-
-// Four groups of 7 sign bits (bits 0-6, 7-13, 14-20, 21-27) to four sign bytes, each
-// completed by even parity in its bit 7 (the decoder's signs_from7). Bit 0 of each byte of
-// p ends up the parity of that byte: the shifts only ever bring in bits of the same byte.
-uint32_t signs_from7x4(uint32_t bits28) {
-    const uint32_t s = _pdep_u32(bits28, 0x7f7f7f7fu);
-    uint32_t p = s ^ (s >> 4);
-    p ^= p >> 2;
-    p ^= p >> 1;
-    return s | (p & 0x01010101u) << 7;
-}
 
 // ---- Dequantization --------------------------------------------------------------------
 
@@ -93,11 +67,11 @@ void put8_iq1(float* y, uint64_t entry, __m256 delta, __m256 dl) {
 void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xxs;
     for (const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint8_t* q = b->qs + 8 * ib;
             const uint32_t meta = load_u32(q + 4);
-            const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.25f);
+            const __m256 db = _mm256_set1_ps(half_step_scale(d, meta >> 28, 0.25f));
             const uint32_t signs = signs_from7x4(meta);
             for (int l = 0; l < 4; ++l) put8(y + 8 * l, grid[q[l]], signs >> (8 * l), db);
         }
@@ -107,10 +81,9 @@ void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
 void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xs;
     for (const auto* b = reinterpret_cast<const BlockIQ2_XS*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m256 db[2] = {_mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f),
-                                  _mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f)};
+            const __m256 db[2] = {_mm256_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f)), _mm256_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f))};
             const uint64_t codes = load_u64(b->qs + 8 * ib);  // four u16: 9-bit index, 7 sign bits
             const uint32_t signs = signs_from7x4(static_cast<uint32_t>(_pext_u64(codes, 0xfe00fe00fe00fe00ull)));
             for (int l = 0; l < 4; ++l) put8(y + 8 * l, grid[(codes >> (16 * l)) & 511], signs >> (8 * l), db[l / 2]);
@@ -121,10 +94,9 @@ void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n_blocks) {
 void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2s;
     for (const auto* b = reinterpret_cast<const BlockIQ2_S*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m256 db[2] = {_mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f),
-                                  _mm256_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f)};
+            const __m256 db[2] = {_mm256_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f)), _mm256_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f))};
             const uint32_t signs = load_u32(b->qs + 32 + 4 * ib);
             const int qh = b->qh[ib];
             for (int l = 0; l < 4; ++l) {
@@ -142,39 +114,32 @@ void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
 void put32_signed(float* y, __m256i grid, const uint8_t* signs, __m256 dl);
 
 // One IQ3_XXS block, 8 values at a time.
-void dequantize_iq3_xxs_block(const BlockIQ3_XXS& b, const uint32_t* grid, float* y) {
-    const float d = half_to_float(load_u16(b.d));
+void dequantize_iq3_8(const BlockIQ3_XXS& b, const uint32_t* grid, float* y) {
+    const float d = half_to_float(b.d);
     for (int ib = 0; ib < 8; ++ib, y += 32) {
         const uint32_t meta = load_u32(b.qs + 64 + 4 * ib);
-        const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f);
+        const __m256 db = _mm256_set1_ps(half_step_scale(d, meta >> 28, 0.5f));
         const uint32_t signs = signs_from7x4(meta);
         const uint8_t* idx = b.qs + 8 * ib;
         for (int l = 0; l < 4; ++l) put8(y + 8 * l, grid[idx[2 * l]] | uint64_t{grid[idx[2 * l + 1]]} << 32, signs >> (8 * l), db);
     }
 }
 
-void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
-    const uint32_t* grid = quant::host_grids().iq3xxs;
-    for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b, y += 256) {
-        const float d = half_to_float(load_u16(b->d));
-        if (std::isnan(d)) {
-            dequantize_iq3_xxs_block(*b, grid, y);
-            continue;
-        }
-        alignas(32) uint8_t signs[32];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64))));
-        for (int ib = 0; ib < 8; ++ib) {
-            const uint8_t* q = b->qs + 8 * ib;
-            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
-            const __m256 db = _mm256_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 64 + 4 * ib) >> 28)) * 0.5f);
-            put32_signed(y + 32 * ib, grid8(grid, idx), signs + 4 * ib, db);
-        }
+// One IQ3_XXS block whose d is not NaN, 32 values at a time.
+void dequantize_iq3_32(const BlockIQ3_XXS& b, const uint32_t* grid, float d, float* y) {
+    alignas(32) uint8_t signs[32];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 64))));
+    for (int ib = 0; ib < 8; ++ib) {
+        const uint8_t* q = b.qs + 8 * ib;
+        const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+        const __m256 db = _mm256_set1_ps(half_step_scale(d, load_u32(b.qs + 64 + 4 * ib) >> 28, 0.5f));
+        put32_signed(y + 32 * ib, grid8(grid, idx), signs + 4 * ib, db);
     }
 }
 
 // One IQ3_S block, 8 values at a time.
-void dequantize_iq3_s_block(const BlockIQ3_S& b, const uint32_t* grid, float* y) {
-    const float d = half_to_float(load_u16(b.d));
+void dequantize_iq3_8(const BlockIQ3_S& b, const uint32_t* grid, float* y) {
+    const float d = half_to_float(b.d);
     for (int ib = 0; ib < 8; ++ib, y += 32) {
         const int scale = (b.scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
         const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * scale));
@@ -189,29 +154,36 @@ void dequantize_iq3_s_block(const BlockIQ3_S& b, const uint32_t* grid, float* y)
     }
 }
 
-void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) {
-    const uint32_t* grid = quant::host_grids().iq3s;
-    for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b, y += 256) {
-        const float d = half_to_float(load_u16(b->d));
-        if (std::isnan(d)) {
-            dequantize_iq3_s_block(*b, grid, y);
-            continue;
-        }
-        alignas(32) uint16_t index[64];
-        iq3_s_indices(*b, index);
-        for (int ib = 0; ib < 8; ++ib) {
-            const uint16_t* q = index + 8 * ib;
-            const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
-            const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * ((b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f)));
-            put32_signed(y + 32 * ib, grid8(grid, idx), b->signs + 4 * ib, db);
-        }
+// One IQ3_S block whose d is not NaN, 32 values at a time.
+void dequantize_iq3_32(const BlockIQ3_S& b, const uint32_t* grid, float d, float* y) {
+    alignas(32) uint16_t index[64];
+    iq3_s_indices(b, index);
+    for (int ib = 0; ib < 8; ++ib) {
+        const uint16_t* q = index + 8 * ib;
+        const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+        const __m256 db = _mm256_set1_ps(d * static_cast<float>(1 + 2 * ((b.scales[ib / 2] >> (4 * (ib % 2))) & 0x0f)));
+        put32_signed(y + 32 * ib, grid8(grid, idx), b.signs + 4 * ib, db);
     }
 }
+
+// IQ3_XXS and IQ3_S blocks, 32 values a step, or 8 where d is NaN.
+template <class Block> void dequantize_iq3(const uint8_t* src, float* y, int64_t n_blocks, const uint32_t* grid) {
+    for (const auto* b = reinterpret_cast<const Block*>(src); n_blocks-- > 0; ++b, y += 256) {
+        const float d = half_to_float(b->d);
+        if (std::isnan(d))
+            dequantize_iq3_8(*b, grid, y);
+        else
+            dequantize_iq3_32(*b, grid, d, y);
+    }
+}
+
+void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) { dequantize_iq3<BlockIQ3_XXS>(src, y, n_blocks, quant::host_grids().iq3xxs); }
+void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) { dequantize_iq3<BlockIQ3_S>(src, y, n_blocks, quant::host_grids().iq3s); }
 
 void dequantize_iq1_s(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
     for (const auto* b = reinterpret_cast<const BlockIQ1_S*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint32_t qh = load_u16(b->qh + 2 * ib);
             const __m256 dl = _mm256_set1_ps(d * static_cast<float>(2 * ((qh >> 12) & 7) + 1));
@@ -221,16 +193,10 @@ void dequantize_iq1_s(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
-// IQ1_M's f16 d, from the top nibbles of its four u16 scale words.
-uint16_t iq1_m_d_bits(const uint8_t* scales) {
-    const uint64_t s = load_u64(scales);
-    return static_cast<uint16_t>(_pext_u64(s, 0xf000f000f000f000ull));
-}
-
 void dequantize_iq1_m(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
     for (const auto* b = reinterpret_cast<const BlockIQ1_M*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(iq1_m_d_bits(b->scales));
+        const float d = iq1_m_d(b->scales);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint32_t sc = load_u16(b->scales + 2 * (ib / 2));
             const int shift = 6 * (ib % 2);
@@ -323,6 +289,13 @@ __m256i signs_from7x4_x8(__m256i m) {
     return _mm256_or_si256(r, _mm256_and_si256(_mm256_slli_epi32(p, 7), _mm256_set1_epi32(static_cast<int>(0x80808080u))));
 }
 
+// IQ2_XXS and IQ3_XXS: from their 8 u32 words of 4 x 7 sign bits and a 4-bit scale s, the 32
+// sign bytes and the 8 multipliers 2s + 1.
+void xxs_signs_and_multipliers(__m256i meta, uint8_t* signs, uint32_t* mult) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
+    per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
+}
+
 // The 64 IQ3_S indices with their ninth bit (bit i of qh), as u16.
 void iq3_s_indices(const BlockIQ3_S& b, uint16_t* index) {
     const __m256i bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, -32768);
@@ -343,138 +316,103 @@ void put32_signed(float* y, __m256i grid, const uint8_t* signs, __m256 dl) {
     _mm256_storeu_ps(y + 24, _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(hi, hi)))));
 }
 
-float activation_scale(const BlockQ8_K& x) {
-    float d;
-    std::memcpy(&d, x.d, 4);
-    return d;
-}
-
-// Block sums: sum += d x (the block's integer sum, in 8 lanes), then the lanes in a fixed order.
-__m256 add_block(__m256 sum, float d, __m256i acc) { return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc), sum); }
-float horizontal_sum(__m256 v) {
-    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
-}
 
 // IQ2_XXS: value = d (2s + 1) / 8 x g x sign.
 float dot_iq2_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xxs;
-    const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+    return dot_blocks<BlockIQ2_XXS>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_XXS& b, const BlockQ8_K& a) {
         // The u32 after each 4 indices: odd u32s of the 64 bytes.
-        const __m256 lo = _mm256_loadu_ps(reinterpret_cast<const float*>(b->qs)), hi = _mm256_loadu_ps(reinterpret_cast<const float*>(b->qs + 32));
+        const __m256 lo = _mm256_loadu_ps(reinterpret_cast<const float*>(b.qs)), hi = _mm256_loadu_ps(reinterpret_cast<const float*>(b.qs + 32));
         const __m256i meta = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8);
         alignas(32) uint8_t signs[32];
         alignas(32) uint32_t mult[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
+        xxs_signs_and_multipliers(meta, signs, mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
-            const uint8_t* q = b->qs + 8 * ib;
-            acc = accumulate(acc, grid4(grid, q[0], q[1], q[2], q[3]), signed_codes(a->qs + 32 * ib, signs + 4 * ib), group_multiplier(mult, ib));
+            const uint8_t* q = b.qs + 8 * ib;
+            acc = accumulate(acc, grid4(grid, q[0], q[1], q[2], q[3]), signed_codes(a.qs + 32 * ib, signs + 4 * ib), group_multiplier(mult, ib));
         }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+        return acc;
+    });
 }
 
 float dot_iq2_xs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xs;
-    const auto* b = reinterpret_cast<const BlockIQ2_XS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+    return dot_blocks<BlockIQ2_XS>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_XS& b, const BlockQ8_K& a) {
         // The 7 sign bits of the 32 codes, completed to bytes by even parity.
         alignas(32) uint8_t signs[32];
         alignas(32) uint32_t mult[16];
         __m256i s8[2];
         for (int h = 0; h < 2; ++h) {
-            const __m256i s7 = _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * h)), 9);
+            const __m256i s7 = _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * h)), 9);
             __m256i p = _mm256_xor_si256(s7, _mm256_srli_epi16(s7, 4));
             p = _mm256_xor_si256(p, _mm256_srli_epi16(p, 2));
             p = _mm256_xor_si256(p, _mm256_srli_epi16(p, 1));
             s8[h] = _mm256_or_si256(s7, _mm256_and_si256(_mm256_slli_epi16(p, 7), _mm256_set1_epi16(0x80)));
         }
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), _mm256_permute4x64_epi64(_mm256_packus_epi16(s8[0], s8[1]), 0xd8));
-        nibble_multipliers(load_u64(b->scales), mult);
+        nibble_multipliers(load_u64(b.scales), mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
-            const uint64_t codes = load_u64(b->qs + 8 * ib);
+            const uint64_t codes = load_u64(b.qs + 8 * ib);
             const __m256i g = grid4(grid, codes & 511, (codes >> 16) & 511, (codes >> 32) & 511, (codes >> 48) & 511);
-            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, signs + 4 * ib), group_multipliers(mult, ib));
+            acc = accumulate(acc, g, signed_codes(a.qs + 32 * ib, signs + 4 * ib), group_multipliers(mult, ib));
         }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+        return acc;
+    });
 }
 
 float dot_iq2_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2s;
-    const auto* b = reinterpret_cast<const BlockIQ2_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+    return dot_blocks<BlockIQ2_S>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_S& b, const BlockQ8_K& a) {
         alignas(32) uint32_t mult[16];
-        nibble_multipliers(load_u64(b->scales), mult);
+        nibble_multipliers(load_u64(b.scales), mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
-            const uint8_t* q = b->qs + 4 * ib;
-            const int qh = b->qh[ib];
+            const uint8_t* q = b.qs + 4 * ib;
+            const int qh = b.qh[ib];
             const __m256i g = grid4(grid, q[0] | ((qh << 8) & 0x300), q[1] | ((qh << 6) & 0x300), q[2] | ((qh << 4) & 0x300), q[3] | ((qh << 2) & 0x300));
-            acc = accumulate(acc, g, signed_codes(a->qs + 32 * ib, b->qs + 32 + 4 * ib), group_multipliers(mult, ib));
+            acc = accumulate(acc, g, signed_codes(a.qs + 32 * ib, b.qs + 32 + 4 * ib), group_multipliers(mult, ib));
         }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+        return acc;
+    });
 }
 
 // IQ3_XXS: value = d (2s + 1) / 4 x g x sign.
 float dot_iq3_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3xxs;
-    const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
+    return dot_blocks<BlockIQ3_XXS>(w, x, n_blocks, 0.25f, [&](const BlockIQ3_XXS& b, const BlockQ8_K& a) {
+        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 64));
         alignas(32) uint8_t signs[32];
         alignas(32) uint32_t mult[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        per32_multipliers(_mm256_srli_epi32(meta, 28), mult);
+        xxs_signs_and_multipliers(meta, signs, mult);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
-            const uint8_t* q = b->qs + 8 * ib;
+            const uint8_t* q = b.qs + 8 * ib;
             const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
-            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, signs + 4 * ib), group_multiplier(mult, ib));
+            acc = accumulate(acc, grid8(grid, idx), signed_codes(a.qs + 32 * ib, signs + 4 * ib), group_multiplier(mult, ib));
         }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.25f, acc);
-    }
-    return horizontal_sum(sum);
+        return acc;
+    });
 }
 
 // IQ3_S: value = d (2s + 1) x g x sign.
 float dot_iq3_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3s;
-    const auto* b = reinterpret_cast<const BlockIQ3_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+    return dot_blocks<BlockIQ3_S>(w, x, n_blocks, 1.0f, [&](const BlockIQ3_S& b, const BlockQ8_K& a) {
         alignas(32) uint32_t mult[8];
-        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b->scales)));  // 8 scales of 4 bits, low nibble first
+        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scales)));  // 8 scales of 4 bits, low nibble first
         per32_multipliers(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)))), mult);
         alignas(32) uint16_t index[64];
-        iq3_s_indices(*b, index);
+        iq3_s_indices(b, index);
         __m256i acc = _mm256_setzero_si256();
         for (int ib = 0; ib < 8; ++ib) {
             const uint16_t* q = index + 8 * ib;
             const int idx[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
-            acc = accumulate(acc, grid8(grid, idx), signed_codes(a->qs + 32 * ib, b->signs + 4 * ib), group_multiplier(mult, ib));
+            acc = accumulate(acc, grid8(grid, idx), signed_codes(a.qs + 32 * ib, b.signs + 4 * ib), group_multiplier(mult, ib));
         }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a), acc);
-    }
-    return horizontal_sum(sum);
+        return acc;
+    });
 }
 
 // The i16 multipliers of 32 values: `low` for the first 16, `high` for the next.
@@ -489,55 +427,47 @@ __m256i iq1_bytes(__m256i grid, __m256i e_plus_1) {
 
 float dot_iq1_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
-    const auto* b = reinterpret_cast<const BlockIQ1_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+    return dot_blocks<BlockIQ1_S>(w, x, n_blocks, 0.125f, [&](const BlockIQ1_S& b, const BlockQ8_K& a) {
         __m256i acc = _mm256_setzero_si256();
         int correction = 0;
         for (int ib = 0; ib < 8; ++ib) {
-            const uint32_t qh = load_u16(b->qh + 2 * ib);
-            const uint8_t* q = b->qs + 4 * ib;
+            const uint32_t qh = load_u16(b.qh + 2 * ib);
+            const uint8_t* q = b.qs + 4 * ib;
             const __m256i g = grid4(grid, q[0] | (qh & 7) << 8, q[1] | ((qh >> 3) & 7) << 8, q[2] | ((qh >> 6) & 7) << 8, q[3] | ((qh >> 9) & 7) << 8);
             const int s = 2 * static_cast<int>((qh >> 12) & 7) + 1;
             const __m256i e = _mm256_set1_epi8(qh & 0x8000 ? 0 : 2);
-            const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * ib));
+            const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * ib));
             acc = accumulate(acc, iq1_bytes(g, e), codes, _mm256_set1_epi16(static_cast<int16_t>(s)));
-            correction += s * (static_cast<int16_t>(load_u16(a->bsums + 4 * ib)) + static_cast<int16_t>(load_u16(a->bsums + 4 * ib + 2)));
+            correction += s * (static_cast<int16_t>(load_u16(a.bsums + 4 * ib)) + static_cast<int16_t>(load_u16(a.bsums + 4 * ib + 2)));
         }
         acc = _mm256_sub_epi32(acc, _mm256_setr_epi32(9 * correction, 0, 0, 0, 0, 0, 0, 0));
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+        return acc;
+    });
 }
 
 float dot_iq1_m(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
-    const auto* b = reinterpret_cast<const BlockIQ1_M*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
+    return dot_blocks<BlockIQ1_M>(w, x, n_blocks, 0.125f, [&](const BlockIQ1_M& b, const BlockQ8_K& a) {
         __m256i acc = _mm256_setzero_si256();
         int correction = 0;
-        const uint64_t scales = load_u64(b->scales);
+        const uint64_t scales = load_u64(b.scales);
         for (int ib = 0; ib < 8; ++ib) {
-            const uint32_t qh = load_u16(b->qh + 2 * ib);  // per 8 values: 3 high index bits, then the delta's sign
-            const uint8_t* q = b->qs + 4 * ib;
+            const uint32_t qh = load_u16(b.qh + 2 * ib);  // per 8 values: 3 high index bits, then the delta's sign
+            const uint8_t* q = b.qs + 4 * ib;
             const __m256i g = grid4(grid, q[0] | (qh & 7) << 8, q[1] | ((qh >> 4) & 7) << 8, q[2] | ((qh >> 8) & 7) << 8, q[3] | ((qh >> 12) & 7) << 8);
             const uint32_t positive = _pdep_u32(_pext_u32(~qh, 0x8888u), 0x02020202u);
             const __m256i e = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(positive)), spread);
             const int at = 16 * (ib / 2) + 6 * (ib % 2);  // two 3-bit scales per 32 values, three pairs per u16
             const int s0 = 2 * static_cast<int>((scales >> at) & 7) + 1;
             const int s1 = 2 * static_cast<int>((scales >> (at + 3)) & 7) + 1;
-            const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * ib));
+            const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * ib));
             acc = accumulate(acc, iq1_bytes(g, e), codes, scale_pair(s0, s1));
-            correction += s0 * static_cast<int16_t>(load_u16(a->bsums + 4 * ib)) + s1 * static_cast<int16_t>(load_u16(a->bsums + 4 * ib + 2));
+            correction += s0 * static_cast<int16_t>(load_u16(a.bsums + 4 * ib)) + s1 * static_cast<int16_t>(load_u16(a.bsums + 4 * ib + 2));
         }
         acc = _mm256_sub_epi32(acc, _mm256_setr_epi32(9 * correction, 0, 0, 0, 0, 0, 0, 0));
-        sum = add_block(sum, half_to_float(iq1_m_d_bits(b->scales)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+        return acc;
+    });
 }
 
 }  // namespace

@@ -11,11 +11,13 @@
 // times activation codes negated under a sign mask, vpmaddubsw then vpdpwssd with the
 // integer scale multipliers; one float multiply-add per block. Where the CPU has VBMI, the
 // IQ2_XXS, IQ2_S, IQ3_XXS and IQ3_S grids are looked up in registers (the VBMI section).
+// The loop over blocks of the dot products (dot_blocks) and the scale helpers both paths use
+// are in iquants_simd.h.
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
+#include "iquants_simd.h"
 #include "quant/blocks.h"
 #include "quant/grids.h"
 #include "table.h"
@@ -40,34 +42,6 @@ using quant::BlockIQ2_XXS;
 using quant::BlockIQ3_S;
 using quant::BlockIQ3_XXS;
 using quant::BlockQ8_K;
-
-uint16_t load_u16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-uint32_t load_u32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-uint64_t load_u64(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
-
-// Four groups of 7 sign bits (bits 0-6, 7-13, 14-20, 21-27) to four sign bytes, each
-// completed by even parity in its bit 7 (the decoder's signs_from7). Bit 0 of each byte of
-// p ends up the parity of that byte: the shifts only ever bring in bits of the same byte.
-uint32_t signs_from7x4(uint32_t bits28) {
-    const uint32_t s = _pdep_u32(bits28, 0x7f7f7f7fu);
-    uint32_t p = s ^ (s >> 4);
-    p ^= p >> 2;
-    p ^= p >> 1;
-    return s | (p & 0x01010101u) << 7;
-}
 
 // ---- Dequantization --------------------------------------------------------------------
 
@@ -97,11 +71,11 @@ void put16_iq1(float* y, uint64_t e0, uint64_t e1, __mmask16 negative, __m512 dl
 void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xxs;
     for (const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint8_t* q = b->qs + 8 * ib;
             const uint32_t meta = load_u32(q + 4);
-            const __m512 db = _mm512_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.25f);
+            const __m512 db = _mm512_set1_ps(half_step_scale(d, meta >> 28, 0.25f));
             put32(y, grid[q[0]], grid[q[1]], grid[q[2]], grid[q[3]], signs_from7x4(meta), db, db);
         }
     }
@@ -110,10 +84,10 @@ void dequantize_iq2_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
 void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xs;
     for (const auto* b = reinterpret_cast<const BlockIQ2_XS*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f);
-            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f);
+            const __m512 db0 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f));
+            const __m512 db1 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f));
             const uint64_t codes = load_u64(b->qs + 8 * ib);  // four u16: 9-bit index, 7 sign bits
             const uint32_t signs = signs_from7x4(static_cast<uint32_t>(_pext_u64(codes, 0xfe00fe00fe00fe00ull)));
             put32(y, grid[codes & 511], grid[(codes >> 16) & 511], grid[(codes >> 32) & 511], grid[(codes >> 48) & 511], signs, db0, db1);
@@ -124,10 +98,10 @@ void dequantize_iq2_xs(const uint8_t* src, float* y, int64_t n_blocks) {
 void dequantize_iq2_s(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2s;
     for (const auto* b = reinterpret_cast<const BlockIQ2_S*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
-            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] & 0x0f)) * 0.25f);
-            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(b->scales[ib] >> 4)) * 0.25f);
+            const __m512 db0 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] & 0x0f, 0.25f));
+            const __m512 db1 = _mm512_set1_ps(half_step_scale(d, b->scales[ib] >> 4, 0.25f));
             const uint8_t* q = b->qs + 4 * ib;
             const int qh = b->qh[ib];
             put32(y, grid[q[0] | ((qh << 8) & 0x300)], grid[q[1] | ((qh << 6) & 0x300)], grid[q[2] | ((qh << 4) & 0x300)],
@@ -142,10 +116,10 @@ uint64_t iq3_pair(const uint32_t* grid, int first, int second) { return grid[fir
 void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3xxs;
     for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint32_t meta = load_u32(b->qs + 64 + 4 * ib);
-            const __m512 db = _mm512_set1_ps(d * (0.5f + static_cast<float>(meta >> 28)) * 0.5f);
+            const __m512 db = _mm512_set1_ps(half_step_scale(d, meta >> 28, 0.5f));
             const uint8_t* q = b->qs + 8 * ib;
             put32(y, iq3_pair(grid, q[0], q[1]), iq3_pair(grid, q[2], q[3]), iq3_pair(grid, q[4], q[5]), iq3_pair(grid, q[6], q[7]),
                   signs_from7x4(meta), db, db);
@@ -156,7 +130,7 @@ void dequantize_iq3_xxs(const uint8_t* src, float* y, int64_t n_blocks) {
 void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3s;
     for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const int scale = (b->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
             const __m512 db = _mm512_set1_ps(d * static_cast<float>(1 + 2 * scale));
@@ -173,7 +147,7 @@ void dequantize_iq3_s(const uint8_t* src, float* y, int64_t n_blocks) {
 void dequantize_iq1_s(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
     for (const auto* b = reinterpret_cast<const BlockIQ1_S*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint32_t qh = load_u16(b->qh + 2 * ib);
             const __m512 dl = _mm512_set1_ps(d * static_cast<float>(2 * ((qh >> 12) & 7) + 1));
@@ -185,16 +159,10 @@ void dequantize_iq1_s(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
-// IQ1_M's f16 d, from the top nibbles of its four u16 scale words.
-uint16_t iq1_m_d_bits(const uint8_t* scales) {
-    const uint64_t s = load_u64(scales);
-    return static_cast<uint16_t>(_pext_u64(s, 0xf000f000f000f000ull));
-}
-
 void dequantize_iq1_m(const uint8_t* src, float* y, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
     for (const auto* b = reinterpret_cast<const BlockIQ1_M*>(src); n_blocks-- > 0; ++b) {
-        const float d = half_to_float(iq1_m_d_bits(b->scales));
+        const float d = iq1_m_d(b->scales);
         for (int ib = 0; ib < 8; ++ib, y += 32) {
             const uint32_t sc = load_u16(b->scales + 2 * (ib / 2));
             const int shift = 6 * (ib % 2);
@@ -216,12 +184,6 @@ void dequantize_iq1_m(const uint8_t* src, float* y, int64_t n_blocks) {
 // with each 16 values' integer multiplier (2s + 1) into 16 i32 lanes. One float multiply-add
 // per block.
 
-float activation_scale(const BlockQ8_K& x) {
-    float d;
-    std::memcpy(&d, x.d, 4);
-    return d;
-}
-
 __m512i step(__m512i acc, __m512i grid, const int8_t* q, uint64_t signs, __m512i multipliers) {
     const __m512i v = _mm512_loadu_si512(q);
     const __m512i codes = _mm512_mask_sub_epi8(v, signs, _mm512_setzero_si512(), v);
@@ -233,6 +195,13 @@ __m512i step(__m512i acc, __m512i grid, const int8_t* q, uint64_t signs, __m512i
 __m512i step_multipliers(__m512i per16, int k) {
     const __m512i lane = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     return _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_set1_epi16(static_cast<int16_t>(4 * k)), _mm512_srli_epi16(lane, 3)), per16);
+}
+
+// acc + a block's four steps of 64 values: step k's grid bytes are grid_bytes(k), its sign
+// mask the u64 at signs + 8k (no signs: nullptr).
+template <class GridBytesOf> __m512i four_steps(__m512i acc, const BlockQ8_K& a, __m512i per16, const uint8_t* signs, GridBytesOf grid_bytes) {
+    for (int k = 0; k < 4; ++k) acc = step(acc, grid_bytes(k), a.qs + 64 * k, signs ? load_u64(signs + 8 * k) : 0, step_multipliers(per16, k));
+    return acc;
 }
 
 // 2s + 1 for 8 scales s (i16), each for 32 values, as 16 multipliers of 16 values.
@@ -275,130 +244,91 @@ __m256i signs_from7x4_x8(__m256i m) {
     return _mm256_ternarylogic_epi32(r, _mm256_slli_epi32(p, 7), _mm256_set1_epi32(static_cast<int>(0x80808080u)), kOr);
 }
 
-__m512 add_block(__m512 sum, float d, __m512i acc) { return _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(acc), sum); }
-// The 16 lanes of the block sums, added in a fixed order (once per call).
-float horizontal_sum(__m512 v) {
-    alignas(64) float l[16];
-    _mm512_store_ps(l, v);
-    for (int width = 8; width > 0; width /= 2)
-        for (int j = 0; j < width; ++j) l[j] += l[j + width];
-    return l[0];
-}
 
 // IQ2_XXS: value = d (2s + 1) / 8 x g x sign.
 float dot_iq2_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xxs;
-    const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m256i meta = _mm512_cvtepi64_epi32(_mm512_srli_epi64(_mm512_loadu_si512(b->qs), 32));  // the 8 u32 after each 4 indices
+    return dot_blocks<BlockIQ2_XXS>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_XXS& b, const BlockQ8_K& a) {
+        const __m256i meta = _mm512_cvtepi64_epi32(_mm512_srli_epi64(_mm512_loadu_si512(b.qs), 32));  // the 8 u32 after each 4 indices
         const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
-        alignas(32) uint64_t signs[4];
+        alignas(32) uint8_t signs[32];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t* q = b->qs + 16 * k;
+        return four_steps(_mm512_setzero_si512(), a, per16, signs, [&](int k) {
+            const uint8_t* q = b.qs + 16 * k;
             const int idx[8] = {q[0], q[1], q[2], q[3], q[8], q[9], q[10], q[11]};
-            acc = step(acc, grid_x8(grid, idx), a->qs + 64 * k, signs[k], step_multipliers(per16, k));
-        }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+            return grid_x8(grid, idx);
+        });
+    });
 }
 
 float dot_iq2_xs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2xs;
-    const auto* b = reinterpret_cast<const BlockIQ2_XS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m512i per16 = nibble_multipliers(load_u64(b->scales));
+    return dot_blocks<BlockIQ2_XS>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_XS& b, const BlockQ8_K& a) {
+        const __m512i per16 = nibble_multipliers(load_u64(b.scales));
         // The 7 sign bits of all 32 codes: even parity completes each to a byte.
-        const __m512i codes = _mm512_loadu_si512(b->qs);
+        const __m512i codes = _mm512_loadu_si512(b.qs);
         const __m512i s7 = _mm512_srli_epi16(codes, 9);
         __m512i p = _mm512_xor_si512(s7, _mm512_srli_epi16(s7, 4));
         p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 2));
         p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 1));
         const __m512i s8 = _mm512_ternarylogic_epi32(s7, _mm512_slli_epi16(p, 7), _mm512_set1_epi16(0x80), 0xf8);
-        alignas(32) uint64_t signs[4];
+        alignas(32) uint8_t signs[32];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), _mm512_cvtepi16_epi8(s8));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t* q = b->qs + 16 * k;
+        return four_steps(_mm512_setzero_si512(), a, per16, signs, [&](int k) {
+            const uint8_t* q = b.qs + 16 * k;
             int idx[8];
             for (int j = 0; j < 8; ++j) idx[j] = load_u16(q + 2 * j) & 511;
-            acc = step(acc, grid_x8(grid, idx), a->qs + 64 * k, signs[k], step_multipliers(per16, k));
-        }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+            return grid_x8(grid, idx);
+        });
+    });
 }
 
 float dot_iq2_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq2s;
-    const auto* b = reinterpret_cast<const BlockIQ2_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m512i per16 = nibble_multipliers(load_u64(b->scales));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t* q = b->qs + 8 * k;
-            const uint32_t qh = load_u16(b->qh + 2 * k);  // 2 high index bits per 8 values
+    return dot_blocks<BlockIQ2_S>(w, x, n_blocks, 0.125f, [&](const BlockIQ2_S& b, const BlockQ8_K& a) {
+        const __m512i per16 = nibble_multipliers(load_u64(b.scales));
+        return four_steps(_mm512_setzero_si512(), a, per16, b.qs + 32, [&](int k) {
+            const uint8_t* q = b.qs + 8 * k;
+            const uint32_t qh = load_u16(b.qh + 2 * k);  // 2 high index bits per 8 values
             int idx[8];
             for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh >> (2 * j)) & 3) << 8;
-            acc = step(acc, grid_x8(grid, idx), a->qs + 64 * k, load_u64(b->qs + 32 + 8 * k), step_multipliers(per16, k));
-        }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+            return grid_x8(grid, idx);
+        });
+    });
 }
 
 // IQ3_XXS: value = d (2s + 1) / 4 x g x sign.
 float dot_iq3_xxs(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3xxs;
-    const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
+    return dot_blocks<BlockIQ3_XXS>(w, x, n_blocks, 0.25f, [&](const BlockIQ3_XXS& b, const BlockQ8_K& a) {
+        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 64));
         const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
-        alignas(32) uint64_t signs[4];
+        alignas(32) uint8_t signs[32];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), signs_from7x4_x8(meta));
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t* q = b->qs + 16 * k;
+        return four_steps(_mm512_setzero_si512(), a, per16, signs, [&](int k) {
+            const uint8_t* q = b.qs + 16 * k;
             int idx[16];
             for (int j = 0; j < 16; ++j) idx[j] = q[j];
-            acc = step(acc, grid_x16(grid, idx), a->qs + 64 * k, signs[k], step_multipliers(per16, k));
-        }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.25f, acc);
-    }
-    return horizontal_sum(sum);
+            return grid_x16(grid, idx);
+        });
+    });
 }
 
 // IQ3_S: value = d (2s + 1) x g x sign.
 float dot_iq3_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint32_t* grid = quant::host_grids().iq3s;
-    const auto* b = reinterpret_cast<const BlockIQ3_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b->scales)));  // 8 scales of 4 bits, low nibble first
+    return dot_blocks<BlockIQ3_S>(w, x, n_blocks, 1.0f, [&](const BlockIQ3_S& b, const BlockQ8_K& a) {
+        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scales)));  // 8 scales of 4 bits, low nibble first
         const __m128i s8 = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f))));
         const __m512i per16 = per32_multipliers(s8);
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t* q = b->qs + 16 * k;
-            const uint32_t qh = load_u16(b->qh + 2 * k);  // the ninth index bit of each of 16 indices
+        return four_steps(_mm512_setzero_si512(), a, per16, b.signs, [&](int k) {
+            const uint8_t* q = b.qs + 16 * k;
+            const uint32_t qh = load_u16(b.qh + 2 * k);  // the ninth index bit of each of 16 indices
             int idx[16];
             for (int j = 0; j < 16; ++j) idx[j] = q[j] | ((qh >> j) & 1) << 8;
-            acc = step(acc, grid_x16(grid, idx), a->qs + 64 * k, load_u64(b->signs + 8 * k), step_multipliers(per16, k));
-        }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a), acc);
-    }
-    return horizontal_sum(sum);
+            return grid_x16(grid, idx);
+        });
+    });
 }
 
 // IQ1: value = dl (g + delta) = dl (8g + e) / 8 with e = +-1. The unsigned bytes
@@ -410,56 +340,44 @@ __m512i activation_sums(const BlockQ8_K& x) { return _mm512_zextsi256_si512(_mm2
 
 float dot_iq1_s(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
-    const auto* b = reinterpret_cast<const BlockIQ1_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qh));
+    return dot_blocks<BlockIQ1_S>(w, x, n_blocks, 0.125f, [&](const BlockIQ1_S& b, const BlockQ8_K& a) {
+        const __m128i qh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qh));
         const __m512i per16 = per32_multipliers(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)));
         // e - 8 per 32 values: -9 where bit 15 (delta negative) is set, else -7.
         const __m128i e8 = _mm_sub_epi16(_mm_set1_epi16(-7), _mm_slli_epi16(_mm_srli_epi16(qh, 15), 1));
         const __m512i offsets = _mm512_mullo_epi16(per16, _mm512_zextsi256_si512(_mm256_set_m128i(_mm_unpackhi_epi16(e8, e8), _mm_unpacklo_epi16(e8, e8))));
-        __m512i acc = _mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(*a), offsets);
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t* q = b->qs + 8 * k;
-            const uint32_t h0 = load_u16(b->qh + 4 * k), h1 = load_u16(b->qh + 4 * k + 2);
+        return four_steps(_mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(a), offsets), a, per16, nullptr, [&](int k) {
+            const uint8_t* q = b.qs + 8 * k;
+            const uint32_t h0 = load_u16(b.qh + 4 * k), h1 = load_u16(b.qh + 4 * k + 2);
             const int idx[8] = {static_cast<int>(q[0] | (h0 & 7) << 8),        static_cast<int>(q[1] | ((h0 >> 3) & 7) << 8),
                                 static_cast<int>(q[2] | ((h0 >> 6) & 7) << 8), static_cast<int>(q[3] | ((h0 >> 9) & 7) << 8),
                                 static_cast<int>(q[4] | (h1 & 7) << 8),        static_cast<int>(q[5] | ((h1 >> 3) & 7) << 8),
                                 static_cast<int>(q[6] | ((h1 >> 6) & 7) << 8), static_cast<int>(q[7] | ((h1 >> 9) & 7) << 8)};
-            acc = step(acc, iq1_bytes(grid_x8(grid, idx)), a->qs + 64 * k, 0, step_multipliers(per16, k));
-        }
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+            return iq1_bytes(grid_x8(grid, idx));
+        });
+    });
 }
 
 float dot_iq1_m(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const uint64_t* grid = quant::host_grids().iq1s;
-    const auto* b = reinterpret_cast<const BlockIQ1_M*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     // Multiplier j (0-15) is 3 bits at 3 (j % 4) of u16 scale word j / 4.
     const __m256i word = _mm256_setr_epi16(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m256i shift = _mm256_setr_epi16(0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m256i words = _mm256_permutexvar_epi16(word, _mm256_castsi128_si256(_mm_cvtsi64_si128(static_cast<int64_t>(load_u64(b->scales)))));
+    return dot_blocks<BlockIQ1_M>(w, x, n_blocks, 0.125f, [&](const BlockIQ1_M& b, const BlockQ8_K& a) {
+        const __m256i words = _mm256_permutexvar_epi16(word, _mm256_castsi128_si256(_mm_cvtsi64_si128(static_cast<int64_t>(load_u64(b.scales)))));
         const __m256i s = _mm256_and_si256(_mm256_srlv_epi16(words, shift), _mm256_set1_epi16(7));
         const __m512i per16 = _mm512_zextsi256_si512(_mm256_add_epi16(_mm256_add_epi16(s, s), _mm256_set1_epi16(1)));
         const __m512i offsets = _mm512_mullo_epi16(per16, _mm512_set1_epi16(-9));
-        __m512i acc = _mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(*a), offsets);
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t* q = b->qs + 8 * k;
-            const uint32_t qh = load_u32(b->qh + 4 * k);  // per 8 values: 3 high index bits, then the delta's sign
+        return four_steps(_mm512_dpwssd_epi32(_mm512_setzero_si512(), activation_sums(a), offsets), a, per16, nullptr, [&](int k) {
+            const uint8_t* q = b.qs + 8 * k;
+            const uint32_t qh = load_u32(b.qh + 4 * k);  // per 8 values: 3 high index bits, then the delta's sign
             int idx[8];
             for (int j = 0; j < 8; ++j) idx[j] = q[j] | ((qh >> (4 * j)) & 7) << 8;
             const uint64_t positive = _pdep_u64(_pext_u32(~qh, 0x88888888u), 0x0101010101010101ull) * 0xff;  // lanes of e = +1
             const __m512i g = iq1_bytes(grid_x8(grid, idx));
-            acc = step(acc, _mm512_mask_add_epi8(g, positive, g, _mm512_set1_epi8(2)), a->qs + 64 * k, 0, step_multipliers(per16, k));
-        }
-        sum = add_block(sum, half_to_float(iq1_m_d_bits(b->scales)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
+            return _mm512_mask_add_epi8(g, positive, g, _mm512_set1_epi8(2));
+        });
+    });
 }
 
 
@@ -594,74 +512,66 @@ GGUFKIT_VBMI GridBytes grid_iq3_s(const BlockIQ3_S& b, __m512i values) {
 
 // ---- Dot products (VBMI) ---
 
-GGUFKIT_VBMI float dot_iq2_xxs_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const __m512i values = load64(packed_iq2xxs.values);
-    const auto* b = reinterpret_cast<const BlockIQ2_XXS*>(w);
+// A block's grid bytes, the sign masks of its four steps of 64 values and its 16 multipliers.
+struct VbmiBlock {
+    GridBytes grid;
+    alignas(32) uint64_t signs[4];
+    __m512i per16;
+};
+
+GGUFKIT_VBMI VbmiBlock vbmi_block(const BlockIQ2_XXS& b, __m512i values) {
+    VbmiBlock v;
+    const __m512i qs = _mm512_loadu_si512(b.qs);
+    v.per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm512_cvtepi64_epi32(_mm512_srli_epi64(qs, 60))));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(v.signs), iq2_xxs_signs(qs));
+    v.grid = grid_iq2_xxs(b, values);
+    return v;
+}
+GGUFKIT_VBMI VbmiBlock vbmi_block(const BlockIQ2_S& b, __m512i values) {
+    VbmiBlock v;
+    v.per16 = nibble_multipliers(load_u64(b.scales));
+    for (int k = 0; k < 4; ++k) v.signs[k] = load_u64(b.qs + 32 + 8 * k);
+    v.grid = grid_iq2_s(b, values);
+    return v;
+}
+GGUFKIT_VBMI VbmiBlock vbmi_block(const BlockIQ3_XXS& b, __m512i values) {
+    VbmiBlock v;
+    const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 64));
+    v.per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(v.signs), iq3_xxs_signs(meta));
+    v.grid = grid_iq3_xxs(b, values);
+    return v;
+}
+GGUFKIT_VBMI VbmiBlock vbmi_block(const BlockIQ3_S& b, __m512i values) {
+    VbmiBlock v;
+    const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b.scales)));  // 8 scales of 4 bits, low nibble first
+    const __m128i s8 = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f))));
+    v.per16 = per32_multipliers(s8);
+    for (int k = 0; k < 4; ++k) v.signs[k] = load_u64(b.signs + 8 * k);
+    v.grid = grid_iq3_s(b, values);
+    return v;
+}
+
+// The dot product of blocks whose grid is packed in `grid`; scale: the format's fixed factor
+// (as dot_blocks).
+template <class Block> GGUFKIT_VBMI float dot_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks, const PackedGrid& grid, float scale) {
+    const __m512i values = load64(grid.values);
+    const auto* b = reinterpret_cast<const Block*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
     __m512 sum = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m512i qs = _mm512_loadu_si512(b->qs);
-        const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm512_cvtepi64_epi32(_mm512_srli_epi64(qs, 60))));
-        alignas(32) uint64_t signs[4];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq2_xxs_signs(qs));
-        const GridBytes g = grid_iq2_xxs(*b, values);
+        const VbmiBlock v = vbmi_block(*b, values);
         __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, signs[k], step_multipliers(per16, k));
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
+        for (int k = 0; k < 4; ++k) acc = step(acc, v.grid.step[k], a->qs + 64 * k, v.signs[k], step_multipliers(v.per16, k));
+        sum = add_block(sum, half_to_float(b->d) * f32_field(a->d) * scale, acc);
     }
-    return horizontal_sum(sum);
+    return hsum(sum);
 }
 
-GGUFKIT_VBMI float dot_iq2_s_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const __m512i values = load64(packed_iq2s.values);
-    const auto* b = reinterpret_cast<const BlockIQ2_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m512i per16 = nibble_multipliers(load_u64(b->scales));
-        const GridBytes g = grid_iq2_s(*b, values);
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, load_u64(b->qs + 32 + 8 * k), step_multipliers(per16, k));
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.125f, acc);
-    }
-    return horizontal_sum(sum);
-}
-
-GGUFKIT_VBMI float dot_iq3_xxs_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const __m512i values = load64(packed_iq3xxs.values);
-    const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
-        const __m512i per16 = per32_multipliers(_mm256_cvtepi32_epi16(_mm256_srli_epi32(meta, 28)));
-        alignas(32) uint64_t signs[4];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq3_xxs_signs(meta));
-        const GridBytes g = grid_iq3_xxs(*b, values);
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, signs[k], step_multipliers(per16, k));
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a) * 0.25f, acc);
-    }
-    return horizontal_sum(sum);
-}
-
-GGUFKIT_VBMI float dot_iq3_s_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const __m512i values = load64(packed_iq3s.values);
-    const auto* b = reinterpret_cast<const BlockIQ3_S*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n_blocks; ++i, ++b, ++a) {
-        const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(b->scales)));  // 8 scales of 4 bits, low nibble first
-        const __m128i s8 = _mm_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)), _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f))));
-        const __m512i per16 = per32_multipliers(s8);
-        const GridBytes g = grid_iq3_s(*b, values);
-        __m512i acc = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) acc = step(acc, g.step[k], a->qs + 64 * k, load_u64(b->signs + 8 * k), step_multipliers(per16, k));
-        sum = add_block(sum, half_to_float(load_u16(b->d)) * activation_scale(*a), acc);
-    }
-    return horizontal_sum(sum);
-}
-
+GGUFKIT_VBMI float dot_iq2_xxs_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) { return dot_vbmi<BlockIQ2_XXS>(w, x, n_blocks, packed_iq2xxs, 0.125f); }
+GGUFKIT_VBMI float dot_iq2_s_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) { return dot_vbmi<BlockIQ2_S>(w, x, n_blocks, packed_iq2s, 0.125f); }
+GGUFKIT_VBMI float dot_iq3_xxs_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) { return dot_vbmi<BlockIQ3_XXS>(w, x, n_blocks, packed_iq3xxs, 0.25f); }
+GGUFKIT_VBMI float dot_iq3_s_vbmi(const uint8_t* w, const uint8_t* x, int64_t n_blocks) { return dot_vbmi<BlockIQ3_S>(w, x, n_blocks, packed_iq3s, 1.0f); }
 
 // ---- Dequantization (VBMI) ---
 
@@ -677,14 +587,14 @@ GGUFKIT_VBMI void put64(float* y, __m512i grid, uint64_t negative, __m512 db0, _
 GGUFKIT_VBMI void dequantize_iq3_xxs_vbmi(const uint8_t* src, float* y, int64_t n_blocks) {
     const __m512i values = load64(packed_iq3xxs.values);
     for (const auto* b = reinterpret_cast<const BlockIQ3_XXS*>(src); n_blocks-- > 0; ++b, y += 256) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         const __m256i meta = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 64));
         alignas(32) uint64_t signs[4];
         _mm256_store_si256(reinterpret_cast<__m256i*>(signs), iq3_xxs_signs(meta));
         const GridBytes g = grid_iq3_xxs(*b, values);
         for (int k = 0; k < 4; ++k) {
-            const __m512 db0 = _mm512_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 64 + 8 * k) >> 28)) * 0.5f);
-            const __m512 db1 = _mm512_set1_ps(d * (0.5f + static_cast<float>(load_u32(b->qs + 68 + 8 * k) >> 28)) * 0.5f);
+            const __m512 db0 = _mm512_set1_ps(half_step_scale(d, load_u32(b->qs + 64 + 8 * k) >> 28, 0.5f));
+            const __m512 db1 = _mm512_set1_ps(half_step_scale(d, load_u32(b->qs + 68 + 8 * k) >> 28, 0.5f));
             put64(y + 64 * k, g.step[k], signs[k], db0, db0, db1, db1);
         }
     }
@@ -693,7 +603,7 @@ GGUFKIT_VBMI void dequantize_iq3_xxs_vbmi(const uint8_t* src, float* y, int64_t 
 GGUFKIT_VBMI void dequantize_iq3_s_vbmi(const uint8_t* src, float* y, int64_t n_blocks) {
     const __m512i values = load64(packed_iq3s.values);
     for (const auto* b = reinterpret_cast<const BlockIQ3_S*>(src); n_blocks-- > 0; ++b, y += 256) {
-        const float d = half_to_float(load_u16(b->d));
+        const float d = half_to_float(b->d);
         const GridBytes g = grid_iq3_s(*b, values);
         for (int k = 0; k < 4; ++k) {
             const __m512 db0 = _mm512_set1_ps(d * static_cast<float>(1 + 2 * (b->scales[k] & 0x0f)));

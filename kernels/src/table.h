@@ -8,10 +8,11 @@
 // Rules for a family file compiled with an ISA's flags (legacy_avx2.cpp, ...):
 //  - everything except its one add_<family>() function lives in an anonymous namespace;
 //  - it includes only <immintrin.h>, the C++ headers without inline code of their own
-//    (<cstdint>, <cstring>, <cmath>), quant/blocks.h, simd.h (whose helpers are in an
-//    anonymous namespace: each file compiles its own copy) and this header: an inline function of
-//    another header compiled there with AVX-512 could be the copy the linker keeps for the
-//    scalar path (tests/check_isa_symbols.sh fails the build's tests if that happens).
+//    (<cstdint>, <cstring>, <cmath>), quant/blocks.h, simd.h and its family's <family>_simd.h
+//    (whose code is in an anonymous namespace: each file compiles its own copy) and this
+//    header: an inline function of another header compiled there with AVX-512 could be the
+//    copy the linker keeps for the scalar path (tests/check_isa_symbols.sh fails the build's
+//    tests if that happens).
 #pragma once
 
 #include <cstdint>
