@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "floats_simd.h"
 #include "quant/blocks.h"
 #include "table.h"
 
@@ -17,8 +18,6 @@ namespace kernels::avx2 {
 namespace {
 
 using gguf::TypeId;
-
-constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 // Runs `body(x, y, count)` on full groups of `Group` elements in place and on the tail
 // through padded copies of `Group` elements (x and y element types From and To).
@@ -65,9 +64,6 @@ void to_bf16(const float* x, uint16_t* y, int64_t n) {
     });
 }
 
-void f16_activations(const float* x, uint8_t* y, int64_t n) { to_f16(x, reinterpret_cast<uint16_t*>(y), n); }
-void bf16_activations(const float* x, uint8_t* y, int64_t n) { to_bf16(x, reinterpret_cast<uint16_t*>(y), n); }
-
 // ---- Dequantization ---------------------------------------------------------------------
 
 // 8 halves to floats as quant::half_bits_to_float: vcvtph2ps, except that it quiets
@@ -107,18 +103,13 @@ void dequantize_bf16(const uint8_t* src, float* dst, int64_t n) {
     });
 }
 
-void dequantize_f32(const uint8_t* src, float* dst, int64_t n) { std::memcpy(dst, src, static_cast<size_t>(n) * 4); }
-
 // ---- Dot products -----------------------------------------------------------------------
 
 // Four accumulators of 8 lanes, summed in a fixed order: deterministic for any alignment.
 struct Sums {
     __m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     float total() const {
-        const __m256 t = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
-        __m128 r = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-        r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-        return _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
+        return hsum(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])));
     }
 };
 
@@ -133,10 +124,6 @@ float dot_f32(const float* a, const float* b, int64_t n) {
         s.s[0] = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s.s[0]);
     }
     return s.total();
-}
-
-float dot_f32_blocks(const uint8_t* w, const uint8_t* x, int64_t n) {
-    return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
 }
 
 // 16-bit rows: whole groups of 32 values in place, the rest through zero-padded copies.
@@ -210,17 +197,6 @@ __m256i low_bytes(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
     return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-float scale_of(float amax, float& inverse) {  // scalar.cpp's activation_scale
-    const float d = amax / 127.0f;
-    inverse = d != 0 ? 1.0f / d : 0.0f;
-    return d;
-}
-
-void store_half(uint8_t* dst, float v) {
-    const auto h = static_cast<uint16_t>(_mm_cvtsi128_si32(_mm_cvtps_ph(_mm_set_ss(v), kNearest)));
-    std::memcpy(dst, &h, 2);
-}
-
 float amax32(const float* x) {
     __m256 m = _mm256_setzero_ps();
     for (int j = 0; j < 32; j += 8) m = running_max(_mm256_loadu_ps(x + j), m);
@@ -243,85 +219,52 @@ __m256 lane_maxima(__m256 (&v)[8]) {
     return _mm256_max_ps(_mm256_permute2f128_ps(u[0], u[1], 0x20), _mm256_permute2f128_ps(u[0], u[1], 0x31));
 }
 
-// 8 blocks a step: their maxima by a transposing tree, d and 1 / d by two vector divisions
-// (IEEE division: the scalar path's bits), the 8 f16 scales converted at once.
-void quantize_q8_0(const float* x, uint8_t* dst, int64_t n) {
-    auto* b = reinterpret_cast<quant::BlockQ8_0*>(dst);
-    int64_t i = 0;
-    for (; i + 256 <= n; i += 256, b += 8, x += 256) {
-        __m256 m[8];
-        for (int k = 0; k < 8; ++k) {
-            m[k] = _mm256_setzero_ps();
-            for (int j = 0; j < 32; j += 8) m[k] = running_max(_mm256_loadu_ps(x + 32 * k + j), m[k]);
-        }
-        const __m256 d = _mm256_div_ps(lane_maxima(m), _mm256_set1_ps(127.0f));
-        const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-        alignas(32) float inverse[8];
-        _mm256_store_ps(inverse, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), nonzero));
-        alignas(16) uint16_t half[8];
-        _mm_store_si128(reinterpret_cast<__m128i*>(half), _mm256_cvtps_ph(d, kNearest));
-        for (int k = 0; k < 8; ++k) {
-            std::memcpy(b[k].d, half + k, 2);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[k].qs), codes32(x + 32 * k, inverse[k]));
-        }
+// Q8_0 activations 8 blocks a step (quantize_q8_0 in floats_simd.h), their f16 scales d and
+// inverses 1 / d: the maxima by a transposing tree, d and 1 / d by two vector divisions (IEEE
+// division: the scalar path's bits), the 8 f16 scales converted at once.
+[[gnu::always_inline]] inline void q8_0_scales8(const float* x, uint16_t* half, float* inverse) {
+    __m256 m[8];
+    for (int k = 0; k < 8; ++k) {
+        m[k] = _mm256_setzero_ps();
+        for (int j = 0; j < 32; j += 8) m[k] = running_max(_mm256_loadu_ps(x + 32 * k + j), m[k]);
     }
-    for (; i < n; i += 32, ++b, x += 32) {
-        float id;
-        store_half(b->d, scale_of(amax32(x), id));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->qs), codes32(x, id));
-    }
+    const __m256 d = _mm256_div_ps(lane_maxima(m), _mm256_set1_ps(127.0f));
+    const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+    _mm256_store_ps(inverse, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), nonzero));
+    _mm_store_si128(reinterpret_cast<__m128i*>(half), _mm256_cvtps_ph(d, kNearest));
 }
 
-// Sums of (code + 128) over each 8 bytes of 32 codes (4 qwords).
-__m256i biased_sums(__m256i q) { return _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(-128)), _mm256_setzero_si256()); }
-
-void quantize_q8_1(const float* x, uint8_t* dst, int64_t n) {
-    auto* b = reinterpret_cast<quant::BlockQ8_1*>(dst);
-    for (int64_t i = 0; i < n; i += 32, ++b, x += 32) {
-        float id;
-        const float d = scale_of(amax32(x), id);
-        const __m256i q = codes32(x, id);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->qs), q);
-        const __m256i s = biased_sums(q);
-        const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        const int sum = static_cast<int>(_mm_cvtsi128_si32(t) + _mm_extract_epi32(t, 2)) - 32 * 128;
-        store_half(b->d, d);
-        store_half(b->s, d * static_cast<float>(sum));
+// Q8_K activations (quantize_q8_k in floats_simd.h): max |x| of a block's 256 values, then
+// its codes and the sums of each 16.
+[[gnu::always_inline]] inline float amax256(const float* x) {
+    __m256 m0 = _mm256_setzero_ps(), m1 = m0;
+    for (int j = 0; j < 256; j += 16) {
+        m0 = running_max(_mm256_loadu_ps(x + j), m0);
+        m1 = running_max(_mm256_loadu_ps(x + j + 8), m1);
     }
+    return horizontal_max(_mm256_max_ps(m0, m1));
 }
 
-// Q8_K: 256 values, d as f32, and the sums of each 16 codes as i16.
-void quantize_q8_k(const float* x, uint8_t* dst, int64_t n) {
-    auto* b = reinterpret_cast<quant::BlockQ8_K*>(dst);
-    for (int64_t i = 0; i < n; i += 256, ++b, x += 256) {
-        __m256 m0 = _mm256_setzero_ps(), m1 = m0;
-        for (int j = 0; j < 256; j += 16) {
-            m0 = running_max(_mm256_loadu_ps(x + j), m0);
-            m1 = running_max(_mm256_loadu_ps(x + j + 8), m1);
-        }
-        float id;
-        const float d = scale_of(horizontal_max(_mm256_max_ps(m0, m1)), id);
-        std::memcpy(b->d, &d, 4);
-        __m256i pairs[4];  // chunks 2k and 2k + 1: qwords [group 4k, group 4k + 2 | 4k + 1, 4k + 3]
-        for (int k = 0; k < 4; ++k) {
-            const __m256i q0 = codes32(x + 64 * k, id), q1 = codes32(x + 64 * k + 32, id);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->qs + 64 * k), q0);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->qs + 64 * k + 32), q1);
-            const __m256i s0 = biased_sums(q0), s1 = biased_sums(q1);
-            pairs[k] = _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
-        }
-        // Dwords [g0, g4, g2, g6 | g1, g5, g3, g7] and [g8, g12, g10, g14 | g9, g13, g11, g15].
-        const __m256i u = _mm256_or_si256(pairs[0], _mm256_slli_epi64(pairs[1], 32));
-        const __m256i v = _mm256_or_si256(pairs[2], _mm256_slli_epi64(pairs[3], 32));
-        // Words [g0 g4 g2 g6 g8 g12 g10 g14 | g1 g5 g3 g7 g9 g13 g11 g15], then each half in
-        // group order [g0 g2 g4 ... | g1 g3 g5 ...], then interleaved.
-        __m256i w = _mm256_sub_epi16(_mm256_packus_epi32(u, v), _mm256_set1_epi16(16 * 128));
-        const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
-        w = _mm256_shuffle_epi8(w, _mm256_broadcastsi128_si256(order));
-        const __m128i even = _mm256_castsi256_si128(w), odd = _mm256_extracti128_si256(w, 1);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(b->bsums), _mm_unpacklo_epi16(even, odd));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(b->bsums + 16), _mm_unpackhi_epi16(even, odd));
+[[gnu::always_inline]] inline void q8_k_codes(const float* x, float id, quant::BlockQ8_K& b) {
+    __m256i pairs[4];  // chunks 2k and 2k + 1: qwords [group 4k, group 4k + 2 | 4k + 1, 4k + 3]
+    for (int k = 0; k < 4; ++k) {
+        const __m256i q0 = codes32(x + 64 * k, id), q1 = codes32(x + 64 * k + 32, id);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qs + 64 * k), q0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qs + 64 * k + 32), q1);
+        const __m256i s0 = biased_sums(q0), s1 = biased_sums(q1);
+        pairs[k] = _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
     }
+    // Dwords [g0, g4, g2, g6 | g1, g5, g3, g7] and [g8, g12, g10, g14 | g9, g13, g11, g15].
+    const __m256i u = _mm256_or_si256(pairs[0], _mm256_slli_epi64(pairs[1], 32));
+    const __m256i v = _mm256_or_si256(pairs[2], _mm256_slli_epi64(pairs[3], 32));
+    // Words [g0 g4 g2 g6 g8 g12 g10 g14 | g1 g5 g3 g7 g9 g13 g11 g15], then each half in
+    // group order [g0 g2 g4 ... | g1 g3 g5 ...], then interleaved.
+    __m256i w = _mm256_sub_epi16(_mm256_packus_epi32(u, v), _mm256_set1_epi16(16 * 128));
+    const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+    w = _mm256_shuffle_epi8(w, _mm256_broadcastsi128_si256(order));
+    const __m128i even = _mm256_castsi256_si128(w), odd = _mm256_extracti128_si256(w, 1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b.bsums), _mm_unpacklo_epi16(even, odd));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b.bsums + 16), _mm_unpackhi_epi16(even, odd));
 }
 
 }  // namespace
@@ -333,14 +276,14 @@ void add_floats(detail::Table& t) {
     t.set_dequantize(TypeId::F32, dequantize_f32);
     t.set_dequantize(TypeId::F16, dequantize_f16);
     t.set_dequantize(TypeId::BF16, dequantize_bf16);
-    t.set_dot(TypeId::F32, dot_f32_blocks);
+    t.set_dot(TypeId::F32, dot_f32_blocks<dot_f32>);
     t.set_dot(TypeId::F16, dot_f16);
     t.set_dot(TypeId::BF16, dot_bf16);
-    t.set_quantize(TypeId::Q8_0, quantize_q8_0);
-    t.set_quantize(TypeId::Q8_1, quantize_q8_1);
-    t.set_quantize(TypeId::Q8_K, quantize_q8_k);
-    t.set_quantize(TypeId::F16, f16_activations);
-    t.set_quantize(TypeId::BF16, bf16_activations);
+    t.set_quantize(TypeId::Q8_0, quantize_q8_0<8, q8_0_scales8, amax32, codes32>);
+    t.set_quantize(TypeId::Q8_1, quantize_q8_1<amax32, codes32>);
+    t.set_quantize(TypeId::Q8_K, quantize_q8_k<amax256, q8_k_codes>);
+    t.set_quantize(TypeId::F16, half_activations<to_f16>);
+    t.set_quantize(TypeId::BF16, half_activations<to_bf16>);
 }
 
 }  // namespace kernels::avx2

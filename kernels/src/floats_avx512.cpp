@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "floats_simd.h"
 #include "quant/blocks.h"
 #include "table.h"
 
@@ -28,8 +29,6 @@ __mmask16 tail16(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
 // vcvtps2ph rounding to nearest even is quant::f32_to_f16 exactly (checked for all 2^32
 // inputs): subnormal results rounded, overflow to infinity, NaN quieted with the top 10
 // mantissa bits kept.
-constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-
 void to_f16(const float* x, uint16_t* y, int64_t n) {
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -70,9 +69,6 @@ void to_bf16(const float* x, uint16_t* y, int64_t n) {
     }
 }
 
-void f16_activations(const float* x, uint8_t* y, int64_t n) { to_f16(x, reinterpret_cast<uint16_t*>(y), n); }
-void bf16_activations(const float* x, uint8_t* y, int64_t n) { to_bf16(x, reinterpret_cast<uint16_t*>(y), n); }
-
 // ---- Dequantization ---------------------------------------------------------------------
 
 // 16 halves to floats as quant::half_bits_to_float: vcvtph2ps, except that it quiets
@@ -112,8 +108,6 @@ void dequantize_bf16(const uint8_t* src, float* dst, int64_t n) {
     }
 }
 
-void dequantize_f32(const uint8_t* src, float* dst, int64_t n) { std::memcpy(dst, src, static_cast<size_t>(n) * 4); }
-
 // ---- Dot products -----------------------------------------------------------------------
 
 // Four accumulators of 16 lanes, summed in a fixed order: deterministic for any alignment.
@@ -135,10 +129,6 @@ float dot_f32(const float* a, const float* b, int64_t n) {
         s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
     }
     return sum_accumulators(s0, s1, s2, s3);
-}
-
-float dot_f32_blocks(const uint8_t* w, const uint8_t* x, int64_t n) {
-    return dot_f32(reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x), n);
 }
 
 // F16 weights with F16 activations: both converted (NaN quieting does not matter here), 8
@@ -218,18 +208,6 @@ __m512i round_half_away(__m512 v) {
     return _mm512_mask_sub_epi32(r, negative, _mm512_setzero_si512(), r);
 }
 
-// scalar.cpp's activation_scale: d = amax / 127, inverse 1 / d (0 when d is 0).
-float scale_of(float amax, float& inverse) {
-    const float d = amax / 127.0f;
-    inverse = d != 0 ? 1.0f / d : 0.0f;
-    return d;
-}
-
-void store_half(uint8_t* dst, float v) {
-    const auto h = static_cast<uint16_t>(_mm_cvtsi128_si32(_mm_cvtps_ph(_mm_set_ss(v), kNearest)));
-    std::memcpy(dst, &h, 2);
-}
-
 // The 32 codes of a block of 32 floats (d and its inverse from scale_of) as bytes.
 __m256i codes32(const float* x, float inverse) {
     const __m512 id = _mm512_set1_ps(inverse);
@@ -260,85 +238,50 @@ __m512 lane_maxima(__m512 (&v)[16]) {
     return v[0];
 }
 
-// 16 blocks a step: their maxima by a transposing tree, d and 1 / d by two vector divisions
-// (IEEE division: the scalar path's bits), the 16 f16 scales converted at once.
-void quantize_q8_0(const float* x, uint8_t* dst, int64_t n) {
-    auto* b = reinterpret_cast<quant::BlockQ8_0*>(dst);
-    int64_t i = 0;
-    for (; i + 512 <= n; i += 512, b += 16, x += 512) {
-        __m512 m[16];
-        for (int k = 0; k < 16; ++k) m[k] = running_max(_mm512_loadu_ps(x + 32 * k + 16), running_max(_mm512_loadu_ps(x + 32 * k), _mm512_setzero_ps()));
-        const __m512 d = _mm512_div_ps(lane_maxima(m), _mm512_set1_ps(127.0f));
-        const __mmask16 nonzero = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        alignas(64) float inverse[16];
-        _mm512_store_ps(inverse, _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(1.0f), d));
-        alignas(32) uint16_t half[16];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(half), _mm512_cvtps_ph(d, kNearest));
-        for (int k = 0; k < 16; ++k) {
-            std::memcpy(b[k].d, half + k, 2);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[k].qs), codes32(x + 32 * k, inverse[k]));
-        }
-    }
-    for (; i < n; i += 32, ++b, x += 32) {
-        float id;
-        const float d = scale_of(amax32(x), id);
-        store_half(b->d, d);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->qs), codes32(x, id));
-    }
+// Q8_0 activations 16 blocks a step (quantize_q8_0 in floats_simd.h), their f16 scales d and
+// inverses 1 / d: the maxima by a transposing tree, d and 1 / d by two vector divisions (IEEE
+// division: the scalar path's bits), the 16 f16 scales converted at once.
+[[gnu::always_inline]] inline void q8_0_scales16(const float* x, uint16_t* half, float* inverse) {
+    __m512 m[16];
+    for (int k = 0; k < 16; ++k) m[k] = running_max(_mm512_loadu_ps(x + 32 * k + 16), running_max(_mm512_loadu_ps(x + 32 * k), _mm512_setzero_ps()));
+    const __m512 d = _mm512_div_ps(lane_maxima(m), _mm512_set1_ps(127.0f));
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    _mm512_store_ps(inverse, _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(1.0f), d));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(half), _mm512_cvtps_ph(d, kNearest));
 }
 
-// Sum of 32 signed bytes: the byte sums of (q + 128), less 32 x 128.
-int sum_codes32(__m256i q) {
-    const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(-128)), _mm256_setzero_si256());
-    const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    return static_cast<int>(_mm_cvtsi128_si32(t) + _mm_extract_epi32(t, 2)) - 32 * 128;
+// Q8_K activations (quantize_q8_k in floats_simd.h): max |x| of a block's 256 values, then
+// its codes and the sums of each 16.
+[[gnu::always_inline]] inline float amax256(const float* x) {
+    __m512 m0 = _mm512_setzero_ps(), m1 = m0;
+    for (int j = 0; j < 256; j += 32) {
+        m0 = running_max(_mm512_loadu_ps(x + j), m0);
+        m1 = running_max(_mm512_loadu_ps(x + j + 16), m1);
+    }
+    return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
 }
 
-void quantize_q8_1(const float* x, uint8_t* dst, int64_t n) {
-    auto* b = reinterpret_cast<quant::BlockQ8_1*>(dst);
-    for (int64_t i = 0; i < n; i += 32, ++b, x += 32) {
-        float id;
-        const float d = scale_of(amax32(x), id);
-        const __m256i q = codes32(x, id);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->qs), q);
-        store_half(b->d, d);
-        store_half(b->s, d * static_cast<float>(sum_codes32(q)));
+[[gnu::always_inline]] inline void q8_k_codes(const float* x, float id, quant::BlockQ8_K& b) {
+    const __m512 inverse = _mm512_set1_ps(id);
+    __m512i sums[4];
+    for (int k = 0; k < 4; ++k) {  // 64 codes: groups 4k .. 4k + 3
+        auto group = [&](int g) { return _mm512_cvtepi32_epi8(round_half_away(_mm512_mul_ps(_mm512_loadu_ps(x + 64 * k + 16 * g), inverse))); };
+        __m512i q = _mm512_castsi128_si512(group(0));
+        q = _mm512_inserti32x4(q, group(1), 1);
+        q = _mm512_inserti32x4(q, group(2), 2);
+        q = _mm512_inserti32x4(q, group(3), 3);
+        _mm512_storeu_si512(b.qs + 64 * k, q);
+        // Sums of (code + 128) over each 8 bytes: qwords 2g and 2g + 1 hold group 4k + g.
+        sums[k] = _mm512_sad_epu8(_mm512_xor_si512(q, _mm512_set1_epi8(-128)), _mm512_setzero_si512());
     }
-}
-
-// Q8_K: 256 values, d as f32, and the sums of each 16 codes as i16.
-void quantize_q8_k(const float* x, uint8_t* dst, int64_t n) {
-    auto* b = reinterpret_cast<quant::BlockQ8_K*>(dst);
-    for (int64_t i = 0; i < n; i += 256, ++b, x += 256) {
-        __m512 m0 = _mm512_setzero_ps(), m1 = m0;
-        for (int j = 0; j < 256; j += 32) {
-            m0 = running_max(_mm512_loadu_ps(x + j), m0);
-            m1 = running_max(_mm512_loadu_ps(x + j + 16), m1);
-        }
-        float id;
-        const float d = scale_of(_mm512_reduce_max_ps(_mm512_max_ps(m0, m1)), id);
-        std::memcpy(b->d, &d, 4);
-        const __m512 inverse = _mm512_set1_ps(id);
-        __m512i sums[4];
-        for (int k = 0; k < 4; ++k) {  // 64 codes: groups 4k .. 4k + 3
-            auto group = [&](int g) { return _mm512_cvtepi32_epi8(round_half_away(_mm512_mul_ps(_mm512_loadu_ps(x + 64 * k + 16 * g), inverse))); };
-            __m512i q = _mm512_castsi128_si512(group(0));
-            q = _mm512_inserti32x4(q, group(1), 1);
-            q = _mm512_inserti32x4(q, group(2), 2);
-            q = _mm512_inserti32x4(q, group(3), 3);
-            _mm512_storeu_si512(b->qs + 64 * k, q);
-            // Sums of (code + 128) over each 8 bytes: qwords 2g and 2g + 1 hold group 4k + g.
-            sums[k] = _mm512_sad_epu8(_mm512_xor_si512(q, _mm512_set1_epi8(-128)), _mm512_setzero_si512());
-        }
-        // Lane g of a: [group g, group 4 + g]; of c: [group 8 + g, group 12 + g].
-        const __m512i a = _mm512_add_epi64(_mm512_unpacklo_epi64(sums[0], sums[1]), _mm512_unpackhi_epi64(sums[0], sums[1]));
-        const __m512i c = _mm512_add_epi64(_mm512_unpacklo_epi64(sums[2], sums[3]), _mm512_unpackhi_epi64(sums[2], sums[3]));
-        // Group g < 4 is word 8g of a, group 4 + g word 8g + 4; groups 8..15 likewise in c (words 32..63).
-        const __m512i order = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60, 52, 44, 36, 56, 48, 40, 32, 28, 20, 12, 4, 24,
-                                               16, 8, 0);
-        const __m512i words = _mm512_sub_epi16(_mm512_permutex2var_epi16(a, order, c), _mm512_set1_epi16(16 * 128));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b->bsums), _mm512_castsi512_si256(words));
-    }
+    // Lane g of a: [group g, group 4 + g]; of c: [group 8 + g, group 12 + g].
+    const __m512i a = _mm512_add_epi64(_mm512_unpacklo_epi64(sums[0], sums[1]), _mm512_unpackhi_epi64(sums[0], sums[1]));
+    const __m512i c = _mm512_add_epi64(_mm512_unpacklo_epi64(sums[2], sums[3]), _mm512_unpackhi_epi64(sums[2], sums[3]));
+    // Group g < 4 is word 8g of a, group 4 + g word 8g + 4; groups 8..15 likewise in c (words 32..63).
+    const __m512i order = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60, 52, 44, 36, 56, 48, 40, 32, 28, 20, 12, 4, 24,
+                                           16, 8, 0);
+    const __m512i words = _mm512_sub_epi16(_mm512_permutex2var_epi16(a, order, c), _mm512_set1_epi16(16 * 128));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.bsums), _mm512_castsi512_si256(words));
 }
 
 }  // namespace
@@ -350,14 +293,14 @@ void add_floats(detail::Table& t) {
     t.set_dequantize(TypeId::F32, dequantize_f32);
     t.set_dequantize(TypeId::F16, dequantize_f16);
     t.set_dequantize(TypeId::BF16, dequantize_bf16);
-    t.set_dot(TypeId::F32, dot_f32_blocks);
+    t.set_dot(TypeId::F32, dot_f32_blocks<dot_f32>);
     t.set_dot(TypeId::F16, dot_f16);
     t.set_dot(TypeId::BF16, detail::cpu_has_avx512_bf16() ? dot_bf16_native : dot_bf16);
-    t.set_quantize(TypeId::Q8_0, quantize_q8_0);
-    t.set_quantize(TypeId::Q8_1, quantize_q8_1);
-    t.set_quantize(TypeId::Q8_K, quantize_q8_k);
-    t.set_quantize(TypeId::F16, f16_activations);
-    t.set_quantize(TypeId::BF16, bf16_activations);
+    t.set_quantize(TypeId::Q8_0, quantize_q8_0<16, q8_0_scales16, amax32, codes32>);
+    t.set_quantize(TypeId::Q8_1, quantize_q8_1<amax32, codes32>);
+    t.set_quantize(TypeId::Q8_K, quantize_q8_k<amax256, q8_k_codes>);
+    t.set_quantize(TypeId::F16, half_activations<to_f16>);
+    t.set_quantize(TypeId::BF16, half_activations<to_bf16>);
 }
 
 }  // namespace kernels::avx512

@@ -12,8 +12,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
+#include "legacy_simd.h"
 #include "quant/blocks.h"
 #include "table.h"
 
@@ -22,23 +22,6 @@ namespace kernels::avx2 {
 namespace {
 
 using gguf::TypeId;
-
-constexpr int kQ8_0Bytes = sizeof(quant::BlockQ8_0), kQ8_1Bytes = sizeof(quant::BlockQ8_1);
-
-// The 16 IQ4_NL levels (quant/decode.h iq4_level).
-constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-uint16_t u16_at(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-uint32_t u32_at(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-float half_at(const uint8_t* p) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16_at(p)))); }
 
 // ---- Codes --------------------------------------------------------------------------------
 
@@ -50,7 +33,7 @@ __m256i nibbles(const uint8_t* qs) {
 
 // 0x10 in byte j where bit j of the 32 bits is set: Q5's fifth bit.
 __m256i fifth_bits(const uint8_t* qh) {
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(u32_at(qh))),
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(load_u32(qh))),
                                                _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
     const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
@@ -103,11 +86,11 @@ template <class T> void dequantize(const uint8_t* src, float* y, int64_t n_block
     for (int64_t b = 0; b < n_blocks; ++b, src += T::kBytes, y += 32) {
         __m256i q = T::codes(src);
         if constexpr (T::kOffset != 0) q = _mm256_sub_epi8(q, _mm256_set1_epi8(T::kOffset));  // values fit a signed byte
-        const __m256 d = _mm256_set1_ps(half_at(src));
+        const __m256 d = _mm256_set1_ps(half_to_float(src));
         const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
         const __m256 v[4] = {floats8(lo), floats8(_mm_unpackhi_epi64(lo, lo)), floats8(hi), floats8(_mm_unpackhi_epi64(hi, hi))};
         if constexpr (T::kAffine) {
-            const __m256 m = _mm256_set1_ps(half_at(src + 2));
+            const __m256 m = _mm256_set1_ps(half_to_float(src + 2));
             for (int k = 0; k < 4; ++k) _mm256_storeu_ps(y + 8 * k, _mm256_add_ps(_mm256_mul_ps(v[k], d), m));
         } else if constexpr (T::kScaleFirst) {
             for (int k = 0; k < 4; ++k) _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(d, v[k]));  // dl x level, as decode.h
@@ -134,11 +117,8 @@ template <class T> [[gnu::always_inline]] inline __m256i block_sums(const uint8_
 
 // The f16 field at byte 0 of 8 blocks, Stride bytes apart, as floats (gathered by scalar
 // loads: the vector units are the bottleneck).
-template <int Stride> uint64_t fields4(const uint8_t* p) {
-    return uint64_t{u16_at(p)} | uint64_t{u16_at(p + Stride)} << 16 | uint64_t{u16_at(p + 2 * Stride)} << 32 | uint64_t{u16_at(p + 3 * Stride)} << 48;
-}
 template <int Stride> __m256 fields8(const uint8_t* p) {
-    return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(fields4<Stride>(p + 4 * Stride)), static_cast<int64_t>(fields4<Stride>(p))));
+    return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(f16_fields4<Stride>(p + 4 * Stride)), static_cast<int64_t>(f16_fields4<Stride>(p))));
 }
 __m256 lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
 
@@ -173,18 +153,14 @@ template <class T> float dot(const uint8_t* w, const uint8_t* x, int64_t n_block
         }
     }
     for (; b < n_blocks; ++b, w += kW, x += kX) {
-        const __m256 dw = _mm256_set1_ps(half_at(w)), dx = _mm256_set1_ps(half_at(x));
+        const __m256 dw = _mm256_set1_ps(half_to_float(w)), dx = _mm256_set1_ps(half_to_float(x));
         if constexpr (T::kAffine) {
-            acc[b & 1] = block<T>(w, x, dw, _mm256_set1_ps(half_at(w + 2)), dx, acc[b & 1]);
+            acc[b & 1] = block<T>(w, x, dw, _mm256_set1_ps(half_to_float(w + 2)), dx, acc[b & 1]);
         } else {
             acc[b & 1] = block<T>(w, x, _mm256_mul_ps(dw, dx), dx, dx, acc[b & 1]);
         }
     }
-    const __m256 t = _mm256_add_ps(acc[0], acc[1]);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
+    return hsum(_mm256_add_ps(acc[0], acc[1]));
 }
 
 }  // namespace

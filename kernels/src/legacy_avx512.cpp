@@ -15,8 +15,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
+#include "legacy_simd.h"
 #include "quant/blocks.h"
 #include "table.h"
 
@@ -25,23 +25,6 @@ namespace kernels::avx512 {
 namespace {
 
 using gguf::TypeId;
-
-constexpr int kQ8_0Bytes = sizeof(quant::BlockQ8_0), kQ8_1Bytes = sizeof(quant::BlockQ8_1);
-
-// The 16 IQ4_NL levels (quant/decode.h iq4_level).
-constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-uint16_t u16_at(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-uint32_t u32_at(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-float half_at(const uint8_t* p) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16_at(p)))); }
 
 // ---- The f16 fields of 8 consecutive blocks -------------------------------------------
 
@@ -133,7 +116,7 @@ struct Q4_1 {
 // Q5: the fifth bit of code j is bit j of qh; it picks the upper table.
 template <int First> void q5_values(const uint8_t* qh, const uint8_t* qs, __m512 d, __m512 m, bool affine, float* y) {
     const __m512 lower = table_of(First), upper = table_of(First + 16);
-    const uint32_t bits = u32_at(qh);
+    const uint32_t bits = load_u32(qh);
     const Nibbles q = nibbles(qs);
     const __m512 lo = _mm512_mask_permutexvar_ps(_mm512_permutexvar_ps(q.low, lower), _cvtu32_mask16(bits & 0xffff), q.low, upper);
     const __m512 hi = _mm512_mask_permutexvar_ps(_mm512_permutexvar_ps(q.high, lower), _cvtu32_mask16(bits >> 16), q.high, upper);
@@ -186,7 +169,7 @@ template <class T, bool kAffine> void dequantize(const uint8_t* src, float* y, i
         for (int i = 0; i < 8; ++i) T::values(src + i * T::kBytes, lane(d, i), lane(m, i), y + 32 * i);
     }
     for (; b < n_blocks; ++b, src += T::kBytes, y += 32)
-        T::values(src, _mm512_set1_ps(half_at(src)), _mm512_set1_ps(kAffine ? half_at(src + 2) : 0.0f), y);
+        T::values(src, _mm512_set1_ps(half_to_float(src)), _mm512_set1_ps(kAffine ? half_to_float(src + 2) : 0.0f), y);
 }
 
 // ---- Dot products -----------------------------------------------------------------------
@@ -230,12 +213,6 @@ template <const Pick& P> __m512i pick(const uint8_t* p, int second) {
     return _mm512_permutex2var_epi16(_mm512_loadu_si512(p), _mm512_loadu_si512(P.index), _mm512_loadu_si512(p + second));
 }
 
-// Exact for |s| < 2^22: 1.5 x 2^23 + s has unit steps.
-[[gnu::always_inline]] inline __m512 to_float(__m512i s) {
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    return _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(s, _mm512_castps_si512(magic))), magic);
-}
-
 // Four Q8_0 blocks (136 bytes): codes 0-15 from windows at 0 and 64, codes 16-31 from
 // windows at 8 and 72.
 constexpr int kQ8Stride = kQ8_0Bytes;
@@ -274,7 +251,7 @@ __m256i nibble_codes1(const uint8_t* q) {
 template <int Bytes, int Qh> [[gnu::always_inline]] inline void fifth_bits(const uint8_t* w, __m512i& low, __m512i& high) {
     uint64_t lo = 0, hi = 0;
     for (int k = 0; k < 4; ++k) {
-        const uint32_t h = u32_at(w + k * Bytes + Qh);
+        const uint32_t h = load_u32(w + k * Bytes + Qh);
         lo |= uint64_t{h & 0xffff} << 16 * k;
         hi |= uint64_t{h >> 16} << 16 * k;
     }
@@ -283,43 +260,33 @@ template <int Bytes, int Qh> [[gnu::always_inline]] inline void fifth_bits(const
 }
 template <int Qh> __m256i q5_codes1(const uint8_t* a) {
     const __m256i q = nibble_codes1(a + Qh + 4);
-    return _mm256_mask_add_epi8(q, _cvtu32_mask32(u32_at(a + Qh)), q, _mm256_set1_epi8(16));
+    return _mm256_mask_add_epi8(q, _cvtu32_mask32(load_u32(a + Qh)), q, _mm256_set1_epi8(16));
 }
 
-struct DotQ4_0 : NibbleGroup<18, 2> {
-    static constexpr int kOffset = 8;
-    static constexpr bool kAffine = false;
-    static void codes(const uint8_t* w, __m512i& low, __m512i& high) { nibbles(w, low, high); }
-    static __m256i codes1(const uint8_t* a) { return nibble_codes1(a + 2); }
+// Q4: the nibbles; Q5: the nibbles and, Qh bytes into the block, their fifth bits.
+template <int Bytes, int Qs, int Offset, bool Affine> struct DotQ4 : NibbleGroup<Bytes, Qs> {
+    static constexpr int kOffset = Offset;
+    static constexpr bool kAffine = Affine;
+    static void codes(const uint8_t* w, __m512i& low, __m512i& high) { DotQ4::nibbles(w, low, high); }
+    static __m256i codes1(const uint8_t* a) { return nibble_codes1(a + Qs); }
 };
-struct DotQ4_1 : NibbleGroup<20, 4> {
-    static constexpr int kOffset = 0;
-    static constexpr bool kAffine = true;
-    static void codes(const uint8_t* w, __m512i& low, __m512i& high) { nibbles(w, low, high); }
-    static __m256i codes1(const uint8_t* a) { return nibble_codes1(a + 4); }
-};
-struct DotQ5_0 : NibbleGroup<22, 6> {
-    static constexpr int kOffset = 16;
-    static constexpr bool kAffine = false;
+template <int Bytes, int Qh, int Offset, bool Affine> struct DotQ5 : NibbleGroup<Bytes, Qh + 4> {
+    static constexpr int kOffset = Offset;
+    static constexpr bool kAffine = Affine;
     static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
-        nibbles(w, low, high);
-        fifth_bits<22, 2>(w, low, high);
+        DotQ5::nibbles(w, low, high);
+        fifth_bits<Bytes, Qh>(w, low, high);
     }
-    static __m256i codes1(const uint8_t* a) { return q5_codes1<2>(a); }
+    static __m256i codes1(const uint8_t* a) { return q5_codes1<Qh>(a); }
     static __m512i codes2(const uint8_t* a, const uint8_t* b) {
-        const __m512i q = nibble_codes2(a + 6, b + 6);
-        return _mm512_mask_add_epi8(q, _cvtu64_mask64(u32_at(a + 2) | uint64_t{u32_at(b + 2)} << 32), q, _mm512_set1_epi8(16));
+        const __m512i q = nibble_codes2(a + Qh + 4, b + Qh + 4);
+        return _mm512_mask_add_epi8(q, _cvtu64_mask64(load_u32(a + Qh) | uint64_t{load_u32(b + Qh)} << 32), q, _mm512_set1_epi8(16));
     }
 };
-struct DotQ5_1 : NibbleGroup<24, 8> {
-    static constexpr int kOffset = 0;
-    static constexpr bool kAffine = true;
-    static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
-        nibbles(w, low, high);
-        fifth_bits<24, 4>(w, low, high);
-    }
-    static __m256i codes1(const uint8_t* a) { return q5_codes1<4>(a); }
-};
+using DotQ4_0 = DotQ4<18, 2, 8, false>;
+using DotQ4_1 = DotQ4<20, 4, 0, true>;
+using DotQ5_0 = DotQ5<22, 2, 16, false>;
+using DotQ5_1 = DotQ5<24, 4, 0, true>;
 struct DotIQ4_NL : NibbleGroup<18, 2> {  // levels + 128, looked up from the nibbles
     static constexpr int kOffset = 128;
     static constexpr bool kAffine = false;
@@ -343,9 +310,7 @@ struct DotQ8_0 {  // signed codes made unsigned by adding 128; the activations' 
         return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 2)), _mm256_set1_epi8(-128));
     }
     static __m512i codes2(const uint8_t* a, const uint8_t* b) {
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 2))),
-                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), 1);
-        return _mm512_xor_si512(q, _mm512_set1_epi8(-128));
+        return _mm512_xor_si512(load_2x32(a + 2, b + 2), _mm512_set1_epi8(-128));
     }
 };
 
@@ -369,26 +334,6 @@ template <class T> [[gnu::always_inline]] inline __m512i code_sums(const uint8_t
     return s;
 }
 
-// The sums of 16 blocks, one lane each, from 4 groups' lanes (group g: lanes 4k..4k+3 of
-// block 4g + k): pairs of lanes added twice, across vpermt2d.
-[[gnu::always_inline]] inline __m512i merge16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
-    const __m512i a = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29), b = _mm512_add_epi32(a, _mm512_set1_epi32(2));
-    const __m512i s01 = _mm512_add_epi32(_mm512_permutex2var_epi32(s0, a, s1), _mm512_permutex2var_epi32(s0, b, s1));  // lanes 2k, 2k + 1: block k
-    const __m512i s23 = _mm512_add_epi32(_mm512_permutex2var_epi32(s2, a, s3), _mm512_permutex2var_epi32(s2, b, s3));
-    const __m512i c = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), d = _mm512_add_epi32(c, _mm512_set1_epi32(1));
-    return _mm512_add_epi32(_mm512_permutex2var_epi32(s01, c, s23), _mm512_permutex2var_epi32(s01, d, s23));
-}
-
-// The f16 field at byte 0 of 4 blocks, `Stride` bytes apart, in one u64; of 16 blocks as floats.
-template <int Stride> [[gnu::always_inline]] inline uint64_t fields4(const uint8_t* p) {
-    return uint64_t{u16_at(p)} | uint64_t{u16_at(p + Stride)} << 16 | uint64_t{u16_at(p + 2 * Stride)} << 32 | uint64_t{u16_at(p + 3 * Stride)} << 48;
-}
-template <int Stride> [[gnu::always_inline]] inline __m512 fields16(const uint8_t* p) {
-    const __m256i h = _mm256_setr_epi64x(static_cast<int64_t>(fields4<Stride>(p)), static_cast<int64_t>(fields4<Stride>(p + 4 * Stride)),
-                                         static_cast<int64_t>(fields4<Stride>(p + 8 * Stride)), static_cast<int64_t>(fields4<Stride>(p + 12 * Stride)));
-    return _mm512_cvtph_ps(h);
-}
-
 // Sum over blocks of dw x dx x (sum of signed code products), 16 blocks a step. The affine
 // kinds (value dw x q + m) take, per block, t = dw x (sum of q x c)
 // + m x (sum of c): m x (sum of c) is exact (11 + 12 bits), so t is one rounding of
@@ -399,13 +344,13 @@ template <class T> [[gnu::always_inline]] inline __m512 sixteen_blocks(const uin
     __m512i c[4];
     const __m512i s = merge16(code_sums<T>(w, x, &c[0]), code_sums<T>(w + 4 * kW, x + 4 * kX, &c[1]),
                               code_sums<T>(w + 8 * kW, x + 8 * kX, &c[2]), code_sums<T>(w + 12 * kW, x + 12 * kX, &c[3]));
-    const __m512 dx = fields16<kX>(x), dw = fields16<kW>(w);
+    const __m512 dx = f16_fields16<kX>(x), dw = f16_fields16<kW>(w);
     if constexpr (T::kAffine) {
-        const __m512 m = fields16<kW>(w + 2);
-        const __m512 t = _mm512_fmadd_ps(to_float(s), dw, _mm512_mul_ps(to_float(merge16(c[0], c[1], c[2], c[3])), m));
+        const __m512 m = f16_fields16<kW>(w + 2);
+        const __m512 t = _mm512_fmadd_ps(small_to_float(s), dw, _mm512_mul_ps(small_to_float(merge16(c[0], c[1], c[2], c[3])), m));
         return _mm512_fmadd_ps(t, dx, acc);
     } else {
-        return _mm512_fmadd_ps(to_float(s), _mm512_mul_ps(dw, dx), acc);
+        return _mm512_fmadd_ps(small_to_float(s), _mm512_mul_ps(dw, dx), acc);
     }
 }
 
@@ -423,10 +368,11 @@ template <class T> float dot(const uint8_t* w, const uint8_t* x, int64_t n_block
         if constexpr (T::kOffset != 0) s = _mm256_sub_epi32(s, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(static_cast<char>(T::kOffset)), xq));
         if constexpr (T::kAffine) {
             const __m256i c = _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(1), xq);
-            const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_at(w)), _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(half_at(w + 2))));
-            tail = _mm256_fmadd_ps(t, _mm256_set1_ps(half_at(x)), tail);
+            const __m256 t =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_to_float(w)), _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(half_to_float(w + 2))));
+            tail = _mm256_fmadd_ps(t, _mm256_set1_ps(half_to_float(x)), tail);
         } else {
-            tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_at(w) * half_at(x)), tail);
+            tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_to_float(w) * half_to_float(x)), tail);
         }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc, _mm512_castps256_ps512(tail)));
@@ -441,8 +387,7 @@ template <class T> float dot_pairs(const uint8_t* w, const uint8_t* x, int64_t n
     constexpr int kX = kQ8_0Bytes;
     const __m512i offset = _mm512_set1_epi8(static_cast<char>(T::kOffset));
     auto sum2 = [&](const uint8_t* wa, const uint8_t* xa) {  // blocks wa, wa + 1 against xa, xa + 1
-        const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + 2))),
-                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa + kX + 2)), 1);
+        const __m512i xq = load_2x32(xa + 2, xa + kX + 2);
         const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), T::codes2(wa, wa + T::kBytes), xq);
         return _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xq)));
     };
@@ -461,7 +406,7 @@ template <class T> float dot_pairs(const uint8_t* w, const uint8_t* x, int64_t n
         const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 2));
         const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), T::codes1(w), xq);
         const __m256i o = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(offset), xq);
-        tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s, o)), _mm256_set1_ps(half_at(w) * half_at(x)), tail);
+        tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s, o)), _mm256_set1_ps(half_to_float(w) * half_to_float(x)), tail);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_castps256_ps512(tail)));
 }

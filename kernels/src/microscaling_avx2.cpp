@@ -12,8 +12,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
+#include "microscaling_simd.h"
 #include "quant/blocks.h"
 #include "table.h"
 
@@ -26,47 +26,6 @@ using gguf::TypeId;
 using quant::BlockMXFP4;
 using quant::BlockNVFP4;
 using quant::BlockQ8_0;
-
-float bits_to_float(uint32_t bits) {
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t load_u16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-
-float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
-
-float hsum(__m256 v) {
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-// 2^(e - 128), the halved E8M0 scale: a normal float for e >= 2, else 2^-127 or 2^-128.
-float e8m0_half(uint8_t e) { return bits_to_float(e >= 2 ? static_cast<uint32_t>(e - 1) << 23 : uint32_t{0x00200000} << e); }
-
-// The halved UE4M3 scale of each code (bit 7 ignored; 0x7f, E4M3's NaN, scales to 0): for
-// exponent bits e and mantissa m, m x 2^-10 when e is 0, else (8 + m) x 2^(e - 11).
-struct Ue4m3Table {
-    float value[128];
-    constexpr Ue4m3Table() : value() {
-        for (int x = 0; x < 127; ++x) {
-            const int e = x >> 3, m = x & 7;
-            float scale = 1.0f / 1024;  // 2^-10, then doubled up to 2^(e - 11)
-            for (int k = 1; k < e; ++k) scale *= 2;
-            value[x] = static_cast<float>(e ? 8 + m : m) * scale;
-        }
-        value[127] = 0.0f;
-    }
-};
-constexpr Ue4m3Table kUe4m3Half;
-
-float ue4m3_half(uint8_t x) { return kUe4m3Half.value[x & 0x7f]; }
 
 struct Fp4Table {
     __m256 positive, negative;
@@ -124,15 +83,6 @@ __m256i dot_bytes(__m256i w, __m256i x) {
     return _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
 }
 
-// The f16 scales of 4 activation blocks as floats.
-__m128 scales4(const BlockQ8_0* a) {
-    __m128i h = _mm_cvtsi32_si128(load_u16(a[0].d));
-    h = _mm_insert_epi16(h, load_u16(a[1].d), 1);
-    h = _mm_insert_epi16(h, load_u16(a[2].d), 2);
-    h = _mm_insert_epi16(h, load_u16(a[3].d), 3);
-    return _mm_cvtph_ps(h);
-}
-
 // e8m0_half of 4 exponents, built in integers as above.
 __m128 e8m0_half4(__m128i e) {
     const __m128i normal = _mm_slli_epi32(_mm_sub_epi32(e, _mm_set1_epi32(1)), 23);
@@ -154,7 +104,7 @@ float dot_mxfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t i = 0;
     for (; i + 4 <= n_blocks; i += 4, b += 4, a += 4) {
-        const __m128 s = _mm_mul_ps(e8m0_half4(_mm_setr_epi32(b[0].e, b[1].e, b[2].e, b[3].e)), scales4(a));
+        const __m128 s = _mm_mul_ps(e8m0_half4(_mm_setr_epi32(b[0].e, b[1].e, b[2].e, b[3].e)), f16_fields4_ps<sizeof(BlockQ8_0)>(a->d));
         const __m256 scales = _mm256_castps128_ps256(s);
         for (int j = 0; j < 4; ++j)
             acc[j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mxfp4_block(b[j], a[j])), _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(j)), acc[j & 1]);
@@ -180,8 +130,7 @@ float dot_nvfp4(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
             _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(a[1].qs + 16), reinterpret_cast<const __m128i*>(a[0].qs + 16));
         const __m256i sum_first = dot_bytes(levels_of(first), x_first);     // 4 lanes each: sub-blocks 0, 2
         const __m256i sum_second = dot_bytes(levels_of(second), x_second);  // 1, 3
-        const float d0 = half_to_float(a[0].d), d1 = half_to_float(a[1].d);
-        const __m128 scales = _mm_setr_ps(ue4m3_half(b->d[0]) * d0, ue4m3_half(b->d[1]) * d0, ue4m3_half(b->d[2]) * d1, ue4m3_half(b->d[3]) * d1);
+        const __m128 scales = nvfp4_scales(*b, a);
         const __m256 s = _mm256_set_m128(scales, scales);
         acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum_first), _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2)), acc[0]);
         acc[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum_second), _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3)), acc[1]);

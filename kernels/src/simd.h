@@ -1,5 +1,7 @@
 // Small helpers the family files share: field loads, f16 scales, fixed-order lane sums, the
-// 7-bit sign groups of the grid i-quants. Only for family files compiled with a path's flags
+// 7-bit sign groups of the grid i-quants; f16 fields of 4 or 16 blocks, and the AVX-512
+// steps of the 16-blocks-at-once dot products (exact small integers to floats, the merge of
+// four groups' lanes). Only for family files compiled with a path's flags
 // (AVX2 at least). Everything here is in an anonymous namespace: each file compiles its own
 // copy with its own flags, as table.h's rule requires.
 #pragma once
@@ -69,6 +71,57 @@ inline uint32_t signs_from7x4(uint32_t bits28) {
     p ^= p >> 1;
     return s | (p & 0x01010101u) << 7;
 }
+
+
+// ---- Shared by the legacy, microscaling and ternary files -------------------------------
+
+// The f16 fields at p, p + Stride, p + 2 Stride and p + 3 Stride (one field of 4 blocks) in
+// one u64, by scalar loads: where the vector units are the bottleneck.
+template <int Stride> [[gnu::always_inline]] inline uint64_t f16_fields4(const uint8_t* p) {
+    return uint64_t{load_u16(p)} | uint64_t{load_u16(p + Stride)} << 16 | uint64_t{load_u16(p + 2 * Stride)} << 32 |
+           uint64_t{load_u16(p + 3 * Stride)} << 48;
+}
+
+// The same 4 fields as floats, gathered by vpinsrw (the activation scales of 4 blocks).
+template <int Stride> inline __m128 f16_fields4_ps(const uint8_t* p) {
+    __m128i h = _mm_cvtsi32_si128(load_u16(p));
+    h = _mm_insert_epi16(h, load_u16(p + Stride), 1);
+    h = _mm_insert_epi16(h, load_u16(p + 2 * Stride), 2);
+    h = _mm_insert_epi16(h, load_u16(p + 3 * Stride), 3);
+    return _mm_cvtph_ps(h);
+}
+
+#if defined(__AVX512F__)
+// The f16 fields of 16 blocks Stride bytes apart as floats, lane b for block b.
+template <int Stride> [[gnu::always_inline]] inline __m512 f16_fields16(const uint8_t* p) {
+    return _mm512_cvtph_ps(_mm256_setr_epi64x(static_cast<int64_t>(f16_fields4<Stride>(p)), static_cast<int64_t>(f16_fields4<Stride>(p + 4 * Stride)),
+                                              static_cast<int64_t>(f16_fields4<Stride>(p + 8 * Stride)),
+                                              static_cast<int64_t>(f16_fields4<Stride>(p + 12 * Stride))));
+}
+
+// 32 bytes from lo, then 32 from hi (the codes of two 32-value blocks).
+inline __m512i load_2x32(const void* lo, const void* hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
+                              _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
+}
+
+// Integers to floats, exact for |s| < 2^22: 1.5 x 2^23 + s has unit steps (cheaper than
+// vcvtdq2ps where the conversion is the bottleneck).
+[[gnu::always_inline]] inline __m512 small_to_float(__m512i s) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    return _mm512_sub_ps(_mm512_castsi512_ps(_mm512_add_epi32(s, _mm512_castps_si512(magic))), magic);
+}
+
+// The sums of 16 blocks, one lane each, from 4 vectors of 4 blocks (vector g: lanes
+// 4k..4k+3 of block 4g + k): pairs of lanes added twice, across vpermt2d.
+[[gnu::always_inline]] inline __m512i merge16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+    const __m512i a = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29), b = _mm512_add_epi32(a, _mm512_set1_epi32(2));
+    const __m512i s01 = _mm512_add_epi32(_mm512_permutex2var_epi32(s0, a, s1), _mm512_permutex2var_epi32(s0, b, s1));  // lanes 2k, 2k + 1: block k
+    const __m512i s23 = _mm512_add_epi32(_mm512_permutex2var_epi32(s2, a, s3), _mm512_permutex2var_epi32(s2, b, s3));
+    const __m512i c = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), d = _mm512_add_epi32(c, _mm512_set1_epi32(1));
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(s01, c, s23), _mm512_permutex2var_epi32(s01, d, s23));
+}
+#endif
 
 }  // namespace
 }  // namespace kernels

@@ -12,10 +12,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "quant/blocks.h"
 #include "table.h"
+#include "ternary_simd.h"
 
 namespace kernels::avx2 {
 
@@ -29,42 +29,6 @@ using quant::BlockQ8_0;
 using quant::BlockQ8_K;
 using quant::BlockTQ1_0;
 using quant::BlockTQ2_0;
-
-uint16_t load_u16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-uint32_t load_u32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-uint64_t load_u64(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-
-// An f16 field as a float through F16C: exact, but a signalling NaN comes out quiet, which
-// is what a product with it gives anyway.
-float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
-
-// The bits quant::half_bits_to_float gives, signalling NaNs kept as they are.
-uint32_t half_to_float_bits(uint16_t h) {
-    const float f = _cvtsh_ss(h);
-    uint32_t bits;
-    std::memcpy(&bits, &f, 4);
-    if ((h & 0x7c00) == 0x7c00 && (h & 0x03ff) != 0)
-        bits = static_cast<uint32_t>(h & 0x8000) << 16 | 0x7f800000u | static_cast<uint32_t>(h & 0x03ff) << 13;
-    return bits;
-}
-
-float hsum(__m256 v) {
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
 
 // 8 i16 pair sums to i32 (madd with ones).
 __m256i widen_sum(__m256i v16) { return _mm256_madd_epi16(v16, _mm256_set1_epi16(1)); }
@@ -82,9 +46,6 @@ void store_digits32(float* y, __m256 table, __m256i v) {
 }
 
 // ---- TQ1_0 -----------------------------------------------------------------------------
-
-// Byte-wise x 3 (mod 256).
-__m256i times3(__m256i q) { return _mm256_add_epi8(q, _mm256_add_epi8(q, q)); }
 
 // The digits are read from bytes kept biased by 128 (q ^ 0x80, signed): multiplying by an
 // odd power of 3 keeps the bias (3^k x 128 = 128 mod 256), and signed compares need it.
@@ -107,15 +68,9 @@ __m256i top_digit(__m256i biased_q) {
     out[5] = top_digit(p);
     p = times3(times3(p));  // digits 2 and 3
     out[6] = top_digit(p);
-    // Digit 4 of those 16 bytes, then qh's 4 bytes x 4 digits (byte m's digit k at 4k + m):
-    // qh repeated 4 times, each repeat multiplied by 3^k with 16-bit multiplies of the even
-    // and odd bytes apart.
-    const __m128i h = _mm_set1_epi32(static_cast<int>(load_u32(b.qh) ^ 0x80808080u));
-    const __m128i pow3 = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
-    const __m128i even = _mm_and_si128(_mm_mullo_epi16(h, pow3), _mm_set1_epi16(0x00ff));
-    const __m128i odd = _mm_mullo_epi16(_mm_and_si128(h, _mm_set1_epi16(static_cast<short>(0xff00))), pow3);
+    // Digit 4 of those 16 bytes, then qh's 4 bytes x 4 digits (byte m's digit k at 4k + m).
     const __m128i c81 = _mm256_extracti128_si256(times3(times3(p)), 0);
-    out[7] = top_digit(_mm256_set_m128i(_mm_or_si128(even, odd), c81));
+    out[7] = top_digit(_mm256_set_m128i(tq1_qh_powers(load_u32(b.qh) ^ 0x80808080u), c81));
 }
 
 void dequantize_tq1_0(const uint8_t* src, float* y, int64_t n_blocks) {
@@ -139,22 +94,7 @@ void dequantize_tq1_0(const uint8_t* src, float* y, int64_t n_blocks) {
     // sum (digit - 1) x: the activations' own sum from the block sums.
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
     const __m256i sum = _mm256_sub_epi32(widen_sum(sum16), widen_sum(bsums));
-    float dx;
-    std::memcpy(&dx, a.d, 4);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(half_to_float(b.d) * dx), acc);
-}
-
-float dot_tq1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* b = reinterpret_cast<const BlockTQ1_0*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 2 <= n_blocks; i += 2, b += 2, a += 2) {
-        acc[0] = tq1_block(b[0], a[0], acc[0]);
-        acc[1] = tq1_block(b[1], a[1], acc[1]);
-    }
-    if (i < n_blocks) acc[0] = tq1_block(*b, *a, acc[0]);
-    return hsum(_mm256_add_ps(acc[0], acc[1]));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(q8_k_scale(b, a)), acc);
 }
 
 // ---- TQ2_0 -----------------------------------------------------------------------------
@@ -195,9 +135,7 @@ float dot_tq2_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         }
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
         const __m256i sum = _mm256_sub_epi32(widen_sum(sum16), widen_sum(bsums));
-        float dx;
-        std::memcpy(&dx, a->d, 4);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(half_to_float(b->d) * dx), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(q8_k_scale(*b, *a)), acc);
     }
     return hsum(acc);
 }
@@ -229,15 +167,6 @@ __m256i bits_to_bytes(__m256i bits, int s) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
 }
 
-// The f16 scales of 4 activation blocks as floats.
-__m128 scales4(const BlockQ8_0* a) {
-    __m128i h = _mm_cvtsi32_si128(load_u16(a[0].d));
-    h = _mm_insert_epi16(h, load_u16(a[1].d), 1);
-    h = _mm_insert_epi16(h, load_u16(a[2].d), 2);
-    h = _mm_insert_epi16(h, load_u16(a[3].d), 3);
-    return _mm_cvtph_ps(h);
-}
-
 float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockQ1_0*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
@@ -255,7 +184,7 @@ float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         const __m256i ones16 = _mm256_set1_epi16(1);
         const __m256i s01 = _mm256_madd_epi16(_mm256_hadd_epi16(sums[0], sums[1]), ones16);
         const __m256i s23 = _mm256_madd_epi16(_mm256_hadd_epi16(sums[2], sums[3]), ones16);
-        const __m128 scales = _mm_mul_ps(scales4(a), _mm_set1_ps(-half_to_float(b->d)));
+        const __m128 scales = _mm_mul_ps(f16_fields4_ps<sizeof(BlockQ8_0)>(a->d), _mm_set1_ps(-half_to_float(b->d)));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(s01, s23)), _mm256_set_m128(scales, scales), acc);
     }
     return hsum(acc);
@@ -307,7 +236,7 @@ float dot_q2_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
 
 void add_ternary(detail::Table& t) {
     t.set_dequantize(TypeId::TQ1_0, dequantize_tq1_0);
-    t.set_dot(TypeId::TQ1_0, dot_tq1_0);
+    t.set_dot(TypeId::TQ1_0, dot_tq1_0<__m256, tq1_block>);
     t.set_dequantize(TypeId::TQ2_0, dequantize_tq2_0);
     t.set_dot(TypeId::TQ2_0, dot_tq2_0);
     t.set_dequantize(TypeId::Q1_0, dequantize_q1_0);

@@ -17,10 +17,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "quant/blocks.h"
 #include "table.h"
+#include "ternary_simd.h"
 
 namespace kernels::avx512 {
 
@@ -34,51 +34,8 @@ using quant::BlockQ8_K;
 using quant::BlockTQ1_0;
 using quant::BlockTQ2_0;
 
-uint16_t load_u16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-uint32_t load_u32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-uint64_t load_u64(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-
-// An f16 field as a float through F16C: exact, but a signalling NaN comes out quiet, which
-// is what a product with it gives anyway.
-float half_to_float(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
-
-// The bits quant::half_bits_to_float gives, signalling NaNs kept as they are.
-uint32_t half_to_float_bits(uint16_t h) {
-    const float f = _cvtsh_ss(h);
-    uint32_t bits;
-    std::memcpy(&bits, &f, 4);
-    if ((h & 0x7c00) == 0x7c00 && (h & 0x03ff) != 0)
-        bits = static_cast<uint32_t>(h & 0x8000) << 16 | 0x7f800000u | static_cast<uint32_t>(h & 0x03ff) << 13;
-    return bits;
-}
-
-// Sum of 16 floats in a fixed order.
-float hsum(__m512 v) {
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
 // 16 floats a, then 16 floats b.
 __m512 halves(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
-
-__m512i load_x2(const BlockQ8_0* a) {  // the codes of two activation blocks
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
-}
 
 // (code - 1) for codes 0-3, repeated so that only index bits 0-1 matter.
 __m512 ternary_levels() { return _mm512_setr_ps(-1, 0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2); }
@@ -93,9 +50,9 @@ void store_digits64(float* y, __m512 table, __m512i v) {
 
 // ---- TQ1_0 -----------------------------------------------------------------------------
 
-// Byte-wise x 3 (mod 256).
+// Byte-wise x 3 (mod 256), beside ternary_simd.h's 256-bit one.
+using kernels::times3;
 __m512i times3(__m512i q) { return _mm512_add_epi8(q, _mm512_add_epi8(q, q)); }
-__m256i times3(__m256i q) { return _mm256_add_epi8(q, _mm256_add_epi8(q, q)); }
 
 // The ternary digit ((q x 3) >> 8) of each byte: 0 below 86, 1 below 171, else 2.
 __m512i top_digit(__m512i q) {
@@ -116,12 +73,7 @@ __m512i top_digit(__m512i q) {
     const __m256i c01 = _mm256_inserti128_si256(_mm256_castsi128_si256(c), _mm_add_epi8(c, _mm_add_epi8(c, c)), 1);  // c, 3c
     const __m256i c23 = times3(times3(c01));                                                                          // 9c, 27c
     const __m256i c4 = times3(c23);                                                                                    // (27c), 81c
-    // qh repeated 4 times, repeat k multiplied by 3^k: 16-bit multiplies of even and odd bytes apart.
-    const __m128i h = _mm_set1_epi32(static_cast<int>(load_u32(b.qh)));
-    const __m128i pow3 = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
-    const __m128i even = _mm_and_si128(_mm_mullo_epi16(h, pow3), _mm_set1_epi16(0x00ff));
-    const __m128i odd = _mm_mullo_epi16(_mm_and_si128(h, _mm_set1_epi16(static_cast<short>(0xff00))), pow3);
-    const __m256i c4h = _mm256_inserti128_si256(c4, _mm_or_si128(even, odd), 0);  // 81c at the top: swap the lanes
+    const __m256i c4h = _mm256_inserti128_si256(c4, tq1_qh_powers(load_u32(b.qh)), 0);  // 81c at the top: swap the lanes
     out[0] = top_digit(p01);
     out[1] = top_digit(p23);
     out[2] = top_digit(_mm512_inserti64x4(_mm512_castsi256_si512(times3(_mm512_extracti64x4_epi64(p23, 1))), c01, 1));
@@ -145,22 +97,7 @@ void dequantize_tq1_0(const uint8_t* src, float* y, int64_t n_blocks) {
     // sum (digit - 1) x: the activations' own sum from the block sums.
     __m512i sum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums))));
     for (int k = 0; k < 4; ++k) sum = _mm512_dpbusd_epi32(sum, digits[k], _mm512_loadu_si512(a.qs + 64 * k));
-    float dx;
-    std::memcpy(&dx, a.d, 4);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(half_to_float(b.d) * dx), acc);
-}
-
-float dot_tq1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
-    const auto* b = reinterpret_cast<const BlockTQ1_0*>(w);
-    const auto* a = reinterpret_cast<const BlockQ8_K*>(x);
-    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 2 <= n_blocks; i += 2, b += 2, a += 2) {
-        acc[0] = tq1_block(b[0], a[0], acc[0]);
-        acc[1] = tq1_block(b[1], a[1], acc[1]);
-    }
-    if (i < n_blocks) acc[0] = tq1_block(*b, *a, acc[0]);
-    return hsum(_mm512_add_ps(acc[0], acc[1]));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(q8_k_scale(b, a)), acc);
 }
 
 // ---- TQ2_0 -----------------------------------------------------------------------------
@@ -196,9 +133,7 @@ float dot_tq2_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
             sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(_mm512_srlv_epi16(q, shift01), three), _mm512_loadu_si512(xs));
             sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(_mm512_srlv_epi16(q, shift23), three), _mm512_loadu_si512(xs + 64));
         }
-        float dx;
-        std::memcpy(&dx, a->d, 4);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(half_to_float(b->d) * dx), acc);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(q8_k_scale(*b, *a)), acc);
     }
     return hsum(acc);
 }
@@ -215,15 +150,6 @@ void dequantize_q1_0(const uint8_t* src, float* y, int64_t n_blocks) {
     }
 }
 
-// The f16 scales of 4 activation blocks as floats.
-__m128 scales4(const BlockQ8_0* a) {
-    __m128i h = _mm_cvtsi32_si128(load_u16(a[0].d));
-    h = _mm_insert_epi16(h, load_u16(a[1].d), 1);
-    h = _mm_insert_epi16(h, load_u16(a[2].d), 2);
-    h = _mm_insert_epi16(h, load_u16(a[3].d), 3);
-    return _mm_cvtph_ps(h);
-}
-
 float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const auto* b = reinterpret_cast<const BlockQ1_0*>(w);
     const auto* a = reinterpret_cast<const BlockQ8_0*>(x);
@@ -232,9 +158,9 @@ float dot_q1_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
     const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(2));
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t i = 0; i < n_blocks; ++i, ++b, a += 4) {
-        const __m512 scales = _mm512_castps128_ps512(_mm_mul_ps(scales4(a), _mm_set1_ps(half_to_float(b->d))));
+        const __m512 scales = _mm512_castps128_ps512(_mm_mul_ps(f16_fields4_ps<sizeof(BlockQ8_0)>(a->d), _mm_set1_ps(half_to_float(b->d))));
         for (int p = 0; p < 2; ++p) {  // 64 values: two activation blocks
-            const __m512i xs = load_x2(a + 2 * p);
+            const __m512i xs = load_2x32(a[2 * p].qs, a[2 * p + 1].qs);
             const auto clear = static_cast<__mmask64>(~load_u64(b->qs + 8 * p));  // -x where the bit is clear
             const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_mask_sub_epi8(xs, clear, _mm512_setzero_si512(), xs));
             acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_permutexvar_ps(p ? second : first, scales), acc[p]);
@@ -273,7 +199,7 @@ float dot_q2_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
         const __m512i q = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs)));
         const __m512i field = _mm512_and_si512(_mm512_shuffle_epi8(q, index), fields);
         const __m512i nibble = _mm512_and_si512(_mm512_or_si512(field, _mm512_srli_epi16(field, 4)), low4);
-        const __m512i xs = load_x2(a);
+        const __m512i xs = load_2x32(a[0].qs, a[1].qs);
         const __mmask64 zero_code = _mm512_testn_epi8_mask(nibble, nibble);
         const __m512i signed_x = _mm512_mask_sub_epi8(xs, zero_code, _mm512_setzero_si512(), xs);
         const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_shuffle_epi8(magnitude, nibble), signed_x);
@@ -287,7 +213,7 @@ float dot_q2_0(const uint8_t* w, const uint8_t* x, int64_t n_blocks) {
 
 void add_ternary(detail::Table& t) {
     t.set_dequantize(TypeId::TQ1_0, dequantize_tq1_0);
-    t.set_dot(TypeId::TQ1_0, dot_tq1_0);
+    t.set_dot(TypeId::TQ1_0, dot_tq1_0<__m512, tq1_block>);
     t.set_dequantize(TypeId::TQ2_0, dequantize_tq2_0);
     t.set_dot(TypeId::TQ2_0, dot_tq2_0);
     t.set_dequantize(TypeId::Q1_0, dequantize_q1_0);
