@@ -91,9 +91,6 @@ inline uint64_t iq4_xs_scales(const quant::BlockIQ4_XS& b) {
     return out;
 }
 
-// The 16 IQ4 levels (quant::iq4_level).
-constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
 // Q4_K and Q5_K: the minimums' share of a block, min_j x (activation sums of sub-block j's
 // two 16s), as 8 i32 lanes.
 inline __m256i k4_min_sums(uint64_t mins, const quant::BlockQ8_K& a) {

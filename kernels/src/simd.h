@@ -61,6 +61,9 @@ inline float hsum(__m256 v) {
 inline float hsum(__m512 v) { return hsum(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))); }
 #endif
 
+// The 16 IQ4_NL / IQ4_XS levels (quant::iq4_level) as signed bytes.
+constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
 // Four groups of 7 sign bits (bits 0-6, 7-13, 14-20, 21-27) to four sign bytes, each
 // completed by even parity in its bit 7 (quant::signs_from7). Bit 0 of each byte of p ends
 // up the parity of that byte: the shifts only ever bring in bits of the same byte.
