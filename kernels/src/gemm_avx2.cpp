@@ -46,15 +46,7 @@ void block2x4(const float* a, int64_t k, const float* x, float* y, int64_t y_str
 }
 
 void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        int64_t r = 0;
-        for (; r + 2 <= rows; r += 2) block2x4(a + r * k, k, x + j * k, y + j * y_stride + r, y_stride);
-        for (; r < rows; ++r)
-            for (int64_t c = j; c < j + 4; ++c) y[c * y_stride + r] += one(a + r * k, x + c * k, k);
-    }
-    for (; j < n; ++j)
-        for (int64_t r = 0; r < rows; ++r) y[j * y_stride + r] += one(a + r * k, x + j * k, k);
+    panel_product<2, 4>(a, rows, k, x, n, y, y_stride, block2x4, one);
 }
 
 }  // namespace

@@ -50,15 +50,7 @@ void block4x4(const float* a, int64_t k, const float* x, float* y, int64_t y_str
 }
 
 void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        int64_t r = 0;
-        for (; r + 4 <= rows; r += 4) block4x4(a + r * k, k, x + j * k, y + j * y_stride + r, y_stride);
-        for (; r < rows; ++r)
-            for (int64_t c = j; c < j + 4; ++c) y[c * y_stride + r] += one(a + r * k, x + c * k, k);
-    }
-    for (; j < n; ++j)
-        for (int64_t r = 0; r < rows; ++r) y[j * y_stride + r] += one(a + r * k, x + j * k, k);
+    panel_product<4, 4>(a, rows, k, x, n, y, y_stride, block4x4, one);
 }
 
 }  // namespace
