@@ -103,31 +103,38 @@ std::vector<uint8_t> sample(TypeId type, int64_t n) {
     return out;
 }
 
-// GB/s of `bytes` moved in `seconds`.
-double gbps(uint64_t bytes, double seconds) { return static_cast<double>(bytes) / seconds / 1e9; }
-double gbps(int64_t bytes, double seconds) { return gbps(static_cast<uint64_t>(bytes), seconds); }
-
-// Seconds per call of f: the median of `runs` timings, each of enough repetitions to last
-// a millisecond or more.
-template <class F> double seconds_per_call(int runs, F&& f) {
-    using clock = std::chrono::steady_clock;
-    f();  // warm the caches and the tables
+// One figure to measure: a call, and what it moves.
+struct Case {
+    Record record;  // the figures are filled in from the timings
+    std::function<void()> call;
+    double bytes_in = 0, bytes_out = 0, values = 0;  // per call
     int reps = 1;
-    for (;;) {
+    std::vector<double> seconds;  // per call, one per round
+};
+
+// Each case's repetitions are set to last a millisecond or more; then `runs` rounds time
+// every case once, interleaved, so that a busy machine's slow phases touch all cases alike
+// (the paths compared, and memcpy); each figure is the median of its rounds.
+void time_cases(std::vector<Case>& cases, int runs) {
+    using clock = std::chrono::steady_clock;
+    auto time = [](Case& c) {
         const auto a = clock::now();
-        for (int i = 0; i < reps; ++i) f();
-        const double s = std::chrono::duration<double>(clock::now() - a).count();
-        if (s > 1e-3 || reps >= (1 << 20)) break;
-        reps *= 4;
+        for (int i = 0; i < c.reps; ++i) c.call();
+        return std::chrono::duration<double>(clock::now() - a).count();
+    };
+    for (Case& c : cases) {
+        c.call();  // warm the caches and the tables
+        while (time(c) < 1e-3 && c.reps < (1 << 20)) c.reps *= 4;
     }
-    std::vector<double> t;
-    for (int r = 0; r < runs; ++r) {
-        const auto a = clock::now();
-        for (int i = 0; i < reps; ++i) f();
-        t.push_back(std::chrono::duration<double>(clock::now() - a).count() / reps);
+    for (int r = 0; r < runs; ++r)
+        for (Case& c : cases) c.seconds.push_back(time(c) / c.reps);
+    for (Case& c : cases) {
+        std::sort(c.seconds.begin(), c.seconds.end());
+        const double s = c.seconds[c.seconds.size() / 2];
+        c.record.gbps_in = c.bytes_in / s / 1e9;
+        c.record.gbps_out = c.bytes_out / s / 1e9;
+        c.record.ns_per_value = s * 1e9 / c.values;
     }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
 }
 
 // Splits [0, n_blocks) over `threads` threads (the calling one among them).
@@ -136,86 +143,113 @@ template <class F> void on_threads(int64_t n_blocks, int threads, F&& f) {
     quant::for_each_row_range(n_blocks, threads, f);
 }
 
-double memcpy_gbps(int64_t bytes, int threads, int runs) {
-    std::vector<uint8_t> a(static_cast<size_t>(bytes), 1), b(static_cast<size_t>(bytes));
-    const int64_t lines = bytes / 64;
-    const double s = seconds_per_call(runs, [&] {
+double to_double(uint64_t v) { return static_cast<double>(v); }
+double to_double(int64_t v) { return static_cast<double>(v); }
+
+// memcpy of `bytes` on the same threads: the yardstick.
+Case memcpy_case(int64_t bytes, int threads) {
+    auto a = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(bytes), uint8_t{1});
+    auto b = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(bytes));
+    Case c;
+    c.call = [a, b, threads, lines = bytes / 64] {
         on_threads(lines, threads, [&](int64_t begin, int64_t end) {
-            std::memcpy(b.data() + begin * 64, a.data() + begin * 64, static_cast<size_t>((end - begin) * 64));
+            std::memcpy(b->data() + begin * 64, a->data() + begin * 64, static_cast<size_t>((end - begin) * 64));
         });
-    });
-    return gbps(bytes, s);
+    };
+    c.bytes_in = c.bytes_out = to_double(bytes);
+    c.values = to_double(bytes / 4);
+    return c;
 }
 
 // A matrix tile y += W x: 64 rows of 4096 weights, 8 activation vectors (a small batch),
 // by each of the two internal forms; the rows split over the threads.
-void measure_tiles(const BenchOptions& o, TypeId type, kernels::Isa isa, double copy_gbps, std::vector<Record>& out) {
+void add_tile_cases(const BenchOptions& o, TypeId type, kernels::Isa isa, std::vector<Case>& cases) {
     constexpr int64_t m = 64, k = 4096, n = 8;
-    const std::vector<uint8_t> w = sample(type, m * k);
+    auto w = std::make_shared<const std::vector<uint8_t>>(sample(type, m * k));
     const auto stride = static_cast<int64_t>(quant::row_bytes(type, k));
     std::mt19937 rng(3);
     std::normal_distribution<float> gauss(0, 1);
-    std::vector<float> x(static_cast<size_t>(k * n));
-    for (float& v : x) v = gauss(rng);
+    auto x = std::make_shared<std::vector<float>>(static_cast<size_t>(k * n));
+    for (float& v : *x) v = gauss(rng);
     for (auto [method, name] : {std::pair{kernels::MatmulMethod::QuantizedActivations, "tile-q8"},
                                 std::pair{kernels::MatmulMethod::DequantizedPanel, "tile-f32"}}) {
-        const double s = seconds_per_call(o.runs, [&] {
-            on_threads(m, o.threads, [&](int64_t begin, int64_t end) {
+        Case c;
+        c.record = {std::string(type_info(type).name), std::string(kernels::isa_name(isa)), name, o.threads, 0, 0, 0, 0};
+        c.call = [w, x, type, isa, method, stride, threads = o.threads] {
+            on_threads(m, threads, [&](int64_t begin, int64_t end) {
                 std::vector<float> y(static_cast<size_t>((end - begin) * n));
-                kernels::matmul(type, w.data() + begin * stride, stride, end - begin, k, x.data(), n, y.data(), method, isa);
+                kernels::matmul(type, w->data() + begin * stride, stride, end - begin, k, x->data(), n, y.data(), method, isa);
             });
-        });
-        out.push_back({std::string(type_info(type).name), std::string(kernels::isa_name(isa)), name, o.threads, gbps(w.size(), s),
-                       gbps(x.size() * 4, s), s * 1e9 / static_cast<double>(m * k * n), copy_gbps});
+        };
+        c.bytes_in = to_double(w->size());
+        c.bytes_out = to_double(x->size() * 4);
+        c.values = to_double(m * k * n);
+        cases.push_back(std::move(c));
     }
 }
 
+// Per type, every path and operation and a memcpy, timed interleaved.
 std::vector<Record> measure(const BenchOptions& o, const std::vector<TypeId>& types, const std::vector<kernels::Isa>& isas, bool dequant,
-                            bool dot, bool tiles, double copy_gbps) {
+                            bool dot, bool tiles) {
     std::vector<Record> out;
     const int64_t n = o.values;
-    std::vector<float> values(static_cast<size_t>(n));
+    auto values = std::make_shared<std::vector<float>>(static_cast<size_t>(n));
     std::mt19937 rng(7);
     std::normal_distribution<float> gauss(0, 1);
     std::vector<float> x(static_cast<size_t>(n));
     for (float& v : x) v = gauss(rng);
     for (TypeId type : types) {
         const TypeInfo& info = type_info(type);
-        const std::vector<uint8_t> data = sample(type, n);
+        auto data = std::make_shared<const std::vector<uint8_t>>(sample(type, n));
         const int64_t blocks = n / info.block_size;
+        std::vector<Case> cases;
+        cases.push_back(memcpy_case(n * 4, o.threads));
         for (kernels::Isa isa : isas) {
             const std::string isa_name(kernels::isa_name(isa));
             if (dequant) {
-                const double s = seconds_per_call(o.runs, [&] {
-                    on_threads(blocks, o.threads, [&](int64_t begin, int64_t end) {
-                        kernels::dequantize(type, std::span(data).subspan(begin * info.type_size, (end - begin) * info.type_size),
-                                            std::span(values).subspan(begin * info.block_size, (end - begin) * info.block_size), isa);
+                Case c;
+                c.record = {std::string(info.name), isa_name, "dequant", o.threads, 0, 0, 0, 0};
+                c.call = [data, values, type, isa, blocks, threads = o.threads, info] {
+                    on_threads(blocks, threads, [&](int64_t begin, int64_t end) {
+                        kernels::dequantize(type, std::span(*data).subspan(begin * info.type_size, (end - begin) * info.type_size),
+                                            std::span(*values).subspan(begin * info.block_size, (end - begin) * info.block_size), isa);
                     });
-                });
-                out.push_back({std::string(info.name), isa_name, "dequant", o.threads, gbps(data.size(), s), gbps(n * 4, s),
-                               s * 1e9 / static_cast<double>(n), copy_gbps});
+                };
+                c.bytes_in = to_double(data->size());
+                c.bytes_out = to_double(n * 4);
+                c.values = to_double(n);
+                cases.push_back(std::move(c));
             }
             if (dot) {
-                const kernels::Activations xq(type, x, isa);
-                volatile float sink = 0;
                 // The whole sample in one call, as ggml's figures were taken; with threads, one
                 // row per thread.
                 const int64_t rows = o.threads, row = n / rows;
                 const uint64_t row_bytes = quant::row_bytes(type, row);
-                std::vector<kernels::Activations> xs;
-                for (int64_t r = 0; r < rows; ++r) xs.emplace_back(type, std::span(x).subspan(r * row, row), isa);
-                const double s = seconds_per_call(o.runs, [&] {
-                    on_threads(rows, o.threads, [&](int64_t begin, int64_t end) {
+                auto xs = std::make_shared<std::vector<kernels::Activations>>();
+                for (int64_t r = 0; r < rows; ++r) xs->emplace_back(type, std::span(x).subspan(r * row, row), isa);
+                Case c;
+                c.record = {std::string(info.name), isa_name, "dot", o.threads, 0, 0, 0, 0};
+                c.call = [data, xs, type, isa, rows, row_bytes, threads = o.threads] {
+                    static volatile float sink = 0;
+                    on_threads(rows, threads, [&](int64_t begin, int64_t end) {
                         float acc = 0;
                         for (int64_t r = begin; r < end; ++r)
-                            acc += kernels::dot(type, std::span(data).subspan(r * row_bytes, row_bytes), xs[static_cast<size_t>(r)], isa);
+                            acc += kernels::dot(type, std::span(*data).subspan(r * row_bytes, row_bytes), (*xs)[static_cast<size_t>(r)], isa);
                         sink = sink + acc;
                     });
-                });
-                out.push_back({std::string(info.name), isa_name, "dot", o.threads, gbps(data.size(), s), gbps(xq.bytes().size(), s),
-                               s * 1e9 / static_cast<double>(n), copy_gbps});
+                };
+                c.bytes_in = to_double(data->size());
+                c.bytes_out = to_double(quant::row_bytes(kernels::activation_type(type), n));
+                c.values = to_double(n);
+                cases.push_back(std::move(c));
             }
-            if (tiles) measure_tiles(o, type, isa, copy_gbps, out);
+            if (tiles) add_tile_cases(o, type, isa, cases);
+        }
+        time_cases(cases, o.runs);
+        const double copy = cases.front().record.gbps_out;
+        for (size_t i = 1; i < cases.size(); ++i) {
+            cases[i].record.memcpy_gbps = copy;
+            out.push_back(cases[i].record);
         }
     }
     return out;
@@ -265,22 +299,23 @@ void print_json(const std::vector<Record>& records) {
     fmt::print("{}\n", j.str());
 }
 
-void print_text(const BenchOptions& o, const std::vector<Record>& records, double copy_gbps) {
+void print_text(const BenchOptions& o, const std::vector<Record>& records) {
     fmt::print("{} values per call ({:.0f} KiB of f32), {} thread{}, median of {} runs; paths: ", o.values, static_cast<double>(o.values) / 256, o.threads,
                o.threads == 1 ? "" : "s", o.runs);
     std::string paths;
     for (kernels::Isa isa : kernels::available_isas()) paths += std::string(kernels::isa_name(isa)) + " ";
     fmt::print("{}(active: {})\n", paths, kernels::isa_name(kernels::active_isa()));
-    fmt::print("memcpy of {:.0f} KiB: {:.1f} GB/s\n\n", static_cast<double>(o.values) / 256, copy_gbps);
-    fmt::print("{:<8} {:<7} {:<8} {:>9} {:>9} {:>8} {:>9} {:>8}\n", "type", "isa", "op", "GB/s in", "GB/s out", "% copy", "ns/value",
-               "x scalar");
+    fmt::print("Each type's figures are timed in interleaved rounds with a memcpy of {:.0f} KiB (its GB/s in the last column).\n\n",
+               static_cast<double>(o.values) / 256);
+    fmt::print("{:<8} {:<7} {:<8} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8}\n", "type", "isa", "op", "GB/s in", "GB/s out", "% copy", "ns/value",
+               "x scalar", "memcpy");
     for (const Record& r : records) {
         std::string vs_scalar = "";
         for (const Record& s : records)
             if (s.type == r.type && s.op == r.op && s.isa == "scalar" && r.isa != "scalar") vs_scalar = fmt::format("{:.1f}", r.gbps_in / s.gbps_in);
         const std::string share = r.op.starts_with("dequant") ? fmt::format("{:.0f}%", 100 * r.gbps_out / r.memcpy_gbps) : "";
-        fmt::print("{:<8} {:<7} {:<8} {:>9.2f} {:>9.2f} {:>8} {:>9.3f} {:>8}\n", r.type, r.isa, r.op, r.gbps_in, r.gbps_out, share,
-                   r.ns_per_value, vs_scalar);
+        fmt::print("{:<8} {:<7} {:<8} {:>9.2f} {:>9.2f} {:>8} {:>9.3f} {:>8} {:>8.1f}\n", r.type, r.isa, r.op, r.gbps_in, r.gbps_out, share,
+                   r.ns_per_value, vs_scalar, r.memcpy_gbps);
     }
     fmt::print("\nGB/s in: quantized bytes read (for dot and tiles, the weights); GB/s out: f32 written (dot: the activations read "
                "in their 8/16-bit form; tiles: the f32 activations); % copy: f32 output against memcpy; ns/value: per weight (tiles: "
@@ -338,16 +373,15 @@ int run_bench(const BenchOptions& o) {
         else throw CLI::ValidationError("--ops", fmt::format("'{}' is not an operation (dequant, dot, tile)", op));
     }
     if (o.values % (int64_t{256} * o.threads) != 0)
-            throw CLI::ValidationError("--values", fmt::format("{} is not a multiple of 256 x {} threads (whole blocks of every type on every "
-                                                               "thread)", o.values, o.threads));
-    const double copy = memcpy_gbps(o.values * 4, o.threads, o.runs);
-    std::vector<Record> records = measure(o, types, isas, dequant, dot, tiles, copy);
+        throw CLI::ValidationError("--values", fmt::format("{} is not a multiple of 256 x {} threads (whole blocks of every type on every "
+                                                           "thread)", o.values, o.threads));
+    std::vector<Record> records = measure(o, types, isas, dequant, dot, tiles);
     if (o.gpu) {
         const std::vector<Record> gpu = measure_gpu(o, types);
         records.insert(records.end(), gpu.begin(), gpu.end());
     }
     if (o.json) print_json(records);
-    else print_text(o, records, copy);
+    else print_text(o, records);
     return 0;
 }
 
