@@ -45,7 +45,10 @@ std::vector<std::vector<infer::TokenId>> read_outputs(const std::filesystem::pat
 
 std::string ids_text(const std::vector<infer::TokenId>& ids) {
     std::string s;
-    for (auto id : ids) s += " " + std::to_string(id);
+    for (auto id : ids) {
+        s += ' ';
+        s += std::to_string(id);
+    }
     return s;
 }
 

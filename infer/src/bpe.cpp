@@ -10,6 +10,8 @@
 #include <array>
 #include <queue>
 #include <stdexcept>
+#include <string>
+#include <unordered_map>
 
 #include "unicode.h"
 #include "vocab.h"
@@ -266,12 +268,26 @@ void encode_bpe(const Tokenizer::Impl& v, std::string_view text, std::vector<Tok
         regex::split(p.re, view_for(p.text), lengths, next);
         lengths.swap(next);
     }
+    // Texts repeat their words: each distinct word is merged once per call.
+    std::unordered_map<std::u32string, std::pair<size_t, size_t>> seen_words;  // word -> [first, count) of `out`
     std::string word;
     std::vector<Symbol> symbols;
     size_t start = 0;
     for (const size_t len : lengths) {
-        encode_word(v, std::span<const uint32_t>(cps).subspan(start, len), word, symbols, out);
+        const auto cp_word = std::span<const uint32_t>(cps).subspan(start, len);
         start += len;
+        std::u32string key(cp_word.begin(), cp_word.end());
+        if (const auto it = seen_words.find(key); it != seen_words.end()) {
+            const auto [first, count] = it->second;
+            for (size_t i = 0; i < count; ++i) {
+                const TokenId id = out[first + i];
+                out.push_back(id);
+            }
+            continue;
+        }
+        const size_t first = out.size();
+        encode_word(v, cp_word, word, symbols, out);
+        seen_words.emplace(std::move(key), std::pair<size_t, size_t>{first, out.size() - first});
     }
 }
 

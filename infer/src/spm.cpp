@@ -53,6 +53,7 @@ void encode_spm(const Tokenizer::Impl& v, std::string_view text, bool first, std
     auto consider = [&](int32_t left, int32_t right) {
         if (left < 0 || right < 0) return;
         const uint32_t length = pieces[left].length + pieces[right].length;
+        if (length > v.max_token_bytes) return;  // no token is that long
         const auto id = v.find(std::string_view(s).substr(pieces[left].start, length));
         if (!id) return;
         queue.push({v.scores[*id], left, right, length});
