@@ -244,7 +244,7 @@ std::optional<uint8_t> char_byte(uint32_t cp) {
     return static_cast<uint8_t>(alphabet().bytes[cp]);
 }
 
-void encode_bpe(const Tokenizer::Impl& v, std::string_view text, std::vector<TokenId>& out) {
+void encode_bpe(const Tokenizer::Impl& v, std::string_view text, WordCache& seen_words, std::vector<TokenId>& out) {
     const std::vector<uint32_t> cps = unicode::decode(text);
     // The text each kind of pattern sees (PatternText); same length, so pieces line up.
     std::vector<uint32_t> seen[3];
@@ -268,8 +268,7 @@ void encode_bpe(const Tokenizer::Impl& v, std::string_view text, std::vector<Tok
         regex::split(p.re, view_for(p.text), lengths, next);
         lengths.swap(next);
     }
-    // Texts repeat their words: each distinct word is merged once per call.
-    std::unordered_map<std::u32string, std::pair<size_t, size_t>> seen_words;  // word -> [first, count) of `out`
+    // Texts repeat their words: each distinct word is merged once per encode() call.
     std::string word;
     std::vector<Symbol> symbols;
     size_t start = 0;

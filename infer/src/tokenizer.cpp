@@ -264,6 +264,7 @@ void Tokenizer::encode(std::string_view text, bool add_special, bool parse_speci
         }
     }
     bool first = true;
+    WordCache words;
     for (const Fragment& f : fragments) {
         if (f.token >= 0) {
             out.push_back(f.token);
@@ -273,7 +274,7 @@ void Tokenizer::encode(std::string_view text, bool add_special, bool parse_speci
         const std::string_view part = text.substr(f.offset, f.length);
         switch (v.kind) {
         case TokenizerKind::SentencePiece: encode_spm(v, part, first, out); break;
-        case TokenizerKind::BytePairEncoding: encode_bpe(v, part, out); break;
+        case TokenizerKind::BytePairEncoding: encode_bpe(v, part, words, out); break;
         case TokenizerKind::WordPiece: encode_wordpiece(v, part, out); break;
         }
         first = false;
@@ -323,7 +324,11 @@ std::string Tokenizer::token_to_text(TokenId id, bool special) const {
         }
         return out;
     case TokenizerKind::WordPiece:
-        if (s.starts_with(kSpace)) return " " + std::string(s.substr(kSpace.size()));
+        if (s.starts_with(kSpace)) {
+            out = ' ';
+            out += s.substr(kSpace.size());
+            return out;
+        }
         return std::string(s);
     }
     return out;

@@ -80,7 +80,9 @@ struct Tokenizer::Impl {
 // The algorithms: each appends the tokens of one stretch of text without special tokens.
 // `first`: the stretch starts the text or follows a special token.
 void encode_spm(const Tokenizer::Impl& v, std::string_view text, bool first, std::vector<TokenId>& out);
-void encode_bpe(const Tokenizer::Impl& v, std::string_view text, std::vector<TokenId>& out);
+// BPE's words already merged in this encode() call: word -> [first, first + count) of `out`.
+using WordCache = std::unordered_map<std::u32string, std::pair<size_t, size_t>>;
+void encode_bpe(const Tokenizer::Impl& v, std::string_view text, WordCache& cache, std::vector<TokenId>& out);
 void encode_wordpiece(const Tokenizer::Impl& v, std::string_view text, std::vector<TokenId>& out);
 
 // BPE set-up (bpe.cpp): the pre-tokenizer named `pre` (false: unknown name), and the merges.
