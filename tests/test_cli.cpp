@@ -738,3 +738,68 @@ TEST_CASE("bench refuses unknown types and paths, and GGUFKIT_ISA names a path o
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("active: scalar") != std::string::npos);
 }
+
+TEST_CASE("tokenize prints ids and pieces with the model's own vocabulary, --ids as llama-tokenize does") {
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("tokenize " + demo + " 'w0 w1' --ids");
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out == "[1, 311, 312]\n");  // "▁w0" is token 311 of the demo vocabulary
+    r = run_gguf("tokenize " + demo + " 'w0 w1' --no-bos --ids");
+    CHECK(r.out == "[311, 312]\n");
+    r = run_gguf("tokenize " + demo + " -p 'w0'");
+    CHECK(r.out == "     1 -> '<s>'\n   311 -> ' w0'\n");
+    // Control tokens in the text are tokens by default (llama-tokenize's default), text with
+    // --no-parse-special; after a special token the text starts with a space again.
+    r = run_gguf("tokenize " + demo + " '<s>w1' --no-bos --ids");
+    CHECK(r.out == "[1, 312]\n");
+    r = run_gguf("tokenize " + demo + " '<s>w1' --no-bos --ids --no-parse-special");
+    CHECK(r.out.find("[1,") == std::string::npos);
+    // Escapes in the text argument: \n is the byte 0x0A, whose token is <0x0A> (id 3 + 10);
+    // then "w" (307) and "1" (<0x31>, 52), no space in front.
+    r = run_gguf("tokenize " + demo + " 'w0\\nw1' --no-bos --ids");
+    CHECK(r.out == "[311, 13, 307, 52]\n");
+    r = run_gguf("tokenize " + demo + " 'w0' --show-count");
+    CHECK(r.out.ends_with("Total number of tokens: 2\n"));
+}
+
+TEST_CASE("tokenize -f FILE and --json") {
+    test::TempDir dir;
+    {
+        std::ofstream(dir / "text.txt", std::ios::binary) << "w2 w3\nw4";
+    }
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("tokenize " + demo + " -f " + shell_quote((dir / "text.txt").string()) + " --ids");
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out == "[1, 313, 314, 13, 307, 55]\n");
+    simdjson::dom::parser p;
+    r = run_gguf("tokenize " + demo + " 'w0' --json");
+    REQUIRE(r.exit_code == 0);
+    auto j = parse_json(p, r.out);
+    CHECK(std::string_view(j["model"]) == "llama");
+    CHECK(int64_t(j["count"]) == 2);
+    CHECK(int64_t(j["vocabulary"]) == 320);
+    CHECK(int64_t(j["tokens"].at(1)["id"]) == 311);
+    CHECK(std::string_view(j["tokens"].at(1)["piece"]) == "\xe2\x96\x81w0");
+    CHECK(std::string_view(j["tokens"].at(1)["text"]) == " w0");
+    r = run_gguf("tokenize " + demo + " 'w0' --json --ids");
+    j = parse_json(p, r.out);
+    CHECK(int64_t(j["ids"].at(0)) == 1);
+}
+
+TEST_CASE("tokenize: bad usage and bad vocabularies exit 2 with the reason") {
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("tokenize " + demo);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("exactly one") != std::string::npos);
+    r = run_gguf("tokenize " + demo + " text -f other.txt");
+    CHECK(r.exit_code == 2);
+    r = run_gguf("tokenize " + fx()("faults/token-id-outside-vocabulary.gguf") + " w0");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("tokenizer.ggml.eos_token_id") != std::string::npos);
+    r = run_gguf("tokenize " + fx()("all-value-types.gguf") + " w0");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("tokenizer.ggml.model: missing") != std::string::npos);
+    r = run_gguf("tokenize --help");
+    CHECK(r.exit_code == 0);
+    for (const char* opt : {"--ids", "--json", "--no-bos", "--no-parse-special", "-f,--file", "--stdin"}) CHECK(r.out.find(opt) != std::string::npos);
+}

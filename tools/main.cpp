@@ -15,6 +15,7 @@
 #include "imatrix.h"
 #include "inspect.h"
 #include "requant.h"
+#include "tokenize.h"
 
 namespace {
 
@@ -95,6 +96,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_requant(app, run);
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
+    gguf::tools::add_tokenize(app, run);
 
     // gguf help [COMMAND [SUBCOMMAND]]: the same as --help on that command.
     std::vector<char*> args(argv, argv + argc);

@@ -2,6 +2,7 @@
 // dequantizes the tensor, and checks the values came back close. Exit 0 on success.
 #include <gguf/file.h>
 #include <gguf/writer.h>
+#include <infer/tokenizer.h>
 #include <kernels/kernels.h>
 #include <quant/quant.h>
 #ifdef CONSUMER_CUDA
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
 
     gguf::Writer w;
     w.set("general.architecture", gguf::OwnedValue::string("llama"));
+    w.set("tokenizer.ggml.model", gguf::OwnedValue::string("llama"));
+    w.set("tokenizer.ggml.tokens", gguf::OwnedValue::strings({"<unk>", "<s>", "</s>", "\xE2\x96\x81h", "i", "\xE2\x96\x81hi"}));
     w.add_tensor("t", gguf::TypeId::Q4_K, {static_cast<uint64_t>(n)}, std::span<const uint8_t>(bytes));
     w.write(path);
 
@@ -38,6 +41,9 @@ int main(int argc, char** argv) {
     std::vector<float> fast(n);
     kernels::dequantize(t->type, f.tensor_data(*t), fast);
     if (fast != back) return std::puts("kernels::dequantize differs from quant::dequantize"), 1;
+    // The tokenizer from the same file's metadata: BOS, then "▁hi" (merged from "▁h" and "i").
+    const infer::Tokenizer tok = infer::Tokenizer::from_gguf(f);
+    if (tok.encode("hi") != std::vector<infer::TokenId>{1, 5}) return std::puts("infer::Tokenizer gave other ids"), 1;
     double exact = 0;
     for (int64_t i = 0; i < n; ++i) exact += double(back[i]) * values[i];
     const float dot = kernels::dot(t->type, f.tensor_data(*t), kernels::Activations(t->type, values));
