@@ -146,8 +146,10 @@ void Context::rope(float* v, int64_t n, uint32_t heads) const {
 }
 
 // Causal attention of the batch's n queries over the cache (positions 0 ... n_past + i for
-// query i), one (head, query) pair per work item, each summed in the same order whatever
-// the split: scores, softmax in f32, then the weighted sum of values.
+// query i). Work items are (head, block of queries): the block's scores against every key
+// it may see come from one f32 matrix product (kernels::matmul: each score summed in a fixed
+// order, so a query's scores do not depend on the block it is in), then per query a softmax
+// in f32 and the probability-weighted sum of values, in position order.
 void Context::attend(uint32_t layer, int64_t n) {
     const Config& c = model_->config();
     const int64_t hd = c.head_dim, kv_dim = int64_t{c.n_head_kv} * hd, q_dim = int64_t{c.n_head} * hd;
@@ -155,39 +157,40 @@ void Context::attend(uint32_t layer, int64_t n) {
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const float* kc = k_cache_.data() + size_t{layer} * n_ctx_ * kv_dim;
     const float* vc = v_cache_.data() + size_t{layer} * n_ctx_ * kv_dim;
+    constexpr int64_t kBlock = 32;  // queries per work item
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
     quant::RunOptions run;
     run.threads = options_.threads;
     quant::default_executor().run(
-        int64_t{c.n_head} * n,
+        int64_t{c.n_head} * blocks,
         [&](int64_t begin, int64_t end) {
-            std::vector<float>& scores = tls_buffer;
-            scores.resize(n_ctx_);
+            std::vector<float>& buffer = tls_buffer;
             for (int64_t item = begin; item < end; ++item) {
-                const int64_t h = item / n, i = item % n;
-                const int64_t kvh = h / group, len = n_past_ + i + 1;
-                const float* q = q_.data() + i * q_dim + h * hd;
-                float max = -std::numeric_limits<float>::infinity();
-                for (int64_t p = 0; p < len; ++p) {
-                    const float* k = kc + p * kv_dim + kvh * hd;
-                    float s = 0;
-                    for (int64_t d = 0; d < hd; ++d) s += q[d] * k[d];
-                    scores[p] = s * scale;
-                    max = std::max(max, scores[p]);
+                const int64_t h = item / blocks, i0 = item % blocks * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
+                const int64_t kvh = h / group, keys = n_past_ + i1;
+                buffer.assign(static_cast<size_t>(rows * (hd + keys)), 0.0f);
+                float* q = buffer.data();
+                float* scores = q + rows * hd;
+                for (int64_t i = 0; i < rows; ++i) std::copy_n(q_.data() + (i0 + i) * q_dim + h * hd, hd, q + i * hd);
+                kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(kc + kvh * hd), kv_dim * static_cast<int64_t>(sizeof(float)), keys,
+                                hd, q, rows, scores, kernels::MatmulMethod::DequantizedPanel);
+                for (int64_t i = 0; i < rows; ++i) {
+                    float* s = scores + i * keys;
+                    const int64_t len = n_past_ + i0 + i + 1;
+                    float max = -std::numeric_limits<float>::infinity();
+                    for (int64_t p = 0; p < len; ++p) max = std::max(max, s[p] *= scale);
+                    float sum = 0;
+                    for (int64_t p = 0; p < len; ++p) sum += (s[p] = std::exp(s[p] - max));
+                    float* out = att_.data() + (i0 + i) * q_dim + h * hd;
+                    std::fill(out, out + hd, 0.0f);
+                    for (int64_t p = 0; p < len; ++p) {
+                        const float* v = vc + p * kv_dim + kvh * hd;
+                        const float wgt = s[p];
+                        for (int64_t d = 0; d < hd; ++d) out[d] += wgt * v[d];
+                    }
+                    const float inv = 1.0f / sum;
+                    for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
                 }
-                float sum = 0;
-                for (int64_t p = 0; p < len; ++p) {
-                    scores[p] = std::exp(scores[p] - max);
-                    sum += scores[p];
-                }
-                float* out = att_.data() + i * q_dim + h * hd;
-                std::fill(out, out + hd, 0.0f);
-                for (int64_t p = 0; p < len; ++p) {
-                    const float* v = vc + p * kv_dim + kvh * hd;
-                    const float wgt = scores[p];
-                    for (int64_t d = 0; d < hd; ++d) out[d] += wgt * v[d];
-                }
-                const float inv = 1.0f / sum;
-                for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
             }
         },
         run);
