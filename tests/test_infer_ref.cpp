@@ -122,3 +122,32 @@ TEST_CASE("perplexity is the same with 1 and 2 threads") {
         CHECK(one.running_ppl == two.running_ppl);
     }
 }
+
+TEST_CASE("KL divergence against tiny-source-f16 for every mix in ../shared/ref/eval: mean KLD to 2%, same top to 2 points, PPL to 0.5% (ggml activations; f32 printed)") {
+    const gguf::Model base_file = gguf::Model::open(model_path("tiny-source-f16.gguf"));
+    const infer::Model base(base_file);
+    for (const auto& entry : std::filesystem::directory_iterator(eval_dir())) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("kld-tiny-", 0) != 0) continue;
+        const std::string mix = name.substr(9, name.size() - 9 - 4);  // "Q4_K_M" or "Q4_K_M.imatrix"
+        const std::string text = read_text(entry.path());
+        const double their_kld = figure_after(text, "Mean    KLD:"), their_same = figure_after(text, "Same top p:");
+        const double their_ppl = figure_after(text, "Mean PPL(Q)                   :");
+        const gguf::Model file = gguf::Model::open(model_path("tiny-" + mix + ".gguf"));
+        const infer::Model model(file);
+        infer::KldOptions o;
+        o.n_ctx = 128;
+        o.eval = {infer::Arithmetic::Ggml, 0};
+        const infer::KldSummary s = infer::summarize(infer::kl_divergence(base, model, license_tokens(), o).totals);
+        o.eval.arithmetic = infer::Arithmetic::F32;
+        const infer::KldSummary f = infer::summarize(infer::kl_divergence(base, model, license_tokens(), o).totals);
+        std::printf("%-16s mean KLD ggml %.6f f32 %.6f llama.cpp %.6f (ggml %+.2f%%) | same top ggml %.3f%% f32 %.3f%% llama.cpp %.3f%% | "
+                    "PPL ggml %.4f llama.cpp %.4f (%+.3f%%)\n",
+                    mix.c_str(), s.kld.value, f.kld.value, their_kld, 100 * (s.kld.value / their_kld - 1), 100 * s.same_top.value,
+                    100 * f.same_top.value, their_same, s.ppl.value, their_ppl, 100 * (s.ppl.value / their_ppl - 1));
+        CAPTURE(mix);
+        CHECK(relative(s.kld.value, their_kld) < 0.02);
+        CHECK(std::abs(100 * s.same_top.value - their_same) < 2.0);
+        CHECK(relative(s.ppl.value, their_ppl) < 5e-3);
+    }
+}
