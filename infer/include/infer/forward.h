@@ -1,0 +1,88 @@
+// The forward pass: token ids in, next-token logits out, with a KV cache.
+//
+// A Context evaluates a batch of tokens at the positions after those already in its cache
+// (a whole chunk at once for perplexity, one token at a time for generation) and keeps
+// their keys and values. Each matrix product runs through kernels::matmul with the weights
+// in their own types, its output rows split across the executor's threads; every output
+// value is computed in the same order whatever the thread count and batch size, so the
+// results are the same with 1 thread or 16, and the same batched or token by token (within
+// float rounding of the attention sums, which are ordered the same way in both).
+//
+// Nothing is printed; what the pass holds in memory is reported by memory().
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "infer/model.h"
+
+namespace infer {
+
+// How the activations meet the weights.
+enum class Arithmetic : uint8_t {
+    // f32 activations against dequantized weights (kernels' DequantizedPanel), f32 KV cache:
+    // what the weights alone lose.
+    F32,
+    // As llama.cpp's CPU backend computes: each matrix product's input rounded to the weight
+    // type's activation format (8-bit blocks Q8_0 / Q8_K for quantized weights, f16 for F16,
+    // bf16 for BF16; kernels' QuantizedActivations), keys and values stored as f16 (its
+    // default cache type), attention itself in f32. Reproduces llama-perplexity's figures.
+    Ggml,
+};
+std::string_view arithmetic_name(Arithmetic a);  // "f32", "ggml"
+
+struct EvalOptions {
+    Arithmetic arithmetic = Arithmetic::F32;
+    int threads = 0;  // 0: every thread of quant::default_executor()
+};
+
+// Bytes held by the forward pass. Peak resident memory is about their sum.
+struct MemoryFigures {
+    uint64_t mapped_weights = 0;  // the weight bytes read through the mapping (Model::weight_bytes)
+    uint64_t kv_cache = 0;        // keys and values for n_ctx positions, every layer
+    uint64_t activations = 0;     // the largest the per-batch buffers have been
+};
+
+class Context {
+public:
+    // A cache for n_ctx positions. Throws std::invalid_argument for n_ctx 0.
+    Context(const Model& model, uint32_t n_ctx, EvalOptions options = {});
+
+    const Model& model() const { return *model_; }
+    uint32_t n_ctx() const { return n_ctx_; }
+    uint32_t n_past() const { return n_past_; }  // positions in the cache
+    const EvalOptions& options() const { return options_; }
+    void clear() { n_past_ = 0; }                // an empty cache
+
+    // Evaluates `tokens` at positions n_past() ... n_past() + size - 1, adds them to the
+    // cache, and writes the logits of tokens first_logit ... size - 1 into `logits`
+    // ((size - first_logit) x n_vocab floats, token by token). Throws std::out_of_range for a
+    // token id outside the vocabulary or more tokens than the cache has room for, and
+    // std::invalid_argument when `logits` has the wrong size.
+    void eval(std::span<const int32_t> tokens, std::span<float> logits, size_t first_logit = 0);
+
+    MemoryFigures memory() const;
+
+private:
+    void embed(std::span<const int32_t> tokens, float* x);
+    void matmul(const Matrix& w, const float* x, int64_t n, float* y);
+    void attention_block(const Layer& l, uint32_t layer, int64_t n);
+    void ffn_block(const Layer& l, int64_t n);
+    void rope(float* v, int64_t n, uint32_t heads) const;
+    void attend(uint32_t layer, int64_t n);
+    void grow(int64_t n);
+
+    const Model* model_;
+    uint32_t n_ctx_;
+    EvalOptions options_;
+    uint32_t n_past_ = 0;
+    int64_t capacity_ = 0;                 // batch size the buffers hold
+    std::vector<float> k_cache_, v_cache_;  // [layer][position][kv_dim]
+    std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
+    std::vector<float> rope_cos_, rope_sin_;  // [position in batch][n_dims / 2]
+    uint64_t peak_activations_ = 0;
+};
+
+}  // namespace infer

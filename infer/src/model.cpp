@@ -1,0 +1,210 @@
+#include "infer/model.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "gguf/arch.h"
+#include "kernels/kernels.h"
+
+namespace infer {
+
+namespace {
+
+using gguf::Hyper;
+using gguf::TensorRole;
+
+[[noreturn]] void fail(const gguf::Model& m, const std::string& what) {
+    throw std::runtime_error(m.first().path() + ": " + what);
+}
+
+const gguf::KeyValue* find_key(const gguf::Model& m, const std::string& key) { return m.find(key); }
+
+std::optional<double> number(const gguf::Model& m, const std::string& key) {
+    const gguf::KeyValue* kv = find_key(m, key);
+    if (!kv) return std::nullopt;
+    gguf::Value v = kv->value;
+    if (v.type() == gguf::ValueType::Array) {
+        if (v.array().empty()) return std::nullopt;
+        v = *v.array().begin();
+    }
+    if (!v.is_integer() && !v.is_float()) fail(m, "key " + key + " is not a number");
+    return v.as_double();
+}
+
+std::optional<bool> boolean(const gguf::Model& m, const std::string& key) {
+    const gguf::KeyValue* kv = find_key(m, key);
+    if (!kv || kv->value.type() != gguf::ValueType::Bool) return std::nullopt;
+    return kv->value.boolean();
+}
+
+std::string text(const gguf::Model& m, const std::string& key) {
+    const gguf::KeyValue* kv = find_key(m, key);
+    return kv && kv->value.type() == gguf::ValueType::String ? std::string(kv->value.str()) : std::string();
+}
+
+// The whole tensor converted to f32: only for the small 1-D ones (norms, biases).
+std::vector<float> small_vector(const gguf::Model& m, const gguf::Model::Tensor& t, uint64_t expected) {
+    const gguf::TensorInfo& info = *t.info;
+    if (info.n_elements != expected)
+        fail(m, "tensor " + std::string(info.name) + " has " + std::to_string(info.n_elements) + " values, expected " +
+                    std::to_string(expected));
+    if (!kernels::can_dequantize(info.type))
+        fail(m, "tensor " + std::string(info.name) + ": type " + std::string(gguf::type_info(info.type).name) + " cannot be read");
+    std::vector<float> v(expected);
+    kernels::dequantize(info.type, m.tensor_data(t), v);
+    return v;
+}
+
+class Loader {
+public:
+    explicit Loader(const gguf::Model& m) : m_(m) {}
+
+    const gguf::Model::Tensor* find(TensorRole role, std::optional<uint32_t> layer, std::string_view suffix = "weight") const {
+        return m_.find_tensor(gguf::tensor_name(role, layer, suffix));
+    }
+
+    Matrix matrix(TensorRole role, std::optional<uint32_t> layer, int64_t cols, int64_t rows) const {
+        const std::string name = gguf::tensor_name(role, layer);
+        const gguf::Model::Tensor* t = m_.find_tensor(name);
+        if (!t) fail(m_, "tensor " + name + " is missing");
+        return matrix(*t, cols, rows);
+    }
+
+    Matrix matrix(const gguf::Model::Tensor& t, int64_t cols, int64_t rows) const {
+        const gguf::TensorInfo& info = *t.info;
+        const std::string name(info.name);
+        if (info.n_dims > 2 || static_cast<int64_t>(info.shape[0]) != cols || static_cast<int64_t>(info.shape[1]) != rows)
+            fail(m_, "tensor " + name + " has shape [" + std::to_string(info.shape[0]) + ", " + std::to_string(info.shape[1]) +
+                         "], expected [" + std::to_string(cols) + ", " + std::to_string(rows) + "]");
+        if (!kernels::can_dequantize(info.type) || !gguf::type_info(info.type).type_size)
+            fail(m_, "tensor " + name + ": type " + std::string(gguf::type_info(info.type).name) + " is not supported");
+        const std::span<const uint8_t> data = m_.tensor_data(t);
+        Matrix x;
+        x.type = info.type;
+        x.rows = rows;
+        x.cols = cols;
+        x.row_bytes = static_cast<int64_t>(info.n_bytes / static_cast<uint64_t>(rows));
+        if (data.size() != info.n_bytes || static_cast<uint64_t>(x.row_bytes) * static_cast<uint64_t>(rows) != info.n_bytes)
+            fail(m_, "tensor " + name + ": its data is not readable");
+        x.data = data.data();
+        return x;
+    }
+
+    std::vector<float> vector(TensorRole role, std::optional<uint32_t> layer, uint64_t n, bool required,
+                              std::string_view suffix = "weight") const {
+        const gguf::Model::Tensor* t = find(role, layer, suffix);
+        if (!t) {
+            if (required) fail(m_, "tensor " + gguf::tensor_name(role, layer, suffix) + " is missing");
+            return {};
+        }
+        return small_vector(m_, *t, n);
+    }
+
+private:
+    const gguf::Model& m_;
+};
+
+Config read_config(const gguf::Model& m) {
+    const gguf::Hyperparameters h = gguf::read_hyperparameters(m);
+    Config c;
+    c.arch = h.arch;
+    if (h.arch != "llama" && h.arch != "qwen2" && h.arch != "qwen3")
+        fail(m, "architecture '" + h.arch + "' is not supported by the forward pass (llama, qwen2, qwen3 are)");
+    auto require = [&](Hyper key, uint32_t value) {
+        if (!value) fail(m, "hyperparameter " + gguf::hyper_key(h.arch, key) + " is missing or zero");
+        return value;
+    };
+    c.n_layer = require(Hyper::BlockCount, h.n_layer);
+    c.n_embd = require(Hyper::EmbeddingLength, h.n_embd);
+    c.n_ff = require(Hyper::FeedForwardLength, h.n_ff);
+    c.n_head = require(Hyper::HeadCount, h.n_head);
+    c.n_head_kv = require(Hyper::HeadCountKv, h.n_head_kv);
+    c.n_ctx_train = h.n_ctx;
+    if (c.n_head % c.n_head_kv) fail(m, "head_count " + std::to_string(c.n_head) + " is not a multiple of head_count_kv " + std::to_string(c.n_head_kv));
+    const auto key = [&](Hyper k) { return gguf::hyper_key(h.arch, k); };
+    const std::string arch_prefix = h.arch + ".";
+    c.head_dim = static_cast<uint32_t>(number(m, key(Hyper::KeyLength)).value_or(c.n_embd / c.n_head));
+    if (const auto v = number(m, key(Hyper::ValueLength)); v && static_cast<uint32_t>(*v) != c.head_dim)
+        fail(m, "attention.value_length differs from key_length: not supported");
+    if (!c.head_dim) fail(m, "the head dimension is zero");
+    const auto eps = number(m, key(Hyper::LayerNormRmsEpsilon));
+    if (!eps) fail(m, "hyperparameter " + key(Hyper::LayerNormRmsEpsilon) + " is missing");
+    c.rms_eps = static_cast<float>(*eps);
+
+    RopeParams& r = c.rope;
+    r.pairing = h.arch == "llama" ? RopePairing::Normal : RopePairing::NeoX;
+    r.n_dims = static_cast<uint32_t>(number(m, key(Hyper::RopeDimensionCount)).value_or(c.head_dim));
+    if (r.n_dims > c.head_dim || r.n_dims % 2) fail(m, "rope.dimension_count " + std::to_string(r.n_dims) + " does not fit the head dimension");
+    r.freq_base = static_cast<float>(number(m, key(Hyper::RopeFreqBase)).value_or(10000.0));
+    const std::string scaling = text(m, arch_prefix + "rope.scaling.type");
+    double factor = number(m, arch_prefix + "rope.scaling.factor").value_or(0.0);
+    if (const auto linear = number(m, arch_prefix + "rope.scale_linear"); linear && scaling.empty()) factor = *linear;
+    if (scaling == "yarn") {
+        r.scaling = RopeScaling::Yarn;
+        r.ext_factor = 1.0f;
+        r.n_ctx_orig = static_cast<uint32_t>(number(m, arch_prefix + "rope.scaling.original_context_length").value_or(c.n_ctx_train));
+        r.attn_factor = static_cast<float>(number(m, arch_prefix + "rope.scaling.attn_factor").value_or(1.0));
+        r.beta_fast = static_cast<float>(number(m, arch_prefix + "rope.scaling.yarn_beta_fast").value_or(32.0));
+        r.beta_slow = static_cast<float>(number(m, arch_prefix + "rope.scaling.yarn_beta_slow").value_or(1.0));
+    } else if (scaling == "linear" || (scaling.empty() && factor > 0)) {
+        r.scaling = RopeScaling::Linear;
+    } else if (!scaling.empty() && scaling != "none") {
+        fail(m, "rope.scaling.type '" + scaling + "' is not supported (none, linear, yarn are)");
+    }
+    if (r.scaling != RopeScaling::None && factor > 0) r.freq_scale = static_cast<float>(1.0 / factor);
+
+    const std::string tokenizer = text(m, "tokenizer.ggml.model");
+    if (const auto bos = number(m, "tokenizer.ggml.bos_token_id")) c.bos = static_cast<int32_t>(*bos);
+    c.add_bos = boolean(m, "tokenizer.ggml.add_bos_token").value_or(tokenizer == "llama") && c.bos.has_value();
+    return c;
+}
+
+}  // namespace
+
+Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file)) {
+    if (file.first().big_endian()) fail(file, "big-endian files are not supported by the forward pass");
+    Config& c = config_;
+    const Loader load(file);
+    const gguf::Model::Tensor* embd_tensor = load.find(TensorRole::TokenEmbd, std::nullopt);
+    if (!embd_tensor) fail(file, "tensor token_embd.weight is missing");
+    c.n_vocab = static_cast<uint32_t>(embd_tensor->info->shape[1]);
+    token_embd_ = load.matrix(*embd_tensor, c.n_embd, c.n_vocab);
+    weight_bytes_ += token_embd_.bytes();
+    if (const gguf::Model::Tensor* out = load.find(TensorRole::Output, std::nullopt)) {
+        output_ = load.matrix(*out, c.n_embd, c.n_vocab);
+        weight_bytes_ += output_.bytes();
+    } else {
+        c.tied_output = true;
+        output_ = token_embd_;
+    }
+    output_norm_ = load.vector(TensorRole::OutputNorm, std::nullopt, c.n_embd, true);
+
+    const int64_t embd = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim, kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+    const bool qk_norm = c.arch == "qwen3";
+    layers_.resize(c.n_layer);
+    for (uint32_t i = 0; i < c.n_layer; ++i) {
+        Layer& l = layers_[i];
+        l.attn_norm = load.vector(TensorRole::AttnNorm, i, embd, true);
+        l.wq = load.matrix(TensorRole::AttnQ, i, embd, q_dim);
+        l.wk = load.matrix(TensorRole::AttnK, i, embd, kv_dim);
+        l.wv = load.matrix(TensorRole::AttnV, i, embd, kv_dim);
+        l.wo = load.matrix(TensorRole::AttnOutput, i, q_dim, embd);
+        const bool need_bias = c.arch == "qwen2";
+        l.bq = load.vector(TensorRole::AttnQ, i, q_dim, need_bias, "bias");
+        l.bk = load.vector(TensorRole::AttnK, i, kv_dim, need_bias, "bias");
+        l.bv = load.vector(TensorRole::AttnV, i, kv_dim, need_bias, "bias");
+        l.bo = load.vector(TensorRole::AttnOutput, i, embd, false, "bias");
+        if (qk_norm) {
+            l.q_norm = load.vector(TensorRole::AttnQNorm, i, c.head_dim, true);
+            l.k_norm = load.vector(TensorRole::AttnKNorm, i, c.head_dim, true);
+        }
+        l.ffn_norm = load.vector(TensorRole::FfnNorm, i, embd, true);
+        l.ffn_gate = load.matrix(TensorRole::FfnGate, i, embd, c.n_ff);
+        l.ffn_up = load.matrix(TensorRole::FfnUp, i, embd, c.n_ff);
+        l.ffn_down = load.matrix(TensorRole::FfnDown, i, c.n_ff, embd);
+        for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) weight_bytes_ += w->bytes();
+    }
+}
+
+}  // namespace infer

@@ -1,0 +1,344 @@
+// The forward pass on models made here: an independent double-precision transformer as the
+// oracle for llama, qwen2 and qwen3 (rotary pairing, biases, q/k norms, tied output, linear
+// rope scaling); batched evaluation against one token at a time; thread counts; errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "fixtures.h"
+#include "gguf/model.h"
+#include "gguf/writer.h"
+#include "infer/forward.h"
+
+namespace {
+
+using gguf::OwnedValue;
+using gguf::TypeId;
+
+struct Spec {
+    std::string arch = "llama";
+    uint32_t n_vocab = 48, n_embd = 32, n_head = 4, n_head_kv = 2, head_dim = 8, n_ff = 64, n_layer = 2;
+    bool biases = false, qk_norm = false, tied = false;
+    float rope_scale_factor = 0;  // > 0: linear scaling
+};
+
+// A tiny model with f32 weights, and those weights for the reference below.
+struct TinyModel {
+    Spec spec;
+    std::map<std::string, std::vector<float>> w;
+    std::vector<uint8_t> bytes;
+    std::unique_ptr<gguf::Model> file;
+    const std::vector<float>& at(const std::string& name) const { return w.at(name); }
+    bool has(const std::string& name) const { return w.count(name) != 0; }
+};
+
+std::unique_ptr<TinyModel> make_model(const Spec& s) {
+    auto m = std::make_unique<TinyModel>();
+    m->spec = s;
+    uint64_t state = 12345;
+    auto uniform = [&state]() {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<float>(static_cast<double>(state >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+    };
+    gguf::Writer wr;
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> shapes;
+    auto add = [&](const std::string& name, std::vector<uint64_t> shape, float scale, float offset = 0) {
+        uint64_t n = 1;
+        for (uint64_t d : shape) n *= d;
+        std::vector<float>& v = m->w[name];
+        for (uint64_t i = 0; i < n; ++i) v.push_back(offset + scale * uniform());
+        shapes.emplace_back(name, std::move(shape));
+    };
+    const uint64_t q_dim = uint64_t{s.n_head} * s.head_dim, kv_dim = uint64_t{s.n_head_kv} * s.head_dim;
+    add("token_embd.weight", {s.n_embd, s.n_vocab}, 1.0f);
+    for (uint32_t l = 0; l < s.n_layer; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        add(p + "attn_norm.weight", {s.n_embd}, 0.2f, 1.0f);
+        add(p + "attn_q.weight", {s.n_embd, q_dim}, 0.4f);
+        add(p + "attn_k.weight", {s.n_embd, kv_dim}, 0.4f);
+        add(p + "attn_v.weight", {s.n_embd, kv_dim}, 0.4f);
+        if (s.biases) {
+            add(p + "attn_q.bias", {q_dim}, 0.3f);
+            add(p + "attn_k.bias", {kv_dim}, 0.3f);
+            add(p + "attn_v.bias", {kv_dim}, 0.3f);
+        }
+        if (s.qk_norm) {
+            add(p + "attn_q_norm.weight", {s.head_dim}, 0.3f, 1.0f);
+            add(p + "attn_k_norm.weight", {s.head_dim}, 0.3f, 1.0f);
+        }
+        add(p + "attn_output.weight", {q_dim, s.n_embd}, 0.3f);
+        add(p + "ffn_norm.weight", {s.n_embd}, 0.2f, 1.0f);
+        add(p + "ffn_gate.weight", {s.n_embd, s.n_ff}, 0.3f);
+        add(p + "ffn_up.weight", {s.n_embd, s.n_ff}, 0.3f);
+        add(p + "ffn_down.weight", {s.n_ff, s.n_embd}, 0.3f);
+    }
+    add("output_norm.weight", {s.n_embd}, 0.2f, 1.0f);
+    if (!s.tied) add("output.weight", {s.n_embd, s.n_vocab}, 0.3f);
+    for (const auto& [name, shape] : shapes) {
+        const std::vector<float>& v = m->w.at(name);
+        wr.add_tensor(name, TypeId::F32, shape,
+                      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)));
+    }
+    const std::string a = s.arch + ".";
+    wr.set("general.architecture", OwnedValue::string(s.arch));
+    wr.set(a + "context_length", OwnedValue::u32(64));
+    wr.set(a + "embedding_length", OwnedValue::u32(s.n_embd));
+    wr.set(a + "block_count", OwnedValue::u32(s.n_layer));
+    wr.set(a + "feed_forward_length", OwnedValue::u32(s.n_ff));
+    wr.set(a + "attention.head_count", OwnedValue::u32(s.n_head));
+    wr.set(a + "attention.head_count_kv", OwnedValue::u32(s.n_head_kv));
+    wr.set(a + "attention.key_length", OwnedValue::u32(s.head_dim));
+    wr.set(a + "attention.value_length", OwnedValue::u32(s.head_dim));
+    wr.set(a + "rope.dimension_count", OwnedValue::u32(s.head_dim));
+    wr.set(a + "rope.freq_base", OwnedValue::f32(1000.0f));
+    wr.set(a + "attention.layer_norm_rms_epsilon", OwnedValue::f32(1e-6f));
+    if (s.rope_scale_factor > 0) {
+        wr.set(a + "rope.scaling.type", OwnedValue::string("linear"));
+        wr.set(a + "rope.scaling.factor", OwnedValue::f32(s.rope_scale_factor));
+    }
+    wr.set("tokenizer.ggml.model", OwnedValue::string(s.arch == "llama" ? "llama" : "gpt2"));
+    wr.set("tokenizer.ggml.bos_token_id", OwnedValue::u32(1));
+    m->bytes = wr.write_to_memory();
+    std::vector<gguf::File> parts;
+    parts.push_back(gguf::File::parse(m->bytes, s.arch + "-tiny.gguf"));
+    m->file = std::make_unique<gguf::Model>(gguf::Model::from_parts(std::move(parts)));
+    return m;
+}
+
+// ---- The oracle: the transformer written out plainly, in double ---------------------------
+
+using Vec = std::vector<double>;
+
+Vec rms_norm(const Vec& x, const std::vector<float>& w, double eps) {
+    double ms = 0;
+    for (double v : x) ms += v * v;
+    ms /= static_cast<double>(x.size());
+    Vec y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(ms + eps) * w[i];
+    return y;
+}
+
+// y = W x for a [cols, rows] tensor (rows of `cols` values).
+Vec apply(const std::vector<float>& w, const Vec& x, size_t rows) {
+    Vec y(rows, 0.0);
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < x.size(); ++c) y[r] += w[r * x.size() + c] * x[c];
+    return y;
+}
+
+void rotate(double* head, size_t dims, size_t pos, bool neox, double scale) {
+    for (size_t i = 0; i < dims / 2; ++i) {
+        const double theta = scale * static_cast<double>(pos) * std::pow(1000.0, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
+        const size_t a = neox ? i : 2 * i, b = neox ? i + dims / 2 : 2 * i + 1;
+        const double x0 = head[a], x1 = head[b];
+        head[a] = x0 * std::cos(theta) - x1 * std::sin(theta);
+        head[b] = x0 * std::sin(theta) + x1 * std::cos(theta);
+    }
+}
+
+std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>& tokens) {
+    const Spec& s = m.spec;
+    const size_t n = tokens.size(), hd = s.head_dim, q_dim = s.n_head * hd, kv_dim = s.n_head_kv * hd;
+    const bool neox = s.arch != "llama";
+    const double rope_scale = s.rope_scale_factor > 0 ? 1.0 / s.rope_scale_factor : 1.0;
+    std::vector<Vec> x(n);
+    for (size_t t = 0; t < n; ++t) {
+        const std::vector<float>& e = m.at("token_embd.weight");
+        x[t].assign(e.begin() + static_cast<std::ptrdiff_t>(tokens[t] * s.n_embd), e.begin() + static_cast<std::ptrdiff_t>((tokens[t] + 1) * s.n_embd));
+    }
+    for (uint32_t l = 0; l < s.n_layer; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        std::vector<Vec> q(n), k(n), v(n);
+        for (size_t t = 0; t < n; ++t) {
+            const Vec h = rms_norm(x[t], m.at(p + "attn_norm.weight"), 1e-6);
+            q[t] = apply(m.at(p + "attn_q.weight"), h, q_dim);
+            k[t] = apply(m.at(p + "attn_k.weight"), h, kv_dim);
+            v[t] = apply(m.at(p + "attn_v.weight"), h, kv_dim);
+            if (s.biases)
+                for (auto [vec, name] : {std::pair{&q[t], "attn_q.bias"}, {&k[t], "attn_k.bias"}, {&v[t], "attn_v.bias"}})
+                    for (size_t i = 0; i < vec->size(); ++i) (*vec)[i] += m.at(p + name)[i];
+            for (size_t h2 = 0; h2 < s.n_head; ++h2) {
+                if (s.qk_norm) {
+                    const Vec head = rms_norm(Vec(q[t].begin() + static_cast<std::ptrdiff_t>(h2 * hd), q[t].begin() + static_cast<std::ptrdiff_t>((h2 + 1) * hd)),
+                                              m.at(p + "attn_q_norm.weight"), 1e-6);
+                    std::copy(head.begin(), head.end(), q[t].begin() + static_cast<std::ptrdiff_t>(h2 * hd));
+                }
+                rotate(q[t].data() + h2 * hd, hd, t, neox, rope_scale);
+            }
+            for (size_t h2 = 0; h2 < s.n_head_kv; ++h2) {
+                if (s.qk_norm) {
+                    const Vec head = rms_norm(Vec(k[t].begin() + static_cast<std::ptrdiff_t>(h2 * hd), k[t].begin() + static_cast<std::ptrdiff_t>((h2 + 1) * hd)),
+                                              m.at(p + "attn_k_norm.weight"), 1e-6);
+                    std::copy(head.begin(), head.end(), k[t].begin() + static_cast<std::ptrdiff_t>(h2 * hd));
+                }
+                rotate(k[t].data() + h2 * hd, hd, t, neox, rope_scale);
+            }
+        }
+        for (size_t t = 0; t < n; ++t) {
+            Vec att(q_dim, 0.0);
+            for (size_t h2 = 0; h2 < s.n_head; ++h2) {
+                const size_t kvh = h2 / (s.n_head / s.n_head_kv);
+                Vec score(t + 1);
+                double max = -1e300, sum = 0;
+                for (size_t j = 0; j <= t; ++j) {
+                    double d = 0;
+                    for (size_t i = 0; i < hd; ++i) d += q[t][h2 * hd + i] * k[j][kvh * hd + i];
+                    score[j] = d / std::sqrt(static_cast<double>(hd));
+                    max = std::max(max, score[j]);
+                }
+                for (double& sc : score) sum += (sc = std::exp(sc - max));
+                for (size_t j = 0; j <= t; ++j)
+                    for (size_t i = 0; i < hd; ++i) att[h2 * hd + i] += score[j] / sum * v[j][kvh * hd + i];
+            }
+            const Vec o = apply(m.at(p + "attn_output.weight"), att, s.n_embd);
+            for (size_t i = 0; i < s.n_embd; ++i) x[t][i] += o[i];
+            const Vec h = rms_norm(x[t], m.at(p + "ffn_norm.weight"), 1e-6);
+            const Vec g = apply(m.at(p + "ffn_gate.weight"), h, s.n_ff), u = apply(m.at(p + "ffn_up.weight"), h, s.n_ff);
+            Vec a(s.n_ff);
+            for (size_t i = 0; i < s.n_ff; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+            const Vec d = apply(m.at(p + "ffn_down.weight"), a, s.n_embd);
+            for (size_t i = 0; i < s.n_embd; ++i) x[t][i] += d[i];
+        }
+    }
+    std::vector<Vec> logits(n);
+    for (size_t t = 0; t < n; ++t)
+        logits[t] = apply(m.at(s.tied ? "token_embd.weight" : "output.weight"), rms_norm(x[t], m.at("output_norm.weight"), 1e-6), s.n_vocab);
+    return logits;
+}
+
+std::vector<int32_t> some_tokens(size_t n, uint32_t n_vocab) {
+    std::vector<int32_t> t;
+    for (size_t i = 0; i < n; ++i) t.push_back(static_cast<int32_t>((i * 7 + 3) % n_vocab));
+    return t;
+}
+
+std::vector<float> eval_batched(const infer::Model& model, const std::vector<int32_t>& tokens, infer::EvalOptions o) {
+    infer::Context ctx(model, static_cast<uint32_t>(tokens.size()), o);
+    std::vector<float> logits(tokens.size() * model.config().n_vocab);
+    ctx.eval(tokens, logits);
+    return logits;
+}
+
+std::vector<float> eval_one_by_one(const infer::Model& model, const std::vector<int32_t>& tokens, infer::EvalOptions o) {
+    infer::Context ctx(model, static_cast<uint32_t>(tokens.size()), o);
+    const size_t v = model.config().n_vocab;
+    std::vector<float> logits(tokens.size() * v);
+    for (size_t t = 0; t < tokens.size(); ++t)
+        ctx.eval(std::span<const int32_t>(&tokens[t], 1), std::span<float>(logits.data() + t * v, v));
+    return logits;
+}
+
+double max_abs_difference(std::span<const float> a, std::span<const float> b) {
+    double d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(static_cast<double>(a[i]) - b[i]));
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("the forward pass equals a plain double-precision transformer: llama, qwen2, qwen3") {
+    Spec llama;
+    Spec llama_scaled;
+    llama_scaled.rope_scale_factor = 4;
+    Spec qwen2;
+    qwen2.arch = "qwen2";
+    qwen2.biases = true;
+    qwen2.tied = true;
+    Spec qwen3;
+    qwen3.arch = "qwen3";
+    qwen3.qk_norm = true;
+    qwen3.head_dim = 16;  // key_length above n_embd / n_head, as Qwen3 has
+    for (const Spec& s : {llama, llama_scaled, qwen2, qwen3}) {
+        CAPTURE(s.arch);
+        CAPTURE(s.rope_scale_factor);
+        const auto m = make_model(s);
+        const infer::Model model(*m->file);
+        CHECK(model.config().tied_output == s.tied);
+        const std::vector<int32_t> tokens = some_tokens(20, s.n_vocab);
+        const std::vector<Vec> want = reference_logits(*m, tokens);
+        const std::vector<float> got = eval_batched(model, tokens, {infer::Arithmetic::F32, 0});
+        double worst = 0, scale = 0;
+        for (size_t t = 0; t < tokens.size(); ++t)
+            for (size_t i = 0; i < s.n_vocab; ++i) {
+                worst = std::max(worst, std::abs(got[t * s.n_vocab + i] - want[t][i]));
+                scale = std::max(scale, std::abs(want[t][i]));
+            }
+        std::printf("%s%s: largest logit %.3f, largest difference from the double-precision oracle %.2e\n", s.arch.c_str(),
+                    s.rope_scale_factor > 0 ? " (linear rope scaling)" : "", scale, worst);
+        CHECK(scale > 1.0);            // logits that say something
+        CHECK(worst < 2e-5 * scale);   // float rounding only
+    }
+}
+
+TEST_CASE("batched evaluation equals one token at a time (demo llama models, both arithmetics)") {
+    gguf::fixtures::DemoOptions f16;
+    const gguf::fixtures::DemoOptions mixed = gguf::fixtures::mixed_demo_options();
+    for (const gguf::fixtures::DemoOptions& o : {f16, mixed}) {
+        const std::vector<uint8_t> bytes = gguf::fixtures::demo_model(o).write_to_memory();
+        std::vector<gguf::File> parts;
+        parts.push_back(gguf::File::parse(bytes, "demo.gguf"));
+        const gguf::Model file = gguf::Model::from_parts(std::move(parts));
+        const infer::Model model(file);
+        const std::vector<int32_t> tokens = some_tokens(24, model.config().n_vocab);
+        for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
+            CAPTURE(infer::arithmetic_name(a));
+            CAPTURE(o.mixed_types);
+            const std::vector<float> batched = eval_batched(model, tokens, {a, 0});
+            const std::vector<float> single = eval_one_by_one(model, tokens, {a, 0});
+            const double d = max_abs_difference(batched, single);
+            std::printf("demo model (%s weights, %s activations): batched vs one token at a time: largest difference %.2e\n",
+                        o.mixed_types ? "mixed" : "f16", std::string(infer::arithmetic_name(a)).c_str(), d);
+            CHECK(d <= 1e-6);
+        }
+    }
+}
+
+TEST_CASE("results do not depend on the thread count") {
+    const std::vector<uint8_t> bytes = gguf::fixtures::demo_model(gguf::fixtures::mixed_demo_options()).write_to_memory();
+    std::vector<gguf::File> parts;
+    parts.push_back(gguf::File::parse(bytes, "demo-mixed.gguf"));
+    const gguf::Model file = gguf::Model::from_parts(std::move(parts));
+    const infer::Model model(file);
+    const std::vector<int32_t> tokens = some_tokens(33, model.config().n_vocab);
+    for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
+        const std::vector<float> one = eval_batched(model, tokens, {a, 1});
+        for (int threads : {2, 3, 0}) CHECK(eval_batched(model, tokens, {a, threads}) == one);
+    }
+}
+
+TEST_CASE("the memory figures count the weights, the cache and the buffers") {
+    const auto m = make_model(Spec{});
+    const infer::Model model(*m->file);
+    infer::Context ctx(model, 16);
+    std::vector<float> logits(model.config().n_vocab);
+    ctx.eval(some_tokens(4, 48), logits, 3);
+    const infer::MemoryFigures f = ctx.memory();
+    const Spec s;
+    CHECK(f.mapped_weights == 4 * (2ull * s.n_vocab * s.n_embd + s.n_layer * (2ull * 32 * 32 + 2ull * 32 * 16 + 3ull * 32 * 64)));
+    CHECK(f.kv_cache == 4ull * 2 * s.n_layer * 16 * s.n_head_kv * s.head_dim);
+    CHECK(f.activations > 0);
+    CHECK(ctx.n_past() == 4);
+}
+
+TEST_CASE("bad input: unknown architecture, missing tensor, token outside the vocabulary, full cache") {
+    Spec gpt;
+    gpt.arch = "gpt2";
+    const auto unknown = make_model(gpt);
+    CHECK_THROWS_WITH_AS(infer::Model{*unknown->file}, doctest::Contains("architecture 'gpt2' is not supported"), std::runtime_error);
+    Spec qwen2;
+    qwen2.arch = "qwen2";  // needs q/k/v biases
+    const auto no_bias = make_model(qwen2);
+    CHECK_THROWS_WITH_AS(infer::Model{*no_bias->file}, doctest::Contains("blk.0.attn_q.bias is missing"), std::runtime_error);
+    const auto m = make_model(Spec{});
+    const infer::Model model(*m->file);
+    infer::Context ctx(model, 2);
+    std::vector<float> logits(model.config().n_vocab);
+    const std::vector<int32_t> bad = {48};
+    CHECK_THROWS_AS(ctx.eval(bad, logits), std::out_of_range);
+    const std::vector<int32_t> three = {1, 2, 3};
+    CHECK_THROWS_AS(ctx.eval(three, logits, 2), std::out_of_range);
+}

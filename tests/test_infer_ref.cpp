@@ -1,0 +1,153 @@
+// The forward pass against llama.cpp's own figures (../shared/ref/eval): perplexity of the
+// tiny model and of a quantization of it, KL divergence between them, and the same results
+// whatever the thread count.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gguf/model.h"
+#include "infer/perplexity.h"
+#include "support.h"
+
+namespace {
+
+std::filesystem::path eval_dir() { return test::ref_dir() / "eval"; }
+std::filesystem::path model_path(const std::string& name) { return test::ref_dir() / "gguf" / "llama-quantize" / name; }
+
+std::string read_text(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    REQUIRE_MESSAGE(in, "cannot read " << p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// llama-tokenize --ids output: "[1, 795, ...]".
+std::vector<int32_t> read_token_ids(const std::filesystem::path& p) {
+    std::vector<int32_t> ids;
+    std::string text = read_text(p);
+    for (char& c : text)
+        if (c == '[' || c == ']' || c == ',') c = ' ';
+    std::istringstream in(text);
+    for (int64_t id; in >> id;) ids.push_back(static_cast<int32_t>(id));
+    return ids;
+}
+
+// The number after `label` in llama.cpp's output (first occurrence after the last `after`).
+double figure_after(const std::string& text, const std::string& label) {
+    const size_t at = text.rfind(label);
+    REQUIRE_MESSAGE(at != std::string::npos, "no '" << label << "' in llama.cpp's output");
+    return std::stod(text.substr(at + label.size()));
+}
+
+const std::vector<int32_t>& license_tokens() {
+    static const std::vector<int32_t> ids = read_token_ids(eval_dir() / "tokens-tiny-licenses.txt");
+    return ids;
+}
+
+double relative(double ours, double theirs) { return std::abs(ours - theirs) / std::abs(theirs); }
+
+infer::PerplexityResult run_ppl(const std::string& file, infer::Arithmetic a, int threads = 0, uint32_t chunks = 0) {
+    const gguf::Model m = gguf::Model::open(model_path(file));
+    const infer::Model model(m);
+    infer::PerplexityOptions o;
+    o.n_ctx = 128;
+    o.max_chunks = chunks;
+    o.eval = {a, threads};
+    return infer::perplexity(model, license_tokens(), o);
+}
+
+}  // namespace
+
+TEST_CASE("the token ids are llama.cpp's: 20,119 of them, BOS first") {
+    REQUIRE(license_tokens().size() == 20119);
+    CHECK(license_tokens()[0] == 1);
+}
+
+TEST_CASE("perplexity of tiny-source-f16 (c=128) matches llama-perplexity's to 0.1%") {
+    const double theirs = figure_after(read_text(eval_dir() / "ppl-tiny-source-f16.txt"), "Final estimate: PPL =");
+    for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
+        const infer::PerplexityResult r = run_ppl("tiny-source-f16.gguf", a);
+        std::printf("tiny-source-f16 PPL (%s activations): %.4f +/- %.5f over %u chunks; llama.cpp %.4f (relative difference %.2e)\n",
+                    std::string(infer::arithmetic_name(a)).c_str(), r.nll.ppl(), r.nll.ppl_uncertainty(), r.chunks, theirs,
+                    relative(r.nll.ppl(), theirs));
+        CHECK(r.chunks == 157);
+        CHECK(relative(r.nll.ppl(), theirs) < 1e-3);
+    }
+}
+
+TEST_CASE("perplexity of tiny-Q4_K_M (ggml activations) matches llama-perplexity's to 0.5%") {
+    const double theirs = figure_after(read_text(eval_dir() / "kld-tiny-Q4_K_M.txt"), "Mean PPL(Q)                   :");
+    for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
+        const infer::PerplexityResult r = run_ppl("tiny-Q4_K_M.gguf", a);
+        std::printf("tiny-Q4_K_M PPL (%s activations): %.4f; llama.cpp %.4f (relative difference %.2e)\n",
+                    std::string(infer::arithmetic_name(a)).c_str(), r.nll.ppl(), theirs, relative(r.nll.ppl(), theirs));
+        if (a == infer::Arithmetic::Ggml) CHECK(relative(r.nll.ppl(), theirs) < 5e-3);
+    }
+}
+
+TEST_CASE("KL divergence of tiny-Q4_K_M from tiny-source-f16 (ggml activations) matches llama.cpp's to 2%") {
+    const std::string text = read_text(eval_dir() / "kld-tiny-Q4_K_M.txt");
+    const double their_kld = figure_after(text, "Mean    KLD:");
+    const double their_same = figure_after(text, "Same top p:");
+    const gguf::Model base_file = gguf::Model::open(model_path("tiny-source-f16.gguf"));
+    const gguf::Model model_file = gguf::Model::open(model_path("tiny-Q4_K_M.gguf"));
+    const infer::Model base(base_file), model(model_file);
+    for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
+        infer::KldOptions o;
+        o.n_ctx = 128;
+        o.eval = {a, 0};
+        const infer::KldResult r = infer::kl_divergence(base, model, license_tokens(), o);
+        const infer::KldSummary s = infer::summarize(r.totals);
+        std::printf("tiny-Q4_K_M against tiny-source-f16, %s activations: mean KLD %.6f (llama.cpp %.6f), same top %.3f%% (llama.cpp %.3f%%)\n%s\n",
+                    std::string(infer::arithmetic_name(a)).c_str(), s.kld.value, their_kld, 100 * s.same_top.value, their_same,
+                    infer::format_kld_summary(s).c_str());
+        CHECK(r.chunks == 157);
+        if (a == infer::Arithmetic::Ggml) {
+            CHECK(relative(s.kld.value, their_kld) < 0.02);
+            CHECK(std::abs(100 * s.same_top.value - their_same) < 2.0);
+        }
+    }
+}
+
+TEST_CASE("perplexity is the same with 1 and 2 threads") {
+    for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
+        const infer::PerplexityResult one = run_ppl("tiny-Q4_K_M.gguf", a, 1, 8);
+        const infer::PerplexityResult two = run_ppl("tiny-Q4_K_M.gguf", a, 2, 8);
+        CHECK(one.nll.sum == two.nll.sum);
+        CHECK(one.running_ppl == two.running_ppl);
+    }
+}
+
+TEST_CASE("KL divergence against tiny-source-f16 for every mix in ../shared/ref/eval: mean KLD to 2%, same top to 2 points, PPL to 0.5% (ggml activations; f32 printed)") {
+    const gguf::Model base_file = gguf::Model::open(model_path("tiny-source-f16.gguf"));
+    const infer::Model base(base_file);
+    for (const auto& entry : std::filesystem::directory_iterator(eval_dir())) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("kld-tiny-", 0) != 0) continue;
+        const std::string mix = name.substr(9, name.size() - 9 - 4);  // "Q4_K_M" or "Q4_K_M.imatrix"
+        const std::string text = read_text(entry.path());
+        const double their_kld = figure_after(text, "Mean    KLD:"), their_same = figure_after(text, "Same top p:");
+        const double their_ppl = figure_after(text, "Mean PPL(Q)                   :");
+        const gguf::Model file = gguf::Model::open(model_path("tiny-" + mix + ".gguf"));
+        const infer::Model model(file);
+        infer::KldOptions o;
+        o.n_ctx = 128;
+        o.eval = {infer::Arithmetic::Ggml, 0};
+        const infer::KldSummary s = infer::summarize(infer::kl_divergence(base, model, license_tokens(), o).totals);
+        o.eval.arithmetic = infer::Arithmetic::F32;
+        const infer::KldSummary f = infer::summarize(infer::kl_divergence(base, model, license_tokens(), o).totals);
+        std::printf("%-16s mean KLD ggml %.6f f32 %.6f llama.cpp %.6f (ggml %+.2f%%) | same top ggml %.3f%% f32 %.3f%% llama.cpp %.3f%% | "
+                    "PPL ggml %.4f llama.cpp %.4f (%+.3f%%)\n",
+                    mix.c_str(), s.kld.value, f.kld.value, their_kld, 100 * (s.kld.value / their_kld - 1), 100 * s.same_top.value,
+                    100 * f.same_top.value, their_same, s.ppl.value, their_ppl, 100 * (s.ppl.value / their_ppl - 1));
+        CAPTURE(mix);
+        CHECK(relative(s.kld.value, their_kld) < 0.02);
+        CHECK(std::abs(100 * s.same_top.value - their_same) < 2.0);
+        CHECK(relative(s.ppl.value, their_ppl) < 5e-3);
+    }
+}
