@@ -26,7 +26,7 @@ void measure(const std::filesystem::path& vocab, const std::string& text, const 
     size_t n = 0;
     const double ns = test::median_ns(5, [&] { n = tok.encode(text, true, false).size(); });
     std::printf("%-30s %-16s %7.1f ms load  %8zu bytes -> %7zu tokens  %7.2f ms  %6.2f M tokens/s  %6.1f MB/s\n",
-                vocab.filename().c_str(), what, load_ms, text.size(), n, ns / 1e6, n / ns * 1e3, text.size() / ns * 1e3);
+                vocab.filename().c_str(), what, load_ms, text.size(), n, ns / 1e6, static_cast<double>(n) / ns * 1e3, static_cast<double>(text.size()) / ns * 1e3);
 }
 
 }  // namespace
