@@ -3,6 +3,7 @@
 // whatever the thread count.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -10,7 +11,10 @@
 #include <string>
 
 #include "gguf/model.h"
+#include "infer/imatrix.h"
 #include "infer/perplexity.h"
+#include "infer/tokenizer.h"
+#include "quant/imatrix.h"
 #include "support.h"
 
 namespace {
@@ -149,5 +153,54 @@ TEST_CASE("KL divergence against tiny-source-f16 for every mix in ../shared/ref/
         CHECK(relative(s.kld.value, their_kld) < 0.02);
         CHECK(std::abs(100 * s.same_top.value - their_same) < 2.0);
         CHECK(relative(s.ppl.value, their_ppl) < 5e-3);
+    }
+}
+
+// ---- Importance matrix ------------------------------------------------------------------
+
+TEST_CASE("imatrix of tiny-source-f16 on licenses.txt (c=128) reproduces llama-imatrix's tiny.imatrix.gguf") {
+    const quant::ImportanceMatrix theirs = quant::ImportanceMatrix::load(model_path("tiny.imatrix.gguf"));
+    const gguf::Model m = gguf::Model::open(model_path("tiny-source-f16.gguf"));
+    const infer::Model model(m);
+    const std::vector<int32_t> ids = infer::Tokenizer::from_gguf(m).encode(read_text(eval_dir() / "licenses.txt"), true, false);
+    REQUIRE(ids == license_tokens());
+    for (infer::Arithmetic a : {infer::Arithmetic::Ggml, infer::Arithmetic::F32}) {
+        infer::ImatrixOptions o;
+        o.n_ctx = 128;
+        o.eval.arithmetic = a;
+        o.datasets = {"licenses.txt"};
+        const infer::ImatrixResult r = infer::compute_imatrix(model, ids, o);
+        const quant::ImportanceMatrix& ours = r.matrix;
+        CHECK(r.chunks == 157);
+        CHECK(ours.chunk_count == theirs.chunk_count);
+        CHECK(ours.chunk_size == theirs.chunk_size);
+        CHECK(ours.size() == theirs.size());
+        double worst = 0, worst_column = 0;
+        std::string worst_name;
+        bool counts_equal = true;
+        for (const auto& [name, t] : theirs.entries()) {
+            const auto it = ours.entries().find(name);
+            REQUIRE_MESSAGE(it != ours.entries().end(), name << " missing from ours");
+            const quant::ImatrixEntry& e = it->second;
+            counts_equal = counts_equal && e.counts == t.counts;
+            CHECK_MESSAGE(e.counts == t.counts, name << ": counts " << e.counts[0] << " vs llama.cpp's " << t.counts[0]);
+            REQUIRE(e.sums.size() == t.sums.size());
+            double diff2 = 0, norm2 = 0;
+            for (size_t i = 0; i < e.sums.size(); ++i) {
+                const double d = static_cast<double>(e.sums[i]) - t.sums[i];
+                diff2 += d * d;
+                norm2 += static_cast<double>(t.sums[i]) * t.sums[i];
+                worst_column = std::max(worst_column, std::abs(d) / static_cast<double>(t.sums[i]));
+            }
+            const double rel = std::sqrt(diff2 / norm2);
+            if (rel > worst) {
+                worst = rel;
+                worst_name = name;
+            }
+            if (a == infer::Arithmetic::Ggml) CHECK_MESSAGE(rel <= 2e-3, name << ": relative L2 difference " << rel);
+        }
+        std::printf("imatrix (%s activations) vs llama-imatrix: %zu tensors, counts %s, worst relative L2 difference %.3e (%s), worst column %.3e; PPL %.4f\n",
+                    std::string(infer::arithmetic_name(a)).c_str(), theirs.size(), counts_equal ? "all equal" : "NOT all equal", worst, worst_name.c_str(), worst_column,
+                    r.nll.ppl());
     }
 }

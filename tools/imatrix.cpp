@@ -4,11 +4,19 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "gguf/error.h"
+#include "gguf/model.h"
+#include "infer/imatrix.h"
+#include "infer/model.h"
+#include "infer/tokenizer.h"
 #include "json.h"
+#include "options.h"
 #include "quant/imatrix.h"
 
 namespace gguf::tools {
@@ -130,10 +138,52 @@ int run_merge(const ConvertOptions& o) {
     return 0;
 }
 
+struct ComputeOptions {
+    std::string model, text, out = "imatrix.gguf", activations = "ggml";
+    uint32_t n_ctx = 512;
+    uint32_t chunks = 0;
+    bool process_output = false;
+    int threads = 0;
+};
+
+// llama-imatrix's output format choice: legacy for a .dat name, GGUF otherwise.
+ImatrixFormat compute_format(const std::string& path) { return path.ends_with(".dat") ? ImatrixFormat::Legacy : ImatrixFormat::Gguf; }
+
+int run_compute(const ComputeOptions& o) {
+    refuse_overwrite(o.out, o.model);
+    refuse_overwrite(o.out, o.text);
+    std::ifstream in(o.text, std::ios::binary);
+    if (!in) throw std::runtime_error(o.text + ": cannot read");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const Model file = Model::open(o.model);
+    const infer::Model model(file);
+    const infer::Tokenizer tok = infer::Tokenizer::from_gguf(file);
+    const std::vector<infer::TokenId> ids = tok.encode(text, true, false);
+    infer::ImatrixOptions io;
+    io.n_ctx = o.n_ctx;
+    io.max_chunks = o.chunks;
+    io.process_output = o.process_output;
+    io.eval.threads = o.threads;
+    io.eval.arithmetic = o.activations == "f32" ? infer::Arithmetic::F32 : infer::Arithmetic::Ggml;
+    io.datasets = {o.text};
+    const ImatrixFormat to = compute_format(o.out);
+    std::fprintf(stderr, "%s: %zu tokens of %s, chunks of %u, %s activations%s\n", o.model.c_str(), ids.size(), o.text.c_str(), o.n_ctx,
+                 std::string(infer::arithmetic_name(io.eval.arithmetic)).c_str(), o.process_output ? ", output.weight included" : "");
+    const auto start = std::chrono::steady_clock::now();
+    const infer::ImatrixResult r = infer::compute_imatrix(model, ids, io, [&](uint32_t done, uint32_t total, double ppl) {
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::fprintf(stderr, "[%u/%u] %.4f  %.1f s, %.0f tokens/s\n", done, total, ppl, s, static_cast<double>(done) * o.n_ctx / std::max(s, 1e-9));
+    });
+    r.matrix.save(o.out, to);
+    std::fprintf(stderr, "%s: %zu entries, %u chunks of %u tokens (%s), final PPL %.4f +/- %.5f\n", o.out.c_str(), r.matrix.size(), r.chunks,
+                 o.n_ctx, format_name(to), r.nll.ppl(), r.nll.ppl_uncertainty());
+    return 0;
+}
+
 }  // namespace
 
 void add_imatrix(CLI::App& app, std::function<int()>& run) {
-    CLI::App* c = app.add_subcommand("imatrix", "Show, convert and merge importance-matrix files (llama.cpp's GGUF and legacy .dat formats)");
+    CLI::App* c = app.add_subcommand("imatrix", "Compute, show, convert and merge importance-matrix files (llama.cpp's GGUF and legacy .dat formats)");
     c->require_subcommand(1);
     const std::string chunk_help = fmt::format("Chunk size (tokens) a legacy .dat file was computed with; it does not record it (default {})",
                                                ImportanceMatrix::kLegacyChunkSize);
@@ -163,6 +213,19 @@ void add_imatrix(CLI::App& app, std::function<int()>& run) {
     g->add_option("--format", merge->format, "Output format regardless of the extension: gguf or dat")->check(CLI::IsMember({"gguf", "dat", "legacy"}));
     g->add_option("--chunk-size", merge->chunk_size, chunk_help)->check(CLI::PositiveNumber);
     g->callback([merge, &run] { run = [merge] { return run_merge(*merge); }; });
+
+    auto comp = std::make_shared<ComputeOptions>();
+    CLI::App* p = c->add_subcommand("compute", "Compute an importance matrix by evaluating a text, as llama-imatrix does");
+    p->add_option("model", comp->model, "Model (.gguf)")->required();
+    p->add_option("-f,--file", comp->text, "Calibration text")->required();
+    p->add_option("-o,--output", comp->out, "Output file: legacy format when it ends in .dat, GGUF otherwise (default imatrix.gguf)");
+    p->add_option("-c,--ctx-size", comp->n_ctx, "Tokens per chunk (default 512)")->check(CLI::Range(16u, 1u << 20));
+    p->add_option("--chunks", comp->chunks, "Evaluate at most this many chunks (default: every whole chunk)");
+    p->add_flag("--process-output", comp->process_output, "Collect output.weight too");
+    p->add_option("--activations", comp->activations, "f32, or ggml: round activations as llama.cpp's CPU kernels do (default ggml)")
+        ->check(CLI::IsMember({"f32", "ggml"}));
+    add_threads_option(p, comp->threads);
+    p->callback([comp, &run] { run = [comp] { return run_compute(*comp); }; });
 }
 
 }  // namespace gguf::tools

@@ -93,6 +93,7 @@ void Context::matmul(const Matrix& w, const float* x, int64_t n, float* y) {
     const bool quantized = options_.arithmetic == Arithmetic::Ggml && w.type != TypeId::F32;
     const auto method = quantized ? kernels::MatmulMethod::QuantizedActivations : kernels::MatmulMethod::DequantizedPanel;
     const int64_t m = w.rows;
+    if (observer_) observer_->on_matmul(w, x, n);
     quant::RunOptions run;
     run.threads = options_.threads;
     quant::default_executor().run(

@@ -45,6 +45,18 @@ struct MemoryFigures {
     uint64_t activations = 0;     // the largest the per-batch buffers have been
 };
 
+// Sees every product of a weight matrix with activations, before it is computed: `w` (one
+// of the model's matrices, by address: Model::layers(), Model::output()) times the n
+// activation columns at x (n x w.cols floats, token by token). The attention products of
+// queries with keys and values are not weight products and are not reported. The observer
+// is called on the evaluating thread, between products; with none set (the default) the
+// forward pass checks one pointer per product and nothing else.
+class MatmulObserver {
+public:
+    virtual ~MatmulObserver() = default;
+    virtual void on_matmul(const Matrix& w, const float* x, int64_t n) = 0;
+};
+
 class Context {
 public:
     // A cache for n_ctx positions. Throws std::invalid_argument for n_ctx 0.
@@ -55,6 +67,9 @@ public:
     uint32_t n_past() const { return n_past_; }  // positions in the cache
     const EvalOptions& options() const { return options_; }
     void clear() { n_past_ = 0; }                // an empty cache
+    // Reports each weight product to `observer` (nullptr: to nobody); it must outlive the
+    // evaluations it observes.
+    void set_observer(MatmulObserver* observer) { observer_ = observer; }
 
     // Evaluates `tokens` at positions n_past() ... n_past() + size - 1, adds them to the
     // cache, and writes the logits of tokens first_logit ... size - 1 into `logits`
@@ -83,6 +98,7 @@ private:
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
     std::vector<float> rope_cos_, rope_sin_;  // [position in batch][n_dims / 2]
     uint64_t peak_activations_ = 0;
+    MatmulObserver* observer_ = nullptr;
 };
 
 }  // namespace infer
