@@ -803,3 +803,59 @@ TEST_CASE("tokenize: bad usage and bad vocabularies exit 2 with the reason") {
     CHECK(r.exit_code == 0);
     for (const char* opt : {"--ids", "--json", "--no-bos", "--no-parse-special", "-f,--file", "--stdin"}) CHECK(r.out.find(opt) != std::string::npos);
 }
+
+TEST_CASE("gguf imatrix compute: a demo model on a text, GGUF and .dat, the same with 1 and 2 threads, read back by show") {
+    auto r = run_gguf("imatrix compute --help");
+    CHECK(r.exit_code == 0);
+    for (const char* opt : {"-f", "-o", "-c", "--chunks", "--process-output", "--threads", "--activations"}) CHECK(r.out.find(opt) != std::string::npos);
+
+    test::TempDir dir;
+    std::string text;
+    for (int i = 0; i < 40; ++i) text += "The quick brown fox " + std::to_string(i) + " jumps over the lazy dog.\n";
+    {
+        std::ofstream out(dir / "text.txt", std::ios::binary);
+        out << text;
+    }
+    const std::string model = fx()("demo-llama-f16.gguf"), txt = shell_quote((dir / "text.txt").string());
+    auto path = [&](const char* name) { return shell_quote((dir / name).string()); };
+    r = run_gguf("imatrix compute " + model + " -f " + txt + " -o " + path("one.gguf") + " -c 32 --chunks 4 --threads 1");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.err.find("[1/4]") != std::string::npos);
+    CHECK(r.err.find("[4/4]") != std::string::npos);
+    r = run_gguf("imatrix compute " + model + " -f " + txt + " -o " + path("two.gguf") + " -c 32 --chunks 4 --threads 2");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(test::read_bytes(dir / "one.gguf") == test::read_bytes(dir / "two.gguf"));
+
+    const quant::ImportanceMatrix m = quant::ImportanceMatrix::load(dir / "one.gguf");
+    CHECK(m.format == quant::ImatrixFormat::Gguf);
+    CHECK(m.chunk_count == 4);
+    CHECK(m.chunk_size == 32);
+    REQUIRE(m.datasets.size() == 1);
+    CHECK(m.datasets[0] == (dir / "text.txt").string());
+    CHECK(m.size() == 14);  // 2 layers x 7 matrices; output.weight only with --process-output
+    for (const auto& [name, e] : m.entries()) {
+        CAPTURE(name);
+        CHECK(e.counts == std::vector<float>{128.0f});
+        CHECK(std::all_of(e.sums.begin(), e.sums.end(), [](float s) { return s > 0; }));
+    }
+    r = run_gguf("imatrix show " + path("one.gguf"));
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("14 entries, 4 chunks of 32 tokens") != std::string::npos);
+    CHECK(r.out.find("blk.1.ffn_down.weight") != std::string::npos);
+
+    // .dat: the legacy format; --process-output adds output.weight.
+    r = run_gguf("imatrix compute " + model + " -f " + txt + " -o " + path("im.dat") + " -c 32 --chunks 2 --process-output");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const quant::ImportanceMatrix d = quant::ImportanceMatrix::load(dir / "im.dat", 32);
+    CHECK(d.format == quant::ImatrixFormat::Legacy);
+    CHECK(d.size() == 15);
+    CHECK(d.find("output.weight") != nullptr);
+    r = run_gguf("imatrix show " + path("im.dat") + " --chunk-size 32");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("output.weight") != std::string::npos);
+
+    // Too short a text for two chunks: a plain error.
+    r = run_gguf("imatrix compute " + model + " -f " + txt + " -o " + path("x.gguf") + " -c 4096");
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("shorter than two chunks") != std::string::npos);
+}

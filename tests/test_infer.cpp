@@ -3,6 +3,7 @@
 // rope scaling); batched evaluation against one token at a time; thread counts; errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -13,6 +14,7 @@
 #include "gguf/model.h"
 #include "gguf/writer.h"
 #include "infer/forward.h"
+#include "infer/imatrix.h"
 
 namespace {
 
@@ -341,4 +343,69 @@ TEST_CASE("bad input: unknown architecture, missing tensor, token outside the vo
     CHECK_THROWS_AS(ctx.eval(bad, logits), std::out_of_range);
     const std::vector<int32_t> three = {1, 2, 3};
     CHECK_THROWS_AS(ctx.eval(three, logits, 2), std::out_of_range);
+}
+
+TEST_CASE("importance matrix of a demo model: counts are the evaluated tokens, sums positive, the same for 1 and 2 threads") {
+    for (const gguf::fixtures::DemoOptions& o : {gguf::fixtures::DemoOptions{}, gguf::fixtures::mixed_demo_options()}) {
+        CAPTURE(o.mixed_types);
+        const std::vector<uint8_t> bytes = gguf::fixtures::demo_model(o).write_to_memory();
+        std::vector<gguf::File> parts;
+        parts.push_back(gguf::File::parse(bytes, "demo.gguf"));
+        const gguf::Model file = gguf::Model::from_parts(std::move(parts));
+        const infer::Model model(file);
+        const std::vector<int32_t> tokens = some_tokens(100, model.config().n_vocab);  // 3 chunks of 32, 4 left over
+        for (bool process_output : {false, true}) {
+            infer::ImatrixOptions io;
+            io.n_ctx = 32;
+            io.process_output = process_output;
+            io.datasets = {"some tokens"};
+            io.eval.threads = 1;
+            const infer::ImatrixResult one = infer::compute_imatrix(model, tokens, io);
+            io.eval.threads = 2;
+            const infer::ImatrixResult two = infer::compute_imatrix(model, tokens, io);
+            const quant::ImportanceMatrix& m = one.matrix;
+            CHECK(one.chunks == 3);
+            CHECK(m.chunk_count == 3);
+            CHECK(m.chunk_size == 32);
+            CHECK(m.datasets == std::vector<std::string>{"some tokens"});
+            CHECK(m.size() == 7 * o.n_layer + (process_output ? 1 : 0));
+            CHECK((m.find("output.weight") != nullptr) == process_output);
+            for (const auto& [name, e] : m.entries()) {
+                CAPTURE(name);
+                CHECK(e.counts == std::vector<float>{96.0f});
+                const int64_t cols = name.find("ffn_down") != std::string::npos ? o.n_ff : o.n_embd;
+                CHECK(e.sums.size() == static_cast<size_t>(cols));
+                CHECK(std::all_of(e.sums.begin(), e.sums.end(), [](float s) { return s > 0 && std::isfinite(s); }));
+                const auto it = two.matrix.entries().find(name);
+                REQUIRE(it != two.matrix.entries().end());
+                CHECK(it->second.sums == e.sums);
+                CHECK(it->second.counts == e.counts);
+            }
+            // The attention products of q, k and v share their input.
+            CHECK(m.entries().at("blk.0.attn_q.weight").sums == m.entries().at("blk.0.attn_v.weight").sums);
+            CHECK(one.nll.ppl() == two.nll.ppl());
+        }
+    }
+}
+
+TEST_CASE("a matmul observer sees each weight product with its columns; none set changes nothing") {
+    const auto m = make_model(Spec{});
+    const infer::Model model(*m->file);
+    struct Seen : infer::MatmulObserver {
+        std::vector<std::pair<const infer::Matrix*, int64_t>> calls;
+        void on_matmul(const infer::Matrix& w, const float*, int64_t n) override { calls.emplace_back(&w, n); }
+    } seen;
+    const std::vector<int32_t> tokens = some_tokens(5, 48);
+    std::vector<float> observed(size_t{5} * 48), plain(size_t{5} * 48);
+    infer::Context a(model, 8), b(model, 8);
+    a.set_observer(&seen);
+    a.eval(tokens, observed);
+    b.eval(tokens, plain);
+    CHECK(observed == plain);
+    REQUIRE(seen.calls.size() == 7 * 2 + 1);
+    CHECK(seen.calls[0].first == &model.layers()[0].wq);
+    CHECK(seen.calls.back().first == &model.output());
+    for (const auto& c : seen.calls) CHECK(c.second == 5);
+    CHECK_THROWS_AS(infer::compute_imatrix(model, some_tokens(64, 48), infer::ImatrixOptions{8, 0, false, {}, {}}), std::invalid_argument);
+    CHECK_THROWS_AS(infer::compute_imatrix(model, some_tokens(20, 48), infer::ImatrixOptions{16, 0, false, {}, {}}), std::invalid_argument);
 }
