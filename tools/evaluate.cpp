@@ -44,8 +44,7 @@ std::string read_text_file(const std::string& path) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// A model file opened for the forward pass, with its vocabulary. Errors from infer:: name the
-// file: "MODEL: infer: ...".
+// A model file opened for the forward pass, with its vocabulary.
 struct Loaded {
     std::string path;
     gguf::Model file;
@@ -53,13 +52,7 @@ struct Loaded {
     std::optional<infer::Tokenizer> tokenizer;
 
     explicit Loaded(const std::string& p) : path(p), file(gguf::Model::open(p)) {
-        try {
-            model = std::make_unique<infer::Model>(file);
-        } catch (const gguf::Error&) {
-            throw;
-        } catch (const std::exception& e) {
-            throw std::runtime_error(path + ": " + e.what());
-        }
+        model = std::make_unique<infer::Model>(file);           // its errors name the file
         tokenizer.emplace(infer::Tokenizer::from_gguf(file));  // gguf::Error names the file and key
     }
 };
