@@ -858,4 +858,206 @@ TEST_CASE("gguf imatrix compute: a demo model on a text, GGUF and .dat, the same
     r = run_gguf("imatrix compute " + model + " -f " + txt + " -o " + path("x.gguf") + " -c 4096");
     CHECK(r.exit_code != 0);
     CHECK(r.err.find("shorter than two chunks") != std::string::npos);
+
+// ---- gguf perplexity, gguf kld, gguf generate ------------------------------------------------
+
+namespace {
+
+// A text of demo-vocabulary words ("w0".."w8" are one token each): n tokens, BOS added.
+std::string demo_words(int n) {
+    std::string text;
+    uint64_t s = 7;
+    for (int i = 0; i < n; ++i) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        text += (i ? " w" : "w") + std::to_string((s >> 33) % 9);
+    }
+    return text;
+}
+
+struct EvalFiles {
+    test::TempDir dir;
+    std::string text, short_text;
+    EvalFiles() {
+        std::ofstream(dir / "text.txt", std::ios::binary) << demo_words(200);
+        std::ofstream(dir / "short.txt", std::ios::binary) << demo_words(60);
+        text = shell_quote((dir / "text.txt").string());
+        short_text = shell_quote((dir / "short.txt").string());
+    }
+    // The demo model with some keys set or removed and one tensor left out; returns its quoted path.
+    std::string variant(const std::string& name, const std::vector<std::pair<std::string, gguf::OwnedValue>>& set,
+                        const std::vector<std::string>& remove = {}, const std::string& drop_tensor = "") const {
+        const std::vector<uint8_t> bytes = gguf::fixtures::demo_model().write_to_memory();
+        const gguf::File f = gguf::File::parse(bytes, "demo.gguf");
+        gguf::Writer w;
+        for (const gguf::KeyValue& kv : f.kvs()) w.set(std::string(kv.key), kv.value);
+        for (const auto& [k, v] : set) w.set(k, v);
+        for (const std::string& k : remove) w.remove(k);
+        for (const gguf::TensorInfo& t : f.tensors()) {
+            if (t.name == drop_tensor) continue;
+            w.add_tensor(std::string(t.name), t.type, std::vector<uint64_t>(t.dims().begin(), t.dims().end()), f.tensor_data(t));
+        }
+        w.write(dir / name);
+        return shell_quote((dir / name).string());
+    }
+};
+
+double json_number(simdjson::dom::element e) { return double(e); }
+
+}  // namespace
+
+TEST_CASE("gguf perplexity: running figures, the final estimate, memory and arithmetic; the same PPL on 1 and 2 threads") {
+    const EvalFiles ef;
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("perplexity " + demo + " -f " + ef.text + " -c 64");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("[1]") != std::string::npos);
+    CHECK(r.out.find("[3]") != std::string::npos);
+    CHECK(r.out.find("over 3 chunks, n_ctx=64") != std::string::npos);
+    CHECK(r.out.find("mapped weights") != std::string::npos);
+    CHECK(r.out.find("KV cache") != std::string::npos);
+    CHECK(r.out.find("arithmetic: f32") != std::string::npos);
+    CHECK(r.out.find("tokens/s") != std::string::npos);
+    const size_t at = r.out.find("Final estimate: PPL = ");
+    REQUIRE(at != std::string::npos);
+    const double ppl = std::stod(r.out.substr(at + 22));
+    CHECK(std::isfinite(ppl));
+    CHECK(ppl > 1.0);
+
+    simdjson::dom::parser p;
+    std::map<int, double> by_threads;
+    for (int threads : {1, 2}) {
+        r = run_gguf("perplexity " + demo + " -f " + ef.text + " -c 64 --json --threads " + std::to_string(threads));
+        REQUIRE(r.exit_code == 0);
+        auto j = parse_json(p, r.out);
+        by_threads[threads] = json_number(j["ppl"]);
+        CHECK(int64_t(j["chunks"]) == 3);
+        CHECK(int64_t(j["threads"]) == threads);
+        CHECK(std::string_view(j["arithmetic"]) == "f32");
+        CHECK(int64_t(j["memory"]["mapped_weights"]) > 0);
+        CHECK(std::abs(json_number(j["ppl"]) - ppl) < 1e-3 * ppl);  // the text printed 4 decimals
+    }
+    CHECK(by_threads[1] == by_threads[2]);
+    // --chunks limits, -t and --activations ggml are taken; ggml says so.
+    r = run_gguf("perplexity " + demo + " -f " + ef.text + " -c 64 --chunks 2 -t 1 --activations ggml");
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("[2]") != std::string::npos);
+    CHECK(r.out.find("[3]") == std::string::npos);
+    CHECK(r.out.find("arithmetic: ggml") != std::string::npos);
+    std::printf("gguf perplexity on the demo model (c=64, 3 chunks): PPL %.4f; 1 thread %.6f, 2 threads %.6f\n", ppl, by_threads[1],
+                by_threads[2]);
+}
+
+TEST_CASE("gguf kld: a model against itself has KLD 0 and the same top token everywhere") {
+    const EvalFiles ef;
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("kld " + demo + " " + demo + " -f " + ef.text + " -c 64");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("Mean    KLD:   0.000000") != std::string::npos);
+    CHECK(r.out.find("Same top p: 100.000") != std::string::npos);
+    CHECK(r.out.find("Mean PPL(Q)/PPL(base)         :   1.000000") != std::string::npos);
+    simdjson::dom::parser p;
+    r = run_gguf("kld " + demo + " " + demo + " -f " + ef.text + " -c 64 --json");
+    REQUIRE(r.exit_code == 0);
+    auto j = parse_json(p, r.out);
+    CHECK(json_number(j["kld"]["value"]) == 0.0);
+    CHECK(json_number(j["same_top"]["value"]) == 1.0);
+    CHECK(json_number(j["ppl"]["value"]) == json_number(j["ppl_base"]["value"]));
+    // F32 weights against the F16 demo: a small positive divergence.
+    r = run_gguf("kld " + demo + " " + fx()("demo-llama-f32.gguf") + " -f " + ef.text + " -c 64 --json");
+    REQUIRE(r.exit_code == 0);
+    j = parse_json(p, r.out);
+    CHECK(json_number(j["kld"]["value"]) >= 0.0);
+    CHECK(json_number(j["kld"]["value"]) < 1e-3);
+}
+
+TEST_CASE("gguf generate: greedy by default, a seed gives the same text twice") {
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    auto a = run_gguf("generate " + demo + " -p 'w1 w2' -n 12");
+    INFO(a.out << a.err);
+    REQUIRE(a.exit_code == 0);
+    CHECK(a.out.starts_with("w1 w2"));
+    CHECK(a.out.size() > 5);
+    CHECK(a.err.find("greedy") != std::string::npos);
+    CHECK(a.err.find("tokens/s") != std::string::npos);
+    CHECK(run_gguf("generate " + demo + " -p 'w1 w2' -n 12").out == a.out);
+    const auto s1 = run_gguf("generate " + demo + " -p 'w1 w2' -n 16 --temp 0.9 --top-k 50 --top-p 0.95 --seed 42 --threads 1");
+    const auto s2 = run_gguf("generate " + demo + " -p 'w1 w2' -n 16 --temp 0.9 --top-k 50 --top-p 0.95 --seed 42 --threads 2");
+    REQUIRE(s1.exit_code == 0);
+    CHECK(s1.out == s2.out);
+    CHECK(run_gguf("generate " + demo + " -p w1 -n 4 --top-p 0").exit_code == 2);
+    CHECK(run_gguf("generate " + demo + " -n 4").exit_code == 2);  // no prompt
+}
+
+TEST_CASE("perplexity, kld, generate: bad input exits 2 naming the problem") {
+    const EvalFiles ef;
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    // A text shorter than two chunks.
+    auto r = run_gguf("perplexity " + demo + " -f " + ef.short_text + " -c 64");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("shorter than two chunks of 64") != std::string::npos);
+    CHECK(r.err.find("short.txt") != std::string::npos);
+    r = run_gguf("kld " + demo + " " + demo + " -f " + ef.short_text + " -c 64");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("shorter than two chunks") != std::string::npos);
+    // A text file that is not there.
+    r = run_gguf("perplexity " + demo + " -f " + shell_quote((ef.dir / "absent.txt").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("absent.txt: cannot read") != std::string::npos);
+    // An architecture the table does not know.
+    const std::string gpt = ef.variant("gpt2.gguf", {{"general.architecture", gguf::OwnedValue::string("gpt2")}});
+    r = run_gguf("perplexity " + gpt + " -f " + ef.text + " -c 64");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("architecture 'gpt2' is not supported") != std::string::npos);
+    CHECK(r.err.find("gpt2.gguf") != std::string::npos);
+    // A missing tensor, a missing hyperparameter.
+    const std::string no_tensor = ef.variant("no-ffn-down.gguf", {}, {}, "blk.1.ffn_down.weight");
+    r = run_gguf("perplexity " + no_tensor + " -f " + ef.text + " -c 64");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("tensor blk.1.ffn_down.weight is missing") != std::string::npos);
+    r = run_gguf("kld " + demo + " " + no_tensor + " -f " + ef.text + " -c 64");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("no-ffn-down.gguf") != std::string::npos);
+    const std::string no_heads = ef.variant("no-heads.gguf", {}, {"llama.attention.head_count"});
+    r = run_gguf("perplexity " + no_heads + " -f " + ef.text + " -c 64");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("llama.attention.head_count") != std::string::npos);
+    // A tokenizer model this code does not have.
+    const std::string rwkv = ef.variant("rwkv-vocab.gguf", {{"tokenizer.ggml.model", gguf::OwnedValue::string("rwkv")}});
+    for (const std::string& cmd : {"perplexity " + rwkv + " -f " + ef.text + " -c 64", "generate " + rwkv + " -p w1 -n 2"}) {
+        r = run_gguf(cmd);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find("tokenizer model 'rwkv' is not supported") != std::string::npos);
+        CHECK(r.err.find("rwkv-vocab.gguf") != std::string::npos);
+    }
+    // Bad options.
+    CHECK(run_gguf("perplexity " + demo + " -f " + ef.text + " --activations f16").exit_code == 2);
+    CHECK(run_gguf("perplexity " + demo + " -f " + ef.text + " -c 1").exit_code == 2);
+    CHECK(run_gguf("perplexity " + demo).exit_code == 2);  // no -f
+    r = run_gguf("perplexity --help");
+    CHECK(r.exit_code == 0);
+    for (const char* opt : {"-c,--ctx-size", "--chunks", "-f,--file", "-t,--threads", "--activations", "--json"})
+        CHECK(r.out.find(opt) != std::string::npos);
+}
+
+TEST_CASE("gguf perplexity on ../shared/ref's tiny-source-f16 with licenses.txt (c=128) gives llama-perplexity's PPL to 0.1%") {
+    const std::filesystem::path model = test::ref_dir() / "gguf" / "llama-quantize" / "tiny-source-f16.gguf";
+    const std::filesystem::path text = test::ref_dir() / "eval" / "licenses.txt";
+    if (!std::filesystem::exists(model) || !std::filesystem::exists(text)) {
+        std::printf("SKIPPED: gguf perplexity against llama.cpp's figure: %s or %s not found (the reference data lives in ../shared)\n",
+                    model.c_str(), text.c_str());
+        return;
+    }
+    const auto r = run_gguf("perplexity " + shell_quote(model.string()) + " -f " + shell_quote(text.string()) + " -c 128 --json");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p;
+    auto j = parse_json(p, r.out);
+    const double ppl = json_number(j["ppl"]), theirs = 1149.4877;
+    std::printf("gguf perplexity tiny-source-f16 (c=128, f32 activations): PPL %.4f +/- %.5f over %lld chunks, %.0f tokens/s; llama.cpp %.4f (relative %.2e)\n",
+                ppl, json_number(j["ppl_uncertainty"]), static_cast<long long>(int64_t(j["chunks"])), json_number(j["tokens_per_second"]),
+                theirs, std::abs(ppl - theirs) / theirs);
+    CHECK(int64_t(j["chunks"]) == 157);
+    CHECK(std::abs(ppl - theirs) / theirs < 1e-3);
 }

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "bench.h"
 #include "error.h"
+#include "evaluate.h"
 #include "imatrix.h"
 #include "inspect.h"
 #include "requant.h"
@@ -97,6 +98,9 @@ int main(int argc, char** argv) {
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
     gguf::tools::add_tokenize(app, run);
+    gguf::tools::add_perplexity(app, run);
+    gguf::tools::add_kld(app, run);
+    gguf::tools::add_generate(app, run);
 
     // gguf help [COMMAND [SUBCOMMAND]]: the same as --help on that command.
     std::vector<char*> args(argv, argv + argc);

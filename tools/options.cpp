@@ -4,8 +4,8 @@
 
 namespace gguf::tools {
 
-CLI::Option* add_threads_option(CLI::App* command, int& threads) {
-    return command->add_option("--threads", threads, "Threads to use (default 0: one per core)")
+CLI::Option* add_threads_option(CLI::App* command, int& threads, const std::string& names) {
+    return command->add_option(names, threads, "Threads to use (default 0: one per core)")
         ->check(CLI::Validator(
             [](const std::string& text) -> std::string {
                 try {

@@ -3,9 +3,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace gguf::tools {
 
 // --threads N, 0 (the default) meaning one per core; negative numbers are refused plainly.
-CLI::Option* add_threads_option(CLI::App* command, int& threads);
+// `names` as CLI11 takes them ("-t,--threads" where llama.cpp's tool has the short form).
+CLI::Option* add_threads_option(CLI::App* command, int& threads, const std::string& names = "--threads");
 
 }  // namespace gguf::tools

@@ -65,6 +65,19 @@ MemoryFigures Context::memory() const {
     return f;
 }
 
+MemoryFigures Context::planned_memory(const Model& model, uint32_t n_ctx, int64_t batch) {
+    const Config& c = model.config();
+    const uint64_t q_dim = uint64_t{c.n_head} * c.head_dim, kv_dim = uint64_t{c.n_head_kv} * c.head_dim;
+    // Per token: x, xn, q, k, v, att, gate, up, and the rotation's cos and sin (grow() below).
+    const uint64_t per_token = 2ull * c.n_embd + q_dim + 2 * kv_dim + std::max<uint64_t>(q_dim, c.n_embd) + 2ull * c.n_ff +
+                               2ull * (c.rope.n_dims / 2);
+    MemoryFigures f;
+    f.mapped_weights = model.weight_bytes();
+    f.kv_cache = 2ull * c.n_layer * n_ctx * kv_dim * sizeof(float);
+    f.activations = static_cast<uint64_t>(std::max<int64_t>(batch, 0)) * per_token * sizeof(float);
+    return f;
+}
+
 void Context::grow(int64_t n) {
     if (n <= capacity_) return;
     const Config& c = model_->config();

@@ -79,6 +79,9 @@ public:
     void eval(std::span<const int32_t> tokens, std::span<float> logits, size_t first_logit = 0);
 
     MemoryFigures memory() const;
+    // What memory() reports for a Context of n_ctx positions once it has evaluated batches of
+    // at most `batch` tokens: known before any evaluation, for printing at the start.
+    static MemoryFigures planned_memory(const Model& model, uint32_t n_ctx, int64_t batch);
 
 private:
     void embed(std::span<const int32_t> tokens, float* x);
