@@ -858,6 +858,7 @@ TEST_CASE("gguf imatrix compute: a demo model on a text, GGUF and .dat, the same
     r = run_gguf("imatrix compute " + model + " -f " + txt + " -o " + path("x.gguf") + " -c 4096");
     CHECK(r.exit_code != 0);
     CHECK(r.err.find("shorter than two chunks") != std::string::npos);
+}
 
 // ---- gguf perplexity, gguf kld, gguf generate ------------------------------------------------
 
