@@ -2,10 +2,12 @@
 // tiny model and of a quantization of it, KL divergence between them, and the same results
 // whatever the thread count.
 #include <doctest/doctest.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -203,4 +205,21 @@ TEST_CASE("imatrix of tiny-source-f16 on licenses.txt (c=128) reproduces llama-i
                     std::string(infer::arithmetic_name(a)).c_str(), theirs.size(), counts_equal ? "all equal" : "NOT all equal", worst, worst_name.c_str(), worst_column,
                     r.nll.ppl());
     }
+}
+
+TEST_CASE("gguf perplexity on tiny-source-f16 with licenses.txt (c=128) prints llama-perplexity's PPL to 0.1%") {
+    const std::filesystem::path model = test::ref_dir() / "gguf" / "llama-quantize" / "tiny-source-f16.gguf";
+    const std::filesystem::path text = test::ref_dir() / "eval" / "licenses.txt";
+    const auto r = test::run_gguf("perplexity " + test::shell_quote(model.string()) + " -f " + test::shell_quote(text.string()) + " -c 128 --json");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p;
+    simdjson::dom::element j;
+    REQUIRE(p.parse(r.out).get(j) == simdjson::SUCCESS);
+    const double ppl = j["ppl"].get_double().value(), theirs = 1149.4877;
+    const int64_t chunks = j["chunks"].get_int64().value();
+    std::printf("gguf perplexity tiny-source-f16 (c=128, default arithmetic): PPL %.4f over %lld chunks; llama.cpp %.4f (relative %.2e)\n", ppl,
+                static_cast<long long>(chunks), theirs, std::abs(ppl - theirs) / theirs);
+    CHECK(chunks == 157);
+    CHECK(std::abs(ppl - theirs) / theirs < 1e-3);
 }
