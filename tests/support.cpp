@@ -26,6 +26,11 @@ TempDir::~TempDir() {
     std::filesystem::remove_all(path_, ec);
 }
 
+std::string read_text(const std::filesystem::path& p) {
+    const std::vector<uint8_t> bytes = read_bytes(p);
+    return {bytes.begin(), bytes.end()};
+}
+
 std::vector<uint8_t> read_bytes(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read " + p.string());

@@ -24,18 +24,10 @@ namespace {
 std::filesystem::path eval_dir() { return test::ref_dir() / "eval"; }
 std::filesystem::path model_path(const std::string& name) { return test::ref_dir() / "gguf" / "llama-quantize" / name; }
 
-std::string read_text(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    REQUIRE_MESSAGE(in, "cannot read " << p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // llama-tokenize --ids output: "[1, 795, ...]".
 std::vector<int32_t> read_token_ids(const std::filesystem::path& p) {
     std::vector<int32_t> ids;
-    std::string text = read_text(p);
+    std::string text = test::read_text(p);
     for (char& c : text)
         if (c == '[' || c == ']' || c == ',') c = ' ';
     std::istringstream in(text);
@@ -75,7 +67,7 @@ TEST_CASE("the token ids are llama.cpp's: 20,119 of them, BOS first") {
 }
 
 TEST_CASE("perplexity of tiny-source-f16 (c=128) matches llama-perplexity's to 0.1%") {
-    const double theirs = figure_after(read_text(eval_dir() / "ppl-tiny-source-f16.txt"), "Final estimate: PPL =");
+    const double theirs = figure_after(test::read_text(eval_dir() / "ppl-tiny-source-f16.txt"), "Final estimate: PPL =");
     for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
         const infer::PerplexityResult r = run_ppl("tiny-source-f16.gguf", a);
         std::printf("tiny-source-f16 PPL (%s activations): %.4f +/- %.5f over %u chunks; llama.cpp %.4f (relative difference %.2e)\n",
@@ -87,7 +79,7 @@ TEST_CASE("perplexity of tiny-source-f16 (c=128) matches llama-perplexity's to 0
 }
 
 TEST_CASE("perplexity of tiny-Q4_K_M (ggml activations) matches llama-perplexity's to 0.5%") {
-    const double theirs = figure_after(read_text(eval_dir() / "kld-tiny-Q4_K_M.txt"), "Mean PPL(Q)                   :");
+    const double theirs = figure_after(test::read_text(eval_dir() / "kld-tiny-Q4_K_M.txt"), "Mean PPL(Q)                   :");
     for (infer::Arithmetic a : {infer::Arithmetic::F32, infer::Arithmetic::Ggml}) {
         const infer::PerplexityResult r = run_ppl("tiny-Q4_K_M.gguf", a);
         std::printf("tiny-Q4_K_M PPL (%s activations): %.4f; llama.cpp %.4f (relative difference %.2e)\n",
@@ -97,7 +89,7 @@ TEST_CASE("perplexity of tiny-Q4_K_M (ggml activations) matches llama-perplexity
 }
 
 TEST_CASE("KL divergence of tiny-Q4_K_M from tiny-source-f16 (ggml activations) matches llama.cpp's to 2%") {
-    const std::string text = read_text(eval_dir() / "kld-tiny-Q4_K_M.txt");
+    const std::string text = test::read_text(eval_dir() / "kld-tiny-Q4_K_M.txt");
     const double their_kld = figure_after(text, "Mean    KLD:");
     const double their_same = figure_after(text, "Same top p:");
     const gguf::Model base_file = gguf::Model::open(model_path("tiny-source-f16.gguf"));
@@ -136,7 +128,7 @@ TEST_CASE("KL divergence against tiny-source-f16 for every mix in ../shared/ref/
         const std::string name = entry.path().filename().string();
         if (name.rfind("kld-tiny-", 0) != 0) continue;
         const std::string mix = name.substr(9, name.size() - 9 - 4);  // "Q4_K_M" or "Q4_K_M.imatrix"
-        const std::string text = read_text(entry.path());
+        const std::string text = test::read_text(entry.path());
         const double their_kld = figure_after(text, "Mean    KLD:"), their_same = figure_after(text, "Same top p:");
         const double their_ppl = figure_after(text, "Mean PPL(Q)                   :");
         const gguf::Model file = gguf::Model::open(model_path("tiny-" + mix + ".gguf"));
@@ -164,7 +156,7 @@ TEST_CASE("imatrix of tiny-source-f16 on licenses.txt (c=128) reproduces llama-i
     const quant::ImportanceMatrix theirs = quant::ImportanceMatrix::load(model_path("tiny.imatrix.gguf"));
     const gguf::Model m = gguf::Model::open(model_path("tiny-source-f16.gguf"));
     const infer::Model model(m);
-    const std::vector<int32_t> ids = infer::Tokenizer::from_gguf(m).encode(read_text(eval_dir() / "licenses.txt"), true, false);
+    const std::vector<int32_t> ids = infer::Tokenizer::from_gguf(m).encode(test::read_text(eval_dir() / "licenses.txt"), true, false);
     REQUIRE(ids == license_tokens());
     for (infer::Arithmetic a : {infer::Arithmetic::Ggml, infer::Arithmetic::F32}) {
         infer::ImatrixOptions o;

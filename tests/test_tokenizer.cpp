@@ -13,17 +13,9 @@
 
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    REQUIRE_MESSAGE(in, "cannot read " << p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // llama.cpp's test format: the strings of .inp, each followed by "\n__ggml_vocab_test__\n".
 std::vector<std::string> read_inputs(const std::filesystem::path& p) {
-    const std::string text = read_text(p);
+    const std::string text = test::read_text(p);
     const std::string sep = "\n__ggml_vocab_test__\n";
     std::vector<std::string> out;
     size_t at = 0;
@@ -34,7 +26,7 @@ std::vector<std::string> read_inputs(const std::filesystem::path& p) {
 // One line of ids per string.
 std::vector<std::vector<infer::TokenId>> read_outputs(const std::filesystem::path& p) {
     std::vector<std::vector<infer::TokenId>> out;
-    std::istringstream in(read_text(p));
+    std::istringstream in(test::read_text(p));
     for (std::string line; std::getline(in, line);) {
         std::istringstream ids(line);
         out.emplace_back();
@@ -120,8 +112,8 @@ TEST_CASE("the vocabularies without test strings load, and decoding gives the te
 TEST_CASE("licenses.txt with the tiny model's vocabulary gives llama.cpp's 20,119 tokens") {
     const gguf::File f = gguf::File::open(test::ref_dir() / "gguf" / "llama-quantize" / "tiny-source-f16.gguf");
     const auto tok = infer::Tokenizer::from_gguf(f);
-    const std::string text = read_text(test::ref_dir() / "eval" / "licenses.txt");
-    std::string want = read_text(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
+    const std::string text = test::read_text(test::ref_dir() / "eval" / "licenses.txt");
+    std::string want = test::read_text(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
     const auto ids = tok.encode(text, true, false);
     std::string got = "[";
     for (size_t i = 0; i < ids.size(); ++i) got += (i ? ", " : "") + std::to_string(ids[i]);
