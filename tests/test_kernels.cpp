@@ -455,4 +455,13 @@ TEST_CASE("kernels refuse sizes that are not whole blocks, naming the type") {
     CHECK_THROWS_AS(kernels::dot(TypeId::Q4_0, std::span<const uint8_t>(bytes.data(), 17), x), std::invalid_argument);
     const kernels::Activations xq(TypeId::Q4_0, x);
     CHECK_THROWS_AS(kernels::dot(TypeId::Q8_0, std::vector<uint8_t>(34), xq), std::invalid_argument);
+    // Retired and unknown ids (block size 0 in the table): an error, never a division by zero.
+    for (const uint32_t id : {4u, 31u, 38u, 999u}) {
+        CAPTURE(id);
+        const auto type = static_cast<TypeId>(id);
+        CHECK_THROWS_AS(kernels::dequantize(type, bytes, out), std::invalid_argument);
+        CHECK_THROWS_AS(kernels::Activations(type, x), std::invalid_argument);
+        float y = 0;
+        CHECK_THROWS_AS(kernels::matmul(type, bytes.data(), 18, 1, 32, x.data(), 1, &y), std::invalid_argument);
+    }
 }

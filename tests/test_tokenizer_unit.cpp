@@ -196,6 +196,34 @@ TEST_CASE("byte-level BPE: llama-bpe adds BOS by default and takes a word that i
     CHECK(tok.encode("hello world", true) == std::vector<TokenId>{v.endoftext, v.hello, whole});
 }
 
+TEST_CASE("byte-level BPE: the file's add_bos_token overrides the pre-tokenizer's default, either way") {
+    const BpeVocab v;
+    {
+        gguf::Writer w = bpe_writer(v, "llama-bpe");  // adds BOS by default
+        w.set("tokenizer.ggml.add_bos_token", OwnedValue::boolean(false));
+        const MemoryFile f(std::move(w));
+        const Tokenizer tok = Tokenizer::from_gguf(f.file);
+        CHECK_FALSE(tok.add_bos());
+        CHECK(tok.encode("hello", true) == std::vector<TokenId>{v.hello});
+    }
+    {
+        gguf::Writer w = bpe_writer(v, "gpt-2");  // adds none by default
+        w.set("tokenizer.ggml.add_bos_token", OwnedValue::boolean(true));
+        const MemoryFile f(std::move(w));
+        const Tokenizer tok = Tokenizer::from_gguf(f.file);
+        CHECK(tok.add_bos());
+        CHECK(tok.encode("hello", true) == std::vector<TokenId>{v.endoftext, v.hello});
+    }
+}
+
+TEST_CASE("a Byte token spelled other than <0xHH> reads as its text, never an exception") {
+    SpmVocab v;
+    const TokenId odd = v.add("<0xZZ>", 0, 6);  // type 6: Byte
+    const MemoryFile f(writer_for("llama", v));
+    const Tokenizer tok = Tokenizer::from_gguf(f.file);
+    CHECK(tok.token_to_text(odd) == "<0xZZ>");
+}
+
 TEST_CASE("WordPiece: lowercase, accents dropped, punctuation split, longest tokens, unknown words") {
     Vocab v;
     v.add("[PAD]", 0, 3);

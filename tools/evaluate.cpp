@@ -38,12 +38,6 @@ void out(const std::string& s) {
     std::fflush(stdout);
 }
 
-std::string read_text_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error(path + ": cannot read the text file");
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // A model file opened for the forward pass, with its vocabulary.
 struct Loaded {
     std::string path;

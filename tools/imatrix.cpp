@@ -18,6 +18,7 @@
 #include "json.h"
 #include "options.h"
 #include "quant/imatrix.h"
+#include "text.h"
 
 namespace gguf::tools {
 
@@ -152,9 +153,7 @@ ImatrixFormat compute_format(const std::string& path) { return path.ends_with(".
 int run_compute(const ComputeOptions& o) {
     refuse_overwrite(o.out, o.model);
     refuse_overwrite(o.out, o.text);
-    std::ifstream in(o.text, std::ios::binary);
-    if (!in) throw std::runtime_error(o.text + ": cannot read");
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = read_text_file(o.text);
     const Model file = Model::open(o.model);
     const infer::Model model(file);
     const infer::Tokenizer tok = infer::Tokenizer::from_gguf(file);
@@ -170,10 +169,16 @@ int run_compute(const ComputeOptions& o) {
     std::fprintf(stderr, "%s: %zu tokens of %s, chunks of %u, %s activations%s\n", o.model.c_str(), ids.size(), o.text.c_str(), o.n_ctx,
                  std::string(infer::arithmetic_name(io.eval.arithmetic)).c_str(), o.process_output ? ", output.weight included" : "");
     const auto start = std::chrono::steady_clock::now();
-    const infer::ImatrixResult r = infer::compute_imatrix(model, ids, io, [&](uint32_t done, uint32_t total, double ppl) {
+    const auto progress = [&](uint32_t done, uint32_t total, double ppl) {
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::fprintf(stderr, "[%u/%u] %.4f  %.1f s, %.0f tokens/s\n", done, total, ppl, s, static_cast<double>(done) * o.n_ctx / std::max(s, 1e-9));
-    });
+    };
+    infer::ImatrixResult r;
+    try {
+        r = infer::compute_imatrix(model, ids, io, progress);
+    } catch (const std::invalid_argument& e) {  // the text too short for its chunks, and the like: say which text
+        throw std::runtime_error(o.text + ": " + e.what());
+    }
     r.matrix.save(o.out, to);
     std::fprintf(stderr, "%s: %zu entries, %u chunks of %u tokens (%s), final PPL %.4f +/- %.5f\n", o.out.c_str(), r.matrix.size(), r.chunks,
                  o.n_ctx, format_name(to), r.nll.ppl(), r.nll.ppl_uncertainty());

@@ -13,6 +13,7 @@
 #include "gguf/model.h"
 #include "infer/tokenizer.h"
 #include "json.h"
+#include "text.h"
 
 namespace gguf::tools {
 
@@ -65,11 +66,7 @@ std::string read_all(std::istream& in) { return std::string(std::istreambuf_iter
 std::string input_text(const TokenizeOptions& o) {
     const int sources = !o.text.empty() + !o.file.empty() + o.from_stdin;
     if (sources != 1) throw CLI::ValidationError("give the text as an argument (or -p), -f FILE or --stdin: exactly one of them");
-    if (!o.file.empty()) {
-        std::ifstream in(o.file, std::ios::binary);
-        if (!in) throw std::runtime_error(o.file + ": cannot read");
-        return read_all(in);
-    }
+    if (!o.file.empty()) return read_text_file(o.file);
     if (o.from_stdin) return read_all(std::cin);
     return o.no_escape ? o.text : process_escapes(o.text);
 }

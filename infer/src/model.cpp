@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gguf/arch.h"
+#include "infer/tokenizer.h"
 #include "kernels/kernels.h"
 
 namespace infer {
@@ -30,12 +31,6 @@ std::optional<double> number(const gguf::Model& m, const std::string& key) {
     }
     if (!v.is_integer() && !v.is_float()) fail(m, "key " + key + " is not a number");
     return v.as_double();
-}
-
-std::optional<bool> boolean(const gguf::Model& m, const std::string& key) {
-    const gguf::KeyValue* kv = find_key(m, key);
-    if (!kv || kv->value.type() != gguf::ValueType::Bool) return std::nullopt;
-    return kv->value.boolean();
 }
 
 std::string text(const gguf::Model& m, const std::string& key) {
@@ -154,9 +149,14 @@ Config read_config(const gguf::Model& m) {
     }
     if (r.scaling != RopeScaling::None && factor > 0) r.freq_scale = static_cast<float>(1.0 / factor);
 
-    const std::string tokenizer = text(m, "tokenizer.ggml.model");
-    if (const auto bos = number(m, "tokenizer.ggml.bos_token_id")) c.bos = static_cast<int32_t>(*bos);
-    c.add_bos = boolean(m, "tokenizer.ggml.add_bos_token").value_or(tokenizer == "llama") && c.bos.has_value();
+    // BOS at the start of each chunk exactly as the tokenizer adds it: one rule, the
+    // Tokenizer's (its defaults per vocabulary kind and pre-tokenizer, the keys, the range
+    // check). A broken vocabulary fails here with the tokenizer's error; a file without one
+    // (no tokenizer.ggml.tokens) evaluates token ids without BOS.
+    if (m.first().find("tokenizer.ggml.model") && m.first().find("tokenizer.ggml.tokens")) {
+        const Tokenizer tokenizer = Tokenizer::from_gguf(m);
+        if (tokenizer.add_bos() && tokenizer.bos()) c.bos = *tokenizer.bos(), c.add_bos = true;
+    }
     return c;
 }
 
@@ -169,6 +169,7 @@ Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file))
     const gguf::Model::Tensor* embd_tensor = load.find(TensorRole::TokenEmbd, std::nullopt);
     if (!embd_tensor) fail(file, "tensor token_embd.weight is missing");
     c.n_vocab = static_cast<uint32_t>(embd_tensor->info->shape[1]);
+    if (c.n_vocab == 0 || embd_tensor->info->shape[1] > UINT32_MAX) fail(file, "tensor token_embd.weight has no rows (or more than 2^32)");
     token_embd_ = load.matrix(*embd_tensor, c.n_embd, c.n_vocab);
     weight_bytes_ += token_embd_.bytes();
     if (const gguf::Model::Tensor* out = load.find(TensorRole::Output, std::nullopt)) {
@@ -182,9 +183,10 @@ Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file))
 
     const int64_t embd = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim, kv_dim = int64_t{c.n_head_kv} * c.head_dim;
     const bool qk_norm = c.arch == "qwen3";
-    layers_.resize(c.n_layer);
+    // Layers are added as their tensors are found: block_count is never an allocation size
+    // before the file has shown that many layers.
     for (uint32_t i = 0; i < c.n_layer; ++i) {
-        Layer& l = layers_[i];
+        Layer& l = layers_.emplace_back();
         l.attn_norm = load.vector(TensorRole::AttnNorm, i, embd, true);
         l.wq = load.matrix(TensorRole::AttnQ, i, embd, q_dim);
         l.wk = load.matrix(TensorRole::AttnK, i, embd, kv_dim);

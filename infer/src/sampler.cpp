@@ -22,8 +22,11 @@ Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_(option
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
-    if (options_.temperature <= 0.0f) return argmax(logits);
     if (logits.empty()) throw std::invalid_argument("infer: no logits to choose from");
+    // NaN would break the orderings below (and means broken weights): a plain error.
+    for (size_t i = 0; i < logits.size(); ++i)
+        if (std::isnan(logits[i])) throw std::runtime_error("infer: the logit of token " + std::to_string(i) + " is NaN (the model's weights or activations are not finite)");
+    if (options_.temperature <= 0.0f) return argmax(logits);
     candidates_.clear();
     for (size_t i = 0; i < logits.size(); ++i) candidates_.emplace_back(logits[i], static_cast<int32_t>(i));
     // Highest logit first, the lower id first among equals.
@@ -70,7 +73,14 @@ std::vector<int32_t> generate(const Model& model, std::span<const int32_t> promp
                               std::optional<int32_t> eos, const TokenCallback& on_token) {
     if (prompt.empty()) throw std::invalid_argument("infer: generation needs a prompt of at least one token");
     const uint32_t n_vocab = model.config().n_vocab;
-    Context ctx(model, static_cast<uint32_t>(prompt.size()) + options.max_tokens, options.eval);
+    // The cache holds the prompt and what is generated, up to the model's trained context.
+    const uint64_t wanted = uint64_t{prompt.size()} + options.max_tokens;
+    const uint64_t limit = model.config().n_ctx_train ? model.config().n_ctx_train : wanted;
+    if (prompt.size() >= limit)
+        throw std::invalid_argument("infer: the prompt has " + std::to_string(prompt.size()) + " tokens; the model's context holds " +
+                                    std::to_string(limit));
+    const uint64_t capacity = std::min(wanted, limit);
+    Context ctx(model, static_cast<uint32_t>(capacity), options.eval);
     Sampler sampler(options.sampling);
     std::vector<float> logits(n_vocab);
     std::vector<int32_t> out;
@@ -81,7 +91,7 @@ std::vector<int32_t> generate(const Model& model, std::span<const int32_t> promp
         out.push_back(token);
         if (on_token && !on_token(token)) break;
         if (options.stop_at_eos && eos && token == *eos) break;
-        if (out.size() >= options.max_tokens) break;
+        if (out.size() >= options.max_tokens || prompt.size() + out.size() >= capacity) break;  // asked for, or the context is full
         const int32_t one[1] = {token};
         ctx.eval(one, logits, 0);
     }

@@ -132,9 +132,28 @@ void read_special_ids(const Reader& r, Tokenizer::Impl& v) {
     v.pad = pick("tokenizer.ggml.padding_token_id", v.kind == TokenizerKind::WordPiece ? std::optional<TokenId>(0) : std::nullopt);
     v.sep = pick("tokenizer.ggml.seperator_token_id", v.kind == TokenizerKind::WordPiece ? std::optional<TokenId>(102) : std::nullopt);
     v.cls = pick("tokenizer.ggml.cls_token_id", v.bos);
+}
+
+// The file's flags, over the defaults of its kind and of its pre-tokenizer (so read last).
+void read_flags(const Reader& r, Tokenizer::Impl& v) {
     if (auto b = r.boolean("tokenizer.ggml.add_bos_token")) v.add_bos = *b;
     if (auto b = r.boolean("tokenizer.ggml.add_eos_token")) v.add_eos = *b;
     if (auto b = r.boolean("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = *b;
+}
+
+// The byte a piece "<0xHH>" stands for, or nothing (a Byte token of another spelling reads
+// as its text).
+std::optional<uint8_t> byte_of(std::string_view s) {
+    if (s.size() != 6 || !s.starts_with("<0x") || s[5] != '>') return std::nullopt;
+    auto digit = [](char ch) -> int {
+        if (ch >= '0' && ch <= '9') return ch - '0';
+        if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+        if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+        return -1;
+    };
+    const int hi = digit(s[3]), lo = digit(s[4]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    return static_cast<uint8_t>(hi * 16 + lo);
 }
 
 void find_specials(Tokenizer::Impl& v) {
@@ -205,6 +224,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& file) {
         v->pre = r.find("tokenizer.ggml.pre") ? r.string("tokenizer.ggml.pre") : "default";
         break;
     }
+    read_flags(r, *v);
     return Tokenizer(std::move(v));
 }
 
@@ -302,10 +322,7 @@ std::string Tokenizer::token_to_text(TokenId id, bool special) const {
     std::string out;
     switch (impl_->kind) {
     case TokenizerKind::SentencePiece:
-        if (t == TokenType::Byte && s.size() == 6) {
-            out += static_cast<char>(std::stoi(std::string(s.substr(3, 2)), nullptr, 16));
-            return out;
-        }
+        if (const auto byte = byte_of(s); t == TokenType::Byte && byte) return std::string(1, static_cast<char>(*byte));
         for (size_t i = 0; i < s.size();) {
             if (s.substr(i, kSpace.size()) == kSpace) {
                 out += ' ';

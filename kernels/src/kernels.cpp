@@ -23,7 +23,11 @@ const detail::TypeKernels& entry(TypeId type, Isa isa) {
 
 // The number of blocks in `n` values of `type`, checking that they are whole blocks.
 int64_t whole_blocks(TypeId type, int64_t n, const char* what) {
-    const uint32_t block = gguf::type_info(type).block_size;
+    const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
+    if (!info || info->retired || info->block_size == 0)
+        throw std::invalid_argument(std::string("kernels: ") + what + ": type id " + std::to_string(static_cast<uint32_t>(type)) +
+                                    " is not a live type");
+    const uint32_t block = info->block_size;
     if (n < 0 || n % block != 0)
         throw std::invalid_argument(std::string("kernels: ") + what + ": " + std::to_string(n) + " values are not a whole number of " +
                                     type_name(type) + " blocks of " + std::to_string(block));
@@ -91,7 +95,9 @@ void dequantize_bf16(TypeId type, std::span<const uint8_t> src, std::span<uint16
 }
 
 TypeId activation_type(TypeId weights) {
-    const gguf::TypeInfo& info = gguf::type_info(weights);
+    const gguf::TypeInfo* found = gguf::find_type(static_cast<uint32_t>(weights));
+    if (!found || found->retired) return TypeId::F32;  // nothing multiplies them; calls with them are refused
+    const gguf::TypeInfo& info = *found;
     switch (weights) {
         case TypeId::F16: return TypeId::F16;
         case TypeId::BF16: return TypeId::BF16;
@@ -148,6 +154,7 @@ void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, int64_
     if (method == MatmulMethod::Auto)
         method = (kt.provided & detail::kDot) ? MatmulMethod::QuantizedActivations : MatmulMethod::DequantizedPanel;
     if (method == MatmulMethod::QuantizedActivations) {
+        if (!kt.dot) throw std::invalid_argument("kernels: no dot product for " + type_name(type));
         std::vector<Activations> xs;
         xs.reserve(static_cast<size_t>(n));
         for (int64_t j = 0; j < n; ++j) xs.emplace_back(type, std::span<const float>(x + j * k, static_cast<size_t>(k)), isa);

@@ -57,8 +57,8 @@ struct Config {
     float rms_eps = 1e-5f;       // attention.layer_norm_rms_epsilon
     RopeParams rope;
     bool tied_output = false;    // no output.weight: the token embedding produces the logits
-    // The vocabulary's beginning-of-sequence token and whether it is prepended
-    // (tokenizer.ggml.add_bos_token; absent: true for SentencePiece vocabularies, as llama.cpp).
+    // The vocabulary's beginning-of-sequence token and whether it is prepended, as
+    // infer::Tokenizer decides them (no vocabulary in the file: no BOS).
     std::optional<int32_t> bos;
     bool add_bos = false;
 };
