@@ -79,7 +79,7 @@ uint64_t count_bad_blocks(const uint8_t* data, uint64_t n, uint32_t stride, cons
         const uint8_t* p = data + f[0].offset;
         const uint8_t* q = data + f[1].offset;
         for (uint64_t b = 0; b < n; ++b)
-            bad += ((u16le(p + b * stride) & 0x7c00) == 0x7c00) | ((u16le(q + b * stride) & 0x7c00) == 0x7c00);
+            bad += static_cast<uint32_t>((u16le(p + b * stride) & 0x7c00) == 0x7c00) | static_cast<uint32_t>((u16le(q + b * stride) & 0x7c00) == 0x7c00);
     } else {
         for (uint64_t b = 0; b < n; ++b) {
             uint32_t any = 0;
