@@ -5,7 +5,9 @@
 // the same fixed tree of lane sums. The 4 x 4 register block and the 1 x 1 edge loop follow
 // that order exactly, so a value never depends on where it falls in the blocking.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>

@@ -45,7 +45,8 @@ __m256i iq4_levels(__m256i codes) {
 
 // Per type: block bytes; where d, m sit; codes(block): the 32 codes as bytes; kSigned
 // whether they are signed values (else unsigned codes, less kOffset for the value);
-// kScaleFirst whether the decoder writes d x value (IQ4_NL's dl x level) rather than value x d.
+// kScaleFirst (non-affine formats) whether the decoder writes d x value (IQ4_NL's dl x level)
+// rather than value x d.
 struct Q4_0 {
     static constexpr int kBytes = 18, kOffset = 8;
     static constexpr bool kSigned = false, kAffine = false, kScaleFirst = false;
@@ -53,7 +54,7 @@ struct Q4_0 {
 };
 struct Q4_1 {
     static constexpr int kBytes = 20, kOffset = 0;
-    static constexpr bool kSigned = false, kAffine = true, kScaleFirst = false;
+    static constexpr bool kSigned = false, kAffine = true;
     static __m256i codes(const uint8_t* b) { return nibbles(b + 4); }
 };
 struct Q5_0 {
@@ -63,7 +64,7 @@ struct Q5_0 {
 };
 struct Q5_1 {
     static constexpr int kBytes = 24, kOffset = 0;
-    static constexpr bool kSigned = false, kAffine = true, kScaleFirst = false;
+    static constexpr bool kSigned = false, kAffine = true;
     static __m256i codes(const uint8_t* b) { return _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4)); }
 };
 template <int Bytes> struct Q8 {

@@ -11,7 +11,9 @@
 // up exactly, then one float multiply-add per block; Q5_0 and Q8_0 two at a time (dot_pairs),
 // which measured as fast or faster for them.
 #pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 intrinsics (its bug 105593)
+#if !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>
@@ -300,7 +302,7 @@ struct DotIQ4_NL : NibbleGroup<18, 2> {  // levels + 128, looked up from the nib
     static __m256i codes1(const uint8_t* a) { return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(levels()), nibble_codes1(a + 2)); }
 };
 struct DotQ8_0 {  // signed codes made unsigned by adding 128; the activations' layout
-    static constexpr int kBytes = kQ8_0Bytes, kOffset = 128, kSecond = 64;
+    static constexpr int kBytes = kQ8_0Bytes, kOffset = 128;
     static constexpr bool kAffine = false;
     static void codes(const uint8_t* w, __m512i& low, __m512i& high) {
         low = _mm512_xor_si512(pick<kQ8Low>(w, 64), _mm512_set1_epi8(-128));
