@@ -3,12 +3,6 @@
 // path (quant/decode.h, quant::f32_to_f16 / f32_to_bf16, scalar.cpp) bit for bit.
 //
 // Tails shorter than a vector use masked loads and stores, so every count is served.
-// GCC 12 warns of "uninitialized" __Y inside its own AVX-512 intrinsics (its bug 105593,
-// fixed in GCC 13); the values are the _mm512_undefined_*() the headers use on purpose.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)  // a GCC-only warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include <cstdint>

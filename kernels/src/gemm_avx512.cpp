@@ -4,10 +4,6 @@
 // i = l mod 16, i ascending, FMA; a tail shorter than 16 is a masked load of zeros), then
 // the same fixed tree of lane sums. The 4 x 4 register block and the 1 x 1 edge loop follow
 // that order exactly, so a value never depends on where it falls in the blocking.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)  // a GCC-only warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include <cstdint>

@@ -22,15 +22,6 @@
 #include "quant/grids.h"
 #include "table.h"
 
-// GCC 12 warns that the pass-through operand of AVX-512 intrinsics (_mm512_undefined_*) "may
-// be used uninitialized" once they are inlined (GCC bug 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-#if !defined(__clang__)  // a GCC-only warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 namespace kernels::avx512 {
 
 namespace {

@@ -18,12 +18,6 @@
 // 292-byte block) straddles two cache lines in 15 blocks of 16. Those three dot products, the
 // Q2_K and Q3_K dequantization and the scale unpacking are the code of kquants_simd.h, which
 // the AVX2 path shares, compiled here with AVX-512 flags (EVEX, vpdpwssd, vpternlogd).
-// GCC 12 warns of "uninitialized" __Y inside its own AVX-512 intrinsics (its bug 105593,
-// fixed in GCC 13); the values are the _mm512_undefined_*() the headers use on purpose.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)  // a GCC-only warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include <cstdint>

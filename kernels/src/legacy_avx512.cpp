@@ -10,10 +10,6 @@
 // Q4_0, Q4_1, Q5_1 and IQ4_NL take blocks sixteen at a time, each block's integer sum added
 // up exactly, then one float multiply-add per block; Q5_0 and Q8_0 two at a time (dot_pairs),
 // which measured as fast or faster for them.
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 intrinsics (its bug 105593)
-#if !defined(__clang__)  // a GCC-only warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include <cstdint>

@@ -10,12 +10,6 @@
 //
 // Dot products: codes expanded to bytes, VNNI products (vpdpbusd) with the 8-bit
 // activations, one float multiply-add per block.
-// GCC 12 warns of "uninitialized" __Y inside its own AVX-512 intrinsics (its bug 105593,
-// fixed in GCC 13); the values are the _mm512_undefined_*() the headers use on purpose.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)  // a GCC-only warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include <cstdint>
