@@ -442,6 +442,98 @@ TEST_CASE("dot products and matrix tiles are deterministic: same bits on every r
         }
 }
 
+// The packed f32 product (DequantizedPanel): y = W x, each output from 0, by a chain of
+// FMAs over k in ascending order.
+std::vector<float> packed_product(TypeId type, const std::vector<uint8_t>& w, int64_t m, int64_t k, const std::vector<float>& x, int64_t n,
+                                  Isa isa, bool round = false) {
+    kernels::MatmulInput input(type, k, n, kernels::MatmulMethod::DequantizedPanel, round, isa);
+    input.prepare(x.data());
+    std::vector<float> y(static_cast<size_t>(m * n), 0.0f);
+    kernels::matmul(type, w.data(), static_cast<int64_t>(quant::row_bytes(type, k)), m, input, y.data(), m);
+    return y;
+}
+
+TEST_CASE("the packed f32 product: the same bits on every path, for any row range and any number of vectors, equal to sequential FMAs") {
+    for (TypeId type : {TypeId::F32, TypeId::F16, TypeId::BF16, TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q6_K, TypeId::IQ2_XS}) {
+        CAPTURE(gguf::type_info(type).name);
+        // 70 rows: two whole panels and a partial one; k over several steps (and odd for the
+        // float types); n over several groups of vectors and a partial one.
+        const int64_t m = 70, k = gguf::type_info(type).block_size == 1 ? 777 : 1536, n = 29;
+        const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 3) : dot_case(type, k * m, 3).row;
+        const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
+        std::mt19937 rng(4);
+        std::normal_distribution<float> gauss(0, 1);
+        std::vector<float> x(static_cast<size_t>(k * n));
+        for (float& v : x) v = gauss(rng);
+        // The definition: dequantized rows, std::fma over k from 0.
+        std::vector<float> rows(static_cast<size_t>(m * k));
+        kernels::dequantize(type, w, rows, Isa::Scalar);
+        std::vector<float> expected(static_cast<size_t>(m * n));
+        for (int64_t j = 0; j < n; ++j)
+            for (int64_t r = 0; r < m; ++r) {
+                float acc = 0;
+                for (int64_t i = 0; i < k; ++i) acc = std::fma(rows[static_cast<size_t>(r * k + i)], x[static_cast<size_t>(j * k + i)], acc);
+                expected[static_cast<size_t>(j * m + r)] = acc;
+            }
+        for (Isa isa : kernels::available_isas()) {
+            CAPTURE(isa_text(isa));
+            const std::vector<float> y = packed_product(type, w, m, k, x, n, isa);
+            CHECK(first_difference(y, expected) < 0);
+            // Row ranges at panel boundaries (as threads split a matrix), into one y.
+            kernels::MatmulInput input(type, k, n, kernels::MatmulMethod::DequantizedPanel, false, isa);
+            for (int64_t part = 0; part < input.parts(); ++part) input.prepare(x.data(), part, part + 1);
+            std::vector<float> split(static_cast<size_t>(m * n), 0.0f);
+            for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{32, 64}, {0, 32}, {64, 70}})
+                kernels::matmul(type, w.data() + r0 * stride, stride, r1 - r0, input, split.data() + r0, m);
+            CHECK(first_difference(split, expected) < 0);
+            // One vector at a time (generation) gives the batch's bits.
+            for (int64_t j : {int64_t{0}, int64_t{13}, n - 1}) {
+                const std::vector<float> xj(x.begin() + j * k, x.begin() + (j + 1) * k);
+                const std::vector<float> yj = packed_product(type, w, m, k, xj, 1, isa);
+                CHECK(first_difference(yj, std::vector<float>(expected.begin() + j * m, expected.begin() + (j + 1) * m)) < 0);
+            }
+        }
+    }
+}
+
+TEST_CASE("the packed f32 product rounds activations to the weights' activation format when asked, and only then") {
+    for (TypeId type : {TypeId::F16, TypeId::BF16, TypeId::Q8_0, TypeId::Q4_K, TypeId::F32}) {
+        CAPTURE(gguf::type_info(type).name);
+        const int64_t m = 40, k = 512, n = 3;
+        const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 6) : dot_case(type, k * m, 6).row;
+        std::mt19937 rng(7);
+        std::normal_distribution<float> gauss(0, 1);
+        std::vector<float> x(static_cast<size_t>(k * n));
+        for (float& v : x) v = gauss(rng);
+        // x through the activation format and back, by the public calls.
+        const TypeId act = kernels::activation_type(type);
+        std::vector<float> rounded = x;
+        if (act != TypeId::F32)
+            for (int64_t j = 0; j < n; ++j) {
+                const std::span<const float> v(x.data() + j * k, static_cast<size_t>(k));
+                std::vector<uint8_t> coded(quant::row_bytes(act, k));
+                kernels::quantize_activations(act, v, coded);
+                kernels::dequantize(act, coded, std::span<float>(rounded.data() + j * k, static_cast<size_t>(k)));
+            }
+        for (Isa isa : kernels::available_isas()) {
+            CAPTURE(isa_text(isa));
+            const std::vector<float> with = packed_product(type, w, m, k, x, n, isa, true);
+            CHECK(first_difference(with, packed_product(type, w, m, k, rounded, n, isa)) < 0);
+            if (act != TypeId::F32) CHECK(first_difference(with, packed_product(type, w, m, k, x, n, isa)) >= 0);
+        }
+    }
+}
+
+TEST_CASE("a matmul input prepared for one weight type is refused for another") {
+    std::vector<float> x(256, 1.0f);
+    kernels::MatmulInput input(TypeId::Q4_K, 256, 1, kernels::MatmulMethod::DequantizedPanel);
+    input.prepare(x.data());
+    std::vector<uint8_t> w(quant::row_bytes(TypeId::Q4_0, 256));
+    float y = 0;
+    CHECK_THROWS_AS(kernels::matmul(TypeId::Q4_0, w.data(), static_cast<int64_t>(w.size()), 1, input, &y, 1), std::invalid_argument);
+    CHECK_THROWS_AS(kernels::MatmulInput(TypeId::Q4_K, 100, 1), std::invalid_argument);
+}
+
 TEST_CASE("kernels refuse sizes that are not whole blocks, naming the type") {
     std::vector<uint8_t> bytes(18);
     std::vector<float> out(31);

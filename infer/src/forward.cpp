@@ -100,29 +100,25 @@ void Context::grow(int64_t n) {
     peak_activations_ = std::max(peak_activations_, bytes);
 }
 
-// y = W x for n input vectors: W's output rows split across threads, each range computed
-// into a buffer of its own and copied into place (kernels::matmul writes whole columns).
+// y = W x for n input vectors: the vectors prepared once (packed for the f32 product, in
+// groups across the threads), then W's output rows split across threads in whole panels,
+// each range written straight into y. Every value is computed alone in a fixed order
+// (kernels::MatmulInput), so neither the thread count nor the batch changes a bit.
 void Context::matmul(const Matrix& w, const float* x, int64_t n, float* y) {
-    const bool quantized = options_.arithmetic == Arithmetic::Ggml && w.type != TypeId::F32;
-    const auto method = quantized ? kernels::MatmulMethod::QuantizedActivations : kernels::MatmulMethod::DequantizedPanel;
-    const int64_t m = w.rows;
     if (observer_) observer_->on_matmul(w, x, n);
+    const bool ggml = options_.arithmetic == Arithmetic::Ggml && w.type != TypeId::F32;
+    kernels::MatmulInput input(w.type, w.cols, n, kernels::MatmulMethod::DequantizedPanel, ggml);
     quant::RunOptions run;
     run.threads = options_.threads;
-    quant::default_executor().run(
-        m,
+    quant::Executor& pool = quant::default_executor();
+    pool.run(input.parts(), [&](int64_t begin, int64_t end) { input.prepare(x, begin, end); }, run);
+    const int64_t m = w.rows, panel = kernels::kMatmulPanelRows, panels = (m + panel - 1) / panel;
+    pool.run(
+        panels,
         [&](int64_t begin, int64_t end) {
-            const int64_t rows = end - begin;
-            const uint8_t* rows_data = w.data + begin * w.row_bytes;
-            if (n == 1) {
-                std::fill(y + begin, y + end, 0.0f);
-                kernels::matmul(w.type, rows_data, w.row_bytes, rows, w.cols, x, 1, y + begin, method);
-                return;
-            }
-            std::vector<float>& part = tls_buffer;
-            part.assign(static_cast<size_t>(rows * n), 0.0f);
-            kernels::matmul(w.type, rows_data, w.row_bytes, rows, w.cols, x, n, part.data(), method);
-            for (int64_t j = 0; j < n; ++j) std::copy_n(part.data() + j * rows, rows, y + j * m + begin);
+            const int64_t r0 = begin * panel, r1 = std::min(m, end * panel);
+            for (int64_t j = 0; j < n; ++j) std::fill(y + j * m + r0, y + j * m + r1, 0.0f);
+            kernels::matmul(w.type, w.data + r0 * w.row_bytes, w.row_bytes, r1 - r0, input, y + r0, m);
         },
         run);
 }
@@ -170,7 +166,7 @@ void Context::attend(uint32_t layer, int64_t n) {
     const uint32_t group = c.n_head / c.n_head_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const float* kc = k_cache_.data() + size_t{layer} * n_ctx_ * kv_dim;
-    const float* vc = v_cache_.data() + size_t{layer} * n_ctx_ * kv_dim;
+    const float* vc = v_cache_.data() + size_t{layer} * n_ctx_ * kv_dim;  // [kv_dim][n_ctx]
     constexpr int64_t kBlock = 32;  // queries per work item
     const int64_t blocks = (n + kBlock - 1) / kBlock;
     quant::RunOptions run;
@@ -182,12 +178,14 @@ void Context::attend(uint32_t layer, int64_t n) {
             for (int64_t item = begin; item < end; ++item) {
                 const int64_t h = item / blocks, i0 = item % blocks * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
                 const int64_t kvh = h / group, keys = n_past_ + i1;
-                buffer.assign(static_cast<size_t>(rows * (hd + keys)), 0.0f);
+                buffer.assign(static_cast<size_t>(rows * (hd + keys + 1)), 0.0f);
                 float* q = buffer.data();
                 float* scores = q + rows * hd;
                 for (int64_t i = 0; i < rows; ++i) std::copy_n(q_.data() + (i0 + i) * q_dim + h * hd, hd, q + i * hd);
                 kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(kc + kvh * hd), kv_dim * static_cast<int64_t>(sizeof(float)), keys,
                                 hd, q, rows, scores, kernels::MatmulMethod::DequantizedPanel);
+                // Softmax per query; the keys after its own position get probability 0.
+                float* sums = scores + rows * keys;
                 for (int64_t i = 0; i < rows; ++i) {
                     float* s = scores + i * keys;
                     const int64_t len = n_past_ + i0 + i + 1;
@@ -195,15 +193,20 @@ void Context::attend(uint32_t layer, int64_t n) {
                     for (int64_t p = 0; p < len; ++p) max = std::max(max, s[p] *= scale);
                     float sum = 0;
                     for (int64_t p = 0; p < len; ++p) sum += (s[p] = std::exp(s[p] - max));
-                    float* out = att_.data() + (i0 + i) * q_dim + h * hd;
-                    std::fill(out, out + hd, 0.0f);
-                    for (int64_t p = 0; p < len; ++p) {
-                        const float* v = vc + p * kv_dim + kvh * hd;
-                        const float wgt = s[p];
-                        for (int64_t d = 0; d < hd; ++d) out[d] += wgt * v[d];
-                    }
-                    const float inv = 1.0f / sum;
-                    for (int64_t d = 0; d < hd; ++d) out[d] *= inv;
+                    std::fill(s + len, s + keys, 0.0f);
+                    sums[i] = sum;
+                }
+                // The probability-weighted values: one more product, with the transposed
+                // value cache's rows (a head dimension over the positions) as the matrix.
+                kernels::MatmulInput probabilities(TypeId::F32, keys, rows, kernels::MatmulMethod::DequantizedPanel);
+                probabilities.prepare(scores);
+                float* out = att_.data() + i0 * q_dim + h * hd;
+                for (int64_t i = 0; i < rows; ++i) std::fill(out + i * q_dim, out + i * q_dim + hd, 0.0f);
+                kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(vc + kvh * hd * n_ctx_), n_ctx_ * static_cast<int64_t>(sizeof(float)), hd,
+                                probabilities, out, q_dim);
+                for (int64_t i = 0; i < rows; ++i) {
+                    const float inv = 1.0f / sums[i];
+                    for (int64_t d = 0; d < hd; ++d) out[i * q_dim + d] *= inv;
                 }
             }
         },
@@ -235,11 +238,13 @@ void Context::attention_block(const Layer& l, uint32_t layer, int64_t n) {
     // Into the cache; llama.cpp's default cache type is f16.
     const bool f16_cache = options_.arithmetic == Arithmetic::Ggml;
     float* kc = k_cache_.data() + (size_t{layer} * n_ctx_ + n_past_) * kv_dim;
-    float* vc = v_cache_.data() + (size_t{layer} * n_ctx_ + n_past_) * kv_dim;
-    for (int64_t i = 0; i < n * kv_dim; ++i) {
-        kc[i] = f16_cache ? round_f16(k_[static_cast<size_t>(i)]) : k_[static_cast<size_t>(i)];
-        vc[i] = f16_cache ? round_f16(v_[static_cast<size_t>(i)]) : v_[static_cast<size_t>(i)];
-    }
+    float* vc = v_cache_.data() + size_t{layer} * n_ctx_ * kv_dim + n_past_;  // transposed: [kv_dim][n_ctx]
+    for (int64_t i = 0; i < n * kv_dim; ++i) kc[i] = f16_cache ? round_f16(k_[static_cast<size_t>(i)]) : k_[static_cast<size_t>(i)];
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t e = 0; e < kv_dim; ++e) {
+            const float v = v_[static_cast<size_t>(t * kv_dim + e)];
+            vc[e * n_ctx_ + t] = f16_cache ? round_f16(v) : v;
+        }
     attend(layer, n);
     matmul(l.wo, att_.data(), n, xn_.data());
     add_bias(xn_, l.bo);

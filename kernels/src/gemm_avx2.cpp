@@ -1,56 +1,54 @@
-// gemm, avx2 path: y += A x for a panel of dequantized rows (the DequantizedPanel tile).
+// gemm, avx2 path: the packed f32 product (table.h, GemmPackedFn).
 //
-// Every output y[j][r] is one 8-lane accumulator over k (lane l sums a[r][i] x[j][i] for
-// i = l mod 8, i ascending, FMA), the tail of k below 8 added in order after the lane sum.
-// The 2 x 4 register block and the 1 x 1 edge loop follow that order exactly, so a value
-// never depends on where it falls in the blocking.
+// 32 rows of a panel at a time are four ymm registers; columns go three at a time (12
+// accumulators, 4 loads and 3 broadcasts per 12 FMAs), each column's sequence of FMAs the
+// same as on every other path.
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "simd.h"
+#include "gemm_simd.h"
 #include "table.h"
 
 namespace kernels::avx2 {
 
 namespace {
 
-float tail(const float* a, const float* x, int64_t from, int64_t k, float sum) {
-    for (int64_t i = from; i < k; ++i) sum = __builtin_fmaf(a[i], x[i], sum);
-    return sum;
-}
+static_assert(detail::kGemmRows % 32 == 0);
 
-float one(const float* a, const float* x, int64_t k) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= k; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(x + i), acc);
-    return tail(a, x, i, k, hsum(acc));
-}
-
-// 2 rows x 4 vectors: 8 accumulators, 6 loads per 8 FMAs.
-void block2x4(const float* a, int64_t k, const float* x, float* y, int64_t y_stride) {
-    __m256 acc[2][4];
-    for (auto& row : acc)
-        for (__m256& v : row) v = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= k; i += 8) {
-        const __m256 a0 = _mm256_loadu_ps(a + i), a1 = _mm256_loadu_ps(a + k + i);
-        for (int c = 0; c < 4; ++c) {
-            const __m256 xc = _mm256_loadu_ps(x + c * k + i);
-            acc[0][c] = _mm256_fmadd_ps(a0, xc, acc[0][c]);
-            acc[1][c] = _mm256_fmadd_ps(a1, xc, acc[1][c]);
+// Columns [from, from + Cols) of the group, rows [row, row + 32): 4 ymm registers a column.
+template <int Cols> void product(const float* a, const float* x, int64_t k, float* c, int from, int64_t row) {
+    constexpr int64_t R = detail::kGemmRows, C = detail::kGemmCols;
+    a += row, x += from, c += from * R + row;
+    __m256 acc[Cols][4];
+    for (int j = 0; j < Cols; ++j)
+        for (int h = 0; h < 4; ++h) acc[j][h] = _mm256_loadu_ps(c + j * R + h * 8);
+    for (int64_t i = 0; i < k; ++i, a += R, x += C) {
+        __m256 ar[4];
+        for (int h = 0; h < 4; ++h) ar[h] = _mm256_loadu_ps(a + h * 8);
+        for (int j = 0; j < Cols; ++j) {
+            const __m256 b = _mm256_broadcast_ss(x + j);
+            for (int h = 0; h < 4; ++h) acc[j][h] = _mm256_fmadd_ps(ar[h], b, acc[j][h]);
         }
     }
-    for (int c = 0; c < 4; ++c)
-        for (int r = 0; r < 2; ++r) y[c * y_stride + r] += tail(a + r * k, x + c * k, i, k, hsum(acc[r][c]));
+    for (int j = 0; j < Cols; ++j)
+        for (int h = 0; h < 4; ++h) _mm256_storeu_ps(c + j * R + h * 8, acc[j][h]);
 }
 
-void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {
-    panel_product<2, 4>(a, rows, k, x, n, y, y_stride, block2x4, one);
+void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c) {
+    for (int64_t row = 0; row < detail::kGemmRows; row += 32) {
+        int j = 0;
+        for (; j + 3 <= cols; j += 3) product<3>(a, x, k, c, j, row);
+        if (cols - j == 2) product<2>(a, x, k, c, j, row);
+        if (cols - j == 1) product<1>(a, x, k, c, j, row);
+    }
 }
 
 }  // namespace
 
-void add_gemm(detail::Table& t) { t.gemm_f32 = gemm_f32; }
+void add_gemm(detail::Table& t) {
+    t.gemm_packed = gemm_packed;
+    t.pack_panel = pack_panel;
+}
 
 }  // namespace kernels::avx2

@@ -1,58 +1,50 @@
-// gemm, avx512 path: y += A x for a panel of dequantized rows (the DequantizedPanel tile).
+// gemm, avx512 path: the packed f32 product (table.h, GemmPackedFn).
 //
-// Every output y[j][r] is one 16-lane accumulator over k (lane l sums a[r][i] x[j][i] for
-// i = l mod 16, i ascending, FMA; a tail shorter than 16 is a masked load of zeros), then
-// the same fixed tree of lane sums. The 4 x 4 register block and the 1 x 1 edge loop follow
-// that order exactly, so a value never depends on where it falls in the blocking.
+// The 32 rows of a panel are two zmm registers; each of up to 12 columns keeps two
+// accumulators, so a step over k is 2 loads, `cols` broadcasts and 2 x cols FMAs (24
+// accumulators at full width: the FMA unit, not the loads, is the limit).
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "simd.h"
+#include "gemm_simd.h"
 #include "table.h"
 
 namespace kernels::avx512 {
 
 namespace {
 
-__mmask16 tail_mask(int64_t k) { return static_cast<__mmask16>((1u << (k % 16)) - 1); }
+constexpr int kVectors = static_cast<int>(detail::kGemmRows / 16);  // zmm registers per column
 
-float one(const float* a, const float* x, int64_t k) {
-    __m512 acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= k; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(x + i), acc);
-    if (i < k) {
-        const __mmask16 m = tail_mask(k);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, x + i), acc);
+template <int Cols> void product(const float* a, const float* x, int64_t k, float* c) {
+    constexpr int64_t R = detail::kGemmRows, C = detail::kGemmCols;
+    __m512 acc[Cols][kVectors];
+    for (int j = 0; j < Cols; ++j)
+        for (int v = 0; v < kVectors; ++v) acc[j][v] = _mm512_loadu_ps(c + j * R + v * 16);
+    for (int64_t i = 0; i < k; ++i, a += R, x += C) {
+        __m512 av[kVectors];
+        for (int v = 0; v < kVectors; ++v) av[v] = _mm512_loadu_ps(a + v * 16);
+        for (int j = 0; j < Cols; ++j) {
+            const __m512 b = _mm512_set1_ps(x[j]);
+            for (int v = 0; v < kVectors; ++v) acc[j][v] = _mm512_fmadd_ps(av[v], b, acc[j][v]);
+        }
     }
-    return hsum(acc);
+    for (int j = 0; j < Cols; ++j)
+        for (int v = 0; v < kVectors; ++v) _mm512_storeu_ps(c + j * R + v * 16, acc[j][v]);
 }
 
-// 4 rows x 4 vectors: 16 accumulators, 8 loads per 16 FMAs.
-void block4x4(const float* a, int64_t k, const float* x, float* y, int64_t y_stride) {
-    __m512 acc[4][4];
-    for (auto& row : acc)
-        for (__m512& v : row) v = _mm512_setzero_ps();
-    int64_t i = 0;
-    auto step = [&](__mmask16 m) {
-        __m512 ar[4], xc[4];
-        for (int r = 0; r < 4; ++r) ar[r] = _mm512_maskz_loadu_ps(m, a + r * k + i);
-        for (int c = 0; c < 4; ++c) xc[c] = _mm512_maskz_loadu_ps(m, x + c * k + i);
-        for (int r = 0; r < 4; ++r)
-            for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(ar[r], xc[c], acc[r][c]);
-    };
-    for (; i + 16 <= k; i += 16) step(static_cast<__mmask16>(0xffff));
-    if (i < k) step(tail_mask(k));
-    for (int c = 0; c < 4; ++c)
-        for (int r = 0; r < 4; ++r) y[c * y_stride + r] += hsum(acc[r][c]);
-}
+using Product = void (*)(const float* a, const float* x, int64_t k, float* c);
+constexpr Product kProducts[] = {product<1>, product<2>, product<3>, product<4>,  product<5>,  product<6>,
+                                 product<7>, product<8>, product<9>, product<10>, product<11>, product<12>};
+static_assert(detail::kGemmCols <= 12 && detail::kGemmRows % 16 == 0);
 
-void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {
-    panel_product<4, 4>(a, rows, k, x, n, y, y_stride, block4x4, one);
-}
+void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c) { kProducts[cols - 1](a, x, k, c); }
 
 }  // namespace
 
-void add_gemm(detail::Table& t) { t.gemm_f32 = gemm_f32; }
+void add_gemm(detail::Table& t) {
+    t.gemm_packed = gemm_packed;
+    t.pack_panel = pack_panel;
+}
 
 }  // namespace kernels::avx512

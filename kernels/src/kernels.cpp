@@ -1,6 +1,7 @@
 // The public calls: size checks, then the table of the chosen path.
 #include "kernels/kernels.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -146,35 +147,136 @@ float dot(TypeId type, std::span<const uint8_t> row, std::span<const float> x, I
     return sum;
 }
 
-void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, int64_t k, const float* x, int64_t n, float* y,
-            MatmulMethod method, Isa isa) {
-    const int64_t blocks = whole_blocks(type, k, "matmul");
-    const detail::Table& t = table(isa);
-    const detail::TypeKernels& kt = t.at(type);
-    if (method == MatmulMethod::Auto)
-        method = (kt.provided & detail::kDot) ? MatmulMethod::QuantizedActivations : MatmulMethod::DequantizedPanel;
-    if (method == MatmulMethod::QuantizedActivations) {
-        if (!kt.dot) throw std::invalid_argument("kernels: no dot product for " + type_name(type));
-        std::vector<Activations> xs;
-        xs.reserve(static_cast<size_t>(n));
-        for (int64_t j = 0; j < n; ++j) xs.emplace_back(type, std::span<const float>(x + j * k, static_cast<size_t>(k)), isa);
-        constexpr int64_t kRows = 4;  // rows kept in cache while every column passes
-        for (int64_t r0 = 0; r0 < m; r0 += kRows)
-            for (int64_t j = 0; j < n; ++j)
-                for (int64_t r = r0; r < std::min(m, r0 + kRows); ++r)
-                    y[j * m + r] += kt.dot(w + r * row_stride, xs[static_cast<size_t>(j)].bytes().data(), blocks);
+// ---- Matrix products ------------------------------------------------------------------
+
+namespace {
+
+using detail::kGemmCols;
+using detail::kGemmRows;
+static_assert(kGemmRows == kMatmulPanelRows);
+
+MatmulMethod resolve(MatmulMethod method, TypeId type, Isa isa) {
+    if (method != MatmulMethod::Auto) return method;
+    return (entry(type, isa).provided & detail::kDot) ? MatmulMethod::QuantizedActivations : MatmulMethod::DequantizedPanel;
+}
+
+// Values of k per step: a whole number of the type's blocks near 256, so a step of a block
+// of panels (4 x 32 rows, 128 KiB) stays in L2 and a group's slice of it (12 KiB) in L1.
+int64_t k_step(TypeId type) {
+    const int64_t block = gguf::type_info(type).block_size;
+    return std::max<int64_t>(1, 256 / block) * block;
+}
+
+}  // namespace
+
+MatmulInput::MatmulInput(TypeId weights, int64_t k, int64_t n, MatmulMethod method, bool round_activations, Isa isa)
+    : weights_(weights), method_(resolve(method, weights, isa)), round_(round_activations), isa_(isa), k_(k), n_(n) {
+    whole_blocks(weights, k, "matmul");
+    if (n < 0) throw std::invalid_argument("kernels: matmul: " + std::to_string(n) + " vectors");
+    const TypeId act = activation_type(weights);
+    if (method_ == MatmulMethod::QuantizedActivations) {
+        if (!entry(weights, isa).dot) throw std::invalid_argument("kernels: no dot product for " + type_name(weights));
+        whole_blocks(act, k, "activations");
+        vector_bytes_ = static_cast<size_t>(k / gguf::type_info(act).block_size * gguf::type_info(act).type_size);
+        quantized_.resize(vector_bytes_ * static_cast<size_t>(n));
+        parts_ = n;
+    } else {
+        dequantizer(weights, isa);  // refuses what cannot be dequantized
+        if (round_ && act != TypeId::F32) whole_blocks(act, k, "activations");
+        parts_ = (n + kGemmCols - 1) / kGemmCols;
+        packed_.assign(static_cast<size_t>(parts_ * k * kGemmCols), 0.0f);
+    }
+}
+
+const uint8_t* MatmulInput::quantized(int64_t j) const { return quantized_.data() + static_cast<size_t>(j) * vector_bytes_; }
+
+void MatmulInput::prepare(const float* x, int64_t part_begin, int64_t part_end) {
+    const TypeId act = activation_type(weights_);
+    if (method_ == MatmulMethod::QuantizedActivations) {
+        const detail::QuantizeFn f = entry(act, isa_).quantize;
+        for (int64_t j = part_begin; j < part_end; ++j) f(x + j * k_, quantized_.data() + static_cast<size_t>(j) * vector_bytes_, k_);
         return;
     }
-    // A panel of rows dequantized once (whole rows: kPanel x k floats, in L2 for the usual k),
-    // then the path's f32 panel product with every column.
-    const detail::DequantizeFn f = dequantizer(type, isa);
-    constexpr int64_t kPanel = 16;
-    std::vector<float> panel(static_cast<size_t>(std::min(kPanel, m) * k));
-    for (int64_t r0 = 0; r0 < m; r0 += kPanel) {
-        const int64_t rows = std::min(kPanel, m - r0);
-        for (int64_t r = 0; r < rows; ++r) f(w + (r0 + r) * row_stride, panel.data() + r * k, blocks);
-        t.gemm_f32(panel.data(), rows, k, x, n, y + r0, m);
+    // Rounded vectors go through the activation format and back (its decoder: exact).
+    std::vector<float> rounded;
+    std::vector<uint8_t> coded;
+    const bool round = round_ && act != TypeId::F32;
+    if (round) {
+        rounded.resize(static_cast<size_t>(k_));
+        coded.resize(static_cast<size_t>(k_ / gguf::type_info(act).block_size * gguf::type_info(act).type_size));
     }
+    for (int64_t g = part_begin; g < part_end; ++g) {
+        float* out = packed_.data() + g * k_ * kGemmCols;
+        for (int64_t c = 0; c < kGemmCols && g * kGemmCols + c < n_; ++c) {
+            const float* v = x + (g * kGemmCols + c) * k_;
+            if (round) {
+                quantize_activations(act, std::span<const float>(v, static_cast<size_t>(k_)), coded, isa_);
+                dequantizer(act, isa_)(coded.data(), rounded.data(), k_ / gguf::type_info(act).block_size);
+                v = rounded.data();
+            }
+            for (int64_t i = 0; i < k_; ++i) out[i * kGemmCols + c] = v[i];
+        }
+    }
+}
+
+void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride) {
+    if (x.weights() != type)
+        throw std::invalid_argument("kernels: matmul input prepared for " + type_name(x.weights()) + " weights, used with " + type_name(type));
+    const int64_t k = x.k(), n = x.n(), blocks = whole_blocks(type, k, "matmul");
+    const detail::Table& t = table(x.isa());
+    if (x.method() == MatmulMethod::QuantizedActivations) {
+        const detail::DotFn dot = t.at(type).dot;
+        constexpr int64_t kRows = 4;  // rows kept in cache while every vector passes
+        for (int64_t r0 = 0; r0 < m; r0 += kRows)
+            for (int64_t j = 0; j < n; ++j)
+                for (int64_t r = r0; r < std::min(m, r0 + kRows); ++r) y[j * y_stride + r] += dot(w + r * row_stride, x.quantized(j), blocks);
+        return;
+    }
+    // Rows in blocks of a few panels; k in steps. Each step's rows are dequantized and stored
+    // k-major (panels of 32 rows, in L2), then every group of vectors runs through each panel
+    // in turn (the group's slice of the step stays in L1), the accumulators kept in `acc`.
+    // So the vectors pass through the cache once per block of rows, not once per panel.
+    const gguf::TypeInfo& info = gguf::type_info(type);
+    const detail::DequantizeFn f = dequantizer(type, x.isa());
+    constexpr int64_t kBlockPanels = 4;
+    const int64_t step = k_step(type), groups = x.parts(), tile = kGemmCols * kGemmRows;
+    thread_local std::vector<float> rows_buffer, panels, acc;
+    rows_buffer.resize(static_cast<size_t>(kGemmRows * step));
+    panels.resize(static_cast<size_t>(kBlockPanels * kGemmRows * step));
+    acc.resize(static_cast<size_t>(kBlockPanels * groups * tile));
+    for (int64_t b0 = 0; b0 < m; b0 += kBlockPanels * kGemmRows) {
+        const int64_t block_rows = std::min(kBlockPanels * kGemmRows, m - b0), count = (block_rows + kGemmRows - 1) / kGemmRows;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t i0 = 0; i0 < k; i0 += step) {
+            const int64_t len = std::min(step, k - i0);
+            for (int64_t p = 0; p < count; ++p) {
+                const int64_t rows = std::min(kGemmRows, block_rows - p * kGemmRows);
+                for (int64_t r = 0; r < rows; ++r) {
+                    const uint8_t* src = w + (b0 + p * kGemmRows + r) * row_stride + i0 / info.block_size * info.type_size;
+                    f(src, rows_buffer.data() + r * len, len / info.block_size);
+                }
+                t.pack_panel(rows_buffer.data(), len, rows, panels.data() + p * kGemmRows * step);
+            }
+            for (int64_t g = 0; g < groups; ++g) {
+                const float* xg = x.packed() + (g * k + i0) * kGemmCols;
+                const int cols = static_cast<int>(std::min(kGemmCols, n - g * kGemmCols));
+                for (int64_t p = 0; p < count; ++p) t.gemm_packed(panels.data() + p * kGemmRows * step, xg, len, cols, acc.data() + (p * groups + g) * tile);
+            }
+        }
+        for (int64_t p = 0; p < count; ++p) {
+            const int64_t rows = std::min(kGemmRows, block_rows - p * kGemmRows);
+            const float* c = acc.data() + p * groups * tile;
+            for (int64_t j = 0; j < n; ++j)
+                for (int64_t r = 0; r < rows; ++r) y[j * y_stride + b0 + p * kGemmRows + r] += c[j * kGemmRows + r];
+        }
+    }
+}
+
+void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, int64_t k, const float* x, int64_t n, float* y,
+            MatmulMethod method, Isa isa) {
+    MatmulInput input(type, k, n, method, false, isa);
+    input.prepare(x);
+    matmul(type, w, row_stride, m, input, y, m);
 }
 
 }  // namespace kernels

@@ -84,10 +84,16 @@ float dot_f32(const float* a, const float* b, int64_t n) {
     return ((partial[0] + partial[4]) + (partial[2] + partial[6])) + ((partial[1] + partial[5]) + (partial[3] + partial[7]));
 }
 
-// The panel product as one dot_f32 per output.
-void gemm_f32(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride) {
-    for (int64_t j = 0; j < n; ++j)
-        for (int64_t r = 0; r < rows; ++r) y[j * y_stride + r] += dot_f32(a + r * k, x + j * k, k);
+void pack_panel(const float* rows, int64_t len, int64_t count, float* panel) {
+    for (int64_t i = 0; i < len; ++i)
+        for (int64_t r = 0; r < kGemmRows; ++r) panel[i * kGemmRows + r] = r < count ? rows[r * len + i] : 0.0f;
+}
+
+// The packed product, one std::fma per step: the sequence every path computes.
+void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c) {
+    for (int64_t i = 0; i < k; ++i, a += kGemmRows, x += kGemmCols)
+        for (int j = 0; j < cols; ++j)
+            for (int64_t r = 0; r < kGemmRows; ++r) c[j * kGemmRows + r] = std::fma(a[r], x[j], c[j * kGemmRows + r]);
 }
 
 }  // namespace
@@ -163,7 +169,8 @@ void add_scalar(Table& t) {
     t.to_f16 = to_f16;
     t.to_bf16 = to_bf16;
     t.dot_f32 = dot_f32;
-    t.gemm_f32 = gemm_f32;
+    t.gemm_packed = gemm_packed;
+    t.pack_panel = pack_panel;
     // The scalar path provides everything it has: it is the reference.
     for (TypeKernels& k : t.types)
         k.provided = static_cast<uint8_t>((k.dequantize ? kDequantize : 0) | (k.dot ? kDot : 0) | (k.quantize ? kQuantize : 0));

@@ -126,22 +126,5 @@ inline __m512i load_2x32(const void* lo, const void* hi) {
 }
 #endif
 
-// The f32 panel product's outer loops (table.h GemmF32Fn): R x C register blocks where they
-// fit, one output at a time at the edges. block(a, k, x, y, y_stride) computes an R x C
-// block and one(a, x, k) one output, both in the same order of additions, so a value never
-// depends on where it falls.
-template <int R, int C, class Block, class One>
-void panel_product(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride, Block block, One one) {
-    int64_t j = 0;
-    for (; j + C <= n; j += C) {
-        int64_t r = 0;
-        for (; r + R <= rows; r += R) block(a + r * k, k, x + j * k, y + j * y_stride + r, y_stride);
-        for (; r < rows; ++r)
-            for (int64_t c = j; c < j + C; ++c) y[c * y_stride + r] += one(a + r * k, x + c * k, k);
-    }
-    for (; j < n; ++j)
-        for (int64_t r = 0; r < rows; ++r) y[j * y_stride + r] += one(a + r * k, x + j * k, k);
-}
-
 }  // namespace
 }  // namespace kernels

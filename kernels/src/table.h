@@ -31,10 +31,21 @@ using DotFn = float (*)(const uint8_t* w, const uint8_t* x, int64_t n_blocks);
 using QuantizeFn = void (*)(const float* x, uint8_t* dst, int64_t n);
 using ToHalfFn = void (*)(const float* x, uint16_t* dst, int64_t n);  // f16 or bf16, round to nearest even
 using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
-// y[j x y_stride + r] += sum over i < k of a[r x k + i] x[j x k + i], for r < rows, j < n: a
-// panel of dequantized rows times n activation vectors. Each output is summed in one fixed
-// order whatever its place in the path's register blocking.
-using GemmF32Fn = void (*)(const float* a, int64_t rows, int64_t k, const float* x, int64_t n, float* y, int64_t y_stride);
+// The packed f32 matrix product (MatmulMethod::DequantizedPanel). A panel is kGemmRows
+// weight rows dequantized and stored k-major (a[i x kGemmRows + r], rows past the matrix's
+// end zero); activations are packed in groups of kGemmCols columns, k-major
+// (x[i x kGemmCols + j] within a group, columns past n zero). The kernel runs `k` steps of
+//   c[j x kGemmRows + r] = fma(a[i][r], x[i][j], c[j x kGemmRows + r])   for j < cols, every r,
+// i ascending, one rounding per step: the same sequence of operations on every path (the
+// scalar one with std::fma), so every path gives the same bits, and an output's value
+// depends only on its row and column, never on where they fall in the blocking. `c` holds
+// the accumulators in and out, so k may be split into blocks without changing a bit.
+constexpr int64_t kGemmRows = 32;  // kernels::kMatmulPanelRows (kernels.cpp checks)
+constexpr int64_t kGemmCols = 12;
+using GemmPackedFn = void (*)(const float* a, const float* x, int64_t k, int cols, float* c);
+// `count` (<= kGemmRows) dequantized rows of `len` floats (row r at rows + r x len) to a
+// panel: panel[i x kGemmRows + r], rows count ... kGemmRows - 1 zero.
+using PackPanelFn = void (*)(const float* rows, int64_t len, int64_t count, float* panel);
 
 // Provenance bits for `gguf bench` and the ISA table in spec/ARCHITECTURE.md.
 enum Provided : uint8_t { kDequantize = 1, kDot = 2, kQuantize = 4 };
@@ -52,7 +63,8 @@ struct Table {
     ToHalfFn to_f16 = nullptr;
     ToHalfFn to_bf16 = nullptr;
     DotF32Fn dot_f32 = nullptr;  // sum a[i] b[i], float accumulation in a fixed order
-    GemmF32Fn gemm_f32 = nullptr;
+    GemmPackedFn gemm_packed = nullptr;
+    PackPanelFn pack_panel = nullptr;
 
     // A path's own kernels (marked provided). Out of line on purpose (dispatch.cpp): family
     // files compiled with ISA flags call them without instantiating anything inline.
@@ -86,7 +98,7 @@ void add_scalar(Table& t);
     void add_iquants(detail::Table& t);      /* IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S */         \
     void add_microscaling(detail::Table& t); /* MXFP4 NVFP4 */                                           \
     void add_ternary(detail::Table& t);      /* TQ1_0 TQ2_0 Q1_0 Q2_0 */                                 \
-    void add_gemm(detail::Table& t);         /* the f32 panel product of dequantized tiles */            \
+    void add_gemm(detail::Table& t);         /* the packed f32 product of dequantized panels */         \
     }
 GGUFKIT_FAMILIES(avx2)
 GGUFKIT_FAMILIES(avx512)

@@ -27,8 +27,11 @@ enum class Arithmetic : uint8_t {
     F32,
     // As llama.cpp's CPU backend computes: each matrix product's input rounded to the weight
     // type's activation format (8-bit blocks Q8_0 / Q8_K for quantized weights, f16 for F16,
-    // bf16 for BF16; kernels' QuantizedActivations), keys and values stored as f16 (its
-    // default cache type), attention itself in f32. Reproduces llama-perplexity's figures.
+    // bf16 for BF16), keys and values stored as f16 (its default cache type), attention
+    // itself in f32. The rounded activations then meet the dequantized weights in the same
+    // f32 product as F32 (kernels' DequantizedPanel with round_activations): the values
+    // llama.cpp multiplies, summed in float instead of ggml's integer blocks, so figures agree
+    // with llama-perplexity's to float rounding.
     Ggml,
 };
 std::string_view arithmetic_name(Arithmetic a);  // "f32", "ggml"
@@ -97,7 +100,8 @@ private:
     EvalOptions options_;
     uint32_t n_past_ = 0;
     int64_t capacity_ = 0;                 // batch size the buffers hold
-    std::vector<float> k_cache_, v_cache_;  // [layer][position][kv_dim]
+    std::vector<float> k_cache_;            // [layer][position][kv_dim]
+    std::vector<float> v_cache_;            // [layer][kv_dim][position]: rows of the attention's value product
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
     std::vector<float> rope_cos_, rope_sin_;  // [position in batch][n_dims / 2]
     uint64_t peak_activations_ = 0;

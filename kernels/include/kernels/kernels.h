@@ -93,14 +93,66 @@ float dot(TypeId type, std::span<const uint8_t> row, std::span<const float> x, I
 enum class MatmulMethod : uint8_t {
     Auto,
     QuantizedActivations,  // quantize each x column once, integer dot products per row
-    DequantizedPanel,      // dequantize a panel of rows to f32 in cache, then f32 products
+    DequantizedPanel,      // dequantize panels of rows to f32 in cache, then a packed f32 product
 };
 
-// y += W x for a panel of m rows: W is m rows of k values of `type`, row r at
-// w + r x row_stride bytes; x holds n vectors of k floats (vector j at x + j x k); y holds n
-// vectors of m floats (y[j x m + r] += row r . vector j). Each y value is computed in a
-// fixed order whatever the method's blocking, so results do not depend on the panel size.
-// Throws std::invalid_argument when k is not a whole number of blocks.
+// The activations of one matrix product (n vectors of k floats), prepared once for every
+// row range of it: each thread of a product multiplies its own rows by the same input.
+//
+// DequantizedPanel packs the vectors for the f32 product. Each output is then a chain of
+// FMAs over k in ascending order, from 0, added to y at the end: the same bits on every
+// path (scalar, avx2, avx512), for any blocking, any row range and any n. With
+// `round_activations`, each vector is first rounded to the weights' activation format
+// (activation_type(): f16, bf16, or 8-bit blocks and back to float): the values ggml's CPU
+// kernels multiply, in f32 arithmetic. QuantizedActivations quantizes each vector to that
+// format for the integer dot products (its rounding is inherent; the flag changes nothing).
+// Rows per panel of the f32 product: row ranges starting at multiples of it split a matrix
+// between threads without splitting a panel.
+constexpr int64_t kMatmulPanelRows = 32;
+
+class MatmulInput {
+public:
+    // Throws std::invalid_argument when k is not a whole number of the weights' blocks (or of
+    // their activation format's, for QuantizedActivations and rounding).
+    MatmulInput(TypeId weights, int64_t k, int64_t n, MatmulMethod method = MatmulMethod::Auto, bool round_activations = false,
+                Isa isa = active_isa());
+
+    // Preparation comes in parts (groups of vectors) that threads may fill concurrently:
+    // prepare(x, begin, end) reads the vectors of parts [begin, end) from x (all n vectors,
+    // vector j at x + j x k). Every part must be prepared before matmul().
+    int64_t parts() const { return parts_; }
+    void prepare(const float* x, int64_t part_begin, int64_t part_end);
+    void prepare(const float* x) { prepare(x, 0, parts_); }
+
+    TypeId weights() const { return weights_; }
+    MatmulMethod method() const { return method_; }
+    int64_t k() const { return k_; }
+    int64_t n() const { return n_; }
+    Isa isa() const { return isa_; }
+    const float* packed() const { return packed_.data(); }       // DequantizedPanel
+    const uint8_t* quantized(int64_t j) const;                     // QuantizedActivations: vector j
+
+private:
+    TypeId weights_;
+    MatmulMethod method_;
+    bool round_;
+    Isa isa_;
+    int64_t k_, n_, parts_ = 0;
+    size_t vector_bytes_ = 0;
+    std::vector<float> packed_;
+    std::vector<uint8_t> quantized_;
+};
+
+// y += W x for the m rows of W (type `type`, row r at w + r x row_stride bytes) and every
+// vector of `x` (prepared for this type): y[j x y_stride + r] += row r . vector j. Each y
+// value is computed in a fixed order whatever the rows, so a matrix split into row ranges
+// across threads gives the same bits as one call. Throws std::invalid_argument when x was
+// prepared for another weight type.
+void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride);
+
+// The same in one call: x holds n vectors of k floats (vector j at x + j x k); y holds n
+// vectors of m floats (y[j x m + r] += row r . vector j). Throws std::invalid_argument when
+// k is not a whole number of blocks.
 void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, int64_t k, const float* x, int64_t n,
             float* y, MatmulMethod method = MatmulMethod::Auto, Isa isa = active_isa());
 

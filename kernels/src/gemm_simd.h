@@ -1,0 +1,51 @@
+// The packed product's panel packing, shared by the avx2 and avx512 gemm files (compiled in
+// each with its flags; anonymous namespace, see table.h).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "table.h"
+
+namespace kernels {
+namespace {
+
+// 8 x 8 floats transposed in registers: v[i] holds row i on entry, column i on exit.
+[[gnu::always_inline]] inline void transpose8(__m256 v[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// table.h's PackPanelFn: `count` rows of `len` floats (row r at rows + r x len) to the panel,
+// k-major, rows count ... 31 zero.
+void pack_panel(const float* rows, int64_t len, int64_t count, float* panel) {
+    constexpr int64_t R = detail::kGemmRows;
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int64_t r0 = 0; r0 < R; r0 += 8) {
+            __m256 v[8];
+            for (int64_t r = 0; r < 8; ++r) v[r] = r0 + r < count ? _mm256_loadu_ps(rows + (r0 + r) * len + i) : _mm256_setzero_ps();
+            transpose8(v);
+            for (int64_t c = 0; c < 8; ++c) _mm256_storeu_ps(panel + (i + c) * R + r0, v[c]);
+        }
+    for (; i < len; ++i)
+        for (int64_t r = 0; r < R; ++r) panel[i * R + r] = r < count ? rows[r * len + i] : 0.0f;
+}
+
+}  // namespace
+}  // namespace kernels
