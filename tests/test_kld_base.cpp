@@ -314,8 +314,11 @@ TEST_CASE("a failed save leaves no file: the evaluation throwing, too few or too
                               }),
                       "the evaluation failed");
     CHECK(nothing_left());
+    // The chunks stream into a temporary file beside the target while they are produced.
     w.write(path, [&](infer::KldBaseWriter::Chunks& out) {
         out.append(chunk);
+        CHECK(!std::filesystem::exists(path));
+        CHECK(!nothing_left());
         out.append(chunk);
     });
     CHECK(infer::KldBaseReader::open(path).chunk_logits(1)[14] == 0.5f);
