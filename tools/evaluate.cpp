@@ -484,11 +484,13 @@ void add_kld(CLI::App& app, std::function<int()>& run) {
     c->add_option("--save-base", a->save_base,
                   "Save BASE's logits to FILE as they are computed (a GGUF file, spec/kld-base.md: chunks x scored positions x vocabulary "
                   "f32 values), for comparing models later with --base-logits; without MODEL only BASE is evaluated. llama-perplexity's "
-                  "--kl-divergence-base FILE when it writes");
+                  "--kl-divergence-base FILE when it writes")
+        ->type_name("FILE");
     c->add_option("--base-logits", a->base_logits,
                   "Compare MODEL against BASE's logits saved in FILE by --save-base, instead of evaluating BASE: the same figures as the "
                   "one-run form. -c, --chunks and --activations default to the file's. llama-perplexity's --kl-divergence-base FILE "
-                  "with --kl-divergence");
+                  "with --kl-divergence")
+        ->type_name("FILE");
     c->footer("The three forms:\n"
               "  gguf kld BASE MODEL -f TEXT [--save-base FILE]   compare in one run (and save BASE's logits)\n"
               "  gguf kld BASE -f TEXT --save-base FILE           only save BASE's logits\n"

@@ -161,4 +161,9 @@ std::span<const float> KldBaseReader::chunk_logits(uint32_t i) const {
     return {logits_ + i * per_chunk, per_chunk};
 }
 
+void KldBaseReader::release_chunk(uint32_t i) const {
+    const std::span<const float> logits = chunk_logits(i);
+    file_.release_pages({reinterpret_cast<const uint8_t*>(logits.data()), logits.size_bytes()});
+}
+
 }  // namespace infer

@@ -377,8 +377,15 @@ KldResult kl_divergence(const KldBaseReader& base, const Model& model, std::span
                                "another text, tokenizer or chunking",
                                i + 1, mine - chunk.begin(), *mine, *theirs, saved.text.empty() ? "" : " from " + saved.text));
     }
-    return compare(model, tokens, chunks, bos, options, [&base](uint32_t i, std::span<const int32_t>) { return base.chunk_logits(i); },
-                   nullptr, on_chunk);
+    // Chunk i - 1 is done with when chunk i is asked for.
+    KldResult r = compare(model, tokens, chunks, bos, options,
+                          [&base](uint32_t i, std::span<const int32_t>) {
+                              if (i > 0) base.release_chunk(i - 1);
+                              return base.chunk_logits(i);
+                          },
+                          nullptr, on_chunk);
+    base.release_chunk(chunks - 1);
+    return r;
 }
 
 std::string format_kld_summary(const KldSummary& s) {

@@ -113,6 +113,9 @@ public:
     std::span<const int32_t> chunk_ids(uint32_t i) const;
     // Chunk i's scored logits: scored_per_chunk() x n_vocab floats, views into the mapping.
     std::span<const float> chunk_logits(uint32_t i) const;
+    // Done with chunk i's logits: their pages leave the resident set (gguf::File::release_pages),
+    // so reading a file of gigabytes keeps memory flat. Advice only; chunk_logits(i) still works.
+    void release_chunk(uint32_t i) const;
 
 private:
     explicit KldBaseReader(gguf::File file);
