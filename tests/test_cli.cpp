@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <map>
@@ -971,6 +972,167 @@ TEST_CASE("gguf kld: a model against itself has KLD 0 and the same top token eve
     j = parse_json(p, r.out);
     CHECK(json_number(j["kld"]["value"]) >= 0.0);
     CHECK(json_number(j["kld"]["value"]) < 1e-3);
+}
+
+namespace {
+
+// The closing report of gguf kld: from "====== Perplexity statistics" to the line after "Same top p".
+std::string kld_report(const std::string& out) {
+    const size_t from = out.find("====== Perplexity statistics"), to = out.find('\n', out.find("Same top p:"));
+    if (from == std::string::npos || to == std::string::npos) return "(no report)";
+    return out.substr(from, to - from);
+}
+
+// A base file rewritten with some keys set and, when given, kld.logits replaced by zeros of `logits_shape`.
+std::string edited_base(const std::filesystem::path& from, const std::filesystem::path& to,
+                        const std::vector<std::pair<std::string, gguf::OwnedValue>>& set, const std::vector<uint64_t>& logits_shape = {}) {
+    const gguf::File f = gguf::File::open(from);
+    gguf::Writer w;
+    for (const gguf::KeyValue& kv : f.kvs()) w.set(std::string(kv.key), kv.value);
+    for (const auto& [k, v] : set) w.set(k, v);
+    static std::vector<uint8_t> zeros;
+    for (const gguf::TensorInfo& t : f.tensors()) {
+        if (t.name == "kld.logits" && !logits_shape.empty()) {
+            zeros.assign(4 * logits_shape[0] * logits_shape[1] * logits_shape[2], 0);
+            w.add_tensor("kld.logits", gguf::TypeId::F32, logits_shape, zeros);
+        } else {
+            w.add_tensor(std::string(t.name), t.type, std::vector<uint64_t>(t.dims().begin(), t.dims().end()), f.tensor_data(t));
+        }
+    }
+    w.write(to);
+    return shell_quote(to.string());
+}
+
+}  // namespace
+
+TEST_CASE("gguf kld --save-base, then --base-logits: the three forms, and the one-run figures exactly (text and --json)") {
+    const EvalFiles ef;
+    const std::string base = fx()("demo-llama-f16.gguf"), model = fx()("demo-llama-f32.gguf");
+    const std::string saved = shell_quote((ef.dir / "base.kld").string()), saved_while = shell_quote((ef.dir / "while.kld").string());
+    const auto one_text = run_gguf("kld " + base + " " + model + " -f " + ef.text + " -c 64");
+    const auto one_json = run_gguf("kld " + base + " " + model + " -f " + ef.text + " -c 64 --json");
+    REQUIRE(one_text.exit_code == 0);
+    REQUIRE(one_json.exit_code == 0);
+
+    // BASE alone: its running perplexity, the final one as gguf perplexity gives it, the file.
+    auto r = run_gguf("kld " + base + " -f " + ef.text + " -c 64 --save-base " + saved);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("[3]") != std::string::npos);
+    CHECK(r.out.find("saving the base's logits to") != std::string::npos);
+    const size_t at = r.out.find("Final estimate: PPL(base) = ");
+    REQUIRE(at != std::string::npos);
+    const auto ppl = run_gguf("perplexity " + base + " -f " + ef.text + " -c 64");
+    REQUIRE(ppl.exit_code == 0);
+    const std::string final_line = r.out.substr(at + 28, r.out.find('\n', at) - at - 28);
+    CHECK(ppl.out.find("Final estimate: PPL = " + final_line + "\n") != std::string::npos);
+    REQUIRE(std::filesystem::exists(ef.dir / "base.kld"));
+    const auto inspect = run_gguf("inspect " + saved);
+    CHECK(inspect.exit_code == 0);
+    CHECK(inspect.out.find("\"kld-base\"") != std::string::npos);
+    CHECK(inspect.out.find("kld.logits") != std::string::npos);
+
+    // MODEL against the file (n_ctx, chunks and arithmetic from it): the same report.
+    r = run_gguf("kld --base-logits " + saved + " " + model + " -f " + ef.text);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("[3]") != std::string::npos);
+    CHECK(r.out.find("logits of ") != std::string::npos);
+    CHECK(kld_report(r.out) == kld_report(one_text.out));
+    CHECK(kld_report(r.out) != "(no report)");
+
+    // --json: every field of the one-run output the same, timing and the base's memory aside.
+    r = run_gguf("kld --base-logits " + saved + " " + model + " -f " + ef.text + " -c 64 --json");
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p1, p2;
+    const simdjson::dom::object one = parse_json(p1, one_json.out).get_object();
+    const simdjson::dom::object from_file = parse_json(p2, r.out).get_object();
+    size_t compared = 0;
+    for (const auto field : one) {
+        const std::string key(field.key);
+        if (key == "seconds" || key == "tokens_per_second" || key == "memory_base") continue;
+        CAPTURE(key);
+        simdjson::dom::element theirs;
+        REQUIRE(from_file.at_key(key).get(theirs) == simdjson::SUCCESS);
+        CHECK(simdjson::minify(theirs) == simdjson::minify(field.value));
+        ++compared;
+    }
+    CHECK(compared >= 20);
+    CHECK(std::string_view(from_file["base_logits"]["file"]) == (ef.dir / "base.kld").string());
+
+    // Both models with --save-base: the one-run figures, and the same file as BASE alone.
+    r = run_gguf("kld " + base + " " + model + " -f " + ef.text + " -c 64 --save-base " + saved_while);
+    REQUIRE(r.exit_code == 0);
+    CHECK(kld_report(r.out) == kld_report(one_text.out));
+    CHECK(r.out.find("saved the base's logits to") != std::string::npos);
+    CHECK(test::read_bytes(ef.dir / "while.kld") == test::read_bytes(ef.dir / "base.kld"));
+
+    // --chunks: a file of 2 chunks, compared over 2 (its count) and over 1.
+    r = run_gguf("kld " + base + " -f " + ef.text + " -c 64 --chunks 2 --save-base " + saved + " --json");
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p3;
+    CHECK(int64_t(parse_json(p3, r.out)["chunks"]) == 2);
+    r = run_gguf("kld --base-logits " + saved + " " + model + " -f " + ef.text);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("[2]") != std::string::npos);
+    CHECK(r.out.find("[3]") == std::string::npos);
+    r = run_gguf("kld --base-logits " + saved + " " + model + " -f " + ef.text + " --chunks 1");
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("[2]") == std::string::npos);
+
+    r = run_gguf("kld --help");
+    CHECK(r.exit_code == 0);
+    for (const char* opt : {"--save-base", "--base-logits", "gguf kld BASE -f TEXT --save-base FILE", "gguf kld --base-logits FILE MODEL -f TEXT",
+                            "--kl-divergence-base"})
+        CHECK_MESSAGE(r.out.find(opt) != std::string::npos, opt);
+}
+
+TEST_CASE("gguf kld with a base file: misuse and bad files exit 2 naming the file and what differs") {
+    const EvalFiles ef;
+    const std::string base = fx()("demo-llama-f16.gguf"), model = fx()("demo-llama-f32.gguf");
+    const std::filesystem::path saved_path = ef.dir / "base.kld";
+    const std::string saved = shell_quote(saved_path.string());
+    REQUIRE(run_gguf("kld " + base + " -f " + ef.text + " -c 64 --chunks 2 --save-base " + saved).exit_code == 0);
+    const auto refused = [](const std::string& args, const std::vector<std::string>& says) {
+        const auto r = run_gguf(args);
+        CAPTURE(args);
+        CAPTURE(r.err);
+        CHECK(r.exit_code == 2);
+        for (const std::string& s : says) CHECK_MESSAGE(r.err.find(s) != std::string::npos, s);
+    };
+    // The options' misuse.
+    refused("kld --base-logits " + saved + " --save-base " + shell_quote((ef.dir / "x.kld").string()) + " " + model + " -f " + ef.text,
+            {"--save-base writes a base file and --base-logits reads one"});
+    refused("kld -f " + ef.text, {"give BASE and MODEL, BASE with --save-base FILE, or --base-logits FILE with MODEL"});
+    refused("kld " + base + " -f " + ef.text, {"give MODEL"});
+    refused("kld --base-logits " + saved + " " + base + " " + model + " -f " + ef.text, {"with --base-logits FILE, give only MODEL"});
+    refused("kld " + base + " -f " + ef.text + " --save-base " + base, {"demo-llama-f16.gguf", "would replace the input"});
+    CHECK(!std::filesystem::exists(ef.dir / "x.kld"));
+    // Files that are not base files, or not of this version, or cut short.
+    refused("kld --base-logits " + base + " " + model + " -f " + ef.text, {"demo-llama-f16.gguf: not a KL-divergence base file"});
+    refused("kld --base-logits " + ef.text + " " + model + " -f " + ef.text, {"text.txt: offset 0: not a GGUF file"});
+    refused("kld --base-logits " + edited_base(saved_path, ef.dir / "v2.kld", {{"kld.format_version", gguf::OwnedValue::u32(2)}}) + " " + model +
+                " -f " + ef.text,
+            {"v2.kld: KL-divergence base format version 2; this build reads version 1"});
+    {
+        std::vector<uint8_t> bytes = test::read_bytes(saved_path);
+        bytes.resize(bytes.size() - 1000);
+        std::ofstream(ef.dir / "cut.kld", std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    refused("kld --base-logits " + shell_quote((ef.dir / "cut.kld").string()) + " " + model + " -f " + ef.text, {"cut.kld: "});
+    // A file that does not match the run.
+    refused("kld --base-logits " + saved + " " + model + " -f " + ef.text + " -c 32",
+            {"base.kld: the base was saved with chunks of 64 tokens (n_ctx); this run asks for 32"});
+    refused("kld --base-logits " + saved + " " + model + " -f " + ef.text + " --chunks 3", {"base.kld: it holds 2 chunks; this run asks for 3"});
+    refused("kld --base-logits " + saved + " " + model + " -f " + ef.text + " --activations ggml",
+            {"base.kld: the base was evaluated with f32 arithmetic; this run asks for ggml"});
+    {
+        std::ofstream(ef.dir / "other.txt", std::ios::binary) << "w3 " << demo_words(199);
+    }
+    refused("kld --base-logits " + saved + " " + model + " -f " + shell_quote((ef.dir / "other.txt").string()),
+            {"base.kld: the text's tokens differ from the saved ones in chunk 1 at position 1", "text.txt"});
+    refused("kld --base-logits " + edited_base(saved_path, ef.dir / "wide.kld", {{"kld.vocab_size", gguf::OwnedValue::u32(321)}}, {321, 31, 2}) +
+                " " + model + " -f " + ef.text,
+            {"wide.kld: the base's vocabulary has 321 tokens, the model's 320"});
 }
 
 TEST_CASE("gguf generate: greedy by default, a seed gives the same text twice") {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -14,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "gguf/error.h"
 #include "gguf/model.h"
 #include "infer/forward.h"
+#include "infer/kld_base.h"
 #include "infer/model.h"
 #include "infer/perplexity.h"
 #include "infer/sampler.h"
@@ -171,9 +174,11 @@ void add_eval_options(CLI::App* c, std::string& text_file, uint32_t& n_ctx, uint
 
 struct KldArgs {
     std::string base, model, text_file, activations = "f32";
+    std::string save_base, base_logits;  // --save-base FILE, --base-logits FILE
     uint32_t n_ctx = 512, chunks = 0;
     int threads = 0;
     bool json = false;
+    bool n_ctx_given = false, chunks_given = false, activations_given = false;  // on the command line
 };
 
 void estimate_json(Json& j, std::string_view key, const infer::Estimate& e) {
@@ -183,13 +188,183 @@ void estimate_json(Json& j, std::string_view key, const infer::Estimate& e) {
     j.end_object();
 }
 
+void file_json(Json& j, std::string_view key, const std::string& path, uint64_t bytes) {
+    j.key(key).begin_object();
+    j.field("file", path);
+    j.field("bytes", bytes);
+    j.end_object();
+}
+
+// The figures, shared by every form of the comparison.
+void kld_figures_json(Json& j, const infer::KldSummary& s) {
+    j.field("tokens_scored", s.count);
+    estimate_json(j, "ppl", s.ppl);
+    estimate_json(j, "ppl_base", s.ppl_base);
+    estimate_json(j, "ppl_ratio", s.ratio);
+    estimate_json(j, "ln_ppl_ratio", s.ln_ratio);
+    estimate_json(j, "kld", s.kld);
+    j.field("kld_median", s.kld_median);
+    j.field("kld_p99_9", s.kld_p999);
+    j.field("kld_p99", s.kld_p99);
+    j.field("kld_p95", s.kld_p95);
+    j.field("kld_p90", s.kld_p90);
+    j.field("kld_max", s.kld_max);
+    estimate_json(j, "same_top", s.same_top);
+    estimate_json(j, "delta_p_mean", s.p_diff_mean);
+    estimate_json(j, "delta_p_rms", s.p_diff_rms);
+}
+
+// The base file's size before it is written: its logits (the header and ids are small).
+std::string describe_saving(const std::string& path, uint32_t chunks, uint32_t n_ctx, uint32_t n_vocab) {
+    infer::KldBaseInfo i;
+    i.n_ctx = n_ctx;
+    i.chunks = chunks;
+    i.n_vocab = n_vocab;
+    return fmt::format("kld: saving the base's logits to {}: {} chunks x {} positions x {} logits, {}\n", path, chunks, i.scored_per_chunk(),
+                       n_vocab, human_bytes(i.logits_bytes()));
+}
+
+infer::KldBaseDestination destination(const KldArgs& a, const Loaded& base) {
+    const gguf::KeyValue* name = base.file.find("general.name");
+    return {a.save_base, name && name->value.type() == gguf::ValueType::String ? std::string(name->value.str()) : std::string(), a.base,
+            a.text_file};
+}
+
+void print_progress(const KldArgs& a, uint32_t done, double ppl) {
+    if (!a.json) out(fmt::format("[{}]{:.4f},", done, ppl));
+}
+
+void print_kld_summary(const infer::KldSummary& s) {
+    const std::string summary = infer::format_kld_summary(s);
+    out("\n\n" + summary);
+    if (!summary.ends_with('\n')) out("\n");
+}
+
+// gguf kld BASE -f TEXT --save-base FILE: BASE alone, its logits saved.
+int kld_save_base(const KldArgs& a, const infer::KldOptions& o, const std::string& text) {
+    const Loaded base(a.base);
+    const std::vector<int32_t> tokens = tokenize_text(base, text);
+    const uint32_t chunks = checked_chunks(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}, a.text_file);
+    if (!a.json) {
+        out("kld: base:  " + describe(base) + "\n");
+        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval.arithmetic)));
+        out("kld: memory (base):  " + describe_memory(infer::Context::planned_memory(*base.model, o.n_ctx, o.n_ctx)) + "\n");
+        out(describe_saving(a.save_base, chunks, o.n_ctx, base.model->config().n_vocab));
+        out(fmt::format("kld: {} tokens; evaluating the base over {} chunks, n_ctx={}, {} threads\n", tokens.size(), chunks, o.n_ctx,
+                        thread_count(a.threads)));
+    }
+    const auto t0 = Clock::now();
+    const infer::PerplexityResult r = infer::save_kld_base(*base.model, tokens, o, destination(a, base),
+                                                           [&](uint32_t done, uint32_t, double ppl) { print_progress(a, done, ppl); });
+    const double seconds = seconds_since(t0);
+    const double tps = seconds > 0 ? static_cast<double>(r.tokens_evaluated) / seconds : 0.0;
+    const uint64_t bytes = std::filesystem::file_size(a.save_base);
+    if (a.json) {
+        Json j;
+        j.begin_object();
+        j.field("base", a.base);
+        j.field("text", a.text_file);
+        j.field("arithmetic", infer::arithmetic_name(r.arithmetic));
+        j.field("n_ctx", o.n_ctx);
+        j.field("chunks", r.chunks);
+        j.field("tokens_scored", r.nll.count);
+        estimate_json(j, "ppl_base", {r.nll.ppl(), r.nll.ppl_uncertainty()});
+        file_json(j, "saved_base", a.save_base, bytes);
+        j.field("seconds", seconds);
+        j.field("tokens_per_second", tps);
+        memory_json(j, "memory_base", r.memory);
+        j.end_object();
+        out(j.str() + "\n");
+    } else {
+        out("\n");
+        out(fmt::format("Final estimate: PPL(base) = {:.4f} +/- {:.5f}\n", r.nll.ppl(), r.nll.ppl_uncertainty()));
+        out(fmt::format("kld: saved {} ({}); compare a model with: gguf kld --base-logits {} MODEL -f {}\n", a.save_base, human_bytes(bytes),
+                        a.save_base, a.text_file));
+        out(fmt::format("kld: {} tokens in {:.2f} s: {:.1f} tokens/s ({} threads, {} activations)\n", r.tokens_evaluated, seconds, tps,
+                        thread_count(a.threads), infer::arithmetic_name(r.arithmetic)));
+    }
+    return 0;
+}
+
+// gguf kld --base-logits FILE MODEL -f TEXT: MODEL against a saved base. The chunking and
+// arithmetic not given on the command line are the file's.
+int kld_from_base_file(const KldArgs& a, infer::KldOptions o, const std::string& text) {
+    const infer::KldBaseReader base = infer::KldBaseReader::open(a.base_logits);
+    const infer::KldBaseInfo& saved = base.info();
+    if (!a.n_ctx_given) o.n_ctx = saved.n_ctx;
+    if (!a.chunks_given) o.max_chunks = saved.chunks;
+    if (!a.activations_given) o.eval.arithmetic = saved.arithmetic;
+    const Loaded model(a.base);  // the one file named on the command line
+    const std::vector<int32_t> tokens = tokenize_text(model, text);
+    const uint32_t chunks = checked_chunks(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}, a.text_file);
+    if (!a.json) {
+        out(fmt::format("kld: base:  {}: logits of {}{}, {} chunks of {} tokens, vocabulary {}, {} arithmetic ({}, mapped)\n", a.base_logits,
+                        saved.base_path, saved.base_name.empty() ? "" : " (" + saved.base_name + ")", saved.chunks, saved.n_ctx, saved.n_vocab,
+                        infer::arithmetic_name(saved.arithmetic), human_bytes(base.file_size())));
+        out("kld: model: " + describe(model) + "\n");
+        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval.arithmetic)));
+        out("kld: memory (model): " + describe_memory(infer::Context::planned_memory(*model.model, o.n_ctx, o.n_ctx)) + "\n");
+        out(fmt::format("kld: {} tokens; calculating KL divergence over {} chunks, n_ctx={}, {} threads\n", tokens.size(), chunks, o.n_ctx,
+                        thread_count(a.threads)));
+    }
+    const auto t0 = Clock::now();
+    const infer::KldResult r = infer::kl_divergence(base, *model.model, tokens, o, [&](uint32_t done, uint32_t, double ppl) {
+        print_progress(a, done, ppl);
+    });
+    const double seconds = seconds_since(t0);
+    const double tps = seconds > 0 ? static_cast<double>(r.tokens_evaluated) / seconds : 0.0;
+    const infer::KldSummary s = infer::summarize(r.totals);
+    if (a.json) {
+        Json j;
+        j.begin_object();
+        j.field("base", saved.base_path);
+        j.field("model", a.base);
+        j.field("text", a.text_file);
+        j.field("arithmetic", infer::arithmetic_name(r.arithmetic));
+        j.field("n_ctx", o.n_ctx);
+        j.field("chunks", r.chunks);
+        kld_figures_json(j, s);
+        j.field("seconds", seconds);
+        j.field("tokens_per_second", tps);
+        memory_json(j, "memory", r.memory);
+        file_json(j, "base_logits", a.base_logits, base.file_size());
+        j.end_object();
+        out(j.str() + "\n");
+    } else {
+        print_kld_summary(s);
+        out(fmt::format("kld: {} tokens (the model; the base's from {}) in {:.2f} s: {:.1f} tokens/s ({} threads, {} activations)\n",
+                        r.tokens_evaluated, a.base_logits, seconds, tps, thread_count(a.threads), infer::arithmetic_name(r.arithmetic)));
+    }
+    return 0;
+}
+
+// Which form the arguments name; refuses the combinations that name none.
+void check_kld_forms(const KldArgs& a) {
+    if (!a.save_base.empty() && !a.base_logits.empty())
+        throw CLI::ValidationError("--save-base writes a base file and --base-logits reads one: give one of them");
+    if (!a.base_logits.empty()) {
+        if (a.base.empty()) throw CLI::ValidationError("--base-logits FILE compares a MODEL against FILE: give MODEL");
+        if (!a.model.empty())
+            throw CLI::ValidationError("with --base-logits FILE, give only MODEL (" + a.model + " too was given): the base's logits come from FILE");
+        return;
+    }
+    if (a.base.empty()) throw CLI::ValidationError("give BASE and MODEL, BASE with --save-base FILE, or --base-logits FILE with MODEL");
+    if (a.model.empty() && a.save_base.empty())
+        throw CLI::ValidationError("give MODEL to compare with BASE (or --save-base FILE to only save BASE's logits)");
+}
+
 int kld(const KldArgs& a) {
+    check_kld_forms(a);
+    for (const std::string& input : {a.base, a.model, a.text_file})
+        if (!a.save_base.empty() && !input.empty()) gguf::refuse_overwrite(a.save_base, input);
     const std::string text = read_text_file(a.text_file);
-    const Loaded base(a.base), model(a.model);
     infer::KldOptions o;
     o.n_ctx = a.n_ctx;
     o.max_chunks = a.chunks;
     o.eval = {parse_arithmetic(a.activations), a.threads};
+    if (!a.base_logits.empty()) return kld_from_base_file(a, o, text);
+    if (a.model.empty()) return kld_save_base(a, o, text);
+    const Loaded base(a.base), model(a.model);
     const std::vector<int32_t> tokens = tokenize_text(base, text);
     const uint32_t chunks = checked_chunks(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}, a.text_file);
     if (base.model->config().n_vocab != model.model->config().n_vocab)
@@ -201,13 +376,15 @@ int kld(const KldArgs& a) {
         out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval.arithmetic)));
         out("kld: memory (base):  " + describe_memory(infer::Context::planned_memory(*base.model, o.n_ctx, o.n_ctx)) + "\n");
         out("kld: memory (model): " + describe_memory(infer::Context::planned_memory(*model.model, o.n_ctx, o.n_ctx)) + "\n");
+        if (!a.save_base.empty()) out(describe_saving(a.save_base, chunks, o.n_ctx, base.model->config().n_vocab));
         out(fmt::format("kld: {} tokens; calculating KL divergence over {} chunks, n_ctx={}, {} threads\n", tokens.size(), chunks, o.n_ctx,
                         thread_count(a.threads)));
     }
     const auto t0 = Clock::now();
-    const infer::KldResult r = infer::kl_divergence(*base.model, *model.model, tokens, o, [&](uint32_t done, uint32_t, double ppl) {
-        if (!a.json) out(fmt::format("[{}]{:.4f},", done, ppl));
-    });
+    const infer::ChunkCallback progress = [&](uint32_t done, uint32_t, double ppl) { print_progress(a, done, ppl); };
+    const infer::KldResult r = a.save_base.empty()
+                                   ? infer::kl_divergence(*base.model, *model.model, tokens, o, progress)
+                                   : infer::kl_divergence(*base.model, *model.model, tokens, o, destination(a, base), progress);
     const double seconds = seconds_since(t0);
     const double tps = seconds > 0 ? 2.0 * static_cast<double>(r.tokens_evaluated) / seconds : 0.0;
     const infer::KldSummary s = infer::summarize(r.totals);
@@ -220,30 +397,18 @@ int kld(const KldArgs& a) {
         j.field("arithmetic", infer::arithmetic_name(r.arithmetic));
         j.field("n_ctx", o.n_ctx);
         j.field("chunks", r.chunks);
-        j.field("tokens_scored", s.count);
-        estimate_json(j, "ppl", s.ppl);
-        estimate_json(j, "ppl_base", s.ppl_base);
-        estimate_json(j, "ppl_ratio", s.ratio);
-        estimate_json(j, "ln_ppl_ratio", s.ln_ratio);
-        estimate_json(j, "kld", s.kld);
-        j.field("kld_median", s.kld_median);
-        j.field("kld_p99_9", s.kld_p999);
-        j.field("kld_p99", s.kld_p99);
-        j.field("kld_p95", s.kld_p95);
-        j.field("kld_p90", s.kld_p90);
-        j.field("kld_max", s.kld_max);
-        estimate_json(j, "same_top", s.same_top);
-        estimate_json(j, "delta_p_mean", s.p_diff_mean);
-        estimate_json(j, "delta_p_rms", s.p_diff_rms);
+        kld_figures_json(j, s);
         j.field("seconds", seconds);
         j.field("tokens_per_second", tps);
         memory_json(j, "memory", r.memory);
         memory_json(j, "memory_base", r.memory_base);
+        if (!a.save_base.empty()) file_json(j, "saved_base", a.save_base, std::filesystem::file_size(a.save_base));
         j.end_object();
         out(j.str() + "\n");
     } else {
-        out("\n\n" + infer::format_kld_summary(s));
-        if (!infer::format_kld_summary(s).ends_with('\n')) out("\n");
+        print_kld_summary(s);
+        if (!a.save_base.empty())
+            out(fmt::format("kld: saved the base's logits to {} ({})\n", a.save_base, human_bytes(std::filesystem::file_size(a.save_base))));
         out(fmt::format("kld: {} tokens (both models) in {:.2f} s: {:.1f} tokens/s ({} threads, {} activations)\n",
                         2 * r.tokens_evaluated, seconds, tps, thread_count(a.threads), infer::arithmetic_name(r.arithmetic)));
     }
@@ -311,12 +476,36 @@ void add_perplexity(CLI::App& app, std::function<int()>& run) {
 
 void add_kld(CLI::App& app, std::function<int()>& run) {
     auto a = std::make_shared<KldArgs>();
-    CLI::App* c = app.add_subcommand("kld", "KL divergence of MODEL's next-token distribution from BASE's, both evaluated in one run, as llama-perplexity --kl-divergence reports it");
-    c->add_option("base", a->base, "The reference model (usually the F16/F32 source)")->required();
-    c->add_option("model", a->model, "The model to compare (usually a quantization of BASE)")->required();
+    CLI::App* c = app.add_subcommand("kld", "KL divergence of MODEL's next-token distribution from BASE's, both evaluated in one run (or BASE's saved beforehand), as llama-perplexity --kl-divergence reports it");
+    c->add_option("base", a->base, "The reference model (usually the F16/F32 source); with --base-logits, the model to compare");
+    c->add_option("model", a->model, "The model to compare (usually a quantization of BASE); left out with --save-base, only BASE is evaluated");
     add_eval_options(c, a->text_file, a->n_ctx, a->chunks, a->activations, a->json);
     add_threads_option(c, a->threads, "-t,--threads");
-    c->callback([a, &run] { run = [a] { return kld(*a); }; });
+    c->add_option("--save-base", a->save_base,
+                  "Save BASE's logits to FILE as they are computed (a GGUF file, spec/kld-base.md: chunks x scored positions x vocabulary "
+                  "f32 values), for comparing models later with --base-logits; without MODEL only BASE is evaluated. llama-perplexity's "
+                  "--kl-divergence-base FILE when it writes")
+        ->type_name("FILE");
+    c->add_option("--base-logits", a->base_logits,
+                  "Compare MODEL against BASE's logits saved in FILE by --save-base, instead of evaluating BASE: the same figures as the "
+                  "one-run form. -c, --chunks and --activations default to the file's. llama-perplexity's --kl-divergence-base FILE "
+                  "with --kl-divergence")
+        ->type_name("FILE");
+    c->footer("The three forms:\n"
+              "  gguf kld BASE MODEL -f TEXT [--save-base FILE]   compare in one run (and save BASE's logits)\n"
+              "  gguf kld BASE -f TEXT --save-base FILE           only save BASE's logits\n"
+              "  gguf kld --base-logits FILE MODEL -f TEXT        compare MODEL against the saved logits\n"
+              "BASE and MODEL are evaluated on the same chunks (as gguf perplexity cuts them); for every scored position the KL divergence "
+              "of MODEL's distribution from BASE's is added. When BASE does not fit in memory beside MODEL, save its logits first "
+              "(--save-base; the file is about chunks x n_ctx/2 x vocabulary x 4 bytes) and compare each model against the file "
+              "(--base-logits); the file records the text's tokens, n_ctx and arithmetic, and a different text, tokenizer or chunking "
+              "is refused.");
+    c->callback([a, c, &run] {
+        a->n_ctx_given = c->get_option("--ctx-size")->count() > 0;
+        a->chunks_given = c->get_option("--chunks")->count() > 0;
+        a->activations_given = c->get_option("--activations")->count() > 0;
+        run = [a] { return kld(*a); };
+    });
 }
 
 void add_generate(CLI::App& app, std::function<int()>& run) {

@@ -1,5 +1,7 @@
 #include "infer/perplexity.h"
 
+#include "infer/kld_base.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -219,37 +221,170 @@ KldSummary summarize(const KldAccumulator& a) {
     return s;
 }
 
-KldResult kl_divergence(const Model& base, const Model& model, std::span<const int32_t> tokens, const KldOptions& options,
-                        const ChunkCallback& on_chunk) {
-    const Config& cb = base.config();
-    if (cb.n_vocab != model.config().n_vocab)
-        throw std::invalid_argument("infer: the vocabularies differ in size (" + std::to_string(cb.n_vocab) + " and " +
-                                    std::to_string(model.config().n_vocab) + ")");
-    PerplexityOptions chunking{options.n_ctx, options.max_chunks, options.eval};
-    const uint32_t chunks = chunk_count(tokens.size(), chunking);
+namespace {
+
+// The logits rows a chunk scores: positions first = n_ctx / 2 ... n_ctx - 2.
+size_t scored_rows(uint32_t n_ctx) { return n_ctx > 1 ? n_ctx - 1 - n_ctx / 2 : 0; }
+
+// BASE evaluated chunk by chunk: its scored logits rows (scored_rows x n_vocab floats).
+class EvaluatedBase {
+public:
+    EvaluatedBase(const Model& base, const KldOptions& o)
+        : ctx_(base, o.n_ctx, o.eval), first_(o.n_ctx / 2), logits_(size_t{o.n_ctx - first_} * base.config().n_vocab),
+          scored_(scored_rows(o.n_ctx) * base.config().n_vocab) {}
+    std::span<const float> operator()(std::span<const int32_t> chunk) {
+        ctx_.clear();
+        ctx_.eval(chunk, logits_, first_);
+        return std::span<const float>(logits_).first(scored_);
+    }
+    MemoryFigures memory() const { return ctx_.memory(); }
+
+private:
+    Context ctx_;
+    uint32_t first_;
+    std::vector<float> logits_;
+    size_t scored_;
+};
+
+// BASE's scored logits of chunk `index`, whose ids are `chunk`.
+using BaseLogits = std::function<std::span<const float>(uint32_t index, std::span<const int32_t> chunk)>;
+
+// The comparison, whichever way BASE's logits come: chunk by chunk, BASE's logits, then
+// MODEL's evaluated, each scored position added; BASE's logits appended to `save` when given.
+KldResult compare(const Model& model, std::span<const int32_t> tokens, uint32_t chunks, std::optional<int32_t> bos,
+                  const KldOptions& options, const BaseLogits& base_logits, KldBaseWriter::Chunks* save, const ChunkCallback& on_chunk) {
     const uint32_t n_ctx = options.n_ctx, first = n_ctx / 2;
-    const std::optional<int32_t> bos = cb.add_bos ? cb.bos : std::nullopt;
-    Context ctx_base(base, n_ctx, options.eval), ctx(model, n_ctx, options.eval);
-    const size_t rows = n_ctx - first, n_vocab = cb.n_vocab;
-    std::vector<float> logits_base(rows * n_vocab), logits(rows * n_vocab);
+    const size_t n_vocab = model.config().n_vocab;
+    Context ctx(model, n_ctx, options.eval);
+    std::vector<float> logits(size_t{n_ctx - first} * n_vocab);
     KldResult r;
     r.arithmetic = options.eval.arithmetic;
     r.chunks = chunks;
     for (uint32_t i = 0; i < chunks; ++i) {
         const std::vector<int32_t> chunk = chunk_tokens(tokens, i, n_ctx, bos);
-        ctx_base.clear();
+        const std::span<const float> logits_base = base_logits(i, chunk);
         ctx.clear();
-        ctx_base.eval(chunk, logits_base, first);
         ctx.eval(chunk, logits, first);
         for (uint32_t j = 0; j + first + 1 < n_ctx; ++j)
-            r.totals.add(std::span<const float>(logits.data() + j * n_vocab, n_vocab),
-                         std::span<const float>(logits_base.data() + j * n_vocab, n_vocab), chunk[first + j + 1]);
+            r.totals.add(std::span<const float>(logits.data() + j * n_vocab, n_vocab), logits_base.subspan(j * n_vocab, n_vocab),
+                         chunk[first + j + 1]);
+        if (save) save->append(logits_base);
         r.tokens_evaluated += n_ctx;
         r.per_chunk.push_back(summarize_sums(r.totals));
         if (on_chunk) on_chunk(i + 1, chunks, r.per_chunk.back().ppl.value);
     }
     r.memory = ctx.memory();
-    r.memory_base = ctx_base.memory();
+    return r;
+}
+
+void check_vocabularies(const Model& base, const Model& model) {
+    if (base.config().n_vocab != model.config().n_vocab)
+        throw std::invalid_argument("infer: the vocabularies differ in size (" + std::to_string(base.config().n_vocab) + " and " +
+                                    std::to_string(model.config().n_vocab) + ")");
+}
+
+uint32_t kld_chunks(std::span<const int32_t> tokens, const KldOptions& o) { return chunk_count(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}); }
+
+std::optional<int32_t> bos_of(const Model& m) { return m.config().add_bos ? m.config().bos : std::nullopt; }
+
+// A base file's writer for BASE over `chunks` chunks of `tokens`.
+KldBaseWriter base_writer(const Model& base, std::span<const int32_t> tokens, uint32_t chunks, const KldOptions& o,
+                          const KldBaseDestination& to) {
+    KldBaseInfo info{o.n_ctx, chunks, base.config().n_vocab, o.eval.arithmetic, to.base_name, to.base_path, to.text};
+    std::vector<int32_t> ids;
+    ids.reserve(size_t{chunks} * o.n_ctx);
+    for (uint32_t i = 0; i < chunks; ++i) {
+        const std::vector<int32_t> chunk = chunk_tokens(tokens, i, o.n_ctx, bos_of(base));
+        ids.insert(ids.end(), chunk.begin(), chunk.end());
+    }
+    return KldBaseWriter(std::move(info), std::move(ids));
+}
+
+}  // namespace
+
+KldResult kl_divergence(const Model& base, const Model& model, std::span<const int32_t> tokens, const KldOptions& options,
+                        const ChunkCallback& on_chunk) {
+    check_vocabularies(base, model);
+    const uint32_t chunks = kld_chunks(tokens, options);
+    EvaluatedBase evaluated(base, options);
+    KldResult r = compare(model, tokens, chunks, bos_of(base), options,
+                          [&](uint32_t, std::span<const int32_t> chunk) { return evaluated(chunk); }, nullptr, on_chunk);
+    r.memory_base = evaluated.memory();
+    return r;
+}
+
+KldResult kl_divergence(const Model& base, const Model& model, std::span<const int32_t> tokens, const KldOptions& options,
+                        const KldBaseDestination& to, const ChunkCallback& on_chunk) {
+    check_vocabularies(base, model);
+    const uint32_t chunks = kld_chunks(tokens, options);
+    const KldBaseWriter writer = base_writer(base, tokens, chunks, options, to);
+    EvaluatedBase evaluated(base, options);
+    KldResult r;
+    writer.write(to.path, [&](KldBaseWriter::Chunks& out) {
+        r = compare(model, tokens, chunks, bos_of(base), options, [&](uint32_t, std::span<const int32_t> chunk) { return evaluated(chunk); },
+                    &out, on_chunk);
+    });
+    r.memory_base = evaluated.memory();
+    return r;
+}
+
+PerplexityResult save_kld_base(const Model& base, std::span<const int32_t> tokens, const KldOptions& options,
+                               const KldBaseDestination& to, const ChunkCallback& on_chunk) {
+    const uint32_t chunks = kld_chunks(tokens, options);
+    const KldBaseWriter writer = base_writer(base, tokens, chunks, options, to);
+    const uint32_t n_ctx = options.n_ctx, first = n_ctx / 2;
+    const size_t n_vocab = base.config().n_vocab;
+    EvaluatedBase evaluated(base, options);
+    PerplexityResult r;
+    r.arithmetic = options.eval.arithmetic;
+    r.chunks = chunks;
+    writer.write(to.path, [&](KldBaseWriter::Chunks& out) {
+        for (uint32_t i = 0; i < chunks; ++i) {
+            const std::vector<int32_t> chunk = chunk_tokens(tokens, i, n_ctx, bos_of(base));
+            const std::span<const float> logits = evaluated(chunk);
+            for (uint32_t j = 0; j + first + 1 < n_ctx; ++j) r.nll.add(token_nll(logits.subspan(j * n_vocab, n_vocab), chunk[first + j + 1]));
+            out.append(logits);
+            r.tokens_evaluated += n_ctx;
+            r.running_ppl.push_back(r.nll.ppl());
+            if (on_chunk) on_chunk(i + 1, chunks, r.running_ppl.back());
+        }
+    });
+    r.memory = evaluated.memory();
+    return r;
+}
+
+KldResult kl_divergence(const KldBaseReader& base, const Model& model, std::span<const int32_t> tokens, const KldOptions& options,
+                        const ChunkCallback& on_chunk) {
+    const KldBaseInfo& saved = base.info();
+    const auto refuse = [&base](const std::string& message) { throw std::invalid_argument(base.path() + ": " + message); };
+    if (options.n_ctx != saved.n_ctx)
+        refuse(fmt::format("the base was saved with chunks of {} tokens (n_ctx); this run asks for {}", saved.n_ctx, options.n_ctx));
+    if (options.eval.arithmetic != saved.arithmetic)
+        refuse(fmt::format("the base was evaluated with {} arithmetic; this run asks for {}", arithmetic_name(saved.arithmetic),
+                           arithmetic_name(options.eval.arithmetic)));
+    if (model.config().n_vocab != saved.n_vocab)
+        refuse(fmt::format("the base's vocabulary has {} tokens, the model's {}", saved.n_vocab, model.config().n_vocab));
+    const uint32_t chunks = kld_chunks(tokens, options);
+    if (chunks > saved.chunks)
+        refuse(fmt::format("it holds {} chunks; this run asks for {} ({} at most)", saved.chunks, chunks, saved.chunks));
+    const std::optional<int32_t> bos = bos_of(model);
+    for (uint32_t i = 0; i < chunks; ++i) {
+        const std::vector<int32_t> chunk = chunk_tokens(tokens, i, options.n_ctx, bos);
+        const std::span<const int32_t> ids = base.chunk_ids(i);
+        const auto [mine, theirs] = std::mismatch(chunk.begin(), chunk.end(), ids.begin());
+        if (mine != chunk.end())
+            refuse(fmt::format("the text's tokens differ from the saved ones in chunk {} at position {} (token {} here, {} saved{}): "
+                               "another text, tokenizer or chunking",
+                               i + 1, mine - chunk.begin(), *mine, *theirs, saved.text.empty() ? "" : " from " + saved.text));
+    }
+    // Chunk i - 1 is done with when chunk i is asked for.
+    KldResult r = compare(model, tokens, chunks, bos, options,
+                          [&base](uint32_t i, std::span<const int32_t>) {
+                              if (i > 0) base.release_chunk(i - 1);
+                              return base.chunk_logits(i);
+                          },
+                          nullptr, on_chunk);
+    base.release_chunk(chunks - 1);
     return r;
 }
 
