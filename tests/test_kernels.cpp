@@ -524,6 +524,74 @@ TEST_CASE("the packed f32 product rounds activations to the weights' activation 
     }
 }
 
+TEST_CASE("the 8-bit packed product: which types and paths have it") {
+    for (TypeId type : {TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K}) {
+        CAPTURE(gguf::type_info(type).name);
+        CHECK(kernels::has_integer_panel(type, Isa::Scalar));
+        for (Isa isa : kernels::available_isas()) CHECK(kernels::has_integer_panel(type, isa) == (isa != Isa::Avx2));
+    }
+    for (TypeId type : {TypeId::F16, TypeId::F32, TypeId::Q3_K, TypeId::IQ4_XS, TypeId::Q8_K})
+        for (Isa isa : kernels::available_isas()) CHECK_FALSE(kernels::has_integer_panel(type, isa));
+    CHECK_THROWS_AS(kernels::MatmulInput(TypeId::F16, 256, 1, kernels::MatmulMethod::IntegerPanel), std::invalid_argument);
+}
+
+TEST_CASE("the 8-bit packed product: the same bits on every path that has it, for any row range and any number of vectors, "
+          "within float rounding of the exact sum over the rounded activations") {
+    for (TypeId type : {TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K}) {
+        CAPTURE(gguf::type_info(type).name);
+        const int64_t m = 70, k = 1536, n = 15;
+        const std::vector<uint8_t> w = quantized_rows(type, k, m, 11);
+        const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
+        std::mt19937 rng(12);
+        std::normal_distribution<float> gauss(0, 1);
+        std::vector<float> x(static_cast<size_t>(k * n));
+        for (float& v : x) v = gauss(rng);
+        auto product = [&](Isa isa, const std::vector<float>& xs, int64_t count) {
+            kernels::MatmulInput input(type, k, count, kernels::MatmulMethod::IntegerPanel, false, isa);
+            input.prepare(xs.data());
+            std::vector<float> y(static_cast<size_t>(m * count), 0.0f);
+            kernels::matmul(type, w.data(), stride, m, input, y.data(), m);
+            return y;
+        };
+        const std::vector<float> reference = product(Isa::Scalar, x, n);
+        // The exact sum of the dequantized weights times the rounded activations, in double.
+        const TypeId act = kernels::activation_type(type);
+        std::vector<float> rows(static_cast<size_t>(m * k)), rounded(x.size());
+        kernels::dequantize(type, w, rows, Isa::Scalar);
+        for (int64_t j = 0; j < n; ++j) {
+            std::vector<uint8_t> coded(quant::row_bytes(act, k));
+            kernels::quantize_activations(act, std::span<const float>(x.data() + j * k, static_cast<size_t>(k)), coded, Isa::Scalar);
+            kernels::dequantize(act, coded, std::span<float>(rounded.data() + j * k, static_cast<size_t>(k)), Isa::Scalar);
+        }
+        int far = 0;
+        for (int64_t j = 0; j < n; ++j)
+            for (int64_t r = 0; r < m; ++r) {
+                double exact = 0, magnitude = 0;
+                for (int64_t i = 0; i < k; ++i) {
+                    const double p = double{rows[static_cast<size_t>(r * k + i)]} * rounded[static_cast<size_t>(j * k + i)];
+                    exact += p, magnitude += std::fabs(p);
+                }
+                if (std::fabs(reference[static_cast<size_t>(j * m + r)] - exact) > 2e-6 * magnitude) ++far;
+            }
+        CHECK(far == 0);
+        for (Isa isa : kernels::available_isas()) {
+            if (!kernels::has_integer_panel(type, isa)) continue;
+            CAPTURE(isa_text(isa));
+            CHECK(first_difference(product(isa, x, n), reference) < 0);
+            kernels::MatmulInput input(type, k, n, kernels::MatmulMethod::IntegerPanel, false, isa);
+            for (int64_t part = input.parts(); part-- > 0;) input.prepare(x.data(), part, part + 1);
+            std::vector<float> split(static_cast<size_t>(m * n), 0.0f);
+            for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{64, 70}, {0, 32}, {32, 64}})
+                kernels::matmul(type, w.data() + r0 * stride, stride, r1 - r0, input, split.data() + r0, m);
+            CHECK(first_difference(split, reference) < 0);
+            for (int64_t j : {int64_t{0}, int64_t{7}, n - 1}) {
+                const std::vector<float> xj(x.begin() + j * k, x.begin() + (j + 1) * k);
+                CHECK(first_difference(product(isa, xj, 1), std::vector<float>(reference.begin() + j * m, reference.begin() + (j + 1) * m)) < 0);
+            }
+        }
+    }
+}
+
 TEST_CASE("a matmul input prepared for one weight type is refused for another") {
     std::vector<float> x(256, 1.0f);
     kernels::MatmulInput input(TypeId::Q4_K, 256, 1, kernels::MatmulMethod::DequantizedPanel);

@@ -166,24 +166,31 @@ Case memcpy_case(int64_t bytes, int threads) {
     return c;
 }
 
-// A matrix tile y += W x: 64 rows of 4096 weights, 8 activation vectors (a small batch),
-// by each of the two internal forms; the rows split over the threads.
+// A matrix tile y += W x: 64 rows of 4096 weights, 64 activation vectors (a batch), by each
+// internal form the path has for the type; the activations prepared once, the rows split
+// over the threads in whole panels.
 void add_tile_cases(const BenchOptions& o, TypeId type, kernels::Isa isa, std::vector<Case>& cases) {
-    constexpr int64_t m = 64, k = 4096, n = 8;
+    constexpr int64_t m = 64, k = 4096, n = 64;
     auto w = std::make_shared<const std::vector<uint8_t>>(sample(type, m * k));
     const auto stride = static_cast<int64_t>(quant::row_bytes(type, k));
     std::mt19937 rng(3);
     std::normal_distribution<float> gauss(0, 1);
     auto x = std::make_shared<std::vector<float>>(static_cast<size_t>(k * n));
     for (float& v : *x) v = gauss(rng);
-    for (auto [method, name] : {std::pair{kernels::MatmulMethod::QuantizedActivations, "tile-q8"},
-                                std::pair{kernels::MatmulMethod::DequantizedPanel, "tile-f32"}}) {
+    std::vector<std::pair<kernels::MatmulMethod, const char*>> methods = {{kernels::MatmulMethod::QuantizedActivations, "tile-q8"},
+                                                                          {kernels::MatmulMethod::DequantizedPanel, "tile-f32"}};
+    if (kernels::has_integer_panel(type, isa)) methods.emplace_back(kernels::MatmulMethod::IntegerPanel, "tile-int8");
+    for (auto [method, name] : methods) {
         Case c;
         c.record = {std::string(type_info(type).name), std::string(kernels::isa_name(isa)), name, o.threads, 0, 0, 0, 0};
         c.call = [w, x, type, isa, method, stride, threads = o.threads] {
-            on_threads(m, threads, [&](int64_t begin, int64_t end) {
-                std::vector<float> y(static_cast<size_t>((end - begin) * n));
-                kernels::matmul(type, w->data() + begin * stride, stride, end - begin, k, x->data(), n, y.data(), method, isa);
+            kernels::MatmulInput input(type, k, n, method, false, isa);
+            input.prepare(x->data());
+            const int64_t panels = m / kernels::kMatmulPanelRows;
+            on_threads(panels, threads, [&](int64_t begin, int64_t end) {
+                const int64_t r0 = begin * kernels::kMatmulPanelRows, rows = (end - begin) * kernels::kMatmulPanelRows;
+                std::vector<float> y(static_cast<size_t>(rows * n));
+                kernels::matmul(type, w->data() + r0 * stride, stride, rows, input, y.data(), rows);
             });
         };
         c.bytes_in = to_double(w->size());

@@ -106,8 +106,11 @@ void Context::grow(int64_t n) {
 // (kernels::MatmulInput), so neither the thread count nor the batch changes a bit.
 void Context::matmul(const Matrix& w, const float* x, int64_t n, float* y) {
     if (observer_) observer_->on_matmul(w, x, n);
+    // ggml's arithmetic: the 8-bit product where the path has it for the type (the same
+    // integer sums as ggml's, at its speed), else rounded activations in the f32 product.
     const bool ggml = options_.arithmetic == Arithmetic::Ggml && w.type != TypeId::F32;
-    kernels::MatmulInput input(w.type, w.cols, n, kernels::MatmulMethod::DequantizedPanel, ggml);
+    const auto method = ggml && kernels::has_integer_panel(w.type) ? kernels::MatmulMethod::IntegerPanel : kernels::MatmulMethod::DequantizedPanel;
+    kernels::MatmulInput input(w.type, w.cols, n, method, ggml);
     quant::RunOptions run;
     run.threads = options_.threads;
     quant::Executor& pool = quant::default_executor();

@@ -30,6 +30,7 @@ Table build(Isa isa) {
     add_scalar(t);
     if (isa == Isa::Scalar) return t;
     for (TypeKernels& k : t.types) k.provided = 0;  // from here on, only what the path adds
+    t.int_product = nullptr;                         // the scalar one is a reference, not a fallback
     t.isa = isa;
 #if defined(GGUFKIT_KERNELS_X86)
     if (isa == Isa::Avx2) {

@@ -5,7 +5,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "quant/blocks.h"
+#include "quant/decode.h"
 #include "quant/quant.h"
+#include "codes.h"
 #include "table.h"
 
 namespace kernels {
@@ -153,7 +156,7 @@ namespace {
 
 using detail::kGemmCols;
 using detail::kGemmRows;
-static_assert(kGemmRows == kMatmulPanelRows);
+static_assert(kGemmRows == kMatmulPanelRows && detail::kIntRows == kGemmRows && detail::kIntCols == MatmulInput::kIntCols);
 
 MatmulMethod resolve(MatmulMethod method, TypeId type, Isa isa) {
     if (method != MatmulMethod::Auto) return method;
@@ -180,6 +183,14 @@ MatmulInput::MatmulInput(TypeId weights, int64_t k, int64_t n, MatmulMethod meth
         vector_bytes_ = static_cast<size_t>(k / gguf::type_info(act).block_size * gguf::type_info(act).type_size);
         quantized_.resize(vector_bytes_ * static_cast<size_t>(n));
         parts_ = n;
+    } else if (method_ == MatmulMethod::IntegerPanel) {
+        if (!has_integer_panel(weights, isa)) throw std::invalid_argument("kernels: no 8-bit packed product for " + type_name(weights) + " on this path");
+        whole_blocks(act, k, "activations");
+        group_ = detail::code_format(weights).group;
+        parts_ = (n + kIntCols - 1) / kIntCols;
+        codes_.assign(static_cast<size_t>(parts_ * k * kIntCols), 0);
+        sums_.assign(static_cast<size_t>(parts_ * (k / group_) * kIntCols * 2), 0.0f);
+        zero_sums_.assign(static_cast<size_t>(parts_ * (k / group_) * kIntCols), 0);
     } else {
         dequantizer(weights, isa);  // refuses what cannot be dequantized
         if (round_ && act != TypeId::F32) whole_blocks(act, k, "activations");
@@ -195,6 +206,10 @@ void MatmulInput::prepare(const float* x, int64_t part_begin, int64_t part_end) 
     if (method_ == MatmulMethod::QuantizedActivations) {
         const detail::QuantizeFn f = entry(act, isa_).quantize;
         for (int64_t j = part_begin; j < part_end; ++j) f(x + j * k_, quantized_.data() + static_cast<size_t>(j) * vector_bytes_, k_);
+        return;
+    }
+    if (method_ == MatmulMethod::IntegerPanel) {
+        prepare_codes(x, part_begin, part_end);
         return;
     }
     // Rounded vectors go through the activation format and back (its decoder: exact).
@@ -219,10 +234,122 @@ void MatmulInput::prepare(const float* x, int64_t part_begin, int64_t part_end) 
     }
 }
 
+// Each vector quantized to the activation format (Q8_0 or Q8_K), its codes interleaved by
+// four with the group's other vectors, and per group of weight codes its block's scale and
+// code sum.
+void MatmulInput::prepare_codes(const float* x, int64_t part_begin, int64_t part_end) {
+    const TypeId act = activation_type(weights_);
+    const gguf::TypeInfo& info = gguf::type_info(act);
+    const int zero = detail::code_format(weights_).zero;
+    const int64_t groups = k_ / group_;
+    std::vector<uint8_t> coded(static_cast<size_t>(k_ / info.block_size * info.type_size));
+    for (int64_t part = part_begin; part < part_end; ++part) {
+        int8_t* codes = codes_.data() + part * k_ * kIntCols;
+        float* xd = sums_.data() + part * groups * kIntCols * 2;
+        float* xs = xd + groups * kIntCols;
+        int32_t* xz = zero_sums_.data() + part * groups * kIntCols;
+        for (int64_t c = 0; c < kIntCols && part * kIntCols + c < n_; ++c) {
+            quantize_activations(act, std::span<const float>(x + (part * kIntCols + c) * k_, static_cast<size_t>(k_)), coded, isa_);
+            for (int64_t b = 0; b < k_ / info.block_size; ++b) {
+                const uint8_t* block = coded.data() + b * info.type_size;
+                float d;
+                const int8_t* q;
+                if (act == TypeId::Q8_K) {
+                    const auto& blk = *reinterpret_cast<const quant::BlockQ8_K*>(block);
+                    d = quant::bits_to_float(quant::u32le(blk.d));
+                    q = blk.qs;
+                } else {
+                    const auto& blk = *reinterpret_cast<const quant::BlockQ8_0*>(block);
+                    d = quant::half_field(blk.d);
+                    q = blk.qs;
+                }
+                for (int64_t i = 0; i < info.block_size; ++i) {
+                    const int64_t at = b * info.block_size + i;
+                    codes[(at / 4 * kIntCols + c) * 4 + at % 4] = q[i];
+                }
+                for (int64_t g = b * info.block_size / group_; g < (b + 1) * info.block_size / group_; ++g) {
+                    int32_t sum = 0;
+                    for (int64_t i = g * group_ - b * info.block_size; i < (g + 1) * group_ - b * info.block_size; ++i) sum += q[i];
+                    xd[g * kIntCols + c] = d;
+                    xz[g * kIntCols + c] = -zero * sum;
+                    xs[g * kIntCols + c] = d * static_cast<float>(sum);
+                }
+            }
+        }
+    }
+}
+
+bool has_integer_panel(TypeId type, Isa isa) {
+    const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
+    return info && !info->retired && detail::code_format(type).group > 0 && table(isa).int_product != nullptr;
+}
+
+namespace {
+
+// IntegerPanel over rows of one thread: as the f32 panels below, with codes for floats.
+void integer_matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride) {
+    const detail::Table& t = table(x.isa());
+    const detail::IntProductFn product = t.int_product;
+    const gguf::TypeInfo& info = gguf::type_info(type);
+    const detail::CodeFormat format = detail::code_format(type);
+    constexpr int64_t kBlockPanels = 4, R = detail::kIntRows, C = detail::kIntCols;
+    const int64_t k = x.k(), n = x.n(), step = k_step(type), parts = x.parts(), tile = C * R, S = format.group;
+    thread_local std::vector<uint8_t> row_codes, panel_codes;
+    thread_local std::vector<float> row_scales, row_offsets, panel_scales, panel_offsets, acc;
+    row_codes.resize(static_cast<size_t>(R * step));
+    row_scales.resize(static_cast<size_t>(R * step / S));
+    row_offsets.resize(static_cast<size_t>(R * step / S));
+    panel_codes.resize(static_cast<size_t>(kBlockPanels * R * step));
+    panel_scales.resize(static_cast<size_t>(kBlockPanels * R * step / S));
+    panel_offsets.resize(static_cast<size_t>(kBlockPanels * R * step / S));
+    acc.resize(static_cast<size_t>(kBlockPanels * parts * tile));
+    for (int64_t b0 = 0; b0 < m; b0 += kBlockPanels * R) {
+        const int64_t block_rows = std::min(kBlockPanels * R, m - b0), count = (block_rows + R - 1) / R;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t i0 = 0; i0 < k; i0 += step) {
+            const int64_t len = std::min(step, k - i0), groups = len / S;
+            for (int64_t p = 0; p < count; ++p) {
+                const int64_t rows = std::min(R, block_rows - p * R);
+                for (int64_t r = 0; r < rows; ++r)
+                    detail::unpack_codes(type, w + (b0 + p * R + r) * row_stride + i0 / info.block_size * info.type_size, len / info.block_size,
+                                         row_codes.data() + r * len, row_scales.data() + r * groups, row_offsets.data() + r * groups);
+                // Codes by four (a 32-bit word) transposed like floats; scales and offsets by group.
+                t.pack_panel(reinterpret_cast<const float*>(row_codes.data()), len / 4, rows,
+                             reinterpret_cast<float*>(panel_codes.data() + p * R * step));
+                float* ps = panel_scales.data() + p * R * (step / S);
+                float* po = panel_offsets.data() + p * R * (step / S);
+                for (int64_t g = 0; g < groups; ++g)
+                    for (int64_t r = 0; r < R; ++r) {
+                        ps[g * R + r] = r < rows ? row_scales[static_cast<size_t>(r * groups + g)] : 0.0f;
+                        po[g * R + r] = r < rows ? row_offsets[static_cast<size_t>(r * groups + g)] : 0.0f;
+                    }
+            }
+            for (int64_t part = 0; part < parts; ++part) {
+                const int cols = static_cast<int>(std::min(C, n - part * C));
+                const int64_t g0 = i0 / S;
+                for (int64_t p = 0; p < count; ++p)
+                    product(panel_codes.data() + p * R * step, panel_scales.data() + p * R * (step / S),
+                            format.offsets ? panel_offsets.data() + p * R * (step / S) : nullptr, x.codes(part) + i0 * C, x.scales(part) + g0 * C,
+                            x.zero_sums(part) + g0 * C, x.scaled_sums(part) + g0 * C, groups, static_cast<int>(S / 4), cols,
+                            acc.data() + (p * parts + part) * tile);
+            }
+        }
+        for (int64_t p = 0; p < count; ++p) {
+            const int64_t rows = std::min(R, block_rows - p * R);
+            const float* c = acc.data() + p * parts * tile;
+            for (int64_t j = 0; j < n; ++j)
+                for (int64_t r = 0; r < rows; ++r) y[j * y_stride + b0 + p * R + r] += c[j * R + r];
+        }
+    }
+}
+
+}  // namespace
+
 void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride) {
     if (x.weights() != type)
         throw std::invalid_argument("kernels: matmul input prepared for " + type_name(x.weights()) + " weights, used with " + type_name(type));
     const int64_t k = x.k(), n = x.n(), blocks = whole_blocks(type, k, "matmul");
+    if (x.method() == MatmulMethod::IntegerPanel) return integer_matmul(type, w, row_stride, m, x, y, y_stride);
     const detail::Table& t = table(x.isa());
     if (x.method() == MatmulMethod::QuantizedActivations) {
         const detail::DotFn dot = t.at(type).dot;

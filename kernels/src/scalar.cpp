@@ -89,6 +89,23 @@ void pack_panel(const float* rows, int64_t len, int64_t count, float* panel) {
         for (int64_t r = 0; r < kGemmRows; ++r) panel[i * kGemmRows + r] = r < count ? rows[r * len + i] : 0.0f;
 }
 
+// The 8-bit product, one output at a time in the order table.h defines.
+void int_product(const uint8_t* codes, const float* scales, const float* offsets, const int8_t* x, const float* xd, const int32_t* xz,
+                 const float* xs, int64_t groups, int quads, int cols, float* c) {
+    for (int j = 0; j < cols; ++j)
+        for (int64_t r = 0; r < kIntRows; ++r) {
+            float acc = c[j * kIntRows + r];
+            for (int64_t g = 0; g < groups; ++g) {
+                int32_t s = xz[g * kIntCols + j];
+                for (int64_t q = g * quads; q < (g + 1) * quads; ++q)
+                    for (int b = 0; b < 4; ++b) s += int32_t{codes[(q * kIntRows + r) * 4 + b]} * x[(q * kIntCols + j) * 4 + b];
+                acc = std::fma(static_cast<float>(s), scales[g * kIntRows + r] * xd[g * kIntCols + j], acc);
+                if (offsets) acc = std::fma(-offsets[g * kIntRows + r], xs[g * kIntCols + j], acc);
+            }
+            c[j * kIntRows + r] = acc;
+        }
+}
+
 // The packed product, one std::fma per step: the sequence every path computes.
 void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c) {
     for (int64_t i = 0; i < k; ++i, a += kGemmRows, x += kGemmCols)
@@ -171,6 +188,7 @@ void add_scalar(Table& t) {
     t.dot_f32 = dot_f32;
     t.gemm_packed = gemm_packed;
     t.pack_panel = pack_panel;
+    t.int_product = int_product;
     // The scalar path provides everything it has: it is the reference.
     for (TypeKernels& k : t.types)
         k.provided = static_cast<uint8_t>((k.dequantize ? kDequantize : 0) | (k.dot ? kDot : 0) | (k.quantize ? kQuantize : 0));

@@ -47,6 +47,23 @@ using GemmPackedFn = void (*)(const float* a, const float* x, int64_t k, int col
 // panel: panel[i x kGemmRows + r], rows count ... kGemmRows - 1 zero.
 using PackPanelFn = void (*)(const float* rows, int64_t len, int64_t count, float* panel);
 
+// The 8-bit product (MatmulMethod::IntegerPanel), VNNI's form of the packed product. Weights
+// are read as integer codes: value = scale_g x (u - zero) - offset_g for the u8 code u of each
+// value, per group g of `group` values (kernels.cpp: code_format, unpack_codes). A panel holds
+// kIntRows rows: codes [i / 4][row][i % 4] (the four codes of a row that one 32-bit lane of
+// vpdpbusd sums), scales and offsets [g][row] (floats). Activations are quantized to the
+// weights' activation format (Q8_0 / Q8_K) and packed per group of kIntCols vectors: codes
+// [i / 4][col][i % 4] (int8), and per (group g, col): xd the activation block's scale, xz =
+// -zero x the sum of the group's codes (int32), xs = xd x that sum (for the offsets). Over
+// `groups` groups of `quads` x 4 values, each output runs
+//   s = xz + sum of u x code (exact int32, vpdpbusd)
+//   c = fma(float(s), scale x xd, c);  with offsets: c = fma(-offset, xs, c)
+// in ascending order of g: the same bits on every path that has the kernel.
+constexpr int64_t kIntRows = 32;
+constexpr int64_t kIntCols = 6;
+using IntProductFn = void (*)(const uint8_t* codes, const float* scales, const float* offsets, const int8_t* x, const float* xd,
+                              const int32_t* xz, const float* xs, int64_t groups, int quads, int cols, float* c);
+
 // Provenance bits for `gguf bench` and the ISA table in spec/ARCHITECTURE.md.
 enum Provided : uint8_t { kDequantize = 1, kDot = 2, kQuantize = 4 };
 
@@ -65,6 +82,7 @@ struct Table {
     DotF32Fn dot_f32 = nullptr;  // sum a[i] b[i], float accumulation in a fixed order
     GemmPackedFn gemm_packed = nullptr;
     PackPanelFn pack_panel = nullptr;
+    IntProductFn int_product = nullptr;  // only where a path has its own (not inherited from scalar)
 
     // A path's own kernels (marked provided). Out of line on purpose (dispatch.cpp): family
     // files compiled with ISA flags call them without instantiating anything inline.

@@ -94,7 +94,13 @@ enum class MatmulMethod : uint8_t {
     Auto,
     QuantizedActivations,  // quantize each x column once, integer dot products per row
     DequantizedPanel,      // dequantize panels of rows to f32 in cache, then a packed f32 product
+    IntegerPanel,          // quantize each x column once, weights as 8-bit codes, a packed VNNI product
 };
+
+// Whether `isa` has the 8-bit packed product for weights of `type` (Q4_0, Q8_0, Q4_K, Q5_K,
+// Q6_K on the avx512 path; the scalar path has it too, as the reference it is tested
+// against). Where it has not, a caller uses DequantizedPanel with round_activations.
+bool has_integer_panel(TypeId type, Isa isa = active_isa());
 
 // The activations of one matrix product (n vectors of k floats), prepared once for every
 // row range of it: each thread of a product multiplies its own rows by the same input.
@@ -104,8 +110,13 @@ enum class MatmulMethod : uint8_t {
 // path (scalar, avx2, avx512), for any blocking, any row range and any n. With
 // `round_activations`, each vector is first rounded to the weights' activation format
 // (activation_type(): f16, bf16, or 8-bit blocks and back to float): the values ggml's CPU
-// kernels multiply, in f32 arithmetic. QuantizedActivations quantizes each vector to that
-// format for the integer dot products (its rounding is inherent; the flag changes nothing).
+// kernels multiply, in f32 arithmetic. QuantizedActivations and IntegerPanel quantize each
+// vector to that format for their integer products (the rounding is inherent; the flag
+// changes nothing). IntegerPanel, ggml's arithmetic at VNNI speed: each weight value is its
+// type's integer code times a float scale (minus an offset), each group of 16 or 32 codes
+// meets the activation codes in an exact integer sum, and each output adds those sums times
+// the scales in ascending order: again the same bits for any row range and any n, on every
+// path that has it.
 // Rows per panel of the f32 product: row ranges starting at multiples of it split a matrix
 // between threads without splitting a panel.
 constexpr int64_t kMatmulPanelRows = 32;
@@ -131,16 +142,29 @@ public:
     Isa isa() const { return isa_; }
     const float* packed() const { return packed_.data(); }       // DequantizedPanel
     const uint8_t* quantized(int64_t j) const;                     // QuantizedActivations: vector j
+    // IntegerPanel, group of vectors `part` (kernels' own layout, table.h): codes, then per
+    // group of weight codes the activation scale, -zero x the code sum, scale x the code sum.
+    const int8_t* codes(int64_t part) const { return codes_.data() + part * k_ * kIntCols; }
+    const float* scales(int64_t part) const { return sums_.data() + part * (k_ / group_) * kIntCols * 2; }
+    const float* scaled_sums(int64_t part) const { return scales(part) + (k_ / group_) * kIntCols; }
+    const int32_t* zero_sums(int64_t part) const { return zero_sums_.data() + part * (k_ / group_) * kIntCols; }
+    static constexpr int64_t kIntCols = 6;
 
 private:
+    void prepare_codes(const float* x, int64_t part_begin, int64_t part_end);
+
     TypeId weights_;
     MatmulMethod method_;
     bool round_;
     Isa isa_;
     int64_t k_, n_, parts_ = 0;
     size_t vector_bytes_ = 0;
+    int64_t group_ = 1;
     std::vector<float> packed_;
     std::vector<uint8_t> quantized_;
+    std::vector<int8_t> codes_;
+    std::vector<float> sums_;
+    std::vector<int32_t> zero_sums_;
 };
 
 // y += W x for the m rows of W (type `type`, row r at w + r x row_stride bytes) and every
