@@ -45,6 +45,14 @@ float yarn_corr_dim(uint32_t n_dims, uint32_t n_ctx_orig, float rotations, float
 
 thread_local std::vector<float> tls_buffer;
 
+// f(begin, end) over [0, n) on up to `threads` threads (elementwise work: each value computed
+// alone, so the split changes nothing).
+template <class F> void in_parallel(int64_t n, int threads, F&& f) {
+    quant::RunOptions run;
+    run.threads = threads;
+    quant::default_executor().run(n, f, run);
+}
+
 }  // namespace
 
 std::string_view arithmetic_name(Arithmetic a) { return a == Arithmetic::Ggml ? "ggml" : "f32"; }
@@ -137,13 +145,13 @@ void Context::embed(std::span<const int32_t> tokens, float* x) {
     }
 }
 
-// Rotates the first n_dims values of each of `heads` heads of n tokens, with the angles of
-// rope_cos_ / rope_sin_ (filled by eval for the batch's positions).
-void Context::rope(float* v, int64_t n, uint32_t heads) const {
+// Rotates the first n_dims values of each of `heads` heads of tokens begin ... end - 1,
+// with the angles of rope_cos_ / rope_sin_ (filled by eval for the batch's positions).
+void Context::rope(float* v, int64_t begin, int64_t end, uint32_t heads) const {
     const Config& c = model_->config();
     const int64_t half = c.rope.n_dims / 2, hd = c.head_dim;
     const bool neox = c.rope.pairing == RopePairing::NeoX;
-    for (int64_t t = 0; t < n; ++t) {
+    for (int64_t t = begin; t < end; ++t) {
         const float* cs = rope_cos_.data() + t * half;
         const float* sn = rope_sin_.data() + t * half;
         for (uint32_t h = 0; h < heads; ++h) {
@@ -219,7 +227,10 @@ void Context::attend(uint32_t layer, int64_t n) {
 void Context::attention_block(const Layer& l, uint32_t layer, int64_t n) {
     const Config& c = model_->config();
     const int64_t embd = c.n_embd, hd = c.head_dim, q_dim = int64_t{c.n_head} * hd, kv_dim = int64_t{c.n_head_kv} * hd;
-    for (int64_t t = 0; t < n; ++t) rms_norm(x_.data() + t * embd, l.attn_norm.data(), embd, c.rms_eps, xn_.data() + t * embd);
+    const int threads = options_.threads;
+    in_parallel(n, threads, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) rms_norm(x_.data() + t * embd, l.attn_norm.data(), embd, c.rms_eps, xn_.data() + t * embd);
+    });
     matmul(l.wq, xn_.data(), n, q_.data());
     matmul(l.wk, xn_.data(), n, k_.data());
     matmul(l.wv, xn_.data(), n, v_.data());
@@ -232,12 +243,15 @@ void Context::attention_block(const Layer& l, uint32_t layer, int64_t n) {
     add_bias(q_, l.bq);
     add_bias(k_, l.bk);
     add_bias(v_, l.bv);
-    if (!l.q_norm.empty()) {
-        for (int64_t h = 0; h < n * c.n_head; ++h) rms_norm(q_.data() + h * hd, l.q_norm.data(), hd, c.rms_eps, q_.data() + h * hd);
-        for (int64_t h = 0; h < n * c.n_head_kv; ++h) rms_norm(k_.data() + h * hd, l.k_norm.data(), hd, c.rms_eps, k_.data() + h * hd);
-    }
-    rope(q_.data(), n, c.n_head);
-    rope(k_.data(), n, c.n_head_kv);
+    in_parallel(n, threads, [&](int64_t b, int64_t e) {
+        if (!l.q_norm.empty()) {
+            for (int64_t h = b * c.n_head; h < e * c.n_head; ++h) rms_norm(q_.data() + h * hd, l.q_norm.data(), hd, c.rms_eps, q_.data() + h * hd);
+            for (int64_t h = b * c.n_head_kv; h < e * c.n_head_kv; ++h)
+                rms_norm(k_.data() + h * hd, l.k_norm.data(), hd, c.rms_eps, k_.data() + h * hd);
+        }
+        rope(q_.data(), b, e, c.n_head);
+        rope(k_.data(), b, e, c.n_head_kv);
+    });
     // Into the cache; llama.cpp's default cache type is f16.
     const bool f16_cache = options_.arithmetic == Arithmetic::Ggml;
     float* kc = k_cache_.data() + (size_t{layer} * n_ctx_ + n_past_) * kv_dim;
@@ -251,19 +265,28 @@ void Context::attention_block(const Layer& l, uint32_t layer, int64_t n) {
     attend(layer, n);
     matmul(l.wo, att_.data(), n, xn_.data());
     add_bias(xn_, l.bo);
-    for (int64_t i = 0; i < n * embd; ++i) x_[static_cast<size_t>(i)] += xn_[static_cast<size_t>(i)];
+    in_parallel(n * embd, threads, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) x_[static_cast<size_t>(i)] += xn_[static_cast<size_t>(i)];
+    });
     (void)q_dim;
 }
 
 void Context::ffn_block(const Layer& l, int64_t n) {
     const Config& c = model_->config();
     const int64_t embd = c.n_embd, ff = c.n_ff;
-    for (int64_t t = 0; t < n; ++t) rms_norm(x_.data() + t * embd, l.ffn_norm.data(), embd, c.rms_eps, xn_.data() + t * embd);
+    const int threads = options_.threads;
+    in_parallel(n, threads, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) rms_norm(x_.data() + t * embd, l.ffn_norm.data(), embd, c.rms_eps, xn_.data() + t * embd);
+    });
     matmul(l.ffn_gate, xn_.data(), n, gate_.data());
     matmul(l.ffn_up, xn_.data(), n, up_.data());
-    for (int64_t i = 0; i < n * ff; ++i) gate_[static_cast<size_t>(i)] = silu(gate_[static_cast<size_t>(i)]) * up_[static_cast<size_t>(i)];
+    in_parallel(n * ff, threads, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) gate_[static_cast<size_t>(i)] = silu(gate_[static_cast<size_t>(i)]) * up_[static_cast<size_t>(i)];
+    });
     matmul(l.ffn_down, gate_.data(), n, xn_.data());
-    for (int64_t i = 0; i < n * embd; ++i) x_[static_cast<size_t>(i)] += xn_[static_cast<size_t>(i)];
+    in_parallel(n * embd, threads, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) x_[static_cast<size_t>(i)] += xn_[static_cast<size_t>(i)];
+    });
 }
 
 void Context::eval(std::span<const int32_t> tokens, std::span<float> logits, size_t first_logit) {
@@ -313,8 +336,10 @@ void Context::eval(std::span<const int32_t> tokens, std::span<float> logits, siz
 
     const int64_t embd = c.n_embd, first = static_cast<int64_t>(first_logit), rows = n - first;
     if (rows == 0) return;
-    for (int64_t t = first; t < n; ++t)
-        rms_norm(x_.data() + t * embd, model_->output_norm().data(), embd, c.rms_eps, xn_.data() + t * embd);
+    in_parallel(n - first, options_.threads, [&](int64_t b, int64_t e) {
+        for (int64_t t = first + b; t < first + e; ++t)
+            rms_norm(x_.data() + t * embd, model_->output_norm().data(), embd, c.rms_eps, xn_.data() + t * embd);
+    });
     matmul(model_->output(), xn_.data() + first * embd, rows, logits.data());
 }
 

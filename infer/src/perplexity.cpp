@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "quant/executor.h"
+
 namespace infer {
 
 namespace {
@@ -33,6 +35,20 @@ LogSoftmax log_softmax(std::span<const float> x) {
     for (float v : x) sum += std::exp(v - r.max);
     r.log_sum = std::log(sum);
     return r;
+}
+
+// f(j) for j < count on the executor's threads, each result in its own slot: the values
+// do not depend on the thread count, and the caller adds them in order.
+template <class T, class F> std::vector<T> per_position(uint32_t count, int threads, F&& f) {
+    std::vector<T> out(count);
+    quant::RunOptions run;
+    run.threads = threads;
+    quant::default_executor().run(
+        count, [&](int64_t begin, int64_t end) {
+            for (int64_t j = begin; j < end; ++j) out[static_cast<size_t>(j)] = f(static_cast<uint32_t>(j));
+        },
+        run);
+    return out;
 }
 
 Estimate mean_and_uncertainty(double sum, double sum2, uint64_t count) {
@@ -117,6 +133,18 @@ double NllSums::ppl_uncertainty() const {
     return std::exp(e.value) * e.uncertainty;
 }
 
+namespace {
+
+// The negative log-likelihoods of a chunk's scored tokens (logits rows 0 ... n_ctx - 2 -
+// first predict tokens first + 1 ...), measured on the threads.
+std::vector<double> chunk_nlls(std::span<const float> logits, const std::vector<int32_t>& chunk, uint32_t first, size_t n_vocab, int threads) {
+    const auto n_ctx = static_cast<uint32_t>(chunk.size());
+    return per_position<double>(n_ctx - 1 - first, threads,
+                                [&](uint32_t j) { return token_nll(logits.subspan(j * n_vocab, n_vocab), chunk[first + j + 1]); });
+}
+
+}  // namespace
+
 PerplexityResult perplexity(const Model& model, std::span<const int32_t> tokens, const PerplexityOptions& options,
                             const ChunkCallback& on_chunk) {
     const Config& c = model.config();
@@ -133,8 +161,7 @@ PerplexityResult perplexity(const Model& model, std::span<const int32_t> tokens,
         ctx.clear();
         ctx.eval(chunk, logits, first);
         // Logits row j (position first + j) predicts the token at first + j + 1.
-        for (uint32_t j = 0; j + first + 1 < n_ctx; ++j)
-            r.nll.add(token_nll(std::span<const float>(logits.data() + size_t{j} * c.n_vocab, c.n_vocab), chunk[first + j + 1]));
+        for (double nll : chunk_nlls(logits, chunk, first, c.n_vocab, options.eval.threads)) r.nll.add(nll);
         r.tokens_evaluated += n_ctx;
         r.running_ppl.push_back(r.nll.ppl());
         if (on_chunk) on_chunk(i + 1, chunks, r.running_ppl.back());
@@ -145,7 +172,7 @@ PerplexityResult perplexity(const Model& model, std::span<const int32_t> tokens,
 
 // ---- KL divergence ---------------------------------------------------------------------
 
-void KldAccumulator::add(std::span<const float> logits, std::span<const float> base_logits, int32_t token) {
+KldAccumulator::Position KldAccumulator::measure(std::span<const float> logits, std::span<const float> base_logits, int32_t token) {
     if (logits.size() != base_logits.size())
         throw std::invalid_argument("infer: the model's and the base's logits differ in size (" + std::to_string(logits.size()) + " and " +
                                     std::to_string(base_logits.size()) + ")");
@@ -153,28 +180,33 @@ void KldAccumulator::add(std::span<const float> logits, std::span<const float> b
     const auto tok = static_cast<size_t>(token);
     const LogSoftmax m = log_softmax(logits), b = log_softmax(base_logits);
     const double m_shift = static_cast<double>(m.max) + m.log_sum, b_shift = static_cast<double>(b.max) + b.log_sum;
-    const double nll_model = m_shift - logits[tok];
-    const double nll_b = b_shift - base_logits[tok];
-    nll.add(nll_model);
-    nll_base.add(nll_b);
-    sum_nll_nll_base += nll_model * nll_b;
+    Position p;
+    p.nll = m_shift - logits[tok];
+    p.nll_base = b_shift - base_logits[tok];
     // sum p_base (log p_base - log p_model), leaving out what the base deems below e^-16.
-    double kld = 0;
     for (size_t i = 0; i < logits.size(); ++i) {
         const double log_p_base = base_logits[i] - b_shift;
         if (log_p_base <= -16.0) continue;
-        kld += std::exp(log_p_base) * (log_p_base - (logits[i] - m_shift));
+        p.kld += std::exp(log_p_base) * (log_p_base - (logits[i] - m_shift));
     }
-    sum_kld += kld;
-    sum_kld2 += kld * kld;
-    kld_values.push_back(static_cast<float>(kld));
-    const double p_diff = std::exp(-nll_model) - std::exp(-nll_b);
-    sum_p_diff += p_diff;
-    sum_p_diff2 += p_diff * p_diff;
-    sum_p_diff4 += p_diff * p_diff * p_diff * p_diff;
-    max_p_diff = std::max(max_p_diff, std::abs(p_diff));
-    p_diff_values.push_back(static_cast<float>(p_diff));
-    if (m.argmax == b.argmax) ++same_top;
+    p.p_diff = std::exp(-p.nll) - std::exp(-p.nll_base);
+    p.same_top = m.argmax == b.argmax;
+    return p;
+}
+
+void KldAccumulator::add(const Position& p) {
+    nll.add(p.nll);
+    nll_base.add(p.nll_base);
+    sum_nll_nll_base += p.nll * p.nll_base;
+    sum_kld += p.kld;
+    sum_kld2 += p.kld * p.kld;
+    kld_values.push_back(static_cast<float>(p.kld));
+    sum_p_diff += p.p_diff;
+    sum_p_diff2 += p.p_diff * p.p_diff;
+    sum_p_diff4 += p.p_diff * p.p_diff * p.p_diff * p.p_diff;
+    max_p_diff = std::max(max_p_diff, std::abs(p.p_diff));
+    p_diff_values.push_back(static_cast<float>(p.p_diff));
+    if (p.same_top) ++same_top;
     ++count;
 }
 
@@ -265,9 +297,11 @@ KldResult compare(const Model& model, std::span<const int32_t> tokens, uint32_t 
         const std::span<const float> logits_base = base_logits(i, chunk);
         ctx.clear();
         ctx.eval(chunk, logits, first);
-        for (uint32_t j = 0; j + first + 1 < n_ctx; ++j)
-            r.totals.add(std::span<const float>(logits.data() + j * n_vocab, n_vocab), logits_base.subspan(j * n_vocab, n_vocab),
-                         chunk[first + j + 1]);
+        const auto positions = per_position<KldAccumulator::Position>(n_ctx - 1 - first, options.eval.threads, [&](uint32_t j) {
+            return KldAccumulator::measure(std::span<const float>(logits.data() + j * n_vocab, n_vocab), logits_base.subspan(j * n_vocab, n_vocab),
+                                           chunk[first + j + 1]);
+        });
+        for (const KldAccumulator::Position& p : positions) r.totals.add(p);
         if (save) save->append(logits_base);
         r.tokens_evaluated += n_ctx;
         r.per_chunk.push_back(summarize_sums(r.totals));
@@ -342,7 +376,7 @@ PerplexityResult save_kld_base(const Model& base, std::span<const int32_t> token
         for (uint32_t i = 0; i < chunks; ++i) {
             const std::vector<int32_t> chunk = chunk_tokens(tokens, i, n_ctx, bos_of(base));
             const std::span<const float> logits = evaluated(chunk);
-            for (uint32_t j = 0; j + first + 1 < n_ctx; ++j) r.nll.add(token_nll(logits.subspan(j * n_vocab, n_vocab), chunk[first + j + 1]));
+            for (double nll : chunk_nlls(logits, chunk, first, n_vocab, options.eval.threads)) r.nll.add(nll);
             out.append(logits);
             r.tokens_evaluated += n_ctx;
             r.running_ppl.push_back(r.nll.ppl());

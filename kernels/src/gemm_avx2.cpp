@@ -49,6 +49,8 @@ void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c) 
 void add_gemm(detail::Table& t) {
     t.gemm_packed = gemm_packed;
     t.pack_panel = pack_panel;
+    t.pack_panel_f16 = pack_panel_f16;
+    t.pack_panel_bf16 = pack_panel_bf16;
 }
 
 }  // namespace kernels::avx2

@@ -103,6 +103,8 @@ void int_product(const uint8_t* codes, const float* scales, const float* offsets
 void add_gemm(detail::Table& t) {
     t.gemm_packed = gemm_packed;
     t.pack_panel = pack_panel;
+    t.pack_panel_f16 = pack_panel_f16;
+    t.pack_panel_bf16 = pack_panel_bf16;
     t.int_product = int_product;
 }
 

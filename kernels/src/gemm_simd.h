@@ -31,20 +31,41 @@ namespace {
     v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// table.h's PackPanelFn: `count` rows of `len` floats (row r at rows + r x len) to the panel,
-// k-major, rows count ... 31 zero.
-void pack_panel(const float* rows, int64_t len, int64_t count, float* panel) {
+// table.h's PackPanelFn and PackPanelHalfFn: 8 x 8 tiles of `count` rows (row r at rows +
+// r x stride) loaded as floats by Load(pointer), transposed, stored k-major; rows count ...
+// 31 zero; a tail of len below 8 value by value through Scalar(pointer).
+template <class T, class Load, class Scalar>
+void pack_rows(const T* rows, int64_t stride, int64_t len, int64_t count, float* panel, Load load, Scalar scalar) {
     constexpr int64_t R = detail::kGemmRows;
     int64_t i = 0;
     for (; i + 8 <= len; i += 8)
         for (int64_t r0 = 0; r0 < R; r0 += 8) {
             __m256 v[8];
-            for (int64_t r = 0; r < 8; ++r) v[r] = r0 + r < count ? _mm256_loadu_ps(rows + (r0 + r) * len + i) : _mm256_setzero_ps();
+            for (int64_t r = 0; r < 8; ++r) v[r] = r0 + r < count ? load(rows + (r0 + r) * stride + i) : _mm256_setzero_ps();
             transpose8(v);
             for (int64_t c = 0; c < 8; ++c) _mm256_storeu_ps(panel + (i + c) * R + r0, v[c]);
         }
     for (; i < len; ++i)
-        for (int64_t r = 0; r < R; ++r) panel[i * R + r] = r < count ? rows[r * len + i] : 0.0f;
+        for (int64_t r = 0; r < R; ++r) panel[i * R + r] = r < count ? scalar(rows + r * stride + i) : 0.0f;
+}
+
+void pack_panel(const float* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
+    pack_rows(rows, stride, len, count, panel, [](const float* p) { return _mm256_loadu_ps(p); }, [](const float* p) { return *p; });
+}
+
+void pack_panel_f16(const uint16_t* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
+    pack_rows(
+        rows, stride, len, count, panel, [](const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); },
+        [](const uint16_t* p) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(*p))); });
+}
+
+void pack_panel_bf16(const uint16_t* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
+    pack_rows(
+        rows, stride, len, count, panel,
+        [](const uint16_t* p) {
+            return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+        },
+        [](const uint16_t* p) { return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(uint32_t{*p} << 16)))); });
 }
 
 }  // namespace

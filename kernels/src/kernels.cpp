@@ -195,7 +195,7 @@ MatmulInput::MatmulInput(TypeId weights, int64_t k, int64_t n, MatmulMethod meth
         dequantizer(weights, isa);  // refuses what cannot be dequantized
         if (round_ && act != TypeId::F32) whole_blocks(act, k, "activations");
         parts_ = (n + kGemmCols - 1) / kGemmCols;
-        packed_.assign(static_cast<size_t>(parts_ * k * kGemmCols), 0.0f);
+        packed_.reset(new float[static_cast<size_t>(parts_ * k * kGemmCols)]);
     }
 }
 
@@ -221,7 +221,9 @@ void MatmulInput::prepare(const float* x, int64_t part_begin, int64_t part_end) 
         coded.resize(static_cast<size_t>(k_ / gguf::type_info(act).block_size * gguf::type_info(act).type_size));
     }
     for (int64_t g = part_begin; g < part_end; ++g) {
-        float* out = packed_.data() + g * k_ * kGemmCols;
+        float* out = packed_.get() + g * k_ * kGemmCols;
+        for (int64_t c = n_ - g * kGemmCols; c < kGemmCols; ++c)  // the last group's unused columns
+            for (int64_t i = 0; i < k_; ++i) out[i * kGemmCols + c] = 0.0f;
         for (int64_t c = 0; c < kGemmCols && g * kGemmCols + c < n_; ++c) {
             const float* v = x + (g * kGemmCols + c) * k_;
             if (round) {
@@ -314,7 +316,7 @@ void integer_matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m
                     detail::unpack_codes(type, w + (b0 + p * R + r) * row_stride + i0 / info.block_size * info.type_size, len / info.block_size,
                                          row_codes.data() + r * len, row_scales.data() + r * groups, row_offsets.data() + r * groups);
                 // Codes by four (a 32-bit word) transposed like floats; scales and offsets by group.
-                t.pack_panel(reinterpret_cast<const float*>(row_codes.data()), len / 4, rows,
+                t.pack_panel(reinterpret_cast<const float*>(row_codes.data()), len / 4, len / 4, rows,
                              reinterpret_cast<float*>(panel_codes.data() + p * R * step));
                 float* ps = panel_scales.data() + p * R * (step / S);
                 float* po = panel_offsets.data() + p * R * (step / S);
@@ -378,11 +380,18 @@ void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const 
             const int64_t len = std::min(step, k - i0);
             for (int64_t p = 0; p < count; ++p) {
                 const int64_t rows = std::min(kGemmRows, block_rows - p * kGemmRows);
-                for (int64_t r = 0; r < rows; ++r) {
-                    const uint8_t* src = w + (b0 + p * kGemmRows + r) * row_stride + i0 / info.block_size * info.type_size;
-                    f(src, rows_buffer.data() + r * len, len / info.block_size);
+                const uint8_t* first = w + (b0 + p * kGemmRows) * row_stride + i0 / info.block_size * info.type_size;
+                float* panel = panels.data() + p * kGemmRows * step;
+                // The float types straight from the rows (exact conversions); the others
+                // dequantized first.
+                if (type == TypeId::F32 && row_stride % 4 == 0)
+                    t.pack_panel(reinterpret_cast<const float*>(first), row_stride / 4, len, rows, panel);
+                else if ((type == TypeId::F16 || type == TypeId::BF16) && row_stride % 2 == 0)
+                    (type == TypeId::F16 ? t.pack_panel_f16 : t.pack_panel_bf16)(reinterpret_cast<const uint16_t*>(first), row_stride / 2, len, rows, panel);
+                else {
+                    for (int64_t r = 0; r < rows; ++r) f(first + r * row_stride, rows_buffer.data() + r * len, len / info.block_size);
+                    t.pack_panel(rows_buffer.data(), len, len, rows, panel);
                 }
-                t.pack_panel(rows_buffer.data(), len, rows, panels.data() + p * kGemmRows * step);
             }
             for (int64_t g = 0; g < groups; ++g) {
                 const float* xg = x.packed() + (g * k + i0) * kGemmCols;

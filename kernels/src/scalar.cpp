@@ -10,6 +10,7 @@
 
 #include "kernels/kernels.h"
 #include "quant/blocks.h"
+#include "quant/decode.h"
 #include "quant/quant.h"
 #include "scalar.h"
 #include "table.h"
@@ -84,9 +85,18 @@ float dot_f32(const float* a, const float* b, int64_t n) {
     return ((partial[0] + partial[4]) + (partial[2] + partial[6])) + ((partial[1] + partial[5]) + (partial[3] + partial[7]));
 }
 
-void pack_panel(const float* rows, int64_t len, int64_t count, float* panel) {
+template <class T, class Convert> void pack_rows(const T* rows, int64_t stride, int64_t len, int64_t count, float* panel, Convert convert) {
     for (int64_t i = 0; i < len; ++i)
-        for (int64_t r = 0; r < kGemmRows; ++r) panel[i * kGemmRows + r] = r < count ? rows[r * len + i] : 0.0f;
+        for (int64_t r = 0; r < kGemmRows; ++r) panel[i * kGemmRows + r] = r < count ? convert(rows[r * stride + i]) : 0.0f;
+}
+void pack_panel(const float* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
+    pack_rows(rows, stride, len, count, panel, [](float v) { return v; });
+}
+void pack_panel_f16(const uint16_t* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
+    pack_rows(rows, stride, len, count, panel, [](uint16_t h) { return quant::half_bits_to_float(h); });
+}
+void pack_panel_bf16(const uint16_t* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
+    pack_rows(rows, stride, len, count, panel, [](uint16_t h) { return quant::bits_to_float(uint32_t{h} << 16); });
 }
 
 // The 8-bit product, one output at a time in the order table.h defines.
@@ -188,6 +198,8 @@ void add_scalar(Table& t) {
     t.dot_f32 = dot_f32;
     t.gemm_packed = gemm_packed;
     t.pack_panel = pack_panel;
+    t.pack_panel_f16 = pack_panel_f16;
+    t.pack_panel_bf16 = pack_panel_bf16;
     t.int_product = int_product;
     // The scalar path provides everything it has: it is the reference.
     for (TypeKernels& k : t.types)

@@ -43,9 +43,12 @@ using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
 constexpr int64_t kGemmRows = 32;  // kernels::kMatmulPanelRows (kernels.cpp checks)
 constexpr int64_t kGemmCols = 12;
 using GemmPackedFn = void (*)(const float* a, const float* x, int64_t k, int cols, float* c);
-// `count` (<= kGemmRows) dequantized rows of `len` floats (row r at rows + r x len) to a
-// panel: panel[i x kGemmRows + r], rows count ... kGemmRows - 1 zero.
-using PackPanelFn = void (*)(const float* rows, int64_t len, int64_t count, float* panel);
+// `count` (<= kGemmRows) rows of `len` values (row r at rows + r x stride elements) to a
+// panel of floats: panel[i x kGemmRows + r], rows count ... kGemmRows - 1 zero. The f32
+// form moves bits (it packs the 8-bit product's codes too); the f16 and bf16 forms convert
+// exactly, so F16 / BF16 weights go to the panel in one pass.
+using PackPanelFn = void (*)(const float* rows, int64_t stride, int64_t len, int64_t count, float* panel);
+using PackPanelHalfFn = void (*)(const uint16_t* rows, int64_t stride, int64_t len, int64_t count, float* panel);
 
 // The 8-bit product (MatmulMethod::IntegerPanel), VNNI's form of the packed product. Weights
 // are read as integer codes: value = scale_g x (u - zero) - offset_g for the u8 code u of each
@@ -82,6 +85,8 @@ struct Table {
     DotF32Fn dot_f32 = nullptr;  // sum a[i] b[i], float accumulation in a fixed order
     GemmPackedFn gemm_packed = nullptr;
     PackPanelFn pack_panel = nullptr;
+    PackPanelHalfFn pack_panel_f16 = nullptr;
+    PackPanelHalfFn pack_panel_bf16 = nullptr;
     IntProductFn int_product = nullptr;  // only where a path has its own (not inherited from scalar)
 
     // A path's own kernels (marked provided). Out of line on purpose (dispatch.cpp): family

@@ -91,7 +91,7 @@ private:
     void matmul(const Matrix& w, const float* x, int64_t n, float* y);
     void attention_block(const Layer& l, uint32_t layer, int64_t n);
     void ffn_block(const Layer& l, int64_t n);
-    void rope(float* v, int64_t n, uint32_t heads) const;
+    void rope(float* v, int64_t begin, int64_t end, uint32_t heads) const;
     void attend(uint32_t layer, int64_t n);
     void grow(int64_t n);
 

@@ -77,9 +77,17 @@ PerplexityResult perplexity(const Model& model, std::span<const int32_t> tokens,
 // Per-token sums and values, added one scored position at a time.
 class KldAccumulator {
 public:
+    // What one scored position contributes (a pure function of its logits, so positions can
+    // be measured on several threads and added in order).
+    struct Position {
+        double nll = 0, nll_base = 0, kld = 0, p_diff = 0;
+        bool same_top = false;
+    };
+    static Position measure(std::span<const float> logits, std::span<const float> base_logits, int32_t token);
+    void add(const Position& p);
     // One scored position: the model's and the base's logits (n_vocab each) and the token
     // that follows.
-    void add(std::span<const float> logits, std::span<const float> base_logits, int32_t token);
+    void add(std::span<const float> logits, std::span<const float> base_logits, int32_t token) { add(measure(logits, base_logits, token)); }
 
     NllSums nll, nll_base;
     double sum_nll_nll_base = 0;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -140,7 +141,7 @@ public:
     int64_t k() const { return k_; }
     int64_t n() const { return n_; }
     Isa isa() const { return isa_; }
-    const float* packed() const { return packed_.data(); }       // DequantizedPanel
+    const float* packed() const { return packed_.get(); }        // DequantizedPanel
     const uint8_t* quantized(int64_t j) const;                     // QuantizedActivations: vector j
     // IntegerPanel, group of vectors `part` (kernels' own layout, table.h): codes, then per
     // group of weight codes the activation scale, -zero x the code sum, scale x the code sum.
@@ -160,7 +161,7 @@ private:
     int64_t k_, n_, parts_ = 0;
     size_t vector_bytes_ = 0;
     int64_t group_ = 1;
-    std::vector<float> packed_;
+    std::unique_ptr<float[]> packed_;  // written whole by prepare() (not zeroed before: it is large)
     std::vector<uint8_t> quantized_;
     std::vector<int8_t> codes_;
     std::vector<float> sums_;
