@@ -45,6 +45,12 @@ float yarn_corr_dim(uint32_t n_dims, uint32_t n_ctx_orig, float rotations, float
 
 thread_local std::vector<float> tls_buffer;
 
+// Floats per token of the largest packed matrix-product input: the vectors of the widest
+// product (the feed-forward's down projection, or the attention's), padded to whole groups.
+uint64_t packed_input_floats(const Config& c) {
+    return std::max<uint64_t>({c.n_embd, c.n_ff, uint64_t{c.n_head} * c.head_dim});
+}
+
 // f(begin, end) over [0, n) on up to `threads` threads (elementwise work: each value computed
 // alone, so the split changes nothing).
 template <class F> void in_parallel(int64_t n, int threads, F&& f) {
@@ -76,9 +82,10 @@ MemoryFigures Context::memory() const {
 MemoryFigures Context::planned_memory(const Model& model, uint32_t n_ctx, int64_t batch) {
     const Config& c = model.config();
     const uint64_t q_dim = uint64_t{c.n_head} * c.head_dim, kv_dim = uint64_t{c.n_head_kv} * c.head_dim;
-    // Per token: x, xn, q, k, v, att, gate, up, and the rotation's cos and sin (grow() below).
+    // Per token: x, xn, q, k, v, att, gate, up, the rotation's cos and sin (grow() below), and
+    // the widest product's packed input (kernels::MatmulInput, one at a time).
     const uint64_t per_token = 2ull * c.n_embd + q_dim + 2 * kv_dim + std::max<uint64_t>(q_dim, c.n_embd) + 2ull * c.n_ff +
-                               2ull * (c.rope.n_dims / 2);
+                               2ull * (c.rope.n_dims / 2) + packed_input_floats(c);
     MemoryFigures f;
     f.mapped_weights = model.weight_bytes();
     f.kv_cache = 2ull * c.n_layer * n_ctx * kv_dim * sizeof(float);
@@ -105,6 +112,7 @@ void Context::grow(int64_t n) {
     uint64_t bytes = 0;
     for (const std::vector<float>* v : {&x_, &xn_, &q_, &k_, &v_, &att_, &gate_, &up_, &rope_cos_, &rope_sin_})
         bytes += v->size() * sizeof(float);
+    bytes += static_cast<uint64_t>(n) * packed_input_floats(c) * sizeof(float);
     peak_activations_ = std::max(peak_activations_, bytes);
 }
 
