@@ -1153,6 +1153,28 @@ TEST_CASE("gguf generate: greedy by default, a seed gives the same text twice") 
     CHECK(run_gguf("generate " + demo + " -n 4").exit_code == 2);  // no prompt
 }
 
+TEST_CASE("--gpu: the weight products on the GPU where there is one, else an error saying why") {
+    const EvalFiles ef;
+    const test::TempDir dir;
+    const std::string demo = fx()("demo-llama-f16.gguf");
+    for (const std::string& command : {"perplexity " + demo + " -f " + ef.text + " -c 64 --gpu",
+                                       "kld " + demo + " " + demo + " -f " + ef.text + " -c 64 --gpu",
+                                       "imatrix compute " + demo + " -f " + ef.text + " -c 64 --gpu -o " + (dir / "gpu.imatrix.gguf").string(),
+                                       "generate " + demo + " -p hello -n 2 --gpu"}) {
+        CAPTURE(command);
+        const auto r = run_gguf(command);
+        if (r.exit_code == 0) {
+            // A machine with a GPU (and a build with CUDA): the products ran there.
+            CHECK((r.out + r.err).find("on CUDA: ") != std::string::npos);
+        } else {
+            // Without one: a message that says what --gpu needs, no crash.
+            CHECK(r.exit_code == 2);
+            CHECK(r.err.find("--gpu: ") != std::string::npos);
+            CHECK((r.err.find("without CUDA") != std::string::npos || r.err.find("CUDA") != std::string::npos));
+        }
+    }
+}
+
 TEST_CASE("perplexity, kld, generate: bad input exits 2 naming the problem") {
     const EvalFiles ef;
     const std::string demo = fx()("demo-llama-f16.gguf");

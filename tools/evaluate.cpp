@@ -23,6 +23,7 @@
 #include "infer/perplexity.h"
 #include "infer/sampler.h"
 #include "infer/tokenizer.h"
+#include "gpu.h"
 #include "json.h"
 #include "options.h"
 #include "quant/executor.h"
@@ -56,10 +57,12 @@ struct Loaded {
 
 infer::Arithmetic parse_arithmetic(const std::string& s) { return s == "ggml" ? infer::Arithmetic::Ggml : infer::Arithmetic::F32; }
 
-std::string_view arithmetic_description(infer::Arithmetic a) {
-    return a == infer::Arithmetic::Ggml
-               ? "ggml (activations rounded as llama.cpp's CPU kernels do: 8-bit blocks for quantized weights, f16 for F16; f16 KV cache)"
-               : "f32 (f32 activations against dequantized weights, f32 KV cache: what the weights alone lose)";
+std::string arithmetic_description(const infer::EvalOptions& e) {
+    std::string s = e.arithmetic == infer::Arithmetic::Ggml
+                        ? "ggml (activations rounded as llama.cpp's CPU kernels do: 8-bit blocks for quantized weights, f16 for F16; f16 KV cache)"
+                        : "f32 (f32 activations against dequantized weights, f32 KV cache: what the weights alone lose)";
+    if (e.backend) s += fmt::format("; weight products on {} (f16 factors, f32 sums)", e.backend->name());
+    return s;
 }
 
 int thread_count(int threads) { return threads > 0 ? threads : quant::default_executor().size(); }
@@ -102,22 +105,23 @@ struct PerplexityArgs {
     std::string model, text_file, activations = "f32";
     uint32_t n_ctx = 512, chunks = 0;
     int threads = 0;
-    bool json = false;
+    bool json = false, gpu = false;
 };
 
 int perplexity(const PerplexityArgs& a) {
     const std::string text = read_text_file(a.text_file);
     const Loaded l(a.model);
+    const auto backend = gpu_backend(a.gpu, {l.model.get()});
     infer::PerplexityOptions o;
     o.n_ctx = a.n_ctx;
     o.max_chunks = a.chunks;
-    o.eval = {parse_arithmetic(a.activations), a.threads};
+    o.eval = {parse_arithmetic(a.activations), a.threads, backend.get()};
     const std::vector<int32_t> tokens = tokenize_text(l, text);
     const uint32_t chunks = checked_chunks(tokens.size(), o, a.text_file);
     const infer::MemoryFigures planned = infer::Context::planned_memory(*l.model, o.n_ctx, o.n_ctx);
     if (!a.json) {
         out("perplexity: " + describe(l) + "\n");
-        out(fmt::format("perplexity: arithmetic: {}\n", arithmetic_description(o.eval.arithmetic)));
+        out(fmt::format("perplexity: arithmetic: {}\n", arithmetic_description(o.eval)));
         out("perplexity: memory: " + describe_memory(planned) + "\n");
         out(fmt::format("perplexity: {} tokens; calculating perplexity over {} chunks, n_ctx={}, {} threads\n", tokens.size(), chunks,
                         o.n_ctx, thread_count(a.threads)));
@@ -159,7 +163,7 @@ int perplexity(const PerplexityArgs& a) {
     return 0;
 }
 
-void add_eval_options(CLI::App* c, std::string& text_file, uint32_t& n_ctx, uint32_t& chunks, std::string& activations, bool& json) {
+void add_eval_options(CLI::App* c, std::string& text_file, uint32_t& n_ctx, uint32_t& chunks, std::string& activations, bool& json, bool& gpu) {
     c->add_option("-f,--file", text_file, "The text to evaluate")->required();
     c->add_option("-c,--ctx-size", n_ctx, "Tokens per chunk (llama-perplexity's -c)")->check(CLI::Range(2u, 1u << 20))->capture_default_str();
     c->add_option("--chunks", chunks, "Evaluate at most this many chunks (default: every whole chunk of the text)");
@@ -168,6 +172,7 @@ void add_eval_options(CLI::App* c, std::string& text_file, uint32_t& n_ctx, uint
         ->check(CLI::IsMember({"f32", "ggml"}))
         ->capture_default_str();
     c->add_flag("--json", json, "Print the figures as JSON");
+    add_gpu_option(c, gpu);
 }
 
 // ---- gguf kld ------------------------------------------------------------------------------
@@ -177,7 +182,7 @@ struct KldArgs {
     std::string save_base, base_logits;  // --save-base FILE, --base-logits FILE
     uint32_t n_ctx = 512, chunks = 0;
     int threads = 0;
-    bool json = false;
+    bool json = false, gpu = false;
     bool n_ctx_given = false, chunks_given = false, activations_given = false;  // on the command line
 };
 
@@ -241,13 +246,15 @@ void print_kld_summary(const infer::KldSummary& s) {
 }
 
 // gguf kld BASE -f TEXT --save-base FILE: BASE alone, its logits saved.
-int kld_save_base(const KldArgs& a, const infer::KldOptions& o, const std::string& text) {
+int kld_save_base(const KldArgs& a, infer::KldOptions o, const std::string& text) {
     const Loaded base(a.base);
+    const auto backend = gpu_backend(a.gpu, {base.model.get()});
+    o.eval.backend = backend.get();
     const std::vector<int32_t> tokens = tokenize_text(base, text);
     const uint32_t chunks = checked_chunks(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}, a.text_file);
     if (!a.json) {
         out("kld: base:  " + describe(base) + "\n");
-        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval.arithmetic)));
+        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval)));
         out("kld: memory (base):  " + describe_memory(infer::Context::planned_memory(*base.model, o.n_ctx, o.n_ctx)) + "\n");
         out(describe_saving(a.save_base, chunks, o.n_ctx, base.model->config().n_vocab));
         out(fmt::format("kld: {} tokens; evaluating the base over {} chunks, n_ctx={}, {} threads\n", tokens.size(), chunks, o.n_ctx,
@@ -295,6 +302,8 @@ int kld_from_base_file(const KldArgs& a, infer::KldOptions o, const std::string&
     if (!a.chunks_given) o.max_chunks = saved.chunks;
     if (!a.activations_given) o.eval.arithmetic = saved.arithmetic;
     const Loaded model(a.base);  // the one file named on the command line
+    const auto backend = gpu_backend(a.gpu, {model.model.get()});
+    o.eval.backend = backend.get();
     const std::vector<int32_t> tokens = tokenize_text(model, text);
     const uint32_t chunks = checked_chunks(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}, a.text_file);
     if (!a.json) {
@@ -302,7 +311,7 @@ int kld_from_base_file(const KldArgs& a, infer::KldOptions o, const std::string&
                         saved.base_path, saved.base_name.empty() ? "" : " (" + saved.base_name + ")", saved.chunks, saved.n_ctx, saved.n_vocab,
                         infer::arithmetic_name(saved.arithmetic), human_bytes(base.file_size())));
         out("kld: model: " + describe(model) + "\n");
-        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval.arithmetic)));
+        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval)));
         out("kld: memory (model): " + describe_memory(infer::Context::planned_memory(*model.model, o.n_ctx, o.n_ctx)) + "\n");
         out(fmt::format("kld: {} tokens; calculating KL divergence over {} chunks, n_ctx={}, {} threads\n", tokens.size(), chunks, o.n_ctx,
                         thread_count(a.threads)));
@@ -365,6 +374,8 @@ int kld(const KldArgs& a) {
     if (!a.base_logits.empty()) return kld_from_base_file(a, o, text);
     if (a.model.empty()) return kld_save_base(a, o, text);
     const Loaded base(a.base), model(a.model);
+    const auto backend = gpu_backend(a.gpu, {base.model.get(), model.model.get()});
+    o.eval.backend = backend.get();
     const std::vector<int32_t> tokens = tokenize_text(base, text);
     const uint32_t chunks = checked_chunks(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}, a.text_file);
     if (base.model->config().n_vocab != model.model->config().n_vocab)
@@ -373,7 +384,7 @@ int kld(const KldArgs& a) {
     if (!a.json) {
         out("kld: base:  " + describe(base) + "\n");
         out("kld: model: " + describe(model) + "\n");
-        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval.arithmetic)));
+        out(fmt::format("kld: arithmetic: {}\n", arithmetic_description(o.eval)));
         out("kld: memory (base):  " + describe_memory(infer::Context::planned_memory(*base.model, o.n_ctx, o.n_ctx)) + "\n");
         out("kld: memory (model): " + describe_memory(infer::Context::planned_memory(*model.model, o.n_ctx, o.n_ctx)) + "\n");
         if (!a.save_base.empty()) out(describe_saving(a.save_base, chunks, o.n_ctx, base.model->config().n_vocab));
@@ -425,7 +436,7 @@ struct GenerateArgs {
     uint64_t seed = 0;
     int threads = 0;
     std::string activations = "f32";
-    bool ignore_eos = false;
+    bool ignore_eos = false, gpu = false;
 };
 
 int generate(const GenerateArgs& a) {
@@ -435,7 +446,8 @@ int generate(const GenerateArgs& a) {
     infer::GenerateOptions o;
     o.max_tokens = a.n;
     o.sampling = {a.temperature, a.top_k, a.top_p, a.seed};
-    o.eval = {parse_arithmetic(a.activations), a.threads};
+    const auto backend = gpu_backend(a.gpu, {l.model.get()});
+    o.eval = {parse_arithmetic(a.activations), a.threads, backend.get()};
     o.stop_at_eos = !a.ignore_eos;
     infer::Sampler check(o.sampling);  // refuses a bad top_p or temperature before the model runs
     std::fprintf(stderr, "generate: %s\ngenerate: %zu prompt tokens, up to %u new; %s, seed %llu\n", describe(l).c_str(), prompt.size(), a.n,
@@ -466,7 +478,7 @@ void add_perplexity(CLI::App& app, std::function<int()>& run) {
     auto a = std::make_shared<PerplexityArgs>();
     CLI::App* c = app.add_subcommand("perplexity", "Perplexity of a model over a text, by llama-perplexity's method (figures compare with its own)");
     c->add_option("model", a->model, "GGUF model (llama, mistral, qwen2, qwen3)")->required();
-    add_eval_options(c, a->text_file, a->n_ctx, a->chunks, a->activations, a->json);
+    add_eval_options(c, a->text_file, a->n_ctx, a->chunks, a->activations, a->json, a->gpu);
     add_threads_option(c, a->threads, "-t,--threads");
     c->footer("The text is tokenized whole (BOS first where the vocabulary adds one) and cut into chunks of -c tokens; each chunk is "
               "evaluated from an empty cache and the second half of its tokens scored. Prints the running perplexity per chunk, "
@@ -479,7 +491,7 @@ void add_kld(CLI::App& app, std::function<int()>& run) {
     CLI::App* c = app.add_subcommand("kld", "KL divergence of MODEL's next-token distribution from BASE's, both evaluated in one run (or BASE's saved beforehand), as llama-perplexity --kl-divergence reports it");
     c->add_option("base", a->base, "The reference model (usually the F16/F32 source); with --base-logits, the model to compare");
     c->add_option("model", a->model, "The model to compare (usually a quantization of BASE); left out with --save-base, only BASE is evaluated");
-    add_eval_options(c, a->text_file, a->n_ctx, a->chunks, a->activations, a->json);
+    add_eval_options(c, a->text_file, a->n_ctx, a->chunks, a->activations, a->json, a->gpu);
     add_threads_option(c, a->threads, "-t,--threads");
     c->add_option("--save-base", a->save_base,
                   "Save BASE's logits to FILE as they are computed (a GGUF file, spec/kld-base.md: chunks x scored positions x vocabulary "
@@ -520,6 +532,7 @@ void add_generate(CLI::App& app, std::function<int()>& run) {
     c->add_option("-s,--seed", a->seed, "Seed of the sampler's random numbers (the same seed gives the same text)")->capture_default_str();
     c->add_option("--activations", a->activations, "f32 or ggml (as gguf perplexity)")->check(CLI::IsMember({"f32", "ggml"}))->capture_default_str();
     c->add_flag("--ignore-eos", a->ignore_eos, "Keep generating after the end-of-sequence token");
+    add_gpu_option(c, a->gpu);
     add_threads_option(c, a->threads, "-t,--threads");
     c->callback([a, &run] { run = [a] { return generate(*a); }; });
 }

@@ -15,6 +15,7 @@
 #include "infer/imatrix.h"
 #include "infer/model.h"
 #include "infer/tokenizer.h"
+#include "gpu.h"
 #include "json.h"
 #include "options.h"
 #include "quant/imatrix.h"
@@ -143,7 +144,7 @@ struct ComputeOptions {
     std::string model, text, out = "imatrix.gguf", activations = "ggml";
     uint32_t n_ctx = 512;
     uint32_t chunks = 0;
-    bool process_output = false;
+    bool process_output = false, gpu = false;
     int threads = 0;
 };
 
@@ -164,10 +165,13 @@ int run_compute(const ComputeOptions& o) {
     io.process_output = o.process_output;
     io.eval.threads = o.threads;
     io.eval.arithmetic = o.activations == "f32" ? infer::Arithmetic::F32 : infer::Arithmetic::Ggml;
+    const auto backend = gpu_backend(o.gpu, {&model});
+    io.eval.backend = backend.get();
     io.datasets = {o.text};
     const ImatrixFormat to = compute_format(o.out);
-    std::fprintf(stderr, "%s: %zu tokens of %s, chunks of %u, %s activations%s\n", o.model.c_str(), ids.size(), o.text.c_str(), o.n_ctx,
-                 std::string(infer::arithmetic_name(io.eval.arithmetic)).c_str(), o.process_output ? ", output.weight included" : "");
+    std::fprintf(stderr, "%s: %zu tokens of %s, chunks of %u, %s activations%s%s\n", o.model.c_str(), ids.size(), o.text.c_str(), o.n_ctx,
+                 std::string(infer::arithmetic_name(io.eval.arithmetic)).c_str(), o.process_output ? ", output.weight included" : "",
+                 backend ? (", weight products on " + std::string(backend->name())).c_str() : "");
     const auto start = std::chrono::steady_clock::now();
     const auto progress = [&](uint32_t done, uint32_t total, double ppl) {
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -230,6 +234,7 @@ void add_imatrix(CLI::App& app, std::function<int()>& run) {
     p->add_option("--activations", comp->activations, "f32, or ggml: round activations as llama.cpp's CPU kernels do (default ggml)")
         ->check(CLI::IsMember({"f32", "ggml"}));
     add_threads_option(p, comp->threads);
+    add_gpu_option(p, comp->gpu);
     p->callback([comp, &run] { run = [comp] { return run_compute(*comp); }; });
 }
 

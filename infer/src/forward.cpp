@@ -122,6 +122,7 @@ void Context::grow(int64_t n) {
 // (kernels::MatmulInput), so neither the thread count nor the batch changes a bit.
 void Context::matmul(const Matrix& w, const float* x, int64_t n, float* y) {
     if (observer_) observer_->on_matmul(w, x, n);
+    if (options_.backend) return options_.backend->matmul(w, x, n, y);
     // ggml's arithmetic: the 8-bit product where the path has it for the type (the same
     // integer sums as ggml's, at its speed), else rounded activations in the f32 product.
     const bool ggml = options_.arithmetic == Arithmetic::Ggml && w.type != TypeId::F32;

@@ -36,9 +36,24 @@ enum class Arithmetic : uint8_t {
 };
 std::string_view arithmetic_name(Arithmetic a);  // "f32", "ggml"
 
+// Where the weight products run instead of the CPU kernels: a GPU (infer/cuda.h, in builds
+// with CUDA). The attention and everything elementwise stay on the CPU.
+class MatmulBackend {
+public:
+    virtual ~MatmulBackend() = default;
+    virtual std::string_view name() const = 0;  // "CUDA: NVIDIA H200"
+    // y = W x for n vectors (x: n x w.cols floats, y: n x w.rows), W one of the model's
+    // matrices (by address, as MatmulObserver sees them).
+    virtual void matmul(const Matrix& w, const float* x, int64_t n, float* y) = 0;
+};
+
 struct EvalOptions {
     Arithmetic arithmetic = Arithmetic::F32;
     int threads = 0;  // 0: every thread of quant::default_executor()
+    // Runs the weight products (nullptr: the CPU kernels); must outlive the Context. The
+    // backend's arithmetic is its own (a GPU rounds both factors to f16, whatever
+    // `arithmetic` says; keys and values are stored as `arithmetic` says).
+    MatmulBackend* backend = nullptr;
 };
 
 // Bytes held by the forward pass. Peak resident memory is about their sum.
