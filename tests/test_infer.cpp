@@ -1,10 +1,11 @@
 // The forward pass on models made here: an independent double-precision transformer as the
 // oracle for llama, qwen2 and qwen3 (rotary pairing, biases, q/k norms, tied output, linear
-// rope scaling); batched evaluation against one token at a time; thread counts; errors.
+// and YaRN rope scaling); batched evaluation against one token at a time; thread counts; errors.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -25,7 +26,8 @@ struct Spec {
     std::string arch = "llama";
     uint32_t n_vocab = 48, n_embd = 32, n_head = 4, n_head_kv = 2, head_dim = 8, n_ff = 64, n_layer = 2;
     bool biases = false, qk_norm = false, tied = false;
-    float rope_scale_factor = 0;  // > 0: linear scaling
+    float rope_scale_factor = 0;  // > 0: linear scaling (YaRN with yarn_original_context)
+    uint32_t yarn_original_context = 0;
 };
 
 // A tiny model with f32 weights, and those weights for the reference below.
@@ -99,8 +101,9 @@ std::unique_ptr<TinyModel> make_model(const Spec& s) {
     wr.set(a + "rope.freq_base", OwnedValue::f32(1000.0f));
     wr.set(a + "attention.layer_norm_rms_epsilon", OwnedValue::f32(1e-6f));
     if (s.rope_scale_factor > 0) {
-        wr.set(a + "rope.scaling.type", OwnedValue::string("linear"));
+        wr.set(a + "rope.scaling.type", OwnedValue::string(s.yarn_original_context ? "yarn" : "linear"));
         wr.set(a + "rope.scaling.factor", OwnedValue::f32(s.rope_scale_factor));
+        if (s.yarn_original_context) wr.set(a + "rope.scaling.original_context_length", OwnedValue::u32(s.yarn_original_context));
     }
     wr.set("tokenizer.ggml.model", OwnedValue::string(s.arch == "llama" ? "llama" : "gpt2"));
     wr.set("tokenizer.ggml.bos_token_id", OwnedValue::u32(1));
@@ -132,13 +135,31 @@ Vec apply(const std::vector<float>& w, const Vec& x, size_t rows) {
     return y;
 }
 
-void rotate(double* head, size_t dims, size_t pos, bool neox, double scale) {
+// Rotary embedding of one head at position `pos`, base 1000: pair i turns by pos x
+// base^(-2i / dims), divided by `factor` (linear scaling). With YaRN (original context
+// `yarn_ctx` > 0, beta_fast 32, beta_slow 1): pairs below the ramp keep the unscaled angle,
+// pairs above it the scaled one, a linear mix between, and both cosine and sine grow by
+// 1 + 0.1 ln(factor) (the YaRN paper's attention temperature, as ggml applies it).
+void rotate(double* head, size_t dims, size_t pos, bool neox, double factor, uint32_t yarn_ctx) {
+    double low = 0, high = 0, mscale = 1;
+    if (yarn_ctx) {
+        const auto corr = [&](double rotations) {
+            return static_cast<double>(dims) * std::log(yarn_ctx / (rotations * 2 * std::numbers::pi)) / (2 * std::log(1000.0));
+        };
+        low = std::max(0.0, std::floor(corr(32))), high = std::min(static_cast<double>(dims - 1), std::ceil(corr(1)));
+        mscale = 1 + 0.1 * std::log(factor);
+    }
     for (size_t i = 0; i < dims / 2; ++i) {
-        const double theta = scale * static_cast<double>(pos) * std::pow(1000.0, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
+        const double extrapolated = static_cast<double>(pos) * std::pow(1000.0, -2.0 * static_cast<double>(i) / static_cast<double>(dims));
+        double theta = extrapolated / factor;
+        if (yarn_ctx) {
+            const double mix = 1 - std::clamp((static_cast<double>(i) - low) / std::max(0.001, high - low), 0.0, 1.0);
+            theta = theta * (1 - mix) + extrapolated * mix;
+        }
         const size_t a = neox ? i : 2 * i, b = neox ? i + dims / 2 : 2 * i + 1;
         const double x0 = head[a], x1 = head[b];
-        head[a] = x0 * std::cos(theta) - x1 * std::sin(theta);
-        head[b] = x0 * std::sin(theta) + x1 * std::cos(theta);
+        head[a] = (x0 * std::cos(theta) - x1 * std::sin(theta)) * mscale;
+        head[b] = (x0 * std::sin(theta) + x1 * std::cos(theta)) * mscale;
     }
 }
 
@@ -146,7 +167,7 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
     const Spec& s = m.spec;
     const size_t n = tokens.size(), hd = s.head_dim, q_dim = s.n_head * hd, kv_dim = s.n_head_kv * hd;
     const bool neox = s.arch != "llama";
-    const double rope_scale = s.rope_scale_factor > 0 ? 1.0 / s.rope_scale_factor : 1.0;
+    const double rope_factor = s.rope_scale_factor > 0 ? s.rope_scale_factor : 1.0;
     std::vector<Vec> x(n);
     for (size_t t = 0; t < n; ++t) {
         const std::vector<float>& e = m.at("token_embd.weight");
@@ -169,7 +190,7 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
                                               m.at(p + "attn_q_norm.weight"), 1e-6);
                     std::copy(head.begin(), head.end(), q[t].begin() + static_cast<std::ptrdiff_t>(h2 * hd));
                 }
-                rotate(q[t].data() + h2 * hd, hd, t, neox, rope_scale);
+                rotate(q[t].data() + h2 * hd, hd, t, neox, rope_factor, s.yarn_original_context);
             }
             for (size_t h2 = 0; h2 < s.n_head_kv; ++h2) {
                 if (s.qk_norm) {
@@ -177,7 +198,7 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
                                               m.at(p + "attn_k_norm.weight"), 1e-6);
                     std::copy(head.begin(), head.end(), k[t].begin() + static_cast<std::ptrdiff_t>(h2 * hd));
                 }
-                rotate(k[t].data() + h2 * hd, hd, t, neox, rope_scale);
+                rotate(k[t].data() + h2 * hd, hd, t, neox, rope_factor, s.yarn_original_context);
             }
         }
         for (size_t t = 0; t < n; ++t) {
@@ -242,10 +263,19 @@ double max_abs_difference(std::span<const float> a, std::span<const float> b) {
 
 }  // namespace
 
-TEST_CASE("the forward pass equals a plain double-precision transformer: llama, qwen2, qwen3") {
+TEST_CASE("the forward pass equals a plain double-precision transformer: llama, qwen2, qwen3, linear and YaRN rope scaling") {
     Spec llama;
     Spec llama_scaled;
     llama_scaled.rope_scale_factor = 4;
+    // YaRN over 4096 trained positions: with 8 head dimensions the ramp runs from pair 1 to
+    // pair 4, so the pairs get unscaled, mixed and scaled angles.
+    Spec llama_yarn = llama_scaled;
+    llama_yarn.yarn_original_context = 4096;
+    Spec qwen2_yarn;
+    qwen2_yarn.arch = "qwen2";
+    qwen2_yarn.biases = true;
+    qwen2_yarn.rope_scale_factor = 2;
+    qwen2_yarn.yarn_original_context = 1024;
     Spec qwen2;
     qwen2.arch = "qwen2";
     qwen2.biases = true;
@@ -254,9 +284,10 @@ TEST_CASE("the forward pass equals a plain double-precision transformer: llama, 
     qwen3.arch = "qwen3";
     qwen3.qk_norm = true;
     qwen3.head_dim = 16;  // key_length above n_embd / n_head, as Qwen3 has
-    for (const Spec& s : {llama, llama_scaled, qwen2, qwen3}) {
+    for (const Spec& s : {llama, llama_scaled, llama_yarn, qwen2, qwen2_yarn, qwen3}) {
         CAPTURE(s.arch);
         CAPTURE(s.rope_scale_factor);
+        CAPTURE(s.yarn_original_context);
         const auto m = make_model(s);
         const infer::Model model(*m->file);
         CHECK(model.config().tied_output == s.tied);
@@ -270,7 +301,7 @@ TEST_CASE("the forward pass equals a plain double-precision transformer: llama, 
                 scale = std::max(scale, std::abs(want[t][i]));
             }
         std::printf("%s%s: largest logit %.3f, largest difference from the double-precision oracle %.2e\n", s.arch.c_str(),
-                    s.rope_scale_factor > 0 ? " (linear rope scaling)" : "", scale, worst);
+                    s.yarn_original_context ? " (YaRN rope scaling)" : s.rope_scale_factor > 0 ? " (linear rope scaling)" : "", scale, worst);
         CHECK(scale > 1.0);            // logits that say something
         CHECK(worst < 2e-5 * scale);   // float rounding only
     }
