@@ -28,6 +28,7 @@ struct Spec {
     bool biases = false, qk_norm = false, tied = false;
     float rope_scale_factor = 0;  // > 0: linear scaling (YaRN with yarn_original_context)
     uint32_t yarn_original_context = 0;
+    uint32_t n_expert = 0, n_expert_used = 0;  // a mixture of experts (each expert n_ff wide)
 };
 
 // A tiny model with f32 weights, and those weights for the reference below.
@@ -76,9 +77,16 @@ std::unique_ptr<TinyModel> make_model(const Spec& s) {
         }
         add(p + "attn_output.weight", {q_dim, s.n_embd}, 0.3f);
         add(p + "ffn_norm.weight", {s.n_embd}, 0.2f, 1.0f);
-        add(p + "ffn_gate.weight", {s.n_embd, s.n_ff}, 0.3f);
-        add(p + "ffn_up.weight", {s.n_embd, s.n_ff}, 0.3f);
-        add(p + "ffn_down.weight", {s.n_ff, s.n_embd}, 0.3f);
+        if (s.n_expert) {
+            add(p + "ffn_gate_inp.weight", {s.n_embd, s.n_expert}, 0.6f);
+            add(p + "ffn_gate_exps.weight", {s.n_embd, s.n_ff, s.n_expert}, 0.3f);
+            add(p + "ffn_up_exps.weight", {s.n_embd, s.n_ff, s.n_expert}, 0.3f);
+            add(p + "ffn_down_exps.weight", {s.n_ff, s.n_embd, s.n_expert}, 0.3f);
+        } else {
+            add(p + "ffn_gate.weight", {s.n_embd, s.n_ff}, 0.3f);
+            add(p + "ffn_up.weight", {s.n_embd, s.n_ff}, 0.3f);
+            add(p + "ffn_down.weight", {s.n_ff, s.n_embd}, 0.3f);
+        }
     }
     add("output_norm.weight", {s.n_embd}, 0.2f, 1.0f);
     if (!s.tied) add("output.weight", {s.n_embd, s.n_vocab}, 0.3f);
@@ -100,6 +108,11 @@ std::unique_ptr<TinyModel> make_model(const Spec& s) {
     wr.set(a + "rope.dimension_count", OwnedValue::u32(s.head_dim));
     wr.set(a + "rope.freq_base", OwnedValue::f32(1000.0f));
     wr.set(a + "attention.layer_norm_rms_epsilon", OwnedValue::f32(1e-6f));
+    if (s.n_expert) {
+        wr.set(a + "expert_count", OwnedValue::u32(s.n_expert));
+        wr.set(a + "expert_used_count", OwnedValue::u32(s.n_expert_used));
+        if (s.arch == "qwen3moe") wr.set(a + "expert_feed_forward_length", OwnedValue::u32(s.n_ff));
+    }
     if (s.rope_scale_factor > 0) {
         wr.set(a + "rope.scaling.type", OwnedValue::string(s.yarn_original_context ? "yarn" : "linear"));
         wr.set(a + "rope.scaling.factor", OwnedValue::f32(s.rope_scale_factor));
@@ -220,11 +233,38 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
             const Vec o = apply(m.at(p + "attn_output.weight"), att, s.n_embd);
             for (size_t i = 0; i < s.n_embd; ++i) x[t][i] += o[i];
             const Vec h = rms_norm(x[t], m.at(p + "ffn_norm.weight"), 1e-6);
-            const Vec g = apply(m.at(p + "ffn_gate.weight"), h, s.n_ff), u = apply(m.at(p + "ffn_up.weight"), h, s.n_ff);
-            Vec a(s.n_ff);
-            for (size_t i = 0; i < s.n_ff; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-            const Vec d = apply(m.at(p + "ffn_down.weight"), a, s.n_embd);
-            for (size_t i = 0; i < s.n_embd; ++i) x[t][i] += d[i];
+            // One SwiGLU: the gate, up and down matrices at offset `at` values of their tensors.
+            auto swiglu = [&](const std::string& gate, const std::string& up, const std::string& down, size_t at) {
+                const std::vector<float> wg(m.at(gate).begin() + static_cast<std::ptrdiff_t>(at), m.at(gate).end());
+                const std::vector<float> wu(m.at(up).begin() + static_cast<std::ptrdiff_t>(at), m.at(up).end());
+                const std::vector<float> wd(m.at(down).begin() + static_cast<std::ptrdiff_t>(at), m.at(down).end());
+                const Vec g = apply(wg, h, s.n_ff), u = apply(wu, h, s.n_ff);
+                Vec a(s.n_ff);
+                for (size_t i = 0; i < s.n_ff; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+                return apply(wd, a, s.n_embd);
+            };
+            if (!s.n_expert) {
+                const Vec d = swiglu(p + "ffn_gate.weight", p + "ffn_up.weight", p + "ffn_down.weight", 0);
+                for (size_t i = 0; i < s.n_embd; ++i) x[t][i] += d[i];
+                continue;
+            }
+            // Mixture of experts: softmax of the router, the n_expert_used most probable
+            // experts, their probabilities renormalized, their outputs weighted.
+            const Vec z = apply(m.at(p + "ffn_gate_inp.weight"), h, s.n_expert);
+            Vec prob(s.n_expert);
+            const double zmax = *std::max_element(z.begin(), z.end());
+            double zsum = 0;
+            for (size_t e = 0; e < s.n_expert; ++e) zsum += (prob[e] = std::exp(z[e] - zmax));
+            std::vector<size_t> order(s.n_expert);
+            for (size_t e = 0; e < s.n_expert; ++e) order[e] = e;
+            std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prob[a] > prob[b]; });
+            double chosen = 0;
+            for (size_t k = 0; k < s.n_expert_used; ++k) chosen += prob[order[k]];
+            for (size_t k = 0; k < s.n_expert_used; ++k) {
+                const size_t e = order[k];
+                const Vec d = swiglu(p + "ffn_gate_exps.weight", p + "ffn_up_exps.weight", p + "ffn_down_exps.weight", e * s.n_ff * s.n_embd);
+                for (size_t i = 0; i < s.n_embd; ++i) x[t][i] += prob[e] / chosen * d[i];
+            }
         }
     }
     std::vector<Vec> logits(n);
@@ -263,7 +303,8 @@ double max_abs_difference(std::span<const float> a, std::span<const float> b) {
 
 }  // namespace
 
-TEST_CASE("the forward pass equals a plain double-precision transformer: llama, qwen2, qwen3, linear and YaRN rope scaling") {
+TEST_CASE("the forward pass equals a plain double-precision transformer: llama, qwen2, qwen3, linear and YaRN rope scaling, "
+          "mixtures of experts") {
     Spec llama;
     Spec llama_scaled;
     llama_scaled.rope_scale_factor = 4;
@@ -284,7 +325,13 @@ TEST_CASE("the forward pass equals a plain double-precision transformer: llama, 
     qwen3.arch = "qwen3";
     qwen3.qk_norm = true;
     qwen3.head_dim = 16;  // key_length above n_embd / n_head, as Qwen3 has
-    for (const Spec& s : {llama, llama_scaled, llama_yarn, qwen2, qwen2_yarn, qwen3}) {
+    // Mixtral (written as llama) and Qwen3-MoE: 4 experts, 2 per token.
+    Spec mixtral;
+    mixtral.n_expert = 4, mixtral.n_expert_used = 2;
+    Spec qwen3moe = qwen3;
+    qwen3moe.arch = "qwen3moe";
+    qwen3moe.n_expert = 4, qwen3moe.n_expert_used = 2;
+    for (const Spec& s : {llama, llama_scaled, llama_yarn, qwen2, qwen2_yarn, qwen3, mixtral, qwen3moe}) {
         CAPTURE(s.arch);
         CAPTURE(s.rope_scale_factor);
         CAPTURE(s.yarn_original_context);
@@ -301,7 +348,15 @@ TEST_CASE("the forward pass equals a plain double-precision transformer: llama, 
                 scale = std::max(scale, std::abs(want[t][i]));
             }
         std::printf("%s%s: largest logit %.3f, largest difference from the double-precision oracle %.2e\n", s.arch.c_str(),
-                    s.yarn_original_context ? " (YaRN rope scaling)" : s.rope_scale_factor > 0 ? " (linear rope scaling)" : "", scale, worst);
+                    s.n_expert               ? " (mixture of experts)"
+                    : s.yarn_original_context ? " (YaRN rope scaling)"
+                    : s.rope_scale_factor > 0 ? " (linear rope scaling)"
+                                              : "",
+                    scale, worst);
+        if (s.n_expert) {
+            // A token's result never depends on its batch (each expert sees other tokens).
+            CHECK(max_abs_difference(got, eval_one_by_one(model, tokens, {infer::Arithmetic::F32, 0})) <= 1e-6);
+        }
         CHECK(scale > 1.0);            // logits that say something
         CHECK(worst < 2e-5 * scale);   // float rounding only
     }
@@ -374,6 +429,41 @@ TEST_CASE("bad input: unknown architecture, missing tensor, token outside the vo
     CHECK_THROWS_AS(ctx.eval(bad, logits), std::out_of_range);
     const std::vector<int32_t> three = {1, 2, 3};
     CHECK_THROWS_AS(ctx.eval(three, logits, 2), std::out_of_range);
+}
+
+TEST_CASE("importance matrix of a mixture of experts: per expert, the tokens routed to it; the router sees every token") {
+    Spec mixtral;
+    mixtral.n_expert = 4, mixtral.n_expert_used = 2;
+    const auto tiny = make_model(mixtral);
+    const infer::Model model(*tiny->file);
+    const std::vector<int32_t> tokens = some_tokens(64, mixtral.n_vocab);  // 2 chunks of 32
+    infer::ImatrixOptions io;
+    io.n_ctx = 32;
+    const quant::ImportanceMatrix m = infer::compute_imatrix(model, tokens, io).matrix;
+    CHECK(m.size() == 8 * mixtral.n_layer);  // attention 4, router 1, experts 3 per layer
+    for (uint32_t l = 0; l < mixtral.n_layer; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        const quant::ImatrixEntry& router = m.entries().at(p + "ffn_gate_inp.weight");
+        CHECK(router.counts == std::vector<float>{64.0f});
+        for (const char* name : {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"}) {
+            CAPTURE(p + name);
+            const quant::ImatrixEntry& e = m.entries().at(p + name);
+            REQUIRE(e.experts() == mixtral.n_expert);
+            float routed = 0;
+            for (float c : e.counts) routed += c;
+            CHECK(routed == 64.0f * mixtral.n_expert_used);  // each token reaches n_expert_used experts
+            CHECK(std::count(e.counts.begin(), e.counts.end(), 0.0f) < 4);
+        }
+        // The gate and up experts take the router's input: over the experts, each column's
+        // sums are n_expert_used times the router's.
+        const quant::ImatrixEntry& gate = m.entries().at(p + "ffn_gate_exps.weight");
+        for (uint32_t j = 0; j < mixtral.n_embd; ++j) {
+            double over_experts = 0;
+            for (uint32_t e = 0; e < mixtral.n_expert; ++e) over_experts += gate.sums[e * mixtral.n_embd + j];
+            CHECK(over_experts == doctest::Approx(2.0 * router.sums[j]).epsilon(1e-5));
+        }
+        CHECK(m.entries().at(p + "ffn_up_exps.weight").sums == gate.sums);
+    }
 }
 
 TEST_CASE("importance matrix of a demo model: counts are the evaluated tokens, sums positive, the same for 1 and 2 threads") {

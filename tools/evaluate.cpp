@@ -477,7 +477,7 @@ int generate(const GenerateArgs& a) {
 void add_perplexity(CLI::App& app, std::function<int()>& run) {
     auto a = std::make_shared<PerplexityArgs>();
     CLI::App* c = app.add_subcommand("perplexity", "Perplexity of a model over a text, by llama-perplexity's method (figures compare with its own)");
-    c->add_option("model", a->model, "GGUF model (llama, mistral, qwen2, qwen3)")->required();
+    c->add_option("model", a->model, "GGUF model (llama, mistral, mixtral, qwen2, qwen3, qwen3moe)")->required();
     add_eval_options(c, a->text_file, a->n_ctx, a->chunks, a->activations, a->json, a->gpu);
     add_threads_option(c, a->threads, "-t,--threads");
     c->footer("The text is tokenized whole (BOS first where the vocabulary adds one) and cut into chunks of -c tokens; each chunk is "
@@ -523,7 +523,7 @@ void add_kld(CLI::App& app, std::function<int()>& run) {
 void add_generate(CLI::App& app, std::function<int()>& run) {
     auto a = std::make_shared<GenerateArgs>();
     CLI::App* c = app.add_subcommand("generate", "Continue a prompt with a model: the quick check after converting or quantizing");
-    c->add_option("model", a->model, "GGUF model (llama, mistral, qwen2, qwen3)")->required();
+    c->add_option("model", a->model, "GGUF model (llama, mistral, mixtral, qwen2, qwen3, qwen3moe)")->required();
     c->add_option("-p,--prompt", a->prompt, "The text to continue")->required();
     c->add_option("-n,--n-predict", a->n, "Tokens to generate at most")->capture_default_str();
     c->add_option("--temp", a->temperature, "Temperature; 0 (the default) is greedy")->check(CLI::Range(0.0f, 100.0f))->capture_default_str();

@@ -48,7 +48,14 @@ thread_local std::vector<float> tls_buffer;
 // Floats per token of the largest packed matrix-product input: the vectors of the widest
 // product (the feed-forward's down projection, or the attention's), padded to whole groups.
 uint64_t packed_input_floats(const Config& c) {
-    return std::max<uint64_t>({c.n_embd, c.n_ff, uint64_t{c.n_head} * c.head_dim});
+    return std::max<uint64_t>({c.n_embd, c.n_ff, c.n_ff_expert, uint64_t{c.n_head} * c.head_dim});
+}
+
+// Floats per token the mixture of experts adds (Context::ffn_experts): router logits, each
+// chosen expert's output, and an expert's batch (input, gate, up, output) at most.
+uint64_t expert_floats(const Config& c) {
+    if (!c.n_expert) return 0;
+    return c.n_expert + uint64_t{c.n_expert_used} * c.n_embd + 2ull * c.n_embd + 2ull * c.n_ff_expert;
 }
 
 // f(begin, end) over [0, n) on up to `threads` threads (elementwise work: each value computed
@@ -85,7 +92,7 @@ MemoryFigures Context::planned_memory(const Model& model, uint32_t n_ctx, int64_
     // Per token: x, xn, q, k, v, att, gate, up, the rotation's cos and sin (grow() below), and
     // the widest product's packed input (kernels::MatmulInput, one at a time).
     const uint64_t per_token = 2ull * c.n_embd + q_dim + 2 * kv_dim + std::max<uint64_t>(q_dim, c.n_embd) + 2ull * c.n_ff +
-                               2ull * (c.rope.n_dims / 2) + packed_input_floats(c);
+                               2ull * (c.rope.n_dims / 2) + packed_input_floats(c) + expert_floats(c);
     MemoryFigures f;
     f.mapped_weights = model.weight_bytes();
     f.kv_cache = 2ull * c.n_layer * n_ctx * kv_dim * sizeof(float);
@@ -112,7 +119,7 @@ void Context::grow(int64_t n) {
     uint64_t bytes = 0;
     for (const std::vector<float>* v : {&x_, &xn_, &q_, &k_, &v_, &att_, &gate_, &up_, &rope_cos_, &rope_sin_})
         bytes += v->size() * sizeof(float);
-    bytes += static_cast<uint64_t>(n) * packed_input_floats(c) * sizeof(float);
+    bytes += static_cast<uint64_t>(n) * (packed_input_floats(c) + expert_floats(c)) * sizeof(float);
     peak_activations_ = std::max(peak_activations_, bytes);
 }
 
@@ -287,14 +294,89 @@ void Context::ffn_block(const Layer& l, int64_t n) {
     in_parallel(n, threads, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) rms_norm(x_.data() + t * embd, l.ffn_norm.data(), embd, c.rms_eps, xn_.data() + t * embd);
     });
-    matmul(l.ffn_gate, xn_.data(), n, gate_.data());
-    matmul(l.ffn_up, xn_.data(), n, up_.data());
-    in_parallel(n * ff, threads, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) gate_[static_cast<size_t>(i)] = silu(gate_[static_cast<size_t>(i)]) * up_[static_cast<size_t>(i)];
-    });
-    matmul(l.ffn_down, gate_.data(), n, xn_.data());
+    if (l.moe()) {
+        ffn_experts(l, n);
+    } else {
+        matmul(l.ffn_gate, xn_.data(), n, gate_.data());
+        matmul(l.ffn_up, xn_.data(), n, up_.data());
+        in_parallel(n * ff, threads, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) gate_[static_cast<size_t>(i)] = silu(gate_[static_cast<size_t>(i)]) * up_[static_cast<size_t>(i)];
+        });
+        matmul(l.ffn_down, gate_.data(), n, xn_.data());
+    }
     in_parallel(n * embd, threads, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) x_[static_cast<size_t>(i)] += xn_[static_cast<size_t>(i)];
+    });
+}
+
+// The mixture of experts on the normalized xn_ (n tokens), its output into xn_: the
+// router's logits; per token a softmax, its n_expert_used most probable experts (ties: the
+// lower index) and their probabilities renormalized to sum 1; each expert's SwiGLU on the
+// tokens routed to it, as one batch; per token the experts' outputs weighted and added in
+// the order of choice. A token's result depends only on the token, never on the batch.
+void Context::ffn_experts(const Layer& l, int64_t n) {
+    const Config& c = model_->config();
+    const int64_t embd = c.n_embd, ff = c.n_ff_expert, n_expert = c.n_expert, used = c.n_expert_used;
+    const int threads = options_.threads;
+    std::vector<float>& router = moe_router_;
+    router.resize(static_cast<size_t>(n * n_expert));
+    matmul(l.ffn_gate_inp, xn_.data(), n, router.data());
+    std::vector<int32_t> chosen(static_cast<size_t>(n * used));
+    std::vector<float> weight(static_cast<size_t>(n * used));
+    for (int64_t t = 0; t < n; ++t) {
+        const float* z = router.data() + t * n_expert;
+        const float max = *std::max_element(z, z + n_expert);
+        std::vector<float> p(static_cast<size_t>(n_expert));
+        double sum = 0;
+        for (int64_t e = 0; e < n_expert; ++e) sum += (p[static_cast<size_t>(e)] = std::exp(z[e] - max));
+        for (float& v : p) v = static_cast<float>(v / sum);
+        std::vector<int32_t> order(static_cast<size_t>(n_expert));
+        for (int32_t e = 0; e < n_expert; ++e) order[static_cast<size_t>(e)] = e;
+        std::partial_sort(order.begin(), order.begin() + used, order.end(), [&](int32_t a, int32_t b) {
+            return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)] || (p[static_cast<size_t>(a)] == p[static_cast<size_t>(b)] && a < b);
+        });
+        float total = 0;
+        for (int64_t k = 0; k < used; ++k) total += p[static_cast<size_t>(order[static_cast<size_t>(k)])];
+        for (int64_t k = 0; k < used; ++k) {
+            chosen[static_cast<size_t>(t * used + k)] = order[static_cast<size_t>(k)];
+            weight[static_cast<size_t>(t * used + k)] = p[static_cast<size_t>(order[static_cast<size_t>(k)])] / total;
+        }
+    }
+    // Each expert's tokens in order, through its three matrices; its output for token t goes
+    // to t's slot for it.
+    std::vector<float>& out = moe_out_;
+    out.resize(static_cast<size_t>(n * used * embd));
+    std::vector<float> x, g, u, d;
+    std::vector<int64_t> slots;
+    for (int64_t e = 0; e < n_expert; ++e) {
+        slots.clear();
+        for (int64_t i = 0; i < n * used; ++i)
+            if (chosen[static_cast<size_t>(i)] == e) slots.push_back(i);
+        const auto m = static_cast<int64_t>(slots.size());
+        if (m == 0) continue;
+        x.resize(static_cast<size_t>(m * embd));
+        g.resize(static_cast<size_t>(m * ff));
+        u.resize(static_cast<size_t>(m * ff));
+        d.resize(static_cast<size_t>(m * embd));
+        for (int64_t j = 0; j < m; ++j) std::copy_n(xn_.data() + slots[static_cast<size_t>(j)] / used * embd, embd, x.data() + j * embd);
+        matmul(l.gate_exps[static_cast<size_t>(e)], x.data(), m, g.data());
+        matmul(l.up_exps[static_cast<size_t>(e)], x.data(), m, u.data());
+        in_parallel(m * ff, threads, [&](int64_t b, int64_t end) {
+            for (int64_t i = b; i < end; ++i) g[static_cast<size_t>(i)] = silu(g[static_cast<size_t>(i)]) * u[static_cast<size_t>(i)];
+        });
+        matmul(l.down_exps[static_cast<size_t>(e)], g.data(), m, d.data());
+        for (int64_t j = 0; j < m; ++j) std::copy_n(d.data() + j * embd, embd, out.data() + slots[static_cast<size_t>(j)] * embd);
+    }
+    in_parallel(n, threads, [&](int64_t b, int64_t end) {
+        for (int64_t t = b; t < end; ++t) {
+            float* y = xn_.data() + t * embd;
+            std::fill(y, y + embd, 0.0f);
+            for (int64_t k = 0; k < used; ++k) {
+                const float w = weight[static_cast<size_t>(t * used + k)];
+                const float* v = out.data() + (t * used + k) * embd;
+                for (int64_t i = 0; i < embd; ++i) y[i] += w * v[i];
+            }
+        }
     });
 }
 

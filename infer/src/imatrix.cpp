@@ -9,10 +9,13 @@
 namespace infer {
 
 ImatrixCollector::ImatrixCollector(const Model& model, bool process_output, int threads) : threads_(threads) {
-    auto watch = [this](const Matrix& m, std::string name) {
-        index_.emplace_back(&m, watched_.size());
-        watched_.push_back({std::move(name), std::vector<float>(static_cast<size_t>(m.cols), 0.0f), 0});
+    auto watch_experts = [this](std::span<const Matrix> experts, std::string name) {
+        for (size_t e = 0; e < experts.size(); ++e) index_.push_back({&experts[e], watched_.size(), e});
+        const int64_t cols = experts.front().cols;
+        watched_.push_back({std::move(name), cols, std::vector<float>(experts.size() * static_cast<size_t>(cols), 0.0f),
+                            std::vector<uint64_t>(experts.size(), 0)});
     };
+    auto watch = [&](const Matrix& m, std::string name) { watch_experts(std::span<const Matrix>(&m, 1), std::move(name)); };
     const std::span<const Layer> layers = model.layers();
     for (size_t i = 0; i < layers.size(); ++i) {
         const Layer& l = layers[i];
@@ -21,6 +24,13 @@ ImatrixCollector::ImatrixCollector(const Model& model, bool process_output, int 
         watch(l.wk, p + "attn_k.weight");
         watch(l.wv, p + "attn_v.weight");
         watch(l.wo, p + "attn_output.weight");
+        if (l.moe()) {
+            watch(l.ffn_gate_inp, p + "ffn_gate_inp.weight");
+            watch_experts(l.gate_exps, p + "ffn_gate_exps.weight");
+            watch_experts(l.up_exps, p + "ffn_up_exps.weight");
+            watch_experts(l.down_exps, p + "ffn_down_exps.weight");
+            continue;
+        }
         watch(l.ffn_gate, p + "ffn_gate.weight");
         watch(l.ffn_up, p + "ffn_up.weight");
         watch(l.ffn_down, p + "ffn_down.weight");
@@ -32,36 +42,36 @@ ImatrixCollector::ImatrixCollector(const Model& model, bool process_output, int 
 }
 
 void ImatrixCollector::on_matmul(const Matrix& w, const float* x, int64_t n) {
-    const auto it = std::lower_bound(index_.begin(), index_.end(), std::pair<const Matrix*, size_t>(&w, 0));
-    if (it == index_.end() || it->first != &w) return;
-    Watched& e = watched_[it->second];
+    const auto it = std::lower_bound(index_.begin(), index_.end(), Index{&w, 0, 0});
+    if (it == index_.end() || it->matrix != &w) return;
+    Watched& e = watched_[it->watched];
     const int64_t cols = w.cols;
+    float* sums = e.sums.data() + it->expert * static_cast<size_t>(cols);
     quant::RunOptions run;
     run.threads = threads_;
     // Columns split across threads; each column summed over the tokens in order.
     quant::default_executor().run(
         cols,
         [&](int64_t begin, int64_t end) {
-            float* sums = e.sums.data();
             for (int64_t t = 0; t < n; ++t) {
                 const float* row = x + t * cols;
                 for (int64_t j = begin; j < end; ++j) sums[j] += row[j] * row[j];
             }
         },
         run);
-    e.count += static_cast<uint64_t>(n);
+    e.counts[it->expert] += static_cast<uint64_t>(n);
     for (int64_t j = 0; j < cols; ++j)
-        if (!std::isfinite(e.sums[static_cast<size_t>(j)]))
+        if (!std::isfinite(sums[j]))
             throw std::runtime_error("infer: the importance sums of " + e.name + " are no longer finite (column " + std::to_string(j) + ")");
 }
 
 quant::ImportanceMatrix ImatrixCollector::matrix() const {
     quant::ImportanceMatrix m;
     for (const Watched& w : watched_) {
-        if (w.count == 0) continue;
+        if (std::all_of(w.counts.begin(), w.counts.end(), [](uint64_t c) { return c == 0; })) continue;
         quant::ImatrixEntry e;
         e.sums = w.sums;
-        e.counts = {static_cast<float>(w.count)};
+        for (uint64_t c : w.counts) e.counts.push_back(static_cast<float>(c));
         m.set(w.name, std::move(e));
     }
     return m;

@@ -86,6 +86,29 @@ public:
         return x;
     }
 
+    // A 3-D [cols, rows, experts] tensor as one Matrix per expert.
+    std::vector<Matrix> experts(TensorRole role, uint32_t layer, int64_t cols, int64_t rows, uint32_t n_expert) const {
+        const std::string name = gguf::tensor_name(role, layer);
+        const gguf::Model::Tensor* t = m_.find_tensor(name);
+        if (!t) fail(m_, "tensor " + name + " is missing");
+        const gguf::TensorInfo& info = *t->info;
+        if (info.n_dims != 3 || static_cast<int64_t>(info.shape[0]) != cols || static_cast<int64_t>(info.shape[1]) != rows ||
+            info.shape[2] != n_expert)
+            fail(m_, "tensor " + name + " has shape [" + std::to_string(info.shape[0]) + ", " + std::to_string(info.shape[1]) + ", " +
+                         std::to_string(info.n_dims > 2 ? info.shape[2] : 1) + "], expected [" + std::to_string(cols) + ", " +
+                         std::to_string(rows) + ", " + std::to_string(n_expert) + "]");
+        if (!kernels::can_dequantize(info.type) || !gguf::type_info(info.type).type_size)
+            fail(m_, "tensor " + name + ": type " + std::string(gguf::type_info(info.type).name) + " is not supported");
+        const std::span<const uint8_t> data = m_.tensor_data(*t);
+        const uint64_t total_rows = static_cast<uint64_t>(rows) * n_expert;
+        const auto row_bytes = static_cast<int64_t>(info.n_bytes / total_rows);
+        if (data.size() != info.n_bytes || static_cast<uint64_t>(row_bytes) * total_rows != info.n_bytes)
+            fail(m_, "tensor " + name + ": its data is not readable");
+        std::vector<Matrix> out(n_expert);
+        for (uint32_t e = 0; e < n_expert; ++e) out[e] = {info.type, data.data() + static_cast<uint64_t>(e) * rows * row_bytes, rows, cols, row_bytes};
+        return out;
+    }
+
     std::vector<float> vector(TensorRole role, std::optional<uint32_t> layer, uint64_t n, bool required,
                               std::string_view suffix = "weight") const {
         const gguf::Model::Tensor* t = find(role, layer, suffix);
@@ -104,15 +127,27 @@ Config read_config(const gguf::Model& m) {
     const gguf::Hyperparameters h = gguf::read_hyperparameters(m);
     Config c;
     c.arch = h.arch;
-    if (h.arch != "llama" && h.arch != "qwen2" && h.arch != "qwen3")
-        fail(m, "architecture '" + h.arch + "' is not supported by the forward pass (llama, qwen2, qwen3 are)");
+    if (h.arch != "llama" && h.arch != "qwen2" && h.arch != "qwen3" && h.arch != "qwen3moe")
+        fail(m, "architecture '" + h.arch + "' is not supported by the forward pass (llama, qwen2, qwen3, qwen3moe are)");
     auto require = [&](Hyper key, uint32_t value) {
         if (!value) fail(m, "hyperparameter " + gguf::hyper_key(h.arch, key) + " is missing or zero");
         return value;
     };
     c.n_layer = require(Hyper::BlockCount, h.n_layer);
     c.n_embd = require(Hyper::EmbeddingLength, h.n_embd);
-    c.n_ff = require(Hyper::FeedForwardLength, h.n_ff);
+    c.n_expert = h.n_expert;
+    if (c.n_expert) {
+        c.n_expert_used = require(Hyper::ExpertUsedCount, h.n_expert_used);
+        if (c.n_expert_used > c.n_expert)
+            fail(m, "expert_used_count " + std::to_string(c.n_expert_used) + " is above expert_count " + std::to_string(c.n_expert));
+    } else if (h.arch == "qwen3moe") {
+        require(Hyper::ExpertCount, 0);
+    }
+    c.n_ff = h.n_ff;
+    if (!c.n_expert || h.arch != "qwen3moe") require(Hyper::FeedForwardLength, h.n_ff);
+    c.n_ff_expert = c.n_ff;
+    if (const auto v = number(m, gguf::hyper_key(h.arch, Hyper::ExpertFeedForwardLength)); v && c.n_expert) c.n_ff_expert = static_cast<uint32_t>(*v);
+    if (c.n_expert && !c.n_ff_expert) fail(m, "hyperparameter " + gguf::hyper_key(h.arch, Hyper::ExpertFeedForwardLength) + " is missing or zero");
     c.n_head = require(Hyper::HeadCount, h.n_head);
     c.n_head_kv = require(Hyper::HeadCountKv, h.n_head_kv);
     c.n_ctx_train = h.n_ctx;
@@ -182,7 +217,7 @@ Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file))
     output_norm_ = load.vector(TensorRole::OutputNorm, std::nullopt, c.n_embd, true);
 
     const int64_t embd = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim, kv_dim = int64_t{c.n_head_kv} * c.head_dim;
-    const bool qk_norm = c.arch == "qwen3";
+    const bool qk_norm = c.arch == "qwen3" || c.arch == "qwen3moe";
     // Layers are added as their tensors are found: block_count is never an allocation size
     // before the file has shown that many layers.
     for (uint32_t i = 0; i < c.n_layer; ++i) {
@@ -202,10 +237,21 @@ Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file))
             l.k_norm = load.vector(TensorRole::AttnKNorm, i, c.head_dim, true);
         }
         l.ffn_norm = load.vector(TensorRole::FfnNorm, i, embd, true);
+        for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo}) weight_bytes_ += w->bytes();
+        if (c.n_expert) {
+            l.ffn_gate_inp = load.matrix(TensorRole::FfnGateInp, i, embd, c.n_expert);
+            l.gate_exps = load.experts(TensorRole::FfnGateExps, i, embd, c.n_ff_expert, c.n_expert);
+            l.up_exps = load.experts(TensorRole::FfnUpExps, i, embd, c.n_ff_expert, c.n_expert);
+            l.down_exps = load.experts(TensorRole::FfnDownExps, i, c.n_ff_expert, embd, c.n_expert);
+            weight_bytes_ += l.ffn_gate_inp.bytes();
+            for (const auto* list : {&l.gate_exps, &l.up_exps, &l.down_exps})
+                for (const Matrix& w : *list) weight_bytes_ += w.bytes();
+            continue;
+        }
         l.ffn_gate = load.matrix(TensorRole::FfnGate, i, embd, c.n_ff);
         l.ffn_up = load.matrix(TensorRole::FfnUp, i, embd, c.n_ff);
         l.ffn_down = load.matrix(TensorRole::FfnDown, i, c.n_ff, embd);
-        for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) weight_bytes_ += w->bytes();
+        for (const Matrix* w : {&l.ffn_gate, &l.ffn_up, &l.ffn_down}) weight_bytes_ += w->bytes();
     }
 }
 

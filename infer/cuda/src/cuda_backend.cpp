@@ -26,8 +26,16 @@ public:
             weights_.emplace(&m, std::move(buffer));
         };
         for (const Model* model : models) {
-            for (const Layer& l : model->layers())
-                for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) upload(*m);
+            for (const Layer& l : model->layers()) {
+                for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo}) upload(*m);
+                if (!l.moe()) {
+                    for (const Matrix* m : {&l.ffn_gate, &l.ffn_up, &l.ffn_down}) upload(*m);
+                    continue;
+                }
+                upload(l.ffn_gate_inp);
+                for (const auto* experts : {&l.gate_exps, &l.up_exps, &l.down_exps})
+                    for (const Matrix& m : *experts) upload(m);
+            }
             upload(model->output());
         }
     }

@@ -106,6 +106,7 @@ private:
     void matmul(const Matrix& w, const float* x, int64_t n, float* y);
     void attention_block(const Layer& l, uint32_t layer, int64_t n);
     void ffn_block(const Layer& l, int64_t n);
+    void ffn_experts(const Layer& l, int64_t n);
     void rope(float* v, int64_t begin, int64_t end, uint32_t heads) const;
     void attend(uint32_t layer, int64_t n);
     void grow(int64_t n);
@@ -118,6 +119,7 @@ private:
     std::vector<float> k_cache_;            // [layer][position][kv_dim]
     std::vector<float> v_cache_;            // [layer][kv_dim][position]: rows of the attention's value product
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
+    std::vector<float> moe_router_, moe_out_;  // mixture of experts: router logits, chosen experts' outputs
     std::vector<float> rope_cos_, rope_sin_;  // [position in batch][n_dims / 2]
     uint64_t peak_activations_ = 0;
     MatmulObserver* observer_ = nullptr;

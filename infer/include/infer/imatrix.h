@@ -10,8 +10,10 @@
 //   process_output (never a tied output: llama-imatrix would see token_embd.weight, which it
 //   does not collect), per input column: the sum over every evaluated token (all n_ctx of each
 //   chunk) of the square of the f32 activation entering the product, summed in float in
-//   token order; and per matrix the count of those tokens. The forward pass has no experts,
-//   so each entry has one. llama-imatrix ignores products of fewer than 16 activation
+//   token order; and per matrix the count of those tokens. With a mixture of experts, the
+//   router (ffn_gate_inp) as any matrix, and each expert tensor (ffn_{gate,up,down}_exps)
+//   expert by expert: the sums and count of the tokens routed to that expert, as
+//   llama-imatrix keeps them. llama-imatrix ignores products of fewer than 16 activation
 //   columns; a chunk is one product here, so n_ctx below 16 is refused.
 // - As llama-imatrix does alongside, the perplexity of each chunk's second half.
 //
@@ -47,10 +49,16 @@ public:
 private:
     struct Watched {
         std::string name;
-        std::vector<float> sums;
-        uint64_t count = 0;
+        int64_t cols = 0;
+        std::vector<float> sums;      // experts x cols, expert by expert
+        std::vector<uint64_t> counts;  // per expert (one for a plain matrix)
     };
-    std::vector<std::pair<const Matrix*, size_t>> index_;  // matrix address -> watched_, sorted
+    struct Index {
+        const Matrix* matrix;
+        size_t watched, expert;
+        bool operator<(const Index& o) const { return matrix < o.matrix; }
+    };
+    std::vector<Index> index_;  // matrix address -> watched_ and expert, sorted
     std::vector<Watched> watched_;
     int threads_;
 };

@@ -56,6 +56,11 @@ struct Config {
     uint32_t head_dim = 0;       // attention.key_length, else n_embd / n_head
     float rms_eps = 1e-5f;       // attention.layer_norm_rms_epsilon
     RopeParams rope;
+    // Mixture of experts (Mixtral, written as llama; qwen3moe): expert_count experts per
+    // layer, expert_used_count of them per token, chosen by a router (softmax over its
+    // logits, the top ones, their probabilities renormalized to sum 1). 0: a dense model.
+    uint32_t n_expert = 0, n_expert_used = 0;
+    uint32_t n_ff_expert = 0;    // an expert's feed-forward width (qwen3moe: expert_feed_forward_length)
     bool tied_output = false;    // no output.weight: the token embedding produces the logits
     // The vocabulary's beginning-of-sequence token and whether it is prepended, as
     // infer::Tokenizer decides them (no vocabulary in the file: no BOS).
@@ -78,11 +83,16 @@ struct Layer {
     std::vector<float> bq, bk, bv, bo;   // empty where the file has no bias
     std::vector<float> q_norm, k_norm;   // qwen3: head_dim each; empty otherwise
     std::vector<float> ffn_norm;
-    Matrix ffn_gate, ffn_up, ffn_down;
+    Matrix ffn_gate, ffn_up, ffn_down;   // dense layers
+    // Mixture of experts: the router (n_expert rows) and each expert's matrices, views into
+    // the 3-D ffn_{gate,up,down}_exps tensors (expert e at rows e x n_ff_expert ...).
+    Matrix ffn_gate_inp;
+    std::vector<Matrix> gate_exps, up_exps, down_exps;
+    bool moe() const { return !gate_exps.empty(); }
 };
 
 // Throws std::runtime_error naming what is missing or inconsistent: an architecture other than
-// the three above, a missing hyperparameter or tensor, a shape that does not fit the others,
+// llama, qwen2, qwen3 (and qwen3moe), a missing hyperparameter or tensor, a shape that does not fit the others,
 // a type kernels/ cannot dequantize. The gguf::Model must outlive this object.
 class Model {
 public:
