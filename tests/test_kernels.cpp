@@ -103,12 +103,18 @@ std::vector<uint8_t> random_blocks(TypeId type, int64_t n_blocks, uint32_t seed)
     return bytes;
 }
 
-// Quantized rows of a type from Gaussian values (importance weights where the type needs them).
-std::vector<uint8_t> quantized_rows(TypeId type, int64_t n_per_row, int64_t rows, uint32_t seed) {
+// n standard Gaussian values.
+std::vector<float> gaussian(int64_t n, uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> gauss(0, 1);
-    std::vector<float> x(static_cast<size_t>(n_per_row * rows));
+    std::vector<float> x(static_cast<size_t>(n));
     for (float& v : x) v = gauss(rng);
+    return x;
+}
+
+// Quantized rows of a type from Gaussian values (importance weights where the type needs them).
+std::vector<uint8_t> quantized_rows(TypeId type, int64_t n_per_row, int64_t rows, uint32_t seed) {
+    const std::vector<float> x = gaussian(n_per_row * rows, seed);
     std::vector<float> importance;
     if (quant::needs_importance(type)) importance.assign(static_cast<size_t>(n_per_row), 1.0f);
     std::vector<uint8_t> out(static_cast<size_t>(quant::row_bytes(type, n_per_row) * rows));
@@ -386,10 +392,7 @@ TEST_CASE("dot products and matrix tiles are deterministic: same bits on every r
             const int64_t m = 21, k = gguf::type_info(type).block_size == 1 ? 1031 : 1280, n = 7;
             const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 5) : dot_case(type, k * m, 5).row;
             const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
-            std::mt19937 rng(9);
-            std::normal_distribution<float> gauss(0, 1);
-            std::vector<float> x(static_cast<size_t>(k * n));
-            for (float& v : x) v = gauss(rng);
+            const std::vector<float> x = gaussian(k * n, 9);
             // Per-row dots, computed on this thread and on two others at once.
             auto dots = [&] {
                 std::vector<float> out;
@@ -461,10 +464,7 @@ TEST_CASE("the packed f32 product: the same bits on every path, for any row rang
         const int64_t m = 70, k = gguf::type_info(type).block_size == 1 ? 777 : 1536, n = 29;
         const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 3) : dot_case(type, k * m, 3).row;
         const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
-        std::mt19937 rng(4);
-        std::normal_distribution<float> gauss(0, 1);
-        std::vector<float> x(static_cast<size_t>(k * n));
-        for (float& v : x) v = gauss(rng);
+        const std::vector<float> x = gaussian(k * n, 4);
         // The definition: dequantized rows, std::fma over k from 0.
         std::vector<float> rows(static_cast<size_t>(m * k));
         kernels::dequantize(type, w, rows, Isa::Scalar);
@@ -501,10 +501,7 @@ TEST_CASE("the packed f32 product rounds activations to the weights' activation 
         CAPTURE(gguf::type_info(type).name);
         const int64_t m = 40, k = 512, n = 3;
         const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 6) : dot_case(type, k * m, 6).row;
-        std::mt19937 rng(7);
-        std::normal_distribution<float> gauss(0, 1);
-        std::vector<float> x(static_cast<size_t>(k * n));
-        for (float& v : x) v = gauss(rng);
+        const std::vector<float> x = gaussian(k * n, 7);
         // x through the activation format and back, by the public calls.
         const TypeId act = kernels::activation_type(type);
         std::vector<float> rounded = x;
@@ -542,10 +539,7 @@ TEST_CASE("the 8-bit packed product: the same bits on every path that has it, fo
         const int64_t m = 70, k = 1536, n = 15;
         const std::vector<uint8_t> w = quantized_rows(type, k, m, 11);
         const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
-        std::mt19937 rng(12);
-        std::normal_distribution<float> gauss(0, 1);
-        std::vector<float> x(static_cast<size_t>(k * n));
-        for (float& v : x) v = gauss(rng);
+        const std::vector<float> x = gaussian(k * n, 12);
         auto product = [&](Isa isa, const std::vector<float>& xs, int64_t count) {
             kernels::MatmulInput input(type, k, count, kernels::MatmulMethod::IntegerPanel, false, isa);
             input.prepare(xs.data());

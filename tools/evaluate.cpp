@@ -219,6 +219,21 @@ void kld_figures_json(Json& j, const infer::KldSummary& s) {
     estimate_json(j, "delta_p_rms", s.p_diff_rms);
 }
 
+// The fields both comparing forms of gguf kld print first, in this order.
+void kld_result_json(Json& j, const std::string& base, const std::string& model, const std::string& text, uint32_t n_ctx,
+                     const infer::KldResult& r, const infer::KldSummary& s, double seconds, double tps) {
+    j.field("base", base);
+    j.field("model", model);
+    j.field("text", text);
+    j.field("arithmetic", infer::arithmetic_name(r.arithmetic));
+    j.field("n_ctx", n_ctx);
+    j.field("chunks", r.chunks);
+    kld_figures_json(j, s);
+    j.field("seconds", seconds);
+    j.field("tokens_per_second", tps);
+    memory_json(j, "memory", r.memory);
+}
+
 // The base file's size before it is written: its logits (the header and ids are small).
 std::string describe_saving(const std::string& path, uint32_t chunks, uint32_t n_ctx, uint32_t n_vocab) {
     infer::KldBaseInfo i;
@@ -326,16 +341,7 @@ int kld_from_base_file(const KldArgs& a, infer::KldOptions o, const std::string&
     if (a.json) {
         Json j;
         j.begin_object();
-        j.field("base", saved.base_path);
-        j.field("model", a.base);
-        j.field("text", a.text_file);
-        j.field("arithmetic", infer::arithmetic_name(r.arithmetic));
-        j.field("n_ctx", o.n_ctx);
-        j.field("chunks", r.chunks);
-        kld_figures_json(j, s);
-        j.field("seconds", seconds);
-        j.field("tokens_per_second", tps);
-        memory_json(j, "memory", r.memory);
+        kld_result_json(j, saved.base_path, a.base, a.text_file, o.n_ctx, r, s, seconds, tps);
         file_json(j, "base_logits", a.base_logits, base.file_size());
         j.end_object();
         out(j.str() + "\n");
@@ -402,16 +408,7 @@ int kld(const KldArgs& a) {
     if (a.json) {
         Json j;
         j.begin_object();
-        j.field("base", a.base);
-        j.field("model", a.model);
-        j.field("text", a.text_file);
-        j.field("arithmetic", infer::arithmetic_name(r.arithmetic));
-        j.field("n_ctx", o.n_ctx);
-        j.field("chunks", r.chunks);
-        kld_figures_json(j, s);
-        j.field("seconds", seconds);
-        j.field("tokens_per_second", tps);
-        memory_json(j, "memory", r.memory);
+        kld_result_json(j, a.base, a.model, a.text_file, o.n_ctx, r, s, seconds, tps);
         memory_json(j, "memory_base", r.memory_base);
         if (!a.save_base.empty()) file_json(j, "saved_base", a.save_base, std::filesystem::file_size(a.save_base));
         j.end_object();
