@@ -1,6 +1,8 @@
 // The forward pass against llama.cpp's own figures (../shared/ref/eval): perplexity of the
 // tiny model and of a quantization of it, KL divergence between them, and the same results
-// whatever the thread count.
+// whatever the thread count; and on the trained model (../shared/ref/trained), whose
+// distributions mean something: its perplexity on held-out text and the KL divergence of
+// three of its quantizations.
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
@@ -14,6 +16,7 @@
 
 #include "gguf/model.h"
 #include "infer/imatrix.h"
+#include "infer/kld_base.h"
 #include "infer/perplexity.h"
 #include "infer/tokenizer.h"
 #include "quant/imatrix.h"
@@ -147,6 +150,64 @@ TEST_CASE("KL divergence against tiny-source-f16 for every mix in ../shared/ref/
         CHECK(relative(s.kld.value, their_kld) < 0.02);
         CHECK(std::abs(100 * s.same_top.value - their_same) < 2.0);
         CHECK(relative(s.ppl.value, their_ppl) < 5e-3);
+    }
+}
+
+// ---- The trained model -------------------------------------------------------------------
+
+namespace {
+
+std::filesystem::path trained(const std::string& name) { return test::ref_dir() / "trained" / name; }
+
+// heldout.txt tokenized by the model's own vocabulary (BOS first), as llama-perplexity does.
+std::vector<int32_t> heldout_tokens(const gguf::Model& file) {
+    return infer::Tokenizer::from_gguf(file).encode(test::read_text(trained("heldout.txt")), true, false);
+}
+
+}  // namespace
+
+TEST_CASE("the trained model: perplexity of trained-f16 on heldout.txt (c=256) is llama-perplexity's to 0.1% (both arithmetics)") {
+    const std::string theirs_text = test::read_text(trained("ppl-trained-f16.txt"));
+    const double theirs = figure_after(theirs_text, "Final estimate: PPL =");
+    const gguf::Model file = gguf::Model::open(trained("trained-f16.gguf"));
+    const infer::Model model(file);
+    const std::vector<int32_t> tokens = heldout_tokens(file);
+    for (infer::Arithmetic a : {infer::Arithmetic::Ggml, infer::Arithmetic::F32}) {
+        infer::PerplexityOptions o;
+        o.n_ctx = 256;
+        o.eval = {a, 0};
+        const infer::PerplexityResult r = infer::perplexity(model, tokens, o);
+        std::printf("trained-f16 PPL (%s activations): %.4f +/- %.5f over %u chunks; llama.cpp %.4f (relative difference %.2e)\n",
+                    std::string(infer::arithmetic_name(a)).c_str(), r.nll.ppl(), r.nll.ppl_uncertainty(), r.chunks, theirs,
+                    relative(r.nll.ppl(), theirs));
+        CHECK(r.chunks == 414);
+        CHECK(relative(r.nll.ppl(), theirs) < 1e-3);
+    }
+}
+
+TEST_CASE("the trained model: KL divergence of its Q8_0, Q4_K_M and IQ2_XS (imatrix) quantizations from trained-f16 matches llama.cpp's "
+          "(mean KLD to 2%, same top to 2 points; ggml activations)") {
+    const gguf::Model base_file = gguf::Model::open(trained("trained-f16.gguf"));
+    const infer::Model base(base_file);
+    const std::vector<int32_t> tokens = heldout_tokens(base_file);
+    infer::KldOptions o;
+    o.n_ctx = 256;
+    o.eval = {infer::Arithmetic::Ggml, 0};
+    // The base's logits computed once, then each quantization against them.
+    const test::TempDir dir;
+    infer::save_kld_base(base, tokens, o, {dir / "trained-f16.kld.gguf", "trained-f16", trained("trained-f16.gguf").string(), "heldout.txt"});
+    const infer::KldBaseReader saved = infer::KldBaseReader::open(dir / "trained-f16.kld.gguf");
+    for (const std::string mix : {"Q8_0", "Q4_K_M", "IQ2_XS"}) {
+        CAPTURE(mix);
+        const std::string text = test::read_text(trained("kld-trained-" + mix + ".imatrix.txt"));
+        const double their_kld = figure_after(text, "Mean    KLD:"), their_same = figure_after(text, "Same top p:");
+        const gguf::Model file = gguf::Model::open(trained("trained-" + mix + ".imatrix.gguf"));
+        const infer::Model model(file);
+        const infer::KldSummary s = infer::summarize(infer::kl_divergence(saved, model, tokens, o).totals);
+        std::printf("trained %-7s mean KLD %.6f llama.cpp %.6f (%+.2f%%) | same top %.3f%% llama.cpp %.3f%%\n", mix.c_str(), s.kld.value,
+                    their_kld, 100 * (s.kld.value / their_kld - 1), 100 * s.same_top.value, their_same);
+        CHECK(relative(s.kld.value, their_kld) < 0.02);
+        CHECK(std::abs(100 * s.same_top.value - their_same) < 2.0);
     }
 }
 

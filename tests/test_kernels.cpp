@@ -461,7 +461,9 @@ TEST_CASE("the packed f32 product: the same bits on every path, for any row rang
         CAPTURE(gguf::type_info(type).name);
         // 70 rows: two whole panels and a partial one; k over several steps (and odd for the
         // float types); n over several groups of vectors and a partial one.
-        const int64_t m = 70, k = gguf::type_info(type).block_size == 1 ? 777 : 1536, n = 29;
+        // k: several steps of about 256 values and, where the blocks allow, a shorter last step.
+        const uint32_t block = gguf::type_info(type).block_size;
+        const int64_t m = 70, k = block == 1 ? 777 : block == 32 ? 1568 : 1536, n = 29;
         const std::vector<uint8_t> w = gguf::type_info(type).quantized ? quantized_rows(type, k, m, 3) : dot_case(type, k * m, 3).row;
         const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
         const std::vector<float> x = gaussian(k * n, 4);
@@ -536,7 +538,8 @@ TEST_CASE("the 8-bit packed product: the same bits on every path that has it, fo
           "within float rounding of the exact sum over the rounded activations") {
     for (TypeId type : {TypeId::Q4_0, TypeId::Q8_0, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K}) {
         CAPTURE(gguf::type_info(type).name);
-        const int64_t m = 70, k = 1536, n = 15;
+        // k: several steps of 256 values and, for the 32-value blocks, a shorter last step.
+        const int64_t m = 70, k = gguf::type_info(type).block_size == 32 ? 1568 : 1536, n = 15;
         const std::vector<uint8_t> w = quantized_rows(type, k, m, 11);
         const int64_t stride = static_cast<int64_t>(quant::row_bytes(type, k));
         const std::vector<float> x = gaussian(k * n, 12);

@@ -319,6 +319,10 @@ int kld_from_base_file(const KldArgs& a, infer::KldOptions o, const std::string&
     const Loaded model(a.base);  // the one file named on the command line
     const auto backend = gpu_backend(a.gpu, {model.model.get()});
     o.eval.backend = backend.get();
+    if (!saved.products.empty() && saved.products != infer::product_path(o.eval))
+        std::fprintf(stderr, "kld: warning: %s: BASE's products ran on %s, MODEL's run on %s: figures may differ from a one-run comparison "
+                             "in the last digits\n",
+                     a.base_logits.c_str(), saved.products.c_str(), infer::product_path(o.eval).c_str());
     const std::vector<int32_t> tokens = tokenize_text(model, text);
     const uint32_t chunks = checked_chunks(tokens.size(), {o.n_ctx, o.max_chunks, o.eval}, a.text_file);
     if (!a.json) {
@@ -450,6 +454,7 @@ int generate(const GenerateArgs& a) {
     std::fprintf(stderr, "generate: %s\ngenerate: %zu prompt tokens, up to %u new; %s, seed %llu\n", describe(l).c_str(), prompt.size(), a.n,
                  a.temperature > 0 ? fmt::format("temperature {}, top-k {}, top-p {}", a.temperature, a.top_k, a.top_p).c_str() : "greedy",
                  static_cast<unsigned long long>(a.seed));
+    if (backend) std::fprintf(stderr, "generate: weight products on %s\n", std::string(backend->name()).c_str());
     out(a.prompt);
     const auto t0 = Clock::now();
     std::optional<Clock::time_point> first;

@@ -12,7 +12,7 @@ namespace gguf::tools {
 void add_gpu_option(CLI::App* c, bool& gpu) {
     c->add_flag("--gpu", gpu,
                 "Run the weight products on a CUDA GPU (weights copied to it once; activations and weights rounded to f16 there, "
-                "f32 sums); needs a build with CUDA");
+                "f32 sums; the attention and a mixture of experts' router stay on the CPU); needs a build with CUDA. llama.cpp: -ngl 99");
 }
 
 std::unique_ptr<infer::MatmulBackend> gpu_backend(bool gpu, std::initializer_list<const infer::Model*> models) {

@@ -46,7 +46,7 @@ float yarn_corr_dim(uint32_t n_dims, uint32_t n_ctx_orig, float rotations, float
 thread_local std::vector<float> tls_buffer;
 
 // Floats per token of the largest packed matrix-product input: the vectors of the widest
-// product (the feed-forward's down projection, or the attention's), padded to whole groups.
+// product (the feed-forward's down projection, or the attention's).
 uint64_t packed_input_floats(const Config& c) {
     return std::max<uint64_t>({c.n_embd, c.n_ff, c.n_ff_expert, uint64_t{c.n_head} * c.head_dim});
 }
@@ -56,6 +56,38 @@ uint64_t packed_input_floats(const Config& c) {
 uint64_t expert_floats(const Config& c) {
     if (!c.n_expert) return 0;
     return c.n_expert + uint64_t{c.n_expert_used} * c.n_embd + 2ull * c.n_embd + 2ull * c.n_ff_expert;
+}
+
+// Per token, its chosen experts (most probable first; ties: the lower index) and their
+// weights: a softmax of the router's n_expert logits (the sum in double), the `used` most
+// probable, their probabilities divided by their sum.
+struct Routing {
+    std::vector<int32_t> chosen;  // n x used
+    std::vector<float> weight;    // n x used
+};
+
+Routing route(const float* logits, int64_t n, int64_t n_expert, int64_t used) {
+    Routing r{std::vector<int32_t>(static_cast<size_t>(n * used)), std::vector<float>(static_cast<size_t>(n * used))};
+    std::vector<float> p(static_cast<size_t>(n_expert));
+    std::vector<int32_t> order(static_cast<size_t>(n_expert));
+    for (int64_t t = 0; t < n; ++t) {
+        const float* z = logits + t * n_expert;
+        const float max = *std::max_element(z, z + n_expert);
+        double sum = 0;
+        for (int64_t e = 0; e < n_expert; ++e) sum += (p[static_cast<size_t>(e)] = std::exp(z[e] - max));
+        for (float& v : p) v = static_cast<float>(v / sum);
+        for (int32_t e = 0; e < n_expert; ++e) order[static_cast<size_t>(e)] = e;
+        std::partial_sort(order.begin(), order.begin() + used, order.end(), [&](int32_t a, int32_t b) {
+            return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)] || (p[static_cast<size_t>(a)] == p[static_cast<size_t>(b)] && a < b);
+        });
+        float total = 0;
+        for (int64_t k = 0; k < used; ++k) total += p[static_cast<size_t>(order[static_cast<size_t>(k)])];
+        for (int64_t k = 0; k < used; ++k) {
+            r.chosen[static_cast<size_t>(t * used + k)] = order[static_cast<size_t>(k)];
+            r.weight[static_cast<size_t>(t * used + k)] = p[static_cast<size_t>(order[static_cast<size_t>(k)])] / total;
+        }
+    }
+    return r;
 }
 
 // f(begin, end) over [0, n) on up to `threads` threads (elementwise work: each value computed
@@ -69,6 +101,11 @@ template <class F> void in_parallel(int64_t n, int threads, F&& f) {
 }  // namespace
 
 std::string_view arithmetic_name(Arithmetic a) { return a == Arithmetic::Ggml ? "ggml" : "f32"; }
+
+std::string product_path(const EvalOptions& options) {
+    if (options.backend) return std::string(options.backend->name());
+    return "cpu " + std::string(kernels::isa_name(kernels::active_isa()));
+}
 
 Context::Context(const Model& model, uint32_t n_ctx, EvalOptions options) : model_(&model), n_ctx_(n_ctx), options_(options) {
     if (n_ctx == 0) throw std::invalid_argument("infer::Context: n_ctx must be positive");
@@ -129,7 +166,7 @@ void Context::grow(int64_t n) {
 // (kernels::MatmulInput), so neither the thread count nor the batch changes a bit.
 void Context::matmul(const Matrix& w, const float* x, int64_t n, float* y) {
     if (observer_) observer_->on_matmul(w, x, n);
-    if (options_.backend) return options_.backend->matmul(w, x, n, y);
+    if (options_.backend && options_.backend->matmul(w, x, n, y)) return;
     // ggml's arithmetic: the 8-bit product where the path has it for the type (the same
     // integer sums as ggml's, at its speed), else rounded activations in the f32 product.
     const bool ggml = options_.arithmetic == Arithmetic::Ggml && w.type != TypeId::F32;
@@ -310,10 +347,9 @@ void Context::ffn_block(const Layer& l, int64_t n) {
 }
 
 // The mixture of experts on the normalized xn_ (n tokens), its output into xn_: the
-// router's logits; per token a softmax, its n_expert_used most probable experts (ties: the
-// lower index) and their probabilities renormalized to sum 1; each expert's SwiGLU on the
-// tokens routed to it, as one batch; per token the experts' outputs weighted and added in
-// the order of choice. A token's result depends only on the token, never on the batch.
+// router's logits and the routing (route()); each expert's SwiGLU on the tokens routed to
+// it, as one batch; per token the experts' outputs weighted and added in the order of
+// choice. A token's result depends only on the token, never on the batch.
 void Context::ffn_experts(const Layer& l, int64_t n) {
     const Config& c = model_->config();
     const int64_t embd = c.n_embd, ff = c.n_ff_expert, n_expert = c.n_expert, used = c.n_expert_used;
@@ -321,27 +357,9 @@ void Context::ffn_experts(const Layer& l, int64_t n) {
     std::vector<float>& router = moe_router_;
     router.resize(static_cast<size_t>(n * n_expert));
     matmul(l.ffn_gate_inp, xn_.data(), n, router.data());
-    std::vector<int32_t> chosen(static_cast<size_t>(n * used));
-    std::vector<float> weight(static_cast<size_t>(n * used));
-    for (int64_t t = 0; t < n; ++t) {
-        const float* z = router.data() + t * n_expert;
-        const float max = *std::max_element(z, z + n_expert);
-        std::vector<float> p(static_cast<size_t>(n_expert));
-        double sum = 0;
-        for (int64_t e = 0; e < n_expert; ++e) sum += (p[static_cast<size_t>(e)] = std::exp(z[e] - max));
-        for (float& v : p) v = static_cast<float>(v / sum);
-        std::vector<int32_t> order(static_cast<size_t>(n_expert));
-        for (int32_t e = 0; e < n_expert; ++e) order[static_cast<size_t>(e)] = e;
-        std::partial_sort(order.begin(), order.begin() + used, order.end(), [&](int32_t a, int32_t b) {
-            return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)] || (p[static_cast<size_t>(a)] == p[static_cast<size_t>(b)] && a < b);
-        });
-        float total = 0;
-        for (int64_t k = 0; k < used; ++k) total += p[static_cast<size_t>(order[static_cast<size_t>(k)])];
-        for (int64_t k = 0; k < used; ++k) {
-            chosen[static_cast<size_t>(t * used + k)] = order[static_cast<size_t>(k)];
-            weight[static_cast<size_t>(t * used + k)] = p[static_cast<size_t>(order[static_cast<size_t>(k)])] / total;
-        }
-    }
+    const Routing routing = route(router.data(), n, n_expert, used);
+    const std::vector<int32_t>& chosen = routing.chosen;
+    const std::vector<float>& weight = routing.weight;
     // Each expert's tokens in order, through its three matrices; its output for token t goes
     // to t's slot for it.
     std::vector<float>& out = moe_out_;

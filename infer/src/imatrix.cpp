@@ -62,7 +62,9 @@ void ImatrixCollector::on_matmul(const Matrix& w, const float* x, int64_t n) {
     e.counts[it->expert] += static_cast<uint64_t>(n);
     for (int64_t j = 0; j < cols; ++j)
         if (!std::isfinite(sums[j]))
-            throw std::runtime_error("infer: the importance sums of " + e.name + " are no longer finite (column " + std::to_string(j) + ")");
+            throw std::runtime_error("infer: the importance sums of " + e.name +
+                                     (e.counts.size() > 1 ? " (expert " + std::to_string(it->expert) + ")" : std::string()) +
+                                     " are no longer finite (column " + std::to_string(j) + ")");
 }
 
 quant::ImportanceMatrix ImatrixCollector::matrix() const {

@@ -58,6 +58,7 @@ gguf::Writer KldBaseWriter::writer(const std::function<void(Chunks&)>& produce) 
     w.set("kld.base.name", OwnedValue::string(info_.base_name));
     w.set("kld.base.path", OwnedValue::string(info_.base_path));
     w.set("kld.text", OwnedValue::string(info_.text));
+    w.set("kld.products", OwnedValue::string(info_.products));
     w.add_tensor(std::string(kTokens), gguf::TypeId::I32, {info_.n_ctx, info_.chunks},
                  std::span(reinterpret_cast<const uint8_t*>(ids_.data()), ids_.size() * sizeof(int32_t)));
     // The evaluation runs here, as the writer reaches this tensor's bytes.
@@ -120,6 +121,7 @@ KldBaseReader::KldBaseReader(gguf::File file) : file_(std::move(file)) {
     info_.base_name = str("kld.base.name");
     info_.base_path = str("kld.base.path");
     info_.text = str("kld.text");
+    if (file_.find("kld.products")) info_.products = str("kld.products");
     if (info_.n_ctx < 3 || info_.chunks == 0 || info_.n_vocab == 0)
         refuse(file_, fmt::format("kld.context_size {}, kld.chunk_count {}, kld.vocab_size {}: nothing scored", info_.n_ctx, info_.chunks, info_.n_vocab));
     if (first != info_.first_scored())

@@ -143,11 +143,17 @@ Config read_config(const gguf::Model& m) {
     } else if (h.arch == "qwen3moe") {
         require(Hyper::ExpertCount, 0);
     }
-    c.n_ff = h.n_ff;
-    if (!c.n_expert || h.arch != "qwen3moe") require(Hyper::FeedForwardLength, h.n_ff);
+    c.n_ff = require(Hyper::FeedForwardLength, h.n_ff);
+    // An expert's width: feed_forward_length for Mixtral (llama); qwen3moe's own key, else
+    // feed_forward_length / expert_used_count as llama.cpp takes it.
     c.n_ff_expert = c.n_ff;
-    if (const auto v = number(m, gguf::hyper_key(h.arch, Hyper::ExpertFeedForwardLength)); v && c.n_expert) c.n_ff_expert = static_cast<uint32_t>(*v);
-    if (c.n_expert && !c.n_ff_expert) fail(m, "hyperparameter " + gguf::hyper_key(h.arch, Hyper::ExpertFeedForwardLength) + " is missing or zero");
+    if (c.n_expert && h.arch == "qwen3moe") {
+        const std::string key_name = gguf::hyper_key(h.arch, Hyper::ExpertFeedForwardLength);
+        const std::optional<double> v = number(m, key_name);
+        if (v && !(*v >= 1 && *v <= double{UINT32_MAX})) fail(m, "hyperparameter " + key_name + " is not a positive 32-bit count");
+        c.n_ff_expert = v ? static_cast<uint32_t>(*v) : c.n_ff / c.n_expert_used;
+        if (!c.n_ff_expert) fail(m, "hyperparameter " + key_name + " is missing and feed_forward_length / expert_used_count is zero");
+    }
     c.n_head = require(Hyper::HeadCount, h.n_head);
     c.n_head_kv = require(Hyper::HeadCountKv, h.n_head_kv);
     c.n_ctx_train = h.n_ctx;

@@ -324,7 +324,7 @@ std::optional<int32_t> bos_of(const Model& m) { return m.config().add_bos ? m.co
 // A base file's writer for BASE over `chunks` chunks of `tokens`.
 KldBaseWriter base_writer(const Model& base, std::span<const int32_t> tokens, uint32_t chunks, const KldOptions& o,
                           const KldBaseDestination& to) {
-    KldBaseInfo info{o.n_ctx, chunks, base.config().n_vocab, o.eval.arithmetic, to.base_name, to.base_path, to.text};
+    KldBaseInfo info{o.n_ctx, chunks, base.config().n_vocab, o.eval.arithmetic, to.base_name, to.base_path, to.text, product_path(o.eval)};
     std::vector<int32_t> ids;
     ids.reserve(size_t{chunks} * o.n_ctx);
     for (uint32_t i = 0; i < chunks; ++i) {

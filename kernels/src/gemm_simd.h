@@ -50,7 +50,13 @@ void pack_rows(const T* rows, int64_t stride, int64_t len, int64_t count, float*
 }
 
 void pack_panel(const float* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
-    pack_rows(rows, stride, len, count, panel, [](const float* p) { return _mm256_loadu_ps(p); }, [](const float* p) { return *p; });
+    // The tail moves bits too (it may hold the 8-bit product's codes): a 4-byte copy.
+    pack_rows(rows, stride, len, count, panel, [](const float* p) { return _mm256_loadu_ps(p); },
+              [](const float* p) {
+                  int bits;
+                  __builtin_memcpy(&bits, p, 4);
+                  return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(bits)));
+              });
 }
 
 void pack_panel_f16(const uint16_t* rows, int64_t stride, int64_t len, int64_t count, float* panel) {

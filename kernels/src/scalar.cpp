@@ -89,8 +89,16 @@ template <class T, class Convert> void pack_rows(const T* rows, int64_t stride, 
     for (int64_t i = 0; i < len; ++i)
         for (int64_t r = 0; r < kGemmRows; ++r) panel[i * kGemmRows + r] = r < count ? convert(rows[r * stride + i]) : 0.0f;
 }
+// Moves 4-byte words (floats, or the 8-bit product's codes by four) without reading them as
+// floats.
 void pack_panel(const float* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
-    pack_rows(rows, stride, len, count, panel, [](float v) { return v; });
+    for (int64_t i = 0; i < len; ++i)
+        for (int64_t r = 0; r < kGemmRows; ++r) {
+            if (r < count)
+                std::memcpy(panel + i * kGemmRows + r, rows + r * stride + i, 4);
+            else
+                panel[i * kGemmRows + r] = 0.0f;
+        }
 }
 void pack_panel_f16(const uint16_t* rows, int64_t stride, int64_t len, int64_t count, float* panel) {
     pack_rows(rows, stride, len, count, panel, [](uint16_t h) { return quant::half_bits_to_float(h); });

@@ -17,7 +17,13 @@ public:
     explicit CudaBackend(std::span<const Model* const> models) {
         std::string why;
         if (!kc::available(&why)) throw std::runtime_error("infer: --gpu: " + why);
-        name_ = "CUDA: " + kc::device_info().name;
+        const kc::DeviceInfo device = kc::device_info();
+        name_ = "CUDA: " + device.name;
+        uint64_t needed = 0;
+        for (const Model* model : models) needed += model->weight_bytes();
+        if (needed > device.free_memory)
+            throw std::runtime_error("infer: --gpu: the weights need " + std::to_string(needed >> 20) + " MiB, " + device.name + " has " +
+                                     std::to_string(device.free_memory >> 20) + " MiB free");
         auto upload = [this](const Matrix& m) {
             if (weights_.count(&m)) return;
             const auto bytes = static_cast<size_t>(m.rows * m.row_bytes);
@@ -32,7 +38,8 @@ public:
                     for (const Matrix* m : {&l.ffn_gate, &l.ffn_up, &l.ffn_down}) upload(*m);
                     continue;
                 }
-                upload(l.ffn_gate_inp);
+                // The router stays on the CPU: its choice of experts is discrete, and f16
+                // factors could change it.
                 for (const auto* experts : {&l.gate_exps, &l.up_exps, &l.down_exps})
                     for (const Matrix& m : *experts) upload(m);
             }
@@ -42,9 +49,9 @@ public:
 
     std::string_view name() const override { return name_; }
 
-    void matmul(const Matrix& w, const float* x, int64_t n, float* y) override {
+    bool matmul(const Matrix& w, const float* x, int64_t n, float* y) override {
         const auto found = weights_.find(&w);
-        if (found == weights_.end()) throw std::invalid_argument("infer: the GPU backend has no copy of this weight matrix");
+        if (found == weights_.end()) return false;  // the CPU's (the token embedding, a router)
         const auto in_bytes = static_cast<size_t>(n * w.cols) * sizeof(float), out_bytes = static_cast<size_t>(n * w.rows) * sizeof(float);
         if (x_.size() < in_bytes) x_ = kc::DeviceBuffer(in_bytes);
         if (y_.size() < out_bytes) y_ = kc::DeviceBuffer(out_bytes);
@@ -54,6 +61,7 @@ public:
         else
             kc::matmul(w.type, found->second.data(), w.row_bytes, w.rows, w.cols, x_.as<float>(), n, y_.as<float>(), kc::MatmulMethod::Cublas);
         y_.download(y, out_bytes);  // synchronous: waits for the product
+        return true;
     }
 
 private:

@@ -4,15 +4,19 @@
 // (a whole chunk at once for perplexity, one token at a time for generation) and keeps
 // their keys and values. Each matrix product runs through kernels::matmul with the weights
 // in their own types, its output rows split across the executor's threads; every output
-// value is computed in the same order whatever the thread count and batch size, so the
-// results are the same with 1 thread or 16, and the same batched or token by token (within
-// float rounding of the attention sums, which are ordered the same way in both).
+// value is computed alone, in the same order whatever the thread count and batch size, so
+// the results are the same bits with 1 thread or 16, batched or token by token. (The one
+// exception: attention's value product runs over the whole batch's keys, the later ones
+// with probability 0, and 0 x inf is NaN: a value that overflows the ggml arithmetic's f16
+// cache poisons the batch's earlier queries too, as in llama.cpp.) A MatmulBackend's
+// products (a GPU) have their own arithmetic.
 //
 // Nothing is printed; what the pass holds in memory is reported by memory().
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -37,15 +41,24 @@ enum class Arithmetic : uint8_t {
 std::string_view arithmetic_name(Arithmetic a);  // "f32", "ggml"
 
 // Where the weight products run instead of the CPU kernels: a GPU (infer/cuda.h, in builds
-// with CUDA). The attention and everything elementwise stay on the CPU.
+// with CUDA). The attention and everything elementwise stay on the CPU. Called from the
+// evaluating thread only (a Context's products are sequential); one backend may serve
+// several Contexts used one after the other, not at once.
 class MatmulBackend {
 public:
     virtual ~MatmulBackend() = default;
     virtual std::string_view name() const = 0;  // "CUDA: NVIDIA H200"
     // y = W x for n vectors (x: n x w.cols floats, y: n x w.rows), W one of the model's
-    // matrices (by address, as MatmulObserver sees them).
-    virtual void matmul(const Matrix& w, const float* x, int64_t n, float* y) = 0;
+    // matrices (by address, as MatmulObserver sees them). Returns false, computing nothing,
+    // for a matrix the backend leaves to the CPU.
+    virtual bool matmul(const Matrix& w, const float* x, int64_t n, float* y) = 0;
 };
+
+struct EvalOptions;
+// Where the weight products of an evaluation with `options` run, for records and warnings:
+// "cpu avx512", "cpu avx2", "cpu scalar" (kernels' active path), or the backend's name. The
+// same text on two machines means the same bits for the same model and arithmetic.
+std::string product_path(const EvalOptions& options);
 
 struct EvalOptions {
     Arithmetic arithmetic = Arithmetic::F32;

@@ -50,6 +50,7 @@ struct KldBaseInfo {
     uint32_t n_vocab = 0;
     Arithmetic arithmetic = Arithmetic::F32;
     std::string base_name, base_path, text;
+    std::string products;  // where BASE's products ran (product_path()); "" in files without the key
 
     uint32_t first_scored() const { return n_ctx / 2; }
     uint32_t scored_per_chunk() const { return n_ctx - 1 - n_ctx / 2; }  // logits rows per chunk
