@@ -1115,7 +1115,8 @@ TEST_CASE("gguf kld with a base file: misuse and bad files exit 2 naming the fil
             {"v2.kld: KL-divergence base format version 2; this build reads version 1"});
     {
         std::vector<uint8_t> bytes = test::read_bytes(saved_path);
-        bytes.resize(bytes.size() - 1000);
+        REQUIRE(bytes.size() > 1000);
+        bytes.erase(bytes.end() - 1000, bytes.end());
         std::ofstream(ef.dir / "cut.kld", std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     }
     refused("kld --base-logits " + shell_quote((ef.dir / "cut.kld").string()) + " " + model + " -f " + ef.text, {"cut.kld: "});
