@@ -1,12 +1,12 @@
 # cmake --install: headers, static libraries, the gguf command, and a package config so that
-# find_package(ggufkit) gives ggufkit::gguf, ggufkit::quant, ggufkit::kernels, ggufkit::requant and ggufkit::infer
+# find_package(ggufkit) gives ggufkit::gguf, ggufkit::quant, ggufkit::kernels, ggufkit::requant, ggufkit::infer and ggufkit::convert
 # (and ggufkit::kernels_cuda, ggufkit::infer_cuda in a build with CUDA).
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(GGUFKIT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ggufkit)
-set(GGUFKIT_INSTALLED_LIBRARIES libgguf quant kernels requant infer)
-set(GGUFKIT_INCLUDE_DIRS libgguf/include/ quant/include/ kernels/include/ requant/include/ infer/include/)
+set(GGUFKIT_INSTALLED_LIBRARIES libgguf quant kernels requant infer convert)
+set(GGUFKIT_INCLUDE_DIRS libgguf/include/ quant/include/ kernels/include/ requant/include/ infer/include/ convert/include/)
 if(GGUFKIT_WITH_CUDA)
   list(APPEND GGUFKIT_INSTALLED_LIBRARIES kernels_cuda infer_cuda)
   list(APPEND GGUFKIT_INCLUDE_DIRS kernels/cuda/include/ infer/cuda/include/)

@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "byte_order.h"
-#include "mapping.h"
+#include "gguf/mapping.h"
 #include "name_index.h"
 
 namespace gguf {

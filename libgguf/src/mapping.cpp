@@ -1,4 +1,4 @@
-#include "mapping.h"
+#include "gguf/mapping.h"
 
 #include "gguf/file.h"
 

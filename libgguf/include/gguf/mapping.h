@@ -1,4 +1,5 @@
-// A read-only memory mapping of a whole file. Internal to libgguf.
+// A read-only memory mapping of a whole file (the GGUF reader's, and convert/'s for
+// safetensors).
 #pragma once
 
 #include <cstdint>
