@@ -10,6 +10,7 @@
 
 #include "gguf/error.h"
 #include "check.h"
+#include "convert.h"
 #include "bench.h"
 #include "error.h"
 #include "evaluate.h"
@@ -95,6 +96,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_error(app, run);
     gguf::tools::add_check(app, run);
     gguf::tools::add_requant(app, run);
+    gguf::tools::add_convert(app, run);
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
     gguf::tools::add_tokenize(app, run);

@@ -1,0 +1,78 @@
+// Hugging Face checkpoints to GGUF: config.json read through a table of architectures (the
+// Hugging Face class, the GGUF architecture, each tensor's Hugging Face name by role), the
+// safetensors weights streamed from their mapping into the writer, converted on the way.
+//
+// What is written follows llama.cpp's converter: its metadata keys; 1-D tensors (norms,
+// biases) as F32; for llama and mistral the rows of Q and K permuted from Hugging Face's
+// rotate-half rotary layout to GGUF's interleaved pairs (qwen2 and qwen3 keep rotate-half,
+// which GGUF calls NeoX); no output.weight when the embeddings are tied.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convert/safetensors.h"
+#include "gguf/types.h"
+#include "gguf/value.h"
+
+namespace convert {
+
+// config.json, the fields the converter reads.
+struct HfConfig {
+    std::string architecture;  // architectures[0]: "LlamaForCausalLM"
+    std::string name;          // the folder's name (general.name)
+    uint32_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0;
+    uint32_t num_attention_heads = 0, num_key_value_heads = 0, max_position_embeddings = 0;
+    uint32_t head_dim = 0;  // given explicitly (Qwen3), else hidden_size / num_attention_heads
+    double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+    bool tie_word_embeddings = false;
+    std::string rope_scaling_type;  // "", "linear", "yarn"
+    double rope_scaling_factor = 0;
+    uint32_t rope_original_context = 0;
+};
+// Throws std::runtime_error naming config.json and the field.
+HfConfig read_config(const std::filesystem::path& folder);
+
+// The Hugging Face classes the converter knows ("LlamaForCausalLM", ...).
+std::vector<std::string> supported_architectures();
+
+// Output: a tensor type (F32, F16, BF16, Q8_0), or "auto": F16 and BF16 sources keep their
+// type, F32 ones become F16.
+struct ConvertOptions {
+    std::string outtype = "auto";
+    std::vector<std::pair<std::string, gguf::OwnedValue>> extra_keys;  // set last (tokenizer, --metadata)
+    int threads = 0;
+};
+
+// One output tensor: its GGUF name, type and shape (ne[0] first), and where it comes from.
+struct TensorPlan {
+    std::string name;
+    gguf::TypeId type;
+    std::vector<uint64_t> shape;
+    const SafeTensor* source;
+    uint32_t permute_heads = 0;  // > 0: Q/K rows permuted with this many heads
+};
+
+struct Plan {
+    HfConfig config;
+    std::string arch;  // GGUF architecture
+    std::vector<std::pair<std::string, gguf::OwnedValue>> keys;
+    std::vector<TensorPlan> tensors;
+    uint32_t file_type = 0;  // general.file_type
+};
+
+// What convert() writes, without writing it. Throws std::runtime_error naming the file and
+// tensor for an unknown architecture, a missing or unexpected tensor, a shape that
+// contradicts the config, a dtype the converter does not read.
+Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const ConvertOptions& options);
+
+// Writes `out` (a temporary file renamed into place when complete). `progress(done, total)`
+// after each tensor.
+void write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress = {});
+
+}  // namespace convert

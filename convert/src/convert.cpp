@@ -1,0 +1,366 @@
+#include "convert/convert.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "gguf/arch.h"
+#include "gguf/file_type.h"
+#include "gguf/mapping.h"
+#include "gguf/writer.h"
+#include "quant/quant.h"
+
+namespace convert {
+
+namespace {
+
+using gguf::OwnedValue;
+using gguf::TensorRole;
+using gguf::TypeId;
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) { throw std::runtime_error(where + ": " + what); }
+
+// ---- The architectures -------------------------------------------------------------------
+
+// A tensor role's Hugging Face name: "model.layers.{}.self_attn.q_proj" ({} the layer),
+// suffixed ".weight" / ".bias".
+struct HfName {
+    TensorRole role;
+    const char* name;
+    bool bias = false;      // the role has a .bias as well (qwen2's q/k/v)
+    bool optional = false;  // may be absent (lm_head with tied embeddings)
+};
+
+constexpr HfName kLlamaNames[] = {
+    {TensorRole::TokenEmbd, "model.embed_tokens"},
+    {TensorRole::OutputNorm, "model.norm"},
+    {TensorRole::Output, "lm_head", false, true},
+    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
+    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj"},
+    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj"},
+    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
+    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
+    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
+    {TensorRole::FfnGate, "model.layers.{}.mlp.gate_proj"},
+    {TensorRole::FfnUp, "model.layers.{}.mlp.up_proj"},
+    {TensorRole::FfnDown, "model.layers.{}.mlp.down_proj"},
+};
+constexpr HfName kQwen2Names[] = {
+    {TensorRole::TokenEmbd, "model.embed_tokens"},
+    {TensorRole::OutputNorm, "model.norm"},
+    {TensorRole::Output, "lm_head", false, true},
+    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
+    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj", true},
+    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj", true},
+    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj", true},
+    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
+    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
+    {TensorRole::FfnGate, "model.layers.{}.mlp.gate_proj"},
+    {TensorRole::FfnUp, "model.layers.{}.mlp.up_proj"},
+    {TensorRole::FfnDown, "model.layers.{}.mlp.down_proj"},
+};
+constexpr HfName kQwen3Names[] = {
+    {TensorRole::TokenEmbd, "model.embed_tokens"},
+    {TensorRole::OutputNorm, "model.norm"},
+    {TensorRole::Output, "lm_head", false, true},
+    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
+    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj"},
+    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj"},
+    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
+    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
+    {TensorRole::AttnQNorm, "model.layers.{}.self_attn.q_norm"},
+    {TensorRole::AttnKNorm, "model.layers.{}.self_attn.k_norm"},
+    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
+    {TensorRole::FfnGate, "model.layers.{}.mlp.gate_proj"},
+    {TensorRole::FfnUp, "model.layers.{}.mlp.up_proj"},
+    {TensorRole::FfnDown, "model.layers.{}.mlp.down_proj"},
+};
+
+struct Architecture {
+    const char* hf_class;
+    const char* arch;           // GGUF general.architecture
+    std::span<const HfName> names;
+    bool permute_qk;            // rotate-half to interleaved pairs (llama's rotary)
+};
+
+constexpr Architecture kArchitectures[] = {
+    {"LlamaForCausalLM", "llama", kLlamaNames, true},
+    {"MistralForCausalLM", "llama", kLlamaNames, true},
+    {"Qwen2ForCausalLM", "qwen2", kQwen2Names, false},
+    {"Qwen3ForCausalLM", "qwen3", kQwen3Names, false},
+};
+
+std::string hf_name(const HfName& n, std::optional<uint32_t> layer, const char* suffix) {
+    std::string s = n.name;
+    if (const size_t at = s.find("{}"); at != std::string::npos) s.replace(at, 2, std::to_string(*layer));
+    return s + "." + suffix;
+}
+
+// ---- config.json -------------------------------------------------------------------------
+
+std::string read_text(const std::filesystem::path& p) {
+    if (!std::filesystem::exists(p)) fail(p.string(), "missing");
+    const gguf::Mapping m(p);
+    return std::string(reinterpret_cast<const char*>(m.bytes().data()), m.bytes().size());
+}
+
+}  // namespace
+
+std::vector<std::string> supported_architectures() {
+    std::vector<std::string> out;
+    for (const Architecture& a : kArchitectures) out.emplace_back(a.hf_class);
+    return out;
+}
+
+HfConfig read_config(const std::filesystem::path& folder) {
+    const std::filesystem::path path = folder / "config.json";
+    const std::string file = path.string();
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    const simdjson::padded_string text(read_text(path));
+    if (const auto error = parser.parse(text).get(root)) fail(file, fmt::format("not valid JSON ({})", simdjson::error_message(error)));
+    HfConfig c;
+    simdjson::dom::array archs;
+    std::string_view arch;
+    if (root["architectures"].get(archs) || archs.size() == 0 || archs.at(0).get(arch)) fail(file, "no \"architectures\" list");
+    c.architecture = std::string(arch);
+    c.name = std::filesystem::absolute(folder).lexically_normal().filename().string();
+    if (c.name.empty()) c.name = std::filesystem::absolute(folder).lexically_normal().parent_path().filename().string();
+    const auto u32 = [&](const char* key, bool required) -> uint32_t {
+        uint64_t v = 0;
+        const auto e = root[key];
+        if (e.error() == simdjson::NO_SUCH_FIELD) {
+            if (required) fail(file, fmt::format("\"{}\" is missing", key));
+            return 0;
+        }
+        if (e.get(v) || v > UINT32_MAX) fail(file, fmt::format("\"{}\" is not a count", key));
+        return static_cast<uint32_t>(v);
+    };
+    const auto number = [&](simdjson::dom::element parent, const char* key, double fallback) {
+        double v = fallback;
+        const auto e = parent[key];
+        if (e.error() == simdjson::NO_SUCH_FIELD) return fallback;
+        if (e.get(v) || !std::isfinite(v)) fail(file, fmt::format("\"{}\" is not a number", key));
+        return v;
+    };
+    c.vocab_size = u32("vocab_size", true);
+    c.hidden_size = u32("hidden_size", true);
+    c.intermediate_size = u32("intermediate_size", true);
+    c.num_hidden_layers = u32("num_hidden_layers", true);
+    c.num_attention_heads = u32("num_attention_heads", true);
+    c.num_key_value_heads = u32("num_key_value_heads", false);
+    if (!c.num_key_value_heads) c.num_key_value_heads = c.num_attention_heads;
+    c.max_position_embeddings = u32("max_position_embeddings", true);
+    c.head_dim = u32("head_dim", false);
+    if (!c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads)
+        fail(file, fmt::format("num_attention_heads {} is not a positive multiple of num_key_value_heads {}", c.num_attention_heads,
+                               c.num_key_value_heads));
+    if (!c.head_dim) {
+        if (c.hidden_size % c.num_attention_heads) fail(file, "hidden_size is not a multiple of num_attention_heads (and no head_dim)");
+        c.head_dim = c.hidden_size / c.num_attention_heads;
+    }
+    c.rms_norm_eps = number(root, "rms_norm_eps", 1e-6);
+    c.rope_theta = number(root, "rope_theta", 10000.0);
+    bool tied = false;
+    if (root["tie_word_embeddings"].get(tied) == simdjson::SUCCESS) c.tie_word_embeddings = tied;
+    simdjson::dom::element scaling;
+    if (root["rope_scaling"].get(scaling) == simdjson::SUCCESS && scaling.is_object()) {
+        std::string_view type;
+        if (scaling["rope_type"].get(type) && scaling["type"].get(type)) fail(file, "rope_scaling has no \"rope_type\"");
+        if (type == "linear" || type == "yarn") {
+            c.rope_scaling_type = std::string(type);
+            c.rope_scaling_factor = number(scaling, "factor", 0);
+            if (c.rope_scaling_factor <= 0) fail(file, "rope_scaling.factor is missing or not positive");
+            c.rope_original_context = static_cast<uint32_t>(number(scaling, "original_max_position_embeddings", 0));
+        } else if (type != "default") {
+            fail(file, fmt::format("rope_scaling type '{}' is not supported yet (linear and yarn are)", type));
+        }
+    }
+    return c;
+}
+
+Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const ConvertOptions& options) {
+    Plan p;
+    p.config = read_config(folder);
+    const HfConfig& c = p.config;
+    const auto arch = std::find_if(std::begin(kArchitectures), std::end(kArchitectures),
+                                   [&](const Architecture& a) { return c.architecture == a.hf_class; });
+    if (arch == std::end(kArchitectures))
+        fail((folder / "config.json").string(),
+             fmt::format("architecture {} is not supported (supported: {})", c.architecture, fmt::join(supported_architectures(), ", ")));
+    p.arch = arch->arch;
+
+    // The output type of 2-D tensors.
+    std::string out = options.outtype;
+    std::transform(out.begin(), out.end(), out.begin(), [](char ch) { return static_cast<char>(std::tolower(static_cast<unsigned char>(ch))); });
+    std::optional<TypeId> fixed;
+    if (out == "f32") fixed = TypeId::F32;
+    else if (out == "f16") fixed = TypeId::F16;
+    else if (out == "bf16") fixed = TypeId::BF16;
+    else if (out == "q8_0") fixed = TypeId::Q8_0;
+    else if (out != "auto") fail("--outtype", fmt::format("'{}' is not one of f32, f16, bf16, q8_0, auto", options.outtype));
+
+    const uint64_t embd = c.hidden_size, q_dim = uint64_t{c.num_attention_heads} * c.head_dim, kv_dim = uint64_t{c.num_key_value_heads} * c.head_dim;
+    // The shape each role must have, Hugging Face order ([rows, cols]; 1-D: [n]).
+    const auto expected = [&](TensorRole role) -> std::vector<uint64_t> {
+        switch (role) {
+            case TensorRole::TokenEmbd:
+            case TensorRole::Output: return {c.vocab_size, embd};
+            case TensorRole::OutputNorm:
+            case TensorRole::AttnNorm:
+            case TensorRole::FfnNorm: return {embd};
+            case TensorRole::AttnQ: return {q_dim, embd};
+            case TensorRole::AttnK:
+            case TensorRole::AttnV: return {kv_dim, embd};
+            case TensorRole::AttnOutput: return {embd, q_dim};
+            case TensorRole::AttnQNorm:
+            case TensorRole::AttnKNorm: return {c.head_dim};
+            case TensorRole::FfnGate:
+            case TensorRole::FfnUp: return {c.intermediate_size, embd};
+            case TensorRole::FfnDown: return {embd, c.intermediate_size};
+            default: return {};
+        }
+    };
+    TypeId widest = TypeId::F32;  // the 16-bit type of the sources (auto)
+    std::map<std::string, bool> used;
+    for (const auto& [name, t] : weights.tensors()) used[name] = false;
+    const auto add = [&](const HfName& n, std::optional<uint32_t> layer, bool bias) {
+        const std::string hf = hf_name(n, layer, bias ? "bias" : "weight");
+        const SafeTensor* t = weights.find(hf);
+        if (!t) {
+            if (n.optional) return;
+            fail(folder.string(), fmt::format("tensor {} is missing", hf));
+        }
+        used[hf] = true;
+        if (t->dtype != Dtype::F32 && t->dtype != Dtype::F16 && t->dtype != Dtype::BF16)
+            fail(t->file->string(), fmt::format("tensor {}: dtype {} is not read yet (F32, F16, BF16 are; quantized checkpoints come with the "
+                                                "import of GPTQ/AWQ/FP8)",
+                                                hf, dtype_name(t->dtype)));
+        std::vector<uint64_t> want = expected(n.role);
+        if (bias) want.resize(1);
+        if (t->shape != want)
+            fail(t->file->string(), fmt::format("tensor {}: shape [{}], expected [{}] from config.json", hf, fmt::join(t->shape, ", "),
+                                                fmt::join(want, ", ")));
+        TensorPlan tp;
+        tp.name = gguf::tensor_name(n.role, layer, bias ? "bias" : "weight");
+        tp.shape.assign(t->shape.rbegin(), t->shape.rend());
+        tp.source = t;
+        if (t->dtype == Dtype::BF16) widest = TypeId::BF16;
+        else if (t->dtype == Dtype::F16 && widest != TypeId::BF16) widest = TypeId::F16;
+        const bool matrix = t->shape.size() == 2;
+        tp.type = matrix ? fixed.value_or(t->dtype == Dtype::BF16 ? TypeId::BF16 : TypeId::F16) : TypeId::F32;
+        if (tp.type == TypeId::Q8_0 && tp.shape[0] % 32) tp.type = TypeId::F16;  // rows not whole Q8_0 blocks, as llama.cpp falls back
+        if (arch->permute_qk && !bias && (n.role == TensorRole::AttnQ || n.role == TensorRole::AttnK))
+            tp.permute_heads = n.role == TensorRole::AttnQ ? c.num_attention_heads : c.num_key_value_heads;
+        p.tensors.push_back(std::move(tp));
+    };
+    for (const HfName& n : arch->names) {
+        if (!gguf::find_tensor_kind(n.role)->per_layer) {
+            if (n.role == TensorRole::Output && c.tie_word_embeddings) continue;
+            add(n, std::nullopt, false);
+            continue;
+        }
+    }
+    for (uint32_t layer = 0; layer < c.num_hidden_layers; ++layer)
+        for (const HfName& n : arch->names) {
+            if (!gguf::find_tensor_kind(n.role)->per_layer) continue;
+            add(n, layer, false);
+            if (n.bias) add(n, layer, true);
+        }
+    // Every tensor of the checkpoint has a place (rotary caches that Hugging Face stores are
+    // recomputed by every runtime and left out, as llama.cpp does).
+    for (const auto& [name, was_used] : used)
+        if (!was_used && !name.ends_with(".rotary_emb.inv_freq") && !(c.tie_word_embeddings && name == "lm_head.weight"))
+            fail(weights.find(name)->file->string(), fmt::format("tensor {} has no place in a {} model", name, c.architecture));
+
+    // The file type and the keys llama.cpp's converter writes.
+    const TypeId main = fixed.value_or(widest == TypeId::F32 ? TypeId::F16 : widest);
+    p.file_type = main == TypeId::F32 ? 0 : main == TypeId::F16 ? 1 : main == TypeId::BF16 ? 32 : 7;
+    const std::string a = p.arch + ".";
+    auto& k = p.keys;
+    k.emplace_back("general.architecture", OwnedValue::string(p.arch));
+    k.emplace_back("general.name", OwnedValue::string(c.name));
+    k.emplace_back(a + "vocab_size", OwnedValue::u32(c.vocab_size));
+    k.emplace_back(a + "context_length", OwnedValue::u32(c.max_position_embeddings));
+    k.emplace_back(a + "embedding_length", OwnedValue::u32(c.hidden_size));
+    k.emplace_back(a + "block_count", OwnedValue::u32(c.num_hidden_layers));
+    k.emplace_back(a + "feed_forward_length", OwnedValue::u32(c.intermediate_size));
+    k.emplace_back(a + "rope.freq_base", OwnedValue::f32(static_cast<float>(c.rope_theta)));
+    k.emplace_back(a + "attention.head_count", OwnedValue::u32(c.num_attention_heads));
+    k.emplace_back(a + "attention.head_count_kv", OwnedValue::u32(c.num_key_value_heads));
+    k.emplace_back(a + "attention.layer_norm_rms_epsilon", OwnedValue::f32(static_cast<float>(c.rms_norm_eps)));
+    if (c.head_dim != c.hidden_size / c.num_attention_heads) {
+        k.emplace_back(a + "attention.key_length", OwnedValue::u32(c.head_dim));
+        k.emplace_back(a + "attention.value_length", OwnedValue::u32(c.head_dim));
+    }
+    k.emplace_back(a + "rope.dimension_count", OwnedValue::u32(c.head_dim));
+    if (!c.rope_scaling_type.empty()) {
+        k.emplace_back(a + "rope.scaling.type", OwnedValue::string(c.rope_scaling_type));
+        k.emplace_back(a + "rope.scaling.factor", OwnedValue::f32(static_cast<float>(c.rope_scaling_factor)));
+        if (c.rope_original_context) k.emplace_back(a + "rope.scaling.original_context_length", OwnedValue::u32(c.rope_original_context));
+    }
+    k.emplace_back("general.file_type", OwnedValue::u32(p.file_type));
+    k.emplace_back("general.quantization_version", OwnedValue::u32(2));
+    for (const auto& kv : options.extra_keys) k.push_back(kv);
+    return p;
+}
+
+namespace {
+
+// One source row as floats.
+void row_to_floats(const SafeTensor& t, uint64_t row, uint64_t cols, float* out) {
+    const uint8_t* src = t.data.data() + row * cols * (dtype_bits(t.dtype) / 8);
+    for (uint64_t i = 0; i < cols; ++i) {
+        if (t.dtype == Dtype::F32) {
+            std::memcpy(&out[i], src + 4 * i, 4);
+        } else {
+            const auto h = static_cast<uint16_t>(src[2 * i] | src[2 * i + 1] << 8);
+            out[i] = t.dtype == Dtype::F16 ? quant::f16_to_f32(h) : quant::bf16_to_f32(h);
+        }
+    }
+}
+
+// The source row that output row r of a permuted Q/K matrix takes: within each head, Hugging
+// Face's halves [x0 ... x(d/2-1) | y0 ...] become interleaved pairs x0 y0 x1 y1 ...
+uint64_t permuted_row(uint64_t r, uint64_t rows, uint32_t heads) {
+    const uint64_t d = rows / heads, head = r / d, i = r % d;
+    return head * d + (i % 2) * (d / 2) + i / 2;
+}
+
+}  // namespace
+
+void write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress) {
+    gguf::Writer w;
+    for (const auto& [key, value] : plan.keys) w.set(key, value);
+    size_t done = 0;
+    for (const TensorPlan& t : plan.tensors) {
+        w.add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, total = plan.tensors.size()](gguf::ByteSink& sink) {
+            const uint64_t cols = t.shape[0], rows = t.source->elements() / cols;
+            std::vector<float> row(cols);
+            std::vector<uint8_t> bytes(static_cast<size_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols))));
+            for (uint64_t r = 0; r < rows; ++r) {
+                row_to_floats(*t.source, t.permute_heads ? permuted_row(r, rows, t.permute_heads) : r, cols, row.data());
+                if (t.type == TypeId::F32) {
+                    std::memcpy(bytes.data(), row.data(), bytes.size());
+                } else if (t.type == TypeId::F16 || t.type == TypeId::BF16) {
+                    for (uint64_t i = 0; i < cols; ++i) {
+                        const uint16_t h = t.type == TypeId::F16 ? quant::f32_to_f16(row[i]) : quant::f32_to_bf16(row[i]);
+                        bytes[2 * i] = static_cast<uint8_t>(h), bytes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+                    }
+                } else {
+                    quant::quantize(t.type, row, static_cast<int64_t>(cols), {}, bytes);
+                }
+                sink.write(bytes);
+            }
+            if (progress) progress(++done, total);
+        });
+    }
+    w.write(out);
+}
+
+}  // namespace convert

@@ -1,0 +1,457 @@
+// gguf convert's library: safetensors reading (every refusal names the file and tensor),
+// sharded checkpoints, and conversion of generated Hugging Face folders (llama with grouped
+// heads, qwen2 with biases and tied embeddings, qwen3 with q/k norms and its own head size)
+// checked the strong way: the converted GGUF, run by infer/'s forward pass, gives the logits
+// of a plain double-precision forward pass written here over the Hugging Face tensors in
+// Hugging Face's conventions (rotate-half rotary, no Q/K permutation). That proves the name
+// mapping, the shapes, the permutation and the metadata at once.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "convert/convert.h"
+#include "convert/safetensors.h"
+#include "gguf/file.h"
+#include "gguf/model.h"
+#include "infer/forward.h"
+#include "infer/model.h"
+#include "quant/quant.h"
+#include "support.h"
+
+namespace {
+
+using Vec = std::vector<double>;
+
+// ---- A Hugging Face folder generator ---------------------------------------------------------
+
+struct HfTensor {
+    std::string name;
+    std::vector<uint64_t> shape;
+    std::vector<float> values;  // what the tensor holds (after rounding to its dtype)
+};
+
+// The 8-byte length, the header padded with spaces to a multiple of 8, the data.
+std::vector<uint8_t> with_length(std::string header, const std::vector<uint8_t>& data) {
+    header.resize((header.size() + 7) / 8 * 8, ' ');
+    std::vector<uint8_t> out(8 + header.size() + data.size());
+    for (size_t i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(header.size() >> (8 * i));
+    std::memcpy(out.data() + 8, header.data(), header.size());
+    if (!data.empty()) std::memcpy(out.data() + 8 + header.size(), data.data(), data.size());
+    return out;
+}
+
+// Safetensors bytes: header (JSON, padded with spaces to 8 bytes) and data, each tensor in
+// `dtype` ("F32", "F16", "BF16").
+std::vector<uint8_t> safetensors_bytes(const std::vector<HfTensor>& tensors, const std::string& dtype) {
+    std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
+    std::vector<uint8_t> data;
+    for (const HfTensor& t : tensors) {
+        const size_t begin = data.size();
+        for (float v : t.values) {
+            if (dtype == "F32") {
+                uint8_t b[4];
+                std::memcpy(b, &v, 4);
+                data.insert(data.end(), b, b + 4);
+            } else {
+                const uint16_t h = dtype == "F16" ? quant::f32_to_f16(v) : quant::f32_to_bf16(v);
+                data.push_back(static_cast<uint8_t>(h)), data.push_back(static_cast<uint8_t>(h >> 8));
+            }
+        }
+        std::string shape;
+        for (size_t i = 0; i < t.shape.size(); ++i) shape.append(i ? "," : "").append(std::to_string(t.shape[i]));
+        header.append(fmt::format(",\"{}\":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", t.name, dtype, shape, begin, data.size()));
+    }
+    header.append("}");
+    return with_length(header, data);
+}
+
+void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+void write_file(const std::filesystem::path& p, const std::vector<uint8_t>& bytes) {
+    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+struct Spec {
+    std::string hf_class = "LlamaForCausalLM";
+    uint32_t vocab = 40, hidden = 32, ff = 48, layers = 2, heads = 4, kv_heads = 2, head_dim = 0;  // head_dim 0: hidden / heads
+    bool biases = false, qk_norm = false, tied = false;
+    std::string dtype = "F32";
+    uint32_t dim() const { return head_dim ? head_dim : hidden / heads; }
+};
+
+struct HfModel {
+    Spec spec;
+    std::map<std::string, HfTensor> tensors;
+    const std::vector<float>& at(const std::string& name) const { return tensors.at(name).values; }
+};
+
+// Random weights in the spec's shapes, rounded to its dtype; config.json and the safetensors
+// file(s) in `folder` (two shards and an index when `shards`).
+HfModel make_hf_model(const Spec& s, const std::filesystem::path& folder, bool shards = false) {
+    HfModel m;
+    m.spec = s;
+    std::mt19937 rng(17);
+    std::uniform_real_distribution<float> uniform(-1, 1);
+    std::vector<HfTensor> list;
+    auto add = [&](const std::string& name, std::vector<uint64_t> shape, float scale, float offset = 0) {
+        HfTensor t{name, shape, {}};
+        uint64_t n = 1;
+        for (uint64_t d : shape) n *= d;
+        for (uint64_t i = 0; i < n; ++i) {
+            const float v = offset + scale * uniform(rng);
+            t.values.push_back(s.dtype == "F32" ? v : s.dtype == "F16" ? quant::f16_to_f32(quant::f32_to_f16(v)) : quant::bf16_to_f32(quant::f32_to_bf16(v)));
+        }
+        list.push_back(t);
+        m.tensors.emplace(name, std::move(t));
+    };
+    const uint64_t q_dim = uint64_t{s.heads} * s.dim(), kv_dim = uint64_t{s.kv_heads} * s.dim();
+    add("model.embed_tokens.weight", {s.vocab, s.hidden}, 1.0f);
+    for (uint32_t l = 0; l < s.layers; ++l) {
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        add(p + "input_layernorm.weight", {s.hidden}, 0.2f, 1.0f);
+        add(p + "self_attn.q_proj.weight", {q_dim, s.hidden}, 0.4f);
+        add(p + "self_attn.k_proj.weight", {kv_dim, s.hidden}, 0.4f);
+        add(p + "self_attn.v_proj.weight", {kv_dim, s.hidden}, 0.4f);
+        if (s.biases) {
+            add(p + "self_attn.q_proj.bias", {q_dim}, 0.3f);
+            add(p + "self_attn.k_proj.bias", {kv_dim}, 0.3f);
+            add(p + "self_attn.v_proj.bias", {kv_dim}, 0.3f);
+        }
+        if (s.qk_norm) {
+            add(p + "self_attn.q_norm.weight", {s.dim()}, 0.3f, 1.0f);
+            add(p + "self_attn.k_norm.weight", {s.dim()}, 0.3f, 1.0f);
+        }
+        add(p + "self_attn.o_proj.weight", {s.hidden, q_dim}, 0.3f);
+        add(p + "post_attention_layernorm.weight", {s.hidden}, 0.2f, 1.0f);
+        add(p + "mlp.gate_proj.weight", {s.ff, s.hidden}, 0.3f);
+        add(p + "mlp.up_proj.weight", {s.ff, s.hidden}, 0.3f);
+        add(p + "mlp.down_proj.weight", {s.hidden, s.ff}, 0.3f);
+    }
+    add("model.norm.weight", {s.hidden}, 0.2f, 1.0f);
+    if (!s.tied) add("lm_head.weight", {s.vocab, s.hidden}, 0.3f);
+    std::filesystem::create_directories(folder);
+    std::string config = "{\"architectures\":[\"" + s.hf_class + "\"],\"vocab_size\":" + std::to_string(s.vocab) +
+                         ",\"hidden_size\":" + std::to_string(s.hidden) + ",\"intermediate_size\":" + std::to_string(s.ff) +
+                         ",\"num_hidden_layers\":" + std::to_string(s.layers) + ",\"num_attention_heads\":" + std::to_string(s.heads) +
+                         ",\"num_key_value_heads\":" + std::to_string(s.kv_heads) +
+                         ",\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":1000.0,\"tie_word_embeddings\":" +
+                         (s.tied ? "true" : "false") + (s.head_dim ? ",\"head_dim\":" + std::to_string(s.head_dim) : "") +
+                         ",\"torch_dtype\":\"float32\"}";
+    write_file(folder / "config.json", config);
+    if (!shards) {
+        write_file(folder / "model.safetensors", safetensors_bytes(list, s.dtype));
+        return m;
+    }
+    const size_t half = list.size() / 2;
+    const std::vector<HfTensor> a(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(half)), b(list.begin() + static_cast<std::ptrdiff_t>(half), list.end());
+    write_file(folder / "model-00001-of-00002.safetensors", safetensors_bytes(a, s.dtype));
+    write_file(folder / "model-00002-of-00002.safetensors", safetensors_bytes(b, s.dtype));
+    std::string index = "{\"metadata\":{},\"weight_map\":{";
+    for (size_t i = 0; i < list.size(); ++i)
+        index += (i ? "," : "") + std::string("\"") + list[i].name + "\":\"model-0000" + (i < half ? "1" : "2") + "-of-00002.safetensors\"";
+    write_file(folder / "model.safetensors.index.json", index + "}}");
+    return m;
+}
+
+// ---- The reference forward pass, in Hugging Face's conventions ---------------------------------
+
+Vec rms_norm(const Vec& x, const std::vector<float>& w, double eps) {
+    double ms = 0;
+    for (double v : x) ms += v * v;
+    ms /= static_cast<double>(x.size());
+    Vec y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(ms + eps) * w[i];
+    return y;
+}
+
+// y = W x, W [rows, cols] row-major as Hugging Face stores it.
+Vec linear(const std::vector<float>& w, const Vec& x, size_t rows) {
+    Vec y(rows, 0.0);
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < x.size(); ++c) y[r] += w[r * x.size() + c] * x[c];
+    return y;
+}
+
+// Hugging Face's rotary embedding: the head's two halves rotated against each other.
+void rotate_half(double* head, size_t d, size_t pos) {
+    for (size_t i = 0; i < d / 2; ++i) {
+        const double theta = static_cast<double>(pos) * std::pow(1000.0, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+        const double x1 = head[i], x2 = head[i + d / 2];
+        head[i] = x1 * std::cos(theta) - x2 * std::sin(theta);
+        head[i + d / 2] = x2 * std::cos(theta) + x1 * std::sin(theta);
+    }
+}
+
+std::vector<Vec> hf_logits(const HfModel& m, const std::vector<int32_t>& tokens) {
+    const Spec& s = m.spec;
+    const size_t n = tokens.size(), d = s.dim(), q_dim = s.heads * d, kv_dim = s.kv_heads * d;
+    std::vector<Vec> x(n);
+    for (size_t t = 0; t < n; ++t) {
+        const std::vector<float>& e = m.at("model.embed_tokens.weight");
+        x[t].assign(e.begin() + static_cast<std::ptrdiff_t>(tokens[t] * s.hidden), e.begin() + static_cast<std::ptrdiff_t>((tokens[t] + 1) * s.hidden));
+    }
+    for (uint32_t l = 0; l < s.layers; ++l) {
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        std::vector<Vec> q(n), k(n), v(n);
+        for (size_t t = 0; t < n; ++t) {
+            const Vec h = rms_norm(x[t], m.at(p + "input_layernorm.weight"), 1e-6);
+            q[t] = linear(m.at(p + "self_attn.q_proj.weight"), h, q_dim);
+            k[t] = linear(m.at(p + "self_attn.k_proj.weight"), h, kv_dim);
+            v[t] = linear(m.at(p + "self_attn.v_proj.weight"), h, kv_dim);
+            if (s.biases)
+                for (auto [vec, name] : {std::pair{&q[t], "q_proj"}, {&k[t], "k_proj"}, {&v[t], "v_proj"}})
+                    for (size_t i = 0; i < vec->size(); ++i) (*vec)[i] += m.at(p + "self_attn." + name + ".bias")[i];
+            for (auto [vec, heads, norm] : {std::tuple{&q[t], s.heads, "q_norm"}, {&k[t], s.kv_heads, "k_norm"}})
+                for (size_t hh = 0; hh < heads; ++hh) {
+                    double* head = vec->data() + hh * d;
+                    if (s.qk_norm) {
+                        const Vec normed = rms_norm(Vec(head, head + d), m.at(p + "self_attn." + norm + ".weight"), 1e-6);
+                        std::copy(normed.begin(), normed.end(), head);
+                    }
+                    rotate_half(head, d, t);
+                }
+        }
+        for (size_t t = 0; t < n; ++t) {
+            Vec att(q_dim, 0.0);
+            for (size_t hh = 0; hh < s.heads; ++hh) {
+                const size_t kvh = hh / (s.heads / s.kv_heads);
+                Vec score(t + 1);
+                double max = -1e300, sum = 0;
+                for (size_t j = 0; j <= t; ++j) {
+                    double dot = 0;
+                    for (size_t i = 0; i < d; ++i) dot += q[t][hh * d + i] * k[j][kvh * d + i];
+                    max = std::max(max, score[j] = dot / std::sqrt(static_cast<double>(d)));
+                }
+                for (double& sc : score) sum += (sc = std::exp(sc - max));
+                for (size_t j = 0; j <= t; ++j)
+                    for (size_t i = 0; i < d; ++i) att[hh * d + i] += score[j] / sum * v[j][kvh * d + i];
+            }
+            const Vec o = linear(m.at(p + "self_attn.o_proj.weight"), att, s.hidden);
+            for (size_t i = 0; i < s.hidden; ++i) x[t][i] += o[i];
+            const Vec h = rms_norm(x[t], m.at(p + "post_attention_layernorm.weight"), 1e-6);
+            const Vec g = linear(m.at(p + "mlp.gate_proj.weight"), h, s.ff), u = linear(m.at(p + "mlp.up_proj.weight"), h, s.ff);
+            Vec a(s.ff);
+            for (size_t i = 0; i < s.ff; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+            const Vec down = linear(m.at(p + "mlp.down_proj.weight"), a, s.hidden);
+            for (size_t i = 0; i < s.hidden; ++i) x[t][i] += down[i];
+        }
+    }
+    std::vector<Vec> logits(n);
+    for (size_t t = 0; t < n; ++t)
+        logits[t] = linear(m.at(s.tied ? "model.embed_tokens.weight" : "lm_head.weight"), rms_norm(x[t], m.at("model.norm.weight"), 1e-6), s.vocab);
+    return logits;
+}
+
+// Converts `folder` to `out` with `outtype`.
+void convert_folder(const std::filesystem::path& folder, const std::filesystem::path& out, const std::string& outtype = "f32") {
+    const convert::Checkpoint weights = convert::Checkpoint::open(folder);
+    convert::ConvertOptions o;
+    o.outtype = outtype;
+    convert::write(convert::plan(folder, weights, o), out);
+}
+
+// The message of what f throws (empty when it does not).
+template <class F> std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("converted llama, qwen2 and qwen3 folders compute what the Hugging Face checkpoint computes") {
+    Spec llama;  // grouped heads: 4 query heads on 2 key/value heads; Q and K rows permuted
+    Spec qwen2;
+    qwen2.hf_class = "Qwen2ForCausalLM", qwen2.biases = true, qwen2.tied = true;
+    Spec qwen3;
+    qwen3.hf_class = "Qwen3ForCausalLM", qwen3.qk_norm = true, qwen3.head_dim = 16;
+    Spec mistral_bf16;  // a bf16 checkpoint, converted to f32 exactly
+    mistral_bf16.hf_class = "MistralForCausalLM", mistral_bf16.dtype = "BF16";
+    const test::TempDir dir;
+    int i = 0;
+    for (const Spec& s : {llama, qwen2, qwen3, mistral_bf16}) {
+        CAPTURE(s.hf_class);
+        const std::filesystem::path folder = dir / ("hf" + std::to_string(i)), out = dir / ("model" + std::to_string(i++) + ".gguf");
+        const HfModel hf = make_hf_model(s, folder, /*shards=*/s.biases);
+        convert_folder(folder, out);
+        const gguf::Model file = gguf::Model::open(out);
+        const infer::Model model(file);
+        CHECK(model.config().tied_output == s.tied);
+        CHECK(model.config().head_dim == s.dim());
+        std::vector<int32_t> tokens;
+        for (int32_t t = 0; t < 12; ++t) tokens.push_back((t * 7 + 3) % static_cast<int32_t>(s.vocab));
+        infer::Context ctx(model, static_cast<uint32_t>(tokens.size()));
+        std::vector<float> got(tokens.size() * s.vocab);
+        ctx.eval(tokens, got);
+        const std::vector<Vec> want = hf_logits(hf, tokens);
+        double worst = 0, scale = 0;
+        for (size_t t = 0; t < tokens.size(); ++t)
+            for (size_t v = 0; v < s.vocab; ++v) {
+                worst = std::max(worst, std::abs(got[t * s.vocab + v] - want[t][v]));
+                scale = std::max(scale, std::abs(want[t][v]));
+            }
+        std::printf("%s%s: largest logit %.3f, largest difference from the Hugging Face reference %.2e\n", s.hf_class.c_str(),
+                    s.dtype == "BF16" ? " (bf16 checkpoint)" : "", scale, worst);
+        CHECK(scale > 1.0);
+        CHECK(worst <= 1e-4 * scale);
+    }
+}
+
+TEST_CASE("convert writes llama.cpp's keys and types: 1-D tensors F32, the outtype for matrices, auto keeps 16-bit sources") {
+    const test::TempDir dir;
+    Spec s;
+    s.dtype = "BF16";
+    s.ff = 64;  // every row a whole number of Q8_0 blocks
+    make_hf_model(s, dir / "hf");
+    for (const auto& [outtype, matrix_type, file_type] :
+         {std::tuple{"auto", gguf::TypeId::BF16, 32u}, {"f16", gguf::TypeId::F16, 1u}, {"q8_0", gguf::TypeId::Q8_0, 7u}, {"f32", gguf::TypeId::F32, 0u}}) {
+        CAPTURE(outtype);
+        const std::filesystem::path out = dir / (std::string(outtype) + ".gguf");
+        convert_folder(dir / "hf", out, outtype);
+        const gguf::File f = gguf::File::open(out);
+        CHECK(f.find("general.architecture")->value.str() == "llama");
+        CHECK(f.find("general.file_type")->value.u32() == file_type);
+        CHECK(f.find("llama.block_count")->value.u32() == s.layers);
+        CHECK(f.find("llama.attention.head_count_kv")->value.u32() == s.kv_heads);
+        CHECK(f.find("llama.rope.dimension_count")->value.u32() == s.dim());
+        CHECK(f.find("llama.context_length")->value.u32() == 64);
+        CHECK(f.find("llama.attention.key_length") == nullptr);  // only where head_dim is not hidden / heads
+        for (const gguf::TensorInfo& t : f.tensors()) {
+            CAPTURE(t.name);
+            CHECK(t.type == (t.n_dims == 1 ? gguf::TypeId::F32 : matrix_type));
+        }
+        CHECK(f.find_tensor("blk.1.ffn_down.weight") != nullptr);
+        CHECK(f.find_tensor("output.weight") != nullptr);
+        CHECK(f.tensors().size() == 3 + 9 * s.layers);
+        // The output opens everywhere: gguf check finds nothing wrong.
+        CHECK(test::run_gguf("check " + out.string()).exit_code == 0);
+    }
+    // Rows that are not whole Q8_0 blocks (48 values) stay F16, as llama.cpp's converter does.
+    Spec narrow;
+    make_hf_model(narrow, dir / "narrow");
+    convert_folder(dir / "narrow", dir / "narrow.gguf", "q8_0");
+    const gguf::File f = gguf::File::open(dir / "narrow.gguf");
+    CHECK(f.find_tensor("blk.0.ffn_down.weight")->type == gguf::TypeId::F16);
+    CHECK(f.find_tensor("blk.0.ffn_up.weight")->type == gguf::TypeId::Q8_0);
+}
+
+TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversion writes the file; bad input exits 2 naming it") {
+    const test::TempDir dir;
+    Spec s;
+    make_hf_model(s, dir / "hf");
+    const std::string folder = (dir / "hf").string();
+    auto r = test::run_gguf("convert " + folder + " --dry-run");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("model.layers.0.self_attn.q_proj.weight") != std::string::npos);
+    CHECK(r.out.find("blk.0.attn_q.weight") != std::string::npos);
+    CHECK(r.out.find("(rows permuted for interleaved rotary)") != std::string::npos);
+    CHECK(r.out.find("llama.attention.head_count_kv") != std::string::npos);
+    CHECK(std::distance(std::filesystem::directory_iterator(dir / "hf"), std::filesystem::directory_iterator()) == 2);
+    r = test::run_gguf("convert " + folder + " --outtype f16 -o " + (dir / "out.gguf").string());
+    CHECK(r.exit_code == 0);
+    CHECK(gguf::File::open(dir / "out.gguf").find("general.file_type")->value.u32() == 1);
+    r = test::run_gguf("convert " + folder);  // the default name, in the folder; auto makes an F32 source F16
+    CHECK(r.exit_code == 0);
+    CHECK(std::filesystem::exists(dir / "hf" / "hf-F16.gguf"));
+    r = test::run_gguf("convert " + (dir / "nowhere").string());
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("nowhere") != std::string::npos);
+    r = test::run_gguf("convert " + folder + " --outtype q4_k");
+    CHECK(r.exit_code == 2);
+}
+
+TEST_CASE("safetensors files: sharded checkpoints read through their index; every malformed header refused naming the file and tensor") {
+    const test::TempDir dir;
+    Spec s;
+    const HfModel hf = make_hf_model(s, dir / "sharded", /*shards=*/true);
+    const convert::Checkpoint c = convert::Checkpoint::open(dir / "sharded");
+    CHECK(c.files().size() == 2);
+    CHECK(c.tensors().size() == hf.tensors.size());
+    const convert::SafeTensor* q = c.find("model.layers.1.self_attn.q_proj.weight");
+    REQUIRE(q != nullptr);
+    CHECK(q->shape == std::vector<uint64_t>{uint64_t{s.heads} * s.dim(), s.hidden});
+    CHECK(q->dtype == convert::Dtype::F32);
+
+    const std::vector<HfTensor> one = {{"w", {2, 3}, {1, 2, 3, 4, 5, 6}}};
+    const std::vector<uint8_t> good = safetensors_bytes(one, "F32");
+    CHECK(convert::SafetensorsFile::parse(good, "good.safetensors").tensors().size() == 1);
+    auto refused = [](std::vector<uint8_t> bytes, const std::vector<std::string>& words) {
+        const std::string e = error_of([&] { convert::SafetensorsFile::parse(bytes, "bad.safetensors"); });
+        CAPTURE(e);
+        CHECK(e.find("bad.safetensors") != std::string::npos);
+        for (const std::string& w : words) CHECK(e.find(w) != std::string::npos);
+    };
+    refused({1, 2, 3}, {"too short"});
+    std::vector<uint8_t> long_header = good;
+    long_header[0] = 0xff, long_header[1] = 0xff;
+    refused(long_header, {"runs past the end"});
+    auto with_header = [&](const std::string& json) { return with_length(json, std::vector<uint8_t>(24, 0)); };  // 24 data bytes
+    refused(with_header("{\"w\":"), {"not valid JSON"});
+    refused(with_header("[1,2]"), {"not a JSON object"});
+    refused(with_header("{\"w\":{\"dtype\":\"F7\",\"shape\":[2,3],\"data_offsets\":[0,24]}}"), {"tensor w", "unknown dtype 'F7'"});
+    refused(with_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,-3],\"data_offsets\":[0,24]}}"), {"tensor w", "shape"});
+    refused(with_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,24]}}"), {"tensor w", "24 bytes for 8 F32 values"});
+    refused(with_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[8,32]}}"), {"tensor w", "outside the 24 data bytes"});
+    refused(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[8,20]}}"),
+            {"tensors a and b overlap"});
+    // An index naming a tensor its shard does not hold.
+    write_file(dir / "sharded" / "model.safetensors.index.json",
+               "{\"weight_map\":{\"model.norm.weight\":\"model-00002-of-00002.safetensors\",\"ghost.weight\":\"model-00001-of-00002.safetensors\"}}");
+    const std::string e = error_of([&] { convert::Checkpoint::open(dir / "sharded"); });
+    CHECK(e.find("ghost.weight") != std::string::npos);
+    CHECK(e.find("model-00001-of-00002.safetensors") != std::string::npos);
+}
+
+TEST_CASE("convert refuses what it cannot convert, naming the file and tensor") {
+    const test::TempDir dir;
+    Spec s;
+    make_hf_model(s, dir / "hf");
+    auto refusal = [&](const std::filesystem::path& folder) {
+        return error_of([&] {
+            const convert::Checkpoint c = convert::Checkpoint::open(folder);
+            convert::plan(folder, c, {});
+        });
+    };
+    // An architecture the table does not have.
+    Spec gemma;
+    gemma.hf_class = "GemmaForCausalLM";
+    make_hf_model(gemma, dir / "gemma");
+    CHECK(refusal(dir / "gemma").find("architecture GemmaForCausalLM is not supported") != std::string::npos);
+    // A config that contradicts the tensors.
+    Spec wide = s;
+    make_hf_model(wide, dir / "wide");
+    write_file(dir / "wide" / "config.json",
+               "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":40,\"hidden_size\":32,\"intermediate_size\":64,\"num_hidden_layers\":2,"
+               "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"max_position_embeddings\":64}");
+    const std::string shape = refusal(dir / "wide");
+    CHECK(shape.find("model.layers.0.mlp.gate_proj.weight") != std::string::npos);
+    CHECK(shape.find("expected [64, 32]") != std::string::npos);
+    // A missing config field, a missing folder's weights.
+    write_file(dir / "wide" / "config.json", "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":40}");
+    CHECK(refusal(dir / "wide").find("\"hidden_size\" is missing") != std::string::npos);
+    std::filesystem::create_directories(dir / "empty");
+    CHECK(refusal(dir / "empty").find("no model.safetensors") != std::string::npos);
+    // A tensor with no place in the architecture, and a quantized dtype.
+    std::vector<HfTensor> extra = {{"model.vision_tower.weight", {2}, {1, 2}}};
+    write_file(dir / "hf" / "model.safetensors",
+               [&] {
+                   Spec t = s;
+                   const HfModel m = make_hf_model(t, dir / "scratch");
+                   std::vector<HfTensor> all;
+                   for (const auto& [name, tensor] : m.tensors) all.push_back(tensor);
+                   all.push_back(extra[0]);
+                   return safetensors_bytes(all, "F32");
+               }());
+    const std::string unknown = refusal(dir / "hf");
+    CHECK(unknown.find("model.vision_tower.weight has no place in a LlamaForCausalLM model") != std::string::npos);
+}

@@ -1,0 +1,79 @@
+#include "convert.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "convert/convert.h"
+#include "convert/safetensors.h"
+#include "gguf/error.h"
+#include "gguf/file.h"
+#include "gguf/render.h"
+#include "gguf/writer.h"
+
+namespace gguf::tools {
+
+namespace {
+
+struct ConvertArgs {
+    std::string folder, outfile, outtype = "auto";
+    bool dry_run = false;
+};
+
+int run_convert(const ConvertArgs& a) {
+    const convert::Checkpoint weights = convert::Checkpoint::open(a.folder);
+    convert::ConvertOptions o;
+    o.outtype = a.outtype;
+    const convert::Plan p = convert::plan(a.folder, weights, o);
+    std::string out = a.outfile;
+    if (out.empty()) {
+        std::string type = a.outtype == "auto" ? (p.file_type == 32 ? "BF16" : p.file_type == 0 ? "F32" : "F16") : a.outtype;
+        for (char& ch : type) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        out = (std::filesystem::path(a.folder) / (p.config.name + "-" + type + ".gguf")).string();
+    }
+    std::fprintf(stderr, "convert: %s (%s) -> %s: %s, %zu tensors from %zu safetensors file%s\n", a.folder.c_str(), p.config.architecture.c_str(),
+                 out.c_str(), p.arch.c_str(), p.tensors.size(), weights.files().size(), weights.files().size() == 1 ? "" : "s");
+    if (a.dry_run) {
+        // The keys as gguf inspect shows them: written to a header in memory and read back.
+        Writer header;
+        for (const auto& [key, value] : p.keys) header.set(key, value);
+        const std::vector<uint8_t> bytes = header.write_to_memory();
+        const File keys = File::parse(bytes, "keys");
+        for (const KeyValue& kv : keys.kvs()) std::printf("%-44s = %s\n", std::string(kv.key).c_str(), value_text(kv.value, 8).c_str());
+        for (const convert::TensorPlan& t : p.tensors)
+            std::printf("%-40s -> %-28s %-5s [%s]%s\n", t.source->name.c_str(), t.name.c_str(), std::string(type_info(t.type).name).c_str(),
+                        fmt::format("{}", fmt::join(t.shape, ", ")).c_str(), t.permute_heads ? "  (rows permuted for interleaved rotary)" : "");
+        return 0;
+    }
+    for (const convert::SafetensorsFile& f : weights.files()) refuse_overwrite(out, f.path());
+    convert::write(p, out, [&](size_t done, size_t total) {
+        std::fprintf(stderr, "\rconvert: %zu/%zu tensors", done, total);
+        if (done == total) std::fprintf(stderr, "\n");
+    });
+    std::fprintf(stderr, "convert: wrote %s\n", out.c_str());
+    return 0;
+}
+
+}  // namespace
+
+void add_convert(CLI::App& app, std::function<int()>& run) {
+    auto a = std::make_shared<ConvertArgs>();
+    CLI::App* c = app.add_subcommand("convert", "Convert a Hugging Face checkpoint folder (config.json, safetensors) to GGUF, as llama.cpp's convert_hf_to_gguf.py does");
+    c->add_option("model", a->folder, "The folder: config.json and model.safetensors (or shards with model.safetensors.index.json)")->required();
+    c->add_option("-o,--outfile", a->outfile, "Output file (default: FOLDER/NAME-TYPE.gguf)");
+    c->add_option("--outtype", a->outtype, "Tensor type: f32, f16, bf16, q8_0, or auto (16-bit sources keep their type, f32 becomes f16)")
+        ->check(CLI::IsMember({"auto", "f32", "f16", "bf16", "q8_0"}, CLI::ignore_case))
+        ->capture_default_str();
+    c->add_flag("--dry-run", a->dry_run, "Print the metadata and the tensor map (Hugging Face name -> GGUF name, type, shape); write nothing");
+    c->footer(fmt::format("Architectures: {}. Norms and biases are written as F32; llama/mistral Q and K rows are permuted to GGUF's "
+                          "interleaved rotary pairs; tied embeddings write no output.weight. The tokenizer is not converted yet.",
+                          fmt::join(convert::supported_architectures(), ", ")));
+    c->callback([a, &run] { run = [a] { return run_convert(*a); }; });
+}
+
+}  // namespace gguf::tools
