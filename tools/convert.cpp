@@ -15,6 +15,7 @@
 #include "gguf/file.h"
 #include "gguf/render.h"
 #include "gguf/writer.h"
+#include "options.h"
 
 namespace gguf::tools {
 
@@ -23,6 +24,7 @@ namespace {
 struct ConvertArgs {
     std::string folder, outfile, outtype = "auto";
     bool dry_run = false;
+    int threads = 0;
 };
 
 int run_convert(const ConvertArgs& a) {
@@ -51,10 +53,13 @@ int run_convert(const ConvertArgs& a) {
         return 0;
     }
     for (const convert::SafetensorsFile& f : weights.files()) refuse_overwrite(out, f.path());
-    convert::write(p, out, [&](size_t done, size_t total) {
-        std::fprintf(stderr, "\rconvert: %zu/%zu tensors", done, total);
-        if (done == total) std::fprintf(stderr, "\n");
-    });
+    convert::write(
+        p, out,
+        [&](size_t done, size_t total) {
+            std::fprintf(stderr, "\rconvert: %zu/%zu tensors", done, total);
+            if (done == total) std::fprintf(stderr, "\n");
+        },
+        a.threads);
     std::fprintf(stderr, "convert: wrote %s\n", out.c_str());
     return 0;
 }
@@ -69,6 +74,7 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
     c->add_option("--outtype", a->outtype, "Tensor type: f32, f16, bf16, q8_0, or auto (16-bit sources keep their type, f32 becomes f16)")
         ->check(CLI::IsMember({"auto", "f32", "f16", "bf16", "q8_0"}, CLI::ignore_case))
         ->capture_default_str();
+    add_threads_option(c, a->threads, "-t,--threads");
     c->add_flag("--dry-run", a->dry_run, "Print the metadata and the tensor map (Hugging Face name -> GGUF name, type, shape); write nothing");
     c->footer(fmt::format("Architectures: {}. Norms and biases are written as F32; llama/mistral Q and K rows are permuted to GGUF's "
                           "interleaved rotary pairs; tied embeddings write no output.weight. The tokenizer is not converted yet.",

@@ -13,6 +13,8 @@
 #include "gguf/file_type.h"
 #include "gguf/mapping.h"
 #include "gguf/writer.h"
+#include "kernels/kernels.h"
+#include "quant/executor.h"
 #include "quant/quant.h"
 
 namespace convert {
@@ -312,18 +314,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
 
 namespace {
 
-// One source row as floats.
-void row_to_floats(const SafeTensor& t, uint64_t row, uint64_t cols, float* out) {
-    const uint8_t* src = t.data.data() + row * cols * (dtype_bits(t.dtype) / 8);
-    for (uint64_t i = 0; i < cols; ++i) {
-        if (t.dtype == Dtype::F32) {
-            std::memcpy(&out[i], src + 4 * i, 4);
-        } else {
-            const auto h = static_cast<uint16_t>(src[2 * i] | src[2 * i + 1] << 8);
-            out[i] = t.dtype == Dtype::F16 ? quant::f16_to_f32(h) : quant::bf16_to_f32(h);
-        }
-    }
-}
+TypeId source_type(Dtype d) { return d == Dtype::F32 ? TypeId::F32 : d == Dtype::F16 ? TypeId::F16 : TypeId::BF16; }
 
 // The source row that output row r of a permuted Q/K matrix takes: within each head, Hugging
 // Face's halves [x0 ... x(d/2-1) | y0 ...] become interleaved pairs x0 y0 x1 y1 ...
@@ -332,30 +323,57 @@ uint64_t permuted_row(uint64_t r, uint64_t rows, uint32_t heads) {
     return head * d + (i % 2) * (d / 2) + i / 2;
 }
 
+// Output rows [begin, end) of `t` into `out` (their bytes back to back): each source row
+// converted by the SIMD kernels (exact widening, round-to-nearest-even narrowing) or
+// quantized.
+void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out) {
+    const uint64_t cols = t.shape[0], rows = t.source->elements() / cols;
+    const TypeId from = source_type(t.source->dtype);
+    const uint64_t in_bytes = cols * (dtype_bits(t.source->dtype) / 8);
+    const auto out_bytes = static_cast<size_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
+    std::vector<float> floats;
+    for (uint64_t r = begin; r < end; ++r, out += out_bytes) {
+        const std::span<const uint8_t> src = t.source->data.subspan((t.permute_heads ? permuted_row(r, rows, t.permute_heads) : r) * in_bytes, in_bytes);
+        if (t.type == from) {
+            std::memcpy(out, src.data(), out_bytes);
+        } else if (t.type == TypeId::F16 || t.type == TypeId::BF16) {
+            const std::span<uint16_t> halves(reinterpret_cast<uint16_t*>(out), static_cast<size_t>(cols));
+            (t.type == TypeId::F16 ? kernels::dequantize_f16 : kernels::dequantize_bf16)(from, src, halves, kernels::active_isa());
+        } else {
+            floats.resize(static_cast<size_t>(cols));
+            kernels::dequantize(from, src, floats);
+            if (t.type == TypeId::F32)
+                std::memcpy(out, floats.data(), out_bytes);
+            else
+                quant::quantize(t.type, floats, static_cast<int64_t>(cols), {}, std::span<uint8_t>(out, out_bytes));
+        }
+    }
+}
+
 }  // namespace
 
-void write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress) {
+void write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress, int threads) {
     gguf::Writer w;
     for (const auto& [key, value] : plan.keys) w.set(key, value);
     size_t done = 0;
     for (const TensorPlan& t : plan.tensors) {
-        w.add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, total = plan.tensors.size()](gguf::ByteSink& sink) {
+        w.add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, total = plan.tensors.size()](gguf::ByteSink& sink) {
+            // Chunks of rows (about 8 MiB out) converted on the threads, written in order.
             const uint64_t cols = t.shape[0], rows = t.source->elements() / cols;
-            std::vector<float> row(cols);
-            std::vector<uint8_t> bytes(static_cast<size_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols))));
-            for (uint64_t r = 0; r < rows; ++r) {
-                row_to_floats(*t.source, t.permute_heads ? permuted_row(r, rows, t.permute_heads) : r, cols, row.data());
-                if (t.type == TypeId::F32) {
-                    std::memcpy(bytes.data(), row.data(), bytes.size());
-                } else if (t.type == TypeId::F16 || t.type == TypeId::BF16) {
-                    for (uint64_t i = 0; i < cols; ++i) {
-                        const uint16_t h = t.type == TypeId::F16 ? quant::f32_to_f16(row[i]) : quant::f32_to_bf16(row[i]);
-                        bytes[2 * i] = static_cast<uint8_t>(h), bytes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-                    }
-                } else {
-                    quant::quantize(t.type, row, static_cast<int64_t>(cols), {}, bytes);
-                }
-                sink.write(bytes);
+            const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
+            const uint64_t chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
+            std::vector<uint8_t> buffer(static_cast<size_t>(std::min(rows, chunk) * row_bytes));
+            quant::RunOptions run;
+            run.threads = threads;
+            for (uint64_t r0 = 0; r0 < rows; r0 += chunk) {
+                const uint64_t n = std::min(chunk, rows - r0);
+                quant::default_executor().run(
+                    static_cast<int64_t>(n),
+                    [&](int64_t b, int64_t e) {
+                        convert_rows(t, r0 + static_cast<uint64_t>(b), r0 + static_cast<uint64_t>(e), buffer.data() + static_cast<uint64_t>(b) * row_bytes);
+                    },
+                    run);
+                sink.write(std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n * row_bytes)));
             }
             if (progress) progress(++done, total);
         });

@@ -46,7 +46,6 @@ std::vector<std::string> supported_architectures();
 struct ConvertOptions {
     std::string outtype = "auto";
     std::vector<std::pair<std::string, gguf::OwnedValue>> extra_keys;  // set last (tokenizer, --metadata)
-    int threads = 0;
 };
 
 // One output tensor: its GGUF name, type and shape (ne[0] first), and where it comes from.
@@ -71,8 +70,8 @@ struct Plan {
 // contradicts the config, a dtype the converter does not read.
 Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const ConvertOptions& options);
 
-// Writes `out` (a temporary file renamed into place when complete). `progress(done, total)`
-// after each tensor.
-void write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress = {});
+// Writes `out` (a temporary file renamed into place when complete), rows converted on
+// `threads` threads (0: every core). `progress(done, total)` after each tensor.
+void write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress = {}, int threads = 0);
 
 }  // namespace convert
