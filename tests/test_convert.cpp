@@ -345,6 +345,37 @@ TEST_CASE("convert writes llama.cpp's keys and types: 1-D tensors F32, the outty
     CHECK(f.find_tensor("blk.0.ffn_up.weight")->type == gguf::TypeId::Q8_0);
 }
 
+TEST_CASE("convert to a mix (Q4_K_M, Q3_K_S) gives gguf requant's types and bytes for the same model, with no file between") {
+    const test::TempDir dir;
+    Spec s;
+    s.dtype = "F16";  // so that the F16 conversion holds the checkpoint's values exactly
+    s.ff = 256, s.hidden = 256, s.heads = 8, s.kv_heads = 4, s.vocab = 64;  // whole K-quant blocks
+    make_hf_model(s, dir / "hf");
+    convert_folder(dir / "hf", dir / "f16.gguf", "f16");
+    for (const std::string mix : {"Q4_K_M", "Q3_K_S"}) {
+        CAPTURE(mix);
+        convert_folder(dir / "hf", dir / (mix + ".gguf"), mix);
+        const auto r = test::run_gguf("requant " + (dir / "f16.gguf").string() + " " + (dir / (mix + "-requant.gguf")).string() + " --type " + mix);
+        REQUIRE(r.exit_code == 0);
+        const gguf::File ours = gguf::File::open(dir / (mix + ".gguf")), theirs = gguf::File::open(dir / (mix + "-requant.gguf"));
+        CHECK(ours.find("general.file_type")->value.u32() == theirs.find("general.file_type")->value.u32());
+        REQUIRE(ours.tensors().size() == theirs.tensors().size());
+        int quantized = 0;
+        for (const gguf::TensorInfo& t : ours.tensors()) {
+            CAPTURE(t.name);
+            const gguf::TensorInfo* u = theirs.find_tensor(t.name);
+            REQUIRE(u != nullptr);
+            CHECK(t.type == u->type);
+            const std::span<const uint8_t> a = ours.tensor_data(t), b = theirs.tensor_data(*u);
+            CHECK((a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())));
+            quantized += gguf::type_info(t.type).quantized;
+        }
+        CHECK(quantized > 0);
+    }
+    // An i-quant without an importance matrix is refused, as llama.cpp refuses it.
+    CHECK(error_of([&] { convert_folder(dir / "hf", dir / "iq2.gguf", "IQ2_XS"); }).find("needs an importance matrix") != std::string::npos);
+}
+
 TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversion writes the file; bad input exits 2 naming it") {
     const test::TempDir dir;
     Spec s;
@@ -366,8 +397,9 @@ TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversi
     r = test::run_gguf("convert " + (dir / "nowhere").string());
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("nowhere") != std::string::npos);
-    r = test::run_gguf("convert " + folder + " --outtype q4_k");
+    r = test::run_gguf("convert " + folder + " --outtype q9_z");
     CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'q9_z' is not f32, f16, bf16, q8_0, auto, or a type or mix") != std::string::npos);
 }
 
 TEST_CASE("safetensors files: sharded checkpoints read through their index; every malformed header refused naming the file and tensor") {

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,13 +17,14 @@
 #include "gguf/render.h"
 #include "gguf/writer.h"
 #include "options.h"
+#include "quant/imatrix.h"
 
 namespace gguf::tools {
 
 namespace {
 
 struct ConvertArgs {
-    std::string folder, outfile, outtype = "auto";
+    std::string folder, outfile, outtype = "auto", imatrix;
     bool dry_run = false;
     int threads = 0;
 };
@@ -31,6 +33,11 @@ int run_convert(const ConvertArgs& a) {
     const convert::Checkpoint weights = convert::Checkpoint::open(a.folder);
     convert::ConvertOptions o;
     o.outtype = a.outtype;
+    std::optional<quant::ImportanceMatrix> imatrix;
+    if (!a.imatrix.empty()) {
+        imatrix.emplace(quant::ImportanceMatrix::load(a.imatrix));
+        o.imatrix = &*imatrix;
+    }
     const convert::Plan p = convert::plan(a.folder, weights, o);
     std::string out = a.outfile;
     if (out.empty()) {
@@ -71,9 +78,13 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
     CLI::App* c = app.add_subcommand("convert", "Convert a Hugging Face checkpoint folder (config.json, safetensors) to GGUF, as llama.cpp's convert_hf_to_gguf.py does");
     c->add_option("model", a->folder, "The folder: config.json and model.safetensors (or shards with model.safetensors.index.json)")->required();
     c->add_option("-o,--outfile", a->outfile, "Output file (default: FOLDER/NAME-TYPE.gguf)");
-    c->add_option("--outtype", a->outtype, "Tensor type: f32, f16, bf16, q8_0, or auto (16-bit sources keep their type, f32 becomes f16)")
-        ->check(CLI::IsMember({"auto", "f32", "f16", "bf16", "q8_0"}, CLI::ignore_case))
+    c->add_option("--outtype", a->outtype,
+                  "f32, f16, bf16, q8_0 (every matrix of that type, as llama.cpp's converter writes them), auto (16-bit sources keep their "
+                  "type, f32 becomes f16), or any type or mix gguf requant knows (Q4_K_M, IQ4_XS, ...: llama.cpp's per-tensor rules, "
+                  "quantized straight from the checkpoint)")
         ->capture_default_str();
+    c->add_option("--imatrix", a->imatrix, "Importance matrix for the quantized types (either of llama.cpp's formats), as gguf requant takes it")
+        ->type_name("FILE");
     add_threads_option(c, a->threads, "-t,--threads");
     c->add_flag("--dry-run", a->dry_run, "Print the metadata and the tensor map (Hugging Face name -> GGUF name, type, shape); write nothing");
     c->footer(fmt::format("Architectures: {}. Norms and biases are written as F32; llama/mistral Q and K rows are permuted to GGUF's "

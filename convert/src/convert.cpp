@@ -13,6 +13,7 @@
 #include "gguf/file_type.h"
 #include "gguf/mapping.h"
 #include "gguf/writer.h"
+#include "requant/plan.h"
 #include "kernels/kernels.h"
 #include "quant/executor.h"
 #include "quant/quant.h"
@@ -186,6 +187,42 @@ HfConfig read_config(const std::filesystem::path& folder) {
     return c;
 }
 
+namespace {
+
+// A requant target on the planned tensors: llama.cpp's per-tensor rules, as `gguf requant`
+// applies them to a converted file, decide each type; importance weights looked up by name.
+void apply_mix(Plan& p, const gguf::requant::Target& mix, const quant::ImportanceMatrix* imatrix) {
+    const HfConfig& c = p.config;
+    gguf::Hyperparameters h;
+    h.arch = p.arch;
+    h.architecture = gguf::find_architecture(p.arch);
+    h.n_layer = c.num_hidden_layers, h.n_embd = c.hidden_size, h.n_ff = c.intermediate_size, h.n_ctx = c.max_position_embeddings;
+    h.n_head = c.num_attention_heads, h.n_head_kv = c.num_key_value_heads;
+    std::vector<gguf::TensorInfo> infos(p.tensors.size());
+    for (size_t i = 0; i < p.tensors.size(); ++i) {
+        const TensorPlan& t = p.tensors[i];
+        gguf::TensorInfo& info = infos[i];
+        info.name = t.name;
+        info.n_dims = static_cast<uint32_t>(t.shape.size());
+        std::copy(t.shape.begin(), t.shape.end(), info.shape.begin());
+        info.type = t.type;
+        info.n_elements = t.source->elements();
+    }
+    gguf::requant::Options o;
+    o.target = &mix;
+    o.has_imatrix = imatrix != nullptr;
+    for (const gguf::requant::TensorPlan& planned : gguf::requant::plan(h, infos, o)) {
+        TensorPlan& t = p.tensors[static_cast<size_t>(planned.info - infos.data())];
+        t.type = planned.to;
+        if (imatrix) t.importance = imatrix->find(t.name);
+        if (planned.requires_imatrix && !t.importance)
+            fail(t.name, fmt::format("{} needs an importance matrix (--imatrix), as llama.cpp's quantizer requires", gguf::type_info(planned.to).name));
+    }
+    p.file_type = mix.file_type;
+}
+
+}  // namespace
+
 Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const ConvertOptions& options) {
     Plan p;
     p.config = read_config(folder);
@@ -201,11 +238,15 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     std::string out = options.outtype;
     std::transform(out.begin(), out.end(), out.begin(), [](char ch) { return static_cast<char>(std::tolower(static_cast<unsigned char>(ch))); });
     std::optional<TypeId> fixed;
+    const gguf::requant::Target* mix = nullptr;
     if (out == "f32") fixed = TypeId::F32;
     else if (out == "f16") fixed = TypeId::F16;
     else if (out == "bf16") fixed = TypeId::BF16;
     else if (out == "q8_0") fixed = TypeId::Q8_0;
-    else if (out != "auto") fail("--outtype", fmt::format("'{}' is not one of f32, f16, bf16, q8_0, auto", options.outtype));
+    else if (out != "auto" && !(mix = gguf::requant::find_target(options.outtype)))
+        fail("--outtype", fmt::format("'{}' is not f32, f16, bf16, q8_0, auto, or a type or mix gguf requant knows (gguf requant --list)",
+                                      options.outtype));
+    if (mix && mix->copy) fail("--outtype", "COPY has nothing to copy from: give a type or mix");
 
     const uint64_t embd = c.hidden_size, q_dim = uint64_t{c.num_attention_heads} * c.head_dim, kv_dim = uint64_t{c.num_key_value_heads} * c.head_dim;
     // The shape each role must have, Hugging Face order ([rows, cols]; 1-D: [n]).
@@ -283,6 +324,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     // The file type and the keys llama.cpp's converter writes.
     const TypeId main = fixed.value_or(widest == TypeId::F32 ? TypeId::F16 : widest);
     p.file_type = main == TypeId::F32 ? 0 : main == TypeId::F16 ? 1 : main == TypeId::BF16 ? 32 : 7;
+    if (mix) apply_mix(p, *mix, options.imatrix);
     const std::string a = p.arch + ".";
     auto& k = p.keys;
     k.emplace_back("general.architecture", OwnedValue::string(p.arch));
@@ -345,7 +387,8 @@ void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* ou
             if (t.type == TypeId::F32)
                 std::memcpy(out, floats.data(), out_bytes);
             else
-                quant::quantize(t.type, floats, static_cast<int64_t>(cols), {}, std::span<uint8_t>(out, out_bytes));
+                quant::quantize(t.type, floats, static_cast<int64_t>(cols),
+                                t.importance ? std::span<const float>(*t.importance) : std::span<const float>(), std::span<uint8_t>(out, out_bytes));
         }
     }
 }

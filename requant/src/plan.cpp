@@ -239,12 +239,13 @@ struct Counters {
 
 class Planner {
 public:
-    Planner(const Model& m, const Options& o) : o_(o), shape_(shape_of(m)), mix_(o.target->file_type) {
-        for (const Model::Tensor& t : m.tensors()) {
-            if (t.info->name == "output.weight") tied_ = false;
+    Planner(const Hyperparameters& shape, std::span<const TensorInfo* const> tensors, const Options& o)
+        : o_(o), shape_(shape), mix_(o.target->file_type) {
+        for (const TensorInfo* t : tensors) {
+            if (t->name == "output.weight") tied_ = false;
         }
-        for (const Model::Tensor& t : m.tensors())
-            if (role_of(t.info->name, tied_) == Role::AttnV) ++n_attn_v_;
+        for (const TensorInfo* t : tensors)
+            if (role_of(t->name, tied_) == Role::AttnV) ++n_attn_v_;
     }
 
     // llama.cpp's rules for one tensor, with the counters as its quantizer keeps them.
@@ -416,20 +417,25 @@ Hyperparameters shape_of(const Model& m) {
     return h;
 }
 
-std::vector<TensorPlan> plan(const Model& m, const Options& o) {
+namespace {
+
+// The plans for `tensors` in llama.cpp's write order; `entry(i)` is the Model::Tensor of
+// tensors[i] (nullptr outside a file).
+std::vector<TensorPlan> plan_tensors(const Hyperparameters& shape, std::vector<const TensorInfo*> tensors,
+                                     const std::vector<const Model::Tensor*>& entries, const Options& o) {
     if (!o.target) throw std::invalid_argument("requant::plan needs a target");
-    std::vector<const Model::Tensor*> order;
-    for (const Model::Tensor& t : m.tensors()) order.push_back(&t);
-    std::stable_sort(order.begin(), order.end(), [](const Model::Tensor* a, const Model::Tensor* b) {
-        const std::optional<uint32_t> la = layer_of(a->info->name), lb = layer_of(b->info->name);  // nullopt sorts first
-        return la != lb ? la < lb : a->info->name < b->info->name;
+    std::vector<size_t> order(tensors.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        const std::optional<uint32_t> la = layer_of(tensors[a]->name), lb = layer_of(tensors[b]->name);  // nullopt sorts first
+        return la != lb ? la < lb : tensors[a]->name < tensors[b]->name;
     });
-    Planner planner(m, o);
+    Planner planner(shape, tensors, o);
     const bool quantized_base = type_info(o.target->base).quantized;
     std::vector<TensorPlan> out;
-    for (const Model::Tensor* t : order) {
-        const TensorInfo& info = *t->info;
-        TensorPlan p{t, info.type, info.type, false, {}};
+    for (const size_t i : order) {
+        const TensorInfo& info = *tensors[i];
+        TensorPlan p{entries.empty() ? nullptr : entries[i], &info, info.type, info.type, false, {}};
         if (!o.target->copy && never_quantized(info, o.leave_output).empty()) {
             if (o.token_embd_type && is_token_embedding(info.name)) p.to = *o.token_embd_type;
             else if (o.output_type && info.name == "output.weight") p.to = *o.output_type;
@@ -452,6 +458,21 @@ std::vector<TensorPlan> plan(const Model& m, const Options& o) {
         out.push_back(std::move(p));
     }
     return out;
+}
+
+}  // namespace
+
+std::vector<TensorPlan> plan(const Model& m, const Options& o) {
+    std::vector<const TensorInfo*> infos;
+    std::vector<const Model::Tensor*> entries;
+    for (const Model::Tensor& t : m.tensors()) infos.push_back(t.info), entries.push_back(&t);
+    return plan_tensors(shape_of(m), std::move(infos), entries, o);
+}
+
+std::vector<TensorPlan> plan(const Hyperparameters& shape, std::span<const TensorInfo> tensors, const Options& o) {
+    std::vector<const TensorInfo*> infos;
+    for (const TensorInfo& t : tensors) infos.push_back(&t);
+    return plan_tensors(shape, std::move(infos), {}, o);
 }
 
 }  // namespace gguf::requant

@@ -19,6 +19,7 @@
 #include "convert/safetensors.h"
 #include "gguf/types.h"
 #include "gguf/value.h"
+#include "quant/imatrix.h"
 
 namespace convert {
 
@@ -41,10 +42,14 @@ HfConfig read_config(const std::filesystem::path& folder);
 // The Hugging Face classes the converter knows ("LlamaForCausalLM", ...).
 std::vector<std::string> supported_architectures();
 
-// Output: a tensor type (F32, F16, BF16, Q8_0), or "auto": F16 and BF16 sources keep their
-// type, F32 ones become F16.
+// Output: a tensor type as llama.cpp's converter writes it (f32, f16, bf16, q8_0: every
+// matrix of that type), "auto" (F16 and BF16 sources keep their type, F32 ones become F16),
+// or any type or mix `gguf requant` accepts (Q4_K_M, IQ4_XS, ...): llama.cpp's per-tensor
+// rules (requant/plan.h) on the converted tensors, each row quantized straight from the
+// checkpoint (no intermediate file), with importance weights from `imatrix` when given.
 struct ConvertOptions {
     std::string outtype = "auto";
+    const quant::ImportanceMatrix* imatrix = nullptr;
     std::vector<std::pair<std::string, gguf::OwnedValue>> extra_keys;  // set last (tokenizer, --metadata)
 };
 
@@ -55,6 +60,7 @@ struct TensorPlan {
     std::vector<uint64_t> shape;
     const SafeTensor* source;
     uint32_t permute_heads = 0;  // > 0: Q/K rows permuted with this many heads
+    const std::vector<float>* importance = nullptr;  // per column, for the quantizer
 };
 
 struct Plan {

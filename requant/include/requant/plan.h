@@ -54,7 +54,8 @@ Hyperparameters shape_of(const Model& m);
 std::string never_quantized(const TensorInfo& t, bool leave_output = false);
 
 struct TensorPlan {
-    const Model::Tensor* tensor = nullptr;
+    const Model::Tensor* tensor = nullptr;  // nullptr for tensors planned outside a file
+    const TensorInfo* info = nullptr;
     TypeId from = TypeId::F32;
     TypeId to = TypeId::F32;
     bool requires_imatrix = false;  // llama.cpp refuses these types without importance data
@@ -66,5 +67,9 @@ struct TensorPlan {
 // tensors outside blk.N first). Throws std::runtime_error for what llama.cpp refuses (a
 // tensor type without a fallback, a bad layer number in an expert tensor).
 std::vector<TensorPlan> plan(const Model& m, const Options& o);
+// The same for tensors not in a file yet (gguf convert): the model's hyperparameters and its
+// tensors' infos (their type the one they have before conversion). TensorPlan::tensor is
+// nullptr; TensorPlan::info points into `tensors`.
+std::vector<TensorPlan> plan(const Hyperparameters& shape, std::span<const TensorInfo> tensors, const Options& o);
 
 }  // namespace gguf::requant
