@@ -18,6 +18,8 @@
 #include <fmt/format.h>
 
 #include "convert/convert.h"
+#include "convert/hf_tokenizer.h"
+#include "convert_tokenizer_support.h"
 #include "convert/safetensors.h"
 #include "gguf/file.h"
 #include "gguf/model.h"
@@ -400,6 +402,41 @@ TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversi
     r = test::run_gguf("convert " + folder + " --outtype q9_z");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("'q9_z' is not f32, f16, bf16, q8_0, auto, or a type or mix") != std::string::npos);
+}
+
+TEST_CASE("a folder with a SentencePiece tokenizer converts to a model that tokenizes and generates; --vocab-only writes the vocabulary alone") {
+    const test::TempDir dir;
+    Spec s;  // 40 tokens: <unk>, <s>, </s>, then pieces
+    make_hf_model(s, dir / "hf");
+    std::vector<convert::SentencePiece> pieces = {{"<unk>", 0, convert::SentencePiece::Type::Unknown},
+                                                  {"<s>", 0, convert::SentencePiece::Type::Control},
+                                                  {"</s>", 0, convert::SentencePiece::Type::Control}};
+    const std::string letters = "abcdefghijklmnopqrstuvwxyz";
+    for (size_t i = 0; pieces.size() < s.vocab; ++i)
+        pieces.push_back({i < letters.size() ? std::string("\xe2\x96\x81") + letters[i] : std::string(1, letters[i - letters.size()]),
+                          -static_cast<float>(i), convert::SentencePiece::Type::Normal});
+    write_file(dir / "hf" / "tokenizer.model", test::sentencepiece_model(pieces));
+    write_file(dir / "hf" / "tokenizer_config.json", std::string("{\"add_bos_token\":true,\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}"));
+    const std::string out = (dir / "model.gguf").string();
+    auto r = test::run_gguf("convert " + (dir / "hf").string() + " -o " + out + " --metadata general.author=str:ggufkit-test");
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.find("tokenizer: llama") != std::string::npos);
+    const gguf::File f = gguf::File::open(out);
+    CHECK(f.find("tokenizer.ggml.model")->value.str() == "llama");
+    CHECK(f.find("tokenizer.ggml.tokens")->value.array().size() == s.vocab);
+    CHECK(f.find("general.author")->value.str() == "ggufkit-test");
+    r = test::run_gguf("tokenize " + out + " \"a b c\" --ids");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("[1, 3, 4, 5]") != std::string::npos);  // BOS, then ▁a ▁b ▁c
+    r = test::run_gguf("generate " + out + " -p \"a b\" -n 4");
+    CHECK(r.exit_code == 0);
+    // The vocabulary alone: no tensors, no weights needed.
+    std::filesystem::remove(dir / "hf" / "model.safetensors");
+    r = test::run_gguf("convert " + (dir / "hf").string() + " --vocab-only -o " + (dir / "vocab.gguf").string());
+    REQUIRE(r.exit_code == 0);
+    const gguf::File v = gguf::File::open(dir / "vocab.gguf");
+    CHECK(v.tensors().empty());
+    CHECK(v.find("tokenizer.ggml.tokens")->value.array().size() == s.vocab);
 }
 
 TEST_CASE("safetensors files: sharded checkpoints read through their index; every malformed header refused naming the file and tensor") {

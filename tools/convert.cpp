@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -25,14 +26,23 @@ namespace {
 
 struct ConvertArgs {
     std::string folder, outfile, outtype = "auto", imatrix;
-    bool dry_run = false;
+    std::vector<std::string> metadata;
+    bool dry_run = false, vocab_only = false;
     int threads = 0;
 };
 
 int run_convert(const ConvertArgs& a) {
-    const convert::Checkpoint weights = convert::Checkpoint::open(a.folder);
     convert::ConvertOptions o;
     o.outtype = a.outtype;
+    for (const std::string& m : a.metadata) o.extra_keys.push_back(parse_key_value(m, "--metadata"));
+    if (a.vocab_only) {
+        const convert::Plan p = convert::vocab_only_plan(a.folder, o);
+        const std::string out = a.outfile.empty() ? (std::filesystem::path(a.folder) / (p.config.name + "-vocab.gguf")).string() : a.outfile;
+        std::fprintf(stderr, "convert: %s: the vocabulary alone (%s) -> %s\n", a.folder.c_str(), p.tokenizer.c_str(), out.c_str());
+        if (!a.dry_run) convert::write(p, out);
+        return 0;
+    }
+    const convert::Checkpoint weights = convert::Checkpoint::open(a.folder);
     std::optional<quant::ImportanceMatrix> imatrix;
     if (!a.imatrix.empty()) {
         imatrix.emplace(quant::ImportanceMatrix::load(a.imatrix));
@@ -45,8 +55,9 @@ int run_convert(const ConvertArgs& a) {
         for (char& ch : type) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
         out = (std::filesystem::path(a.folder) / (p.config.name + "-" + type + ".gguf")).string();
     }
-    std::fprintf(stderr, "convert: %s (%s) -> %s: %s, %zu tensors from %zu safetensors file%s\n", a.folder.c_str(), p.config.architecture.c_str(),
-                 out.c_str(), p.arch.c_str(), p.tensors.size(), weights.files().size(), weights.files().size() == 1 ? "" : "s");
+    std::fprintf(stderr, "convert: %s (%s) -> %s: %s, %zu tensors from %zu safetensors file%s; tokenizer: %s\n", a.folder.c_str(),
+                 p.config.architecture.c_str(), out.c_str(), p.arch.c_str(), p.tensors.size(), weights.files().size(),
+                 weights.files().size() == 1 ? "" : "s", p.tokenizer.empty() ? "none in the folder (the file will have no vocabulary)" : p.tokenizer.c_str());
     if (a.dry_run) {
         // The keys as gguf inspect shows them: written to a header in memory and read back.
         Writer header;
@@ -86,9 +97,12 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
     c->add_option("--imatrix", a->imatrix, "Importance matrix for the quantized types (either of llama.cpp's formats), as gguf requant takes it")
         ->type_name("FILE");
     add_threads_option(c, a->threads, "-t,--threads");
+    c->add_flag("--vocab-only", a->vocab_only, "Write the vocabulary alone (no tensors; the weights need not be there)");
+    c->add_option("--metadata", a->metadata, "Set a key: KEY=TYPE:VALUE, TYPE int, float, bool or str (as gguf requant --override-kv); repeatable")
+        ->type_name("KEY=TYPE:VALUE");
     c->add_flag("--dry-run", a->dry_run, "Print the metadata and the tensor map (Hugging Face name -> GGUF name, type, shape); write nothing");
     c->footer(fmt::format("Architectures: {}. Norms and biases are written as F32; llama/mistral Q and K rows are permuted to GGUF's "
-                          "interleaved rotary pairs; tied embeddings write no output.weight. The tokenizer is not converted yet.",
+                          "interleaved rotary pairs; tied embeddings write no output.weight. The tokenizer: byte-level BPE from tokenizer.json or SentencePiece from tokenizer.model, llama.cpp's keys.",
                           fmt::join(convert::supported_architectures(), ", ")));
     c->callback([a, &run] { run = [a] { return run_convert(*a); }; });
 }

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 namespace gguf::tools {
 
 CLI::Option* add_threads_option(CLI::App* command, int& threads, const std::string& names) {
@@ -17,6 +19,35 @@ CLI::Option* add_threads_option(CLI::App* command, int& threads, const std::stri
                 return "'" + text + "' is not a thread count: give 0 (one per core) or a number of threads up to 4096";
             },
             "N"));
+}
+
+std::pair<std::string, OwnedValue> parse_key_value(const std::string& s, const std::string& option) {
+    const size_t eq = s.find('='), colon = s.find(':', eq == std::string::npos ? 0 : eq);
+    if (eq == std::string::npos || eq == 0 || colon == std::string::npos)
+        throw CLI::ValidationError(option, fmt::format("'{}' is not KEY=TYPE:VALUE", s));
+    const std::string key = s.substr(0, eq), type = s.substr(eq + 1, colon - eq - 1), value = s.substr(colon + 1);
+    try {
+        if (type == "str") return {key, OwnedValue::string(value)};
+        if (type == "bool") {
+            if (value != "true" && value != "false") throw std::invalid_argument("bool");
+            return {key, OwnedValue::boolean(value == "true")};
+        }
+        size_t used = 0;
+        if (type == "int") {
+            const long long v = std::stoll(value, &used);
+            if (used != value.size() || v < 0 || v > UINT32_MAX) throw std::invalid_argument("int");
+            return {key, OwnedValue::u32(static_cast<uint32_t>(v))};
+        }
+        if (type == "float") {
+            const float v = std::stof(value, &used);
+            if (used != value.size()) throw std::invalid_argument("float");
+            return {key, OwnedValue::f32(v)};
+        }
+    } catch (const std::exception&) {
+        const char* expected = type == "bool" ? "true or false" : type == "int" ? "a whole number from 0 to 4294967295" : "a number";
+        throw CLI::ValidationError(option, fmt::format("'{}': '{}' is not a valid {} ({})", s, value, type, expected));
+    }
+    throw CLI::ValidationError(option, fmt::format("'{}': type '{}' is not int, float, bool or str", s, type));
 }
 
 }  // namespace gguf::tools

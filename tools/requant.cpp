@@ -48,37 +48,6 @@ std::regex parse_regex(const std::string& option, const std::string& text) {
     }
 }
 
-// KEY=TYPE:VALUE, TYPE one of int, float, bool, str (llama.cpp's --override-kv). llama.cpp
-// writes int as u32; a negative int is refused rather than silently made positive.
-std::pair<std::string, OwnedValue> parse_override(const std::string& s) {
-    const size_t eq = s.find('='), colon = s.find(':', eq == std::string::npos ? 0 : eq);
-    if (eq == std::string::npos || eq == 0 || colon == std::string::npos)
-        throw CLI::ValidationError("--override-kv", fmt::format("'{}' is not KEY=TYPE:VALUE", s));
-    const std::string key = s.substr(0, eq), type = s.substr(eq + 1, colon - eq - 1), value = s.substr(colon + 1);
-    try {
-        if (type == "str") return {key, OwnedValue::string(value)};
-        if (type == "bool") {
-            if (value != "true" && value != "false") throw std::invalid_argument("bool");
-            return {key, OwnedValue::boolean(value == "true")};
-        }
-        size_t used = 0;
-        if (type == "int") {
-            const long long v = std::stoll(value, &used);
-            if (used != value.size() || v < 0 || v > UINT32_MAX) throw std::invalid_argument("int");
-            return {key, OwnedValue::u32(static_cast<uint32_t>(v))};
-        }
-        if (type == "float") {
-            const float v = std::stof(value, &used);
-            if (used != value.size()) throw std::invalid_argument("float");
-            return {key, OwnedValue::f32(v)};
-        }
-    } catch (const std::exception&) {
-        const char* expected = type == "bool" ? "true or false" : type == "int" ? "a whole number from 0 to 4294967295" : "a number";
-        throw CLI::ValidationError("--override-kv", fmt::format("'{}': '{}' is not a valid {} ({})", s, value, type, expected));
-    }
-    throw CLI::ValidationError("--override-kv", fmt::format("'{}': type '{}' is not int, float, bool or str", s, type));
-}
-
 int list_targets() {
     std::string out = fmt::format("Targets for --type (or TYPE after OUT), case-insensitive; llama.cpp's file type id works too:\n"
                                   "  {:<10} {:>5}  {:<8} {:>5}  {}\n", "name", "ftype", "base", "bpw", "what it holds");
@@ -175,7 +144,7 @@ int run_requant(const RequantOptions& o) {
     if (o.imatrix) r.imatrix = *o.imatrix;
     for (const std::string& s : o.include) r.include_weights.push_back(parse_regex("--include-weights", s));
     for (const std::string& s : o.exclude) r.exclude_weights.push_back(parse_regex("--exclude-weights", s));
-    for (const std::string& s : o.overrides) r.overrides.push_back(parse_override(s));
+    for (const std::string& s : o.overrides) r.overrides.push_back(parse_key_value(s, "--override-kv"));
     r.allow_requantize = o.allow_requantize;
     if (o.positional_threads && o.threads && *o.positional_threads != o.threads)
         throw CLI::ValidationError("--threads", fmt::format("given twice: --threads {} and {} after the type", o.threads, *o.positional_threads));

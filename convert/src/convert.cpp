@@ -1,4 +1,5 @@
 #include "convert/convert.h"
+#include "convert/hf_tokenizer.h"
 
 #include <simdjson.h>
 
@@ -189,6 +190,18 @@ HfConfig read_config(const std::filesystem::path& folder) {
 
 namespace {
 
+// The tokenizer's keys, when the folder has one (tokenizer.json or tokenizer.model); false
+// when it has none.
+bool add_tokenizer(Plan& p, const std::filesystem::path& folder) {
+    if (!std::filesystem::exists(folder / "tokenizer.json") && !std::filesystem::exists(folder / "tokenizer.model")) return false;
+    TokenizerOptions o;
+    o.vocab_size = p.config.vocab_size;
+    TokenizerKeys t = tokenizer_keys(folder, o);
+    for (auto& kv : t.keys) p.keys.push_back(std::move(kv));
+    p.tokenizer = t.model + (t.pre.empty() ? "" : " (" + t.pre + ")") + ", " + std::to_string(t.vocab_size) + " tokens";
+    return true;
+}
+
 // A requant target on the planned tensors: llama.cpp's per-tensor rules, as `gguf requant`
 // applies them to a converted file, decide each type; importance weights looked up by name.
 void apply_mix(Plan& p, const gguf::requant::Target& mix, const quant::ImportanceMatrix* imatrix) {
@@ -350,7 +363,22 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     }
     k.emplace_back("general.file_type", OwnedValue::u32(p.file_type));
     k.emplace_back("general.quantization_version", OwnedValue::u32(2));
+    add_tokenizer(p, folder);
     for (const auto& kv : options.extra_keys) k.push_back(kv);
+    return p;
+}
+
+Plan vocab_only_plan(const std::filesystem::path& folder, const ConvertOptions& options) {
+    Plan p;
+    p.config = read_config(folder);
+    const auto arch = std::find_if(std::begin(kArchitectures), std::end(kArchitectures),
+                                   [&](const Architecture& a) { return p.config.architecture == a.hf_class; });
+    p.arch = arch == std::end(kArchitectures) ? "llama" : arch->arch;
+    p.keys.emplace_back("general.architecture", OwnedValue::string(p.arch));
+    p.keys.emplace_back("general.name", OwnedValue::string(p.config.name));
+    p.keys.emplace_back(p.arch + ".vocab_size", OwnedValue::u32(p.config.vocab_size));
+    if (!add_tokenizer(p, folder)) fail(folder.string(), "no tokenizer.json or tokenizer.model: nothing to write with --vocab-only");
+    for (const auto& kv : options.extra_keys) p.keys.push_back(kv);
     return p;
 }
 

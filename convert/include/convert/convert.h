@@ -69,12 +69,18 @@ struct Plan {
     std::vector<std::pair<std::string, gguf::OwnedValue>> keys;
     std::vector<TensorPlan> tensors;
     uint32_t file_type = 0;  // general.file_type
+    std::string tokenizer;   // what the tokenizer keys hold ("gpt2 (llama-bpe), 128256 tokens"); "" without one
 };
 
-// What convert() writes, without writing it. Throws std::runtime_error naming the file and
-// tensor for an unknown architecture, a missing or unexpected tensor, a shape that
-// contradicts the config, a dtype the converter does not read.
+// What convert() writes, without writing it: the metadata, the tokenizer's keys
+// (convert/hf_tokenizer.h) when the folder has tokenizer.json or tokenizer.model, each
+// tensor. Throws std::runtime_error naming the file and tensor for an unknown architecture,
+// a missing or unexpected tensor, a shape that contradicts the config, a dtype the converter
+// does not read, a tokenizer it cannot convert.
 Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const ConvertOptions& options);
+// The vocabulary alone (llama.cpp's --vocab-only): config.json's name and vocabulary size and
+// the tokenizer's keys, no tensors; the weights need not be there.
+Plan vocab_only_plan(const std::filesystem::path& folder, const ConvertOptions& options);
 
 // Writes `out` (a temporary file renamed into place when complete), rows converted on
 // `threads` threads (0: every core). `progress(done, total)` after each tensor.
