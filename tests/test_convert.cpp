@@ -7,6 +7,7 @@
 // mapping, the shapes, the permutation and the metadata at once.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -437,6 +438,44 @@ TEST_CASE("a folder with a SentencePiece tokenizer converts to a model that toke
     const gguf::File v = gguf::File::open(dir / "vocab.gguf");
     CHECK(v.tensors().empty());
     CHECK(v.find("tokenizer.ggml.tokens")->value.array().size() == s.vocab);
+}
+
+TEST_CASE("convert --split-max-tensors / --split-max-size write a split set that opens as the one-file model and computes its logits") {
+    const test::TempDir dir;
+    Spec s;
+    make_hf_model(s, dir / "hf");
+    const std::string folder = (dir / "hf").string();
+    REQUIRE(test::run_gguf("convert " + folder + " --outtype f32 -o " + (dir / "one.gguf").string()).exit_code == 0);
+    REQUIRE(test::run_gguf("convert " + folder + " --outtype f32 --split-max-tensors 7 -o " + (dir / "split.gguf").string()).exit_code == 0);
+    // 3 + 9 x 2 = 21 tensors: three parts of 7.
+    for (int i = 1; i <= 3; ++i) CHECK(std::filesystem::exists(dir / ("split-0000" + std::to_string(i) + "-of-00003.gguf")));
+    CHECK(!std::filesystem::exists(dir / "split.gguf"));
+    REQUIRE(test::run_gguf("convert " + folder + " --outtype f32 --split-max-size 0.02M -o " + (dir / "sized.gguf").string()).exit_code == 0);
+    // Parts of at most 20,000 bytes of tensor data (the largest tensor is 6,144 bytes).
+    std::vector<std::filesystem::path> sized;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+        if (e.path().filename().string().starts_with("sized-")) sized.push_back(e.path());
+    std::sort(sized.begin(), sized.end());
+    CHECK(sized.size() >= 2);
+    for (const std::filesystem::path& part : sized) {
+        CAPTURE(part);
+        uint64_t data = 0;
+        for (const gguf::TensorInfo& t : gguf::File::open(part).tensors()) data += t.n_bytes;
+        CHECK(data <= 20000);
+    }
+    const auto logits = [&](const std::filesystem::path& p) {
+        const gguf::Model file = gguf::Model::open(p);
+        const infer::Model model(file);
+        const std::vector<int32_t> tokens = {1, 5, 9, 13};
+        infer::Context ctx(model, 4);
+        std::vector<float> out(4 * s.vocab);
+        ctx.eval(tokens, out);
+        return out;
+    };
+    const std::vector<float> one = logits(dir / "one.gguf");
+    CHECK(logits(dir / "split-00001-of-00003.gguf") == one);
+    CHECK(logits(sized.front()) == one);
+    CHECK(test::run_gguf("convert " + folder + " --split-max-size 2X -o " + (dir / "x.gguf").string()).exit_code == 2);
 }
 
 TEST_CASE("safetensors files: sharded checkpoints read through their index; every malformed header refused naming the file and tensor") {

@@ -423,15 +423,23 @@ void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* ou
 
 }  // namespace
 
-void write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress, int threads) {
-    gguf::Writer w;
-    for (const auto& [key, value] : plan.keys) w.set(key, value);
-    size_t done = 0;
+std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress,
+                                         int threads, SplitOptions split) {
+    std::vector<gguf::Writer> parts(1);
+    for (const auto& [key, value] : plan.keys) parts[0].set(key, value);
+    size_t done = 0, in_part = 0;
+    uint64_t part_bytes = 0;
     for (const TensorPlan& t : plan.tensors) {
-        w.add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, total = plan.tensors.size()](gguf::ByteSink& sink) {
+        const uint64_t cols = t.shape[0], rows = t.source->elements() / cols;
+        const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
+        const uint64_t bytes = rows * row_bytes;
+        if (in_part > 0 && ((split.max_tensors && in_part >= split.max_tensors) || (split.max_bytes && part_bytes + bytes > split.max_bytes))) {
+            parts.emplace_back();
+            in_part = 0, part_bytes = 0;
+        }
+        ++in_part, part_bytes += bytes;
+        parts.back().add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, total = plan.tensors.size()](gguf::ByteSink& sink) {
             // Chunks of rows (about 8 MiB out) converted on the threads, written in order.
-            const uint64_t cols = t.shape[0], rows = t.source->elements() / cols;
-            const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
             const uint64_t chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
             std::vector<uint8_t> buffer(static_cast<size_t>(std::min(rows, chunk) * row_bytes));
             quant::RunOptions run;
@@ -449,7 +457,11 @@ void write(const Plan& plan, const std::filesystem::path& out, const std::functi
             if (progress) progress(++done, total);
         });
     }
-    w.write(out);
+    if (!split.max_bytes && !split.max_tensors) {
+        parts[0].write(out);
+        return {out};
+    }
+    return gguf::write_split_set(parts, out);
 }
 
 }  // namespace convert
