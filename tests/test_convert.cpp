@@ -86,6 +86,7 @@ struct Spec {
     uint32_t vocab = 40, hidden = 32, ff = 48, layers = 2, heads = 4, kv_heads = 2, head_dim = 0;  // head_dim 0: hidden / heads
     bool biases = false, qk_norm = false, tied = false;
     std::string dtype = "F32";
+    uint32_t experts = 0, experts_used = 0, moe_ff = 0;  // a mixture of experts (Mixtral, Qwen3-MoE)
     uint32_t dim() const { return head_dim ? head_dim : hidden / heads; }
 };
 
@@ -133,6 +134,18 @@ HfModel make_hf_model(const Spec& s, const std::filesystem::path& folder, bool s
         }
         add(p + "self_attn.o_proj.weight", {s.hidden, q_dim}, 0.3f);
         add(p + "post_attention_layernorm.weight", {s.hidden}, 0.2f, 1.0f);
+        if (s.experts) {
+            const bool mixtral = s.hf_class == "MixtralForCausalLM";
+            const uint32_t ff = s.moe_ff ? s.moe_ff : s.ff;
+            add(p + (mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight"), {s.experts, s.hidden}, 0.6f);
+            for (uint32_t e = 0; e < s.experts; ++e) {
+                const std::string x = p + (mixtral ? "block_sparse_moe.experts." : "mlp.experts.") + std::to_string(e) + ".";
+                add(x + (mixtral ? "w1" : "gate_proj") + ".weight", {ff, s.hidden}, 0.3f);
+                add(x + (mixtral ? "w3" : "up_proj") + ".weight", {ff, s.hidden}, 0.3f);
+                add(x + (mixtral ? "w2" : "down_proj") + ".weight", {s.hidden, ff}, 0.3f);
+            }
+            continue;
+        }
         add(p + "mlp.gate_proj.weight", {s.ff, s.hidden}, 0.3f);
         add(p + "mlp.up_proj.weight", {s.ff, s.hidden}, 0.3f);
         add(p + "mlp.down_proj.weight", {s.hidden, s.ff}, 0.3f);
@@ -146,6 +159,9 @@ HfModel make_hf_model(const Spec& s, const std::filesystem::path& folder, bool s
                          ",\"num_key_value_heads\":" + std::to_string(s.kv_heads) +
                          ",\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":1000.0,\"tie_word_embeddings\":" +
                          (s.tied ? "true" : "false") + (s.head_dim ? ",\"head_dim\":" + std::to_string(s.head_dim) : "") +
+                         (s.experts ? ",\"num_local_experts\":" + std::to_string(s.experts) + ",\"num_experts_per_tok\":" + std::to_string(s.experts_used) +
+                                          (s.moe_ff ? ",\"moe_intermediate_size\":" + std::to_string(s.moe_ff) : "")
+                                    : "") +
                          ",\"torch_dtype\":\"float32\"}";
     write_file(folder / "config.json", config);
     if (!shards) {
@@ -239,11 +255,35 @@ std::vector<Vec> hf_logits(const HfModel& m, const std::vector<int32_t>& tokens)
             const Vec o = linear(m.at(p + "self_attn.o_proj.weight"), att, s.hidden);
             for (size_t i = 0; i < s.hidden; ++i) x[t][i] += o[i];
             const Vec h = rms_norm(x[t], m.at(p + "post_attention_layernorm.weight"), 1e-6);
-            const Vec g = linear(m.at(p + "mlp.gate_proj.weight"), h, s.ff), u = linear(m.at(p + "mlp.up_proj.weight"), h, s.ff);
-            Vec a(s.ff);
-            for (size_t i = 0; i < s.ff; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-            const Vec down = linear(m.at(p + "mlp.down_proj.weight"), a, s.hidden);
-            for (size_t i = 0; i < s.hidden; ++i) x[t][i] += down[i];
+            auto mlp = [&](const std::string& gate, const std::string& up, const std::string& down, size_t ff) {
+                const Vec g = linear(m.at(gate), h, ff), u = linear(m.at(up), h, ff);
+                Vec a(ff);
+                for (size_t i = 0; i < ff; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+                return linear(m.at(down), a, s.hidden);
+            };
+            if (!s.experts) {
+                const Vec down = mlp(p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight", p + "mlp.down_proj.weight", s.ff);
+                for (size_t i = 0; i < s.hidden; ++i) x[t][i] += down[i];
+                continue;
+            }
+            // The experts as Hugging Face's sparse MoE block runs them: softmax of the router,
+            // the top experts_used, their weights renormalized.
+            const bool mixtral = s.hf_class == "MixtralForCausalLM";
+            const Vec z = linear(m.at(p + (mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight")), h, s.experts);
+            Vec prob(s.experts);
+            const double zmax = *std::max_element(z.begin(), z.end());
+            for (size_t e = 0; e < s.experts; ++e) prob[e] = std::exp(z[e] - zmax);
+            std::vector<size_t> order(s.experts);
+            for (size_t e = 0; e < s.experts; ++e) order[e] = e;
+            std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prob[a] > prob[b]; });
+            double chosen = 0;
+            for (size_t slot = 0; slot < s.experts_used; ++slot) chosen += prob[order[slot]];
+            for (size_t slot = 0; slot < s.experts_used; ++slot) {
+                const std::string xp = p + (mixtral ? "block_sparse_moe.experts." : "mlp.experts.") + std::to_string(order[slot]) + ".";
+                const Vec down = mixtral ? mlp(xp + "w1.weight", xp + "w3.weight", xp + "w2.weight", s.ff)
+                                         : mlp(xp + "gate_proj.weight", xp + "up_proj.weight", xp + "down_proj.weight", s.moe_ff ? s.moe_ff : s.ff);
+                for (size_t i = 0; i < s.hidden; ++i) x[t][i] += prob[order[slot]] / chosen * down[i];
+            }
         }
     }
     std::vector<Vec> logits(n);
@@ -272,7 +312,7 @@ template <class F> std::string error_of(F&& f) {
 
 }  // namespace
 
-TEST_CASE("converted llama, qwen2 and qwen3 folders compute what the Hugging Face checkpoint computes") {
+TEST_CASE("converted llama, mistral, qwen2, qwen3, mixtral and qwen3-moe folders compute what the Hugging Face checkpoint computes") {
     Spec llama;  // grouped heads: 4 query heads on 2 key/value heads; Q and K rows permuted
     Spec qwen2;
     qwen2.hf_class = "Qwen2ForCausalLM", qwen2.biases = true, qwen2.tied = true;
@@ -280,9 +320,13 @@ TEST_CASE("converted llama, qwen2 and qwen3 folders compute what the Hugging Fac
     qwen3.hf_class = "Qwen3ForCausalLM", qwen3.qk_norm = true, qwen3.head_dim = 16;
     Spec mistral_bf16;  // a bf16 checkpoint, converted to f32 exactly
     mistral_bf16.hf_class = "MistralForCausalLM", mistral_bf16.dtype = "BF16";
+    Spec mixtral;  // experts stacked into 3-D tensors; Q and K permuted as for llama
+    mixtral.hf_class = "MixtralForCausalLM", mixtral.experts = 4, mixtral.experts_used = 2;
+    Spec qwen3moe = qwen3;  // experts narrower than intermediate_size
+    qwen3moe.hf_class = "Qwen3MoeForCausalLM", qwen3moe.experts = 4, qwen3moe.experts_used = 2, qwen3moe.moe_ff = 24;
     const test::TempDir dir;
     int i = 0;
-    for (const Spec& s : {llama, qwen2, qwen3, mistral_bf16}) {
+    for (const Spec& s : {llama, qwen2, qwen3, mistral_bf16, mixtral, qwen3moe}) {
         CAPTURE(s.hf_class);
         const std::filesystem::path folder = dir / ("hf" + std::to_string(i)), out = dir / ("model" + std::to_string(i++) + ".gguf");
         const HfModel hf = make_hf_model(s, folder, /*shards=*/s.biases);
@@ -305,6 +349,7 @@ TEST_CASE("converted llama, qwen2 and qwen3 folders compute what the Hugging Fac
             }
         std::printf("%s%s: largest logit %.3f, largest difference from the Hugging Face reference %.2e\n", s.hf_class.c_str(),
                     s.dtype == "BF16" ? " (bf16 checkpoint)" : "", scale, worst);
+        if (s.experts) CHECK(file.find_tensor("blk.1.ffn_down_exps.weight")->info->dims().size() == 3);
         CHECK(scale > 1.0);
         CHECK(worst <= 1e-4 * scale);
     }

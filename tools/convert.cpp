@@ -124,7 +124,7 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
     c->add_option("--metadata", a->metadata, "Set a key: KEY=TYPE:VALUE, TYPE int, float, bool or str (as gguf requant --override-kv); repeatable")
         ->type_name("KEY=TYPE:VALUE");
     c->add_flag("--dry-run", a->dry_run, "Print the metadata and the tensor map (Hugging Face name -> GGUF name, type, shape); write nothing");
-    c->footer(fmt::format("Architectures: {}. Norms and biases are written as F32; llama/mistral Q and K rows are permuted to GGUF's "
+    c->footer(fmt::format("Architectures: {}. Norms, biases and routers are written as F32; experts are stacked into 3-D tensors; llama/mistral Q and K rows are permuted to GGUF's "
                           "interleaved rotary pairs; tied embeddings write no output.weight. The tokenizer: byte-level BPE from tokenizer.json or SentencePiece from tokenizer.model, llama.cpp's keys.",
                           fmt::join(convert::supported_architectures(), ", ")));
     c->callback([a, &run] { run = [a] { return run_convert(*a); }; });

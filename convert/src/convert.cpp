@@ -85,6 +85,40 @@ constexpr HfName kQwen3Names[] = {
     {TensorRole::FfnDown, "model.layers.{}.mlp.down_proj"},
 };
 
+// Mixtral: llama with experts; Qwen3-MoE: qwen3 with experts. "{e}" is the expert.
+constexpr HfName kMixtralNames[] = {
+    {TensorRole::TokenEmbd, "model.embed_tokens"},
+    {TensorRole::OutputNorm, "model.norm"},
+    {TensorRole::Output, "lm_head", false, true},
+    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
+    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj"},
+    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj"},
+    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
+    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
+    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
+    {TensorRole::FfnGateInp, "model.layers.{}.block_sparse_moe.gate"},
+    {TensorRole::FfnGateExps, "model.layers.{}.block_sparse_moe.experts.{e}.w1"},
+    {TensorRole::FfnUpExps, "model.layers.{}.block_sparse_moe.experts.{e}.w3"},
+    {TensorRole::FfnDownExps, "model.layers.{}.block_sparse_moe.experts.{e}.w2"},
+};
+constexpr HfName kQwen3MoeNames[] = {
+    {TensorRole::TokenEmbd, "model.embed_tokens"},
+    {TensorRole::OutputNorm, "model.norm"},
+    {TensorRole::Output, "lm_head", false, true},
+    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
+    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj"},
+    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj"},
+    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
+    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
+    {TensorRole::AttnQNorm, "model.layers.{}.self_attn.q_norm"},
+    {TensorRole::AttnKNorm, "model.layers.{}.self_attn.k_norm"},
+    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
+    {TensorRole::FfnGateInp, "model.layers.{}.mlp.gate"},
+    {TensorRole::FfnGateExps, "model.layers.{}.mlp.experts.{e}.gate_proj"},
+    {TensorRole::FfnUpExps, "model.layers.{}.mlp.experts.{e}.up_proj"},
+    {TensorRole::FfnDownExps, "model.layers.{}.mlp.experts.{e}.down_proj"},
+};
+
 struct Architecture {
     const char* hf_class;
     const char* arch;           // GGUF general.architecture
@@ -97,13 +131,18 @@ constexpr Architecture kArchitectures[] = {
     {"MistralForCausalLM", "llama", kLlamaNames, true},
     {"Qwen2ForCausalLM", "qwen2", kQwen2Names, false},
     {"Qwen3ForCausalLM", "qwen3", kQwen3Names, false},
+    {"MixtralForCausalLM", "llama", kMixtralNames, true},
+    {"Qwen3MoeForCausalLM", "qwen3moe", kQwen3MoeNames, false},
 };
 
-std::string hf_name(const HfName& n, std::optional<uint32_t> layer, const char* suffix) {
+std::string hf_name(const HfName& n, std::optional<uint32_t> layer, const char* suffix, uint32_t expert = 0) {
     std::string s = n.name;
     if (const size_t at = s.find("{}"); at != std::string::npos) s.replace(at, 2, std::to_string(*layer));
+    if (const size_t at = s.find("{e}"); at != std::string::npos) s.replace(at, 3, std::to_string(expert));
     return s + "." + suffix;
 }
+
+bool is_expert_role(TensorRole r) { return r == TensorRole::FfnGateExps || r == TensorRole::FfnUpExps || r == TensorRole::FfnDownExps; }
 
 // ---- config.json -------------------------------------------------------------------------
 
@@ -168,6 +207,15 @@ HfConfig read_config(const std::filesystem::path& folder) {
         if (c.hidden_size % c.num_attention_heads) fail(file, "hidden_size is not a multiple of num_attention_heads (and no head_dim)");
         c.head_dim = c.hidden_size / c.num_attention_heads;
     }
+    c.num_experts = u32("num_local_experts", false);
+    if (!c.num_experts) c.num_experts = u32("num_experts", false);
+    if (c.num_experts) {
+        c.num_experts_per_tok = u32("num_experts_per_tok", true);
+        c.moe_intermediate_size = u32("moe_intermediate_size", false);
+        if (!c.moe_intermediate_size) c.moe_intermediate_size = c.intermediate_size;
+        if (!c.num_experts_per_tok || c.num_experts_per_tok > c.num_experts)
+            fail(file, fmt::format("num_experts_per_tok {} is not between 1 and the {} experts", c.num_experts_per_tok, c.num_experts));
+    }
     c.rms_norm_eps = number(root, "rms_norm_eps", 1e-6);
     c.rope_theta = number(root, "rope_theta", 10000.0);
     bool tied = false;
@@ -219,7 +267,7 @@ void apply_mix(Plan& p, const gguf::requant::Target& mix, const quant::Importanc
         info.n_dims = static_cast<uint32_t>(t.shape.size());
         std::copy(t.shape.begin(), t.shape.end(), info.shape.begin());
         info.type = t.type;
-        info.n_elements = t.source->elements();
+        info.n_elements = t.rows() * t.shape[0];
     }
     gguf::requant::Options o;
     o.target = &mix;
@@ -279,6 +327,10 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
             case TensorRole::FfnGate:
             case TensorRole::FfnUp: return {c.intermediate_size, embd};
             case TensorRole::FfnDown: return {embd, c.intermediate_size};
+            case TensorRole::FfnGateInp: return {c.num_experts, embd};
+            case TensorRole::FfnGateExps:
+            case TensorRole::FfnUpExps: return {c.moe_intermediate_size, embd};  // each expert's
+            case TensorRole::FfnDownExps: return {embd, c.moe_intermediate_size};
             default: return {};
         }
     };
@@ -286,6 +338,17 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     std::map<std::string, bool> used;
     for (const auto& [name, t] : weights.tensors()) used[name] = false;
     const auto add = [&](const HfName& n, std::optional<uint32_t> layer, bool bias) {
+        std::vector<const SafeTensor*> experts;
+        if (is_expert_role(n.role)) {
+            if (!c.num_experts) fail((folder / "config.json").string(), "the architecture has experts, config.json names none (num_local_experts / num_experts)");
+            for (uint32_t e = 1; e < c.num_experts; ++e) {
+                const std::string name = hf_name(n, layer, "weight", e);
+                const SafeTensor* t = weights.find(name);
+                if (!t) fail(folder.string(), fmt::format("tensor {} is missing", name));
+                used[name] = true;
+                experts.push_back(t);
+            }
+        }
         const std::string hf = hf_name(n, layer, bias ? "bias" : "weight");
         const SafeTensor* t = weights.find(hf);
         if (!t) {
@@ -302,13 +365,23 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
         if (t->shape != want)
             fail(t->file->string(), fmt::format("tensor {}: shape [{}], expected [{}] from config.json", hf, fmt::join(t->shape, ", "),
                                                 fmt::join(want, ", ")));
+        for (const SafeTensor* e : experts)
+            if (e->shape != t->shape || e->dtype != t->dtype)
+                fail(e->file->string(), fmt::format("tensor {}: shape [{}] {}, unlike expert 0's [{}] {}", e->name, fmt::join(e->shape, ", "),
+                                                    dtype_name(e->dtype), fmt::join(t->shape, ", "), dtype_name(t->dtype)));
         TensorPlan tp;
         tp.name = gguf::tensor_name(n.role, layer, bias ? "bias" : "weight");
         tp.shape.assign(t->shape.rbegin(), t->shape.rend());
         tp.source = t;
+        if (!experts.empty()) {
+            // Stacked as llama.cpp stacks them: one [cols, rows, n_expert] tensor, expert by expert.
+            tp.sources.push_back(t);
+            tp.sources.insert(tp.sources.end(), experts.begin(), experts.end());
+            tp.shape.push_back(c.num_experts);
+        }
         if (t->dtype == Dtype::BF16) widest = TypeId::BF16;
         else if (t->dtype == Dtype::F16 && widest != TypeId::BF16) widest = TypeId::F16;
-        const bool matrix = t->shape.size() == 2;
+        const bool matrix = t->shape.size() == 2 && n.role != TensorRole::FfnGateInp;  // the router stays F32, as llama.cpp keeps it
         tp.type = matrix ? fixed.value_or(t->dtype == Dtype::BF16 ? TypeId::BF16 : TypeId::F16) : TypeId::F32;
         if (tp.type == TypeId::Q8_0 && tp.shape[0] % 32) tp.type = TypeId::F16;  // rows not whole Q8_0 blocks, as llama.cpp falls back
         if (arch->permute_qk && !bias && (n.role == TensorRole::AttnQ || n.role == TensorRole::AttnK))
@@ -356,6 +429,11 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
         k.emplace_back(a + "attention.value_length", OwnedValue::u32(c.head_dim));
     }
     k.emplace_back(a + "rope.dimension_count", OwnedValue::u32(c.head_dim));
+    if (c.num_experts) {
+        k.emplace_back(a + "expert_count", OwnedValue::u32(c.num_experts));
+        k.emplace_back(a + "expert_used_count", OwnedValue::u32(c.num_experts_per_tok));
+        if (p.arch == "qwen3moe") k.emplace_back(a + "expert_feed_forward_length", OwnedValue::u32(c.moe_intermediate_size));
+    }
     if (!c.rope_scaling_type.empty()) {
         k.emplace_back(a + "rope.scaling.type", OwnedValue::string(c.rope_scaling_type));
         k.emplace_back(a + "rope.scaling.factor", OwnedValue::f32(static_cast<float>(c.rope_scaling_factor)));
@@ -397,13 +475,16 @@ uint64_t permuted_row(uint64_t r, uint64_t rows, uint32_t heads) {
 // converted by the SIMD kernels (exact widening, round-to-nearest-even narrowing) or
 // quantized.
 void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out) {
-    const uint64_t cols = t.shape[0], rows = t.source->elements() / cols;
+    const uint64_t cols = t.shape[0], per_source = t.source->elements() / cols;
     const TypeId from = source_type(t.source->dtype);
     const uint64_t in_bytes = cols * (dtype_bits(t.source->dtype) / 8);
     const auto out_bytes = static_cast<size_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
     std::vector<float> floats;
     for (uint64_t r = begin; r < end; ++r, out += out_bytes) {
-        const std::span<const uint8_t> src = t.source->data.subspan((t.permute_heads ? permuted_row(r, rows, t.permute_heads) : r) * in_bytes, in_bytes);
+        // A stacked expert tensor's row r is row r % per_source of expert r / per_source.
+        const SafeTensor& source = t.sources.empty() ? *t.source : *t.sources[static_cast<size_t>(r / per_source)];
+        const uint64_t local = r % per_source;
+        const std::span<const uint8_t> src = source.data.subspan((t.permute_heads ? permuted_row(local, per_source, t.permute_heads) : local) * in_bytes, in_bytes);
         if (t.type == from) {
             std::memcpy(out, src.data(), out_bytes);
         } else if (t.type == TypeId::F16 || t.type == TypeId::BF16) {
@@ -430,7 +511,7 @@ std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem
     size_t done = 0, in_part = 0;
     uint64_t part_bytes = 0;
     for (const TensorPlan& t : plan.tensors) {
-        const uint64_t cols = t.shape[0], rows = t.source->elements() / cols;
+        const uint64_t cols = t.shape[0], rows = t.rows();
         const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
         const uint64_t bytes = rows * row_bytes;
         if (in_part > 0 && ((split.max_tensors && in_part >= split.max_tensors) || (split.max_bytes && part_bytes + bytes > split.max_bytes))) {

@@ -32,6 +32,8 @@ struct HfConfig {
     uint32_t head_dim = 0;  // given explicitly (Qwen3), else hidden_size / num_attention_heads
     double rms_norm_eps = 1e-6, rope_theta = 10000.0;
     bool tie_word_embeddings = false;
+    uint32_t num_experts = 0, num_experts_per_tok = 0;  // num_local_experts (Mixtral) or num_experts (Qwen3-MoE)
+    uint32_t moe_intermediate_size = 0;                 // an expert's width (intermediate_size when not given)
     std::string rope_scaling_type;  // "", "linear", "yarn"
     double rope_scaling_factor = 0;
     uint32_t rope_original_context = 0;
@@ -58,8 +60,10 @@ struct TensorPlan {
     std::string name;
     gguf::TypeId type;
     std::vector<uint64_t> shape;
-    const SafeTensor* source;
+    const SafeTensor* source;                // expert 0's for a stacked tensor
+    std::vector<const SafeTensor*> sources;  // a stacked expert tensor's sources, expert by expert
     uint32_t permute_heads = 0;  // > 0: Q/K rows permuted with this many heads
+    uint64_t rows() const { return (sources.empty() ? 1 : sources.size()) * (source->elements() / shape[0]); }
     const std::vector<float>* importance = nullptr;  // per column, for the quantizer
 };
 
