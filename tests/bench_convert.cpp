@@ -1,7 +1,8 @@
 // Benchmark (prints, asserts nothing): gguf convert's speed on a generated BF16 checkpoint of
 // TinyLlama's shape (2048 wide, 22 layers, 5632 FFN, 32000 tokens: 2.2 GB), to F16, Q8_0 and
 // BF16, beside a memcpy of the same bytes from the page cache measured in the same run.
-//   bench_convert [FOLDER]   (default /tmp/ggufkit-bench-hf, generated once)
+//   bench_convert [FOLDER [OUTDIR]]   (default /tmp/ggufkit-bench-hf, generated once; the
+//   outputs beside it, or in OUTDIR: /dev/shm shows the converter without the disk)
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -72,6 +73,7 @@ void generate(const std::filesystem::path& folder) {
 
 int main(int argc, char** argv) {
     const std::filesystem::path folder = argc > 1 ? argv[1] : "/tmp/ggufkit-bench-hf";
+    const std::filesystem::path outdir = argc > 2 ? argv[2] : folder;
     if (!std::filesystem::exists(folder / "model.safetensors")) {
         std::printf("generating %s ...\n", folder.c_str());
         generate(folder);
@@ -93,7 +95,7 @@ int main(int argc, char** argv) {
     // as the converter's writer does (its output cannot go faster than this).
     double write_s = 0;
     {
-        const std::filesystem::path scratch = folder / "write-yardstick.tmp";
+        const std::filesystem::path scratch = outdir / "write-yardstick.tmp";
         std::vector<uint8_t> buffer(8 << 20, 1);
         const double t0 = now();
         FILE* f = std::fopen(scratch.c_str(), "wb");
@@ -109,7 +111,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(bytes) / 1e9 / write_s);
     double q4_convert_s = 0, requant_s = 0;
     for (const char* outtype : {"f16", "q8_0", "bf16", "Q4_K_M"}) {
-        const std::filesystem::path out = folder / (std::string("out-") + outtype + ".gguf");
+        const std::filesystem::path out = outdir / (std::string("out-") + outtype + ".gguf");
         const double t0 = now();
         const convert::Checkpoint weights = convert::Checkpoint::open(folder);
         convert::ConvertOptions o;
@@ -130,9 +132,9 @@ int main(int argc, char** argv) {
             ro.plan.target = gguf::requant::find_target("Q4_K_M");
             ro.threads = 0;
             const double r0 = now();
-            gguf::requant::requantize(out, folder / "out-requant.gguf", ro);
+            gguf::requant::requantize(out, outdir / "out-requant.gguf", ro);
             requant_s = now() - r0;
-            std::filesystem::remove(folder / "out-requant.gguf");
+            std::filesystem::remove(outdir / "out-requant.gguf");
         }
         std::filesystem::remove(out);
     }
