@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <numbers>
 #include <random>
 #include <string>
 #include <vector>
@@ -87,6 +88,7 @@ struct Spec {
     bool biases = false, qk_norm = false, tied = false;
     std::string dtype = "F32";
     uint32_t experts = 0, experts_used = 0, moe_ff = 0;  // a mixture of experts (Mixtral, Qwen3-MoE)
+    bool llama3_rope = false;  // rope_scaling {rope_type: llama3, factor 8, original context 16}
     uint32_t dim() const { return head_dim ? head_dim : hidden / heads; }
 };
 
@@ -162,6 +164,9 @@ HfModel make_hf_model(const Spec& s, const std::filesystem::path& folder, bool s
                          (s.experts ? ",\"num_local_experts\":" + std::to_string(s.experts) + ",\"num_experts_per_tok\":" + std::to_string(s.experts_used) +
                                           (s.moe_ff ? ",\"moe_intermediate_size\":" + std::to_string(s.moe_ff) : "")
                                     : "") +
+                         (s.llama3_rope ? ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
+                                          "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":16}"
+                                        : "") +
                          ",\"torch_dtype\":\"float32\"}";
     write_file(folder / "config.json", config);
     if (!shards) {
@@ -198,10 +203,17 @@ Vec linear(const std::vector<float>& w, const Vec& x, size_t rows) {
     return y;
 }
 
-// Hugging Face's rotary embedding: the head's two halves rotated against each other.
-void rotate_half(double* head, size_t d, size_t pos) {
+// Hugging Face's rotary embedding: the head's two halves rotated against each other. With
+// Llama 3.1's scaling (transformers' llama3 rope init): inverse frequencies of wavelength
+// above 16 / 1 divided by 8, below 16 / 4 kept, smoothly blended between.
+void rotate_half(double* head, size_t d, size_t pos, bool llama3 = false) {
     for (size_t i = 0; i < d / 2; ++i) {
-        const double theta = static_cast<double>(pos) * std::pow(1000.0, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+        double inv_freq = std::pow(1000.0, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+        if (llama3) {
+            const double wavelen = 2 * std::numbers::pi / inv_freq, smooth = (16.0 / wavelen - 1.0) / (4.0 - 1.0);
+            inv_freq = wavelen > 16.0 ? inv_freq / 8 : wavelen < 4.0 ? inv_freq : (1 - smooth) * inv_freq / 8 + smooth * inv_freq;
+        }
+        const double theta = static_cast<double>(pos) * inv_freq;
         const double x1 = head[i], x2 = head[i + d / 2];
         head[i] = x1 * std::cos(theta) - x2 * std::sin(theta);
         head[i + d / 2] = x2 * std::cos(theta) + x1 * std::sin(theta);
@@ -234,7 +246,7 @@ std::vector<Vec> hf_logits(const HfModel& m, const std::vector<int32_t>& tokens)
                         const Vec normed = rms_norm(Vec(head, head + d), m.at(p + "self_attn." + norm + ".weight"), 1e-6);
                         std::copy(normed.begin(), normed.end(), head);
                     }
-                    rotate_half(head, d, t);
+                    rotate_half(head, d, t, s.llama3_rope);
                 }
         }
         for (size_t t = 0; t < n; ++t) {
@@ -320,13 +332,15 @@ TEST_CASE("converted llama, mistral, qwen2, qwen3, mixtral and qwen3-moe folders
     qwen3.hf_class = "Qwen3ForCausalLM", qwen3.qk_norm = true, qwen3.head_dim = 16;
     Spec mistral_bf16;  // a bf16 checkpoint, converted to f32 exactly
     mistral_bf16.hf_class = "MistralForCausalLM", mistral_bf16.dtype = "BF16";
+    Spec llama31;  // Llama 3.1's rotary scaling: rope_freqs.weight
+    llama31.llama3_rope = true;
     Spec mixtral;  // experts stacked into 3-D tensors; Q and K permuted as for llama
     mixtral.hf_class = "MixtralForCausalLM", mixtral.experts = 4, mixtral.experts_used = 2;
     Spec qwen3moe = qwen3;  // experts narrower than intermediate_size
     qwen3moe.hf_class = "Qwen3MoeForCausalLM", qwen3moe.experts = 4, qwen3moe.experts_used = 2, qwen3moe.moe_ff = 24;
     const test::TempDir dir;
     int i = 0;
-    for (const Spec& s : {llama, qwen2, qwen3, mistral_bf16, mixtral, qwen3moe}) {
+    for (const Spec& s : {llama, qwen2, qwen3, mistral_bf16, llama31, mixtral, qwen3moe}) {
         CAPTURE(s.hf_class);
         const std::filesystem::path folder = dir / ("hf" + std::to_string(i)), out = dir / ("model" + std::to_string(i++) + ".gguf");
         const HfModel hf = make_hf_model(s, folder, /*shards=*/s.biases);
@@ -348,8 +362,9 @@ TEST_CASE("converted llama, mistral, qwen2, qwen3, mixtral and qwen3-moe folders
                 scale = std::max(scale, std::abs(want[t][v]));
             }
         std::printf("%s%s: largest logit %.3f, largest difference from the Hugging Face reference %.2e\n", s.hf_class.c_str(),
-                    s.dtype == "BF16" ? " (bf16 checkpoint)" : "", scale, worst);
+                    s.dtype == "BF16" ? " (bf16 checkpoint)" : s.llama3_rope ? " (llama3 rope scaling)" : "", scale, worst);
         if (s.experts) CHECK(file.find_tensor("blk.1.ffn_down_exps.weight")->info->dims().size() == 3);
+        CHECK((file.find_tensor("rope_freqs.weight") != nullptr) == s.llama3_rope);
         CHECK(scale > 1.0);
         CHECK(worst <= 1e-4 * scale);
     }

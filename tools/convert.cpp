@@ -83,7 +83,7 @@ int run_convert(const ConvertArgs& a) {
         const File keys = File::parse(bytes, "keys");
         for (const KeyValue& kv : keys.kvs()) std::printf("%-44s = %s\n", std::string(kv.key).c_str(), value_text(kv.value, 8).c_str());
         for (const convert::TensorPlan& t : p.tensors)
-            std::printf("%-40s -> %-28s %-5s [%s]%s\n", t.source->name.c_str(), t.name.c_str(), std::string(type_info(t.type).name).c_str(),
+            std::printf("%-40s -> %-28s %-5s [%s]%s\n", t.source ? t.source->name.c_str() : "(computed)", t.name.c_str(), std::string(type_info(t.type).name).c_str(),
                         fmt::format("{}", fmt::join(t.shape, ", ")).c_str(), t.permute_heads ? "  (rows permuted for interleaved rotary)" : "");
         return 0;
     }

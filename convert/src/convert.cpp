@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numbers>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -224,7 +225,15 @@ HfConfig read_config(const std::filesystem::path& folder) {
     if (root["rope_scaling"].get(scaling) == simdjson::SUCCESS && scaling.is_object()) {
         std::string_view type;
         if (scaling["rope_type"].get(type) && scaling["type"].get(type)) fail(file, "rope_scaling has no \"rope_type\"");
-        if (type == "linear" || type == "yarn") {
+        if (type == "llama3") {
+            c.rope_scaling_type = "llama3";
+            c.rope_scaling_factor = number(scaling, "factor", 0);
+            c.rope_low_freq_factor = number(scaling, "low_freq_factor", 1);
+            c.rope_high_freq_factor = number(scaling, "high_freq_factor", 4);
+            c.rope_original_context = static_cast<uint32_t>(number(scaling, "original_max_position_embeddings", 0));
+            if (c.rope_scaling_factor <= 0 || c.rope_original_context == 0 || c.rope_high_freq_factor <= c.rope_low_freq_factor)
+                fail(file, "rope_scaling (llama3) needs a positive factor, original_max_position_embeddings and high_freq_factor > low_freq_factor");
+        } else if (type == "linear" || type == "yarn") {
             c.rope_scaling_type = std::string(type);
             c.rope_scaling_factor = number(scaling, "factor", 0);
             if (c.rope_scaling_factor <= 0) fail(file, "rope_scaling.factor is missing or not positive");
@@ -401,6 +410,29 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
             add(n, layer, false);
             if (n.bias) add(n, layer, true);
         }
+    // Llama 3.1's frequency-dependent rotary scaling as llama.cpp's converter writes it: a
+    // factor per rotated pair, rope_freqs.weight (F32), by Meta's formula: pairs whose
+    // wavelength (2 pi / frequency) is below original_context / high_freq_factor keep 1, those
+    // above original_context / low_freq_factor take `factor`, a smooth blend between.
+    if (c.rope_scaling_type == "llama3") {
+        TensorPlan tp;
+        tp.name = gguf::tensor_name(TensorRole::RopeFreqs, std::nullopt);
+        tp.type = TypeId::F32;
+        tp.source = nullptr;
+        const double low_wavelen = c.rope_original_context / c.rope_low_freq_factor, high_wavelen = c.rope_original_context / c.rope_high_freq_factor;
+        for (uint32_t i = 0; i < c.head_dim / 2; ++i) {
+            const double freq = std::pow(c.rope_theta, -2.0 * i / c.head_dim), wavelen = 2 * std::numbers::pi / freq;
+            double f = 1;
+            if (wavelen > low_wavelen) f = c.rope_scaling_factor;
+            else if (wavelen >= high_wavelen) {
+                const double smooth = (c.rope_original_context / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+                f = 1 / ((1 - smooth) / c.rope_scaling_factor + smooth);
+            }
+            tp.values.push_back(static_cast<float>(f));
+        }
+        tp.shape = {tp.values.size()};
+        p.tensors.insert(p.tensors.begin(), std::move(tp));
+    }
     // Every tensor of the checkpoint has a place (rotary caches that Hugging Face stores are
     // recomputed by every runtime and left out, as llama.cpp does).
     for (const auto& [name, was_used] : used)
@@ -434,7 +466,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
         k.emplace_back(a + "expert_used_count", OwnedValue::u32(c.num_experts_per_tok));
         if (p.arch == "qwen3moe") k.emplace_back(a + "expert_feed_forward_length", OwnedValue::u32(c.moe_intermediate_size));
     }
-    if (!c.rope_scaling_type.empty()) {
+    if (!c.rope_scaling_type.empty() && c.rope_scaling_type != "llama3") {
         k.emplace_back(a + "rope.scaling.type", OwnedValue::string(c.rope_scaling_type));
         k.emplace_back(a + "rope.scaling.factor", OwnedValue::f32(static_cast<float>(c.rope_scaling_factor)));
         if (c.rope_original_context) k.emplace_back(a + "rope.scaling.original_context_length", OwnedValue::u32(c.rope_original_context));
@@ -475,6 +507,10 @@ uint64_t permuted_row(uint64_t r, uint64_t rows, uint32_t heads) {
 // converted by the SIMD kernels (exact widening, round-to-nearest-even narrowing) or
 // quantized.
 void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out) {
+    if (!t.source) {  // computed: F32 values
+        std::memcpy(out, t.values.data() + begin * t.shape[0], static_cast<size_t>((end - begin) * t.shape[0] * sizeof(float)));
+        return;
+    }
     const uint64_t cols = t.shape[0], per_source = t.source->elements() / cols;
     const TypeId from = source_type(t.source->dtype);
     const uint64_t in_bytes = cols * (dtype_bits(t.source->dtype) / 8);

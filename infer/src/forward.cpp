@@ -425,10 +425,12 @@ void Context::eval(std::span<const int32_t> tokens, std::span<float> logits, siz
     for (int64_t t = 0; t < n; ++t) {
         float theta_extrap = static_cast<float>(n_past_ + t);
         for (int64_t i = 0; i < half; ++i) {
-            float theta = r.freq_scale * theta_extrap;
+            // Per-pair frequency factors (rope_freqs.weight, Llama 3.1's scaling) divide the angle.
+            const float extrap = r.freq_factors.empty() ? theta_extrap : theta_extrap / r.freq_factors[static_cast<size_t>(i)];
+            float theta = r.freq_scale * extrap;
             if (r.ext_factor != 0.0f) {
                 const float mix = yarn_ramp(corr_low, corr_high, i) * r.ext_factor;
-                theta = theta * (1 - mix) + theta_extrap * mix;
+                theta = theta * (1 - mix) + extrap * mix;
             }
             rope_cos_[static_cast<size_t>(t * half + i)] = std::cos(theta) * mscale;
             rope_sin_[static_cast<size_t>(t * half + i)] = std::sin(theta) * mscale;

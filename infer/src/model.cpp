@@ -221,6 +221,9 @@ Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file))
         output_ = token_embd_;
     }
     output_norm_ = load.vector(TensorRole::OutputNorm, std::nullopt, c.n_embd, true);
+    c.rope.freq_factors = load.vector(TensorRole::RopeFreqs, std::nullopt, c.rope.n_dims / 2, false);
+    for (float f : c.rope.freq_factors)
+        if (!(f > 0.0f) || !std::isfinite(f)) fail(file, "tensor rope_freqs.weight holds " + std::to_string(f) + ": frequency factors must be positive");
 
     const int64_t embd = c.n_embd, q_dim = int64_t{c.n_head} * c.head_dim, kv_dim = int64_t{c.n_head_kv} * c.head_dim;
     const bool qk_norm = c.arch == "qwen3" || c.arch == "qwen3moe";

@@ -34,9 +34,10 @@ struct HfConfig {
     bool tie_word_embeddings = false;
     uint32_t num_experts = 0, num_experts_per_tok = 0;  // num_local_experts (Mixtral) or num_experts (Qwen3-MoE)
     uint32_t moe_intermediate_size = 0;                 // an expert's width (intermediate_size when not given)
-    std::string rope_scaling_type;  // "", "linear", "yarn"
+    std::string rope_scaling_type;  // "", "linear", "yarn", "llama3"
     double rope_scaling_factor = 0;
     uint32_t rope_original_context = 0;
+    double rope_low_freq_factor = 1, rope_high_freq_factor = 4;  // llama3
 };
 // Throws std::runtime_error naming config.json and the field.
 HfConfig read_config(const std::filesystem::path& folder);
@@ -60,10 +61,13 @@ struct TensorPlan {
     std::string name;
     gguf::TypeId type;
     std::vector<uint64_t> shape;
-    const SafeTensor* source;                // expert 0's for a stacked tensor
+    const SafeTensor* source;                // expert 0's for a stacked tensor; nullptr for a computed one
     std::vector<const SafeTensor*> sources;  // a stacked expert tensor's sources, expert by expert
+    std::vector<float> values;               // a computed tensor's values (rope_freqs.weight), F32
     uint32_t permute_heads = 0;  // > 0: Q/K rows permuted with this many heads
-    uint64_t rows() const { return (sources.empty() ? 1 : sources.size()) * (source->elements() / shape[0]); }
+    uint64_t rows() const {
+        return source ? (sources.empty() ? 1 : sources.size()) * (source->elements() / shape[0]) : values.size() / shape[0];
+    }
     const std::vector<float>* importance = nullptr;  // per column, for the quantizer
 };
 

@@ -46,6 +46,9 @@ struct RopeParams {
     float ext_factor = 0.0f;     // 1 for YaRN, 0 otherwise
     float attn_factor = 1.0f;    // rope.scaling.attn_factor (YaRN's magnitude scaling multiplies it)
     float beta_fast = 32.0f, beta_slow = 1.0f;
+    // rope_freqs.weight when the file has one (n_dims / 2 values): pair i's angle divided by
+    // factor i (Llama 3.1's frequency-dependent scaling, as llama.cpp's converter writes it).
+    std::vector<float> freq_factors;
 };
 
 struct Config {
