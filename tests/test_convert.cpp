@@ -28,11 +28,14 @@
 #include "infer/forward.h"
 #include "infer/model.h"
 #include "quant/quant.h"
+#include "reference_math.h"
 #include "support.h"
 
 namespace {
 
-using Vec = std::vector<double>;
+using test::linear;
+using test::rms_norm;
+using test::Vec;
 
 // ---- A Hugging Face folder generator ---------------------------------------------------------
 
@@ -185,23 +188,6 @@ HfModel make_hf_model(const Spec& s, const std::filesystem::path& folder, bool s
 }
 
 // ---- The reference forward pass, in Hugging Face's conventions ---------------------------------
-
-Vec rms_norm(const Vec& x, const std::vector<float>& w, double eps) {
-    double ms = 0;
-    for (double v : x) ms += v * v;
-    ms /= static_cast<double>(x.size());
-    Vec y(x.size());
-    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(ms + eps) * w[i];
-    return y;
-}
-
-// y = W x, W [rows, cols] row-major as Hugging Face stores it.
-Vec linear(const std::vector<float>& w, const Vec& x, size_t rows) {
-    Vec y(rows, 0.0);
-    for (size_t r = 0; r < rows; ++r)
-        for (size_t c = 0; c < x.size(); ++c) y[r] += w[r * x.size() + c] * x[c];
-    return y;
-}
 
 // Hugging Face's rotary embedding: the head's two halves rotated against each other. With
 // Llama 3.1's scaling (transformers' llama3 rope init): inverse frequencies of wavelength

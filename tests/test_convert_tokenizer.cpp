@@ -13,6 +13,7 @@
 #include "gguf/file.h"
 #include "infer/tokenizer.h"
 #include "support.h"
+#include "vocab_tests.h"
 
 namespace {
 
@@ -25,34 +26,14 @@ void write_text(const std::filesystem::path& p, const std::string& text) {
     REQUIRE(out.good());
 }
 
-// llama.cpp's test format: the strings of .inp, each followed by "\n__ggml_vocab_test__\n";
-// .out: one line of ids per string.
-std::vector<std::string> read_inputs(const std::filesystem::path& p) {
-    const std::string text = test::read_text(p);
-    const std::string sep = "\n__ggml_vocab_test__\n";
-    std::vector<std::string> out;
-    size_t at = 0;
-    for (size_t hit; (hit = text.find(sep, at)) != std::string::npos; at = hit + sep.size()) out.push_back(text.substr(at, hit - at));
-    return out;
-}
-std::vector<std::vector<infer::TokenId>> read_outputs(const std::filesystem::path& p) {
-    std::vector<std::vector<infer::TokenId>> out;
-    std::istringstream in(test::read_text(p));
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream ids(line);
-        out.emplace_back();
-        for (infer::TokenId id; ids >> id;) out.back().push_back(id);
-    }
-    return out;
-}
 
 // Every string of NAME.gguf.inp tokenized by the converted vocabulary gives NAME.gguf.out's ids.
 void tokenizes_as_llama_cpp(const convert::TokenizerKeys& keys, const std::string& name) {
     const auto converted = test::as_gguf(keys);
     const auto tok = infer::Tokenizer::from_gguf(converted.file);
     const auto inp = vocab_dir() / (name + ".inp");
-    const auto inputs = read_inputs(inp);
-    const auto outputs = read_outputs(vocab_dir() / (name + ".out"));
+    const auto inputs = test::read_vocab_inputs(inp);
+    const auto outputs = test::read_vocab_outputs(vocab_dir() / (name + ".out"));
     REQUIRE(inputs.size() == outputs.size());
     REQUIRE(!inputs.empty());
     size_t pass = 0;

@@ -16,6 +16,7 @@
 #include "gguf/writer.h"
 #include "infer/forward.h"
 #include "infer/imatrix.h"
+#include "reference_math.h"
 
 namespace {
 
@@ -131,24 +132,8 @@ std::unique_ptr<TinyModel> make_model(const Spec& s) {
 
 // ---- The oracle: the transformer written out plainly, in double ---------------------------
 
-using Vec = std::vector<double>;
-
-Vec rms_norm(const Vec& x, const std::vector<float>& w, double eps) {
-    double ms = 0;
-    for (double v : x) ms += v * v;
-    ms /= static_cast<double>(x.size());
-    Vec y(x.size());
-    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(ms + eps) * w[i];
-    return y;
-}
-
-// y = W x for a [cols, rows] tensor (rows of `cols` values).
-Vec apply(const std::vector<float>& w, const Vec& x, size_t rows) {
-    Vec y(rows, 0.0);
-    for (size_t r = 0; r < rows; ++r)
-        for (size_t c = 0; c < x.size(); ++c) y[r] += w[r * x.size() + c] * x[c];
-    return y;
-}
+using test::rms_norm;
+using test::Vec;
 
 // Rotary embedding of one head at position `pos`, base 1000: pair i turns by pos x
 // base^(-2i / dims), divided by `factor` (linear scaling). With YaRN (original context
@@ -193,9 +178,9 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
         std::vector<Vec> q(n), k(n), v(n);
         for (size_t t = 0; t < n; ++t) {
             const Vec h = rms_norm(x[t], m.at(p + "attn_norm.weight"), 1e-6);
-            q[t] = apply(m.at(p + "attn_q.weight"), h, q_dim);
-            k[t] = apply(m.at(p + "attn_k.weight"), h, kv_dim);
-            v[t] = apply(m.at(p + "attn_v.weight"), h, kv_dim);
+            q[t] = test::linear(m.at(p + "attn_q.weight"), h, q_dim);
+            k[t] = test::linear(m.at(p + "attn_k.weight"), h, kv_dim);
+            v[t] = test::linear(m.at(p + "attn_v.weight"), h, kv_dim);
             if (s.biases)
                 for (auto [vec, name] : {std::pair{&q[t], "attn_q.bias"}, {&k[t], "attn_k.bias"}, {&v[t], "attn_v.bias"}})
                     for (size_t i = 0; i < vec->size(); ++i) (*vec)[i] += m.at(p + name)[i];
@@ -232,7 +217,7 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
                 for (size_t j = 0; j <= t; ++j)
                     for (size_t i = 0; i < hd; ++i) att[h2 * hd + i] += score[j] / sum * v[j][kvh * hd + i];
             }
-            const Vec o = apply(m.at(p + "attn_output.weight"), att, s.n_embd);
+            const Vec o = test::linear(m.at(p + "attn_output.weight"), att, s.n_embd);
             for (size_t i = 0; i < s.n_embd; ++i) x[t][i] += o[i];
             const Vec h = rms_norm(x[t], m.at(p + "ffn_norm.weight"), 1e-6);
             // One SwiGLU: the gate, up and down matrices at offset `at` values of their tensors.
@@ -240,10 +225,10 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
                 const std::vector<float> wg(m.at(gate).begin() + static_cast<std::ptrdiff_t>(at), m.at(gate).end());
                 const std::vector<float> wu(m.at(up).begin() + static_cast<std::ptrdiff_t>(at), m.at(up).end());
                 const std::vector<float> wd(m.at(down).begin() + static_cast<std::ptrdiff_t>(at), m.at(down).end());
-                const Vec g = apply(wg, h, ff), u = apply(wu, h, ff);
+                const Vec g = test::linear(wg, h, ff), u = test::linear(wu, h, ff);
                 Vec a(ff);
                 for (size_t i = 0; i < ff; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-                return apply(wd, a, s.n_embd);
+                return test::linear(wd, a, s.n_embd);
             };
             if (!s.n_expert) {
                 const Vec d = swiglu(p + "ffn_gate.weight", p + "ffn_up.weight", p + "ffn_down.weight", 0, s.n_ff);
@@ -252,7 +237,7 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
             }
             // Mixture of experts: softmax of the router, the n_expert_used most probable
             // experts, their probabilities renormalized, their outputs weighted.
-            const Vec z = apply(m.at(p + "ffn_gate_inp.weight"), h, s.n_expert);
+            const Vec z = test::linear(m.at(p + "ffn_gate_inp.weight"), h, s.n_expert);
             Vec prob(s.n_expert);
             const double zmax = *std::max_element(z.begin(), z.end());
             double zsum = 0;
@@ -272,7 +257,7 @@ std::vector<Vec> reference_logits(const TinyModel& m, const std::vector<int32_t>
     }
     std::vector<Vec> logits(n);
     for (size_t t = 0; t < n; ++t)
-        logits[t] = apply(m.at(s.tied ? "token_embd.weight" : "output.weight"), rms_norm(x[t], m.at("output_norm.weight"), 1e-6), s.n_vocab);
+        logits[t] = test::linear(m.at(s.tied ? "token_embd.weight" : "output.weight"), rms_norm(x[t], m.at("output_norm.weight"), 1e-6), s.n_vocab);
     return logits;
 }
 

@@ -10,30 +10,10 @@
 #include "gguf/file.h"
 #include "infer/tokenizer.h"
 #include "support.h"
+#include "vocab_tests.h"
 
 namespace {
 
-// llama.cpp's test format: the strings of .inp, each followed by "\n__ggml_vocab_test__\n".
-std::vector<std::string> read_inputs(const std::filesystem::path& p) {
-    const std::string text = test::read_text(p);
-    const std::string sep = "\n__ggml_vocab_test__\n";
-    std::vector<std::string> out;
-    size_t at = 0;
-    for (size_t hit; (hit = text.find(sep, at)) != std::string::npos; at = hit + sep.size()) out.push_back(text.substr(at, hit - at));
-    return out;
-}
-
-// One line of ids per string.
-std::vector<std::vector<infer::TokenId>> read_outputs(const std::filesystem::path& p) {
-    std::vector<std::vector<infer::TokenId>> out;
-    std::istringstream in(test::read_text(p));
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream ids(line);
-        out.emplace_back();
-        for (infer::TokenId id; ids >> id;) out.back().push_back(id);
-    }
-    return out;
-}
 
 std::string ids_text(const std::vector<infer::TokenId>& ids) {
     std::string s;
@@ -73,8 +53,8 @@ TEST_CASE("every vocabulary of ../shared/ref/gguf/vocab tokenizes its test strin
                 FAIL_CHECK(name << ": " << e.what());
                 continue;
             }
-            const auto inputs = read_inputs(path);
-            const auto outputs = read_outputs(std::filesystem::path(path).replace_extension(".out"));
+            const auto inputs = test::read_vocab_inputs(path);
+            const auto outputs = test::read_vocab_outputs(std::filesystem::path(path).replace_extension(".out"));
             REQUIRE(inputs.size() == outputs.size());
             size_t pass = 0;
             for (size_t i = 0; i < inputs.size(); ++i) {

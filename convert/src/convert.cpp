@@ -41,7 +41,8 @@ struct HfName {
     bool optional = false;  // may be absent (lm_head with tied embeddings)
 };
 
-constexpr HfName kLlamaNames[] = {
+// What the llama-family architectures share: embeddings, norms, attention.
+constexpr HfName kCommonNames[] = {
     {TensorRole::TokenEmbd, "model.embed_tokens"},
     {TensorRole::OutputNorm, "model.norm"},
     {TensorRole::Output, "lm_head", false, true},
@@ -51,69 +52,24 @@ constexpr HfName kLlamaNames[] = {
     {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
     {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
     {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
-    {TensorRole::FfnGate, "model.layers.{}.mlp.gate_proj"},
-    {TensorRole::FfnUp, "model.layers.{}.mlp.up_proj"},
-    {TensorRole::FfnDown, "model.layers.{}.mlp.down_proj"},
 };
-constexpr HfName kQwen2Names[] = {
-    {TensorRole::TokenEmbd, "model.embed_tokens"},
-    {TensorRole::OutputNorm, "model.norm"},
-    {TensorRole::Output, "lm_head", false, true},
-    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
-    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj", true},
-    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj", true},
-    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj", true},
-    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
-    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
-    {TensorRole::FfnGate, "model.layers.{}.mlp.gate_proj"},
-    {TensorRole::FfnUp, "model.layers.{}.mlp.up_proj"},
-    {TensorRole::FfnDown, "model.layers.{}.mlp.down_proj"},
-};
-constexpr HfName kQwen3Names[] = {
-    {TensorRole::TokenEmbd, "model.embed_tokens"},
-    {TensorRole::OutputNorm, "model.norm"},
-    {TensorRole::Output, "lm_head", false, true},
-    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
-    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj"},
-    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj"},
-    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
-    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
+constexpr HfName kQkNormNames[] = {
     {TensorRole::AttnQNorm, "model.layers.{}.self_attn.q_norm"},
     {TensorRole::AttnKNorm, "model.layers.{}.self_attn.k_norm"},
-    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
+};
+// The feed-forward part, by kind. "{e}" is the expert.
+constexpr HfName kDenseNames[] = {
     {TensorRole::FfnGate, "model.layers.{}.mlp.gate_proj"},
     {TensorRole::FfnUp, "model.layers.{}.mlp.up_proj"},
     {TensorRole::FfnDown, "model.layers.{}.mlp.down_proj"},
 };
-
-// Mixtral: llama with experts; Qwen3-MoE: qwen3 with experts. "{e}" is the expert.
 constexpr HfName kMixtralNames[] = {
-    {TensorRole::TokenEmbd, "model.embed_tokens"},
-    {TensorRole::OutputNorm, "model.norm"},
-    {TensorRole::Output, "lm_head", false, true},
-    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
-    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj"},
-    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj"},
-    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
-    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
-    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
     {TensorRole::FfnGateInp, "model.layers.{}.block_sparse_moe.gate"},
     {TensorRole::FfnGateExps, "model.layers.{}.block_sparse_moe.experts.{e}.w1"},
     {TensorRole::FfnUpExps, "model.layers.{}.block_sparse_moe.experts.{e}.w3"},
     {TensorRole::FfnDownExps, "model.layers.{}.block_sparse_moe.experts.{e}.w2"},
 };
-constexpr HfName kQwen3MoeNames[] = {
-    {TensorRole::TokenEmbd, "model.embed_tokens"},
-    {TensorRole::OutputNorm, "model.norm"},
-    {TensorRole::Output, "lm_head", false, true},
-    {TensorRole::AttnNorm, "model.layers.{}.input_layernorm"},
-    {TensorRole::AttnQ, "model.layers.{}.self_attn.q_proj"},
-    {TensorRole::AttnK, "model.layers.{}.self_attn.k_proj"},
-    {TensorRole::AttnV, "model.layers.{}.self_attn.v_proj"},
-    {TensorRole::AttnOutput, "model.layers.{}.self_attn.o_proj"},
-    {TensorRole::AttnQNorm, "model.layers.{}.self_attn.q_norm"},
-    {TensorRole::AttnKNorm, "model.layers.{}.self_attn.k_norm"},
-    {TensorRole::FfnNorm, "model.layers.{}.post_attention_layernorm"},
+constexpr HfName kQwenMoeNames[] = {
     {TensorRole::FfnGateInp, "model.layers.{}.mlp.gate"},
     {TensorRole::FfnGateExps, "model.layers.{}.mlp.experts.{e}.gate_proj"},
     {TensorRole::FfnUpExps, "model.layers.{}.mlp.experts.{e}.up_proj"},
@@ -122,19 +78,31 @@ constexpr HfName kQwen3MoeNames[] = {
 
 struct Architecture {
     const char* hf_class;
-    const char* arch;           // GGUF general.architecture
-    std::span<const HfName> names;
-    bool permute_qk;            // rotate-half to interleaved pairs (llama's rotary)
+    const char* arch;                 // GGUF general.architecture
+    std::span<const HfName> ffn;      // the feed-forward part's names
+    bool qkv_bias = false;            // q/k/v have biases (qwen2)
+    bool qk_norm = false;             // per-head q/k norms (qwen3)
+    bool permute_qk = false;          // rotate-half to interleaved pairs (llama's rotary)
 };
 
 constexpr Architecture kArchitectures[] = {
-    {"LlamaForCausalLM", "llama", kLlamaNames, true},
-    {"MistralForCausalLM", "llama", kLlamaNames, true},
-    {"Qwen2ForCausalLM", "qwen2", kQwen2Names, false},
-    {"Qwen3ForCausalLM", "qwen3", kQwen3Names, false},
-    {"MixtralForCausalLM", "llama", kMixtralNames, true},
-    {"Qwen3MoeForCausalLM", "qwen3moe", kQwen3MoeNames, false},
+    {"LlamaForCausalLM", "llama", kDenseNames, false, false, true},
+    {"MistralForCausalLM", "llama", kDenseNames, false, false, true},
+    {"MixtralForCausalLM", "llama", kMixtralNames, false, false, true},
+    {"Qwen2ForCausalLM", "qwen2", kDenseNames, true, false, false},
+    {"Qwen3ForCausalLM", "qwen3", kDenseNames, false, true, false},
+    {"Qwen3MoeForCausalLM", "qwen3moe", kQwenMoeNames, false, true, false},
 };
+
+// An architecture's Hugging Face names, role by role.
+std::vector<HfName> names_of(const Architecture& a) {
+    std::vector<HfName> out(std::begin(kCommonNames), std::end(kCommonNames));
+    if (a.qkv_bias)
+        for (HfName& n : out) n.bias = n.role == TensorRole::AttnQ || n.role == TensorRole::AttnK || n.role == TensorRole::AttnV;
+    if (a.qk_norm) out.insert(out.end(), std::begin(kQkNormNames), std::end(kQkNormNames));
+    out.insert(out.end(), a.ffn.begin(), a.ffn.end());
+    return out;
+}
 
 std::string hf_name(const HfName& n, std::optional<uint32_t> layer, const char* suffix, uint32_t expert = 0) {
     std::string s = n.name;
@@ -397,7 +365,8 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
             tp.permute_heads = n.role == TensorRole::AttnQ ? c.num_attention_heads : c.num_key_value_heads;
         p.tensors.push_back(std::move(tp));
     };
-    for (const HfName& n : arch->names) {
+    const std::vector<HfName> names = names_of(*arch);
+    for (const HfName& n : names) {
         if (!gguf::find_tensor_kind(n.role)->per_layer) {
             if (n.role == TensorRole::Output && c.tie_word_embeddings) continue;
             add(n, std::nullopt, false);
@@ -405,7 +374,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
         }
     }
     for (uint32_t layer = 0; layer < c.num_hidden_layers; ++layer)
-        for (const HfName& n : arch->names) {
+        for (const HfName& n : names) {
             if (!gguf::find_tensor_kind(n.role)->per_layer) continue;
             add(n, layer, false);
             if (n.bias) add(n, layer, true);
