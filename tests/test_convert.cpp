@@ -27,6 +27,7 @@
 #include "gguf/model.h"
 #include "infer/forward.h"
 #include "infer/model.h"
+#include "quant/imatrix.h"
 #include "quant/quant.h"
 #include "reference_math.h"
 #include "support.h"
@@ -164,7 +165,8 @@ HfModel make_hf_model(const Spec& s, const std::filesystem::path& folder, bool s
                          ",\"num_key_value_heads\":" + std::to_string(s.kv_heads) +
                          ",\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":1000.0,\"tie_word_embeddings\":" +
                          (s.tied ? "true" : "false") + (s.head_dim ? ",\"head_dim\":" + std::to_string(s.head_dim) : "") +
-                         (s.experts ? ",\"num_local_experts\":" + std::to_string(s.experts) + ",\"num_experts_per_tok\":" + std::to_string(s.experts_used) +
+                         (s.experts ? std::string(s.hf_class == "MixtralForCausalLM" ? ",\"num_local_experts\":" : ",\"num_experts\":") +
+                                          std::to_string(s.experts) + ",\"num_experts_per_tok\":" + std::to_string(s.experts_used) +
                                           (s.moe_ff ? ",\"moe_intermediate_size\":" + std::to_string(s.moe_ff) : "")
                                     : "") +
                          (s.llama3_rope ? ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
@@ -425,6 +427,71 @@ TEST_CASE("convert to a mix (Q4_K_M, Q3_K_S) gives gguf requant's types and byte
     CHECK(error_of([&] { convert_folder(dir / "hf", dir / "iq2.gguf", "IQ2_XS"); }).find("needs an importance matrix") != std::string::npos);
 }
 
+TEST_CASE("convert of a mixture of experts to a mix with an importance matrix gives gguf requant's types and bytes; outputs pass gguf check") {
+    const test::TempDir dir;
+    Spec s;  // 8 experts (llama.cpp's 8-expert rules apply), whole K-quant blocks
+    s.hf_class = "MixtralForCausalLM", s.dtype = "F16", s.experts = 8, s.experts_used = 2;
+    s.ff = 256, s.hidden = 256, s.heads = 8, s.kv_heads = 4, s.vocab = 64;
+    make_hf_model(s, dir / "hf");
+    convert_folder(dir / "hf", dir / "f16.gguf", "f16");
+    // An importance matrix with an entry per matrix (per expert for the stacked ones).
+    quant::ImportanceMatrix imatrix;
+    {
+        const gguf::File f = gguf::File::open(dir / "f16.gguf");
+        std::mt19937 rng(5);
+        std::uniform_real_distribution<float> u(0.1f, 2.0f);
+        for (const gguf::TensorInfo& t : f.tensors()) {
+            if (t.n_dims < 2 || t.name == "token_embd.weight") continue;
+            const size_t experts = t.n_dims == 3 ? t.shape[2] : 1;
+            quant::ImatrixEntry e;
+            for (size_t i = 0; i < t.shape[0] * experts; ++i) e.sums.push_back(u(rng));
+            e.counts.assign(experts, 1.0f);
+            imatrix.set(std::string(t.name), std::move(e));
+        }
+    }
+    imatrix.save(dir / "imatrix.gguf", quant::ImatrixFormat::Gguf);
+    const quant::ImportanceMatrix loaded = quant::ImportanceMatrix::load(dir / "imatrix.gguf");
+    for (const std::string mix : {"Q4_K_M", "IQ4_XS"}) {
+        CAPTURE(mix);
+        {
+            const convert::Checkpoint weights = convert::Checkpoint::open(dir / "hf");
+            convert::ConvertOptions o;
+            o.outtype = mix;
+            o.imatrix = &loaded;
+            convert::write(convert::plan(dir / "hf", weights, o), dir / (mix + ".gguf"));
+        }
+        REQUIRE(test::run_gguf("requant " + (dir / "f16.gguf").string() + " " + (dir / (mix + "-requant.gguf")).string() + " --type " + mix +
+                               " --imatrix " + (dir / "imatrix.gguf").string())
+                    .exit_code == 0);
+        const gguf::File ours = gguf::File::open(dir / (mix + ".gguf")), theirs = gguf::File::open(dir / (mix + "-requant.gguf"));
+        CHECK(ours.find("llama.expert_count")->value.u32() == 8);
+        for (const gguf::TensorInfo& t : ours.tensors()) {
+            CAPTURE(t.name);
+            const gguf::TensorInfo* u = theirs.find_tensor(t.name);
+            REQUIRE(u != nullptr);
+            CHECK(t.type == u->type);
+            const std::span<const uint8_t> a = ours.tensor_data(t), b = theirs.tensor_data(*u);
+            CHECK((a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())));
+        }
+        CHECK(test::run_gguf("check " + (dir / (mix + ".gguf")).string()).exit_code == 0);
+    }
+    // An entry of the wrong length is refused before anything is written, naming the tensor.
+    quant::ImportanceMatrix wrong;
+    quant::ImatrixEntry e;
+    e.sums.assign(100, 1.0f);
+    e.counts = {1.0f};
+    wrong.set("blk.0.ffn_gate_exps.weight", e);
+    const std::string refusal = error_of([&] {
+        const convert::Checkpoint weights = convert::Checkpoint::open(dir / "hf");
+        convert::ConvertOptions o;
+        o.outtype = "Q4_K_M";
+        o.imatrix = &wrong;
+        convert::plan(dir / "hf", weights, o);
+    });
+    CHECK(refusal.find("blk.0.ffn_gate_exps.weight") != std::string::npos);
+    CHECK(refusal.find("holds 100 values") != std::string::npos);
+}
+
 TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversion writes the file; bad input exits 2 naming it") {
     const test::TempDir dir;
     Spec s;
@@ -483,6 +550,9 @@ TEST_CASE("a folder with a SentencePiece tokenizer converts to a model that toke
     REQUIRE(r.exit_code == 0);
     const gguf::File v = gguf::File::open(dir / "vocab.gguf");
     CHECK(v.tensors().empty());
+    // The hyperparameters too: llama.cpp's loader asks for them even for a vocabulary.
+    for (const char* key : {"llama.block_count", "llama.context_length", "llama.embedding_length", "llama.attention.head_count", "general.file_type"})
+        CHECK(v.find(key) != nullptr);
     CHECK(v.find("tokenizer.ggml.tokens")->value.array().size() == s.vocab);
 }
 
@@ -518,6 +588,7 @@ TEST_CASE("convert --split-max-tensors / --split-max-size write a split set that
         ctx.eval(tokens, out);
         return out;
     };
+    CHECK(test::run_gguf("check " + (dir / "split-00001-of-00003.gguf").string()).exit_code == 0);
     const std::vector<float> one = logits(dir / "one.gguf");
     CHECK(logits(dir / "split-00001-of-00003.gguf") == one);
     CHECK(logits(sized.front()) == one);
@@ -558,6 +629,11 @@ TEST_CASE("safetensors files: sharded checkpoints read through their index; ever
     refused(with_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[8,32]}}"), {"tensor w", "outside the 24 data bytes"});
     refused(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[8,20]}}"),
             {"tensors a and b overlap"});
+    // Shapes whose element or bit counts wrap around 2^64 (2^59 + 1 F32 values "in" 4 bytes).
+    refused(with_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[576460752303423489],\"data_offsets\":[0,4]}}"), {"tensor w", "more bits than 2^64"});
+    refused(with_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,2],\"data_offsets\":[0,0]}}"), {"tensor w", "more elements than 2^64"});
+    refused(with_header("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}"),
+            {"tensor w appears twice"});
     // An index naming a tensor its shard does not hold.
     write_file(dir / "sharded" / "model.safetensors.index.json",
                "{\"weight_map\":{\"model.norm.weight\":\"model-00002-of-00002.safetensors\",\"ghost.weight\":\"model-00001-of-00002.safetensors\"}}");
@@ -608,4 +684,30 @@ TEST_CASE("convert refuses what it cannot convert, naming the file and tensor") 
                }());
     const std::string unknown = refusal(dir / "hf");
     CHECK(unknown.find("model.vision_tower.weight has no place in a LlamaForCausalLM model") != std::string::npos);
+    // A quantized checkpoint's dtype, named.
+    {
+        Spec t = s;
+        const HfModel m = make_hf_model(t, dir / "int8");
+        std::vector<HfTensor> all;
+        for (const auto& [name, tensor] : m.tensors) all.push_back(tensor);
+        std::string header = "{";
+        std::vector<uint8_t> data;
+        for (size_t i = 0; i < all.size(); ++i) {
+            const bool int8 = all[i].name == "model.layers.0.mlp.up_proj.weight";
+            const size_t begin = data.size(), bytes = all[i].values.size() * (int8 ? 1 : 4);
+            data.resize(begin + bytes);
+            std::string dims;
+            for (uint64_t d : all[i].shape) dims.append(dims.empty() ? "" : ",").append(std::to_string(d));
+            header += fmt::format("{}\"{}\":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", i ? "," : "", all[i].name, int8 ? "I8" : "F32",
+                                  dims, begin, data.size());
+        }
+        write_file(dir / "int8" / "model.safetensors", with_length(header + "}", data));
+        const std::string e = refusal(dir / "int8");
+        CHECK(e.find("model.layers.0.mlp.up_proj.weight: dtype I8 is not read yet") != std::string::npos);
+    }
+    // A size of 0 in config.json.
+    write_file(dir / "int8" / "config.json",
+               "{\"architectures\":[\"LlamaForCausalLM\"],\"vocab_size\":40,\"hidden_size\":0,\"intermediate_size\":48,\"num_hidden_layers\":2,"
+               "\"num_attention_heads\":4,\"max_position_embeddings\":64}");
+    CHECK(refusal(dir / "int8").find("\"hidden_size\" is 0") != std::string::npos);
 }

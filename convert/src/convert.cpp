@@ -143,22 +143,31 @@ HfConfig read_config(const std::filesystem::path& folder) {
     c.architecture = std::string(arch);
     c.name = std::filesystem::absolute(folder).lexically_normal().filename().string();
     if (c.name.empty()) c.name = std::filesystem::absolute(folder).lexically_normal().parent_path().filename().string();
+    // A field absent or null is missing (as Python's dict.get sees a saved config).
+    const auto absent = [](const simdjson::simdjson_result<simdjson::dom::element>& e) { return e.error() == simdjson::NO_SUCH_FIELD || e.is_null(); };
+    // A count; `required` ones must be present and positive.
     const auto u32 = [&](const char* key, bool required) -> uint32_t {
         uint64_t v = 0;
         const auto e = root[key];
-        if (e.error() == simdjson::NO_SUCH_FIELD) {
+        if (absent(e)) {
             if (required) fail(file, fmt::format("\"{}\" is missing", key));
             return 0;
         }
         if (e.get(v) || v > UINT32_MAX) fail(file, fmt::format("\"{}\" is not a count", key));
+        if (required && v == 0) fail(file, fmt::format("\"{}\" is 0", key));
         return static_cast<uint32_t>(v);
     };
     const auto number = [&](simdjson::dom::element parent, const char* key, double fallback) {
         double v = fallback;
         const auto e = parent[key];
-        if (e.error() == simdjson::NO_SUCH_FIELD) return fallback;
+        if (absent(e)) return fallback;
         if (e.get(v) || !std::isfinite(v)) fail(file, fmt::format("\"{}\" is not a number", key));
         return v;
+    };
+    const auto count = [&](simdjson::dom::element parent, const char* key) -> uint32_t {
+        const double v = number(parent, key, 0);
+        if (v < 0 || v > UINT32_MAX || v != std::floor(v)) fail(file, fmt::format("\"{}\" is not a count", key));
+        return static_cast<uint32_t>(v);
     };
     c.vocab_size = u32("vocab_size", true);
     c.hidden_size = u32("hidden_size", true);
@@ -182,6 +191,7 @@ HfConfig read_config(const std::filesystem::path& folder) {
         c.num_experts_per_tok = u32("num_experts_per_tok", true);
         c.moe_intermediate_size = u32("moe_intermediate_size", false);
         if (!c.moe_intermediate_size) c.moe_intermediate_size = c.intermediate_size;
+        if (!c.moe_intermediate_size) fail(file, "\"moe_intermediate_size\" is 0");
         if (!c.num_experts_per_tok || c.num_experts_per_tok > c.num_experts)
             fail(file, fmt::format("num_experts_per_tok {} is not between 1 and the {} experts", c.num_experts_per_tok, c.num_experts));
     }
@@ -198,22 +208,65 @@ HfConfig read_config(const std::filesystem::path& folder) {
             c.rope_scaling_factor = number(scaling, "factor", 0);
             c.rope_low_freq_factor = number(scaling, "low_freq_factor", 1);
             c.rope_high_freq_factor = number(scaling, "high_freq_factor", 4);
-            c.rope_original_context = static_cast<uint32_t>(number(scaling, "original_max_position_embeddings", 0));
+            c.rope_original_context = count(scaling, "original_max_position_embeddings");
             if (c.rope_scaling_factor <= 0 || c.rope_original_context == 0 || c.rope_high_freq_factor <= c.rope_low_freq_factor)
                 fail(file, "rope_scaling (llama3) needs a positive factor, original_max_position_embeddings and high_freq_factor > low_freq_factor");
         } else if (type == "linear" || type == "yarn") {
             c.rope_scaling_type = std::string(type);
             c.rope_scaling_factor = number(scaling, "factor", 0);
             if (c.rope_scaling_factor <= 0) fail(file, "rope_scaling.factor is missing or not positive");
-            c.rope_original_context = static_cast<uint32_t>(number(scaling, "original_max_position_embeddings", 0));
+            c.rope_original_context = count(scaling, "original_max_position_embeddings");
         } else if (type != "default") {
-            fail(file, fmt::format("rope_scaling type '{}' is not supported yet (linear and yarn are)", type));
+            fail(file, fmt::format("rope_scaling type '{}' is not supported yet (linear, yarn and llama3 are)", type));
         }
     }
     return c;
 }
 
 namespace {
+
+// The table's entry for config.json's class; an unknown class is refused, naming the file.
+const Architecture& architecture_of(const HfConfig& c, const std::filesystem::path& folder) {
+    for (const Architecture& a : kArchitectures)
+        if (c.architecture == a.hf_class) return a;
+    fail((folder / "config.json").string(),
+         fmt::format("architecture {} is not supported (supported: {})", c.architecture, fmt::join(supported_architectures(), ", ")));
+}
+
+// The keys llama.cpp's converter writes from config.json (the tokenizer's come after).
+void add_model_keys(Plan& p) {
+    const HfConfig& c = p.config;
+    const std::string a = p.arch + ".";
+    auto& k = p.keys;
+    k.emplace_back("general.architecture", OwnedValue::string(p.arch));
+    k.emplace_back("general.name", OwnedValue::string(c.name));
+    k.emplace_back(a + "vocab_size", OwnedValue::u32(c.vocab_size));
+    k.emplace_back(a + "context_length", OwnedValue::u32(c.max_position_embeddings));
+    k.emplace_back(a + "embedding_length", OwnedValue::u32(c.hidden_size));
+    k.emplace_back(a + "block_count", OwnedValue::u32(c.num_hidden_layers));
+    k.emplace_back(a + "feed_forward_length", OwnedValue::u32(c.intermediate_size));
+    k.emplace_back(a + "rope.freq_base", OwnedValue::f32(static_cast<float>(c.rope_theta)));
+    k.emplace_back(a + "attention.head_count", OwnedValue::u32(c.num_attention_heads));
+    k.emplace_back(a + "attention.head_count_kv", OwnedValue::u32(c.num_key_value_heads));
+    k.emplace_back(a + "attention.layer_norm_rms_epsilon", OwnedValue::f32(static_cast<float>(c.rms_norm_eps)));
+    if (c.head_dim != c.hidden_size / c.num_attention_heads) {
+        k.emplace_back(a + "attention.key_length", OwnedValue::u32(c.head_dim));
+        k.emplace_back(a + "attention.value_length", OwnedValue::u32(c.head_dim));
+    }
+    k.emplace_back(a + "rope.dimension_count", OwnedValue::u32(c.head_dim));
+    if (c.num_experts) {
+        k.emplace_back(a + "expert_count", OwnedValue::u32(c.num_experts));
+        k.emplace_back(a + "expert_used_count", OwnedValue::u32(c.num_experts_per_tok));
+        if (p.arch == "qwen3moe") k.emplace_back(a + "expert_feed_forward_length", OwnedValue::u32(c.moe_intermediate_size));
+    }
+    if (!c.rope_scaling_type.empty() && c.rope_scaling_type != "llama3") {
+        k.emplace_back(a + "rope.scaling.type", OwnedValue::string(c.rope_scaling_type));
+        k.emplace_back(a + "rope.scaling.factor", OwnedValue::f32(static_cast<float>(c.rope_scaling_factor)));
+        if (c.rope_original_context) k.emplace_back(a + "rope.scaling.original_context_length", OwnedValue::u32(c.rope_original_context));
+    }
+    k.emplace_back("general.file_type", OwnedValue::u32(p.file_type));
+    k.emplace_back("general.quantization_version", OwnedValue::u32(2));
+}
 
 // The tokenizer's keys, when the folder has one (tokenizer.json or tokenizer.model); false
 // when it has none.
@@ -236,6 +289,7 @@ void apply_mix(Plan& p, const gguf::requant::Target& mix, const quant::Importanc
     h.architecture = gguf::find_architecture(p.arch);
     h.n_layer = c.num_hidden_layers, h.n_embd = c.hidden_size, h.n_ff = c.intermediate_size, h.n_ctx = c.max_position_embeddings;
     h.n_head = c.num_attention_heads, h.n_head_kv = c.num_key_value_heads;
+    h.n_expert = c.num_experts, h.n_expert_used = c.num_experts_per_tok;
     std::vector<gguf::TensorInfo> infos(p.tensors.size());
     for (size_t i = 0; i < p.tensors.size(); ++i) {
         const TensorPlan& t = p.tensors[i];
@@ -252,7 +306,18 @@ void apply_mix(Plan& p, const gguf::requant::Target& mix, const quant::Importanc
     for (const gguf::requant::TensorPlan& planned : gguf::requant::plan(h, infos, o)) {
         TensorPlan& t = p.tensors[static_cast<size_t>(planned.info - infos.data())];
         t.type = planned.to;
-        if (imatrix) t.importance = imatrix->find(t.name);
+        if (imatrix && (t.importance = imatrix->find(t.name))) {
+            // Per column, or per column of each expert for a stacked tensor (as requant checks).
+            const uint64_t cols = t.shape[0], experts = t.sources.empty() ? 1 : t.sources.size();
+            if (t.importance->size() != cols && t.importance->size() != cols * experts) {
+                if (t.name == "token_embd.weight") {
+                    t.importance = nullptr;  // llama.cpp leaves such an entry unused
+                } else {
+                    fail(t.name, fmt::format("the importance matrix holds {} values for it, not {} (columns{})", t.importance->size(), cols * experts,
+                                             experts > 1 ? " x experts" : ""));
+                }
+            }
+        }
         if (planned.requires_imatrix && !t.importance)
             fail(t.name, fmt::format("{} needs an importance matrix (--imatrix), as llama.cpp's quantizer requires", gguf::type_info(planned.to).name));
     }
@@ -265,11 +330,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     Plan p;
     p.config = read_config(folder);
     const HfConfig& c = p.config;
-    const auto arch = std::find_if(std::begin(kArchitectures), std::end(kArchitectures),
-                                   [&](const Architecture& a) { return c.architecture == a.hf_class; });
-    if (arch == std::end(kArchitectures))
-        fail((folder / "config.json").string(),
-             fmt::format("architecture {} is not supported (supported: {})", c.architecture, fmt::join(supported_architectures(), ", ")));
+    const Architecture* arch = &architecture_of(c, folder);
     p.arch = arch->arch;
 
     // The output type of 2-D tensors.
@@ -412,50 +473,18 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     const TypeId main = fixed.value_or(widest == TypeId::F32 ? TypeId::F16 : widest);
     p.file_type = main == TypeId::F32 ? 0 : main == TypeId::F16 ? 1 : main == TypeId::BF16 ? 32 : 7;
     if (mix) apply_mix(p, *mix, options.imatrix);
-    const std::string a = p.arch + ".";
-    auto& k = p.keys;
-    k.emplace_back("general.architecture", OwnedValue::string(p.arch));
-    k.emplace_back("general.name", OwnedValue::string(c.name));
-    k.emplace_back(a + "vocab_size", OwnedValue::u32(c.vocab_size));
-    k.emplace_back(a + "context_length", OwnedValue::u32(c.max_position_embeddings));
-    k.emplace_back(a + "embedding_length", OwnedValue::u32(c.hidden_size));
-    k.emplace_back(a + "block_count", OwnedValue::u32(c.num_hidden_layers));
-    k.emplace_back(a + "feed_forward_length", OwnedValue::u32(c.intermediate_size));
-    k.emplace_back(a + "rope.freq_base", OwnedValue::f32(static_cast<float>(c.rope_theta)));
-    k.emplace_back(a + "attention.head_count", OwnedValue::u32(c.num_attention_heads));
-    k.emplace_back(a + "attention.head_count_kv", OwnedValue::u32(c.num_key_value_heads));
-    k.emplace_back(a + "attention.layer_norm_rms_epsilon", OwnedValue::f32(static_cast<float>(c.rms_norm_eps)));
-    if (c.head_dim != c.hidden_size / c.num_attention_heads) {
-        k.emplace_back(a + "attention.key_length", OwnedValue::u32(c.head_dim));
-        k.emplace_back(a + "attention.value_length", OwnedValue::u32(c.head_dim));
-    }
-    k.emplace_back(a + "rope.dimension_count", OwnedValue::u32(c.head_dim));
-    if (c.num_experts) {
-        k.emplace_back(a + "expert_count", OwnedValue::u32(c.num_experts));
-        k.emplace_back(a + "expert_used_count", OwnedValue::u32(c.num_experts_per_tok));
-        if (p.arch == "qwen3moe") k.emplace_back(a + "expert_feed_forward_length", OwnedValue::u32(c.moe_intermediate_size));
-    }
-    if (!c.rope_scaling_type.empty() && c.rope_scaling_type != "llama3") {
-        k.emplace_back(a + "rope.scaling.type", OwnedValue::string(c.rope_scaling_type));
-        k.emplace_back(a + "rope.scaling.factor", OwnedValue::f32(static_cast<float>(c.rope_scaling_factor)));
-        if (c.rope_original_context) k.emplace_back(a + "rope.scaling.original_context_length", OwnedValue::u32(c.rope_original_context));
-    }
-    k.emplace_back("general.file_type", OwnedValue::u32(p.file_type));
-    k.emplace_back("general.quantization_version", OwnedValue::u32(2));
+    add_model_keys(p);
     add_tokenizer(p, folder);
-    for (const auto& kv : options.extra_keys) k.push_back(kv);
+    for (const auto& kv : options.extra_keys) p.keys.push_back(kv);
     return p;
 }
 
 Plan vocab_only_plan(const std::filesystem::path& folder, const ConvertOptions& options) {
     Plan p;
     p.config = read_config(folder);
-    const auto arch = std::find_if(std::begin(kArchitectures), std::end(kArchitectures),
-                                   [&](const Architecture& a) { return p.config.architecture == a.hf_class; });
-    p.arch = arch == std::end(kArchitectures) ? "llama" : arch->arch;
-    p.keys.emplace_back("general.architecture", OwnedValue::string(p.arch));
-    p.keys.emplace_back("general.name", OwnedValue::string(p.config.name));
-    p.keys.emplace_back(p.arch + ".vocab_size", OwnedValue::u32(p.config.vocab_size));
+    p.arch = architecture_of(p.config, folder).arch;
+    p.file_type = 1;  // llama.cpp's converter's default outtype, f16
+    add_model_keys(p);
     if (!add_tokenizer(p, folder)) fail(folder.string(), "no tokenizer.json or tokenizer.model: nothing to write with --vocab-only");
     for (const auto& kv : options.extra_keys) p.keys.push_back(kv);
     return p;
@@ -498,12 +527,35 @@ void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* ou
         } else {
             floats.resize(static_cast<size_t>(cols));
             kernels::dequantize(from, src, floats);
-            if (t.type == TypeId::F32)
+            if (t.type == TypeId::F32) {
                 std::memcpy(out, floats.data(), out_bytes);
-            else
-                quant::quantize(t.type, floats, static_cast<int64_t>(cols),
-                                t.importance ? std::span<const float>(*t.importance) : std::span<const float>(), std::span<uint8_t>(out, out_bytes));
+                continue;
+            }
+            std::span<const float> importance;
+            if (t.importance) {
+                importance = *t.importance;
+                if (importance.size() > cols) importance = importance.subspan((r / per_source) * cols, cols);  // this row's expert
+            }
+            quant::quantize(t.type, floats, static_cast<int64_t>(cols), importance, std::span<uint8_t>(out, out_bytes), static_cast<int64_t>(r));
         }
+    }
+}
+
+// A tensor's rows in chunks (about 8 MiB out) converted on the threads, written in order.
+void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int threads, gguf::ByteSink& sink) {
+    const uint64_t chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
+    std::vector<uint8_t> buffer(static_cast<size_t>(std::min(rows, chunk) * row_bytes));
+    quant::RunOptions run;
+    run.threads = threads;
+    for (uint64_t r0 = 0; r0 < rows; r0 += chunk) {
+        const uint64_t n = std::min(chunk, rows - r0);
+        quant::default_executor().run(
+            static_cast<int64_t>(n),
+            [&](int64_t b, int64_t e) {
+                convert_rows(t, r0 + static_cast<uint64_t>(b), r0 + static_cast<uint64_t>(e), buffer.data() + static_cast<uint64_t>(b) * row_bytes);
+            },
+            run);
+        sink.write(std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n * row_bytes)));
     }
 }
 
@@ -525,20 +577,12 @@ std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem
         }
         ++in_part, part_bytes += bytes;
         parts.back().add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, total = plan.tensors.size()](gguf::ByteSink& sink) {
-            // Chunks of rows (about 8 MiB out) converted on the threads, written in order.
-            const uint64_t chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
-            std::vector<uint8_t> buffer(static_cast<size_t>(std::min(rows, chunk) * row_bytes));
-            quant::RunOptions run;
-            run.threads = threads;
-            for (uint64_t r0 = 0; r0 < rows; r0 += chunk) {
-                const uint64_t n = std::min(chunk, rows - r0);
-                quant::default_executor().run(
-                    static_cast<int64_t>(n),
-                    [&](int64_t b, int64_t e) {
-                        convert_rows(t, r0 + static_cast<uint64_t>(b), r0 + static_cast<uint64_t>(e), buffer.data() + static_cast<uint64_t>(b) * row_bytes);
-                    },
-                    run);
-                sink.write(std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n * row_bytes)));
+            try {
+                stream_tensor(t, rows, row_bytes, threads, sink);
+            } catch (const std::exception& e) {
+                // Name the tensor and where it comes from (a NaN in the checkpoint, a bad importance vector).
+                throw std::runtime_error(fmt::format("{}: tensor {}: {}", t.source ? t.source->file->string() : "(computed)",
+                                                     t.source ? t.source->name : t.name, e.what()));
             }
             if (progress) progress(++done, total);
         });

@@ -63,6 +63,8 @@ void SafetensorsFile::read(std::span<const uint8_t> bytes) {
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = n << 8 | bytes[static_cast<size_t>(i)];
     if (n > bytes.size() - 8) fail(file, fmt::format("offset 0: header length {} runs past the end of the file ({} bytes)", n, bytes.size()));
+    constexpr uint64_t kMaxHeader = 100'000'000;  // the safetensors reference's own limit
+    if (n > kMaxHeader) fail(file, fmt::format("offset 0: header length {} is over the format's limit of {} bytes", n, kMaxHeader));
     const std::span<const uint8_t> data = bytes.subspan(8 + n);
     simdjson::dom::parser parser;
     simdjson::dom::element root;
@@ -105,17 +107,21 @@ void SafetensorsFile::read(std::span<const uint8_t> bytes) {
         if (begin > end || end > data.size())
             where(fmt::format("data_offsets [{}, {}] outside the {} data bytes", begin, end, data.size()));
         // The element count, refusing a product that overflows.
-        uint64_t elements = 1;
-        for (uint64_t d : t.shape) {
-            if (d && elements > UINT64_MAX / 8 / d) where("its shape has too many elements");
-            elements *= d;
-        }
-        const uint64_t bits = elements * dtype_bits(t.dtype);
+        // The element count and bit count, refusing any product that overflows.
+        uint64_t elements = 1, bits = 0;
+        for (uint64_t d : t.shape)
+            if (__builtin_mul_overflow(elements, d, &elements)) where("its shape has more elements than 2^64");
+        if (__builtin_mul_overflow(elements, uint64_t{dtype_bits(t.dtype)}, &bits)) where("its shape has more bits than 2^64");
         if (bits % 8 || bits / 8 != end - begin)
             where(fmt::format("{} bytes for {} {} values", end - begin, elements, dtype));
         t.data = data.subspan(begin, end - begin);
         tensors_.push_back(std::move(t));
     }
+    std::vector<std::string_view> names;
+    for (const SafeTensor& t : tensors_) names.push_back(t.name);
+    std::sort(names.begin(), names.end());
+    if (const auto twice = std::adjacent_find(names.begin(), names.end()); twice != names.end())
+        fail(file, fmt::format("tensor {} appears twice in the header", *twice));
     std::sort(tensors_.begin(), tensors_.end(), [](const SafeTensor& a, const SafeTensor& b) { return a.data.data() < b.data.data(); });
     for (size_t i = 1; i < tensors_.size(); ++i)
         if (tensors_[i - 1].data.data() + tensors_[i - 1].data.size() > tensors_[i].data.data())

@@ -5,9 +5,10 @@
 // tensor name {"dtype", "shape", "data_offsets": [begin, end]}, and an optional
 // "__metadata__" object of strings), then the tensors' bytes, offsets counted from the end of
 // the header. The reader checks what a converter relies on and names the file and tensor of
-// any fault: a header inside the file and a JSON object; every dtype known; shape entries
-// non-negative integers; begin <= end inside the data; end - begin = the shape's element
-// count x the dtype's size; no two tensors overlapping.
+// any fault: a header inside the file, at most 100,000,000 bytes, a JSON object; each name
+// once; every dtype known; shape entries non-negative integers whose product (and bit count)
+// fits 64 bits; begin <= end inside the data; end - begin = the shape's element count x the
+// dtype's size; no two tensors overlapping.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +28,7 @@ namespace convert {
 // recognised so that a quantized checkpoint is refused by name.
 enum class Dtype : uint8_t { F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, Bool, F8_E4M3, F8_E5M2, F8_E8M0, F4 };
 std::string_view dtype_name(Dtype d);  // "BF16", as the header spells it
-// Bytes per element (F4: packed two per byte, counted as 1 byte per 2 elements by the caller).
+// Bits per element (F4: 4).
 uint32_t dtype_bits(Dtype d);
 
 struct SafeTensor {
