@@ -51,6 +51,9 @@ uint64_t parse_size(const std::string& s) {
 }
 
 int run_convert(const ConvertArgs& a) {
+    convert::SplitOptions split;
+    if (!a.split_max_size.empty()) split.max_bytes = parse_size(a.split_max_size);
+    split.max_tensors = a.split_max_tensors;
     convert::ConvertOptions o;
     o.outtype = a.outtype;
     for (const std::string& m : a.metadata) o.extra_keys.push_back(parse_key_value(m, "--metadata"));
@@ -90,9 +93,6 @@ int run_convert(const ConvertArgs& a) {
         return 0;
     }
     for (const convert::SafetensorsFile& f : weights.files()) refuse_overwrite(out, f.path());
-    convert::SplitOptions split;
-    if (!a.split_max_size.empty()) split.max_bytes = parse_size(a.split_max_size);
-    split.max_tensors = a.split_max_tensors;
     const std::vector<std::filesystem::path> written = convert::write(
         p, out,
         [&](size_t done, size_t total) {
