@@ -292,12 +292,40 @@ std::vector<Vec> hf_logits(const HfModel& m, const std::vector<int32_t>& tokens)
     return logits;
 }
 
-// Converts `folder` to `out` with `outtype`.
-void convert_folder(const std::filesystem::path& folder, const std::filesystem::path& out, const std::string& outtype = "f32") {
+// What converting `folder` with `outtype` (and importance weights) would write.
+convert::Plan plan_of(const std::filesystem::path& folder, const std::string& outtype, const quant::ImportanceMatrix* imatrix = nullptr) {
     const convert::Checkpoint weights = convert::Checkpoint::open(folder);
     convert::ConvertOptions o;
     o.outtype = outtype;
+    o.imatrix = imatrix;
+    return convert::plan(folder, weights, o);
+}
+
+// Converts `folder` to `out` with `outtype`.
+void convert_folder(const std::filesystem::path& folder, const std::filesystem::path& out, const std::string& outtype = "f32",
+                    const quant::ImportanceMatrix* imatrix = nullptr) {
+    const convert::Checkpoint weights = convert::Checkpoint::open(folder);  // mapped while writing
+    convert::ConvertOptions o;
+    o.outtype = outtype;
+    o.imatrix = imatrix;
     convert::write(convert::plan(folder, weights, o), out);
+}
+
+// Every tensor of `ours` in `theirs` with the same type and bytes; returns how many are quantized.
+int same_tensors(const std::filesystem::path& ours_path, const std::filesystem::path& theirs_path) {
+    const gguf::File ours = gguf::File::open(ours_path), theirs = gguf::File::open(theirs_path);
+    CHECK(ours.tensors().size() == theirs.tensors().size());
+    int quantized = 0;
+    for (const gguf::TensorInfo& t : ours.tensors()) {
+        CAPTURE(t.name);
+        const gguf::TensorInfo* u = theirs.find_tensor(t.name);
+        REQUIRE(u != nullptr);
+        CHECK(t.type == u->type);
+        const std::span<const uint8_t> a = ours.tensor_data(t), b = theirs.tensor_data(*u);
+        CHECK((a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())));
+        quantized += gguf::type_info(t.type).quantized;
+    }
+    return quantized;
 }
 
 // The message of what f throws (empty when it does not).
@@ -408,20 +436,9 @@ TEST_CASE("convert to a mix (Q4_K_M, Q3_K_S) gives gguf requant's types and byte
         convert_folder(dir / "hf", dir / (mix + ".gguf"), mix);
         const auto r = test::run_gguf("requant " + (dir / "f16.gguf").string() + " " + (dir / (mix + "-requant.gguf")).string() + " --type " + mix);
         REQUIRE(r.exit_code == 0);
-        const gguf::File ours = gguf::File::open(dir / (mix + ".gguf")), theirs = gguf::File::open(dir / (mix + "-requant.gguf"));
-        CHECK(ours.find("general.file_type")->value.u32() == theirs.find("general.file_type")->value.u32());
-        REQUIRE(ours.tensors().size() == theirs.tensors().size());
-        int quantized = 0;
-        for (const gguf::TensorInfo& t : ours.tensors()) {
-            CAPTURE(t.name);
-            const gguf::TensorInfo* u = theirs.find_tensor(t.name);
-            REQUIRE(u != nullptr);
-            CHECK(t.type == u->type);
-            const std::span<const uint8_t> a = ours.tensor_data(t), b = theirs.tensor_data(*u);
-            CHECK((a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())));
-            quantized += gguf::type_info(t.type).quantized;
-        }
-        CHECK(quantized > 0);
+        CHECK(gguf::File::open(dir / (mix + ".gguf")).find("general.file_type")->value.u32() ==
+              gguf::File::open(dir / (mix + "-requant.gguf")).find("general.file_type")->value.u32());
+        CHECK(same_tensors(dir / (mix + ".gguf"), dir / (mix + "-requant.gguf")) > 0);
     }
     // An i-quant without an importance matrix is refused, as llama.cpp refuses it.
     CHECK(error_of([&] { convert_folder(dir / "hf", dir / "iq2.gguf", "IQ2_XS"); }).find("needs an importance matrix") != std::string::npos);
@@ -453,26 +470,12 @@ TEST_CASE("convert of a mixture of experts to a mix with an importance matrix gi
     const quant::ImportanceMatrix loaded = quant::ImportanceMatrix::load(dir / "imatrix.gguf");
     for (const std::string mix : {"Q4_K_M", "IQ4_XS"}) {
         CAPTURE(mix);
-        {
-            const convert::Checkpoint weights = convert::Checkpoint::open(dir / "hf");
-            convert::ConvertOptions o;
-            o.outtype = mix;
-            o.imatrix = &loaded;
-            convert::write(convert::plan(dir / "hf", weights, o), dir / (mix + ".gguf"));
-        }
+        convert_folder(dir / "hf", dir / (mix + ".gguf"), mix, &loaded);
         REQUIRE(test::run_gguf("requant " + (dir / "f16.gguf").string() + " " + (dir / (mix + "-requant.gguf")).string() + " --type " + mix +
                                " --imatrix " + (dir / "imatrix.gguf").string())
                     .exit_code == 0);
-        const gguf::File ours = gguf::File::open(dir / (mix + ".gguf")), theirs = gguf::File::open(dir / (mix + "-requant.gguf"));
-        CHECK(ours.find("llama.expert_count")->value.u32() == 8);
-        for (const gguf::TensorInfo& t : ours.tensors()) {
-            CAPTURE(t.name);
-            const gguf::TensorInfo* u = theirs.find_tensor(t.name);
-            REQUIRE(u != nullptr);
-            CHECK(t.type == u->type);
-            const std::span<const uint8_t> a = ours.tensor_data(t), b = theirs.tensor_data(*u);
-            CHECK((a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())));
-        }
+        CHECK(gguf::File::open(dir / (mix + ".gguf")).find("llama.expert_count")->value.u32() == 8);
+        CHECK(same_tensors(dir / (mix + ".gguf"), dir / (mix + "-requant.gguf")) > 0);
         CHECK(test::run_gguf("check " + (dir / (mix + ".gguf")).string()).exit_code == 0);
     }
     // An entry of the wrong length is refused before anything is written, naming the tensor.
@@ -481,13 +484,7 @@ TEST_CASE("convert of a mixture of experts to a mix with an importance matrix gi
     e.sums.assign(100, 1.0f);
     e.counts = {1.0f};
     wrong.set("blk.0.ffn_gate_exps.weight", e);
-    const std::string refusal = error_of([&] {
-        const convert::Checkpoint weights = convert::Checkpoint::open(dir / "hf");
-        convert::ConvertOptions o;
-        o.outtype = "Q4_K_M";
-        o.imatrix = &wrong;
-        convert::plan(dir / "hf", weights, o);
-    });
+    const std::string refusal = error_of([&] { plan_of(dir / "hf", "Q4_K_M", &wrong); });
     CHECK(refusal.find("blk.0.ffn_gate_exps.weight") != std::string::npos);
     CHECK(refusal.find("holds 100 values") != std::string::npos);
 }
@@ -646,12 +643,7 @@ TEST_CASE("convert refuses what it cannot convert, naming the file and tensor") 
     const test::TempDir dir;
     Spec s;
     make_hf_model(s, dir / "hf");
-    auto refusal = [&](const std::filesystem::path& folder) {
-        return error_of([&] {
-            const convert::Checkpoint c = convert::Checkpoint::open(folder);
-            convert::plan(folder, c, {});
-        });
-    };
+    auto refusal = [&](const std::filesystem::path& folder) { return error_of([&] { plan_of(folder, "auto"); }); };
     // An architecture the table does not have.
     Spec gemma;
     gemma.hf_class = "GemmaForCausalLM";
