@@ -573,7 +573,8 @@ TEST_CASE("convert --split-max-tensors / --split-max-size write a split set that
     for (const std::filesystem::path& part : sized) {
         CAPTURE(part);
         uint64_t data = 0;
-        for (const gguf::TensorInfo& t : gguf::File::open(part).tensors()) data += t.n_bytes;
+        const gguf::File f = gguf::File::open(part);
+        for (const gguf::TensorInfo& t : f.tensors()) data += t.n_bytes;
         CHECK(data <= 20000);
     }
     const auto logits = [&](const std::filesystem::path& p) {
