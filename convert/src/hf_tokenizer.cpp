@@ -446,8 +446,7 @@ std::optional<uint64_t> config_vocab_size(const fs::path& folder) {
 // ---------------------------------------------------------------------------------------
 // Byte-level BPE: the pre-tokenizer
 
-// GPT-2's expression, which ByteLevel applies when use_regex is set.
-constexpr std::string_view kByteLevelRegex = R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re";
+// (ByteLevel with use_regex applies GPT-2's own expression: its step reads "ByteLevel regex".)
 constexpr std::string_view kLlama3Regex = R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
 constexpr std::string_view kLlama3RegexSpelled =
     R"re((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
