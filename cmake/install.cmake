@@ -19,6 +19,9 @@ install(DIRECTORY ${GGUFKIT_INCLUDE_DIRS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR
 if(TARGET gguf)
   install(TARGETS gguf RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
+if(TARGET gguf-view)
+  install(TARGETS gguf-view RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 install(EXPORT ggufkitTargets NAMESPACE ggufkit:: DESTINATION ${GGUFKIT_CMAKE_DIR})
 configure_package_config_file(cmake/ggufkitConfig.cmake.in ${PROJECT_BINARY_DIR}/ggufkitConfig.cmake
                               INSTALL_DESTINATION ${GGUFKIT_CMAKE_DIR})

@@ -83,22 +83,9 @@ uint64_t file_offset(const Model& m, const Model::Tensor& t) { return m.parts()[
 // ---- human output ---------------------------------------------------------------------
 
 void print_text(const Model& m, const Summary& s, const Selection& sel, const InspectOptions& o) {
-    const File& f = m.first();
     std::string out;
     auto line = [&](std::string_view label, const std::string& value) { out += fmt::format("{:<14}{}\n", label, value); };
-    line("file", f.path());
-    line("size", fmt::format("{} bytes ({})", m.total_size(), human_bytes(m.total_size())));
-    if (m.parts().size() > 1) line("parts", fmt::format("{} (split set)", m.parts().size()));
-    line("version", fmt::format("{}, {}", f.version(), f.big_endian() ? "big-endian" : "little-endian"));
-    line("alignment", fmt::format("{}", f.alignment()));
-    line("key/values", fmt::format("{}", f.kvs().size()));
-    line("tensors", fmt::format("{}", m.tensors().size()));
-    line("data offset", fmt::format("{}", f.data_section_offset()));
-    line("architecture", s.architecture.empty() ? "-" : s.architecture);
-    line("name", s.name.empty() ? "-" : s.name);
-    line("file type", s.file_type ? fmt::format("{} ({})", s.file_type_name, *s.file_type) : "-");
-    line("parameters", fmt::format("{} ({})", human_count(s.parameters), s.parameters));
-    line("bits/weight", s.parameters ? fmt::format("{:.2f}", s.bits_per_weight) : "-");
+    for (const Fact& fact : facts(m, s)) line(fact.label, fact.value);
     for (size_t i = 0; i < s.by_type.size(); ++i) {
         const TypeTotal& t = s.by_type[i];
         line(i == 0 ? "bytes by type" : "", fmt::format("{:<8} {:>6} tensors {:>14} bytes  ({})", type_info(t.type).name,

@@ -29,7 +29,8 @@ void ErrorStats::merge(const ErrorStats& o) {
 }
 
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
-                            TypeId target, std::span<const float> importance, int threads, const std::function<void(int64_t, int64_t)>& progress) {
+                            TypeId target, std::span<const float> importance, int threads, const std::function<void(int64_t, int64_t)>& progress,
+                            const RoundTripObserver& observe, const std::atomic<bool>* cancel) {
     const uint64_t source_row = quant::row_bytes(source_type, n_per_row);
     const uint64_t target_row = quant::row_bytes(target, n_per_row);
     if (source.size() != source_row * static_cast<uint64_t>(n_rows))
@@ -41,6 +42,7 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
     o.threads = std::max(1, threads);
     o.grain = std::max(kRowsAtOnce, kValuesPerRange / std::max<int64_t>(1, n_per_row));
     o.progress = progress;
+    o.cancel = cancel;
     std::vector<ErrorStats> parts(static_cast<size_t>(n_rows > 0 ? (n_rows - 1) / o.grain + 1 : 0));
     quant::default_executor().run(n_rows, [&](int64_t begin, int64_t end) {
         const int64_t rows = std::min(kRowsAtOnce, end - begin);
@@ -55,6 +57,7 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
             const std::span<uint8_t> qk(q.data(), target_row * static_cast<uint64_t>(k));
             quant::quantize(target, std::span<const float>(x.data(), n), n_per_row, importance, qk, r);
             dequantize(target, qk, std::span<float>(y.data(), n));
+            if (observe) observe(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
             for (size_t i = 0; i < n; ++i) {
                 const double e = static_cast<double>(x[i]) - y[i];
                 s.sum_sq_signal += static_cast<double>(x[i]) * x[i];
@@ -72,7 +75,8 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
 
 ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> source, std::span<const uint64_t> shape,
                                    TypeId target, std::span<const float> importance, int threads,
-                                   const std::function<void(int64_t, int64_t)>& progress) {
+                                   const std::function<void(int64_t, int64_t)>& progress, const RoundTripObserver& observe,
+                                   const std::atomic<bool>* cancel) {
     uint64_t dims[4] = {1, 1, 1, 1};
     for (size_t i = 0; i < shape.size() && i < 4; ++i) dims[i] = shape[i];
     const int64_t n_per_row = static_cast<int64_t>(dims[0]), rows = static_cast<int64_t>(dims[1]);
@@ -92,7 +96,7 @@ ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> 
                 progress((static_cast<int64_t>(m) * rows + done) * n_per_row, static_cast<int64_t>(matrices) * rows * n_per_row);
             };
         total.merge(round_trip_error(source_type, source.subspan(m * matrix_bytes, matrix_bytes), rows, n_per_row, target, w, threads,
-                                     matrix_progress));
+                                     matrix_progress, observe, cancel));
     }
     return total;
 }

@@ -1,8 +1,11 @@
 #include "gguf/summary.h"
 
+#include <fmt/format.h>
+
 #include <array>
 
 #include "gguf/file_type.h"
+#include "gguf/render.h"
 
 namespace gguf {
 
@@ -38,6 +41,26 @@ Summary summarize(const Model& model) {
         if (tt.tensors) s.by_type.push_back(tt);
     s.bits_per_weight = average_bits_per_weight(s.tensor_bytes, s.parameters);
     return s;
+}
+
+std::vector<Fact> facts(const Model& m, const Summary& s) {
+    const File& f = m.first();
+    std::vector<Fact> out;
+    auto add = [&](std::string label, std::string value) { out.push_back({std::move(label), std::move(value)}); };
+    add("file", f.path());
+    add("size", fmt::format("{} bytes ({})", m.total_size(), human_bytes(m.total_size())));
+    if (m.parts().size() > 1) add("parts", fmt::format("{} (split set)", m.parts().size()));
+    add("version", fmt::format("{}, {}", f.version(), f.big_endian() ? "big-endian" : "little-endian"));
+    add("alignment", fmt::format("{}", f.alignment()));
+    add("key/values", fmt::format("{}", f.kvs().size()));
+    add("tensors", fmt::format("{}", m.tensors().size()));
+    add("data offset", fmt::format("{}", f.data_section_offset()));
+    add("architecture", s.architecture.empty() ? "-" : s.architecture);
+    add("name", s.name.empty() ? "-" : s.name);
+    add("file type", s.file_type ? fmt::format("{} ({})", s.file_type_name, *s.file_type) : "-");
+    add("parameters", fmt::format("{} ({})", human_count(s.parameters), s.parameters));
+    add("bits/weight", s.parameters ? fmt::format("{:.2f}", s.bits_per_weight) : "-");
+    return out;
 }
 
 }  // namespace gguf

@@ -3,6 +3,7 @@
 // dequantizations run on the kernels of the active path (the same bits on every path).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -25,15 +26,22 @@ struct ErrorStats {
     void merge(const ErrorStats& o);
 };
 
+// Sees every piece of a round trip: the original values and what came back, the same
+// length. Called from the executor's threads, several at once; the pieces cover the tensor
+// exactly once, in no particular order.
+using RoundTripObserver = std::function<void(std::span<const float> original, std::span<const float> result)>;
+
 // Round-trips n_rows rows of n_per_row values held as `source_type` in `source` through
 // `target`, a few rows at a time on up to `threads` threads (memory stays a few rows per
 // thread); the figures do not depend on `threads`. importance: n_per_row weights, or
 // empty. `progress`, when given, is called now and then on the calling thread with rows
-// done of n_rows (see RunOptions::progress in executor.h). Throws std::invalid_argument as
+// done of n_rows (see RunOptions::progress in executor.h); `observe` sees the values;
+// setting `cancel` stops the work (quant::Cancelled). Throws std::invalid_argument as
 // quantize() does.
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
                             TypeId target, std::span<const float> importance, int threads,
-                            const std::function<void(int64_t done, int64_t total)>& progress = {});
+                            const std::function<void(int64_t done, int64_t total)>& progress = {},
+                            const RoundTripObserver& observe = {}, const std::atomic<bool>* cancel = nullptr);
 
 // The same for a whole tensor of up to 4 dimensions (shape[0] is the row length): each
 // matrix (shape[0] x shape[1]) in turn. `importance` holds shape[0] weights shared by all
@@ -41,6 +49,7 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
 // of the whole tensor.
 ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> source, std::span<const uint64_t> shape,
                                    TypeId target, std::span<const float> importance, int threads,
-                                   const std::function<void(int64_t done, int64_t total)>& progress = {});
+                                   const std::function<void(int64_t done, int64_t total)>& progress = {},
+                                   const RoundTripObserver& observe = {}, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace kernels

@@ -28,6 +28,11 @@ std::string value_text(const Value& v, uint64_t max_elements = std::numeric_limi
 // A tensor's shape as "[4096, 32000]", ne[0] (the row length) first.
 std::string shape_text(std::span<const uint64_t> dims);
 
+// Sizes and counts for people: "4.03 MiB" (powers of 1024), "1.06 M" (powers of 1000);
+// below the first step, the number itself ("512 B", "999").
+std::string human_bytes(uint64_t n);
+std::string human_count(uint64_t n);
+
 // The value's type as a label: "u32", "str", ..., and for an array its element type and
 // count, "arr[i32,3]".
 std::string value_type_label(const Value& v);

@@ -31,4 +31,13 @@ struct Summary {
 // Reads only metadata and tensor infos: never tensor data.
 Summary summarize(const Model& model);
 
+// The file facts `gguf inspect` prints first and the viewer's overview shows, as label and
+// text: file, size, parts (split sets only), version, alignment, key/values, tensors, data
+// offset, architecture, name, file type, parameters, bits/weight ("-" where absent).
+struct Fact {
+    std::string label;
+    std::string value;
+};
+std::vector<Fact> facts(const Model& model, const Summary& summary);
+
 }  // namespace gguf
