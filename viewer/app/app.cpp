@@ -55,10 +55,38 @@ const std::vector<gguf::TypeId>& target_types() {
     return types;
 }
 
+// The items of a tab bar: `tab` begins one (and says whether it is shown), the view draws.
+struct View {
+    const char* label;
+    Panel panel;
+    std::function<void()> draw;
+};
+template <class Tab>
+void draw_views(Tab&& tab, std::initializer_list<View> views) {
+    for (const View& v : views)
+        if (tab(v.label, v.panel)) {
+            v.draw();
+            ImGui::EndTabItem();
+        }
+}
+
 void help_marker(const char* text) {
     ImGui::SameLine();
     ImGui::TextDisabled("(?)");
     if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", text);
+}
+
+// One row of figures under their headers.
+void figure_row(const char* id, std::initializer_list<const char*> headers, std::initializer_list<std::string> values) {
+    if (!ImGui::BeginTable(id, static_cast<int>(headers.size()), ImGuiTableFlags_Borders | ImGuiTableFlags_SizingFixedFit)) return;
+    for (const char* h : headers) ImGui::TableSetupColumn(h);
+    ImGui::TableHeadersRow();
+    ImGui::TableNextRow();
+    for (const std::string& text : values) {
+        ImGui::TableNextColumn();
+        ImGui::TextUnformatted(text.c_str());
+    }
+    ImGui::EndTable();
 }
 
 // A key/value row of a two-column table.
@@ -471,26 +499,11 @@ void App::draw_doc(DocTab& d) {
         }
         return open;
     };
-    if (tab("Overview", Panel::Overview)) {
-        draw_overview(d);
-        ImGui::EndTabItem();
-    }
-    if (tab("Metadata", Panel::Metadata)) {
-        draw_metadata(d);
-        ImGui::EndTabItem();
-    }
-    if (tab("Tensors", Panel::Tensors)) {
-        draw_tensors(d);
-        ImGui::EndTabItem();
-    }
-    if (tab("Tensor", Panel::Values)) {
-        draw_tensor_detail(d);
-        ImGui::EndTabItem();
-    }
-    if (tab("Mix map", Panel::MixMap)) {
-        draw_mix_map(d);
-        ImGui::EndTabItem();
-    }
+    draw_views(tab, {{"Overview", Panel::Overview, [&] { draw_overview(d); }},
+                     {"Metadata", Panel::Metadata, [&] { draw_metadata(d); }},
+                     {"Tensors", Panel::Tensors, [&] { draw_tensors(d); }},
+                     {"Tensor", Panel::Values, [&] { draw_tensor_detail(d); }},
+                     {"Mix map", Panel::MixMap, [&] { draw_mix_map(d); }}});
     ImGui::EndTabBar();
 }
 
@@ -817,32 +830,22 @@ void App::draw_tensor_detail(DocTab& d) {
         if (open) d.detail = p;
         return open;
     };
-    if (tab("Values", Panel::Values)) {
-        draw_values(d, t);
-        ImGui::EndTabItem();
-    }
-    if (tab("Heat map", Panel::HeatMap)) {
-        draw_heat_map(d, t);
-        ImGui::EndTabItem();
-    }
-    if (tab("Quantization error", Panel::Error)) {
-        draw_error(d, t);
-        ImGui::EndTabItem();
-    }
-    if (tab("Importance", Panel::Importance)) {
-        draw_importance(d, t);
-        ImGui::EndTabItem();
-    }
+    draw_views(tab, {{"Values", Panel::Values, [&] { draw_values(d, t); }},
+                     {"Heat map", Panel::HeatMap, [&] { draw_heat_map(d, t); }},
+                     {"Quantization error", Panel::Error, [&] { draw_error(d, t); }},
+                     {"Importance", Panel::Importance, [&] { draw_importance(d, t); }}});
     d.detail_requested = false;
     ImGui::EndTabBar();
 }
 
-void App::histogram_options() {
+void App::draw_histogram(const char* id, const Histogram& fine, HistogramStyle style) {
     ImGui::Checkbox("log counts", &log_counts_);
     ImGui::SameLine();
     ImGui::SetNextItemWidth(200);
     ImGui::SliderInt("bins", &display_bins_, 16, 1024, "%d", ImGuiSliderFlags_Logarithmic | ImGuiSliderFlags_AlwaysClamp);
     display_bins_ = std::clamp(display_bins_, 16, 1024);
+    style.log_counts = log_counts_;
+    histogram_plot(id, fine.rebinned(static_cast<size_t>(display_bins_)), style, ImVec2(-1, -1));
 }
 
 void App::draw_values(DocTab& d, uint32_t tensor) {
@@ -850,23 +853,11 @@ void App::draw_values(DocTab& d, uint32_t tensor) {
     if (!task_progress(task, [&] { values_task(d, tensor, Ask::Retry); })) return;
     const ValueAnalysis& v = *Worker::get<ValueAnalysis>(task);
     const ValueStats& s = v.stats;
-    if (ImGui::BeginTable("stats", 8, ImGuiTableFlags_Borders | ImGuiTableFlags_SizingFixedFit)) {
-        for (const char* h : {"min", "max", "mean", "std dev", "zeros", "NaN", "Inf", "values"}) ImGui::TableSetupColumn(h);
-        ImGui::TableHeadersRow();
-        ImGui::TableNextRow();
-        for (const std::string& text :
-             {fmt::format("{:.6g}", s.min), fmt::format("{:.6g}", s.max), fmt::format("{:.6g}", s.mean()), fmt::format("{:.6g}", s.stddev()),
-              fmt::format("{} ({:.2f}%)", s.zeros, s.count ? 100.0 * static_cast<double>(s.zeros) / static_cast<double>(s.count) : 0.0),
-              fmt::format("{}", s.nans), fmt::format("{}", s.infs), fmt::format("{}", s.count)}) {
-            ImGui::TableNextColumn();
-            ImGui::TextUnformatted(text.c_str());
-        }
-        ImGui::EndTable();
-    }
-    histogram_options();
-    HistogramStyle style;
-    style.log_counts = log_counts_;
-    histogram_plot("values", v.histogram.rebinned(static_cast<size_t>(display_bins_)), style, ImVec2(-1, -1));
+    const double zeros = s.count ? 100.0 * static_cast<double>(s.zeros) / static_cast<double>(s.count) : 0.0;
+    figure_row("stats", {"min", "max", "mean", "std dev", "zeros", "NaN", "Inf", "values"},
+               {fmt::format("{:.6g}", s.min), fmt::format("{:.6g}", s.max), fmt::format("{:.6g}", s.mean()), fmt::format("{:.6g}", s.stddev()),
+                fmt::format("{} ({:.2f}%)", s.zeros, zeros), fmt::format("{}", s.nans), fmt::format("{}", s.infs), fmt::format("{}", s.count)});
+    draw_histogram("values", v.histogram, HistogramStyle{});
 }
 
 void App::draw_heat_map(DocTab& d, uint32_t tensor) {
@@ -1000,25 +991,15 @@ void App::draw_error(DocTab& d, uint32_t tensor) {
                                                         : fmt::format("original - round trip through {}{}", gguf::type_info(d.error_type).name,
                                                                       d.imatrix ? " with the importance matrix" : "");
     ImGui::Text("%s", what.c_str());
-    if (ImGui::BeginTable("errstats", 5, ImGuiTableFlags_Borders | ImGuiTableFlags_SizingFixedFit)) {
-        for (const char* h : {"RMSE", "largest |error|", "SNR", "bits/weight", "values"}) ImGui::TableSetupColumn(h);
-        ImGui::TableHeadersRow();
-        ImGui::TableNextRow();
-        const double snr = e.stats.snr_db();
-        for (const std::string& text : {fmt::format("{:.6g}", e.stats.rmse()), fmt::format("{:.6g}", e.stats.max_abs_error),
-                                        std::isinf(snr) ? std::string("exact") : fmt::format("{:.2f} dB", snr),
-                                        fmt::format("{:.3f}", e.bits_per_weight), fmt::format("{}", e.stats.values)}) {
-            ImGui::TableNextColumn();
-            ImGui::TextUnformatted(text.c_str());
-        }
-        ImGui::EndTable();
-    }
-    histogram_options();
+    const double snr = e.stats.snr_db();
+    figure_row("errstats", {"RMSE", "largest |error|", "SNR", "bits/weight", "values"},
+               {fmt::format("{:.6g}", e.stats.rmse()), fmt::format("{:.6g}", e.stats.max_abs_error),
+                std::isinf(snr) ? std::string("exact") : fmt::format("{:.2f} dB", snr), fmt::format("{:.3f}", e.bits_per_weight),
+                fmt::format("{}", e.stats.values)});
     HistogramStyle style;
-    style.log_counts = log_counts_;
     style.x_label = "error";
     style.colour = IM_COL32(230, 120, 90, 255);
-    histogram_plot("errors", e.histogram.rebinned(static_cast<size_t>(display_bins_)), style, ImVec2(-1, -1));
+    draw_histogram("errors", e.histogram, style);
 }
 
 void App::draw_importance(DocTab& d, uint32_t tensor) {

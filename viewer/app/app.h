@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "plots.h"
 #include "viewer/files.h"
 #include "viewer/worker.h"
 
@@ -57,7 +58,8 @@ private:
     void draw_metadata(DocTab& d);
     void draw_tensors(DocTab& d);
     void draw_tensor_detail(DocTab& d);
-    void histogram_options();
+    // The histogram view's options (log counts, bins) over `fine` rebinned for display.
+    void draw_histogram(const char* id, const Histogram& fine, HistogramStyle style);
     void draw_values(DocTab& d, uint32_t tensor);
     void draw_heat_map(DocTab& d, uint32_t tensor);
     void draw_error(DocTab& d, uint32_t tensor);

@@ -28,6 +28,25 @@ ImVec2 resolve(ImVec2 size) {
     return size;
 }
 
+// A plot's rectangle: an item of `size` (see resolve) under its own ID, hovered or not.
+struct PlotFrame {
+    ImVec2 min, max;
+    bool hovered;
+    ImDrawList* dl;
+    PlotFrame(const char* id, ImVec2 size) {
+        size = resolve(size);
+        ImGui::PushID(id);
+        min = ImGui::GetCursorScreenPos();
+        max = ImVec2(min.x + size.x, min.y + size.y);
+        ImGui::InvisibleButton("##plot", size);
+        hovered = ImGui::IsItemHovered();
+        dl = ImGui::GetWindowDrawList();
+    }
+    ~PlotFrame() { ImGui::PopID(); }
+    PlotFrame(const PlotFrame&) = delete;
+    PlotFrame& operator=(const PlotFrame&) = delete;
+};
+
 }  // namespace
 
 ImU32 sequential_colour(float t) {
@@ -109,16 +128,13 @@ Axes draw_axes(ImDrawList* dl, ImVec2 fmin, ImVec2 fmax, double x0, double x1, d
 }
 
 void histogram_plot(const char* id, const Histogram& h, const HistogramStyle& style, ImVec2 size) {
-    size = resolve(size);
-    ImGui::PushID(id);
-    const ImVec2 p = ImGui::GetCursorScreenPos();
-    ImGui::InvisibleButton("##plot", size);
-    const bool hovered = ImGui::IsItemHovered();
-    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const PlotFrame f(id, size);
+    ImDrawList* dl = f.dl;
+    const bool hovered = f.hovered;
     const double peak = static_cast<double>(h.peak());
     auto y_of_count = [&](uint64_t c) { return style.log_counts ? std::log10(static_cast<double>(c) + 1) : static_cast<double>(c); };
     const double y1 = std::max(style.log_counts ? std::log10(peak + 1) : peak * 1.05, style.log_counts ? 1.0 : 1.0);
-    const Axes a = draw_axes(dl, p, ImVec2(p.x + size.x, p.y + size.y), h.lo, h.hi, 0, y1, style.log_counts, style.x_label,
+    const Axes a = draw_axes(dl, f.min, f.max, h.lo, h.hi, 0, y1, style.log_counts, style.x_label,
                              style.log_counts ? "count (log)" : "count");
     dl->PushClipRect(a.min, a.max, true);
     // One bar per bin, or per pixel column where bins are narrower than a pixel (the
@@ -140,26 +156,19 @@ void histogram_plot(const char* id, const Histogram& h, const HistogramStyle& st
         ImGui::SetTooltip("[%.6g, %.6g)\ncount %llu (%.3f%%)", h.bin_lo(i), h.bin_lo(i + 1), static_cast<unsigned long long>(h.counts[i]),
                           total ? 100.0 * static_cast<double>(h.counts[i]) / static_cast<double>(total) : 0.0);
     }
-    ImGui::PopID();
 }
 
 void bar_chart(const char* id, const std::vector<Bar>& bars, const std::function<std::string(double)>& format, ImVec2 size) {
-    size = resolve(size);
-    ImGui::PushID(id);
-    const ImVec2 p = ImGui::GetCursorScreenPos();
-    ImGui::InvisibleButton("##bars", size);
-    const bool hovered = ImGui::IsItemHovered();
-    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const PlotFrame f(id, size);
+    ImDrawList* dl = f.dl;
+    const bool hovered = f.hovered;
     double top = 0;
     for (const Bar& b : bars) top = std::max(top, b.value);
     const float line = ImGui::GetTextLineHeight();
     // No numeric x axis: the frame's bottom band holds the bar labels instead.
-    const Axes a = draw_axes(dl, p, ImVec2(p.x + size.x, p.y + size.y), 0, 1, 0, top > 0 ? top * 1.05 : 1, false, nullptr, nullptr, format, false);
+    const Axes a = draw_axes(dl, f.min, f.max, 0, 1, 0, top > 0 ? top * 1.05 : 1, false, nullptr, nullptr, format, false);
     const size_t n = bars.size();
-    if (n == 0) {
-        ImGui::PopID();
-        return;
-    }
+    if (n == 0) return;
     const float slot = (a.max.x - a.min.x) / static_cast<float>(n);
     float widest = 0;
     for (const Bar& b : bars) widest = std::max(widest, ImGui::CalcTextSize(b.label.c_str()).x);
@@ -181,26 +190,19 @@ void bar_chart(const char* id, const std::vector<Bar>& bars, const std::function
         const size_t i = std::min(n - 1, static_cast<size_t>((m.x - a.min.x) / slot));
         ImGui::SetTooltip("%s\n%s", bars[i].label.c_str(), format(bars[i].value).c_str());
     }
-    ImGui::PopID();
 }
 
 void column_plot(const char* id, const std::vector<float>& values, const char* x_label, const char* y_label, ImVec2 size) {
-    size = resolve(size);
-    ImGui::PushID(id);
-    const ImVec2 p = ImGui::GetCursorScreenPos();
-    ImGui::InvisibleButton("##line", size);
-    const bool hovered = ImGui::IsItemHovered();
-    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const PlotFrame f(id, size);
+    ImDrawList* dl = f.dl;
+    const bool hovered = f.hovered;
     float top = 0;
     for (float v : values)
         if (std::isfinite(v)) top = std::max(top, v);
     const size_t n = values.size();
-    const Axes a = draw_axes(dl, p, ImVec2(p.x + size.x, p.y + size.y), 0, static_cast<double>(std::max<size_t>(n, 2) - 1), 0,
+    const Axes a = draw_axes(dl, f.min, f.max, 0, static_cast<double>(std::max<size_t>(n, 2) - 1), 0,
                              top > 0 ? top * 1.05 : 1, false, x_label, y_label);
-    if (n == 0 || a.max.x - a.min.x < 2) {
-        ImGui::PopID();
-        return;
-    }
+    if (n == 0 || a.max.x - a.min.x < 2) return;
     dl->PushClipRect(a.min, a.max, true);
     const ImU32 colour = IM_COL32(240, 170, 60, 255);
     const float width = a.max.x - a.min.x;
@@ -230,7 +232,6 @@ void column_plot(const char* id, const std::vector<float>& values, const char* x
         dl->AddLine(ImVec2(a.x_of(static_cast<double>(i)), a.min.y), ImVec2(a.x_of(static_cast<double>(i)), a.max.y), IM_COL32(255, 255, 255, 80));
         ImGui::SetTooltip("%s %zu\n%s %.6g", x_label ? x_label : "x", i, y_label ? y_label : "y", static_cast<double>(values[i]));
     }
-    ImGui::PopID();
 }
 
 void colour_legend(const char* id, double lo, double hi, bool diverging, float width, float height) {
