@@ -91,11 +91,13 @@ struct Sums {
 #endif
 
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: all inline
+#pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: lane_sum is always inlined
 using Lanes = float __attribute__((vector_size(32)));
 constexpr int kLanes = 8;
 
-inline float lane_sum(Lanes v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+// Always inlined: the AVX2 clone and the default one pass Lanes in different registers, so
+// an out-of-line copy (an -O0 build) would be called with the wrong calling convention.
+[[gnu::always_inline]] inline float lane_sum(Lanes v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
 // Weights of 1, for callers that pass none.
 const float* ones() {
