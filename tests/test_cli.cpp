@@ -1226,3 +1226,81 @@ TEST_CASE("perplexity, kld, generate: bad input exits 2 naming the problem") {
     for (const char* opt : {"-c,--ctx-size", "--chunks", "-f,--file", "-t,--threads", "--activations", "--json"})
         CHECK(r.out.find(opt) != std::string::npos);
 }
+
+TEST_CASE("gguf split and gguf merge: parts as planned (text, --dry-run, --json), merged back to the same tensors") {
+    test::TempDir d;
+    const std::string model = fx()("demo-llama-mixed.gguf");
+    const std::string prefix = shell_quote((d / "mixed").string());
+    auto r = run_gguf("split " + model + " " + prefix + " --split-max-tensors 8 --dry-run");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out.find("21 tensors in 3 parts (at most 8 tensors each)") != std::string::npos);
+    CHECK(r.out.find("mixed-00003-of-00003.gguf  5 tensors") != std::string::npos);
+    CHECK(!std::filesystem::exists(d / "mixed-00001-of-00003.gguf"));
+
+    simdjson::dom::parser p;
+    r = run_gguf("split " + model + " " + prefix + " --split-max-size 400000 --no-tensor-first-split --json");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    auto j = parse_json(p, r.out);
+    simdjson::dom::array parts = j["parts"];
+    REQUIRE(parts.size() >= 3);
+    uint64_t tensors = 0, index = 0;
+    for (simdjson::dom::element part : parts) {
+        const uint64_t n = uint64_t(part["tensors"]);
+        CHECK((index == 0 ? n == 0 : n > 0));
+        CHECK((n <= 1 || uint64_t(part["tensor_bytes"]) <= 400000));
+        CHECK(std::filesystem::exists(std::string_view(part["path"])));
+        tensors += n;
+        ++index;
+    }
+    CHECK(tensors == 21);
+    const std::string first = shell_quote(std::string(std::string_view(parts.at(0)["path"])));
+    r = run_gguf("check " + first);
+    CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
+
+    const std::string merged = shell_quote((d / "merged.gguf").string());
+    r = run_gguf("merge " + first + " " + merged);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const gguf::File a = gguf::File::open(fx().dir / "demo-llama-mixed.gguf"), b = gguf::File::open(d / "merged.gguf");
+    REQUIRE(a.tensors().size() == b.tensors().size());
+    for (size_t i = 0; i < a.tensors().size(); ++i) {
+        CHECK(a.tensors()[i].name == b.tensors()[i].name);
+        const auto x = a.tensor_data(a.tensors()[i]), y = b.tensor_data(b.tensors()[i]);
+        CHECK(std::equal(x.begin(), x.end(), y.begin(), y.end()));
+    }
+    CHECK(b.find("split.count")->value.u16() == 0);
+    r = run_gguf("check " + merged);
+    CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
+}
+
+TEST_CASE("gguf split and merge refuse bad requests with the reason: two limits, a missing part, no set, replacing an input") {
+    test::TempDir d;
+    const std::string model = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("split " + model + " " + shell_quote((d / "x").string()) + " --split-max-tensors 4 --split-max-size 1M");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("excludes") != std::string::npos);
+    r = run_gguf("split " + model + " " + shell_quote((d / "x").string()) + " --split-max-size 12X");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'12X' is not a size") != std::string::npos);
+
+    // A set with its second part gone.
+    std::filesystem::copy_file(fx().dir / "demo-split-00001-of-00003.gguf", d / "s-00001-of-00003.gguf");
+    std::filesystem::copy_file(fx().dir / "demo-split-00003-of-00003.gguf", d / "s-00003-of-00003.gguf");
+    r = run_gguf("merge " + shell_quote((d / "s-00001-of-00003.gguf").string()) + " " + shell_quote((d / "m.gguf").string()));
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("s-00002-of-00003.gguf") != std::string::npos, r.err);
+    CHECK(!std::filesystem::exists(d / "m.gguf"));
+
+    r = run_gguf("merge " + model + " " + shell_quote((d / "m.gguf").string()));
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("not part of a split set") != std::string::npos, r.err);
+
+    // The output may not be one of the parts.
+    const std::string part1 = fx()("demo-split-00001-of-00003.gguf");
+    r = run_gguf("merge " + part1 + " " + fx()("demo-split-00002-of-00003.gguf"));
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("demo-split-00002-of-00003.gguf") != std::string::npos, r.err);
+    // Splitting a set onto its own names is refused too.
+    r = run_gguf("split " + part1 + " " + fx()("demo-split") + " --split-max-tensors 8");
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("demo-split-00001-of-00003.gguf") != std::string::npos, r.err);
+}

@@ -11,6 +11,7 @@
 
 #include "gguf/file_type.h"
 #include "gguf/model.h"
+#include "gguf/split.h"
 #include "gguf/summary.h"
 #include "gguf/writer.h"
 #include "support.h"
@@ -213,4 +214,36 @@ TEST_CASE("llama-gguf-split's outputs open: both split sets as the model, the me
     const KeyValue* count = merged.find("split.count");
     REQUIRE(count != nullptr);
     CHECK(count->value.as_int() == 0);
+}
+
+TEST_CASE("gguf split makes llama-gguf-split's parts byte for byte, and gguf merge its merged file") {
+    test::TempDir d;
+    const Model original = Model::open(ref_path("gguf/llama-quantize/tiny-Q4_K_M.gguf"));
+    std::vector<uint64_t> sizes;
+    for (const Model::Tensor& t : original.tensors()) sizes.push_back(t.info->n_bytes);
+    struct Case {
+        const char* name;
+        SplitLimits limits;
+        size_t parts;
+    };
+    // The logs: --split-max-tensors 8 gave 8, 8, 5 tensors; --split-max-size 1M gave 17, 4.
+    for (const Case& c : {Case{"t8", {0, 8, false}, 3}, Case{"1M", {1000000, 0, false}, 2}}) {
+        CAPTURE(c.name);
+        const auto plan = plan_split(sizes, c.limits);
+        REQUIRE(plan.size() == c.parts);
+        auto writers = split_writers(original, plan);
+        const auto written = write_split_set(writers, d / (std::string(c.name) + ".gguf"));
+        for (size_t i = 0; i < written.size(); ++i) {
+            const std::string ref = fmt::format("gguf/split/tiny-Q4_K_M-{}-{:05}-of-{:05}.gguf", c.name, i + 1, c.parts);
+            CAPTURE(ref);
+            CHECK(test::read_bytes(written[i]) == test::read_bytes(ref_path(ref)));
+        }
+    }
+    // Merged from llama-gguf-split's own parts and from ours: its merge, byte for byte.
+    const auto expected = test::read_bytes(ref_path("gguf/split/tiny-Q4_K_M-t8-merged.gguf"));
+    for (const std::filesystem::path& first : {ref_path("gguf/split/tiny-Q4_K_M-t8-00001-of-00003.gguf"), d / "t8-00002-of-00003.gguf"}) {
+        CAPTURE(first);
+        merged_writer(Model::open(first)).write(d / "merged.gguf");
+        CHECK(test::read_bytes(d / "merged.gguf") == expected);
+    }
 }

@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "fixtures.h"
 #include "gguf/model.h"
+#include "gguf/render.h"
+#include "gguf/split.h"
 #include "gguf/writer.h"
 #include "support.h"
 
@@ -183,4 +186,73 @@ TEST_CASE("release_pages takes read pages of a mapped file out of the process's 
     const File parsed = File::parse(copy, "copy.gguf");
     parsed.release_pages(parsed.tensor_data(parsed.tensors()[0]));
     CHECK(parsed.tensor_data(parsed.tensors()[0])[12345] == 1);
+}
+
+// ---- plan_split: llama-gguf-split's partition ------------------------------------------
+
+TEST_CASE("plan_split by tensor count starts a part at every N-th tensor of the model") {
+    const std::vector<uint64_t> sizes(21, 1000);
+    CHECK(plan_split(sizes, {0, 8, false}) == std::vector<uint32_t>{8, 8, 5});
+    CHECK(plan_split(sizes, {0, 21, false}) == std::vector<uint32_t>{21});
+    CHECK(plan_split(sizes, {0, 1, false}) == std::vector<uint32_t>(21, 1));
+    CHECK(plan_split(sizes, {0, 128, false}) == std::vector<uint32_t>{21});
+    // A metadata-only first part; the count still runs over the whole model (i % N == 0).
+    CHECK(plan_split(sizes, {0, 8, true}) == std::vector<uint32_t>{0, 8, 8, 5});
+    CHECK(plan_split(std::vector<uint64_t>{}, {0, 8, false}) == std::vector<uint32_t>{0});
+}
+
+TEST_CASE("plan_split by size counts each tensor padded to 32 bytes, and gives a larger tensor a part of its own") {
+    // 100 bytes count as 128: three fit in 400 (384), a fourth does not (512).
+    CHECK(plan_split(std::vector<uint64_t>(7, 100), {400, 0, false}) == std::vector<uint32_t>{3, 3, 1});
+    // Exactly at the limit stays in the part; one byte over starts another.
+    CHECK(plan_split(std::vector<uint64_t>{128, 128, 128}, {384, 0, false}) == std::vector<uint32_t>{3});
+    CHECK(plan_split(std::vector<uint64_t>{128, 128, 129}, {384, 0, false}) == std::vector<uint32_t>{2, 1});
+    // A tensor above the limit: alone, wherever it comes, and never an empty part before it.
+    CHECK(plan_split(std::vector<uint64_t>{1000, 10, 10, 5000, 10}, {512, 0, false}) == std::vector<uint32_t>{1, 2, 1, 1});
+    CHECK(plan_split(std::vector<uint64_t>{1000, 10}, {512, 0, true}) == std::vector<uint32_t>{0, 1, 1});
+}
+
+TEST_CASE("plan_split needs exactly one limit") {
+    const std::vector<uint64_t> sizes{1, 2, 3};
+    CHECK_THROWS_AS(plan_split(sizes, {0, 0, false}), std::invalid_argument);
+    CHECK_THROWS_AS(plan_split(sizes, {100, 2, false}), std::invalid_argument);
+}
+
+TEST_CASE("a model split and merged again has every tensor's bytes and every key; the merge says split.count 0") {
+    test::TempDir d;
+    fixtures::demo_model(fixtures::mixed_demo_options()).write(d / "whole.gguf");
+    const Model whole = Model::open(d / "whole.gguf");
+    std::vector<uint64_t> sizes;
+    for (const Model::Tensor& t : whole.tensors()) sizes.push_back(t.info->n_bytes);
+    const auto plan = plan_split(sizes, {300000, 0, true});
+    REQUIRE(plan.size() >= 3);
+    CHECK(plan[0] == 0);
+    auto writers = split_writers(whole, plan);
+    const auto paths = write_split_set(writers, d / "parts.gguf");
+    REQUIRE(paths.size() == plan.size());
+    const Model set = Model::open(paths.back());
+    CHECK(set.is_split());
+    for (size_t i = 0; i < paths.size(); ++i) CHECK(set.parts()[i].tensors().size() == plan[i]);
+    // Keys after the first part: the split keys alone.
+    CHECK(set.parts()[1].kvs().size() == 3);
+    merged_writer(set).write(d / "merged.gguf");
+    const File merged = File::open(d / "merged.gguf");
+    REQUIRE(merged.tensors().size() == whole.tensors().size());
+    for (size_t i = 0; i < whole.tensors().size(); ++i) {
+        const Model::Tensor& t = whole.tensors()[i];
+        const TensorInfo& m = merged.tensors()[i];
+        CHECK(m.name == t.info->name);
+        const auto a = whole.tensor_data(t), b = merged.tensor_data(m);
+        CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+    }
+    for (const KeyValue& kv : whole.kvs()) {
+        const KeyValue* m = merged.find(kv.key);
+        REQUIRE(m != nullptr);
+        CHECK(value_text(m->value) == value_text(kv.value));
+    }
+    CHECK(merged.kvs().back().key == "split.count");
+    CHECK(merged.kvs().back().value.u16() == 0);
+    CHECK(merged.find("split.tensors.count")->value.i32() == static_cast<int32_t>(whole.tensors().size()));
+    // A file that is not a set has nothing to merge.
+    CHECK_THROWS_AS(merged_writer(whole), std::invalid_argument);
 }

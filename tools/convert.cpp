@@ -34,25 +34,9 @@ struct ConvertArgs {
     uint32_t split_max_tensors = 0;
 };
 
-// llama-gguf-split's --split-max-size: a number of bytes with M or G (10^6, 10^9), or plain.
-uint64_t parse_size(const std::string& s) {
-    size_t used = 0;
-    double v = 0;
-    try {
-        v = std::stod(s, &used);
-    } catch (const std::exception&) {
-        used = 0;
-    }
-    const std::string unit = s.substr(used);
-    const double scale = unit.empty() ? 1 : unit == "M" || unit == "m" ? 1e6 : unit == "G" || unit == "g" ? 1e9 : 0;
-    if (used == 0 || scale == 0 || !(v > 0) || !std::isfinite(v * scale) || v * scale >= 1.8e19)
-        throw CLI::ValidationError("--split-max-size", "'" + s + "' is not a size such as 500M or 2G");
-    return static_cast<uint64_t>(v * scale);
-}
-
 int run_convert(const ConvertArgs& a) {
-    convert::SplitOptions split;
-    if (!a.split_max_size.empty()) split.max_bytes = parse_size(a.split_max_size);
+    gguf::SplitLimits split;
+    if (!a.split_max_size.empty()) split.max_bytes = parse_size(a.split_max_size, "--split-max-size");
     split.max_tensors = a.split_max_tensors;
     convert::ConvertOptions o;
     o.outtype = a.outtype;
@@ -119,9 +103,13 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
     c->add_option("--imatrix", a->imatrix, "Importance matrix for the quantized types (either of llama.cpp's formats), as gguf requant takes it")
         ->type_name("FILE");
     add_threads_option(c, a->threads, "-t,--threads");
-    c->add_option("--split-max-size", a->split_max_size, "Write a split set (llama-gguf-split's names) of parts up to SIZE of tensor data (500M, 2G)")
-        ->type_name("SIZE");
-    c->add_option("--split-max-tensors", a->split_max_tensors, "Write a split set of parts of at most N tensors")->type_name("N");
+    auto* split_size = c->add_option("--split-max-size", a->split_max_size,
+                                     "Write a split set (llama-gguf-split's names and partition) of parts up to SIZE of tensor data (500M, 2G)")
+                           ->type_name("SIZE");
+    c->add_option("--split-max-tensors", a->split_max_tensors, "Write a split set of parts of at most N tensors")
+        ->type_name("N")
+        ->check(CLI::PositiveNumber)
+        ->excludes(split_size);
     c->add_flag("--vocab-only", a->vocab_only, "Write the vocabulary alone (no tensors; the weights need not be there)");
     c->add_option("--metadata", a->metadata, "Set a key: KEY=TYPE:VALUE, TYPE int, float, bool or str (as gguf requant --override-kv); repeatable")
         ->type_name("KEY=TYPE:VALUE");

@@ -17,6 +17,7 @@
 #include "imatrix.h"
 #include "inspect.h"
 #include "requant.h"
+#include "split.h"
 #include "tokenize.h"
 
 namespace {
@@ -97,6 +98,8 @@ int main(int argc, char** argv) {
     gguf::tools::add_check(app, run);
     gguf::tools::add_requant(app, run);
     gguf::tools::add_convert(app, run);
+    gguf::tools::add_split(app, run);
+    gguf::tools::add_merge(app, run);
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
     gguf::tools::add_tokenize(app, run);

@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <cmath>
+
 #include <string>
 
 #include <fmt/format.h>
@@ -48,6 +50,21 @@ std::pair<std::string, OwnedValue> parse_key_value(const std::string& s, const s
         throw CLI::ValidationError(option, fmt::format("'{}': '{}' is not a valid {} ({})", s, value, type, expected));
     }
     throw CLI::ValidationError(option, fmt::format("'{}': type '{}' is not int, float, bool or str", s, type));
+}
+
+uint64_t parse_size(const std::string& s, const std::string& option) {
+    size_t used = 0;
+    double v = 0;
+    try {
+        v = std::stod(s, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    const std::string unit = s.substr(used);
+    const double scale = unit.empty() ? 1 : unit == "M" || unit == "m" ? 1e6 : unit == "G" || unit == "g" ? 1e9 : 0;
+    if (used == 0 || scale == 0 || !(v > 0) || !std::isfinite(v * scale) || v * scale >= 1.8e19)
+        throw CLI::ValidationError(option, "'" + s + "' is not a size such as 500M or 2G");
+    return static_cast<uint64_t>(v * scale);
 }
 
 }  // namespace gguf::tools

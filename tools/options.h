@@ -19,4 +19,9 @@ CLI::Option* add_threads_option(CLI::App* command, int& threads, const std::stri
 // than silently made positive. Throws CLI::ValidationError.
 std::pair<std::string, OwnedValue> parse_key_value(const std::string& s, const std::string& option);
 
+// llama-gguf-split's --split-max-size: a number of bytes, with M or G for 10^6 or 10^9 ("500M",
+// "2G"; decimals taken exactly: "1.5G" is 1.5e9 bytes where llama-gguf-split reads 1G).
+// Throws CLI::ValidationError naming `option`.
+uint64_t parse_size(const std::string& s, const std::string& option);
+
 }  // namespace gguf::tools

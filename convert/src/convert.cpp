@@ -562,21 +562,21 @@ void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int t
 }  // namespace
 
 std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress,
-                                         int threads, SplitOptions split) {
-    std::vector<gguf::Writer> parts(1);
+                                         int threads, gguf::SplitLimits split) {
+    const bool one_file = !split.max_bytes && !split.max_tensors;
+    std::vector<uint64_t> sizes;
+    for (const TensorPlan& t : plan.tensors)
+        sizes.push_back(t.rows() * static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(t.shape[0]))));
+    const std::vector<uint32_t> per_part = one_file ? std::vector<uint32_t>{static_cast<uint32_t>(sizes.size())} : gguf::plan_split(sizes, split);
+    std::vector<gguf::Writer> parts(per_part.size());
     for (const auto& [key, value] : plan.keys) parts[0].set(key, value);
-    size_t done = 0, in_part = 0;
-    uint64_t part_bytes = 0;
+    size_t done = 0, part = 0, in_part = 0;
     for (const TensorPlan& t : plan.tensors) {
+        while (in_part == per_part[part]) ++part, in_part = 0;
+        ++in_part;
         const uint64_t cols = t.shape[0], rows = t.rows();
         const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
-        const uint64_t bytes = rows * row_bytes;
-        if (in_part > 0 && ((split.max_tensors && in_part >= split.max_tensors) || (split.max_bytes && part_bytes + bytes > split.max_bytes))) {
-            parts.emplace_back();
-            in_part = 0, part_bytes = 0;
-        }
-        ++in_part, part_bytes += bytes;
-        parts.back().add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, total = plan.tensors.size()](gguf::ByteSink& sink) {
+        parts[part].add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, total = plan.tensors.size()](gguf::ByteSink& sink) {
             try {
                 stream_tensor(t, rows, row_bytes, threads, sink);
             } catch (const std::exception& e) {
@@ -587,7 +587,7 @@ std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem
             if (progress) progress(++done, total);
         });
     }
-    if (!split.max_bytes && !split.max_tensors) {
+    if (one_file) {
         parts[0].write(out);
         return {out};
     }

@@ -35,11 +35,16 @@ Mapping::Mapping(const std::filesystem::path& path) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, f.fd, 0);
     if (p == MAP_FAILED) fail(path, "cannot map");
     data_ = static_cast<const uint8_t*>(p);
+    fd_ = f.fd;  // kept: tensor data can be copied file to file (Writer, copy_file_range)
+    f.fd = -1;
 }
 
 Mapping::~Mapping() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
 }
+
+int File::descriptor() const { return mapping_ ? mapping_->fd() : -1; }
 
 void File::release_pages(std::span<const uint8_t> bytes) const {
     const auto first = reinterpret_cast<uintptr_t>(bytes.data()), mapped = reinterpret_cast<uintptr_t>(bytes_.data());

@@ -95,6 +95,13 @@ public:
         out_.write(b);
         written_ += b.size();
     }
+    uint64_t copy_from(int fd, uint64_t offset, uint64_t n) override {
+        if (n > limit_ - written_)
+            throw std::runtime_error(fmt::format("tensor '{}': source wrote more than its {} bytes", name_, limit_));
+        const uint64_t copied = out_.copy_from(fd, offset, n);
+        written_ += copied;
+        return copied;
+    }
     uint64_t written() const { return written_; }
 
 private:
@@ -124,6 +131,21 @@ public:
         raw(buf_);
         buf_.clear();
     }
+    uint64_t copy_from(int in, uint64_t offset, uint64_t n) override {
+        flush();  // the file position is where the copy goes
+        auto off = static_cast<off64_t>(offset);
+        uint64_t done = 0;
+        while (done < n) {
+            const ssize_t r = ::copy_file_range(in, &off, fd_, nullptr, static_cast<size_t>(n - done), 0);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0 && done == 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP || errno == EBADF))
+                return 0;  // not between these files on this kernel: the caller writes instead
+            if (r < 0) throw Error(path_, std::nullopt, fmt::format("copying tensor data failed: {}", std::strerror(errno)));
+            if (r == 0) break;  // the input ended early: the caller writes the rest from its mapping (and sees the truth)
+            done += static_cast<uint64_t>(r);
+        }
+        return done;
+    }
 
 private:
     static constexpr size_t kBuffer = 4 << 20;
@@ -150,9 +172,18 @@ Writer::Writer(WriteOptions options) : options_(options) {
 Writer Writer::copy_of(const File& f) {
     Writer w({f.version(), f.big_endian()});
     for (const KeyValue& kv : f.kvs()) w.set(std::string(kv.key), OwnedValue::from(kv.value));
-    for (const TensorInfo& t : f.tensors())
-        w.add_tensor(std::string(t.name), t.type, {t.dims().begin(), t.dims().end()}, f.tensor_data(t));
+    for (const TensorInfo& t : f.tensors()) w.add_tensor(f, t);
     return w;
+}
+
+void Writer::add_tensor(const File& f, const TensorInfo& t) {
+    const std::span<const uint8_t> data = f.tensor_data(t);
+    const int fd = data.empty() ? -1 : f.descriptor();
+    const uint64_t offset = data.empty() ? 0 : static_cast<uint64_t>(data.data() - f.bytes().data());
+    add_tensor(std::string(t.name), t.type, {t.dims().begin(), t.dims().end()}, [data, fd, offset](ByteSink& sink) {
+        const uint64_t copied = fd >= 0 ? sink.copy_from(fd, offset, data.size()) : 0;
+        if (copied < data.size()) sink.write(data.subspan(static_cast<size_t>(copied)));
+    });
 }
 
 void Writer::set(std::string key, OwnedValue value) {
@@ -290,9 +321,10 @@ std::vector<std::filesystem::path> write_split_set(std::span<Writer> parts, cons
     if (tensors > INT32_MAX) throw std::invalid_argument("split.tensors.count holds at most 2^31 - 1 tensors");
     for (uint32_t i = 0; i < count; ++i) {
         for (const std::filesystem::path& in : inputs) refuse_overwrite(names.path_of(i + 1), in);
+        // In gguf-split's order: split.no, split.tensors.count, then split.count.
         parts[i].set("split.no", OwnedValue::u16(static_cast<uint16_t>(i)));
-        parts[i].set("split.count", OwnedValue::u16(static_cast<uint16_t>(count)));
         parts[i].set("split.tensors.count", OwnedValue::i32(static_cast<int32_t>(tensors)));
+        parts[i].set("split.count", OwnedValue::u16(static_cast<uint16_t>(count)));
     }
     std::vector<std::filesystem::path> written;
     try {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "convert/safetensors.h"
+#include "gguf/split.h"
 #include "gguf/types.h"
 #include "gguf/value.h"
 #include "quant/imatrix.h"
@@ -90,18 +91,12 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
 // the tokenizer's keys, no tensors; the weights need not be there.
 Plan vocab_only_plan(const std::filesystem::path& folder, const ConvertOptions& options);
 
-// A split set instead of one file (llama-gguf-split's layout and names): a new part before
-// a tensor that would take a part past max_bytes of tensor data (a larger tensor alone), or
-// past max_tensors tensors. Both 0: one file.
-struct SplitOptions {
-    uint64_t max_bytes = 0;
-    uint32_t max_tensors = 0;
-};
 
-// Writes `out` (a temporary file renamed into place when complete; a split set: all parts or
-// none), rows converted on `threads` threads (0: every core). `progress(done, total)` after
+// Writes `out` (a temporary file renamed into place when complete), or with `split` limits a
+// split set partitioned as llama-gguf-split does (gguf/split.h; all parts or none), rows converted on `threads` threads (0: every core). `progress(done, total)` after
 // each tensor. Returns the files written.
 std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem::path& out,
-                                         const std::function<void(size_t, size_t)>& progress = {}, int threads = 0, SplitOptions split = {});
+                                         const std::function<void(size_t, size_t)>& progress = {}, int threads = 0,
+                                         gguf::SplitLimits split = {});
 
 }  // namespace convert

@@ -105,6 +105,9 @@ public:
     uint64_t alignment() const { return alignment_; }
     uint64_t data_section_offset() const { return data_section_offset_; }  // where the tensor data section starts in the file
     std::span<const uint8_t> bytes() const { return bytes_; }
+    // The open file the bytes are mapped from (-1 for a File parsed from memory): its offsets
+    // are those of bytes(). For copying tensor data file to file without reading it in.
+    int descriptor() const;
     // Tells the kernel this process is done with the pages wholly inside `bytes` (a part of
     // bytes(), e.g. tensor data already read): they leave the process's resident set while
     // the page cache keeps them, so streaming through a model keeps memory flat whatever its

@@ -15,10 +15,13 @@ public:
     Mapping(const Mapping&) = delete;
     Mapping& operator=(const Mapping&) = delete;
     std::span<const uint8_t> bytes() const { return {data_, size_}; }
+    // The open file behind the mapping (kept open for copy_file_range), or -1.
+    int fd() const { return fd_; }
 
 private:
     const uint8_t* data_ = nullptr;
     uint64_t size_ = 0;
+    int fd_ = -1;
 };
 
 }  // namespace gguf

@@ -32,6 +32,13 @@ class ByteSink {
 public:
     virtual ~ByteSink() = default;
     virtual void write(std::span<const uint8_t> bytes) = 0;
+    // Copies up to n bytes of file `fd` from `offset` into the sink's file in the kernel
+    // (copy_file_range), where the sink is a file and the kernel can; returns the bytes
+    // copied, from 0 (nothing: write them instead) to n.
+    virtual uint64_t copy_from(int fd, uint64_t offset, uint64_t n) {
+        (void)fd, (void)offset, (void)n;
+        return 0;
+    }
 };
 
 // Produces a tensor's bytes when the writer reaches it; must write exactly its byte size.
@@ -54,6 +61,10 @@ public:
     void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, TensorSource source);
     // The bytes must stay valid until write() returns.
     void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::span<const uint8_t> data);
+    // Tensor `t` of `f` as it is: name, type, shape and bytes. Written to a file, the bytes are
+    // copied file to file by the kernel where it can (copy_file_range: no pass through this
+    // process's memory), else from f's mapping. `f` must stay open until write() returns.
+    void add_tensor(const File& f, const TensorInfo& t);
     // A temporary buffer would be gone by then: refused at compile time.
     void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::vector<uint8_t>&& data) = delete;
 
