@@ -1304,3 +1304,104 @@ TEST_CASE("gguf split and merge refuse bad requests with the reason: two limits,
     CHECK(r.exit_code == 2);
     CHECK_MESSAGE(r.err.find("demo-split-00001-of-00003.gguf") != std::string::npos, r.err);
 }
+
+TEST_CASE("gguf diff: a split set and its whole model are identical (exit 0); a requantized copy differs tensor by tensor (exit 1)") {
+    auto r = run_gguf("diff " + fx()("demo-llama-f16.gguf") + " " + fx()("demo-split-00002-of-00003.gguf"));
+    CHECK_MESSAGE(r.exit_code == 0, (r.out + r.err));
+    CHECK(r.out.find("21 in both (21 identical, 0 changed)") != std::string::npos);
+    CHECK(r.out.find("\nidentical\n") != std::string::npos);
+
+    test::TempDir d;
+    const std::string q8 = shell_quote((d / "q8.gguf").string());
+    REQUIRE(run_gguf("requant " + fx()("demo-llama-f16.gguf") + " " + q8 + " --type Q8_0 --quiet").exit_code == 0);
+    simdjson::dom::parser p;
+    r = run_gguf("diff --json " + fx()("demo-llama-f16.gguf") + " " + q8);
+    CHECK(r.exit_code == 1);
+    auto j = parse_json(p, r.out);
+    CHECK(bool(j["identical"]) == false);
+    // The metadata: general.file_type alone.
+    simdjson::dom::array keys = j["metadata"];
+    REQUIRE(keys.size() == 1);
+    CHECK(std::string_view(keys.at(0)["key"]) == "general.file_type");
+    CHECK(std::string_view(keys.at(0)["detail"]) == "1 -> 7");
+    // Each 2-D tensor: f16 -> q8_0 with figures equal to a dequantized comparison done here.
+    const gguf::File a = gguf::File::open(fx().dir / "demo-llama-f16.gguf"), b = gguf::File::open(d / "q8.gguf");
+    size_t checked = 0;
+    for (simdjson::dom::element t : simdjson::dom::array(j["tensors"])) {
+        const std::string name{std::string_view(t["name"])};
+        CAPTURE(name);
+        const gguf::TensorInfo* ta = a.find_tensor(name);
+        const gguf::TensorInfo* tb = b.find_tensor(name);
+        REQUIRE((ta && tb));
+        if (ta->type == tb->type) {
+            CHECK(std::string_view(t["change"]) == "identical");  // norms stay f32, unchanged
+            continue;
+        }
+        CHECK(std::string_view(t["change"]) == "changed");
+        std::vector<float> x(ta->n_elements), y(tb->n_elements);
+        quant::dequantize(ta->type, a.tensor_data(*ta), x);
+        quant::dequantize(tb->type, b.tensor_data(*tb), y);
+        double ee = 0, xx = 0, yy = 0, xy = 0, top = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double e = double(x[i]) - y[i];
+            ee += e * e, xx += double(x[i]) * x[i], yy += double(y[i]) * y[i], xy += double(x[i]) * y[i];
+            top = std::max(top, std::fabs(e));
+        }
+        CHECK(double(t["rmse"]) == doctest::Approx(std::sqrt(ee / double(x.size()))).epsilon(1e-9));
+        CHECK(double(t["max_abs_diff"]) == doctest::Approx(top).epsilon(1e-12));
+        CHECK(double(t["cosine"]) == doctest::Approx(xy / std::sqrt(xx * yy)).epsilon(1e-9));
+        CHECK(double(t["snr_db"]) == doctest::Approx(10 * std::log10(xx / ee)).epsilon(1e-9));
+        ++checked;
+    }
+    CHECK(checked >= 14);
+}
+
+TEST_CASE("gguf diff names changed, added and removed keys (arrays to the first differing element) and tensors") {
+    test::TempDir d;
+    const gguf::File f = gguf::File::open(fx().dir / "demo-llama-f16.gguf");
+    gguf::Writer w = gguf::Writer::copy_of(f);
+    w.set("general.name", gguf::OwnedValue::string("renamed"));
+    w.remove("llama.context_length");
+    w.set("extra.key", gguf::OwnedValue::u32(7));
+    // The vocabulary with token 5 changed.
+    std::vector<std::string> tokens;
+    for (gguf::Value v : f.find("tokenizer.ggml.tokens")->value.array()) tokens.emplace_back(v.str());
+    tokens[5] = "changed";
+    w.set("tokenizer.ggml.tokens", gguf::OwnedValue::strings(tokens));
+    w.write(d / "b.gguf");
+    const std::string a_path = fx()("demo-llama-f16.gguf"), b_path = shell_quote((d / "b.gguf").string());
+    auto r = run_gguf("diff " + a_path + " " + b_path);
+    CHECK(r.exit_code == 1);
+    CHECK_MESSAGE(r.out.find("~ general.name: \"ggufkit-demo\" -> \"renamed\"") != std::string::npos, r.out);
+    CHECK(r.out.find("- llama.context_length = 256  (only in A)") != std::string::npos);
+    CHECK(r.out.find("+ extra.key = 7  (only in B)") != std::string::npos);
+    CHECK_MESSAGE(r.out.find("~ tokenizer.ggml.tokens: element 5 of 320: \"<0x02>\" -> \"changed\"") != std::string::npos, r.out);
+    CHECK(r.out.find("21 in both (21 identical, 0 changed)") != std::string::npos);
+
+    // --diffable: one line per key and per tensor; the same model gives the same lines.
+    auto one = run_gguf("diff --diffable " + a_path), two = run_gguf("diff --diffable " + a_path);
+    REQUIRE(one.exit_code == 0);
+    CHECK(one.out == two.out);
+    CHECK(count_lines(one.out) == static_cast<int64_t>(f.kvs().size() + f.tensors().size()));
+    CHECK(one.out.find("tensor blk.0.attn_q.weight f16 [64, 64] bytes=8192 fingerprint=") != std::string::npos);
+    auto other = run_gguf("diff --diffable " + b_path);
+    CHECK(other.out.find("kv general.name str \"renamed\"") != std::string::npos);
+    // A long array is its fingerprint: the changed vocabulary shows as another line.
+    auto line_of = [](const std::string& text, const std::string& start) {
+        const size_t at = text.find(start);
+        return at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+    };
+    const std::string vocab_a = line_of(one.out, "kv tokenizer.ggml.tokens"), vocab_b = line_of(other.out, "kv tokenizer.ggml.tokens");
+    CHECK(vocab_a.find("arr[str,320] fingerprint=") != std::string::npos);
+    CHECK(vocab_a != vocab_b);
+
+    // Misuse.
+    r = run_gguf("diff " + a_path);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("compares two models") != std::string::npos);
+    r = run_gguf("diff --diffable " + a_path + " " + b_path);
+    CHECK(r.exit_code == 2);
+    r = run_gguf("diff " + a_path + " /nonexistent.gguf");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("/nonexistent.gguf") != std::string::npos);
+}

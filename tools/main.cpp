@@ -11,6 +11,7 @@
 #include "gguf/error.h"
 #include "check.h"
 #include "convert.h"
+#include "diff.h"
 #include "bench.h"
 #include "error.h"
 #include "evaluate.h"
@@ -100,6 +101,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_convert(app, run);
     gguf::tools::add_split(app, run);
     gguf::tools::add_merge(app, run);
+    gguf::tools::add_diff(app, run);
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
     gguf::tools::add_tokenize(app, run);

@@ -21,11 +21,30 @@ double ErrorStats::snr_db() const {
     return 10.0 * std::log10(sum_sq_signal / sum_sq_error);
 }
 
+double ErrorStats::cosine() const {
+    if (sum_sq_signal == 0 || sum_sq_result == 0) return sum_sq_signal == sum_sq_result ? 1.0 : 0.0;
+    return sum_product / std::sqrt(sum_sq_signal * sum_sq_result);
+}
+
+void ErrorStats::add(std::span<const float> x, std::span<const float> y) {
+    for (size_t i = 0; i < x.size(); ++i) {
+        const double a = x[i], b = y[i], e = a - b;
+        sum_sq_signal += a * a;
+        sum_sq_result += b * b;
+        sum_product += a * b;
+        sum_sq_error += e * e;
+        max_abs_error = std::max(max_abs_error, std::fabs(e));
+    }
+    values += x.size();
+}
+
 void ErrorStats::merge(const ErrorStats& o) {
     values += o.values;
     sum_sq_signal += o.sum_sq_signal;
     sum_sq_error += o.sum_sq_error;
     max_abs_error = std::max(max_abs_error, o.max_abs_error);
+    sum_sq_result += o.sum_sq_result;
+    sum_product += o.sum_product;
 }
 
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
@@ -58,13 +77,40 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
             quant::quantize(target, std::span<const float>(x.data(), n), n_per_row, importance, qk, r);
             dequantize(target, qk, std::span<float>(y.data(), n));
             if (observe) observe(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
-            for (size_t i = 0; i < n; ++i) {
-                const double e = static_cast<double>(x[i]) - y[i];
-                s.sum_sq_signal += static_cast<double>(x[i]) * x[i];
-                s.sum_sq_error += e * e;
-                s.max_abs_error = std::max(s.max_abs_error, std::fabs(e));
-            }
-            s.values += n;
+            s.add(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
+        }
+        parts[static_cast<size_t>(begin / o.grain)] = s;
+    }, o);
+    ErrorStats total;
+    for (const ErrorStats& s : parts) total.merge(s);
+    return total;
+}
+
+ErrorStats compare_rows(TypeId type_a, std::span<const uint8_t> a, TypeId type_b, std::span<const uint8_t> b, int64_t n_rows,
+                        int64_t n_per_row, int threads, const std::function<void(int64_t, int64_t)>& progress,
+                        const RoundTripObserver& observe, const std::atomic<bool>* cancel) {
+    const uint64_t row_a = quant::row_bytes(type_a, n_per_row), row_b = quant::row_bytes(type_b, n_per_row);
+    if (a.size() != row_a * static_cast<uint64_t>(n_rows) || b.size() != row_b * static_cast<uint64_t>(n_rows))
+        throw std::invalid_argument("compare_rows: a tensor's size does not match its rows");
+    // As round_trip_error: ranges by the row length alone, their sums added in order.
+    constexpr int64_t kRowsAtOnce = 16, kValuesPerRange = int64_t{1} << 16;
+    quant::RunOptions o;
+    o.threads = std::max(1, threads);
+    o.grain = std::max(kRowsAtOnce, kValuesPerRange / std::max<int64_t>(1, n_per_row));
+    o.progress = progress;
+    o.cancel = cancel;
+    std::vector<ErrorStats> parts(static_cast<size_t>(n_rows > 0 ? (n_rows - 1) / o.grain + 1 : 0));
+    quant::default_executor().run(n_rows, [&](int64_t begin, int64_t end) {
+        std::vector<float> x(static_cast<size_t>(std::min(kRowsAtOnce, end - begin) * n_per_row)), y(x.size());
+        ErrorStats s;
+        for (int64_t r = begin; r < end; r += kRowsAtOnce) {
+            const auto k = static_cast<uint64_t>(std::min(kRowsAtOnce, end - r));
+            const size_t n = static_cast<size_t>(k) * static_cast<size_t>(n_per_row);
+            const auto first = static_cast<uint64_t>(r);
+            dequantize(type_a, a.subspan(row_a * first, row_a * k), std::span<float>(x.data(), n));
+            dequantize(type_b, b.subspan(row_b * first, row_b * k), std::span<float>(y.data(), n));
+            if (observe) observe(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
+            s.add(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
         }
         parts[static_cast<size_t>(begin / o.grain)] = s;
     }, o);

@@ -20,9 +20,14 @@ struct ErrorStats {
     double sum_sq_signal = 0;  // sum of x^2
     double sum_sq_error = 0;   // sum of (x - y)^2
     double max_abs_error = 0;
+    double sum_sq_result = 0;  // sum of y^2
+    double sum_product = 0;    // sum of x y
 
     double rmse() const;
     double snr_db() const;  // 10 log10(signal / error); +inf for an exact round trip
+    double cosine() const;  // x.y / (|x| |y|); 1 when both are all zeros, 0 when one is
+    // Adds the pairs (x[i], y[i]) (spans of the same length).
+    void add(std::span<const float> x, std::span<const float> y);
     void merge(const ErrorStats& o);
 };
 
@@ -42,6 +47,14 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
                             TypeId target, std::span<const float> importance, int threads,
                             const std::function<void(int64_t done, int64_t total)>& progress = {},
                             const RoundTripObserver& observe = {}, const std::atomic<bool>* cancel = nullptr);
+
+// Two tensors of the same shape against each other (the same tensor in two files, each in
+// its own type): the figures of a - b, signal a, over n_rows rows of n_per_row values, a few
+// rows at a time as round_trip_error does (the same figures for any `threads`). `observe`
+// sees (a values, b values). Throws std::invalid_argument when a or b is not n_rows rows.
+ErrorStats compare_rows(TypeId type_a, std::span<const uint8_t> a, TypeId type_b, std::span<const uint8_t> b, int64_t n_rows,
+                        int64_t n_per_row, int threads, const std::function<void(int64_t done, int64_t total)>& progress = {},
+                        const RoundTripObserver& observe = {}, const std::atomic<bool>* cancel = nullptr);
 
 // The same for a whole tensor of up to 4 dimensions (shape[0] is the row length): each
 // matrix (shape[0] x shape[1]) in turn. `importance` holds shape[0] weights shared by all

@@ -191,28 +191,16 @@ ErrorAnalysis compare_tensors(const gguf::Model& model_a, const gguf::Model::Ten
         progress->total.store(n);
         progress->done.store(0);
     }
-    const std::span<const uint8_t> data_b = model_b.tensor_data(b);
-    const uint64_t row_bytes_b = s.rows ? data_b.size() / s.rows : 0;
-    std::vector<kernels::ErrorStats> parts(static_cast<size_t>(range_count(a)));
     SymmetricHistogram errors(kErrorBins);
     std::mutex m;
-    for_each_rows(model_a, a, threads, progress, 0, [&](int64_t part, uint64_t first_row, std::span<const float> x) {
-        std::vector<float> y(x.size());
-        const uint64_t rows = x.size() / s.ne0;
-        kernels::dequantize(b.info->type, data_b.subspan(first_row * row_bytes_b, rows * row_bytes_b), y);
-        kernels::ErrorStats st;
-        for (size_t i = 0; i < x.size(); ++i) {
-            const double e = static_cast<double>(x[i]) - y[i];
-            st.sum_sq_signal += static_cast<double>(x[i]) * x[i];
-            st.sum_sq_error += e * e;
-            st.max_abs_error = std::max(st.max_abs_error, std::fabs(e));
-        }
-        st.values = x.size();
-        parts[static_cast<size_t>(part)] = st;
-        add_errors(errors, m, x, y);
-    });
     ErrorAnalysis out;
-    for (const kernels::ErrorStats& p : parts) out.stats.merge(p);
+    out.stats = kernels::compare_rows(
+        a.info->type, model_a.tensor_data(a), b.info->type, model_b.tensor_data(b), static_cast<int64_t>(s.rows), static_cast<int64_t>(s.ne0),
+        quant::thread_count(threads),
+        [progress, ne0 = static_cast<int64_t>(s.ne0)](int64_t done, int64_t) {
+            if (progress) progress->done.store(done * ne0, std::memory_order_relaxed);
+        },
+        [&](std::span<const float> x, std::span<const float> y) { add_errors(errors, m, x, y); }, progress ? &progress->cancel : nullptr);
     out.histogram = errors.histogram().trimmed();
     out.bits_per_weight = gguf::average_bits_per_weight(b.info->n_bytes, b.info->n_elements);
     if (progress) progress->done.store(n);
