@@ -95,9 +95,10 @@ struct Sums {
 using Lanes = float __attribute__((vector_size(32)));
 constexpr int kLanes = 8;
 
-// Always inlined: the AVX2 clone and the default one pass Lanes in different registers, so
-// an out-of-line copy (an -O0 build) would be called with the wrong calling convention.
-[[gnu::always_inline]] inline float lane_sum(Lanes v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
+// Always inlined, and by reference: the AVX2 clone and the default one pass a Lanes value in
+// different registers, so an out-of-line copy taking it by value (an -O0 build) was called
+// with the wrong calling convention.
+[[gnu::always_inline]] inline float lane_sum(const Lanes& v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
 // Weights of 1, for callers that pass none.
 const float* ones() {
