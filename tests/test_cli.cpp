@@ -1405,3 +1405,87 @@ TEST_CASE("gguf diff names changed, added and removed keys (arrays to the first 
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("/nonexistent.gguf") != std::string::npos);
 }
+
+TEST_CASE("gguf edit: keys set (scalars and arrays from files), deleted, renamed; a chat template, a name, a renamed tensor") {
+    test::TempDir d;
+    {
+        std::ofstream(d / "ids.json") << "[3, 1, 4, 1, 5]";
+        std::ofstream(d / "words.txt") << "alpha\nbeta\ngamma";
+        std::ofstream(d / "template.jinja") << "{% for m in messages %}{{ m.content }}{% endfor %}";
+    }
+    const std::string in = fx()("demo-llama-f16.gguf"), out = shell_quote((d / "out.gguf").string());
+    auto r = run_gguf("edit " + in + " " + out + " --set llama.context_length=int:4096 --set my.ids=arr[i32]:@" +
+                      shell_quote((d / "ids.json").string()) + " --set my.words=arr[str]:@" + shell_quote((d / "words.txt").string()) +
+                      " --set my.ratio=f64:0.25 --delete tokenizer.ggml.add_eos_token --rename general.name=general.basename" +
+                      " --name edited --chat-template " + shell_quote((d / "template.jinja").string()) +
+                      " --rename-tensor output.weight=output_2.weight");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const gguf::File a = gguf::File::open(fx().dir / "demo-llama-f16.gguf"), b = gguf::File::open(d / "out.gguf");
+    CHECK(b.find("llama.context_length")->value.u32() == 4096);  // int took the key's own type, u32
+    const gguf::ArrayView ids = b.find("my.ids")->value.array();
+    REQUIRE(ids.size() == 5);
+    CHECK(ids.element_type() == gguf::ValueType::I32);
+    CHECK(ids.at(2).i32() == 4);
+    std::vector<std::string> words;
+    for (gguf::Value v : b.find("my.words")->value.array()) words.emplace_back(v.str());
+    CHECK(words == std::vector<std::string>{"alpha", "beta", "gamma"});
+    CHECK(b.find("my.ratio")->value.f64() == 0.25);
+    CHECK(b.find("tokenizer.ggml.add_eos_token") == nullptr);
+    CHECK(b.find("general.basename")->value.str() == "ggufkit-demo");
+    CHECK(b.find("general.name")->value.str() == "edited");
+    CHECK(b.find("tokenizer.chat_template")->value.str() == "{% for m in messages %}{{ m.content }}{% endfor %}");
+    REQUIRE(b.tensors().size() == a.tensors().size());
+    for (size_t i = 0; i < a.tensors().size(); ++i) {
+        const std::string_view name = a.tensors()[i].name;
+        CHECK(b.tensors()[i].name == (name == "output.weight" ? std::string_view("output_2.weight") : name));
+        const auto x = a.tensor_data(a.tensors()[i]), y = b.tensor_data(b.tensors()[i]);
+        CHECK(std::equal(x.begin(), x.end(), y.begin(), y.end()));
+    }
+}
+
+TEST_CASE("gguf edit keeps known keys' types and never writes a file gguf check rejects") {
+    test::TempDir d;
+    const std::string in = fx()("demo-llama-f16.gguf"), out = shell_quote((d / "out.gguf").string());
+    auto r = run_gguf("edit " + in + " " + out + " --set general.file_type=str:Q4_K_M");
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("general.file_type is u32; a str value would change its type") != std::string::npos, r.err);
+    // Deleted first, it may come back with another type: gguf check's rule on the key refuses it.
+    r = run_gguf("edit " + in + " " + out + " --delete general.file_type --set general.file_type=str:Q4_K_M");
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("gguf check rejects") != std::string::npos, r.err);
+    CHECK_MESSAGE(r.err.find("general.file_type") != std::string::npos, r.err);
+    r = run_gguf("edit " + in + " " + out + " --set llama.block_count=u32:70000");  // no such count of layers
+    CHECK(r.exit_code == 2);
+    CHECK(!std::filesystem::exists(d / "out.gguf"));
+    r = run_gguf("edit " + in + " " + out + " --set llama.context_length=u32:-5");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("is not a u32 value") != std::string::npos);
+    r = run_gguf("edit " + in + " " + out + " --delete no.such.key");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("has no key no.such.key") != std::string::npos);
+    r = run_gguf("edit " + in + " " + in + " --name x");  // onto its input
+    CHECK(r.exit_code == 2);
+    r = run_gguf("edit " + in + " --name x");  // neither OUT nor --in-place
+    CHECK(r.exit_code == 2);
+    CHECK(!std::filesystem::exists(d / "out.gguf"));
+}
+
+TEST_CASE("gguf edit --in-place rewrites the header within its padding, leaves the data alone, and refuses what does not fit") {
+    test::TempDir d;
+    std::filesystem::copy_file(fx().dir / "demo-llama-f16.gguf", d / "m.gguf");
+    const std::string m = shell_quote((d / "m.gguf").string());
+    const std::vector<uint8_t> before = test::read_bytes(d / "m.gguf");
+    const uint64_t data_start = gguf::File::open(d / "m.gguf").data_section_offset();
+    auto r = run_gguf("edit " + m + " --in-place --name ggufkit-dem0");  // same length
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const std::vector<uint8_t> after = test::read_bytes(d / "m.gguf");
+    REQUIRE(after.size() == before.size());
+    CHECK(std::equal(before.begin() + static_cast<std::ptrdiff_t>(data_start), before.end(), after.begin() + static_cast<std::ptrdiff_t>(data_start)));
+    CHECK(gguf::File::open(d / "m.gguf").find("general.name")->value.str() == "ggufkit-dem0");
+    CHECK(run_gguf("check " + m).exit_code == 0);
+    // Longer than the padding: refused with the bytes missing, the file untouched.
+    r = run_gguf("edit " + m + " --in-place --name " + std::string(200, 'x'));
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("bytes missing") != std::string::npos, r.err);
+    CHECK(test::read_bytes(d / "m.gguf") == after);
+}

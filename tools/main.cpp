@@ -12,6 +12,7 @@
 #include "check.h"
 #include "convert.h"
 #include "diff.h"
+#include "edit.h"
 #include "bench.h"
 #include "error.h"
 #include "evaluate.h"
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_split(app, run);
     gguf::tools::add_merge(app, run);
     gguf::tools::add_diff(app, run);
+    gguf::tools::add_edit(app, run);
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
     gguf::tools::add_tokenize(app, run);

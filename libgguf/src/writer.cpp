@@ -241,7 +241,9 @@ void Writer::add_tensor(std::string name, TypeId type, std::vector<uint64_t> sha
     }
 }
 
-void Writer::emit(ByteSink& out, const std::string& target) const {
+std::vector<uint8_t> Writer::header(std::span<const uint64_t> offsets) const {
+    if (!offsets.empty() && offsets.size() != tensors_.size())
+        throw std::invalid_argument(fmt::format("{} tensor offsets for {} tensors", offsets.size(), tensors_.size()));
     const uint64_t alignment = this->alignment();
     std::vector<uint8_t> head = {'G', 'G', 'U', 'F'};
     Encoder e(head, options_);
@@ -254,14 +256,21 @@ void Writer::emit(ByteSink& out, const std::string& target) const {
         e.value(v);
     }
     uint64_t offset = 0;
-    for (const PendingTensor& t : tensors_) {
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+        const PendingTensor& t = tensors_[i];
         e.str(t.name);
         e.num<uint32_t>(static_cast<uint32_t>(t.shape.size()));
         for (uint64_t d : t.shape) e.count(d);
         e.num<uint32_t>(static_cast<uint32_t>(t.type));
-        e.num<uint64_t>(offset);
+        e.num<uint64_t>(offsets.empty() ? offset : offsets[i]);
         offset = align_up(offset + t.n_bytes, alignment);
     }
+    return head;
+}
+
+void Writer::emit(ByteSink& out, const std::string& target) const {
+    const uint64_t alignment = this->alignment();
+    const std::vector<uint8_t> head = header();
     out.write(head);
     pad(out, head.size(), alignment);
     for (const PendingTensor& t : tensors_) {

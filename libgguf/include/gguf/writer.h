@@ -71,6 +71,11 @@ public:
     uint32_t alignment() const;
     size_t tensor_count() const { return tensors_.size(); }
 
+    // The header as write() lays it out (magic to the last tensor info, before the padding).
+    // With `offsets` (one per tensor), the tensor infos carry those data offsets instead of
+    // the packed ones: a header rewritten in place over data laid out otherwise.
+    std::vector<uint8_t> header(std::span<const uint64_t> offsets = {}) const;
+
     // Writes the file: temporary file in the target's folder, then rename.
     void write(const std::filesystem::path& path) const;
     // Writes into memory (tests, fuzzing seeds).
