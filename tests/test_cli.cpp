@@ -566,7 +566,7 @@ TEST_CASE("a mistyped command names itself and the closest command; gguf help CM
     CHECK(r.err.find("'shwo' is not a 'gguf imatrix' command. Did you mean 'show'?") != std::string::npos);
     r = run_gguf("frobnicate");
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, imatrix") != std::string::npos);
+    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, split, merge, diff, edit, imatrix") != std::string::npos);
     r = run_gguf("help requant");
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--imatrix") != std::string::npos);
