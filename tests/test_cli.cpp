@@ -1489,3 +1489,23 @@ TEST_CASE("gguf edit --in-place rewrites the header within its padding, leaves t
     CHECK_MESSAGE(r.err.find("bytes missing") != std::string::npos, r.err);
     CHECK(test::read_bytes(d / "m.gguf") == after);
 }
+
+TEST_CASE("inspect --markdown: the summary, one row per key, the tensors by layer; pipes and line breaks escaped") {
+    test::TempDir d;
+    gguf::Writer w = gguf::Writer::copy_of(gguf::File::open(fx().dir / "demo-llama-f16.gguf"));
+    w.set("tokenizer.chat_template", gguf::OwnedValue::string("a | b\nc"));
+    w.write(d / "m.gguf");
+    auto r = run_gguf("inspect --markdown " + shell_quote((d / "m.gguf").string()));
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out.rfind("# m.gguf\n", 0) == 0);
+    CHECK(r.out.find("| file type | MOSTLY_F16 (1) |") != std::string::npos);
+    CHECK(r.out.find("## Metadata (25 of 25 keys)") != std::string::npos);
+    CHECK_MESSAGE(r.out.find("| `tokenizer.chat_template` | str | `\"a \\| b\\nc\"` |") != std::string::npos, r.out);
+    CHECK(r.out.find("### Global (3 tensors") != std::string::npos);
+    CHECK(r.out.find("### blk.1 (9 tensors") != std::string::npos);
+    // A row for every key and every tensor (and the summary tables).
+    size_t rows = 0;
+    for (size_t at = 0; (at = r.out.find("\n| ", at)) != std::string::npos; ++at) ++rows;
+    CHECK(rows >= 25 + 21);
+    CHECK(run_gguf("inspect --markdown --json " + shell_quote((d / "m.gguf").string())).exit_code == 2);
+}

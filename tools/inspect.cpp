@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <filesystem>
+#include <map>
 #include <regex>
 
 #include "gguf/model.h"
+#include "gguf/names.h"
 #include "gguf/render.h"
 #include "gguf/summary.h"
 #include "json.h"
@@ -183,6 +186,56 @@ void print_json(const Model& m, const Summary& s, const Selection& sel, const In
     std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
+// ---- Markdown output ------------------------------------------------------------------
+
+// Text for a table cell: pipes escaped, line breaks as spaces, inside backticks when asked.
+std::string cell(std::string_view text, bool code = false) {
+    std::string out;
+    for (char c : text) {
+        if (c == '|') out += "\\|";
+        else if (c == '\n' || c == '\r') out += ' ';
+        else out += c;
+    }
+    if (!code) return out;
+    // Backticks inside a code span: a longer fence around it.
+    const std::string fence = out.find('`') == std::string::npos ? "`" : "`` ";
+    return fence + out + (fence == "`" ? "`" : " ``");
+}
+
+void print_markdown(const Model& m, const Summary& s, const Selection& sel, const InspectOptions& o) {
+    std::string out = fmt::format("# {}\n\n| | |\n|---|---|\n", cell(std::filesystem::path(m.first().path()).filename().string()));
+    for (const Fact& f : facts(m, s))
+        if (f.label != "file") out += fmt::format("| {} | {} |\n", f.label, cell(f.value));
+    out += "\n| type | tensors | bytes | bits/weight |\n|---|---:|---:|---:|\n";
+    for (const TypeTotal& t : s.by_type)
+        out += fmt::format("| {} | {} | {} | {:.2f} |\n", type_info(t.type).name, t.tensors, human_bytes(t.bytes),
+                           average_bits_per_weight(t.bytes, t.elements));
+    if (!o.no_kv) {
+        out += fmt::format("\n## Metadata ({} of {} keys)\n\n| key | type | value |\n|---|---|---|\n", sel.kvs.size(), m.kvs().size());
+        const uint64_t limit = o.full ? UINT64_MAX : kShownElements;
+        for (const KeyValue* kv : sel.kvs)
+            out += fmt::format("| {} | {} | {} |\n", cell(escaped(kv->key), true), value_type_label(kv->value), cell(value_text(kv->value, limit), true));
+    }
+    if (!o.no_tensors) {
+        // One table per group: the tensors outside the layers, then each layer.
+        out += fmt::format("\n## Tensors ({} of {})\n", sel.tensors.size(), m.tensors().size());
+        std::map<std::optional<uint32_t>, std::vector<uint32_t>> groups;
+        for (uint32_t i : sel.tensors) groups[layer_of(m.tensors()[i].info->name)].push_back(i);
+        for (const auto& [layer, members] : groups) {
+            uint64_t elements = 0;
+            for (uint32_t i : members) elements += m.tensors()[i].info->n_elements;
+            out += fmt::format("\n### {} ({} tensors, {} parameters)\n\n| # | name | type | shape | elements | bytes |\n|---:|---|---|---|---:|---:|\n",
+                               layer ? fmt::format("blk.{}", *layer) : std::string("Global"), members.size(), human_count(elements));
+            for (uint32_t i : members) {
+                const TensorInfo& t = *m.tensors()[i].info;
+                out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", i, cell(escaped(t.name), true), type_info(t.type).name,
+                                   shape_text(t.dims()), t.n_elements, t.n_bytes);
+            }
+        }
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
 }  // namespace
 
 int inspect(const InspectOptions& o) {
@@ -190,6 +243,7 @@ int inspect(const InspectOptions& o) {
     Selection sel = select(m, o);
     Summary s = summarize(m);
     if (o.json) print_json(m, s, sel, o);
+    else if (o.markdown) print_markdown(m, s, sel, o);
     else print_text(m, s, sel, o);
     return 0;
 }
@@ -198,7 +252,8 @@ void add_inspect(CLI::App& app, std::function<int()>& run) {
     auto o = std::make_shared<InspectOptions>();
     CLI::App* c = app.add_subcommand("inspect", "Show what a GGUF file holds: summary, metadata, tensors (header only)");
     c->add_option("file", o->path, "GGUF file, or any part of a split set (NAME-00001-of-00003.gguf)")->required();
-    c->add_flag("--json", o->json, "Print JSON (schema: spec/inspect-json.md)");
+    auto* json = c->add_flag("--json", o->json, "Print JSON (schema: spec/inspect-json.md)");
+    c->add_flag("--markdown", o->markdown, "Print Markdown tables (summary, metadata, tensors by layer), for a model card")->excludes(json);
     c->add_flag("--full", o->full, "Show every element of arrays, not the first 8");
     c->add_option("--keys", o->keys, "Show only keys matching this regular expression (ECMAScript, searched)");
     c->add_option("--tensors", o->tensors, "Show only tensors whose names match this regular expression");

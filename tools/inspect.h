@@ -12,6 +12,7 @@ namespace gguf::tools {
 struct InspectOptions {
     std::string path;
     bool json = false;
+    bool markdown = false;     // tables for a model card
     bool full = false;         // every array element, not the first few
     bool no_kv = false;
     bool no_tensors = false;
