@@ -1509,3 +1509,48 @@ TEST_CASE("inspect --markdown: the summary, one row per key, the tensors by laye
     CHECK(rows >= 25 + 21);
     CHECK(run_gguf("inspect --markdown --json " + shell_quote((d / "m.gguf").string())).exit_code == 2);
 }
+
+TEST_CASE("gguf edit --byte-order: big-endian and back gives the file again; check reads big-endian data; i-quants refused") {
+    test::TempDir d;
+    const std::string mixed = fx()("demo-llama-mixed.gguf"), be = shell_quote((d / "be.gguf").string()), le = shell_quote((d / "le.gguf").string());
+    auto r = run_gguf("edit " + mixed + " " + be + " --byte-order big");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const gguf::File big = gguf::File::open(d / "be.gguf");
+    CHECK(big.big_endian());
+    // Q4_K's first block: d and dmin swapped, the packed scales and codes not.
+    const gguf::File little = gguf::File::open(fx().dir / "demo-llama-mixed.gguf");
+    const auto x = little.tensor_data(*little.find_tensor("token_embd.weight")), y = big.tensor_data(*big.find_tensor("token_embd.weight"));
+    CHECK((y[0] == x[1] && y[1] == x[0] && y[2] == x[3] && y[3] == x[2]));
+    CHECK(std::equal(x.begin() + 4, x.begin() + 144, y.begin() + 4));
+    r = run_gguf("check " + be);
+    CHECK_MESSAGE(r.exit_code == 0, r.out);
+    r = run_gguf("edit " + be + " " + le + " --byte-order little");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(test::read_bytes(d / "le.gguf") == test::read_bytes(fx().dir / "demo-llama-mixed.gguf"));
+
+    // A planted NaN is found at the same place in the big-endian file.
+    for (const auto& f : gguf::fixtures::planted_faults()) {
+        if (f.name != "nan-in-f16" && f.name != "inf-in-q4_K-d") continue;
+        CAPTURE(f.name);
+        const std::filesystem::path in = fx().dir / "faults" / f.files.front().first;
+        auto plain = run_gguf("check " + shell_quote(in.string()));
+        auto conv = run_gguf("edit " + shell_quote(in.string()) + " " + shell_quote((d / "f-be.gguf").string()) + " --byte-order big");
+        REQUIRE_MESSAGE(conv.exit_code == 0, conv.err);
+        auto swapped = run_gguf("check " + shell_quote((d / "f-be.gguf").string()));
+        CHECK(plain.exit_code == 1);
+        CHECK(swapped.exit_code == 1);
+        const auto finding = [](const std::string& s) { return s.substr(0, s.find('\n')); };
+        CHECK(finding(swapped.out) == finding(plain.out));
+    }
+
+    // An i-quant's fields are not known: refused, naming the tensor.
+    gguf::Writer w;
+    w.set("general.architecture", gguf::OwnedValue::string("llama"));
+    std::vector<uint8_t> zeros(gguf::type_info(gguf::TypeId::IQ4_NL).type_size * 2, 0);
+    w.add_tensor("t.iq4_nl", gguf::TypeId::IQ4_NL, {64}, zeros);
+    w.write(d / "iq.gguf");
+    r = run_gguf("edit " + shell_quote((d / "iq.gguf").string()) + " " + shell_quote((d / "iq-be.gguf").string()) + " --byte-order big");
+    CHECK(r.exit_code == 2);
+    CHECK_MESSAGE(r.err.find("tensor t.iq4_nl is iq4_nl") != std::string::npos, r.err);
+    CHECK(!std::filesystem::exists(d / "iq-be.gguf"));
+}

@@ -6,10 +6,12 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <stdexcept>
 #include <vector>
 
 #include "quant/blocks.h"
+#include "quant/byteorder.h"
 #include "quant/quant.h"
 
 using namespace quant;
@@ -292,4 +294,40 @@ TEST_CASE("AllBlocks names exactly the quantized types quant/ dequantizes, each 
         if (t.quantized && can_dequantize(t.id)) dequantizable.insert(t.id);
     CHECK(listed == dequantizable);
     CHECK(listed.size() == 27);  // every live quantized type, the activation formats Q8_1 and Q8_K included
+}
+
+TEST_CASE("swap_byte_order swaps each block's multi-byte fields and nothing else; twice is the identity") {
+    std::mt19937 rng(5);
+    for (const gguf::TypeInfo& t : gguf::all_types()) {
+        if (t.retired) continue;
+        CAPTURE(t.name);
+        std::vector<uint8_t> data(t.type_size * 3);
+        for (uint8_t& b : data) b = static_cast<uint8_t>(rng());
+        if (!quant::can_swap_byte_order(t.id)) {
+            CHECK_THROWS_AS(quant::swap_byte_order(t.id, data), std::invalid_argument);
+            continue;
+        }
+        std::vector<uint8_t> once = data;
+        quant::swap_byte_order(t.id, once);
+        std::vector<uint8_t> twice = once;
+        quant::swap_byte_order(t.id, twice);
+        CHECK(twice == data);
+        // Types of single bytes only (byte codes, one-byte scales) stay as they are; the rest
+        // move some field (random bytes: equal halves are unlikely).
+        const bool bytes_only = t.id == gguf::TypeId::I8 || t.id == gguf::TypeId::MXFP4 || t.id == gguf::TypeId::NVFP4;
+        CHECK((once == data) == bytes_only);
+        if (t.type_size > 1)
+            CHECK_THROWS_AS(quant::swap_byte_order(t.id, std::span<uint8_t>(data.data(), data.size() - 1)), std::invalid_argument);
+    }
+    // Q4_K: d and dmin swapped, the 140 bytes of scales and codes untouched.
+    std::vector<uint8_t> b(144);
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(i);
+    quant::swap_byte_order(gguf::TypeId::Q4_K, b);
+    CHECK((b[0] == 1 && b[1] == 0 && b[2] == 3 && b[3] == 2));
+    for (size_t i = 4; i < b.size(); ++i) CHECK(b[i] == i);
+    // Which types: the plain numbers, legacy and K-quants, ternary, microscaling; no i-quant.
+    CHECK(quant::can_swap_byte_order(gguf::TypeId::Q5_1));
+    CHECK(quant::can_swap_byte_order(gguf::TypeId::I64));
+    CHECK_FALSE(quant::can_swap_byte_order(gguf::TypeId::IQ2_XXS));
+    CHECK_FALSE(quant::can_swap_byte_order(gguf::TypeId::IQ4_XS));
 }

@@ -12,6 +12,7 @@
 #include "json.h"
 #include "options.h"
 #include "kernels/check.h"
+#include "quant/byteorder.h"
 #include "quant/quant.h"
 
 namespace gguf::tools {
@@ -33,7 +34,31 @@ using Severity = Finding::Severity;
 void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vector<Finding>& out) {
     const TensorInfo& info = *t.info;
     if (!info.readable) return;  // its layout fault is reported
-    const kernels::DataCheck c = kernels::check_data(info.type, m.tensor_data(t), threads);
+    kernels::DataCheck c;
+    if (!m.parts()[t.part].big_endian()) {
+        c = kernels::check_data(info.type, m.tensor_data(t), threads);
+    } else {
+        // Big-endian data: its fields swapped to this machine's order a few MiB at a time.
+        if (!quant::can_swap_byte_order(info.type)) {
+            out.push_back({Severity::Warning, std::string(info.name),
+                           fmt::format("big-endian {} data not checked (its block fields are not known here)", type_info(info.type).name)});
+            return;
+        }
+        const std::span<const uint8_t> data = m.tensor_data(t);
+        const TypeInfo& ti = type_info(info.type);
+        const size_t step = std::max<size_t>(1, (size_t{16} << 20) / ti.type_size) * ti.type_size;
+        std::vector<uint8_t> buffer;
+        for (size_t at = 0; at < data.size(); at += step) {
+            const auto piece = data.subspan(at, std::min(step, data.size() - at));
+            buffer.assign(piece.begin(), piece.end());
+            quant::swap_byte_order(info.type, buffer);
+            kernels::DataCheck part = kernels::check_data(info.type, buffer, threads);
+            // `first` counts blocks (quantized) or values (floats) from the piece's start.
+            const auto blocks_before = static_cast<int64_t>(at / ti.type_size);
+            if (part.first >= 0) part.first += part.per_block ? blocks_before : blocks_before * ti.block_size;
+            c.merge(part);
+        }
+    }
     if (c.bad == 0) return;
     const auto per_row = static_cast<int64_t>(info.shape[0] / (c.per_block ? type_info(info.type).block_size : 1));
     const char* s = c.bad == 1 ? "" : "s";

@@ -19,6 +19,7 @@
 #include "gguf/render.h"
 #include "gguf/writer.h"
 #include "options.h"
+#include "quant/byteorder.h"
 #include "text.h"
 
 namespace gguf::tools {
@@ -28,7 +29,7 @@ namespace {
 struct EditArgs {
     std::string input, output;
     std::vector<std::string> set, remove, rename, rename_tensor;
-    std::optional<std::string> chat_template, name;
+    std::optional<std::string> chat_template, name, byte_order;
     bool in_place = false, dry_run = false;
 };
 
@@ -179,7 +180,14 @@ Writer edited(const File& f, const Model& m, const EditArgs& a) {
         if (!f.find_tensor(from)) throw CLI::ValidationError("--rename-tensor", fmt::format("{} has no tensor {}", f.path(), from));
         tensor_names[from] = to;
     }
-    Writer w({f.version(), f.big_endian()});
+    const bool big = a.byte_order ? *a.byte_order == "big" : f.big_endian();
+    const bool swap = big != f.big_endian();
+    if (swap)
+        for (const TensorInfo& t : f.tensors())
+            if (!quant::can_swap_byte_order(t.type))
+                throw std::runtime_error(fmt::format("{}: tensor {} is {}, whose block fields are not known here: its byte order cannot be changed",
+                                                     f.path(), t.name, type_info(t.type).name));
+    Writer w({f.version(), big});
     for (const KeyValue& kv : f.kvs()) w.set(std::string(kv.key), kv.value);
     for (const std::string& k : a.remove) {
         if (!f.find(k)) throw CLI::ValidationError("--delete", fmt::format("{} has no key {}", f.path(), k));
@@ -201,11 +209,25 @@ Writer edited(const File& f, const Model& m, const EditArgs& a) {
     if (a.name) w.set("general.name", OwnedValue::string(*a.name));
     for (const TensorInfo& t : f.tensors()) {
         auto it = tensor_names.find(std::string(t.name));
-        if (it == tensor_names.end()) {
+        if (it == tensor_names.end() && !swap) {
             w.add_tensor(f, t);
-        } else {
-            w.add_tensor(it->second, t.type, {t.dims().begin(), t.dims().end()}, [&f, &t](ByteSink& sink) { sink.write(f.tensor_data(t)); });
+            continue;
         }
+        const std::string name = it == tensor_names.end() ? std::string(t.name) : it->second;
+        w.add_tensor(name, t.type, {t.dims().begin(), t.dims().end()}, [&f, &t, swap](ByteSink& sink) {
+            const std::span<const uint8_t> data = f.tensor_data(t);
+            if (!swap) return sink.write(data);
+            // A few MiB at a time, whole blocks: swapped in a buffer, then written.
+            const size_t block = std::max<size_t>(1, type_info(t.type).type_size);
+            const size_t step = std::max<size_t>(1, (size_t{4} << 20) / block) * block;
+            std::vector<uint8_t> buffer;
+            for (size_t at = 0; at < data.size(); at += step) {
+                const auto piece = data.subspan(at, std::min(step, data.size() - at));
+                buffer.assign(piece.begin(), piece.end());
+                quant::swap_byte_order(t.type, buffer);
+                sink.write(buffer);
+            }
+        });
     }
     return w;
 }
@@ -228,6 +250,7 @@ void require_clean(const std::vector<uint8_t>& header, uint64_t alignment, const
 }
 
 int run_edit(const EditArgs& a) {
+    if (a.byte_order && a.in_place) throw CLI::ValidationError("--byte-order", "changes every tensor: write a new file (gguf edit IN OUT --byte-order ...)");
     if (a.in_place == !a.output.empty())
         throw CLI::ValidationError("output", a.in_place ? "--in-place rewrites the input: give no OUT" : "give OUT, or --in-place to rewrite the input's header");
     const Model m = Model::open(a.input);
@@ -293,11 +316,15 @@ void add_edit(CLI::App& app, std::function<int()>& run) {
     c->add_option("--chat-template", a->chat_template, "Set tokenizer.chat_template to FILE's text")->type_name("FILE");
     c->add_option("--name", a->name, "Set general.name")->type_name("NAME");
     c->add_option("--rename-tensor", a->rename_tensor, "Rename a tensor: OLD=NEW")->type_name("OLD=NEW");
+    c->add_option("--byte-order", a->byte_order,
+                  "Write the file in this byte order (header and every tensor's fields), as gguf-py's gguf_convert_endian does; "
+                  "the i-quants are refused (their block fields are not known here)")
+        ->check(CLI::IsMember({"little", "big"}));
     c->add_flag("--in-place", a->in_place,
                 "Rewrite the input's header where it is, when the new header ends within the padding before the tensor data (as "
                 "gguf-py's gguf_set_metadata does for same-size values); otherwise refused, saying how many bytes are missing");
     c->add_flag("--dry-run", a->dry_run, "Check the edits; write nothing");
-    c->footer("Edits apply in this order: --delete, --rename, --set, --chat-template, --name, --rename-tensor. An edit that would make a file "
+    c->footer("Edits apply in this order: --delete, --rename, --set, --chat-template, --name, --rename-tensor, --byte-order. An edit that would make a file "
               "gguf check rejects (a known key of the wrong type, a bad name...) is refused before anything is written.");
     c->callback([a, &run] { run = [a] { return run_edit(*a); }; });
 }
