@@ -47,52 +47,15 @@ void ErrorStats::merge(const ErrorStats& o) {
     sum_product += o.sum_product;
 }
 
-ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
-                            TypeId target, std::span<const float> importance, int threads, const std::function<void(int64_t, int64_t)>& progress,
-                            const RoundTripObserver& observe, const std::atomic<bool>* cancel) {
-    const uint64_t source_row = quant::row_bytes(source_type, n_per_row);
-    const uint64_t target_row = quant::row_bytes(target, n_per_row);
-    if (source.size() != source_row * static_cast<uint64_t>(n_rows))
-        throw std::invalid_argument("round_trip_error: source size does not match its rows");
-    // Ranges of a size that depends on the row length alone, their sums kept apart and added
-    // in order: the figures are the same bits whatever the number of threads.
-    constexpr int64_t kRowsAtOnce = 16, kValuesPerRange = int64_t{1} << 16;
-    quant::RunOptions o;
-    o.threads = std::max(1, threads);
-    o.grain = std::max(kRowsAtOnce, kValuesPerRange / std::max<int64_t>(1, n_per_row));
-    o.progress = progress;
-    o.cancel = cancel;
-    std::vector<ErrorStats> parts(static_cast<size_t>(n_rows > 0 ? (n_rows - 1) / o.grain + 1 : 0));
-    quant::default_executor().run(n_rows, [&](int64_t begin, int64_t end) {
-        const int64_t rows = std::min(kRowsAtOnce, end - begin);
-        std::vector<float> x(static_cast<size_t>(rows * n_per_row)), y(x.size());
-        std::vector<uint8_t> q(target_row * static_cast<uint64_t>(rows));
-        ErrorStats s;
-        for (int64_t r = begin; r < end; r += kRowsAtOnce) {
-            const int64_t k = std::min(kRowsAtOnce, end - r);
-            const size_t n = static_cast<size_t>(k * n_per_row);
-            dequantize(source_type, source.subspan(source_row * static_cast<uint64_t>(r), source_row * static_cast<uint64_t>(k)),
-                       std::span<float>(x.data(), n));
-            const std::span<uint8_t> qk(q.data(), target_row * static_cast<uint64_t>(k));
-            quant::quantize(target, std::span<const float>(x.data(), n), n_per_row, importance, qk, r);
-            dequantize(target, qk, std::span<float>(y.data(), n));
-            if (observe) observe(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
-            s.add(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
-        }
-        parts[static_cast<size_t>(begin / o.grain)] = s;
-    }, o);
-    ErrorStats total;
-    for (const ErrorStats& s : parts) total.merge(s);
-    return total;
-}
+namespace {
 
-ErrorStats compare_rows(TypeId type_a, std::span<const uint8_t> a, TypeId type_b, std::span<const uint8_t> b, int64_t n_rows,
-                        int64_t n_per_row, int threads, const std::function<void(int64_t, int64_t)>& progress,
-                        const RoundTripObserver& observe, const std::atomic<bool>* cancel) {
-    const uint64_t row_a = quant::row_bytes(type_a, n_per_row), row_b = quant::row_bytes(type_b, n_per_row);
-    if (a.size() != row_a * static_cast<uint64_t>(n_rows) || b.size() != row_b * static_cast<uint64_t>(n_rows))
-        throw std::invalid_argument("compare_rows: a tensor's size does not match its rows");
-    // As round_trip_error: ranges by the row length alone, their sums added in order.
+// Pairs of value rows over n_rows rows, a few rows at a time on the executor: fill(r, k, x, y)
+// writes rows [r, r + k) of both sides into x and y (k x n_per_row values each). Ranges of a
+// size that depends on the row length alone, their sums kept apart and added in order: the
+// figures are the same bits whatever the number of threads.
+template <class Fill>
+ErrorStats over_rows(int64_t n_rows, int64_t n_per_row, int threads, const std::function<void(int64_t, int64_t)>& progress,
+                     const RoundTripObserver& observe, const std::atomic<bool>* cancel, Fill&& fill) {
     constexpr int64_t kRowsAtOnce = 16, kValuesPerRange = int64_t{1} << 16;
     quant::RunOptions o;
     o.threads = std::max(1, threads);
@@ -104,19 +67,50 @@ ErrorStats compare_rows(TypeId type_a, std::span<const uint8_t> a, TypeId type_b
         std::vector<float> x(static_cast<size_t>(std::min(kRowsAtOnce, end - begin) * n_per_row)), y(x.size());
         ErrorStats s;
         for (int64_t r = begin; r < end; r += kRowsAtOnce) {
-            const auto k = static_cast<uint64_t>(std::min(kRowsAtOnce, end - r));
-            const size_t n = static_cast<size_t>(k) * static_cast<size_t>(n_per_row);
-            const auto first = static_cast<uint64_t>(r);
-            dequantize(type_a, a.subspan(row_a * first, row_a * k), std::span<float>(x.data(), n));
-            dequantize(type_b, b.subspan(row_b * first, row_b * k), std::span<float>(y.data(), n));
-            if (observe) observe(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
-            s.add(std::span<const float>(x.data(), n), std::span<const float>(y.data(), n));
+            const int64_t k = std::min(kRowsAtOnce, end - r);
+            const size_t n = static_cast<size_t>(k * n_per_row);
+            const std::span<float> xs(x.data(), n), ys(y.data(), n);
+            fill(r, k, xs, ys);
+            if (observe) observe(xs, ys);
+            s.add(xs, ys);
         }
         parts[static_cast<size_t>(begin / o.grain)] = s;
     }, o);
     ErrorStats total;
-    for (const ErrorStats& s : parts) total.merge(s);
+    for (const ErrorStats& p : parts) total.merge(p);
     return total;
+}
+
+}  // namespace
+
+ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
+                            TypeId target, std::span<const float> importance, int threads, const std::function<void(int64_t, int64_t)>& progress,
+                            const RoundTripObserver& observe, const std::atomic<bool>* cancel) {
+    const uint64_t source_row = quant::row_bytes(source_type, n_per_row);
+    const uint64_t target_row = quant::row_bytes(target, n_per_row);
+    if (source.size() != source_row * static_cast<uint64_t>(n_rows))
+        throw std::invalid_argument("round_trip_error: source size does not match its rows");
+    return over_rows(n_rows, n_per_row, threads, progress, observe, cancel, [&](int64_t r, int64_t k, std::span<float> x, std::span<float> y) {
+        thread_local std::vector<uint8_t> q;
+        q.resize(target_row * static_cast<uint64_t>(k));
+        const auto first = static_cast<uint64_t>(r), rows = static_cast<uint64_t>(k);
+        dequantize(source_type, source.subspan(source_row * first, source_row * rows), x);
+        quant::quantize(target, x, n_per_row, importance, q, r);
+        dequantize(target, q, y);
+    });
+}
+
+ErrorStats compare_rows(TypeId type_a, std::span<const uint8_t> a, TypeId type_b, std::span<const uint8_t> b, int64_t n_rows,
+                        int64_t n_per_row, int threads, const std::function<void(int64_t, int64_t)>& progress,
+                        const RoundTripObserver& observe, const std::atomic<bool>* cancel) {
+    const uint64_t row_a = quant::row_bytes(type_a, n_per_row), row_b = quant::row_bytes(type_b, n_per_row);
+    if (a.size() != row_a * static_cast<uint64_t>(n_rows) || b.size() != row_b * static_cast<uint64_t>(n_rows))
+        throw std::invalid_argument("compare_rows: a tensor's size does not match its rows");
+    return over_rows(n_rows, n_per_row, threads, progress, observe, cancel, [&](int64_t r, int64_t k, std::span<float> x, std::span<float> y) {
+        const auto first = static_cast<uint64_t>(r), rows = static_cast<uint64_t>(k);
+        dequantize(type_a, a.subspan(row_a * first, row_a * rows), x);
+        dequantize(type_b, b.subspan(row_b * first, row_b * rows), y);
+    });
 }
 
 ErrorStats tensor_round_trip_error(TypeId source_type, std::span<const uint8_t> source, std::span<const uint64_t> shape,

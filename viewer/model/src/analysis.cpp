@@ -72,6 +72,12 @@ void for_each_rows(const gguf::Model& model, const gguf::Model::Tensor& t, int t
     }, o);
 }
 
+void begin_progress(Progress* p, int64_t total) {
+    if (!p) return;
+    p->total.store(total);
+    p->done.store(0);
+}
+
 int64_t range_count(const gguf::Model::Tensor& t) {
     const Shape s = shape_of(t);
     const int64_t grain = std::max<int64_t>(1, kValuesPerRange / static_cast<int64_t>(std::max<uint64_t>(1, s.ne0)));
@@ -84,10 +90,7 @@ ValueAnalysis analyze_values(const gguf::Model& model, const gguf::Model::Tensor
     require_dequantizable(t);
     const Shape s = shape_of(t);
     const int64_t n = static_cast<int64_t>(t.info->n_elements);
-    if (progress) {
-        progress->total.store(2 * n);
-        progress->done.store(0);
-    }
+    begin_progress(progress, 2 * n);
     ValueAnalysis out;
 
     // Pass 1: statistics (kept per range and combined in order: the same figures for any
@@ -127,16 +130,23 @@ ValueAnalysis analyze_values(const gguf::Model& model, const gguf::Model::Tensor
 namespace {
 constexpr size_t kErrorBins = 4096;
 
-// Errors a - b of one piece into a shared histogram (the subtraction and the counting
-// outside the lock).
-void add_errors(SymmetricHistogram& h, std::mutex& m, std::span<const float> a, std::span<const float> b) {
-    std::vector<float> e(a.size());
-    for (size_t i = 0; i < a.size(); ++i) e[i] = a[i] - b[i];
-    SymmetricHistogram local(kErrorBins);
-    local.add(e);
-    std::lock_guard lock(m);
-    h.merge(local);
-}
+// The histogram of the differences of the pieces a computation sees (observer()), filled from
+// the executor's threads: the subtraction and counting outside the lock, the merge inside.
+struct ErrorCollector {
+    SymmetricHistogram histogram{kErrorBins};
+    std::mutex mutex;
+    kernels::RoundTripObserver observer() {
+        return [this](std::span<const float> a, std::span<const float> b) {
+            std::vector<float> e(a.size());
+            for (size_t i = 0; i < a.size(); ++i) e[i] = a[i] - b[i];
+            SymmetricHistogram local(kErrorBins);
+            local.add(e);
+            std::lock_guard lock(mutex);
+            histogram.merge(local);
+        };
+    }
+};
+
 }  // namespace
 
 ErrorAnalysis analyze_error(const gguf::Model& model, const gguf::Model::Tensor& t, gguf::TypeId target,
@@ -153,12 +163,8 @@ ErrorAnalysis analyze_error(const gguf::Model& model, const gguf::Model::Tensor&
         throw std::invalid_argument(fmt::format("tensor {}: {} needs an importance matrix (open one beside the model)",
                                                 tensor_label(t), info.name));
     const int64_t n = static_cast<int64_t>(t.info->n_elements);
-    if (progress) {
-        progress->total.store(n);
-        progress->done.store(0);
-    }
-    SymmetricHistogram errors(kErrorBins);
-    std::mutex m;
+    begin_progress(progress, n);
+    ErrorCollector errors;
     ErrorAnalysis out;
     try {
         out.stats = kernels::tensor_round_trip_error(
@@ -166,12 +172,11 @@ ErrorAnalysis analyze_error(const gguf::Model& model, const gguf::Model::Tensor&
             [progress](int64_t done, int64_t) {
                 if (progress) progress->done.store(done, std::memory_order_relaxed);
             },
-            [&](std::span<const float> x, std::span<const float> y) { add_errors(errors, m, x, y); },
-            progress ? &progress->cancel : nullptr);
+            errors.observer(), progress ? &progress->cancel : nullptr);
     } catch (const std::invalid_argument& e) {
         throw std::invalid_argument(fmt::format("tensor {} as {}: {}", tensor_label(t), info.name, e.what()));
     }
-    out.histogram = errors.histogram().trimmed();
+    out.histogram = errors.histogram.histogram().trimmed();
     out.bits_per_weight = gguf::bits_per_weight(target);
     if (progress) progress->done.store(n);
     return out;
@@ -187,12 +192,8 @@ ErrorAnalysis compare_tensors(const gguf::Model& model_a, const gguf::Model::Ten
                                                 gguf::shape_text(da), gguf::shape_text(db)));
     const Shape s = shape_of(a);
     const int64_t n = static_cast<int64_t>(a.info->n_elements);
-    if (progress) {
-        progress->total.store(n);
-        progress->done.store(0);
-    }
-    SymmetricHistogram errors(kErrorBins);
-    std::mutex m;
+    begin_progress(progress, n);
+    ErrorCollector errors;
     ErrorAnalysis out;
     out.stats = kernels::compare_rows(
         a.info->type, model_a.tensor_data(a), b.info->type, model_b.tensor_data(b), static_cast<int64_t>(s.rows), static_cast<int64_t>(s.ne0),
@@ -200,8 +201,8 @@ ErrorAnalysis compare_tensors(const gguf::Model& model_a, const gguf::Model::Ten
         [progress, ne0 = static_cast<int64_t>(s.ne0)](int64_t done, int64_t) {
             if (progress) progress->done.store(done * ne0, std::memory_order_relaxed);
         },
-        [&](std::span<const float> x, std::span<const float> y) { add_errors(errors, m, x, y); }, progress ? &progress->cancel : nullptr);
-    out.histogram = errors.histogram().trimmed();
+        errors.observer(), progress ? &progress->cancel : nullptr);
+    out.histogram = errors.histogram.histogram().trimmed();
     out.bits_per_weight = gguf::average_bits_per_weight(b.info->n_bytes, b.info->n_elements);
     if (progress) progress->done.store(n);
     return out;
