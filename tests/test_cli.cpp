@@ -1384,6 +1384,8 @@ TEST_CASE("gguf diff names changed, added and removed keys (arrays to the first 
     CHECK(one.out == two.out);
     CHECK(count_lines(one.out) == static_cast<int64_t>(f.kvs().size() + f.tensors().size()));
     CHECK(one.out.find("tensor blk.0.attn_q.weight f16 [64, 64] bytes=8192 fingerprint=") != std::string::npos);
+    // A split set lists as its whole model: the split keys are left out.
+    CHECK(run_gguf("diff --diffable " + fx()("demo-split-00002-of-00003.gguf")).out == one.out);
     auto other = run_gguf("diff --diffable " + b_path);
     CHECK(other.out.find("kv general.name str \"renamed\"") != std::string::npos);
     // A long array is its fingerprint: the changed vocabulary shows as another line.
@@ -1460,6 +1462,28 @@ TEST_CASE("gguf edit keeps known keys' types and never writes a file gguf check 
     r = run_gguf("edit " + in + " " + out + " --set llama.context_length=u32:-5");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("is not a u32 value") != std::string::npos);
+    // int and float stand for a key's own type only within its family; arrays likewise.
+    r = run_gguf("edit " + in + " " + out + " --set general.name=int:5");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("general.name is str; a i64 value would change its type") != std::string::npos);
+    {
+        std::ofstream(d / "v.txt") << "1\n2";
+    }
+    r = run_gguf("edit " + in + " " + out + " --set tokenizer.ggml.tokens=arr[float]:@" + shell_quote((d / "v.txt").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("tokenizer.ggml.tokens is arr[str]; an array of f32 would change its type") != std::string::npos);
+    // A renamed key keeps its type under its new name.
+    r = run_gguf("edit " + in + " " + out + " --rename general.name=general.basename --set general.basename=u32:5");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("general.basename is str") != std::string::npos);
+    // Numbers are decimal (or 0x hexadecimal), never octal; no spaces.
+    r = run_gguf("edit " + in + " " + out + " --set llama.context_length=u32:0010 --set my.hex=u32:0x10");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(gguf::File::open(d / "out.gguf").find("llama.context_length")->value.u32() == 10);
+    CHECK(gguf::File::open(d / "out.gguf").find("my.hex")->value.u32() == 16);
+    std::filesystem::remove(d / "out.gguf");
+    r = run_gguf("edit " + in + " " + out + " --set 'my.x=u64: -1'");
+    CHECK(r.exit_code == 2);
     r = run_gguf("edit " + in + " " + out + " --delete no.such.key");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("has no key no.such.key") != std::string::npos);
@@ -1492,7 +1516,8 @@ TEST_CASE("gguf edit --in-place rewrites the header within its padding, leaves t
 
 TEST_CASE("inspect --markdown: the summary, one row per key, the tensors by layer; pipes and line breaks escaped") {
     test::TempDir d;
-    gguf::Writer w = gguf::Writer::copy_of(gguf::File::open(fx().dir / "demo-llama-f16.gguf"));
+    const gguf::File demo = gguf::File::open(fx().dir / "demo-llama-f16.gguf");
+    gguf::Writer w = gguf::Writer::copy_of(demo);
     w.set("tokenizer.chat_template", gguf::OwnedValue::string("a | b\nc"));
     w.write(d / "m.gguf");
     auto r = run_gguf("inspect --markdown " + shell_quote((d / "m.gguf").string()));

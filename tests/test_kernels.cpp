@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -13,6 +14,7 @@
 
 #include "gguf/types.h"
 #include "kernels/kernels.h"
+#include "kernels/error_stats.h"
 #include "quant/quant.h"
 #include "support.h"
 
@@ -621,4 +623,23 @@ TEST_CASE("kernels refuse sizes that are not whole blocks, naming the type") {
         float y = 0;
         CHECK_THROWS_AS(kernels::matmul(type, bytes.data(), 18, 1, 32, x.data(), 1, &y), std::invalid_argument);
     }
+}
+
+TEST_CASE("ErrorStats: a NaN difference shows in the largest difference, added or merged; cosine of two tensors") {
+    kernels::ErrorStats s;
+    const float x[] = {1, 2, 3}, y[] = {1, 2, std::numeric_limits<float>::quiet_NaN()};
+    s.add(x, y);
+    CHECK(std::isnan(s.max_abs_error));
+    kernels::ErrorStats t;
+    const float a[] = {1, 0}, b[] = {0, 1};
+    t.add(a, b);
+    CHECK(t.max_abs_error == 1);
+    CHECK(t.cosine() == 0);
+    t.merge(s);
+    CHECK(std::isnan(t.max_abs_error));
+    kernels::ErrorStats u;
+    const float c[] = {1, 2}, d[] = {2, 4};
+    u.add(c, d);
+    CHECK(u.cosine() == doctest::Approx(1.0));
+    CHECK(kernels::ErrorStats{}.cosine() == 1);  // nothing against nothing
 }

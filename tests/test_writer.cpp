@@ -34,7 +34,8 @@ TEST_CASE("reading and writing again gives identical bytes, in every encoding") 
         CHECK(Writer::copy_of(f).write_to_memory() == a);
     }
     std::vector<uint8_t> demo = fixtures::demo_model().write_to_memory();
-    CHECK(Writer::copy_of(File::parse(demo, "demo")).write_to_memory() == demo);
+    const File parsed = File::parse(demo, "demo");
+    CHECK(Writer::copy_of(parsed).write_to_memory() == demo);
 }
 
 TEST_CASE("the generators are deterministic") {

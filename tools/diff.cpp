@@ -69,9 +69,19 @@ int run_diffable(const DiffArgs& a) {
     const Model m = Model::open(a.files[0]);
     std::string out;
     for (const KeyValue& kv : m.kvs()) {
+        // As gguf diff compares: the split keys left out (a set lists as its merge does), long
+        // arrays by a fingerprint of their elements' values (whatever the byte order or version).
+        if (kv.key == "split.no" || kv.key == "split.count" || kv.key == "split.tensors.count") continue;
         const bool long_array = kv.value.type() == ValueType::Array && kv.value.array().size() > kShownElements;
-        out += fmt::format("kv {} {} {}\n", escaped(kv.key), value_type_label(kv.value),
-                           long_array ? fmt::format("fingerprint={:016x}", fingerprint(kv.value.array().bytes())) : value_text(kv.value));
+        std::string text;
+        if (long_array) {
+            std::string elements;
+            for (Value v : kv.value.array()) elements += value_text(v) + '\n';
+            text = fmt::format("fingerprint={:016x}", fingerprint(std::span(reinterpret_cast<const uint8_t*>(elements.data()), elements.size())));
+        } else {
+            text = value_text(kv.value);
+        }
+        out += fmt::format("kv {} {} {}\n", escaped(kv.key), value_type_label(kv.value), text);
     }
     for (const Model::Tensor& t : m.tensors())
         out += fmt::format("tensor {} {} {} bytes={} fingerprint={:016x}\n", escaped(t.info->name), type_info(t.info->type).name,
@@ -104,7 +114,9 @@ int run_diff(const DiffArgs& a) {
             const auto da = ma.tensor_data(*p.a), db = mb.tensor_data(*p.b);
             r.identical = p.same_type() && same_bytes(da, db, a.threads);
             if (!r.identical && !a.no_data) {
-                if (!kernels::can_dequantize(p.a->info->type) || !kernels::can_dequantize(p.b->info->type)) {
+                if (ma.parts()[p.a->part].big_endian() || mb.parts()[p.b->part].big_endian()) {
+                    r.note = "big-endian data: compared as bytes only";
+                } else if (!kernels::can_dequantize(p.a->info->type) || !kernels::can_dequantize(p.b->info->type)) {
                     r.note = "no numeric comparison for these types";
                 } else {
                     const auto dims = p.a->info->dims();
@@ -206,7 +218,8 @@ void add_diff(CLI::App& app, std::function<int()>& run) {
     CLI::App* c = app.add_subcommand("diff", "What differs between two models: keys, tensors, and how much each differing tensor's values differ");
     c->add_option("files", a->files, "A B (each a file or any part of a split set); with --diffable, one model")->required()->expected(1, 2);
     c->add_flag("--diffable", a->diffable,
-                "Print one model as one stable line per key and per tensor (long arrays and tensor data as fingerprints), for "
+                "Print one model as one stable line per key and per tensor (long arrays and tensor data as fingerprints; the split keys "
+                "left out, so a set lists as its merge), for "
                 "diff <(gguf diff --diffable A) <(gguf diff --diffable B) or version control");
     c->add_flag("--json", a->json, "Print the differences as JSON: {a, b, identical, metadata: [...], tensors: [...], summary}");
     c->add_option("--tensors", a->tensors, "Compare only tensors whose name matches this regular expression")->type_name("REGEX");

@@ -6,6 +6,7 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
@@ -62,9 +63,13 @@ OwnedValue number_as(ValueType t, const std::string& text, const std::string& ke
                 throw bad();
             default: break;
         }
+        // Decimal, or hexadecimal with 0x; no spaces (std::stoll would skip them), no octal.
+        if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) throw bad();
+        const std::string_view digits = std::string_view(text).substr(text[0] == '-' || text[0] == '+' ? 1 : 0);
+        const int base = digits.starts_with("0x") || digits.starts_with("0X") ? 16 : 10;
         const bool is_signed = t == ValueType::I8 || t == ValueType::I16 || t == ValueType::I32 || t == ValueType::I64;
         if (is_signed) {
-            const long long v = std::stoll(text, &used, 0);
+            const long long v = std::stoll(text, &used, base);
             if (used != text.size()) throw bad();
             const int64_t lo = t == ValueType::I8 ? INT8_MIN : t == ValueType::I16 ? INT16_MIN : t == ValueType::I32 ? INT32_MIN : INT64_MIN;
             const int64_t hi = t == ValueType::I8 ? INT8_MAX : t == ValueType::I16 ? INT16_MAX : t == ValueType::I32 ? INT32_MAX : INT64_MAX;
@@ -77,7 +82,7 @@ OwnedValue number_as(ValueType t, const std::string& text, const std::string& ke
             }
         }
         if (!text.empty() && text[0] == '-') throw bad();
-        const unsigned long long v = std::stoull(text, &used, 0);
+        const unsigned long long v = std::stoull(text, &used, base);
         if (used != text.size()) throw bad();
         const uint64_t hi = t == ValueType::U8 ? UINT8_MAX : t == ValueType::U16 ? UINT16_MAX : t == ValueType::U32 ? UINT32_MAX : UINT64_MAX;
         if (v > hi) throw bad();
@@ -134,46 +139,52 @@ std::vector<std::string> array_items(const std::string& path, const std::string&
 }
 
 // KEY=TYPE:VALUE: TYPE a scalar type (u8..f64, bool, str; int, float), or arr[TYPE] with VALUE
-// @FILE. An existing key keeps its type: a value of another kind is refused.
-std::pair<std::string, OwnedValue> parse_set(const std::string& s, const Model& model, const std::vector<std::string>& deleted) {
+// @FILE. A key the edit has so far (`current`: the file's keys after the deletes and renames)
+// keeps its type: int and float take its own integer or float type, anything else must match.
+std::pair<std::string, OwnedValue> parse_set(const std::string& s, const Writer& current) {
     const size_t eq = s.find('='), colon = s.find(':', eq == std::string::npos ? 0 : eq);
     if (eq == std::string::npos || eq == 0 || colon == std::string::npos)
         throw CLI::ValidationError("--set", fmt::format("'{}' is not KEY=TYPE:VALUE", s));
     const std::string key = s.substr(0, eq), type = s.substr(eq + 1, colon - eq - 1), value = s.substr(colon + 1);
-    // A key deleted by this edit may come back with another type (gguf check still judges it).
-    const KeyValue* existing = std::find(deleted.begin(), deleted.end(), key) == deleted.end() ? model.find(key) : nullptr;
+    const OwnedValue* existing = current.find(key);
+    auto is_int = [](ValueType t) {
+        return t == ValueType::U8 || t == ValueType::I8 || t == ValueType::U16 || t == ValueType::I16 || t == ValueType::U32 ||
+               t == ValueType::I32 || t == ValueType::U64 || t == ValueType::I64;
+    };
+    auto is_float = [](ValueType t) { return t == ValueType::F32 || t == ValueType::F64; };
+    // The type a spelling stands for, given the type the key has now (if any).
+    auto resolve = [&](std::string_view spelling, std::optional<ValueType> own) -> ValueType {
+        const auto t = scalar_type(spelling);
+        if (!t) throw CLI::ValidationError("--set", fmt::format("{}: '{}' is not a type (u8 ... f64, bool, str, int, float, arr[TYPE])", key, spelling));
+        if (own && ((spelling == "int" && is_int(*own)) || (spelling == "float" && is_float(*own)))) return *own;
+        return *t;
+    };
+    auto label = [](const OwnedValue& v) {
+        return v.type() == ValueType::Array ? fmt::format("arr[{}]", value_type_name(v.element_type())) : std::string(value_type_name(v.type()));
+    };
     if (type.starts_with("arr[") && type.ends_with("]")) {
-        const auto elem = scalar_type(std::string_view(type).substr(4, type.size() - 5));
-        if (!elem) throw CLI::ValidationError("--set", fmt::format("{}: '{}' is not an element type", key, type));
+        const bool own_array = existing && existing->type() == ValueType::Array;
+        const ValueType t = resolve(std::string_view(type).substr(4, type.size() - 5), own_array ? std::optional(existing->element_type()) : std::nullopt);
+        if (existing && (!own_array || existing->element_type() != t))
+            throw CLI::ValidationError("--set", fmt::format("{} is {}; an array of {} would change its type (delete it first to replace it)", key,
+                                                            label(*existing), value_type_name(t)));
         if (!value.starts_with("@")) throw CLI::ValidationError("--set", fmt::format("{}: an array's value is @FILE (JSON array, or one element a line)", key));
-        ValueType t = *elem;
-        if (existing && existing->value.type() == ValueType::Array && (t == ValueType::I64 || t == ValueType::F32))
-            t = existing->value.array().element_type();  // int/float: the key's own element type
-        if (existing && (existing->value.type() != ValueType::Array || existing->value.array().element_type() != t))
-            throw CLI::ValidationError("--set", fmt::format("{} is {}; an array of {} would change its type", key, value_type_label(existing->value),
-                                                            value_type_name(t)));
         const std::vector<std::string> items = array_items(value.substr(1), key);
         if (t == ValueType::String) return {key, OwnedValue::strings(items)};
         std::vector<OwnedValue> values;
         for (const std::string& it : items) values.push_back(number_as(t, it, key));
         return {key, OwnedValue::array(t, std::move(values))};
     }
-    auto t = scalar_type(type);
-    if (!t) throw CLI::ValidationError("--set", fmt::format("{}: '{}' is not a type (u8 ... f64, bool, str, int, float, arr[TYPE])", key, type));
-    if (existing) {
-        const ValueType own = existing->value.type();
-        const bool numeric_alias = (type == "int" && existing->value.is_integer()) || (type == "float" && existing->value.is_float());
-        if (numeric_alias) t = own;
-        if (*t != own)
-            throw CLI::ValidationError("--set", fmt::format("{} is {}; a {} value would change its type (delete it first to replace it)", key,
-                                                            value_type_label(existing->value), value_type_name(*t)));
-    }
-    if (*t == ValueType::String) return {key, OwnedValue::string(value)};
-    return {key, number_as(*t, value, key)};
+    const ValueType t = resolve(type, existing ? std::optional(existing->type()) : std::nullopt);
+    if (existing && existing->type() != t)
+        throw CLI::ValidationError("--set", fmt::format("{} is {}; a {} value would change its type (delete it first to replace it)", key,
+                                                        label(*existing), value_type_name(t)));
+    if (t == ValueType::String) return {key, OwnedValue::string(value)};
+    return {key, number_as(t, value, key)};
 }
 
 // The edited model as a writer: keys and tensors of `m` (one file) with the edits applied.
-Writer edited(const File& f, const Model& m, const EditArgs& a) {
+Writer edited(const File& f, const EditArgs& a) {
     std::map<std::string, std::string> tensor_names;
     for (const std::string& r : a.rename_tensor) {
         auto [from, to] = split_pair(r, "--rename-tensor");
@@ -195,14 +206,15 @@ Writer edited(const File& f, const Model& m, const EditArgs& a) {
     }
     for (const std::string& r : a.rename) {
         auto [from, to] = split_pair(r, "--rename");
-        const KeyValue* kv = f.find(from);
-        if (!kv) throw CLI::ValidationError("--rename", fmt::format("{} has no key {}", f.path(), from));
-        if (f.find(to)) throw CLI::ValidationError("--rename", fmt::format("{} has a key {} already", f.path(), to));
+        const OwnedValue* kv = w.find(from);
+        if (!kv) throw CLI::ValidationError("--rename", fmt::format("{} has no key {} (after the deletes)", f.path(), from));
+        if (w.find(to)) throw CLI::ValidationError("--rename", fmt::format("{} has a key {} already", f.path(), to));
+        const OwnedValue moved = *kv;
         w.remove(from);
-        w.set(to, kv->value);
+        w.set(to, moved);
     }
     for (const std::string& s : a.set) {
-        auto [key, value] = parse_set(s, m, a.remove);
+        auto [key, value] = parse_set(s, w);
         w.set(key, std::move(value));
     }
     if (a.chat_template) w.set("tokenizer.chat_template", OwnedValue::string(read_text_file(*a.chat_template)));
@@ -233,10 +245,8 @@ Writer edited(const File& f, const Model& m, const EditArgs& a) {
 }
 
 // Refuses a header `gguf check` would reject: the findings of its metadata check, errors only.
-void require_clean(const std::vector<uint8_t>& header, uint64_t alignment, const std::string& path) {
-    std::vector<uint8_t> bytes = header;
-    bytes.resize((bytes.size() + alignment - 1) / alignment * alignment, 0);
-    FaultLog faults;  // the tensor data is not here: those faults are expected
+void require_clean(const std::vector<uint8_t>& bytes, const std::string& path) {
+    FaultLog faults;  // the header alone: the faults of the absent tensor data are expected
     std::vector<File> parts;
     parts.push_back(File::parse(bytes, path, faults));
     const Model m = Model::from_parts(std::move(parts));
@@ -256,9 +266,9 @@ int run_edit(const EditArgs& a) {
     const Model m = Model::open(a.input);
     if (m.parts().size() > 1) throw std::runtime_error(fmt::format("{} is part of a split set: merge it first (gguf merge), or edit a single file", a.input));
     const File& f = m.first();
-    const Writer w = edited(f, m, a);
+    const Writer w = edited(f, a);
     const std::vector<uint8_t> header = w.header();
-    require_clean(header, w.alignment(), a.in_place ? a.input : a.output);
+    require_clean(header, a.in_place ? a.input : a.output);
 
     if (!a.in_place) {
         refuse_overwrite(a.output, a.input);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gguf/error.h"
+#include "gguf/mapping.h"
 #include "check.h"
 #include "convert.h"
 #include "diff.h"
@@ -90,6 +91,7 @@ std::string unknown_subcommand(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    gguf::raise_open_file_limit();  // every part of a split set stays open (mapped, and for copy_file_range)
     CLI::App app{"gguf: inspect, check, convert and re-quantize GGUF model files", "gguf"};
     app.set_version_flag("--version", "ggufkit 0.1.0");
     app.require_subcommand(1);

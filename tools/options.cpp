@@ -62,7 +62,7 @@ uint64_t parse_size(const std::string& s, const std::string& option) {
     }
     const std::string unit = s.substr(used);
     const double scale = unit.empty() ? 1 : unit == "M" || unit == "m" ? 1e6 : unit == "G" || unit == "g" ? 1e9 : 0;
-    if (used == 0 || scale == 0 || !(v > 0) || !std::isfinite(v * scale) || v * scale >= 1.8e19)
+    if (used == 0 || scale == 0 || !(v * scale >= 1) || !std::isfinite(v * scale) || v * scale >= 1.8e19)
         throw CLI::ValidationError(option, "'" + s + "' is not a size such as 500M or 2G");
     return static_cast<uint64_t>(v * scale);
 }

@@ -33,7 +33,7 @@ void ErrorStats::add(std::span<const float> x, std::span<const float> y) {
         sum_sq_result += b * b;
         sum_product += a * b;
         sum_sq_error += e * e;
-        max_abs_error = std::max(max_abs_error, std::fabs(e));
+        if (!(std::fabs(e) <= max_abs_error)) max_abs_error = std::fabs(e);  // NaN wins: it shows
     }
     values += x.size();
 }
@@ -42,7 +42,7 @@ void ErrorStats::merge(const ErrorStats& o) {
     values += o.values;
     sum_sq_signal += o.sum_sq_signal;
     sum_sq_error += o.sum_sq_error;
-    max_abs_error = std::max(max_abs_error, o.max_abs_error);
+    if (!(o.max_abs_error <= max_abs_error)) max_abs_error = o.max_abs_error;
     sum_sq_result += o.sum_sq_result;
     sum_product += o.sum_product;
 }

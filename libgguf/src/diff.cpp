@@ -49,6 +49,7 @@ std::string describe(const Value& x, const Value& y) {
     if (a.size() != b.size())
         return k == std::min(a.size(), b.size()) ? fmt::format("length {} -> {}, the same up to element {}", a.size(), b.size(), k)
                                                  : fmt::format("length {} -> {}, first difference at element {}", a.size(), b.size(), k);
+    if (k == a.size()) return fmt::format("the same {} values, stored differently (NaN payloads)", a.size());
     auto at = [&](const ArrayView& v) {
         auto it = v.begin();
         for (uint64_t n = 0; n < k; ++n) ++it;

@@ -138,9 +138,12 @@ public:
         while (done < n) {
             const ssize_t r = ::copy_file_range(in, &off, fd_, nullptr, static_cast<size_t>(n - done), 0);
             if (r < 0 && errno == EINTR) continue;
-            if (r < 0 && done == 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP || errno == EBADF))
-                return 0;  // not between these files on this kernel: the caller writes instead
-            if (r < 0) throw Error(path_, std::nullopt, fmt::format("copying tensor data failed: {}", std::strerror(errno)));
+            // Out of room or a failing disk is the output's problem: say so. Anything else (not
+            // between these files on this kernel, a sandbox refusing the call) leaves the rest
+            // to the caller's plain writes, from where the copy stopped.
+            if (r < 0 && (errno == ENOSPC || errno == EDQUOT || errno == EFBIG || errno == EIO))
+                throw Error(path_, std::nullopt, fmt::format("copying tensor data failed: {}", std::strerror(errno)));
+            if (r < 0) return done;
             if (r == 0) break;  // the input ended early: the caller writes the rest from its mapping (and sees the truth)
             done += static_cast<uint64_t>(r);
         }
@@ -198,6 +201,11 @@ void Writer::set(std::string key, OwnedValue value) {
     }
     kv_position_.emplace(key, kvs_.size());
     kvs_.emplace_back(std::move(key), std::move(value));
+}
+
+const OwnedValue* Writer::find(std::string_view key) const {
+    auto it = kv_position_.find(std::string(key));
+    return it == kv_position_.end() ? nullptr : &kvs_[it->second].second;
 }
 
 void Writer::remove(std::string_view key) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "app.h"
+#include "gguf/mapping.h"
 #include "png.h"
 
 namespace {
@@ -117,6 +118,7 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    gguf::raise_open_file_limit();  // every part of a split set stays open
     glfwSetErrorCallback(on_glfw_error);
     if (!glfwInit()) {
         std::fprintf(stderr, "gguf-view: cannot start GLFW (is there a display? DISPLAY=%s)\n", std::getenv("DISPLAY") ? std::getenv("DISPLAY") : "");

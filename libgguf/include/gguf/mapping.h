@@ -24,4 +24,8 @@ private:
     int fd_ = -1;
 };
 
+// Raises this process's soft limit of open files to its hard limit: a Mapping keeps its file
+// open, so a split set of more than ~1000 parts needs more than the usual 1024. Best effort.
+void raise_open_file_limit();
+
 }  // namespace gguf

@@ -50,11 +50,14 @@ public:
 
     // Everything `f` holds (its version and byte order too), tensor data read from its mapping.
     static Writer copy_of(const File& f);
+    static Writer copy_of(File&&) = delete;  // the writer reads the file when it writes: keep it open
 
     // Sets a key: replaces the value of an existing key in place, or appends.
     void set(std::string key, OwnedValue value);
     void set(std::string key, const Value& value) { set(std::move(key), OwnedValue::from(value)); }
     void remove(std::string_view key);
+    // The value set for `key` so far, or nullptr.
+    const OwnedValue* find(std::string_view key) const;
 
     // Appends a tensor; shape lists ne[0] (the row length) first. Throws std::invalid_argument
     // for a retired type, a row length not a multiple of the block size, or a repeated name.
@@ -65,6 +68,7 @@ public:
     // copied file to file by the kernel where it can (copy_file_range: no pass through this
     // process's memory), else from f's mapping. `f` must stay open until write() returns.
     void add_tensor(const File& f, const TensorInfo& t);
+    void add_tensor(File&&, const TensorInfo&) = delete;
     // A temporary buffer would be gone by then: refused at compile time.
     void add_tensor(std::string name, TypeId type, std::vector<uint64_t> shape, std::vector<uint8_t>&& data) = delete;
 
