@@ -120,6 +120,22 @@ TEST_CASE("what llama.cpp's converters write is not flagged: head_count 0, per-l
     CHECK(glm.empty());
 }
 
+TEST_CASE("a per-layer array with another length than block_count is an error (llama.cpp's loader refuses it)") {
+    static const std::vector<uint8_t> embd(64 * 4 * 4);
+    auto f = findings_of([](Writer& w) {
+        w.set("general.architecture", OwnedValue::string("qwen3"));
+        w.set("qwen3.embedding_length", OwnedValue::u32(64));
+        w.set("qwen3.context_length", OwnedValue::u32(64));
+        w.set("qwen3.block_count", OwnedValue::u32(3));
+        w.set("qwen3.attention.layer_norm_rms_epsilon", OwnedValue::f32(1e-5f));
+        w.set("qwen3.attention.head_count", OwnedValue::u32(4));
+        w.set("qwen3.attention.head_count_kv", OwnedValue::array(ValueType::U32, {OwnedValue::u32(2), OwnedValue::u32(2)}));
+        w.set("qwen3.feed_forward_length", OwnedValue::array(ValueType::U32, {OwnedValue::u32(128), OwnedValue::u32(96), OwnedValue::u32(96)}));
+    });
+    REQUIRE(f.size() == 1);
+    CHECK(f[0] == "error qwen3.attention.head_count_kv: has 2 elements for 3 blocks; llama.cpp refuses a per-layer array of another length");
+}
+
 TEST_CASE("a known architecture's required keys and each layer's tensors are checked against the architecture table") {
     static const std::vector<uint8_t> embd(64 * 4 * 4), square(64 * 64 * 4), ffn(64 * 64 * 4);
     auto f = findings_of([](Writer& w) {

@@ -1,5 +1,6 @@
 // End-to-end: the gguf binary as a user or a script runs it.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include <unistd.h>
@@ -16,6 +17,7 @@
 
 #include "fixtures.h"
 #include "gguf/file.h"
+#include "gguf/render.h"
 #include "gguf/writer.h"
 #include "quant/imatrix.h"
 #include "quant/quant.h"
@@ -566,7 +568,7 @@ TEST_CASE("a mistyped command names itself and the closest command; gguf help CM
     CHECK(r.err.find("'shwo' is not a 'gguf imatrix' command. Did you mean 'show'?") != std::string::npos);
     r = run_gguf("frobnicate");
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, split, merge, diff, edit, imatrix") != std::string::npos);
+    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, split, merge, diff, edit, mem, imatrix") != std::string::npos);
     r = run_gguf("help requant");
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--imatrix") != std::string::npos);
@@ -1578,4 +1580,97 @@ TEST_CASE("gguf edit --byte-order: big-endian and back gives the file again; che
     CHECK(r.exit_code == 2);
     CHECK_MESSAGE(r.err.find("tensor t.iq4_nl is iq4_nl") != std::string::npos, r.err);
     CHECK(!std::filesystem::exists(d / "iq-be.gguf"));
+}
+
+// gguf mem on the demo model, its figures worked here from its own keys (spec/memory.md).
+TEST_CASE("gguf mem: the KV cache, output buffer and weights of the demo model, llama.cpp's option names, --json") {
+    const std::string model = fx()("demo-llama-f16.gguf");
+    const gguf::File f = gguf::File::open((fx().dir / "demo-llama-f16.gguf").string());
+    const uint64_t layers = f.find("llama.block_count")->value.u32(), embd = f.find("llama.embedding_length")->value.u32();
+    const uint64_t heads = f.find("llama.attention.head_count")->value.u32(), heads_kv = f.find("llama.attention.head_count_kv")->value.u32();
+    const uint64_t vocab = f.find("tokenizer.ggml.tokens")->value.array().size();
+    const uint64_t kv_values = embd / heads * heads_kv;
+
+    auto r = run_gguf("mem --json " + model);
+    REQUIRE(r.exit_code == 0);
+    simdjson::dom::parser p;
+    simdjson::dom::element j = parse_json(p, r.out);
+    CHECK(uint64_t(j["context"]["n_ctx"]) == 4096);
+    CHECK(uint64_t(j["kv_cache"]["k_bytes"]) == layers * 4096 * kv_values * 2);
+    CHECK(uint64_t(j["kv_cache"]["v_bytes"]) == layers * 4096 * kv_values * 2);
+    CHECK(uint64_t(j["output_bytes"]) == vocab * 4);
+    CHECK(std::string_view(j["weights"].at(0)["buffer"]) == "CPU_Mapped");
+    CHECK(uint64_t(j["weights"].at(0)["tensors"]) == f.tensors().size());  // f16: nothing to repack
+    CHECK(uint64_t(j["total_bytes"]) > uint64_t(j["kv_cache"]["bytes"]) + uint64_t(j["output_bytes"]));
+
+    // llama.cpp's short option names; a q8_0 K cache of 2 parallel sequences, 1000 -> 1024 cells.
+    r = run_gguf("mem --json -c 1000 -ub 256 -ctk q8_0 -np 2 -fa off " + model);
+    REQUIRE(r.exit_code == 0);
+    j = parse_json(p, r.out);
+    CHECK(uint64_t(j["context"]["n_ctx"]) == 1024);
+    CHECK(uint64_t(j["context"]["n_stream"]) == 2);
+    CHECK(uint64_t(j["context"]["n_tokens"]) == 256);
+    CHECK(bool(j["context"]["flash_attn"]) == false);
+    CHECK(std::string_view(j["context"]["type_k"]) == "q8_0");
+    CHECK(uint64_t(j["kv_cache"]["k_bytes"]) == layers * 1024 * (kv_values / 32 * 34));
+    CHECK(uint64_t(j["output_bytes"]) == 2 * vocab * 4);
+
+    r = run_gguf("mem " + model);
+    REQUIRE(r.exit_code == 0);
+    for (const char* line : {"CPU_Mapped", "KV cache", "output buffer", "compute buffer", "estimate", "total"}) {
+        CAPTURE(line);
+        CHECK(r.out.find(line) != std::string::npos);
+    }
+    CHECK(run_gguf("mem --help").out.find("--cache-type-k") != std::string::npos);
+    // The summary line of gguf inspect.
+    r = run_gguf("inspect --no-kv --no-tensors " + model);
+    CHECK(r.out.find(fmt::format("KV cache      {} per 1,000 tokens of context (f16, {} layers)",
+                                 gguf::human_bytes(layers * kv_values * 2 * 2 * 1000), layers)) != std::string::npos);
+}
+
+TEST_CASE("gguf mem refuses what it cannot size: a bad cache type, a quantized V without flash attention, a file that is not a model") {
+    const std::string model = fx()("demo-llama-f16.gguf");
+    auto r = run_gguf("mem -ctk q9_9 " + model);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'q9_9' is not a cache type") != std::string::npos);
+    r = run_gguf("mem -fa off -ctv q4_0 " + model);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("a quantized V cache needs flash attention") != std::string::npos);
+    r = run_gguf("mem -fa sometimes " + model);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'sometimes' is not on, off or auto") != std::string::npos);
+    r = run_gguf("mem " + fx()("all-value-types.gguf"));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("general.architecture is missing: not a model") != std::string::npos);
+    CHECK(r.err.find("all-value-types.gguf") != std::string::npos);
+    r = run_gguf("mem " + shell_quote((fx().dir / "malformed/lying-kv-count.gguf").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("lying-kv-count.gguf") != std::string::npos);
+}
+
+TEST_CASE("gguf requant --prune-layers: blocks left out and renumbered, block_count lowered; bad lists named") {
+    test::TempDir d;
+    const std::string in = fx()("demo-llama-f16.gguf"), out = shell_quote((d / "pruned.gguf").string());
+    const gguf::File f = gguf::File::open((fx().dir / "demo-llama-f16.gguf").string());
+    const uint32_t layers = f.find("llama.block_count")->value.u32();
+    REQUIRE(layers >= 2);
+    auto r = run_gguf("requant " + in + " " + out + " --type q8_0 --prune-layers 0 -q");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const gguf::File g = gguf::File::open((d / "pruned.gguf").string());
+    CHECK(g.find("llama.block_count")->value.u32() == layers - 1);
+    CHECK(g.find_tensor(fmt::format("blk.{}.attn_q.weight", layers - 1)) == nullptr);
+    REQUIRE(g.find_tensor("blk.0.attn_norm.weight") != nullptr);
+    // The new block 0 is the old block 1, its f32 norm copied as it is.
+    const auto* a = g.find_tensor("blk.0.attn_norm.weight");
+    const auto* b = f.find_tensor("blk.1.attn_norm.weight");
+    const auto da = g.tensor_data(*a), db = f.tensor_data(*b);
+    CHECK(std::equal(da.begin(), da.end(), db.begin(), db.end()));
+    CHECK(run_gguf("check " + out).exit_code == 0);
+
+    r = run_gguf("requant " + in + " " + out + " --type q8_0 --prune-layers 1,x");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'x' is not a block number") != std::string::npos);
+    r = run_gguf("requant " + in + " " + out + " --type q8_0 --prune-layers 99");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("the model has no block 99") != std::string::npos);
 }

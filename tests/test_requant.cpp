@@ -337,3 +337,138 @@ TEST_CASE("edge tensors: an empty tensor is copied, a 4-D expert tensor reads it
     CHECK_THROWS_WITH_AS(requant::requantize(parts[0], parts[1], q8), doctest::Contains("would replace the input"), Error);
     CHECK(Model::open(parts[0]).tensors().size() > 0);  // the set is intact
 }
+
+// --prune-layers, checked against llama-quantize's renumbering (blocks below the first pruned
+// one keep their number, the rest close up in order) and against planning a model that never
+// had the pruned blocks.
+TEST_CASE("prune layers: blocks renumbered in order, rules see the smaller model, refusals name the block") {
+    CHECK(requant::renumbered_layer(0, std::vector<uint32_t>{0, 3}) == std::nullopt);
+    CHECK(requant::renumbered_layer(1, std::vector<uint32_t>{0, 3}) == 0u);
+    CHECK(requant::renumbered_layer(2, std::vector<uint32_t>{0, 3}) == 1u);
+    CHECK(requant::renumbered_layer(3, std::vector<uint32_t>{0, 3}) == std::nullopt);
+    CHECK(requant::renumbered_layer(7, std::vector<uint32_t>{0, 3}) == 5u);
+    CHECK(requant::renumbered_layer(2, std::vector<uint32_t>{5}) == 2u);
+
+    // Q4_K_M gives attn_v and ffn_down more bits by position in the model (use_more_bits of
+    // layer and layer count), so an 8-block model pruned to 6 must get the 6-block types.
+    for (const char* mix : {"Q4_K_M", "Q3_K_M", "Q2_K", "IQ3_M"}) {
+        CAPTURE(mix);
+        std::vector<File> parts;
+        const std::vector<uint8_t> eight = synthetic({.layers = 8, .heads = 4, .heads_kv = 1});
+        parts.push_back(File::parse(eight, "eight"));
+        const Model m = Model::from_parts(std::move(parts));
+        requant::Options o;
+        o.target = requant::find_target(mix);
+        o.prune_layers = {0, 3};
+        o.has_imatrix = true;
+        std::map<std::string, std::string> pruned;
+        std::map<std::string, std::string> read_from;
+        for (const requant::TensorPlan& p : requant::plan(m, o)) {
+            pruned[p.name] = type_info(p.to).name;
+            read_from[p.name] = std::string(p.tensor->info->name);
+        }
+        requant::Options six_o;
+        six_o.has_imatrix = true;
+        const auto six = types_of(synthetic({.layers = 6, .heads = 4, .heads_kv = 1}), six_o, mix);
+        CHECK(pruned == six);
+        CHECK(read_from["blk.0.attn_q.weight"] == "blk.1.attn_q.weight");
+        CHECK(read_from["blk.1.ffn_down.weight"] == "blk.2.ffn_down.weight");
+        CHECK(read_from["blk.2.attn_v.weight"] == "blk.4.attn_v.weight");
+        CHECK(read_from["blk.5.ffn_up.weight"] == "blk.7.ffn_up.weight");
+        CHECK(read_from["token_embd.weight"] == "token_embd.weight");
+    }
+
+    std::vector<File> parts;
+    const std::vector<uint8_t> four = synthetic({.layers = 4});
+    parts.push_back(File::parse(four, "four"));
+    const Model m = Model::from_parts(std::move(parts));
+    requant::Options o;
+    o.target = requant::find_target("Q8_0");
+    o.prune_layers = {4};
+    CHECK_THROWS_WITH_AS(requant::plan(m, o), doctest::Contains("the model has no block 4 (its blocks are 0 to 3)"), std::runtime_error);
+    o.prune_layers = {0, 1, 2, 3};
+    CHECK_THROWS_WITH_AS(requant::plan(m, o), doctest::Contains("pruning all 4 blocks leaves no model"), std::runtime_error);
+}
+
+TEST_CASE("prune layers: the written model holds the kept blocks' bytes under their new numbers, its metadata follows, imatrix entries by the old names") {
+    test::TempDir dir;
+    const uint32_t layers = 5;
+    const uint64_t width = 256;
+    Writer w;
+    w.set("general.architecture", OwnedValue::string("llama"));
+    w.set("llama.block_count", OwnedValue::u32(layers));
+    w.set("llama.context_length", OwnedValue::u32(128));
+    w.set("llama.embedding_length", OwnedValue::u32(width));
+    w.set("llama.feed_forward_length", OwnedValue::numbers(ValueType::U32, std::vector<uint32_t>{10, 11, 12, 13, 14}, OwnedValue::u32));
+    w.set("llama.attention.head_count", OwnedValue::u32(4));
+    w.set("llama.attention.head_count_kv", OwnedValue::numbers(ValueType::I32, std::vector<int32_t>{4, 2, 4, 1, 4}, OwnedValue::i32));
+    w.set("llama.attention.layer_norm_rms_epsilon", OwnedValue::f32(1e-5f));
+    w.set("tokenizer.ggml.scores", OwnedValue::numbers(ValueType::F32, std::vector<float>{1, 2, 3, 4, 5}, OwnedValue::f32));  // 5 long, not per layer
+    std::vector<std::vector<float>> data;
+    auto add = [&](const std::string& name, std::vector<uint64_t> shape) {
+        uint64_t n = 1;
+        for (uint64_t d : shape) n *= d;
+        std::vector<float> v(n);
+        for (uint64_t i = 0; i < n; ++i) v[i] = std::sin(0.37f * static_cast<float>(i + 1) + static_cast<float>(data.size()));
+        data.push_back(std::move(v));
+        const auto* b = reinterpret_cast<const uint8_t*>(data.back().data());
+        w.add_tensor(name, TypeId::F32, std::move(shape), std::span<const uint8_t>(b, n * 4));
+    };
+    add("token_embd.weight", {width, 8});
+    add("output_norm.weight", {width});
+    for (uint32_t l = 0; l < layers; ++l) {
+        add(fmt::format("blk.{}.attn_norm.weight", l), {width});
+        add(fmt::format("blk.{}.attn_q.weight", l), {width, 4});
+    }
+    w.write(dir / "in.gguf");
+    quant::ImportanceMatrix im;
+    for (uint32_t l = 0; l < layers; ++l) {
+        std::vector<float> weights(width);
+        for (uint64_t i = 0; i < width; ++i) weights[i] = 1.0f + static_cast<float>((i * (l + 3)) % 17);
+        im.set(fmt::format("blk.{}.attn_q.weight", l), quant::ImatrixEntry{weights, {1.0f}});
+    }
+    im.chunk_size = 512;
+    im.save(dir / "im.gguf", quant::ImatrixFormat::Gguf);
+
+    requant::RunOptions o;
+    o.plan.target = requant::find_target("Q4_K");
+    o.plan.pure = true;
+    o.imatrix = dir / "im.gguf";
+    requant::requantize(dir / "in.gguf", dir / "whole.gguf", o);
+    o.plan.prune_layers = {1, 3};
+    const requant::Report r = requant::requantize(dir / "in.gguf", dir / "pruned.gguf", o);
+    CHECK(r.tensors == 2 + 3 * 2);
+
+    const Model whole = Model::open(dir / "whole.gguf"), pruned = Model::open(dir / "pruned.gguf");
+    CHECK(pruned.find("llama.block_count")->value.u32() == 3);
+    const ArrayView ff = pruned.find("llama.feed_forward_length")->value.array();
+    REQUIRE(ff.size() == 3);
+    CHECK(ff.at(0).u32() == 10);
+    CHECK(ff.at(1).u32() == 12);
+    CHECK(ff.at(2).u32() == 14);
+    const ArrayView kv = pruned.find("llama.attention.head_count_kv")->value.array();
+    REQUIRE(kv.size() == 3);
+    CHECK(kv.element_type() == ValueType::I32);
+    CHECK(kv.at(0).i32() == 4);
+    CHECK(kv.at(1).i32() == 4);
+    CHECK(kv.at(2).i32() == 4);
+    CHECK(pruned.find("tokenizer.ggml.scores")->value.array().size() == 5);
+    CHECK(pruned.tensors().size() == 8);
+    CHECK(pruned.find_tensor("blk.3.attn_q.weight") == nullptr);
+    // New block k is old block {0, 2, 4}[k], quantized with old block's importance weights:
+    // the bytes equal the unpruned file's.
+    const uint32_t old_of[] = {0, 2, 4};
+    for (uint32_t k = 0; k < 3; ++k) {
+        for (const char* stem : {"attn_q", "attn_norm"}) {
+            const auto* a = pruned.find_tensor(fmt::format("blk.{}.{}.weight", k, stem));
+            const auto* b = whole.find_tensor(fmt::format("blk.{}.{}.weight", old_of[k], stem));
+            REQUIRE(a != nullptr);
+            REQUIRE(b != nullptr);
+            CHECK(a->info->type == b->info->type);
+            const auto da = pruned.tensor_data(*a), db = whole.tensor_data(*b);
+            CHECK(std::equal(da.begin(), da.end(), db.begin(), db.end()));
+        }
+    }
+    for (const Finding& f : check_metadata(pruned))  // the keys agree with each other (its few tensors are no whole model)
+        if (f.where.starts_with("llama.")) FAIL_CHECK(std::string(f.where + ": " + f.message));
+}

@@ -10,6 +10,7 @@
 #include <map>
 #include <regex>
 
+#include "gguf/memory.h"
 #include "gguf/model.h"
 #include "gguf/names.h"
 #include "gguf/render.h"
@@ -150,6 +151,14 @@ void print_json(const Model& m, const Summary& s, const Selection& sel, const In
     j.field("parameters", s.parameters).field("tensor_bytes", s.tensor_bytes);
     j.key("bits_per_weight");
     s.parameters ? j.value(s.bits_per_weight) : j.null();
+    j.key("kv_cache");
+    try {
+        const KvPerToken k = kv_per_token(m);
+        j.begin_object().field("f16_bytes_per_token", k.full_bytes_per_token).field("full_layers", uint64_t{k.full_layers})
+            .field("sliding_layers", uint64_t{k.sliding_layers}).field("recurrent_layers", uint64_t{k.recurrent_layers}).end_object();
+    } catch (const std::exception&) {
+        j.null();
+    }
     j.key("bytes_by_type").begin_array();
     for (const TypeTotal& t : s.by_type)
         j.begin_object().field("type", type_info(t.type).name).field("tensors", t.tensors).field("elements", t.elements)

@@ -14,6 +14,7 @@
 #include "convert.h"
 #include "diff.h"
 #include "edit.h"
+#include "mem.h"
 #include "bench.h"
 #include "error.h"
 #include "evaluate.h"
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_merge(app, run);
     gguf::tools::add_diff(app, run);
     gguf::tools::add_edit(app, run);
+    gguf::tools::add_mem(app, run);
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
     gguf::tools::add_tokenize(app, run);
@@ -119,6 +121,16 @@ int main(int argc, char** argv) {
     if (argc >= 2 && std::string_view(argv[1]) == "help") {
         args.erase(args.begin() + 1);
         args.push_back(help_flag);
+    }
+    // llama.cpp's multi-letter short options, which CLI11 cannot name, for the command that
+    // takes them: spelled out before parsing.
+    if (args.size() >= 2 && std::string_view(args[1]) == "mem") {
+        static const std::pair<std::string_view, const char*> kLlamaShort[] = {
+            {"-ub", "--ubatch-size"}, {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-np", "--parallel"},
+            {"-kvu", "--kv-unified"}, {"-fa", "--flash-attn"}, {"-nr", "--no-repack"}};
+        for (size_t i = 2; i < args.size(); ++i)
+            for (const auto& [from, to] : kLlamaShort)
+                if (from == args[i]) args[i] = const_cast<char*>(to);
     }
     const std::string unknown = unknown_subcommand(app, static_cast<int>(args.size()), args.data());
     if (!unknown.empty()) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 
@@ -26,6 +28,7 @@ struct RequantOptions {
     std::optional<int> positional_threads;
     std::optional<std::string> imatrix, output_type, token_embd_type;
     std::vector<std::string> include, exclude, tensor_types, overrides;
+    std::string prune_layers;
     bool list = false, pure = false, leave_output = false, allow_requantize = false, keep_split = false;
     bool dry_run = false, quiet = false, json = false;
     int threads = 0;
@@ -46,6 +49,25 @@ std::regex parse_regex(const std::string& option, const std::string& text) {
     } catch (const std::regex_error& e) {
         throw CLI::ValidationError(option, fmt::format("invalid regular expression '{}': {}", text, e.what()));
     }
+}
+
+// --prune-layers 0,5,7: block numbers, sorted and without repeats.
+std::vector<uint32_t> parse_layer_list(const std::string& text) {
+    std::vector<uint32_t> out;
+    size_t at = 0;
+    while (at <= text.size()) {
+        const size_t comma = std::min(text.find(',', at), text.size());
+        const std::string item = text.substr(at, comma - at);
+        uint32_t n = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), n);
+        if (item.empty() || ec != std::errc() || end != item.data() + item.size())
+            throw CLI::ValidationError("--prune-layers", fmt::format("'{}' is not a block number (expected a list such as 0,5,7)", item));
+        out.push_back(n);
+        at = comma + 1;
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
 }
 
 int list_targets() {
@@ -71,7 +93,7 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
         j.begin_object().field("input", o.input).field("type", std::string(o.type)).key("tensors").begin_array();
         for (const requant::TensorPlan& t : p.plan) {
             const TensorInfo& i = *t.tensor->info;
-            j.begin_object().field("name", i.name).field("from", type_info(t.from).name).field("to", type_info(t.to).name)
+            j.begin_object().field("name", t.name).field("from", type_info(t.from).name).field("to", type_info(t.to).name)
                 .field("bytes_in", i.n_bytes).field("bytes_out", tensor_bytes(t.to, i.n_elements));
             if (!t.fallback.empty()) j.field("fallback", t.fallback);
             j.end_object();
@@ -88,7 +110,7 @@ void print_plan(const requant::Prepared& p, const RequantOptions& o) {
     for (const requant::TensorPlan& t : p.plan) {
         const TensorInfo& i = *t.tensor->info;
         const uint64_t after = tensor_bytes(t.to, i.n_elements);
-        out += fmt::format("{:<40} {:<22} {:>7} -> {:<7} {:>10} -> {:>10}{}\n", i.name, shape_text(i.dims()), type_info(t.from).name,
+        out += fmt::format("{:<40} {:<22} {:>7} -> {:<7} {:>10} -> {:>10}{}\n", t.name, shape_text(i.dims()), type_info(t.from).name,
                            type_info(t.to).name, human_bytes(i.n_bytes), human_bytes(after), t.fallback.empty() ? "" : "  (" + t.fallback + ")");
     }
     out += fmt::format("{} tensors, {} converted{}: {} -> {} ({:.2f} -> {:.2f} bits per weight)\n", p.report.tensors, p.report.converted,
@@ -141,6 +163,7 @@ int run_requant(const RequantOptions& o) {
         r.plan.tensor_types.emplace_back(parse_regex("--tensor-type", s.substr(0, eq)), parse_type("--tensor-type", s.substr(eq + 1)));
         r.plan.tensor_type_patterns.push_back(s.substr(0, eq));
     }
+    if (!o.prune_layers.empty()) r.plan.prune_layers = parse_layer_list(o.prune_layers);
     if (o.imatrix) r.imatrix = *o.imatrix;
     for (const std::string& s : o.include) r.include_weights.push_back(parse_regex("--include-weights", s));
     for (const std::string& s : o.exclude) r.exclude_weights.push_back(parse_regex("--exclude-weights", s));
@@ -212,6 +235,8 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
     c->add_flag("--leave-output-tensor", o->leave_output, "Keep output.weight as it is");
     c->add_flag("--allow-requantize", o->allow_requantize, "Allow converting tensors that are already quantized");
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
+    c->add_option("--prune-layers", o->prune_layers, "LIST: leave out these blocks (comma-separated numbers) and renumber the rest, "
+                                                     "as llama-quantize does; block_count and per-layer arrays follow");
     c->add_flag("--keep-split", o->keep_split, "A split input becomes a split set with the same parts: OUT-00001-of-0000N.gguf, ...");
     add_threads_option(c, o->threads);
     c->add_flag("--dry-run", o->dry_run, "Print the plan (per tensor: old type, new type, bytes) and totals; write nothing");

@@ -116,6 +116,12 @@ constexpr TensorRole kGptOss[] = {R::TokenEmbd, R::OutputNorm, R::Output, R::Att
                                   R::AttnV, R::AttnOutput, R::AttnSinks, R::FfnGateInp, R::FfnGateExps, R::FfnUpExps,
                                   R::FfnDownExps};
 
+// Architectures described here only by how they keep context (gguf mem); their tensors are
+// not listed, so checks hold them only to the keys every model states.
+constexpr Hyper kCommon[] = {H::ContextLength, H::EmbeddingLength, H::BlockCount};
+using S = LayerState;
+using F = StateFormula;
+
 // Mistral's and Mixtral's models are written with the llama architecture.
 constexpr Architecture kArchitectures[] = {
     {"llama", kRms, kLlama},
@@ -124,14 +130,29 @@ constexpr Architecture kArchitectures[] = {
     {"qwen2moe", kRms, kQwen2Moe, false, false, true},
     {"qwen3moe", kRms, kQwen3Moe, false, false, true},
     {"gemma", kRms, kGemma},
-    {"gemma2", kRms, kGemma2},
-    {"gemma3", kRms, kGemma3},
-    {"phi3", kRms, kPhi3, true},
+    {"gemma2", kRms, kGemma2, false, false, false, 2, 4096},
+    {"gemma3", kRms, kGemma3, false, false, false, 6},
+    {"phi3", kRms, kPhi3, true},  // llama.cpp reads its sliding_window and does not slide
     {"falcon", kLayerNorm, kFalcon, true},
     {"gpt2", kLayerNorm, kGpt2, true},
     {"deepseek2", kRms, kDeepseek2, false, true, true},
     {"olmoe", kRms, kOlmoe, false, false, true},
-    {"gpt-oss", kRms, kGptOss, false, false, true},
+    {"gpt-oss", kRms, kGptOss, false, false, true, 2},
+    {"cohere2", kLayerNorm, {}, false, false, false, 4},
+    {"llama4", kRms, {}, false, false, true, 4, 8192},  // chunked attention: 8192-token chunks, cached as a window
+    {"exaone4", kRms, {}, false, false, false, 4, 4096, 64},
+    {"mamba", kCommon, {}, false, false, false, 0, 0, 0, S::Recurrent, F::Ssm},
+    {"mamba2", kCommon, {}, false, false, false, 0, 0, 0, S::Recurrent, F::Ssm},
+    {"rwkv6", kCommon, {}, false, false, false, 0, 0, 0, S::Recurrent, F::Rwkv},
+    {"rwkv7", kCommon, {}, false, false, false, 0, 0, 0, S::Recurrent, F::Rwkv},
+    {"jamba", kCommon, {}, false, false, true, 0, 0, 0, S::HybridByKvHeads, F::Ssm},
+    {"granitehybrid", kCommon, {}, false, false, true, 0, 0, 0, S::HybridByKvHeads, F::Ssm},
+    {"plamo2", kCommon, {}, false, false, false, 0, 0, 0, S::HybridByKvHeads, F::Ssm},
+    {"lfm2", kCommon, {}, false, false, false, 0, 0, 0, S::HybridByKvHeads, F::ShortConv},
+    {"lfm2moe", kCommon, {}, false, false, true, 0, 0, 0, S::HybridByKvHeads, F::ShortConv},
+    {"nemotron_h", kCommon, {}, false, false, false, 0, 0, 0, S::HybridNemotron, F::Ssm},
+    {"falcon-h1", kCommon, {}, false, false, false, 0, 0, 0, S::HybridBoth, F::Ssm},
+    {"qwen3next", kCommon, {}, false, false, true, 0, 0, 0, S::HybridEveryFourth, F::Ssm},
 };
 
 }  // namespace

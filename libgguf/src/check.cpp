@@ -111,6 +111,9 @@ struct Checker {
         // These may be one number or one per layer (llama.cpp reads either).
         auto per_layer = [&](const char* suffix) -> std::optional<uint32_t> {
             const KeyValue* kv = m.find(arch + "." + suffix);
+            if (kv && kv->value.type() == ValueType::Array && blocks && *blocks && kv->value.array().size() != *blocks)
+                error(std::string(kv->key), fmt::format("has {} elements for {} blocks; llama.cpp refuses a per-layer array of another length",
+                                                        kv->value.array().size(), *blocks));
             if (!kv || kv->value.type() == ValueType::Array) return std::nullopt;
             return arch_u32(arch, suffix);
         };
@@ -142,7 +145,8 @@ struct Checker {
         for (Hyper k : a.required_keys)
             if (!m.find(hyper_key(a.name, k)))
                 error(hyper_key(a.name, k), fmt::format("is missing; llama.cpp cannot load a {} model without it", a.name));
-        if (m.tensors().empty() || !blocks) return;  // a vocabulary-only file
+        // A vocabulary-only file; or an architecture whose tensors the table does not list.
+        if (m.tensors().empty() || !blocks || a.tensors.empty()) return;
         auto has = [&](TensorRole role, std::optional<uint32_t> layer) { return m.find_tensor(tensor_name(role, layer)) != nullptr; };
         auto need = [&](TensorRole role, std::optional<uint32_t> layer, std::string_view what) {
             if (!has(role, layer))

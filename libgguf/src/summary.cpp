@@ -5,6 +5,7 @@
 #include <array>
 
 #include "gguf/file_type.h"
+#include "gguf/memory.h"
 #include "gguf/render.h"
 
 namespace gguf {
@@ -43,6 +44,31 @@ Summary summarize(const Model& model) {
     return s;
 }
 
+namespace {
+
+// What each 1,000 tokens of context add to the KV cache in f16 (gguf mem has the rest).
+std::string kv_cache_fact(const Model& m) {
+    KvPerToken k;
+    try {
+        k = kv_per_token(m);
+    } catch (const std::exception&) {
+        return "-";  // not a model whose layers the header describes
+    }
+    std::string out;
+    if (k.full_layers)
+        out = fmt::format("{} per 1,000 tokens of context (f16, {} layer{})", human_bytes(k.full_bytes_per_token * 1000), k.full_layers,
+                          k.full_layers == 1 ? "" : "s");
+    else
+        out = "none per token";
+    if (k.sliding_layers)
+        out += fmt::format("; {} sliding-window layer{} stop at the window", k.sliding_layers, k.sliding_layers == 1 ? "" : "s");
+    if (k.recurrent_layers)
+        out += fmt::format("; {} recurrent layer{} keep a fixed state", k.recurrent_layers, k.recurrent_layers == 1 ? "" : "s");
+    return out;
+}
+
+}  // namespace
+
 std::vector<Fact> facts(const Model& m, const Summary& s) {
     const File& f = m.first();
     std::vector<Fact> out;
@@ -60,6 +86,7 @@ std::vector<Fact> facts(const Model& m, const Summary& s) {
     add("file type", s.file_type ? fmt::format("{} ({})", s.file_type_name, *s.file_type) : "-");
     add("parameters", fmt::format("{} ({})", human_count(s.parameters), s.parameters));
     add("bits/weight", s.parameters ? fmt::format("{:.2f}", s.bits_per_weight) : "-");
+    add("KV cache", kv_cache_fact(m));
     return out;
 }
 

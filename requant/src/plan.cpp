@@ -435,7 +435,7 @@ std::vector<TensorPlan> plan_tensors(const Hyperparameters& shape, std::vector<c
     std::vector<TensorPlan> out;
     for (const size_t i : order) {
         const TensorInfo& info = *tensors[i];
-        TensorPlan p{entries.empty() ? nullptr : entries[i], &info, info.type, info.type, false, {}};
+        TensorPlan p{entries.empty() ? nullptr : entries[i], &info, std::string(info.name), info.type, info.type, false, {}};
         if (!o.target->copy && never_quantized(info, o.leave_output).empty()) {
             if (o.token_embd_type && is_token_embedding(info.name)) p.to = *o.token_embd_type;
             else if (o.output_type && info.name == "output.weight") p.to = *o.output_type;
@@ -462,14 +462,86 @@ std::vector<TensorPlan> plan_tensors(const Hyperparameters& shape, std::vector<c
 
 }  // namespace
 
+std::optional<uint32_t> renumbered_layer(uint32_t layer, std::span<const uint32_t> pruned) {
+    const auto below = std::lower_bound(pruned.begin(), pruned.end(), layer);
+    if (below != pruned.end() && *below == layer) return std::nullopt;
+    return layer - static_cast<uint32_t>(below - pruned.begin());
+}
+
+void prune_metadata(Writer& w, const Model& m, std::span<const uint32_t> pruned) {
+    const Hyperparameters h = shape_of(m);
+    if (pruned.empty() || h.arch.empty()) return;
+    const std::string prefix = h.arch + ".";
+    for (const KeyValue& kv : m.kvs()) {
+        if (!kv.key.starts_with(prefix) || kv.value.type() != ValueType::Array) continue;
+        const OwnedValue* v = w.find(kv.key);
+        if (!v || v->type() != ValueType::Array || v->size() != h.n_layer || v->element_type() == ValueType::Array) continue;
+        std::vector<OwnedValue> kept;
+        for (uint32_t i = 0; i < h.n_layer; ++i)
+            if (renumbered_layer(i, pruned)) kept.push_back(v->at(i));
+        w.set(std::string(kv.key), OwnedValue::array(v->element_type(), std::move(kept)));
+    }
+    const std::string count = hyper_key(h.arch, Hyper::BlockCount);
+    const auto left = static_cast<uint32_t>(h.n_layer - pruned.size());
+    // The key keeps the integer type it has (llama.cpp writes u32 either way).
+    const OwnedValue* old = w.find(count);
+    w.set(count, old && old->type() == ValueType::U64 ? OwnedValue::u64(left) : OwnedValue::u32(left));
+}
+
 std::vector<TensorPlan> plan(const Model& m, const Options& o) {
     std::vector<const TensorInfo*> infos;
     std::vector<const Model::Tensor*> entries;
-    for (const Model::Tensor& t : m.tensors()) infos.push_back(t.info), entries.push_back(&t);
-    return plan_tensors(shape_of(m), std::move(infos), entries, o);
+    if (o.prune_layers.empty()) {
+        for (const Model::Tensor& t : m.tensors()) infos.push_back(t.info), entries.push_back(&t);
+        return plan_tensors(shape_of(m), std::move(infos), entries, o);
+    }
+    // Pruning: the rules see the renumbered tensors of the smaller model; each plan then
+    // points back at the tensor it reads.
+    Hyperparameters shape = shape_of(m);
+    const std::span<const uint32_t> pruned = o.prune_layers;
+    if (!std::is_sorted(pruned.begin(), pruned.end()) || std::adjacent_find(pruned.begin(), pruned.end()) != pruned.end())
+        throw std::invalid_argument("requant::plan: prune_layers must be sorted without repeats");
+    if (pruned.back() >= shape.n_layer)
+        throw std::runtime_error(fmt::format("--prune-layers: the model has no block {} (its blocks are 0 to {})", pruned.back(),
+                                             shape.n_layer == 0 ? 0 : shape.n_layer - 1));
+    if (pruned.size() >= shape.n_layer)
+        throw std::runtime_error(fmt::format("--prune-layers: pruning all {} blocks leaves no model", shape.n_layer));
+    std::vector<std::string> names;
+    std::vector<const TensorInfo*> originals;
+    for (const Model::Tensor& t : m.tensors()) {
+        const std::optional<uint32_t> layer = layer_of(t.info->name);
+        if (!layer) {
+            names.emplace_back(t.info->name);
+        } else {
+            if (*layer >= shape.n_layer)
+                throw std::runtime_error(fmt::format("tensor '{}': block {} is past the model's {} blocks", t.info->name, *layer, shape.n_layer));
+            const std::optional<uint32_t> now = renumbered_layer(*layer, pruned);
+            if (!now) continue;
+            const std::string_view rest = t.info->name.substr(t.info->name.find('.', 4));  // after "blk.N"
+            names.push_back(fmt::format("blk.{}{}", *now, rest));
+        }
+        originals.push_back(t.info);
+        entries.push_back(&t);
+    }
+    std::vector<TensorInfo> renamed;
+    renamed.reserve(originals.size());
+    for (size_t i = 0; i < originals.size(); ++i) {
+        renamed.push_back(*originals[i]);
+        renamed.back().name = names[i];
+    }
+    for (const TensorInfo& t : renamed) infos.push_back(&t);
+    shape.n_layer -= static_cast<uint32_t>(pruned.size());
+    std::vector<TensorPlan> out = plan_tensors(shape, std::move(infos), entries, o);
+    for (TensorPlan& p : out) {
+        const auto i = static_cast<size_t>(p.info - renamed.data());
+        p.name = names[i];
+        p.info = originals[i];
+    }
+    return out;
 }
 
 std::vector<TensorPlan> plan(const Hyperparameters& shape, std::span<const TensorInfo> tensors, const Options& o) {
+    if (!o.prune_layers.empty()) throw std::invalid_argument("requant::plan: prune_layers applies to a model's file");
     std::vector<const TensorInfo*> infos;
     for (const TensorInfo& t : tensors) infos.push_back(&t);
     return plan_tensors(shape, std::move(infos), {}, o);

@@ -203,6 +203,7 @@ Report requantize(const std::filesystem::path& in, const std::filesystem::path& 
         w.set("quantize.imatrix.entries_count", OwnedValue::u32(static_cast<uint32_t>(im->size())));
         w.set("quantize.imatrix.chunks_count", OwnedValue::u32(im->chunk_count));
     }
+    prune_metadata(w, m, o.plan.prune_layers);
 
     // One writer per output file: with keep_split, part i holds input part i's tensors in
     // their order there, part 0 the metadata, and every part the split keys.
@@ -225,9 +226,9 @@ Report requantize(const std::filesystem::path& in, const std::filesystem::path& 
         if (weights && weights->size() != info.shape[0] * info.shape[2]) weights = nullptr;  // an embedding (see prepare)
         auto advanced = [&, i](uint64_t bytes) {
             done += bytes;
-            if (progress) progress({i + 1, order.size(), info.name, done, p.report.bytes_in});
+            if (progress) progress({i + 1, order.size(), t.name, done, p.report.bytes_in});
         };
-        writers[parts > 1 ? t.tensor->part : 0].add_tensor(std::string(info.name), t.to, {info.dims().begin(), info.dims().end()},
+        writers[parts > 1 ? t.tensor->part : 0].add_tensor(t.name, t.to, {info.dims().begin(), info.dims().end()},
                      [&m, &t, weights, &o, &ws, advanced](ByteSink& sink) {
                          if (t.convert()) convert(m, t, weights, o, ws, sink, advanced);
                          else copy(m, t, o, sink, advanced);

@@ -62,13 +62,39 @@ enum class Hyper : uint8_t {
 std::string_view hyper_suffix(Hyper h);                   // "attention.head_count"
 std::string hyper_key(std::string_view arch, Hyper h);    // "llama.attention.head_count"
 
+// What a layer keeps from token to token (the memory a runtime sets aside for context).
+enum class LayerState : uint8_t {
+    Attention,          // every layer: a KV cache
+    Recurrent,          // every layer: a fixed-size recurrent state (Mamba, RWKV), no KV cache
+    HybridByKvHeads,    // layers whose head_count_kv entry is 0 are recurrent, the rest attend (Jamba, Granite 4, LFM2)
+    HybridNemotron,     // head_count_kv 0 and feed_forward_length 0: recurrent; head_count_kv 0 alone: MLP only, no state
+    HybridBoth,         // every layer both attends and keeps a recurrent state (Falcon-H1)
+    HybridEveryFourth,  // layers i with (i + 1) % 4 != 0 are recurrent (Qwen3-Next)
+};
+// The recurrent state's sizes per layer, by the keys each family writes.
+enum class StateFormula : uint8_t {
+    None,
+    Ssm,        // conv: (ssm.conv_kernel - 1) x (ssm.inner_size + 2 ssm.group_count ssm.state_size); scan: ssm.state_size x ssm.inner_size
+    Rwkv,       // token shift: token_shift_count x embedding_length; wkv: embedding_length x wkv.head_size
+    ShortConv,  // shortconv.l_cache - 1 values of embedding_length, no scan state (LFM2)
+};
+
 struct Architecture {
     std::string_view name;                       // general.architecture, e.g. "llama"
     std::span<const Hyper> required_keys;        // llama.cpp refuses to load the model without them
-    std::span<const TensorRole> tensors;         // what a model of it may hold (biases aside)
+    std::span<const TensorRole> tensors;         // what a model of it may hold (biases aside); empty: not described
     bool fused_qkv = false;                      // attention as one attn_qkv tensor
     bool latent_attention = false;               // DeepSeek's MLA: q/kv through low-rank tensors
     bool experts = false;                        // a mixture-of-experts architecture
+    // Sliding-window attention: layer i slides when i % swa_period < swa_period - 1 (the last
+    // layer of each period attends to everything); 0 when no layer slides.
+    // attention.sliding_window (the window) and attention.sliding_window_pattern (a period,
+    // or one bool per layer) in the file take precedence.
+    uint8_t swa_period = 0;
+    uint32_t swa_window = 0;                     // the window when the file does not state it (0: the file must)
+    uint32_t swa_only_with_layers = 0;           // sliding only in models of this many layers (EXAONE 4's 32B); 0: always
+    LayerState state = LayerState::Attention;
+    StateFormula state_formula = StateFormula::None;
 };
 
 // Every architecture in the table, and lookup by general.architecture.

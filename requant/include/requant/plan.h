@@ -15,6 +15,7 @@
 #include "gguf/file_type.h"
 #include "gguf/model.h"
 #include "gguf/types.h"
+#include "gguf/writer.h"
 
 namespace gguf::requant {
 
@@ -43,6 +44,9 @@ struct Options {
     std::optional<TypeId> output_type, token_embd_type;
     std::vector<std::pair<std::regex, TypeId>> tensor_types;  // --tensor-type REGEX=TYPE, first match wins
     std::vector<std::string> tensor_type_patterns;            // the same patterns as text, for messages
+    // --prune-layers: these blocks (sorted, no repeats) are left out and the rest renumbered
+    // from 0 in order, as llama-quantize does; the rules then see the smaller model.
+    std::vector<uint32_t> prune_layers;
 };
 
 // What the rules look at in a model: its hyperparameters (libgguf's architecture table),
@@ -56,6 +60,7 @@ std::string never_quantized(const TensorInfo& t, bool leave_output = false);
 struct TensorPlan {
     const Model::Tensor* tensor = nullptr;  // nullptr for tensors planned outside a file
     const TensorInfo* info = nullptr;
+    std::string name;               // the name written: info->name, renumbered by prune_layers
     TypeId from = TypeId::F32;
     TypeId to = TypeId::F32;
     bool requires_imatrix = false;  // llama.cpp refuses these types without importance data
@@ -65,8 +70,17 @@ struct TensorPlan {
 
 // One plan per tensor, in the order llama.cpp's quantizer writes them (by layer, then name;
 // tensors outside blk.N first). Throws std::runtime_error for what llama.cpp refuses (a
-// tensor type without a fallback, a bad layer number in an expert tensor).
+// tensor type without a fallback, a bad layer number in an expert tensor) and for a
+// prune_layers entry the model does not have or one that would leave no block.
 std::vector<TensorPlan> plan(const Model& m, const Options& o);
+
+// --prune-layers: the new number of block `layer` (nullopt when it is pruned); and the
+// metadata a pruned model gets: block_count lowered, per-layer arrays (the architecture's
+// keys whose array has one element per block) without the pruned blocks' elements.
+// llama-quantize sets only block_count, leaving per-layer arrays a block too long for
+// llama.cpp's loader.
+std::optional<uint32_t> renumbered_layer(uint32_t layer, std::span<const uint32_t> pruned);
+void prune_metadata(Writer& w, const Model& m, std::span<const uint32_t> pruned);
 // The same for tensors not in a file yet (gguf convert): the model's hyperparameters and its
 // tensors' infos (their type the one they have before conversion). TensorPlan::tensor is
 // nullptr; TensorPlan::info points into `tensors`.
