@@ -246,6 +246,23 @@ TEST_CASE("memory: context padding, parallel sequences, unified caches, quantize
     o.embeddings = true;
     CHECK(estimate_memory(m, o).output == (1000 + 256) * 4);
 
+    // More sequences than cells: each would get none.
+    o = MemoryOptions{};
+    o.n_ctx = 256;
+    o.n_seq = 512;
+    CHECK_THROWS_WITH_AS(estimate_memory(m, o), doctest::Contains("512 sequences cannot share a context of 256 cells"), std::invalid_argument);
+    // A value past llama.cpp's 32 bits is refused naming the key, whatever its integer type.
+    const Model huge = header_model(dir, "huge.gguf", [&](Writer& w) {
+        llama_keys(w, s);
+        w.set("llama.attention.head_count_kv", OwnedValue::u64(uint64_t{1} << 63));
+    });
+    CHECK_THROWS_WITH_AS(estimate_memory(huge, MemoryOptions{}), doctest::Contains("llama.attention.head_count_kv: is not an integer from 0 to 4294967295"), Error);
+    const Model many = header_model(dir, "many.gguf", [&](Writer& w) {
+        llama_keys(w, s);
+        w.set("llama.block_count", OwnedValue::u64((uint64_t{1} << 32) + 1));
+    });
+    CHECK_THROWS_WITH_AS(estimate_memory(many, MemoryOptions{}), doctest::Contains("llama.block_count: is not an integer from 0"), Error);
+
     // A cache row that is not whole blocks is refused.
     const Model odd = header_model(dir, "odd.gguf", [&](Writer& w) {
         llama_keys(w, s);
@@ -318,6 +335,10 @@ TEST_CASE("memory: per-layer head counts, sliding-window layers by the table, by
     CHECK(e.layers[3].cache == LayerCache::Sliding);
     e = estimate_memory(gemma3("g3c.gguf", [](Writer& w) { w.set("gemma3.attention.sliding_window_pattern", OwnedValue::u32(3)); }), MemoryOptions{});
     CHECK(e.layers_with(LayerCache::Sliding) == 8);
+    // A stated window of 0: nothing slides.
+    e = estimate_memory(gemma3("g3d.gguf", [](Writer& w) { w.set("gemma3.attention.sliding_window", OwnedValue::u32(0)); }), MemoryOptions{});
+    CHECK(e.layers_with(LayerCache::Sliding) == 0);
+    CHECK(e.swa_cells == 0);
 
     // A per-layer array of the wrong length is named.
     const Model bad = gemma3("bad.gguf", [](Writer& w) {
@@ -369,6 +390,14 @@ TEST_CASE("memory: recurrent states (Mamba), hybrids by head_count_kv (Jamba), m
     });
     e = estimate_memory(jamba, MemoryOptions{});
     CHECK(e.layers_with(LayerCache::Recurrent) == 7);
+    // Without head_count_kv, it defaults to head_count as llama.cpp's does: every layer attends.
+    const Model jamba_all = header_model(dir, "jamba-all.gguf", [](Writer& w) {
+        w.set("general.architecture", OwnedValue::string("jamba"));
+        w.set("jamba.block_count", OwnedValue::u32(2));
+        w.set("jamba.embedding_length", OwnedValue::u32(512));
+        w.set("jamba.attention.head_count", OwnedValue::u32(8));
+    });
+    CHECK(estimate_memory(jamba_all, MemoryOptions{}).layers_with(LayerCache::Full) == 2);
     CHECK(e.layers[4].cache == LayerCache::Full);
     CHECK(e.kv_k == uint64_t{2 * 64} * 4096 * 2);
     CHECK(e.rs_r == 7 * uint64_t{3 * 1024} * 4);

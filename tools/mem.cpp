@@ -131,11 +131,13 @@ int run_mem(const MemOptions& o) {
     mo.swa_full = o.swa_full;
     mo.mmap = !o.no_mmap;
     mo.embeddings = o.embeddings;
-    if (!o.no_repack) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (!o.no_repack) {  // ggml's CPU backend repacks only for these on x86
         __builtin_cpu_init();
         mo.repack_avx2 = __builtin_cpu_supports("avx2");
         mo.repack_avx512 = __builtin_cpu_supports("avx512f");
     }
+#endif
     if (!mo.flash_attn && mo.type_v != TypeId::F16 && mo.type_v != TypeId::F32 && mo.type_v != TypeId::BF16)
         throw CLI::ValidationError("--cache-type-v", "a quantized V cache needs flash attention (llama.cpp refuses it with -fa off)");
     const Model m = Model::open(o.model);

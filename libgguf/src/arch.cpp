@@ -201,7 +201,9 @@ Hyperparameters read_hyperparameters(const Model& m) {
             if (v.array().empty()) return 0;
             v = *v.array().begin();
         }
-        return v.is_integer() && v.as_int() >= 0 && v.as_int() <= UINT32_MAX ? static_cast<uint32_t>(v.as_int()) : 0;
+        if (!v.is_integer()) return 0;
+        if (v.type() == ValueType::U64) return v.u64() <= UINT32_MAX ? static_cast<uint32_t>(v.u64()) : 0;  // as_int would throw
+        return v.as_int() >= 0 && v.as_int() <= UINT32_MAX ? static_cast<uint32_t>(v.as_int()) : 0;
     };
     h.n_layer = u32(H::BlockCount);
     h.n_embd = u32(H::EmbeddingLength);

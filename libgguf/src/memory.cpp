@@ -27,9 +27,12 @@ public:
         throw Error(m_.first().path(), kv.file_offset, fmt::format("{}: {}", kv.key, what));
     }
 
+    // A non-negative integer that fits llama.cpp's 32 bits.
     uint64_t integer(const KeyValue& kv, Value v) const {
-        if (!v.is_integer() || v.as_int() < 0) fail(kv, "is not a non-negative integer");
-        return static_cast<uint64_t>(v.as_int());
+        if (!v.is_integer()) fail(kv, "is not an integer");
+        if (v.type() == ValueType::U64 ? v.u64() > UINT32_MAX : v.as_int() < 0 || v.as_int() > int64_t{UINT32_MAX})
+            fail(kv, "is not an integer from 0 to 4294967295 (llama.cpp reads it as 32 bits)");
+        return v.type() == ValueType::U64 ? v.u64() : static_cast<uint64_t>(v.as_int());
     }
 
     // A scalar integer key; `fallback` when absent.
@@ -88,7 +91,10 @@ Sliding sliding_layers(const Keys& k, const Architecture* a, uint32_t n_layer) {
     const KeyValue* window = k.find("attention.sliding_window");
     s.window = static_cast<uint32_t>(window ? k.integer(*window, window->value) : a ? a->swa_window : 0);
     if (s.window == 0) {
-        if (window) k.fail(*window, "is 0, but the architecture has sliding-window layers");
+        if (window) {  // a window of 0: no layer slides (llama.cpp reads it so)
+            s.layers.assign(n_layer, false);
+            return s;
+        }
         k.missing(fmt::format("{}.attention.sliding_window is missing: the model has sliding-window layers", k.arch()));
     }
     return s;
@@ -98,13 +104,14 @@ Sliding sliding_layers(const Keys& k, const Architecture* a, uint32_t n_layer) {
 void layer_kinds(const Keys& k, const Architecture* a, uint32_t n_layer, std::vector<LayerMemory>& layers) {
     const LayerState st = a ? a->state : LayerState::Attention;
     for (uint32_t i = 0; i < n_layer; ++i) {
+        const uint64_t heads = k.at("attention.head_count", i, n_layer);  // head_count_kv defaults to it
         LayerCache c = LayerCache::Full;
         switch (st) {
             case LayerState::Attention: break;
             case LayerState::Recurrent: c = LayerCache::Recurrent; break;
-            case LayerState::HybridByKvHeads: c = k.at("attention.head_count_kv", i, n_layer) == 0 ? LayerCache::Recurrent : LayerCache::Full; break;
+            case LayerState::HybridByKvHeads: c = k.at("attention.head_count_kv", i, n_layer, heads) == 0 ? LayerCache::Recurrent : LayerCache::Full; break;
             case LayerState::HybridNemotron: {
-                const bool no_kv = k.at("attention.head_count_kv", i, n_layer) == 0;
+                const bool no_kv = k.at("attention.head_count_kv", i, n_layer, heads) == 0;
                 const bool no_ff = k.at("feed_forward_length", i, n_layer) == 0;
                 c = no_kv ? (no_ff ? LayerCache::Recurrent : LayerCache::None) : (no_ff ? LayerCache::Full : LayerCache::None);
                 break;
@@ -137,8 +144,9 @@ std::pair<uint64_t, uint64_t> state_values(const Keys& k, const Architecture* a,
 uint32_t vocabulary_size(const Model& m, const Keys& k) {
     if (const KeyValue* t = m.find("tokenizer.ggml.tokens"); t && t->value.type() == ValueType::Array)
         return static_cast<uint32_t>(t->value.array().size());
-    if (const uint64_t v = k.scalar("vocab_size")) return static_cast<uint32_t>(v);
-    if (const Model::Tensor* e = m.find_tensor("token_embd.weight")) return static_cast<uint32_t>(e->info->shape[1]);
+    if (const uint64_t v = k.scalar("vocab_size")) return static_cast<uint32_t>(v);  // at most 32 bits (Keys::integer)
+    if (const Model::Tensor* e = m.find_tensor("token_embd.weight"); e && e->info->shape[1] <= UINT32_MAX)
+        return static_cast<uint32_t>(e->info->shape[1]);
     return 0;
 }
 
@@ -217,8 +225,9 @@ MemoryEstimate estimate_memory(const Model& m, const MemoryOptions& o) {
     const Architecture* a = h.architecture;
     const KeyValue* blocks = k.find("block_count");
     if (!blocks) throw Error(path, std::nullopt, fmt::format("{}.block_count is missing", h.arch));
-    const auto n_layer = static_cast<uint32_t>(k.integer(*blocks, blocks->value));
-    if (n_layer > 4096) k.fail(*blocks, fmt::format("is {}: more blocks than any runtime loads", n_layer));
+    const uint64_t blocks_value = k.integer(*blocks, blocks->value);
+    if (blocks_value > 4096) k.fail(*blocks, fmt::format("is {}: more blocks than any runtime loads", blocks_value));
+    const auto n_layer = static_cast<uint32_t>(blocks_value);
     if (o.n_seq == 0 || o.n_ubatch == 0 || o.n_batch == 0) throw std::invalid_argument("estimate_memory: n_seq, n_batch and n_ubatch must be positive");
     for (const TypeId t : {o.type_k, o.type_v})
         if (type_info(t).block_size == 0) throw std::invalid_argument("estimate_memory: a retired cache type");
@@ -238,6 +247,8 @@ MemoryEstimate estimate_memory(const Model& m, const MemoryOptions& o) {
     uint64_t n_ctx_seq = n_ctx;
     if (!o.kv_unified) {
         n_ctx_seq = pad_to(n_ctx / o.n_seq, 256);
+        if (n_ctx_seq == 0)
+            throw std::invalid_argument(fmt::format("{} sequences cannot share a context of {} cells: each would get none", o.n_seq, n_ctx));
         n_ctx = n_ctx_seq * o.n_seq;
     }
     if (n_ctx > std::numeric_limits<uint32_t>::max()) throw std::invalid_argument("estimate_memory: the context does not fit 32 bits");

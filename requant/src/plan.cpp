@@ -472,8 +472,12 @@ void prune_metadata(Writer& w, const Model& m, std::span<const uint32_t> pruned)
     const Hyperparameters h = shape_of(m);
     if (pruned.empty() || h.arch.empty()) return;
     const std::string prefix = h.arch + ".";
+    // The keys llama.cpp reads with one element per block.
+    static constexpr std::string_view kPerLayer[] = {"feed_forward_length", "attention.head_count", "attention.head_count_kv",
+                                                     "attention.sliding_window_pattern"};
     for (const KeyValue& kv : m.kvs()) {
         if (!kv.key.starts_with(prefix) || kv.value.type() != ValueType::Array) continue;
+        if (std::find(std::begin(kPerLayer), std::end(kPerLayer), kv.key.substr(prefix.size())) == std::end(kPerLayer)) continue;
         const OwnedValue* v = w.find(kv.key);
         if (!v || v->type() != ValueType::Array || v->size() != h.n_layer || v->element_type() == ValueType::Array) continue;
         std::vector<OwnedValue> kept;
@@ -497,7 +501,7 @@ std::vector<TensorPlan> plan(const Model& m, const Options& o) {
     }
     // Pruning: the rules see the renumbered tensors of the smaller model; each plan then
     // points back at the tensor it reads.
-    Hyperparameters shape = shape_of(m);
+    const Hyperparameters shape = shape_of(m);
     const std::span<const uint32_t> pruned = o.prune_layers;
     if (!std::is_sorted(pruned.begin(), pruned.end()) || std::adjacent_find(pruned.begin(), pruned.end()) != pruned.end())
         throw std::invalid_argument("requant::plan: prune_layers must be sorted without repeats");
@@ -530,7 +534,8 @@ std::vector<TensorPlan> plan(const Model& m, const Options& o) {
         renamed.back().name = names[i];
     }
     for (const TensorInfo& t : renamed) infos.push_back(&t);
-    shape.n_layer -= static_cast<uint32_t>(pruned.size());
+    // llama.cpp's quantizer counts attn_v tensors in the pruned model but sizes its
+    // feed-forward rules (and the 70B case) by the original block count: `shape` keeps it.
     std::vector<TensorPlan> out = plan_tensors(shape, std::move(infos), entries, o);
     for (TensorPlan& p : out) {
         const auto i = static_cast<size_t>(p.info - renamed.data());

@@ -69,6 +69,13 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
             throw std::runtime_error(fmt::format("tensor '{}' becomes {}, which needs an importance matrix{}", info.name, to,
                                                  im ? " entry for it, and the matrix has none" : " (--imatrix FILE)"));
     }
+    if (!o.plan.prune_layers.empty()) {
+        const Hyperparameters h = shape_of(m);
+        for (const char* key : {"leading_dense_block_count", "nextn_predict_layers"})
+            if (m.find(h.arch + "." + key))
+                p.report.warnings.push_back(fmt::format("{}.{} counts blocks by position and is kept as it is; check it still holds "
+                                                        "for the pruned model", h.arch, key));
+    }
     if (im) {
         size_t unused = 0;
         for (const auto& [name, entry] : im->entries())

@@ -70,9 +70,10 @@ struct MemoryEstimate {
     uint64_t total() const { return weight_bytes() + kv_k + kv_v + rs_r + rs_s + output + compute; }
 };
 
-// Throws gguf::Error naming the key for a model whose header does not say what the
-// estimate needs (no block_count, an array of the wrong length, a cache type that cannot
-// hold a row).
+// Throws gguf::Error naming the file and key for a model whose header does not say what
+// the estimate needs (no block_count, an array of the wrong length, a value past 32 bits),
+// std::invalid_argument for options that cannot hold (a cache type whose blocks do not
+// divide a K or V row, more sequences than cells).
 MemoryEstimate estimate_memory(const Model& m, const MemoryOptions& o);
 
 // The KV cache one token of context takes in f16 in the layers that attend to the whole

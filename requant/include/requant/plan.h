@@ -45,7 +45,8 @@ struct Options {
     std::vector<std::pair<std::regex, TypeId>> tensor_types;  // --tensor-type REGEX=TYPE, first match wins
     std::vector<std::string> tensor_type_patterns;            // the same patterns as text, for messages
     // --prune-layers: these blocks (sorted, no repeats) are left out and the rest renumbered
-    // from 0 in order, as llama-quantize does; the rules then see the smaller model.
+    // from 0 in order, as llama-quantize does; its rules then count the attn_v tensors left
+    // but size the feed-forward rules by the original block count.
     std::vector<uint32_t> prune_layers;
 };
 
@@ -75,8 +76,9 @@ struct TensorPlan {
 std::vector<TensorPlan> plan(const Model& m, const Options& o);
 
 // --prune-layers: the new number of block `layer` (nullopt when it is pruned); and the
-// metadata a pruned model gets: block_count lowered, per-layer arrays (the architecture's
-// keys whose array has one element per block) without the pruned blocks' elements.
+// metadata a pruned model gets: block_count lowered, per-layer arrays (feed_forward_length,
+// attention.head_count, head_count_kv, sliding_window_pattern as one element per block)
+// without the pruned blocks' elements.
 // llama-quantize sets only block_count, leaving per-layer arrays a block too long for
 // llama.cpp's loader.
 std::optional<uint32_t> renumbered_layer(uint32_t layer, std::span<const uint32_t> pruned);
