@@ -568,7 +568,7 @@ TEST_CASE("a mistyped command names itself and the closest command; gguf help CM
     CHECK(r.err.find("'shwo' is not a 'gguf imatrix' command. Did you mean 'show'?") != std::string::npos);
     r = run_gguf("frobnicate");
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, split, merge, diff, edit, mem, imatrix") != std::string::npos);
+    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, split, merge, diff, edit, mem, compress, decompress, imatrix") != std::string::npos);
     r = run_gguf("help requant");
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--imatrix") != std::string::npos);
@@ -1622,7 +1622,14 @@ TEST_CASE("gguf mem: the KV cache, output buffer and weights of the demo model, 
         CHECK(r.out.find(line) != std::string::npos);
     }
     CHECK(run_gguf("mem --help").out.find("--cache-type-k") != std::string::npos);
-    // The summary line of gguf inspect.
+    // The summary line of gguf inspect, and its JSON.
+    r = run_gguf("inspect --json --no-kv --no-tensors " + model);
+    j = parse_json(p, r.out);
+    CHECK(uint64_t(j["kv_cache"]["f16_bytes_per_token"]) == layers * kv_values * 2 * 2);
+    CHECK(uint64_t(j["kv_cache"]["full_layers"]) == layers);
+    r = run_gguf("inspect --json --no-kv --no-tensors " + fx()("all-value-types.gguf"));
+    j = parse_json(p, r.out);
+    CHECK(j["kv_cache"].is_null());
     r = run_gguf("inspect --no-kv --no-tensors " + model);
     CHECK(r.out.find(fmt::format("KV cache      {} per 1,000 tokens of context (f16, {} layers)",
                                  gguf::human_bytes(layers * kv_values * 2 * 2 * 1000), layers)) != std::string::npos);
@@ -1673,4 +1680,46 @@ TEST_CASE("gguf requant --prune-layers: blocks left out and renumbered, block_co
     r = run_gguf("requant " + in + " " + out + " --type q8_0 --prune-layers 99");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("the model has no block 99") != std::string::npos);
+}
+
+TEST_CASE("gguf compress / decompress: the original bytes back; --plain files decode with zstd -d; damage and non-GGUF input refused") {
+    test::TempDir d;
+    const std::string in = fx()("demo-llama-f16.gguf");
+    const std::vector<uint8_t> original = test::read_bytes(fx().dir / "demo-llama-f16.gguf");
+    const std::string packed = shell_quote((d / "m.gguf.zst").string());
+    auto r = run_gguf("compress " + in + " " + packed + " --frame-size 8192");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out.find("byte-grouped") != std::string::npos);
+    r = run_gguf("decompress " + packed + " -q");  // default output: the name without .zst
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(test::read_bytes(d / "m.gguf") == original);
+    r = run_gguf("decompress " + packed + " " + shell_quote((d / "m.gguf").string()));
+    CHECK(r.exit_code == 0);  // replacing an earlier output is fine
+
+    r = run_gguf("compress --plain -q " + in + " " + shell_quote((d / "p.gguf.zst").string()));
+    REQUIRE(r.exit_code == 0);
+    if (std::system("zstd --version > /dev/null 2>&1") == 0) {
+        REQUIRE(std::system(("zstd -d -q -f " + shell_quote((d / "p.gguf.zst").string()) + " -o " + shell_quote((d / "p.gguf").string())).c_str()) == 0);
+        CHECK(test::read_bytes(d / "p.gguf") == original);
+    } else {
+        MESSAGE("zstd is not installed: the zstd -d check of a --plain file did not run");
+    }
+
+    // Damage: a byte of the compressed data flipped; nothing is written.
+    std::vector<uint8_t> bytes = test::read_bytes(d / "m.gguf.zst");
+    bytes[bytes.size() / 3] ^= 0x40;
+    test::write_bytes(d / "bad.gguf.zst", bytes);
+    r = run_gguf("decompress " + shell_quote((d / "bad.gguf.zst").string()) + " " + shell_quote((d / "bad.gguf").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("bad.gguf.zst") != std::string::npos);
+    CHECK(r.err.find("is damaged") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(d / "bad.gguf"));
+    r = run_gguf("compress " + fx()("malformed/lying-kv-count.gguf") + " " + shell_quote((d / "x.zst").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("lying-kv-count.gguf") != std::string::npos);
+    r = run_gguf("decompress " + in + " " + shell_quote((d / "y.gguf").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("not a .gguf.zst") != std::string::npos);
+    r = run_gguf("compress --level 40 " + in + " " + shell_quote((d / "z.zst").string()));
+    CHECK(r.exit_code == 2);
 }

@@ -15,6 +15,7 @@
 #include "diff.h"
 #include "edit.h"
 #include "mem.h"
+#include "compress.h"
 #include "bench.h"
 #include "error.h"
 #include "evaluate.h"
@@ -108,6 +109,8 @@ int main(int argc, char** argv) {
     gguf::tools::add_diff(app, run);
     gguf::tools::add_edit(app, run);
     gguf::tools::add_mem(app, run);
+    gguf::tools::add_compress(app, run);
+    gguf::tools::add_decompress(app, run);
     gguf::tools::add_imatrix(app, run);
     gguf::tools::add_bench(app, run);
     gguf::tools::add_tokenize(app, run);

@@ -44,6 +44,10 @@ public:
 // Produces a tensor's bytes when the writer reaches it; must write exactly its byte size.
 using TensorSource = std::function<void(ByteSink&)>;
 
+// Streams what `produce` writes into a temporary file beside `path`, then renames it into
+// place; on any failure the temporary file is removed and nothing appears at `path`.
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(ByteSink&)>& produce);
+
 class Writer {
 public:
     explicit Writer(WriteOptions options = {});

@@ -1,0 +1,222 @@
+// .gguf.zst (gguf/zst.h): lossless round trips, reads of any range, zstd's seekable layout,
+// byte grouping's gain on realistic BF16 weights, and damaged containers refused with the
+// frame named.
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+#include <zstd.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "fixtures.h"
+#include "gguf/error.h"
+#include "gguf/file.h"
+#include "gguf/writer.h"
+#include "gguf/zst.h"
+#include "support.h"
+
+using namespace gguf;
+
+namespace {
+
+uint32_t u32_at(const std::vector<uint8_t>& b, size_t at) {
+    return uint32_t{b[at]} | uint32_t{b[at + 1]} << 8 | uint32_t{b[at + 2]} << 16 | uint32_t{b[at + 3]} << 24;
+}
+
+// A model whose weights look like a trained one's: normal values of a layer-dependent spread
+// (heavier tails mixed in), stored in BF16 (or F16); norms near 1 in F32.
+Writer realistic_model(TypeId type, uint64_t width, uint32_t layers, std::vector<std::vector<uint8_t>>& keep) {
+    Writer w;
+    w.set("general.architecture", OwnedValue::string("llama"));
+    w.set("llama.block_count", OwnedValue::u32(layers));
+    std::mt19937_64 rng(7);
+    auto matrix = [&](const std::string& name, uint64_t cols, uint64_t rows, float sigma) {
+        std::normal_distribution<float> normal(0.0f, sigma);
+        std::student_t_distribution<float> tails(3.0f);
+        std::vector<uint8_t> bytes(cols * rows * 2);
+        for (uint64_t i = 0; i < cols * rows; ++i) {
+            const float v = i % 97 == 0 ? sigma * tails(rng) : normal(rng);
+            uint32_t bits;
+            std::memcpy(&bits, &v, 4);
+            uint16_t h;
+            if (type == TypeId::BF16) {
+                h = static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+            } else {
+                const _Float16 f = static_cast<_Float16>(v);
+                std::memcpy(&h, &f, 2);
+            }
+            std::memcpy(bytes.data() + 2 * i, &h, 2);
+        }
+        keep.push_back(std::move(bytes));
+        w.add_tensor(name, type, {cols, rows}, keep.back());
+    };
+    auto norm = [&](const std::string& name, uint64_t n) {
+        std::normal_distribution<float> normal(1.0f, 0.05f);
+        std::vector<uint8_t> bytes(n * 4);
+        for (uint64_t i = 0; i < n; ++i) {
+            const float v = normal(rng);
+            std::memcpy(bytes.data() + 4 * i, &v, 4);
+        }
+        keep.push_back(std::move(bytes));
+        w.add_tensor(name, TypeId::F32, {n}, keep.back());
+    };
+    matrix("token_embd.weight", width, 512, 0.02f);
+    for (uint32_t l = 0; l < layers; ++l) {
+        norm(fmt::format("blk.{}.attn_norm.weight", l), width);
+        matrix(fmt::format("blk.{}.attn_q.weight", l), width, width, 0.03f / std::sqrt(1.0f + static_cast<float>(l)));
+        matrix(fmt::format("blk.{}.ffn_up.weight", l), width, 2 * width, 0.025f);
+    }
+    norm("output_norm.weight", width);
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("zst: every fixture model round-trips byte for byte, grouped or plain, at any thread count; any range reads back") {
+    test::TempDir dir;
+    fixtures::write_all(dir.path());
+    for (const char* name : {"demo-llama-f16.gguf", "demo-llama-f32.gguf", "demo-llama-mixed.gguf", "all-value-types.gguf", "all-value-types-be.gguf"}) {
+        CAPTURE(name);
+        const std::vector<uint8_t> original = test::read_bytes(dir / name);
+        for (const bool grouped : {true, false}) {
+            for (const int threads : {1, 2}) {
+                zst::CompressOptions o;
+                o.group_bytes = grouped;
+                o.threads = threads;
+                o.frame_bytes = 8192;  // several frames per tensor
+                const auto packed = dir / fmt::format("{}.{}{}.zst", name, grouped, threads);
+                const zst::Report r = zst::compress(dir / name, packed, o);
+                CHECK(r.bytes_in == original.size());
+                CHECK(r.bytes_out == std::filesystem::file_size(packed));
+                const zst::Container c = zst::Container::open(packed);
+                CHECK(c.original_size() == original.size());
+                const File f = File::open((dir / name).string());
+                REQUIRE(!c.frames().empty());
+                CHECK(c.frames()[0].offset == 0);
+                CHECK(c.frames()[0].size == f.data_section_offset());  // the header alone
+                for (const zst::Frame& fr : c.frames().subspan(1)) {  // the header is one frame whatever its size
+                    CHECK(fr.size <= 8192);
+                    if (!grouped) CHECK(fr.group == 1);
+                }
+                if (grouped && std::string(name).starts_with("demo-llama-f"))
+                    CHECK(r.grouped_frames > 0);
+                // Restored whole, and read in odd ranges.
+                zst::decompress(packed, dir / "restored.gguf", threads);
+                CHECK(test::read_bytes(dir / "restored.gguf") == original);
+                std::mt19937 rng(3);
+                for (int k = 0; k < 50; ++k) {
+                    const uint64_t at = rng() % original.size();
+                    const uint64_t n = std::min<uint64_t>(original.size() - at, rng() % 20000);
+                    std::vector<uint8_t> got(n);
+                    c.read(at, got);
+                    CHECK(std::equal(got.begin(), got.end(), original.begin() + static_cast<ptrdiff_t>(at)));
+                }
+            }
+        }
+        // The same bytes whatever the thread count.
+        CHECK(test::read_bytes(dir / fmt::format("{}.{}{}.zst", name, true, 1)) == test::read_bytes(dir / fmt::format("{}.{}{}.zst", name, true, 2)));
+    }
+}
+
+TEST_CASE("zst: the layout is zstd's seekable format; a plain container is an ordinary zstd stream of the file") {
+    test::TempDir dir;
+    fixtures::write_all(dir.path());
+    const std::vector<uint8_t> original = test::read_bytes(dir / "demo-llama-f16.gguf");
+    zst::CompressOptions o;
+    o.group_bytes = false;
+    o.frame_bytes = 16384;
+    zst::compress(dir / "demo-llama-f16.gguf", dir / "p.zst", o);
+    const std::vector<uint8_t> b = test::read_bytes(dir / "p.zst");
+    // The footer: frame count, descriptor with checksums, the seekable magic.
+    REQUIRE(b.size() > 17);
+    CHECK(u32_at(b, b.size() - 4) == 0x8F92EAB1u);
+    CHECK(b[b.size() - 5] == 0x80);
+    const uint32_t frames = u32_at(b, b.size() - 9);
+    const size_t table = frames * 12 + 9;
+    CHECK(u32_at(b, b.size() - table - 8) == 0x184D2A5Eu);
+    CHECK(u32_at(b, b.size() - table - 4) == table);
+    // libzstd decodes the whole container (skippable frames skipped) to the original file.
+    std::vector<uint8_t> out(original.size() + 1);
+    const size_t n = ZSTD_decompress(out.data(), out.size(), b.data(), b.size());
+    REQUIRE_FALSE(ZSTD_isError(n));
+    out.resize(n);
+    CHECK(out == original);
+    // Each entry's sizes match the frame it describes.
+    size_t at = 0;
+    for (uint32_t i = 0; i < frames; ++i) {
+        const size_t entry = b.size() - table - 8 + 8 + i * 12;
+        CHECK(ZSTD_findFrameCompressedSize(b.data() + at, b.size() - at) == u32_at(b, entry));
+        CHECK(ZSTD_getFrameContentSize(b.data() + at, b.size() - at) == u32_at(b, entry + 4));
+        at += u32_at(b, entry);
+    }
+}
+
+TEST_CASE("zst: byte grouping makes a realistic BF16 model at least 30% smaller, and 10% smaller than plain zstd -3 of the file") {
+    test::TempDir dir;
+    std::vector<std::vector<uint8_t>> keep;
+    realistic_model(TypeId::BF16, 512, 4, keep).write(dir / "bf16.gguf");
+    const std::vector<uint8_t> original = test::read_bytes(dir / "bf16.gguf");
+    zst::CompressOptions o;
+    o.threads = 2;
+    const zst::Report r = zst::compress(dir / "bf16.gguf", dir / "bf16.gguf.zst", o);
+    std::vector<uint8_t> plain(ZSTD_compressBound(original.size()));
+    const size_t p = ZSTD_compress(plain.data(), plain.size(), original.data(), original.size(), 3);
+    REQUIRE_FALSE(ZSTD_isError(p));
+    const double ratio = static_cast<double>(r.bytes_out) / static_cast<double>(original.size());
+    const double vs_zstd = static_cast<double>(r.bytes_out) / static_cast<double>(p);
+    MESSAGE(fmt::format("BF16 model {} bytes: .gguf.zst {} ({:.1f}%), zstd -3 {} ({:.1f}%)", original.size(), r.bytes_out, 100 * ratio, p,
+                        100.0 * static_cast<double>(p) / static_cast<double>(original.size())));
+    CHECK(ratio <= 0.70);
+    CHECK(vs_zstd <= 0.90);
+    zst::decompress(dir / "bf16.gguf.zst", dir / "back.gguf");
+    CHECK(test::read_bytes(dir / "back.gguf") == original);
+}
+
+TEST_CASE("zst: damaged, truncated or foreign containers are refused naming the file, the offset and the frame") {
+    test::TempDir dir;
+    fixtures::write_all(dir.path());
+    zst::CompressOptions o;
+    o.frame_bytes = 16384;
+    zst::compress(dir / "demo-llama-f16.gguf", dir / "ok.zst", o);
+    const std::vector<uint8_t> good = test::read_bytes(dir / "ok.zst");
+    const zst::Container c = zst::Container::open(dir / "ok.zst");
+    REQUIRE(c.frames().size() > 3);
+    const zst::Frame f = c.frames()[2];
+
+    // A flipped byte inside frame 2's compressed data.
+    std::vector<uint8_t> bad = good;
+    bad[f.at + f.compressed / 2] ^= 0x55;
+    test::write_bytes(dir / "flipped.zst", bad);
+    const zst::Container flipped = zst::Container::open(dir / "flipped.zst");
+    std::vector<uint8_t> out(f.size);
+    const std::string named = fmt::format("frame 2 (original bytes {} to {}) is damaged", f.offset, f.offset + f.size);
+    CHECK_THROWS_WITH_AS(flipped.read_frame(2, out), doctest::Contains(named.c_str()), Error);
+    CHECK_THROWS_AS(zst::decompress(dir / "flipped.zst", dir / "never.gguf"), Error);
+    CHECK_FALSE(std::filesystem::exists(dir / "never.gguf"));
+
+    // Truncated: no seek table at the end.
+    bad.assign(good.begin(), good.begin() + static_cast<ptrdiff_t>(good.size() / 2));
+    test::write_bytes(dir / "cut.zst", bad);
+    CHECK_THROWS_WITH_AS(zst::Container::open(dir / "cut.zst"), doctest::Contains("no seek table at the end"), Error);
+    // A seek table entry claiming a larger frame.
+    bad = good;
+    const size_t table = c.frames().size() * 12 + 9;
+    bad[good.size() - table + 2 * 12] ^= 0x01;  // entry 2's compressed size
+    test::write_bytes(dir / "table.zst", bad);
+    CHECK_THROWS_AS(zst::Container::open(dir / "table.zst").read_frame(2, out), Error);
+    // The seek table's checksum for a frame differs from the frame's own.
+    bad = good;
+    bad[good.size() - table + 2 * 12 + 8] ^= 0x01;
+    test::write_bytes(dir / "sum.zst", bad);
+    CHECK_THROWS_WITH_AS(zst::Container::open(dir / "sum.zst").read_frame(2, out), doctest::Contains("checksum differs"), Error);
+    // Not a container.
+    CHECK_THROWS_WITH_AS(zst::Container::open(dir / "demo-llama-f16.gguf"), doctest::Contains("does not start with a zstd frame"), Error);
+    CHECK_FALSE(zst::looks_compressed(dir / "demo-llama-f16.gguf"));
+    CHECK(zst::looks_compressed(dir / "ok.zst"));
+    // Bad options.
+    o.level = 99;
+    CHECK_THROWS_AS(zst::compress(dir / "demo-llama-f16.gguf", dir / "x.zst", o), std::invalid_argument);
+    CHECK_THROWS_AS(zst::compress(dir / "demo-llama-f16.gguf", dir / "demo-llama-f16.gguf", zst::CompressOptions{}), Error);
+}
