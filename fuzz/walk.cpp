@@ -12,6 +12,7 @@
 #include "gguf/render.h"
 #include "gguf/summary.h"
 #include "gguf/writer.h"
+#include "gguf/zst.h"
 #include "kernels/check.h"
 #include "quant/quant.h"
 
@@ -139,6 +140,32 @@ void check_and_dequantize(const uint8_t* data, size_t size) {
     uint64_t nonfinite = 0;
     for (float x : out) nonfinite += !std::isfinite(x);
     g_sink = g_sink + nonfinite;
+}
+
+void read_container(const uint8_t* data, size_t size) {
+    const std::span<const uint8_t> bytes(data, size);
+    try {
+        const zst::Container c = zst::Container::from_bytes(bytes, "input");
+        uint64_t offset = 0;
+        for (const zst::Frame& f : c.frames()) {
+            if (f.offset != offset) fail("frames do not follow each other in the original file");
+            if (f.at + f.compressed > size) fail("a frame lies past the container");
+            offset += f.size;
+        }
+        if (offset != c.original_size()) fail("the frames' sizes do not add up to the original size");
+        // Each frame that a harness can afford (the seek table may claim gigabytes).
+        std::vector<uint8_t> out;
+        for (size_t i = 0; i < c.frames().size() && i < 64; ++i) {
+            if (c.frames()[i].size > (size_t{1} << 22)) continue;
+            out.resize(c.frames()[i].size);
+            try {
+                c.read_frame(i, out);
+                for (uint8_t b : out) g_sink = g_sink + b;
+            } catch (const Error&) {
+            }
+        }
+    } catch (const Error&) {
+    }
 }
 
 }  // namespace gguf::fuzz

@@ -17,4 +17,9 @@ void open_and_walk(const uint8_t* data, size_t size);
 // threads, which must agree) and dequantize over the whole blocks.
 void check_and_dequantize(const uint8_t* data, size_t size);
 
+// Any bytes as a .gguf.zst: the seek table and index read, and each frame of at most 4 MiB
+// decompressed (checksums checked). gguf::Error on bad input is the expected outcome;
+// frames out of order or past the container abort.
+void read_container(const uint8_t* data, size_t size);
+
 }  // namespace gguf::fuzz

@@ -1,5 +1,7 @@
 #include "support.h"
 
+#include <fmt/format.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,5 +90,52 @@ RunResult run_gguf(const std::string& args) {
     };
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text("out"), text("err")};
 }
+
+gguf::Writer realistic_model(gguf::TypeId type, uint64_t width, uint32_t layers, std::vector<std::vector<uint8_t>>& keep) {
+    using namespace gguf;
+    Writer w;
+    w.set("general.architecture", OwnedValue::string("llama"));
+    w.set("llama.block_count", OwnedValue::u32(layers));
+    std::mt19937_64 rng(7);
+    auto matrix = [&](const std::string& name, uint64_t cols, uint64_t rows, float sigma) {
+        std::normal_distribution<float> normal(0.0f, sigma);
+        std::student_t_distribution<float> tails(3.0f);
+        std::vector<uint8_t> bytes(cols * rows * 2);
+        for (uint64_t i = 0; i < cols * rows; ++i) {
+            const float v = i % 97 == 0 ? sigma * tails(rng) : normal(rng);
+            uint32_t bits;
+            std::memcpy(&bits, &v, 4);
+            uint16_t h;
+            if (type == TypeId::BF16) {
+                h = static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+            } else {
+                const _Float16 f = static_cast<_Float16>(v);
+                std::memcpy(&h, &f, 2);
+            }
+            std::memcpy(bytes.data() + 2 * i, &h, 2);
+        }
+        keep.push_back(std::move(bytes));
+        w.add_tensor(name, type, {cols, rows}, keep.back());
+    };
+    auto norm = [&](const std::string& name, uint64_t n) {
+        std::normal_distribution<float> normal(1.0f, 0.05f);
+        std::vector<uint8_t> bytes(n * 4);
+        for (uint64_t i = 0; i < n; ++i) {
+            const float v = normal(rng);
+            std::memcpy(bytes.data() + 4 * i, &v, 4);
+        }
+        keep.push_back(std::move(bytes));
+        w.add_tensor(name, TypeId::F32, {n}, keep.back());
+    };
+    matrix("token_embd.weight", width, 512, 0.02f);
+    for (uint32_t l = 0; l < layers; ++l) {
+        norm(fmt::format("blk.{}.attn_norm.weight", l), width);
+        matrix(fmt::format("blk.{}.attn_q.weight", l), width, width, 0.03f / std::sqrt(1.0f + static_cast<float>(l)));
+        matrix(fmt::format("blk.{}.ffn_up.weight", l), width, 2 * width, 0.025f);
+    }
+    norm("output_norm.weight", width);
+    return w;
+}
+
 
 }  // namespace test

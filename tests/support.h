@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "gguf/writer.h"
+
 namespace test {
 
 // A fresh folder under the system temp dir, removed with everything in it at scope exit.
@@ -61,5 +63,11 @@ template <class F> double median_ns(int runs, F f) {
     return t[t.size() / 2];
 }
 std::string shell_quote(const std::string& s);
+
+// A llama model whose weights look like a trained one's: normal values (every 97th from a
+// heavier-tailed t distribution) of a spread that varies by layer, in `type` (BF16 or F16),
+// norms near 1 in F32; token_embd has 512 rows, each block attn_q (width x width) and
+// ffn_up (width x 2 width). The tensors' bytes live in `keep`.
+gguf::Writer realistic_model(gguf::TypeId type, uint64_t width, uint32_t layers, std::vector<std::vector<uint8_t>>& keep);
 
 }  // namespace test

@@ -1722,4 +1722,21 @@ TEST_CASE("gguf compress / decompress: the original bytes back; --plain files de
     CHECK(r.err.find("not a .gguf.zst") != std::string::npos);
     r = run_gguf("compress --level 40 " + in + " " + shell_quote((d / "z.zst").string()));
     CHECK(r.exit_code == 2);
+
+    // The other commands take a .gguf.zst as they take the file: inspect, mem, check (the
+    // damaged tensor named), requant (the same output).
+    auto plain = run_gguf("inspect --json " + in), zst = run_gguf("inspect --json " + packed);
+    REQUIRE(zst.exit_code == 0);
+    simdjson::dom::parser p1, p2;
+    CHECK(uint64_t(parse_json(p1, zst.out)["tensor_count"]) == uint64_t(parse_json(p2, plain.out)["tensor_count"]));
+    CHECK(run_gguf("mem " + packed).exit_code == 0);
+    r = run_gguf("check " + packed);
+    CHECK(r.exit_code == 0);
+    r = run_gguf("check " + shell_quote((d / "bad.gguf.zst").string()));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("tensor '") != std::string::npos);
+    CHECK(r.err.find("is damaged") != std::string::npos);
+    REQUIRE(run_gguf("requant -q " + packed + " " + shell_quote((d / "a.gguf").string()) + " --type q8_0").exit_code == 0);
+    REQUIRE(run_gguf("requant -q " + in + " " + shell_quote((d / "b.gguf").string()) + " --type q8_0").exit_code == 0);
+    CHECK(test::read_bytes(d / "a.gguf") == test::read_bytes(d / "b.gguf"));
 }

@@ -33,6 +33,17 @@ TEST_CASE("every file in tests/corpus/open goes through the open-and-walk harnes
     }
 }
 
+TEST_CASE("every file in tests/corpus/zst goes through the container harness") {
+    const auto files = files_in(kCorpus / "zst");
+    MESSAGE(files.size() << " corpus files");
+    CHECK(files.size() >= 30);
+    for (const auto& p : files) {
+        CAPTURE(p.filename().string());
+        const std::vector<uint8_t> b = test::read_bytes(p);
+        gguf::fuzz::read_container(b.data(), b.size());
+    }
+}
+
 TEST_CASE("every file in tests/corpus/data goes through the data-check harness") {
     const auto files = files_in(kCorpus / "data");
     MESSAGE(files.size() << " corpus files");

@@ -25,53 +25,6 @@ uint32_t u32_at(const std::vector<uint8_t>& b, size_t at) {
     return uint32_t{b[at]} | uint32_t{b[at + 1]} << 8 | uint32_t{b[at + 2]} << 16 | uint32_t{b[at + 3]} << 24;
 }
 
-// A model whose weights look like a trained one's: normal values of a layer-dependent spread
-// (heavier tails mixed in), stored in BF16 (or F16); norms near 1 in F32.
-Writer realistic_model(TypeId type, uint64_t width, uint32_t layers, std::vector<std::vector<uint8_t>>& keep) {
-    Writer w;
-    w.set("general.architecture", OwnedValue::string("llama"));
-    w.set("llama.block_count", OwnedValue::u32(layers));
-    std::mt19937_64 rng(7);
-    auto matrix = [&](const std::string& name, uint64_t cols, uint64_t rows, float sigma) {
-        std::normal_distribution<float> normal(0.0f, sigma);
-        std::student_t_distribution<float> tails(3.0f);
-        std::vector<uint8_t> bytes(cols * rows * 2);
-        for (uint64_t i = 0; i < cols * rows; ++i) {
-            const float v = i % 97 == 0 ? sigma * tails(rng) : normal(rng);
-            uint32_t bits;
-            std::memcpy(&bits, &v, 4);
-            uint16_t h;
-            if (type == TypeId::BF16) {
-                h = static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-            } else {
-                const _Float16 f = static_cast<_Float16>(v);
-                std::memcpy(&h, &f, 2);
-            }
-            std::memcpy(bytes.data() + 2 * i, &h, 2);
-        }
-        keep.push_back(std::move(bytes));
-        w.add_tensor(name, type, {cols, rows}, keep.back());
-    };
-    auto norm = [&](const std::string& name, uint64_t n) {
-        std::normal_distribution<float> normal(1.0f, 0.05f);
-        std::vector<uint8_t> bytes(n * 4);
-        for (uint64_t i = 0; i < n; ++i) {
-            const float v = normal(rng);
-            std::memcpy(bytes.data() + 4 * i, &v, 4);
-        }
-        keep.push_back(std::move(bytes));
-        w.add_tensor(name, TypeId::F32, {n}, keep.back());
-    };
-    matrix("token_embd.weight", width, 512, 0.02f);
-    for (uint32_t l = 0; l < layers; ++l) {
-        norm(fmt::format("blk.{}.attn_norm.weight", l), width);
-        matrix(fmt::format("blk.{}.attn_q.weight", l), width, width, 0.03f / std::sqrt(1.0f + static_cast<float>(l)));
-        matrix(fmt::format("blk.{}.ffn_up.weight", l), width, 2 * width, 0.025f);
-    }
-    norm("output_norm.weight", width);
-    return w;
-}
-
 }  // namespace
 
 TEST_CASE("zst: every fixture model round-trips byte for byte, grouped or plain, at any thread count; any range reads back") {
@@ -156,7 +109,7 @@ TEST_CASE("zst: the layout is zstd's seekable format; a plain container is an or
 TEST_CASE("zst: byte grouping makes a realistic BF16 model at least 30% smaller, and 10% smaller than plain zstd -3 of the file") {
     test::TempDir dir;
     std::vector<std::vector<uint8_t>> keep;
-    realistic_model(TypeId::BF16, 512, 4, keep).write(dir / "bf16.gguf");
+    test::realistic_model(TypeId::BF16, 512, 4, keep).write(dir / "bf16.gguf");
     const std::vector<uint8_t> original = test::read_bytes(dir / "bf16.gguf");
     zst::CompressOptions o;
     o.threads = 2;
@@ -219,4 +172,58 @@ TEST_CASE("zst: damaged, truncated or foreign containers are refused naming the 
     o.level = 99;
     CHECK_THROWS_AS(zst::compress(dir / "demo-llama-f16.gguf", dir / "x.zst", o), std::invalid_argument);
     CHECK_THROWS_AS(zst::compress(dir / "demo-llama-f16.gguf", dir / "demo-llama-f16.gguf", zst::CompressOptions{}), Error);
+}
+
+TEST_CASE("zst: File::open reads a .gguf.zst as the original file: the same header, every tensor's bytes; a damaged frame names its tensor") {
+    test::TempDir dir;
+    fixtures::write_all(dir.path());
+    for (const char* name : {"demo-llama-mixed.gguf", "demo-llama-f32.gguf", "all-value-types-be.gguf"}) {
+        for (const bool grouped : {true, false}) {
+            CAPTURE(name);
+            CAPTURE(grouped);
+            zst::CompressOptions o;
+            o.group_bytes = grouped;
+            o.frame_bytes = 4096;
+            zst::compress(dir / name, dir / "c.gguf.zst", o);
+            const File plain = File::open((dir / name).string());
+            const File packed = File::open((dir / "c.gguf.zst").string());
+            CHECK(packed.compressed());
+            CHECK_FALSE(plain.compressed());
+            CHECK(packed.size() == plain.size());
+            CHECK(packed.data_section_offset() == plain.data_section_offset());
+            REQUIRE(packed.kvs().size() == plain.kvs().size());
+            for (size_t i = 0; i < plain.kvs().size(); ++i) CHECK(packed.kvs()[i].key == plain.kvs()[i].key);
+            REQUIRE(packed.tensors().size() == plain.tensors().size());
+            // Read back to front: each tensor decompresses its own frames.
+            for (size_t i = plain.tensors().size(); i-- > 0;) {
+                const auto a = packed.tensor_data(packed.tensors()[i]), b = plain.tensor_data(plain.tensors()[i]);
+                CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+            }
+            CHECK(packed.descriptor() == -1);  // no file-to-file copies from a container
+        }
+    }
+    // A flipped byte in the last tensor's frames: that tensor fails naming itself and the
+    // frame; the header and the first tensor still read.
+    zst::CompressOptions o;
+    o.frame_bytes = 4096;
+    zst::compress(dir / "demo-llama-f16.gguf", dir / "d.gguf.zst", o);
+    const zst::Container c = zst::Container::open(dir / "d.gguf.zst");
+    const File plain = File::open((dir / "demo-llama-f16.gguf").string());
+    const TensorInfo* last = &plain.tensors()[0];
+    for (const TensorInfo& t : plain.tensors())
+        if (t.data_offset > last->data_offset) last = &t;
+    const size_t frame = c.frame_at(plain.data_section_offset() + last->data_offset);
+    std::vector<uint8_t> bytes = test::read_bytes(dir / "d.gguf.zst");
+    bytes[c.frames()[frame].at + c.frames()[frame].compressed / 2] ^= 0x08;
+    test::write_bytes(dir / "bad.gguf.zst", bytes);
+    const File bad = File::open((dir / "bad.gguf.zst").string());
+    const std::string named = fmt::format("tensor '{}': frame {} (original bytes", last->name, frame);
+    CHECK_THROWS_WITH_AS(bad.tensor_data(*bad.find_tensor(last->name)), doctest::Contains(named.c_str()), Error);
+    const TensorInfo* first = &plain.tensors()[0];
+    for (const TensorInfo& t : plain.tensors())
+        if (t.data_offset < first->data_offset) first = &t;
+    const auto a = bad.tensor_data(*bad.find_tensor(first->name)), b = plain.tensor_data(*first);
+    CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+    // A container is not compressed again.
+    CHECK_THROWS_WITH_AS(zst::compress(dir / "d.gguf.zst", dir / "twice.zst", o), doctest::Contains("already a .gguf.zst"), Error);
 }

@@ -10,6 +10,7 @@
 
 #include "byte_order.h"
 #include "gguf/mapping.h"
+#include "gguf/zst.h"
 #include "name_index.h"
 
 namespace gguf {
@@ -374,8 +375,32 @@ File File::open_mapped(const std::filesystem::path& path, FaultLog* faults) {
     f.path_ = path.string();
     f.mapping_ = std::make_unique<Mapping>(path);
     f.bytes_ = f.mapping_->bytes();
+    constexpr uint8_t kZstdFrame[4] = {0x28, 0xb5, 0x2f, 0xfd};
+    if (f.bytes_.size() >= 4 && std::equal(kZstdFrame, kZstdFrame + 4, f.bytes_.begin())) return open_compressed(path, faults);
     Parser(f, faults).run();
     return f;
+}
+
+// The header is the container's first frame (gguf compress writes it alone): decompressed
+// now and parsed over the whole original file's span, tensors decompressed when read.
+File File::open_compressed(const std::filesystem::path& path, FaultLog* faults) {
+    File f;
+    f.path_ = path.string();
+    f.lazy_ = std::make_unique<zst::LazyImage>(zst::Container::open(path));
+    const zst::Container& c = f.lazy_->container();
+    if (c.frames().empty()) throw Error(f.path_, std::nullopt, "the .gguf.zst holds no frames");
+    f.lazy_->ensure(0, c.frames()[0].size);
+    f.bytes_ = f.lazy_->bytes();
+    Parser(f, faults).run();
+    return f;
+}
+
+void File::decompress(const TensorInfo& t) const {
+    try {
+        lazy_->ensure(data_section_offset_ + t.data_offset, t.n_bytes);
+    } catch (const Error& e) {
+        throw Error(e.file(), e.offset(), fmt::format("tensor '{}': {}", t.name, e.message()));
+    }
 }
 
 File File::parse_bytes(std::span<const uint8_t> bytes, std::string name, FaultLog* faults) {

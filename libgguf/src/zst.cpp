@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <zstd.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -159,7 +163,7 @@ std::vector<Piece> plan_pieces(const File& f, const CompressOptions& o) {
 }
 
 struct Compressed {
-    std::vector<uint8_t> bytes;
+    std::span<const uint8_t> bytes;  // the compressor's buffer, until its next run
     uint32_t checksum = 0;
 };
 
@@ -186,18 +190,15 @@ public:
         // Split floats are mostly literals (the exponent byte's few values, near-random
         // mantissas); zstd's short matches in them cost more than they save.
         ZSTD_CCtx_setParameter(ctx_, ZSTD_c_minMatch, p.code != kNone ? 7 : 0);
-        Compressed c;
-        c.bytes.resize(ZSTD_compressBound(src.size()));
-        const size_t n = ZSTD_compress2(ctx_, c.bytes.data(), c.bytes.size(), src.data(), src.size());
+        if (out_.size() < ZSTD_compressBound(src.size())) out_.resize(ZSTD_compressBound(src.size()));  // reused: no page faults per frame
+        const size_t n = ZSTD_compress2(ctx_, out_.data(), out_.size(), src.data(), src.size());
         if (ZSTD_isError(n)) throw std::runtime_error(fmt::format("zstd: {}", ZSTD_getErrorName(n)));
-        c.bytes.resize(n);
-        c.checksum = load_u32(c.bytes.data() + n - 4);  // a frame with a checksum ends with it
-        return c;
+        return {std::span<const uint8_t>(out_.data(), n), load_u32(out_.data() + n - 4)};  // a frame with a checksum ends with it
     }
 
 private:
     ZSTD_CCtx* ctx_;
-    std::vector<uint8_t> scratch_;
+    std::vector<uint8_t> scratch_, out_;
 };
 
 class Decompressor {
@@ -252,6 +253,7 @@ Report compress(const std::filesystem::path& in, const std::filesystem::path& ou
     if (o.frame_bytes < 4096 || o.frame_bytes > (uint64_t{1} << 31))
         throw std::invalid_argument("the frame size must be between 4 KiB and 2 GiB");
     refuse_overwrite(out, in);
+    if (looks_compressed(in)) throw Error(in.string(), 0, "already a .gguf.zst (it starts with a zstd frame)");
     const File f = File::open(in.string());
     const std::span<const uint8_t> original = f.bytes();
     const std::vector<Piece> pieces = plan_pieces(f, o);
@@ -303,10 +305,10 @@ Report compress(const std::filesystem::path& in, const std::filesystem::path& ou
 
 struct Container::State {
     std::string path;
-    Mapping map;
+    std::unique_ptr<Mapping> map;  // absent over bytes in memory
+    std::span<const uint8_t> bytes;
     std::vector<Frame> frames;
     uint64_t original = 0;
-    explicit State(const std::filesystem::path& p) : path(p.string()), map(p) {}
 };
 
 Container::Container(std::unique_ptr<State> s) : s_(std::move(s)) {}
@@ -315,12 +317,27 @@ Container::Container(Container&&) noexcept = default;
 Container& Container::operator=(Container&&) noexcept = default;
 const std::string& Container::path() const { return s_->path; }
 uint64_t Container::original_size() const { return s_->original; }
-uint64_t Container::container_size() const { return s_->map.bytes().size(); }
+uint64_t Container::container_size() const { return s_->bytes.size(); }
 std::span<const Frame> Container::frames() const { return s_->frames; }
 
 Container Container::open(const std::filesystem::path& path) {
-    auto s = std::make_unique<State>(path);
-    const std::span<const uint8_t> b = s->map.bytes();
+    auto s = std::make_unique<State>();
+    s->path = path.string();
+    s->map = std::make_unique<Mapping>(path);
+    s->bytes = s->map->bytes();
+    return Container(std::move(s)).index();
+}
+
+Container Container::from_bytes(std::span<const uint8_t> bytes, std::string name) {
+    auto s = std::make_unique<State>();
+    s->path = std::move(name);
+    s->bytes = bytes;
+    return Container(std::move(s)).index();
+}
+
+Container&& Container::index() && {
+    State* s = s_.get();
+    const std::span<const uint8_t> b = s->bytes;
     const uint64_t size = b.size();
     auto fail = [&](uint64_t at, const std::string& what) -> Error { return Error(s->path, at, what); };
     if (size < 4 || load_u32(b.data()) != kZstdMagic) throw fail(0, "not a .gguf.zst: it does not start with a zstd frame");
@@ -369,7 +386,7 @@ Container Container::open(const std::filesystem::path& path) {
                 throw fail(at + 20 + i * kIndexEntryBytes, fmt::format("index entry {}: transform {:#04x} of {} bytes in a frame of {}", i, fr.group, fr.grouped, fr.size));
         }
     }
-    return Container(std::move(s));
+    return std::move(*this);
 }
 
 size_t Container::frame_at(uint64_t offset) const {
@@ -382,7 +399,7 @@ void Container::read_frame(size_t i, std::span<uint8_t> out) const {
     static thread_local Decompressor d;
     const Frame& f = s_->frames.at(i);
     if (out.size() != f.size) throw std::invalid_argument("read_frame: the output must hold the frame's bytes");
-    const uint8_t* src = s_->map.bytes().data() + f.at;
+    const uint8_t* src = s_->bytes.data() + f.at;
     auto damaged = [&](const std::string& what) {
         return Error(s_->path, f.at, fmt::format("frame {} (original bytes {} to {}) is damaged: {}", i, f.offset, f.offset + f.size, what));
     };
@@ -420,6 +437,37 @@ void Container::read(uint64_t offset, std::span<uint8_t> out) const {
         }
         out = out.subspan(n);
         offset += n;
+    }
+}
+
+struct LazyImage::Done {
+    std::mutex lock;
+    std::unique_ptr<std::atomic<bool>[]> frames;
+};
+
+LazyImage::LazyImage(Container c) : c_(std::move(c)), size_(c_.original_size()), done_(std::make_unique<Done>()) {
+    done_->frames = std::make_unique<std::atomic<bool>[]>(c_.frames().size());
+    if (size_ == 0) return;
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        throw Error(c_.path(), std::nullopt, fmt::format("cannot reserve {} bytes of address space for the decompressed file: {}", size_, std::strerror(errno)));
+    data_ = static_cast<uint8_t*>(p);
+}
+
+LazyImage::~LazyImage() {
+    if (data_) ::munmap(data_, size_);
+}
+
+void LazyImage::ensure(uint64_t offset, uint64_t n) const {
+    if (n == 0 || offset >= size_) return;
+    const uint64_t end = std::min(size_, offset + n);
+    for (size_t i = c_.frame_at(offset); i < c_.frames().size() && c_.frames()[i].offset < end; ++i) {
+        if (done_->frames[i].load(std::memory_order_acquire)) continue;
+        const std::lock_guard<std::mutex> hold(done_->lock);
+        if (done_->frames[i].load(std::memory_order_relaxed)) continue;
+        const Frame& f = c_.frames()[i];
+        c_.read_frame(i, std::span<uint8_t>(data_ + f.offset, f.size));
+        done_->frames[i].store(true, std::memory_order_release);
     }
 }
 

@@ -22,6 +22,8 @@
 
 namespace gguf {
 
+namespace zst { class LazyImage; }
+
 inline constexpr uint32_t kMaxDims = 4;           // ggml's GGML_MAX_DIMS
 inline constexpr uint32_t kDefaultAlignment = 32; // when general.alignment is absent
 inline constexpr uint32_t kMaxArrayDepth = 16;    // arrays nested deeper are rejected
@@ -122,16 +124,23 @@ public:
     const TensorInfo* find_tensor(std::string_view name) const;
     std::span<const uint8_t> tensor_data(const TensorInfo& t) const {
         if (!t.readable) [[unlikely]] return {};
+        if (lazy_) [[unlikely]] decompress(t);
         return bytes_.subspan(data_section_offset_ + t.data_offset, t.n_bytes);
     }
+    // A .gguf.zst (open() takes either): bytes() are its original file, each tensor's part
+    // decompressed (and checked) when tensor_data() first asks for it.
+    bool compressed() const { return lazy_ != nullptr; }
 
 private:
     File() = default;
     static File open_mapped(const std::filesystem::path& path, FaultLog* faults);
     static File parse_bytes(std::span<const uint8_t> bytes, std::string name, FaultLog* faults);
+    static File open_compressed(const std::filesystem::path& path, FaultLog* faults);
+    void decompress(const TensorInfo& t) const;  // throws gguf::Error naming the tensor and the damaged frame
     friend class Parser;
 
     std::unique_ptr<Mapping> mapping_;
+    std::unique_ptr<zst::LazyImage> lazy_;  // a .gguf.zst
     std::span<const uint8_t> bytes_;
     std::string path_;
     uint32_t version_ = 0;

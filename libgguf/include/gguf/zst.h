@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,7 +19,7 @@ namespace gguf::zst {
 struct CompressOptions {
     int level = 3;                          // zstd's level, 1 to 19 (negative: faster)
     int threads = 1;                        // frames compressed at once
-    uint64_t frame_bytes = uint64_t{16} << 20;  // the most original bytes one frame holds
+    uint64_t frame_bytes = 16000000;        // the most original bytes one frame holds (gguf compress: 16M)
     // Group the bytes of F16, BF16 and F32 tensors by position. Such frames decode with
     // `zstd -d` too, but to the grouped bytes: only `gguf decompress` and ggufkit's reader
     // restore them. Off: `zstd -d` restores the original file exactly.
@@ -59,6 +60,8 @@ struct Frame {
 class Container {
 public:
     static Container open(const std::filesystem::path& path);  // throws gguf::Error naming the file and offset
+    // The same over bytes in memory, which must outlive the container (`name` for messages).
+    static Container from_bytes(std::span<const uint8_t> bytes, std::string name);
     ~Container();
     Container(Container&&) noexcept;
     Container& operator=(Container&&) noexcept;
@@ -79,7 +82,32 @@ public:
 private:
     struct State;
     explicit Container(std::unique_ptr<State> s);
+    Container&& index() &&;  // reads and checks the seek table and the index
     std::unique_ptr<State> s_;
+};
+
+// A container's original file in memory, decompressed frame by frame as parts of it are
+// asked for: bytes() spans all of it (address space reserved, memory committed only for the
+// frames decompressed), ensure() decompresses the frames holding a range, once, from any
+// thread. What libgguf's File reads a .gguf.zst through.
+class LazyImage {
+public:
+    explicit LazyImage(Container c);
+    ~LazyImage();
+    LazyImage(const LazyImage&) = delete;
+    LazyImage& operator=(const LazyImage&) = delete;
+
+    const Container& container() const { return c_; }
+    std::span<const uint8_t> bytes() const { return {data_, size_}; }
+    // Throws gguf::Error for a damaged frame (as Container::read_frame).
+    void ensure(uint64_t offset, uint64_t n) const;
+
+private:
+    Container c_;
+    uint8_t* data_ = nullptr;
+    uint64_t size_ = 0;
+    struct Done;
+    std::unique_ptr<Done> done_;
 };
 
 // Whether the file starts with a zstd frame (what a .gguf.zst does; a GGUF file starts "GGUF").
