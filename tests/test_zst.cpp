@@ -153,12 +153,20 @@ TEST_CASE("zst: damaged, truncated or foreign containers are refused naming the 
     bad.assign(good.begin(), good.begin() + static_cast<ptrdiff_t>(good.size() / 2));
     test::write_bytes(dir / "cut.zst", bad);
     CHECK_THROWS_WITH_AS(zst::Container::open(dir / "cut.zst"), doctest::Contains("no seek table at the end"), Error);
-    // A seek table entry claiming a larger frame.
+    // Seek table entries 2 and 3 with a byte moved from one frame to the other (the total
+    // unchanged): frame 3 then starts inside frame 2, and its header is not there.
     bad = good;
     const size_t table = c.frames().size() * 12 + 9;
-    bad[good.size() - table + 2 * 12] ^= 0x01;  // entry 2's compressed size
+    const size_t e2 = good.size() - table + 2 * 12, e3 = e2 + 12;
+    const uint32_t c2 = u32_at(good, e2) + 1, c3 = u32_at(good, e3) - 1;
+    for (int k = 0; k < 4; ++k) bad[e2 + k] = static_cast<uint8_t>(c2 >> (8 * k)), bad[e3 + k] = static_cast<uint8_t>(c3 >> (8 * k));
     test::write_bytes(dir / "table.zst", bad);
-    CHECK_THROWS_AS(zst::Container::open(dir / "table.zst").read_frame(2, out), Error);
+    CHECK_THROWS_WITH_AS(zst::Container::open(dir / "table.zst"), doctest::Contains("frame 3"), Error);
+    // An entry whose original size differs from its frame's header.
+    bad = good;
+    bad[e2 + 4] ^= 0x01;
+    test::write_bytes(dir / "size.zst", bad);
+    CHECK_THROWS_WITH_AS(zst::Container::open(dir / "size.zst"), doctest::Contains("frame 2: its header says"), Error);
     // The seek table's checksum for a frame differs from the frame's own.
     bad = good;
     bad[good.size() - table + 2 * 12 + 8] ^= 0x01;

@@ -83,7 +83,16 @@ int run_check(const CheckOptions& o) {
         for (Finding& x : check_layout(f)) findings.push_back(std::move(x));
     if (!o.no_data) {
         const int threads = quant::thread_count(o.threads);
-        for (const Model::Tensor& t : m.tensors()) check_tensor(m, t, threads, findings);
+        for (const Model::Tensor& t : m.tensors()) {
+            try {
+                check_tensor(m, t, threads, findings);
+            } catch (const Error& e) {  // a .gguf.zst frame that does not decompress: that tensor's finding, the rest go on
+                const std::string prefix = fmt::format("tensor '{}': ", t.info->name);
+                std::string message = e.message().starts_with(prefix) ? e.message().substr(prefix.size()) : e.message();
+                if (e.offset()) message += fmt::format(" (container offset {})", *e.offset());
+                findings.push_back({Severity::Error, std::string(t.info->name), message});
+            }
+        }
     }
     std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) { return a.severity < b.severity; });
     // Structural faults past the reader's FaultLog::kKeep are counted, not listed.

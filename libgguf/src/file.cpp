@@ -392,6 +392,10 @@ File File::open_compressed(const std::filesystem::path& path, FaultLog* faults) 
     f.lazy_->ensure(0, c.frames()[0].size);
     f.bytes_ = f.lazy_->bytes();
     Parser(f, faults).run();
+    // Bytes past frame 0 read as zeros while parsing: a header that reaches them is refused.
+    if (f.data_section_offset_ > c.frames()[0].size)
+        throw Error(f.path_, c.frames()[0].size, fmt::format("the GGUF header ({} bytes) runs past the container's first frame ({} bytes): "
+                                                             "not written by gguf compress", f.data_section_offset_, c.frames()[0].size));
     return f;
 }
 

@@ -180,6 +180,10 @@ Writer Writer::copy_of(const File& f) {
 }
 
 void Writer::add_tensor(const File& f, const TensorInfo& t) {
+    if (f.compressed()) {  // decompressed when written, not all at once now
+        add_tensor(std::string(t.name), t.type, {t.dims().begin(), t.dims().end()}, [&f, &t](ByteSink& sink) { sink.write(f.tensor_data(t)); });
+        return;
+    }
     const std::span<const uint8_t> data = f.tensor_data(t);
     const int fd = data.empty() ? -1 : f.descriptor();
     const uint64_t offset = data.empty() ? 0 : static_cast<uint64_t>(data.data() - f.bytes().data());

@@ -192,7 +192,7 @@ public:
         ZSTD_CCtx_setParameter(ctx_, ZSTD_c_minMatch, p.code != kNone ? 7 : 0);
         if (out_.size() < ZSTD_compressBound(src.size())) out_.resize(ZSTD_compressBound(src.size()));  // reused: no page faults per frame
         const size_t n = ZSTD_compress2(ctx_, out_.data(), out_.size(), src.data(), src.size());
-        if (ZSTD_isError(n)) throw std::runtime_error(fmt::format("zstd: {}", ZSTD_getErrorName(n)));
+        if (ZSTD_isError(n)) throw std::runtime_error(fmt::format("zstd could not compress original bytes {} to {}: {}", p.offset, p.offset + p.size, ZSTD_getErrorName(n)));
         return {std::span<const uint8_t>(out_.data(), n), load_u32(out_.data() + n - 4)};  // a frame with a checksum ends with it
     }
 
@@ -257,6 +257,8 @@ Report compress(const std::filesystem::path& in, const std::filesystem::path& ou
     const File f = File::open(in.string());
     const std::span<const uint8_t> original = f.bytes();
     const std::vector<Piece> pieces = plan_pieces(f, o);
+    if (pieces[0].size > (uint64_t{1} << 31))  // the header is one frame; the seek table holds 32-bit sizes
+        throw Error(in.string(), std::nullopt, fmt::format("a header of {} bytes is more than one frame can hold (2 GiB)", pieces[0].size));
 
     Report r;
     r.bytes_in = original.size();
@@ -364,6 +366,13 @@ Container&& Container::index() && {
         if (entry == 12) fr.checksum = load_u32(e + 8);
         if (fr.compressed == 0 || at + fr.compressed > table_frame)
             throw fail(table_frame + 8 + i * entry, fmt::format("seek table entry {}: frame of {} bytes at {} runs past the frames", i, fr.compressed, at));
+        // The frame's own header must state the size the table gives (what a reader sizes
+        // its buffer by): checked now, before anything is allocated for it.
+        const unsigned long long content = ZSTD_getFrameContentSize(b.data() + at, fr.compressed);
+        if (content != fr.size)
+            throw fail(at, content == ZSTD_CONTENTSIZE_ERROR     ? fmt::format("frame {} is not a zstd frame", i)
+                           : content == ZSTD_CONTENTSIZE_UNKNOWN ? fmt::format("frame {} does not state its size (gguf compress writes every frame's)", i)
+                                                                 : fmt::format("frame {}: its header says {} bytes, the seek table {}", i, content, fr.size));
         at += fr.compressed;
         offset += fr.size;
     }

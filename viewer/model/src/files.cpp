@@ -22,7 +22,9 @@ std::vector<DirEntry> list_directory(const fs::path& dir, bool gguf_only) {
         if (ec) continue;
         if (!directory) {
             if (!e.is_regular_file(ec) || ec) continue;
-            if (gguf_only && !(name.size() >= 5 && contains_ignoring_case(name.substr(name.size() - 5), ".gguf"))) continue;
+            const bool gguf = (name.size() >= 5 && contains_ignoring_case(name.substr(name.size() - 5), ".gguf")) ||
+                              (name.size() >= 9 && contains_ignoring_case(name.substr(name.size() - 9), ".gguf.zst"));
+            if (gguf_only && !gguf) continue;
         }
         DirEntry d;
         d.name = name;
