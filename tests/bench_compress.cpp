@@ -1,6 +1,6 @@
 // Benchmark: gguf compress / decompress against plain zstd of the same file, in the same
 // run. Prints figures; asserts nothing.
-//   bench_compress [WIDTH] [LAYERS] [RUNS]
+//   bench_compress [WIDTH] [LAYERS] [RUNS] [FRAME_BYTES]
 // Generates a BF16 model with normal weights (test::realistic_model; default 2048 wide, 8
 // blocks: about 170 MB) and its Q4_K_M (gguf requant), then for each: the .gguf.zst size
 // and ratio, compression speed on 1 and 2 threads, decompression speed on 1 thread (per
@@ -19,6 +19,8 @@ namespace {
 
 double mb_per_s(uint64_t bytes, double ns) { return static_cast<double>(bytes) / 1e6 / (ns / 1e9); }
 
+uint64_t g_frame_bytes = gguf::zst::CompressOptions{}.frame_bytes;
+
 void measure(const std::filesystem::path& dir, const std::string& name, int runs) {
     const std::filesystem::path in = dir / name, packed = dir / (name + ".zst"), back = dir / (name + ".back");
     const std::vector<uint8_t> original = test::read_bytes(in);
@@ -27,6 +29,7 @@ void measure(const std::filesystem::path& dir, const std::string& name, int runs
     for (int threads : {1, 2}) {
         gguf::zst::CompressOptions o;
         o.threads = threads;
+        o.frame_bytes = g_frame_bytes;
         compress_ns[threads - 1] = test::median_ns(runs, [&] { r = gguf::zst::compress(in, packed, o); });
     }
     const double decompress_ns = test::median_ns(runs, [&] { gguf::zst::decompress(packed, back, 1); });
@@ -64,6 +67,7 @@ int main(int argc, char** argv) {
     const uint64_t width = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 2048;
     const auto layers = static_cast<uint32_t>(argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 8);
     const int runs = argc > 3 ? std::atoi(argv[3]) : 3;
+    if (argc > 4) g_frame_bytes = std::strtoull(argv[4], nullptr, 10);
     test::TempDir dir;
     std::vector<std::vector<uint8_t>> keep;
     test::realistic_model(gguf::TypeId::BF16, width, layers, keep).write(dir / "model-bf16.gguf");
@@ -72,7 +76,7 @@ int main(int argc, char** argv) {
     q.plan.target = gguf::requant::find_target("Q4_K_M");
     q.threads = 2;
     gguf::requant::requantize(dir / "model-bf16.gguf", dir / "model-q4_k_m.gguf", q);
-    fmt::print("median of {} runs; {} wide, {} blocks\n", runs, width, layers);
+    fmt::print("median of {} runs; {} wide, {} blocks; frames of at most {} bytes\n", runs, width, layers, g_frame_bytes);
     measure(dir.path(), "model-bf16.gguf", runs);
     measure(dir.path(), "model-q4_k_m.gguf", runs);
     return 0;

@@ -25,6 +25,14 @@ TEST_CASE("split names parse and rebuild") {
     CHECK_FALSE(SplitName::parse("llama-00006-of-00005.gguf").has_value());
     CHECK_FALSE(SplitName::parse("llama-2-of-5.gguf").has_value());
     CHECK_FALSE(SplitName::parse("llama.gguf").has_value());
+    // Compressed parts and URLs.
+    auto z = SplitName::parse("/m/llama-00001-of-00002.gguf.zst");
+    REQUIRE(z.has_value());
+    CHECK(z->path_of(2) == "/m/llama-00002-of-00002.gguf.zst");
+    auto u = SplitName::parse("https://host/org/m-00003-of-00004.gguf");
+    REQUIRE(u.has_value());
+    CHECK(u->path_of(1) == "https://host/org/m-00001-of-00004.gguf");
+    CHECK_FALSE(SplitName::parse("llama-00001-of-00002.gguf.gz").has_value());
 }
 
 TEST_CASE("a split set opened from any part is the whole model, with the same tensor bytes") {

@@ -10,9 +10,13 @@
 #include <cstring>
 #include <random>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "fixtures.h"
 #include "gguf/error.h"
 #include "gguf/file.h"
+#include "gguf/model.h"
 #include "gguf/writer.h"
 #include "gguf/zst.h"
 #include "support.h"
@@ -234,4 +238,53 @@ TEST_CASE("zst: File::open reads a .gguf.zst as the original file: the same head
     CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
     // A container is not compressed again.
     CHECK_THROWS_WITH_AS(zst::compress(dir / "d.gguf.zst", dir / "twice.zst", o), doctest::Contains("already a .gguf.zst"), Error);
+}
+
+TEST_CASE("zst: released frames give their memory back and are decompressed again when read") {
+    test::TempDir dir;
+    fixtures::write_all(dir.path());
+    zst::CompressOptions o;
+    o.frame_bytes = 16384;  // four pages a frame
+    zst::compress(dir / "demo-llama-mixed.gguf", dir / "m.gguf.zst", o);
+    const File f = File::open((dir / "m.gguf.zst").string());
+    const TensorInfo* big = &f.tensors()[0];
+    for (const TensorInfo& t : f.tensors())
+        if (t.n_bytes > big->n_bytes) big = &t;
+    REQUIRE(big->n_bytes >= 4 * o.frame_bytes);
+    const std::span<const uint8_t> data = f.tensor_data(*big);
+    const std::vector<uint8_t> copy(data.begin(), data.end());
+    const long page = ::sysconf(_SC_PAGESIZE);
+    auto resident_pages = [&] {
+        const auto begin = (reinterpret_cast<uintptr_t>(data.data()) + page - 1) / page * page;
+        const auto end = (reinterpret_cast<uintptr_t>(data.data()) + data.size()) / page * page;
+        std::vector<unsigned char> in((end - begin) / page);
+        REQUIRE(::mincore(reinterpret_cast<void*>(begin), end - begin, in.data()) == 0);
+        return std::count_if(in.begin(), in.end(), [](unsigned char c) { return c & 1; });
+    };
+    const auto before = resident_pages();
+    CHECK(before > 0);
+    f.release_pages(data);
+    // Only the pages that straddle two frames may stay: one a frame at most.
+    const auto frames = static_cast<long>(big->n_bytes / o.frame_bytes + 2);
+    CHECK(before > 2 * frames);
+    CHECK(resident_pages() <= frames);
+    CHECK(std::ranges::equal(f.tensor_data(*big), copy));
+    CHECK(resident_pages() == before);
+    // A range holding no whole frame releases nothing.
+    f.release_pages(data.subspan(1, o.frame_bytes));
+    CHECK(resident_pages() == before);
+}
+
+TEST_CASE("zst: a split set compressed part by part opens from any part's .gguf.zst") {
+    test::TempDir dir;
+    const auto parts = fixtures::write_demo_split(dir.path(), "demo", 3);
+    for (const auto& p : parts) zst::compress(p, std::filesystem::path(p.string() + ".zst"), {});
+    const Model local = Model::open(parts[0]);
+    const Model m = Model::open(parts[1].string() + ".zst");
+    REQUIRE(m.parts().size() == 3);
+    CHECK(m.parts()[0].compressed());
+    REQUIRE(m.tensors().size() == local.tensors().size());
+    for (size_t i = 0; i < m.tensors().size(); ++i) CHECK(std::ranges::equal(m.tensor_data(m.tensors()[i]), local.tensor_data(local.tensors()[i])));
+    std::filesystem::remove(parts[2].string() + ".zst");
+    CHECK_THROWS_WITH_AS(Model::open(parts[0].string() + ".zst"), doctest::Contains("part 3 of the 3-part split set is missing"), Error);
 }

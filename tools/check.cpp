@@ -89,7 +89,7 @@ int run_check(const CheckOptions& o) {
             } catch (const Error& e) {  // a .gguf.zst frame that does not decompress: that tensor's finding, the rest go on
                 const std::string prefix = fmt::format("tensor '{}': ", t.info->name);
                 std::string message = e.message().starts_with(prefix) ? e.message().substr(prefix.size()) : e.message();
-                if (e.offset()) message += fmt::format(" (container offset {})", *e.offset());
+                if (e.offset()) message += fmt::format(" ({} offset {})", m.parts()[t.part].compressed() ? "container" : "file", *e.offset());
                 findings.push_back({Severity::Error, std::string(t.info->name), message});
             }
         }
@@ -120,6 +120,7 @@ int run_check(const CheckOptions& o) {
                            o.no_data ? " (tensor data not checked)" : "");
         std::fwrite(out.data(), 1, out.size(), stdout);
     }
+    report_transfer(m);
     return errors ? 1 : 0;
 }
 
@@ -128,11 +129,12 @@ int run_check(const CheckOptions& o) {
 void add_check(CLI::App& app, std::function<int()>& run) {
     auto o = std::make_shared<CheckOptions>();
     CLI::App* c = app.add_subcommand("check", "Validate a GGUF file's structure and every byte of its tensor data (exit 1 on errors)");
-    c->add_option("file", o->path, "GGUF file, or any part of a split set")->required();
+    c->add_option("file", o->path, "GGUF file, or any part of a split set; a .gguf.zst or an http(s):// URL too")->required();
     c->add_flag("--json", o->json, "Print JSON (schema: spec/check-json.md)");
     c->add_flag("--no-data", o->no_data, "Check the structure only, not the tensor data");
     c->add_option("--max-findings", o->max_findings, "List at most N findings (counts stay exact)")->check(CLI::NonNegativeNumber);
     add_threads_option(c, o->threads);
+    add_header_option(c);
     c->callback([o, &run] { run = [o] { return run_check(*o); }; });
 }
 

@@ -16,6 +16,7 @@
 #include "gguf/render.h"
 #include "gguf/summary.h"
 #include "json.h"
+#include "options.h"
 #include "text.h"
 
 namespace gguf::tools {
@@ -139,7 +140,9 @@ void print_json(const Model& m, const Summary& s, const Selection& sel, const In
         j.begin_object().field("path", p.path()).field("size", p.size()).field("version", p.version());
         j.field("byte_order", p.big_endian() ? "big" : "little").field("alignment", p.alignment());
         j.field("data_offset", p.data_section_offset()).field("kv_count", uint64_t{p.kvs().size()});
-        j.field("tensor_count", uint64_t{p.tensors().size()}).end_object();
+        j.field("tensor_count", uint64_t{p.tensors().size()});
+        if (auto t = p.transfer()) j.key("transfer").begin_object().field("bytes", t->bytes).field("requests", t->requests).end_object();
+        j.end_object();
     }
     j.end_array();
     auto text_or_null = [&](std::string_view k, const std::string& v) { v.empty() ? j.key(k).null() : j.field(k, v); };
@@ -254,13 +257,14 @@ int inspect(const InspectOptions& o) {
     if (o.json) print_json(m, s, sel, o);
     else if (o.markdown) print_markdown(m, s, sel, o);
     else print_text(m, s, sel, o);
+    report_transfer(m);
     return 0;
 }
 
 void add_inspect(CLI::App& app, std::function<int()>& run) {
     auto o = std::make_shared<InspectOptions>();
     CLI::App* c = app.add_subcommand("inspect", "Show what a GGUF file holds: summary, metadata, tensors (header only)");
-    c->add_option("file", o->path, "GGUF file, or any part of a split set (NAME-00001-of-00003.gguf)")->required();
+    c->add_option("file", o->path, "GGUF file, or any part of a split set (NAME-00001-of-00003.gguf); a .gguf.zst or an http(s):// URL too (only the header is read)")->required();
     auto* json = c->add_flag("--json", o->json, "Print JSON (schema: spec/inspect-json.md)");
     c->add_flag("--markdown", o->markdown, "Print Markdown tables (summary, metadata, tensors by layer), for a model card")->excludes(json);
     c->add_flag("--full", o->full, "Show every element of arrays, not the first 8");
@@ -268,6 +272,7 @@ void add_inspect(CLI::App& app, std::function<int()>& run) {
     c->add_option("--tensors", o->tensors, "Show only tensors whose names match this regular expression");
     c->add_flag("--no-kv", o->no_kv, "Leave out the metadata list");
     c->add_flag("--no-tensors", o->no_tensors, "Leave out the tensor table");
+    add_header_option(c);
     c->callback([o, &run] { run = [o] { return inspect(*o); }; });
 }
 

@@ -9,6 +9,7 @@
 #include "gguf/model.h"
 #include "gguf/names.h"
 #include "json.h"
+#include "options.h"
 #include "text.h"
 
 namespace gguf::tools {
@@ -149,6 +150,7 @@ int run_mem(const MemOptions& o) {
     }
     if (o.json) print_json(e, o, m);
     else print_text(e, o);
+    report_transfer(m);
     return 0;
 }
 
@@ -160,7 +162,7 @@ void add_mem(CLI::App& app, std::function<int()>& run) {
                                             "output and compute buffers (the compute buffer estimated; spec/memory.md)\n"
                                             "  gguf mem MODEL [-c N] [-b N] [-ub N] [-ctk TYPE] [-ctv TYPE] [-np N] [--json]\n"
                                             "llama.cpp's short forms -ub, -ctk, -ctv, -np, -kvu, -fa and -nr work too.");
-    c->add_option("model", o->model, "GGUF model, or any part of a split set")->required();
+    c->add_option("model", o->model, "GGUF model, or any part of a split set; a .gguf.zst or an http(s):// URL too (only the header is read)")->required();
     c->add_option("-c,--ctx-size", o->ctx, "Context size in tokens; 0: the model's context_length (default 4096, as llama.cpp's tools)");
     c->add_option("-b,--batch-size", o->batch, "Logical batch size (default 2048)")->check(CLI::Range(1u, 1u << 30));
     c->add_option("--ubatch-size", o->ubatch, "Physical batch size: what the compute buffer is sized for (default 512)")->check(CLI::Range(1u, 1u << 30));
@@ -175,6 +177,7 @@ void add_mem(CLI::App& app, std::function<int()>& run) {
     c->add_flag("--embeddings", o->embeddings, "The output buffer also holds embeddings");
     c->add_flag("--layers", o->layers, "Also list each layer's cache");
     c->add_flag("--json", o->json, "Print JSON (spec/mem-json.md)");
+    add_header_option(c);
     c->callback([o, &run] { run = [o] { return run_mem(*o); }; });
 }
 

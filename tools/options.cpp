@@ -6,7 +6,53 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "gguf/http.h"
+#include "gguf/render.h"
+
 namespace gguf::tools {
+
+void add_header_option(CLI::App* command) {
+    auto given = std::make_shared<std::vector<std::string>>();
+    command->add_option("-H,--header", "Request header for a model read from an http(s):// URL, e.g. \"Authorization: Bearer TOKEN\" "
+                                       "(repeatable; HF_TOKEN is sent to huggingface.co when no Authorization header is given)")
+        ->type_name("'NAME: VALUE'")
+        ->check(CLI::Validator(
+            [](const std::string& h) -> std::string {
+                try {
+                    http::set_headers({h});  // checks the form; the list is set in full below
+                } catch (const std::invalid_argument& e) {
+                    return e.what();
+                }
+                return "";
+            },
+            ""))
+        ->each([given](const std::string& h) {
+            given->push_back(h);
+            http::set_headers(*given);
+        });
+}
+
+void report_transfer(const Model& m) {
+    http::Transfer t;
+    uint64_t size = 0;
+    size_t remote = 0;
+    for (const File& f : m.parts())
+        if (auto x = f.transfer()) {
+            t.bytes += x->bytes;
+            t.requests += x->requests;
+            size += f.size();
+            ++remote;
+        }
+    if (remote == 0) return;
+    std::fprintf(stderr, "gguf: read %s of %s over HTTP in %llu request%s%s\n", human_bytes(t.bytes).c_str(), human_bytes(size).c_str(),
+                 static_cast<unsigned long long>(t.requests), t.requests == 1 ? "" : "s",
+                 remote > 1 ? fmt::format(" ({} files)", remote).c_str() : "");
+}
 
 CLI::Option* add_threads_option(CLI::App* command, int& threads, const std::string& names) {
     return command->add_option(names, threads, "Threads to use (default 0: one per core)")

@@ -6,9 +6,17 @@
 #include <string>
 #include <utility>
 
+#include "gguf/model.h"
 #include "gguf/value.h"
 
 namespace gguf::tools {
+
+// -H/--header "Name: value", repeatable (curl's spelling), for a command that reads a model
+// from a URL: sent with every request (gguf/http.h; HF_TOKEN is used for huggingface.co).
+void add_header_option(CLI::App* command);
+
+// One line on stderr with what reading `m` over HTTP transferred; nothing for local files.
+void report_transfer(const Model& m);
 
 // --threads N, 0 (the default) meaning one per core; negative numbers are refused plainly.
 // `names` as CLI11 takes them ("-t,--threads" where llama.cpp's tool has the short form).

@@ -13,6 +13,7 @@
 #include "gguf/model.h"
 #include "infer/tokenizer.h"
 #include "json.h"
+#include "options.h"
 #include "text.h"
 
 namespace gguf::tools {
@@ -128,6 +129,7 @@ int tokenize(const TokenizeOptions& o) {
         std::fwrite(out.data(), 1, out.size(), stdout);
     }
     if (o.show_count && !o.json) std::printf("Total number of tokens: %zu\n", ids.size());
+    report_transfer(m);
     return 0;
 }
 
@@ -136,7 +138,7 @@ int tokenize(const TokenizeOptions& o) {
 void add_tokenize(CLI::App& app, std::function<int()>& run) {
     auto o = std::make_shared<TokenizeOptions>();
     CLI::App* c = app.add_subcommand("tokenize", "Tokenize a text with a model's own vocabulary (tokenizer.ggml.*), as llama-tokenize does");
-    c->add_option("model", o->model, "GGUF file (any part of a split set); only its metadata is read")->required();
+    c->add_option("model", o->model, "GGUF file (any part of a split set, a .gguf.zst, an http(s):// URL); only its metadata is read")->required();
     c->add_option("text", o->text, "The text to tokenize (\\n, \\t, \\xHH... are read as escapes unless --no-escape)");
     c->add_option("-p,--prompt", o->text, "The text, as an option (as llama-tokenize takes it)");
     c->add_option("-f,--file", o->file, "Tokenize this file's bytes (read as they are, no escapes)");
@@ -147,6 +149,7 @@ void add_tokenize(CLI::App& app, std::function<int()>& run) {
     c->add_flag("--no-parse-special", o->no_parse_special, "Read control tokens written in the text (<s>, <|im_start|>) as plain text");
     c->add_flag("--no-escape", o->no_escape, "Take the text argument as it is, without reading escapes");
     c->add_flag("--show-count", o->show_count, "Print the total number of tokens at the end");
+    add_header_option(c);
     c->footer("Token ids follow llama.cpp's tokenizers: SentencePiece (llama), byte-level BPE (gpt2) with the pre-tokenizer "
               "tokenizer.ggml.pre names, and WordPiece (bert). Control tokens written in the text are parsed as tokens "
               "(llama-tokenize's default) unless --no-parse-special.");

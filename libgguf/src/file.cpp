@@ -11,6 +11,7 @@
 #include "byte_order.h"
 #include "gguf/mapping.h"
 #include "gguf/zst.h"
+#include "http_source.h"
 #include "name_index.h"
 
 namespace gguf {
@@ -31,13 +32,22 @@ struct What {
     std::string str() const { return n ? fmt::format("{}{}{}{}", a, *n, b, c) : fmt::format("{}{}{}", a, b, c); }
 };
 
-// Bounds-checked reading of numbers and strings from the file's bytes.
+// Thrown by the Cursor when what it reads lies past the bytes fetched so far but inside the
+// file (a URL's header read in growing steps): the parse starts again with `end` bytes.
+struct NeedMore {
+    uint64_t end;
+};
+
+// Bounds-checked reading of numbers and strings from the file's bytes. `bytes` are those
+// available now, a prefix of the file's `file_size` bytes: counts and lengths are checked
+// against the file, reads against what is available (NeedMore past it).
 class Cursor {
 public:
-    Cursor(std::span<const uint8_t> bytes, const std::string& path) : bytes_(bytes), path_(path) {}
+    Cursor(std::span<const uint8_t> bytes, uint64_t file_size, const std::string& path)
+        : bytes_(bytes), file_size_(file_size), path_(path) {}
 
     uint64_t pos() const { return pos_; }
-    uint64_t remaining() const { return bytes_.size() - pos_; }
+    uint64_t remaining() const { return file_size_ - pos_; }
     const uint8_t* here() const { return bytes_.data() + pos_; }
     void skip(uint64_t n) { pos_ += n; }
     void set_encoding(Encoding e) { enc_ = e; }
@@ -53,8 +63,10 @@ public:
     }
 
     void need(uint64_t n, const What& what, std::string_view suffix = {}) const {
-        if (n > remaining()) [[unlikely]]
-            fail(pos_, fmt::format("{}{} needs {} bytes, only {} left", what.str(), suffix, n, remaining()));
+        if (n > bytes_.size() - pos_) [[unlikely]] {
+            if (n > remaining()) fail(pos_, fmt::format("{}{} needs {} bytes, only {} left", what.str(), suffix, n, remaining()));
+            throw NeedMore{pos_ + n};
+        }
     }
 
     template <class T> T read(const What& what) {
@@ -86,6 +98,7 @@ public:
         uint64_t n = count(what, " length");
         if (n > remaining()) [[unlikely]]
             fail(at, fmt::format("{} length {} exceeds the {} bytes left", what.str(), n, remaining()));
+        if (n > bytes_.size() - pos_) [[unlikely]] throw NeedMore{pos_ + n};
         std::string_view s(reinterpret_cast<const char*>(here()), n);
         pos_ += n;
         return s;
@@ -119,6 +132,7 @@ private:
     }
 
     std::span<const uint8_t> bytes_;
+    uint64_t file_size_;
     const std::string& path_;
     uint64_t pos_ = 0;
     Encoding enc_;
@@ -129,7 +143,9 @@ private:
 
 class Parser {
 public:
-    Parser(File& f, FaultLog* faults) : f_(f), r_(f.bytes_, f.path_), faults_(faults) {}
+    // `available`: how many of the file's first bytes hold its bytes now (all by default).
+    Parser(File& f, FaultLog* faults, uint64_t available = UINT64_MAX)
+        : f_(f), r_(f.bytes_.first(std::min<uint64_t>(available, f.bytes_.size())), f.bytes_.size(), f.path_), faults_(faults) {}
 
     void run() {
         header();
@@ -245,6 +261,7 @@ private:
         const uint8_t* first = r_.here();
         const uint64_t start = r_.pos();
         if (fixed) {
+            r_.need(count * fixed, {"array of ", std::nullopt, value_type_name(elem), ": values"});  // count was bounded by the bytes left
             if (elem == ValueType::Bool) check_bools(count);
             r_.skip(count * fixed);
         } else {
@@ -363,8 +380,12 @@ File::File(File&&) noexcept = default;
 File& File::operator=(File&&) noexcept = default;
 File::~File() = default;
 
-File File::open(const std::filesystem::path& path) { return open_mapped(path, nullptr); }
-File File::open(const std::filesystem::path& path, FaultLog& faults) { return open_mapped(path, &faults); }
+File File::open(const std::filesystem::path& path) {
+    return http::is_url(path.native()) ? open_remote(path.native(), nullptr) : open_mapped(path, nullptr);
+}
+File File::open(const std::filesystem::path& path, FaultLog& faults) {
+    return http::is_url(path.native()) ? open_remote(path.native(), &faults) : open_mapped(path, &faults);
+}
 File File::parse(std::span<const uint8_t> bytes, std::string name) { return parse_bytes(bytes, std::move(name), nullptr); }
 File File::parse(std::span<const uint8_t> bytes, std::string name, FaultLog& faults) {
     return parse_bytes(bytes, std::move(name), &faults);
@@ -386,17 +407,59 @@ File File::open_mapped(const std::filesystem::path& path, FaultLog* faults) {
 File File::open_compressed(const std::filesystem::path& path, FaultLog* faults) {
     File f;
     f.path_ = path.string();
-    f.lazy_ = std::make_unique<zst::LazyImage>(zst::Container::open(path));
-    const zst::Container& c = f.lazy_->container();
+    auto image = std::make_unique<zst::LazyImage>(zst::Container::open(path));
+    const zst::Container& c = image->container();
     if (c.frames().empty()) throw Error(f.path_, std::nullopt, "the .gguf.zst holds no frames");
-    f.lazy_->ensure(0, c.frames()[0].size);
-    f.bytes_ = f.lazy_->bytes();
-    Parser(f, faults).run();
-    // Bytes past frame 0 read as zeros while parsing: a header that reaches them is refused.
-    if (f.data_section_offset_ > c.frames()[0].size)
-        throw Error(f.path_, c.frames()[0].size, fmt::format("the GGUF header ({} bytes) runs past the container's first frame ({} bytes): "
-                                                             "not written by gguf compress", f.data_section_offset_, c.frames()[0].size));
+    const uint64_t header_frame = c.frames()[0].size;
+    image->ensure(0, header_frame);
+    f.bytes_ = image->bytes();
+    f.lazy_ = std::move(image);
+    f.compressed_ = true;
+    auto past_frame = [&](uint64_t end) {
+        return Error(f.path_, header_frame, fmt::format("the GGUF header (at least {} bytes) runs past the container's first frame ({} bytes): "
+                                                        "not written by gguf compress", end, header_frame));
+    };
+    try {
+        Parser(f, faults, header_frame).run();
+    } catch (const NeedMore& m) {
+        throw past_frame(m.end);
+    }
+    if (f.data_section_offset_ > header_frame) throw past_frame(f.data_section_offset_);
     return f;
+}
+
+// The header is read from the first http::first_read() bytes, and parsed again over more (at least
+// twice as many) until it fits: about the header's size is transferred.
+File File::open_remote(const std::string& url, FaultLog* faults) {
+    File f;
+    f.path_ = url;
+    std::unique_ptr<http::RemoteFile> remote = http::RemoteFile::open(url, http::headers(), http::first_read());
+    http::RemoteFile& r = *remote;
+    f.bytes_ = r.bytes();
+    f.lazy_ = std::move(remote);
+    for (;;) {
+        FaultLog attempt;
+        try {
+            Parser(f, faults ? &attempt : nullptr, r.prefix()).run();
+            if (faults) faults->append(attempt);
+            return f;
+        } catch (const NeedMore& m) {
+            if (m.end > http::kMaxHeader)
+                throw Error(url, r.prefix(), fmt::format("reading the GGUF header would take {} bytes, more than the {} read over HTTP "
+                                                         "(a damaged length or count?); download the file to check it", m.end, http::kMaxHeader));
+            f.clear_parsed();
+            r.extend_prefix(std::min(std::max(m.end, 2 * r.prefix()), http::kMaxHeader));
+        }
+    }
+}
+
+void File::clear_parsed() {
+    kvs_.clear();
+    tensors_.clear();
+    kv_index_.clear();
+    tensor_index_.clear();
+    alignment_ = kDefaultAlignment;
+    data_section_offset_ = 0;
 }
 
 void File::decompress(const TensorInfo& t) const {

@@ -57,7 +57,9 @@ int File::descriptor() const { return mapping_ ? mapping_->fd() : -1; }
 
 void File::release_pages(std::span<const uint8_t> bytes) const {
     const auto first = reinterpret_cast<uintptr_t>(bytes.data()), mapped = reinterpret_cast<uintptr_t>(bytes_.data());
-    if (!mapping_ || bytes.empty() || first < mapped || first - mapped > bytes_.size() - bytes.size()) return;
+    if (bytes.empty() || first < mapped || bytes.size() > bytes_.size() || first - mapped > bytes_.size() - bytes.size()) return;
+    if (lazy_) return lazy_->release(first - mapped, bytes.size());  // a .gguf.zst: its frames wholly inside
+    if (!mapping_) return;
     static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     const auto begin = (first + page - 1) / page * page;
     const auto end = (first + bytes.size()) / page * page;

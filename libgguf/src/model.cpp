@@ -4,22 +4,23 @@
 
 #include <regex>
 
+#include "gguf/http.h"
 #include "name_index.h"
 
 namespace gguf {
 
 std::optional<SplitName> SplitName::parse(const std::filesystem::path& path) {
-    static const std::regex pattern(R"((.*)-(\d{5})-of-(\d{5})\.gguf)");
+    static const std::regex pattern(R"((.*)-(\d{5})-of-(\d{5})(\.gguf(?:\.zst)?))");
     std::smatch m;
     const std::string s = path.string();
     if (!std::regex_match(s, m, pattern)) return std::nullopt;
-    SplitName n{m[1].str(), static_cast<uint32_t>(std::stoul(m[2].str())), static_cast<uint32_t>(std::stoul(m[3].str()))};
+    SplitName n{m[1].str(), static_cast<uint32_t>(std::stoul(m[2].str())), static_cast<uint32_t>(std::stoul(m[3].str())), m[4].str()};
     if (n.number < 1 || n.count < 1 || n.number > n.count) return std::nullopt;
     return n;
 }
 
 std::filesystem::path SplitName::path_of(uint32_t part) const {
-    return fmt::format("{}-{:05d}-of-{:05d}.gguf", prefix, part, count);
+    return fmt::format("{}-{:05d}-of-{:05d}{}", prefix, part, count, suffix);
 }
 
 namespace {
@@ -64,6 +65,18 @@ Model Model::open_set(const std::filesystem::path& path, FaultLog* faults) {
         count = split->count;
         for (uint32_t n = 1; n <= split->count; ++n) {
             std::filesystem::path p = split->path_of(n);
+            if (http::is_url(p.native())) {
+                // Only a request tells whether a part is there; a lenient open goes on without it.
+                try {
+                    parts.push_back(open_one(p));
+                } catch (const Error& e) {
+                    if (!faults || n == split->number) throw;
+                    report(faults, {p.string(), std::nullopt, {}, fmt::format("part {} of the {}-part split set cannot be read: {}", n, split->count, e.message())});
+                    continue;
+                }
+                numbers.push_back(n);
+                continue;
+            }
             if (!std::filesystem::exists(p)) {
                 report(faults, {p.string(), std::nullopt, {}, fmt::format("part {} of the {}-part split set is missing", n, split->count)});
                 continue;

@@ -156,6 +156,7 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
         row += n;
     }
     if (writing.valid()) writing.get();
+    m.release_pages(*t.tensor, src);  // all of it: a .gguf.zst's frames straddle the chunks
 }
 
 // Copies a tensor as it is, in pieces so a cancellation is noticed.
@@ -169,6 +170,7 @@ void copy(const Model& m, const TensorPlan& t, const RunOptions& o, ByteSink& ou
         m.release_pages(*t.tensor, piece);
         advanced(piece.size());
     }
+    m.release_pages(*t.tensor, src);
 }
 
 }  // namespace

@@ -17,12 +17,12 @@
 #include <vector>
 
 #include "gguf/error.h"
+#include "gguf/http.h"
+#include "gguf/lazy_bytes.h"
 #include "gguf/types.h"
 #include "gguf/value.h"
 
 namespace gguf {
-
-namespace zst { class LazyImage; }
 
 inline constexpr uint32_t kMaxDims = 4;           // ggml's GGML_MAX_DIMS
 inline constexpr uint32_t kDefaultAlignment = 32; // when general.alignment is absent
@@ -74,6 +74,11 @@ public:
         ++total_;
         if (kept_.size() < kKeep) kept_.push_back(std::move(f));
     }
+    // Another log's faults, after this one's.
+    void append(const FaultLog& other) {
+        for (const Fault& f : other.kept_) add(f);
+        total_ += other.total_ - other.kept_.size();
+    }
     std::span<const Fault> kept() const { return kept_; }
     uint64_t total() const { return total_; }
     bool empty() const { return total_ == 0; }
@@ -88,6 +93,7 @@ class Mapping;
 class File {
 public:
     // Maps and parses `path`; throws gguf::Error naming the file and offset on bad input.
+    // Takes a .gguf.zst (gguf/zst.h) and an http(s):// URL (gguf/http.h) too.
     static File open(const std::filesystem::path& path);
     // Parses bytes the caller keeps alive (tests, fuzzing); `name` appears in errors.
     static File parse(std::span<const uint8_t> bytes, std::string name);
@@ -113,8 +119,10 @@ public:
     // Tells the kernel this process is done with the pages wholly inside `bytes` (a part of
     // bytes(), e.g. tensor data already read): they leave the process's resident set while
     // the page cache keeps them, so streaming through a model keeps memory flat whatever its
-    // size. Advice only: a later read maps them in again. Does nothing for a File parsed
-    // from memory (whose pages are the caller's) or for bytes outside this file.
+    // size. Advice only: a later read maps them in again. A .gguf.zst drops the frames wholly
+    // inside `bytes` (decompressed again when next read; no thread may be reading them).
+    // Does nothing for a File parsed from memory (whose pages are the caller's), a URL, or
+    // bytes outside this file.
     void release_pages(std::span<const uint8_t> bytes) const;
 
     std::span<const KeyValue> kvs() const { return kvs_; }
@@ -129,18 +137,23 @@ public:
     }
     // A .gguf.zst (open() takes either): bytes() are its original file, each tensor's part
     // decompressed (and checked) when tensor_data() first asks for it.
-    bool compressed() const { return lazy_ != nullptr; }
+    bool compressed() const { return compressed_; }
+    // A file read over HTTP (opened from a URL): the traffic so far. Empty for any other.
+    std::optional<http::Transfer> transfer() const { return lazy_ ? lazy_->transfer() : std::nullopt; }
 
 private:
     File() = default;
     static File open_mapped(const std::filesystem::path& path, FaultLog* faults);
     static File parse_bytes(std::span<const uint8_t> bytes, std::string name, FaultLog* faults);
     static File open_compressed(const std::filesystem::path& path, FaultLog* faults);
-    void decompress(const TensorInfo& t) const;  // throws gguf::Error naming the tensor and the damaged frame
+    static File open_remote(const std::string& url, FaultLog* faults);
+    void clear_parsed();
+    void decompress(const TensorInfo& t) const;  // throws gguf::Error naming the tensor and the damaged frame or failed transfer
     friend class Parser;
 
     std::unique_ptr<Mapping> mapping_;
-    std::unique_ptr<zst::LazyImage> lazy_;  // a .gguf.zst
+    std::unique_ptr<LazyBytes> lazy_;  // a .gguf.zst or a URL
+    bool compressed_ = false;
     std::span<const uint8_t> bytes_;
     std::string path_;
     uint32_t version_ = 0;

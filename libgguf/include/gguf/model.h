@@ -15,6 +15,8 @@ struct SplitName {
     std::string prefix;  // path up to "-NNNNN-of-MMMMM.gguf"
     uint32_t number = 0; // 1-based
     uint32_t count = 0;
+    std::string suffix = ".gguf";  // or ".gguf.zst" (parts compressed one by one)
+    // Also a URL's path: a split set over HTTP is found from any part's URL.
     static std::optional<SplitName> parse(const std::filesystem::path& path);
     std::filesystem::path path_of(uint32_t part) const;  // 1-based
 };

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "gguf/lazy_bytes.h"
+
 namespace gguf::zst {
 
 struct CompressOptions {
@@ -34,7 +36,7 @@ struct Report {
     uint64_t bytes_in = 0, bytes_out = 0;
     uint64_t frames = 0;          // zstd frames holding data (the header's included)
     uint64_t grouped_frames = 0;  // of them, frames whose bytes were grouped
-    uint64_t stored_frames = 0;   // of them, frames zstd could not make smaller (kept as raw blocks)
+    uint64_t stored_frames = 0;   // of them, frames stored as they are (raw blocks): zstd made them less than 3% smaller
 };
 
 // Compresses the GGUF file `in` into `out` (temporary file, then rename). Throws gguf::Error
@@ -90,7 +92,7 @@ private:
 // asked for: bytes() spans all of it (address space reserved, memory committed only for the
 // frames decompressed), ensure() decompresses the frames holding a range, once, from any
 // thread. What libgguf's File reads a .gguf.zst through.
-class LazyImage {
+class LazyImage final : public LazyBytes {
 public:
     explicit LazyImage(Container c);
     ~LazyImage();
@@ -98,9 +100,12 @@ public:
     LazyImage& operator=(const LazyImage&) = delete;
 
     const Container& container() const { return c_; }
-    std::span<const uint8_t> bytes() const { return {data_, size_}; }
+    std::span<const uint8_t> bytes() const override { return {data_, size_}; }
     // Throws gguf::Error for a damaged frame (as Container::read_frame).
-    void ensure(uint64_t offset, uint64_t n) const;
+    void ensure(uint64_t offset, uint64_t n) const override;
+    // The frames wholly inside the range give their memory back (the pages wholly inside
+    // each); they are decompressed again when next ensured.
+    void release(uint64_t offset, uint64_t n) const override;
 
 private:
     Container c_;
