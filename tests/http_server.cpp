@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -38,6 +39,10 @@ std::string lower(std::string_view s) {
 }  // namespace
 
 HttpServer::HttpServer() {
+    // libcurl honours http_proxy: requests to this server (the tests' own and the gguf they
+    // run, which inherits the environment) must not go to one.
+    ::setenv("no_proxy", "127.0.0.1,localhost", 1);
+    ::setenv("NO_PROXY", "127.0.0.1,localhost", 1);
     listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (listener_ < 0) throw std::runtime_error("test HTTP server: socket() failed");
     const int one = 1;
@@ -202,8 +207,8 @@ bool HttpServer::respond(int fd, const std::string& request) {
     for (uint64_t at = from; at < limit && !stop_;) {
         const uint64_t n = std::min<uint64_t>(buffer.size(), limit - at);
         for (uint64_t i = 0; i < n; ++i) buffer[i] = at + i < file->head.size() ? static_cast<char>(file->head[at + i]) : 0;
+        body_bytes_ += n;  // counted first: the client may have it all before send returns
         if (!send_all(fd, buffer.data(), n)) return false;
-        body_bytes_ += n;
         at += n;
     }
     if (drop) {

@@ -97,6 +97,7 @@ TEST_CASE("http: HF_TOKEN is sent to huggingface.co and hf.co only, and never ov
     CHECK(http::request_headers("https://example.com/?u=https://huggingface.co/", none, "tok").empty());
     CHECK(http::request_headers("https://huggingface.co/x", none, nullptr).empty());
     CHECK(http::request_headers("https://huggingface.co/x", none, "").empty());
+    CHECK(http::request_headers("http://huggingface.co/x", none, "tok").empty());  // never in clear text
     const V given{"authorization: Bearer mine", "X-A: b"};
     CHECK(http::request_headers("https://huggingface.co/x", given, "tok") == given);
 }
@@ -263,7 +264,14 @@ TEST_CASE("http: a dropped connection is resumed where it stopped; one that keep
     CHECK(std::ranges::equal(f.bytes().first(1 << 20), std::span(bytes).first(1 << 20)));
     CHECK(server.request_lines().back() == fmt::format("GET /m.gguf Range: bytes=2000-{}", (1 << 20) - 1));
 
+    // Drops that each bring some bytes are tried past four.
+    server.drops = 6;
+    const File g6 = File::open(server.url("/m.gguf"));
+    CHECK(g6.transfer()->requests == 7);
+    CHECK(g6.transfer()->bytes == 1 << 20);
+
     http::set_first_read(4096);
+    server.drop_after = 0;
     server.drops = 1000;
     try {
         File::open(server.url("/m.gguf"));
@@ -280,7 +288,29 @@ TEST_CASE("http: a dropped connection is resumed where it stopped; one that keep
     const std::string expected = fmt::format("tensor '{}': the connection dropped", t.name);
     CHECK_THROWS_WITH_AS(g.tensor_data(t), doctest::Contains(expected.c_str()), Error);
     server.drops = 0;
-    CHECK(std::ranges::equal(g.tensor_data(t), File::parse(bytes, "x").tensor_data(t)));  // tried again on the next read
+    const File local = File::parse(bytes, "x");
+    CHECK(std::ranges::equal(g.tensor_data(t), local.tensor_data(t)));  // tried again on the next read
+
+    // Released pages leave memory and are fetched again.
+    const uint64_t before = g.transfer()->bytes;
+    g.release_pages(g.tensor_data(t));
+    CHECK(g.transfer()->bytes == before);
+    CHECK(std::ranges::equal(g.tensor_data(t), local.tensor_data(t)));
+    CHECK(g.transfer()->bytes > before + t.n_bytes - 2 * 4096);
+
+    // A server that stops honouring ranges, and a file that changes, are errors, not wrong bytes.
+    const TensorInfo& first = g.tensors().front();
+    server.ranges = test::HttpServer::Ranges::Ignore;
+    CHECK_THROWS_WITH_AS(g.tensor_data(first), doctest::Contains("does not honour range requests"), Error);
+    server.ranges = test::HttpServer::Ranges::Honour;
+    server.add("/m.gguf", std::vector<uint8_t>(bytes.begin(), bytes.end() - 4096));
+    CHECK_THROWS_WITH_AS(g.tensor_data(first), doctest::Contains("the file changed on the server"), Error);
+}
+
+TEST_CASE("http: a .gguf.zst over HTTP is refused plainly") {
+    test::HttpServer server;
+    server.add("/m.gguf.zst", {0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0});
+    CHECK_THROWS_WITH_AS(File::open(server.url("/m.gguf.zst")), doctest::Contains("a .gguf.zst is not read over HTTP"), Error);
 }
 
 TEST_CASE("http: not found, access denied without the header and granted with it, redirects followed, an empty file") {

@@ -244,7 +244,7 @@ TEST_CASE("zst: released frames give their memory back and are decompressed agai
     test::TempDir dir;
     fixtures::write_all(dir.path());
     zst::CompressOptions o;
-    o.frame_bytes = 16384;  // four pages a frame
+    o.frame_bytes = 4 * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));  // four pages a frame
     zst::compress(dir / "demo-llama-mixed.gguf", dir / "m.gguf.zst", o);
     const File f = File::open((dir / "m.gguf.zst").string());
     const TensorInfo* big = &f.tensors()[0];
@@ -253,7 +253,7 @@ TEST_CASE("zst: released frames give their memory back and are decompressed agai
     REQUIRE(big->n_bytes >= 4 * o.frame_bytes);
     const std::span<const uint8_t> data = f.tensor_data(*big);
     const std::vector<uint8_t> copy(data.begin(), data.end());
-    const long page = ::sysconf(_SC_PAGESIZE);
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     auto resident_pages = [&] {
         const auto begin = (reinterpret_cast<uintptr_t>(data.data()) + page - 1) / page * page;
         const auto end = (reinterpret_cast<uintptr_t>(data.data()) + data.size()) / page * page;
@@ -287,4 +287,43 @@ TEST_CASE("zst: a split set compressed part by part opens from any part's .gguf.
     for (size_t i = 0; i < m.tensors().size(); ++i) CHECK(std::ranges::equal(m.tensor_data(m.tensors()[i]), local.tensor_data(local.tensors()[i])));
     std::filesystem::remove(parts[2].string() + ".zst");
     CHECK_THROWS_WITH_AS(Model::open(parts[0].string() + ".zst"), doctest::Contains("part 3 of the 3-part split set is missing"), Error);
+}
+
+TEST_CASE("zst: a frame zstd saves less than 3% of is stored; others compressed; damaged frames fail on any thread count") {
+    test::TempDir dir;
+    std::mt19937 rng(7);
+    std::vector<uint8_t> noise(1 << 20), zeros(1 << 20), half(1 << 20);
+    for (uint8_t& b : noise) b = static_cast<uint8_t>(rng());
+    for (size_t i = 0; i < half.size(); ++i) half[i] = i % 2 ? static_cast<uint8_t>(rng()) : 0;  // half the bytes random: about 45% saved
+    Writer w;
+    w.add_tensor("noise", TypeId::I8, {1 << 20}, std::span<const uint8_t>(noise));
+    w.add_tensor("zeros", TypeId::I8, {1 << 20}, std::span<const uint8_t>(zeros));
+    w.add_tensor("half", TypeId::I8, {1 << 20}, std::span<const uint8_t>(half));
+    w.write(dir / "m.gguf");
+    zst::CompressOptions o;
+    o.threads = 2;
+    const zst::Report r = zst::compress(dir / "m.gguf", dir / "m.gguf.zst", o);
+    CHECK(r.frames == 4);  // the header, then one a tensor
+    CHECK(r.stored_frames == 1);
+    const zst::Container c = zst::Container::open(dir / "m.gguf.zst");
+    const File f = File::open((dir / "m.gguf").string());
+    const File z = File::open((dir / "m.gguf.zst").string());
+    for (size_t i = 1; i < c.frames().size(); ++i) {
+        const zst::Frame& fr = c.frames()[i];
+        CAPTURE(i);
+        if (fr.offset == f.data_section_offset() + f.find_tensor("noise")->data_offset)
+            CHECK(fr.compressed >= fr.size);  // raw blocks
+        else
+            CHECK(fr.compressed < fr.size * 97 / 100);
+    }
+    for (const TensorInfo& t : f.tensors()) CHECK(std::ranges::equal(z.tensor_data(*z.find_tensor(t.name)), f.tensor_data(t)));
+    // A damaged frame stops decompression whichever worker meets it.
+    std::vector<uint8_t> bytes = test::read_bytes(dir / "m.gguf.zst");
+    bytes[c.frames()[3].at + c.frames()[3].compressed / 2] ^= 0x55;
+    test::write_bytes(dir / "bad.gguf.zst", bytes);
+    for (const int threads : {1, 2, 3}) {
+        CAPTURE(threads);
+        CHECK_THROWS_WITH_AS(zst::decompress(dir / "bad.gguf.zst", dir / "out.gguf", threads), doctest::Contains("frame 3"), Error);
+        CHECK_FALSE(std::filesystem::exists(dir / "out.gguf"));
+    }
 }

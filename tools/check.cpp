@@ -37,6 +37,7 @@ void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vect
     kernels::DataCheck c;
     if (!m.parts()[t.part].big_endian()) {
         c = kernels::check_data(info.type, m.tensor_data(t), threads);
+        m.release_pages(t, m.tensor_data(t));  // memory stays flat through the model (a .gguf.zst's or a URL's too)
     } else {
         // Big-endian data: its fields swapped to this machine's order a few MiB at a time.
         if (!quant::can_swap_byte_order(info.type)) {
@@ -58,6 +59,7 @@ void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vect
             if (part.first >= 0) part.first += part.per_block ? blocks_before : blocks_before * ti.block_size;
             c.merge(part);
         }
+        m.release_pages(t, data);
     }
     if (c.bad == 0) return;
     const auto per_row = static_cast<int64_t>(info.shape[0] / (c.per_block ? type_info(info.type).block_size : 1));

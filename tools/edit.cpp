@@ -266,6 +266,8 @@ int run_edit(const EditArgs& a) {
     const Model m = Model::open(a.input);
     if (m.parts().size() > 1) throw std::runtime_error(fmt::format("{} is part of a split set: merge it first (gguf merge), or edit a single file", a.input));
     const File& f = m.first();
+    if (a.in_place && f.transfer())
+        throw std::runtime_error(fmt::format("{} is read over HTTP: it cannot be rewritten in place; write a new file (gguf edit URL OUT ...)", a.input));
     if (a.in_place && f.compressed())
         throw std::runtime_error(fmt::format("{} is a .gguf.zst: its header is compressed, so it cannot be rewritten in place; "
                                              "write a new file (gguf edit IN OUT ...)", a.input));

@@ -22,14 +22,7 @@ void add_header_option(CLI::App* command) {
                                        "(repeatable; HF_TOKEN is sent to huggingface.co when no Authorization header is given)")
         ->type_name("'NAME: VALUE'")
         ->check(CLI::Validator(
-            [](const std::string& h) -> std::string {
-                try {
-                    http::set_headers({h});  // checks the form; the list is set in full below
-                } catch (const std::invalid_argument& e) {
-                    return e.what();
-                }
-                return "";
-            },
+            [](const std::string& h) { return http::header_problem(h); },
             ""))
         ->each([given](const std::string& h) {
             given->push_back(h);

@@ -202,7 +202,7 @@ private:
     }
 
     void key_values() {
-        f_.kvs_.reserve(n_kv_);
+        f_.kvs_.reserve(std::min<uint32_t>(n_kv_, 1u << 16));  // a damaged count in a large file must not allocate gigabytes
         for (uint32_t i = 0; i < n_kv_; ++i) {
             KeyValue kv;
             kv.file_offset = r_.pos();
@@ -273,7 +273,7 @@ private:
     }
 
     void tensor_infos() {
-        f_.tensors_.reserve(n_tensors_);
+        f_.tensors_.reserve(std::min<uint32_t>(n_tensors_, 1u << 16));
         for (uint32_t i = 0; i < n_tensors_; ++i) {
             TensorInfo t;
             t.file_offset = r_.pos();
@@ -437,6 +437,9 @@ File File::open_remote(const std::string& url, FaultLog* faults) {
     http::RemoteFile& r = *remote;
     f.bytes_ = r.bytes();
     f.lazy_ = std::move(remote);
+    constexpr uint8_t kZstdFrame[4] = {0x28, 0xb5, 0x2f, 0xfd};
+    if (r.prefix() >= 4 && std::equal(kZstdFrame, kZstdFrame + 4, f.bytes_.begin()))
+        throw Error(url, 0, "a .gguf.zst is not read over HTTP (only plain GGUF files are): download it, then open it or gguf decompress it");
     for (;;) {
         FaultLog attempt;
         try {

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,7 +25,9 @@ namespace gguf::http {
 
 namespace {
 
-constexpr int kAttempts = 4;  // tries of one range when the connection drops
+constexpr int kAttempts = 4;        // failed tries of a range in a row (no byte arriving) before giving up
+constexpr int kMaxFailures = 64;    // failed tries of a range in all, progress or not
+constexpr long kMaxRetryAfter = 30;  // seconds: the longest a busy server's Retry-After is waited for
 
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -86,13 +89,17 @@ bool transient(CURLcode c) {
 
 bool is_url(std::string_view s) { return istarts_with(s, "http://") || istarts_with(s, "https://"); }
 
+std::string header_problem(std::string_view h) {
+    const size_t colon = h.find(':');
+    const std::string_view name = colon == std::string_view::npos ? std::string_view{} : h.substr(0, colon);
+    if (name.empty() || name.find_first_of(" \t\r\n") != std::string_view::npos || h.find_first_of("\r\n") != std::string_view::npos)
+        return fmt::format("header '{}' is not \"Name: value\"", h);
+    return {};
+}
+
 void set_headers(std::vector<std::string> headers) {
-    for (const std::string& h : headers) {
-        const size_t colon = h.find(':');
-        const std::string_view name = colon == std::string::npos ? std::string_view{} : std::string_view(h).substr(0, colon);
-        if (name.empty() || name.find_first_of(" \t\r\n") != std::string_view::npos || h.find_first_of("\r\n") != std::string::npos)
-            throw std::invalid_argument(fmt::format("header '{}' is not \"Name: value\"", h));
-    }
+    for (const std::string& h : headers)
+        if (std::string problem = header_problem(h); !problem.empty()) throw std::invalid_argument(problem);
     const std::lock_guard<std::mutex> hold(g_headers_lock);
     g_headers = std::move(headers);
 }
@@ -109,7 +116,8 @@ std::vector<std::string> request_headers(std::string_view url, std::span<const s
     std::vector<std::string> out(given.begin(), given.end());
     const bool has_auth = std::any_of(given.begin(), given.end(), [](const std::string& h) { return istarts_with(h, "authorization:"); });
     const std::string host = host_of(url);
-    if (!has_auth && hf_token && *hf_token && (is_domain_or_sub(host, "huggingface.co") || is_domain_or_sub(host, "hf.co")))
+    if (!has_auth && hf_token && *hf_token && istarts_with(url, "https://") &&
+        (is_domain_or_sub(host, "huggingface.co") || is_domain_or_sub(host, "hf.co")))
         out.push_back(fmt::format("Authorization: Bearer {}", hf_token));
     return out;
 }
@@ -156,7 +164,7 @@ public:
     // `whole` tells that it did.
     uint64_t read(uint64_t start, uint64_t end, uint8_t* out, bool whole_ok, uint64_t& size, bool& whole) {
         uint64_t got = 0;
-        int attempt = 1;
+        int failures = 0, all_failures = 0;  // in a row (no byte arriving), and in all
         whole = false;
         for (;;) {
             Reply r = get(start + got, end, out + got, whole_ok && got == 0);
@@ -172,17 +180,23 @@ public:
                 }
             } else if (r.status == 206 && r.total) {
                 size = *r.total;
+                if (size <= start) throw Error(url_, start, fmt::format("the file changed on the server while being read: it now has {} bytes", size));
                 got += r.received;
                 const uint64_t want = std::min(end, size) - start;
                 if (got >= want) return want;
+                if (r.received > 0) failures = 0;
                 if (r.code == CURLE_OK && r.received > 0) continue;  // a shorter range than asked: ask for the rest
             }
-            if (r.code == CURLE_OK || !transient(r.code)) failure(r, start + got, end);
-            if (attempt == kAttempts)
-                throw Error(url_, start + got, fmt::format("the connection dropped {} times while reading bytes {}-{} ({} of {} arrived): {}",
-                                                           kAttempts, start, end - 1, got, end - start, r.message));
-            std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
-            ++attempt;
+            const bool busy = r.code == CURLE_OK && (r.status == 429 || r.status == 502 || r.status == 503 || r.status == 504);
+            if (!busy && (r.code == CURLE_OK || !transient(r.code))) failure(r, start + got, end);
+            ++failures;
+            ++all_failures;
+            if (failures == kAttempts || all_failures == kMaxFailures)
+                throw Error(url_, start + got, busy ? fmt::format("the server stayed busy (HTTP {}) over {} tries for bytes {}-{}", r.status, all_failures, start, end - 1)
+                                                    : fmt::format("the connection dropped {} times while reading bytes {}-{} ({} of {} arrived): {}",
+                                                                  all_failures, start, end - 1, got, end - start, r.message));
+            const long wait_ms = busy ? 1000 * std::min(kMaxRetryAfter, r.retry_after.value_or(failures)) : 50 * failures;
+            std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
         }
     }
 
@@ -196,6 +210,7 @@ private:
         // From the headers of the last response (an earlier one was a redirect).
         long status = 0;
         std::optional<uint64_t> range_start, range_end, total, length;
+        std::optional<long> retry_after;  // seconds
         // From the body.
         bool decided = false, whole = false;
         uint64_t received = 0;
@@ -211,6 +226,7 @@ private:
             const size_t sp = line.find(' ');
             r.status = sp == std::string_view::npos ? 0 : static_cast<long>(number(line.substr(sp + 1, 3)).value_or(0));
             r.range_start = r.range_end = r.total = r.length = std::nullopt;
+            r.retry_after = std::nullopt;
         } else if (istarts_with(line, "content-range:")) {
             std::string_view v = trim(line.substr(14));  // bytes A-B/TOTAL, or bytes */TOTAL with a 416
             if (istarts_with(v, "bytes ")) {
@@ -225,6 +241,8 @@ private:
             }
         } else if (istarts_with(line, "content-length:")) {
             r.length = number(trim(line.substr(15)));
+        } else if (istarts_with(line, "retry-after:")) {  // seconds (an HTTP date is not waited for)
+            if (auto s = number(trim(line.substr(12)))) r.retry_after = static_cast<long>(std::min<uint64_t>(*s, kMaxRetryAfter));
         }
         return size * n;
     }
@@ -236,10 +254,13 @@ private:
         if (!r.decided) {
             r.decided = true;
             if (r.status == 206) {
-                if (!r.range_start || !r.total)
+                if (!r.range_start || !r.range_end || !r.total)
                     r.refusal = "the server's partial answer has no Content-Range with the file's size (bytes A-B/SIZE)";
                 else if (*r.range_start != r.start)
                     r.refusal = fmt::format("the server answered with bytes from {} when bytes from {} were asked for", *r.range_start, r.start);
+                else if (*r.range_end < *r.range_start || *r.total <= *r.range_end)
+                    r.refusal = fmt::format("the server's Content-Range (bytes {}-{}/{}) is not a range of a file of that size", *r.range_start,
+                                            *r.range_end, *r.total);
             } else if (r.status == 200) {
                 if (r.whole_ok && (!r.length || *r.length <= r.want)) r.whole = true;
                 else r.refusal = ignored_ranges(r);
@@ -276,6 +297,8 @@ private:
         error_[0] = 0;
         ++transfer_.requests;
         r.code = curl_easy_perform(h_);
+        curl_easy_setopt(h_, CURLOPT_HEADERDATA, nullptr);  // r is gone when this returns
+        curl_easy_setopt(h_, CURLOPT_WRITEDATA, nullptr);
         if (!r.refusal.empty()) throw Error(url_, start == 0 ? std::nullopt : std::optional<uint64_t>(start), r.refusal);
         if (r.code != CURLE_OK) r.message = error_[0] ? error_ : curl_easy_strerror(r.code);
         return r;
@@ -358,6 +381,26 @@ void RemoteFile::ensure(uint64_t offset, uint64_t n) const {
         const uint64_t gap_end = next == held_.end() ? end : std::min(end, next->first);
         fetch(pos, gap_end);
         pos = gap_end;
+    }
+}
+
+void RemoteFile::release(uint64_t offset, uint64_t n) const {
+    if (n == 0 || offset >= size_) return;
+    static const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t from = (offset + page - 1) / page * page, to = std::min(size_, offset + n) / page * page;  // data_ is page-aligned
+    if (to <= from) return;
+    const std::lock_guard<std::mutex> hold(lock_);
+    ::madvise(data_ + from, to - from, MADV_DONTNEED);
+    auto it = held_.upper_bound(from);
+    if (it != held_.begin()) --it;
+    while (it != held_.end() && it->first < to) {
+        const uint64_t s = it->first, e = it->second;
+        it = held_.erase(it);
+        if (s < from) held_[s] = std::min(e, from);
+        if (e > to) {
+            held_[to] = e;
+            break;
+        }
     }
 }
 

@@ -25,6 +25,9 @@ public:
 
     std::span<const uint8_t> bytes() const override { return {data_, size_}; }
     void ensure(uint64_t offset, uint64_t n) const override;
+    // The pages wholly inside the range give their memory back and are fetched again when
+    // next ensured.
+    void release(uint64_t offset, uint64_t n) const override;
     std::optional<Transfer> transfer() const override;
 
     // The file's first bytes held since open: [0, prefix()).

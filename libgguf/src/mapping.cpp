@@ -58,7 +58,15 @@ int File::descriptor() const { return mapping_ ? mapping_->fd() : -1; }
 void File::release_pages(std::span<const uint8_t> bytes) const {
     const auto first = reinterpret_cast<uintptr_t>(bytes.data()), mapped = reinterpret_cast<uintptr_t>(bytes_.data());
     if (bytes.empty() || first < mapped || bytes.size() > bytes_.size() || first - mapped > bytes_.size() - bytes.size()) return;
-    if (lazy_) return lazy_->release(first - mapped, bytes.size());  // a .gguf.zst: its frames wholly inside
+    if (lazy_) {
+        // A .gguf.zst's frames, a URL's pages wholly inside, never the header's (every key and
+        // name is a view into them), and the padding after a tensor's bytes with them.
+        uint64_t from = first - mapped, to = from + bytes.size();
+        from = std::max(from, data_section_offset_);
+        if (to > data_section_offset_) to = std::min<uint64_t>(bytes_.size(), data_section_offset_ + (to - data_section_offset_ + alignment_ - 1) / alignment_ * alignment_);
+        if (to > from) lazy_->release(from, to - from);
+        return;
+    }
     if (!mapping_) return;
     static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     const auto begin = (first + page - 1) / page * page;

@@ -197,14 +197,16 @@ public:
         ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level_);
         if (out.size() < ZSTD_compressBound(src.size())) out.resize(ZSTD_compressBound(src.size()));  // kept at its largest: no page faults per frame
         size_t n = compress(src, p, out);
-        if (static_cast<double>(n) > static_cast<double>(src.size()) * (1 - kMinSaving) && level_ > kStoreLevel) {
+        stored_ = static_cast<double>(n) > static_cast<double>(src.size()) * (1 - kMinSaving) && level_ > kStoreLevel;
+        if (stored_) {
             ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, kStoreLevel);
             n = compress(src, p, out);
         }
         used_ = n;
         return load_u32(out.data() + n - 4);  // a frame with a checksum ends with it
     }
-    size_t used() const { return used_; }  // the last frame's bytes
+    size_t used() const { return used_; }      // the last frame's bytes
+    bool stored() const { return stored_; }    // whether it was stored (saving under kMinSaving)
 
 private:
     size_t compress(std::span<const uint8_t> src, const Piece& p, std::vector<uint8_t>& out) {
@@ -216,6 +218,7 @@ private:
     ZSTD_CCtx* ctx_;
     int level_;
     size_t used_ = 0;
+    bool stored_ = false;
     std::vector<uint8_t> scratch_;
 };
 
@@ -275,7 +278,13 @@ template <class Work, class Done> void pipeline(size_t n, int threads, size_t wi
         }
     };
     std::vector<std::thread> pool;
-    for (int w = 0; w < std::max(1, threads); ++w) pool.emplace_back(worker, w);
+    try {
+        for (int w = 0; w < std::max(1, threads); ++w) pool.emplace_back(worker, w);
+    } catch (...) {  // no thread to be had: those started are stopped
+        fail();
+        for (std::thread& t : pool) t.join();
+        throw;
+    }
     while (written < n) {
         std::unique_lock<std::mutex> hold(m);
         wake_writer.wait(hold, [&] { return stop || ready[written % window]; });
@@ -322,6 +331,7 @@ Report compress(const std::filesystem::path& in, const std::filesystem::path& ou
         std::vector<uint8_t> buffer;
         size_t bytes = 0;
         uint32_t checksum = 0;
+        bool stored = false;
     };
     std::vector<Slot> slots(window);
     std::vector<uint8_t> seek, index;
@@ -332,6 +342,7 @@ Report compress(const std::filesystem::path& in, const std::filesystem::path& ou
                        Slot& s = slots[slot];
                        s.checksum = workers[static_cast<size_t>(w)]->run(original, pieces[i], s.buffer);
                        s.bytes = workers[static_cast<size_t>(w)]->used();
+                       s.stored = workers[static_cast<size_t>(w)]->stored();
                    },
                    [&](size_t i, size_t slot) {
                        const Slot& s = slots[slot];
@@ -345,7 +356,7 @@ Report compress(const std::filesystem::path& in, const std::filesystem::path& ou
                        r.bytes_out += c.size();
                        r.frames++;
                        if (pieces[i].code != kNone) r.grouped_frames++;
-                       if (c.size() >= pieces[i].size) r.stored_frames++;
+                       if (s.stored) r.stored_frames++;
                        done += pieces[i].size;
                        if (progress) progress({done, original.size()});
                    });

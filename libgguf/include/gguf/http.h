@@ -30,15 +30,18 @@ inline constexpr uint64_t kMaxHeader = uint64_t{1} << 30;
 void set_first_read(uint64_t bytes);
 uint64_t first_read();
 
+// What is wrong with a request header line, or "" when it is "Name: value".
+std::string header_problem(std::string_view line);
+
 // Request headers ("Name: value") every URL opened from now on sends, e.g. from the tools'
 // --header. Throws std::invalid_argument for a line that is not "Name: value".
 void set_headers(std::vector<std::string> headers);
 std::vector<std::string> headers();
 
 // The headers a request to `url` carries: `given`, and "Authorization: Bearer TOKEN" with
-// `hf_token` (the HF_TOKEN variable; null or empty: none) when the host is huggingface.co,
-// hf.co or one of their subdomains and `given` holds no Authorization header. The token is
-// never sent to another host.
+// `hf_token` (the HF_TOKEN variable; null or empty: none) when the URL is https:// on
+// huggingface.co, hf.co or one of their subdomains and `given` holds no Authorization
+// header. The token is never sent to another host, nor in clear text.
 std::vector<std::string> request_headers(std::string_view url, std::span<const std::string> given, const char* hf_token);
 
 // What a file opened from a URL cost in traffic so far.

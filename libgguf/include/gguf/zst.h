@@ -36,7 +36,7 @@ struct Report {
     uint64_t bytes_in = 0, bytes_out = 0;
     uint64_t frames = 0;          // zstd frames holding data (the header's included)
     uint64_t grouped_frames = 0;  // of them, frames whose bytes were grouped
-    uint64_t stored_frames = 0;   // of them, frames stored as they are (raw blocks): zstd made them less than 3% smaller
+    uint64_t stored_frames = 0;   // of them, frames stored (compressed again at level -1, raw literals): zstd made them less than 3% smaller
 };
 
 // Compresses the GGUF file `in` into `out` (temporary file, then rename). Throws gguf::Error
