@@ -30,6 +30,12 @@ struct HttpSettings {
     }
 };
 
+// A server of the test's own, and the URL settings put back after the test.
+struct Served {
+    HttpSettings restore;
+    test::HttpServer server;
+};
+
 struct Outcome {
     std::string message;  // the error's message, empty when the open succeeded
     std::optional<uint64_t> offset;
@@ -112,9 +118,7 @@ TEST_CASE("http: --header lines must be 'Name: value'") {
     CHECK(http::headers() == std::vector<std::string>{"X-A: b"});
 }
 
-TEST_CASE("http: every fixture, malformed variant and planted fault opens from a URL as it does from memory, whatever the first read") {
-    HttpSettings restore;
-    test::HttpServer server;
+TEST_CASE_FIXTURE(Served, "http: every fixture, malformed variant and planted fault opens from a URL as it does from memory, whatever the first read") {
     std::vector<std::pair<std::string, std::vector<uint8_t>>> files;
     for (const auto& m : fixtures::malformed_variants()) files.emplace_back(m.name, m.bytes);
     for (const auto& p : fixtures::planted_faults())
@@ -149,9 +153,7 @@ TEST_CASE("http: every fixture, malformed variant and planted fault opens from a
     CHECK(checked > 30);
 }
 
-TEST_CASE("http: tensor data is fetched when read, equal to the file's, each range once") {
-    HttpSettings restore;
-    test::HttpServer server;
+TEST_CASE_FIXTURE(Served, "http: tensor data is fetched when read, equal to the file's, each range once") {
     const std::vector<uint8_t> bytes = fixtures::demo_model(fixtures::mixed_demo_options()).write_to_memory();
     server.add("/m.gguf", bytes);
     http::set_first_read(4096);
@@ -172,9 +174,7 @@ TEST_CASE("http: tensor data is fetched when read, equal to the file's, each ran
     CHECK_FALSE(f.compressed());
 }
 
-TEST_CASE("http: a 100 GB model with a 4 MB header is inspected for about its header's size") {
-    HttpSettings restore;
-    test::HttpServer server;
+TEST_CASE_FIXTURE(Served, "http: a 100 GB model with a 4 MB header is inspected for about its header's size") {
     const uint64_t data = uint64_t{100} << 30;
     const Writer w = big_header_model(200000, data);
     const std::vector<uint8_t> header = w.header();
@@ -210,9 +210,7 @@ TEST_CASE("http: a 100 GB model with a 4 MB header is inspected for about its he
     }
 }
 
-TEST_CASE("http: a header claiming more than 1 GiB is refused before it is fetched") {
-    HttpSettings restore;
-    test::HttpServer server;
+TEST_CASE_FIXTURE(Served, "http: a header claiming more than 1 GiB is refused before it is fetched") {
     // GGUF v3, no tensors, one key whose length says 1.5 GB, in a 2 GB file.
     std::vector<uint8_t> head = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
     for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{1'500'000'000}})
@@ -222,9 +220,7 @@ TEST_CASE("http: a header claiming more than 1 GiB is refused before it is fetch
     CHECK(server.body_bytes() <= http::kFirstRead);
 }
 
-TEST_CASE("http: a server that ignores Range is refused unless the whole file fits the first read") {
-    HttpSettings restore;
-    test::HttpServer server;
+TEST_CASE_FIXTURE(Served, "http: a server that ignores Range is refused unless the whole file fits the first read") {
     server.ranges = test::HttpServer::Ranges::Ignore;
     const std::vector<uint8_t> small = fixtures::demo_model().write_to_memory();
     server.add("/small.gguf", small);
@@ -249,9 +245,7 @@ TEST_CASE("http: a server that ignores Range is refused unless the whole file fi
     CHECK_THROWS_WITH_AS(File::open(server.url("/small.gguf")), doctest::Contains("does not honour range requests"), Error);
 }
 
-TEST_CASE("http: a dropped connection is resumed where it stopped; one that keeps dropping is an error naming the URL") {
-    HttpSettings restore;
-    test::HttpServer server;
+TEST_CASE_FIXTURE(Served, "http: a dropped connection is resumed where it stopped; one that keeps dropping is an error naming the URL") {
     const std::vector<uint8_t> bytes = fixtures::demo_model(fixtures::mixed_demo_options()).write_to_memory();
     server.add("/m.gguf", bytes);
     http::set_first_read(1 << 20);
@@ -313,9 +307,7 @@ TEST_CASE("http: a .gguf.zst over HTTP is refused plainly") {
     CHECK_THROWS_WITH_AS(File::open(server.url("/m.gguf.zst")), doctest::Contains("a .gguf.zst is not read over HTTP"), Error);
 }
 
-TEST_CASE("http: not found, access denied without the header and granted with it, redirects followed, an empty file") {
-    HttpSettings restore;
-    test::HttpServer server;
+TEST_CASE_FIXTURE(Served, "http: not found, access denied without the header and granted with it, redirects followed, an empty file") {
     const std::vector<uint8_t> bytes = fixtures::demo_model().write_to_memory();
     server.add("/m.gguf", bytes);
     server.add("/empty.gguf", {});
@@ -338,10 +330,8 @@ TEST_CASE("http: not found, access denied without the header and granted with it
     CHECK(bad.err.find("Name: value") != std::string::npos);
 }
 
-TEST_CASE("http: a split set is read from its first part's URL; a missing part is named") {
-    HttpSettings restore;
+TEST_CASE_FIXTURE(Served, "http: a split set is read from its first part's URL; a missing part is named") {
     test::TempDir dir;
-    test::HttpServer server;
     const auto parts = fixtures::write_demo_split(dir.path(), "demo", 3);
     for (const auto& p : parts) server.add("/sets/" + p.filename().string(), test::read_bytes(p));
     const Model local = Model::open(parts[0]);
@@ -371,10 +361,8 @@ TEST_CASE("http: a split set is read from its first part's URL; a missing part i
     CHECK(c.out.find("part 2 of the 3-part split set cannot be read") != std::string::npos);
 }
 
-TEST_CASE("http: gguf check reads the data from a URL and finds what it finds locally") {
-    HttpSettings restore;
+TEST_CASE_FIXTURE(Served, "http: gguf check reads the data from a URL and finds what it finds locally") {
     test::TempDir dir;
-    test::HttpServer server;
     for (const auto& p : fixtures::planted_faults()) {
         if (p.files.size() != 1) continue;
         const std::string path = fmt::format("/{}.gguf", p.name);
