@@ -176,6 +176,8 @@ bool HttpServer::respond(int fd, const std::string& request) {
     };
     if (!required.empty() && std::find(lines.begin() + 1, lines.end(), required) == lines.end())
         return empty_reply("401 Unauthorized");
+    for (int b = busy.load(); b > 0;)
+        if (busy.compare_exchange_weak(b, b - 1)) return empty_reply("503 Service Unavailable", "Retry-After: 0\r\n");
     if (!file) return empty_reply("404 Not Found");
     if (!file->redirect.empty()) return empty_reply("302 Found", fmt::format("Location: {}\r\n", url(file->redirect)));
 

@@ -42,6 +42,8 @@ public:
     // (the connection closed).
     std::atomic<int> drops{0};
     std::atomic<uint64_t> drop_after{0};
+    // Each of the next `busy` requests is answered 503 with "Retry-After: 0".
+    std::atomic<int> busy{0};
     // When set, a request without this exact header line ("Name: value") gets 401.
     void require_header(std::string line);
 

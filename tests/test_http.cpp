@@ -301,6 +301,18 @@ TEST_CASE_FIXTURE(Served, "http: a dropped connection is resumed where it stoppe
     CHECK_THROWS_WITH_AS(g.tensor_data(first), doctest::Contains("the file changed on the server"), Error);
 }
 
+TEST_CASE_FIXTURE(Served, "http: a busy server (503) is asked again after its Retry-After; one that stays busy is an error") {
+    const std::vector<uint8_t> bytes = fixtures::demo_model().write_to_memory();
+    server.add("/m.gguf", bytes);
+    server.busy = 3;
+    const File f = File::open(server.url("/m.gguf"));
+    CHECK(f.size() == bytes.size());
+    CHECK(f.transfer()->requests == 4);
+    server.busy = 1000;
+    CHECK_THROWS_WITH_AS(File::open(server.url("/m.gguf")), doctest::Contains("the server stayed busy (HTTP 503) over 4 tries"), Error);
+    server.busy = 0;
+}
+
 TEST_CASE("http: a .gguf.zst over HTTP is refused plainly") {
     test::HttpServer server;
     server.add("/m.gguf.zst", {0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0});
