@@ -340,6 +340,10 @@ TEST_CASE_FIXTURE(Served, "http: not found, access denied without the header and
     const test::RunResult bad = test::run_gguf("inspect --header 'no-colon' " + server.url("/m.gguf"));
     CHECK(bad.exit_code == 2);
     CHECK(bad.err.find("Name: value") != std::string::npos);
+    // A URL's header cannot be rewritten in place.
+    const test::RunResult edit = test::run_gguf("edit -H 'Authorization: Bearer s3cret' " + server.url("/m.gguf") + " --in-place --name x");
+    CHECK(edit.exit_code == 2);
+    CHECK(edit.err.find("is read over HTTP: it cannot be rewritten in place") != std::string::npos);
 }
 
 TEST_CASE_FIXTURE(Served, "http: a split set is read from its first part's URL; a missing part is named") {

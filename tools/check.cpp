@@ -36,8 +36,9 @@ void check_tensor(const Model& m, const Model::Tensor& t, int threads, std::vect
     if (!info.readable) return;  // its layout fault is reported
     kernels::DataCheck c;
     if (!m.parts()[t.part].big_endian()) {
-        c = kernels::check_data(info.type, m.tensor_data(t), threads);
-        m.release_pages(t, m.tensor_data(t));  // memory stays flat through the model (a .gguf.zst's or a URL's too)
+        const std::span<const uint8_t> data = m.tensor_data(t);
+        c = kernels::check_data(info.type, data, threads);
+        m.release_pages(t, data);  // memory stays flat through the model (a .gguf.zst's or a URL's too)
     } else {
         // Big-endian data: its fields swapped to this machine's order a few MiB at a time.
         if (!quant::can_swap_byte_order(info.type)) {

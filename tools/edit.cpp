@@ -339,6 +339,7 @@ void add_edit(CLI::App& app, std::function<int()>& run) {
                 "Rewrite the input's header where it is, when the new header ends within the padding before the tensor data (as "
                 "gguf-py's gguf_set_metadata does for same-size values); otherwise refused, saying how many bytes are missing");
     c->add_flag("--dry-run", a->dry_run, "Check the edits; write nothing");
+    add_header_option(c);  // the input may be a URL (then OUT is a new local file)
     c->footer("Edits apply in this order: --delete, --rename, --set, --chat-template, --name, --rename-tensor, --byte-order. An edit that would make a file "
               "gguf check rejects (a known key of the wrong type, a bad name...) is refused before anything is written.");
     c->callback([a, &run] { run = [a] { return run_edit(*a); }; });

@@ -396,8 +396,7 @@ File File::open_mapped(const std::filesystem::path& path, FaultLog* faults) {
     f.path_ = path.string();
     f.mapping_ = std::make_unique<Mapping>(path);
     f.bytes_ = f.mapping_->bytes();
-    constexpr uint8_t kZstdFrame[4] = {0x28, 0xb5, 0x2f, 0xfd};
-    if (f.bytes_.size() >= 4 && std::equal(kZstdFrame, kZstdFrame + 4, f.bytes_.begin())) return open_compressed(path, faults);
+    if (zst::looks_compressed(f.bytes_)) return open_compressed(path, faults);
     Parser(f, faults).run();
     return f;
 }
@@ -437,8 +436,7 @@ File File::open_remote(const std::string& url, FaultLog* faults) {
     http::RemoteFile& r = *remote;
     f.bytes_ = r.bytes();
     f.lazy_ = std::move(remote);
-    constexpr uint8_t kZstdFrame[4] = {0x28, 0xb5, 0x2f, 0xfd};
-    if (r.prefix() >= 4 && std::equal(kZstdFrame, kZstdFrame + 4, f.bytes_.begin()))
+    if (zst::looks_compressed(f.bytes_.first(std::min<uint64_t>(r.prefix(), 4))))
         throw Error(url, 0, "a .gguf.zst is not read over HTTP (only plain GGUF files are): download it, then open it or gguf decompress it");
     for (;;) {
         FaultLog attempt;

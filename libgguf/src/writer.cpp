@@ -182,8 +182,9 @@ Writer Writer::copy_of(const File& f) {
 void Writer::add_tensor(const File& f, const TensorInfo& t) {
     if (f.compressed() || f.transfer()) {  // decompressed or fetched when written, not all at once now
         add_tensor(std::string(t.name), t.type, {t.dims().begin(), t.dims().end()}, [&f, &t](ByteSink& sink) {
-            sink.write(f.tensor_data(t));
-            f.release_pages(f.tensor_data(t));
+            const std::span<const uint8_t> data = f.tensor_data(t);
+            sink.write(data);
+            f.release_pages(data);
         });
         return;
     }

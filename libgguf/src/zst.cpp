@@ -600,6 +600,8 @@ void LazyImage::release(uint64_t offset, uint64_t n) const {
     }
 }
 
+bool looks_compressed(std::span<const uint8_t> first_bytes) { return first_bytes.size() >= 4 && load_u32(first_bytes.data()) == kZstdMagic; }
+
 bool looks_compressed(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     uint8_t b[4] = {};

@@ -117,6 +117,8 @@ private:
 
 // Whether the file starts with a zstd frame (what a .gguf.zst does; a GGUF file starts "GGUF").
 bool looks_compressed(const std::filesystem::path& path);
+// The same for a file's first bytes.
+bool looks_compressed(std::span<const uint8_t> first_bytes);
 
 // Restores the original file (temporary file, then rename), every frame checked; `threads`
 // frames decompressed at once.
