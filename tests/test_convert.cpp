@@ -512,7 +512,7 @@ TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversi
     CHECK(r.err.find("nowhere") != std::string::npos);
     r = test::run_gguf("convert " + folder + " --outtype q9_z");
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("'q9_z' is not f32, f16, bf16, q8_0, auto, or a type or mix") != std::string::npos);
+    CHECK(r.err.find("'q9_z' is not f32, f16, bf16, q8_0, auto, lossless, or a type or mix") != std::string::npos);
 }
 
 TEST_CASE("a folder with a SentencePiece tokenizer converts to a model that tokenizes and generates; --vocab-only writes the vocabulary alone") {
@@ -696,7 +696,7 @@ TEST_CASE("convert refuses what it cannot convert, naming the file and tensor") 
         }
         write_file(dir / "int8" / "model.safetensors", with_length(header + "}", data));
         const std::string e = refusal(dir / "int8");
-        CHECK(e.find("model.layers.0.mlp.up_proj.weight: dtype I8 is not read yet") != std::string::npos);
+        CHECK(e.find("tensor model.layers.0.mlp.up_proj.weight: is int8 without a scale") != std::string::npos);
     }
     // A size of 0 in config.json.
     write_file(dir / "int8" / "config.json",

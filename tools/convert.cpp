@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,22 @@ int run_convert(const ConvertArgs& a) {
     std::fprintf(stderr, "convert: %s (%s) -> %s: %s, %zu tensors from %zu safetensors file%s; tokenizer: %s\n", a.folder.c_str(),
                  p.config.architecture.c_str(), out.c_str(), p.arch.c_str(), p.tensors.size(), weights.files().size(),
                  weights.files().size() == 1 ? "" : "s", p.tokenizer.empty() ? "none in the folder (the file will have no vocabulary)" : p.tokenizer.c_str());
+    // A quantized checkpoint: what it is, and whether its layers have an exact GGUF form.
+    size_t imported = 0;
+    std::map<std::string, size_t> exact_forms;  // "Q4_0" / "none" -> layers
+    for (const convert::TensorPlan& t : p.tensors)
+        if (!t.quantized.empty()) {
+            ++imported;
+            const std::optional<TypeId> exact = t.quantized[0]->lossless_type();
+            ++exact_forms[exact ? std::string(type_info(*exact).name) : std::string("none (F32)")];
+        }
+    if (imported) {
+        std::string forms;
+        for (const auto& [form, n] : exact_forms) forms += fmt::format("{}{} x {}", forms.empty() ? "" : ", ", n, form);
+        std::fprintf(stderr, "convert: quantized checkpoint: %s; %zu layers decoded exactly; lossless GGUF forms: %s%s\n", p.quantization.describe().c_str(),
+                     imported, forms.c_str(),
+                     a.outtype == "lossless" ? "" : exact_forms.count("none (F32)") == exact_forms.size() ? "" : " (--outtype lossless writes them without a second rounding)");
+    }
     if (a.dry_run) {
         // The keys as gguf inspect shows them: written to a header in memory and read back.
         Writer header;
@@ -72,18 +89,30 @@ int run_convert(const ConvertArgs& a) {
         const File keys = File::parse(bytes, "keys");
         for (const KeyValue& kv : keys.kvs()) std::printf("%-44s = %s\n", std::string(kv.key).c_str(), value_text(kv.value, 8).c_str());
         for (const convert::TensorPlan& t : p.tensors)
-            std::printf("%-40s -> %-28s %-5s [%s]%s\n", t.source ? t.source->name.c_str() : "(computed)", t.name.c_str(), std::string(type_info(t.type).name).c_str(),
-                        fmt::format("{}", fmt::join(t.shape, ", ")).c_str(), t.permute_heads ? "  (rows permuted for interleaved rotary)" : "");
+            std::printf("%-40s -> %-28s %-5s [%s]%s%s\n", t.source ? t.source->name.c_str() : "(computed)", t.name.c_str(), std::string(type_info(t.type).name).c_str(),
+                        fmt::format("{}", fmt::join(t.shape, ", ")).c_str(), t.permute_heads ? "  (rows permuted for interleaved rotary)" : "",
+                        t.quantized.empty() ? "" : fmt::format("  ({}{})", t.quantized[0]->kind(), t.exact_blocks ? ", exact blocks" : "").c_str());
         return 0;
     }
     for (const convert::SafetensorsFile& f : weights.files()) refuse_overwrite(out, f.path());
+    std::vector<convert::ImportError> errors;
     const std::vector<std::filesystem::path> written = convert::write(
         p, out,
         [&](size_t done, size_t total) {
             std::fprintf(stderr, "\rconvert: %zu/%zu tensors", done, total);
             if (done == total) std::fprintf(stderr, "\n");
         },
-        a.threads, split);
+        a.threads, split, &errors);
+    // What the output type did to each imported layer: nothing (exact), or a second rounding.
+    for (const convert::ImportError& e : errors) {
+        if (e.exact)
+            std::fprintf(stderr, "convert: %-28s %-22s -> %-5s exact (blocks written from the codes)\n", e.name.c_str(), e.kind.c_str(), std::string(type_info(e.type).name).c_str());
+        else if (e.rmse == 0)
+            std::fprintf(stderr, "convert: %-28s %-22s -> %-5s exact\n", e.name.c_str(), e.kind.c_str(), std::string(type_info(e.type).name).c_str());
+        else
+            std::fprintf(stderr, "convert: %-28s %-22s -> %-5s second rounding: RMSE %.4g (%.3g%% of the values' RMS), largest %.4g\n", e.name.c_str(), e.kind.c_str(),
+                         std::string(type_info(e.type).name).c_str(), e.rmse, e.rms > 0 ? 100 * e.rmse / e.rms : 0.0, e.max_abs);
+    }
     for (const std::filesystem::path& f : written) std::fprintf(stderr, "convert: wrote %s\n", f.c_str());
     return 0;
 }
@@ -97,8 +126,9 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
     c->add_option("-o,--outfile", a->outfile, "Output file (default: FOLDER/NAME-TYPE.gguf)");
     c->add_option("--outtype", a->outtype,
                   "f32, f16, bf16, q8_0 (every matrix of that type, as llama.cpp's converter writes them), auto (16-bit sources keep their "
-                  "type, f32 becomes f16), or any type or mix gguf requant knows (Q4_K_M, IQ4_XS, ...: llama.cpp's per-tensor rules, "
-                  "quantized straight from the checkpoint)")
+                  "type, f32 becomes f16), lossless (a quantized checkpoint's layers in the GGUF type that holds their values exactly, "
+                  "else F32; dense matrices keep their type), or any type or mix gguf requant knows (Q4_K_M, IQ4_XS, ...: llama.cpp's "
+                  "per-tensor rules, quantized straight from the checkpoint)")
         ->capture_default_str();
     c->add_option("--imatrix", a->imatrix, "Importance matrix for the quantized types (either of llama.cpp's formats), as gguf requant takes it")
         ->type_name("FILE");
@@ -115,7 +145,10 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
         ->type_name("KEY=TYPE:VALUE");
     c->add_flag("--dry-run", a->dry_run, "Print the metadata and the tensor map (Hugging Face name -> GGUF name, type, shape); write nothing");
     c->footer(fmt::format("Architectures: {}. Norms, biases and routers are written as F32; experts are stacked into 3-D tensors; llama/mistral Q and K rows are permuted to GGUF's "
-                          "interleaved rotary pairs; tied embeddings write no output.weight. The tokenizer: byte-level BPE from tokenizer.json or SentencePiece from tokenizer.model, llama.cpp's keys.",
+                          "interleaved rotary pairs; tied embeddings write no output.weight. The tokenizer: byte-level BPE from tokenizer.json or SentencePiece from tokenizer.model, llama.cpp's keys. "
+                          "Quantized checkpoints (quantization_config in config.json, or quantize_config.json) are decoded exactly: GPTQ (2/3/4/8 bits, v1/v2, act-order), "
+                          "AWQ (GEMM, GEMV), bitsandbytes (NF4, FP4, double quantization, LLM.int8), FP8 (E4M3/E5M2, block/channel/tensor scales), compressed-tensors "
+                          "(pack-quantized int4/int8, int8 W8A8, FP8); each imported layer's second rounding is reported.",
                           fmt::join(convert::supported_architectures(), ", ")));
     c->callback([a, &run] { run = [a] { return run_convert(*a); }; });
 }

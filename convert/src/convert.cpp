@@ -324,6 +324,21 @@ void apply_mix(Plan& p, const gguf::requant::Target& mix, const quant::Importanc
     p.file_type = mix.file_type;
 }
 
+// general.file_type of a lossless import: the mix named for the type holding the most bytes
+// of matrices (a quantized layer's lossless type, or the 16/32-bit type of the rest).
+uint32_t lossless_file_type(const Plan& p) {
+    std::map<TypeId, uint64_t> bytes;
+    for (const TensorPlan& t : p.tensors)
+        if (t.shape.size() >= 2) bytes[t.type] += t.rows() * quant::row_bytes(t.type, static_cast<int64_t>(t.shape[0]));
+    TypeId most = TypeId::F16;
+    uint64_t best = 0;
+    for (const auto& [type, n] : bytes)
+        if (n > best) most = type, best = n;
+    for (const gguf::FileTypeInfo& f : gguf::all_file_types())
+        if (!f.retired && f.base == most) return static_cast<uint32_t>(f.id);
+    return 1;
+}
+
 }  // namespace
 
 Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const ConvertOptions& options) {
@@ -342,8 +357,8 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     else if (out == "f16") fixed = TypeId::F16;
     else if (out == "bf16") fixed = TypeId::BF16;
     else if (out == "q8_0") fixed = TypeId::Q8_0;
-    else if (out != "auto" && !(mix = gguf::requant::find_target(options.outtype)))
-        fail("--outtype", fmt::format("'{}' is not f32, f16, bf16, q8_0, auto, or a type or mix gguf requant knows (gguf requant --list)",
+    else if (out != "auto" && out != "lossless" && !(mix = gguf::requant::find_target(options.outtype)))
+        fail("--outtype", fmt::format("'{}' is not f32, f16, bf16, q8_0, auto, lossless, or a type or mix gguf requant knows (gguf requant --list)",
                                       options.outtype));
     if (mix && mix->copy) fail("--outtype", "COPY has nothing to copy from: give a type or mix");
 
@@ -373,54 +388,76 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
         }
     };
     TypeId widest = TypeId::F32;  // the 16-bit type of the sources (auto)
+    const bool lossless = out == "lossless";
+    p.quantization = read_quant_config(folder);
     std::map<std::string, bool> used;
     for (const auto& [name, t] : weights.tensors()) used[name] = false;
+    std::vector<std::string> read_too;  // the scales, zeros... a quantized layer reads
     const auto add = [&](const HfName& n, std::optional<uint32_t> layer, bool bias) {
-        std::vector<const SafeTensor*> experts;
-        if (is_expert_role(n.role)) {
-            if (!c.num_experts) fail((folder / "config.json").string(), "the architecture has experts, config.json names none (num_local_experts / num_experts)");
-            for (uint32_t e = 1; e < c.num_experts; ++e) {
-                const std::string name = hf_name(n, layer, "weight", e);
-                const SafeTensor* t = weights.find(name);
-                if (!t) fail(folder.string(), fmt::format("tensor {} is missing", name));
-                used[name] = true;
-                experts.push_back(t);
-            }
-        }
-        const std::string hf = hf_name(n, layer, bias ? "bias" : "weight");
-        const SafeTensor* t = weights.find(hf);
-        if (!t) {
-            if (n.optional) return;
-            fail(folder.string(), fmt::format("tensor {} is missing", hf));
-        }
-        used[hf] = true;
-        if (t->dtype != Dtype::F32 && t->dtype != Dtype::F16 && t->dtype != Dtype::BF16)
-            fail(t->file->string(), fmt::format("tensor {}: dtype {} is not read yet (F32, F16, BF16 are; quantized checkpoints come with the "
-                                                "import of GPTQ/AWQ/FP8)",
-                                                hf, dtype_name(t->dtype)));
         std::vector<uint64_t> want = expected(n.role);
         if (bias) want.resize(1);
-        if (t->shape != want)
-            fail(t->file->string(), fmt::format("tensor {}: shape [{}], expected [{}] from config.json", hf, fmt::join(t->shape, ", "),
-                                                fmt::join(want, ", ")));
-        for (const SafeTensor* e : experts)
-            if (e->shape != t->shape || e->dtype != t->dtype)
-                fail(e->file->string(), fmt::format("tensor {}: shape [{}] {}, unlike expert 0's [{}] {}", e->name, fmt::join(e->shape, ", "),
-                                                    dtype_name(e->dtype), fmt::join(t->shape, ", "), dtype_name(t->dtype)));
+        const bool matrix = want.size() == 2 && n.role != TensorRole::FfnGateInp;  // the router stays F32, as llama.cpp keeps it
+        const uint32_t count = is_expert_role(n.role) ? c.num_experts : 1;
+        if (is_expert_role(n.role) && !c.num_experts)
+            fail((folder / "config.json").string(), "the architecture has experts, config.json names none (num_local_experts / num_experts)");
+        // Each source (expert by expert): a dense tensor or a quantized layer.
+        std::vector<const SafeTensor*> dense;
+        std::vector<std::shared_ptr<const QuantizedTensor>> quantized;
+        for (uint32_t e = 0; e < count; ++e) {
+            const std::string hf = hf_name(n, layer, bias ? "bias" : "weight", e);
+            if (!bias && want.size() == 2) {
+                const std::string module = hf.substr(0, hf.size() - 7);
+                if (auto q = find_quantized(weights, p.quantization, module, want[0], want[1], read_too)) {
+                    used[q->parts()[0]->name] = true;
+                    quantized.push_back(std::move(q));
+                    continue;
+                }
+            }
+            const SafeTensor* t = weights.find(hf);
+            if (!t) {
+                if (n.optional && e == 0) return;
+                fail(folder.string(), fmt::format("tensor {} is missing", hf));
+            }
+            used[hf] = true;
+            if (t->dtype != Dtype::F32 && t->dtype != Dtype::F16 && t->dtype != Dtype::BF16)
+                fail(t->file->string(), fmt::format("tensor {}: dtype {} is not read here (F32, F16, BF16 are, and quantized layers with their scales)",
+                                                    hf, dtype_name(t->dtype)));
+            if (t->shape != want)
+                fail(t->file->string(), fmt::format("tensor {}: shape [{}], expected [{}] from config.json", hf, fmt::join(t->shape, ", "),
+                                                    fmt::join(want, ", ")));
+            if (!dense.empty() && t->dtype != dense[0]->dtype)
+                fail(t->file->string(), fmt::format("tensor {}: dtype {}, unlike expert 0's {}", t->name, dtype_name(t->dtype), dtype_name(dense[0]->dtype)));
+            dense.push_back(t);
+        }
+        if (!dense.empty() && !quantized.empty())
+            fail(folder.string(), fmt::format("{}: some experts are quantized and some are not", gguf::tensor_name(n.role, layer)));
         TensorPlan tp;
         tp.name = gguf::tensor_name(n.role, layer, bias ? "bias" : "weight");
-        tp.shape.assign(t->shape.rbegin(), t->shape.rend());
-        tp.source = t;
-        if (!experts.empty()) {
-            // Stacked as llama.cpp stacks them: one [cols, rows, n_expert] tensor, expert by expert.
-            tp.sources.push_back(t);
-            tp.sources.insert(tp.sources.end(), experts.begin(), experts.end());
-            tp.shape.push_back(c.num_experts);
+        tp.shape.assign(want.rbegin(), want.rend());
+        if (count > 1) tp.shape.push_back(count);  // stacked as llama.cpp stacks experts: [cols, rows, n_expert]
+        if (!quantized.empty()) {
+            tp.source = quantized[0]->parts()[0];
+            tp.quantized.assign(quantized.begin(), quantized.end());
+        } else {
+            tp.source = dense[0];
+            if (count > 1) tp.sources = dense;
+            if (dense[0]->dtype == Dtype::BF16) widest = TypeId::BF16;
+            else if (dense[0]->dtype == Dtype::F16 && widest != TypeId::BF16) widest = TypeId::F16;
         }
-        if (t->dtype == Dtype::BF16) widest = TypeId::BF16;
-        else if (t->dtype == Dtype::F16 && widest != TypeId::BF16) widest = TypeId::F16;
-        const bool matrix = t->shape.size() == 2 && n.role != TensorRole::FfnGateInp;  // the router stays F32, as llama.cpp keeps it
-        tp.type = matrix ? fixed.value_or(t->dtype == Dtype::BF16 ? TypeId::BF16 : TypeId::F16) : TypeId::F32;
+        // auto: 16-bit sources keep their type, F32 ones become F16 (quantized layers: settled below).
+        const TypeId source = !quantized.empty() ? TypeId::F32 : dense[0]->dtype == Dtype::BF16 ? TypeId::BF16 : dense[0]->dtype == Dtype::F16 ? TypeId::F16 : TypeId::F32;
+        tp.type = matrix ? fixed.value_or(source == TypeId::BF16 ? TypeId::BF16 : TypeId::F16) : TypeId::F32;
+        if (lossless && matrix) {
+            tp.type = source;
+            if (!quantized.empty()) {
+                // One lossless type for every expert, or F32.
+                std::optional<TypeId> exact = quantized[0]->lossless_type();
+                for (size_t i = 1; i < quantized.size() && exact; ++i)
+                    if (quantized[i]->lossless_type() != exact) exact.reset();
+                tp.type = exact.value_or(TypeId::F32);
+                tp.exact_blocks = exact.has_value();
+            }
+        }
         if (tp.type == TypeId::Q8_0 && tp.shape[0] % 32) tp.type = TypeId::F16;  // rows not whole Q8_0 blocks, as llama.cpp falls back
         if (arch->permute_qk && !bias && (n.role == TensorRole::AttnQ || n.role == TensorRole::AttnK))
             tp.permute_heads = n.role == TensorRole::AttnQ ? c.num_attention_heads : c.num_key_value_heads;
@@ -465,6 +502,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     }
     // Every tensor of the checkpoint has a place (rotary caches that Hugging Face stores are
     // recomputed by every runtime and left out, as llama.cpp does).
+    for (const std::string& name : read_too) used[name] = true;
     for (const auto& [name, was_used] : used)
         if (!was_used && !name.ends_with(".rotary_emb.inv_freq") && !(c.tie_word_embeddings && name == "lm_head.weight"))
             fail(weights.find(name)->file->string(), fmt::format("tensor {} has no place in a {} model", name, c.architecture));
@@ -472,6 +510,10 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     // The file type and the keys llama.cpp's converter writes.
     const TypeId main = fixed.value_or(widest == TypeId::F32 ? TypeId::F16 : widest);
     p.file_type = main == TypeId::F32 ? 0 : main == TypeId::F16 ? 1 : main == TypeId::BF16 ? 32 : 7;
+    if (!fixed && !lossless)  // auto: quantized layers in the model's 16-bit type
+        for (TensorPlan& t : p.tensors)
+            if (!t.quantized.empty() && t.type == TypeId::F16 && widest == TypeId::BF16) t.type = TypeId::BF16;
+    if (lossless) p.file_type = lossless_file_type(p);
     if (mix) apply_mix(p, *mix, options.imatrix);
     add_model_keys(p);
     add_tokenizer(p, folder);
@@ -501,10 +543,56 @@ uint64_t permuted_row(uint64_t r, uint64_t rows, uint32_t heads) {
     return head * d + (i % 2) * (d / 2) + i / 2;
 }
 
+// One output row of an imported tensor against its exact values.
+struct RowError {
+    double squared = 0, reference = 0, max_abs = 0;
+};
+
+// The importance weights of output row r, if any (a stacked tensor's entry holds one vector
+// per expert).
+std::span<const float> importance_of(const TensorPlan& t, uint64_t r, uint64_t per_source) {
+    if (!t.importance) return {};
+    std::span<const float> importance = *t.importance;
+    const uint64_t cols = t.shape[0];
+    if (importance.size() > cols) importance = importance.subspan((r / per_source) * cols, cols);
+    return importance;
+}
+
+// Rows [begin, end) of an imported tensor: decoded exactly, then written losslessly from the
+// codes, as F32, or quantized; `errors` (indexed by row) gets what the written row lost.
+void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, RowError* errors) {
+    const uint64_t cols = t.shape[0], per_source = t.quantized[0]->rows();
+    const auto out_bytes = static_cast<size_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
+    std::vector<float> exact(static_cast<size_t>(cols)), back;
+    for (uint64_t r = begin; r < end; ++r, out += out_bytes) {
+        const QuantizedTensor& q = *t.quantized[static_cast<size_t>(r / per_source)];
+        const uint64_t local = r % per_source, row = t.permute_heads ? permuted_row(local, per_source, t.permute_heads) : local;
+        q.decode(row, 1, exact.data());
+        const std::span<uint8_t> bytes(out, out_bytes);
+        if (t.exact_blocks) q.encode_lossless(t.type, row, bytes);
+        else if (t.type == TypeId::F32) std::memcpy(out, exact.data(), out_bytes);
+        else quant::quantize(t.type, exact, static_cast<int64_t>(cols), importance_of(t, r, per_source), bytes, static_cast<int64_t>(r));
+        if (!errors && !t.exact_blocks) continue;
+        back.resize(static_cast<size_t>(cols));
+        quant::dequantize(t.type, bytes, back);
+        RowError e;
+        for (size_t k = 0; k < back.size(); ++k) {
+            const double d = static_cast<double>(back[k]) - static_cast<double>(exact[k]);
+            e.squared += d * d, e.reference += static_cast<double>(exact[k]) * exact[k], e.max_abs = std::max(e.max_abs, std::abs(d));
+            // The lossless blocks are checked, not trusted: a value that differs is a bug here.
+            if (t.exact_blocks && !(back[k] == exact[k]) && !(std::isnan(back[k]) && std::isnan(exact[k])))
+                throw std::logic_error(fmt::format("the {} blocks written for {} row {} give {} at column {}, not the exact {}", gguf::type_info(t.type).name,
+                                                   q.module(), row, back[k], k, exact[k]));
+        }
+        if (errors) errors[r] = e;
+    }
+}
+
 // Output rows [begin, end) of `t` into `out` (their bytes back to back): each source row
 // converted by the SIMD kernels (exact widening, round-to-nearest-even narrowing) or
 // quantized.
-void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out) {
+void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, RowError* errors) {
+    if (!t.quantized.empty()) return convert_quantized_rows(t, begin, end, out, errors);
     if (!t.source) {  // computed: F32 values
         std::memcpy(out, t.values.data() + begin * t.shape[0], static_cast<size_t>((end - begin) * t.shape[0] * sizeof(float)));
         return;
@@ -531,18 +619,14 @@ void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* ou
                 std::memcpy(out, floats.data(), out_bytes);
                 continue;
             }
-            std::span<const float> importance;
-            if (t.importance) {
-                importance = *t.importance;
-                if (importance.size() > cols) importance = importance.subspan((r / per_source) * cols, cols);  // this row's expert
-            }
-            quant::quantize(t.type, floats, static_cast<int64_t>(cols), importance, std::span<uint8_t>(out, out_bytes), static_cast<int64_t>(r));
+            quant::quantize(t.type, floats, static_cast<int64_t>(cols), importance_of(t, r, per_source), std::span<uint8_t>(out, out_bytes),
+                            static_cast<int64_t>(r));
         }
     }
 }
 
 // A tensor's rows in chunks (about 8 MiB out) converted on the threads, written in order.
-void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int threads, gguf::ByteSink& sink) {
+void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int threads, gguf::ByteSink& sink, RowError* errors) {
     const uint64_t chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
     std::vector<uint8_t> buffer(static_cast<size_t>(std::min(rows, chunk) * row_bytes));
     quant::RunOptions run;
@@ -552,7 +636,7 @@ void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int t
         quant::default_executor().run(
             static_cast<int64_t>(n),
             [&](int64_t b, int64_t e) {
-                convert_rows(t, r0 + static_cast<uint64_t>(b), r0 + static_cast<uint64_t>(e), buffer.data() + static_cast<uint64_t>(b) * row_bytes);
+                convert_rows(t, r0 + static_cast<uint64_t>(b), r0 + static_cast<uint64_t>(e), buffer.data() + static_cast<uint64_t>(b) * row_bytes, errors);
             },
             run);
         sink.write(std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n * row_bytes)));
@@ -562,7 +646,7 @@ void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int t
 }  // namespace
 
 std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress,
-                                         int threads, gguf::SplitLimits split) {
+                                         int threads, gguf::SplitLimits split, std::vector<ImportError>* import_errors) {
     const bool one_file = !split.max_bytes && !split.max_tensors;
     std::vector<uint64_t> sizes;
     for (const TensorPlan& t : plan.tensors)
@@ -571,14 +655,30 @@ std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem
     std::vector<gguf::Writer> parts(per_part.size());
     for (const auto& [key, value] : plan.keys) parts[0].set(key, value);
     size_t done = 0, part = 0, in_part = 0;
+    if (import_errors) {
+        import_errors->clear();  // reserved: the writer's callbacks hold pointers into it
+        import_errors->reserve(static_cast<size_t>(std::count_if(plan.tensors.begin(), plan.tensors.end(), [](const TensorPlan& t) { return !t.quantized.empty(); })));
+    }
     for (const TensorPlan& t : plan.tensors) {
+        if (import_errors && !t.quantized.empty())
+            import_errors->push_back({t.name, t.quantized[0]->kind(), t.type, t.exact_blocks});
+        ImportError* report = import_errors && !t.quantized.empty() ? &import_errors->back() : nullptr;
         while (in_part == per_part[part]) ++part, in_part = 0;
         ++in_part;
         const uint64_t cols = t.shape[0], rows = t.rows();
         const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
-        parts[part].add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, total = plan.tensors.size()](gguf::ByteSink& sink) {
+        parts[part].add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, report, total = plan.tensors.size()](gguf::ByteSink& sink) {
             try {
-                stream_tensor(t, rows, row_bytes, threads, sink);
+                std::vector<RowError> errors(report ? static_cast<size_t>(rows) : 0);
+                stream_tensor(t, rows, row_bytes, threads, sink, report ? errors.data() : nullptr);
+                if (report) {
+                    // Summed in row order: the same figures whatever the threads.
+                    double squared = 0, reference = 0;
+                    for (const RowError& e : errors) squared += e.squared, reference += e.reference, report->max_abs = std::max(report->max_abs, e.max_abs);
+                    report->values = rows * t.shape[0];
+                    report->rmse = std::sqrt(squared / static_cast<double>(report->values));
+                    report->rms = std::sqrt(reference / static_cast<double>(report->values));
+                }
             } catch (const std::exception& e) {
                 // Name the tensor and where it comes from (a NaN in the checkpoint, a bad importance vector).
                 throw std::runtime_error(fmt::format("{}: tensor {}: {}", t.source ? t.source->file->string() : "(computed)",

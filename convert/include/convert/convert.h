@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "convert/hf_quant.h"
 #include "convert/safetensors.h"
 #include "gguf/split.h"
 #include "gguf/types.h"
@@ -47,10 +49,14 @@ HfConfig read_config(const std::filesystem::path& folder);
 std::vector<std::string> supported_architectures();
 
 // Output: a tensor type as llama.cpp's converter writes it (f32, f16, bf16, q8_0: every
-// matrix of that type), "auto" (F16 and BF16 sources keep their type, F32 ones become F16),
-// or any type or mix `gguf requant` accepts (Q4_K_M, IQ4_XS, ...): llama.cpp's per-tensor
-// rules (requant/plan.h) on the converted tensors, each row quantized straight from the
+// matrix of that type), "auto" (F16 and BF16 sources keep their type, F32 ones become F16;
+// quantized layers become BF16 in a BF16 model, else F16), "lossless" (every tensor in a
+// type that holds its values exactly: dense ones keep their type, quantized layers take the
+// GGUF type of QuantizedTensor::lossless_type, written from their codes, or F32), or any
+// type or mix `gguf requant` accepts (Q4_K_M, IQ4_XS, ...): llama.cpp's per-tensor rules
+// (requant/plan.h) on the converted tensors, each row quantized straight from the
 // checkpoint (no intermediate file), with importance weights from `imatrix` when given.
+// Quantized checkpoints (convert/hf_quant.h) are decoded exactly on the way.
 struct ConvertOptions {
     std::string outtype = "auto";
     const quant::ImportanceMatrix* imatrix = nullptr;
@@ -65,15 +71,22 @@ struct TensorPlan {
     const SafeTensor* source;                // expert 0's for a stacked tensor; nullptr for a computed one
     std::vector<const SafeTensor*> sources;  // a stacked expert tensor's sources, expert by expert
     std::vector<float> values;               // a computed tensor's values (rope_freqs.weight), F32
+    // A quantized layer's decoder (one per expert for a stacked tensor); `source` is then its
+    // packed codes.
+    std::vector<std::shared_ptr<const QuantizedTensor>> quantized;
+    bool exact_blocks = false;   // `type` is quantized[...]->lossless_type(): blocks written from the codes
     uint32_t permute_heads = 0;  // > 0: Q/K rows permuted with this many heads
     uint64_t rows() const {
-        return source ? (sources.empty() ? 1 : sources.size()) * (source->elements() / shape[0]) : values.size() / shape[0];
+        uint64_t n = 1;
+        for (size_t i = 1; i < shape.size(); ++i) n *= shape[i];
+        return n;
     }
     const std::vector<float>* importance = nullptr;  // per column, for the quantizer
 };
 
 struct Plan {
     HfConfig config;
+    QuantConfig quantization;  // the checkpoint's (method None for a dense one)
     std::string arch;  // GGUF architecture
     std::vector<std::pair<std::string, gguf::OwnedValue>> keys;
     std::vector<TensorPlan> tensors;
@@ -92,11 +105,23 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
 Plan vocab_only_plan(const std::filesystem::path& folder, const ConvertOptions& options);
 
 
+// What writing an imported (quantized) tensor in its output type cost: the written values
+// against the exact decoded ones.
+struct ImportError {
+    std::string name;  // the GGUF tensor
+    std::string kind;  // QuantizedTensor::kind()
+    gguf::TypeId type;
+    bool exact = false;  // written losslessly (error 0 by construction; still measured)
+    double rmse = 0, max_abs = 0, rms = 0;  // rms: of the exact values
+    uint64_t values = 0;
+};
+
 // Writes `out` (a temporary file renamed into place when complete), or with `split` limits a
 // split set partitioned as llama-gguf-split does (gguf/split.h; all parts or none), rows converted on `threads` threads (0: every core). `progress(done, total)` after
-// each tensor. Returns the files written.
+// each tensor. With `import_errors`, one entry per quantized source tensor, in plan order,
+// summed in row order (the same figures for every thread count). Returns the files written.
 std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem::path& out,
                                          const std::function<void(size_t, size_t)>& progress = {}, int threads = 0,
-                                         gguf::SplitLimits split = {});
+                                         gguf::SplitLimits split = {}, std::vector<ImportError>* import_errors = nullptr);
 
 }  // namespace convert

@@ -1,0 +1,592 @@
+// gguf convert on quantized Hugging Face checkpoints (GPTQ, AWQ, bitsandbytes, FP8,
+// compressed-tensors), checked against fixtures written from the packing side
+// (fixtures/hf_quant.h):
+// - each format decodes to exactly the values its formula defines: a quantized folder and its
+//   dense twin (the same model with those exact values as F32 weights) convert to GGUF
+//   tensors with identical bytes, Q/K permutation and expert stacking included;
+// - --outtype lossless picks the GGUF type that holds the values (Q4_0, Q4_K, Q3_K, Q8_0...)
+//   and its blocks dequantize to exactly those values; F32 where none does;
+// - the second rounding of any other output type is reported per tensor;
+// - layouts pinned by hand-made words (the AWQ interleave, GPTQ 3-bit streams, bitsandbytes'
+//   nibble order, FP8 codes) independently of the fixture writers;
+// - malformed configs and tensors are refused naming the file and tensor.
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "convert/convert.h"
+#include "convert/hf_quant.h"
+#include "convert/safetensors.h"
+#include "gguf/file.h"
+#include "hf_quant.h"
+#include "quant/quant.h"
+#include "support.h"
+
+namespace {
+
+namespace hf = gguf::fixtures::hf;
+using gguf::TypeId;
+
+void write_text(const std::filesystem::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+
+// A one-layer llama (hidden 256, 4 heads of 64, 2 KV heads, feed-forward 512, 64 tokens) whose
+// linear layers `quantize` stores quantized, with `quantization_config` in config.json. The
+// dense twin holds the exact values as F32 and everything else as the quantized folder has it.
+struct Pair {
+    std::filesystem::path quantized, dense;
+};
+using Quantizer = std::function<hf::Quantized(const std::string& module, const std::vector<float>& w, uint64_t N, uint64_t K)>;
+
+constexpr uint64_t kHidden = 256, kFf = 512, kVocab = 64, kKv = 128;
+
+Pair make_pair(const std::filesystem::path& root, const std::string& quantization_config, const Quantizer& quantize, uint32_t experts = 0) {
+    Pair p{root / "quantized", root / "dense"};
+    std::filesystem::create_directories(p.quantized);
+    std::filesystem::create_directories(p.dense);
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0, 0.05f);
+    std::vector<hf::StTensor> q, d;
+    const auto random = [&](uint64_t n) {
+        std::vector<float> v(n);
+        for (float& x : v) x = normal(rng);
+        return v;
+    };
+    const auto dense = [&](const std::string& name, std::vector<uint64_t> shape, std::vector<float> v) {
+        q.push_back(hf::f16_tensor(name, shape, v));
+        d.push_back(hf::f16_tensor(name, shape, v));
+    };
+    const auto linear = [&](const std::string& module, uint64_t N, uint64_t K) {
+        const hf::Quantized made = quantize(module, random(N * K), N, K);
+        q.insert(q.end(), made.tensors.begin(), made.tensors.end());
+        d.push_back(hf::f32_tensor(module + ".weight", {N, K}, made.exact));
+    };
+    std::vector<float> ones(kHidden, 1.0f);
+    dense("model.embed_tokens.weight", {kVocab, kHidden}, random(kVocab * kHidden));
+    const std::string l = "model.layers.0.";
+    dense(l + "input_layernorm.weight", {kHidden}, ones);
+    dense(l + "post_attention_layernorm.weight", {kHidden}, ones);
+    linear(l + "self_attn.q_proj", kHidden, kHidden);
+    linear(l + "self_attn.k_proj", kKv, kHidden);
+    linear(l + "self_attn.v_proj", kKv, kHidden);
+    linear(l + "self_attn.o_proj", kHidden, kHidden);
+    if (experts) {
+        dense(l + "block_sparse_moe.gate.weight", {experts, kHidden}, random(experts * kHidden));
+        for (uint32_t e = 0; e < experts; ++e) {
+            const std::string x = l + "block_sparse_moe.experts." + std::to_string(e) + ".";
+            linear(x + "w1", kFf, kHidden);
+            linear(x + "w3", kFf, kHidden);
+            linear(x + "w2", kHidden, kFf);
+        }
+    } else {
+        linear(l + "mlp.gate_proj", kFf, kHidden);
+        linear(l + "mlp.up_proj", kFf, kHidden);
+        linear(l + "mlp.down_proj", kHidden, kFf);
+    }
+    dense("model.norm.weight", {kHidden}, ones);
+    dense("lm_head.weight", {kVocab, kHidden}, random(kVocab * kHidden));
+    const std::string config = fmt::format(
+        "{{\"architectures\":[\"{}\"],\"vocab_size\":{},\"hidden_size\":{},\"intermediate_size\":{},\"num_hidden_layers\":1,"
+        "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":10000.0{}",
+        experts ? "MixtralForCausalLM" : "LlamaForCausalLM", kVocab, kHidden, kFf,
+        experts ? fmt::format(",\"num_local_experts\":{},\"num_experts_per_tok\":2", experts) : "");
+    write_text(p.dense / "config.json", config + "}");
+    write_text(p.quantized / "config.json", config + (quantization_config.empty() ? "" : ",\"quantization_config\":" + quantization_config) + "}");
+    hf::write_safetensors(p.quantized / "model.safetensors", q);
+    hf::write_safetensors(p.dense / "model.safetensors", d);
+    return p;
+}
+
+std::filesystem::path convert_folder(const std::filesystem::path& folder, const std::string& outtype, std::vector<convert::ImportError>* errors = nullptr,
+                                     int threads = 2) {
+    const convert::Checkpoint weights = convert::Checkpoint::open(folder);
+    convert::ConvertOptions o;
+    o.outtype = outtype;
+    const convert::Plan plan = convert::plan(folder, weights, o);
+    const std::filesystem::path out = folder / ("out-" + outtype + "-" + std::to_string(threads) + ".gguf");
+    convert::write(plan, out, {}, threads, {}, errors);
+    return out;
+}
+
+// Every tensor of `got` has the bytes of the same tensor in `want` (both F32 conversions).
+void check_same_tensors(const std::filesystem::path& got, const std::filesystem::path& want) {
+    const gguf::File a = gguf::File::open(got), b = gguf::File::open(want);
+    REQUIRE(a.tensors().size() == b.tensors().size());
+    for (const gguf::TensorInfo& t : b.tensors()) {
+        const gguf::TensorInfo* u = a.find_tensor(t.name);
+        REQUIRE_MESSAGE(u, t.name);
+        CHECK_MESSAGE(u->type == t.type, t.name);
+        const std::span<const uint8_t> x = a.tensor_data(*u), y = b.tensor_data(t);
+        REQUIRE(x.size() == y.size());
+        CHECK_MESSAGE(std::memcmp(x.data(), y.data(), x.size()) == 0, t.name, " differs from the dense twin's");
+    }
+}
+
+// A quantized folder's F32 conversion equals its dense twin's.
+void check_exact(const std::string& config, const Quantizer& quantize, uint32_t experts = 0) {
+    test::TempDir dir;
+    const Pair p = make_pair(dir.path(), config, quantize, experts);
+    check_same_tensors(convert_folder(p.quantized, "f32"), convert_folder(p.dense, "f32"));
+}
+
+std::string gptq_config(const hf::Gptq& o) {
+    return fmt::format("{{\"quant_method\":\"gptq\",\"bits\":{},\"group_size\":{},\"sym\":{},\"desc_act\":{}{}}}", o.bits, o.group_size, o.sym ? "true" : "false",
+                       o.act_order ? "true" : "false", o.v2 ? ",\"checkpoint_format\":\"gptq_v2\"" : "");
+}
+Quantizer gptq(const hf::Gptq& o) {
+    return [o](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::gptq(m, w, N, K, o); };
+}
+std::string awq_config(int gs, bool gemv) {
+    return fmt::format("{{\"quant_method\":\"awq\",\"bits\":4,\"group_size\":{},\"zero_point\":true,\"version\":\"{}\"}}", gs, gemv ? "gemv" : "gemm");
+}
+Quantizer awq(int gs, bool gemv) {
+    return [gs, gemv](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::awq(m, w, N, K, gs, gemv); };
+}
+const char* kBnb4 = R"({"quant_method":"bitsandbytes","load_in_4bit":true,"bnb_4bit_quant_type":"nf4","bnb_4bit_use_double_quant":true})";
+const char* kBnb8 = R"({"quant_method":"bitsandbytes","load_in_8bit":true})";
+std::string ct_config(const std::string& format, const std::string& type, int bits, bool sym, const std::string& strategy, int gs) {
+    return fmt::format(R"({{"quant_method":"compressed-tensors","format":"{}","quantization_status":"compressed","ignore":["lm_head"],)"
+                       R"("config_groups":{{"group_0":{{"targets":["Linear"],"weights":{{"num_bits":{},"type":"{}","symmetric":{},"strategy":"{}","group_size":{}}},)"
+                       R"("input_activations":null}}}}}})",
+                       format, bits, type, sym ? "true" : "false", strategy, gs > 0 ? std::to_string(gs) : "null");
+}
+Quantizer ct_int(const hf::CtInt& o) {
+    return [o](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::ct_int(m, w, N, K, o); };
+}
+
+}  // namespace
+
+TEST_CASE("GPTQ imports exactly: 2, 3, 4, 8 bits, symmetric and not, v1 and v2 zeros, act-order, per-channel groups, no g_idx") {
+    struct Case {
+        hf::Gptq o;
+        std::string what;
+    };
+    const Case cases[] = {
+        {{4, 128, true, false, false}, "4-bit g128 sym v1"},
+        {{4, 32, false, true, false}, "4-bit g32 asym v2"},
+        {{4, 32, false, false, false}, "4-bit g32 asym v1"},
+        {{3, 128, true, false, false}, "3-bit g128 sym"},
+        {{3, 64, false, true, false}, "3-bit g64 asym v2"},
+        {{2, -1, false, false, false}, "2-bit per channel asym v1"},
+        {{8, 64, true, false, false}, "8-bit g64 sym"},
+        {{8, 128, false, true, false}, "8-bit g128 asym v2"},
+        {{4, 64, true, false, true, true, 7}, "4-bit g64 act-order"},
+        {{4, 128, true, false, false, false}, "4-bit without g_idx"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.what);
+        check_exact(gptq_config(c.o), gptq(c.o));
+    }
+}
+
+TEST_CASE("GPTQ settings come from quantize_config.json when config.json has none") {
+    test::TempDir dir;
+    const hf::Gptq o{4, 64, true};
+    const Pair p = make_pair(dir.path(), "", gptq(o));
+    write_text(p.quantized / "quantize_config.json", R"({"bits": 4, "group_size": 64, "sym": true, "desc_act": false})");
+    check_same_tensors(convert_folder(p.quantized, "f32"), convert_folder(p.dense, "f32"));
+    const convert::QuantConfig c = convert::read_quant_config(p.quantized);
+    CHECK(c.method == convert::QuantMethod::Gptq);
+    CHECK(c.bits == 4);
+    CHECK(c.group_size == 64);
+}
+
+TEST_CASE("AWQ imports exactly: GEMM's interleaved packing and GEMV's, with padded zero and scale columns") {
+    for (int gs : {32, 64, 128})
+        for (bool gemv : {false, true}) {
+            CAPTURE(gs);
+            CAPTURE(gemv);
+            check_exact(awq_config(gs, gemv), awq(gs, gemv));
+        }
+}
+
+TEST_CASE("bitsandbytes imports exactly: NF4 and FP4, blocks of 64 and 128, with and without double quantization; LLM.int8") {
+    for (bool nf4 : {true, false})
+        for (int bs : {64, 128})
+            for (bool nested : {true, false}) {
+                CAPTURE(nf4);
+                CAPTURE(bs);
+                CAPTURE(nested);
+                check_exact(kBnb4, [&](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb4(m, w, N, K, nf4, bs, nested); });
+            }
+    check_exact(kBnb8, [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb8(m, w, N, K); });
+}
+
+TEST_CASE("FP8 imports exactly: E4M3 and E5M2 with 128 x 128 block scales, partial edge blocks, compressed-tensors per-channel and per-tensor scales") {
+    check_exact(R"({"quant_method":"fp8","fmt":"e4m3","activation_scheme":"dynamic","weight_block_size":[128,128]})",
+                [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::fp8_block(m, w, N, K, 128); });
+    check_exact(R"({"quant_method":"fp8","weight_block_size":[128,128]})",
+                [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::fp8_block(m, w, N, K, 128, true); });
+    // Blocks of 96: every matrix ends in partial blocks (256 = 2 x 96 + 64).
+    check_exact(R"({"quant_method":"fp8","weight_block_size":[96,96]})",
+                [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::fp8_block(m, w, N, K, 96); });
+    for (bool channel : {true, false}) {
+        CAPTURE(channel);
+        check_exact(ct_config("float-quantized", "float", 8, true, channel ? "channel" : "tensor", 0),
+                    [channel](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::ct_fp8(m, w, N, K, channel); });
+    }
+}
+
+TEST_CASE("compressed-tensors integers import exactly: pack-quantized int4/int8 symmetric and asymmetric, int8 W8A8 per channel") {
+    struct Case {
+        hf::CtInt o;
+        const char* format;
+        const char* strategy;
+    };
+    const Case cases[] = {
+        {{4, true, true, 128}, "pack-quantized", "group"},
+        {{4, true, false, 64}, "pack-quantized", "group"},
+        {{4, true, true, 0}, "pack-quantized", "channel"},
+        {{8, true, true, 32}, "pack-quantized", "group"},
+        {{8, false, true, 0}, "int-quantized", "channel"},
+        {{8, false, false, 0, false}, "int-quantized", "channel"},
+        {{8, false, true, 128}, "naive-quantized", "group"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.o.bits);
+        CAPTURE(c.format);
+        CAPTURE(c.o.sym);
+        CAPTURE(c.o.group_size);
+        check_exact(ct_config(c.format, "int", c.o.bits, c.o.sym, c.strategy, c.o.group_size), ct_int(c.o));
+    }
+}
+
+TEST_CASE("Quantized experts are stacked like dense ones (Mixtral, GPTQ)") {
+    const hf::Gptq o{4, 128, true};
+    check_exact(gptq_config(o), gptq(o), 4);
+}
+
+TEST_CASE("--outtype lossless writes the GGUF type that holds the imported values, from the codes, and F32 where none does") {
+    struct Case {
+        std::string config;
+        Quantizer quantize;
+        TypeId want;
+        std::string what;
+    };
+    const std::vector<Case> cases = {
+        {gptq_config({4, 128, true}), gptq({4, 128, true}), TypeId::Q4_0, "GPTQ 4-bit sym g128 -> Q4_0"},
+        {gptq_config({4, 32, true, true}), gptq({4, 32, true, true}), TypeId::Q4_0, "GPTQ 4-bit sym v2 g32 -> Q4_0"},
+        {gptq_config({4, 256, false, true}), gptq({4, 256, false, true}), TypeId::Q4_K, "GPTQ 4-bit asym g256 -> Q4_K"},
+        {gptq_config({4, -1, false, false}), gptq({4, -1, false, false}), TypeId::Q4_K, "GPTQ 4-bit asym per channel -> Q4_K"},
+        {gptq_config({3, 256, true}), gptq({3, 256, true}), TypeId::Q3_K, "GPTQ 3-bit sym g256 -> Q3_K"},
+        {gptq_config({3, 128, true}), gptq({3, 128, true}), TypeId::Q4_0, "GPTQ 3-bit sym g128 -> Q4_0"},
+        {gptq_config({2, 256, false, true}), gptq({2, 256, false, true}), TypeId::Q3_K, "GPTQ 2-bit asym g256 -> Q3_K"},
+        {gptq_config({8, 128, true}), gptq({8, 128, true}), TypeId::Q8_0, "GPTQ 8-bit sym -> Q8_0"},
+        {gptq_config({4, 32, false, true}), gptq({4, 32, false, true, false, true, 1, true}), TypeId::Q4_1, "GPTQ 4-bit asym g32, power-of-two scales -> Q4_1"},
+        {gptq_config({4, 64, true, false, true, true, 3}), gptq({4, 64, true, false, true, true, 3}), TypeId::F32, "GPTQ act-order -> F32"},
+        {gptq_config({4, 32, false, true}), gptq({4, 32, false, true}), TypeId::Q8_0, "GPTQ 4-bit asym g32 (zero x scale not in F16: no Q4_1) -> Q8_0"},
+        {awq_config(-1, false), awq(-1, false), TypeId::Q4_K, "AWQ per channel -> Q4_K"},
+        {ct_config("pack-quantized", "int", 4, true, "group", 128), ct_int({4, true, true, 128}), TypeId::Q4_0, "compressed-tensors int4 sym -> Q4_0"},
+        {ct_config("int-quantized", "int", 8, true, "channel", 0), ct_int({8, false, true, 0}), TypeId::Q8_0, "compressed-tensors int8 channel -> Q8_0"},
+        {kBnb4, [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb4(m, w, N, K, true, 64, true); }, TypeId::F32,
+         "NF4 -> F32"},
+        {R"({"quant_method":"fp8","weight_block_size":[128,128]})",
+         [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::fp8_block(m, w, N, K, 128); }, TypeId::F32, "FP8 -> F32"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.what);
+        test::TempDir dir;
+        const Pair p = make_pair(dir.path(), c.config, c.quantize);
+        std::vector<convert::ImportError> errors;
+        const gguf::File got = gguf::File::open(convert_folder(p.quantized, "lossless", &errors));
+        const gguf::File want = gguf::File::open(convert_folder(p.dense, "f32"));
+        REQUIRE(errors.size() == 7);
+        for (const convert::ImportError& e : errors) {
+            CAPTURE(e.name);
+            CHECK(e.type == c.want);
+            CHECK(e.exact == (c.want != TypeId::F32));
+            CHECK(e.rmse == 0);
+            CHECK(e.max_abs == 0);
+            // The written blocks, dequantized, are the dense twin's values bit for bit.
+            const gguf::TensorInfo* t = got.find_tensor(e.name);
+            const gguf::TensorInfo* u = want.find_tensor(e.name);
+            REQUIRE(t);
+            REQUIRE(u);
+            CHECK(t->type == c.want);
+            std::vector<float> values(static_cast<size_t>(t->n_elements));
+            quant::dequantize(t->type, got.tensor_data(*t), values);
+            const std::span<const uint8_t> raw = want.tensor_data(*u);
+            std::vector<float> exact(values.size());
+            std::memcpy(exact.data(), raw.data(), raw.size());
+            std::string first;
+            CHECK_MESSAGE(test::bit_mismatches(values, exact, first) == 0, first);
+        }
+        // Dense tensors keep their type (F16 here); norms stay F32.
+        CHECK(got.find_tensor("token_embd.weight")->type == TypeId::F16);
+        CHECK(got.find_tensor("output_norm.weight")->type == TypeId::F32);
+    }
+}
+
+TEST_CASE("The second rounding of another output type is measured per tensor, the same for every thread count") {
+    test::TempDir dir;
+    const Pair p = make_pair(dir.path(), gptq_config({4, 128, false, true}), gptq({4, 128, false, true}));
+    std::vector<convert::ImportError> one, two;
+    convert_folder(p.quantized, "Q4_K_M", &one, 1);
+    convert_folder(p.quantized, "Q4_K_M", &two, 2);
+    REQUIRE(one.size() == 7);
+    REQUIRE(two.size() == 7);
+    for (size_t i = 0; i < one.size(); ++i) {
+        CAPTURE(one[i].name);
+        CHECK(!one[i].exact);
+        CHECK(one[i].rmse > 0);
+        CHECK(one[i].rmse < one[i].rms);  // a 4-to-5-bit requantization loses far less than the signal
+        CHECK(one[i].values > 0);
+        CHECK(one[i].kind.starts_with("GPTQ 4-bit g128"));
+        CHECK(one[i].rmse == two[i].rmse);
+        CHECK(one[i].max_abs == two[i].max_abs);
+    }
+    // Against the dense twin: the RMSE reported is the one between the written file and the exact values.
+    const gguf::File got = gguf::File::open(p.quantized / "out-Q4_K_M-1.gguf");
+    const gguf::File exact = gguf::File::open(convert_folder(p.dense, "f32"));
+    const gguf::TensorInfo* t = got.find_tensor(one[0].name);
+    std::vector<float> values(static_cast<size_t>(t->n_elements)), want(values.size());
+    quant::dequantize(t->type, got.tensor_data(*t), values);
+    std::memcpy(want.data(), exact.tensor_data(*exact.find_tensor(one[0].name)).data(), want.size() * 4);
+    double squared = 0;
+    for (size_t i = 0; i < values.size(); ++i) squared += (static_cast<double>(values[i]) - want[i]) * (static_cast<double>(values[i]) - want[i]);
+    CHECK(std::sqrt(squared / static_cast<double>(values.size())) == doctest::Approx(one[0].rmse).epsilon(1e-12));
+}
+
+// ---- Layouts pinned by hand -------------------------------------------------------------------
+
+namespace {
+
+hf::StTensor words(const std::string& name, std::vector<uint64_t> shape, std::vector<uint32_t> w) {
+    hf::StTensor t{name, "I32", std::move(shape), {}};
+    for (uint32_t x : w)
+        for (int i = 0; i < 4; ++i) t.bytes.push_back(static_cast<uint8_t>(x >> (8 * i)));
+    return t;
+}
+
+struct Opened {
+    test::TempDir dir;
+    std::unique_ptr<convert::Checkpoint> weights;
+    std::vector<std::string> used;
+    std::unique_ptr<convert::QuantizedTensor> find(const convert::QuantConfig& c, uint64_t N, uint64_t K) {
+        return convert::find_quantized(*weights, c, "m", N, K, used);
+    }
+};
+std::unique_ptr<Opened> open(const std::vector<hf::StTensor>& tensors) {
+    auto o = std::make_unique<Opened>();
+    hf::write_safetensors(o->dir / "model.safetensors", tensors);
+    o->weights = std::make_unique<convert::Checkpoint>(convert::Checkpoint::open(o->dir.path()));
+    return o;
+}
+std::vector<float> decode_all(const convert::QuantizedTensor& t) {
+    std::vector<float> v(t.rows() * t.cols());
+    t.decode(0, t.rows(), v.data());
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("AWQ GEMM: field j of a word holds output 8c + {0,2,4,6,1,3,5,7}[j]") {
+    // One input row, 8 outputs, scale 1 and zero 0: the word 0x76543210 gives codes by field.
+    auto o = open({words("m.qweight", {1, 1}, {0x76543210u}), words("m.qzeros", {1, 1}, {0}), hf::f16_tensor("m.scales", {1, 8}, std::vector<float>(8, 1.0f))});
+    convert::QuantConfig c;
+    c.method = convert::QuantMethod::Awq, c.bits = 4, c.group_size = 1, c.awq_version = "gemm";
+    const auto t = o->find(c, 8, 1);
+    REQUIRE(t);
+    CHECK(decode_all(*t) == std::vector<float>{0, 4, 1, 5, 2, 6, 3, 7});
+}
+
+TEST_CASE("GPTQ 3-bit: 32 codes fill three words as one stream; v1 zeros are stored minus one") {
+    // Codes k = 0..31 of one output, code k = k % 8; zero stored 3 (v1: 4), scale 0.5.
+    std::vector<uint32_t> w(3, 0);
+    for (uint32_t k = 0; k < 32; ++k)
+        for (uint32_t i = 0; i < 3; ++i)
+            if ((k % 8) >> i & 1) w[(3 * k + i) / 32] |= 1u << ((3 * k + i) % 32);
+    CHECK(w[0] == 0x88fac688u);  // codes 0..9 and the low two bits of code 10, by hand: 0 1 2 3 4 5 6 7 0 1 | 2
+    // 32 outputs (a zero row is a 96-bit stream too): output 0's zero is 3.
+    std::vector<hf::StTensor> t = {words("m.qweight", {3, 32}, {}), words("m.qzeros", {1, 3}, {3, 0, 0}), hf::f16_tensor("m.scales", {1, 32}, std::vector<float>(32, 0.5f))};
+    t[0].bytes.assign(3 * 32 * 4, 0);
+    for (int i = 0; i < 3; ++i) std::memcpy(t[0].bytes.data() + i * 32 * 4, &w[static_cast<size_t>(i)], 4);  // column 0 of each word row
+    auto o = open(t);
+    convert::QuantConfig c;
+    c.method = convert::QuantMethod::Gptq, c.bits = 3, c.group_size = -1;
+    const auto q = o->find(c, 32, 32);
+    REQUIRE(q);
+    std::vector<float> row(32);
+    q->decode(0, 1, row.data());
+    for (int k = 0; k < 32; ++k) CHECK(row[static_cast<size_t>(k)] == 0.5f * static_cast<float>(k % 8 - 4));
+}
+
+TEST_CASE("bitsandbytes 4-bit: element 2i is the high nibble of byte i; NF4 and FP4 tables as published") {
+    CHECK(convert::nf4_table()[0] == -1.0f);
+    CHECK(convert::nf4_table()[7] == 0.0f);
+    CHECK(convert::nf4_table()[8] == 0.07958029955625534f);
+    CHECK(convert::nf4_table()[15] == 1.0f);
+    CHECK(convert::bnb_fp4_table()[3] == 1.0f);
+    CHECK(convert::bnb_fp4_table()[1] == 0.0625f / 12);
+    CHECK(convert::bnb_fp4_table()[9] == -0.0625f / 12);
+    std::vector<float> map(16);
+    for (int i = 0; i < 16; ++i) map[static_cast<size_t>(i)] = static_cast<float>(i);
+    const std::string state = R"({"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [1, 4]})";
+    auto o = open({hf::StTensor{"m.weight", "U8", {2, 1}, {0xAB, 0x12}}, hf::f32_tensor("m.weight.absmax", {1}, {2.0f}), hf::f32_tensor("m.weight.quant_map", {16}, map),
+                   hf::StTensor{"m.weight.quant_state.bitsandbytes__nf4", "U8", {state.size()}, std::vector<uint8_t>(state.begin(), state.end())}});
+    convert::QuantConfig c;
+    c.method = convert::QuantMethod::Bitsandbytes;
+    const auto t = o->find(c, 1, 4);
+    REQUIRE(t);
+    CHECK(decode_all(*t) == std::vector<float>{20, 22, 2, 4});  // codes A B 1 2, times absmax 2
+}
+
+TEST_CASE("FP8 codes: E4M3 has no infinity and 448 at 0x7E; E5M2 has infinities; subnormals") {
+    CHECK(convert::fp8_e4m3_to_f32(0x7E) == 448.0f);
+    CHECK(convert::fp8_e4m3_to_f32(0x01) == std::ldexp(1.0f, -9));
+    CHECK(convert::fp8_e4m3_to_f32(0x08) == std::ldexp(1.0f, -6));
+    CHECK(convert::fp8_e4m3_to_f32(0xB8) == -1.0f);
+    CHECK(std::isnan(convert::fp8_e4m3_to_f32(0x7F)));
+    CHECK(std::isnan(convert::fp8_e4m3_to_f32(0xFF)));
+    CHECK(convert::fp8_e4m3_to_f32(0x78) == 256.0f);
+    CHECK(convert::fp8_e5m2_to_f32(0x7B) == 57344.0f);
+    CHECK(std::isinf(convert::fp8_e5m2_to_f32(0x7C)));
+    CHECK(std::isnan(convert::fp8_e5m2_to_f32(0x7D)));
+    CHECK(convert::fp8_e5m2_to_f32(0x01) == std::ldexp(1.0f, -16));
+    CHECK(convert::fp8_e5m2_to_f32(0x3C) == 1.0f);
+    for (int c = 0; c < 256; ++c) {
+        CAPTURE(c);
+        const float a = convert::fp8_e4m3_to_f32(static_cast<uint8_t>(c)), b = hf::e4m3_value(static_cast<uint8_t>(c));
+        CHECK((a == b || (std::isnan(a) && std::isnan(b))));
+        const float x = convert::fp8_e5m2_to_f32(static_cast<uint8_t>(c)), y = hf::e5m2_value(static_cast<uint8_t>(c));
+        CHECK((x == y || (std::isnan(x) && std::isnan(y))));
+    }
+}
+
+// ---- Refusals -----------------------------------------------------------------------------
+
+namespace {
+
+std::string convert_error(const std::filesystem::path& folder) {
+    try {
+        convert_folder(folder, "f32");
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// The quantized folder with one tensor's entry dropped or replaced.
+void rewrite(const std::filesystem::path& folder, const std::function<void(std::vector<hf::StTensor>&)>& edit, const Quantizer& quantize, const std::string& config) {
+    test::TempDir scratch;
+    const Pair p = make_pair(scratch.path(), config, quantize);
+    (void)p;
+    std::filesystem::remove_all(folder);
+    std::filesystem::copy(scratch.path() / "quantized", folder, std::filesystem::copy_options::recursive);
+    // Re-read the tensors by writing them again from the fixture, with the edit applied.
+    std::vector<hf::StTensor> tensors;
+    const convert::SafetensorsFile f = convert::SafetensorsFile::open(folder / "model.safetensors");
+    for (const convert::SafeTensor& t : f.tensors())
+        tensors.push_back(hf::StTensor{t.name, std::string(convert::dtype_name(t.dtype)), t.shape, std::vector<uint8_t>(t.data.begin(), t.data.end())});
+    edit(tensors);
+    hf::write_safetensors(folder / "model.safetensors.new", tensors);
+    std::filesystem::rename(folder / "model.safetensors.new", folder / "model.safetensors");
+}
+
+void drop(std::vector<hf::StTensor>& t, const std::string& name) {
+    const auto it = std::find_if(t.begin(), t.end(), [&](const hf::StTensor& x) { return x.name == name; });
+    REQUIRE_MESSAGE(it != t.end(), name);
+    t.erase(it);
+}
+
+}  // namespace
+
+TEST_CASE("Refused with the file and tensor named: a missing scale or zero point, unsupported bits, shapes that disagree, no config") {
+    test::TempDir dir;
+    const std::filesystem::path f = dir / "model";
+    const std::string q = "model.layers.0.self_attn.q_proj";
+    const hf::Gptq g4{4, 128, true};
+    struct Case {
+        std::string what;
+        std::function<void(std::vector<hf::StTensor>&)> edit;
+        Quantizer quantize;
+        std::string config;
+        std::vector<std::string> expect;  // pieces of the message
+    };
+    const std::vector<Case> cases = {
+        {"GPTQ without scales", [&](auto& t) { drop(t, q + ".scales"); }, gptq(g4), gptq_config(g4), {q + ".scales is missing", "group scales"}},
+        {"GPTQ without zeros", [&](auto& t) { drop(t, q + ".qzeros"); }, gptq(g4), gptq_config(g4), {q + ".qzeros is missing"}},
+        {"GPTQ qweight of the wrong height", [&](auto& t) {
+             for (auto& x : t)
+                 if (x.name == q + ".qweight") x.shape[0] = 24, x.bytes.resize(24 * 256 * 4);
+         },
+         gptq(g4), gptq_config(g4), {"tensor " + q + ".qweight", "3-bit codes, the config says bits 4"}},
+        {"GPTQ scales for the wrong groups", [&](auto& t) {
+             for (auto& x : t)
+                 if (x.name == q + ".scales") x.shape[0] = 1, x.bytes.resize(256 * 2);
+         },
+         gptq(g4), gptq_config(g4), {"tensor " + q + ".scales", "1 groups, but 256 inputs in groups of 128 make 2"}},
+        {"GPTQ g_idx past the groups", [&](auto& t) {
+             for (auto& x : t)
+                 if (x.name == q + ".g_idx") x.bytes[4 * 10] = 9;
+         },
+         gptq(g4), gptq_config(g4), {"tensor " + q + ".g_idx", "input channel 10 falls in group 9"}},
+        {"bits 5", [](auto&) {}, gptq(g4), R"({"quant_method":"gptq","bits":5,"group_size":128})", {"config.json: quantization_config", "GPTQ bits 5 is not supported"}},
+        {"an unknown method", [](auto&) {}, gptq(g4), R"({"quant_method":"hqq"})", {"quant_method 'hqq' is not read"}},
+        {"AWQ gemv_fast", [](auto&) {}, awq(128, false), R"({"quant_method":"awq","bits":4,"group_size":128,"version":"gemv_fast"})", {"AWQ version 'gemv_fast' is not read"}},
+        {"qweight without a config", [](auto&) {}, gptq(g4), "", {"tensor " + q + ".qweight", "no quantization_config"}},
+        {"NF4 without its quant_state", [&](auto& t) { drop(t, q + ".weight.quant_state.bitsandbytes__nf4"); },
+         [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb4(m, w, N, K, true, 64, false); }, kBnb4,
+         {"tensor " + q + ".weight", "no quant_state"}},
+        {"NF4 absmax of the wrong length", [&](auto& t) {
+             for (auto& x : t)
+                 if (x.name == q + ".weight.absmax") x.shape[0] = 3, x.bytes.resize(12);
+         },
+         [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb4(m, w, N, K, true, 64, false); }, kBnb4,
+         {"tensor " + q + ".weight.absmax", "shape [3], expected [1024]"}},
+        {"FP8 without a scale", [&](auto& t) { drop(t, q + ".weight_scale_inv"); },
+         [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::fp8_block(m, w, N, K, 128); },
+         R"({"quant_method":"fp8","weight_block_size":[128,128]})", {"tensor " + q + ".weight", "has no scale"}},
+        {"LLM.int8 tiled", [&](auto& t) {
+             for (auto& x : t)
+                 if (x.name == q + ".weight_format") x.bytes[0] = 1;
+         },
+         [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb8(m, w, N, K); }, kBnb8,
+         {"tensor " + q + ".weight_format", "tiled layout"}},
+        {"compressed-tensors asymmetric without a zero point", [&](auto& t) { drop(t, q + ".weight_zero_point"); }, ct_int({4, true, false, 128}),
+         ct_config("pack-quantized", "int", 4, false, "group", 128), {"tensor " + q + ".weight_packed", "weight_zero_point is missing"}},
+        {"compressed-tensors without a scale", [&](auto& t) { drop(t, q + ".weight_scale"); }, ct_int({4, true, true, 128}),
+         ct_config("pack-quantized", "int", 4, true, "group", 128), {"tensor " + q + ".weight_packed", "has no scale"}},
+        {"compressed-tensors num_bits 3", [](auto&) {}, ct_int({4, true, true, 128}), ct_config("pack-quantized", "int", 3, true, "group", 128),
+         {"int num_bits 3 is not supported"}},
+        {"compressed-tensors weight_shape that disagrees", [&](auto& t) {
+             for (auto& x : t)
+                 if (x.name == q + ".weight_shape") x.bytes[0] = 255;
+         },
+         ct_int({4, true, true, 128}), ct_config("pack-quantized", "int", 4, true, "group", 128), {"tensor " + q + ".weight_shape", "says [511, 256]"}},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.what);
+        rewrite(f, c.edit, c.quantize, c.config);
+        const std::string message = convert_error(f);
+        REQUIRE_MESSAGE(!message.empty(), "converted without an error");
+        for (const std::string& piece : c.expect) CHECK_MESSAGE(message.find(piece) != std::string::npos, message);
+    }
+}
+
+TEST_CASE("gguf convert on a quantized folder: says what it is, writes lossless blocks or reports the second rounding, and the file checks") {
+    test::TempDir dir;
+    const Pair p = make_pair(dir.path(), gptq_config({4, 128, true}), gptq({4, 128, true}));
+    const std::string lossless = (dir / "lossless.gguf").string(), mixed = (dir / "q4km.gguf").string();
+    test::RunResult r = test::run_gguf("convert " + p.quantized.string() + " -o " + lossless + " --outtype lossless");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.err.find("quantized checkpoint: GPTQ 4-bit, groups of 128, symmetric (v1 zeros); 7 layers decoded exactly; lossless GGUF forms: 7 x q4_0") != std::string::npos);
+    CHECK(r.err.find("blk.0.attn_q.weight") != std::string::npos);
+    CHECK(r.err.find("-> q4_0  exact (blocks written from the codes)") != std::string::npos);
+    r = test::run_gguf("check " + lossless);
+    CHECK_MESSAGE(r.exit_code == 0, r.out, r.err);
+    r = test::run_gguf("convert " + p.quantized.string() + " -o " + mixed + " --outtype Q4_K_M");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.err.find("(--outtype lossless writes them without a second rounding)") != std::string::npos);
+    CHECK(r.err.find("second rounding: RMSE") != std::string::npos);
+    r = test::run_gguf("convert " + p.quantized.string() + " --dry-run");
+    CHECK(r.out.find("(GPTQ 4-bit g128)") != std::string::npos);
+}
