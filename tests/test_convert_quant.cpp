@@ -17,16 +17,20 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
+#include "convert/compare.h"
 #include "convert/convert.h"
 #include "convert/hf_quant.h"
 #include "convert/safetensors.h"
 #include "gguf/file.h"
+#include "gguf/writer.h"
 #include "hf_quant.h"
 #include "quant/quant.h"
 #include "support.h"
@@ -42,19 +46,21 @@ void write_text(const std::filesystem::path& p, const std::string& text) { std::
 // linear layers `quantize` stores quantized, with `quantization_config` in config.json. The
 // dense twin holds the exact values as F32 and everything else as the quantized folder has it.
 struct Pair {
-    std::filesystem::path quantized, dense;
+    std::filesystem::path quantized, dense, original;  // original: the weights before quantization, F32
+    std::map<std::string, std::pair<std::vector<float>, std::vector<float>>> linear;  // module -> (original, exact)
 };
 using Quantizer = std::function<hf::Quantized(const std::string& module, const std::vector<float>& w, uint64_t N, uint64_t K)>;
 
 constexpr uint64_t kHidden = 256, kFf = 512, kVocab = 64, kKv = 128;
 
 Pair make_pair(const std::filesystem::path& root, const std::string& quantization_config, const Quantizer& quantize, uint32_t experts = 0) {
-    Pair p{root / "quantized", root / "dense"};
+    Pair p{root / "quantized", root / "dense", root / "original", {}};
     std::filesystem::create_directories(p.quantized);
     std::filesystem::create_directories(p.dense);
+    std::filesystem::create_directories(p.original);
     std::mt19937 rng(5);
     std::normal_distribution<float> normal(0, 0.05f);
-    std::vector<hf::StTensor> q, d;
+    std::vector<hf::StTensor> q, d, o;
     const auto random = [&](uint64_t n) {
         std::vector<float> v(n);
         for (float& x : v) x = normal(rng);
@@ -63,11 +69,15 @@ Pair make_pair(const std::filesystem::path& root, const std::string& quantizatio
     const auto dense = [&](const std::string& name, std::vector<uint64_t> shape, std::vector<float> v) {
         q.push_back(hf::f16_tensor(name, shape, v));
         d.push_back(hf::f16_tensor(name, shape, v));
+        o.push_back(hf::f16_tensor(name, shape, v));
     };
     const auto linear = [&](const std::string& module, uint64_t N, uint64_t K) {
-        const hf::Quantized made = quantize(module, random(N * K), N, K);
+        const std::vector<float> w = random(N * K);
+        const hf::Quantized made = quantize(module, w, N, K);
         q.insert(q.end(), made.tensors.begin(), made.tensors.end());
         d.push_back(hf::f32_tensor(module + ".weight", {N, K}, made.exact));
+        o.push_back(hf::f32_tensor(module + ".weight", {N, K}, w));
+        p.linear[module] = {w, made.exact};
     };
     std::vector<float> ones(kHidden, 1.0f);
     dense("model.embed_tokens.weight", {kVocab, kHidden}, random(kVocab * kHidden));
@@ -99,6 +109,8 @@ Pair make_pair(const std::filesystem::path& root, const std::string& quantizatio
         experts ? "MixtralForCausalLM" : "LlamaForCausalLM", kVocab, kHidden, kFf,
         experts ? fmt::format(",\"num_local_experts\":{},\"num_experts_per_tok\":2", experts) : "");
     write_text(p.dense / "config.json", config + "}");
+    write_text(p.original / "config.json", config + "}");
+    hf::write_safetensors(p.original / "model.safetensors", o);
     write_text(p.quantized / "config.json", config + (quantization_config.empty() ? "" : ",\"quantization_config\":" + quantization_config) + "}");
     hf::write_safetensors(p.quantized / "model.safetensors", q);
     hf::write_safetensors(p.dense / "model.safetensors", d);
@@ -589,4 +601,191 @@ TEST_CASE("gguf convert on a quantized folder: says what it is, writes lossless 
     CHECK(r.err.find("second rounding: RMSE") != std::string::npos);
     r = test::run_gguf("convert " + p.quantized.string() + " --dry-run");
     CHECK(r.out.find("(GPTQ 4-bit g128)") != std::string::npos);
+}
+
+// ---- compare-methods ------------------------------------------------------------------------
+
+namespace {
+
+// RMSE and bits of the fixture's exact values against the original weights, over the linear layers.
+struct Expected {
+    double error = 0, signal = 0, bits = 0;
+    uint64_t values = 0;
+};
+Expected expected_of(const Pair& p, const std::filesystem::path& safetensors) {
+    Expected e;
+    for (const auto& [module, values] : p.linear)
+        for (size_t i = 0; i < values.first.size(); ++i) {
+            const double d = static_cast<double>(values.second[i]) - values.first[i];
+            e.error += d * d, e.signal += static_cast<double>(values.first[i]) * values.first[i];
+            ++e.values;
+        }
+    // Stored bits: every tensor of the quantized folder but the dense F16 weights (embeddings,
+    // norms, output), scales and zeros included.
+    const convert::SafetensorsFile f = convert::SafetensorsFile::open(safetensors);
+    for (const convert::SafeTensor& t : f.tensors())
+        if (!(t.dtype == convert::Dtype::F16 && t.name.ends_with(".weight"))) e.bits += static_cast<double>(t.data.size()) * 8;
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("compare-methods: each version's figures against the original, GGUF types applied here, the same for every thread count") {
+    test::TempDir dir;
+    const Pair g = make_pair(dir / "gptq", gptq_config({4, 128, true}), gptq({4, 128, true}));
+    const Pair n = make_pair(dir / "nf4", kBnb4, [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb4(m, w, N, K, true, 64, true); });
+    // The same random weights in both (one generator, one order).
+    REQUIRE(g.linear.begin()->second.first == n.linear.begin()->second.first);
+    const auto original = convert::WeightSource::open(g.original);
+    const auto gptq_folder = convert::WeightSource::open(g.quantized), nf4_folder = convert::WeightSource::open(n.quantized);
+    // The GPTQ folder written losslessly as GGUF (Q4_0): the same values, so the same figures.
+    const auto lossless = convert::WeightSource::open(convert_folder(g.quantized, "lossless"));
+    convert::CompareOptions o;
+    o.types = {TypeId::Q4_K, TypeId::IQ4_XS};
+    o.threads = 1;
+    const convert::Comparison one = convert::compare_methods(*original, {gptq_folder.get(), nf4_folder.get(), lossless.get()}, o);
+    o.threads = 2;
+    const convert::Comparison two = convert::compare_methods(*original, {gptq_folder.get(), nf4_folder.get(), lossless.get()}, o);
+    CHECK(one.tensors.size() == 7);  // the linear layers: the embeddings and the output are F16 in both folders
+    REQUIRE(one.methods.size() == 5);
+    for (size_t m = 0; m < 5; ++m) {
+        CAPTURE(one.methods[m].name);
+        CHECK(one.methods[m].total.error == two.methods[m].total.error);
+        CHECK(one.methods[m].total.values == one.methods[0].total.values);
+    }
+    for (const auto& [pair, m] : {std::pair{&g, 0}, std::pair{&n, 1}}) {
+        const Expected e = expected_of(*pair, pair->quantized / "model.safetensors");
+        const convert::MethodStats& s = one.methods[static_cast<size_t>(m)].total;
+        CAPTURE(one.methods[static_cast<size_t>(m)].kind);
+        CHECK(s.values == e.values);
+        CHECK(s.rmse() == doctest::Approx(std::sqrt(e.error / static_cast<double>(e.values))).epsilon(1e-12));
+        CHECK(s.snr_db() == doctest::Approx(10 * std::log10(e.signal / e.error)).epsilon(1e-12));
+        CHECK(s.bits_per_weight() == doctest::Approx(e.bits / static_cast<double>(e.values)).epsilon(1e-12));
+        CHECK(std::isnan(s.weighted_rmse()));  // no imatrix
+    }
+    CHECK(one.methods[0].kind == "GPTQ 4-bit, groups of 128, symmetric (v1 zeros)");
+    // The lossless GGUF holds the GPTQ values: identical errors; its bits are Q4_0's.
+    CHECK(one.methods[2].total.error == one.methods[0].total.error);
+    CHECK(one.methods[2].total.bits_per_weight() == 4.5);
+    // Q4_K applied here: each row rounded as quant::quantize does, measured the same way.
+    double error = 0;
+    uint64_t values = 0;
+    for (const auto& [module, v] : g.linear) {
+        const uint64_t K = module.ends_with("down_proj") ? kFf : kHidden, N = v.first.size() / K;
+        std::vector<uint8_t> packed(quant::row_bytes(TypeId::Q4_K, static_cast<int64_t>(K)));
+        std::vector<float> back(K);
+        for (uint64_t r = 0; r < N; ++r) {
+            const std::span<const float> row(v.first.data() + r * K, K);
+            quant::quantize(TypeId::Q4_K, row, static_cast<int64_t>(K), {}, packed);
+            quant::dequantize(TypeId::Q4_K, packed, back);
+            for (uint64_t k = 0; k < K; ++k) error += (static_cast<double>(back[k]) - row[k]) * (static_cast<double>(back[k]) - row[k]);
+            values += K;
+        }
+    }
+    CHECK(one.methods[3].name == "q4_K");
+    CHECK(one.methods[3].simulated);
+    CHECK(one.methods[3].total.rmse() == doctest::Approx(std::sqrt(error / static_cast<double>(values))).epsilon(1e-12));
+    CHECK(one.methods[3].total.bits_per_weight() == 4.5);
+    CHECK(one.methods[4].total.bits_per_weight() == 4.25);
+    // Per tensor: present for every method, summing to the total.
+    for (const auto& m : one.methods) {
+        double sum = 0;
+        for (const auto& t : m.per_tensor) {
+            REQUIRE(t.has_value());
+            sum += t->error;
+        }
+        CHECK(sum == doctest::Approx(m.total.error).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("compare-methods: importance-weighted RMSE with an imatrix, and the types round with its weights") {
+    test::TempDir dir;
+    const Pair g = make_pair(dir / "gptq", gptq_config({4, 128, true}), gptq({4, 128, true}));
+    const auto original = convert::WeightSource::open(g.original), version = convert::WeightSource::open(g.quantized);
+    quant::ImportanceMatrix imatrix;
+    // Column weights 1 except the first column of each row weighted 1000 (one entry per matrix).
+    for (const convert::WeightSource::Tensor& t : original->tensors()) {
+        if (t.shape.size() < 2) continue;
+        std::vector<float> sums(t.shape[0], 1.0f);
+        sums[0] = 1000;
+        imatrix.set(t.name, {sums, {1.0f}});
+    }
+    convert::CompareOptions o;
+    o.imatrix = &imatrix;
+    o.types = {TypeId::IQ4_XS};
+    o.tensors.emplace("attn_v");
+    const convert::Comparison c = convert::compare_methods(*original, {version.get()}, o);
+    REQUIRE(c.tensors == std::vector<std::string>{"blk.0.attn_v.weight"});
+    // By hand: sum over rows and columns of w (x - y)^2 / sum of w.
+    const auto& [w, exact] = g.linear.at("model.layers.0.self_attn.v_proj");
+    double num = 0, den = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+        const double weight = i % kHidden == 0 ? 1000 : 1, d = static_cast<double>(exact[i]) - w[i];
+        num += weight * d * d, den += weight;
+    }
+    CHECK(c.methods[0].total.weighted_rmse() == doctest::Approx(std::sqrt(num / den)).epsilon(1e-12));
+    CHECK(std::fabs(c.methods[0].total.weighted_rmse() - c.methods[0].total.rmse()) > 1e-3 * c.methods[0].total.rmse());
+    CHECK(!std::isnan(c.methods[1].total.weighted_rmse()));
+}
+
+TEST_CASE("compare-methods refuses a version without a tensor, or with another shape, naming it") {
+    test::TempDir dir;
+    const Pair g = make_pair(dir / "gptq", gptq_config({4, 128, true}), gptq({4, 128, true}));
+    const auto original = convert::WeightSource::open(g.original);
+    // GGUF files holding only blk.0.attn_q.weight, of the right shape and of another.
+    const auto one_tensor = [&](const std::string& name, std::vector<uint64_t> shape) {
+        const std::vector<uint8_t> zeros(shape[0] * shape[1] * 4, 0);
+        gguf::Writer w;
+        w.set("general.architecture", gguf::OwnedValue::string("llama"));
+        w.add_tensor("blk.0.attn_q.weight", TypeId::F32, shape, zeros);
+        w.write(dir / name);
+        return convert::WeightSource::open(dir / name);
+    };
+    const auto right = one_tensor("right.gguf", {kHidden, kHidden}), wrong = one_tensor("wrong.gguf", {kHidden, kKv});
+    convert::CompareOptions o;
+    // By default: what every version has (F32 here, so not "quantized"): attn_q alone.
+    const convert::Comparison c = convert::compare_methods(*original, {right.get()}, o);
+    CHECK(c.tensors == std::vector<std::string>{"blk.0.attn_q.weight"});
+    CHECK(c.selection == "every matrix all the versions have");
+    CHECK(c.methods[0].total.error == doctest::Approx(c.methods[0].total.signal));  // zeros against the weights
+    o.tensors.emplace("ffn_down");
+    try {
+        convert::compare_methods(*original, {right.get()}, o);
+        FAIL("compared without the tensor");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) == (dir / "right.gguf").string() + ": tensor blk.0.ffn_down.weight is missing (the original " + g.original.string() + " has it)");
+    }
+    o.tensors.emplace("attn_q");
+    try {
+        convert::compare_methods(*original, {wrong.get()}, o);
+        FAIL("compared tensors of different shapes");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) == (dir / "wrong.gguf").string() + ": tensor blk.0.attn_q.weight has shape [256, 128], the original's is [256, 256]");
+    }
+}
+
+TEST_CASE("gguf compare-methods: the totals table, --per-tensor, --json") {
+    test::TempDir dir;
+    const Pair g = make_pair(dir / "gptq", gptq_config({4, 128, true}), gptq({4, 128, true}));
+    test::RunResult r = test::run_gguf("compare-methods " + g.original.string() + " " + g.quantized.string() + " --types q4_K,iq4_xs --per-tensor");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out.find("compared: 7 tensors, the matrices every version stores in fewer than 16 bits per weight") != std::string::npos);
+    CHECK(r.out.find("GPTQ 4-bit, groups of 128, symmetric (v1 zeros)") != std::string::npos);
+    CHECK(r.out.find("iq4_xs applied here") != std::string::npos);
+    CHECK(r.out.find("blk.0.ffn_down.weight") != std::string::npos);
+    r = test::run_gguf("compare-methods " + g.original.string() + " " + g.quantized.string() + " --types q4_K --json");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    REQUIRE(parser.parse(r.out).get(root) == simdjson::SUCCESS);
+    simdjson::dom::array methods;
+    REQUIRE(root["methods"].get(methods) == simdjson::SUCCESS);
+    CHECK(methods.size() == 2);
+    double bpw = 0;
+    CHECK(methods.at(1)["total"]["bits_per_weight"].get(bpw) == simdjson::SUCCESS);
+    CHECK(bpw == 4.5);
+    CHECK(methods.at(0)["per_tensor"].get_array().size() == 7);
+    r = test::run_gguf("compare-methods " + g.original.string() + " --types q9_9");
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("'q9_9' is not a quantized type") != std::string::npos);
 }

@@ -11,6 +11,7 @@
 #include "gguf/error.h"
 #include "gguf/mapping.h"
 #include "check.h"
+#include "compare.h"
 #include "convert.h"
 #include "diff.h"
 #include "edit.h"
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
     gguf::tools::add_check(app, run);
     gguf::tools::add_requant(app, run);
     gguf::tools::add_convert(app, run);
+    gguf::tools::add_compare_methods(app, run);
     gguf::tools::add_split(app, run);
     gguf::tools::add_merge(app, run);
     gguf::tools::add_diff(app, run);

@@ -645,6 +645,30 @@ void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int t
 
 }  // namespace
 
+void decode_rows(const TensorPlan& t, uint64_t begin, uint64_t end, float* out) {
+    const uint64_t cols = t.shape[0];
+    if (!t.source) {
+        std::memcpy(out, t.values.data() + begin * cols, static_cast<size_t>((end - begin) * cols * sizeof(float)));
+        return;
+    }
+    if (!t.quantized.empty()) {
+        const uint64_t per_source = t.quantized[0]->rows();
+        for (uint64_t r = begin; r < end; ++r, out += cols) {
+            const uint64_t local = r % per_source;
+            t.quantized[static_cast<size_t>(r / per_source)]->decode(t.permute_heads ? permuted_row(local, per_source, t.permute_heads) : local, 1, out);
+        }
+        return;
+    }
+    const uint64_t per_source = t.source->elements() / cols, in_bytes = cols * (dtype_bits(t.source->dtype) / 8);
+    for (uint64_t r = begin; r < end; ++r, out += cols) {
+        const SafeTensor& source = t.sources.empty() ? *t.source : *t.sources[static_cast<size_t>(r / per_source)];
+        const uint64_t local = r % per_source;
+        kernels::dequantize(source_type(t.source->dtype),
+                            source.data.subspan((t.permute_heads ? permuted_row(local, per_source, t.permute_heads) : local) * in_bytes, in_bytes),
+                            std::span<float>(out, static_cast<size_t>(cols)));
+    }
+}
+
 std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem::path& out, const std::function<void(size_t, size_t)>& progress,
                                          int threads, gguf::SplitLimits split, std::vector<ImportError>* import_errors) {
     const bool one_file = !split.max_bytes && !split.max_tensors;
@@ -671,6 +695,11 @@ std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem
             try {
                 std::vector<RowError> errors(report ? static_cast<size_t>(rows) : 0);
                 stream_tensor(t, rows, row_bytes, threads, sink, report ? errors.data() : nullptr);
+                // The checkpoint's pages of this tensor are not needed again.
+                for (const auto& q : t.quantized)
+                    for (const SafeTensor* part : q->parts()) release_pages(part->data);
+                if (t.quantized.empty() && t.source)
+                    for (const SafeTensor* s : t.sources.empty() ? std::vector<const SafeTensor*>{t.source} : t.sources) release_pages(s->data);
                 if (report) {
                     // Summed in row order: the same figures whatever the threads.
                     double squared = 0, reference = 0;

@@ -6,6 +6,9 @@
 #include <array>
 #include <stdexcept>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 namespace convert {
@@ -35,6 +38,13 @@ std::string read_file(const std::filesystem::path& p) {
 
 std::string_view dtype_name(Dtype d) { return kDtypes[static_cast<size_t>(d)].name; }
 uint32_t dtype_bits(Dtype d) { return kDtypes[static_cast<size_t>(d)].bits; }
+
+void release_pages(std::span<const uint8_t> bytes) {
+    static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto first = reinterpret_cast<uintptr_t>(bytes.data());
+    const uintptr_t begin = (first + page - 1) / page * page, end = (first + bytes.size()) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
 
 uint64_t SafeTensor::elements() const {
     uint64_t n = 1;

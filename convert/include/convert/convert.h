@@ -94,6 +94,11 @@ struct Plan {
     std::string tokenizer;   // what the tokenizer keys hold ("gpt2 (llama-bpe), 128256 tokens"); "" without one
 };
 
+// Output rows [begin, end) of `t` as F32, exactly as the checkpoint defines them (dense
+// sources widened, quantized layers decoded), in GGUF's order (Q/K rows permuted, experts
+// stacked): rows x shape[0] values into `out`. Safe to call from several threads.
+void decode_rows(const TensorPlan& t, uint64_t begin, uint64_t end, float* out);
+
 // What convert() writes, without writing it: the metadata, the tokenizer's keys
 // (convert/hf_tokenizer.h) when the folder has tokenizer.json or tokenizer.model, each
 // tensor. Throws std::runtime_error naming the file and tensor for an unknown architecture,

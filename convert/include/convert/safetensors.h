@@ -40,6 +40,11 @@ struct SafeTensor {
     uint64_t elements() const;
 };
 
+// Gives back the memory of the whole pages inside `bytes` (part of a file mapping): they are
+// read from the file again if touched. The converter calls it for each tensor written, so its
+// resident memory stays near one tensor's size, not the checkpoint's.
+void release_pages(std::span<const uint8_t> bytes);
+
 // One .safetensors file, mapped. Throws std::runtime_error naming the file (and tensor).
 class SafetensorsFile {
 public:
