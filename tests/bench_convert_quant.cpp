@@ -18,6 +18,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -87,21 +88,29 @@ struct Run {
     uint64_t out_bytes;
 };
 
-// Converts in a child process; its wall time, peak RSS and output size.
+// The child's work: bench_convert_quant --convert FOLDER OUTTYPE OUT.
+int convert_here(const std::filesystem::path& folder, const std::string& outtype, const std::filesystem::path& out) {
+    try {
+        const convert::Checkpoint weights = convert::Checkpoint::open(folder);
+        convert::ConvertOptions o;
+        o.outtype = outtype;
+        convert::write(convert::plan(folder, weights, o), out);
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    }
+}
+
+// Converts in a fresh process (this program run again, so that none of this one's memory
+// counts): its wall time, peak RSS and output size.
 Run convert_in_child(const std::filesystem::path& folder, const std::string& outtype, const std::filesystem::path& out) {
     const double t0 = now();
     const pid_t pid = fork();
     if (pid == 0) {
-        try {
-            const convert::Checkpoint weights = convert::Checkpoint::open(folder);
-            convert::ConvertOptions o;
-            o.outtype = outtype;
-            convert::write(convert::plan(folder, weights, o), out);
-            _exit(0);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "error: %s\n", e.what());
-            _exit(1);
-        }
+        const std::string self = std::filesystem::read_symlink("/proc/self/exe").string(), f = folder.string(), o = out.string();
+        execl(self.c_str(), self.c_str(), "--convert", f.c_str(), outtype.c_str(), o.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
     }
     int status = 0;
     rusage usage{};
@@ -114,6 +123,7 @@ Run convert_in_child(const std::filesystem::path& folder, const std::string& out
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 5 && std::string_view(argv[1]) == "--convert") return convert_here(argv[2], argv[3], argv[4]);
     const std::filesystem::path folder = argc > 1 ? argv[1] : "/tmp/ggufkit-bench-gptq";
     const uint64_t layers = argc > 2 ? std::stoull(argv[2]) : 32;
     const int runs = argc > 3 ? std::stoi(argv[3]) : 3;

@@ -230,6 +230,13 @@ TEST_CASE("bitsandbytes imports exactly: NF4 and FP4, blocks of 64 and 128, with
                 check_exact(kBnb4, [&](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb4(m, w, N, K, nf4, bs, nested); });
             }
     check_exact(kBnb8, [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb8(m, w, N, K); });
+    // bnb_4bit_quant_storage bfloat16: the packed bytes held in a BF16 tensor of half the length.
+    check_exact(kBnb4, [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) {
+        hf::Quantized q = hf::bnb4(m, w, N, K, true, 64, true);
+        q.tensors[0].dtype = "BF16";
+        q.tensors[0].shape = {q.tensors[0].bytes.size() / 2, 1};
+        return q;
+    });
 }
 
 TEST_CASE("FP8 imports exactly: E4M3 and E5M2 with 128 x 128 block scales, partial edge blocks, compressed-tensors per-channel and per-tensor scales") {
@@ -788,4 +795,95 @@ TEST_CASE("gguf compare-methods: the totals table, --per-tensor, --json") {
     r = test::run_gguf("compare-methods " + g.original.string() + " --types q9_9");
     CHECK(r.exit_code != 0);
     CHECK(r.err.find("'q9_9' is not a quantized type") != std::string::npos);
+}
+
+TEST_CASE("Malformed layers found by review: zero words that are not whole, act-order without g_idx, empty scales, absurd block sizes") {
+    convert::QuantConfig gptq4;
+    gptq4.method = convert::QuantMethod::Gptq, gptq4.bits = 4, gptq4.group_size = 16;
+    const auto message = [](const std::function<void()>& f) {
+        try {
+            f();
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    {
+        // 36 outputs of 4 bits: qzeros rows would end inside a word.
+        auto o = open({words("m.qweight", {4, 36}, std::vector<uint32_t>(4 * 36)), words("m.qzeros", {2, 4}, std::vector<uint32_t>(8)),
+                       hf::f16_tensor("m.scales", {2, 36}, std::vector<float>(72, 1.0f))});
+        const std::string e = message([&] { o->find(gptq4, 36, 32); });
+        CHECK_MESSAGE(e.find("tensor m.qzeros: 36 outputs of 4 bits are not whole 32-bit words") != std::string::npos, e);
+    }
+    {
+        // desc_act with two groups and no g_idx.
+        auto o = open({words("m.qweight", {4, 8}, std::vector<uint32_t>(32)), words("m.qzeros", {2, 1}, std::vector<uint32_t>(2)),
+                       hf::f16_tensor("m.scales", {2, 8}, std::vector<float>(16, 1.0f))});
+        convert::QuantConfig c = gptq4;
+        c.desc_act = true;
+        const std::string e = message([&] { o->find(c, 8, 32); });
+        CHECK_MESSAGE(e.find("tensor m.qweight: desc_act (act-order) needs m.g_idx") != std::string::npos, e);
+        // Without act-order it reads, and a zero field of all ones is reported.
+        std::vector<uint32_t> zeros = {0x0000000Fu, 0};
+        auto p = open({words("m.qweight", {4, 8}, std::vector<uint32_t>(32)), words("m.qzeros", {2, 1}, zeros),
+                       hf::f16_tensor("m.scales", {2, 8}, std::vector<float>(16, 1.0f))});
+        const auto t = p->find(gptq4, 8, 32);
+        REQUIRE(t);
+        REQUIRE(t->warnings().size() == 1);
+        CHECK(t->warnings()[0].find("m.qzeros: 1 of 16 zero fields hold 15 (all ones)") != std::string::npos);
+        std::vector<float> row(32);
+        t->decode(0, 1, row.data());
+        CHECK(row[0] == -16.0f);  // code 0, zero 15 + 1
+    }
+    {
+        // A compressed-tensors scale of shape [N, 0].
+        auto o = open({hf::StTensor{"m.weight", "I8", {2, 32}, std::vector<uint8_t>(64)}, hf::f32_tensor("m.weight_scale", {2, 0}, {})});
+        convert::QuantConfig c;
+        c.method = convert::QuantMethod::CompressedTensors;
+        c.groups.push_back({{"Linear"}, "int-quantized", 8, "int", true, "channel", 0});
+        const std::string e = message([&] { o->find(c, 2, 32); });
+        CHECK_MESSAGE(e.find("tensor m.weight_scale: shape [2, 0] holds no scale") != std::string::npos, e);
+    }
+    {
+        // bitsandbytes blocksize 2^64 - 1 (its block count would wrap to 0).
+        const std::string state = R"({"quant_type": "nf4", "blocksize": 18446744073709551615, "shape": [1, 4]})";
+        auto o = open({hf::StTensor{"m.weight", "U8", {2, 1}, {0, 0}}, hf::f32_tensor("m.weight.absmax", {0}, {}), hf::f32_tensor("m.weight.quant_map", {16}, std::vector<float>(16)),
+                       hf::StTensor{"m.weight.quant_state.bitsandbytes__nf4", "U8", {state.size()}, std::vector<uint8_t>(state.begin(), state.end())}});
+        convert::QuantConfig c;
+        c.method = convert::QuantMethod::Bitsandbytes;
+        const std::string e = message([&] { o->find(c, 1, 4); });
+        CHECK_MESSAGE(e.find("tensor m.weight.quant_state.bitsandbytes__nf4: no blocksize between 1 and 2^20") != std::string::npos, e);
+    }
+    {
+        // GPTQ with per-module overrides: the group size comes from the shapes (32 here, the config says 16).
+        convert::QuantConfig c = gptq4;
+        c.has_dynamic = true;
+        std::vector<uint32_t> q(8 * 8, 0x11111111u);  // K = 64: codes 1
+        auto o = open({words("m.qweight", {8, 8}, q), words("m.qzeros", {2, 1}, {0x77777777u, 0x77777777u}),
+                       hf::f16_tensor("m.scales", {2, 8}, {1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2})});
+        const auto t = o->find(c, 8, 64);
+        REQUIRE(t);
+        std::vector<float> row(64);
+        t->decode(0, 1, row.data());
+        CHECK(row[31] == -7.0f);  // group 0: 1 x (1 - 8)
+        CHECK(row[32] == -14.0f);  // group 1: 2 x (1 - 8)
+    }
+}
+
+TEST_CASE("An FP8 NaN copied to F32 is no error: the report stays a number") {
+    test::TempDir dir;
+    const Pair p = make_pair(dir.path(), R"({"quant_method":"fp8","weight_block_size":[128,128]})", [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) {
+        hf::Quantized q = hf::fp8_block(m, w, N, K, 128);
+        q.tensors[0].bytes[5] = 0x7F;  // E4M3's NaN
+        q.exact[5] = std::nanf("");
+        return q;
+    });
+    std::vector<convert::ImportError> errors;
+    check_same_tensors(convert_folder(p.quantized, "f32", &errors), convert_folder(p.dense, "f32"));
+    REQUIRE(errors.size() == 7);
+    for (const convert::ImportError& e : errors) {
+        CAPTURE(e.name);
+        CHECK(e.rmse == 0);
+        CHECK(std::isfinite(e.rms));
+    }
 }

@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -308,7 +309,7 @@ void apply_mix(Plan& p, const gguf::requant::Target& mix, const quant::Importanc
         t.type = planned.to;
         if (imatrix && (t.importance = imatrix->find(t.name))) {
             // Per column, or per column of each expert for a stacked tensor (as requant checks).
-            const uint64_t cols = t.shape[0], experts = t.sources.empty() ? 1 : t.sources.size();
+            const uint64_t cols = t.shape[0], experts = t.shape.size() == 3 ? t.shape[2] : 1;
             if (t.importance->size() != cols && t.importance->size() != cols * experts) {
                 if (t.name == "token_embd.weight") {
                     t.importance = nullptr;  // llama.cpp leaves such an entry unused
@@ -430,7 +431,8 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
             dense.push_back(t);
         }
         if (!dense.empty() && !quantized.empty())
-            fail(folder.string(), fmt::format("{}: some experts are quantized and some are not", gguf::tensor_name(n.role, layer)));
+            fail(dense[0]->file->string(), fmt::format("tensor {} is dense but {} is quantized ({}): the experts of {} must be stored alike", dense[0]->name,
+                                                       quantized[0]->module(), quantized[0]->kind(), gguf::tensor_name(n.role, layer)));
         TensorPlan tp;
         tp.name = gguf::tensor_name(n.role, layer, bias ? "bias" : "weight");
         tp.shape.assign(want.rbegin(), want.rend());
@@ -471,12 +473,14 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
             continue;
         }
     }
-    for (uint32_t layer = 0; layer < c.num_hidden_layers; ++layer)
+    for (uint32_t layer = 0; layer < c.num_hidden_layers; ++layer) {
         for (const HfName& n : names) {
             if (!gguf::find_tensor_kind(n.role)->per_layer) continue;
             add(n, layer, false);
             if (n.bias) add(n, layer, true);
         }
+        if (!p.tensors.empty() && !p.tensors.back().quantized.empty()) weights.release_pages();  // what a quantized layer's checks read
+    }
     // Llama 3.1's frequency-dependent rotary scaling as llama.cpp's converter writes it: a
     // factor per rotated pair, rope_freqs.weight (F32), by Meta's formula: pairs whose
     // wavelength (2 pi / frequency) is below original_context / high_freq_factor keep 1, those
@@ -515,6 +519,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
             if (!t.quantized.empty() && t.type == TypeId::F16 && widest == TypeId::BF16) t.type = TypeId::BF16;
     if (lossless) p.file_type = lossless_file_type(p);
     if (mix) apply_mix(p, *mix, options.imatrix);
+    weights.release_pages();  // what the checks above read (scales, zeros, g_idx) is read again when written
     add_model_keys(p);
     add_tokenizer(p, folder);
     for (const auto& kv : options.extra_keys) p.keys.push_back(kv);
@@ -569,22 +574,52 @@ void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, u
         const uint64_t local = r % per_source, row = t.permute_heads ? permuted_row(local, per_source, t.permute_heads) : local;
         q.decode(row, 1, exact.data());
         const std::span<uint8_t> bytes(out, out_bytes);
+        const std::span<const uint8_t> exact_bytes(reinterpret_cast<const uint8_t*>(exact.data()), exact.size() * sizeof(float));
         if (t.exact_blocks) q.encode_lossless(t.type, row, bytes);
         else if (t.type == TypeId::F32) std::memcpy(out, exact.data(), out_bytes);
+        else if (t.type == TypeId::F16 || t.type == TypeId::BF16)  // the SIMD narrowing (round to nearest even), as quant's
+            (t.type == TypeId::F16 ? kernels::dequantize_f16 : kernels::dequantize_bf16)(TypeId::F32, exact_bytes,
+                                                                                         std::span<uint16_t>(reinterpret_cast<uint16_t*>(out), static_cast<size_t>(cols)),
+                                                                                         kernels::active_isa());
         else quant::quantize(t.type, exact, static_cast<int64_t>(cols), importance_of(t, r, per_source), bytes, static_cast<int64_t>(r));
         if (!errors && !t.exact_blocks) continue;
         back.resize(static_cast<size_t>(cols));
-        quant::dequantize(t.type, bytes, back);
-        RowError e;
-        for (size_t k = 0; k < back.size(); ++k) {
-            const double d = static_cast<double>(back[k]) - static_cast<double>(exact[k]);
-            e.squared += d * d, e.reference += static_cast<double>(exact[k]) * exact[k], e.max_abs = std::max(e.max_abs, std::abs(d));
-            // The lossless blocks are checked, not trusted: a value that differs is a bug here.
-            if (t.exact_blocks && !(back[k] == exact[k]) && !(std::isnan(back[k]) && std::isnan(exact[k])))
-                throw std::logic_error(fmt::format("the {} blocks written for {} row {} give {} at column {}, not the exact {}", gguf::type_info(t.type).name,
-                                                   q.module(), row, back[k], k, exact[k]));
+        kernels::dequantize(t.type, bytes, back);
+        // The lossless blocks are checked, not trusted: a value that differs is a bug here.
+        const auto same = [&](size_t k) {  // equal bits, or both NaN
+            return std::bit_cast<uint32_t>(back[k]) == std::bit_cast<uint32_t>(exact[k]) || (std::isnan(back[k]) && std::isnan(exact[k]));
+        };
+        if (t.exact_blocks && std::memcmp(back.data(), exact.data(), exact_bytes.size()) != 0)
+            for (size_t k = 0; k < back.size(); ++k)
+                if (!same(k))
+                    throw std::logic_error(fmt::format("the {} blocks written for {} row {} give {} at column {}, not the exact {}", gguf::type_info(t.type).name,
+                                                       q.module(), row, back[k], k, exact[k]));
+        if (!errors) continue;
+        // Four running sums in a fixed order (the same figures on every run), then a careful
+        // pass only for a row holding NaN or infinities.
+        double squared[4] = {}, reference[4] = {}, largest[4] = {};
+        size_t k = 0;
+        for (; k + 4 <= back.size(); k += 4)
+            for (size_t l = 0; l < 4; ++l) {
+                const double x = exact[k + l], d = static_cast<double>(back[k + l]) - x;
+                squared[l] += d * d, reference[l] += x * x, largest[l] = std::max(largest[l], d * d);
+            }
+        for (; k < back.size(); ++k) {
+            const double x = exact[k], d = static_cast<double>(back[k]) - x;
+            squared[0] += d * d, reference[0] += x * x, largest[0] = std::max(largest[0], d * d);
         }
-        if (errors) errors[r] = e;
+        RowError e{(squared[0] + squared[1]) + (squared[2] + squared[3]), (reference[0] + reference[1]) + (reference[2] + reference[3]),
+                   std::sqrt(std::max(std::max(largest[0], largest[1]), std::max(largest[2], largest[3])))};
+        if (!std::isfinite(e.squared) || !std::isfinite(e.reference)) {
+            e = {};
+            for (size_t i = 0; i < back.size(); ++i) {
+                if (std::isfinite(exact[i])) e.reference += static_cast<double>(exact[i]) * exact[i];
+                if (same(i)) continue;  // a NaN or an infinity copied loses nothing
+                const double d = static_cast<double>(back[i]) - static_cast<double>(exact[i]);
+                e.squared += d * d, e.max_abs = std::max(e.max_abs, std::abs(d));
+            }
+        }
+        errors[r] = e;
     }
 }
 

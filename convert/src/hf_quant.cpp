@@ -120,8 +120,9 @@ public:
                 if (!f16_exact(s)) return std::nullopt;
                 q3k = q3k && lo_ - z + 4 >= 0 && hi_ - z + 4 <= 7;
                 q40 = q40 && lo_ - z + 8 >= 0 && hi_ - z + 8 <= 15;
-                q4k = q4k && z >= 0 && z <= 63;
-                q41 = q41 && f16_exact(-s * static_cast<float>(z));
+                // d q - m gives +0 where s (q - z) is -0 for a negative s: those need s >= +0.
+                q4k = q4k && z >= 0 && z <= 63 && !std::signbit(s);
+                q41 = q41 && f16_exact(-s * static_cast<float>(z)) && !std::signbit(s);
                 q80 = q80 && lo_ - z >= -128 && hi_ - z <= 127;
             }
         if (q3k) return TypeId::Q3_K;
@@ -253,7 +254,7 @@ void expect(const SafeTensor& t, std::initializer_list<Dtype> dtypes, const std:
 }
 constexpr std::initializer_list<Dtype> kFloats = {Dtype::F16, Dtype::BF16, Dtype::F32};
 
-uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+uint64_t ceil_div(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }  // b > 0; no overflow
 
 // ---- GPTQ (spec/hf-quantized.md §1) -------------------------------------------------------
 
@@ -275,19 +276,40 @@ public:
         if (scales_->shape.size() != 2 || scales_->shape[1] != N || scales_->shape[0] == 0)
             fail_tensor(*scales_, fmt::format("shape {}, expected [groups, {}]", shape_text(scales_->shape), N));
         const uint64_t G = scales_->shape[0];
-        if (c.group_size > 0 && G != ceil_div(K, static_cast<uint64_t>(c.group_size)) && !c.has_dynamic)
-            fail_tensor(*scales_, fmt::format("{} groups, but {} inputs in groups of {} make {}", G, K, c.group_size, ceil_div(K, static_cast<uint64_t>(c.group_size))));
-        if (c.group_size <= 0 && G != 1) fail_tensor(*scales_, fmt::format("{} groups, but group_size {} means one", G, c.group_size));
-        qzeros_ = need(w, module, "qzeros", "the zero points", used);
-        expect(*qzeros_, {Dtype::I32}, {G, N * bits_ / 32});
         const SafeTensor* g_idx = maybe(w, module, "g_idx", used);
         if (g_idx) expect(*g_idx, {Dtype::I32, Dtype::I64}, {K});
+        // The group size: the config's, or with per-module (dynamic) overrides the one the
+        // shapes imply.
+        int64_t gs = G == 1 ? 0 : c.group_size;
+        if (c.has_dynamic && G > 1 && (c.group_size <= 0 || G != ceil_div(K, static_cast<uint64_t>(c.group_size)))) {
+            if (K % G && !g_idx) fail_tensor(*scales_, fmt::format("{} groups do not divide {} inputs, and there is no g_idx to say which is which", G, K));
+            gs = static_cast<int64_t>(K / G);
+        } else if (!c.has_dynamic) {
+            if (c.group_size > 0 && G != ceil_div(K, static_cast<uint64_t>(c.group_size)))
+                fail_tensor(*scales_, fmt::format("{} groups, but {} inputs in groups of {} make {}", G, K, c.group_size, ceil_div(K, static_cast<uint64_t>(c.group_size))));
+            if (c.group_size <= 0 && G != 1) fail_tensor(*scales_, fmt::format("{} groups, but group_size {} means one", G, c.group_size));
+        }
+        if (c.desc_act && G > 1 && !g_idx)
+            fail_tensor(*qweight_, fmt::format("desc_act (act-order) needs {}.g_idx to say each input's group, and it is missing", module));
+        qzeros_ = need(w, module, "qzeros", "the zero points", used);
+        if ((N * bits_) % 32) fail_tensor(*qzeros_, fmt::format("{} outputs of {} bits are not whole 32-bit words", N, bits_));
+        expect(*qzeros_, {Dtype::I32}, {G, N * bits_ / 32});
         parts_ = {qweight_, qzeros_, scales_};
         if (g_idx) parts_.push_back(g_idx);
-        const int64_t gs = G == 1 ? 0 : c.group_size > 0 ? c.group_size : static_cast<int64_t>(ceil_div(K, G));
         set_groups(static_cast<uint32_t>(G), gs, g_idx);
         lo_ = 0, hi_ = (1 << bits_) - 1;
         v2_ = c.gptq_v2;
+        if (!v2_) {
+            // v1 cannot store a zero of 0: a field of all ones is a writer's wrapped -1 (or a
+            // borrow from its neighbour). Decoded as llama.cpp decodes it (field + 1), and said.
+            uint64_t wrapped = 0;
+            for (uint64_t g = 0; g < G; ++g)
+                for (uint64_t n = 0; n < N; ++n) wrapped += zero(static_cast<uint32_t>(g), n) == (1 << bits_);
+            if (wrapped)
+                warnings_.push_back(fmt::format("{}: {} of {} zero fields hold {} (all ones): a v1 writer cannot store a zero of 0 and may have wrapped it; "
+                                                "decoded as {} (field + 1, as llama.cpp does). If the checkpoint is gptq_v2, say so in checkpoint_format",
+                                                qzeros_->name, wrapped, G * N, (1 << bits_) - 1, 1 << bits_));
+        }
         bool permuted = false;
         for (uint64_t k = 0; gs && k < K; ++k) permuted = permuted || group_of_[k] != k / static_cast<uint64_t>(gs);
         kind_ = fmt::format("GPTQ {}-bit {}{}{}", bits_, G == 1 ? "per channel" : fmt::format("g{}", gs), permuted ? " act-order" : "",
@@ -296,7 +318,18 @@ public:
 
 protected:
     void codes(uint64_t n, int32_t* out) const override {
-        // Column n of qweight, an LSB-first stream along the input dimension.
+        // Column n of qweight, an LSB-first stream along the input dimension: whole fields
+        // per word for 2, 4 and 8 bits (K is then a multiple of 32 / bits), a stream for 3.
+        if (32 % bits_ == 0) {
+            const uint32_t per_word = 32 / bits_, mask = (1u << bits_) - 1;
+            const uint8_t* word_at = qweight_->data.data() + n * 4;
+            for (uint64_t k = 0; k < cols_; word_at += rows_ * 4) {
+                uint32_t word;
+                std::memcpy(&word, word_at, 4);
+                for (uint32_t j = 0; j < per_word; ++j, ++k, word >>= bits_) out[k] = static_cast<int32_t>(word & mask);
+            }
+            return;
+        }
         for (uint64_t k = 0; k < cols_; ++k) out[k] = static_cast<int32_t>(stream_bits(*qweight_, n, rows_, k * bits_, bits_));
     }
     float scale(uint32_t g, uint64_t n) const override { return float_at(*scales_, uint64_t{g} * rows_ + n); }
@@ -320,9 +353,9 @@ public:
         module_ = module, rows_ = N, cols_ = K;
         gemv_ = c.awq_version == "gemv";
         const uint64_t gs = c.group_size > 0 ? static_cast<uint64_t>(c.group_size) : K;
-        if (K % gs) fail(c.source, fmt::format("{}: {} inputs are not whole groups of {}", module, K, gs));
-        const uint64_t G = K / gs;
         qweight_ = need(w, module, "qweight", "AWQ codes", used);
+        if (K % gs) fail_tensor(*qweight_, fmt::format("{} inputs are not whole groups of {} (group_size)", K, gs));
+        const uint64_t G = K / gs;
         scales_ = need(w, module, "scales", "the group scales", used);
         qzeros_ = need(w, module, "qzeros", "the zero points", used);
         if (!gemv_) {
@@ -381,6 +414,7 @@ struct ScaleLayout {
 ScaleLayout scale_layout(const SafeTensor& t, uint64_t N) {
     ScaleLayout l{&t};
     const uint64_t elements = t.elements();
+    if (elements == 0) fail_tensor(t, fmt::format("shape {} holds no scale", shape_text(t.shape)));
     if (elements == 1) return l;
     if (t.shape.size() == 2 && t.shape[0] == N) {
         l.per_row = true, l.groups = t.shape[1];
@@ -427,7 +461,7 @@ public:
             if (packed_) {
                 expect(*zp_, {Dtype::I32}, {ceil_div(N * bits_, 32), scale_.groups});
             } else {
-                expect(*zp_, {Dtype::I8, Dtype::I32}, s->shape);
+                expect(*zp_, {Dtype::I8}, s->shape);
             }
         }
         const SafeTensor* g_idx = maybe(w, module, "weight_g_idx", used);
@@ -472,7 +506,7 @@ private:
 class Fp8Tensor final : public QuantizedTensor {
 public:
     // `block_rows` x `block_cols` > 0: a block scale (weight_scale_inv); else laid out by shape.
-    Fp8Tensor(const SafeTensor& weight, const SafeTensor& scale, uint64_t N, uint64_t K, uint32_t block_rows, uint32_t block_cols) {
+    Fp8Tensor(const SafeTensor& weight, const SafeTensor& scale, uint64_t N, uint64_t K, uint32_t block_rows, uint32_t block_cols, int64_t group_size = 0) {
         module_ = weight.name.substr(0, weight.name.size() - 7), rows_ = N, cols_ = K;
         weight_ = &weight, scale_ = &scale;
         expect(weight, {Dtype::F8_E4M3, Dtype::F8_E5M2}, {N, K});
@@ -483,9 +517,12 @@ public:
             kind_ = fmt::format("FP8 {} {}x{} blocks", weight.dtype == Dtype::F8_E4M3 ? "E4M3" : "E5M2", br_, bc_);
         } else {
             layout_ = scale_layout(scale, N);
+            // Groups of the config's size (the last one short), else as many as the scale has.
+            group_ = group_size > 0 ? static_cast<uint64_t>(group_size) : ceil_div(K, layout_.groups);
+            if (ceil_div(K, group_) != layout_.groups)
+                fail_tensor(scale, fmt::format("{} groups per row, but {} inputs in groups of {} make {}", layout_.groups, K, group_, ceil_div(K, group_)));
             kind_ = fmt::format("FP8 {} {}", weight.dtype == Dtype::F8_E4M3 ? "E4M3" : "E5M2",
-                                !layout_.per_row ? "per tensor" : layout_.groups == 1 ? "per channel" : fmt::format("g{}", ceil_div(K, layout_.groups)));
-            group_ = ceil_div(K, layout_.groups);
+                                !layout_.per_row ? "per tensor" : layout_.groups == 1 ? "per channel" : fmt::format("g{}", group_));
         }
         parts_ = {&weight, &scale};
     }
@@ -522,7 +559,7 @@ public:
         std::string_view type;
         if (root["quant_type"].get(type) || (type != "nf4" && type != "fp4")) fail_tensor(state, "quant_type is not \"nf4\" or \"fp4\"");
         uint64_t bs = 0;
-        if (root["blocksize"].get(bs) || bs == 0) fail_tensor(state, "no positive blocksize");
+        if (root["blocksize"].get(bs) || bs == 0 || bs > (uint64_t{1} << 20)) fail_tensor(state, "no blocksize between 1 and 2^20");
         simdjson::dom::array shape;
         std::vector<uint64_t> dims;
         if (root["shape"].get(shape)) fail_tensor(state, "no shape");
@@ -546,7 +583,8 @@ public:
             expect(*nested_map_, {Dtype::F32}, {256});
             expect(*absmax_, {Dtype::U8}, {blocks});
             uint64_t nbs = 0;
-            if (root["nested_blocksize"].get(nbs) || nbs == 0) fail_tensor(state, "double-quantized without a positive nested_blocksize");
+            if (root["nested_blocksize"].get(nbs) || nbs == 0 || nbs > (uint64_t{1} << 20))
+                fail_tensor(state, "double-quantized without a nested_blocksize between 1 and 2^20");
             nested_block_ = nbs;
             expect(*nested_absmax_, {Dtype::F32}, {ceil_div(blocks, nbs)});
             double offset = 0;
@@ -849,10 +887,14 @@ std::unique_ptr<QuantizedTensor> find_quantized(const Checkpoint& w, const Quant
     const auto ct_group = [&](const SafeTensor& t, const char* type) -> const CtGroup& {
         for (const std::string& e : c.ignore)
             if (ct_matches(e, module)) fail_tensor(t, fmt::format("is quantized, but the config's ignore list names {}", module));
-        for (const CtGroup& g : c.groups)
-            if (g.type == type)
-                for (const std::string& target : g.targets)
-                    if (ct_matches(target, module)) return g;
+        // compressed-tensors' precedence: the module's own name, then a "re:" pattern, then a class.
+        for (int pass = 0; pass < 3; ++pass)
+            for (const CtGroup& g : c.groups)
+                if (g.type == type)
+                    for (const std::string& target : g.targets) {
+                        const int kind = target.starts_with("re:") ? 1 : target == module ? 0 : 2;
+                        if (kind == pass && ct_matches(target, module)) return g;
+                    }
         fail_tensor(t, fmt::format("is quantized ({}), but no config_groups entry of type {} targets {}", dtype_name(t.dtype), type, module));
     };
     if (const SafeTensor* packed = w.find(module + ".weight_packed")) {
@@ -861,8 +903,8 @@ std::unique_ptr<QuantizedTensor> find_quantized(const Checkpoint& w, const Quant
     }
     const SafeTensor* weight = w.find(module + ".weight");
     if (!weight) return nullptr;
-    if (weight->dtype == Dtype::F32 || weight->dtype == Dtype::F16 || weight->dtype == Dtype::BF16) return nullptr;
-    // The per-tensor quant_state of bitsandbytes 4-bit: exactly one weight.quant_state.* item.
+    // The per-tensor quant_state of bitsandbytes 4-bit: exactly one weight.quant_state.* item
+    // (its packed weight is U8, or any dtype bnb_4bit_quant_storage names, read as bytes).
     const SafeTensor* state = nullptr;
     for (auto it = w.tensors().lower_bound(weight->name + ".quant_state."); it != w.tensors().end() && it->first.starts_with(weight->name + ".quant_state."); ++it) {
         if (state) fail_tensor(*it->second, fmt::format("a second quant_state for {} (besides {})", weight->name, state->name));
@@ -873,6 +915,7 @@ std::unique_ptr<QuantizedTensor> find_quantized(const Checkpoint& w, const Quant
         used.push_back(state->name);
         return std::make_unique<Bnb4Tensor>(w, *weight, *state, N, K, used);
     }
+    if (weight->dtype == Dtype::F32 || weight->dtype == Dtype::F16 || weight->dtype == Dtype::BF16) return nullptr;  // dense
     if (weight->dtype == Dtype::F8_E4M3 || weight->dtype == Dtype::F8_E5M2) {
         method_is(*weight, {QuantMethod::Fp8, QuantMethod::CompressedTensors}, fmt::format("{}", dtype_name(weight->dtype)).c_str());
         if (const SafeTensor* inv = maybe(w, module, "weight_scale_inv", used)) {
@@ -882,13 +925,15 @@ std::unique_ptr<QuantizedTensor> find_quantized(const Checkpoint& w, const Quant
         const SafeTensor* s = maybe(w, module, "weight_scale", used);
         if (!s) fail_tensor(*weight, fmt::format("has no scale ({0}.weight_scale_inv or {0}.weight_scale is missing)", module));
         uint32_t br = c.block_rows, bc = c.block_cols;
+        int64_t gs = 0;
         if (c.method == QuantMethod::CompressedTensors) {
             const CtGroup& g = ct_group(*weight, "float");
             br = g.strategy == "block" ? g.block_rows : 0, bc = g.strategy == "block" ? g.block_cols : 0;
-            if (g.strategy == "block" && !br) fail(c.source, fmt::format("{}: strategy block without a block_structure", module));
+            if (g.strategy == "block" && !br) fail_tensor(*weight, fmt::format("strategy block without a block_structure in {}", c.source));
+            if (g.strategy == "group") gs = g.group_size;
         }
         if (br && s->shape == std::vector<uint64_t>{ceil_div(N, br), ceil_div(K, bc)}) return std::make_unique<Fp8Tensor>(*weight, *s, N, K, br, bc);
-        return std::make_unique<Fp8Tensor>(*weight, *s, N, K, 0, 0);
+        return std::make_unique<Fp8Tensor>(*weight, *s, N, K, 0, 0, gs);
     }
     if (weight->dtype == Dtype::I8) {
         if (w.find(module + ".SCB")) {

@@ -138,6 +138,14 @@ void SafetensorsFile::read(std::span<const uint8_t> bytes) {
             fail(file, fmt::format("tensors {} and {} overlap", tensors_[i - 1].name, tensors_[i].name));
 }
 
+void SafetensorsFile::release_pages() const {
+    if (mapping_) convert::release_pages(mapping_->bytes());
+}
+
+void Checkpoint::release_pages() const {
+    for (const SafetensorsFile& f : files_) f.release_pages();
+}
+
 const SafeTensor* Checkpoint::find(std::string_view name) const {
     const auto it = by_name_.find(std::string(name));
     return it == by_name_.end() ? nullptr : it->second;

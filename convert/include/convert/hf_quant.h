@@ -86,6 +86,9 @@ public:
     const std::vector<const SafeTensor*>& parts() const { return parts_; }
     // Bits per weight as stored: every byte of parts() over rows x cols.
     double bits_per_weight() const;
+    // What the reader accepted but a user should hear about (a GPTQ v1 zero field that may
+    // have wrapped).
+    const std::vector<std::string>& warnings() const { return warnings_; }
 
     // Rows [n0, n0 + count) as F32, row after row (count x cols values).
     virtual void decode(uint64_t n0, uint64_t count, float* out) const = 0;
@@ -98,6 +101,7 @@ public:
 
 protected:
     std::string module_, kind_;
+    std::vector<std::string> warnings_;
     uint64_t rows_ = 0, cols_ = 0;
     std::vector<const SafeTensor*> parts_;
 };

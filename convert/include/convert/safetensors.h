@@ -55,6 +55,8 @@ public:
     const std::filesystem::path& path() const { return *path_; }
     const std::vector<SafeTensor>& tensors() const { return tensors_; }  // in data order
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    // Gives back every page of the mapping (release_pages over the whole file).
+    void release_pages() const;
 
 private:
     SafetensorsFile() = default;
@@ -78,6 +80,10 @@ public:
     const std::map<std::string, const SafeTensor*>& tensors() const { return by_name_; }
     const SafeTensor* find(std::string_view name) const;
     const std::vector<SafetensorsFile>& files() const { return files_; }
+    // Gives back the pages every file has mapped so far: the kernel maps large folios of the
+    // page cache at once, so reading the scales and zeros of every layer while planning would
+    // otherwise keep much of the checkpoint resident.
+    void release_pages() const;
 
 private:
     std::filesystem::path folder_;
