@@ -278,9 +278,23 @@ TEST_CASE("compressed-tensors integers import exactly: pack-quantized int4/int8 
     }
 }
 
-TEST_CASE("Quantized experts are stacked like dense ones (Mixtral, GPTQ)") {
+TEST_CASE("Quantized experts are stacked like dense ones (Mixtral, GPTQ), and take a per-expert importance matrix") {
     const hf::Gptq o{4, 128, true};
     check_exact(gptq_config(o), gptq(o), 4);
+    test::TempDir dir;
+    const Pair p = make_pair(dir.path(), gptq_config(o), gptq(o), 4);
+    quant::ImportanceMatrix imatrix;
+    for (const char* name : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight"}) imatrix.set(name, {std::vector<float>(kHidden * 4, 2.0f), std::vector<float>(4, 1.0f)});
+    imatrix.set("blk.0.ffn_down_exps.weight", {std::vector<float>(kFf * 4, 2.0f), std::vector<float>(4, 1.0f)});
+    const convert::Checkpoint weights = convert::Checkpoint::open(p.quantized);
+    convert::ConvertOptions options;
+    options.outtype = "Q4_K_M";
+    options.imatrix = &imatrix;
+    const convert::Plan plan = convert::plan(p.quantized, weights, options);
+    size_t weighted = 0;
+    for (const convert::TensorPlan& t : plan.tensors) weighted += t.importance != nullptr;
+    CHECK(weighted == 3);
+    CHECK_NOTHROW(convert::write(plan, dir / "moe.gguf"));
 }
 
 TEST_CASE("--outtype lossless writes the GGUF type that holds the imported values, from the codes, and F32 where none does") {
@@ -671,6 +685,13 @@ TEST_CASE("compare-methods: each version's figures against the original, GGUF ty
         CHECK(std::isnan(s.weighted_rmse()));  // no imatrix
     }
     CHECK(one.methods[0].kind == "GPTQ 4-bit, groups of 128, symmetric (v1 zeros)");
+    // The original as a GGUF file (converted to F32) gives the same figures as the folder.
+    const auto original_gguf = convert::WeightSource::open(convert_folder(g.original, "f32"));
+    o.types.clear();
+    const convert::Comparison from_gguf = convert::compare_methods(*original_gguf, {gptq_folder.get()}, o);
+    CHECK(from_gguf.tensors == one.tensors);
+    CHECK(from_gguf.methods[0].total.error == one.methods[0].total.error);
+    CHECK(from_gguf.methods[0].total.signal == one.methods[0].total.signal);
     // The lossless GGUF holds the GPTQ values: identical errors; its bits are Q4_0's.
     CHECK(one.methods[2].total.error == one.methods[0].total.error);
     CHECK(one.methods[2].total.bits_per_weight() == 4.5);
@@ -886,4 +907,100 @@ TEST_CASE("An FP8 NaN copied to F32 is no error: the report stays a number") {
         CHECK(e.rmse == 0);
         CHECK(std::isfinite(e.rms));
     }
+}
+
+TEST_CASE("Reshaped, retyped and reconfigured quantized layers are refused or read, never read out of bounds") {
+    struct Format {
+        std::string config;
+        Quantizer quantize;
+        std::vector<std::string> other_configs;  // the same tensors under settings that do not fit them
+    };
+    const std::vector<Format> formats = {
+        {gptq_config({4, 128, true}), gptq({4, 128, true}),
+         {gptq_config({3, 128, true}), gptq_config({8, 128, true}), gptq_config({4, 32, true}), gptq_config({4, -1, true}), gptq_config({4, 128, true, false, true}),
+          R"({"quant_method":"gptq","bits":4,"group_size":0})", R"({"quant_method":"gptq","bits":4,"group_size":128,"dynamic":{"-:x":{}}})",
+          R"({"quant_method":"awq","bits":4,"group_size":128})", kBnb4}},
+        {gptq_config({3, 64, false, true}), gptq({3, 64, false, true}), {gptq_config({2, 64, true}), gptq_config({3, 128, true})}},
+        {awq_config(64, false), awq(64, false), {awq_config(64, true), awq_config(128, false), awq_config(-1, false), gptq_config({4, 64, true})}},
+        {awq_config(32, true), awq(32, true), {awq_config(32, false), awq_config(128, true)}},
+        {kBnb4, [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb4(m, w, N, K, true, 64, true); }, {kBnb8, gptq_config({4, 128, true})}},
+        {kBnb8, [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::bnb8(m, w, N, K); },
+         {ct_config("int-quantized", "int", 8, true, "channel", 0)}},
+        {R"({"quant_method":"fp8","weight_block_size":[128,128]})",
+         [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::fp8_block(m, w, N, K, 128); },
+         {R"({"quant_method":"fp8","weight_block_size":[64,64]})", R"({"quant_method":"fp8"})", ct_config("float-quantized", "float", 8, true, "group", 64)}},
+        {ct_config("pack-quantized", "int", 4, false, "group", 64), ct_int({4, true, false, 64}),
+         {ct_config("pack-quantized", "int", 8, false, "group", 64), ct_config("pack-quantized", "int", 4, true, "group", 128),
+          ct_config("pack-quantized", "int", 4, false, "channel", 0)}},
+        {ct_config("int-quantized", "int", 8, false, "channel", 0), ct_int({8, false, false, 0, false}), {ct_config("int-quantized", "int", 8, true, "group", 32)}},
+        {ct_config("float-quantized", "float", 8, true, "channel", 0),
+         [](const std::string& m, const std::vector<float>& w, uint64_t N, uint64_t K) { return hf::ct_fp8(m, w, N, K, true); },
+         {ct_config("float-quantized", "float", 8, true, "group", 96), ct_config("float-quantized", "float", 8, true, "block", 0)}},
+    };
+    size_t read = 0, refused = 0;
+    const auto attempt = [&](const std::filesystem::path& folder) {
+        for (const char* outtype : {"f32", "lossless"}) {
+            try {
+                convert_folder(folder, outtype);
+                ++read;
+            } catch (const std::runtime_error&) {
+                ++refused;
+            } catch (const std::invalid_argument&) {
+                ++refused;
+            }
+        }
+    };
+    for (const Format& f : formats) {
+        CAPTURE(f.config);
+        test::TempDir dir;
+        const Pair p = make_pair(dir.path(), f.config, f.quantize);
+        const convert::SafetensorsFile file = convert::SafetensorsFile::open(p.quantized / "model.safetensors");
+        std::vector<hf::StTensor> tensors;
+        for (const convert::SafeTensor& t : file.tensors())
+            tensors.push_back({t.name, std::string(convert::dtype_name(t.dtype)), t.shape, std::vector<uint8_t>(t.data.begin(), t.data.end())});
+        const std::string config = test::read_text(p.quantized / "config.json");
+        // Each tensor of two layers given every other shape of its element count, and every dtype of its width.
+        for (size_t i = 0; i < tensors.size(); ++i) {
+            if (tensors[i].name.find("q_proj") == std::string::npos && tensors[i].name.find("down_proj") == std::string::npos) continue;
+            uint64_t n = 1;
+            for (uint64_t d : tensors[i].shape) n *= d;
+            std::vector<std::vector<uint64_t>> shapes = {{n}, {1, n}, {n, 1}};
+            if (tensors[i].shape.size() == 2) shapes.push_back({tensors[i].shape[1], tensors[i].shape[0]});
+            if (n % 2 == 0) shapes.push_back({2, n / 2});
+            std::vector<std::string> dtypes;
+            for (const std::vector<std::string>& same : std::vector<std::vector<std::string>>{{"I32", "F32", "U32"}, {"F16", "BF16", "I16"}, {"U8", "I8", "F8_E4M3", "F8_E5M2"}})
+                if (std::find(same.begin(), same.end(), tensors[i].dtype) != same.end()) dtypes = same;
+            const auto run = [&](const hf::StTensor& replaced) {
+                std::vector<hf::StTensor> changed = tensors;
+                changed[i] = replaced;
+                hf::write_safetensors(p.quantized / "model.safetensors", changed);
+                attempt(p.quantized);
+            };
+            for (const auto& shape : shapes) {
+                hf::StTensor t = tensors[i];
+                t.shape = shape;
+                run(t);
+            }
+            for (const std::string& dtype : dtypes) {
+                hf::StTensor t = tensors[i];
+                t.dtype = dtype;
+                run(t);
+            }
+            // Codes, scales or zeros of all ones (NaN scales, largest codes and zeros).
+            hf::StTensor ones = tensors[i];
+            std::fill(ones.bytes.begin(), ones.bytes.end(), uint8_t{0xff});
+            run(ones);
+        }
+        hf::write_safetensors(p.quantized / "model.safetensors", tensors);
+        // The same tensors under settings that do not fit them.
+        for (const std::string& other : f.other_configs) {
+            CAPTURE(other);
+            const size_t at = config.find("\"quantization_config\":");
+            REQUIRE(at != std::string::npos);
+            write_text(p.quantized / "config.json", config.substr(0, at) + "\"quantization_config\":" + other + "}");
+            attempt(p.quantized);
+        }
+    }
+    MESSAGE(fmt::format("{} conversions of damaged quantized folders: {} read, {} refused", read + refused, read, refused));
+    CHECK(refused > read);  // most damage is caught by the checks, not merely survived
 }
