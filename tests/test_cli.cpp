@@ -276,6 +276,36 @@ TEST_CASE("gguf error: a lossless target reports zero error; --tensor filters; o
     CHECK(simdjson::dom::array(i["skipped"]).size() == 21);
 }
 
+TEST_CASE("gguf error --imatrix: the importance-weighted RMSE of the tensors the matrix has, null for the others") {
+    simdjson::dom::parser p;
+    test::TempDir dir;
+    quant::ImportanceMatrix m;
+    std::vector<float> sums(64, 1.0f);
+    sums[3] = 500;  // one column that matters far more
+    m.set("blk.0.ffn_up.weight", {sums, {1.0f}});
+    const std::string imatrix = (dir / "m.imatrix.gguf").string();
+    m.save(imatrix, quant::ImatrixFormat::Gguf);
+    auto r = run_gguf("error --json --type q4_0 --tensor 'ffn_up' --imatrix " + imatrix + " " + fx()("demo-llama-f16.gguf"));
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    auto j = parse_json(p, r.out);
+    size_t weighted = 0;
+    for (auto t : simdjson::dom::array(j["tensors"])) {
+        if (std::string_view(t["name"]) == "blk.0.ffn_up.weight") {
+            ++weighted;
+            CHECK(double(t["weighted_rmse"]) > 0);
+            CHECK(double(t["weighted_rmse"]) != double(t["rmse"]));
+        } else {
+            CHECK(t["weighted_rmse"].is_null());
+        }
+    }
+    CHECK(weighted == 1);
+    CHECK(double(j["total"]["weighted_rmse"]) == doctest::Approx(double(j["tensors"].at(0)["weighted_rmse"])));
+    r = run_gguf("error --type q4_0 --tensor 'ffn_up' --imatrix " + imatrix + " " + fx()("demo-llama-f16.gguf"));
+    CHECK(r.out.find("imatrix rmse") != std::string::npos);
+    r = run_gguf("error --json --type q4_0 --tensor 'ffn_up' " + fx()("demo-llama-f16.gguf"));
+    CHECK(parse_json(p, r.out)["total"]["weighted_rmse"].is_null());
+}
+
 TEST_CASE("gguf error refuses unknown types and unreadable files with exit 2") {
     auto r = run_gguf("error --type q9_9 " + fx()("demo-llama-f16.gguf"));
     CHECK(r.exit_code == 2);
@@ -568,7 +598,7 @@ TEST_CASE("a mistyped command names itself and the closest command; gguf help CM
     CHECK(r.err.find("'shwo' is not a 'gguf imatrix' command. Did you mean 'show'?") != std::string::npos);
     r = run_gguf("frobnicate");
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, split, merge, diff, edit, mem, compress, decompress, imatrix") != std::string::npos);
+    CHECK(r.err.find("The commands are: inspect, error, check, requant, convert, compare-methods, split, merge, diff, edit, mem, compress, decompress, imatrix") != std::string::npos);
     r = run_gguf("help requant");
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("--imatrix") != std::string::npos);

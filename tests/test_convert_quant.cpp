@@ -290,11 +290,26 @@ TEST_CASE("Quantized experts are stacked like dense ones (Mixtral, GPTQ), and ta
     convert::ConvertOptions options;
     options.outtype = "Q4_K_M";
     options.imatrix = &imatrix;
+    // Expert 1's up weights differ from expert 0's: its rows must be quantized with its own.
+    std::vector<float> up(kHidden * 4, 1.0f);
+    for (size_t k = 0; k < kHidden; ++k) up[kHidden + k] = k % 2 ? 50.0f : 0.02f;
+    imatrix.set("blk.0.ffn_up_exps.weight", {up, std::vector<float>(4, 1.0f)});
     const convert::Plan plan = convert::plan(p.quantized, weights, options);
     size_t weighted = 0;
     for (const convert::TensorPlan& t : plan.tensors) weighted += t.importance != nullptr;
     CHECK(weighted == 3);
-    CHECK_NOTHROW(convert::write(plan, dir / "moe.gguf"));
+    convert::write(plan, dir / "moe.gguf");
+    const gguf::File f = gguf::File::open(dir / "moe.gguf");
+    const gguf::TensorInfo* t = f.find_tensor("blk.0.ffn_up_exps.weight");
+    REQUIRE(t);
+    const uint64_t row_bytes = quant::row_bytes(t->type, kHidden);
+    const std::vector<float>& exact = p.linear.at("model.layers.0.block_sparse_moe.experts.1.w3").second;  // expert 1, row 0
+    std::vector<uint8_t> own(row_bytes), other(row_bytes);
+    quant::quantize(t->type, std::span<const float>(exact.data(), kHidden), kHidden, std::span<const float>(up).subspan(kHidden, kHidden), own);
+    quant::quantize(t->type, std::span<const float>(exact.data(), kHidden), kHidden, std::span<const float>(up).subspan(0, kHidden), other);
+    REQUIRE(own != other);  // the weights matter for this row
+    const std::span<const uint8_t> written = f.tensor_data(*t).subspan(kFf * row_bytes, row_bytes);  // expert 1's first row
+    CHECK(std::equal(written.begin(), written.end(), own.begin()));
 }
 
 TEST_CASE("--outtype lossless writes the GGUF type that holds the imported values, from the codes, and F32 where none does") {
@@ -450,6 +465,34 @@ TEST_CASE("GPTQ 3-bit: 32 codes fill three words as one stream; v1 zeros are sto
     std::vector<float> row(32);
     q->decode(0, 1, row.data());
     for (int k = 0; k < 32; ++k) CHECK(row[static_cast<size_t>(k)] == 0.5f * static_cast<float>(k % 8 - 4));
+}
+
+TEST_CASE("Lossless Q4_K needs positive scales: a zero scale (s (q - z) = -0 below the zero point) falls back to Q8_0, exactly") {
+    // K = 256 in one group per row, 8 rows; zeros 3 (so neither Q3_K nor Q4_0 fit); codes 0..15.
+    std::vector<uint32_t> q(256 / 8 * 8);
+    for (size_t i = 0; i < q.size(); ++i) q[i] = 0x76543210u + static_cast<uint32_t>(i % 8) * 0x11111111u % 0x88888888u;
+    for (float first_scale : {0.5f, 0.0f}) {
+        CAPTURE(first_scale);
+        std::vector<float> scales(8, 0.25f);
+        scales[0] = first_scale;
+        auto o = open({words("m.qweight", {32, 8}, q), words("m.qzeros", {1, 1}, {0x22222222u}), hf::f16_tensor("m.scales", {1, 8}, scales)});
+        convert::QuantConfig c;
+        c.method = convert::QuantMethod::Gptq, c.bits = 4, c.group_size = -1, c.sym = false;
+        const auto t = o->find(c, 8, 256);
+        REQUIRE(t);
+        const std::optional<TypeId> type = t->lossless_type();
+        REQUIRE(type);
+        CHECK(*type == (first_scale > 0 ? TypeId::Q4_K : TypeId::Q8_0));
+        for (uint64_t n = 0; n < 8; ++n) {
+            std::vector<float> exact(256), back(256);
+            t->decode(n, 1, exact.data());
+            std::vector<uint8_t> bytes(quant::row_bytes(*type, 256));
+            t->encode_lossless(*type, n, bytes);
+            quant::dequantize(*type, bytes, back);
+            std::string first;
+            CHECK_MESSAGE(test::bit_mismatches(back, exact, first) == 0, first);
+        }
+    }
 }
 
 TEST_CASE("bitsandbytes 4-bit: element 2i is the high nibble of byte i; NF4 and FP4 tables as published") {
@@ -671,7 +714,7 @@ TEST_CASE("compare-methods: each version's figures against the original, GGUF ty
     REQUIRE(one.methods.size() == 5);
     for (size_t m = 0; m < 5; ++m) {
         CAPTURE(one.methods[m].name);
-        CHECK(one.methods[m].total.error == two.methods[m].total.error);
+        CHECK(one.methods[m].total.sum_sq_error == two.methods[m].total.sum_sq_error);
         CHECK(one.methods[m].total.values == one.methods[0].total.values);
     }
     for (const auto& [pair, m] : {std::pair{&g, 0}, std::pair{&n, 1}}) {
@@ -690,10 +733,10 @@ TEST_CASE("compare-methods: each version's figures against the original, GGUF ty
     o.types.clear();
     const convert::Comparison from_gguf = convert::compare_methods(*original_gguf, {gptq_folder.get()}, o);
     CHECK(from_gguf.tensors == one.tensors);
-    CHECK(from_gguf.methods[0].total.error == one.methods[0].total.error);
-    CHECK(from_gguf.methods[0].total.signal == one.methods[0].total.signal);
+    CHECK(from_gguf.methods[0].total.sum_sq_error == one.methods[0].total.sum_sq_error);
+    CHECK(from_gguf.methods[0].total.sum_sq_signal == one.methods[0].total.sum_sq_signal);
     // The lossless GGUF holds the GPTQ values: identical errors; its bits are Q4_0's.
-    CHECK(one.methods[2].total.error == one.methods[0].total.error);
+    CHECK(one.methods[2].total.sum_sq_error == one.methods[0].total.sum_sq_error);
     CHECK(one.methods[2].total.bits_per_weight() == 4.5);
     // Q4_K applied here: each row rounded as quant::quantize does, measured the same way.
     double error = 0;
@@ -720,10 +763,59 @@ TEST_CASE("compare-methods: each version's figures against the original, GGUF ty
         double sum = 0;
         for (const auto& t : m.per_tensor) {
             REQUIRE(t.has_value());
-            sum += t->error;
+            sum += t->sum_sq_error;
         }
-        CHECK(sum == doctest::Approx(m.total.error).epsilon(1e-12));
+        CHECK(sum == doctest::Approx(m.total.sum_sq_error).epsilon(1e-12));
     }
+}
+
+TEST_CASE("compare-methods on stacked experts weighs each expert's rows with its own importance") {
+    test::TempDir dir;
+    const Pair g = make_pair(dir / "moe", gptq_config({4, 128, true}), gptq({4, 128, true}), 2);
+    const auto original = convert::WeightSource::open(g.original), version = convert::WeightSource::open(g.quantized);
+    quant::ImportanceMatrix imatrix;
+    std::vector<float> sums(kHidden * 2);
+    for (size_t i = 0; i < sums.size(); ++i) sums[i] = i < kHidden ? 1.0f + static_cast<float>(i % 5) : 100.0f * static_cast<float>(1 + i % 3);
+    imatrix.set("blk.0.ffn_gate_exps.weight", {sums, {1.0f, 1.0f}});
+    convert::CompareOptions o;
+    o.imatrix = &imatrix;
+    o.tensors.emplace("ffn_gate_exps");
+    const convert::Comparison c = convert::compare_methods(*original, {version.get()}, o);
+    REQUIRE(c.tensors.size() == 1);
+    double num = 0, den = 0;
+    for (int e = 0; e < 2; ++e) {
+        const auto& [w, exact] = g.linear.at("model.layers.0.block_sparse_moe.experts." + std::to_string(e) + ".w1");
+        for (size_t i = 0; i < w.size(); ++i) {
+            const double weight = sums[static_cast<size_t>(e) * kHidden + i % kHidden], d = static_cast<double>(exact[i]) - w[i];
+            num += weight * d * d, den += weight;
+        }
+    }
+    CHECK(c.methods[0].total.weighted_rmse() == doctest::Approx(std::sqrt(num / den)).epsilon(1e-12));
+    CHECK(c.methods[0].tensors == 1);
+}
+
+TEST_CASE("compare-methods: a type applied to no tensor is shown as unmeasured, not as exact") {
+    test::TempDir dir;
+    const Pair g = make_pair(dir / "gptq", gptq_config({4, 128, true}), gptq({4, 128, true}));
+    const auto original = convert::WeightSource::open(g.original), version = convert::WeightSource::open(g.quantized);
+    convert::CompareOptions o;
+    o.types = {TypeId::IQ2_XXS};  // needs importance weights; none given
+    const convert::Comparison c = convert::compare_methods(*original, {version.get()}, o);
+    CHECK(c.methods[1].tensors == 0);
+    CHECK(c.methods[1].total.values == 0);
+    CHECK(c.skipped.size() == 7);
+    CHECK(c.skipped[0].second == "iq2_xxs needs importance weights (--imatrix)");
+    const test::RunResult r = test::run_gguf("compare-methods " + g.original.string() + " " + g.quantized.string() + " --types iq2_xxs --json");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    REQUIRE(parser.parse(r.out).get(root) == simdjson::SUCCESS);
+    CHECK(root["methods"].at(1)["total"]["rmse"].is_null());
+    CHECK(root["methods"].at(1)["total"]["snr_db"].is_null());
+    CHECK(uint64_t(root["methods"].at(1)["tensors"]) == 0);
+    const test::RunResult text = test::run_gguf("compare-methods " + g.original.string() + " " + g.quantized.string() + " --types iq2_xxs");
+    CHECK(text.out.find("(0 of 7 tensors)") != std::string::npos);
+    CHECK(text.out.find("exact") == std::string::npos);
 }
 
 TEST_CASE("compare-methods: importance-weighted RMSE with an imatrix, and the types round with its weights") {
@@ -775,7 +867,7 @@ TEST_CASE("compare-methods refuses a version without a tensor, or with another s
     const convert::Comparison c = convert::compare_methods(*original, {right.get()}, o);
     CHECK(c.tensors == std::vector<std::string>{"blk.0.attn_q.weight"});
     CHECK(c.selection == "every matrix all the versions have");
-    CHECK(c.methods[0].total.error == doctest::Approx(c.methods[0].total.signal));  // zeros against the weights
+    CHECK(c.methods[0].total.sum_sq_error == doctest::Approx(c.methods[0].total.sum_sq_signal));  // zeros against the weights
     o.tensors.emplace("ffn_down");
     try {
         convert::compare_methods(*original, {right.get()}, o);
@@ -943,7 +1035,9 @@ TEST_CASE("Reshaped, retyped and reconfigured quantized layers are refused or re
             try {
                 convert_folder(folder, outtype);
                 ++read;
-            } catch (const std::runtime_error&) {
+            } catch (const std::runtime_error& e) {
+                // A lossless block that did not reproduce its values is a bug, not a refusal.
+                CHECK_MESSAGE(std::string(e.what()).find("blocks written for") == std::string::npos, e.what());
                 ++refused;
             } catch (const std::invalid_argument&) {
                 ++refused;

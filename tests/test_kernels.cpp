@@ -643,3 +643,45 @@ TEST_CASE("ErrorStats: a NaN difference shows in the largest difference, added o
     CHECK(u.cosine() == doctest::Approx(1.0));
     CHECK(kernels::ErrorStats{}.cosine() == 1);  // nothing against nothing
 }
+
+TEST_CASE("ErrorStats: the importance-weighted RMSE weighs each value by its column's importance; round trips report it") {
+    kernels::ErrorStats s;
+    const float x[] = {1, 2, 3, 4, 5, 6}, y[] = {1, 3, 3, 2, 5, 7}, w[] = {1, 10, 100};  // two rows of three columns
+    s.add(x, y, w);
+    // Errors 0 -1 0 | 2 0 -1: weighted 10 x 1 + 1 x 4 + 100 x 1 = 114 over weights 2 x 111.
+    CHECK(s.weighted_rmse() == doctest::Approx(std::sqrt(114.0 / 222.0)));
+    CHECK(s.rmse() == doctest::Approx(std::sqrt(6.0 / 6.0)));
+    kernels::ErrorStats t;
+    t.merge(s);
+    t.merge(s);
+    CHECK(t.weighted_rmse() == doctest::Approx(s.weighted_rmse()));
+    CHECK(std::isnan(kernels::ErrorStats{}.weighted_rmse()));
+    kernels::ErrorStats plain;
+    plain.add(x, y);
+    CHECK(std::isnan(plain.weighted_rmse()));
+
+    // A round trip through Q4_K with importance: the weighted sums over every row, by hand.
+    constexpr int64_t rows = 40, cols = 512;
+    std::vector<float> v(rows * cols), importance(cols);
+    uint32_t r = 11;
+    for (float& f : v) f = static_cast<float>(static_cast<int32_t>(r = r * 1664525u + 1013904223u)) * 0x1p-31f;
+    for (int64_t k = 0; k < cols; ++k) importance[static_cast<size_t>(k)] = 1.0f + static_cast<float>(k % 7);
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4);
+    double num = 0, den = 0;
+    std::vector<uint8_t> q(quant::row_bytes(quant::TypeId::Q4_K, cols));
+    std::vector<float> back(cols);
+    for (int64_t i = 0; i < rows; ++i) {
+        const std::span<const float> row(v.data() + i * cols, cols);
+        quant::quantize(quant::TypeId::Q4_K, row, cols, importance, q);
+        quant::dequantize(quant::TypeId::Q4_K, q, back);
+        for (int64_t k = 0; k < cols; ++k) {
+            const double e = static_cast<double>(row[static_cast<size_t>(k)]) - back[static_cast<size_t>(k)];
+            num += importance[static_cast<size_t>(k)] * e * e, den += importance[static_cast<size_t>(k)];
+        }
+    }
+    for (int threads : {1, 2}) {
+        const kernels::ErrorStats e = kernels::round_trip_error(quant::TypeId::F32, bytes, rows, cols, quant::TypeId::Q4_K, importance, threads);
+        CHECK(e.weighted_rmse() == doctest::Approx(std::sqrt(num / den)).epsilon(1e-12));
+        CHECK(e.sum_weight == doctest::Approx(den));
+    }
+}

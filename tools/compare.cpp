@@ -30,17 +30,27 @@ struct CompareArgs {
     int threads = 0;
 };
 
+// A figure for the table: "-" where there is none (nothing measured, no weights), "nan"
+// where a non-finite value differed, "exact" for an infinite SNR.
 std::string figure(double v, const char* format = "{:.4e}") {
-    if (std::isnan(v)) return "-";
-    if (std::isinf(v)) return "exact";
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "exact" : "-inf";
     return fmt::format(fmt::runtime(format), v);
 }
 
+void number_or_null(Json& j, std::string_view key, double v, bool present) {
+    j.key(key);
+    present ? j.value(v) : j.null();
+}
+
 void stats_json(Json& j, const convert::MethodStats& s) {
-    j.field("elements", s.values).field("bits_per_weight", s.bits_per_weight()).field("rmse", s.rmse());
-    j.key("weighted_rmse");
-    std::isnan(s.weighted_rmse()) ? j.null() : j.value(s.weighted_rmse());
-    j.field("max_abs_error", s.max_abs).field("snr_db", s.snr_db());
+    const bool measured = s.values > 0;
+    j.field("elements", s.values);
+    number_or_null(j, "bits_per_weight", s.bits_per_weight(), measured);
+    number_or_null(j, "rmse", s.rmse(), measured);
+    number_or_null(j, "weighted_rmse", s.weighted_rmse(), measured && s.sum_weight > 0);
+    number_or_null(j, "max_abs_error", s.max_abs_error, measured);
+    number_or_null(j, "snr_db", s.snr_db(), measured);
 }
 
 int run_compare(const CompareArgs& a) {
@@ -75,6 +85,8 @@ int run_compare(const CompareArgs& a) {
     std::vector<std::unique_ptr<convert::WeightSource>> versions;
     std::vector<const convert::WeightSource*> pointers;
     for (const std::string& v : a.versions) pointers.push_back((versions.emplace_back(convert::WeightSource::open(v))).get());
+    for (const auto& v : versions)
+        for (const std::string& w : v->warnings()) fmt::print(stderr, "compare-methods: warning: {}: {}\n", v->path(), w);
     const convert::Comparison c = convert::compare_methods(*original, pointers, o);
     if (progress) fmt::print(stderr, "\r{:<60}\r", "");
 
@@ -87,7 +99,7 @@ int run_compare(const CompareArgs& a) {
         for (const std::string& t : c.tensors) j.value(t);
         j.end_array().key("methods").begin_array();
         for (const convert::Comparison::Method& m : c.methods) {
-            j.begin_object().field("name", m.name).field("kind", m.kind).field("simulated", m.simulated);
+            j.begin_object().field("name", m.name).field("kind", m.kind).field("simulated", m.simulated).field("tensors", uint64_t{m.tensors});
             j.key("total").begin_object();
             stats_json(j, m.total);
             j.end_object().key("per_tensor").begin_array();
@@ -110,24 +122,30 @@ int run_compare(const CompareArgs& a) {
                                   a.imatrix ? fmt::format("; importance from {}", *a.imatrix) : "");
     std::vector<size_t> order(c.methods.size());
     std::iota(order.begin(), order.end(), size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return c.methods[x].total.bits_per_weight() < c.methods[y].total.bits_per_weight(); });
+    std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+        const auto& a = c.methods[x].total;
+        const auto& b = c.methods[y].total;
+        if ((a.values == 0) != (b.values == 0)) return b.values == 0;  // nothing measured: last
+        return a.bits_per_weight() < b.bits_per_weight();
+    });
     size_t width = 6;
     for (const auto& m : c.methods) width = std::max(width, std::min<size_t>(m.name.size(), 50));
-    out += fmt::format("  {:<{}}  {:>6}  {:>11}  {:>11}  {:>8}  {}\n", "method", width, "bpw", "rmse", "imatrix rmse", "snr dB", "what");
+    const auto row = [&](const std::string& name, const convert::MethodStats& s, const std::string& tail) {
+        if (s.values == 0) return fmt::format("  {:<{}}  {:>6}  {:>11}  {:>12}  {:>8}  {}\n", name, width, "-", "-", "-", "-", tail);
+        return fmt::format("  {:<{}}  {:>6.3f}  {:>11}  {:>12}  {:>8}  {}\n", name, width, s.bits_per_weight(), figure(s.rmse()),
+                           s.sum_weight > 0 ? figure(s.weighted_rmse()) : "-", figure(s.snr_db(), "{:.2f}"), tail);
+    };
+    out += fmt::format("  {:<{}}  {:>6}  {:>11}  {:>12}  {:>8}  {}\n", "method", width, "bpw", "rmse", "imatrix rmse", "snr dB", "what");
     for (size_t i : order) {
         const auto& m = c.methods[i];
-        out += fmt::format("  {:<{}}  {:>6.3f}  {:>11}  {:>11}  {:>8}  {}\n", m.name, width, m.total.bits_per_weight(), figure(m.total.rmse()),
-                           figure(m.total.weighted_rmse()), figure(m.total.snr_db(), "{:.2f}"), m.kind);
+        const std::string part = m.tensors == c.tensors.size() ? "" : fmt::format(" ({} of {} tensors)", m.tensors, c.tensors.size());
+        out += row(m.name, m.total, m.kind + part);
     }
     if (a.per_tensor) {
         out += "\nper tensor:\n";
         for (size_t t = 0; t < c.tensors.size(); ++t)
-            for (size_t i : order) {
-                const auto& s = c.methods[i].per_tensor[t];
-                if (!s) continue;
-                out += fmt::format("  {:<32} {:<{}}  {:>6.3f}  {:>11}  {:>11}  {:>8}\n", c.tensors[t], c.methods[i].name, width, s->bits_per_weight(), figure(s->rmse()),
-                                   figure(s->weighted_rmse()), figure(s->snr_db(), "{:.2f}"));
-            }
+            for (size_t i : order)
+                if (const auto& s = c.methods[i].per_tensor[t]) out += row(c.tensors[t] + "  " + c.methods[i].name, *s, "");
     }
     for (const auto& [what, why] : c.skipped) out += fmt::format("  skipped {}: {}\n", what, why);
     std::fwrite(out.data(), 1, out.size(), stdout);

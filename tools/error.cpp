@@ -62,19 +62,24 @@ void print_text(const ErrorOptions& o, TypeId target, const std::vector<Row>& ro
                                   o.imatrix ? fmt::format(", importance from {}", *o.imatrix) : "");
     size_t width = 6;
     for (const Row& r : rows) width = std::max(width, std::min<size_t>(r.tensor->info->name.size(), 48));
-    out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12} {:>12} {:>8}\n", "tensor", width, "from", "elements", "rmse", "max |err|", "snr dB");
+    // The importance-weighted RMSE where the imatrix has the tensor (spec/check-json.md).
+    const auto weighted = [](const kernels::ErrorStats& e) { return std::isnan(e.weighted_rmse()) ? std::string("-") : fmt::format("{:.4e}", e.weighted_rmse()); };
+    out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12} {:>12} {:>12} {:>8}\n", "tensor", width, "from", "elements", "rmse", "imatrix rmse", "max |err|", "snr dB");
     for (const Row& r : rows)
-        out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12.4e} {:>12.4e} {:>8.2f}{}\n", r.tensor->info->name, width,
-                           type_info(r.tensor->info->type).name, r.stats.values, r.stats.rmse(), r.stats.max_abs_error,
-                           r.stats.snr_db(), r.weighted ? "  (imatrix)" : "");
-    out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12.4e} {:>12.4e} {:>8.2f}\n", "total", width, "", total.values, total.rmse(),
-                       total.max_abs_error, total.snr_db());
+        out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12.4e} {:>12} {:>12.4e} {:>8.2f}\n", r.tensor->info->name, width,
+                           type_info(r.tensor->info->type).name, r.stats.values, r.stats.rmse(), weighted(r.stats), r.stats.max_abs_error,
+                           r.stats.snr_db());
+    out += fmt::format("  {:<{}}  {:<8} {:>14} {:>12.4e} {:>12} {:>12.4e} {:>8.2f}\n", "total", width, "", total.values, total.rmse(),
+                       weighted(total), total.max_abs_error, total.snr_db());
     for (const Skipped& s : skipped) out += fmt::format("  skipped {}: {}\n", s.name, s.reason);
     std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
 void stats_json(Json& j, const kernels::ErrorStats& s) {
-    j.field("elements", s.values).field("rmse", s.rmse()).field("max_abs_error", s.max_abs_error).field("snr_db", s.snr_db());
+    j.field("elements", s.values).field("rmse", s.rmse());
+    j.key("weighted_rmse");
+    std::isnan(s.weighted_rmse()) ? j.null() : j.value(s.weighted_rmse());
+    j.field("max_abs_error", s.max_abs_error).field("snr_db", s.snr_db());
 }
 
 void print_json(const ErrorOptions& o, TypeId target, const std::vector<Row>& rows, const std::vector<Skipped>& skipped,

@@ -1,6 +1,8 @@
 #include "convert/compare.h"
 
 #include <algorithm>
+#include <bit>
+#include <mutex>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -26,14 +28,22 @@ public:
     explicit HfSource(const std::filesystem::path& folder) : weights_(Checkpoint::open(folder)) {
         ConvertOptions o;
         o.outtype = "f32";
+        o.tokenizer = false;  // the weights are all a comparison reads
         plan_ = plan(folder, weights_, o);
         path_ = folder.string();
         std::string dense_type;
         for (const TensorPlan& t : plan_.tensors) {
             Tensor info{t.name, t.shape, 32, "F32"};
             if (!t.quantized.empty()) {
-                info.bits_per_weight = t.quantized[0]->bits_per_weight();
+                // Experts alike in size: their mean; a kind that differs between them is said.
+                double bits = 0;
                 info.kind = t.quantized[0]->kind();
+                for (const auto& q : t.quantized) {
+                    bits += q->bits_per_weight();
+                    if (q->kind() != info.kind) info.kind = "mixed: " + t.quantized[0]->kind() + ", " + q->kind() + ", ...";
+                    warnings_.insert(warnings_.end(), q->warnings().begin(), q->warnings().end());
+                }
+                info.bits_per_weight = bits / static_cast<double>(t.quantized.size());
             } else if (t.source) {
                 info.bits_per_weight = dtype_bits(t.source->dtype);
                 info.kind = std::string(dtype_name(t.source->dtype));
@@ -84,17 +94,6 @@ private:
     std::vector<const gguf::Model::Tensor*> model_tensors_;
 };
 
-void add(MethodStats& s, std::span<const float> x, std::span<const float> y, std::span<const float> w) {
-    for (size_t i = 0; i < x.size(); ++i) {
-        const double d = static_cast<double>(y[i]) - static_cast<double>(x[i]);
-        s.signal += static_cast<double>(x[i]) * x[i];
-        s.error += d * d;
-        s.max_abs = std::max(s.max_abs, std::abs(d));
-        if (!w.empty()) s.weighted_error += w[i % w.size()] * d * d, s.weight += w[i % w.size()];
-    }
-    s.values += x.size();
-}
-
 constexpr uint64_t kChunkRows = 16;
 
 }  // namespace
@@ -115,14 +114,6 @@ std::unique_ptr<WeightSource> WeightSource::open(const std::filesystem::path& pa
     if (!std::filesystem::exists(path)) throw std::runtime_error(path.string() + ": no such file or folder");
     if (std::filesystem::is_directory(path)) return std::make_unique<HfSource>(path);
     return std::make_unique<GgufSource>(path);
-}
-
-double MethodStats::rmse() const { return values ? std::sqrt(error / static_cast<double>(values)) : 0; }
-double MethodStats::weighted_rmse() const { return weight > 0 ? std::sqrt(weighted_error / weight) : std::numeric_limits<double>::quiet_NaN(); }
-double MethodStats::snr_db() const { return error > 0 ? 10 * std::log10(signal / error) : std::numeric_limits<double>::infinity(); }
-void MethodStats::merge(const MethodStats& o) {
-    values += o.values, bits += o.bits, signal += o.signal, error += o.error, max_abs = std::max(max_abs, o.max_abs);
-    weighted_error += o.weighted_error, weight += o.weight;
 }
 
 Comparison compare_methods(const WeightSource& original, const std::vector<const WeightSource*>& versions, const CompareOptions& options) {
@@ -157,47 +148,69 @@ Comparison compare_methods(const WeightSource& original, const std::vector<const
                                                      fmt::join(t->shape, ", ")));
         }
     }
-    for (const WeightSource* v : versions) c.methods.push_back({v->path(), v->description(), false, {}, {}});
+    for (const WeightSource* v : versions) c.methods.push_back({v->path(), v->description(), false, {}, 0, {}});
     for (TypeId type : options.types)
-        c.methods.push_back({std::string(gguf::type_info(type).name), fmt::format("{} applied here{}", gguf::type_info(type).name, options.imatrix ? " with the imatrix" : ""), true, {}, {}});
+        c.methods.push_back({std::string(gguf::type_info(type).name), fmt::format("{} applied here{}", gguf::type_info(type).name, options.imatrix ? " with the imatrix" : ""), true, {}, 0, {}});
 
     const int threads = quant::thread_count(options.threads);
+    const size_t methods = c.methods.size();
     for (size_t ti = 0; ti < chosen.size(); ++ti) {
         const WeightSource::Tensor& t = *chosen[ti];
         const uint64_t cols = t.shape[0], rows = t.rows(), per_matrix = t.shape[1];
+        if (cols == 0 || rows == 0) {
+            c.skipped.push_back({t.name, "it holds no values"});
+            for (auto& m : c.methods) m.per_tensor.emplace_back();
+            continue;
+        }
         // Importance: one weight per column, or per column of each matrix (experts).
         const std::vector<float>* importance = options.imatrix ? options.imatrix->find(t.name) : nullptr;
         if (importance && importance->size() != cols && importance->size() != cols * (rows / per_matrix)) {
-            c.skipped.push_back({t.name, fmt::format("the importance matrix holds {} values for it, not {} per column", importance->size(), cols)});
+            c.skipped.push_back({t.name + " / imatrix", fmt::format("the importance matrix holds {} values for it, not {} per column: compared without weights",
+                                                                    importance->size(), cols)});
             importance = nullptr;
         }
-        // Which simulated types apply to this tensor.
-        std::vector<bool> simulate(options.types.size(), true);
+        // Which methods this tensor is measured for: every version; the types its rows suit.
+        std::vector<std::string> skip(methods);
         for (size_t i = 0; i < options.types.size(); ++i) {
             const gguf::TypeInfo& info = gguf::type_info(options.types[i]);
-            std::string why;
+            std::string& why = skip[versions.size() + i];
             if (cols % info.block_size) why = fmt::format("rows of {} are not whole {} blocks of {}", cols, info.name, info.block_size);
-            else if (quant::needs_importance(options.types[i]) && !importance) why = fmt::format("{} needs importance weights and the imatrix has none for it", info.name);
-            if (!why.empty()) c.skipped.push_back({t.name + " / " + std::string(info.name), why}), simulate[i] = false;
+            else if (quant::needs_importance(options.types[i]) && !importance)
+                why = options.imatrix ? fmt::format("{} needs importance weights and the imatrix has none for it", info.name)
+                                      : fmt::format("{} needs importance weights (--imatrix)", info.name);
         }
-        const size_t methods = c.methods.size();
+        std::vector<std::string> failed(methods);  // a type's quantizer refusing the original's values (NaN, infinity)
+        std::mutex failed_lock;
         const uint64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
         std::vector<std::vector<MethodStats>> partial(static_cast<size_t>(chunks), std::vector<MethodStats>(methods));
         quant::for_each_row_range(static_cast<int64_t>(chunks), threads, [&](int64_t b, int64_t e) {
-            std::vector<float> x, y;
+            std::vector<float> x, y, xs, ys;
             std::vector<uint8_t> packed;
+            const auto weights_of = [&](uint64_t r) {
+                if (!importance) return std::span<const float>();
+                return std::span<const float>(*importance).subspan(importance->size() == cols ? 0 : static_cast<size_t>((r / per_matrix) * cols), static_cast<size_t>(cols));
+            };
             for (auto chunk = static_cast<uint64_t>(b); chunk < static_cast<uint64_t>(e); ++chunk) {
                 const uint64_t r0 = chunk * kChunkRows, r1 = std::min(rows, r0 + kChunkRows), n = (r1 - r0) * cols;
                 x.resize(static_cast<size_t>(n)), y.resize(static_cast<size_t>(n));
                 original.rows(t, r0, r1, x.data());
                 std::vector<MethodStats>& out = partial[static_cast<size_t>(chunk)];
+                // Each row into the method's sums. A non-finite value copied as it is (the same
+                // bits, or NaN for NaN) costs nothing, as convert's report counts it; any other
+                // makes the figures NaN, which is what they then are.
                 const auto measure = [&](MethodStats& s) {
                     for (uint64_t r = r0; r < r1; ++r) {
-                        std::span<const float> w;
-                        if (importance)
-                            w = std::span<const float>(*importance).subspan(importance->size() == cols ? 0 : static_cast<size_t>((r / per_matrix) * cols), static_cast<size_t>(cols));
                         const size_t at = static_cast<size_t>((r - r0) * cols);
-                        add(s, std::span<const float>(x.data() + at, static_cast<size_t>(cols)), std::span<const float>(y.data() + at, static_cast<size_t>(cols)), w);
+                        std::span<const float> xr(x.data() + at, static_cast<size_t>(cols)), yr(y.data() + at, static_cast<size_t>(cols));
+                        if (!std::all_of(xr.begin(), xr.end(), [](float v) { return std::isfinite(v); }) ||
+                            !std::all_of(yr.begin(), yr.end(), [](float v) { return std::isfinite(v); })) {
+                            xs.assign(xr.begin(), xr.end()), ys.assign(yr.begin(), yr.end());
+                            for (size_t k = 0; k < xs.size(); ++k)
+                                if (!std::isfinite(xs[k]) && (std::bit_cast<uint32_t>(xs[k]) == std::bit_cast<uint32_t>(ys[k]) || (std::isnan(xs[k]) && std::isnan(ys[k]))))
+                                    xs[k] = ys[k] = 0;
+                            xr = xs, yr = ys;
+                        }
+                        s.add(xr, yr, weights_of(r));
                     }
                 };
                 for (size_t v = 0; v < versions.size(); ++v) {
@@ -205,33 +218,38 @@ Comparison compare_methods(const WeightSource& original, const std::vector<const
                     measure(out[v]);
                 }
                 for (size_t i = 0; i < options.types.size(); ++i) {
-                    if (!simulate[i]) continue;
+                    const size_t m = versions.size() + i;
+                    if (!skip[m].empty()) continue;
                     const TypeId type = options.types[i];
-                    const uint64_t row_bytes = quant::row_bytes(type, static_cast<int64_t>(cols));
-                    packed.resize(static_cast<size_t>(row_bytes));
-                    for (uint64_t r = r0; r < r1; ++r) {
-                        std::span<const float> w;
-                        if (importance)
-                            w = std::span<const float>(*importance).subspan(importance->size() == cols ? 0 : static_cast<size_t>((r / per_matrix) * cols), static_cast<size_t>(cols));
-                        const size_t at = static_cast<size_t>((r - r0) * cols);
-                        quant::quantize(type, std::span<const float>(x.data() + at, static_cast<size_t>(cols)), static_cast<int64_t>(cols), w, packed, static_cast<int64_t>(r));
-                        kernels::dequantize(type, packed, std::span<float>(y.data() + at, static_cast<size_t>(cols)));
+                    packed.resize(static_cast<size_t>(quant::row_bytes(type, static_cast<int64_t>(cols))));
+                    try {
+                        for (uint64_t r = r0; r < r1; ++r) {
+                            const size_t at = static_cast<size_t>((r - r0) * cols);
+                            quant::quantize(type, std::span<const float>(x.data() + at, static_cast<size_t>(cols)), static_cast<int64_t>(cols), weights_of(r), packed,
+                                            static_cast<int64_t>(r));
+                            kernels::dequantize(type, packed, std::span<float>(y.data() + at, static_cast<size_t>(cols)));
+                        }
+                    } catch (const std::invalid_argument& error) {
+                        const std::lock_guard<std::mutex> hold(failed_lock);
+                        if (failed[m].empty()) failed[m] = error.what();
+                        continue;
                     }
-                    measure(out[versions.size() + i]);
+                    measure(out[m]);
                 }
             }
         });
         for (size_t m = 0; m < methods; ++m) {
-            const bool skipped = m >= versions.size() && !simulate[m - versions.size()];
-            if (skipped) {
+            if (!failed[m].empty()) skip[m] = failed[m];
+            if (!skip[m].empty()) {
+                if (m >= versions.size()) c.skipped.push_back({t.name + " / " + c.methods[m].name, skip[m]});
                 c.methods[m].per_tensor.emplace_back();
                 continue;
             }
             MethodStats s;
             for (const std::vector<MethodStats>& p : partial) s.merge(p[m]);  // in row order
-            s.bits = static_cast<double>(s.values) *
-                     (m < versions.size() ? versions[m]->find(t.name)->bits_per_weight : gguf::bits_per_weight(options.types[m - versions.size()]));
+            s.bits = static_cast<double>(s.values) * (m < versions.size() ? versions[m]->find(t.name)->bits_per_weight : gguf::bits_per_weight(options.types[m - versions.size()]));
             c.methods[m].total.merge(s);
+            ++c.methods[m].tensors;
             c.methods[m].per_tensor.emplace_back(s);
         }
         if (options.progress) options.progress(ti + 1, chosen.size());

@@ -521,7 +521,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
     if (mix) apply_mix(p, *mix, options.imatrix);
     weights.release_pages();  // what the checks above read (scales, zeros, g_idx) is read again when written
     add_model_keys(p);
-    add_tokenizer(p, folder);
+    if (options.tokenizer) add_tokenizer(p, folder);
     for (const auto& kv : options.extra_keys) p.keys.push_back(kv);
     return p;
 }

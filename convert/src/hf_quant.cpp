@@ -120,9 +120,9 @@ public:
                 if (!f16_exact(s)) return std::nullopt;
                 q3k = q3k && lo_ - z + 4 >= 0 && hi_ - z + 4 <= 7;
                 q40 = q40 && lo_ - z + 8 >= 0 && hi_ - z + 8 <= 15;
-                // d q - m gives +0 where s (q - z) is -0 for a negative s: those need s >= +0.
-                q4k = q4k && z >= 0 && z <= 63 && !std::signbit(s);
-                q41 = q41 && f16_exact(-s * static_cast<float>(z)) && !std::signbit(s);
+                // d q - m gives +0 where s (q - z) is -0 (s negative or zero, q < z): those need s > 0.
+                q4k = q4k && z >= 0 && z <= 63 && s > 0;
+                q41 = q41 && f16_exact(-s * static_cast<float>(z)) && s > 0;
                 q80 = q80 && lo_ - z >= -128 && hi_ - z <= 127;
             }
         if (q3k) return TypeId::Q3_K;

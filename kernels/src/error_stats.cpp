@@ -26,7 +26,11 @@ double ErrorStats::cosine() const {
     return sum_product / std::sqrt(sum_sq_signal * sum_sq_result);
 }
 
-void ErrorStats::add(std::span<const float> x, std::span<const float> y) {
+double ErrorStats::weighted_rmse() const {
+    return sum_weight > 0 ? std::sqrt(sum_weighted_sq_error / sum_weight) : std::numeric_limits<double>::quiet_NaN();
+}
+
+void ErrorStats::add(std::span<const float> x, std::span<const float> y, std::span<const float> weights) {
     for (size_t i = 0; i < x.size(); ++i) {
         const double a = x[i], b = y[i], e = a - b;
         sum_sq_signal += a * a;
@@ -35,6 +39,12 @@ void ErrorStats::add(std::span<const float> x, std::span<const float> y) {
         sum_sq_error += e * e;
         if (!(std::fabs(e) <= max_abs_error)) max_abs_error = std::fabs(e);  // NaN wins: it shows
     }
+    if (!weights.empty())
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double w = weights[i % weights.size()], e = static_cast<double>(x[i]) - static_cast<double>(y[i]);
+            sum_weighted_sq_error += w * e * e;
+            sum_weight += w;
+        }
     values += x.size();
 }
 
@@ -45,6 +55,8 @@ void ErrorStats::merge(const ErrorStats& o) {
     if (!(o.max_abs_error <= max_abs_error)) max_abs_error = o.max_abs_error;
     sum_sq_result += o.sum_sq_result;
     sum_product += o.sum_product;
+    sum_weighted_sq_error += o.sum_weighted_sq_error;
+    sum_weight += o.sum_weight;
 }
 
 namespace {
@@ -55,7 +67,7 @@ namespace {
 // figures are the same bits whatever the number of threads.
 template <class Fill>
 ErrorStats over_rows(int64_t n_rows, int64_t n_per_row, int threads, const std::function<void(int64_t, int64_t)>& progress,
-                     const RoundTripObserver& observe, const std::atomic<bool>* cancel, Fill&& fill) {
+                     const RoundTripObserver& observe, const std::atomic<bool>* cancel, std::span<const float> weights, Fill&& fill) {
     constexpr int64_t kRowsAtOnce = 16, kValuesPerRange = int64_t{1} << 16;
     quant::RunOptions o;
     o.threads = std::max(1, threads);
@@ -72,7 +84,7 @@ ErrorStats over_rows(int64_t n_rows, int64_t n_per_row, int threads, const std::
             const std::span<float> xs(x.data(), n), ys(y.data(), n);
             fill(r, k, xs, ys);
             if (observe) observe(xs, ys);
-            s.add(xs, ys);
+            s.add(xs, ys, weights);
         }
         parts[static_cast<size_t>(begin / o.grain)] = s;
     }, o);
@@ -90,7 +102,7 @@ ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source,
     const uint64_t target_row = quant::row_bytes(target, n_per_row);
     if (source.size() != source_row * static_cast<uint64_t>(n_rows))
         throw std::invalid_argument("round_trip_error: source size does not match its rows");
-    return over_rows(n_rows, n_per_row, threads, progress, observe, cancel, [&](int64_t r, int64_t k, std::span<float> x, std::span<float> y) {
+    return over_rows(n_rows, n_per_row, threads, progress, observe, cancel, importance, [&](int64_t r, int64_t k, std::span<float> x, std::span<float> y) {
         thread_local std::vector<uint8_t> q;
         q.resize(target_row * static_cast<uint64_t>(k));
         const auto first = static_cast<uint64_t>(r), rows = static_cast<uint64_t>(k);
@@ -106,7 +118,7 @@ ErrorStats compare_rows(TypeId type_a, std::span<const uint8_t> a, TypeId type_b
     const uint64_t row_a = quant::row_bytes(type_a, n_per_row), row_b = quant::row_bytes(type_b, n_per_row);
     if (a.size() != row_a * static_cast<uint64_t>(n_rows) || b.size() != row_b * static_cast<uint64_t>(n_rows))
         throw std::invalid_argument("compare_rows: a tensor's size does not match its rows");
-    return over_rows(n_rows, n_per_row, threads, progress, observe, cancel, [&](int64_t r, int64_t k, std::span<float> x, std::span<float> y) {
+    return over_rows(n_rows, n_per_row, threads, progress, observe, cancel, {}, [&](int64_t r, int64_t k, std::span<float> x, std::span<float> y) {
         const auto first = static_cast<uint64_t>(r), rows = static_cast<uint64_t>(k);
         dequantize(type_a, a.subspan(row_a * first, row_a * rows), x);
         dequantize(type_b, b.subspan(row_b * first, row_b * rows), y);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "gguf/types.h"
+#include "kernels/error_stats.h"
 #include "quant/imatrix.h"
 
 namespace convert {
@@ -42,25 +43,26 @@ public:
     const std::string& description() const { return description_; }  // "GPTQ 4-bit, groups of 128, ...", "GGUF, Q4_K - Medium"
     const std::vector<Tensor>& tensors() const { return tensors_; }
     const Tensor* find(const std::string& name) const;
+    // What reading it noticed (a GPTQ v1 zero field that may have wrapped, ...).
+    const std::vector<std::string>& warnings() const { return warnings_; }
     // Rows [begin, end) of a tensor as F32 (rows x shape[0] values). Thread-safe.
     virtual void rows(const Tensor& t, uint64_t begin, uint64_t end, float* out) const = 0;
 
 protected:
     std::string path_, description_;
     std::vector<Tensor> tensors_;
+    std::vector<std::string> warnings_;
 };
 
-// Figures of one method on a set of values (sums; the figures derive from them).
-struct MethodStats {
-    uint64_t values = 0;
-    double bits = 0;  // stored bits
-    double signal = 0, error = 0, max_abs = 0;  // sums of x^2 and (x - y)^2, largest |x - y|
-    double weighted_error = 0, weight = 0;      // sums of w (x - y)^2 and w, w the column's importance
+// Figures of one method on a set of values: kernels' error sums (RMSE, importance-weighted
+// RMSE, SNR...) and the bits the method stores them in.
+struct MethodStats : kernels::ErrorStats {
+    double bits = 0;
     double bits_per_weight() const { return values ? bits / static_cast<double>(values) : 0; }
-    double rmse() const;
-    double weighted_rmse() const;  // NaN without importance weights
-    double snr_db() const;         // +inf for an exact copy
-    void merge(const MethodStats& o);
+    void merge(const MethodStats& o) {
+        ErrorStats::merge(o);
+        bits += o.bits;
+    }
 };
 
 struct CompareOptions {
@@ -76,12 +78,16 @@ struct Comparison {
         std::string name;  // the version's path, or the GGUF type's name
         std::string kind;  // its description
         bool simulated = false;
-        MethodStats total;
+        MethodStats total;   // over the tensors it was measured on
+        size_t tensors = 0;  // how many: fewer than Comparison::tensors where skipped
         std::vector<std::optional<MethodStats>> per_tensor;  // by Comparison::tensors; nothing where skipped
     };
     std::vector<std::string> tensors;  // compared, in the original's order
     std::vector<Method> methods;       // the versions in the order given, then the types
-    std::vector<std::pair<std::string, std::string>> skipped;  // (tensor or "tensor / method", why)
+    // (tensor, "tensor / type" or "tensor / imatrix", why): a tensor left out, a type not
+    // applied to it (rows not whole blocks, no importance for a type that needs it, values the
+    // quantizer refuses), an imatrix entry that does not fit (compared without weights).
+    std::vector<std::pair<std::string, std::string>> skipped;
     std::string selection;  // how the tensors were chosen
 };
 

@@ -61,6 +61,7 @@ struct ConvertOptions {
     std::string outtype = "auto";
     const quant::ImportanceMatrix* imatrix = nullptr;
     std::vector<std::pair<std::string, gguf::OwnedValue>> extra_keys;  // set last (tokenizer, --metadata)
+    bool tokenizer = true;  // false: no tokenizer keys (a plan read for its weights alone)
 };
 
 // One output tensor: its GGUF name, type and shape (ne[0] first), and where it comes from.

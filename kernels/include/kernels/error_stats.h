@@ -22,12 +22,18 @@ struct ErrorStats {
     double max_abs_error = 0;
     double sum_sq_result = 0;  // sum of y^2
     double sum_product = 0;    // sum of x y
+    // With importance weights (one per column): sum of w (x - y)^2 and of w.
+    double sum_weighted_sq_error = 0;
+    double sum_weight = 0;
 
     double rmse() const;
     double snr_db() const;  // 10 log10(signal / error); +inf for an exact round trip
     double cosine() const;  // x.y / (|x| |y|); 1 when both are all zeros, 0 when one is
-    // Adds the pairs (x[i], y[i]) (spans of the same length).
-    void add(std::span<const float> x, std::span<const float> y);
+    // sqrt(sum w (x - y)^2 / sum w), w the importance of the value's column; NaN without weights.
+    double weighted_rmse() const;
+    // Adds the pairs (x[i], y[i]) (spans of the same length); with `weights` (one per column of
+    // rows of weights.size() values) the weighted sums too.
+    void add(std::span<const float> x, std::span<const float> y, std::span<const float> weights = {});
     void merge(const ErrorStats& o);
 };
 
@@ -41,8 +47,8 @@ using RoundTripObserver = std::function<void(std::span<const float> original, st
 // thread); the figures do not depend on `threads`. importance: n_per_row weights, or
 // empty. `progress`, when given, is called now and then on the calling thread with rows
 // done of n_rows (see RunOptions::progress in executor.h); `observe` sees the values;
-// setting `cancel` stops the work (quant::Cancelled). Throws std::invalid_argument as
-// quantize() does.
+// setting `cancel` stops the work (quant::Cancelled). With importance, the figures include
+// the importance-weighted error. Throws std::invalid_argument as quantize() does.
 ErrorStats round_trip_error(TypeId source_type, std::span<const uint8_t> source, int64_t n_rows, int64_t n_per_row,
                             TypeId target, std::span<const float> importance, int threads,
                             const std::function<void(int64_t done, int64_t total)>& progress = {},
