@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
     const int runs = argc > 3 ? std::stoi(argv[3]) : 3;
     try {
         if (!std::filesystem::exists(folder / "config.json")) generate(folder, layers);
-        const uint64_t in = folder_bytes(folder);
+        const double in = static_cast<double>(folder_bytes(folder));
         // Yardstick: the folder's bytes copied from the page cache (read once to warm it).
         std::vector<double> copy;
         {
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
             long peak = 0;
             for (const Run& x : r) peak = std::max(peak, x.peak_kib);
             std::printf("  -> %-8s %7.2f s  %.3f GB/s of the folder (%.1f%% of memcpy's)  out %.2f GB  peak RSS %.0f MiB\n", outtype.c_str(), m.seconds,
-                        in / 1e9 / m.seconds, 100 * copy_s / m.seconds, m.out_bytes / 1e9, peak / 1024.0);
+                        in / 1e9 / m.seconds, 100 * copy_s / m.seconds, static_cast<double>(m.out_bytes) / 1e9, static_cast<double>(peak) / 1024.0);
             std::filesystem::remove(out);
         }
     } catch (const std::exception& e) {

@@ -123,10 +123,10 @@ int run_compare(const CompareArgs& a) {
     std::vector<size_t> order(c.methods.size());
     std::iota(order.begin(), order.end(), size_t{0});
     std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-        const auto& a = c.methods[x].total;
-        const auto& b = c.methods[y].total;
-        if ((a.values == 0) != (b.values == 0)) return b.values == 0;  // nothing measured: last
-        return a.bits_per_weight() < b.bits_per_weight();
+        const auto& first = c.methods[x].total;
+        const auto& second = c.methods[y].total;
+        if ((first.values == 0) != (second.values == 0)) return second.values == 0;  // nothing measured: last
+        return first.bits_per_weight() < second.bits_per_weight();
     });
     size_t width = 6;
     for (const auto& m : c.methods) width = std::max(width, std::min<size_t>(m.name.size(), 50));

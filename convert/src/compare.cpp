@@ -14,6 +14,7 @@
 #include "gguf/file_type.h"
 #include "gguf/model.h"
 #include "kernels/kernels.h"
+#include "measure.h"
 #include "quant/quant.h"
 
 namespace convert {
@@ -184,7 +185,7 @@ Comparison compare_methods(const WeightSource& original, const std::vector<const
         const uint64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
         std::vector<std::vector<MethodStats>> partial(static_cast<size_t>(chunks), std::vector<MethodStats>(methods));
         quant::for_each_row_range(static_cast<int64_t>(chunks), threads, [&](int64_t b, int64_t e) {
-            std::vector<float> x, y, xs, ys;
+            std::vector<float> x, y, scratch;
             std::vector<uint8_t> packed;
             const auto weights_of = [&](uint64_t r) {
                 if (!importance) return std::span<const float>();
@@ -195,22 +196,13 @@ Comparison compare_methods(const WeightSource& original, const std::vector<const
                 x.resize(static_cast<size_t>(n)), y.resize(static_cast<size_t>(n));
                 original.rows(t, r0, r1, x.data());
                 std::vector<MethodStats>& out = partial[static_cast<size_t>(chunk)];
-                // Each row into the method's sums. A non-finite value copied as it is (the same
-                // bits, or NaN for NaN) costs nothing, as convert's report counts it; any other
-                // makes the figures NaN, which is what they then are.
+                // Each row into the method's sums (measure.h: a non-finite value copied as it is
+                // costs nothing; any other makes the figures NaN, which is what they then are).
                 const auto measure = [&](MethodStats& s) {
                     for (uint64_t r = r0; r < r1; ++r) {
                         const size_t at = static_cast<size_t>((r - r0) * cols);
-                        std::span<const float> xr(x.data() + at, static_cast<size_t>(cols)), yr(y.data() + at, static_cast<size_t>(cols));
-                        if (!std::all_of(xr.begin(), xr.end(), [](float v) { return std::isfinite(v); }) ||
-                            !std::all_of(yr.begin(), yr.end(), [](float v) { return std::isfinite(v); })) {
-                            xs.assign(xr.begin(), xr.end()), ys.assign(yr.begin(), yr.end());
-                            for (size_t k = 0; k < xs.size(); ++k)
-                                if (!std::isfinite(xs[k]) && (std::bit_cast<uint32_t>(xs[k]) == std::bit_cast<uint32_t>(ys[k]) || (std::isnan(xs[k]) && std::isnan(ys[k]))))
-                                    xs[k] = ys[k] = 0;
-                            xr = xs, yr = ys;
-                        }
-                        s.add(xr, yr, weights_of(r));
+                        detail::add_row(s, std::span<const float>(x.data() + at, static_cast<size_t>(cols)), std::span<const float>(y.data() + at, static_cast<size_t>(cols)),
+                                        weights_of(r), scratch);
                     }
                 };
                 for (size_t v = 0; v < versions.size(); ++v) {

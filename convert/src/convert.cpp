@@ -18,6 +18,7 @@
 #include "gguf/writer.h"
 #include "requant/plan.h"
 #include "kernels/kernels.h"
+#include "measure.h"
 #include "quant/executor.h"
 #include "quant/quant.h"
 
@@ -548,11 +549,6 @@ uint64_t permuted_row(uint64_t r, uint64_t rows, uint32_t heads) {
     return head * d + (i % 2) * (d / 2) + i / 2;
 }
 
-// One output row of an imported tensor against its exact values.
-struct RowError {
-    double squared = 0, reference = 0, max_abs = 0;
-};
-
 // The importance weights of output row r, if any (a stacked tensor's entry holds one vector
 // per expert).
 std::span<const float> importance_of(const TensorPlan& t, uint64_t r, uint64_t per_source) {
@@ -565,10 +561,10 @@ std::span<const float> importance_of(const TensorPlan& t, uint64_t r, uint64_t p
 
 // Rows [begin, end) of an imported tensor: decoded exactly, then written losslessly from the
 // codes, as F32, or quantized; `errors` (indexed by row) gets what the written row lost.
-void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, RowError* errors) {
+void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, kernels::ErrorStats* errors) {
     const uint64_t cols = t.shape[0], per_source = t.quantized[0]->rows();
     const auto out_bytes = static_cast<size_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
-    std::vector<float> exact(static_cast<size_t>(cols)), back;
+    std::vector<float> exact(static_cast<size_t>(cols)), back, scratch;
     for (uint64_t r = begin; r < end; ++r, out += out_bytes) {
         const QuantizedTensor& q = *t.quantized[static_cast<size_t>(r / per_source)];
         const uint64_t local = r % per_source, row = t.permute_heads ? permuted_row(local, per_source, t.permute_heads) : local;
@@ -595,30 +591,8 @@ void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, u
                     throw std::logic_error(fmt::format("the {} blocks written for {} row {} give {} at column {}, not the exact {}", gguf::type_info(t.type).name,
                                                        q.module(), row, back[k], k, exact[k]));
         if (!errors) continue;
-        // Four running sums in a fixed order (the same figures on every run), then a careful
-        // pass only for a row holding NaN or infinities.
-        double squared[4] = {}, reference[4] = {}, largest[4] = {};
-        size_t k = 0;
-        for (; k + 4 <= back.size(); k += 4)
-            for (size_t l = 0; l < 4; ++l) {
-                const double x = exact[k + l], d = static_cast<double>(back[k + l]) - x;
-                squared[l] += d * d, reference[l] += x * x, largest[l] = std::max(largest[l], d * d);
-            }
-        for (; k < back.size(); ++k) {
-            const double x = exact[k], d = static_cast<double>(back[k]) - x;
-            squared[0] += d * d, reference[0] += x * x, largest[0] = std::max(largest[0], d * d);
-        }
-        RowError e{(squared[0] + squared[1]) + (squared[2] + squared[3]), (reference[0] + reference[1]) + (reference[2] + reference[3]),
-                   std::sqrt(std::max(std::max(largest[0], largest[1]), std::max(largest[2], largest[3])))};
-        if (!std::isfinite(e.squared) || !std::isfinite(e.reference)) {
-            e = {};
-            for (size_t i = 0; i < back.size(); ++i) {
-                if (std::isfinite(exact[i])) e.reference += static_cast<double>(exact[i]) * exact[i];
-                if (same(i)) continue;  // a NaN or an infinity copied loses nothing
-                const double d = static_cast<double>(back[i]) - static_cast<double>(exact[i]);
-                e.squared += d * d, e.max_abs = std::max(e.max_abs, std::abs(d));
-            }
-        }
+        kernels::ErrorStats e;
+        detail::add_row(e, exact, back, {}, scratch);
         errors[r] = e;
     }
 }
@@ -626,7 +600,7 @@ void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, u
 // Output rows [begin, end) of `t` into `out` (their bytes back to back): each source row
 // converted by the SIMD kernels (exact widening, round-to-nearest-even narrowing) or
 // quantized.
-void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, RowError* errors) {
+void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, kernels::ErrorStats* errors) {
     if (!t.quantized.empty()) return convert_quantized_rows(t, begin, end, out, errors);
     if (!t.source) {  // computed: F32 values
         std::memcpy(out, t.values.data() + begin * t.shape[0], static_cast<size_t>((end - begin) * t.shape[0] * sizeof(float)));
@@ -661,7 +635,7 @@ void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* ou
 }
 
 // A tensor's rows in chunks (about 8 MiB out) converted on the threads, written in order.
-void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int threads, gguf::ByteSink& sink, RowError* errors) {
+void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int threads, gguf::ByteSink& sink, kernels::ErrorStats* errors) {
     const uint64_t chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
     std::vector<uint8_t> buffer(static_cast<size_t>(std::min(rows, chunk) * row_bytes));
     quant::RunOptions run;
@@ -728,20 +702,20 @@ std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem
         const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
         parts[part].add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, report, total = plan.tensors.size()](gguf::ByteSink& sink) {
             try {
-                std::vector<RowError> errors(report ? static_cast<size_t>(rows) : 0);
+                std::vector<kernels::ErrorStats> errors(report ? static_cast<size_t>(rows) : 0);
                 stream_tensor(t, rows, row_bytes, threads, sink, report ? errors.data() : nullptr);
                 // The checkpoint's pages of this tensor are not needed again.
                 for (const auto& q : t.quantized)
-                    for (const SafeTensor* part : q->parts()) release_pages(part->data);
+                    for (const SafeTensor* piece : q->parts()) release_pages(piece->data);
                 if (t.quantized.empty() && t.source)
                     for (const SafeTensor* s : t.sources.empty() ? std::vector<const SafeTensor*>{t.source} : t.sources) release_pages(s->data);
                 if (report) {
-                    // Summed in row order: the same figures whatever the threads.
-                    double squared = 0, reference = 0;
-                    for (const RowError& e : errors) squared += e.squared, reference += e.reference, report->max_abs = std::max(report->max_abs, e.max_abs);
-                    report->values = rows * t.shape[0];
-                    report->rmse = std::sqrt(squared / static_cast<double>(report->values));
-                    report->rms = std::sqrt(reference / static_cast<double>(report->values));
+                    kernels::ErrorStats sum;
+                    for (const kernels::ErrorStats& e : errors) sum.merge(e);  // in row order: the same figures whatever the threads
+                    report->values = sum.values;
+                    report->rmse = sum.rmse();
+                    report->max_abs = sum.max_abs_error;
+                    report->rms = sum.values ? std::sqrt(sum.sum_sq_signal / static_cast<double>(sum.values)) : 0;
                 }
             } catch (const std::exception& e) {
                 // Name the tensor and where it comes from (a NaN in the checkpoint, a bad importance vector).
