@@ -32,14 +32,16 @@ int main() {
         const auto type = static_cast<gguf::TypeId>(id);
         if (!quant::can_quantize(type) || kCols % gguf::type_info(type).block_size != 0) continue;
         std::vector<uint8_t> out(quant::row_bytes(type, kCols) * kRows);
-        for (const bool weighted : {false, true}) {
-            if (!weighted && quant::needs_importance(type)) continue;
-            quant::quantize(type, x, kCols, weighted ? std::span<const float>(importance) : std::span<const float>(), out, 0);
-            uint64_t h = 1469598103934665603ull;
-            for (uint8_t b : out) h = (h ^ b) * 1099511628211ull;
-            std::printf("%-8s %-9s %016llx\n", std::string(gguf::type_info(type).name).c_str(), weighted ? "imatrix" : "plain",
-                        static_cast<unsigned long long>(h));
-        }
+        for (const bool weighted : {false, true})
+            for (const quant::Effort effort : quant::kEfforts) {  // every effort a type has
+                if (!weighted && quant::needs_importance(type)) continue;
+                if (effort != quant::Effort::Default && !(effort == quant::Effort::Fast ? quant::traits(type)->fast : quant::traits(type)->best)) continue;
+                quant::quantize(type, x, kCols, weighted ? std::span<const float>(importance) : std::span<const float>(), out, 0, effort);
+                uint64_t h = 1469598103934665603ull;
+                for (uint8_t b : out) h = (h ^ b) * 1099511628211ull;
+                std::printf("%-8s %-9s %-8s %016llx\n", std::string(gguf::type_info(type).name).c_str(), weighted ? "imatrix" : "plain",
+                            std::string(quant::effort_name(effort)).c_str(), static_cast<unsigned long long>(h));
+            }
     }
     return 0;
 }

@@ -647,6 +647,28 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("given twice") != std::string::npos);
 
+    // --effort: fast writes other Q4_0 blocks than the default search (with no more error than
+    // llama.cpp's rounding: test_quant_ref), the same types, a file that checks; a wrong name is refused.
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "fast.gguf").string()) + " Q4_0 --pure --effort fast");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "default.gguf").string()) + " Q4_0 --pure");
+    REQUIRE(r.exit_code == 0);
+    CHECK(types(dir / "fast.gguf") == types(dir / "default.gguf"));
+    {
+        const gguf::File fast = gguf::File::open(dir / "fast.gguf"), slow = gguf::File::open(dir / "default.gguf");
+        const gguf::TensorInfo* a = fast.find_tensor("blk.0.ffn_up.weight");
+        const gguf::TensorInfo* b = slow.find_tensor("blk.0.ffn_up.weight");
+        REQUIRE(a);
+        REQUIRE(b);
+        CHECK(a->type == gguf::TypeId::Q4_0);
+        const std::span<const uint8_t> x = fast.tensor_data(*a), y = slow.tensor_data(*b);
+        CHECK(!std::equal(x.begin(), x.end(), y.begin(), y.end()));
+    }
+    CHECK(run_gguf("check " + shell_quote((dir / "fast.gguf").string())).exit_code == 0);
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "x.gguf").string()) + " Q4_0 --effort quick");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--effort: 'quick' is not fast, default or best") != std::string::npos);
+
     r = run_gguf("requant --list");
     CHECK(r.out.find("Q4_K          15  q4_K      4.50  alias of Q4_K_M") != std::string::npos);
     CHECK(r.out.find("IQ2_S         28  iq2_xs    2.31") != std::string::npos);  // the base's bpw, and nothing that disagrees

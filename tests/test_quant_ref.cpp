@@ -98,10 +98,10 @@ struct Quality {
 // the way rmse.tsv does. Its weighted figures are sqrt(sum w_c e^2 / (32 x 32 x sum_c w_c)),
 // a factor sqrt(32) below the formula its README states: f16, whose bytes ours equal
 // exactly, reproduces both of its figures only with that normalisation (checked below).
-Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* importance) {
+Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* importance, quant::Effort effort = quant::Effort::Default) {
     const std::vector<float>& w = Inputs::get().importance;
     std::vector<uint8_t> q(quant::row_bytes(type, kCols) * kRows);
-    quant::quantize(type, x, kCols, importance ? std::span<const float>(importance, kCols) : std::span<const float>(), q);
+    quant::quantize(type, x, kCols, importance ? std::span<const float>(importance, kCols) : std::span<const float>(), q, 0, effort);
     std::vector<float> y(x.size());
     quant::dequantize(type, q, y);
     double se = 0, wse = 0, wsum = 0;
@@ -149,6 +149,22 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         const Quality q = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr);
         CHECK(q.rmse <= 1.01 * ref_rmse);
         CHECK(q.weighted_rmse <= 1.01 * ref_weighted);
+        // The other efforts, where the type has them (quant::Effort): on the error the
+        // quantizer minimizes (weighted with importance, plain without), best never above the
+        // default's; fast never above the reference's rounding without importance, and with it
+        // the default's search (ggml searches then too).
+        if (quant::traits(type)->fast) {
+            const Quality fast = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Fast);
+            const Quality best = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Best);
+            const auto minimized = [&](const Quality& x) { return imx == "yes" ? x.weighted_rmse : x.rmse; };
+            if (imx == "yes") CHECK(minimized(fast) == minimized(q));
+            else CHECK(minimized(fast) <= ref_rmse);
+            CHECK(minimized(best) <= minimized(q));
+            table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}  (--effort fast)\n", name, input, imx, fast.rmse,
+                                 ref_rmse, fast.rmse / ref_rmse, fast.weighted_rmse, ref_weighted, fast.weighted_rmse / ref_weighted);
+            table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}  (--effort best)\n", name, input, imx, best.rmse,
+                                 ref_rmse, best.rmse / ref_rmse, best.weighted_rmse, ref_weighted, best.weighted_rmse / ref_weighted);
+        }
         if (name == "f16") {  // identical bytes: the measurement itself must agree
             CHECK(q.rmse == doctest::Approx(ref_rmse).epsilon(1e-5));
             CHECK(q.weighted_rmse == doctest::Approx(ref_weighted).epsilon(1e-5));

@@ -29,6 +29,7 @@ struct RequantOptions {
     std::optional<std::string> imatrix, output_type, token_embd_type;
     std::vector<std::string> include, exclude, tensor_types, overrides;
     std::string prune_layers;
+    std::string effort = "default";
     bool list = false, pure = false, leave_output = false, allow_requantize = false, keep_split = false;
     bool dry_run = false, quiet = false, json = false;
     int threads = 0;
@@ -169,6 +170,9 @@ int run_requant(const RequantOptions& o) {
     for (const std::string& s : o.exclude) r.exclude_weights.push_back(parse_regex("--exclude-weights", s));
     for (const std::string& s : o.overrides) r.overrides.push_back(parse_key_value(s, "--override-kv"));
     r.allow_requantize = o.allow_requantize;
+    const std::optional<quant::Effort> effort = quant::effort_from_name(o.effort);
+    if (!effort) throw CLI::ValidationError("--effort", fmt::format("'{}' is not fast, default or best", o.effort));
+    r.effort = *effort;
     if (o.positional_threads && o.threads && *o.positional_threads != o.threads)
         throw CLI::ValidationError("--threads", fmt::format("given twice: --threads {} and {} after the type", o.threads, *o.positional_threads));
     r.threads = quant::thread_count(o.positional_threads ? *o.positional_threads : o.threads);
@@ -234,6 +238,11 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
     c->add_flag("--pure", o->pure, "The target's base type for every quantizable tensor, no per-tensor rules");
     c->add_flag("--leave-output-tensor", o->leave_output, "Keep output.weight as it is");
     c->add_flag("--allow-requantize", o->allow_requantize, "Allow converting tensors that are already quantized");
+    c->add_option("--effort", o->effort,
+                  "How hard the quantizers search: default (lower error than llama.cpp's quantizers), fast (Q4_0, Q4_1, Q5_0, Q5_1 without an "
+                  "importance matrix: only the scales llama.cpp's rounding takes, never more error than it, several times faster), best "
+                  "(a wider search); other types quantize alike at every effort")
+        ->capture_default_str();
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
     c->add_option("--prune-layers", o->prune_layers, "LIST: leave out these blocks (comma-separated numbers) and renumber the rest, "
                                                      "as llama-quantize does; block_count and per-layer arrays follow");

@@ -20,6 +20,13 @@ inline void set_type(TraitsTable& t, TypeId id, DequantizeFn dequantize, Quantiz
     row.needs_importance = needs_importance;
 }
 
+// The other efforts of a type that has them (Effort).
+inline void set_efforts(TraitsTable& t, TypeId id, QuantizeRowFn fast, QuantizeRowFn best) {
+    Traits& row = t[static_cast<uint32_t>(id)];
+    row.fast = fast;
+    row.best = best;
+}
+
 void register_float_formats(TraitsTable& t);  // float_formats.cpp
 void register_legacy(TraitsTable& t);         // legacy.cpp: Q4_0 ... Q8_0
 void register_kquants(TraitsTable& t);        // kquants.cpp: Q2_K ... Q6_K

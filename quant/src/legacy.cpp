@@ -32,21 +32,26 @@ void pack_nibbles(const int* c, uint8_t (&qs)[16], uint8_t (*qh)[4]) {
         for (int k = 0; k < 4; ++k) (*qh)[k] = static_cast<uint8_t>(high >> (8 * k));
 }
 
-template <int kLo, int kHi, class Block>
+// The searches by effort (Effort): fast tries only the scales that send the largest value to
+// an end of the code range (ggml's reference rounding takes the one for the negative end) with
+// the nearest codes for each as stored; default and best refit by least squares around them.
+constexpr Search kFastSearch{0, 0}, kDefaultLegacy{1, 2}, kBestLegacy{2, 3};
+
+template <int kLo, int kHi, class Block, Search kSearch = kDefaultLegacy>
 void fill_symmetric(const float* x, const float* w, Block& b) {
     int8_t q[32];
-    store_half(b.d, fit_symmetric(x, w, 32, kLo, kHi, q, true, Search{1, 2}));
+    store_half(b.d, fit_symmetric(x, w, 32, kLo, kHi, q, true, kSearch));
     int c[32];
     for (int j = 0; j < 32; ++j) c[j] = q[j] - kLo;
     if constexpr (requires { b.qh; }) pack_nibbles(c, b.qs, &b.qh);
     else pack_nibbles(c, b.qs, nullptr);
 }
 
-template <int kHi, class Block>
+template <int kHi, class Block, Search kSearch = Search{}>
 void fill_affine(const float* x, const float* w, Block& b) {
     uint8_t q[32];
     float d, m;
-    fit_affine(x, w, 32, kHi, q, d, m);
+    fit_affine(x, w, 32, kHi, q, d, m, true, false, kSearch);
     store_half(b.d, d);
     store_half(b.m, m);
     int c[32];
@@ -55,17 +60,21 @@ void fill_affine(const float* x, const float* w, Block& b) {
     else pack_nibbles(c, b.qs, nullptr);
 }
 
+template <Search kSearch = kDefaultLegacy>
 void quantize_q4_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ4_0, 32>(x, dst, n, imp, fill_symmetric<-8, 7, BlockQ4_0>);
+    quantize_blocks<BlockQ4_0, 32>(x, dst, n, imp, fill_symmetric<-8, 7, BlockQ4_0, kSearch>);
 }
+template <Search kSearch = kDefaultLegacy>
 void quantize_q5_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ5_0, 32>(x, dst, n, imp, fill_symmetric<-16, 15, BlockQ5_0>);
+    quantize_blocks<BlockQ5_0, 32>(x, dst, n, imp, fill_symmetric<-16, 15, BlockQ5_0, kSearch>);
 }
+template <Search kSearch = Search{}>
 void quantize_q4_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ4_1, 32>(x, dst, n, imp, fill_affine<15, BlockQ4_1>);
+    quantize_blocks<BlockQ4_1, 32>(x, dst, n, imp, fill_affine<15, BlockQ4_1, kSearch>);
 }
+template <Search kSearch = Search{}>
 void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ5_1, 32>(x, dst, n, imp, fill_affine<31, BlockQ5_1>);
+    quantize_blocks<BlockQ5_1, 32>(x, dst, n, imp, fill_affine<31, BlockQ5_1, kSearch>);
 }
 // Q8_0 without importance weights: the scale maps the largest magnitude to 127 and the
 // codes round half away from zero, computed with the unrounded scale, as llama.cpp does:
@@ -104,14 +113,25 @@ void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     }
 }
 
+// Fast effort: the few candidates without importance weights, where ggml rounds once; with
+// them ggml searches too (a weighted search over many scales), and so does the default here.
+template <QuantizeRowFn kFast, QuantizeRowFn kDefault>
+void fast(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    (imp ? kDefault : kFast)(x, dst, n, imp);
+}
+
 }  // namespace
 
 void register_legacy(TraitsTable& t) {
     using K = ScaleKind;
-    add_block_type<BlockQ4_0>(t, quantize_q4_0, {{K::F16, offsetof(BlockQ4_0, d), "d"}});
-    add_block_type<BlockQ4_1>(t, quantize_q4_1, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
-    add_block_type<BlockQ5_0>(t, quantize_q5_0, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
-    add_block_type<BlockQ5_1>(t, quantize_q5_1, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
+    add_block_type<BlockQ4_0>(t, quantize_q4_0<>, {{K::F16, offsetof(BlockQ4_0, d), "d"}});
+    add_block_type<BlockQ4_1>(t, quantize_q4_1<>, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
+    add_block_type<BlockQ5_0>(t, quantize_q5_0<>, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
+    add_block_type<BlockQ5_1>(t, quantize_q5_1<>, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
+    set_efforts(t, TypeId::Q4_0, fast<quantize_q4_0<kFastSearch>, quantize_q4_0<>>, quantize_q4_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q5_0, fast<quantize_q5_0<kFastSearch>, quantize_q5_0<>>, quantize_q5_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q4_1, fast<quantize_q4_1<kFastSearch>, quantize_q4_1<>>, quantize_q4_1<Search{3, 4}>);
+    set_efforts(t, TypeId::Q5_1, fast<quantize_q5_1<kFastSearch>, quantize_q5_1<>>, quantize_q5_1<Search{3, 4}>);
     add_block_type<BlockQ8_0>(t, quantize_q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
     // The activation format of dot products (kernels/ quantizes to it): read, not written here.
     add_block_type<BlockQ8_1>(t, nullptr, {{K::F16, offsetof(BlockQ8_1, d), "d"}, {K::F16, offsetof(BlockQ8_1, s), "s"}});

@@ -60,8 +60,16 @@ bool all_finite(const float* x, int64_t n) {
 
 }  // namespace
 
+std::string_view effort_name(Effort e) { return e == Effort::Fast ? "fast" : e == Effort::Best ? "best" : "default"; }
+
+std::optional<Effort> effort_from_name(std::string_view name) {
+    for (Effort e : kEfforts)
+        if (effort_name(e) == name) return e;
+    return std::nullopt;
+}
+
 void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std::span<const float> weights,
-              std::span<uint8_t> dst, int64_t first_row) {
+              std::span<uint8_t> dst, int64_t first_row, Effort effort) {
     const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
     if (!can_quantize(type)) throw std::invalid_argument(fmt::format("cannot quantize to type {}", info ? info->name : "(unknown)"));
     if (needs_importance(type) && weights.empty())
@@ -80,7 +88,8 @@ void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std
             throw std::invalid_argument(fmt::format("importance weight of column {} is {}; weights must be finite and non-negative", c, weights[c]));
     const float* src = values.data();
     const float* importance = weights.empty() ? nullptr : weights.data();
-    const QuantizeRowFn fn = traits(type)->quantize;
+    const Traits& t = *traits(type);
+    const QuantizeRowFn fn = effort == Effort::Fast && t.fast ? t.fast : effort == Effort::Best && t.best ? t.best : t.quantize;
     for (int64_t r = 0; r < n_rows; ++r) {
         const float* row = src + r * n_per_row;
         if (!all_finite(row, n_per_row))

@@ -10,7 +10,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
+#include <string_view>
 
 #include "gguf/types.h"
 
@@ -41,11 +43,23 @@ struct ScaleField {
     const char* name = "";
 };
 
+// How hard the quantizers search (gguf requant --effort). Default: the search each type runs
+// (its error below ggml's quantizers'). Fast: where that search costs far more than ggml's
+// rounding (so far the legacy Q4_0, Q4_1, Q5_0, Q5_1), only the candidates ggml's reference
+// rounding takes, with the nearest codes for the scale as stored: never more error than that
+// rounding, several times faster. Best: a wider search. A type without a choice quantizes
+// alike at every effort.
+enum class Effort : uint8_t { Fast, Default, Best };
+inline constexpr Effort kEfforts[] = {Effort::Fast, Effort::Default, Effort::Best};
+std::string_view effort_name(Effort e);  // "fast", "default", "best"
+std::optional<Effort> effort_from_name(std::string_view name);
+
 struct Traits {
     TypeId type;
     ScaleField scales[4] = {};           // a quantized block's scale fields
     DequantizeFn dequantize = nullptr;   // nullptr where not (yet) implemented
-    QuantizeRowFn quantize = nullptr;    // likewise
+    QuantizeRowFn quantize = nullptr;    // likewise (the default effort)
+    QuantizeRowFn fast = nullptr, best = nullptr;  // other efforts, where the type has them
     bool needs_importance = false;       // quantizing without importance weights is refused
 };
 
@@ -71,9 +85,10 @@ bool needs_importance(TypeId type);
 // minimizes the weighted squared error. Throws std::invalid_argument, naming the row and
 // column, for NaN or Inf in src, a bad weight, a row length that is not a whole number of
 // blocks, missing weights for a type that needs them, or sizes that disagree. `first_row`
-// only numbers the rows in messages (for callers that split a tensor into ranges).
+// only numbers the rows in messages (for callers that split a tensor into ranges). `effort`:
+// see Effort.
 void quantize(TypeId type, std::span<const float> src, int64_t n_per_row, std::span<const float> importance,
-              std::span<uint8_t> dst, int64_t first_row = 0);
+              std::span<uint8_t> dst, int64_t first_row = 0, Effort effort = Effort::Default);
 
 // The number of threads to use for a request: `requested` when positive, else one per core.
 int thread_count(int requested);

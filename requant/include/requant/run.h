@@ -14,6 +14,7 @@
 
 #include "gguf/types.h"
 #include "gguf/value.h"
+#include "quant/quant.h"
 #include "requant/plan.h"
 
 namespace gguf::requant {
@@ -24,6 +25,7 @@ struct RunOptions {
     std::vector<std::regex> include_weights, exclude_weights;  // which tensors use the imatrix
     std::vector<std::pair<std::string, OwnedValue>> overrides; // --override-kv, in order
     bool allow_requantize = false;
+    quant::Effort effort = quant::Effort::Default;  // how hard the quantizers search (--effort)
     // A split input is written as a split set with the same parts (OUT minus ".gguf", then
     // "-NNNNN-of-MMMMM.gguf"), each part's tensors in the input's order, as llama.cpp's
     // --keep-split does. A single-file input is written as one file regardless.
