@@ -331,3 +331,82 @@ TEST_CASE("swap_byte_order swaps each block's multi-byte fields and nothing else
     CHECK_FALSE(quant::can_swap_byte_order(gguf::TypeId::IQ2_XXS));
     CHECK_FALSE(quant::can_swap_byte_order(gguf::TypeId::IQ4_XS));
 }
+
+namespace {
+
+// ggml's reference rounding of one legacy block (the published formulas): the error it
+// leaves. Symmetric (Q4_0 / Q5_0, `half` 8 or 16): d = the signed largest-magnitude value /
+// -half, codes (x / d + half + 0.5) truncated, at most 2 half - 1. Affine (Q4_1 / Q5_1, `top`
+// 15 or 31): d = (max - min) / top, codes ((x - min) / d + 0.5) truncated, at most top; d and
+// the minimum stored as f16.
+double reference_block_error(const float* x, bool affine, int range) {
+    double err = 0;
+    if (!affine) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; ++j)
+            if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+        const float d = max / static_cast<float>(-range), id = d != 0 ? 1.0f / d : 0.0f;
+        const float stored = quant::f16_to_f32(quant::f32_to_f16(d));
+        for (int j = 0; j < 32; ++j) {
+            const int q = std::min(2 * range - 1, static_cast<int>(static_cast<int8_t>(x[j] * id + static_cast<float>(range) + 0.5f)));
+            const double e = static_cast<double>(x[j]) - static_cast<double>(stored) * (q - range);
+            err += e * e;
+        }
+        return err;
+    }
+    float min = x[0], max = x[0];
+    for (int j = 1; j < 32; ++j) min = std::min(min, x[j]), max = std::max(max, x[j]);
+    const float d = (max - min) / static_cast<float>(range), id = d != 0 ? 1.0f / d : 0.0f;
+    const float sd = quant::f16_to_f32(quant::f32_to_f16(d)), sm = quant::f16_to_f32(quant::f32_to_f16(min));
+    for (int j = 0; j < 32; ++j) {
+        const int q = std::min(range, static_cast<int>(static_cast<int8_t>((x[j] - min) * id + 0.5f)));
+        const double e = static_cast<double>(x[j]) - (static_cast<double>(sd) * q + sm);
+        err += e * e;
+    }
+    return err;
+}
+
+}  // namespace
+
+TEST_CASE("--effort fast on the legacy types: no block has more error than ggml's reference rounding; default and best differ from it") {
+    constexpr int64_t kRows = 64, kCols = 512;
+    std::mt19937 rng(21);
+    std::normal_distribution<float> normal(0, 1);
+    std::vector<float> x(kRows * kCols);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % 97 == 0 ? 8.0f : 0.02f);  // with outliers
+    struct Type {
+        quant::TypeId id;
+        bool affine;
+        int range;
+    };
+    for (const Type t : {Type{quant::TypeId::Q4_0, false, 8}, Type{quant::TypeId::Q5_0, false, 16}, Type{quant::TypeId::Q4_1, true, 15},
+                         Type{quant::TypeId::Q5_1, true, 31}}) {
+        CAPTURE(gguf::type_info(t.id).name);
+        REQUIRE(static_cast<bool>(quant::traits(t.id)->fast));
+        REQUIRE(static_cast<bool>(quant::traits(t.id)->best));
+        std::vector<uint8_t> fast(quant::row_bytes(t.id, kCols) * kRows), other(fast.size());
+        quant::quantize(t.id, x, kCols, {}, fast, 0, quant::Effort::Fast);
+        std::vector<float> y(x.size());
+        quant::dequantize(t.id, fast, y);
+        size_t worse = 0;
+        for (size_t b = 0; b < x.size(); b += 32) {
+            double ours = 0;
+            for (size_t j = b; j < b + 32; ++j) ours += (static_cast<double>(x[j]) - y[j]) * (static_cast<double>(x[j]) - y[j]);
+            // The nearest code for the stored scale, decided by x / d in floats: within rounding of the reference's.
+            if (ours > reference_block_error(x.data() + b, t.affine, t.range) * (1 + 1e-6) + 1e-18) ++worse;
+        }
+        CHECK(worse == 0);
+        quant::quantize(t.id, x, kCols, {}, other, 0, quant::Effort::Default);
+        CHECK(other != fast);
+        std::vector<uint8_t> best(fast.size());
+        quant::quantize(t.id, x, kCols, {}, best, 0, quant::Effort::Best);
+        CHECK(best != fast);
+        // Types without a choice quantize alike at every effort.
+        std::vector<uint8_t> a(quant::row_bytes(quant::TypeId::Q6_K, kCols) * kRows), c(a.size());
+        quant::quantize(quant::TypeId::Q6_K, x, kCols, {}, a, 0, quant::Effort::Fast);
+        quant::quantize(quant::TypeId::Q6_K, x, kCols, {}, c, 0, quant::Effort::Default);
+        CHECK(a == c);
+    }
+    CHECK(quant::effort_from_name("fast") == quant::Effort::Fast);
+    CHECK(!quant::effort_from_name("quick"));
+}

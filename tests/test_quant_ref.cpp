@@ -149,10 +149,11 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         const Quality q = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr);
         CHECK(q.rmse <= 1.01 * ref_rmse);
         CHECK(q.weighted_rmse <= 1.01 * ref_weighted);
-        // The other efforts, where the type has them (quant::Effort): on the error the
-        // quantizer minimizes (weighted with importance, plain without), best never above the
-        // default's; fast never above the reference's rounding without importance, and with it
-        // the default's search (ggml searches then too).
+        // The other efforts, where the type has them (quant::Effort): fast never above the
+        // reference's RMSE without importance (each block judged by its plain error, the
+        // reference's scale among the candidates; test_quant checks it block by block), and
+        // with importance the default's search (ggml searches then too); best (a wider search
+        // over the per-value weights) shown beside them, and no worse than the default here.
         if (quant::traits(type)->fast) {
             const Quality fast = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Fast);
             const Quality best = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Best);

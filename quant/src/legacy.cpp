@@ -60,6 +60,19 @@ void fill_affine(const float* x, const float* w, Block& b) {
     else pack_nibbles(c, b.qs, nullptr);
 }
 
+// Fast effort without importance weights: every block judged by its plain squared error (no
+// per-value weights computed), so its scale is at least as good as the reference rounding's
+// one, which is among the candidates.
+template <class Block, int kValues, class Fill>
+void quantize_blocks_plain(const float* x, uint8_t* dst, int64_t n, Fill fill) {
+    Block* b = blocks<Block>(dst);
+    for (int64_t i = 0; i < n; i += kValues, ++b) fill(x + i, nullptr, *b);
+}
+template <class Block, auto kFill>
+void plain(const float* x, uint8_t* dst, int64_t n, const float*) {
+    quantize_blocks_plain<Block, 32>(x, dst, n, kFill);
+}
+
 template <Search kSearch = kDefaultLegacy>
 void quantize_q4_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_blocks<BlockQ4_0, 32>(x, dst, n, imp, fill_symmetric<-8, 7, BlockQ4_0, kSearch>);
@@ -128,10 +141,10 @@ void register_legacy(TraitsTable& t) {
     add_block_type<BlockQ4_1>(t, quantize_q4_1<>, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
     add_block_type<BlockQ5_0>(t, quantize_q5_0<>, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
     add_block_type<BlockQ5_1>(t, quantize_q5_1<>, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
-    set_efforts(t, TypeId::Q4_0, fast<quantize_q4_0<kFastSearch>, quantize_q4_0<>>, quantize_q4_0<kBestLegacy>);
-    set_efforts(t, TypeId::Q5_0, fast<quantize_q5_0<kFastSearch>, quantize_q5_0<>>, quantize_q5_0<kBestLegacy>);
-    set_efforts(t, TypeId::Q4_1, fast<quantize_q4_1<kFastSearch>, quantize_q4_1<>>, quantize_q4_1<Search{3, 4}>);
-    set_efforts(t, TypeId::Q5_1, fast<quantize_q5_1<kFastSearch>, quantize_q5_1<>>, quantize_q5_1<Search{3, 4}>);
+    set_efforts(t, TypeId::Q4_0, fast<plain<BlockQ4_0, fill_symmetric<-8, 7, BlockQ4_0, kFastSearch>>, quantize_q4_0<>>, quantize_q4_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q5_0, fast<plain<BlockQ5_0, fill_symmetric<-16, 15, BlockQ5_0, kFastSearch>>, quantize_q5_0<>>, quantize_q5_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q4_1, fast<plain<BlockQ4_1, fill_affine<15, BlockQ4_1, kFastSearch>>, quantize_q4_1<>>, quantize_q4_1<Search{3, 4}>);
+    set_efforts(t, TypeId::Q5_1, fast<plain<BlockQ5_1, fill_affine<31, BlockQ5_1, kFastSearch>>, quantize_q5_1<>>, quantize_q5_1<Search{3, 4}>);
     add_block_type<BlockQ8_0>(t, quantize_q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
     // The activation format of dot products (kernels/ quantizes to it): read, not written here.
     add_block_type<BlockQ8_1>(t, nullptr, {{K::F16, offsetof(BlockQ8_1, d), "d"}, {K::F16, offsetof(BlockQ8_1, s), "s"}});

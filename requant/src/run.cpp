@@ -68,7 +68,14 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         if (!w && (t.requires_imatrix || quant::needs_importance(t.to)))
             throw std::runtime_error(fmt::format("tensor '{}' becomes {}, which needs an importance matrix{}", info.name, to,
                                                  im ? " entry for it, and the matrix has none" : " (--imatrix FILE)"));
+        // Whether --effort changes how this tensor is quantized (quant::Effort).
+        const quant::Traits& traits = *quant::traits(t.to);
+        if ((o.effort == quant::Effort::Fast && traits.fast && !w) || (o.effort == quant::Effort::Best && traits.best)) ++p.report.effort_tensors;
     }
+    if (o.effort != quant::Effort::Default && p.report.effort_tensors == 0)
+        p.report.warnings.push_back(fmt::format("--effort {} changes nothing here: no tensor becomes a type with that choice{} (so far Q4_0, Q4_1, "
+                                                "Q5_0 and Q5_1 have one)", quant::effort_name(o.effort),
+                                                o.effort == quant::Effort::Fast ? " without importance weights (with them, fast searches as the default does)" : ""));
     if (!o.plan.prune_layers.empty()) {
         const Hyperparameters h = shape_of(m);
         for (const char* key : {"leading_dense_block_count", "nextn_predict_layers"})

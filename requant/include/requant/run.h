@@ -46,6 +46,7 @@ struct Report {
     uint64_t tensors = 0, converted = 0, fallbacks = 0;
     uint64_t bytes_in = 0, bytes_out = 0;  // tensor data
     uint64_t elements = 0;
+    uint64_t effort_tensors = 0;  // tensors whose quantization RunOptions::effort changes
     std::vector<std::string> warnings;  // e.g. importance-matrix entries no tensor uses
     std::vector<std::filesystem::path> outputs;  // the files written (several with keep_split)
     double bits_per_weight_in() const { return average_bits_per_weight(bytes_in, elements); }
