@@ -71,10 +71,8 @@ int run_convert(const ConvertArgs& a) {
     for (const convert::TensorPlan& t : p.tensors)
         if (!t.quantized.empty()) {
             ++imported;
-            // What --outtype lossless writes: one exact type for every expert, or F32.
-            std::optional<TypeId> exact = t.exact_blocks ? std::optional<TypeId>(t.type) : t.quantized[0]->lossless_type();
-            for (size_t i = 1; i < t.quantized.size() && exact && !t.exact_blocks; ++i)
-                if (t.quantized[i]->lossless_type() != exact) exact.reset();
+            // What --outtype lossless writes.
+            const std::optional<TypeId> exact = t.exact_blocks ? std::optional<TypeId>(t.type) : convert::lossless_type(t);
             ++exact_forms[exact ? std::string(type_info(*exact).name) : std::string("none (F32)")];
             for (const auto& q : t.quantized)
                 for (const std::string& w : q->warnings()) std::fprintf(stderr, "convert: warning: %s\n", w.c_str());

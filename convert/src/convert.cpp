@@ -453,10 +453,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
         if (lossless && matrix) {
             tp.type = source;
             if (!quantized.empty()) {
-                // One lossless type for every expert, or F32.
-                std::optional<TypeId> exact = quantized[0]->lossless_type();
-                for (size_t i = 1; i < quantized.size() && exact; ++i)
-                    if (quantized[i]->lossless_type() != exact) exact.reset();
+                const std::optional<TypeId> exact = lossless_type(tp);
                 tp.type = exact.value_or(TypeId::F32);
                 tp.exact_blocks = exact.has_value();
             }
@@ -653,6 +650,14 @@ void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int t
 }
 
 }  // namespace
+
+std::optional<TypeId> lossless_type(const TensorPlan& t) {
+    if (t.quantized.empty()) return std::nullopt;
+    std::optional<TypeId> exact = t.quantized[0]->lossless_type();
+    for (size_t i = 1; i < t.quantized.size() && exact; ++i)
+        if (t.quantized[i]->lossless_type() != exact) exact.reset();
+    return exact;
+}
 
 void decode_rows(const TensorPlan& t, uint64_t begin, uint64_t end, float* out) {
     const uint64_t cols = t.shape[0];

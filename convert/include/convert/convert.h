@@ -100,6 +100,10 @@ struct Plan {
 // stacked): rows x shape[0] values into `out`. Safe to call from several threads.
 void decode_rows(const TensorPlan& t, uint64_t begin, uint64_t end, float* out);
 
+// The GGUF type --outtype lossless writes a quantized tensor in: one type that holds every
+// expert's values exactly (QuantizedTensor::lossless_type), or nothing (then F32).
+std::optional<gguf::TypeId> lossless_type(const TensorPlan& t);
+
 // What convert() writes, without writing it: the metadata, the tokenizer's keys
 // (convert/hf_tokenizer.h) when the folder has tokenizer.json or tokenizer.model, each
 // tensor. Throws std::runtime_error naming the file and tensor for an unknown architecture,
