@@ -1,0 +1,176 @@
+// Benchmark: what our quantizers' error does to a model, beside llama.cpp's (issue 18's KL
+// divergence table). Prints figures; asserts nothing.
+//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best]
+// For each mix llama.cpp's evaluation of ../shared/ref covers, gguf requant makes our file
+// from the same source and importance matrix as llama.cpp's file, and both are evaluated
+// against the source's logits on the same text, in the same run, with llama.cpp's
+// arithmetic (ggml activations; the source's logits computed once):
+//   tiny:    gguf/llama-quantize/tiny-<MIX>[.imatrix].gguf against tiny-source-f16.gguf on
+//            eval/licenses.txt, c = 128 (random heavy-tailed weights);
+//   trained: trained/trained-<MIX>.imatrix.gguf against trained-f16.gguf on heldout.txt,
+//            c = 256 (a model that learned English text; these figures mean the most; the
+//            reference does not say whether llama.cpp quantized trained-f16.gguf or the F32
+//            it was made from).
+// Columns: llama.cpp's mean KLD as this run computes it (and as llama-perplexity printed
+// it, from the reference's text), ours, their ratio (below 1: ours is closer to the
+// source), and both files' sizes.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gguf/model.h"
+#include "infer/kld_base.h"
+#include "infer/perplexity.h"
+#include "infer/tokenizer.h"
+#include "requant/run.h"
+#include "support.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The number after `label` in llama-perplexity's output; NaN when absent.
+double figure_after(const fs::path& file, const std::string& label) {
+    const std::string text = test::read_text(file);
+    const size_t at = text.rfind(label);
+    return at == std::string::npos ? std::nan("") : std::stod(text.substr(at + label.size()));
+}
+
+struct Suite {
+    std::string name;
+    fs::path source, imatrix, text;
+    uint32_t n_ctx;
+    bool spm_ids_file;  // tokens from eval/tokens-tiny-licenses.txt (llama-tokenize's) rather than our tokenizer
+    struct Mix {
+        std::string target;  // Q4_K_M
+        bool imatrix;
+        fs::path theirs, their_log;
+    };
+    std::vector<Mix> mixes;
+};
+
+Suite tiny() {
+    const fs::path lq = test::ref_dir() / "gguf" / "llama-quantize", eval = test::ref_dir() / "eval";
+    Suite s{"tiny", lq / "tiny-source-f16.gguf", lq / "tiny.imatrix.gguf", eval / "licenses.txt", 128, true, {}};
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(eval)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("kld-tiny-", 0) == 0) names.push_back(n.substr(9, n.size() - 9 - 4));  // Q4_K_M or Q4_K_M.imatrix
+    }
+    std::sort(names.begin(), names.end());
+    for (const std::string& n : names) {
+        const bool imx = n.ends_with(".imatrix");
+        s.mixes.push_back({imx ? n.substr(0, n.size() - 8) : n, imx, lq / ("tiny-" + n + ".gguf"), eval / ("kld-tiny-" + n + ".txt")});
+    }
+    return s;
+}
+
+Suite trained() {
+    const fs::path t = test::ref_dir() / "trained";
+    Suite s{"trained", t / "trained-f16.gguf", t / "trained.imatrix.gguf", t / "heldout.txt", 256, false, {}};
+    for (const char* m : {"Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "IQ4_XS", "Q3_K_M", "Q2_K", "IQ2_XS"})
+        s.mixes.push_back({m, true, t / fmt::format("trained-{}.imatrix.gguf", m), t / fmt::format("kld-trained-{}.imatrix.txt", m)});
+    return s;
+}
+
+std::vector<int32_t> tokens_for(const Suite& s, const gguf::Model& source) {
+    if (!s.spm_ids_file) return infer::Tokenizer::from_gguf(source).encode(test::read_text(s.text), true, false);
+    std::string ids = test::read_text(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
+    for (char& c : ids)
+        if (c == '[' || c == ']' || c == ',') c = ' ';
+    std::istringstream in(ids);
+    std::vector<int32_t> out;
+    for (int64_t id; in >> id;) out.push_back(static_cast<int32_t>(id));
+    return out;
+}
+
+void run(const Suite& s, quant::Effort effort) {
+    const test::TempDir dir;
+    const gguf::Model source_file = gguf::Model::open(s.source);
+    const infer::Model source(source_file);
+    const std::vector<int32_t> tokens = tokens_for(s, source_file);
+    infer::KldOptions o;
+    o.n_ctx = s.n_ctx;
+    o.eval = {infer::Arithmetic::Ggml, 0};
+    infer::save_kld_base(source, tokens, o, {dir / "base.kld.gguf", s.name, s.source.string(), s.text.string()});
+    const infer::KldBaseReader base = infer::KldBaseReader::open(dir / "base.kld.gguf");
+    auto mean_kld = [&](const fs::path& file) {
+        const gguf::Model m = gguf::Model::open(file);
+        const infer::Model model(m);
+        return infer::summarize(infer::kl_divergence(base, model, tokens, o).totals).kld.value;
+    };
+    fmt::print("\n{} model ({}, c={}, {} tokens; --effort {}): mean KL divergence from the source\n", s.name, s.source.filename().string(),
+               s.n_ctx, tokens.size(), quant::effort_name(effort));
+    fmt::print("{:<16} {:>11} {:>11} {:>11} {:>7} {:>10} {:>10}\n", "mix", "llama.cpp", "(its log)", "ours", "ratio", "their MiB",
+               "our MiB");
+    std::vector<double> ratios;
+    for (const Suite::Mix& mix : s.mixes) {
+        const fs::path ours = dir / (mix.target + (mix.imatrix ? ".imatrix" : "") + ".gguf");
+        gguf::requant::RunOptions r;
+        r.plan.target = gguf::requant::find_target(mix.target);
+        if (!r.plan.target) {
+            fmt::print("{:<16} (not a mix gguf requant knows)\n", mix.target);
+            continue;
+        }
+        r.plan.has_imatrix = mix.imatrix;
+        if (mix.imatrix) r.imatrix = s.imatrix;
+        r.effort = effort;
+        r.threads = 0;
+        double theirs, mine;
+        try {
+            gguf::requant::requantize(s.source, ours, r);
+            theirs = mean_kld(mix.theirs);
+            mine = mean_kld(ours);
+        } catch (const std::exception& e) {
+            fmt::print("{:<16} failed: {}\n", mix.target, e.what());
+            continue;
+        }
+        ratios.push_back(mine / theirs);
+        fmt::print("{:<16} {:>11.6f} {:>11.6f} {:>11.6f} {:>7.3f} {:>10.3f} {:>10.3f}{}\n", mix.target + (mix.imatrix ? " imatrix" : ""), theirs,
+                   figure_after(mix.their_log, "Mean    KLD:"), mine, mine / theirs, static_cast<double>(fs::file_size(mix.theirs)) / (1 << 20),
+                   static_cast<double>(fs::file_size(ours)) / (1 << 20), mine < theirs ? "" : mine == theirs ? "   (equal)" : "   <- higher");
+        std::fflush(stdout);
+    }
+    int lower = 0, equal = 0;
+    for (double r : ratios) {
+        lower += r < 1;
+        equal += r == 1;
+    }
+    fmt::print("ours lower on {}, equal on {}, higher on {} of {} mixes\n", lower, equal, static_cast<int>(ratios.size()) - lower - equal, ratios.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string which = "all";
+    quant::Effort effort = quant::Effort::Default;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--effort" && i + 1 < argc) {
+            const auto e = quant::effort_from_name(argv[++i]);
+            if (!e) {
+                std::fprintf(stderr, "bench_kld_mixes: --effort takes fast, default or best\n");
+                return 2;
+            }
+            effort = *e;
+        } else if (a == "tiny" || a == "trained" || a == "all") {
+            which = a;
+        } else {
+            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best]\n");
+            return 2;
+        }
+    }
+    if (!fs::exists(test::ref_dir() / "trained") || !fs::exists(test::ref_dir() / "eval")) {
+        std::fprintf(stderr, "bench_kld_mixes: needs ../shared/ref/eval and ../shared/ref/trained (not in a plain clone)\n");
+        return 1;
+    }
+    if (which != "trained") run(tiny(), effort);
+    if (which != "tiny") run(trained(), effort);
+}
