@@ -19,19 +19,6 @@
 
 namespace {
 
-std::vector<int32_t> read_token_ids(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    std::string text = s.str();
-    for (char& c : text)
-        if (c == '[' || c == ']' || c == ',') c = ' ';
-    std::istringstream ids(text);
-    std::vector<int32_t> out;
-    for (int64_t id; ids >> id;) out.push_back(static_cast<int32_t>(id));
-    return out;
-}
-
 double mib(uint64_t bytes) { return static_cast<double>(bytes) / 1048576.0; }
 
 void bench(const std::filesystem::path& path, const std::vector<int32_t>& tokens, uint32_t n_ctx, uint32_t chunks) {
@@ -77,7 +64,7 @@ int main(int argc, char** argv) {
         std::printf("no reference data at %s: pass a model path\n", ref.c_str());
         return 0;
     }
-    const std::vector<int32_t> tokens = read_token_ids(ref / "eval" / "tokens-tiny-licenses.txt");
+    const std::vector<int32_t> tokens = test::read_token_ids(ref / "eval" / "tokens-tiny-licenses.txt");
     for (const char* name : {"tiny-source-f16.gguf", "tiny-Q4_K_M.gguf"})
         bench(ref / "gguf" / "llama-quantize" / name, tokens, 128, 0);
     std::printf("llama-perplexity on the same machine class (AVX-512, 2 threads): 157 chunks of 128 in about 0.6 s "

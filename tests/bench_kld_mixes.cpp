@@ -82,13 +82,7 @@ Suite trained() {
 
 std::vector<int32_t> tokens_for(const Suite& s, const gguf::Model& source) {
     if (!s.spm_ids_file) return infer::Tokenizer::from_gguf(source).encode(test::read_text(s.text), true, false);
-    std::string ids = test::read_text(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
-    for (char& c : ids)
-        if (c == '[' || c == ']' || c == ',') c = ' ';
-    std::istringstream in(ids);
-    std::vector<int32_t> out;
-    for (int64_t id; in >> id;) out.push_back(static_cast<int32_t>(id));
-    return out;
+    return test::read_token_ids(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
 }
 
 void run(const Suite& s, quant::Effort effort) {

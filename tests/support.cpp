@@ -33,6 +33,16 @@ std::string read_text(const std::filesystem::path& p) {
     return {bytes.begin(), bytes.end()};
 }
 
+std::vector<int32_t> read_token_ids(const std::filesystem::path& p) {
+    std::string text = read_text(p);
+    for (char& c : text)
+        if (c == '[' || c == ']' || c == ',') c = ' ';
+    std::istringstream in(text);
+    std::vector<int32_t> ids;
+    for (int64_t id; in >> id;) ids.push_back(static_cast<int32_t>(id));
+    return ids;
+}
+
 std::vector<uint8_t> read_bytes(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read " + p.string());

@@ -30,6 +30,8 @@ private:
 std::vector<uint8_t> read_bytes(const std::filesystem::path& p);
 // A whole file as a string (fails the running test when it cannot be read).
 std::string read_text(const std::filesystem::path& p);
+// Token ids as llama-tokenize --ids prints them: "[1, 795, ...]".
+std::vector<int32_t> read_token_ids(const std::filesystem::path& p);
 void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& bytes);
 // A file of little-endian f32 values.
 std::vector<float> read_floats(const std::filesystem::path& p);

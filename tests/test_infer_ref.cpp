@@ -27,17 +27,6 @@ namespace {
 std::filesystem::path eval_dir() { return test::ref_dir() / "eval"; }
 std::filesystem::path model_path(const std::string& name) { return test::ref_dir() / "gguf" / "llama-quantize" / name; }
 
-// llama-tokenize --ids output: "[1, 795, ...]".
-std::vector<int32_t> read_token_ids(const std::filesystem::path& p) {
-    std::vector<int32_t> ids;
-    std::string text = test::read_text(p);
-    for (char& c : text)
-        if (c == '[' || c == ']' || c == ',') c = ' ';
-    std::istringstream in(text);
-    for (int64_t id; in >> id;) ids.push_back(static_cast<int32_t>(id));
-    return ids;
-}
-
 // The number after `label` in llama.cpp's output (first occurrence after the last `after`).
 double figure_after(const std::string& text, const std::string& label) {
     const size_t at = text.rfind(label);
@@ -46,7 +35,7 @@ double figure_after(const std::string& text, const std::string& label) {
 }
 
 const std::vector<int32_t>& license_tokens() {
-    static const std::vector<int32_t> ids = read_token_ids(eval_dir() / "tokens-tiny-licenses.txt");
+    static const std::vector<int32_t> ids = test::read_token_ids(eval_dir() / "tokens-tiny-licenses.txt");
     return ids;
 }
 
