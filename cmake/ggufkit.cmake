@@ -24,6 +24,9 @@ function(ggufkit_apply_flags dir)
     get_target_property(kind ${t} TYPE)
     if(kind MATCHES "^(STATIC_LIBRARY|SHARED_LIBRARY|MODULE_LIBRARY|OBJECT_LIBRARY|EXECUTABLE)$")
       target_compile_options(${t} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:${GGUFKIT_WARNINGS};${GGUFKIT_FLAGS}>")
+      # Standard C++ whoever adds us: a parent project's default (gnu++20) would change every
+      # compile command, and with it every ccache key the top-level build has filled.
+      set_target_properties(${t} PROPERTIES CXX_EXTENSIONS OFF)
       if(GGUFKIT_LINK_FLAGS)
         target_link_options(${t} PRIVATE ${GGUFKIT_LINK_FLAGS})
       endif()

@@ -34,9 +34,14 @@ cmake --build "$tmp/installed" >/dev/null
 echo "== add_subdirectory(ggufkit)"
 # (Without CUDA: the installed run above links kernels_cuda where the build has it; compiling
 # it again here would only cost time.)
-cmake -S "$src/tests/consumer" -B "$tmp/added" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+# The build folder is a sibling of BUILD_DIR: ccache keys hold include paths relative to the
+# compiler's working folder, so at the same depth the library's objects are cache hits of the
+# top-level build's instead of a second full compile.
+added="$(dirname "$build")/.consumer-added-$$"
+trap 'rm -rf "$tmp" "$added"' EXIT
+cmake -S "$src/tests/consumer" -B "$added" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DGGUFKIT_SOURCE_DIR="$src" -DGGUFKIT_CUDA=OFF "${launcher[@]}" >/dev/null
-cmake --build "$tmp/added" >/dev/null
-"$tmp/added/consumer" "$tmp/added.gguf"
+cmake --build "$added" >/dev/null
+"$added/consumer" "$tmp/added.gguf"
 # A project that adds ggufkit gets no tests, tools' tests or fixtures of ours.
-test ! -e "$tmp/added/ggufkit/tests"
+test ! -e "$added/ggufkit/tests"
