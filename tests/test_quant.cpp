@@ -410,3 +410,45 @@ TEST_CASE("--effort fast on the legacy types: no block has more error than ggml'
     CHECK(quant::effort_from_name("fast") == quant::Effort::Fast);
     CHECK(!quant::effort_from_name("quick"));
 }
+
+// The grid i-quants' searches run many entries side by side (grid_fit.cpp); they must pick
+// what a plain scan over the entries picks, ties going to the first. These hashes are the
+// bytes the scalar search wrote (b64b63d) for rows made from integers alone (exact floats on
+// any compiler), so a change in the search's choices, or in its tie-breaking, shows here.
+TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time search") {
+    auto mix = [](uint64_t z) {  // splitmix64
+        z += 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    const int rows = 4, n = 2816;
+    std::vector<float> x(static_cast<size_t>(rows) * n), w(n);
+    for (size_t i = 0; i < x.size(); ++i) {
+        const uint64_t r = mix(i);
+        // A sum of three uniform integers (bell-shaped), one value in 97 four times wider; the
+        // last row takes five levels only, with weights equal over each 8 columns: entries
+        // that are permutations of each other tie exactly there.
+        const int v = static_cast<int>(r % 2001) + static_cast<int>((r >> 16) % 2001) + static_cast<int>((r >> 32) % 2001) - 3000;
+        x[i] = static_cast<float>(v) * ((r >> 48) % 97 == 0 ? 4e-5f : 1e-5f);
+        if (i >= 3u * n) x[i] = static_cast<float>(static_cast<int>(r % 5) - 2) * 1e-3f;
+    }
+    for (int i = 0; i < n; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + mix(1000000 + static_cast<uint64_t>(i / 8)) % 64) / 8.0f;
+    const std::pair<const char*, uint64_t> expected[] = {
+        {"iq2_xxs", 0x930191181be9f8f5ull}, {"iq2_xs", 0x40126c21fab09f7dull}, {"iq2_s", 0x12ff6d82ed559d8eull},
+        {"iq3_xxs", 0x669e15fb10bcbc1full}, {"iq3_s", 0xbffdf1379add71b5ull},  {"iq1_s", 0x8357faaa124d7b7bull},
+        {"iq1_m", 0xd36b429435c94816ull},
+    };
+    for (const auto& [name, hash] : expected) {
+        CAPTURE(name);
+        const auto type = *gguf::type_from_name(name);
+        std::vector<uint8_t> q(row_bytes(type, n) * rows);
+        quantize(type, x, n, w, q);
+        uint64_t h = 1469598103934665603ull;  // FNV-1a
+        for (uint8_t b : q) {
+            h ^= b;
+            h *= 1099511628211ull;
+        }
+        CHECK(h == hash);
+    }
+}

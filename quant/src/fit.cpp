@@ -84,12 +84,6 @@ struct Sums {
     float err = 0, wxq = 0, wqq = 0, wq = 0;
 };
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
-#define QUANT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
-#else
-#define QUANT_AVX2_CLONE
-#endif
-
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: lane_sum is always inlined
 using Lanes = float __attribute__((vector_size(32)));

@@ -6,6 +6,16 @@
 
 #include "bytes.h"
 
+// A function compiled twice, for AVX2 and for any x86-64, the one to run chosen when the
+// library loads (GCC's function multiversioning). Code under it must compute the same bits
+// in both: fixed lane counts and summation orders, no fused multiply-adds (-ffp-contract=off).
+// quant_portable (QUANT_NO_CLONES) leaves the clones out so a test can compare the bytes.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
+#define QUANT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#else
+#define QUANT_AVX2_CLONE
+#endif
+
 namespace quant::detail {
 
 // The float an f16 field will hold for v (what dequantization will multiply by).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <limits>
 
@@ -46,7 +47,108 @@ Grid unpack_iq1() {
     return g;
 }
 
+Grid with_columns(Grid g) {
+    g.column.resize(g.value.size());
+    for (int e = 0; e < g.entries; ++e)
+        for (int j = 0; j < g.k; ++j) g.column[static_cast<size_t>(j * g.entries + e)] = g.value[static_cast<size_t>(e * g.k + j)];
+    return g;
+}
+
 constexpr int kSuper = 256;
+
+// The grid searches below run entries side by side in 8-lane vectors (one AVX2 register,
+// two SSE ones), each lane computing exactly what a scalar loop over the entries would, so
+// every clone finds the same bits. (16-lane vectors in an AVX-512 clone measured slower.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call
+using F8 = float __attribute__((vector_size(32)));
+using I8 = int __attribute__((vector_size(32)));
+constexpr I8 kLane = {0, 1, 2, 3, 4, 5, 6, 7};
+
+// The first e in [lo, hi) with the least v_e = dl (dl B[e] - 2 A[e]) (NaNs never chosen;
+// lo, with v = +inf, when no v_e is finite), and that v: what a scan keeping each strictly
+// smaller value finds. Most of the grid i-quants' time is here. Sixteen lanes (two
+// vectors): lane l keeps the first least value among the entries e = l (mod 16), and the
+// least (v, e) pair over the lanes is the scan's answer.
+QUANT_AVX2_CLONE
+int first_minimum(const float* A, const float* B, int lo, int hi, float dl, float& best_v) {
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    F8 v0 = F8{} + inf, v1 = v0;
+    I8 e0 = I8{} + lo, e1 = e0;
+    int e = lo;
+    for (; e + 16 <= hi; e += 16) {
+        F8 a0, a1, b0, b1;
+        std::memcpy(&a0, A + e, sizeof a0);
+        std::memcpy(&a1, A + e + 8, sizeof a1);
+        std::memcpy(&b0, B + e, sizeof b0);
+        std::memcpy(&b1, B + e + 8, sizeof b1);
+        const F8 t0 = dl * (dl * b0 - 2 * a0), t1 = dl * (dl * b1 - 2 * a1);
+        const I8 s0 = t0 < v0, s1 = t1 < v1;
+        v0 = s0 ? t0 : v0;
+        v1 = s1 ? t1 : v1;
+        e0 = s0 ? e + kLane : e0;
+        e1 = s1 ? e + 8 + kLane : e1;
+    }
+    // Fold the lanes pairwise down to one. A lane that never found a finite value holds
+    // (+inf, lo), and lo is no later than any lane's entry.
+    auto fold = [&](F8 v2, I8 at2) {
+        const I8 other = (v2 < v0) | ((v2 == v0) & (at2 < e0));
+        v0 = other ? v2 : v0;
+        e0 = other ? at2 : e0;
+    };
+    fold(v1, e1);
+    fold(__builtin_shufflevector(v0, v0, 4, 5, 6, 7, 0, 1, 2, 3), __builtin_shufflevector(e0, e0, 4, 5, 6, 7, 0, 1, 2, 3));
+    fold(__builtin_shufflevector(v0, v0, 2, 3, 0, 1, 6, 7, 4, 5), __builtin_shufflevector(e0, e0, 2, 3, 0, 1, 6, 7, 4, 5));
+    fold(__builtin_shufflevector(v0, v0, 1, 0, 3, 2, 5, 4, 7, 6), __builtin_shufflevector(e0, e0, 1, 0, 3, 2, 5, 4, 7, 6));
+    best_v = v0[0];
+    int best_e = v0[0] < inf ? e0[0] : lo;
+    for (; e < hi; ++e) {  // the entries past the last whole 16: later than any lane's
+        const float t = dl * (dl * B[e] - 2 * A[e]);
+        if (t < best_v) {
+            best_v = t;
+            best_e = e;
+        }
+    }
+    return best_e;
+}
+
+// A_e = sum_j w_j a_j g_ej and B_e = sum_j w_j g_ej^2 for every entry of the grid, for one
+// group's k targets a and weights w, each summed over j in order.
+QUANT_AVX2_CLONE
+void entry_sums(const Grid& g, const float* a, const float* w, float* A, float* B) {
+    for (int e = 0; e < g.entries; e += 8) {
+        F8 sa{}, sb{};
+        for (int j = 0; j < g.k; ++j) {
+            F8 ge;
+            std::memcpy(&ge, g.column.data() + j * g.entries + e, sizeof ge);
+            sa += (w[j] * a[j]) * ge;
+            sb += (w[j] * ge) * ge;
+        }
+        std::memcpy(A + e, &sa, sizeof sa);
+        std::memcpy(B + e, &sb, sizeof sb);
+    }
+}
+
+// The least weighted error sum_j w_j (a_j - dl g_ej)^2 over all entries (NaNs never chosen).
+QUANT_AVX2_CLONE
+float nearest_error(const Grid& g, const float* a, const float* w, float dl) {
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    F8 best = F8{} + inf;
+    for (int e = 0; e < g.entries; e += 8) {
+        F8 err{};
+        for (int j = 0; j < g.k; ++j) {
+            F8 ge;
+            std::memcpy(&ge, g.column.data() + j * g.entries + e, sizeof ge);
+            const F8 d = a[j] - dl * ge;
+            err += (w[j] * d) * d;
+        }
+        best = err < best ? err : best;
+    }
+    float m = inf;
+    for (int l = 0; l < 8; ++l) m = std::min(m, best[l]);
+    return m;
+}
+#pragma GCC diagnostic pop
 
 // Per group of k values: A_e and B_e for every entry, and C = sum w a^2.
 struct Tables {
@@ -59,35 +161,15 @@ struct Tables {
             const float* ag = a + q * g.k;
             const float* wg = w + q * g.k;
             for (int j = 0; j < g.k; ++j) C[q] += wg[j] * ag[j] * ag[j];
-            float* Aq = A.data() + q * g.entries;
-            float* Bq = B.data() + q * g.entries;
-            for (int e = 0; e < g.entries; ++e) {
-                const float* ge = g.value.data() + e * g.k;
-                float sa = 0, sb = 0;
-                for (int j = 0; j < g.k; ++j) {
-                    sa += wg[j] * ag[j] * ge[j];
-                    sb += wg[j] * ge[j] * ge[j];
-                }
-                Aq[e] = sa;
-                Bq[e] = sb;
-            }
+            entry_sums(g, ag, wg, A.data() + q * g.entries, B.data() + q * g.entries);
         }
     }
     // The best entry in [lo, hi) for group q at scale dl, and its error.
     int best(int q, int entries, int lo, int hi, float dl, float& err) const {
-        const float* Aq = A.data() + q * entries;
-        const float* Bq = B.data() + q * entries;
-        int best_e = lo;
-        float best_v = std::numeric_limits<float>::infinity();
-        for (int e = lo; e < hi; ++e) {
-            const float v = dl * (dl * Bq[e] - 2 * Aq[e]);
-            if (v < best_v) {
-                best_v = v;
-                best_e = e;
-            }
-        }
+        float best_v;
+        const int e = first_minimum(A.data() + q * entries, B.data() + q * entries, lo, hi, dl, best_v);
         err = C[q] + best_v;
-        return best_e;
+        return e;
     }
 };
 
@@ -115,29 +197,14 @@ float refit(const Tables& t, const Grid& g, int first, int count, const uint16_t
 
 }  // namespace
 
-const Grid& grid_iq2xxs() { static const Grid g = unpack(grids::kIQ2XXS, 8); return g; }
-const Grid& grid_iq2xs() { static const Grid g = unpack(grids::kIQ2XS, 8); return g; }
-const Grid& grid_iq2s() { static const Grid g = unpack(grids::kIQ2S, 8); return g; }
-const Grid& grid_iq3xxs() { static const Grid g = unpack(grids::kIQ3XXS, 4); return g; }
-const Grid& grid_iq3s() { static const Grid g = unpack(grids::kIQ3S, 4); return g; }
-const Grid& grid_iq1() { static const Grid g = unpack_iq1(); return g; }
+const Grid& grid_iq2xxs() { static const Grid g = with_columns(unpack(grids::kIQ2XXS, 8)); return g; }
+const Grid& grid_iq2xs() { static const Grid g = with_columns(unpack(grids::kIQ2XS, 8)); return g; }
+const Grid& grid_iq2s() { static const Grid g = with_columns(unpack(grids::kIQ2S, 8)); return g; }
+const Grid& grid_iq3xxs() { static const Grid g = with_columns(unpack(grids::kIQ3XXS, 4)); return g; }
+const Grid& grid_iq3s() { static const Grid g = with_columns(unpack(grids::kIQ3S, 4)); return g; }
+const Grid& grid_iq1() { static const Grid g = with_columns(unpack_iq1()); return g; }
 
 namespace {
-
-// The least weighted error of k values' targets a at scale dl over all grid entries.
-float nearest_error(const Grid& g, const float* a, const float* w, float dl) {
-    float best = std::numeric_limits<float>::infinity();
-    for (int e = 0; e < g.entries; ++e) {
-        const float* ge = g.value.data() + e * g.k;
-        float err = 0;
-        for (int j = 0; j < g.k; ++j) {
-            const float d = a[j] - dl * ge[j];
-            err += w[j] * d * d;
-        }
-        best = std::min(best, err);
-    }
-    return best;
-}
 
 // For 8 values whose signs have odd parity, the one to store with the wrong sign: the one
 // whose flip leaves the least error once the grid does its best, at a provisional scale.
@@ -145,11 +212,15 @@ int best_flip(const Grid& g, const float* a, const float* w, float dl) {
     int best_j = 0;
     float best = std::numeric_limits<float>::infinity();
     float trial[8];
+    // With 4-value entries a flip changes one half's error; the other keeps its own.
+    float unflipped[2] = {};
+    if (g.k < 8)
+        for (int h = 0; h < 8; h += g.k) unflipped[h / g.k] = nearest_error(g, a + h, w + h, dl);
     for (int j = 0; j < 8; ++j) {
         std::copy(a, a + 8, trial);
         trial[j] = -trial[j];
         float err = 0;
-        for (int h = 0; h < 8; h += g.k) err += nearest_error(g, trial + h, w + h, dl);
+        for (int h = 0; h < 8; h += g.k) err += (j / g.k == h / g.k || g.k == 8) ? nearest_error(g, trial + h, w + h, dl) : unflipped[h / g.k];
         if (err < best) {
             best = err;
             best_j = j;
@@ -215,10 +286,31 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
         for (float factor : {0.6f, 0.75f, 0.9f, 1.05f}) starts.push_back(amax / grid.max_magnitude * factor);
         for (float m : grid.magnitudes)
             if (m < grid.max_magnitude) starts.push_back(amax / m);
+        // The rounds from different starts often reach the same scale (a third of the trials
+        // on IQ2_XS): a scale tried before gives the same entries and error without a search.
+        struct Tried {
+            float d, err;
+            uint16_t entries[8];
+        };
+        Tried tried[64];
+        int n_tried = 0;
+        auto trial_error = [&](float d) {
+            for (int i = 0; i < n_tried; ++i)
+                if (tried[i].d == d) {
+                    std::copy(tried[i].entries, tried[i].entries + per_scale, trial + first);
+                    return tried[i].err;
+                }
+            const float err = span_error(first, d, trial);
+            if (n_tried < 64 && per_scale <= 8) {
+                tried[n_tried] = {d, err, {}};
+                std::copy(trial + first, trial + first + per_scale, tried[n_tried++].entries);
+            }
+            return err;
+        };
         for (float start : starts) {
             float d = start;
             for (int round = 0; round < 3 && d > 0; ++round) {
-                const float err = span_error(first, d, trial);
+                const float err = trial_error(d);
                 if (err < best) {
                     best = err;
                     dl[s] = d;

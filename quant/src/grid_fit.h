@@ -10,7 +10,8 @@ namespace quant::detail {
 // A grid unpacked to floats: entry e's k magnitudes at value[e x k].
 struct Grid {
     std::vector<float> value;
-    int entries = 0, k = 0;
+    std::vector<float> column;  // the same transposed: coordinate j of entry e at column[j x entries + e]
+    int entries = 0, k = 0;     // entries: a multiple of 16
     float max_magnitude = 0;
     std::vector<float> magnitudes;  // the distinct non-zero magnitudes entries use, ascending
 };
