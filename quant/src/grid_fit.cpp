@@ -129,24 +129,41 @@ void entry_sums(const Grid& g, const float* a, const float* w, float* A, float* 
     }
 }
 
-// The least weighted error sum_j w_j (a_j - dl g_ej)^2 over all entries (NaNs never chosen).
+// For k = g.k targets a: the least weighted error over all entries with a_f negated, for
+// each f (to flipped[f]), and with none negated (returned). Each error is summed over j in
+// order, as a loop over j would (the bits of one search per flip), but the sums share their terms: the
+// terms before f are the unflipped prefix, the ones after it are the unflipped terms.
 QUANT_AVX2_CLONE
-float nearest_error(const Grid& g, const float* a, const float* w, float dl) {
+float flip_errors(const Grid& g, const float* a, const float* w, float dl, float* flipped) {
     constexpr float inf = std::numeric_limits<float>::infinity();
-    F8 best = F8{} + inf;
+    const int k = g.k;
+    F8 best[9];
+    for (int f = 0; f <= k; ++f) best[f] = F8{} + inf;
     for (int e = 0; e < g.entries; e += 8) {
-        F8 err{};
-        for (int j = 0; j < g.k; ++j) {
+        F8 term[8], term_flipped[8];
+        for (int j = 0; j < k; ++j) {
             F8 ge;
             std::memcpy(&ge, g.column.data() + j * g.entries + e, sizeof ge);
-            const F8 d = a[j] - dl * ge;
-            err += (w[j] * d) * d;
+            const F8 d = a[j] - dl * ge, df = -a[j] - dl * ge;
+            term[j] = (w[j] * d) * d;
+            term_flipped[j] = (w[j] * df) * df;
         }
-        best = err < best ? err : best;
+        F8 prefix{};
+        for (int f = 0; f < k; ++f) {
+            F8 err = prefix + term_flipped[f];
+            for (int j = f + 1; j < k; ++j) err += term[j];
+            best[f] = err < best[f] ? err : best[f];
+            prefix += term[f];
+        }
+        best[k] = prefix < best[k] ? prefix : best[k];
     }
-    float m = inf;
-    for (int l = 0; l < 8; ++l) m = std::min(m, best[l]);
-    return m;
+    auto least = [](const F8& v) {
+        float m = inf;
+        for (int l = 0; l < 8; ++l) m = std::min(m, v[l]);
+        return m;
+    };
+    for (int f = 0; f < k; ++f) flipped[f] = least(best[f]);
+    return least(best[k]);
 }
 #pragma GCC diagnostic pop
 
@@ -209,18 +226,14 @@ namespace {
 // For 8 values whose signs have odd parity, the one to store with the wrong sign: the one
 // whose flip leaves the least error once the grid does its best, at a provisional scale.
 int best_flip(const Grid& g, const float* a, const float* w, float dl) {
+    // Each part of g.k values: its least error with each value negated, and as it is.
+    float flipped[8], unflipped[2];
+    for (int h = 0; h < 8; h += g.k) unflipped[h / g.k] = flip_errors(g, a + h, w + h, dl, flipped + h);
     int best_j = 0;
     float best = std::numeric_limits<float>::infinity();
-    float trial[8];
-    // With 4-value entries a flip changes one half's error; the other keeps its own.
-    float unflipped[2] = {};
-    if (g.k < 8)
-        for (int h = 0; h < 8; h += g.k) unflipped[h / g.k] = nearest_error(g, a + h, w + h, dl);
     for (int j = 0; j < 8; ++j) {
-        std::copy(a, a + 8, trial);
-        trial[j] = -trial[j];
         float err = 0;
-        for (int h = 0; h < 8; h += g.k) err += (j / g.k == h / g.k || g.k == 8) ? nearest_error(g, trial + h, w + h, dl) : unflipped[h / g.k];
+        for (int h = 0; h < 8; h += g.k) err += j / g.k == h / g.k ? flipped[j] : unflipped[h / g.k];
         if (err < best) {
             best = err;
             best_j = j;
