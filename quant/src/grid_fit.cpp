@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <immintrin.h>
 #include <iterator>
 #include <limits>
 
@@ -58,7 +59,8 @@ constexpr int kSuper = 256;
 
 // The grid searches below run entries side by side in 8-lane vectors (one AVX2 register,
 // two SSE ones), each lane computing exactly what a scalar loop over the entries would, so
-// every clone finds the same bits. (16-lane vectors in an AVX-512 clone measured slower.)
+// every clone finds the same bits. (GCC's 16-lane vectors in an AVX-512 clone measured
+// slower; the entry scan has an AVX-512 path of its own, in intrinsics.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call
 using F8 = float __attribute__((vector_size(32)));
@@ -69,9 +71,60 @@ constexpr I8 kLane = {0, 1, 2, 3, 4, 5, 6, 7};
 // lo, with v = +inf, when no v_e is finite), and that v: what a scan keeping each strictly
 // smaller value finds. Most of the grid i-quants' time is here. Sixteen lanes (two
 // vectors): lane l keeps the first least value among the entries e = l (mod 16), and the
-// least (v, e) pair over the lanes is the scan's answer.
+// least (v, e) pair over the lanes is the scan's answer. Where the CPU has AVX-512 (and the
+// library its clones), the same scan runs on 32 lanes: 1.2-1.3x faster on IQ3_XXS/IQ3_S.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
+#define GRID_AVX512 1
+// The same scan on 32 lanes (two AVX-512 registers); the answer does not depend on the lane
+// count. Entries past the last whole 32 are scanned one by one.
+#pragma GCC diagnostic push  // GCC 12's _mm512_reduce_* read an uninitialized half-vector
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) int first_minimum_avx512(const float* A, const float* B, int lo, int hi, float dl,
+                                                            float& best_v) {
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    const __m512 vdl = _mm512_set1_ps(dl);
+    __m512 v0 = _mm512_set1_ps(inf), v1 = v0;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i e0 = _mm512_set1_epi32(lo), e1 = e0;
+    int e = lo;
+    for (; e + 32 <= hi; e += 32) {
+        const __m512 a0 = _mm512_loadu_ps(A + e), a1 = _mm512_loadu_ps(A + e + 16);
+        const __m512 b0 = _mm512_loadu_ps(B + e), b1 = _mm512_loadu_ps(B + e + 16);
+        const __m512 t0 = _mm512_mul_ps(vdl, _mm512_sub_ps(_mm512_mul_ps(vdl, b0), _mm512_add_ps(a0, a0)));
+        const __m512 t1 = _mm512_mul_ps(vdl, _mm512_sub_ps(_mm512_mul_ps(vdl, b1), _mm512_add_ps(a1, a1)));
+        const __mmask16 s0 = _mm512_cmp_ps_mask(t0, v0, _CMP_LT_OQ), s1 = _mm512_cmp_ps_mask(t1, v1, _CMP_LT_OQ);
+        v0 = _mm512_mask_mov_ps(v0, s0, t0);
+        v1 = _mm512_mask_mov_ps(v1, s1, t1);
+        e0 = _mm512_mask_mov_epi32(e0, s0, _mm512_add_epi32(_mm512_set1_epi32(e), lane));
+        e1 = _mm512_mask_mov_epi32(e1, s1, _mm512_add_epi32(_mm512_set1_epi32(e + 16), lane));
+    }
+    // The least (v, entry) pair: v1's lane wins where smaller, or equal with a lower entry.
+    const __mmask16 other = _mm512_cmp_ps_mask(v1, v0, _CMP_LT_OQ) |
+                            (_mm512_cmp_ps_mask(v1, v0, _CMP_EQ_OQ) & _mm512_cmplt_epi32_mask(e1, e0));
+    v0 = _mm512_mask_mov_ps(v0, other, v1);
+    e0 = _mm512_mask_mov_epi32(e0, other, e1);
+    best_v = _mm512_reduce_min_ps(v0);
+    int best_e = lo;
+    if (best_v < inf) best_e = _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(v0, _mm512_set1_ps(best_v), _CMP_EQ_OQ), e0);
+    for (; e < hi; ++e) {  // the entries past the last whole 32: later than any lane's
+        const float t = dl * (dl * B[e] - 2 * A[e]);
+        if (t < best_v) {
+            best_v = t;
+            best_e = e;
+        }
+    }
+    return best_e;
+}
+#pragma GCC diagnostic pop
+const bool kHasAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));  // init: this runs in a static initializer
+#endif
+
 QUANT_AVX2_CLONE
 int first_minimum(const float* A, const float* B, int lo, int hi, float dl, float& best_v) {
+#ifdef GRID_AVX512
+    if (kHasAvx512) return first_minimum_avx512(A, B, lo, hi, dl, best_v);
+#endif
     constexpr float inf = std::numeric_limits<float>::infinity();
     F8 v0 = F8{} + inf, v1 = v0;
     I8 e0 = I8{} + lo, e1 = e0;
