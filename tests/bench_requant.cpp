@@ -1,6 +1,6 @@
 // Benchmark: gguf requant's wall time, throughput and peak memory. Prints figures; asserts
 // nothing.
-//   bench_requant [SHAPE] [RUNS]
+//   bench_requant [SHAPE] [RUNS] [MIXES]
 //   SHAPE 984M (default): llama, 8 layers, 2048 wide, 5632 FFN, 32,000 tokens, f16 (the
 //         shape of the issue's llama.cpp figures: 15.1 s for Q4_K_M and 4.1 s for Q8_0 on
 //         2 threads, 1.49 GB peak RSS, measured by the issue's author on this machine type)
@@ -10,6 +10,11 @@
 // wall time, input GB/s, the child's peak RSS, and its peak anonymous RSS (sampled every
 // 5 ms: memory that is not file pages the kernel can drop). The yardstick is reading the
 // input's mapped bytes once, in the same run. BENCH_MODEL=FILE keeps (or reuses) the model.
+// MIXES (a comma-separated list of `--type` names, or "all" for every target of `--list`
+// but COPY and the aliases): those mixes instead, on 2 threads; a name ending in "+imatrix" uses a generated
+// importance matrix (log-normal column weights per weight tensor), and so does any mix whose
+// base type needs one. Beside each, llama-quantize's time where issue 18 recorded it (2
+// threads, this machine type, another day: compare through the yardstick).
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -17,11 +22,15 @@
 
 #include <atomic>
 #include <cstring>
+#include <cmath>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "fixtures.h"
 #include "gguf/file.h"
+#include "quant/imatrix.h"
+#include "quant/quant.h"
 #include "requant/run.h"
 #include "support.h"
 
@@ -43,7 +52,8 @@ struct Run {
 };
 
 // One requantize in a child process, so its memory figures are its own.
-Run run_child(const std::filesystem::path& in, const std::filesystem::path& out, const char* mix, int threads) {
+Run run_child(const std::filesystem::path& in, const std::filesystem::path& out, std::string_view mix, int threads,
+              const std::filesystem::path& imatrix = {}) {
     int pipefd[2];
     if (::pipe(pipefd) != 0) std::abort();
     const auto start = std::chrono::steady_clock::now();
@@ -61,6 +71,7 @@ Run run_child(const std::filesystem::path& in, const std::filesystem::path& out,
         gguf::requant::RunOptions o;
         o.plan.target = gguf::requant::find_target(mix);
         o.threads = threads;
+        if (!imatrix.empty()) o.imatrix = imatrix;
         int status = 0;
         try {
             gguf::requant::requantize(in, out, o);
@@ -82,8 +93,39 @@ Run run_child(const std::filesystem::path& in, const std::filesystem::path& out,
     rusage ru{};
     ::wait4(pid, &status, 0, &ru);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) std::abort();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {-1, 0, 0};  // the child said why
     return {s, static_cast<uint64_t>(ru.ru_maxrss), anon};
+}
+
+// llama-quantize on the 984M shape, 2 threads, as issue 18 recorded it (seconds; the
+// i-quants with an importance matrix).
+double llama_cpp_seconds(std::string_view mix) {
+    static const std::pair<std::string_view, double> figures[] = {
+        {"Q4_K_M", 14.86}, {"Q8_0", 2.68},  {"IQ4_XS", 44.0},         {"Q6_K", 9.09},          {"Q2_K", 11.71},
+        {"Q4_0", 3.31},    {"Q5_K_M", 0.0}, {"IQ3_XXS+imatrix", 75.0}, {"IQ2_XS+imatrix", 100.0},
+    };
+    for (const auto& [name, seconds] : figures)
+        if (name == mix && seconds > 0) return seconds;
+    return 0;
+}
+
+// An importance matrix for every weight matrix of the model but the token embedding:
+// log-normal column weights (a fixed seed), as if from one chunk.
+void write_imatrix(const std::filesystem::path& model, const std::filesystem::path& out) {
+    const gguf::File f = gguf::File::open(model);
+    quant::ImportanceMatrix m;
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (const auto& t : f.tensors()) {
+        if (t.n_dims != 2 || t.name == "token_embd.weight") continue;
+        std::vector<float> sums(static_cast<size_t>(t.shape[0]));
+        for (float& v : sums) v = std::exp(normal(rng));
+        m.set(std::string(t.name), quant::ImatrixEntry{std::move(sums), {1.0f}});
+    }
+    m.chunk_count = 1;
+    m.chunk_size = 512;
+    m.datasets = {"generated"};
+    m.save(out, quant::ImatrixFormat::Gguf);
 }
 
 }  // namespace
@@ -122,12 +164,66 @@ int main(int argc, char** argv) {
             if (sum == 42) std::abort();
         });
         fmt::print("yardstick: reading the mapped input once: {:.2f} s ({:.2f} GB/s)\n", ns / 1e9, size / ns);
+        std::fflush(stdout);
+    }
+    if (argc > 3) {
+        std::vector<std::string> mixes;
+        if (std::string_view(argv[3]) == "all") {
+            for (const auto& t : gguf::requant::targets())
+                if (!t.copy && !t.note.starts_with("alias")) mixes.emplace_back(t.name);
+        } else {
+            std::string list = argv[3];
+            for (size_t at = 0; at <= list.size();) {
+                const size_t comma = std::min(list.find(',', at), list.size());
+                if (comma > at) mixes.push_back(list.substr(at, comma - at));
+                at = comma + 1;
+            }
+        }
+        const auto imatrix = dir / "imatrix.gguf";
+        write_imatrix(in, imatrix);
+        fmt::print("{:<18} {:>9} {:>10} {:>14} {:>14} {:>12}\n", "mix (2 threads)", "wall s", "input GB/s", "peak RSS MiB",
+                   "llama.cpp s", "ratio");
+        for (const std::string& name : mixes) {
+            std::string mix = name;
+            bool with_imatrix = false;
+            if (mix.size() > 8 && mix.ends_with("+imatrix")) {
+                mix.resize(mix.size() - 8);
+                with_imatrix = true;
+            }
+            const auto* target = gguf::requant::find_target(mix);
+            if (!target) {
+                fmt::print(stderr, "unknown mix {}\n", mix);
+                return 2;
+            }
+            if (quant::needs_importance(target->base)) with_imatrix = true;
+            std::vector<Run> r;
+            for (int i = 0; i < runs; ++i) {
+                r.push_back(run_child(in, dir / "out.gguf", target->name, 2, with_imatrix ? imatrix : std::filesystem::path()));
+                if (r.back().seconds < 0 && !with_imatrix) {  // a mix whose rules need one for some tensors (Q2_K_S)
+                    with_imatrix = true;
+                    r.back() = run_child(in, dir / "out.gguf", target->name, 2, imatrix);
+                }
+                if (r.back().seconds < 0) return 1;
+            }
+            const std::string label = with_imatrix ? std::string(target->name) + "+imatrix" : std::string(target->name);
+            std::sort(r.begin(), r.end(), [](const Run& a, const Run& b) { return a.seconds < b.seconds; });
+            const Run& m = r[r.size() / 2];
+            const double theirs = llama_cpp_seconds(label);
+            fmt::print("{:<18} {:>9.2f} {:>10.3f} {:>14.0f} {:>14} {:>12}\n", label, m.seconds, size / m.seconds / 1e9,
+                       static_cast<double>(m.peak_rss_kb) / 1024.0, theirs > 0 ? fmt::format("{:.2f}", theirs) : "-",
+                       theirs > 0 ? fmt::format("{:.2f}x", theirs / m.seconds) : "-");
+            std::fflush(stdout);
+        }
+        return 0;
     }
     fmt::print("{:<8} {:>7} {:>9} {:>10} {:>14} {:>16}\n", "mix", "threads", "wall s", "input GB/s", "peak RSS MiB", "peak anon MiB");
     for (const char* mix : {"Q8_0", "Q4_K_M"})
         for (int threads : {1, 2}) {
             std::vector<Run> r;
-            for (int i = 0; i < runs; ++i) r.push_back(run_child(in, dir / "out.gguf", mix, threads));
+            for (int i = 0; i < runs; ++i) {
+                r.push_back(run_child(in, dir / "out.gguf", mix, threads));
+                if (r.back().seconds < 0) return 1;
+            }
             std::sort(r.begin(), r.end(), [](const Run& a, const Run& b) { return a.seconds < b.seconds; });
             const Run& m = r[r.size() / 2];
             fmt::print("{:<8} {:>7} {:>9.2f} {:>10.3f} {:>14.0f} {:>16.0f}\n", mix, threads, m.seconds, size / m.seconds / 1e9,
