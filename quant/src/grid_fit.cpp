@@ -4,7 +4,9 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <iterator>
 #include <limits>
 
@@ -67,12 +69,6 @@ using F8 = float __attribute__((vector_size(32)));
 using I8 = int __attribute__((vector_size(32)));
 constexpr I8 kLane = {0, 1, 2, 3, 4, 5, 6, 7};
 
-// The first e in [lo, hi) with the least v_e = dl (dl B[e] - 2 A[e]) (NaNs never chosen;
-// lo, with v = +inf, when no v_e is finite), and that v: what a scan keeping each strictly
-// smaller value finds. Most of the grid i-quants' time is here. Sixteen lanes (two
-// vectors): lane l keeps the first least value among the entries e = l (mod 16), and the
-// least (v, e) pair over the lanes is the scan's answer. Where the CPU has AVX-512 (and the
-// library its clones), the same scan runs on 32 lanes: 1.2-1.3x faster on IQ3_XXS/IQ3_S.
 // Lane by lane, (v, at) becomes the lesser of (v, at) and (v2, at2): the smaller value, or
 // the lower entry of equal ones. Always inlined and by reference: the AVX2 clone and the
 // default one pass vectors in different registers, so an out-of-line copy taking them by
@@ -135,6 +131,12 @@ __attribute__((target("avx512f"))) int first_minimum_avx512(const float* A, cons
 const bool kHasAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));  // init: this runs in a static initializer
 #endif
 
+// The first e in [lo, hi) with the least v_e = dl (dl B[e] - 2 A[e]) (NaNs never chosen;
+// lo, with v = +inf, when no v_e is finite), and that v: what a scan keeping each strictly
+// smaller value finds. Most of the grid i-quants' time is here. Sixteen lanes (two
+// vectors): lane l keeps the first least value among the entries e = l (mod 16), and the
+// least (v, e) pair over the lanes is the scan's answer. Where the CPU has AVX-512 (and the
+// library its clones), the same scan runs on 32 lanes: 1.2-1.3x faster on IQ3_XXS/IQ3_S.
 QUANT_AVX2_CLONE
 int first_minimum(const float* A, const float* B, int lo, int hi, float dl, float& best_v) {
 #ifdef GRID_AVX512
@@ -187,8 +189,8 @@ void entry_sums(const Grid& g, const float* a, const float* w, float* A, float* 
 
 // For k = g.k targets a: the least weighted error over all entries with a_f negated, for
 // each f (to flipped[f]), and with none negated (returned). Each error is summed over j in
-// order, as a loop over j would (the bits of one search per flip), but the sums share their terms: the
-// terms before f are the unflipped prefix, the ones after it are the unflipped terms.
+// order, as one search per flip would sum it (the same bits), but the sums share their
+// terms: those before f are the unflipped prefix, those after it the unflipped terms.
 QUANT_AVX2_CLONE
 float flip_errors(const Grid& g, const float* a, const float* w, float dl, float* flipped) {
     constexpr float inf = std::numeric_limits<float>::infinity();
