@@ -103,7 +103,7 @@ Run run_child(const std::filesystem::path& in, const std::filesystem::path& out,
 double llama_cpp_seconds(std::string_view mix) {
     static const std::pair<std::string_view, double> figures[] = {
         {"Q4_K_M", 14.86}, {"Q8_0", 2.68}, {"IQ4_XS", 44.0}, {"Q6_K", 9.09}, {"Q2_K", 11.71},
-        {"Q4_0", 3.31},    {"IQ3_XXS+imatrix", 75.0},           {"IQ2_XS+imatrix", 100.0},
+        {"Q4_0", 3.31},    {"IQ3_XXS+imatrix", 75.0}, {"IQ2_XS+imatrix", 100.0},
     };
     for (const auto& [name, seconds] : figures)
         if (name == mix) return seconds;
