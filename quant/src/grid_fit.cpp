@@ -26,7 +26,7 @@ template <class T, size_t N> Grid unpack(const T (&table)[N], int k) {
     for (size_t e = 0; e < N; ++e)
         for (int j = 0; j < k; ++j) {
             const float v = static_cast<float>((table[e] >> (8 * j)) & 0xff);
-            g.value[e * static_cast<size_t>(k) + static_cast<size_t>(j)] = v;
+            g.value[static_cast<size_t>(j) * N + e] = v;
             g.max_magnitude = std::max(g.max_magnitude, v);
             if (v > 0 && std::find(g.magnitudes.begin(), g.magnitudes.end(), v) == g.magnitudes.end()) g.magnitudes.push_back(v);
         }
@@ -43,17 +43,10 @@ Grid unpack_iq1() {
         for (int e = 0; e < 2048; ++e)
             for (int j = 0; j < 8; ++j) {
                 const float v = static_cast<float>(static_cast<int8_t>(grids::kIQ1S[e] >> (8 * j))) + (half ? -0.125f : 0.125f);
-                g.value[(static_cast<size_t>(half) * 2048 + static_cast<size_t>(e)) * 8 + static_cast<size_t>(j)] = v;
+                g.value[static_cast<size_t>(j * g.entries + half * 2048 + e)] = v;
                 g.max_magnitude = std::max(g.max_magnitude, std::fabs(v));
             }
     g.magnitudes = {0.125f, 0.875f};
-    return g;
-}
-
-Grid with_columns(Grid g) {
-    g.column.resize(g.value.size());
-    for (int e = 0; e < g.entries; ++e)
-        for (int j = 0; j < g.k; ++j) g.column[static_cast<size_t>(j * g.entries + e)] = g.value[static_cast<size_t>(e * g.k + j)];
     return g;
 }
 
@@ -178,7 +171,7 @@ void entry_sums(const Grid& g, const float* a, const float* w, float* A, float* 
         F8 sa{}, sb{};
         for (int j = 0; j < g.k; ++j) {
             F8 ge;
-            std::memcpy(&ge, g.column.data() + j * g.entries + e, sizeof ge);
+            std::memcpy(&ge, g.value.data() + j * g.entries + e, sizeof ge);
             sa += (w[j] * a[j]) * ge;
             sb += (w[j] * ge) * ge;
         }
@@ -201,7 +194,7 @@ float flip_errors(const Grid& g, const float* a, const float* w, float dl, float
         F8 term[8], term_flipped[8];
         for (int j = 0; j < k; ++j) {
             F8 ge;
-            std::memcpy(&ge, g.column.data() + j * g.entries + e, sizeof ge);
+            std::memcpy(&ge, g.value.data() + j * g.entries + e, sizeof ge);
             const F8 d = a[j] - dl * ge, df = -a[j] - dl * ge;
             term[j] = (w[j] * d) * d;
             term_flipped[j] = (w[j] * df) * df;
@@ -272,12 +265,12 @@ float refit(const Tables& t, const Grid& g, int first, int count, const uint16_t
 
 }  // namespace
 
-const Grid& grid_iq2xxs() { static const Grid g = with_columns(unpack(grids::kIQ2XXS, 8)); return g; }
-const Grid& grid_iq2xs() { static const Grid g = with_columns(unpack(grids::kIQ2XS, 8)); return g; }
-const Grid& grid_iq2s() { static const Grid g = with_columns(unpack(grids::kIQ2S, 8)); return g; }
-const Grid& grid_iq3xxs() { static const Grid g = with_columns(unpack(grids::kIQ3XXS, 4)); return g; }
-const Grid& grid_iq3s() { static const Grid g = with_columns(unpack(grids::kIQ3S, 4)); return g; }
-const Grid& grid_iq1() { static const Grid g = with_columns(unpack_iq1()); return g; }
+const Grid& grid_iq2xxs() { static const Grid g = unpack(grids::kIQ2XXS, 8); return g; }
+const Grid& grid_iq2xs() { static const Grid g = unpack(grids::kIQ2XS, 8); return g; }
+const Grid& grid_iq2s() { static const Grid g = unpack(grids::kIQ2S, 8); return g; }
+const Grid& grid_iq3xxs() { static const Grid g = unpack(grids::kIQ3XXS, 4); return g; }
+const Grid& grid_iq3s() { static const Grid g = unpack(grids::kIQ3S, 4); return g; }
+const Grid& grid_iq1() { static const Grid g = unpack_iq1(); return g; }
 
 namespace {
 

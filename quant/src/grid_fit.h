@@ -7,11 +7,11 @@
 
 namespace quant::detail {
 
-// A grid unpacked to floats: entry e's k magnitudes at value[e x k].
+// A grid unpacked to floats, by coordinate (so that searches run across entries): entry e's
+// coordinate j at value[j x entries + e].
 struct Grid {
     std::vector<float> value;
-    std::vector<float> column;  // the same transposed: coordinate j of entry e at column[j x entries + e]
-    int entries = 0, k = 0;     // entries: a multiple of 16
+    int entries = 0, k = 0;  // entries: a multiple of 16
     float max_magnitude = 0;
     std::vector<float> magnitudes;  // the distinct non-zero magnitudes entries use, ascending
 };
