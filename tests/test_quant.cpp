@@ -368,6 +368,35 @@ double reference_block_error(const float* x, bool affine, int range) {
 
 }  // namespace
 
+TEST_CASE("a block's scale starts from its first value of largest magnitude, and an affine block's minimum is its first least value") {
+    // Q4_0, fast: the scales tried send the first value of largest magnitude to code -8 or 7.
+    // With -2 first and +2 later, d = -2 / 7 < 0 fits both exactly (d = 0.25 clips +2); with
+    // +2 first, d = 2 / 7 > 0 does. A search that took the other one picks the other sign.
+    const auto q4_0_scale = [](float first, float later) {
+        std::vector<float> x(32, 0.0f);
+        x[3] = first;
+        x[10] = later;
+        std::vector<uint8_t> b(quant::row_bytes(quant::TypeId::Q4_0, 32));
+        quant::quantize(quant::TypeId::Q4_0, x, 32, {}, b, 0, quant::Effort::Fast);
+        return quant::f16_to_f32(static_cast<uint16_t>(b[0] | b[1] << 8));
+    };
+    CHECK(q4_0_scale(-2.0f, 2.0f) < 0);
+    CHECK(q4_0_scale(2.0f, -2.0f) > 0);
+    // Q4_1, fast: the minimum is stored as found. Among equal zeros the first one's sign stays
+    // (std::min keeps its first argument on a tie), so the f16 field says which came first.
+    const auto q4_1_min_bits = [](float a, float b) {
+        std::vector<float> x(32);
+        for (int i = 0; i < 32; ++i) x[i] = 0.25f * static_cast<float>(i + 1);  // no zeros but the two below
+        x[5] = a;
+        x[20] = b;
+        std::vector<uint8_t> out(quant::row_bytes(quant::TypeId::Q4_1, 32));
+        quant::quantize(quant::TypeId::Q4_1, x, 32, {}, out, 0, quant::Effort::Fast);
+        return static_cast<uint16_t>(out[2] | out[3] << 8);
+    };
+    CHECK(q4_1_min_bits(-0.0f, 0.0f) == 0x8000);
+    CHECK(q4_1_min_bits(0.0f, -0.0f) == 0x0000);
+}
+
 TEST_CASE("--effort fast on the legacy types: no block has more error than ggml's reference rounding; default and best differ from it") {
     constexpr int64_t kRows = 64, kCols = 512;
     std::mt19937 rng(21);

@@ -11,8 +11,6 @@
 
 namespace quant::detail {
 
-float as_stored_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
-
 namespace {
 
 inline float weight(const float* w, int i) { return w ? w[i] : 1.0f; }
@@ -94,6 +92,59 @@ constexpr int kLanes = 8;
 // with the wrong calling convention.
 [[gnu::always_inline]] inline float lane_sum(const Lanes& v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
+// The first value of largest magnitude (NaN never wins; 0 when every value is 0), as a
+// scalar loop keeping the first strictly larger |x| finds it: the largest |x| on lanes, then
+// the first value that has it.
+[[gnu::always_inline]] inline float first_largest(const float* x, int n) {
+    using Bits = int32_t __attribute__((vector_size(32)));
+    Lanes top{};
+    int i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        Bits v;
+        std::memcpy(&v, x + i, sizeof v);
+        const Lanes a = reinterpret_cast<Lanes>(v & 0x7fffffff);
+        top = a > top ? a : top;  // a NaN compares false: never taken
+    }
+    float amax = 0;
+    for (int k = 0; k < kLanes; ++k) amax = top[k] > amax ? top[k] : amax;
+    for (; i < n; ++i) amax = std::fabs(x[i]) > amax ? std::fabs(x[i]) : amax;
+    if (amax == 0) return 0.0f;
+    for (i = 0; std::fabs(x[i]) != amax; ++i) {
+    }
+    return x[i];
+}
+
+// The least and largest of x[0..n) as a scalar loop of std::min and std::max from x[0] finds
+// them: a NaN is skipped unless it is x[0], which then stays; among equal zeros of both
+// signs the first one wins, so a zero result is found again by that loop.
+[[gnu::always_inline]] inline void extremes(const float* x, int n, float& lo, float& hi) {
+    const float first = x[0];
+    Lanes l = Lanes{} + first, h = l;
+    int i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        Lanes v;
+        std::memcpy(&v, x + i, sizeof v);
+        l = v < l ? v : l;
+        h = h < v ? v : h;
+    }
+    lo = first, hi = first;
+    for (int k = 0; k < kLanes; ++k) {
+        lo = l[k] < lo ? l[k] : lo;
+        hi = hi < h[k] ? h[k] : hi;
+    }
+    for (; i < n; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+    }
+    if (lo == 0 || hi == 0) {  // which zero comes first decides the sign kept
+        lo = first, hi = first;
+        for (i = 1; i < n; ++i) {
+            lo = std::min(lo, x[i]);
+            hi = std::max(hi, x[i]);
+        }
+    }
+}
+
 // Weights of 1, for callers that pass none.
 const float* ones() {
     static const auto table = [] {
@@ -104,8 +155,7 @@ const float* ones() {
     return table.data();
 }
 
-QUANT_AVX2_CLONE
-Sums pass(const float* x, const float* w, int n, float lo, float hi, float d, float inverse, float m, float* q) {
+[[gnu::always_inline]] inline Sums pass(const float* x, const float* w, int n, float lo, float hi, float d, float inverse, float m, float* q) {
     Lanes err{}, wxq{}, wqq{}, wq{};
     const Lanes vlo = Lanes{} + lo, vhi = Lanes{} + hi;
     int i = 0;
@@ -155,8 +205,7 @@ struct LevelSteps {
 
 // Level indices (as floats) for x / d, the weighted squared error they leave, and the
 // least-squares sums for the scale (sum w x l, sum w l^2; l the levels' values).
-QUANT_AVX2_CLONE
-Sums level_pass(const float* x, const float* w, int n, const LevelSteps& ls, float d, float inverse, float* index) {
+[[gnu::always_inline]] inline Sums level_pass(const float* x, const float* w, int n, const LevelSteps& ls, float d, float inverse, float* index) {
     Lanes err{}, wxl{}, wll{};
     const Lanes one = Lanes{} + 1.0f, zero{};
     int i = 0;
@@ -214,49 +263,98 @@ Sums sums_for(const float* x, const float* w, int n, const Code* codes, float er
     return s;
 }
 
-Sums symmetric_pass_slow(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
+[[gnu::noinline]] Sums symmetric_pass_slow(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
     int8_t codes[256];
     const float err = symmetric_codes_divided(x, w, n, lo, hi, d, codes);
     return sums_for(x, w, n, codes, err, q);
 }
 
-Sums affine_pass_slow(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
+[[gnu::noinline]] Sums affine_pass_slow(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
     uint8_t codes[256];
     const float err = affine_codes_divided(x, w, n, hi, d, m, codes);
     return sums_for(x, w, n, codes, err, q);
 }
 
-Sums symmetric_at(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
+// Scale 0 (a k-quant's sub-block scale code nudged to 0, or an all-zero block): every code
+// is 0 and the error is the weighted sum of (x - m)^2, summed on lanes as `pass` sums. The
+// least-squares sums are 0, which ends any refit. Every code range here holds 0.
+[[gnu::always_inline]] inline Sums zero_pass(const float* x, const float* w, int n, float m, float* q) {
+    Lanes err{};
+    const Lanes offset = Lanes{} + m;
+    int i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        Lanes xv, wv;
+        std::memcpy(&xv, x + i, sizeof xv);
+        std::memcpy(&wv, w + i, sizeof wv);
+        const Lanes e = xv - offset;
+        err += wv * e * e;
+    }
+    Sums s{lane_sum(err), 0, 0, 0};
+    for (; i < n; ++i) {
+        const float e = x[i] - m;
+        s.err += w[i] * e * e;
+    }
+    for (i = 0; i < n; ++i) q[i] = 0;
+    return s;
+}
+
+[[gnu::always_inline]] inline Sums symmetric_at(const float* x, const float* w, int n, int lo, int hi, float d, float* q) {
+    if (d == 0) return zero_pass(x, w ? w : ones(), n, 0.0f, q);
     const float inverse = 1.0f / d;
     if (!invertible(d, inverse)) return symmetric_pass_slow(x, w, n, lo, hi, d, q);
     return pass(x, w ? w : ones(), n, static_cast<float>(lo), static_cast<float>(hi), d, inverse, 0.0f, q);
 }
 
-Sums affine_at(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
+[[gnu::always_inline]] inline Sums affine_at(const float* x, const float* w, int n, int hi, float d, float m, float* q) {
+    if (d == 0) return zero_pass(x, w ? w : ones(), n, m, q);
     const float inverse = 1.0f / d;
     if (!invertible(d, inverse)) return affine_pass_slow(x, w, n, hi, d, m, q);
     return pass(x, w ? w : ones(), n, 0.0f, static_cast<float>(hi), d, inverse, m, q);
 }
 
-}  // namespace
-
-float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+[[gnu::always_inline]] inline float symmetric_codes_body(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
     float c[256];
     const Sums s = symmetric_at(x, w, n, lo, hi, d, c);
     for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(c[i]);
     return s.err;
 }
 
-float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
+// The (scale, offset) pairs a search has tried, and at which round of their chain. Each
+// chain step is a pure function of the pair (its codes, error and refit), so a chain that
+// reaches a pair some chain already had at the same round or an earlier one would only see
+// again what that chain saw: it stops, and the fit picks what it would have picked (a
+// repeated error is never strictly lower than the best so far).
+struct Tried {
+    static constexpr int kMax = 48;
+    float d[kMax], m[kMax];
+    int round[kMax];
+    int n = 0;
+    bool covered(float dv, float mv, int r) const {
+        for (int i = 0; i < n; ++i)
+            if (d[i] == dv && m[i] == mv && round[i] <= r) return true;
+        return false;
+    }
+    void add(float dv, float mv, int r) {
+        if (n == kMax) return;
+        d[n] = dv, m[n] = mv, round[n] = r;
+        ++n;
+    }
+};
+
+// The fits below are written once, always inlined into functions for the block sizes the
+// formats use (16, 32) and for any n: with n known the loops unroll and the passes run
+// without calls. Each of those is cloned for AVX2 (QUANT_AVX2_CLONE); the arithmetic, and so
+// the bits, are the same in all of them.
+[[gnu::always_inline]] inline float fit_symmetric_body(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale,
+                                                       Search search) {
     auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
-    float xmax = 0;
-    for (int i = 0; i < n; ++i)
-        if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
+    const float xmax = first_largest(x, n);
     if (xmax == 0) {
         for (int i = 0; i < n; ++i) q[i] = 0;
         return 0.0f;
     }
     float trial[256];
+    Tried tried;
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (int target : {lo, hi}) {
         for (int step = -search.steps; step <= search.steps; ++step) {
@@ -266,6 +364,8 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
             // Alternate: the codes for a scale (one pass also gives their error and the sums),
             // then the weighted least-squares scale for those codes.
             for (int round = 0;; ++round) {
+                if (tried.covered(d, 0, round)) break;
+                tried.add(d, 0, round);
                 const Sums s = symmetric_at(x, w, n, lo, hi, d, trial);
                 if (s.err < best_err) {
                     best_err = s.err;
@@ -278,35 +378,60 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
             }
         }
     }
-    symmetric_codes(x, w, n, lo, hi, best_d, q);
+    symmetric_codes_body(x, w, n, lo, hi, best_d, q);
     return best_d;
 }
 
-float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+// The sums of w and w x, which do not depend on the codes, in the order GCC's vectorized
+// reduction (`omp simd`, SSE2) has always summed them, which the fits' bits depend on: four
+// lanes, each summing every fourth value, the lanes then added in order to 0, and any
+// values past the last four added one by one; without weights, w is 1 and x is summed one
+// value at a time.
+[[gnu::always_inline]] inline void weight_sums(const float* x, const float* w, int n, float& sw, float& sx) {
+    if (!w) {
+        float a = 0;
+        for (int i = 0; i < n; ++i) a += x[i];
+        sw = static_cast<float>(n);
+        sx = a;
+        return;
+    }
+    using Four = float __attribute__((vector_size(16)));
+    Four aw{}, ax{};
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        Four xv, wv;
+        std::memcpy(&xv, x + i, sizeof xv);
+        std::memcpy(&wv, w + i, sizeof wv);
+        aw += wv;
+        ax += wv * xv;
+    }
+    sw = (((0.0f + aw[0]) + aw[1]) + aw[2]) + aw[3];
+    sx = (((0.0f + ax[0]) + ax[1]) + ax[2]) + ax[3];
+    for (; i < n; ++i) {
+        sw += w[i];
+        sx += w[i] * x[i];
+    }
+}
+
+[[gnu::always_inline]] inline float affine_codes_body(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
     float c[256];
     const Sums s = affine_at(x, w, n, hi, d, m, c);
     for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(c[i]);
     return s.err;
 }
 
-void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d_out, float& m_out, bool f16_params,
-                bool non_positive_offset, Search search) {
-    float lo_v = x[0], hi_v = x[0];
-    for (int i = 1; i < n; ++i) {
-        lo_v = std::min(lo_v, x[i]);
-        hi_v = std::max(hi_v, x[i]);
-    }
+[[gnu::always_inline]] inline void fit_affine_body(const float* x, const float* w, int n, int hi, uint8_t* q, float& d_out, float& m_out,
+                                                     bool f16_params, bool non_positive_offset, Search search) {
+    float lo_v, hi_v;
+    extremes(x, n, lo_v, hi_v);
     if (non_positive_offset) lo_v = std::min(lo_v, 0.0f);
     auto stored = [f16_params](float v) { return f16_params ? as_stored_f16(finite_f16(v)) : v; };
     float trial[256];
+    Tried tried;
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0, best_m = stored(lo_v);
     if (hi_v != lo_v) {
-        float sw_f = 0, sx_f = 0;  // the parts of the least-squares sums that do not depend on the codes
-#pragma omp simd reduction(+ : sw_f, sx_f)
-        for (int i = 0; i < n; ++i) {
-            sw_f += weight(w, i);
-            sx_f += weight(w, i) * x[i];
-        }
+        float sw_f, sx_f;  // the parts of the least-squares sums that do not depend on the codes
+        weight_sums(x, w, n, sw_f, sx_f);
         const double sw = sw_f, sx = sx_f;
         for (int step = -search.steps; step <= search.steps; ++step) {
             float d = stored((hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step)));
@@ -314,6 +439,8 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
             // Alternate: the codes for (d, m) with their error and sums in one pass, then the
             // weighted least-squares d and m for those codes.
             for (int round = 0;; ++round) {
+                if (tried.covered(d, m, round)) break;
+                tried.add(d, m, round);
                 const Sums s = affine_at(x, w, n, hi, d, m, trial);
                 if (s.err < best_err) {
                     best_err = s.err;
@@ -337,14 +464,77 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
             }
         }
     }
-    affine_codes(x, w, n, hi, best_d, best_m, q);
+    affine_codes_body(x, w, n, hi, best_d, best_m, q);
     d_out = best_d;
     m_out = best_m;
 }
 
+QUANT_AVX2_CLONE float symmetric_codes_any(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+    return symmetric_codes_body(x, w, n, lo, hi, d, q);
+}
+QUANT_AVX2_CLONE float symmetric_codes_16(const float* x, const float* w, int lo, int hi, float d, int8_t* q) {
+    return symmetric_codes_body(x, w, 16, lo, hi, d, q);
+}
+QUANT_AVX2_CLONE float symmetric_codes_32(const float* x, const float* w, int lo, int hi, float d, int8_t* q) {
+    return symmetric_codes_body(x, w, 32, lo, hi, d, q);
+}
+QUANT_AVX2_CLONE float fit_symmetric_any(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
+    return fit_symmetric_body(x, w, n, lo, hi, q, f16_scale, search);
+}
+QUANT_AVX2_CLONE float fit_symmetric_16(const float* x, const float* w, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
+    return fit_symmetric_body(x, w, 16, lo, hi, q, f16_scale, search);
+}
+QUANT_AVX2_CLONE float fit_symmetric_32(const float* x, const float* w, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
+    return fit_symmetric_body(x, w, 32, lo, hi, q, f16_scale, search);
+}
+QUANT_AVX2_CLONE float affine_codes_any(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+    return affine_codes_body(x, w, n, hi, d, m, q);
+}
+QUANT_AVX2_CLONE float affine_codes_16(const float* x, const float* w, int hi, float d, float m, uint8_t* q) {
+    return affine_codes_body(x, w, 16, hi, d, m, q);
+}
+QUANT_AVX2_CLONE float affine_codes_32(const float* x, const float* w, int hi, float d, float m, uint8_t* q) {
+    return affine_codes_body(x, w, 32, hi, d, m, q);
+}
+QUANT_AVX2_CLONE void fit_affine_any(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m, bool f16_params,
+                                     bool non_positive_offset, Search search) {
+    fit_affine_body(x, w, n, hi, q, d, m, f16_params, non_positive_offset, search);
+}
+QUANT_AVX2_CLONE void fit_affine_16(const float* x, const float* w, int hi, uint8_t* q, float& d, float& m, bool f16_params,
+                                    bool non_positive_offset, Search search) {
+    fit_affine_body(x, w, 16, hi, q, d, m, f16_params, non_positive_offset, search);
+}
+QUANT_AVX2_CLONE void fit_affine_32(const float* x, const float* w, int hi, uint8_t* q, float& d, float& m, bool f16_params,
+                                    bool non_positive_offset, Search search) {
+    fit_affine_body(x, w, 32, hi, q, d, m, f16_params, non_positive_offset, search);
+}
+
+}  // namespace
+
+float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+    return n == 16 ? symmetric_codes_16(x, w, lo, hi, d, q) : n == 32 ? symmetric_codes_32(x, w, lo, hi, d, q) : symmetric_codes_any(x, w, n, lo, hi, d, q);
+}
+
+float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
+    return n == 16   ? fit_symmetric_16(x, w, lo, hi, q, f16_scale, search)
+           : n == 32 ? fit_symmetric_32(x, w, lo, hi, q, f16_scale, search)
+                     : fit_symmetric_any(x, w, n, lo, hi, q, f16_scale, search);
+}
+
+float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+    return n == 16 ? affine_codes_16(x, w, hi, d, m, q) : n == 32 ? affine_codes_32(x, w, hi, d, m, q) : affine_codes_any(x, w, n, hi, d, m, q);
+}
+
+void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m, bool f16_params, bool non_positive_offset,
+                Search search) {
+    if (n == 16) fit_affine_16(x, w, hi, q, d, m, f16_params, non_positive_offset, search);
+    else if (n == 32) fit_affine_32(x, w, hi, q, d, m, f16_params, non_positive_offset, search);
+    else fit_affine_any(x, w, n, hi, q, d, m, f16_params, non_positive_offset, search);
+}
+
 namespace {
 
-float level_codes_divided(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+[[gnu::noinline]] float level_codes_divided(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
     const Divider over(d);  // 1 / d overflows: divide, and find the level by bisection
     float err = 0;
     for (int i = 0; i < n; ++i) {
@@ -363,7 +553,7 @@ float level_codes_divided(const float* x, const float* w, int n, const Levels& l
 }
 
 // Level indices and sums for scale d: the vector pass, or division where 1 / d overflows.
-Sums levels_at(const float* x, const float* w, int n, const Levels& levels, float d, float* index) {
+QUANT_AVX2_CLONE Sums levels_at(const float* x, const float* w, int n, const Levels& levels, float d, float* index) {
     const float inverse = d != 0 ? 1.0f / d : 0.0f;  // d = 0: every value is 0 / d = 0
     if (!std::isfinite(inverse)) {
         uint8_t codes[256];
@@ -391,9 +581,7 @@ float level_codes(const float* x, const float* w, int n, const Levels& levels, f
 
 float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
     auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
-    float xmax = 0;
-    for (int i = 0; i < n; ++i)
-        if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
+    const float xmax = first_largest(x, n);
     if (xmax == 0) {
         level_codes(x, w, n, levels, 0.0f, index);
         return 0.0f;

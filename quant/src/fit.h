@@ -19,7 +19,7 @@
 namespace quant::detail {
 
 // The float an f16 field will hold for v (what dequantization will multiply by).
-float as_stored_f16(float v);
+inline float as_stored_f16(float v) { return half_bits_to_float(float_to_half_bits(v)); }
 
 // How hard the fits below search: starting scales either side of the obvious one, and
 // rounds of (least-squares refit, new codes) from each (see fit.cpp). The default suits the

@@ -9,6 +9,7 @@
 
 #include "gguf/names.h"
 #include "gguf/writer.h"
+#include "kernels/kernels.h"
 #include "quant/executor.h"
 #include "quant/imatrix.h"
 #include "quant/quant.h"
@@ -54,7 +55,7 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         if (type_info(t.from).quantized && !o.allow_requantize)
             throw std::runtime_error(fmt::format("tensor '{}' is already quantized ({}); converting it to {} compounds the error. "
                                                  "Pass --allow-requantize to do it anyway", info.name, from, to));
-        if (!quant::can_dequantize(t.from)) throw std::runtime_error(fmt::format("tensor '{}': cannot read type {}", info.name, from));
+        if (!kernels::can_dequantize(t.from)) throw std::runtime_error(fmt::format("tensor '{}': cannot read type {}", info.name, from));
         if (!quant::can_quantize(t.to)) throw std::runtime_error(fmt::format("tensor '{}': cannot write type {}", info.name, to));
         const std::vector<float>* w = weights_for(im, info.name, o);
         if (w && w->size() != info.shape[0] * info.shape[2]) {
@@ -149,7 +150,7 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
         try {
             quant::default_executor().run(n, [&](int64_t b, int64_t e) {
                 const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
-                quant::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
+                kernels::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
                 quant::quantize(t.to, fb, n_per_row, w,
                                 buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b, o.effort);
             }, run);
