@@ -342,7 +342,7 @@ struct Tried {
 };
 
 // The fits below are written once, always inlined into functions for the block sizes the
-// formats use (16, 32) and for any n: with n known the loops unroll and the passes run
+// formats use (16, 32, and 8 for Q4_K's and Q5_K's scales) and for any n: with n known the loops unroll and the passes run
 // without calls. Each of those is cloned for AVX2 (QUANT_AVX2_CLONE); the arithmetic, and so
 // the bits, are the same in all of them.
 [[gnu::always_inline]] inline float fit_symmetric_body(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale,
@@ -353,7 +353,9 @@ struct Tried {
         for (int i = 0; i < n; ++i) q[i] = 0;
         return 0.0f;
     }
-    float trial[256];
+    // Two buffers of codes: the trial's, and the best so far's (swapped, not copied).
+    float codes[2][256];
+    float *trial = codes[0], *best = nullptr;
     Tried tried;
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (int target : {lo, hi}) {
@@ -370,6 +372,8 @@ struct Tried {
                 if (s.err < best_err) {
                     best_err = s.err;
                     best_d = d;
+                    best = trial;
+                    trial = codes[trial == codes[0] ? 1 : 0];
                 }
                 if (round == search.rounds || s.wqq <= 0) break;
                 const float refit = stored(s.wxq / s.wqq);
@@ -378,7 +382,8 @@ struct Tried {
             }
         }
     }
-    symmetric_codes_body(x, w, n, lo, hi, best_d, q);
+    if (!best) return symmetric_codes_body(x, w, n, lo, hi, best_d, q), best_d;  // no error was a number
+    for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(best[i]);
     return best_d;
 }
 
@@ -426,7 +431,8 @@ struct Tried {
     extremes(x, n, lo_v, hi_v);
     if (non_positive_offset) lo_v = std::min(lo_v, 0.0f);
     auto stored = [f16_params](float v) { return f16_params ? as_stored_f16(finite_f16(v)) : v; };
-    float trial[256];
+    float codes[2][256];  // the trial's codes and the best so far's, as in fit_symmetric
+    float *trial = codes[0], *best = nullptr;
     Tried tried;
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0, best_m = stored(lo_v);
     if (hi_v != lo_v) {
@@ -446,6 +452,8 @@ struct Tried {
                     best_err = s.err;
                     best_d = d;
                     best_m = m;
+                    best = trial;
+                    trial = codes[trial == codes[0] ? 1 : 0];
                 }
                 if (round == search.rounds) break;
                 const double sq = s.wq, sqq = s.wqq, sxq = s.wxq;
@@ -464,7 +472,10 @@ struct Tried {
             }
         }
     }
-    affine_codes_body(x, w, n, hi, best_d, best_m, q);
+    if (best)
+        for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(best[i]);
+    else
+        affine_codes_body(x, w, n, hi, best_d, best_m, q);
     d_out = best_d;
     m_out = best_m;
 }
@@ -480,6 +491,9 @@ QUANT_AVX2_CLONE float symmetric_codes_32(const float* x, const float* w, int lo
 }
 QUANT_AVX2_CLONE float fit_symmetric_any(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
     return fit_symmetric_body(x, w, n, lo, hi, q, f16_scale, search);
+}
+QUANT_AVX2_CLONE float fit_symmetric_8(const float* x, const float* w, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
+    return fit_symmetric_body(x, w, 8, lo, hi, q, f16_scale, search);
 }
 QUANT_AVX2_CLONE float fit_symmetric_16(const float* x, const float* w, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
     return fit_symmetric_body(x, w, 16, lo, hi, q, f16_scale, search);
@@ -516,7 +530,8 @@ float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, flo
 }
 
 float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
-    return n == 16   ? fit_symmetric_16(x, w, lo, hi, q, f16_scale, search)
+    return n == 8    ? fit_symmetric_8(x, w, lo, hi, q, f16_scale, search)
+           : n == 16 ? fit_symmetric_16(x, w, lo, hi, q, f16_scale, search)
            : n == 32 ? fit_symmetric_32(x, w, lo, hi, q, f16_scale, search)
                      : fit_symmetric_any(x, w, n, lo, hi, q, f16_scale, search);
 }
@@ -553,40 +568,48 @@ namespace {
 }
 
 // Level indices and sums for scale d: the vector pass, or division where 1 / d overflows.
-QUANT_AVX2_CLONE Sums levels_at(const float* x, const float* w, int n, const Levels& levels, float d, float* index) {
-    const float inverse = d != 0 ? 1.0f / d : 0.0f;  // d = 0: every value is 0 / d = 0
-    if (!std::isfinite(inverse)) {
-        uint8_t codes[256];
-        Sums s;
-        s.err = level_codes_divided(x, w, n, levels, d, codes);
-        for (int i = 0; i < n; ++i) {
-            index[i] = codes[i];
-            const float l = levels.value[codes[i]];
-            s.wxq += weight(w, i) * x[i] * l;
-            s.wqq += weight(w, i) * l * l;
-        }
-        return s;
+// The slow path of levels_at: 1 / d overflows.
+[[gnu::noinline]] Sums levels_divided(const float* x, const float* w, int n, const Levels& levels, float d, float* index) {
+    uint8_t codes[256];
+    Sums s;
+    s.err = level_codes_divided(x, w, n, levels, d, codes);
+    for (int i = 0; i < n; ++i) {
+        index[i] = codes[i];
+        const float l = levels.value[codes[i]];
+        s.wxq += weight(w, i) * x[i] * l;
+        s.wqq += weight(w, i) * l * l;
     }
-    return level_pass(x, w ? w : ones(), n, LevelSteps(levels), d, inverse, index);
+    return s;
 }
 
-}  // namespace
+// Level indices and sums for scale d: the vector pass, or division where 1 / d overflows.
+[[gnu::always_inline]] inline Sums levels_at(const float* x, const float* w, int n, const Levels& levels, const LevelSteps& ls, float d,
+                                             float* index) {
+    const float inverse = d != 0 ? 1.0f / d : 0.0f;  // d = 0: every value is 0 / d = 0
+    if (!std::isfinite(inverse)) return levels_divided(x, w, n, levels, d, index);
+    return level_pass(x, w ? w : ones(), n, ls, d, inverse, index);
+}
 
-float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+[[gnu::always_inline]] inline float level_codes_body(const float* x, const float* w, int n, const Levels& levels, const LevelSteps& ls,
+                                                     float d, uint8_t* index) {
     float k[256];
-    const Sums s = levels_at(x, w, n, levels, d, k);
+    const Sums s = levels_at(x, w, n, levels, ls, d, k);
     for (int i = 0; i < n; ++i) index[i] = static_cast<uint8_t>(k[i]);
     return s.err;
 }
 
-float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
+[[gnu::always_inline]] inline float fit_levels_body(const float* x, const float* w, int n, const Levels& levels, uint8_t* index,
+                                                    bool f16_scale) {
     auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
+    const LevelSteps ls(levels);
     const float xmax = first_largest(x, n);
     if (xmax == 0) {
-        level_codes(x, w, n, levels, 0.0f, index);
+        level_codes_body(x, w, n, levels, ls, 0.0f, index);
         return 0.0f;
     }
-    float trial[256];
+    float codes[2][256];  // the trial's levels and the best so far's, as in fit_symmetric
+    float *trial = codes[0], *best = nullptr;
+    Tried tried;
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
         if (end == 0) continue;
@@ -595,10 +618,14 @@ float fit_levels(const float* x, const float* w, int n, const Levels& levels, ui
             // Alternate, as fit_symmetric: the levels for d (with their error and sums in one
             // pass), then the least-squares scale for those levels.
             for (int round = 0;; ++round) {
-                const Sums s = levels_at(x, w, n, levels, d, trial);
+                if (tried.covered(d, 0, round)) break;
+                tried.add(d, 0, round);
+                const Sums s = levels_at(x, w, n, levels, ls, d, trial);
                 if (s.err < best_err) {
                     best_err = s.err;
                     best_d = d;
+                    best = trial;
+                    trial = codes[trial == codes[0] ? 1 : 0];
                 }
                 if (round == kDefaultSearch.rounds || s.wqq <= 0) break;
                 const float refit = stored(s.wxq / s.wqq);
@@ -607,8 +634,29 @@ float fit_levels(const float* x, const float* w, int n, const Levels& levels, ui
             }
         }
     }
-    level_codes(x, w, n, levels, best_d, index);
+    if (!best) return level_codes_body(x, w, n, levels, ls, best_d, index), best_d;
+    for (int i = 0; i < n; ++i) index[i] = static_cast<uint8_t>(best[i]);
     return best_d;
+}
+
+QUANT_AVX2_CLONE float level_codes_any(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+    return level_codes_body(x, w, n, levels, LevelSteps(levels), d, index);
+}
+QUANT_AVX2_CLONE float fit_levels_any(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
+    return fit_levels_body(x, w, n, levels, index, f16_scale);
+}
+QUANT_AVX2_CLONE float fit_levels_32(const float* x, const float* w, const Levels& levels, uint8_t* index, bool f16_scale) {
+    return fit_levels_body(x, w, 32, levels, index, f16_scale);
+}
+
+}  // namespace
+
+float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+    return level_codes_any(x, w, n, levels, d, index);
+}
+
+float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
+    return n == 32 ? fit_levels_32(x, w, levels, index, f16_scale) : fit_levels_any(x, w, n, levels, index, f16_scale);
 }
 
 int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index) {

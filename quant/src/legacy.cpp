@@ -102,7 +102,8 @@ inline int32_t round_half_away(float v) {
     return v < 0 ? -r : r;
 }
 
-void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+// Cloned for AVX2: rounding, max and one multiply per value give the same bits on any path.
+QUANT_AVX2_CLONE void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     if (imp) {
         quantize_blocks<BlockQ8_0, 32>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ8_0& b) {
             store_half(b.d, fit_symmetric(xb, w, 32, -127, 127, b.qs));

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "family.h"
+#include "fit.h"
 
 namespace quant {
 
@@ -47,7 +48,7 @@ namespace {
 
 // Whether no value is NaN or infinite (exponent bits all ones), in a loop that vectorizes;
 // the caller looks for the culprit only when one is there.
-bool all_finite(const float* x, int64_t n) {
+QUANT_AVX2_CLONE bool all_finite(const float* x, int64_t n) {
     uint32_t any = 0;
 #pragma omp simd reduction(| : any)
     for (int64_t i = 0; i < n; ++i) {
