@@ -85,6 +85,7 @@ struct Sums {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // the vectors never cross a call: lane_sum is always inlined
 using Lanes = float __attribute__((vector_size(32)));
+using Ints = int32_t __attribute__((vector_size(32)));
 constexpr int kLanes = 8;
 
 // Always inlined, and by reference: the AVX2 clone and the default one pass a Lanes value in
@@ -190,15 +191,27 @@ const float* ones() {
 // Nearest codebook level without branches, so that it vectorizes: with the levels sorted,
 // the nearest one's index is the number of midpoints between neighbours that t exceeds (a
 // tie goes to the lower level), and its value is the first level plus the steps passed.
+//
+// The level's value is the first level plus each step passed, and plus 0 x each step not
+// passed, summed in that order (the bits the codes' error has always had; for the codebooks
+// here, small integers, it is exactly the level). For up to 16 levels it is looked up from a
+// table summed that way, by index, on lanes; the index is a count of compares.
 struct LevelSteps {
     static constexpr int kMax = 16;
     int steps = 0;  // levels - 1
     float first = 0, mid[kMax] = {}, step[kMax] = {};
+    Lanes value_lo{}, value_hi{};  // the levels as summed, for indices 0-7 and 8-15
     explicit LevelSteps(const Levels& l) : steps(l.n - 1), first(l.value[0]) {
         if (steps > kMax) throw std::logic_error("a codebook of more than 17 levels");
         for (int k = 0; k < steps; ++k) {
             mid[k] = 0.5f * (l.value[k] + l.value[k + 1]);
             step[k] = l.value[k + 1] - l.value[k];
+        }
+        // Adding the steps not passed, each 0 x step = +0, changes a sum only once: -0 to +0.
+        float passed = first;
+        for (int k = 0; k <= steps && k < 16; ++k) {
+            (k < 8 ? value_lo : value_hi)[k % 8] = k < steps ? passed + 0.0f : passed;
+            if (k < steps) passed += step[k];
         }
     }
 };
@@ -215,10 +228,17 @@ struct LevelSteps {
         std::memcpy(&wv, w + i, sizeof wv);
         const Lanes t = xv * inverse;
         Lanes k{}, l = Lanes{} + ls.first;
-        for (int j = 0; j < ls.steps; ++j) {
-            const Lanes above = t > ls.mid[j] ? one : zero;
-            k += above;
-            l += above * ls.step[j];
+        if (ls.steps < 16) {
+            Ints passed{};
+            for (int j = 0; j < ls.steps; ++j) passed -= t > ls.mid[j];  // a true compare is -1
+            l = __builtin_shuffle(ls.value_lo, ls.value_hi, passed);
+            k = __builtin_convertvector(passed, Lanes);
+        } else {
+            for (int j = 0; j < ls.steps; ++j) {
+                const Lanes above = t > ls.mid[j] ? one : zero;
+                k += above;
+                l += above * ls.step[j];
+            }
         }
         std::memcpy(index + i, &k, sizeof k);
         const Lanes e = xv - d * l;
@@ -642,6 +662,9 @@ namespace {
 QUANT_AVX2_CLONE float level_codes_any(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
     return level_codes_body(x, w, n, levels, LevelSteps(levels), d, index);
 }
+QUANT_AVX2_CLONE float level_codes_32(const float* x, const float* w, const Levels& levels, float d, uint8_t* index) {
+    return level_codes_body(x, w, 32, levels, LevelSteps(levels), d, index);
+}
 QUANT_AVX2_CLONE float fit_levels_any(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
     return fit_levels_body(x, w, n, levels, index, f16_scale);
 }
@@ -652,7 +675,7 @@ QUANT_AVX2_CLONE float fit_levels_32(const float* x, const float* w, const Level
 }  // namespace
 
 float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
-    return level_codes_any(x, w, n, levels, d, index);
+    return n == 32 ? level_codes_32(x, w, levels, d, index) : level_codes_any(x, w, n, levels, d, index);
 }
 
 float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
