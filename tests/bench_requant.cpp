@@ -16,17 +16,27 @@
 // does a mix that needs one. Beside each, llama-quantize's time where issue 18 recorded it
 // (2 threads, this machine type, another day: compare through the yardstick) and how many
 // times faster we are.
+// BENCH_BASELINE="COMMAND": with MIXES, also runs `COMMAND [--imatrix FILE] IN OUT MIX 2`
+// (llama-quantize's command line, which gguf requant also takes; COMMAND is split at spaces)
+// after each of our runs, in the same run: its median wall time and how many times faster we
+// are. BENCH_BASELINE=/path/to/llama-quantize is the issue's comparison measured here;
+// BENCH_BASELINE="/path/to/older/gguf requant" measures a change.
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <cmath>
 #include <fstream>
 #include <random>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "fixtures.h"
 #include "gguf/file.h"
@@ -96,6 +106,39 @@ Run run_child(const std::filesystem::path& in, const std::filesystem::path& out,
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {-1, 0, 0};  // the child said why
     return {s, static_cast<uint64_t>(ru.ru_maxrss), anon};
+}
+
+// PROGRAM [--imatrix FILE] IN OUT MIX 2, its output thrown away: wall seconds, or -1 when it
+// failed.
+double run_baseline(const std::string& command, const std::filesystem::path& in, const std::filesystem::path& out, std::string_view mix,
+                    const std::filesystem::path& imatrix) {
+    std::vector<std::string> args;
+    for (size_t at = 0; at < command.size();) {
+        const size_t space = std::min(command.find(' ', at), command.size());
+        if (space > at) args.push_back(command.substr(at, space - at));
+        at = space + 1;
+    }
+    if (args.empty()) return -1;
+    if (!imatrix.empty()) args.insert(args.end(), {"--imatrix", imatrix.string()});
+    args.insert(args.end(), {in.string(), out.string(), std::string(mix), "2"});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const auto start = std::chrono::steady_clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        if (std::FILE* null = std::fopen("/dev/null", "w")) {
+            ::dup2(::fileno(null), 1);
+            ::dup2(::fileno(null), 2);
+        }
+        ::execvp(argv[0], argv.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::filesystem::remove(out);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? s : -1;
 }
 
 // llama-quantize on the 984M shape, 2 threads, as issue 18 recorded it (seconds; the
@@ -182,8 +225,10 @@ int main(int argc, char** argv) {
         }
         const auto imatrix = dir / "imatrix.gguf";
         write_imatrix(in, imatrix);
-        fmt::print("{:<18} {:>9} {:>10} {:>14} {:>14} {:>12}\n", "mix (2 threads)", "wall s", "input GB/s", "peak RSS MiB",
-                   "llama.cpp s", "faster");
+        const char* baseline = std::getenv("BENCH_BASELINE");
+        if (baseline) fmt::print("baseline: {} (run after each of ours)\n", baseline);
+        fmt::print("{:<18} {:>9} {:>10} {:>14} {:>14} {:>12}{}\n", "mix (2 threads)", "wall s", "input GB/s", "peak RSS MiB",
+                   "llama.cpp s", "faster", baseline ? fmt::format(" {:>12} {:>12}", "baseline s", "faster") : "");
         for (const std::string& name : mixes) {
             std::string mix = name;
             bool with_imatrix = false;
@@ -198,6 +243,7 @@ int main(int argc, char** argv) {
             }
             if (quant::needs_importance(target->base)) with_imatrix = true;
             std::vector<Run> r;
+            std::vector<double> base;
             for (int i = 0; i < runs; ++i) {
                 r.push_back(run_child(in, dir / "out.gguf", target->name, 2, with_imatrix ? imatrix : std::filesystem::path()));
                 if (r.back().seconds < 0 && !with_imatrix) {  // a mix whose rules need one for some tensors (Q2_K_S)
@@ -205,14 +251,21 @@ int main(int argc, char** argv) {
                     r.back() = run_child(in, dir / "out.gguf", target->name, 2, imatrix);
                 }
                 if (r.back().seconds < 0) return 1;
+                if (baseline) base.push_back(run_baseline(baseline, in, dir / "baseline.gguf", target->name, with_imatrix ? imatrix : std::filesystem::path()));
             }
+            std::sort(base.begin(), base.end());
+            const double base_s = base.empty() ? 0 : base[base.size() / 2];
             const std::string label = with_imatrix ? std::string(target->name) + "+imatrix" : std::string(target->name);
             std::sort(r.begin(), r.end(), [](const Run& a, const Run& b) { return a.seconds < b.seconds; });
             const Run& m = r[r.size() / 2];
             const double theirs = llama_cpp_seconds(label);
-            fmt::print("{:<18} {:>9.2f} {:>10.3f} {:>14.0f} {:>14} {:>12}\n", label, m.seconds, size / m.seconds / 1e9,
+            const bool base_ok = !base.empty() && base.front() >= 0;
+            fmt::print("{:<18} {:>9.2f} {:>10.3f} {:>14.0f} {:>14} {:>12}{}\n", label, m.seconds, size / m.seconds / 1e9,
                        static_cast<double>(m.peak_rss_kb) / 1024.0, theirs > 0 ? fmt::format("{:.2f}", theirs) : "-",
-                       theirs > 0 ? fmt::format("{:.2f}x", theirs / m.seconds) : "-");
+                       theirs > 0 ? fmt::format("{:.2f}x", theirs / m.seconds) : "-",
+                       !baseline ? ""
+                       : base_ok ? fmt::format(" {:>12.2f} {:>11.2f}x", base_s, base_s / m.seconds)
+                                 : fmt::format(" {:>12} {:>12}", "failed", "-"));
             std::fflush(stdout);
         }
         return 0;

@@ -361,10 +361,9 @@ struct Tried {
     }
 };
 
-// The fits below are written once, always inlined into functions for the block sizes the
-// formats use (16, 32, and 8 for Q4_K's and Q5_K's scales) and for any n: with n known the loops unroll and the passes run
-// without calls. Each of those is cloned for AVX2 (QUANT_AVX2_CLONE); the arithmetic, and so
-// the bits, are the same in all of them.
+// The fits below are written once, always inlined into the public functions (cloned for
+// AVX2 by QUANT_AVX2_CLONE) once for each block size the formats use and once for any n;
+// the arithmetic, and so the bits, are the same in all of them.
 [[gnu::always_inline]] inline float fit_symmetric_body(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale,
                                                        Search search) {
     auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
@@ -500,71 +499,42 @@ struct Tried {
     m_out = best_m;
 }
 
-QUANT_AVX2_CLONE float symmetric_codes_any(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
-    return symmetric_codes_body(x, w, n, lo, hi, d, q);
-}
-QUANT_AVX2_CLONE float symmetric_codes_16(const float* x, const float* w, int lo, int hi, float d, int8_t* q) {
-    return symmetric_codes_body(x, w, 16, lo, hi, d, q);
-}
-QUANT_AVX2_CLONE float symmetric_codes_32(const float* x, const float* w, int lo, int hi, float d, int8_t* q) {
-    return symmetric_codes_body(x, w, 32, lo, hi, d, q);
-}
-QUANT_AVX2_CLONE float fit_symmetric_any(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
-    return fit_symmetric_body(x, w, n, lo, hi, q, f16_scale, search);
-}
-QUANT_AVX2_CLONE float fit_symmetric_8(const float* x, const float* w, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
-    return fit_symmetric_body(x, w, 8, lo, hi, q, f16_scale, search);
-}
-QUANT_AVX2_CLONE float fit_symmetric_16(const float* x, const float* w, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
-    return fit_symmetric_body(x, w, 16, lo, hi, q, f16_scale, search);
-}
-QUANT_AVX2_CLONE float fit_symmetric_32(const float* x, const float* w, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
-    return fit_symmetric_body(x, w, 32, lo, hi, q, f16_scale, search);
-}
-QUANT_AVX2_CLONE float affine_codes_any(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
-    return affine_codes_body(x, w, n, hi, d, m, q);
-}
-QUANT_AVX2_CLONE float affine_codes_16(const float* x, const float* w, int hi, float d, float m, uint8_t* q) {
-    return affine_codes_body(x, w, 16, hi, d, m, q);
-}
-QUANT_AVX2_CLONE float affine_codes_32(const float* x, const float* w, int hi, float d, float m, uint8_t* q) {
-    return affine_codes_body(x, w, 32, hi, d, m, q);
-}
-QUANT_AVX2_CLONE void fit_affine_any(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m, bool f16_params,
-                                     bool non_positive_offset, Search search) {
-    fit_affine_body(x, w, n, hi, q, d, m, f16_params, non_positive_offset, search);
-}
-QUANT_AVX2_CLONE void fit_affine_16(const float* x, const float* w, int hi, uint8_t* q, float& d, float& m, bool f16_params,
-                                    bool non_positive_offset, Search search) {
-    fit_affine_body(x, w, 16, hi, q, d, m, f16_params, non_positive_offset, search);
-}
-QUANT_AVX2_CLONE void fit_affine_32(const float* x, const float* w, int hi, uint8_t* q, float& d, float& m, bool f16_params,
-                                    bool non_positive_offset, Search search) {
-    fit_affine_body(x, w, 32, hi, q, d, m, f16_params, non_positive_offset, search);
-}
-
 }  // namespace
 
-float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
-    return n == 16 ? symmetric_codes_16(x, w, lo, hi, d, q) : n == 32 ? symmetric_codes_32(x, w, lo, hi, d, q) : symmetric_codes_any(x, w, n, lo, hi, d, q);
+// The public fits: one clone each, n = 8, 16 and 32 (the sizes the formats use) each with
+// its own copy of the body, so that those loops unroll and the passes run without calls.
+QUANT_AVX2_CLONE float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
+    switch (n) {
+    case 16: return symmetric_codes_body(x, w, 16, lo, hi, d, q);
+    case 32: return symmetric_codes_body(x, w, 32, lo, hi, d, q);
+    default: return symmetric_codes_body(x, w, n, lo, hi, d, q);
+    }
 }
 
-float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
-    return n == 8    ? fit_symmetric_8(x, w, lo, hi, q, f16_scale, search)
-           : n == 16 ? fit_symmetric_16(x, w, lo, hi, q, f16_scale, search)
-           : n == 32 ? fit_symmetric_32(x, w, lo, hi, q, f16_scale, search)
-                     : fit_symmetric_any(x, w, n, lo, hi, q, f16_scale, search);
+QUANT_AVX2_CLONE float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
+    switch (n) {
+    case 8: return fit_symmetric_body(x, w, 8, lo, hi, q, f16_scale, search);
+    case 16: return fit_symmetric_body(x, w, 16, lo, hi, q, f16_scale, search);
+    case 32: return fit_symmetric_body(x, w, 32, lo, hi, q, f16_scale, search);
+    default: return fit_symmetric_body(x, w, n, lo, hi, q, f16_scale, search);
+    }
 }
 
-float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
-    return n == 16 ? affine_codes_16(x, w, hi, d, m, q) : n == 32 ? affine_codes_32(x, w, hi, d, m, q) : affine_codes_any(x, w, n, hi, d, m, q);
+QUANT_AVX2_CLONE float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
+    switch (n) {
+    case 16: return affine_codes_body(x, w, 16, hi, d, m, q);
+    case 32: return affine_codes_body(x, w, 32, hi, d, m, q);
+    default: return affine_codes_body(x, w, n, hi, d, m, q);
+    }
 }
 
-void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m, bool f16_params, bool non_positive_offset,
-                Search search) {
-    if (n == 16) fit_affine_16(x, w, hi, q, d, m, f16_params, non_positive_offset, search);
-    else if (n == 32) fit_affine_32(x, w, hi, q, d, m, f16_params, non_positive_offset, search);
-    else fit_affine_any(x, w, n, hi, q, d, m, f16_params, non_positive_offset, search);
+QUANT_AVX2_CLONE void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m, bool f16_params,
+                                 bool non_positive_offset, Search search) {
+    switch (n) {
+    case 16: return fit_affine_body(x, w, 16, hi, q, d, m, f16_params, non_positive_offset, search);
+    case 32: return fit_affine_body(x, w, 32, hi, q, d, m, f16_params, non_positive_offset, search);
+    default: return fit_affine_body(x, w, n, hi, q, d, m, f16_params, non_positive_offset, search);
+    }
 }
 
 namespace {
@@ -659,27 +629,15 @@ namespace {
     return best_d;
 }
 
-QUANT_AVX2_CLONE float level_codes_any(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
-    return level_codes_body(x, w, n, levels, LevelSteps(levels), d, index);
-}
-QUANT_AVX2_CLONE float level_codes_32(const float* x, const float* w, const Levels& levels, float d, uint8_t* index) {
-    return level_codes_body(x, w, 32, levels, LevelSteps(levels), d, index);
-}
-QUANT_AVX2_CLONE float fit_levels_any(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
-    return fit_levels_body(x, w, n, levels, index, f16_scale);
-}
-QUANT_AVX2_CLONE float fit_levels_32(const float* x, const float* w, const Levels& levels, uint8_t* index, bool f16_scale) {
-    return fit_levels_body(x, w, 32, levels, index, f16_scale);
-}
-
 }  // namespace
 
-float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
-    return n == 32 ? level_codes_32(x, w, levels, d, index) : level_codes_any(x, w, n, levels, d, index);
+QUANT_AVX2_CLONE float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index) {
+    const LevelSteps ls(levels);
+    return n == 32 ? level_codes_body(x, w, 32, levels, ls, d, index) : level_codes_body(x, w, n, levels, ls, d, index);
 }
 
-float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
-    return n == 32 ? fit_levels_32(x, w, levels, index, f16_scale) : fit_levels_any(x, w, n, levels, index, f16_scale);
+QUANT_AVX2_CLONE float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
+    return n == 32 ? fit_levels_body(x, w, 32, levels, index, f16_scale) : fit_levels_body(x, w, n, levels, index, f16_scale);
 }
 
 int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index) {
