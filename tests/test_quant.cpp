@@ -444,40 +444,93 @@ TEST_CASE("--effort fast on the legacy types: no block has more error than ggml'
 // what a plain scan over the entries picks, ties going to the first. These hashes are the
 // bytes the scalar search wrote (b64b63d) for rows made from integers alone (exact floats on
 // any compiler), so a change in the search's choices, or in its tie-breaking, shows here.
-TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time search") {
-    auto mix = [](uint64_t z) {  // splitmix64
-        z += 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    };
-    const int rows = 4, n = 2816;
-    std::vector<float> x(static_cast<size_t>(rows) * n), w(n);
-    for (size_t i = 0; i < x.size(); ++i) {
-        const uint64_t r = mix(i);
-        // A sum of three uniform integers (bell-shaped), one value in 97 four times wider; the
-        // last row takes five levels only, with weights equal over each 8 columns: entries
-        // that are permutations of each other tie exactly there.
-        const int v = static_cast<int>(r % 2001) + static_cast<int>((r >> 16) % 2001) + static_cast<int>((r >> 32) % 2001) - 3000;
-        x[i] = static_cast<float>(v) * ((r >> 48) % 97 == 0 ? 4e-5f : 1e-5f);
-        if (i >= 3u * n) x[i] = static_cast<float>(static_cast<int>(r % 5) - 2) * 1e-3f;
+namespace {
+
+// Rows built from integers only (the same floats on every compiler and machine): a sum of
+// three uniform integers (bell-shaped), one value in 97 four times wider. The last row takes
+// five levels only, with weights equal over each 8 columns, so that grid entries that are
+// permutations of each other tie exactly there. With `signed_zeros`, a fifth of the third
+// row's values are zeros of either sign. And weights from 1/8 to 8, equal over each 8.
+struct IntegerRows {
+    static constexpr int kRows = 4, kCols = 2816;
+    std::vector<float> x, w;
+    explicit IntegerRows(bool signed_zeros) : x(static_cast<size_t>(kRows) * kCols), w(kCols) {
+        auto mix = [](uint64_t z) {  // splitmix64
+            z += 0x9E3779B97F4A7C15ull;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            return z ^ (z >> 31);
+        };
+        for (size_t i = 0; i < x.size(); ++i) {
+            const uint64_t r = mix(i);
+            const int v = static_cast<int>(r % 2001) + static_cast<int>((r >> 16) % 2001) + static_cast<int>((r >> 32) % 2001) - 3000;
+            x[i] = static_cast<float>(v) * ((r >> 48) % 97 == 0 ? 4e-5f : 1e-5f);
+            if (i >= 3u * kCols) x[i] = static_cast<float>(static_cast<int>(r % 5) - 2) * 1e-3f;
+            if (signed_zeros && i >= 2u * kCols && i < 3u * kCols && (r >> 40) % 5 == 0) x[i] = (r >> 20) & 1 ? -0.0f : 0.0f;
+        }
+        for (int i = 0; i < kCols; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + mix(1000000 + static_cast<uint64_t>(i / 8)) % 64) / 8.0f;
     }
-    for (int i = 0; i < n; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + mix(1000000 + static_cast<uint64_t>(i / 8)) % 64) / 8.0f;
+    // FNV-1a of the rows quantized to `type`.
+    uint64_t hash(gguf::TypeId type, bool weighted, quant::Effort effort = quant::Effort::Default) const {
+        std::vector<uint8_t> q(row_bytes(type, kCols) * kRows);
+        quantize(type, x, kCols, weighted ? std::span<const float>(w) : std::span<const float>(), q, 0, effort);
+        uint64_t h = 1469598103934665603ull;
+        for (uint8_t b : q) {
+            h ^= b;
+            h *= 1099511628211ull;
+        }
+        return h;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time search") {
+    const IntegerRows rows(false);
     const std::pair<const char*, uint64_t> expected[] = {
         {"iq2_xxs", 0x930191181be9f8f5ull}, {"iq2_xs", 0x40126c21fab09f7dull}, {"iq2_s", 0x12ff6d82ed559d8eull},
         {"iq3_xxs", 0x669e15fb10bcbc1full}, {"iq3_s", 0xbffdf1379add71b5ull},  {"iq1_s", 0x8357faaa124d7b7bull},
         {"iq1_m", 0xd36b429435c94816ull},
     };
-    for (const auto& [name, hash] : expected) {
+    for (const auto& [type_name, hash] : expected) {
+        const std::string name = type_name;
+        CAPTURE(name);
+        CHECK(rows.hash(*gguf::type_from_name(name), true) == hash);
+    }
+}
+
+// The fits' passes run on lanes, inlined per block size, with the best codes kept, tried
+// scales remembered and min/max and sums written out in a fixed order; none of that may
+// change a bit. The hashes were made with 14db0a7's plain fits (one call per pass, scalar
+// extremes, codes recomputed for the best scale).
+TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvectorized fits") {
+    const IntegerRows rows(true);
+    struct Expected {
+        const char* name;
+        uint64_t plain, weighted, fast;  // fast: 0 where the type has no fast search
+    };
+    const Expected expected[] = {
+        {"q4_0", 0x7e1fd36046388643ull, 0xb3e82c8edd99416aull, 0xc943f9e7bac17abcull},
+        {"q4_1", 0xc660998b5c448935ull, 0x79eb1c1b63b11390ull, 0x588f07560104ca37ull},
+        {"q5_0", 0x3f81e054ad8be89bull, 0x014fb6ae75eddf95ull, 0xda74107059ddeb6dull},
+        {"q5_1", 0x02166814d3a03df1ull, 0x2b674d31a21ba357ull, 0xde25d1b2b3c8d9c8ull},
+        {"q8_0", 0xfa45b9f55203c6e5ull, 0xbb7e995d80850080ull, 0},
+        {"q2_K", 0x0b69c04cf15640a5ull, 0x6e8546e8964e85e4ull, 0},
+        {"q3_K", 0xe149a85e27e5e750ull, 0x9449eaf852599367ull, 0},
+        {"q4_K", 0x99f8bc32e89ee166ull, 0xa4318c1dedeb9bf8ull, 0},
+        {"q5_K", 0x1e6179fad25afce5ull, 0x2195b518ef4b66cdull, 0},
+        {"q6_K", 0x7b7995cfdbeea2fcull, 0x1d743e70477bd812ull, 0},
+        {"iq4_nl", 0x07c5f26c1e2ca2f4ull, 0xd9cb7d27d8bae9bbull, 0},
+        {"iq4_xs", 0xdbcdfd1e044b7af8ull, 0x33ac1191bbb44291ull, 0},
+        {"tq1_0", 0xbb02105fb9f524baull, 0x6c60c2f3bed257f2ull, 0},
+        {"tq2_0", 0xc2c56cd785e21d32ull, 0xda48a2472e6c87bfull, 0},
+    };
+    for (const Expected& e : expected) {
+        const std::string name = e.name;
         CAPTURE(name);
         const auto type = *gguf::type_from_name(name);
-        std::vector<uint8_t> q(row_bytes(type, n) * rows);
-        quantize(type, x, n, w, q);
-        uint64_t h = 1469598103934665603ull;  // FNV-1a
-        for (uint8_t b : q) {
-            h ^= b;
-            h *= 1099511628211ull;
-        }
-        CHECK(h == hash);
+        CHECK(rows.hash(type, false) == e.plain);
+        CHECK(rows.hash(type, true) == e.weighted);
+        if (e.fast) CHECK(rows.hash(type, false, quant::Effort::Fast) == e.fast);
     }
 }
