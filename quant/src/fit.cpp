@@ -210,7 +210,10 @@ struct LevelSteps {
         // Adding the steps not passed, each 0 x step = +0, changes a sum only once: -0 to +0.
         float passed = first;
         for (int k = 0; k <= steps && k < 16; ++k) {
-            (k < 8 ? value_lo : value_hi)[k % 8] = k < steps ? passed + 0.0f : passed;
+            const float v = k < steps ? passed + 0.0f : passed;
+            // Not (k < 8 ? value_lo : value_hi)[k % 8] = v: GCC 12 at -O1 stored into a copy.
+            if (k < 8) value_lo[k] = v;
+            else value_hi[k - 8] = v;
             if (k < steps) passed += step[k];
         }
     }
