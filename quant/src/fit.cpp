@@ -234,7 +234,11 @@ struct LevelSteps {
         if (ls.steps < 16) {
             Ints passed{};
             for (int j = 0; j < ls.steps; ++j) passed -= t > ls.mid[j];  // a true compare is -1
+#if defined(__clang__)  // no variable two-vector shuffle there: lane by lane
+            for (int lane = 0; lane < kLanes; ++lane) l[lane] = passed[lane] < 8 ? ls.value_lo[passed[lane]] : ls.value_hi[passed[lane] - 8];
+#else
             l = __builtin_shuffle(ls.value_lo, ls.value_hi, passed);
+#endif
             k = __builtin_convertvector(passed, Lanes);
         } else {
             for (int j = 0; j < ls.steps; ++j) {
