@@ -564,7 +564,6 @@ namespace {
     return err;
 }
 
-// Level indices and sums for scale d: the vector pass, or division where 1 / d overflows.
 // The slow path of levels_at: 1 / d overflows.
 [[gnu::noinline]] Sums levels_divided(const float* x, const float* w, int n, const Levels& levels, float d, float* index) {
     uint8_t codes[256];
