@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "quant/quant.h"
 
@@ -542,6 +543,373 @@ QUANT_AVX2_CLONE void fit_affine(const float* x, const float* w, int n, int hi, 
     case 32: return fit_affine_body(x, w, 32, hi, q, d, m, f16_params, non_positive_offset, search);
     default: return fit_affine_body(x, w, n, hi, q, d, m, f16_params, non_positive_offset, search);
     }
+}
+
+// ---- Eight blocks at a time ----------------------------------------------------------------
+//
+// The k-quants fit 8 or 16 sub-blocks of 16 or 32 values per super-block; one at a time,
+// each pass runs on two or four vectors and ends in a horizontal sum, and the calls, the
+// bookkeeping and those sums cost more than the arithmetic. Here eight blocks run side by
+// side, one block a lane: the p-th values of the eight blocks form one vector. The
+// arithmetic of each lane is the arithmetic of fit_symmetric_body / fit_affine_body on that
+// block, in the same order (a pass's sums are kept in eight partial sums, the p-th value
+// going to partial p mod 8, then added as lane_sum adds), so every lane gets the bits the
+// one-block fit gets. The chains of refits run in lockstep, a lane dropping out where its
+// own chain stops. They run without the Tried memo, which only skips repeats that can never
+// win. A lane whose block needs one of the rare paths (a scale of 0 or one whose inverse
+// overflows, a constant block, no error that is a number) is fitted again by the one-block
+// fit.
+
+namespace {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+using Doubles = double __attribute__((vector_size(64)));
+
+// The lanes of v that do not hold a finite number. (Results here come back through
+// references: a vector returned by value draws GCC's ABI note even where the function is
+// always inlined.)
+[[gnu::always_inline]] inline void not_finite(const Lanes& v, Ints& mask) {
+    Ints bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    Lanes magnitude;
+    bits &= 0x7fffffff;
+    std::memcpy(&magnitude, &bits, sizeof bits);
+    mask = ~(magnitude <= std::numeric_limits<float>::max());
+}
+
+[[gnu::always_inline]] inline bool any(Ints m) {
+    Ints folded = m;
+    int r = 0;
+    for (int k = 0; k < kLanes; ++k) r |= folded[k];
+    return r != 0;
+}
+
+// Transposes eight rows of eight lanes in place: v[r][c] becomes v[c][r].
+template <class V>
+[[gnu::always_inline]] inline void transpose8(V* v) {
+    V t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = __builtin_shufflevector(v[r], v[r + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[r + 1] = __builtin_shufflevector(v[r], v[r + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int r = 0; r < 8; r += 4)
+        for (int h = 0; h < 2; ++h) {
+            u[r + 2 * h] = __builtin_shufflevector(t[r + h], t[r + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[r + 2 * h + 1] = __builtin_shufflevector(t[r + h], t[r + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int c = 0; c < 4; ++c) {
+        v[c] = __builtin_shufflevector(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        v[c + 4] = __builtin_shufflevector(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
+// The eight blocks of kN values at x, one a lane: X[p] holds the p-th value of each.
+template <int kN>
+[[gnu::always_inline]] inline void load_blocks(const float* x, Lanes* X) {
+    for (int c = 0; c < kN; c += kLanes) {
+        for (int j = 0; j < kLanes; ++j) std::memcpy(&X[c + j], x + j * kN + c, sizeof(Lanes));
+        transpose8(X + c);
+    }
+}
+
+// The lanes' codes back into eight blocks of kN codes.
+template <int kN, class Code>
+[[gnu::always_inline]] inline void store_codes(const Lanes* C, Code* q) {
+    for (int c = 0; c < kN; c += kLanes) {
+        Ints v[kLanes];
+        for (int k = 0; k < kLanes; ++k) v[k] = __builtin_convertvector(C[c + k], Ints);
+        transpose8(v);
+        for (int j = 0; j < kLanes; ++j)
+            for (int k = 0; k < kLanes; ++k) q[j * kN + c + k] = static_cast<Code>(v[j][k]);
+    }
+}
+
+// The four sums of a pass over some of the values, on every lane.
+struct LaneSums {
+    Lanes err{}, wxq{}, wqq{}, wq{};
+};
+[[gnu::always_inline]] inline LaneSums operator+(const LaneSums& a, const LaneSums& b) {
+    return {a.err + b.err, a.wxq + b.wxq, a.wqq + b.wqq, a.wq + b.wq};
+}
+
+// `pass` for eight blocks: codes clamp(round((x - m) / d), lo, hi) into C, and each lane's
+// sums. A lane whose d is 0 gets codes 0 and the error zero_pass gives (`zero`); a lane
+// whose inverse overflows gets garbage (the caller refits it alone). `pass` sums the p-th
+// value into partial sum p mod 8 and adds the partials as lane_sum does; here each partial
+// is summed on its own, in that order, and the partials added in that tree.
+template <int kN>
+[[gnu::always_inline]] inline void pass8(const Lanes* X, const Lanes* W, float lo, float hi, const Lanes& d, const Lanes& inverse, const Lanes& m,
+                                         const Ints& zero, Lanes* C, LaneSums& out) {
+    const Lanes vlo = Lanes{} + lo, vhi = Lanes{} + hi, none{};
+    auto partial = [&](int k) __attribute__((always_inline)) {
+        LaneSums a;
+#pragma GCC unroll 4
+        for (int p = k; p < kN; p += kLanes) {
+            Lanes t = (X[p] - m) * inverse;
+            t = t < vlo ? vlo : t;
+            t = t > vhi ? vhi : t;
+            Lanes c = (t + 12582912.0f) - 12582912.0f;
+            c = zero ? none : c;
+            C[p] = c;
+            Lanes e = X[p] - (d * c + m);
+            e = zero ? X[p] - m : e;
+            a.err += W[p] * e * e;
+            a.wxq += W[p] * X[p] * c;
+            a.wqq += W[p] * c * c;
+            a.wq += W[p] * c;
+        }
+        return a;
+    };
+    out = ((partial(0) + partial(4)) + (partial(2) + partial(6))) + ((partial(1) + partial(5)) + (partial(3) + partial(7)));
+    // zero_pass's sums are 0 (a code of 0 gives +0 or -0 terms; both end a refit the same way)
+    out.wxq = zero ? none : out.wxq;
+    out.wqq = zero ? none : out.wqq;
+    out.wq = zero ? none : out.wq;
+}
+
+// as_stored_f16(finite_f16(v)) on every lane: the same integer steps as float_to_half_bits
+// and half_bits_to_float.
+[[gnu::always_inline]] inline void stored_f16(const Lanes& v, Lanes& out) {
+    using Bits = uint32_t __attribute__((vector_size(32)));
+    Lanes c = v < -65504.0f ? Lanes{} - 65504.0f : v;
+    c = c > 65504.0f ? Lanes{} + 65504.0f : c;
+    Bits bits;
+    std::memcpy(&bits, &c, sizeof bits);
+    const Bits x = bits & 0x7fffffff, sign = (bits >> 16) & 0x8000;
+    const Bits normal = (x - (uint32_t{127 - 15} << 23) + 0x0fff + ((x >> 13) & 1)) >> 13;
+    Lanes magnitude;
+    std::memcpy(&magnitude, &x, sizeof x);
+    const Lanes plus_half = magnitude + 0.5f;
+    Bits subnormal;
+    std::memcpy(&subnormal, &plus_half, sizeof subnormal);
+    subnormal -= 0x3f000000u;
+    Bits h = x < 0x38800000 ? subnormal : normal;
+    h = x >= 0x477ff000 ? Bits{} + 0x7c00 : h;
+    h = x > 0x7f800000 ? (0x7e00 | ((x >> 13) & 0x3ff)) : h;
+    // and back
+    const Bits m = h & 0x7fff;
+    const Bits wide = (m << 13) + (uint32_t{127 - 15} << 23);
+    const Bits special = m >= 0x7c00 ? Bits{} + (uint32_t{128 - 16} << 23) : Bits{};
+    const Lanes sub = __builtin_convertvector(reinterpret_cast<const Ints&>(m), Lanes) * 0x1p-24f;
+    Bits sub_bits;
+    std::memcpy(&sub_bits, &sub, sizeof sub_bits);
+    Bits result = m < 0x400 ? sub_bits : wide + special;
+    result |= sign << 16;
+    std::memcpy(&out, &result, sizeof out);
+}
+
+// Eight symmetric fits (fit_symmetric_body) of kN values each; the scale stored as f16 when
+// kF16, else a float.
+template <int kN, bool kF16>
+[[gnu::always_inline]] inline void fit_symmetric8_body(const float* x, const float* w, int lo, int hi, Search search, float* scale, int8_t* q) {
+    auto stored = [](Lanes& v) __attribute__((always_inline)) {
+        if constexpr (kF16) stored_f16(v, v);
+    };
+    Lanes X[kN], W[kN], C[kN], B[kN] = {};
+    load_blocks<kN>(x, X);
+    load_blocks<kN>(w, W);
+    // first_largest: the largest magnitude, then the first value that has it.
+    Lanes amax{};
+    for (int p = 0; p < kN; ++p) {
+        const Lanes a = X[p] < 0 ? -X[p] : X[p];
+        amax = a > amax ? a : amax;
+    }
+    Lanes xmax{};
+    for (int p = kN - 1; p >= 0; --p) xmax = (X[p] < 0 ? -X[p] : X[p]) == amax ? X[p] : xmax;
+    Ints odd;
+    not_finite(amax, odd);
+    odd |= amax == 0;
+    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity(), best_d{};
+    Ints has_best{};
+    const Ints none{};
+    for (int target : {lo, hi}) {
+        for (int step = -search.steps; step <= search.steps; ++step) {
+            const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
+            if (t == 0) continue;
+            Lanes d = xmax / t;
+            stored(d);
+            Ints active = ~odd;
+            for (int round = 0;; ++round) {
+                const Lanes inverse = 1.0f / d;
+                Ints overflow;
+                not_finite(inverse, overflow);
+                odd |= active & ((d == 0) | overflow);
+                LaneSums sums;
+                pass8<kN>(X, W, static_cast<float>(lo), static_cast<float>(hi), d, inverse, Lanes{}, none, C, sums);
+                const Lanes &err = sums.err, &wxq = sums.wxq, &wqq = sums.wqq;
+                const Ints better = active & (err < best_err);
+                best_err = better ? err : best_err;
+                best_d = better ? d : best_d;
+                has_best |= better;
+                for (int p = 0; p < kN; ++p) B[p] = better ? C[p] : B[p];
+                if (round == search.rounds) break;
+                Lanes refit = wxq / wqq;
+                stored(refit);
+                active &= ~(wqq <= 0) & ~(refit == d);
+                if (!any(active)) break;
+                d = active ? refit : d;
+            }
+        }
+    }
+    odd |= ~has_best;
+    store_codes<kN>(B, q);
+    for (int j = 0; j < kLanes; ++j)
+        scale[j] = odd[j] ? fit_symmetric_body(x + j * kN, w + j * kN, kN, lo, hi, q + j * kN, kF16, search) : best_d[j];
+}
+
+// Eight affine fits (fit_affine_body with float parameters and m <= 0) of kN values each.
+template <int kN>
+[[gnu::always_inline]] inline void fit_affine8_body(const float* x, const float* w, int hi, Search search, float* d_out, float* m_out, uint8_t* q) {
+    Lanes X[kN], W[kN], C[kN], B[kN] = {};
+    load_blocks<kN>(x, X);
+    load_blocks<kN>(w, W);
+    // extremes, as a scalar loop of std::min and std::max from the first value finds them
+    Lanes lo_v = X[0], hi_v = X[0];
+    for (int p = 1; p < kN; ++p) {
+        lo_v = X[p] < lo_v ? X[p] : lo_v;
+        hi_v = hi_v < X[p] ? X[p] : hi_v;
+    }
+    const Lanes zeros{};
+    lo_v = zeros < lo_v ? zeros : lo_v;  // std::min(lo_v, 0.0f)
+    // weight_sums: four partial sums, each of every fourth value, added in order to 0
+    Lanes aw[4] = {}, ax[4] = {};
+    for (int p = 0; p < kN; ++p) {
+        aw[p % 4] += W[p];
+        ax[p % 4] += W[p] * X[p];
+    }
+    const Doubles sw = __builtin_convertvector((((zeros + aw[0]) + aw[1]) + aw[2]) + aw[3], Doubles);
+    const Doubles sx = __builtin_convertvector((((zeros + ax[0]) + ax[1]) + ax[2]) + ax[3], Doubles);
+    Ints odd = hi_v == lo_v;
+    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity(), best_d{}, best_m{};
+    Ints has_best{};
+    const Ints none{};
+    for (int step = -search.steps; step <= search.steps; ++step) {
+        Lanes d = (hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step));
+        Lanes m = lo_v;
+        Ints active = ~odd;
+        for (int round = 0;; ++round) {
+            const Lanes inverse = 1.0f / d;
+            Ints overflow;
+            not_finite(inverse, overflow);
+            odd |= active & ((d == 0) | overflow);
+            LaneSums sums;
+            pass8<kN>(X, W, 0.0f, static_cast<float>(hi), d, inverse, m, none, C, sums);
+            const Lanes &err = sums.err, &wxq = sums.wxq, &wqq = sums.wqq, &wq = sums.wq;
+            const Ints better = active & (err < best_err);
+            best_err = better ? err : best_err;
+            best_d = better ? d : best_d;
+            best_m = better ? m : best_m;
+            has_best |= better;
+            for (int p = 0; p < kN; ++p) B[p] = better ? C[p] : B[p];
+            if (round == search.rounds) break;
+            const Doubles sq = __builtin_convertvector(wq, Doubles), sqq = __builtin_convertvector(wqq, Doubles),
+                          sxq = __builtin_convertvector(wxq, Doubles);
+            const Doubles det = sw * sqq - sq * sq;
+            active &= ~__builtin_convertvector(det <= 0, Ints);
+            Doubles dd = (sw * sxq - sq * sx) / det, mm = (sqq * sx - sq * sxq) / det;
+            const auto positive = mm > 0;  // the best offset would be positive: pin it at 0
+            mm = positive ? Doubles{} : mm;
+            dd = positive ? sxq / sqq : dd;
+            const Lanes d2 = __builtin_convertvector(dd, Lanes), m2 = __builtin_convertvector(mm, Lanes);
+            active &= ~((d2 == d) & (m2 == m));
+            if (!any(active)) break;
+            d = active ? d2 : d;
+            m = active ? m2 : m;
+        }
+    }
+    odd |= ~has_best;
+    store_codes<kN>(B, q);
+    for (int j = 0; j < kLanes; ++j) {
+        d_out[j] = best_d[j];
+        m_out[j] = best_m[j];
+        if (odd[j]) fit_affine_body(x + j * kN, w + j * kN, kN, hi, q + j * kN, d_out[j], m_out[j], false, true, search);
+    }
+}
+
+// Eight blocks' best of `trials` (scale, offset) pairs: for each lane, the first trial of
+// least error (as a loop of symmetric_codes / affine_codes keeping the first strictly lower
+// error finds it; -1 when no error is a number), and its codes.
+template <int kN, class Code>
+[[gnu::always_inline]] inline void best_codes8_body(const float* x, const float* w, int lo, int hi, int trials, const float* d_in, const float* m_in,
+                                                    Code* q, int* pick) {
+    Lanes X[kN], W[kN], C[kN], B[kN] = {};
+    load_blocks<kN>(x, X);
+    load_blocks<kN>(w, W);
+    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity();
+    Ints best{}, odd{};
+    best -= 1;
+    for (int t = 0; t < trials; ++t) {
+        Lanes d, m;
+        std::memcpy(&d, d_in + t * kLanes, sizeof d);
+        std::memcpy(&m, m_in + t * kLanes, sizeof m);
+        const Ints zero = d == 0;
+        const Lanes inverse = zero ? Lanes{} : 1.0f / d;
+        Ints overflow;
+        not_finite(inverse, overflow);
+        odd |= overflow & ~zero;
+        LaneSums sums;
+        pass8<kN>(X, W, static_cast<float>(lo), static_cast<float>(hi), d, inverse, m, zero, C, sums);
+        const Ints better = sums.err < best_err;
+        best_err = better ? sums.err : best_err;
+        best = better ? Ints{} + t : best;
+        for (int p = 0; p < kN; ++p) B[p] = better ? C[p] : B[p];
+    }
+    store_codes<kN>(B, q);
+    for (int j = 0; j < kLanes; ++j) {
+        pick[j] = best[j];
+        if (!odd[j]) continue;
+        Code trial[kN];
+        float least = std::numeric_limits<float>::infinity();
+        pick[j] = -1;
+        for (int t = 0; t < trials; ++t) {
+            const float d = d_in[t * kLanes + j], m = m_in[t * kLanes + j];
+            float err;
+            if constexpr (std::is_same_v<Code, int8_t>) err = symmetric_codes_body(x + j * kN, w + j * kN, kN, lo, hi, d, trial);
+            else err = affine_codes_body(x + j * kN, w + j * kN, kN, hi, d, m, trial);
+            if (err < least) {
+                least = err;
+                pick[j] = t;
+                std::copy(trial, trial + kN, q + j * kN);
+            }
+        }
+    }
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+QUANT_AVX2_CLONE void fit_symmetric8(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale) {
+    if (f16_scale) {
+        if (n == 8) return fit_symmetric8_body<8, true>(x, w, lo, hi, search, scale, q);
+        if (n == 16) return fit_symmetric8_body<16, true>(x, w, lo, hi, search, scale, q);
+    } else {
+        if (n == 16) return fit_symmetric8_body<16, false>(x, w, lo, hi, search, scale, q);
+        if (n == 32) return fit_symmetric8_body<32, false>(x, w, lo, hi, search, scale, q);
+    }
+    for (int j = 0; j < kLanes; ++j) scale[j] = fit_symmetric_body(x + j * n, w + j * n, n, lo, hi, q + j * n, f16_scale, search);
+}
+
+QUANT_AVX2_CLONE void fit_affine8(const float* x, const float* w, int n, int hi, Search search, float* d, float* m, uint8_t* q) {
+    if (n == 16) return fit_affine8_body<16>(x, w, hi, search, d, m, q);
+    if (n == 32) return fit_affine8_body<32>(x, w, hi, search, d, m, q);
+    for (int j = 0; j < kLanes; ++j) fit_affine_body(x + j * n, w + j * n, n, hi, q + j * n, d[j], m[j], false, true, search);
+}
+
+QUANT_AVX2_CLONE void best_symmetric_codes8(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q,
+                                             int* pick) {
+    float offsets[8 * 8] = {};
+    if (trials > 8) throw std::logic_error("best_symmetric_codes8: more than 8 trials");
+    if (n == 16) return best_codes8_body<16>(x, w, lo, hi, trials, d, offsets, q, pick);
+    if (n == 32) return best_codes8_body<32>(x, w, lo, hi, trials, d, offsets, q, pick);
+    throw std::logic_error("best_symmetric_codes8: blocks of 16 or 32 only");
+}
+
+QUANT_AVX2_CLONE void best_affine_codes8(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q,
+                                         int* pick) {
+    if (n == 16) return best_codes8_body<16>(x, w, 0, hi, trials, d, m, q, pick);
+    if (n == 32) return best_codes8_body<32>(x, w, 0, hi, trials, d, m, q, pick);
+    throw std::logic_error("best_affine_codes8: blocks of 16 or 32 only");
 }
 
 namespace {

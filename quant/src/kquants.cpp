@@ -32,46 +32,65 @@ struct AffineFit {
     uint8_t q[kSuper] = {};
 };
 
+// Fits g <= 8 super-blocks (x, w: g x 256 values) into f[0..g): the sub-block fits eight
+// sub-blocks at a time, the super-block scales one super-block a lane.
 template <int kSub, int kQmax, int kScaleMax, int kSteps>
-AffineFit fit_affine_k(const float* x, const float* w) {
+void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
     constexpr int kSubs = kSuper / kSub;
-    AffineFit f;
-    float scale[kSubs], minimum[kSubs], scale_weight[kSubs], min_weight[kSubs];
-    for (int j = 0; j < kSubs; ++j) {
-        const float* xj = x + j * kSub;
-        const float* wj = w + j * kSub;
-        float d, m;
-        fit_affine(xj, wj, kSub, kQmax, f.q + j * kSub, d, m, false, true, Search{kSteps, 2});
-        scale[j] = std::max(d, 0.0f);
-        minimum[j] = -m;
-        scale_weight[j] = min_weight[j] = 0;
-        for (int i = 0; i < kSub; ++i) {
-            const float qi = f.q[j * kSub + i];
-            scale_weight[j] += wj[i] * qi * qi;
-            min_weight[j] += wj[i];
+    float scale[8][kSubs], minimum[8][kSubs], scale_weight[8][kSubs], min_weight[8][kSubs];
+    for (int b = 0; b < g; ++b) {
+        const float* xb = x + b * kSuper;
+        const float* wb = w + b * kSuper;
+        f[b] = AffineFit{};
+        for (int j = 0; j < kSubs; j += 8) fit_affine8(xb + j * kSub, wb + j * kSub, kSub, kQmax, Search{kSteps, 2}, scale[b] + j, minimum[b] + j, f[b].q + j * kSub);
+        for (int j = 0; j < kSubs; ++j) {
+            const float* wj = wb + j * kSub;
+            scale[b][j] = std::max(scale[b][j], 0.0f);
+            minimum[b][j] = -minimum[b][j];
+            scale_weight[b][j] = min_weight[b][j] = 0;
+            for (int i = 0; i < kSub; ++i) {
+                const float qi = f[b].q[j * kSub + i];
+                scale_weight[b][j] += wj[i] * qi * qi;
+                min_weight[b][j] += wj[i];
+            }
         }
     }
-    int8_t sc[kSubs], mn[kSubs];
-    f.d = fit_symmetric(scale, scale_weight, kSubs, 0, kScaleMax, sc);
-    f.dmin = fit_symmetric(minimum, min_weight, kSubs, 0, kScaleMax, mn);
-    uint8_t trial[kSub];
-    for (int j = 0; j < kSubs; ++j) {
-        float best = std::numeric_limits<float>::infinity();
-        for (int a = -1; a <= 1; ++a)
-            for (int b = -1; b <= 1; ++b) {
-                if (a != 0 && b != 0) continue;  // one code at a time: the corners never paid off
-                const int s = std::clamp(sc[j] + a, 0, kScaleMax), m = std::clamp(mn[j] + b, 0, kScaleMax);
-                const float dl = f.d * static_cast<float>(s), ml = f.dmin * static_cast<float>(m);
-                const float err = affine_codes(x + j * kSub, w + j * kSub, kSub, kQmax, dl, -ml, trial);
-                if (err < best) {
-                    best = err;
-                    f.sc[j] = static_cast<uint8_t>(s);
-                    f.mn[j] = static_cast<uint8_t>(m);
-                    std::copy(trial, trial + kSub, f.q + j * kSub);
-                }
-            }
+    for (int b = g; b < 8; ++b) {  // idle lanes: a copy of the first super-block
+        std::copy(scale[0], scale[0] + kSubs, scale[b]);
+        std::copy(minimum[0], minimum[0] + kSubs, minimum[b]);
+        std::copy(scale_weight[0], scale_weight[0] + kSubs, scale_weight[b]);
+        std::copy(min_weight[0], min_weight[0] + kSubs, min_weight[b]);
     }
-    return f;
+    int8_t sc[8][kSubs], mn[8][kSubs];
+    float d[8], dmin[8];
+    fit_symmetric8(scale[0], scale_weight[0], kSubs, 0, kScaleMax, sc[0], true, Search{}, d);
+    fit_symmetric8(minimum[0], min_weight[0], kSubs, 0, kScaleMax, mn[0], true, Search{}, dmin);
+    // Each sub-block's scale code, then its minimum code, nudged by one either way (one code at
+    // a time: the corners never paid off), eight sub-blocks at a time; the first least error
+    // wins, in the order (-1, 0), (0, -1), (0, 0), (0, 1), (1, 0).
+    constexpr int kTrials[5][2] = {{-1, 0}, {0, -1}, {0, 0}, {0, 1}, {1, 0}};
+    uint8_t trial[8 * kSub];
+    for (int b = 0; b < g; ++b) {
+        f[b].d = d[b];
+        f[b].dmin = dmin[b];
+        for (int j0 = 0; j0 < kSubs; j0 += 8) {
+            int s[5][8], m[5][8], pick[8];
+            float dl[5][8], ml[5][8];
+            for (int t = 0; t < 5; ++t)
+                for (int k = 0; k < 8; ++k) {
+                    s[t][k] = std::clamp(sc[b][j0 + k] + kTrials[t][0], 0, kScaleMax), m[t][k] = std::clamp(mn[b][j0 + k] + kTrials[t][1], 0, kScaleMax);
+                    dl[t][k] = d[b] * static_cast<float>(s[t][k]);
+                    ml[t][k] = -(dmin[b] * static_cast<float>(m[t][k]));
+                }
+            best_affine_codes8(x + b * kSuper + j0 * kSub, w + b * kSuper + j0 * kSub, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
+            for (int k = 0; k < 8; ++k) {
+                if (pick[k] < 0) continue;
+                f[b].sc[j0 + k] = static_cast<uint8_t>(s[pick[k]][k]);
+                f[b].mn[j0 + k] = static_cast<uint8_t>(m[pick[k]][k]);
+                std::copy(trial + k * kSub, trial + (k + 1) * kSub, f[b].q + (j0 + k) * kSub);
+            }
+        }
+    }
 }
 
 // Symmetric kinds (Q3_K, Q6_K): value = d x sc x q, sc and q signed.
@@ -82,31 +101,64 @@ struct SymmetricFit {
 };
 
 template <int kSub, int kLo, int kHi, int kScaleLo, int kScaleHi, int kSteps>
-SymmetricFit fit_symmetric_k(const float* x, const float* w) {
+void fit_symmetric_k(const float* x, const float* w, int g, SymmetricFit* f) {
     constexpr int kSubs = kSuper / kSub;
-    SymmetricFit f;
-    float scale[kSubs], scale_weight[kSubs];
-    for (int j = 0; j < kSubs; ++j) {
-        scale[j] = fit_symmetric(x + j * kSub, w + j * kSub, kSub, kLo, kHi, f.q + j * kSub, false, Search{kSteps, 2});
-        scale_weight[j] = 0;
-        for (int i = 0; i < kSub; ++i) scale_weight[j] += w[j * kSub + i] * static_cast<float>(f.q[j * kSub + i] * f.q[j * kSub + i]);
+    float scale[8][kSubs], scale_weight[8][kSubs];
+    for (int b = 0; b < g; ++b) {
+        const float* xb = x + b * kSuper;
+        const float* wb = w + b * kSuper;
+        f[b] = SymmetricFit{};
+        for (int j = 0; j < kSubs; j += 8) fit_symmetric8(xb + j * kSub, wb + j * kSub, kSub, kLo, kHi, f[b].q + j * kSub, false, Search{kSteps, 2}, scale[b] + j);
+        for (int j = 0; j < kSubs; ++j) {
+            scale_weight[b][j] = 0;
+            for (int i = 0; i < kSub; ++i) scale_weight[b][j] += wb[j * kSub + i] * static_cast<float>(f[b].q[j * kSub + i] * f[b].q[j * kSub + i]);
+        }
     }
-    int8_t sc[kSubs];
-    f.d = fit_symmetric(scale, scale_weight, kSubs, kScaleLo, kScaleHi, sc);
-    int8_t trial[kSub];
-    for (int j = 0; j < kSubs; ++j) {
-        float best = std::numeric_limits<float>::infinity();
-        for (int a = -1; a <= 1; ++a) {
-            const int s = std::clamp(sc[j] + a, kScaleLo, kScaleHi);
-            const float err = symmetric_codes(x + j * kSub, w + j * kSub, kSub, kLo, kHi, f.d * static_cast<float>(s), trial);
-            if (err < best) {
-                best = err;
-                f.sc[j] = static_cast<int8_t>(s);
-                std::copy(trial, trial + kSub, f.q + j * kSub);
+    for (int b = g; b < 8; ++b) {  // idle lanes: a copy of the first super-block
+        std::copy(scale[0], scale[0] + kSubs, scale[b]);
+        std::copy(scale_weight[0], scale_weight[0] + kSubs, scale_weight[b]);
+    }
+    int8_t sc[8][kSubs];
+    float d[8];
+    fit_symmetric8(scale[0], scale_weight[0], kSubs, kScaleLo, kScaleHi, sc[0], true, Search{}, d);
+    // Each sub-block's scale code nudged by one either way, eight sub-blocks at a time; the
+    // first least error wins.
+    int8_t trial[8 * kSub];
+    for (int b = 0; b < g; ++b) {
+        f[b].d = d[b];
+        for (int j0 = 0; j0 < kSubs; j0 += 8) {
+            int s[3][8], pick[8];
+            float dl[3][8];
+            for (int t = 0; t < 3; ++t)
+                for (int k = 0; k < 8; ++k) {
+                    s[t][k] = std::clamp(sc[b][j0 + k] + t - 1, kScaleLo, kScaleHi);
+                    dl[t][k] = d[b] * static_cast<float>(s[t][k]);
+                }
+            best_symmetric_codes8(x + b * kSuper + j0 * kSub, w + b * kSuper + j0 * kSub, kSub, kLo, kHi, 3, dl[0], trial, pick);
+            for (int k = 0; k < 8; ++k) {
+                if (pick[k] < 0) continue;
+                f[b].sc[j0 + k] = static_cast<int8_t>(s[pick[k]][k]);
+                std::copy(trial + k * kSub, trial + (k + 1) * kSub, f[b].q + (j0 + k) * kSub);
             }
         }
     }
-    return f;
+}
+
+// Quantizes a row eight super-blocks at a time: fit(x, w, g, fits) for g <= 8 super-blocks
+// and their weights (block_weights), then pack(fit, block) for each.
+template <class Block, class Fit, class FitGroup, class Pack>
+void quantize_super_blocks(const float* x, uint8_t* dst, int64_t n, const float* importance, FitGroup fit, Pack pack) {
+    const float sigma2 = mean_square(x, n);
+    Block* out = blocks<Block>(dst);
+    float w[8 * kSuper];
+    Fit f[8];
+    for (int64_t i = 0; i < n; i += 8 * kSuper) {
+        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / kSuper));
+        for (int b = 0; b < g; ++b)
+            block_weights(x + i + b * kSuper, importance ? importance + i + b * kSuper : nullptr, kSuper, sigma2, w + b * kSuper);
+        fit(x + i, w, g, f);
+        for (int b = 0; b < g; ++b) pack(f[b], *out++);
+    }
 }
 
 // The inverse of scale_min_k4: eight 6-bit scales and minimums into 12 bytes.
@@ -125,8 +177,7 @@ void pack_scale_min_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* q) {
 }
 
 void quantize_q2_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ2_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ2_K& b) {
-        const AffineFit f = fit_affine_k<16, 3, 15, 1>(xb, w);
+    quantize_super_blocks<BlockQ2_K, AffineFit>(x, dst, n, imp, fit_affine_k<16, 3, 15, 1>, [](const AffineFit& f, BlockQ2_K& b) {
         store_half(b.d, f.d);
         store_half(b.dmin, f.dmin);
         for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<uint8_t>(f.sc[j] | f.mn[j] << 4);
@@ -139,8 +190,7 @@ void quantize_q2_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }
 
 void quantize_q3_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ3_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ3_K& b) {
-        const SymmetricFit f = fit_symmetric_k<16, -4, 3, -32, 31, 1>(xb, w);
+    quantize_super_blocks<BlockQ3_K, SymmetricFit>(x, dst, n, imp, fit_symmetric_k<16, -4, 3, -32, 31, 1>, [](const SymmetricFit& f, BlockQ3_K& b) {
         store_half(b.d, f.d);
         std::fill(b.scales, b.scales + 12, 0);
         for (int i = 0; i < 16; ++i) {
@@ -160,8 +210,7 @@ void quantize_q3_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 
 template <class Block, int kQmax>
 void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<Block, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, Block& b) {
-        const AffineFit f = fit_affine_k<32, kQmax, 63, kQmax == 31 ? 0 : 1>(xb, w);
+    quantize_super_blocks<Block, AffineFit>(x, dst, n, imp, fit_affine_k<32, kQmax, 63, kQmax == 31 ? 0 : 1>, [](const AffineFit& f, Block& b) {
         store_half(b.d, f.d);
         store_half(b.dmin, f.dmin);
         pack_scale_min_k4(f.sc, f.mn, b.scales);
@@ -176,8 +225,7 @@ void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }
 
 void quantize_q6_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ6_K, kSuper>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ6_K& b) {
-        const SymmetricFit f = fit_symmetric_k<16, -32, 31, -128, 127, 0>(xb, w);
+    quantize_super_blocks<BlockQ6_K, SymmetricFit>(x, dst, n, imp, fit_symmetric_k<16, -32, 31, -128, 127, 0>, [](const SymmetricFit& f, BlockQ6_K& b) {
         store_half(b.d, f.d);
         std::copy(f.sc, f.sc + 16, b.scales);
         for (int h = 0; h < 2; ++h)
