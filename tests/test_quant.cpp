@@ -450,11 +450,14 @@ namespace {
 // three uniform integers (bell-shaped), one value in 97 four times wider. The last row takes
 // five levels only, with weights equal over each 8 columns, so that grid entries that are
 // permutations of each other tie exactly there. With `signed_zeros`, a fifth of the third
-// row's values are zeros of either sign. And weights from 1/8 to 8, equal over each 8.
+// row's values are zeros of either sign. And weights from 1/8 to 8, equal over each 8. Rows
+// `cols` wide, every value times `scale` (a power of 2 keeps the floats exact).
 struct IntegerRows {
-    static constexpr int kRows = 4, kCols = 2816;
+    static constexpr int kRows = 4;
+    int width;
     std::vector<float> x, w;
-    explicit IntegerRows(bool signed_zeros) : x(static_cast<size_t>(kRows) * kCols), w(kCols) {
+    explicit IntegerRows(bool signed_zeros, int cols = 2816, float scale = 1)
+        : width(cols), x(static_cast<size_t>(kRows) * static_cast<size_t>(cols)), w(static_cast<size_t>(cols)) {
         auto mix = [](uint64_t z) {  // splitmix64
             z += 0x9E3779B97F4A7C15ull;
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -465,15 +468,16 @@ struct IntegerRows {
             const uint64_t r = mix(i);
             const int v = static_cast<int>(r % 2001) + static_cast<int>((r >> 16) % 2001) + static_cast<int>((r >> 32) % 2001) - 3000;
             x[i] = static_cast<float>(v) * ((r >> 48) % 97 == 0 ? 4e-5f : 1e-5f);
-            if (i >= 3u * kCols) x[i] = static_cast<float>(static_cast<int>(r % 5) - 2) * 1e-3f;
-            if (signed_zeros && i >= 2u * kCols && i < 3u * kCols && (r >> 40) % 5 == 0) x[i] = (r >> 20) & 1 ? -0.0f : 0.0f;
+            if (i >= 3u * width) x[i] = static_cast<float>(static_cast<int>(r % 5) - 2) * 1e-3f;
+            if (signed_zeros && i >= 2u * width && i < 3u * width && (r >> 40) % 5 == 0) x[i] = (r >> 20) & 1 ? -0.0f : 0.0f;
+            x[i] *= scale;
         }
-        for (int i = 0; i < kCols; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + mix(1000000 + static_cast<uint64_t>(i / 8)) % 64) / 8.0f;
+        for (int i = 0; i < width; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + mix(1000000 + static_cast<uint64_t>(i / 8)) % 64) / 8.0f;
     }
     // FNV-1a of the rows quantized to `type`.
     uint64_t hash(gguf::TypeId type, bool weighted, quant::Effort effort = quant::Effort::Default) const {
-        std::vector<uint8_t> q(row_bytes(type, kCols) * kRows);
-        quantize(type, x, kCols, weighted ? std::span<const float>(w) : std::span<const float>(), q, 0, effort);
+        std::vector<uint8_t> q(row_bytes(type, width) * kRows);
+        quantize(type, x, width, weighted ? std::span<const float>(w) : std::span<const float>(), q, 0, effort);
         uint64_t h = 1469598103934665603ull;
         for (uint8_t b : q) {
             h ^= b;
@@ -528,6 +532,42 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
     for (const Expected& e : expected) {
         const std::string name = e.name;
         CAPTURE(name);
+        const auto type = *gguf::type_from_name(name);
+        CHECK(rows.hash(type, false) == e.plain);
+        CHECK(rows.hash(type, true) == e.weighted);
+        if (e.fast) CHECK(rows.hash(type, false, quant::Effort::Fast) == e.fast);
+    }
+}
+
+// The fits run eight blocks side by side (fit_symmetric8 and the rest): a row whose block
+// count is not a multiple of eight leaves idle lanes, and tiny values give scales that are f16
+// subnormals (or round to 0), which the lanes round as the scalar f16 conversion does. The
+// hashes were made with 16d65ab's library, which fitted one block at a time.
+TEST_CASE("the fits of eight blocks at once write the bytes of one block at a time, on partial groups and subnormal scales") {
+    struct Expected {
+        const char* name;
+        int cols;
+        float scale;
+        uint64_t plain, weighted, fast;  // fast: 0 where the type has no fast search
+    };
+    const float tiny = 0x1p-12f;
+    const Expected expected[] = {
+        {"q4_0", 2848, 1, 0xae4fc45f46407114ull, 0x10a10c6ee85381daull, 0xf6db485252c1312dull},
+        {"q5_0", 2848, 1, 0x853fb1b7703f1100ull, 0xd617144ae50392fcull, 0x17edb1a3e7a6d7a6ull},
+        {"q4_0", 2848, tiny, 0x5388edf39e7fa1e4ull, 0x84b670c13beca0c4ull, 0x17e45b715989391aull},
+        {"q5_0", 2848, tiny, 0xbcd42c6718f8832aull, 0x4438027e736b9914ull, 0x9da690b5cf37d45eull},
+        {"q2_K", 2816, tiny, 0x19be92bc6ec2c69eull, 0xbb50a103d2eb3628ull, 0},
+        {"q3_K", 2816, tiny, 0x5b0deada1414a70eull, 0xbc102cb9e37722c2ull, 0},
+        {"q4_K", 2816, tiny, 0x040e9153f26a0eabull, 0x63d637ba4394ff5full, 0},
+        {"q5_K", 2816, tiny, 0xb7e84dbfc151e07cull, 0x1a8347ecb0e3748cull, 0},
+        {"q6_K", 2816, tiny, 0x5a9448ae39ec5163ull, 0x164ee1fedd33ad63ull, 0},
+    };
+    for (const Expected& e : expected) {
+        const std::string name = e.name;
+        const IntegerRows rows(true, e.cols, e.scale);
+        CAPTURE(name);
+        CAPTURE(e.cols);
+        CAPTURE(e.scale);
         const auto type = *gguf::type_from_name(name);
         CHECK(rows.hash(type, false) == e.plain);
         CHECK(rows.hash(type, true) == e.weighted);

@@ -883,6 +883,7 @@ QUANT_AVX2_CLONE void fit_symmetric8(const float* x, const float* w, int n, int 
     if (f16_scale) {
         if (n == 8) return fit_symmetric8_body<8, true>(x, w, lo, hi, search, scale, q);
         if (n == 16) return fit_symmetric8_body<16, true>(x, w, lo, hi, search, scale, q);
+        if (n == 32) return fit_symmetric8_body<32, true>(x, w, lo, hi, search, scale, q);
     } else {
         if (n == 16) return fit_symmetric8_body<16, false>(x, w, lo, hi, search, scale, q);
         if (n == 32) return fit_symmetric8_body<32, false>(x, w, lo, hi, search, scale, q);

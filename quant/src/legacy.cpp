@@ -11,12 +11,6 @@ namespace quant::detail {
 
 namespace {
 
-
-
-
-
-
-
 // Each quantizer fits every block of 32 on its own (fit.h), with weights from the
 // importance of its columns when given.
 
@@ -37,14 +31,37 @@ void pack_nibbles(const int* c, uint8_t (&qs)[16], uint8_t (*qh)[4]) {
 // the nearest codes for each as stored; default and best refit by least squares around them.
 constexpr Search kFastSearch{0, 0}, kDefaultLegacy{1, 2}, kBestLegacy{2, 3};
 
-template <int kLo, int kHi, class Block, Search kSearch = kDefaultLegacy>
-void fill_symmetric(const float* x, const float* w, Block& b) {
-    int8_t q[32];
-    store_half(b.d, fit_symmetric(x, w, 32, kLo, kHi, q, true, kSearch));
+// Packs a symmetric block: its scale and codes q in [kLo, kHi].
+template <int kLo, class Block>
+void pack_symmetric(float d, const int8_t* q, Block& b) {
+    store_half(b.d, d);
     int c[32];
     for (int j = 0; j < 32; ++j) c[j] = q[j] - kLo;
     if constexpr (requires { b.qh; }) pack_nibbles(c, b.qs, &b.qh);
     else pack_nibbles(c, b.qs, nullptr);
+}
+
+// The symmetric kinds fit eight blocks at a time (fit_symmetric8: the bits of one block at a
+// time), weighted as quantize_blocks weights them, or by 1 (`kWeighted` false: the fast
+// effort without an importance matrix). A row's last blocks short of eight fill the idle
+// lanes with copies of its first block of the group.
+template <int kLo, int kHi, class Block, Search kSearch, bool kWeighted = true>
+void quantize_symmetric(const float* x, uint8_t* dst, int64_t n, const float* importance) {
+    const float sigma2 = kWeighted ? mean_square(x, n) : 0.0f;
+    Block* b = blocks<Block>(dst);
+    float xs[8 * 32], w[8 * 32], d[8];
+    int8_t q[8 * 32];
+    for (int64_t i = 0; i < n; i += 8 * 32) {
+        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 32));
+        for (int k = 0; k < 8; ++k) {
+            const int64_t at = i + 32 * (k < g ? k : 0);
+            std::copy(x + at, x + at + 32, xs + 32 * k);
+            if constexpr (kWeighted) block_weights(x + at, importance ? importance + at : nullptr, 32, sigma2, w + 32 * k);
+            else std::fill(w + 32 * k, w + 32 * (k + 1), 1.0f);
+        }
+        fit_symmetric8(xs, w, 32, kLo, kHi, q, true, kSearch, d);
+        for (int k = 0; k < g; ++k) pack_symmetric<kLo>(d[k], q + 32 * k, *b++);
+    }
 }
 
 template <int kHi, class Block, Search kSearch = Search{}>
@@ -75,11 +92,11 @@ void plain(const float* x, uint8_t* dst, int64_t n, const float*) {
 
 template <Search kSearch = kDefaultLegacy>
 void quantize_q4_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ4_0, 32>(x, dst, n, imp, fill_symmetric<-8, 7, BlockQ4_0, kSearch>);
+    quantize_symmetric<-8, 7, BlockQ4_0, kSearch>(x, dst, n, imp);
 }
 template <Search kSearch = kDefaultLegacy>
 void quantize_q5_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ5_0, 32>(x, dst, n, imp, fill_symmetric<-16, 15, BlockQ5_0, kSearch>);
+    quantize_symmetric<-16, 15, BlockQ5_0, kSearch>(x, dst, n, imp);
 }
 template <Search kSearch = Search{}>
 void quantize_q4_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
@@ -142,8 +159,8 @@ void register_legacy(TraitsTable& t) {
     add_block_type<BlockQ4_1>(t, quantize_q4_1<>, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
     add_block_type<BlockQ5_0>(t, quantize_q5_0<>, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
     add_block_type<BlockQ5_1>(t, quantize_q5_1<>, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
-    set_efforts(t, TypeId::Q4_0, fast<plain<BlockQ4_0, fill_symmetric<-8, 7, BlockQ4_0, kFastSearch>>, quantize_q4_0<>>, quantize_q4_0<kBestLegacy>);
-    set_efforts(t, TypeId::Q5_0, fast<plain<BlockQ5_0, fill_symmetric<-16, 15, BlockQ5_0, kFastSearch>>, quantize_q5_0<>>, quantize_q5_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q4_0, fast<quantize_symmetric<-8, 7, BlockQ4_0, kFastSearch, false>, quantize_q4_0<>>, quantize_q4_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q5_0, fast<quantize_symmetric<-16, 15, BlockQ5_0, kFastSearch, false>, quantize_q5_0<>>, quantize_q5_0<kBestLegacy>);
     set_efforts(t, TypeId::Q4_1, fast<plain<BlockQ4_1, fill_affine<15, BlockQ4_1, kFastSearch>>, quantize_q4_1<>>, quantize_q4_1<Search{3, 4}>);
     set_efforts(t, TypeId::Q5_1, fast<plain<BlockQ5_1, fill_affine<31, BlockQ5_1, kFastSearch>>, quantize_q5_1<>>, quantize_q5_1<Search{3, 4}>);
     add_block_type<BlockQ8_0>(t, quantize_q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
