@@ -758,9 +758,13 @@ template <int kN, bool kF16>
         scale[j] = odd[j] ? fit_symmetric_body(x + j * kN, w + j * kN, kN, lo, hi, q + j * kN, kF16, search) : best_d[j];
 }
 
-// Eight affine fits (fit_affine_body with float parameters and m <= 0) of kN values each.
-template <int kN>
+// Eight affine fits (fit_affine_body) of kN values each: d and m stored as f16 when kF16,
+// else floats; m <= 0 when kNonPositive.
+template <int kN, bool kF16, bool kNonPositive>
 [[gnu::always_inline]] inline void fit_affine8_body(const float* x, const float* w, int hi, Search search, float* d_out, float* m_out, uint8_t* q) {
+    auto stored = [](Lanes& v) __attribute__((always_inline)) {
+        if constexpr (kF16) stored_f16(v, v);
+    };
     Lanes X[kN], W[kN], C[kN], B[kN] = {};
     load_blocks<kN>(x, X);
     load_blocks<kN>(w, W);
@@ -771,7 +775,7 @@ template <int kN>
         hi_v = hi_v < X[p] ? X[p] : hi_v;
     }
     const Lanes zeros{};
-    lo_v = zeros < lo_v ? zeros : lo_v;  // std::min(lo_v, 0.0f)
+    if constexpr (kNonPositive) lo_v = zeros < lo_v ? zeros : lo_v;  // std::min(lo_v, 0.0f)
     // weight_sums: four partial sums, each of every fourth value, added in order to 0
     Lanes aw[4] = {}, ax[4] = {};
     for (int p = 0; p < kN; ++p) {
@@ -787,6 +791,8 @@ template <int kN>
     for (int step = -search.steps; step <= search.steps; ++step) {
         Lanes d = (hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step));
         Lanes m = lo_v;
+        stored(d);
+        stored(m);
         Ints active = ~odd;
         for (int round = 0;; ++round) {
             const Lanes inverse = 1.0f / d;
@@ -808,10 +814,14 @@ template <int kN>
             const Doubles det = sw * sqq - sq * sq;
             active &= ~__builtin_convertvector(det <= 0, Ints);
             Doubles dd = (sw * sxq - sq * sx) / det, mm = (sqq * sx - sq * sxq) / det;
-            const auto positive = mm > 0;  // the best offset would be positive: pin it at 0
-            mm = positive ? Doubles{} : mm;
-            dd = positive ? sxq / sqq : dd;
-            const Lanes d2 = __builtin_convertvector(dd, Lanes), m2 = __builtin_convertvector(mm, Lanes);
+            if constexpr (kNonPositive) {
+                const auto positive = mm > 0;  // the best offset would be positive: pin it at 0
+                mm = positive ? Doubles{} : mm;
+                dd = positive ? sxq / sqq : dd;
+            }
+            Lanes d2 = __builtin_convertvector(dd, Lanes), m2 = __builtin_convertvector(mm, Lanes);
+            stored(d2);
+            stored(m2);
             active &= ~((d2 == d) & (m2 == m));
             if (!any(active)) break;
             d = active ? d2 : d;
@@ -823,7 +833,7 @@ template <int kN>
     for (int j = 0; j < kLanes; ++j) {
         d_out[j] = best_d[j];
         m_out[j] = best_m[j];
-        if (odd[j]) fit_affine_body(x + j * kN, w + j * kN, kN, hi, q + j * kN, d_out[j], m_out[j], false, true, search);
+        if (odd[j]) fit_affine_body(x + j * kN, w + j * kN, kN, hi, q + j * kN, d_out[j], m_out[j], kF16, kNonPositive, search);
     }
 }
 
@@ -891,10 +901,14 @@ QUANT_AVX2_CLONE void fit_symmetric8(const float* x, const float* w, int n, int 
     for (int j = 0; j < kLanes; ++j) scale[j] = fit_symmetric_body(x + j * n, w + j * n, n, lo, hi, q + j * n, f16_scale, search);
 }
 
-QUANT_AVX2_CLONE void fit_affine8(const float* x, const float* w, int n, int hi, Search search, float* d, float* m, uint8_t* q) {
-    if (n == 16) return fit_affine8_body<16>(x, w, hi, search, d, m, q);
-    if (n == 32) return fit_affine8_body<32>(x, w, hi, search, d, m, q);
-    for (int j = 0; j < kLanes; ++j) fit_affine_body(x + j * n, w + j * n, n, hi, q + j * n, d[j], m[j], false, true, search);
+QUANT_AVX2_CLONE void fit_affine8(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search,
+                                  float* d, float* m) {
+    if (!f16_params && non_positive_offset) {
+        if (n == 16) return fit_affine8_body<16, false, true>(x, w, hi, search, d, m, q);
+        if (n == 32) return fit_affine8_body<32, false, true>(x, w, hi, search, d, m, q);
+    }
+    if (f16_params && !non_positive_offset && n == 32) return fit_affine8_body<32, true, false>(x, w, hi, search, d, m, q);
+    for (int j = 0; j < kLanes; ++j) fit_affine_body(x + j * n, w + j * n, n, hi, q + j * n, d[j], m[j], f16_params, non_positive_offset, search);
 }
 
 QUANT_AVX2_CLONE void best_symmetric_codes8(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q,

@@ -53,10 +53,11 @@ float affine_codes(const float* x, const float* w, int n, int hi, float d, float
 
 // The fits for eight blocks of n values at once (x and w: 8 x n values, block after block;
 // scale[j]: block j's scale): the bits the one-block calls give, in a fraction of the time
-// for the k-quants' sub-blocks (n = 16 and 32, float scales) and super-blocks (n = 8 and 16,
-// f16 scales). The affine fits keep their float parameters and m <= 0.
+// for the k-quants' sub-blocks (n = 16 and 32, float scales), their super-blocks (n = 8 and
+// 16, f16 scales) and the legacy blocks (n = 32, f16 scales).
 void fit_symmetric8(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale);
-void fit_affine8(const float* x, const float* w, int n, int hi, Search search, float* d, float* m, uint8_t* q);
+void fit_affine8(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search, float* d,
+                 float* m);
 // For eight blocks of n = 16 or 32 values and `trials` candidate scales (and offsets) each
 // (d[t * 8 + j]: block j's t-th), the first candidate of least error per block (as a loop of
 // symmetric_codes / affine_codes keeping the first strictly lower error picks it; -1 where

@@ -42,7 +42,8 @@ void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
         const float* xb = x + b * kSuper;
         const float* wb = w + b * kSuper;
         f[b] = AffineFit{};
-        for (int j = 0; j < kSubs; j += 8) fit_affine8(xb + j * kSub, wb + j * kSub, kSub, kQmax, Search{kSteps, 2}, scale[b] + j, minimum[b] + j, f[b].q + j * kSub);
+        for (int j = 0; j < kSubs; j += 8) fit_affine8(xb + j * kSub, wb + j * kSub, kSub, kQmax, f[b].q + j * kSub, false, true, Search{kSteps, 2}, scale[b] + j,
+                        minimum[b] + j);
         for (int j = 0; j < kSubs; ++j) {
             const float* wj = wb + j * kSub;
             scale[b][j] = std::max(scale[b][j], 0.0f);

@@ -2,6 +2,7 @@
 // minimum), 4, 5 or 8 bits per value.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "bytes.h"
 #include "family.h"
@@ -31,14 +32,18 @@ void pack_nibbles(const int* c, uint8_t (&qs)[16], uint8_t (*qh)[4]) {
 // the nearest codes for each as stored; default and best refit by least squares around them.
 constexpr Search kFastSearch{0, 0}, kDefaultLegacy{1, 2}, kBestLegacy{2, 3};
 
-// Packs a symmetric block: its scale and codes q in [kLo, kHi].
+// Packs a symmetric block: its scale and codes q in [kLo, kHi] (Q8_0 keeps them as they are).
 template <int kLo, class Block>
 void pack_symmetric(float d, const int8_t* q, Block& b) {
     store_half(b.d, d);
-    int c[32];
-    for (int j = 0; j < 32; ++j) c[j] = q[j] - kLo;
-    if constexpr (requires { b.qh; }) pack_nibbles(c, b.qs, &b.qh);
-    else pack_nibbles(c, b.qs, nullptr);
+    if constexpr (std::is_same_v<Block, BlockQ8_0>) {
+        std::copy(q, q + 32, b.qs);
+    } else {
+        int c[32];
+        for (int j = 0; j < 32; ++j) c[j] = q[j] - kLo;
+        if constexpr (requires { b.qh; }) pack_nibbles(c, b.qs, &b.qh);
+        else pack_nibbles(c, b.qs, nullptr);
+    }
 }
 
 // The symmetric kinds fit eight blocks at a time (fit_symmetric8: the bits of one block at a
@@ -77,6 +82,33 @@ void fill_affine(const float* x, const float* w, Block& b) {
     else pack_nibbles(c, b.qs, nullptr);
 }
 
+// The affine kinds with weights fit eight blocks at a time, as quantize_symmetric does.
+// (Without weights, the fast effort, the one-block fit sums x in another order.)
+template <int kHi, class Block, Search kSearch = Search{}>
+void quantize_affine(const float* x, uint8_t* dst, int64_t n, const float* importance) {
+    const float sigma2 = mean_square(x, n);
+    Block* b = blocks<Block>(dst);
+    float xs[8 * 32], w[8 * 32], d[8], m[8];
+    uint8_t q[8 * 32];
+    for (int64_t i = 0; i < n; i += 8 * 32) {
+        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 32));
+        for (int k = 0; k < 8; ++k) {
+            const int64_t at = i + 32 * (k < g ? k : 0);
+            std::copy(x + at, x + at + 32, xs + 32 * k);
+            block_weights(x + at, importance ? importance + at : nullptr, 32, sigma2, w + 32 * k);
+        }
+        fit_affine8(xs, w, 32, kHi, q, true, false, kSearch, d, m);
+        for (int k = 0; k < g; ++k, ++b) {
+            store_half(b->d, d[k]);
+            store_half(b->m, m[k]);
+            int c[32];
+            for (int j = 0; j < 32; ++j) c[j] = q[32 * k + j];
+            if constexpr (requires { b->qh; }) pack_nibbles(c, b->qs, &b->qh);
+            else pack_nibbles(c, b->qs, nullptr);
+        }
+    }
+}
+
 // Fast effort without importance weights: every block judged by its plain squared error (no
 // per-value weights computed), so its scale is at least as good as the reference rounding's
 // one, which is among the candidates.
@@ -100,11 +132,11 @@ void quantize_q5_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 }
 template <Search kSearch = Search{}>
 void quantize_q4_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ4_1, 32>(x, dst, n, imp, fill_affine<15, BlockQ4_1, kSearch>);
+    quantize_affine<15, BlockQ4_1, kSearch>(x, dst, n, imp);
 }
 template <Search kSearch = Search{}>
 void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockQ5_1, 32>(x, dst, n, imp, fill_affine<31, BlockQ5_1, kSearch>);
+    quantize_affine<31, BlockQ5_1, kSearch>(x, dst, n, imp);
 }
 // Q8_0 without importance weights: the scale maps the largest magnitude to 127 and the
 // codes round half away from zero, computed with the unrounded scale, as llama.cpp does:
@@ -121,12 +153,7 @@ inline int32_t round_half_away(float v) {
 
 // Cloned for AVX2: rounding, max and one multiply per value give the same bits on any path.
 QUANT_AVX2_CLONE void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    if (imp) {
-        quantize_blocks<BlockQ8_0, 32>(x, dst, n, imp, [](const float* xb, const float* w, BlockQ8_0& b) {
-            store_half(b.d, fit_symmetric(xb, w, 32, -127, 127, b.qs));
-        });
-        return;
-    }
+    if (imp) return quantize_symmetric<-127, 127, BlockQ8_0, Search{}>(x, dst, n, imp);
     BlockQ8_0* b = blocks<BlockQ8_0>(dst);
     for (int64_t i = 0; i < n; i += 32, ++b) {
         float amax = 0;
