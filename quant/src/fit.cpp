@@ -1029,6 +1029,154 @@ QUANT_AVX2_CLONE float fit_levels(const float* x, const float* w, int n, const L
     return n == 32 ? fit_levels_body(x, w, 32, levels, index, f16_scale) : fit_levels_body(x, w, n, levels, index, f16_scale);
 }
 
+namespace {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+// level_pass for eight blocks, one a lane (as pass8 is to pass): level indices (as floats)
+// into K, and each lane's error and least-squares sums. Codebooks of up to 16 levels.
+template <int kN>
+[[gnu::always_inline]] inline void level_pass8(const Lanes* X, const Lanes* W, const LevelSteps& ls, const Lanes& d, const Lanes& inverse, Lanes* K,
+                                               LaneSums& out) {
+    auto partial = [&](int k) __attribute__((always_inline)) {
+        LaneSums a;
+#pragma GCC unroll 4
+        for (int p = k; p < kN; p += kLanes) {
+            const Lanes t = X[p] * inverse;
+            Ints passed{};
+            for (int j = 0; j < ls.steps; ++j) passed -= t > ls.mid[j];  // a true compare is -1
+            Lanes l;
+#if defined(__clang__)  // no variable two-vector shuffle there: lane by lane
+            for (int lane = 0; lane < kLanes; ++lane) l[lane] = passed[lane] < 8 ? ls.value_lo[passed[lane]] : ls.value_hi[passed[lane] - 8];
+#else
+            l = __builtin_shuffle(ls.value_lo, ls.value_hi, passed);
+#endif
+            K[p] = __builtin_convertvector(passed, Lanes);
+            const Lanes e = X[p] - d * l;
+            a.err += W[p] * e * e;
+            a.wxq += W[p] * X[p] * l;
+            a.wqq += W[p] * l * l;
+        }
+        return a;
+    };
+    out = ((partial(0) + partial(4)) + (partial(2) + partial(6))) + ((partial(1) + partial(5)) + (partial(3) + partial(7)));
+}
+
+// Eight fit_levels_body fits of kN values each (a codebook of up to 16 levels).
+template <int kN, bool kF16>
+[[gnu::always_inline]] inline void fit_levels8_body(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, uint8_t* index,
+                                                    float* scale) {
+    auto stored = [](Lanes& v) __attribute__((always_inline)) {
+        if constexpr (kF16) stored_f16(v, v);
+    };
+    Lanes X[kN], W[kN], K[kN], B[kN] = {};
+    load_blocks<kN>(x, X);
+    load_blocks<kN>(w, W);
+    Lanes amax{};
+    for (int p = 0; p < kN; ++p) {
+        const Lanes a = X[p] < 0 ? -X[p] : X[p];
+        amax = a > amax ? a : amax;
+    }
+    Lanes xmax{};
+    for (int p = kN - 1; p >= 0; --p) xmax = (X[p] < 0 ? -X[p] : X[p]) == amax ? X[p] : xmax;
+    Ints odd;
+    not_finite(amax, odd);
+    odd |= amax == 0;
+    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity(), best_d{};
+    Ints has_best{};
+    for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
+        if (end == 0) continue;
+        for (int step = -kDefaultSearch.steps; step <= kDefaultSearch.steps; ++step) {
+            Lanes d = xmax / (end * (1.0f + 0.05f * static_cast<float>(step)));
+            stored(d);
+            Ints active = ~odd;
+            for (int round = 0;; ++round) {
+                const Lanes inverse = d != 0 ? 1.0f / d : Lanes{};
+                Ints overflow;
+                not_finite(inverse, overflow);
+                odd |= active & overflow;
+                LaneSums sums;
+                level_pass8<kN>(X, W, ls, d, inverse, K, sums);
+                const Ints better = active & (sums.err < best_err);
+                best_err = better ? sums.err : best_err;
+                best_d = better ? d : best_d;
+                has_best |= better;
+                for (int p = 0; p < kN; ++p) B[p] = better ? K[p] : B[p];
+                if (round == kDefaultSearch.rounds) break;
+                Lanes refit = sums.wxq / sums.wqq;
+                stored(refit);
+                active &= ~(sums.wqq <= 0) & ~(refit == d);
+                if (!any(active)) break;
+                d = active ? refit : d;
+            }
+        }
+    }
+    odd |= ~has_best;
+    store_codes<kN>(B, index);
+    for (int j = 0; j < kLanes; ++j)
+        scale[j] = odd[j] ? fit_levels_body(x + j * kN, w + j * kN, kN, levels, index + j * kN, kF16) : best_d[j];
+}
+
+// Eight blocks' best of `trials` scales for a codebook, as best_codes8_body.
+template <int kN>
+[[gnu::always_inline]] inline void best_level_codes8_body(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, int trials,
+                                                          const float* d_in, uint8_t* index, int* pick) {
+    Lanes X[kN], W[kN], K[kN], B[kN] = {};
+    load_blocks<kN>(x, X);
+    load_blocks<kN>(w, W);
+    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity();
+    Ints best{}, odd{};
+    best -= 1;
+    for (int t = 0; t < trials; ++t) {
+        Lanes d;
+        std::memcpy(&d, d_in + t * kLanes, sizeof d);
+        const Lanes inverse = d != 0 ? 1.0f / d : Lanes{};
+        Ints overflow;
+        not_finite(inverse, overflow);
+        odd |= overflow;
+        LaneSums sums;
+        level_pass8<kN>(X, W, ls, d, inverse, K, sums);
+        const Ints better = sums.err < best_err;
+        best_err = better ? sums.err : best_err;
+        best = better ? Ints{} + t : best;
+        for (int p = 0; p < kN; ++p) B[p] = better ? K[p] : B[p];
+    }
+    store_codes<kN>(B, index);
+    for (int j = 0; j < kLanes; ++j) {
+        pick[j] = best[j];
+        if (!odd[j]) continue;
+        uint8_t trial[kN];
+        float least = std::numeric_limits<float>::infinity();
+        pick[j] = -1;
+        for (int t = 0; t < trials; ++t) {
+            const float err = level_codes_body(x + j * kN, w + j * kN, kN, levels, ls, d_in[t * kLanes + j], trial);
+            if (err < least) {
+                least = err;
+                pick[j] = t;
+                std::copy(trial, trial + kN, index + j * kN);
+            }
+        }
+    }
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+QUANT_AVX2_CLONE void fit_levels8(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale) {
+    const LevelSteps ls(levels);
+    if (n == 32 && ls.steps < LevelSteps::kMax)
+        return f16_scale ? fit_levels8_body<32, true>(x, w, levels, ls, index, scale) : fit_levels8_body<32, false>(x, w, levels, ls, index, scale);
+    for (int j = 0; j < kLanes; ++j) scale[j] = fit_levels_body(x + j * n, w + j * n, n, levels, index + j * n, f16_scale);
+}
+
+QUANT_AVX2_CLONE void best_level_codes8(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index,
+                                        int* pick) {
+    const LevelSteps ls(levels);
+    if (n != 32 || ls.steps >= LevelSteps::kMax) throw std::logic_error("best_level_codes8: blocks of 32 and codebooks of up to 16 levels only");
+    best_level_codes8_body<32>(x, w, levels, ls, trials, d, index, pick);
+}
+
 int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index) {
     uint8_t trial[256];
     float best_err = std::numeric_limits<float>::infinity();

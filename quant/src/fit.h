@@ -80,6 +80,11 @@ float level_codes(const float* x, const float* w, int n, const Levels& levels, f
 // `f16_scale`, else a float. `index` gets the level indices.
 float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale);
 
+// fit_levels and a best-of-trials level_codes for eight blocks at once, as fit_symmetric8
+// and best_symmetric_codes8 (the bits of one block at a time; n = 32 on lanes).
+void fit_levels8(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale);
+void best_level_codes8(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index, int* pick);
+
 // The best of `count` given scales (formats whose scale is a small float or a power of 2).
 // Returns its position in `scales`.
 int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index);

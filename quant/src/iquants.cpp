@@ -26,52 +26,85 @@ void pack_iq4(const uint8_t* code, uint8_t* qs) {
     for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(code[j] | code[j + 16] << 4);
 }
 
+// IQ4_NL: each block's f16 scale searched over the codebook, eight blocks at a time
+// (fit_levels8); a row's last blocks short of eight fill the idle lanes with copies.
 void quantize_iq4_nl(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockIQ4_NL, 32>(x, dst, n, imp, [](const float* xb, const float* w, BlockIQ4_NL& b) {
-        uint8_t code[32];
-        store_half(b.d, fit_levels(xb, w, 32, kIQ4, code, true));
-        pack_iq4(code, b.qs);
-    });
+    const float sigma2 = mean_square(x, n);
+    BlockIQ4_NL* b = blocks<BlockIQ4_NL>(dst);
+    float xs[8 * 32], w[8 * 32], d[8];
+    uint8_t code[8 * 32];
+    for (int64_t i = 0; i < n; i += 8 * 32) {
+        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 32));
+        for (int k = 0; k < 8; ++k) {
+            const int64_t at = i + 32 * (k < g ? k : 0);
+            std::copy(x + at, x + at + 32, xs + 32 * k);
+            block_weights(x + at, imp ? imp + at : nullptr, 32, sigma2, w + 32 * k);
+        }
+        fit_levels8(xs, w, 32, kIQ4, code, true, d);
+        for (int k = 0; k < g; ++k, ++b) {
+            store_half(b->d, d[k]);
+            pack_iq4(code + 32 * k, b->qs);
+        }
+    }
 }
 
 // IQ4_XS: sub-block scales fitted on their own, quantized to 6 bits against the f16 d, then
-// nudged by one where that lowers the sub-block's weighted error (as the k-quants do).
+// nudged by one where that lowers the sub-block's weighted error (as the k-quants do). Eight
+// super-blocks at a time: the eight sub-blocks of one side by side, and the super-block
+// scales of eight side by side.
 void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_blocks<BlockIQ4_XS, 256>(x, dst, n, imp, [](const float* xb, const float* w, BlockIQ4_XS& blk) {
-        BlockIQ4_XS* b = &blk;
-        float scale[8], scale_weight[8];
-        uint8_t code[256];
-        for (int j = 0; j < 8; ++j) {
-            scale[j] = fit_levels(xb + 32 * j, w + 32 * j, 32, kIQ4, code + 32 * j, false);
-            scale_weight[j] = 0;
-            for (int k = 0; k < 32; ++k) scale_weight[j] += w[32 * j + k] * kIQ4Values[code[32 * j + k]] * kIQ4Values[code[32 * j + k]];
-        }
-        int8_t sc[8];
-        const float d = fit_symmetric(scale, scale_weight, 8, -32, 31, sc);
-        store_half(b->d, d);
-        uint16_t scales_h = 0;
-        std::fill(b->scales_l, b->scales_l + 4, 0);
-        for (int j = 0; j < 8; ++j) {
-            uint8_t trial[32];
-            float best = std::numeric_limits<float>::infinity();
-            int chosen = sc[j];
-            for (int a = -1; a <= 1; ++a) {
-                const int s = std::clamp(sc[j] + a, -32, 31);
-                const float err = level_codes(xb + 32 * j, w + 32 * j, 32, kIQ4, d * static_cast<float>(s), trial);
-                if (err < best) {
-                    best = err;
-                    chosen = s;
-                    std::copy(trial, trial + 32, code + 32 * j);
-                }
+    const float sigma2 = mean_square(x, n);
+    BlockIQ4_XS* out = blocks<BlockIQ4_XS>(dst);
+    float w[8 * 256];
+    for (int64_t i = 0; i < n; i += 8 * 256) {
+        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 256));
+        float scale[8][8], scale_weight[8][8], d[8];
+        uint8_t code[8][256];
+        for (int b = 0; b < g; ++b) {
+            const float* xb = x + i + 256 * b;
+            const float* wb = block_weights(xb, imp ? imp + i + 256 * b : nullptr, 256, sigma2, w + 256 * b);
+            fit_levels8(xb, wb, 32, kIQ4, code[b], false, scale[b]);
+            for (int j = 0; j < 8; ++j) {
+                scale_weight[b][j] = 0;
+                for (int k = 0; k < 32; ++k) scale_weight[b][j] += wb[32 * j + k] * kIQ4Values[code[b][32 * j + k]] * kIQ4Values[code[b][32 * j + k]];
             }
-            const int ls = chosen + 32;
-            b->scales_l[j / 2] |= static_cast<uint8_t>((ls & 0x0f) << (4 * (j % 2)));
-            scales_h |= static_cast<uint16_t>((ls >> 4) << (2 * j));
-            pack_iq4(code + 32 * j, b->qs + 16 * j);
         }
-        b->scales_h[0] = static_cast<uint8_t>(scales_h);
-        b->scales_h[1] = static_cast<uint8_t>(scales_h >> 8);
-    });
+        for (int b = g; b < 8; ++b) {  // idle lanes: a copy of the first super-block
+            std::copy(scale[0], scale[0] + 8, scale[b]);
+            std::copy(scale_weight[0], scale_weight[0] + 8, scale_weight[b]);
+        }
+        int8_t sc[8][8];
+        fit_symmetric8(scale[0], scale_weight[0], 8, -32, 31, sc[0], true, Search{}, d);
+        for (int b = 0; b < g; ++b, ++out) {
+            const float* xb = x + i + 256 * b;
+            const float* wb = w + 256 * b;
+            int s[3][8], pick[8];
+            float dl[3][8];
+            for (int t = 0; t < 3; ++t)
+                for (int j = 0; j < 8; ++j) {
+                    s[t][j] = std::clamp(sc[b][j] + t - 1, -32, 31);
+                    dl[t][j] = d[b] * static_cast<float>(s[t][j]);
+                }
+            uint8_t trial[256];
+            best_level_codes8(xb, wb, 32, kIQ4, 3, dl[0], trial, pick);
+            store_half(out->d, d[b]);
+            uint16_t scales_h = 0;
+            std::fill(out->scales_l, out->scales_l + 4, 0);
+            for (int j = 0; j < 8; ++j) {
+                int chosen = sc[b][j];
+                if (pick[j] >= 0) {
+                    chosen = s[pick[j]][j];
+                    std::copy(trial + 32 * j, trial + 32 * (j + 1), code[b] + 32 * j);
+                }
+                const int ls = chosen + 32;
+                out->scales_l[j / 2] |= static_cast<uint8_t>((ls & 0x0f) << (4 * (j % 2)));
+                scales_h |= static_cast<uint16_t>((ls >> 4) << (2 * j));
+                pack_iq4(code[b] + 32 * j, out->qs + 16 * j);
+            }
+            out->scales_h[0] = static_cast<uint8_t>(scales_h);
+            out->scales_h[1] = static_cast<uint8_t>(scales_h >> 8);
+        }
+    }
 }
 
 // The grid formats' sub-block scales, as their decoders compute them.
