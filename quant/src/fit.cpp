@@ -578,12 +578,45 @@ using Doubles = double __attribute__((vector_size(64)));
     mask = ~(magnitude <= std::numeric_limits<float>::max());
 }
 
-[[gnu::always_inline]] inline bool any(Ints m) {
-    Ints folded = m;
+[[gnu::always_inline]] inline bool any(const Ints& m) {
     int r = 0;
-    for (int k = 0; k < kLanes; ++k) r |= folded[k];
+    for (int k = 0; k < kLanes; ++k) r |= m[k];
     return r != 0;
 }
+
+// first_largest on every lane: the largest magnitude of the kN values, then the first value
+// that has it. `odd` marks the lanes whose largest magnitude is 0 or not finite (the
+// one-block fit takes those).
+template <int kN>
+[[gnu::always_inline]] inline void first_largest8(const Lanes* X, Lanes& xmax, Ints& odd) {
+    Lanes amax{};
+    for (int p = 0; p < kN; ++p) {
+        const Lanes a = X[p] < 0 ? -X[p] : X[p];
+        amax = a > amax ? a : amax;
+    }
+    xmax = Lanes{};
+    for (int p = kN - 1; p >= 0; --p) xmax = (X[p] < 0 ? -X[p] : X[p]) == amax ? X[p] : xmax;
+    not_finite(amax, odd);
+    odd |= amax == 0;
+}
+
+// The best trial so far on every lane of eight fits: its error, scale (and offset), and
+// codes; `seen` marks the lanes where some trial's error was a number.
+template <int kN>
+struct Best8 {
+    Lanes err = Lanes{} + std::numeric_limits<float>::infinity(), d{}, m{};
+    Lanes codes[kN] = {};
+    Ints seen{};
+    // Takes the trial on the lanes of `active` where its error is strictly lower.
+    [[gnu::always_inline]] void offer(const Ints& active, const Lanes& e, const Lanes& dv, const Lanes& mv, const Lanes* c) {
+        const Ints better = active & (e < err);
+        err = better ? e : err;
+        d = better ? dv : d;
+        m = better ? mv : m;
+        seen |= better;
+        for (int p = 0; p < kN; ++p) codes[p] = better ? c[p] : codes[p];
+    }
+};
 
 // Transposes eight rows of eight lanes in place: v[r][c] becomes v[c][r].
 template <class V>
@@ -633,6 +666,13 @@ struct LaneSums {
     return {a.err + b.err, a.wxq + b.wxq, a.wqq + b.wqq, a.wq + b.wq};
 }
 
+// The eight partial sums of a pass (partial(k): the values p = k mod 8) added in lane_sum's
+// tree.
+template <class Partial>
+[[gnu::always_inline]] inline LaneSums partial_tree(Partial partial) {
+    return ((partial(0) + partial(4)) + (partial(2) + partial(6))) + ((partial(1) + partial(5)) + (partial(3) + partial(7)));
+}
+
 // `pass` for eight blocks: codes clamp(round((x - m) / d), lo, hi) into C, and each lane's
 // sums. A lane whose d is 0 gets codes 0 and the error zero_pass gives (`zero`); a lane
 // whose inverse overflows gets garbage (the caller refits it alone). `pass` sums the p-th
@@ -661,7 +701,7 @@ template <int kN>
         }
         return a;
     };
-    out = ((partial(0) + partial(4)) + (partial(2) + partial(6))) + ((partial(1) + partial(5)) + (partial(3) + partial(7)));
+    out = partial_tree(partial);
     // zero_pass's sums are 0 (a code of 0 gives +0 or -0 terms; both end a refit the same way)
     out.wxq = zero ? none : out.wxq;
     out.wqq = zero ? none : out.wqq;
@@ -699,73 +739,70 @@ template <int kN>
     std::memcpy(&out, &result, sizeof out);
 }
 
+// A scale as the fit stores it, on every lane: f16 (as_stored_f16(finite_f16(v))) when kF16.
+template <bool kF16>
+[[gnu::always_inline]] inline void stored8(Lanes& v) {
+    if constexpr (kF16) stored_f16(v, v);
+}
+
+// One chain of a symmetric or codebook fit on every lane not `odd`, as the one-block fits run
+// it: pass(d, active, sums) gives the codes for scale d (into `codes`) and their sums, which
+// are offered to `best`; then the least-squares scale for those codes, until a lane's chain
+// stops (after `rounds` refits, with no codes to refit from, or at a refit to the same
+// scale). The pass marks in `odd` the lanes it cannot take.
+template <int kN, bool kF16, class Pass>
+[[gnu::always_inline]] inline void chain8(Lanes d, int rounds, Best8<kN>& best, Ints& odd, const Lanes* codes, Pass pass) {
+    Ints active = ~odd;
+    for (int round = 0;; ++round) {
+        LaneSums sums;
+        pass(d, active, sums);
+        best.offer(active, sums.err, d, Lanes{}, codes);
+        if (round == rounds) break;
+        Lanes refit = sums.wxq / sums.wqq;
+        stored8<kF16>(refit);
+        active &= ~(sums.wqq <= 0) & ~(refit == d);
+        if (!any(active)) break;
+        d = active ? refit : d;
+    }
+}
+
 // Eight symmetric fits (fit_symmetric_body) of kN values each; the scale stored as f16 when
 // kF16, else a float.
 template <int kN, bool kF16>
 [[gnu::always_inline]] inline void fit_symmetric8_body(const float* x, const float* w, int lo, int hi, Search search, float* scale, int8_t* q) {
-    auto stored = [](Lanes& v) __attribute__((always_inline)) {
-        if constexpr (kF16) stored_f16(v, v);
-    };
-    Lanes X[kN], W[kN], C[kN], B[kN] = {};
+    Lanes X[kN], W[kN], C[kN], xmax;
     load_blocks<kN>(x, X);
     load_blocks<kN>(w, W);
-    // first_largest: the largest magnitude, then the first value that has it.
-    Lanes amax{};
-    for (int p = 0; p < kN; ++p) {
-        const Lanes a = X[p] < 0 ? -X[p] : X[p];
-        amax = a > amax ? a : amax;
-    }
-    Lanes xmax{};
-    for (int p = kN - 1; p >= 0; --p) xmax = (X[p] < 0 ? -X[p] : X[p]) == amax ? X[p] : xmax;
     Ints odd;
-    not_finite(amax, odd);
-    odd |= amax == 0;
-    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity(), best_d{};
-    Ints has_best{};
+    first_largest8<kN>(X, xmax, odd);
+    Best8<kN> best;
     const Ints none{};
     for (int target : {lo, hi}) {
         for (int step = -search.steps; step <= search.steps; ++step) {
             const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
             if (t == 0) continue;
             Lanes d = xmax / t;
-            stored(d);
-            Ints active = ~odd;
-            for (int round = 0;; ++round) {
-                const Lanes inverse = 1.0f / d;
+            stored8<kF16>(d);
+            chain8<kN, kF16>(d, search.rounds, best, odd, C, [&](const Lanes& dv, const Ints& active, LaneSums& sums) __attribute__((always_inline)) {
+                const Lanes inverse = 1.0f / dv;
                 Ints overflow;
                 not_finite(inverse, overflow);
-                odd |= active & ((d == 0) | overflow);
-                LaneSums sums;
-                pass8<kN>(X, W, static_cast<float>(lo), static_cast<float>(hi), d, inverse, Lanes{}, none, C, sums);
-                const Lanes &err = sums.err, &wxq = sums.wxq, &wqq = sums.wqq;
-                const Ints better = active & (err < best_err);
-                best_err = better ? err : best_err;
-                best_d = better ? d : best_d;
-                has_best |= better;
-                for (int p = 0; p < kN; ++p) B[p] = better ? C[p] : B[p];
-                if (round == search.rounds) break;
-                Lanes refit = wxq / wqq;
-                stored(refit);
-                active &= ~(wqq <= 0) & ~(refit == d);
-                if (!any(active)) break;
-                d = active ? refit : d;
-            }
+                odd |= active & ((dv == 0) | overflow);
+                pass8<kN>(X, W, static_cast<float>(lo), static_cast<float>(hi), dv, inverse, Lanes{}, none, C, sums);
+            });
         }
     }
-    odd |= ~has_best;
-    store_codes<kN>(B, q);
+    odd |= ~best.seen;
+    store_codes<kN>(best.codes, q);
     for (int j = 0; j < kLanes; ++j)
-        scale[j] = odd[j] ? fit_symmetric_body(x + j * kN, w + j * kN, kN, lo, hi, q + j * kN, kF16, search) : best_d[j];
+        scale[j] = odd[j] ? fit_symmetric_body(x + j * kN, w + j * kN, kN, lo, hi, q + j * kN, kF16, search) : best.d[j];
 }
 
 // Eight affine fits (fit_affine_body) of kN values each: d and m stored as f16 when kF16,
 // else floats; m <= 0 when kNonPositive.
 template <int kN, bool kF16, bool kNonPositive>
 [[gnu::always_inline]] inline void fit_affine8_body(const float* x, const float* w, int hi, Search search, float* d_out, float* m_out, uint8_t* q) {
-    auto stored = [](Lanes& v) __attribute__((always_inline)) {
-        if constexpr (kF16) stored_f16(v, v);
-    };
-    Lanes X[kN], W[kN], C[kN], B[kN] = {};
+    Lanes X[kN], W[kN], C[kN];
     load_blocks<kN>(x, X);
     load_blocks<kN>(w, W);
     // extremes, as a scalar loop of std::min and std::max from the first value finds them
@@ -785,14 +822,13 @@ template <int kN, bool kF16, bool kNonPositive>
     const Doubles sw = __builtin_convertvector((((zeros + aw[0]) + aw[1]) + aw[2]) + aw[3], Doubles);
     const Doubles sx = __builtin_convertvector((((zeros + ax[0]) + ax[1]) + ax[2]) + ax[3], Doubles);
     Ints odd = hi_v == lo_v;
-    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity(), best_d{}, best_m{};
-    Ints has_best{};
+    Best8<kN> best;
     const Ints none{};
     for (int step = -search.steps; step <= search.steps; ++step) {
         Lanes d = (hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step));
         Lanes m = lo_v;
-        stored(d);
-        stored(m);
+        stored8<kF16>(d);
+        stored8<kF16>(m);
         Ints active = ~odd;
         for (int round = 0;; ++round) {
             const Lanes inverse = 1.0f / d;
@@ -801,13 +837,8 @@ template <int kN, bool kF16, bool kNonPositive>
             odd |= active & ((d == 0) | overflow);
             LaneSums sums;
             pass8<kN>(X, W, 0.0f, static_cast<float>(hi), d, inverse, m, none, C, sums);
-            const Lanes &err = sums.err, &wxq = sums.wxq, &wqq = sums.wqq, &wq = sums.wq;
-            const Ints better = active & (err < best_err);
-            best_err = better ? err : best_err;
-            best_d = better ? d : best_d;
-            best_m = better ? m : best_m;
-            has_best |= better;
-            for (int p = 0; p < kN; ++p) B[p] = better ? C[p] : B[p];
+            const Lanes &wxq = sums.wxq, &wqq = sums.wqq, &wq = sums.wq;
+            best.offer(active, sums.err, d, m, C);
             if (round == search.rounds) break;
             const Doubles sq = __builtin_convertvector(wq, Doubles), sqq = __builtin_convertvector(wqq, Doubles),
                           sxq = __builtin_convertvector(wxq, Doubles);
@@ -820,36 +851,65 @@ template <int kN, bool kF16, bool kNonPositive>
                 dd = positive ? sxq / sqq : dd;
             }
             Lanes d2 = __builtin_convertvector(dd, Lanes), m2 = __builtin_convertvector(mm, Lanes);
-            stored(d2);
-            stored(m2);
+            stored8<kF16>(d2);
+            stored8<kF16>(m2);
             active &= ~((d2 == d) & (m2 == m));
             if (!any(active)) break;
             d = active ? d2 : d;
             m = active ? m2 : m;
         }
     }
-    odd |= ~has_best;
-    store_codes<kN>(B, q);
+    odd |= ~best.seen;
+    store_codes<kN>(best.codes, q);
     for (int j = 0; j < kLanes; ++j) {
-        d_out[j] = best_d[j];
-        m_out[j] = best_m[j];
+        d_out[j] = best.d[j];
+        m_out[j] = best.m[j];
         if (odd[j]) fit_affine_body(x + j * kN, w + j * kN, kN, hi, q + j * kN, d_out[j], m_out[j], kF16, kNonPositive, search);
     }
 }
 
-// Eight blocks' best of `trials` (scale, offset) pairs: for each lane, the first trial of
-// least error (as a loop of symmetric_codes / affine_codes keeping the first strictly lower
-// error finds it; -1 when no error is a number), and its codes.
+// Eight blocks' best of `trials` candidates: for each lane, the first candidate of least
+// error (as a loop over them keeping the first strictly lower error finds it; -1 when no
+// error is a number), and its codes. run(t, codes, sums, odd) runs candidate t on every lane,
+// marking in `odd` the lanes it cannot take; one(j, t, codes) runs it on lane j alone and
+// returns its error (for those lanes).
+template <int kN, class Code, class Run, class One>
+[[gnu::always_inline]] inline void best_of8(int trials, Run run, One one, Code* q, int* pick) {
+    Lanes C[kN];
+    Best8<kN> best;
+    Ints odd{};
+    const Ints every = Ints{} - 1;
+    for (int t = 0; t < trials; ++t) {
+        LaneSums sums;
+        run(t, C, sums, odd);
+        best.offer(every, sums.err, Lanes{}, Lanes{} + static_cast<float>(t), C);  // m: the candidate's number
+    }
+    store_codes<kN>(best.codes, q);
+    for (int j = 0; j < kLanes; ++j) {
+        pick[j] = best.seen[j] ? static_cast<int>(best.m[j]) : -1;
+        if (!odd[j]) continue;
+        Code trial[kN];
+        float least = std::numeric_limits<float>::infinity();
+        pick[j] = -1;
+        for (int t = 0; t < trials; ++t) {
+            const float err = one(j, t, trial);
+            if (err < least) {
+                least = err;
+                pick[j] = t;
+                std::copy(trial, trial + kN, q + j * kN);
+            }
+        }
+    }
+}
+
+// best_of8 over (scale, offset) pairs: symmetric_codes (Code int8_t) or affine_codes.
 template <int kN, class Code>
 [[gnu::always_inline]] inline void best_codes8_body(const float* x, const float* w, int lo, int hi, int trials, const float* d_in, const float* m_in,
                                                     Code* q, int* pick) {
-    Lanes X[kN], W[kN], C[kN], B[kN] = {};
+    Lanes X[kN], W[kN];
     load_blocks<kN>(x, X);
     load_blocks<kN>(w, W);
-    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity();
-    Ints best{}, odd{};
-    best -= 1;
-    for (int t = 0; t < trials; ++t) {
+    auto run = [&](int t, Lanes* C, LaneSums& sums, Ints& odd) __attribute__((always_inline)) {
         Lanes d, m;
         std::memcpy(&d, d_in + t * kLanes, sizeof d);
         std::memcpy(&m, m_in + t * kLanes, sizeof m);
@@ -858,32 +918,14 @@ template <int kN, class Code>
         Ints overflow;
         not_finite(inverse, overflow);
         odd |= overflow & ~zero;
-        LaneSums sums;
         pass8<kN>(X, W, static_cast<float>(lo), static_cast<float>(hi), d, inverse, m, zero, C, sums);
-        const Ints better = sums.err < best_err;
-        best_err = better ? sums.err : best_err;
-        best = better ? Ints{} + t : best;
-        for (int p = 0; p < kN; ++p) B[p] = better ? C[p] : B[p];
-    }
-    store_codes<kN>(B, q);
-    for (int j = 0; j < kLanes; ++j) {
-        pick[j] = best[j];
-        if (!odd[j]) continue;
-        Code trial[kN];
-        float least = std::numeric_limits<float>::infinity();
-        pick[j] = -1;
-        for (int t = 0; t < trials; ++t) {
-            const float d = d_in[t * kLanes + j], m = m_in[t * kLanes + j];
-            float err;
-            if constexpr (std::is_same_v<Code, int8_t>) err = symmetric_codes_body(x + j * kN, w + j * kN, kN, lo, hi, d, trial);
-            else err = affine_codes_body(x + j * kN, w + j * kN, kN, hi, d, m, trial);
-            if (err < least) {
-                least = err;
-                pick[j] = t;
-                std::copy(trial, trial + kN, q + j * kN);
-            }
-        }
-    }
+    };
+    auto one = [&](int j, int t, Code* trial) {
+        const float d = d_in[t * kLanes + j], m = m_in[t * kLanes + j];
+        if constexpr (std::is_same_v<Code, int8_t>) return symmetric_codes_body(x + j * kN, w + j * kN, kN, lo, hi, d, trial);
+        else return affine_codes_body(x + j * kN, w + j * kN, kN, hi, d, m, trial);
+    };
+    best_of8<kN>(trials, run, one, q, pick);
 }
 #pragma GCC diagnostic pop
 
@@ -1060,104 +1102,57 @@ template <int kN>
         }
         return a;
     };
-    out = ((partial(0) + partial(4)) + (partial(2) + partial(6))) + ((partial(1) + partial(5)) + (partial(3) + partial(7)));
+    out = partial_tree(partial);
 }
 
 // Eight fit_levels_body fits of kN values each (a codebook of up to 16 levels).
 template <int kN, bool kF16>
 [[gnu::always_inline]] inline void fit_levels8_body(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, uint8_t* index,
                                                     float* scale) {
-    auto stored = [](Lanes& v) __attribute__((always_inline)) {
-        if constexpr (kF16) stored_f16(v, v);
-    };
-    Lanes X[kN], W[kN], K[kN], B[kN] = {};
+    Lanes X[kN], W[kN], K[kN], xmax;
     load_blocks<kN>(x, X);
     load_blocks<kN>(w, W);
-    Lanes amax{};
-    for (int p = 0; p < kN; ++p) {
-        const Lanes a = X[p] < 0 ? -X[p] : X[p];
-        amax = a > amax ? a : amax;
-    }
-    Lanes xmax{};
-    for (int p = kN - 1; p >= 0; --p) xmax = (X[p] < 0 ? -X[p] : X[p]) == amax ? X[p] : xmax;
     Ints odd;
-    not_finite(amax, odd);
-    odd |= amax == 0;
-    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity(), best_d{};
-    Ints has_best{};
+    first_largest8<kN>(X, xmax, odd);
+    Best8<kN> best;
     for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
         if (end == 0) continue;
         for (int step = -kDefaultSearch.steps; step <= kDefaultSearch.steps; ++step) {
             Lanes d = xmax / (end * (1.0f + 0.05f * static_cast<float>(step)));
-            stored(d);
-            Ints active = ~odd;
-            for (int round = 0;; ++round) {
-                const Lanes inverse = d != 0 ? 1.0f / d : Lanes{};
+            stored8<kF16>(d);
+            chain8<kN, kF16>(d, kDefaultSearch.rounds, best, odd, K, [&](const Lanes& dv, const Ints& active, LaneSums& sums) __attribute__((always_inline)) {
+                const Lanes inverse = dv != 0 ? 1.0f / dv : Lanes{};
                 Ints overflow;
                 not_finite(inverse, overflow);
                 odd |= active & overflow;
-                LaneSums sums;
-                level_pass8<kN>(X, W, ls, d, inverse, K, sums);
-                const Ints better = active & (sums.err < best_err);
-                best_err = better ? sums.err : best_err;
-                best_d = better ? d : best_d;
-                has_best |= better;
-                for (int p = 0; p < kN; ++p) B[p] = better ? K[p] : B[p];
-                if (round == kDefaultSearch.rounds) break;
-                Lanes refit = sums.wxq / sums.wqq;
-                stored(refit);
-                active &= ~(sums.wqq <= 0) & ~(refit == d);
-                if (!any(active)) break;
-                d = active ? refit : d;
-            }
+                level_pass8<kN>(X, W, ls, dv, inverse, K, sums);
+            });
         }
     }
-    odd |= ~has_best;
-    store_codes<kN>(B, index);
+    odd |= ~best.seen;
+    store_codes<kN>(best.codes, index);
     for (int j = 0; j < kLanes; ++j)
-        scale[j] = odd[j] ? fit_levels_body(x + j * kN, w + j * kN, kN, levels, index + j * kN, kF16) : best_d[j];
+        scale[j] = odd[j] ? fit_levels_body(x + j * kN, w + j * kN, kN, levels, index + j * kN, kF16) : best.d[j];
 }
 
-// Eight blocks' best of `trials` scales for a codebook, as best_codes8_body.
+// best_of8 over scales for a codebook (level_codes).
 template <int kN>
 [[gnu::always_inline]] inline void best_level_codes8_body(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, int trials,
                                                           const float* d_in, uint8_t* index, int* pick) {
-    Lanes X[kN], W[kN], K[kN], B[kN] = {};
+    Lanes X[kN], W[kN];
     load_blocks<kN>(x, X);
     load_blocks<kN>(w, W);
-    Lanes best_err = Lanes{} + std::numeric_limits<float>::infinity();
-    Ints best{}, odd{};
-    best -= 1;
-    for (int t = 0; t < trials; ++t) {
+    auto run = [&](int t, Lanes* K, LaneSums& sums, Ints& odd) __attribute__((always_inline)) {
         Lanes d;
         std::memcpy(&d, d_in + t * kLanes, sizeof d);
         const Lanes inverse = d != 0 ? 1.0f / d : Lanes{};
         Ints overflow;
         not_finite(inverse, overflow);
         odd |= overflow;
-        LaneSums sums;
         level_pass8<kN>(X, W, ls, d, inverse, K, sums);
-        const Ints better = sums.err < best_err;
-        best_err = better ? sums.err : best_err;
-        best = better ? Ints{} + t : best;
-        for (int p = 0; p < kN; ++p) B[p] = better ? K[p] : B[p];
-    }
-    store_codes<kN>(B, index);
-    for (int j = 0; j < kLanes; ++j) {
-        pick[j] = best[j];
-        if (!odd[j]) continue;
-        uint8_t trial[kN];
-        float least = std::numeric_limits<float>::infinity();
-        pick[j] = -1;
-        for (int t = 0; t < trials; ++t) {
-            const float err = level_codes_body(x + j * kN, w + j * kN, kN, levels, ls, d_in[t * kLanes + j], trial);
-            if (err < least) {
-                least = err;
-                pick[j] = t;
-                std::copy(trial, trial + kN, index + j * kN);
-            }
-        }
-    }
+    };
+    auto one = [&](int j, int t, uint8_t* trial) { return level_codes_body(x + j * kN, w + j * kN, kN, levels, ls, d_in[t * kLanes + j], trial); };
+    best_of8<kN>(trials, run, one, index, pick);
 }
 #pragma GCC diagnostic pop
 
