@@ -27,6 +27,12 @@ function(ggufkit_apply_flags dir)
       # Standard C++ whoever adds us: a parent project's default (gnu++20) would change every
       # compile command, and with it every ccache key the top-level build has filled.
       set_target_properties(${t} PROPERTIES CXX_EXTENSIONS OFF)
+      # Position-independent static libraries: the Python module (a shared object) links
+      # them, and a parent project may link them into one of its own. Always, so that every
+      # build compiles them alike (and ccache shares them).
+      if(kind STREQUAL "STATIC_LIBRARY")
+        set_target_properties(${t} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+      endif()
       if(GGUFKIT_LINK_FLAGS)
         target_link_options(${t} PRIVATE ${GGUFKIT_LINK_FLAGS})
       endif()

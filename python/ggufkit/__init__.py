@@ -1,0 +1,123 @@
+"""ggufkit: read, dequantize and quantize GGUF files from Python.
+
+The C++ library underneath is ggufkit's (libgguf, quant/, kernels/): files are memory-mapped
+and parsed once, tensors are zero-copy numpy views of the mapping, and dequantization is the
+library's exact one (the same bits as `gguf`'s tools), on several threads.
+
+    import ggufkit
+    with ggufkit.open("model.gguf") as f:
+        print(f.metadata["general.architecture"])
+        w = f.tensors["blk.0.attn_q.weight"].numpy()   # float32, rows last
+
+Shapes are in numpy order: the slowest-varying dimension first, and the row (ggml's ne[0],
+the dimension a block of a quantized type runs along) last. A tensor ggml describes as
+ne = [4096, 11008] is shape (11008, 4096) here.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, Mapping
+
+from . import _ggufkit
+from ._ggufkit import Error, Metadata as _Metadata, StringArray, Tensor, TensorType
+
+__all__ = ["open", "File", "Tensor", "TensorType", "StringArray", "Error", "quantize", "dequantize", "types", "tensor_type"]
+
+
+class _MetadataMapping(Mapping):
+    """The file's keys, in file order; values are converted when read.
+
+    Integers and floats come back as Python numbers, strings as str, numeric arrays as
+    read-only numpy arrays viewing the file, string arrays as a lazy StringArray (a 150k-token
+    vocabulary is not converted up front). `type_of(key)` gives the GGUF value type.
+    """
+
+    def __init__(self, native: _Metadata):
+        self._native = native
+        self._keys = None
+
+    def __getitem__(self, key: str):
+        return self._native[key]
+
+    def __contains__(self, key) -> bool:
+        return isinstance(key, str) and key in self._native
+
+    def __iter__(self) -> Iterator[str]:
+        if self._keys is None:
+            self._keys = self._native.keys()
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def type_of(self, key: str) -> str:
+        """The GGUF value type of `key` as `gguf inspect` names it: "u32", "str", "arr[str]", ..."""
+        return self._native.type_of(key)
+
+    def __repr__(self) -> str:
+        return f"<ggufkit metadata: {len(self)} keys>"
+
+
+class File:
+    """An open GGUF file (or split set, or .gguf.zst), from ggufkit.open().
+
+    Attributes: path, version, alignment, metadata (a read-only mapping), tensors (name ->
+    Tensor, in file order), parts (the paths of a split set's files). Everything handed out
+    keeps the mapping alive; close() only drops this object's own reference.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        if "://" not in self.path and not os.path.exists(self.path):
+            raise FileNotFoundError(2, "No such file or directory", self.path)
+        owner, self.version, self.alignment, metadata, tensors, self.parts = _ggufkit._open(self.path)
+        self._owner = owner
+        self.metadata = _MetadataMapping(metadata)
+        self.tensors: dict[str, Tensor] = tensors
+
+    def close(self) -> None:
+        self._owner = None
+
+    def __enter__(self) -> "File":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ggufkit.File {self.path!r}: v{self.version}, {len(self.metadata)} keys, {len(self.tensors)} tensors>"
+
+
+def open(path: str | os.PathLike) -> File:  # noqa: A001 (the name users expect)
+    """Opens a GGUF file, any part of a split set (all parts are opened), a .gguf.zst or an
+    http(s) URL. Raises ggufkit.Error (a ValueError) naming the file and offset on bad input,
+    FileNotFoundError for a path that does not exist."""
+    return File(path)
+
+
+def quantize(array, type, importance=None, threads: int = 0, effort: str = "default"):
+    """Quantizes `array` (float32, or anything numpy converts; rows along the last
+    dimension, whose length must be a whole number of the type's blocks) to `type` (a name
+    such as "q4_K", an id, or a TensorType). Returns the bytes as a uint8 numpy array.
+
+    importance: one non-negative weight per column (an importance matrix's entry for the
+    tensor); required by the types that need one (iq2_xxs, iq2_xs, iq1_s, ...).
+    threads: 0 for one per core. effort: "fast", "default" or "best" (see gguf requant --help).
+    Raises ValueError naming the row and column for NaN or Inf."""
+    return _ggufkit._quantize(array, type, importance, threads, effort)
+
+
+def dequantize(buffer, type, shape, threads: int = 0):
+    """The float32 values of `buffer` (bytes of `type`, e.g. from Tensor.raw() or quantize()),
+    as an array of `shape` (rows last). Exact: the same bits as the C++ library."""
+    return _ggufkit._dequantize(buffer, type, tuple(shape), threads)
+
+
+def tensor_type(type) -> TensorType:
+    """The TensorType for a name ("q4_K", case-insensitive), an id or a TensorType."""
+    return _ggufkit._type(type)
+
+
+def types() -> list[TensorType]:
+    """Every tensor type GGUF files may hold today (retired ids left out), in id order."""
+    return _ggufkit._types()

@@ -1,0 +1,406 @@
+// ggufkit._ggufkit: the Python binding of libgguf, quant/ and kernels/ (pybind11). The
+// Python package (python/ggufkit/__init__.py) re-exports it; see there for the API's
+// documentation as users read it.
+//
+// Zero copy: a file stays mapped as long as any object handed out from it (a tensor, a
+// metadata array, a raw view) is alive; each numpy view keeps the file object as its base.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gguf/error.h"
+#include "gguf/file.h"
+#include "gguf/model.h"
+#include "gguf/types.h"
+#include "gguf/value.h"
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// An open file or split set, shared by everything handed out from it.
+struct Opened {
+    gguf::Model model;
+    explicit Opened(gguf::Model m) : model(std::move(m)) {}
+};
+using OpenedPtr = std::shared_ptr<Opened>;
+
+// A Python object that keeps `owner` alive: the base of zero-copy numpy views.
+py::object keeper(const OpenedPtr& owner) { return py::cast(owner); }
+
+// The numpy dtype of a fixed-size metadata value type; none for bool, string and array.
+py::dtype numpy_dtype(gguf::ValueType t, bool big_endian) {
+    const char order = big_endian ? '>' : '<';
+    switch (t) {
+    case gguf::ValueType::U8: return py::dtype("u1");
+    case gguf::ValueType::I8: return py::dtype("i1");
+    case gguf::ValueType::U16: return py::dtype(std::string(1, order) + "u2");
+    case gguf::ValueType::I16: return py::dtype(std::string(1, order) + "i2");
+    case gguf::ValueType::U32: return py::dtype(std::string(1, order) + "u4");
+    case gguf::ValueType::I32: return py::dtype(std::string(1, order) + "i4");
+    case gguf::ValueType::U64: return py::dtype(std::string(1, order) + "u8");
+    case gguf::ValueType::I64: return py::dtype(std::string(1, order) + "i8");
+    case gguf::ValueType::F32: return py::dtype(std::string(1, order) + "f4");
+    case gguf::ValueType::F64: return py::dtype(std::string(1, order) + "f8");
+    case gguf::ValueType::Bool: return py::dtype("?");
+    default: throw std::logic_error("no numpy dtype for this value type");
+    }
+}
+
+// A string array, read lazily: element i is decoded when asked for. The offsets of the
+// elements are found in one pass the first time one is asked for by index.
+class StringArray {
+public:
+    StringArray(OpenedPtr owner, gguf::ArrayView array) : owner_(std::move(owner)), array_(array) {}
+    size_t size() const { return static_cast<size_t>(array_.size()); }
+    py::str at(int64_t i) const {
+        const int64_t n = static_cast<int64_t>(size());
+        if (i < 0) i += n;
+        if (i < 0 || i >= n) throw py::index_error("string array index out of range");
+        index();
+        return decode(items_[static_cast<size_t>(i)]);
+    }
+    py::list slice(const py::slice& s) const {
+        size_t start, stop, step, count;
+        if (!s.compute(size(), &start, &stop, &step, &count)) throw py::error_already_set();
+        index();
+        py::list out;
+        for (size_t k = 0; k < count; ++k) out.append(decode(items_[start + k * step]));
+        return out;
+    }
+    py::list to_list() const {
+        py::list out;
+        for (const gguf::Value v : array_) out.append(decode(v.str()));
+        return out;
+    }
+
+private:
+    static py::str decode(std::string_view s) {
+        // Invalid UTF-8 (a byte-level vocabulary may hold it) is kept, escaped, not refused.
+        PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape");
+        if (!o) throw py::error_already_set();
+        return py::reinterpret_steal<py::str>(o);
+    }
+    void index() const {
+        std::call_once(indexed_, [this] {
+            items_.reserve(size());
+            for (const gguf::Value v : array_) items_.push_back(v.str());
+        });
+    }
+    OpenedPtr owner_;
+    gguf::ArrayView array_;
+    mutable std::once_flag indexed_;
+    mutable std::vector<std::string_view> items_;
+};
+
+py::object to_python(const OpenedPtr& owner, const gguf::Value& v, bool big_endian);
+
+py::object array_to_python(const OpenedPtr& owner, const gguf::ArrayView& a, bool big_endian) {
+    switch (a.element_type()) {
+    case gguf::ValueType::String: return py::cast(std::make_shared<StringArray>(owner, a));
+    case gguf::ValueType::Array: {
+        py::list out;
+        for (const gguf::Value v : a) out.append(to_python(owner, v, big_endian));
+        return out;
+    }
+    default: {
+        // Numbers and bools: a read-only numpy view of the file's bytes.
+        py::array view(numpy_dtype(a.element_type(), big_endian), {static_cast<py::ssize_t>(a.size())}, {}, a.bytes().data(), keeper(owner));
+        py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+        return view;
+    }
+    }
+}
+
+py::object to_python(const OpenedPtr& owner, const gguf::Value& v, bool big_endian) {
+    using T = gguf::ValueType;
+    switch (v.type()) {
+    case T::U8: case T::U16: case T::U32: case T::U64: return py::int_(v.as_uint());
+    case T::I8: case T::I16: case T::I32: case T::I64: return py::int_(v.as_int());
+    case T::F32: return py::float_(static_cast<double>(v.f32()));
+    case T::F64: return py::float_(v.f64());
+    case T::Bool: return py::bool_(v.boolean());
+    case T::String: {
+        const std::string_view s = v.str();
+        PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape");
+        if (!o) throw py::error_already_set();
+        return py::reinterpret_steal<py::str>(o);
+    }
+    case T::Array: return array_to_python(owner, v.array(), big_endian);
+    }
+    throw std::logic_error("unknown value type");
+}
+
+// The file's keys as a read-only mapping; values are converted when read.
+class Metadata {
+public:
+    explicit Metadata(OpenedPtr owner) : owner_(std::move(owner)) {}
+    size_t size() const { return owner_->model.kvs().size(); }
+    bool contains(const std::string& key) const { return owner_->model.find(key) != nullptr; }
+    py::object get(const std::string& key) const {
+        const gguf::KeyValue* kv = owner_->model.find(key);
+        if (!kv) throw py::key_error(key);
+        return to_python(owner_, kv->value, owner_->model.first().big_endian());
+    }
+    std::string type_of(const std::string& key) const {
+        const gguf::KeyValue* kv = owner_->model.find(key);
+        if (!kv) throw py::key_error(key);
+        std::string t(gguf::value_type_name(kv->value.type()));
+        if (kv->value.type() == gguf::ValueType::Array) t += "[" + std::string(gguf::value_type_name(kv->value.array().element_type())) + "]";
+        return t;
+    }
+    py::list keys() const {
+        py::list out;
+        for (const gguf::KeyValue& kv : owner_->model.kvs()) out.append(py::str(std::string(kv.key)));
+        return out;
+    }
+
+private:
+    OpenedPtr owner_;
+};
+
+struct TensorType {
+    std::string name;
+    uint32_t id;
+    uint32_t block_size, type_size;
+    bool quantized;
+};
+
+TensorType describe(gguf::TypeId t) {
+    const gguf::TypeInfo& info = gguf::type_info(t);
+    return {std::string(info.name), static_cast<uint32_t>(t), info.block_size, info.type_size, info.quantized};
+}
+
+gguf::TypeId type_from(const py::object& type) {
+    if (py::isinstance<py::int_>(type)) {
+        const auto id = type.cast<uint32_t>();
+        if (id >= gguf::kTypeCount) throw py::value_error("unknown tensor type id " + std::to_string(id));
+        return static_cast<gguf::TypeId>(id);
+    }
+    if (py::isinstance<TensorType>(type)) return static_cast<gguf::TypeId>(type.cast<TensorType>().id);
+    const auto name = type.cast<std::string>();
+    const auto t = gguf::type_from_name(name);
+    if (!t) throw py::value_error("unknown tensor type '" + name + "'");
+    return *t;
+}
+
+// Dequantizes n_rows rows of `row` values on up to `threads` threads, without the GIL.
+void dequantize_rows(gguf::TypeId type, const uint8_t* src, int64_t n_rows, int64_t row, float* dst, int threads) {
+    const uint64_t row_bytes = quant::row_bytes(type, row);
+    py::gil_scoped_release release;
+    quant::for_each_row_range(n_rows, quant::thread_count(threads), [&](int64_t begin, int64_t end) {
+        kernels::dequantize(type, {src + begin * row_bytes, static_cast<size_t>((end - begin) * row_bytes)},
+                            {dst + begin * row, static_cast<size_t>((end - begin) * row)});
+    });
+}
+
+class Tensor {
+public:
+    Tensor(OpenedPtr owner, const gguf::Model::Tensor* t) : owner_(std::move(owner)), t_(t) {}
+    std::string name() const { return std::string(t_->info->name); }
+    TensorType type() const { return describe(t_->info->type); }
+    // numpy order: the slowest-varying dimension first, ggml's ne[0] (the row) last.
+    py::tuple shape() const {
+        const auto dims = t_->info->dims();
+        py::tuple out(dims.size());
+        for (size_t i = 0; i < dims.size(); ++i) out[i] = py::int_(dims[dims.size() - 1 - i]);
+        return out;
+    }
+    uint64_t n_elements() const { return t_->info->n_elements; }
+    uint64_t nbytes() const { return t_->info->n_bytes; }
+    // Where the tensor's bytes start in its file (the part's, for a split set).
+    uint64_t offset() const { return part().data_section_offset() + t_->info->data_offset; }
+    uint32_t part_index() const { return t_->part; }
+
+    py::array raw() const {
+        const auto bytes = data();
+        py::array view(py::dtype("u1"), {static_cast<py::ssize_t>(bytes.size())}, {}, bytes.data(), keeper(owner_));
+        read_only(view);
+        return view;
+    }
+
+    py::array numpy(const py::object& dtype, int threads) const {
+        const gguf::TypeId type = t_->info->type;
+        const auto bytes = data();
+        const bool want_f32 = dtype.is_none() || py::dtype::from_args(dtype).is(py::dtype::of<float>());
+        const bool little = !part().big_endian();
+        // Zero-copy where the file already holds the asked-for dtype.
+        if (little && ((type == gguf::TypeId::F32 && want_f32) || (type == gguf::TypeId::F16 && !dtype.is_none() && py::dtype::from_args(dtype).is(py::dtype("f2"))))) {
+            py::array view(type == gguf::TypeId::F32 ? py::dtype("f4") : py::dtype("f2"), shape_vector(), {}, bytes.data(), keeper(owner_));
+            read_only(view);
+            return view;
+        }
+        if (!little) throw py::value_error("tensor '" + name() + "': dequantizing a big-endian file is not supported; gguf edit can convert it");
+        if (!kernels::can_dequantize(type))
+            throw py::value_error("tensor '" + name() + "': type " + std::string(gguf::type_info(type).name) + " cannot be dequantized");
+        const int64_t row = static_cast<int64_t>(t_->info->shape[0]);
+        const int64_t rows = static_cast<int64_t>(t_->info->n_elements) / (row ? row : 1);
+        py::array_t<float> out(shape_vector());
+        dequantize_rows(type, bytes.data(), rows, row, out.mutable_data(), threads);
+        if (want_f32) return out;
+        return out.attr("astype")(dtype);
+    }
+
+private:
+    const gguf::File& part() const { return owner_->model.parts()[t_->part]; }
+    std::span<const uint8_t> data() const {
+        const auto bytes = owner_->model.tensor_data(*t_);
+        if (bytes.size() != t_->info->n_bytes) throw py::value_error("tensor '" + name() + "': its data is not in the file");
+        return bytes;
+    }
+    std::vector<py::ssize_t> shape_vector() const {
+        const auto dims = t_->info->dims();
+        std::vector<py::ssize_t> out;
+        for (size_t i = dims.size(); i-- > 0;) out.push_back(static_cast<py::ssize_t>(dims[i]));
+        return out;
+    }
+    static void read_only(py::array& a) { py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_; }
+    OpenedPtr owner_;
+    const gguf::Model::Tensor* t_;
+};
+
+// The C-contiguous float32 values of `array` (a copy only when it is not already that).
+py::array_t<float, py::array::c_style | py::array::forcecast> floats(const py::object& array) {
+    return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(array);
+}
+
+py::array_t<uint8_t> quantize(const py::object& array, const py::object& type_arg, const py::object& importance, int threads, const std::string& effort_name) {
+    const gguf::TypeId type = type_from(type_arg);
+    auto x = floats(array);
+    if (!x) throw py::type_error("quantize: expected an array of numbers");
+    if (x.ndim() < 1) throw py::value_error("quantize: expected at least one dimension (the rows are along the last)");
+    const int64_t row = x.shape(x.ndim() - 1);
+    const int64_t rows = row ? static_cast<int64_t>(x.size()) / row : 0;
+    const auto effort = quant::effort_from_name(effort_name);
+    if (!effort) throw py::value_error("quantize: effort must be fast, default or best, not '" + effort_name + "'");
+    py::array_t<float, py::array::c_style | py::array::forcecast> w;
+    std::span<const float> weights;
+    if (!importance.is_none()) {
+        w = floats(importance);
+        if (!w || w.ndim() != 1 || w.shape(0) != row)
+            throw py::value_error("quantize: importance must hold one weight per column (" + std::to_string(row) + ")");
+        weights = {w.data(), static_cast<size_t>(row)};
+    }
+    const uint64_t row_bytes = quant::row_bytes(type, row);  // throws for a row that is not whole blocks
+    py::array_t<uint8_t> out(static_cast<py::ssize_t>(row_bytes * static_cast<uint64_t>(rows)));
+    const float* src = x.data();
+    uint8_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        quant::for_each_row_range(rows, quant::thread_count(threads), [&](int64_t begin, int64_t end) {
+            quant::quantize(type, {src + begin * row, static_cast<size_t>((end - begin) * row)}, row, weights,
+                            {dst + begin * row_bytes, static_cast<size_t>((end - begin) * row_bytes)}, begin, *effort);
+        });
+    }
+    return out;
+}
+
+py::array_t<float> dequantize(const py::buffer& buffer, const py::object& type_arg, const py::object& shape_arg, int threads) {
+    const gguf::TypeId type = type_from(type_arg);
+    const py::buffer_info info = buffer.request();
+    if (info.itemsize != 1 && !(info.ndim == 1 && info.strides[0] == info.itemsize))
+        throw py::value_error("dequantize: expected a contiguous buffer of bytes");
+    std::vector<py::ssize_t> shape = shape_arg.cast<std::vector<py::ssize_t>>();
+    if (shape.empty()) throw py::value_error("dequantize: the shape needs at least one dimension (the rows are along the last)");
+    int64_t n = 1;
+    for (py::ssize_t d : shape) {
+        if (d < 0) throw py::value_error("dequantize: negative dimension");
+        n *= d;
+    }
+    const int64_t row = shape.back();
+    const int64_t rows = row ? n / row : 0;
+    const uint64_t need = quant::row_bytes(type, row) * static_cast<uint64_t>(rows);
+    const uint64_t have = static_cast<uint64_t>(info.size) * static_cast<uint64_t>(info.itemsize);
+    if (have != need)
+        throw py::value_error("dequantize: " + std::to_string(rows) + " rows of " + std::to_string(row) + " " + std::string(gguf::type_info(type).name) +
+                              " values take " + std::to_string(need) + " bytes, the buffer holds " + std::to_string(have));
+    if (!kernels::can_dequantize(type)) throw py::value_error("dequantize: type " + std::string(gguf::type_info(type).name) + " cannot be dequantized");
+    py::array_t<float> out(shape);
+    dequantize_rows(type, static_cast<const uint8_t*>(info.ptr), rows, row, out.mutable_data(), threads);
+    return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_ggufkit, m) {
+    m.doc() = "ggufkit's C++ core; use the ggufkit package.";
+    // gguf::Error (bad input, naming the file and offset) as ggufkit.Error, a ValueError.
+    py::register_exception<gguf::Error>(m, "Error", PyExc_ValueError);
+
+    py::class_<Opened, OpenedPtr>(m, "_Opened");
+
+    py::class_<TensorType>(m, "TensorType")
+        .def_readonly("name", &TensorType::name)
+        .def_readonly("id", &TensorType::id)
+        .def_readonly("block_size", &TensorType::block_size)
+        .def_readonly("type_size", &TensorType::type_size)
+        .def_readonly("quantized", &TensorType::quantized)
+        .def("__repr__", [](const TensorType& t) { return "TensorType('" + t.name + "', " + std::to_string(t.id) + ")"; })
+        .def("__str__", [](const TensorType& t) { return t.name; })
+        .def("__eq__", [](const TensorType& a, const py::object& b) {
+            if (py::isinstance<TensorType>(b)) return a.id == b.cast<TensorType>().id;
+            if (py::isinstance<py::str>(b)) return a.name == b.cast<std::string>();
+            if (py::isinstance<py::int_>(b)) return a.id == b.cast<uint32_t>();
+            return false;
+        })
+        .def("__hash__", [](const TensorType& t) { return t.id; });
+
+    py::class_<StringArray, std::shared_ptr<StringArray>>(m, "StringArray")
+        .def("__len__", &StringArray::size)
+        .def("__getitem__", &StringArray::at)
+        .def("__getitem__", &StringArray::slice)
+        .def("tolist", &StringArray::to_list)
+        .def("__repr__", [](const StringArray& a) { return "<ggufkit.StringArray of " + std::to_string(a.size()) + " strings>"; });
+
+    py::class_<Metadata>(m, "Metadata")
+        .def("__len__", &Metadata::size)
+        .def("__contains__", &Metadata::contains)
+        .def("__getitem__", &Metadata::get)
+        .def("keys", &Metadata::keys)
+        .def("type_of", &Metadata::type_of);
+
+    py::class_<Tensor>(m, "Tensor")
+        .def_property_readonly("name", &Tensor::name)
+        .def_property_readonly("type", &Tensor::type)
+        .def_property_readonly("shape", &Tensor::shape)
+        .def_property_readonly("n_elements", &Tensor::n_elements)
+        .def_property_readonly("nbytes", &Tensor::nbytes)
+        .def_property_readonly("offset", &Tensor::offset)
+        .def_property_readonly("part", &Tensor::part_index)
+        .def("raw", &Tensor::raw)
+        .def("numpy", &Tensor::numpy, py::arg("dtype") = py::none(), py::arg("threads") = 0);
+
+    m.def("_open", [](const std::string& path) {
+        OpenedPtr owner;
+        {
+            py::gil_scoped_release release;
+            owner = std::make_shared<Opened>(gguf::Model::open(path));
+        }
+        py::dict tensors;
+        for (const gguf::Model::Tensor& t : owner->model.tensors()) tensors[py::str(std::string(t.info->name))] = Tensor(owner, &t);
+        const gguf::File& first = owner->model.first();
+        py::list parts;
+        for (const gguf::File& f : owner->model.parts()) parts.append(f.path());
+        return py::make_tuple(owner, first.version(), first.alignment(), Metadata(owner), tensors, parts);
+    });
+    m.def("_quantize", &quantize);
+    m.def("_dequantize", &dequantize);
+    m.def("_type", [](const py::object& t) { return describe(type_from(t)); });
+    m.def("_types", [] {
+        py::list out;
+        for (uint32_t id = 0; id < gguf::kTypeCount; ++id) {
+            const gguf::TypeInfo& info = gguf::type_info(static_cast<gguf::TypeId>(id));
+            if (!info.retired) out.append(describe(static_cast<gguf::TypeId>(id)));
+        }
+        return out;
+    });
+}

@@ -1,0 +1,218 @@
+"""Tests of the ggufkit Python package against the C++ tools and the reference data.
+
+Run by ctest (test "python") with PYTHONPATH at the build's python/ folder, GGUF_BIN the
+gguf command, GGUF_FIXTURES_BIN the fixture generator and GGUFKIT_SHARED the reference data
+folder (tests that need it skip when it is absent).
+"""
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ggufkit
+
+GGUF = os.environ.get("GGUF_BIN", "gguf")
+SHARED = Path(os.environ.get("GGUFKIT_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared"))
+REF_QUANT = SHARED / "ref" / "quant"
+
+
+@pytest.fixture(scope="session")
+def fixtures(tmp_path_factory):
+    """The generated test files (demo models, every value type, a split set)."""
+    out = tmp_path_factory.mktemp("fixtures")
+    subprocess.run([os.environ.get("GGUF_FIXTURES_BIN", "gguf-fixtures"), str(out)], check=True)
+    return out
+
+
+def inspect_json(path):
+    return json.loads(subprocess.run([GGUF, "inspect", "--json", "--full", str(path)], check=True, capture_output=True).stdout)
+
+
+def model_files(fixtures):
+    return sorted(p for p in fixtures.glob("*.gguf"))
+
+
+def test_every_fixture_opens_with_the_keys_and_tensors_gguf_inspect_reports(fixtures):
+    files = model_files(fixtures)
+    assert len(files) >= 6
+    for path in files:
+        ref = inspect_json(path)
+        with ggufkit.open(path) as f:
+            assert f.version == ref["version"], path
+            assert f.alignment == ref["alignment"], path
+            assert list(f.metadata) == [m["key"] for m in ref["metadata"]], path
+            for m in ref["metadata"]:
+                ours = f.metadata[m["key"]]
+                assert f.metadata.type_of(m["key"]).split("[")[0] == m["type"], (path, m["key"])
+                if isinstance(m["value"], dict):  # an array
+                    assert len(ours) == m["value"]["count"], (path, m["key"])
+                    values = ours.tolist() if hasattr(ours, "tolist") else list(ours)
+                    expected = m["value"]["values"]
+                    if m["value"]["element_type"] in ("f32", "f64"):
+                        assert all(_same_float(a, b) for a, b in zip(values, expected)), (path, m["key"])
+                    elif m["value"]["element_type"] != "arr":
+                        assert values == expected, (path, m["key"])
+                elif isinstance(ours, float):
+                    assert _same_float(ours, m["value"]), (path, m["key"])
+                else:
+                    assert ours == m["value"], (path, m["key"])
+            assert list(f.tensors) == [t["name"] for t in ref["tensors"]], path
+            for t in ref["tensors"]:
+                ours = f.tensors[t["name"]]
+                assert str(ours.type) == t["type"] and ours.type == t["type"]
+                assert ours.shape == tuple(reversed(t["shape"])), "numpy order: the row (ne[0]) last"
+                assert ours.n_elements == t["elements"] and ours.nbytes == t["bytes"]
+                assert ours.offset == t["file_offset"] and ours.part == t["part"]
+
+
+def _same_float(a, b):
+    if isinstance(b, str):  # JSON has no NaN or infinity: the tools print them as strings
+        return str(a).lower().lstrip("+") in (b.lower(), b.lower().replace("inf", "infinity")) or (math.isnan(a) and "nan" in b.lower())
+    return a == pytest.approx(b, rel=1e-6, abs=0)
+
+
+def test_a_split_set_opens_from_any_part_with_every_tensor(fixtures):
+    parts = sorted(fixtures.glob("demo-split-*.gguf"))
+    assert len(parts) == 3
+    whole = inspect_json(parts[0])
+    with ggufkit.open(parts[1]) as f:
+        assert len(f.parts) == 3
+        assert list(f.tensors) == [t["name"] for t in whole["tensors"]]
+        assert {t.part for t in f.tensors.values()} == {0, 1, 2}
+        for t in f.tensors.values():
+            assert t.numpy().shape == t.shape
+
+
+def test_big_endian_metadata_reads_as_the_little_endian_file_does(fixtures):
+    with ggufkit.open(fixtures / "all-value-types.gguf") as le, ggufkit.open(fixtures / "all-value-types-be.gguf") as be:
+        assert list(le.metadata) == list(be.metadata)
+        for key in le.metadata:
+            assert _same_value(le.metadata[key], be.metadata[key]), key
+
+
+def _same_value(a, b):
+    if isinstance(a, np.ndarray):
+        return a.dtype.newbyteorder("=") == b.dtype.newbyteorder("=") and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    if isinstance(a, ggufkit.StringArray):
+        return a.tolist() == b.tolist()
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return type(a) == type(b) and a == b
+
+
+def test_tensor_views_share_the_mapping_and_are_read_only(fixtures):
+    with ggufkit.open(fixtures / "demo-llama-f32.gguf") as f:
+        t = next(t for t in f.tensors.values() if t.type == "f32" and len(t.shape) == 2)
+        raw, values = t.raw(), t.numpy()
+        assert raw.dtype == np.uint8 and raw.size == t.nbytes
+        assert np.shares_memory(raw, values), "an f32 tensor's numpy() is a view of the file, not a copy"
+        assert not raw.flags.writeable and not values.flags.writeable
+        with pytest.raises(ValueError):
+            values[0, 0] = 1
+        assert np.array_equal(values.view(np.uint8).reshape(-1), raw)
+    # The views keep the file mapped after the File is closed and dropped.
+    del f
+    assert values.sum() == values.sum()
+
+
+def test_string_arrays_are_lazy_sequences(fixtures):
+    with ggufkit.open(fixtures / "demo-llama-f16.gguf") as f:
+        tokens = f.metadata["tokenizer.ggml.tokens"]
+        assert isinstance(tokens, ggufkit.StringArray)
+        every = tokens.tolist()
+        assert len(tokens) == len(every) > 3
+        assert tokens[1] == every[1] and tokens[-1] == every[-1]
+        assert tokens[1:4] == every[1:4]
+        with pytest.raises(IndexError):
+            tokens[len(every)]
+
+
+def _load(path, dtype):
+    return np.fromfile(path, dtype=dtype)
+
+
+def _reference_types():
+    if not REF_QUANT.is_dir():
+        return []
+    return sorted(p.stem for p in (REF_QUANT / "random").glob("*.bin"))
+
+
+@pytest.mark.skipif(not REF_QUANT.is_dir(), reason=f"the shared reference data ({REF_QUANT}) is absent")
+@pytest.mark.parametrize("type_name", _reference_types())
+def test_dequantize_equals_the_reference_bit_for_bit(type_name):
+    """Random blocks (NaN and Inf scales included) and quantized rows, against llama.cpp's
+    dequantization of the same bytes: the same bits, or both NaN."""
+    t = ggufkit.tensor_type(type_name)
+    cases = [(REF_QUANT / "random" / f"{type_name}.bin", REF_QUANT / "random" / f"{type_name}.f32")]
+    cases += [(b, b.with_suffix(".f32")) for b in sorted((REF_QUANT / "roundtrip").glob(f"{type_name}.*.bin"))]
+    for bin_path, f32_path in cases:
+        blob, want = _load(bin_path, np.uint8), _load(f32_path, np.float32)
+        row = t.block_size * (len(blob) // t.type_size) // (4 if "roundtrip" in str(bin_path) else 1)
+        got = ggufkit.dequantize(blob, type_name, (want.size // row, row), threads=2).reshape(-1)
+        same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+        assert same.all(), f"{bin_path.name}: {np.count_nonzero(~same)} values differ"
+
+
+def test_quantize_round_trips_every_quantizable_type_within_its_bits():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 512)).astype(np.float32)
+    importance = rng.lognormal(size=512).astype(np.float32)
+    tried = 0
+    for t in ggufkit.types():
+        if not t.quantized or t.name in ("q8_1", "q8_K"):
+            continue
+        try:
+            q = ggufkit.quantize(x, t, importance=importance, threads=2)
+        except ValueError as e:
+            assert "cannot" in str(e) or "not" in str(e), (t.name, str(e))
+            continue
+        tried += 1
+        assert q.dtype == np.uint8 and q.size == x.shape[0] * x.shape[1] // t.block_size * t.type_size
+        y = ggufkit.dequantize(q, t, x.shape)
+        rel = float(np.sqrt(np.mean((y - x) ** 2)) / np.sqrt(np.mean(x**2)))
+        bits = 8 * t.type_size / t.block_size
+        assert rel < 2.0 ** (1.5 - bits) * 4, (t.name, rel)  # error shrinks with the bits
+        # Threads never change the bytes.
+        assert np.array_equal(q, ggufkit.quantize(x, t, importance=importance, threads=1)), t.name
+    assert tried >= 25
+
+
+def test_quantize_matches_the_gguf_library_through_a_requant(fixtures, tmp_path):
+    """Tensor bytes that gguf requant writes for Q8_0 equal ggufkit.quantize of the same values."""
+    out = tmp_path / "q8.gguf"
+    subprocess.run([GGUF, "requant", str(fixtures / "demo-llama-f32.gguf"), str(out), "Q8_0", "--quiet"], check=True)
+    with ggufkit.open(fixtures / "demo-llama-f32.gguf") as src, ggufkit.open(out) as dst:
+        checked = 0
+        for name, t in dst.tensors.items():
+            if t.type != "q8_0":
+                continue
+            assert np.array_equal(t.raw(), ggufkit.quantize(src.tensors[name].numpy(), "q8_0")), name
+            assert np.array_equal(t.numpy(), ggufkit.dequantize(t.raw(), "q8_0", t.shape)), name
+            checked += 1
+        assert checked > 0
+
+
+def test_errors_are_python_exceptions_with_the_library_messages(fixtures, tmp_path):
+    x = np.ones((2, 64), dtype=np.float32)
+    x[1, 5] = np.nan
+    with pytest.raises(ValueError, match=r"row 1.*column 5|column 5.*row 1"):
+        ggufkit.quantize(x, "q4_0")
+    with pytest.raises(ValueError, match="block"):
+        ggufkit.quantize(np.ones((1, 40), dtype=np.float32), "q4_0")
+    with pytest.raises(ValueError, match="unknown tensor type"):
+        ggufkit.quantize(np.ones((1, 32), dtype=np.float32), "q4_9")
+    with pytest.raises(ValueError, match="bytes"):
+        ggufkit.dequantize(np.zeros(17, dtype=np.uint8), "q4_0", (1, 32))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + bytes(3))
+    with pytest.raises(ggufkit.Error, match="bad.gguf"):
+        ggufkit.open(bad)
+    with pytest.raises(FileNotFoundError, match="missing.gguf"):
+        ggufkit.open(tmp_path / "missing.gguf")
+    assert issubclass(ggufkit.Error, ValueError)
