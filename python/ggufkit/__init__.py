@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 from . import _ggufkit
 from ._ggufkit import Error, Metadata as _Metadata, StringArray, Tensor, TensorType
 
-__all__ = ["open", "File", "Tensor", "TensorType", "StringArray", "Error", "quantize", "dequantize", "types", "tensor_type"]
+__all__ = ["open", "File", "Tensor", "TensorType", "StringArray", "Error", "quantize", "dequantize", "types", "tensor_type", "check", "requant"]
 
 
 class _MetadataMapping(Mapping):
@@ -121,3 +121,30 @@ def tensor_type(type) -> TensorType:
 def types() -> list[TensorType]:
     """Every tensor type GGUF files may hold today (retired ids left out), in id order."""
     return _ggufkit._types()
+
+
+def check(path: str | os.PathLike, data: bool = True, threads: int = 0) -> dict:
+    """What `gguf check --json` reports on a file (or split set, or .gguf.zst): a dict with
+    `file`, `data_checked`, `errors`, `warnings` (exact counts), `findings` (every one, errors
+    first: dicts with `severity` "error" or "warning", `where`, `message`) and `truncated`
+    (structural faults past the first 1,000 are counted, not listed). With data=False the
+    tensor data is not scanned. Raises ggufkit.Error when the file cannot be read at all."""
+    path = os.fspath(path)
+    if "://" not in path and not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    return _ggufkit._check(path, data, threads)
+
+
+def requant(src: str | os.PathLike, dst: str | os.PathLike, type: str = "Q4_K_M", imatrix=None, threads: int = 0,
+            effort: str = "default", allow_requantize: bool = False, progress=None) -> dict:
+    """`gguf requant SRC DST TYPE`: re-quantizes a model as llama-quantize would (the same
+    per-tensor types for every mix; `gguf requant --list` names them), writing DST through a
+    temporary file that is renamed into place only when complete.
+
+    imatrix: an importance matrix file (llama.cpp's .dat or GGUF form). threads: 0 for one per
+    core. effort: "fast", "default" or "best". progress(index, count, tensor, done_bytes,
+    total_bytes) is called as each tensor is written; an exception it raises stops the run
+    and nothing is left at DST. Returns a dict: tensors, converted, fallbacks, bytes_in,
+    bytes_out, bits_per_weight_in/out, warnings, outputs."""
+    return _ggufkit._requant(os.fspath(src), os.fspath(dst), type, None if imatrix is None else os.fspath(imatrix), threads, effort,
+                             allow_requantize, progress)

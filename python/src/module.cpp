@@ -20,8 +20,11 @@
 #include "gguf/model.h"
 #include "gguf/types.h"
 #include "gguf/value.h"
+#include "kernels/check_model.h"
 #include "kernels/kernels.h"
 #include "quant/quant.h"
+#include "requant/plan.h"
+#include "requant/run.h"
 
 namespace py = pybind11;
 
@@ -329,6 +332,74 @@ py::array_t<float> dequantize(const py::buffer& buffer, const py::object& type_a
     return out;
 }
 
+// gguf check's findings on `path`, as `gguf check --json` lists them (every one).
+py::dict check(const std::string& path, bool data, int threads) {
+    kernels::ModelCheck c;
+    {
+        py::gil_scoped_release release;
+        gguf::FaultLog faults;
+        const gguf::Model m = gguf::Model::open(path, faults);
+        c = kernels::check_model(m, faults, data, threads);
+    }
+    py::list findings;
+    for (const gguf::Finding& f : c.findings) {
+        py::dict d;
+        d["severity"] = f.severity == gguf::Finding::Severity::Error ? "error" : "warning";
+        d["where"] = f.where;
+        d["message"] = f.message;
+        findings.append(d);
+    }
+    py::dict out;
+    out["file"] = path;
+    out["data_checked"] = data;
+    out["errors"] = c.errors;
+    out["warnings"] = c.warnings;
+    out["findings"] = findings;
+    out["truncated"] = c.unlisted > 0;
+    return out;
+}
+
+// gguf requant: src to dst as the mix `type` says, with llama.cpp's per-tensor rules.
+py::dict requant(const std::string& src, const std::string& dst, const std::string& type, const py::object& imatrix, int threads,
+                 const std::string& effort_name, bool allow_requantize, const py::object& progress) {
+    gguf::requant::RunOptions o;
+    o.plan.target = gguf::requant::find_target(type);
+    if (!o.plan.target) throw py::value_error("requant: unknown type '" + type + "' (gguf requant --list shows them)");
+    const auto effort = quant::effort_from_name(effort_name);
+    if (!effort) throw py::value_error("requant: effort must be fast, default or best, not '" + effort_name + "'");
+    o.effort = *effort;
+    if (!imatrix.is_none()) {
+        o.imatrix = py::str(imatrix).cast<std::string>();
+        o.plan.has_imatrix = true;
+    }
+    o.allow_requantize = allow_requantize;
+    o.threads = quant::thread_count(threads);
+    gguf::requant::Report r;
+    {
+        py::gil_scoped_release release;
+        std::function<void(const gguf::requant::Progress&)> report;
+        if (!progress.is_none())
+            report = [&progress](const gguf::requant::Progress& p) {
+                py::gil_scoped_acquire hold;
+                progress(p.index, p.count, std::string(p.tensor), p.done_bytes, p.total_bytes);
+            };
+        r = gguf::requant::requantize(src, dst, o, report);
+    }
+    py::dict out;
+    out["tensors"] = r.tensors;
+    out["converted"] = r.converted;
+    out["fallbacks"] = r.fallbacks;
+    out["bytes_in"] = r.bytes_in;
+    out["bytes_out"] = r.bytes_out;
+    out["bits_per_weight_in"] = r.bits_per_weight_in();
+    out["bits_per_weight_out"] = r.bits_per_weight_out();
+    out["warnings"] = r.warnings;
+    py::list outputs;
+    for (const auto& p : r.outputs) outputs.append(p.string());
+    out["outputs"] = outputs;
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_ggufkit, m) {
@@ -393,6 +464,8 @@ PYBIND11_MODULE(_ggufkit, m) {
         return py::make_tuple(owner, first.version(), first.alignment(), Metadata(owner), tensors, parts);
     });
     m.def("_quantize", &quantize);
+    m.def("_check", &check);
+    m.def("_requant", &requant);
     m.def("_dequantize", &dequantize);
     m.def("_type", [](const py::object& t) { return describe(type_from(t)); });
     m.def("_types", [] {

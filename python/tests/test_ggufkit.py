@@ -216,3 +216,41 @@ def test_errors_are_python_exceptions_with_the_library_messages(fixtures, tmp_pa
     with pytest.raises(FileNotFoundError, match="missing.gguf"):
         ggufkit.open(tmp_path / "missing.gguf")
     assert issubclass(ggufkit.Error, ValueError)
+
+
+def test_check_reports_what_gguf_check_json_reports(fixtures):
+    paths = model_files(fixtures) + sorted((fixtures / "faults").glob("*.gguf"))
+    assert len(paths) > 8
+    for path in paths:
+        run = subprocess.run([GGUF, "check", "--json", "--max-findings", "100000", str(path)], capture_output=True)
+        if run.returncode == 2:  # unreadable: the same refusal here
+            with pytest.raises(ggufkit.Error):
+                ggufkit.check(path)
+            continue
+        assert ggufkit.check(path) == json.loads(run.stdout), path
+    assert ggufkit.check(fixtures / "demo-llama-mixed.gguf", data=False)["data_checked"] is False
+
+
+def test_requant_writes_the_file_gguf_requant_writes_and_reports_progress(fixtures, tmp_path):
+    src = fixtures / "demo-llama-f16.gguf"
+    ours, theirs = tmp_path / "py.gguf", tmp_path / "cli.gguf"
+    seen = []
+    report = ggufkit.requant(src, ours, "Q4_K_M", threads=2, progress=lambda i, n, name, done, total: seen.append((i, n, name)))
+    subprocess.run([GGUF, "requant", str(src), str(theirs), "Q4_K_M", "--threads", "2", "--quiet"], check=True)
+    assert ours.read_bytes() == theirs.read_bytes()
+    assert report["outputs"] == [str(ours)] and report["tensors"] == len(seen) > 0
+    assert [s[0] for s in seen] == list(range(1, len(seen) + 1)) and all(s[1] == len(seen) for s in seen)
+    with ggufkit.open(ours) as f:
+        assert f.metadata["general.file_type"] == 15  # MOSTLY_Q4_K_M
+
+    # An exception from the progress callback stops the run and leaves nothing behind.
+    stopped = tmp_path / "stopped.gguf"
+
+    def stop(i, n, name, done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ggufkit.requant(src, stopped, "Q8_0", progress=stop)
+    assert set(tmp_path.iterdir()) == {ours, theirs}, "no output and no temporary file"
+    with pytest.raises(ValueError, match="unknown type"):
+        ggufkit.requant(src, stopped, "Q4_K_Q")
