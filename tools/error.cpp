@@ -13,7 +13,7 @@
 #include "gguf/model.h"
 #include "gguf/file_type.h"
 #include "json.h"
-#include "requant/plan.h"
+#include "requant/error.h"
 #include "options.h"
 #include "kernels/error_stats.h"
 #include "quant/quant.h"
@@ -33,28 +33,8 @@ struct ErrorOptions {
     int threads = 0;
 };
 
-struct Row {
-    const Model::Tensor* tensor;
-    kernels::ErrorStats stats;
-    bool weighted = false;
-};
-
-struct Skipped {
-    std::string name;
-    std::string reason;
-};
-
-// Why `t` cannot be re-quantized to `target`, or empty.
-std::string obstacle(const Model::Tensor& t, TypeId target, const std::vector<float>* weights) {
-    const TypeInfo& src = type_info(t.info->type);
-    const TypeInfo& dst = type_info(target);
-    if (std::string why = requant::never_quantized(*t.info); !why.empty()) return why;  // requant keeps it too
-    if (!quant::can_dequantize(src.id)) return fmt::format("cannot read {} values yet", src.name);
-    if (t.info->shape[0] % dst.block_size != 0)
-        return fmt::format("row length {} is not a multiple of {}'s block size {}", t.info->shape[0], dst.name, dst.block_size);
-    if (quant::needs_importance(target) && !weights) return fmt::format("{} needs importance weights and the imatrix has none for it", dst.name);
-    return {};
-}
+using Row = requant::ErrorRow;
+using Skipped = requant::ErrorSkip;
 
 void print_text(const ErrorOptions& o, TypeId target, const std::vector<Row>& rows, const std::vector<Skipped>& skipped,
                 const kernels::ErrorStats& total) {
@@ -136,39 +116,17 @@ int run_error(const ErrorOptions& o) {
     const Model model = Model::open(o.path);
     std::optional<quant::ImportanceMatrix> imatrix;
     if (o.imatrix) imatrix = quant::ImportanceMatrix::load(*o.imatrix);
-    const int threads = quant::thread_count(o.threads);
     const bool progress = !o.json && ::isatty(STDERR_FILENO);
-
-    std::vector<Row> rows;
-    std::vector<Skipped> skipped;
-    kernels::ErrorStats total;
-    const auto& tensors = model.tensors();
-    for (size_t i = 0; i < tensors.size(); ++i) {
-        const Model::Tensor& t = tensors[i];
-        const std::string name(t.info->name);
-        if (filter && !std::regex_search(name, *filter)) continue;
-        const std::vector<float>* weights = imatrix ? imatrix->find(name) : nullptr;
-        if (std::string why = obstacle(t, *target, weights); !why.empty()) {
-            skipped.push_back({name, why});
-            continue;
-        }
-        // The tensor's name and how far into it the measurement is (a large one takes seconds).
-        std::function<void(int64_t, int64_t)> show;
-        if (progress)
-            show = [&](int64_t done, int64_t all) {
-                fmt::print(stderr, "\r[{}/{}] {:<60} {:3}%", i + 1, tensors.size(), name.substr(0, 60), all ? 100 * done / all : 100);
-            };
-        if (show) show(0, 1);
-        try {
-            std::span<const float> w = weights ? std::span<const float>(*weights) : std::span<const float>();
-            Row r{&t, kernels::tensor_round_trip_error(t.info->type, model.tensor_data(t), t.info->dims(), *target, w, threads, show),
-                  weights != nullptr};
-            total.merge(r.stats);
-            rows.push_back(r);
-        } catch (const std::invalid_argument& e) {
-            throw Error(model.parts()[t.part].path(), t.info->file_offset, fmt::format("tensor '{}': {}", name, e.what()));
-        }
-    }
+    // The tensor's name and how far into it the measurement is (a large one takes seconds).
+    requant::ErrorProgress show;
+    if (progress)
+        show = [](size_t i, size_t n, const std::string& name, int64_t done, int64_t all) {
+            fmt::print(stderr, "\r[{}/{}] {:<60} {:3}%", i + 1, n, name.substr(0, 60), all ? 100 * done / all : 100);
+        };
+    const requant::ErrorReport r = requant::measure_error(model, *target, imatrix ? &*imatrix : nullptr, filter, quant::thread_count(o.threads), show);
+    const std::vector<Row>& rows = r.rows;
+    const std::vector<Skipped>& skipped = r.skipped;
+    const kernels::ErrorStats& total = r.total;
     if (progress) fmt::print(stderr, "\r{:<90}\r", "");
     if (o.json) print_json(o, *target, rows, skipped, total);
     else print_text(o, *target, rows, skipped, total);

@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 from . import _ggufkit
 from ._ggufkit import Error, Metadata as _Metadata, StringArray, Tensor, TensorType
 
-__all__ = ["open", "File", "Tensor", "TensorType", "StringArray", "Error", "quantize", "dequantize", "types", "tensor_type", "check", "requant"]
+__all__ = ["open", "File", "Tensor", "TensorType", "StringArray", "Error", "quantize", "dequantize", "types", "tensor_type", "check", "requant", "error"]
 
 
 class _MetadataMapping(Mapping):
@@ -148,3 +148,16 @@ def requant(src: str | os.PathLike, dst: str | os.PathLike, type: str = "Q4_K_M"
     bytes_out, bits_per_weight_in/out, warnings, outputs."""
     return _ggufkit._requant(os.fspath(src), os.fspath(dst), type, None if imatrix is None else os.fspath(imatrix), threads, effort,
                              allow_requantize, progress)
+
+
+def error(path: str | os.PathLike, type, imatrix=None, tensors: str | None = None, threads: int = 0) -> dict:
+    """What `gguf error --json` reports: every tensor of the file re-quantized to `type` (a
+    tensor type such as "q4_K", not a mix) and the error of the round trip. A dict with
+    `file`, `type`, `bits_per_weight`, `imatrix`, `tensors` (each: name, source_type, shape,
+    elements, rmse, weighted_rmse (None without importance), max_abs_error, snr_db ("inf" for
+    an exact round trip), imatrix), `skipped` (name, reason) and `total`. `tensors`: only
+    names matching this regular expression. spec/check-json.md has the formulas."""
+    path = os.fspath(path)
+    if "://" not in path and not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    return _ggufkit._error(path, type, None if imatrix is None else os.fspath(imatrix), tensors, threads)

@@ -8,7 +8,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
+#include <optional>
+#include <regex>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -23,6 +26,8 @@
 #include "kernels/check_model.h"
 #include "kernels/kernels.h"
 #include "quant/quant.h"
+#include "quant/imatrix.h"
+#include "requant/error.h"
 #include "requant/plan.h"
 #include "requant/run.h"
 
@@ -400,6 +405,70 @@ py::dict requant(const std::string& src, const std::string& dst, const std::stri
     return out;
 }
 
+// A round trip's figures as `gguf error --json` writes them (spec/check-json.md).
+void put_stats(py::dict& d, const kernels::ErrorStats& s) {
+    d["elements"] = s.values;
+    d["rmse"] = s.rmse();
+    d["weighted_rmse"] = std::isnan(s.weighted_rmse()) ? py::object(py::none()) : py::object(py::float_(s.weighted_rmse()));
+    d["max_abs_error"] = s.max_abs_error;
+    d["snr_db"] = std::isinf(s.snr_db()) ? py::object(py::str("inf")) : py::object(py::float_(s.snr_db()));
+}
+
+// gguf error: every tensor of `path` round-tripped through `type`.
+py::dict error(const std::string& path, const py::object& type_arg, const py::object& imatrix_path, const py::object& tensors, int threads) {
+    const gguf::TypeId target = type_from(type_arg);
+    if (!quant::can_quantize(target)) throw py::value_error("error: ggufkit cannot quantize to " + std::string(gguf::type_info(target).name));
+    std::optional<std::regex> filter;
+    if (!tensors.is_none()) {
+        try {
+            filter.emplace(tensors.cast<std::string>());
+        } catch (const std::regex_error& e) {
+            throw py::value_error("error: invalid regular expression '" + tensors.cast<std::string>() + "': " + e.what());
+        }
+    }
+    std::optional<std::string> imatrix_file;
+    if (!imatrix_path.is_none()) imatrix_file = py::str(imatrix_path).cast<std::string>();
+    gguf::requant::ErrorReport r;
+    std::optional<gguf::Model> model;
+    {
+        py::gil_scoped_release release;
+        model.emplace(gguf::Model::open(path));
+        std::optional<quant::ImportanceMatrix> imatrix;
+        if (imatrix_file) imatrix = quant::ImportanceMatrix::load(*imatrix_file);
+        r = gguf::requant::measure_error(*model, target, imatrix ? &*imatrix : nullptr, filter, quant::thread_count(threads));
+    }
+    py::list rows;
+    for (const gguf::requant::ErrorRow& row : r.rows) {
+        py::dict d;
+        d["name"] = std::string(row.tensor->info->name);
+        d["source_type"] = std::string(gguf::type_info(row.tensor->info->type).name);
+        py::list shape;
+        for (uint64_t dim : row.tensor->info->dims()) shape.append(dim);
+        d["shape"] = shape;
+        put_stats(d, row.stats);
+        d["imatrix"] = row.weighted;
+        rows.append(d);
+    }
+    py::list skipped;
+    for (const gguf::requant::ErrorSkip& s : r.skipped) {
+        py::dict d;
+        d["name"] = s.name;
+        d["reason"] = s.reason;
+        skipped.append(d);
+    }
+    py::dict total;
+    put_stats(total, r.total);
+    py::dict out;
+    out["file"] = path;
+    out["type"] = std::string(gguf::type_info(target).name);
+    out["bits_per_weight"] = gguf::bits_per_weight(target);
+    out["imatrix"] = imatrix_file ? py::object(py::str(*imatrix_file)) : py::object(py::none());
+    out["tensors"] = rows;
+    out["skipped"] = skipped;
+    out["total"] = total;
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_ggufkit, m) {
@@ -465,6 +534,7 @@ PYBIND11_MODULE(_ggufkit, m) {
     });
     m.def("_quantize", &quantize);
     m.def("_check", &check);
+    m.def("_error", &error);
     m.def("_requant", &requant);
     m.def("_dequantize", &dequantize);
     m.def("_type", [](const py::object& t) { return describe(type_from(t)); });

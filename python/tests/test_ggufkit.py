@@ -254,3 +254,27 @@ def test_requant_writes_the_file_gguf_requant_writes_and_reports_progress(fixtur
     assert set(tmp_path.iterdir()) == {ours, theirs}, "no output and no temporary file"
     with pytest.raises(ValueError, match="unknown type"):
         ggufkit.requant(src, stopped, "Q4_K_Q")
+
+
+def test_error_reports_what_gguf_error_json_reports(fixtures):
+    path = fixtures / "demo-llama-f32.gguf"
+    for type_name in ("q4_0", "q8_0"):
+        cli = json.loads(subprocess.run([GGUF, "error", str(path), "--type", type_name, "--json"], check=True, capture_output=True).stdout)
+        ours = ggufkit.error(path, type_name, threads=2)
+        assert ours == cli, type_name
+        assert ours["tensors"] and ours["total"]["rmse"] > 0
+    only = ggufkit.error(path, "q8_0", tensors=r"attn_q")
+    assert [t["name"] for t in only["tensors"]] == [n for n in ggufkit.open(path).tensors if "attn_q" in n]
+    with pytest.raises(ValueError, match="cannot quantize|unknown tensor type"):
+        ggufkit.error(path, "q4_K_M")
+
+
+@pytest.mark.skipif(not (SHARED / "ref" / "gguf" / "llama-quantize" / "tiny.imatrix.dat").exists(), reason="the shared reference data is absent")
+def test_error_with_an_importance_matrix_reports_the_weighted_rmse(tmp_path):
+    ref = SHARED / "ref" / "gguf" / "llama-quantize"
+    model, imatrix = ref / "tiny-F16.gguf", ref / "tiny.imatrix.dat"
+    cli = json.loads(subprocess.run([GGUF, "error", str(model), "--type", "q4_K", "--imatrix", str(imatrix), "--json"],
+                                    check=True, capture_output=True).stdout)
+    ours = ggufkit.error(model, "q4_K", imatrix=imatrix)
+    assert ours == cli
+    assert any(t["imatrix"] and t["weighted_rmse"] > 0 for t in ours["tensors"])
