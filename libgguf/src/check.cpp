@@ -53,6 +53,7 @@ struct Checker {
                                                                    : std::string(value_type_name(v.type()));
             const std::string expected = element ? fmt::format("arr[{}]", value_type_name(*element)) : std::string(value_type_name(want));
             error(std::string(key), fmt::format("has type {}, expected {}", have, expected));
+            out.back().wrong_type = true;
             return nullptr;
         }
         return &v;

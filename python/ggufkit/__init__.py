@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 from . import _ggufkit
 from ._ggufkit import Error, Metadata as _Metadata, StringArray, Tensor, TensorType
 
-__all__ = ["open", "File", "Tensor", "TensorType", "StringArray", "Error", "quantize", "dequantize", "types", "tensor_type", "check", "requant", "error"]
+__all__ = ["open", "File", "Tensor", "TensorType", "StringArray", "Error", "quantize", "dequantize", "types", "tensor_type", "check", "requant", "error", "Writer"]
 
 
 class _MetadataMapping(Mapping):
@@ -161,3 +161,81 @@ def error(path: str | os.PathLike, type, imatrix=None, tensors: str | None = Non
     if "://" not in path and not os.path.exists(path):
         raise FileNotFoundError(2, "No such file or directory", path)
     return _ggufkit._error(path, type, None if imatrix is None else os.fspath(imatrix), tensors, threads)
+
+
+class Writer:
+    """Builds a GGUF file: keys, then tensors, written at write() (or at the end of a `with`
+    block that raised nothing) to a temporary file beside `path` that is renamed into place
+    only when complete.
+
+        with ggufkit.Writer("out.gguf", arch="llama") as w:
+            w.add("llama.block_count", 32)                 # u32: the type ints get
+            w.add("general.name", "my model")
+            w.add_tensor("output.weight", array, "q4_K")   # quantized here; f32/f16 arrays as they are
+            w.add_tensor_from(src.tensors["token_embd.weight"])   # another file's, copied file to file
+
+    Value types: bool, str, float (f32), int (u32 when it fits, else i64), lists of those
+    (ints as i32), numpy arrays and scalars with their dtype; `type="u64"`, `"arr[f32]"`, ...
+    names one. Before writing, known keys are checked as `gguf check` checks them: a key with
+    another type than llama.cpp reads (general.file_type as a str, say) stops the write with
+    a ValueError naming each, unless write(check=False).
+    """
+
+    def __init__(self, path: str | os.PathLike, arch: str | None = None):
+        self.path = os.fspath(path)
+        self._w = _ggufkit._Writer()
+        if arch is not None:
+            self.add("general.architecture", arch)
+
+    def add(self, key: str, value, type: str | None = None) -> None:
+        """Sets `key` (replacing its value, in place, when set before)."""
+        self._w.set(key, value, type)
+
+    def remove(self, key: str) -> None:
+        self._w.remove(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._w
+
+    def add_tensor(self, name: str, array, type=None, importance=None, threads: int = 0, effort: str = "default") -> None:
+        """Appends a tensor of `array`'s shape (rows last). Without `type`, a float32 array is
+        stored as f32 and a float16 one as f16, byte for byte; with one, the values are
+        quantized to it (ggufkit.quantize: `importance`, `threads`, `effort`)."""
+        import numpy as np
+
+        a = np.asarray(array)
+        if type is None:
+            if a.dtype not in (np.float32, np.float16):
+                raise TypeError(f"add_tensor '{name}': a {a.dtype} array needs a type (f32, f16, q8_0, ...)")
+            type = "f32" if a.dtype == np.float32 else "f16"
+        t = tensor_type(type)
+        if (t.name, a.dtype) in (("f32", np.float32), ("f16", np.float16)):
+            data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        else:
+            data = quantize(a.astype(np.float32, copy=False), t, importance=importance, threads=threads, effort=effort)
+        self._w.add_tensor(name, data, t, list(a.shape))
+
+    def add_tensor_from(self, tensor: Tensor, name: str | None = None) -> None:
+        """Appends another open file's tensor as it is (its type, shape and bytes), under
+        `name` when given. The file stays open until this writer is gone."""
+        self._w.add_tensor_from(tensor, name)
+
+    def add_from(self, file: File, key: str, name: str | None = None) -> None:
+        """Sets a key of another open file (under `name` when given), its type and value as
+        they are (nested arrays included)."""
+        self._w.set_from(file._owner, key, name)
+
+    def key_type_errors(self) -> list[str]:
+        """Known keys set so far with another type than llama.cpp reads (gguf check's
+        findings, e.g. "general.file_type: has type str, expected u32")."""
+        return self._w.key_type_errors()
+
+    def write(self, check: bool = True) -> None:
+        self._w.write(self.path, check)
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.write()

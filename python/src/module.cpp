@@ -23,6 +23,8 @@
 #include "gguf/model.h"
 #include "gguf/types.h"
 #include "gguf/value.h"
+#include "gguf/check.h"
+#include "gguf/writer.h"
 #include "kernels/check_model.h"
 #include "kernels/kernels.h"
 #include "quant/quant.h"
@@ -228,6 +230,8 @@ public:
     // Where the tensor's bytes start in its file (the part's, for a split set).
     uint64_t offset() const { return part().data_section_offset() + t_->info->data_offset; }
     uint32_t part_index() const { return t_->part; }
+    const OpenedPtr& owner() const { return owner_; }
+    const gguf::Model::Tensor& entry() const { return *t_; }
 
     py::array raw() const {
         const auto bytes = data();
@@ -469,6 +473,204 @@ py::dict error(const std::string& path, const py::object& type_arg, const py::ob
     return out;
 }
 
+// ---- writing ------------------------------------------------------------------------------
+
+// A value type named as `gguf inspect` names it: "u8" .. "f64", "bool", "str".
+gguf::ValueType value_type_named(const std::string& name) {
+    for (uint32_t t = 0; t < gguf::kValueTypeCount; ++t)
+        if (gguf::value_type_name(static_cast<gguf::ValueType>(t)) == name && t != static_cast<uint32_t>(gguf::ValueType::Array))
+            return static_cast<gguf::ValueType>(t);
+    throw py::value_error("unknown value type '" + name + "' (u8, i8, u16, i16, u32, i32, u64, i64, f32, f64, bool, str, or arr[...] of one)");
+}
+
+// A Python integer as the integer type t, refusing values out of its range.
+gguf::OwnedValue integer_as(gguf::ValueType t, const py::handle& v, const std::string& key) {
+    using T = gguf::ValueType;
+    const py::int_ i = py::reinterpret_borrow<py::object>(v);
+    const bool negative = i < py::int_(0);
+    auto range = [&](bool ok) {
+        if (!ok) throw py::value_error("key '" + key + "': " + py::str(v).cast<std::string>() + " is out of range for " + std::string(gguf::value_type_name(t)));
+    };
+    if (t == T::U8 || t == T::U16 || t == T::U32 || t == T::U64) {
+        range(!negative && i <= py::int_(t == T::U8 ? UINT8_MAX : t == T::U16 ? UINT16_MAX : t == T::U32 ? UINT32_MAX : UINT64_MAX));
+        const auto u = i.cast<uint64_t>();
+        return t == T::U8 ? gguf::OwnedValue::u8(static_cast<uint8_t>(u)) : t == T::U16 ? gguf::OwnedValue::u16(static_cast<uint16_t>(u))
+             : t == T::U32 ? gguf::OwnedValue::u32(static_cast<uint32_t>(u)) : gguf::OwnedValue::u64(u);
+    }
+    const int64_t lo = t == T::I8 ? INT8_MIN : t == T::I16 ? INT16_MIN : t == T::I32 ? INT32_MIN : INT64_MIN;
+    const int64_t hi = t == T::I8 ? INT8_MAX : t == T::I16 ? INT16_MAX : t == T::I32 ? INT32_MAX : INT64_MAX;
+    range(i >= py::int_(lo) && i <= py::int_(hi));
+    const auto s = i.cast<int64_t>();
+    return t == T::I8 ? gguf::OwnedValue::i8(static_cast<int8_t>(s)) : t == T::I16 ? gguf::OwnedValue::i16(static_cast<int16_t>(s))
+         : t == T::I32 ? gguf::OwnedValue::i32(static_cast<int32_t>(s)) : gguf::OwnedValue::i64(s);
+}
+
+gguf::OwnedValue scalar_as(gguf::ValueType t, const py::handle& v, const std::string& key) {
+    using T = gguf::ValueType;
+    auto wrong = [&](const char* what) {
+        return py::type_error("key '" + key + "': a " + std::string(gguf::value_type_name(t)) + " needs " + what + ", not " +
+                              py::str(py::type::of(v).attr("__name__")).cast<std::string>());
+    };
+    switch (t) {
+    case T::Bool:
+        if (!py::isinstance<py::bool_>(v) && !(py::hasattr(v, "dtype") && py::str(v.attr("dtype")).cast<std::string>() == "bool")) throw wrong("a bool");
+        return gguf::OwnedValue::boolean(v.cast<bool>());
+    case T::String:
+        if (!py::isinstance<py::str>(v)) throw wrong("a str");
+        return gguf::OwnedValue::string(v.cast<std::string>());
+    case T::F32:
+    case T::F64:
+        if (py::isinstance<py::str>(v) || py::isinstance<py::bool_>(v)) throw wrong("a number");
+        return t == T::F32 ? gguf::OwnedValue::f32(v.cast<float>()) : gguf::OwnedValue::f64(v.cast<double>());
+    default: {
+        if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || py::isinstance<py::float_>(v)) throw wrong("an integer");
+        py::object as_int = py::module_::import("operator").attr("index")(v);  // numpy integers too; 2.5 is refused
+        return integer_as(t, as_int, key);
+    }
+    }
+}
+
+// The type a Python value gets without one named: bool, str, float (f32), int (u32 when it
+// fits, else i64, else u64), and arrays of those (ints as i32, as llama.cpp's token types);
+// numpy arrays and scalars keep their dtype.
+std::string inferred_type(const py::handle& v);
+
+std::string numpy_type_name(const py::dtype& d) {
+    const char kind = d.kind();
+    const auto size = d.itemsize();
+    if (kind == 'b') return "bool";
+    if (kind == 'f' && (size == 4 || size == 8)) return size == 4 ? "f32" : "f64";
+    if ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8))
+        return std::string(1, kind == 'i' ? 'i' : 'u') + std::to_string(8 * size);
+    if (kind == 'U') return "str";
+    throw py::type_error("no GGUF value type for numpy dtype " + py::str(py::handle(d)).cast<std::string>());
+}
+
+std::string inferred_type(const py::handle& v) {
+    if (py::isinstance<py::bool_>(v)) return "bool";
+    if (py::isinstance<py::str>(v)) return "str";
+    if (py::isinstance<py::float_>(v)) return "f32";
+    if (py::isinstance<py::int_>(v)) {
+        const py::int_ i = py::reinterpret_borrow<py::object>(v);
+        if (i >= py::int_(0) && i <= py::int_(UINT32_MAX)) return "u32";
+        if (i >= py::int_(INT64_MIN) && i <= py::int_(INT64_MAX)) return "i64";
+        return "u64";
+    }
+    if (py::isinstance<py::array>(v)) {
+        const py::array a = py::reinterpret_borrow<py::array>(v);
+        if (a.ndim() == 0) return numpy_type_name(a.dtype());
+        return "arr[" + numpy_type_name(a.dtype()) + "]";
+    }
+    if (py::hasattr(v, "dtype") && !py::isinstance<py::sequence>(v)) return numpy_type_name(py::dtype::from_args(v.attr("dtype")));  // a numpy scalar
+    if (py::isinstance<StringArray>(v)) return "arr[str]";
+    if (py::isinstance<py::sequence>(v)) {
+        const py::sequence seq = py::reinterpret_borrow<py::sequence>(v);
+        if (seq.size() == 0) throw py::value_error("an empty list needs a type (type=\"arr[u32]\", ...)");
+        std::string first = inferred_type(seq[0]);
+        for (const py::handle item : seq) {
+            std::string t = inferred_type(item);
+            if (t == first) continue;
+            if ((t == "u32" || t == "i64") && (first == "u32" || first == "i64")) continue;  // ints of both signs
+            if (t.starts_with("arr[") && first.starts_with("arr[")) continue;                 // arrays of arrays differ per element
+            throw py::type_error("a list of mixed types (" + first + " and " + t + ") needs a type");
+        }
+        if (first == "u32" || first == "i64") first = "i32";
+        return "arr[" + first + "]";
+    }
+    throw py::type_error("no GGUF value type for " + py::str(py::type::of(v).attr("__name__")).cast<std::string>());
+}
+
+gguf::OwnedValue value_as(const std::string& type, const py::handle& v, const std::string& key) {
+    if (!type.starts_with("arr[")) return scalar_as(value_type_named(type), v, key);
+    if (!type.ends_with("]")) throw py::value_error("unknown value type '" + type + "'");
+    const std::string inner = type.substr(4, type.size() - 5);
+    if (py::isinstance<py::str>(v) || !py::isinstance<py::iterable>(v)) throw py::type_error("key '" + key + "': " + type + " needs a list or array");
+    std::vector<gguf::OwnedValue> items;
+    if (py::isinstance<StringArray>(v)) {
+        for (const py::handle item : v.cast<StringArray&>().to_list()) items.push_back(value_as(inner, item, key));
+    } else {
+        for (const py::handle item : py::reinterpret_borrow<py::iterable>(v))
+            items.push_back(value_as(inner, item, key));
+    }
+    const gguf::ValueType elem = inner.starts_with("arr[") ? gguf::ValueType::Array : value_type_named(inner);
+    return gguf::OwnedValue::array(elem, std::move(items));
+}
+
+class Writer {
+public:
+    void set(const std::string& key, const py::object& value, const py::object& type) {
+        const std::string t = type.is_none() ? inferred_type(value) : type.cast<std::string>();
+        w_.set(key, value_as(t, value, key));
+    }
+    void remove(const std::string& key) { w_.remove(key); }
+    bool contains(const std::string& key) const { return w_.find(key) != nullptr; }
+
+    // `data`: the tensor's bytes (kept alive here until written); shape in numpy order.
+    void add_tensor(const std::string& name, const py::array& data, const py::object& type_arg, const std::vector<uint64_t>& shape) {
+        const gguf::TypeId type = type_from(type_arg);
+        if (!(data.flags() & py::array::c_style)) throw py::value_error("add_tensor: the bytes must be contiguous");
+        std::vector<uint64_t> ne(shape.rbegin(), shape.rend());
+        uint64_t n = 1;
+        for (uint64_t d : ne) n *= d;
+        const uint64_t need = gguf::tensor_bytes(type, n);
+        if (static_cast<uint64_t>(data.nbytes()) != need)
+            throw py::value_error("add_tensor '" + name + "': " + std::to_string(n) + " " + std::string(gguf::type_info(type).name) + " values take " +
+                                  std::to_string(need) + " bytes, not " + std::to_string(data.nbytes()));
+        w_.add_tensor(name, type, ne, std::span<const uint8_t>(static_cast<const uint8_t*>(data.data()), static_cast<size_t>(data.nbytes())));
+        keep_.push_back(data);
+    }
+    // Another open file's tensor as it is, copied file to file when written.
+    void add_tensor_from(const Tensor& t, const py::object& name) {
+        const gguf::File& part = t.owner()->model.parts()[t.entry().part];
+        if (name.is_none()) {
+            w_.add_tensor(part, *t.entry().info);
+        } else {  // renamed: the same type, shape and bytes
+            const gguf::TensorInfo& info = *t.entry().info;
+            const auto bytes = t.owner()->model.tensor_data(t.entry());
+            w_.add_tensor(name.cast<std::string>(), info.type, std::vector<uint64_t>(info.dims().begin(), info.dims().end()), bytes);
+        }
+        sources_.push_back(t.owner());
+    }
+    // Known keys set with another value type than llama.cpp reads: gguf check's findings.
+    std::vector<std::string> key_type_errors() const {
+        std::vector<uint8_t> header = w_.header();
+        const uint32_t align = w_.alignment();
+        header.resize((header.size() + align - 1) / align * align, 0);
+        gguf::FaultLog faults;  // the header alone: every tensor's data lies past its end
+        std::vector<gguf::File> parts;
+        parts.push_back(gguf::File::parse(header, "(the file being written)", faults));
+        const gguf::Model m = gguf::Model::from_parts(std::move(parts));
+        std::vector<std::string> out;
+        for (const gguf::Finding& f : gguf::check_metadata(m))
+            if (f.wrong_type) out.push_back(f.where + ": " + f.message);
+        return out;
+    }
+    // A key of another open file, with its type and value as they are.
+    void set_from(const OpenedPtr& file, const std::string& key, const py::object& name) {
+        const gguf::KeyValue* kv = file->model.find(key);
+        if (!kv) throw py::key_error(key);
+        w_.set(name.is_none() ? key : name.cast<std::string>(), gguf::OwnedValue::from(kv->value));
+    }
+    void write(const std::string& path, bool check) {
+        if (check) {
+            const auto errors = key_type_errors();
+            if (!errors.empty()) {
+                std::string message = path + ": not written: ";
+                for (size_t i = 0; i < errors.size(); ++i) message += (i ? "; " : "") + errors[i];
+                throw py::value_error(message + " (write(check=False) writes it anyway)");
+            }
+        }
+        py::gil_scoped_release release;
+        w_.write(path);
+    }
+    size_t tensor_count() const { return w_.tensor_count(); }
+
+private:
+    gguf::Writer w_;
+    std::vector<py::object> keep_;
+    std::vector<OpenedPtr> sources_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_ggufkit, m) {
@@ -532,6 +734,18 @@ PYBIND11_MODULE(_ggufkit, m) {
         for (const gguf::File& f : owner->model.parts()) parts.append(f.path());
         return py::make_tuple(owner, first.version(), first.alignment(), Metadata(owner), tensors, parts);
     });
+    py::class_<Writer>(m, "_Writer")
+        .def(py::init<>())
+        .def("set", &Writer::set)
+        .def("remove", &Writer::remove)
+        .def("__contains__", &Writer::contains)
+        .def("add_tensor", &Writer::add_tensor)
+        .def("add_tensor_from", &Writer::add_tensor_from)
+        .def("key_type_errors", &Writer::key_type_errors)
+        .def("set_from", &Writer::set_from)
+        .def("write", &Writer::write)
+        .def_property_readonly("tensor_count", &Writer::tensor_count);
+
     m.def("_quantize", &quantize);
     m.def("_check", &check);
     m.def("_error", &error);

@@ -278,3 +278,71 @@ def test_error_with_an_importance_matrix_reports_the_weighted_rmse(tmp_path):
     ours = ggufkit.error(model, "q4_K", imatrix=imatrix)
     assert ours == cli
     assert any(t["imatrix"] and t["weighted_rmse"] > 0 for t in ours["tensors"])
+
+
+def test_the_writer_copies_a_file_byte_for_byte(fixtures, tmp_path):
+    """Every key (with its type) and every tensor of a file, added in order: the same bytes."""
+    for name in ("demo-llama-mixed.gguf", "all-value-types.gguf", "demo-llama-f16.gguf"):
+        src = fixtures / name
+        out = tmp_path / name
+        with ggufkit.open(src) as f, ggufkit.Writer(out) as w:
+            for key in f.metadata:
+                t = f.metadata.type_of(key)
+                if t.startswith("arr[arr"):
+                    w.add_from(f, key)  # nested arrays, as they are
+                else:
+                    w.add(key, f.metadata[key], t)  # through Python, with its type named
+            for t in f.tensors.values():
+                w.add_tensor_from(t)
+        assert out.read_bytes() == src.read_bytes(), name
+
+
+def test_the_writer_writes_arrays_and_quantizes_tensors(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 256)).astype(np.float32)
+    out = tmp_path / "built.gguf"
+    with ggufkit.Writer(out, arch="llama") as w:
+        w.add("general.name", "built")
+        w.add("llama.block_count", 1)
+        w.add("demo.u64", 7, type="u64")
+        w.add("demo.scores", np.arange(4, dtype=np.float32))
+        w.add("demo.ints", [1, -2, 3])
+        w.add("demo.words", ["a", "b"])
+        w.add_tensor("blk.0.ffn_up.weight", x, "q8_0")
+        w.add_tensor("blk.0.attn_norm.weight", x[0])
+        w.add_tensor("blk.0.ffn_down.weight", x.astype(np.float16))
+    with ggufkit.open(out) as f:
+        assert f.metadata["general.architecture"] == "llama" and f.metadata["llama.block_count"] == 1
+        assert f.metadata.type_of("llama.block_count") == "u32" and f.metadata.type_of("demo.u64") == "u64"
+        assert f.metadata.type_of("demo.scores") == "arr[f32]" and f.metadata.type_of("demo.ints") == "arr[i32]"
+        assert list(f.metadata["demo.ints"]) == [1, -2, 3] and f.metadata["demo.words"].tolist() == ["a", "b"]
+        assert f.tensors["blk.0.ffn_up.weight"].type == "q8_0"
+        assert np.array_equal(f.tensors["blk.0.ffn_up.weight"].raw(), ggufkit.quantize(x, "q8_0"))
+        assert np.array_equal(f.tensors["blk.0.attn_norm.weight"].numpy(), x[0])
+        assert np.array_equal(f.tensors["blk.0.ffn_down.weight"].numpy(dtype=np.float16), x.astype(np.float16))
+    # Incomplete as a llama model (gguf check says what is missing), but no key has a wrong type.
+    assert not [f for f in ggufkit.check(out)["findings"] if "has type" in f["message"]]
+
+
+def test_the_writer_refuses_what_gguf_check_calls_an_error_and_leaves_nothing(tmp_path):
+    out = tmp_path / "bad.gguf"
+    w = ggufkit.Writer(out, arch="llama")
+    w.add("general.file_type", "Q4_K_M")  # llama.cpp reads a u32 there
+    assert w.key_type_errors() == ["general.file_type: has type str, expected u32"]
+    with pytest.raises(ValueError, match="general.file_type: has type str, expected u32"):
+        w.write()
+    assert not out.exists()
+    with pytest.raises(ValueError, match="out of range for u8"):
+        w.add("demo.small", 300, type="u8")
+    with pytest.raises(TypeError, match="needs a type"):
+        w.add("demo.mixed", [1, "a"])
+    with pytest.raises(ValueError, match="values take"):
+        w._w.add_tensor("t", np.zeros(10, dtype=np.uint8), "q8_0", [1, 32])
+    with pytest.raises(TypeError):
+        w.add_tensor("t", np.zeros((2, 32), dtype=np.int32))
+    w.write(check=False)
+    assert {"severity": "error", "where": "general.file_type", "message": "has type str, expected u32"} in ggufkit.check(out)["findings"]
+    # A failed write (the folder is gone) leaves no temporary file behind either.
+    with pytest.raises(Exception):
+        ggufkit.Writer(tmp_path / "missing" / "x.gguf").write()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.gguf"]

@@ -14,6 +14,7 @@ struct Finding {
     Severity severity;
     std::string where;    // tensor name, key, or the file
     std::string message;
+    bool wrong_type = false;  // a known key with another value type than llama.cpp reads
 };
 
 // Names and keys (empty, longer than llama.cpp's 63 bytes, not UTF-8), known keys with the
