@@ -49,6 +49,12 @@ def main():
         print(f"the same, and each string array's last element: {t * 1e3:.2f} ms ({GGUF_PY_SECONDS / t:,.0f}x faster)")
         t = median_time(lambda: ggufkit.open(vocab).metadata["tokenizer.ggml.tokens"].tolist())
         print(f"every token of it as a list of str: {t * 1e3:.2f} ms")
+        from ggufkit.compat import GGUFReader
+
+        t = median_time(lambda: GGUFReader(vocab))
+        print(f"ggufkit.compat.GGUFReader of it: {t * 1e3:.2f} ms ({GGUF_PY_SECONDS / t:,.0f}x gguf-py's; parts built when read)")
+        t = median_time(lambda: [f.parts for f in GGUFReader(vocab).fields.values()], runs=3)
+        print(f"the same, and every field's parts built as gguf-py builds them: {t * 1e3:.0f} ms ({GGUF_PY_SECONDS / t:,.1f}x)")
     else:
         print(f"{vocab}: absent; vocabulary benchmark skipped")
 

@@ -168,6 +168,11 @@ public:
         if (kv->value.type() == gguf::ValueType::Array) t += "[" + std::string(gguf::value_type_name(kv->value.array().element_type())) + "]";
         return t;
     }
+    uint64_t offset_of(const std::string& key) const {
+        const gguf::KeyValue* kv = owner_->model.find(key);
+        if (!kv) throw py::key_error(key);
+        return kv->file_offset;
+    }
     py::list keys() const {
         py::list out;
         for (const gguf::KeyValue& kv : owner_->model.kvs()) out.append(py::str(std::string(kv.key)));
@@ -231,6 +236,13 @@ public:
     uint64_t offset() const { return part().data_section_offset() + t_->info->data_offset; }
     uint32_t part_index() const { return t_->part; }
     const OpenedPtr& owner() const { return owner_; }
+    // Where the tensor info is in its file, and the data's offset within the data section.
+    py::dict info() const {
+        py::dict d;
+        d["file_offset"] = t_->info->file_offset;
+        d["data_offset"] = t_->info->data_offset;
+        return d;
+    }
     const gguf::Model::Tensor& entry() const { return *t_; }
 
     py::array raw() const {
@@ -708,7 +720,8 @@ PYBIND11_MODULE(_ggufkit, m) {
         .def("__contains__", &Metadata::contains)
         .def("__getitem__", &Metadata::get)
         .def("keys", &Metadata::keys)
-        .def("type_of", &Metadata::type_of);
+        .def("type_of", &Metadata::type_of)
+        .def("offset_of", &Metadata::offset_of);
 
     py::class_<Tensor>(m, "Tensor")
         .def_property_readonly("name", &Tensor::name)
@@ -718,6 +731,7 @@ PYBIND11_MODULE(_ggufkit, m) {
         .def_property_readonly("nbytes", &Tensor::nbytes)
         .def_property_readonly("offset", &Tensor::offset)
         .def_property_readonly("part", &Tensor::part_index)
+        .def("_info", &Tensor::info)
         .def("raw", &Tensor::raw)
         .def("numpy", &Tensor::numpy, py::arg("dtype") = py::none(), py::arg("threads") = 0);
 

@@ -346,3 +346,114 @@ def test_the_writer_refuses_what_gguf_check_calls_an_error_and_leaves_nothing(tm
     with pytest.raises(Exception):
         ggufkit.Writer(tmp_path / "missing" / "x.gguf").write()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.gguf"]
+
+
+# ---- ggufkit.compat: gguf-py's reader ---------------------------------------------------------
+# gguf-py is not installed here; the expectations are gguf-py's documented layout of a field
+# (the key's length and bytes, the value type, then the value's pieces: a string's length and
+# bytes, an array's element type, count and each element), applied to what `gguf inspect
+# --json --full` reports of the same file.
+
+def _expected_layout(m):
+    """(number of parts, data indices, type names) of a key as gguf-py lays it out."""
+    t, v = m["type"], m["value"]
+    if t == "str":
+        return 5, [4], ["STRING"]
+    if t != "arr":
+        return 4, [3], [_VALUE_TYPE_NAMES[t]]
+    elem, n = v["element_type"], v["count"]
+    if elem == "str":
+        return 5 + 2 * n, [6 + 2 * i for i in range(n)], ["ARRAY", "STRING"]
+    if elem == "arr":
+        return None, None, ["ARRAY", "ARRAY"]
+    return 5 + n, [5 + i for i in range(n)], ["ARRAY", _VALUE_TYPE_NAMES[elem]]
+
+
+_VALUE_TYPE_NAMES = {"u8": "UINT8", "i8": "INT8", "u16": "UINT16", "i16": "INT16", "u32": "UINT32", "i32": "INT32", "f32": "FLOAT32",
+                     "bool": "BOOL", "u64": "UINT64", "i64": "INT64", "f64": "FLOAT64"}
+
+
+@pytest.mark.parametrize("name", ["demo-llama-mixed.gguf", "all-value-types.gguf", "all-value-types-be.gguf", "demo-llama-f32.gguf"])
+def test_compat_reader_fields_and_tensors_are_laid_out_as_gguf_py_lays_them_out(fixtures, name):
+    from ggufkit.compat import GGMLQuantizationType, GGUFReader, GGUFValueType
+
+    path = fixtures / name
+    ref = inspect_json(path)
+    reader = GGUFReader(path)
+    assert list(reader.fields)[:3] == ["GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"]
+    assert reader.fields["GGUF.version"].parts[0][0] == ref["version"]
+    assert reader.fields["GGUF.tensor_count"].contents() == ref["tensor_count"] and reader.fields["GGUF.kv_count"].contents() == ref["kv_count"]
+    assert reader.byte_order == ("S" if ref["byte_order"] == "big" else "I") and reader.alignment == ref["alignment"]
+    assert list(reader.fields)[3:] == [m["key"] for m in ref["metadata"]]
+    for m in ref["metadata"]:
+        field = reader.get_field(m["key"])
+        n_parts, data, types = _expected_layout(m)
+        assert field.offset == m["offset"] and field.name == m["key"]
+        assert [GGUFValueType(t).name for t in field.types][:2] == types, m["key"]
+        assert bytes(field.parts[1]).decode() == m["key"] and field.parts[0][0] == len(m["key"].encode())
+        if n_parts is None:
+            continue
+        assert len(field.parts) == n_parts and field.data == data, m["key"]
+        # The patterns scripts use: parts[data[0]] for a scalar, bytes(...) for strings.
+        if m["type"] == "str":
+            assert str(bytes(field.parts[field.data[0]]), encoding="utf-8") == m["value"]
+        elif m["type"] == "arr":
+            if m["value"]["element_type"] == "str":
+                values = [str(bytes(field.parts[i]), encoding="utf-8") for i in field.data]
+            else:
+                values = [field.parts[i][0] for i in field.data]
+            assert len(values) == m["value"]["count"]
+            if m["value"]["element_type"] not in ("f32", "f64"):
+                assert [v.item() if hasattr(v, "item") else v for v in values] == m["value"]["values"], m["key"]
+            got, expected = field.contents(), [v.item() if hasattr(v, "item") else v for v in values]
+            assert len(got) == len(expected) and all(a == b or (a != a and b != b) for a, b in zip(got, expected)), m["key"]
+        elif m["type"] not in ("f32", "f64"):
+            assert field.parts[field.data[0]][0] == m["value"] and field.contents() == m["value"], m["key"]
+    with ggufkit.open(path) as f:
+        assert [t.name for t in reader.tensors] == [t["name"] for t in ref["tensors"]]
+        for rt, t in zip(reader.tensors, ref["tensors"]):
+            assert rt.tensor_type == GGMLQuantizationType[t["type"].upper()] and rt.tensor_type.name == t["type"].upper()
+            assert rt.shape.dtype == np.uint64 and rt.shape.tolist() == t["shape"], "ggml order: ne[0] first"
+            assert (rt.n_elements, rt.n_bytes, rt.data_offset) == (t["elements"], t["bytes"], t["file_offset"])
+            assert bytes(rt.field.parts[rt.field.data[0]]).decode() == t["name"]
+            ours = f.tensors[t["name"]]
+            if t["type"] in ("f32", "f16") and ref["byte_order"] == "little":
+                assert rt.data.dtype == (np.float32 if t["type"] == "f32" else np.float16) and rt.data.shape == ours.shape
+                assert np.array_equal(rt.data, ours.numpy(dtype=rt.data.dtype))
+            elif t["type"] not in ("f32", "f16", "f64", "i8", "i16", "i32", "i64"):
+                assert rt.data.dtype == np.uint8 and rt.data.shape == ours.shape[:-1] + (ours.shape[-1] // ours.type.block_size * ours.type.type_size,)
+                assert np.array_equal(rt.data.reshape(-1), ours.raw())
+
+
+def test_compat_reader_runs_gguf_py_s_dump_pattern(fixtures):
+    """The loop gguf-py's examples print models with, on our reader, against ggufkit's own API."""
+    from ggufkit.compat import GGUFReader, GGUFValueType
+
+    path = fixtures / "demo-llama-mixed.gguf"
+    reader = GGUFReader(path)
+    lines = []
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        if field.types[0] == GGUFValueType.STRING:
+            lines.append(f"{key}={str(bytes(field.parts[-1]), encoding='utf-8')}")
+        elif field.types[0] == GGUFValueType.ARRAY:
+            lines.append(f"{key}=[{len(field.data)} x {GGUFValueType(field.types[-1]).name}]")
+        else:
+            lines.append(f"{key}={field.parts[-1][0]}")
+    for t in reader.tensors:
+        lines.append(f"{t.name} {t.tensor_type.name} {'x'.join(str(d) for d in t.shape)} {t.n_bytes}")
+    with ggufkit.open(path) as f:
+        want = []
+        for key in f.metadata:
+            v, t = f.metadata[key], f.metadata.type_of(key)
+            if t.startswith("arr["):
+                element = {"str": "STRING", **_VALUE_TYPE_NAMES}[t[4:-1]]
+                want.append(f"{key}=[{len(v)} x {element}]")
+            elif isinstance(v, float):
+                want.append(f"{key}={np.float32(v) if t == 'f32' else v}")
+            else:
+                want.append(f"{key}={v}")
+        for t in f.tensors.values():
+            want.append(f"{t.name} {t.type.name.upper()} {'x'.join(str(d) for d in reversed(t.shape))} {t.nbytes}")
+    assert lines == want
