@@ -29,23 +29,16 @@ void pack_iq4(const uint8_t* code, uint8_t* qs) {
 // IQ4_NL: each block's f16 scale searched over the codebook, eight blocks at a time
 // (fit_levels8); a row's last blocks short of eight fill the idle lanes with copies.
 void quantize_iq4_nl(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    const float sigma2 = mean_square(x, n);
     BlockIQ4_NL* b = blocks<BlockIQ4_NL>(dst);
-    float xs[8 * 32], w[8 * 32], d[8];
-    uint8_t code[8 * 32];
-    for (int64_t i = 0; i < n; i += 8 * 32) {
-        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 32));
-        for (int k = 0; k < 8; ++k) {
-            const int64_t at = i + 32 * (k < g ? k : 0);
-            std::copy(x + at, x + at + 32, xs + 32 * k);
-            block_weights(x + at, imp ? imp + at : nullptr, 32, sigma2, w + 32 * k);
-        }
+    for_each_group8(x, n, imp, true, [&](const float* xs, const float* w, int g) {
+        float d[8];
+        uint8_t code[8 * 32];
         fit_levels8(xs, w, 32, kIQ4, code, true, d);
         for (int k = 0; k < g; ++k, ++b) {
             store_half(b->d, d[k]);
             pack_iq4(code + 32 * k, b->qs);
         }
-    }
+    });
 }
 
 // IQ4_XS: sub-block scales fitted on their own, quantized to 6 bits against the f16 d, then

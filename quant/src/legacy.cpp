@@ -52,21 +52,13 @@ void pack_symmetric(float d, const int8_t* q, Block& b) {
 // lanes with copies of its first block of the group.
 template <int kLo, int kHi, class Block, Search kSearch, bool kWeighted = true>
 void quantize_symmetric(const float* x, uint8_t* dst, int64_t n, const float* importance) {
-    const float sigma2 = kWeighted ? mean_square(x, n) : 0.0f;
     Block* b = blocks<Block>(dst);
-    float xs[8 * 32], w[8 * 32], d[8];
-    int8_t q[8 * 32];
-    for (int64_t i = 0; i < n; i += 8 * 32) {
-        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 32));
-        for (int k = 0; k < 8; ++k) {
-            const int64_t at = i + 32 * (k < g ? k : 0);
-            std::copy(x + at, x + at + 32, xs + 32 * k);
-            if constexpr (kWeighted) block_weights(x + at, importance ? importance + at : nullptr, 32, sigma2, w + 32 * k);
-            else std::fill(w + 32 * k, w + 32 * (k + 1), 1.0f);
-        }
+    for_each_group8(x, n, importance, kWeighted, [&](const float* xs, const float* w, int g) {
+        float d[8];
+        int8_t q[8 * 32];
         fit_symmetric8(xs, w, 32, kLo, kHi, q, true, kSearch, d);
         for (int k = 0; k < g; ++k) pack_symmetric<kLo>(d[k], q + 32 * k, *b++);
-    }
+    });
 }
 
 template <int kHi, class Block, Search kSearch = Search{}>
@@ -86,17 +78,10 @@ void fill_affine(const float* x, const float* w, Block& b) {
 // (Without weights, the fast effort, the one-block fit sums x in another order.)
 template <int kHi, class Block, Search kSearch = Search{}>
 void quantize_affine(const float* x, uint8_t* dst, int64_t n, const float* importance) {
-    const float sigma2 = mean_square(x, n);
     Block* b = blocks<Block>(dst);
-    float xs[8 * 32], w[8 * 32], d[8], m[8];
-    uint8_t q[8 * 32];
-    for (int64_t i = 0; i < n; i += 8 * 32) {
-        const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 32));
-        for (int k = 0; k < 8; ++k) {
-            const int64_t at = i + 32 * (k < g ? k : 0);
-            std::copy(x + at, x + at + 32, xs + 32 * k);
-            block_weights(x + at, importance ? importance + at : nullptr, 32, sigma2, w + 32 * k);
-        }
+    for_each_group8(x, n, importance, true, [&](const float* xs, const float* w, int g) {
+        float d[8], m[8];
+        uint8_t q[8 * 32];
         fit_affine8(xs, w, 32, kHi, q, true, false, kSearch, d, m);
         for (int k = 0; k < g; ++k, ++b) {
             store_half(b->d, d[k]);
@@ -106,7 +91,7 @@ void quantize_affine(const float* x, uint8_t* dst, int64_t n, const float* impor
             if constexpr (requires { b->qh; }) pack_nibbles(c, b->qs, &b->qh);
             else pack_nibbles(c, b->qs, nullptr);
         }
-    }
+    });
 }
 
 // Fast effort without importance weights: every block judged by its plain squared error (no
