@@ -6,11 +6,17 @@
    ../shared/ref/gguf/vocab), median of 5, beside the 4.46 s gguf-py's reader took on it
    as recorded in issue 19 on this machine type.
 2. Tensor.numpy() GB/s (quantized bytes in) on the Q4_K tensors of MODEL (default: a Q4_K
-   tensor made here, 4096 x 4096), beside ggufkit.dequantize on the same bytes (the C++
-   kernel, no file) and numpy's copy of the f32 result: the binding adds no copy when the
-   first two match.
+   tensor made here, 4096 x 4096), beside ggufkit.dequantize on the same bytes (no file),
+   numpy's copy of the f32 result, the cost of a new f32 array of that size, and the C++
+   kernel's own speed (gguf bench, in cache). A new 64 MiB array's page faults bound both
+   Python calls on this VM; the binding adds no copy of its own (numpy() and dequantize()
+   write the result once, where the kernel puts it).
 """
+import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,7 +84,17 @@ def main():
         print(f"ggufkit.dequantize q4_K, {label}: {nbytes / t2 / 1e9:.2f} GB/s in")
     y = ggufkit.dequantize(raw[0], "q4_K", (raw[0].size // 144 * 256 // 4096, 4096))
     t3 = median_time(lambda: y.copy())
-    print(f"yardstick: numpy copy of the f32 result: {y.nbytes / t3 / 1e9:.2f} GB/s")
+    print(f"yardstick: numpy copy of the f32 result: {y.nbytes / t3 / 1e9:.2f} GB/s out")
+    t4 = median_time(lambda: np.ones(y.shape, dtype=np.float32))
+    print(f"yardstick: a new f32 array of that size, written once: {y.nbytes / t4 / 1e9:.2f} GB/s out "
+          f"(dequantize above: {nbytes * (256 * 4 / 144) / t2 / 1e9:.2f} GB/s out)")
+    gguf = shutil.which(os.environ.get("GGUF_BIN", "gguf")) or str(Path(__file__).resolve().parents[2] / "build" / "release" / "gguf")
+    if Path(gguf).exists():
+        out = subprocess.run([gguf, "bench", "--types", "q4_K", "--threads", "1", "--json"], capture_output=True, text=True)
+        if out.returncode == 0:
+            for r in json.loads(out.stdout):
+                if r["op"] == "dequant":
+                    print(f"C++ kernel (gguf bench, {r['isa']}, 1 thread, in cache): {r['gbps_in']:.2f} GB/s in")
 
 
 if __name__ == "__main__":

@@ -40,33 +40,58 @@ def test_every_fixture_opens_with_the_keys_and_tensors_gguf_inspect_reports(fixt
     files = model_files(fixtures)
     assert len(files) >= 6
     for path in files:
-        ref = inspect_json(path)
-        with ggufkit.open(path) as f:
-            assert f.version == ref["version"], path
-            assert f.alignment == ref["alignment"], path
-            assert list(f.metadata) == [m["key"] for m in ref["metadata"]], path
-            for m in ref["metadata"]:
-                ours = f.metadata[m["key"]]
-                assert f.metadata.type_of(m["key"]).split("[")[0] == m["type"], (path, m["key"])
-                if isinstance(m["value"], dict):  # an array
-                    assert len(ours) == m["value"]["count"], (path, m["key"])
-                    values = ours.tolist() if hasattr(ours, "tolist") else list(ours)
-                    expected = m["value"]["values"]
-                    if m["value"]["element_type"] in ("f32", "f64"):
-                        assert all(_same_float(a, b) for a, b in zip(values, expected)), (path, m["key"])
-                    elif m["value"]["element_type"] != "arr":
-                        assert values == expected, (path, m["key"])
-                elif isinstance(ours, float):
-                    assert _same_float(ours, m["value"]), (path, m["key"])
-                else:
-                    assert ours == m["value"], (path, m["key"])
-            assert list(f.tensors) == [t["name"] for t in ref["tensors"]], path
-            for t in ref["tensors"]:
-                ours = f.tensors[t["name"]]
-                assert str(ours.type) == t["type"] and ours.type == t["type"]
-                assert ours.shape == tuple(reversed(t["shape"])), "numpy order: the row (ne[0]) last"
-                assert ours.n_elements == t["elements"] and ours.nbytes == t["bytes"]
-                assert ours.offset == t["file_offset"] and ours.part == t["part"]
+        _matches_inspect(path)
+
+
+@pytest.mark.skipif(not (SHARED / "ref" / "gguf").is_dir(), reason="the shared reference data is absent")
+def test_every_reference_file_opens_with_the_keys_and_tensors_gguf_inspect_reports():
+    """llama.cpp's own files: its quantizations of the tiny model, the vocabulary files, the
+    split set llama-gguf-split wrote."""
+    files = sorted((SHARED / "ref" / "gguf").rglob("*.gguf"))
+    assert len(files) > 20
+    for path in files:
+        _matches_inspect(path)
+
+
+def test_a_gguf_zst_opens_and_reads_as_the_file_it_was_made_from(fixtures, tmp_path):
+    src = fixtures / "demo-llama-mixed.gguf"
+    packed = tmp_path / "demo.gguf.zst"
+    subprocess.run([GGUF, "compress", str(src), str(packed), "--threads", "2"], check=True, capture_output=True)
+    with ggufkit.open(src) as a, ggufkit.open(packed) as b:
+        assert list(a.metadata) == list(b.metadata) and list(a.tensors) == list(b.tensors)
+        for name, t in a.tensors.items():
+            assert np.array_equal(t.raw(), b.tensors[name].raw()), name
+            assert np.array_equal(t.numpy(), b.tensors[name].numpy()), name
+
+
+def _matches_inspect(path):
+    ref = inspect_json(path)
+    with ggufkit.open(path) as f:
+        assert f.version == ref["version"], path
+        assert f.alignment == ref["alignment"], path
+        assert list(f.metadata) == [m["key"] for m in ref["metadata"]], path
+        for m in ref["metadata"]:
+            ours = f.metadata[m["key"]]
+            assert f.metadata.type_of(m["key"]).split("[")[0] == m["type"], (path, m["key"])
+            if isinstance(m["value"], dict):  # an array
+                assert len(ours) == m["value"]["count"], (path, m["key"])
+                values = ours.tolist() if hasattr(ours, "tolist") else list(ours)
+                expected = m["value"]["values"]
+                if m["value"]["element_type"] in ("f32", "f64"):
+                    assert all(_same_float(a, b) for a, b in zip(values, expected)), (path, m["key"])
+                elif m["value"]["element_type"] != "arr":
+                    assert values == expected, (path, m["key"])
+            elif isinstance(ours, float):
+                assert _same_float(ours, m["value"]), (path, m["key"])
+            else:
+                assert ours == m["value"], (path, m["key"])
+        assert list(f.tensors) == [t["name"] for t in ref["tensors"]], path
+        for t in ref["tensors"]:
+            ours = f.tensors[t["name"]]
+            assert str(ours.type) == t["type"] and ours.type == t["type"]
+            assert ours.shape == tuple(reversed(t["shape"])), "numpy order: the row (ne[0]) last"
+            assert ours.n_elements == t["elements"] and ours.nbytes == t["bytes"]
+            assert ours.offset == t["file_offset"] and ours.part == t["part"]
 
 
 def _same_float(a, b):
