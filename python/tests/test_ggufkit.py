@@ -398,11 +398,19 @@ _VALUE_TYPE_NAMES = {"u8": "UINT8", "i8": "INT8", "u16": "UINT16", "i16": "INT16
                      "bool": "BOOL", "u64": "UINT64", "i64": "INT64", "f64": "FLOAT64"}
 
 
-@pytest.mark.parametrize("name", ["demo-llama-mixed.gguf", "all-value-types.gguf", "all-value-types-be.gguf", "demo-llama-f32.gguf"])
+_REFERENCE_Q4_K_M = SHARED / "ref" / "gguf" / "llama-quantize" / "tiny-Q4_K_M.imatrix.gguf"
+
+
+@pytest.mark.parametrize("name", ["demo-llama-mixed.gguf", "all-value-types.gguf", "all-value-types-be.gguf", "demo-llama-f32.gguf", "llama.cpp's tiny-Q4_K_M"])
 def test_compat_reader_fields_and_tensors_are_laid_out_as_gguf_py_lays_them_out(fixtures, name):
     from ggufkit.compat import GGMLQuantizationType, GGUFReader, GGUFValueType
 
-    path = fixtures / name
+    if name.startswith("llama.cpp"):
+        if not _REFERENCE_Q4_K_M.exists():
+            pytest.skip(f"{_REFERENCE_Q4_K_M} is absent")
+        path = _REFERENCE_Q4_K_M
+    else:
+        path = fixtures / name
     ref = inspect_json(path)
     reader = GGUFReader(path)
     assert list(reader.fields)[:3] == ["GGUF.version", "GGUF.tensor_count", "GGUF.kv_count"]
@@ -482,3 +490,30 @@ def test_compat_reader_runs_gguf_py_s_dump_pattern(fixtures):
         for t in f.tensors.values():
             want.append(f"{t.name} {t.type.name.upper()} {'x'.join(str(d) for d in reversed(t.shape))} {t.nbytes}")
     assert lines == want
+
+
+def test_numpy_of_every_type_equals_gguf_requant_s_dequantization_to_f32(tmp_path):
+    """A file with one tensor of every quantizable type (written by ggufkit.Writer), converted
+    to F32 by `gguf requant`: each tensor's numpy() has exactly those bits."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((4, 512)) * rng.lognormal(size=(4, 1))).astype(np.float32)
+    importance = rng.lognormal(size=512).astype(np.float32)
+    src, f32 = tmp_path / "all.gguf", tmp_path / "all-f32.gguf"
+    written = []
+    with ggufkit.Writer(src) as w:
+        for t in ggufkit.types():
+            if not t.quantized or t.name in ("q8_1", "q8_K"):
+                continue
+            try:
+                w.add_tensor(f"blk.{len(written)}.ffn_up.weight", x, t, importance=importance)
+                written.append(t.name)
+            except ValueError:
+                continue  # a type ggufkit does not quantize to
+    assert len(written) >= 25
+    subprocess.run([GGUF, "requant", str(src), str(f32), "F32", "--allow-requantize", "--pure", "--quiet"], check=True)
+    with ggufkit.open(src) as a, ggufkit.open(f32) as b:
+        for i, name in enumerate(written):
+            tensor = f"blk.{i}.ffn_up.weight"
+            ours, theirs = a.tensors[tensor].numpy(threads=2), b.tensors[tensor]
+            assert a.tensors[tensor].type == name and theirs.type == "f32", name
+            assert np.array_equal(ours.view(np.uint32), theirs.numpy().view(np.uint32)), name
