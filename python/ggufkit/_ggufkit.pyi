@@ -54,7 +54,8 @@ class Tensor:
     def raw(self) -> npt.NDArray[np.uint8]:
         """The tensor's bytes: a read-only view of the mapped file."""
     def numpy(self, dtype: npt.DTypeLike | None = None, threads: int = 0) -> np.ndarray:
-        """float32 values (or `dtype`): a view for F32 (and F16 as float16), else the exact dequantization."""
+        """float32 values (or `dtype`): a view of the file for F32, for F16 as float16 and for BF16 as
+        uint16 (its bits); else the exact dequantization."""
 
 def _open(path: str) -> tuple[Any, int, int, Metadata, dict[str, Tensor], list[str]]: ...
 def _quantize(array: npt.ArrayLike, type: str | int | TensorType, importance: npt.ArrayLike | None, threads: int, effort: str) -> npt.NDArray[np.uint8]: ...

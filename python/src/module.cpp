@@ -257,9 +257,13 @@ public:
         const auto bytes = data();
         const bool want_f32 = dtype.is_none() || py::dtype::from_args(dtype).is(py::dtype::of<float>());
         const bool little = !part().big_endian();
-        // Zero-copy where the file already holds the asked-for dtype.
-        if (little && ((type == gguf::TypeId::F32 && want_f32) || (type == gguf::TypeId::F16 && !dtype.is_none() && py::dtype::from_args(dtype).is(py::dtype("f2"))))) {
-            py::array view(type == gguf::TypeId::F32 ? py::dtype("f4") : py::dtype("f2"), shape_vector(), {}, bytes.data(), keeper(owner_));
+        // Zero-copy where the file already holds the asked-for dtype: f32, f16 as float16, and
+        // bf16 as its bits (uint16: numpy has no bfloat16).
+        const auto asked = [&](const char* d) { return !dtype.is_none() && py::dtype::from_args(dtype).is(py::dtype(d)); };
+        const char* own = type == gguf::TypeId::F32 && want_f32 ? "f4" : type == gguf::TypeId::F16 && asked("f2") ? "f2"
+                        : type == gguf::TypeId::BF16 && asked("u2") ? "u2" : nullptr;
+        if (little && own) {
+            py::array view(py::dtype(own), shape_vector(), {}, bytes.data(), keeper(owner_));
             read_only(view);
             return view;
         }

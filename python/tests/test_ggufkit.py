@@ -517,3 +517,17 @@ def test_numpy_of_every_type_equals_gguf_requant_s_dequantization_to_f32(tmp_pat
             ours, theirs = a.tensors[tensor].numpy(threads=2), b.tensors[tensor]
             assert a.tensors[tensor].type == name and theirs.type == "f32", name
             assert np.array_equal(ours.view(np.uint32), theirs.numpy().view(np.uint32)), name
+
+
+def test_f16_and_bf16_tensors_are_views_in_their_own_dtype(fixtures):
+    with ggufkit.open(fixtures / "demo-llama-mixed.gguf") as f:
+        for type_name, dtype in (("f16", np.float16), ("bf16", np.uint16)):
+            t = next(t for t in f.tensors.values() if t.type == type_name)
+            view = t.numpy(dtype=dtype)
+            assert view.dtype == dtype and view.shape == t.shape and np.shares_memory(view, t.raw()), type_name
+            values = t.numpy()
+            assert values.dtype == np.float32 and not np.shares_memory(values, t.raw())
+            if type_name == "bf16":  # bf16 bits are the top half of the f32's
+                assert np.array_equal((values.view(np.uint32) >> 16).astype(np.uint16), view)
+            else:
+                assert np.array_equal(values, view.astype(np.float32))
