@@ -7,6 +7,7 @@ the package. Set CMAKE_BUILD_PARALLEL_LEVEL to choose the build's parallelism.
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -30,7 +31,7 @@ class CMakeBuild(build_ext):
                         "-DGGUFKIT_TESTS=OFF", "-DGGUFKIT_TOOLS=OFF", "-DGGUFKIT_INSTALL=OFF", "-DGGUFKIT_CUDA=OFF",
                         f"-DPython_EXECUTABLE={sys.executable}"], check=True, env=env)
         subprocess.run(["cmake", "--build", str(build), "--target", "ggufkit_python"], check=True, env=env)
-        built = next((build / "python" / "ggufkit").glob("_ggufkit*.so"))
+        built = build / "python" / "ggufkit" / ("_ggufkit" + sysconfig.get_config_var("EXT_SUFFIX"))  # this Python's, not another's
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         self.copy_file(str(built), str(target))

@@ -18,6 +18,7 @@ IntEnums with gguf-py's names and values.
 """
 from __future__ import annotations
 
+import builtins
 import os
 from collections import OrderedDict
 from enum import IntEnum
@@ -90,6 +91,8 @@ class ReaderField:
         decode = lambda part: bytes(part).decode("utf-8", errors="surrogateescape")  # noqa: E731
         main = self.types[0]
         if main == GGUFValueType.ARRAY:
+            if len(self.types) == 1:  # an empty array
+                return [] if isinstance(index_or_slice, slice) else [][index_or_slice]
             sub = self.types[-1]
             picked = self.data[index_or_slice]
             if sub == GGUFValueType.STRING:
@@ -124,9 +127,15 @@ class GGUFReader:
     mode "r" maps read-only; "r+" and "c" as numpy.memmap takes them."""
 
     def __init__(self, path: os.PathLike[str] | str, mode: str = "r"):
+        if "://" in os.fspath(path):
+            raise ValueError(f"{path}: gguf-py's reader maps a local file (ggufkit.open reads URLs)")
+        with builtins.open(path, "rb") as head:
+            start = head.read(8)
+        if start[:4] != b"GGUF":
+            raise ValueError(f"{path}: not a plain GGUF file (gguf-py's reader maps one; ggufkit.open reads .gguf.zst too)")
+        if int.from_bytes(start[4:8], "little") == 1 or int.from_bytes(start[4:8], "big") == 1:
+            raise ValueError(f"{path}: GGUF version 1, which gguf-py's reader refuses (ggufkit.open reads it)")
         self._file = _open_file(path)  # ggufkit's strict open: a bad file raises here
-        if os.fspath(path).endswith(".zst") or "://" in os.fspath(path):
-            raise ValueError(f"{path}: gguf-py's reader maps a plain local file (ggufkit.open reads this one)")
         if len(self._file.parts) > 1:
             raise ValueError(f"{path}: a part of a split set; gguf-py's reader reads one file (ggufkit.open reads the set)")
         self.data = np.memmap(path, mode=mode)
@@ -193,7 +202,8 @@ class GGUFReader:
                 whole = self._view(at, _SCALARS[e], n)
                 parts += [whole[i:i + 1] for i in range(n)]
                 idxs = list(range(2, 2 + n))
-                types.append(GGUFValueType(e))
+                if n:  # gguf-py takes the element type from the first element
+                    types.append(GGUFValueType(e))
                 return 12 + whole.nbytes, parts, idxs, types
             for i in range(n):
                 size, sub_parts, sub_idxs, sub_types = self._value_parts(at, e)
@@ -202,8 +212,6 @@ class GGUFReader:
                 idxs += [len(parts) + j for j in sub_idxs]
                 parts += sub_parts
                 at += size
-            if n == 0:
-                types.append(GGUFValueType(e))
             return at - offset, parts, idxs, types
         raise ValueError(f"unknown value type {vtype} at offset {offset}")
 

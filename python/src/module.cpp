@@ -197,9 +197,10 @@ TensorType describe(gguf::TypeId t) {
 
 gguf::TypeId type_from(const py::object& type) {
     if (py::isinstance<py::int_>(type)) {
-        const auto id = type.cast<uint32_t>();
-        if (id >= gguf::kTypeCount) throw py::value_error("unknown tensor type id " + std::to_string(id));
-        return static_cast<gguf::TypeId>(id);
+        const py::int_ i = py::reinterpret_borrow<py::object>(type);
+        if (i < py::int_(0) || i >= py::int_(gguf::kTypeCount) || gguf::type_info(static_cast<gguf::TypeId>(i.cast<uint32_t>())).retired)
+            throw py::value_error("unknown tensor type id " + py::str(type).cast<std::string>());
+        return static_cast<gguf::TypeId>(i.cast<uint32_t>());
     }
     if (py::isinstance<TensorType>(type)) return static_cast<gguf::TypeId>(type.cast<TensorType>().id);
     const auto name = type.cast<std::string>();
@@ -335,8 +336,10 @@ py::array_t<uint8_t> quantize(const py::object& array, const py::object& type_ar
 py::array_t<float> dequantize(const py::buffer& buffer, const py::object& type_arg, const py::object& shape_arg, int threads) {
     const gguf::TypeId type = type_from(type_arg);
     const py::buffer_info info = buffer.request();
-    if (info.itemsize != 1 && !(info.ndim == 1 && info.strides[0] == info.itemsize))
-        throw py::value_error("dequantize: expected a contiguous buffer of bytes");
+    py::ssize_t stride = info.itemsize;  // C order: each dimension's stride the product of those after it
+    for (py::ssize_t d = info.ndim; d-- > 0; stride *= info.shape[static_cast<size_t>(d)])
+        if (info.shape[static_cast<size_t>(d)] > 1 && info.strides[static_cast<size_t>(d)] != stride)
+            throw py::value_error("dequantize: the buffer is not contiguous (np.ascontiguousarray makes it so)");
     std::vector<py::ssize_t> shape = shape_arg.cast<std::vector<py::ssize_t>>();
     if (shape.empty()) throw py::value_error("dequantize: the shape needs at least one dimension (the rows are along the last)");
     int64_t n = 1;
@@ -531,9 +534,13 @@ gguf::OwnedValue scalar_as(gguf::ValueType t, const py::handle& v, const std::st
     case T::Bool:
         if (!py::isinstance<py::bool_>(v) && !(py::hasattr(v, "dtype") && py::str(v.attr("dtype")).cast<std::string>() == "bool")) throw wrong("a bool");
         return gguf::OwnedValue::boolean(v.cast<bool>());
-    case T::String:
+    case T::String: {
         if (!py::isinstance<py::str>(v)) throw wrong("a str");
-        return gguf::OwnedValue::string(v.cast<std::string>());
+        // surrogateescape: the bytes a string read from a file had, valid UTF-8 or not
+        PyObject* b = PyUnicode_AsEncodedString(v.ptr(), "utf-8", "surrogateescape");
+        if (!b) throw py::error_already_set();
+        return gguf::OwnedValue::string(py::reinterpret_steal<py::bytes>(b).cast<std::string>());
+    }
     case T::F32:
     case T::F64:
         if (py::isinstance<py::str>(v) || py::isinstance<py::bool_>(v)) throw wrong("a number");
@@ -563,6 +570,9 @@ std::string numpy_type_name(const py::dtype& d) {
 }
 
 std::string inferred_type(const py::handle& v) {
+    // A numpy scalar first: np.float64 is also a Python float, np.bool_ is not a bool.
+    if (py::hasattr(v, "dtype") && !py::isinstance<py::array>(v) && !py::isinstance<py::sequence>(v))
+        return numpy_type_name(py::dtype::from_args(v.attr("dtype")));
     if (py::isinstance<py::bool_>(v)) return "bool";
     if (py::isinstance<py::str>(v)) return "str";
     if (py::isinstance<py::float_>(v)) return "f32";
@@ -577,7 +587,6 @@ std::string inferred_type(const py::handle& v) {
         if (a.ndim() == 0) return numpy_type_name(a.dtype());
         return "arr[" + numpy_type_name(a.dtype()) + "]";
     }
-    if (py::hasattr(v, "dtype") && !py::isinstance<py::sequence>(v)) return numpy_type_name(py::dtype::from_args(v.attr("dtype")));  // a numpy scalar
     if (py::isinstance<StringArray>(v)) return "arr[str]";
     if (py::isinstance<py::sequence>(v)) {
         const py::sequence seq = py::reinterpret_borrow<py::sequence>(v);
@@ -638,12 +647,16 @@ public:
     // Another open file's tensor as it is, copied file to file when written.
     void add_tensor_from(const Tensor& t, const py::object& name) {
         const gguf::File& part = t.owner()->model.parts()[t.entry().part];
-        if (name.is_none()) {
+        // A plain file's bytes go file to file. A .gguf.zst's or a URL's are handed over as
+        // they are mapped now: the copy from the file would release those pages after
+        // writing, under the views Python may hold.
+        if (name.is_none() && !part.compressed() && !part.transfer()) {
             w_.add_tensor(part, *t.entry().info);
-        } else {  // renamed: the same type, shape and bytes
+        } else {  // the same type, shape and bytes (renamed where asked)
             const gguf::TensorInfo& info = *t.entry().info;
             const auto bytes = t.owner()->model.tensor_data(t.entry());
-            w_.add_tensor(name.cast<std::string>(), info.type, std::vector<uint64_t>(info.dims().begin(), info.dims().end()), bytes);
+            w_.add_tensor(name.is_none() ? std::string(info.name) : name.cast<std::string>(), info.type,
+                          std::vector<uint64_t>(info.dims().begin(), info.dims().end()), bytes);
         }
         sources_.push_back(t.owner());
     }
@@ -663,6 +676,7 @@ public:
     }
     // A key of another open file, with its type and value as they are.
     void set_from(const OpenedPtr& file, const std::string& key, const py::object& name) {
+        if (!file) throw py::value_error("add_from: the file is closed");
         const gguf::KeyValue* kv = file->model.find(key);
         if (!kv) throw py::key_error(key);
         w_.set(name.is_none() ? key : name.cast<std::string>(), gguf::OwnedValue::from(kv->value));
@@ -707,7 +721,7 @@ PYBIND11_MODULE(_ggufkit, m) {
         .def("__eq__", [](const TensorType& a, const py::object& b) {
             if (py::isinstance<TensorType>(b)) return a.id == b.cast<TensorType>().id;
             if (py::isinstance<py::str>(b)) return a.name == b.cast<std::string>();
-            if (py::isinstance<py::int_>(b)) return a.id == b.cast<uint32_t>();
+            if (py::isinstance<py::int_>(b)) return py::int_(a.id).equal(b);
             return false;
         })
         .def("__hash__", [](const TensorType& t) { return t.id; });

@@ -387,11 +387,12 @@ def _expected_layout(m):
     if t != "arr":
         return 4, [3], [_VALUE_TYPE_NAMES[t]]
     elem, n = v["element_type"], v["count"]
+    element = ["STRING" if elem == "str" else "ARRAY" if elem == "arr" else _VALUE_TYPE_NAMES[elem]] if n else []  # from the first element
     if elem == "str":
-        return 5 + 2 * n, [6 + 2 * i for i in range(n)], ["ARRAY", "STRING"]
+        return 5 + 2 * n, [6 + 2 * i for i in range(n)], ["ARRAY"] + element
     if elem == "arr":
-        return None, None, ["ARRAY", "ARRAY"]
-    return 5 + n, [5 + i for i in range(n)], ["ARRAY", _VALUE_TYPE_NAMES[elem]]
+        return None, None, ["ARRAY"] + element
+    return 5 + n, [5 + i for i in range(n)], ["ARRAY"] + element
 
 
 _VALUE_TYPE_NAMES = {"u8": "UINT8", "i8": "INT8", "u16": "UINT16", "i16": "INT16", "u32": "UINT32", "i32": "INT32", "f32": "FLOAT32",
@@ -531,3 +532,31 @@ def test_f16_and_bf16_tensors_are_views_in_their_own_dtype(fixtures):
                 assert np.array_equal((values.view(np.uint32) >> 16).astype(np.uint16), view)
             else:
                 assert np.array_equal(values, view.astype(np.float32))
+
+
+def test_review_findings_raise_or_round_trip(fixtures, tmp_path):
+    """Closed files, strided buffers, numpy float64 scalars, strings that are not UTF-8,
+    version-1 files in the compat reader."""
+    from ggufkit.compat import GGUFReader
+
+    f = ggufkit.open(fixtures / "demo-llama-mixed.gguf")
+    q = f.tensors["blk.0.attn_v.weight"]  # q8_0
+    with pytest.raises(ValueError, match="not contiguous"):
+        ggufkit.dequantize(np.stack([q.raw(), q.raw()], axis=1)[:, 0], "q8_0", q.shape)
+    assert np.array_equal(ggufkit.dequantize(np.ascontiguousarray(q.raw()), "q8_0", q.shape), q.numpy())
+    out = tmp_path / "w.gguf"
+    w = ggufkit.Writer(out)
+    f.close()
+    with pytest.raises(ValueError, match="closed"):
+        w.add_from(f, "general.name")
+    w.add("demo.f64", np.float64(0.1))
+    w.add("demo.bytes", b"\xff\xfeok".decode("utf-8", errors="surrogateescape"))
+    w.write()
+    with ggufkit.open(out) as g:
+        assert g.metadata.type_of("demo.f64") == "f64" and g.metadata["demo.f64"] == 0.1
+        assert g.metadata["demo.bytes"].encode("utf-8", errors="surrogateescape") == b"\xff\xfeok"
+    with pytest.raises(ValueError, match="version 1"):
+        GGUFReader(fixtures / "all-value-types-v1.gguf")
+    with pytest.raises(ValueError, match="unknown tensor type id"):
+        ggufkit.tensor_type(-1)
+    assert ggufkit.tensor_type("q4_0") != -1
