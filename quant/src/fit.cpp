@@ -511,28 +511,12 @@ struct Tried {
 
 // The public fits: one clone each, n = 8, 16 and 32 (the sizes the formats use) each with
 // its own copy of the body, so that those loops unroll and the passes run without calls.
-QUANT_AVX2_CLONE float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q) {
-    switch (n) {
-    case 16: return symmetric_codes_body(x, w, 16, lo, hi, d, q);
-    case 32: return symmetric_codes_body(x, w, 32, lo, hi, d, q);
-    default: return symmetric_codes_body(x, w, n, lo, hi, d, q);
-    }
-}
-
 QUANT_AVX2_CLONE float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
     switch (n) {
     case 8: return fit_symmetric_body(x, w, 8, lo, hi, q, f16_scale, search);
     case 16: return fit_symmetric_body(x, w, 16, lo, hi, q, f16_scale, search);
     case 32: return fit_symmetric_body(x, w, 32, lo, hi, q, f16_scale, search);
     default: return fit_symmetric_body(x, w, n, lo, hi, q, f16_scale, search);
-    }
-}
-
-QUANT_AVX2_CLONE float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q) {
-    switch (n) {
-    case 16: return affine_codes_body(x, w, 16, hi, d, m, q);
-    case 32: return affine_codes_body(x, w, 32, hi, d, m, q);
-    default: return affine_codes_body(x, w, n, hi, d, m, q);
     }
 }
 

@@ -47,9 +47,6 @@ float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_
 void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float& d, float& m, bool f16_params = true,
                 bool non_positive_offset = false, Search search = {});
 
-// The codes for a given scale (and offset), and the weighted squared error they leave.
-float symmetric_codes(const float* x, const float* w, int n, int lo, int hi, float d, int8_t* q);
-float affine_codes(const float* x, const float* w, int n, int hi, float d, float m, uint8_t* q);
 
 // The fits for eight blocks of n values at once (x and w: 8 x n values, block after block;
 // scale[j]: block j's scale): the bits the one-block calls give, in a fraction of the time
@@ -59,9 +56,9 @@ void fit_symmetric8(const float* x, const float* w, int n, int lo, int hi, int8_
 void fit_affine8(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search, float* d,
                  float* m);
 // For eight blocks of n = 16 or 32 values and `trials` candidate scales (and offsets) each
-// (d[t * 8 + j]: block j's t-th), the first candidate of least error per block (as a loop of
-// symmetric_codes / affine_codes keeping the first strictly lower error picks it; -1 where
-// no error is a number) into pick[j], and its codes into q.
+// (d[t * 8 + j]: block j's t-th), the first candidate of least error per block (what a loop
+// over the candidates keeping the first strictly lower error picks; -1 where no error is a
+// number) into pick[j], and its codes into q.
 void best_symmetric_codes8(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q, int* pick);
 void best_affine_codes8(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q, int* pick);
 
