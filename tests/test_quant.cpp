@@ -3,6 +3,8 @@
 
 #include <set>
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -12,6 +14,7 @@
 
 #include "quant/blocks.h"
 #include "quant/byteorder.h"
+#include "quant/grids.h"
 #include "quant/quant.h"
 
 using namespace quant;
@@ -500,6 +503,175 @@ TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time se
         const std::string name = type_name;
         CAPTURE(name);
         CHECK(rows.hash(*gguf::type_from_name(name), true) == hash);
+    }
+}
+
+// The grid searches take an entry from the lattice of grid points only where a bound on the
+// scan's float error proves it the scan's choice (grid_fit.cpp). Rows that make that proof
+// hard: values exactly on the midpoints between grid values at the scales tried, few
+// distinct values (exact ties), zero weights, values whose errors fall below float's normal
+// range, and values whose errors overflow it. The lattice must change no byte.
+TEST_CASE("the grid i-quants write the same bytes with the lattice as with a scan of every entry") {
+    constexpr int kWidth = 1024, kRows = 6;
+    std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0, 1);
+    for (int r = 0; r < kRows; ++r)
+        for (int i = 0; i < kWidth; ++i) {
+            float& v = x[static_cast<size_t>(r * kWidth + i)];
+            const float sign = rng() % 2 ? -1.0f : 1.0f;
+            switch (r) {
+            case 0:  // grid values and their midpoints (IQ3: 4 + 8k, IQ2: 8, 25, 43, IQ1: +-1 +-1/8), on a scale
+                v = sign * static_cast<float>(1 + rng() % 64) * 0.5f * 1e-3f;
+                break;
+            case 1:
+                v = sign * static_cast<float>(std::array{8.0f, 16.5f, 25.0f, 34.0f, 43.0f}[rng() % 5]) * 1e-3f;
+                break;
+            case 2:  // few values: ties
+                v = static_cast<float>(static_cast<int>(rng() % 7) - 3) * 1e-2f;
+                break;
+            case 3:  // errors below float's normal range
+                v = normal(rng) * 1e-30f;
+                break;
+            case 4:  // errors past float's range
+                v = normal(rng) * 3e17f;
+                break;
+            default:
+                v = normal(rng) * (i % 61 == 0 ? 0.2f : 0.02f);
+            }
+        }
+    for (int i = 0; i < kWidth; ++i) w[static_cast<size_t>(i)] = i % 5 == 0 ? 0.0f : static_cast<float>(1 + rng() % 16) / 4;
+    for (const char* name : {"iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m"}) {
+        CAPTURE(name);
+        const gguf::TypeId type = *gguf::type_from_name(name);
+        for (int r = 0; r < kRows; ++r) {
+            CAPTURE(r);
+            const std::span<const float> row(x.data() + static_cast<size_t>(r) * kWidth, kWidth);
+            std::vector<uint8_t> with(row_bytes(type, kWidth)), without(with.size());
+            quantize(type, row, kWidth, w, with);
+            quant::testing::use_grid_lattice(false);
+            quantize(type, row, kWidth, w, without);
+            quant::testing::use_grid_lattice(true);
+            CHECK(with == without);
+        }
+    }
+}
+
+// The lattice's proof, one group at a time: targets near a random grid entry (each value
+// times up to 2.5% either way), and in every other group one of them a few float steps from
+// the midpoint between its grid value and the next, where the exact errors of two points
+// differ by less than the scan's float rounding, so that only the bounds keep the lattice on
+// the scan's side of the tie. Wherever the fast pass or the search answers, it answers as
+// the scan: the same entry and the same error bits.
+TEST_CASE("the grid lattice answers as the scan of every entry, at ties within float rounding") {
+    using quant::testing::GridWay;
+    const quant::IqGrids& g = quant::host_grids();
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> unit(0, 1);
+    struct Case {
+        gguf::TypeId type;
+        int part, k, entries;
+        std::vector<float> values;  // ascending
+    };
+    const Case cases[] = {
+        {gguf::TypeId::IQ2_XXS, 0, 8, quant::kIQ2XXSGridSize, {8, 25, 43}},
+        {gguf::TypeId::IQ2_XS, 0, 8, quant::kIQ2XSGridSize, {8, 25, 43}},
+        {gguf::TypeId::IQ2_S, 0, 8, quant::kIQ2SGridSize, {8, 25, 43}},
+        {gguf::TypeId::IQ3_XXS, 0, 4, quant::kIQ3XXSGridSize, {4, 12, 20, 28, 36, 44, 52, 62}},
+        {gguf::TypeId::IQ3_S, 0, 4, quant::kIQ3SGridSize, {1, 3, 5, 7, 9, 11, 13, 15}},
+        {gguf::TypeId::IQ1_S, 0, 8, quant::kIQ1SGridSize, {-0.875f, 0.125f, 1.125f}},
+        {gguf::TypeId::IQ1_S, 1, 8, quant::kIQ1SGridSize, {-1.125f, -0.125f, 0.875f}},
+    };
+    for (const Case& c : cases) {
+        const std::string name(gguf::type_info(c.type).name);
+        CAPTURE(name);
+        CAPTURE(c.part);
+        auto value = [&](int e, int j) {  // coordinate j of grid entry e, as the search sees it
+            switch (c.type) {
+            case gguf::TypeId::IQ2_XXS: return static_cast<float>((g.iq2xxs[e] >> (8 * j)) & 0xff);
+            case gguf::TypeId::IQ2_XS: return static_cast<float>((g.iq2xs[e] >> (8 * j)) & 0xff);
+            case gguf::TypeId::IQ2_S: return static_cast<float>((g.iq2s[e] >> (8 * j)) & 0xff);
+            case gguf::TypeId::IQ3_XXS: return static_cast<float>((g.iq3xxs[e] >> (8 * j)) & 0xff);
+            case gguf::TypeId::IQ3_S: return static_cast<float>((g.iq3s[e] >> (8 * j)) & 0xff);
+            default: return static_cast<float>(static_cast<int8_t>(g.iq1s[e] >> (8 * j))) + (c.part ? -0.125f : 0.125f);
+            }
+        };
+        int settled = 0, searched = 0, at_ties = 0, one_away = 0;
+        constexpr int kTries = 4000;
+        for (int t = 0; t < kTries; ++t) {
+            const float dl = std::ldexp(0.5f + unit(rng), -10);
+            const int e = static_cast<int>(rng() % static_cast<unsigned>(c.entries));
+            std::vector<float> a(static_cast<size_t>(c.k)), w(a.size());
+            for (int j = 0; j < c.k; ++j) {
+                a[static_cast<size_t>(j)] = dl * value(e, j) * (1 + 0.05f * (unit(rng) - 0.5f));
+                w[static_cast<size_t>(j)] = rng() % 9 == 0 ? 0.0f : 0.25f + unit(rng);
+            }
+            const bool tie = t % 3 != 0;
+            if (t % 3 == 2) {
+                // A tie between two points one change from a nearest point that is no entry:
+                // coordinates j1 and j2 each 30% of the way to another value, weighted so that
+                // both changes cost the same, then j2 moved a few float steps.
+                const int j1 = static_cast<int>(rng() % static_cast<unsigned>(c.k)), j2 = (j1 + 1 + static_cast<int>(rng() % static_cast<unsigned>(c.k - 1))) % c.k;
+                std::vector<float> p(static_cast<size_t>(c.k));
+                for (int j = 0; j < c.k; ++j) p[static_cast<size_t>(j)] = value(e, j);
+                auto other = [&](float x) {  // a neighbouring grid value
+                    const size_t i = static_cast<size_t>(std::find(c.values.begin(), c.values.end(), x) - c.values.begin());
+                    return c.values[i + 1 < c.values.size() && (i == 0 || rng() % 2) ? i + 1 : i - 1];
+                };
+                const float q1 = p[static_cast<size_t>(j1)];
+                p[static_cast<size_t>(j1)] = other(q1);  // the nearest point: e with j1 changed
+                const float q2 = other(p[static_cast<size_t>(j2)]);
+                std::vector<float> second = p;
+                second[static_cast<size_t>(j2)] = q2;
+                auto is_entry = [&](const std::vector<float>& point) {
+                    for (int f = 0; f < c.entries; ++f) {
+                        int j = 0;
+                        while (j < c.k && value(f, j) == point[static_cast<size_t>(j)]) ++j;
+                        if (j == c.k) return true;
+                    }
+                    return false;
+                };
+                if (!is_entry(p) && is_entry(second)) {
+                    for (int j = 0; j < c.k; ++j) a[static_cast<size_t>(j)] = dl * p[static_cast<size_t>(j)];
+                    const float d1 = q1 - p[static_cast<size_t>(j1)], d2 = q2 - p[static_cast<size_t>(j2)];
+                    a[static_cast<size_t>(j1)] = dl * (p[static_cast<size_t>(j1)] + 0.3f * d1);
+                    a[static_cast<size_t>(j2)] = dl * (p[static_cast<size_t>(j2)] + 0.3f * d2);
+                    w[static_cast<size_t>(j1)] = 0.5f + unit(rng);
+                    w[static_cast<size_t>(j2)] = w[static_cast<size_t>(j1)] * (d1 * d1) / (d2 * d2);
+                    for (int step = static_cast<int>(rng() % 9) - 4; step != 0; step += step > 0 ? -1 : 1)
+                        a[static_cast<size_t>(j2)] = std::nextafter(a[static_cast<size_t>(j2)], step > 0 ? 1.0f : -1.0f);
+                }
+            } else if (tie) {
+                const int j = static_cast<int>(rng() % static_cast<unsigned>(c.k));
+                const size_t i = static_cast<size_t>(std::find(c.values.begin(), c.values.end(), value(e, j)) - c.values.begin());
+                REQUIRE(i < c.values.size());
+                const size_t other = i + 1 < c.values.size() ? i + 1 : i - 1;
+                float mid = dl * ((c.values[i] + c.values[other]) / 2);
+                for (int step = static_cast<int>(rng() % 7) - 3; step != 0; step += step > 0 ? -1 : 1)
+                    mid = std::nextafter(mid, step > 0 ? 1.0f : -1.0f);
+                a[static_cast<size_t>(j)] = mid;
+            }
+            float v_scan = 0, v = 0;
+            const int scan = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Scan, &v_scan);
+            for (GridWay way : {GridWay::Settle, GridWay::Search}) {
+                const int found = quant::testing::grid_entry(c.type, c.part, a, w, dl, way, &v);
+                if (found < 0) continue;
+                (way == GridWay::Settle ? settled : searched)++;
+                at_ties += tie;
+                one_away += way == GridWay::Settle && t % 3 == 2;
+                if (found != scan || std::bit_cast<uint32_t>(v) != std::bit_cast<uint32_t>(v_scan)) {
+                    CAPTURE(t);
+                    CAPTURE(static_cast<int>(way));
+                    CHECK(found == scan);
+                    CHECK(v == v_scan);
+                }
+            }
+        }
+        // The lattice answers most groups, ties included, so the comparison above is not empty.
+        CHECK(settled > kTries / 8);
+        CHECK(searched > kTries / 2);
+        CHECK(at_ties > kTries / 4);
+        CHECK(one_away > kTries / 20);
     }
 }
 

@@ -1,6 +1,7 @@
 #include "grid_fit.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -9,10 +10,12 @@
 #endif
 #include <iterator>
 #include <limits>
+#include <stdexcept>
 
 #include "fit.h"
 #include "iq_grids.h"
 #include "quant/grids.h"
+#include "quant/quant.h"
 
 namespace quant::detail {
 
@@ -47,6 +50,43 @@ Grid unpack_iq1() {
                 g.max_magnitude = std::max(g.max_magnitude, std::fabs(v));
             }
     g.magnitudes = {0.125f, 0.875f};
+    return g;
+}
+
+// Entries [lo, hi) of g as a lattice over `values`, every coordinate being one of them.
+Lattice lattice(const Grid& g, int lo, int hi, std::vector<float> values) {
+    Lattice l;
+    std::sort(values.begin(), values.end());
+    l.nv = static_cast<int>(values.size());
+    l.lo = lo;
+    l.hi = hi;
+    std::copy(values.begin(), values.end(), l.value);
+    for (int i = 0; i + 1 < l.nv; ++i) {
+        l.mid[i] = (static_cast<double>(l.value[i]) + l.value[i + 1]) / 2;
+        l.mid_f[i] = static_cast<float>(l.mid[i]);
+    }
+    for (float v : values) l.max_abs = std::max(l.max_abs, std::fabs(v));
+    size_t points = 1;
+    for (int j = 0; j < g.k; ++j) points *= values.size();
+    l.entry.assign(points, -1);
+    for (int e = lo; e < hi; ++e) {
+        size_t point = 0, place = 1;
+        for (int j = 0; j < g.k; ++j, place *= values.size()) {
+            const float v = g.value[static_cast<size_t>(j * g.entries + e)];
+            point += place * static_cast<size_t>(std::find(values.begin(), values.end(), v) - values.begin());
+        }
+        if (l.entry[point] < 0) l.entry[point] = static_cast<int16_t>(e);  // the scan, too, keeps the first of equal entries
+    }
+    return l;
+}
+
+Grid with_lattice(Grid g) {
+    g.parts = {lattice(g, 0, g.entries, g.magnitudes)};
+    return g;
+}
+
+Grid iq1_with_lattices(Grid g) {
+    g.parts = {lattice(g, 0, 2048, {-0.875f, 0.125f, 1.125f}), lattice(g, 2048, 4096, {-1.125f, -0.125f, 0.875f})};
     return g;
 }
 
@@ -218,24 +258,414 @@ float flip_errors(const Grid& g, const float* a, const float* w, float dl, float
 }
 #pragma GCC diagnostic pop
 
-// Per group of k values: A_e and B_e for every entry, and C = sum w a^2.
-struct Tables {
-    std::vector<float> A, B, C;
-    void build(const Grid& g, const float* a, const float* w, int groups) {
-        A.assign(static_cast<size_t>(groups * g.entries), 0);
-        B.assign(A.size(), 0);
-        C.assign(static_cast<size_t>(groups), 0);
-        for (int q = 0; q < groups; ++q) {
-            const float* ag = a + q * g.k;
-            const float* wg = w + q * g.k;
-            for (int j = 0; j < g.k; ++j) C[q] += wg[j] * ag[j] * ag[j];
-            entry_sums(g, ag, wg, A.data() + q * g.entries, B.data() + q * g.entries);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+// The fast pass of `assign`, for the groups [first, first + count) of K values (count K a
+// multiple of 8) at scale dl > 0, over lattice part l. A group whose nearest point (every
+// coordinate on its nearest value) is an entry, with every other point further by more than
+// thr[q] (lattice_search's slack plus this pass's own float error), has that entry as the
+// scan's answer: it goes to entry[q], the scan's v_e to v[q], and bit q of the result is
+// set. The nearest values come from compares with the midpoints; where one is wrong (a
+// value on a midpoint) its neighbour is no further, and the group is left to the search.
+[[gnu::always_inline]] inline void pick(const F8& table, const I8& index, F8& out) {
+#if defined(__clang__)  // clang has no shuffle by a variable index
+    for (int i = 0; i < 8; ++i) out[i] = table[index[i] & 7];
+#else
+    out = __builtin_shuffle(table, index);
+#endif
+}
+
+
+template <int K, int NV>
+[[gnu::always_inline]] inline unsigned nearest_points(const Lattice& l, const float* a, const float* w, const float* const* bound,
+                                                      int count, float dl, bool one_away, int* entry, float* v) {
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    F8 table{};
+    for (int i = 0; i < NV; ++i) table[i] = l.value[i];
+    I8 place;  // of each lane's digit in its group's point
+    for (int i = 0, p = 1; i < 8; ++i, p = i % K ? p * NV : 1) place[i] = p;
+    unsigned done = 0;
+    for (int c = 0; c < count * K; c += 8) {
+        F8 A, W, T2, T1, T0;
+        std::memcpy(&A, a + c, sizeof A);
+        std::memcpy(&W, w + c, sizeof W);
+        std::memcpy(&T2, bound[2] + c, sizeof T2);
+        std::memcpy(&T1, bound[1] + c, sizeof T1);
+        std::memcpy(&T0, bound[0] + c, sizeof T0);
+        const F8 T = ((dl * dl) * T2 + dl * T1 + T0) * (1 + 0x1p-18f);  // rounded up past float's errors
+        I8 n{};
+        for (int i = 0; i + 1 < NV; ++i) n -= A > dl * l.mid_f[i];
+        const I8 below = n > 0 ? n - 1 : n, above = n < NV - 1 ? n + 1 : n;
+        F8 vn, vb, va;
+        pick(table, n, vn);
+        pick(table, below, vb);
+        pick(table, above, va);
+        const F8 tn = A - dl * vn, tb = A - dl * vb, ta = A - dl * va;
+        const F8 sn = tn * tn;
+        F8 eb = W * (tb * tb - sn), ea = W * (ta * ta - sn);
+        eb = n > 0 ? eb : inf;
+        ea = n < NV - 1 ? ea : inf;
+        // Summed over each group's lanes: its point, and how many of its lanes are settled
+        // (-K when all are).
+        I8 point = n * place, ok = (eb < ea ? eb : ea) > T;
+        point += __builtin_shufflevector(point, point, 1, 0, 3, 2, 5, 4, 7, 6);
+        ok += __builtin_shufflevector(ok, ok, 1, 0, 3, 2, 5, 4, 7, 6);
+        point += __builtin_shufflevector(point, point, 2, 3, 0, 1, 6, 7, 4, 5);
+        ok += __builtin_shufflevector(ok, ok, 2, 3, 0, 1, 6, 7, 4, 5);
+        if constexpr (K == 8) {
+            point += __builtin_shufflevector(point, point, 4, 5, 6, 7, 0, 1, 2, 3);
+            ok += __builtin_shufflevector(ok, ok, 4, 5, 6, 7, 0, 1, 2, 3);
+        }
+        for (int q = c / K; q < (c + 8) / K; ++q) {
+            const int lane = q * K - c;  // the group's first
+            if (ok[lane] != -K) continue;
+            const float *ag = a + q * K, *wg = w + q * K;
+            // v_e as the scan computes it, for the entry at the nearest point with
+            // coordinate `changed` (if any) on value `to`.
+            auto entry_v = [&](int changed, int to) {
+                float sa = 0, sb = 0;
+                for (int j = 0; j < K; ++j) {
+                    const float ge = l.value[j == changed ? to : n[lane + j]];
+                    sa += (wg[j] * ag[j]) * ge;
+                    sb += (wg[j] * ge) * ge;
+                }
+                return dl * (dl * sb - 2 * sa);
+            };
+            const int at = point[lane];
+            int e = l.entry[static_cast<size_t>(at)];
+            float best_v = 0;
+            if (e >= 0) {
+                best_v = entry_v(-1, 0);
+            } else if (!one_away) {
+                continue;
+            } else {
+                // The nearest point is no entry: the points one coordinate away. Every
+                // coordinate's least change is more than T, so a point two changes away is
+                // at least the two least changes away; the candidates (within `found` + 3T,
+                // which covers the scan's rounding and these excesses' own) are one change
+                // away when that is less.
+                float least1 = inf, least2 = inf;
+                for (int j = 0; j < K; ++j) {
+                    const float change = eb[lane + j] < ea[lane + j] ? eb[lane + j] : ea[lane + j];
+                    least2 = std::min(least2, std::max(least1, change));
+                    least1 = std::min(least1, change);
+                }
+                const float margin = 3 * T[lane], two = least1 + least2;
+                struct Single {
+                    float excess;
+                    int e, j, i;
+                };
+                Single single[K * (NV - 1)];
+                int singles = 0;
+                float found = inf;
+                for (int j = 0, place_j = 1; j < K; ++j, place_j *= NV) {
+                    const int nj = n[lane + j];
+                    const float tn_j = ag[j] - dl * l.value[nj], sn_j = tn_j * tn_j;
+                    for (int step : {-1, 1})
+                        for (int i = nj + step; i >= 0 && i < NV; i += step) {
+                            const float t = ag[j] - dl * l.value[i], x = wg[j] * (t * t - sn_j);
+                            if (!(x <= two + margin)) break;  // and so are those further (convexity)
+                            const int f = l.entry[static_cast<size_t>(at + (i - nj) * place_j)];
+                            if (f < 0) continue;
+                            single[singles++] = {x, f, j, i};
+                            found = std::min(found, x);
+                        }
+                }
+                const float limit = found + margin;
+                if (!(limit < two)) continue;
+                for (int s = 0; s < singles; ++s) {
+                    if (!(single[s].excess <= limit)) continue;
+                    const float sv = entry_v(single[s].j, single[s].i);
+                    if (e < 0 || sv < best_v || (sv == best_v && single[s].e < e)) {
+                        e = single[s].e;
+                        best_v = sv;
+                    }
+                }
+            }
+            entry[q] = e;
+            v[q] = best_v;
+            done |= 1u << q;
         }
     }
-    // The best entry in [lo, hi) for group q at scale dl, and its error.
-    int best(int q, int entries, int lo, int hi, float dl, float& err) const {
-        float best_v;
-        const int e = first_minimum(A.data() + q * entries, B.data() + q * entries, lo, hi, dl, best_v);
+    return done;
+}
+
+QUANT_AVX2_CLONE
+unsigned nearest_points_4x8(const Lattice& l, const float* a, const float* w, const float* const* bound, int count, float dl,
+                            bool one_away, int* entry, float* v) {
+    return nearest_points<4, 8>(l, a, w, bound, count, dl, one_away, entry, v);
+}
+QUANT_AVX2_CLONE
+unsigned nearest_points_8x3(const Lattice& l, const float* a, const float* w, const float* const* bound, int count, float dl,
+                            bool one_away, int* entry, float* v) {
+    return nearest_points<8, 3>(l, a, w, bound, count, dl, one_away, entry, v);
+}
+#pragma GCC diagnostic pop
+
+// A_e and B_e of one entry, with the arithmetic of entry_sums (the same bits).
+inline void entry_sum(const Grid& g, int e, const float* a, const float* w, float& A, float& B) {
+    float sa = 0, sb = 0;
+    for (int j = 0; j < g.k; ++j) {
+        const float ge = g.value[static_cast<size_t>(j * g.entries + e)];
+        sa += (w[j] * a[j]) * ge;
+        sb += (w[j] * ge) * ge;
+    }
+    A = sa;
+    B = sb;
+}
+
+// Twice the bound on the float error of the scan's v_e, for a group of k values with
+// sw = sum w_j and swa = sum |w_j a_j| at scale d over values of magnitude up to m:
+// |fl(v_e) - v_e| <= (k + 5) u (d^2 sw m^2 + 2 d swa m), u = 2^-24, taken with a margin, and
+// a little more for results below the normal range (where errors are absolute).
+inline double scan_slack(int k, double d, double m, double sw, double swa) {
+    return 3.0 * (k + 6) * 0x1p-24 * (d * d * sw * m * m + 2 * d * swa * m) + 0x1p-140;
+}
+
+// The scan's v_e for one entry, bit for bit.
+inline float entry_v(const Grid& g, int e, const float* a, const float* w, float dl) {
+    float A, B;
+    entry_sum(g, e, a, w, A, B);
+    return dl * (dl * B - 2 * A);
+}
+
+// What first_minimum finds among the entries of lattice part l, for one group's K targets a
+// and weights w at scale dl, found without a scan where the lattice proves it; -1 where it
+// cannot (the caller scans).
+//
+// The error of an entry, sum_j w_j (a_j - dl g_j)^2, is the lattice's least error (each
+// coordinate on its nearest value) plus each coordinate's excess over its own least. The
+// scan compares v_e computed in float, each within slack/2 of its exact value (the bound
+// below), so the entry it picks has an exact excess within `slack` of the least excess of
+// any entry. Those candidates are found by walking the lattice points within a bound of
+// excess (raised until an entry is among them); their v_e are computed as the scan computes
+// them, and the first least is its answer. sw = sum w_j and swa = sum |w_j a_j| bound the
+// float errors: |fl(v_e) - v_e| <= (K + 5) u (dl^2 sw max^2 + 2 dl swa max), u = 2^-24.
+template <int K, int NV>
+[[gnu::always_inline]] inline int lattice_search(const Grid& g, const Lattice& l, const float* a, const float* w, double sw,
+                                                 double swa, float dl, float& best_v) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    const double d = dl;
+    if (!(d > 0) || !(d < inf)) return -1;
+    // excess[i][j]: coordinate j's error at value i over its least, so >= 0, and 0 at
+    // nearest[j]. Branch-free, across coordinates, so that it runs on lanes.
+    double excess[NV][K], lowest[K], change[K];
+    int nearest[K];
+    bool usable = true;
+    for (int j = 0; j < K; ++j) usable &= w[j] >= 0;
+    for (int i = 0; i < NV; ++i)
+        for (int j = 0; j < K; ++j) {
+            const double t = static_cast<double>(a[j]) - d * l.value[i];
+            excess[i][j] = static_cast<double>(w[j]) * t * t;
+        }
+    for (int j = 0; j < K; ++j) {
+        lowest[j] = excess[0][j];
+        nearest[j] = 0;
+    }
+    for (int i = 1; i < NV; ++i)
+        for (int j = 0; j < K; ++j) {
+            const bool less = excess[i][j] < lowest[j];
+            lowest[j] = less ? excess[i][j] : lowest[j];
+            nearest[j] = less ? i : nearest[j];
+        }
+    for (int j = 0; j < K; ++j) {
+        usable &= lowest[j] < inf;  // not a number, or too large
+        change[j] = inf;
+    }
+    if (!usable) return -1;
+    for (int i = 0; i < NV; ++i)
+        for (int j = 0; j < K; ++j) {
+            excess[i][j] -= lowest[j];
+            change[j] = nearest[j] != i && excess[i][j] < change[j] ? excess[i][j] : change[j];
+        }
+    double least1 = inf, least2 = inf;  // the two least excesses of a change of one coordinate
+    int place[K], point = 0;
+    for (int j = 0, p = 1; j < K; ++j, p *= NV) {
+        least2 = std::min(least2, std::max(least1, change[j]));
+        least1 = std::min(least1, change[j]);
+        place[j] = p;
+        point += nearest[j] * p;
+    }
+    const double slack = scan_slack(K, d, l.max_abs, sw, swa);
+    if (!(slack < inf)) return -1;
+    const int at = l.entry[static_cast<size_t>(point)];
+    if (at >= 0 && least1 > slack) {  // the nearest point is an entry, and every other point is further than slack
+        best_v = entry_v(g, at, a, w, dl);
+        return std::isfinite(best_v) ? at : -1;
+    }
+    // The entries at points of excess up to `bound`, into `found` (false: too many).
+    struct Found {
+        double excess;
+        int e;
+    };
+    Found found[64];
+    int n_found = 0;
+    auto walk = [&](auto&& self, int j, int pt, double sum, double bound) -> bool {
+        if (j == K) {
+            const int e = l.entry[static_cast<size_t>(pt)];
+            if (e < 0) return true;
+            if (n_found == 64) return false;
+            found[n_found++] = {sum, e};
+            return true;
+        }
+        for (int i = 0; i < NV; ++i)
+            if (sum + excess[i][j] <= bound && !self(self, j + 1, pt + (i - nearest[j]) * place[j], sum + excess[i][j], bound))
+                return false;
+        return true;
+    };
+    double bound = (at >= 0 ? 0 : least1) + slack, least = inf;
+    for (int tries = 0;; ++tries) {
+        n_found = 0;
+        if (tries == 8 || !walk(walk, 0, point, 0.0, bound)) return -1;
+        least = inf;
+        for (int c = 0; c < n_found; ++c) least = std::min(least, found[c].excess);
+        if (least + slack <= bound) break;  // every candidate is among those found
+        bound = n_found > 0 ? least + slack : 4 * std::max(bound, least1 + least2);
+    }
+    int best = -1;
+    float bv = std::numeric_limits<float>::infinity();
+    for (int c = 0; c < n_found; ++c) {
+        if (found[c].excess > least + slack) continue;
+        const int e = found[c].e;
+        const float v = entry_v(g, e, a, w, dl);
+        if (!std::isfinite(v)) return -1;
+        if (v < bv || (v == bv && e < best)) {
+            bv = v;
+            best = e;
+        }
+    }
+    best_v = bv;
+    return best;
+}
+
+// Where the lattice pays, measured on this code's first machine (AVX-512, 4 rows of 4096
+// with importance, ns per value): scanning a few hundred entries on lanes costs less than
+// the fast pass plus the scan for the groups it leaves (IQ3_XXS, 256 entries: 443 -> 485;
+// IQ2_XS, 512: 384 -> 375), and far less than lattice_search's scalar arithmetic and
+// branches (IQ3_XXS 2.7x slower). From 512 entries the fast pass pays (IQ3_S 708 -> 506,
+// IQ2_S 491 -> 412), and from 2048 the search for the groups it leaves, too (IQ1_S 2213 ->
+// 660, IQ1_M 2089 -> 805).
+constexpr int kSettleFrom = 512, kSearchFrom = 2048;
+
+std::atomic<bool> g_use_lattice{true};
+
+QUANT_AVX2_CLONE
+int lattice_search_4x8(const Grid& g, const Lattice& l, const float* a, const float* w, double sw, double swa, float dl, float& v) {
+    return lattice_search<4, 8>(g, l, a, w, sw, swa, dl, v);
+}
+QUANT_AVX2_CLONE
+int lattice_search_8x3(const Grid& g, const Lattice& l, const float* a, const float* w, double sw, double swa, float dl, float& v) {
+    return lattice_search<8, 3>(g, l, a, w, sw, swa, dl, v);
+}
+
+// Per group of k values: C = sum w a^2, the bounds lattice_search takes, and (built when a
+// group first needs a scan) A_e and B_e for every entry.
+struct Tables {
+    const Grid* g = nullptr;
+    const float *a = nullptr, *w = nullptr;
+    std::vector<float> A, B, C;
+    std::vector<double> sw, swa;
+    std::vector<uint8_t> built;
+    enum class Shape { None, K4V8, K8V3 } shape = Shape::None;  // the lattice's, where the fast pass is used
+    bool search = false;                                         // and lattice_search too
+    // Per value, its group's bound on the fast pass's error as d^2 bound[2] + d bound[1] +
+    // bound[0]: lattice_search's slack, plus 32 u (C + d^2 m^2 sw) for the pass's own
+    // float arithmetic (its excesses are within 24 u w_j (a_j^2 + d^2 m^2) each).
+    float bound[3][kSuper];
+
+    void build(const Grid& grid, const float* targets, const float* weights, int groups) {
+        g = &grid;
+        a = targets;
+        w = weights;
+        A.resize(static_cast<size_t>(groups * g->entries));
+        B.resize(A.size());
+        C.assign(static_cast<size_t>(groups), 0);
+        sw.assign(static_cast<size_t>(groups), 0);
+        swa.assign(static_cast<size_t>(groups), 0);
+        built.assign(static_cast<size_t>(groups), 0);
+        for (int q = 0; q < groups; ++q) {
+            const float* ag = a + q * g->k;
+            const float* wg = w + q * g->k;
+            for (int j = 0; j < g->k; ++j) {
+                C[q] += wg[j] * ag[j] * ag[j];
+                sw[q] += wg[j];
+                swa[q] += std::fabs(static_cast<double>(wg[j]) * ag[j]);
+            }
+        }
+        if (!g->parts.empty()) {  // (IQ1's two parts have the same largest magnitude)
+            constexpr double u = 0x1p-24;
+            const double m = g->parts[0].max_abs, c = 3.0 * (g->k + 6) * u;
+            for (int i = 0; i < groups * g->k; ++i) {
+                const int q = i / g->k;
+                bound[2][i] = static_cast<float>((c + 32 * u) * m * m * sw[q]);
+                bound[1][i] = static_cast<float>(2 * c * m * swa[q]);
+                bound[0][i] = static_cast<float>(32 * u * C[q] + 0x1p-140);
+            }
+        }
+        shape = Shape::None;
+        search = false;
+        const int part = g->parts.empty() || !g_use_lattice.load(std::memory_order_relaxed) ? 0 : g->parts[0].hi - g->parts[0].lo;
+        if (part >= kSettleFrom) {
+            if (g->k == 4 && g->parts[0].nv == 8) shape = Shape::K4V8;
+            if (g->k == 8 && g->parts[0].nv == 3) shape = Shape::K8V3;
+            search = shape != Shape::None && part >= kSearchFrom;
+        }
+    }
+    // A_e and B_e of group q's entry e.
+    void sums(int q, int e, float& Ae, float& Be) const { entry_sum(*g, e, a + q * g->k, w + q * g->k, Ae, Be); }
+    // The fast pass over groups [first, first + count) at scale dl, entries [lo, hi): the
+    // groups it settles (bit q - first), their entries and v_e (at q - first).
+    unsigned settle(int first, int count, float dl, int lo, int hi, int* entry, float* v) const {
+        const double d = dl;
+        if (shape == Shape::None || !(d > 0) || !(d < std::numeric_limits<double>::infinity())) return 0;
+        unsigned done = ~0u >> (32 - count);
+        bool first_part = true;
+        const float* const bounds[3] = {bound[0] + first * g->k, bound[1] + first * g->k, bound[2] + first * g->k};
+        for (const Lattice& l : g->parts) {
+            if (l.lo < lo || l.hi > hi) continue;
+            int e[8];
+            float part_v[8];
+            const float *ag = a + first * g->k, *wg = w + first * g->k;
+            done &= shape == Shape::K4V8 ? nearest_points_4x8(l, ag, wg, bounds, count, dl, search, e, part_v)
+                                         : nearest_points_8x3(l, ag, wg, bounds, count, dl, search, e, part_v);
+            for (int q = 0; q < count; ++q)
+                if (done >> q & 1 && (first_part || part_v[q] < v[q])) {  // a later part only with a smaller v
+                    entry[q] = e[q];
+                    v[q] = part_v[q];
+                }
+            first_part = false;
+        }
+        return done;
+    }
+    // The best entry in [lo, hi) (the whole grid or its parts) for group q at scale dl, and
+    // its error: the first of least v_e, as first_minimum finds it.
+    int best(int q, int lo, int hi, float dl, float& err) {
+        float best_v = 0;
+        int e = -1;
+        if (search)
+            for (const Lattice& l : g->parts) {
+                if (l.lo < lo || l.hi > hi) continue;
+                float v;
+                const float *ag = a + q * g->k, *wg = w + q * g->k;
+                const int found = shape == Shape::K4V8 ? lattice_search_4x8(*g, l, ag, wg, sw[q], swa[q], dl, v)
+                                                       : lattice_search_8x3(*g, l, ag, wg, sw[q], swa[q], dl, v);
+                if (found < 0) {
+                    e = -1;
+                    break;
+                }
+                if (e < 0 || v < best_v) {  // a later part only with a smaller v
+                    e = found;
+                    best_v = v;
+                }
+            }
+        if (e < 0) {
+            const size_t at = static_cast<size_t>(q * g->entries);
+            if (!built[q]) {
+                entry_sums(*g, a + q * g->k, w + q * g->k, A.data() + at, B.data() + at);
+                built[q] = 1;
+            }
+            e = first_minimum(A.data() + at, B.data() + at, lo, hi, dl, best_v);
+        }
         err = C[q] + best_v;
         return e;
     }
@@ -243,34 +673,44 @@ struct Tables {
 
 // Error of groups [first, first + count) at scale dl, their entries (from [lo, hi)) written
 // to `entry`.
-float assign(const Tables& t, const Grid& g, int first, int count, float dl, uint16_t* entry, int lo, int hi) {
+float assign(Tables& t, int first, int count, float dl, uint16_t* entry, int lo, int hi) {
+    int settled[8];
+    float v[8];
+    const unsigned done = t.settle(first, count, dl, lo, hi, settled, v);
     float err = 0;
     for (int q = first; q < first + count; ++q) {
         float e;
-        entry[q] = static_cast<uint16_t>(t.best(q, g.entries, lo, hi, dl, e));
+        if (done >> (q - first) & 1) {
+            entry[q] = static_cast<uint16_t>(settled[q - first]);
+            e = t.C[q] + v[q - first];
+        } else {
+            entry[q] = static_cast<uint16_t>(t.best(q, lo, hi, dl, e));
+        }
         err += e;
     }
     return err;
 }
 
 // Least-squares scale for the entries chosen: sum A / sum B over the groups.
-float refit(const Tables& t, const Grid& g, int first, int count, const uint16_t* entry) {
+float refit(const Tables& t, int first, int count, const uint16_t* entry) {
     float sa = 0, sb = 0;
     for (int q = first; q < first + count; ++q) {
-        sa += t.A[q * g.entries + entry[q]];
-        sb += t.B[q * g.entries + entry[q]];
+        float A, B;
+        t.sums(q, entry[q], A, B);
+        sa += A;
+        sb += B;
     }
     return sb > 0 ? std::max(0.0f, sa / sb) : 0.0f;
 }
 
 }  // namespace
 
-const Grid& grid_iq2xxs() { static const Grid g = unpack(grids::kIQ2XXS, 8); return g; }
-const Grid& grid_iq2xs() { static const Grid g = unpack(grids::kIQ2XS, 8); return g; }
-const Grid& grid_iq2s() { static const Grid g = unpack(grids::kIQ2S, 8); return g; }
-const Grid& grid_iq3xxs() { static const Grid g = unpack(grids::kIQ3XXS, 4); return g; }
-const Grid& grid_iq3s() { static const Grid g = unpack(grids::kIQ3S, 4); return g; }
-const Grid& grid_iq1() { static const Grid g = unpack_iq1(); return g; }
+const Grid& grid_iq2xxs() { static const Grid g = with_lattice(unpack(grids::kIQ2XXS, 8)); return g; }
+const Grid& grid_iq2xs() { static const Grid g = with_lattice(unpack(grids::kIQ2XS, 8)); return g; }
+const Grid& grid_iq2s() { static const Grid g = with_lattice(unpack(grids::kIQ2S, 8)); return g; }
+const Grid& grid_iq3xxs() { static const Grid g = with_lattice(unpack(grids::kIQ3XXS, 4)); return g; }
+const Grid& grid_iq3s() { static const Grid g = with_lattice(unpack(grids::kIQ3S, 4)); return g; }
+const Grid& grid_iq1() { static const Grid g = iq1_with_lattices(unpack_iq1()); return g; }
 
 namespace {
 
@@ -328,7 +768,7 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
         float best = std::numeric_limits<float>::infinity();
         uint16_t tmp[64];
         for (int h = 0; h < options.entry_halves; ++h) {
-            const float err = assign(t, grid, first, per_scale, dl_s, tmp, h * half_size, (h + 1) * half_size);
+            const float err = assign(t, first, per_scale, dl_s, tmp, h * half_size, (h + 1) * half_size);
             if (err < best) {
                 best = err;
                 std::copy(tmp + first, tmp + first + per_scale, entries + first);
@@ -380,11 +820,15 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
                     dl[s] = d;
                     std::copy(trial + first, trial + first + per_scale, f.entry + first);
                 }
-                d = refit(t, grid, first, per_scale, trial);
+                d = refit(t, first, per_scale, trial);
             }
         }
         dl_weight[s] = 0;
-        for (int q = first; q < first + per_scale; ++q) dl_weight[s] += t.B[q * grid.entries + f.entry[q]];
+        for (int q = first; q < first + per_scale; ++q) {
+            float A, B;
+            t.sums(q, f.entry[q], A, B);
+            dl_weight[s] += B;
+        }
     }
 
     // The 4-bit scale codes against d: dl = d x alpha x (s + 0.5).
@@ -436,6 +880,55 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
 }  // namespace quant::detail
 
 namespace quant {
+
+void testing::use_grid_lattice(bool on) { detail::g_use_lattice.store(on); }
+
+int testing::grid_entry(TypeId type, int part, std::span<const float> a, std::span<const float> w, float dl, GridWay way, float* v) {
+    using namespace detail;
+    const Grid* grid = type == TypeId::IQ2_XXS ? &grid_iq2xxs()
+                       : type == TypeId::IQ2_XS ? &grid_iq2xs()
+                       : type == TypeId::IQ2_S  ? &grid_iq2s()
+                       : type == TypeId::IQ3_XXS ? &grid_iq3xxs()
+                       : type == TypeId::IQ3_S  ? &grid_iq3s()
+                       : type == TypeId::IQ1_S  ? &grid_iq1()
+                                                : nullptr;
+    const int k = grid ? grid->k : 0;
+    if (!grid || part < 0 || part >= static_cast<int>(grid->parts.size()) || a.size() != static_cast<size_t>(k) || w.size() != a.size())
+        throw std::invalid_argument("grid_entry: a grid type, its part and one group of targets and weights");
+    const Lattice& l = grid->parts[static_cast<size_t>(part)];
+    // The group, repeated to fill the eight lanes the fast pass takes.
+    std::vector<float> ar, wr;
+    for (int r = 0; r < 8 / k; ++r) {
+        ar.insert(ar.end(), a.begin(), a.end());
+        wr.insert(wr.end(), w.begin(), w.end());
+    }
+    Tables t;
+    t.build(*grid, ar.data(), wr.data(), 8 / k);
+    float found_v = 0;
+    int e = -1;
+    switch (way) {
+    case GridWay::Scan:
+        entry_sums(*grid, ar.data(), wr.data(), t.A.data(), t.B.data());
+        e = first_minimum(t.A.data(), t.B.data(), l.lo, l.hi, dl, found_v);
+        break;
+    case GridWay::Settle: {
+        int entries[8];
+        float vs[8];
+        const auto settle = k == 4 ? nearest_points_4x8 : nearest_points_8x3;
+        const float* const bounds[3] = {t.bound[0], t.bound[1], t.bound[2]};
+        if (dl > 0 && dl < std::numeric_limits<float>::infinity() && (settle(l, ar.data(), wr.data(), bounds, 8 / k, dl, true, entries, vs) & 1)) {
+            e = entries[0];
+            found_v = vs[0];
+        }
+        break;
+    }
+    case GridWay::Search:
+        e = (k == 4 ? lattice_search_4x8 : lattice_search_8x3)(*grid, l, ar.data(), wr.data(), t.sw[0], t.swa[0], dl, found_v);
+        break;
+    }
+    if (v) *v = found_v;
+    return e;
+}
 
 const IqGrids& host_grids() {
     using namespace detail::grids;

@@ -7,6 +7,18 @@
 
 namespace quant::detail {
 
+// Part of a grid as points of a lattice: every coordinate of its entries is one of nv values
+// (ascending), so an entry is a number in base nv, coordinate j its digit j; `entry` maps
+// each such number to the (first) entry at that point, or -1 where no entry is.
+struct Lattice {
+    int nv = 0, lo = 0, hi = 0;  // the entries [lo, hi) of the grid
+    float value[8] = {};
+    double mid[7] = {};  // between value i and i + 1
+    float mid_f[7] = {};
+    float max_abs = 0;
+    std::vector<int16_t> entry;  // nv^k numbers
+};
+
 // A grid unpacked to floats, by coordinate (so that searches run across entries): entry e's
 // coordinate j at value[j x entries + e].
 struct Grid {
@@ -14,6 +26,7 @@ struct Grid {
     int entries = 0, k = 0;  // entries: a multiple of 16
     float max_magnitude = 0;
     std::vector<float> magnitudes;  // the distinct non-zero magnitudes entries use, ascending
+    std::vector<Lattice> parts;     // the grid as one lattice (IQ1: one per shift)
 };
 const Grid& grid_iq2xxs();
 const Grid& grid_iq2xs();

@@ -108,4 +108,21 @@ uint16_t f32_to_f16(float f);
 // Float to bfloat16, rounding to nearest even; NaN stays a (quiet) NaN.
 uint16_t f32_to_bf16(float f);
 
+namespace testing {
+// The grid i-quants (IQ1_*, IQ2_*, IQ3_XXS, IQ3_S) take a group's entry from the lattice of
+// grid points where that proves to be the entry a scan of the whole grid would choose, and
+// scan otherwise. false: always scan, for the tests that compare the bytes of the two. Not
+// to be changed while a quantization runs.
+void use_grid_lattice(bool on);
+
+// One group's entry as the grid search of `type` (IQ2_XXS/XS/S, IQ3_XXS/S, IQ1_S) chooses it,
+// for targets a and weights w (one group: 4 or 8 values) at scale dl, among the entries of
+// part `part` of the grid (IQ1: 0 for the +1/8 shift, 1 for -1/8; others: 0, the whole
+// grid). How: GridWay::Scan, every entry (the reference); Settle, the lattice's fast pass;
+// Search, the lattice's search. -1 where that way leaves the group to a scan; v: the error
+// term the search compares (its bits are the scan's).
+enum class GridWay { Scan, Settle, Search };
+int grid_entry(TypeId type, int part, std::span<const float> a, std::span<const float> w, float dl, GridWay way, float* v = nullptr);
+}  // namespace testing
+
 }  // namespace quant
