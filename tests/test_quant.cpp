@@ -512,7 +512,7 @@ TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time se
 // distinct values (exact ties), zero weights, values whose errors fall below float's normal
 // range, and values whose errors overflow it. The lattice must change no byte.
 TEST_CASE("the grid i-quants write the same bytes with the lattice as with a scan of every entry") {
-    constexpr int kWidth = 1024, kRows = 6;
+    constexpr int kWidth = 1024, kRows = 7;
     std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
     std::mt19937 rng(11);
     std::normal_distribution<float> normal(0, 1);
@@ -533,8 +533,11 @@ TEST_CASE("the grid i-quants write the same bytes with the lattice as with a sca
             case 3:  // errors below float's normal range
                 v = normal(rng) * 1e-30f;
                 break;
-            case 4:  // errors past float's range
+            case 4:  // errors near the top of float's range
                 v = normal(rng) * 3e17f;
+                break;
+            case 5:  // and past it
+                v = normal(rng) * 1.5e18f;
                 break;
             default:
                 v = normal(rng) * (i % 61 == 0 ? 0.2f : 0.02f);

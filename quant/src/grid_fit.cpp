@@ -260,13 +260,7 @@ float flip_errors(const Grid& g, const float* a, const float* w, float dl, float
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-// The fast pass of `assign`, for the groups [first, first + count) of K values (count K a
-// multiple of 8) at scale dl > 0, over lattice part l. A group whose nearest point (every
-// coordinate on its nearest value) is an entry, with every other point further by more than
-// thr[q] (lattice_search's slack plus this pass's own float error), has that entry as the
-// scan's answer: it goes to entry[q], the scan's v_e to v[q], and bit q of the result is
-// set. The nearest values come from compares with the midpoints; where one is wrong (a
-// value on a midpoint) its neighbour is no further, and the group is left to the search.
+// out[i] = table[index[i]], index in [0, 8).
 [[gnu::always_inline]] inline void pick(const F8& table, const I8& index, F8& out) {
 #if defined(__clang__)  // clang has no shuffle by a variable index
     for (int i = 0; i < 8; ++i) out[i] = table[index[i] & 7];
@@ -275,7 +269,16 @@ float flip_errors(const Grid& g, const float* a, const float* w, float dl, float
 #endif
 }
 
-
+// The fast pass of `assign`: for the groups [first, first + count) of K values (count K a
+// multiple of 8) at scale dl > 0, over lattice part l, the scan's answer where the lattice
+// proves it, on lanes. Proven: a group whose nearest point (every coordinate on its nearest
+// value) is an entry, every other point further by more than T, its bound (from `bound`:
+// lattice_search's slack plus this pass's own float error). With one_away also a group
+// whose nearest point is no entry, where the candidates are its entries one coordinate
+// away (see below). Each proven group's entry goes to entry[q] and the scan's v_e to v[q],
+// and bit q of the result is set. The nearest values come from compares with the
+// midpoints; where one is wrong (a value on a midpoint) its neighbour is no further, and
+// the group is left to the search or the scan.
 template <int K, int NV>
 [[gnu::always_inline]] inline unsigned nearest_points(const Lattice& l, const float* a, const float* w, const float* const* bound,
                                                       int count, float dl, bool one_away, int* entry, float* v) {
@@ -382,6 +385,7 @@ template <int K, int NV>
                     }
                 }
             }
+            if (!std::isfinite(best_v)) continue;  // the scan's choice among errors past float's range is no nearest point
             entry[q] = e;
             v[q] = best_v;
             done |= 1u << q;
@@ -538,14 +542,16 @@ template <int K, int NV>
     return best;
 }
 
-// Where the lattice pays, measured on this code's first machine (AVX-512, 4 rows of 4096
-// with importance, ns per value): scanning a few hundred entries on lanes costs less than
-// the fast pass plus the scan for the groups it leaves (IQ3_XXS, 256 entries: 443 -> 485;
-// IQ2_XS, 512: 384 -> 375), and far less than lattice_search's scalar arithmetic and
-// branches (IQ3_XXS 2.7x slower). From 512 entries the fast pass pays (IQ3_S 708 -> 506,
-// IQ2_S 491 -> 412), and from 2048 the search for the groups it leaves, too (IQ1_S 2213 ->
-// 660, IQ1_M 2089 -> 805).
-constexpr int kSettleFrom = 512, kSearchFrom = 2048;
+// Where the lattice pays, measured on this code's first machine (AVX-512; CPU ns per value
+// of 2 rows of 4096, normal values with Student-t tails and log-normal importance, lattice
+// on and off alternating in one process, least of 11): scanning a few hundred entries on
+// lanes costs less than the fast pass plus the scans of the groups it leaves (IQ2_XS, 512
+// entries of 8: 626 -> 661), and the search's and the one-change step's scalar arithmetic
+// and branches cost more than a scan of up to 1024 entries (IQ2_S 802 -> 852 with the
+// one-change step). The fast pass pays on IQ3_S (512 entries of 4: 1226 -> 1072) and IQ2_S
+// (1024 of 8: 831 -> 717); all three on IQ1 (2048 a shift: IQ1_S 3199 -> 1315, IQ1_M
+// 3025 -> 1519).
+constexpr int kSettleFrom4 = 512, kSettleFrom8 = 1024, kSearchFrom = 2048;
 
 std::atomic<bool> g_use_lattice{true};
 
@@ -605,11 +611,9 @@ struct Tables {
         shape = Shape::None;
         search = false;
         const int part = g->parts.empty() || !g_use_lattice.load(std::memory_order_relaxed) ? 0 : g->parts[0].hi - g->parts[0].lo;
-        if (part >= kSettleFrom) {
-            if (g->k == 4 && g->parts[0].nv == 8) shape = Shape::K4V8;
-            if (g->k == 8 && g->parts[0].nv == 3) shape = Shape::K8V3;
-            search = shape != Shape::None && part >= kSearchFrom;
-        }
+        if (part >= kSettleFrom4 && g->k == 4 && g->parts[0].nv == 8) shape = Shape::K4V8;
+        if (part >= kSettleFrom8 && g->k == 8 && g->parts[0].nv == 3) shape = Shape::K8V3;
+        search = shape != Shape::None && part >= kSearchFrom;
     }
     // A_e and B_e of group q's entry e.
     void sums(int q, int e, float& Ae, float& Be) const { entry_sum(*g, e, a + q * g->k, w + q * g->k, Ae, Be); }
