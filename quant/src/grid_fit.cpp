@@ -113,9 +113,10 @@ constexpr I8 kLane = {0, 1, 2, 3, 4, 5, 6, 7};
 }
 
 // The scan's step over entries [e, hi) one by one, from the least (best_v, best_e) so far.
-[[gnu::always_inline]] inline int scan_rest(const float* A, const float* B, int e, int hi, float dl, float& best_v, int best_e) {
+// A2 holds 2 A_e (the doubling is exact, so these are the bits of 2 * A_e).
+[[gnu::always_inline]] inline int scan_rest(const float* A2, const float* B, int e, int hi, float dl, float& best_v, int best_e) {
     for (; e < hi; ++e) {
-        const float t = dl * (dl * B[e] - 2 * A[e]);
+        const float t = dl * (dl * B[e] - A2[e]);
         if (t < best_v) {
             best_v = t;
             best_e = e;
@@ -131,25 +132,28 @@ constexpr I8 kLane = {0, 1, 2, 3, 4, 5, 6, 7};
 #pragma GCC diagnostic push  // GCC 12's _mm512_reduce_* read an uninitialized half-vector
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-__attribute__((target("avx512f"))) int first_minimum_avx512(const float* A, const float* B, int lo, int hi, float dl,
+__attribute__((target("avx512f"))) int first_minimum_avx512(const float* A2, const float* B, int lo, int hi, float dl,
                                                             float& best_v) {
     constexpr float inf = std::numeric_limits<float>::infinity();
     const __m512 vdl = _mm512_set1_ps(dl);
     __m512 v0 = _mm512_set1_ps(inf), v1 = v0;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i e0 = _mm512_set1_epi32(lo), e1 = e0;
+    __m512i e0 = _mm512_set1_epi32(lo), e1 = e0;  // the first entry of the 32 where each lane's value was found
     int e = lo;
     for (; e + 32 <= hi; e += 32) {
-        const __m512 a0 = _mm512_loadu_ps(A + e), a1 = _mm512_loadu_ps(A + e + 16);
+        const __m512 a0 = _mm512_loadu_ps(A2 + e), a1 = _mm512_loadu_ps(A2 + e + 16);
         const __m512 b0 = _mm512_loadu_ps(B + e), b1 = _mm512_loadu_ps(B + e + 16);
-        const __m512 t0 = _mm512_mul_ps(vdl, _mm512_sub_ps(_mm512_mul_ps(vdl, b0), _mm512_add_ps(a0, a0)));
-        const __m512 t1 = _mm512_mul_ps(vdl, _mm512_sub_ps(_mm512_mul_ps(vdl, b1), _mm512_add_ps(a1, a1)));
+        const __m512 t0 = _mm512_mul_ps(vdl, _mm512_sub_ps(_mm512_mul_ps(vdl, b0), a0));
+        const __m512 t1 = _mm512_mul_ps(vdl, _mm512_sub_ps(_mm512_mul_ps(vdl, b1), a1));
         const __mmask16 s0 = _mm512_cmp_ps_mask(t0, v0, _CMP_LT_OQ), s1 = _mm512_cmp_ps_mask(t1, v1, _CMP_LT_OQ);
         v0 = _mm512_mask_mov_ps(v0, s0, t0);
         v1 = _mm512_mask_mov_ps(v1, s1, t1);
-        e0 = _mm512_mask_mov_epi32(e0, s0, _mm512_add_epi32(_mm512_set1_epi32(e), lane));
-        e1 = _mm512_mask_mov_epi32(e1, s1, _mm512_add_epi32(_mm512_set1_epi32(e + 16), lane));
+        const __m512i at = _mm512_set1_epi32(e);
+        e0 = _mm512_mask_mov_epi32(e0, s0, at);
+        e1 = _mm512_mask_mov_epi32(e1, s1, at);
     }
+    e0 = _mm512_add_epi32(e0, lane);  // the entries themselves (lanes still at +inf hold no entry)
+    e1 = _mm512_add_epi32(e1, _mm512_add_epi32(lane, _mm512_set1_epi32(16)));
     // The least (v, entry) pair: v1's lane wins where smaller, or equal with a lower entry.
     const __mmask16 other = _mm512_cmp_ps_mask(v1, v0, _CMP_LT_OQ) |
                             (_mm512_cmp_ps_mask(v1, v0, _CMP_EQ_OQ) & _mm512_cmplt_epi32_mask(e1, e0));
@@ -158,22 +162,22 @@ __attribute__((target("avx512f"))) int first_minimum_avx512(const float* A, cons
     best_v = _mm512_reduce_min_ps(v0);
     int best_e = lo;
     if (best_v < inf) best_e = _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(v0, _mm512_set1_ps(best_v), _CMP_EQ_OQ), e0);
-    return scan_rest(A, B, e, hi, dl, best_v, best_e);  // past the last whole 32: later than any lane's
+    return scan_rest(A2, B, e, hi, dl, best_v, best_e);  // past the last whole 32: later than any lane's
 }
 #pragma GCC diagnostic pop
 const bool kHasAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));  // init: this runs in a static initializer
 #endif
 
-// The first e in [lo, hi) with the least v_e = dl (dl B[e] - 2 A[e]) (NaNs never chosen;
+// The first e in [lo, hi) with the least v_e = dl (dl B[e] - A2[e]), A2 = 2 A (NaNs never chosen;
 // lo, with v = +inf, when no v_e is finite), and that v: what a scan keeping each strictly
 // smaller value finds. Most of the grid i-quants' time is here. Sixteen lanes (two
 // vectors): lane l keeps the first least value among the entries e = l (mod 16), and the
 // least (v, e) pair over the lanes is the scan's answer. Where the CPU has AVX-512 (and the
 // library its clones), the same scan runs on 32 lanes: 1.2-1.3x faster on IQ3_XXS/IQ3_S.
 QUANT_AVX2_CLONE
-int first_minimum(const float* A, const float* B, int lo, int hi, float dl, float& best_v) {
+int first_minimum(const float* A2, const float* B, int lo, int hi, float dl, float& best_v) {
 #ifdef GRID_AVX512
-    if (kHasAvx512) return first_minimum_avx512(A, B, lo, hi, dl, best_v);
+    if (kHasAvx512) return first_minimum_avx512(A2, B, lo, hi, dl, best_v);
 #endif
     constexpr float inf = std::numeric_limits<float>::infinity();
     F8 v0 = F8{} + inf, v1 = v0;
@@ -181,11 +185,11 @@ int first_minimum(const float* A, const float* B, int lo, int hi, float dl, floa
     int e = lo;
     for (; e + 16 <= hi; e += 16) {
         F8 a0, a1, b0, b1;
-        std::memcpy(&a0, A + e, sizeof a0);
-        std::memcpy(&a1, A + e + 8, sizeof a1);
+        std::memcpy(&a0, A2 + e, sizeof a0);
+        std::memcpy(&a1, A2 + e + 8, sizeof a1);
         std::memcpy(&b0, B + e, sizeof b0);
         std::memcpy(&b1, B + e + 8, sizeof b1);
-        const F8 t0 = dl * (dl * b0 - 2 * a0), t1 = dl * (dl * b1 - 2 * a1);
+        const F8 t0 = dl * (dl * b0 - a0), t1 = dl * (dl * b1 - a1);
         const I8 s0 = t0 < v0, s1 = t1 < v1;
         v0 = s0 ? t0 : v0;
         v1 = s1 ? t1 : v1;
@@ -200,13 +204,14 @@ int first_minimum(const float* A, const float* B, int lo, int hi, float dl, floa
     fold_lanes(v0, e0, __builtin_shufflevector(v0, v0, 1, 0, 3, 2, 5, 4, 7, 6), __builtin_shufflevector(e0, e0, 1, 0, 3, 2, 5, 4, 7, 6));
     best_v = v0[0];
     int best_e = v0[0] < inf ? e0[0] : lo;
-    return scan_rest(A, B, e, hi, dl, best_v, best_e);  // past the last whole 16: later than any lane's
+    return scan_rest(A2, B, e, hi, dl, best_v, best_e);  // past the last whole 16: later than any lane's
 }
 
-// A_e = sum_j w_j a_j g_ej and B_e = sum_j w_j g_ej^2 for every entry of the grid, for one
-// group's k targets a and weights w, each summed over j in order.
+// 2 A_e (to A2) and B_e for every entry of the grid, A_e = sum_j w_j a_j g_ej and
+// B_e = sum_j w_j g_ej^2 for one group's k targets a and weights w, each summed over j in
+// order (entry_sum's arithmetic).
 QUANT_AVX2_CLONE
-void entry_sums(const Grid& g, const float* a, const float* w, float* A, float* B) {
+void entry_sums(const Grid& g, const float* a, const float* w, float* A2, float* B) {
     for (int e = 0; e < g.entries; e += 8) {
         F8 sa{}, sb{};
         for (int j = 0; j < g.k; ++j) {
@@ -215,7 +220,8 @@ void entry_sums(const Grid& g, const float* a, const float* w, float* A, float* 
             sa += (w[j] * a[j]) * ge;
             sb += (w[j] * ge) * ge;
         }
-        std::memcpy(A + e, &sa, sizeof sa);
+        sa += sa;
+        std::memcpy(A2 + e, &sa, sizeof sa);
         std::memcpy(B + e, &sb, sizeof sb);
     }
 }
@@ -569,7 +575,7 @@ int lattice_search_8x3(const Grid& g, const Lattice& l, const float* a, const fl
 struct Tables {
     const Grid* g = nullptr;
     const float *a = nullptr, *w = nullptr;
-    std::vector<float> A, B, C;
+    std::vector<float> A2, B, C;  // A2: 2 A_e (entry_sums)
     std::vector<double> sw, swa;
     std::vector<uint8_t> built;
     enum class Shape { None, K4V8, K8V3 } shape = Shape::None;  // the lattice's, where the fast pass is used
@@ -583,8 +589,8 @@ struct Tables {
         g = &grid;
         a = targets;
         w = weights;
-        A.resize(static_cast<size_t>(groups * g->entries));
-        B.resize(A.size());
+        A2.resize(static_cast<size_t>(groups * g->entries));
+        B.resize(A2.size());
         C.assign(static_cast<size_t>(groups), 0);
         sw.assign(static_cast<size_t>(groups), 0);
         swa.assign(static_cast<size_t>(groups), 0);
@@ -665,10 +671,10 @@ struct Tables {
         if (e < 0) {
             const size_t at = static_cast<size_t>(q * g->entries);
             if (!built[q]) {
-                entry_sums(*g, a + q * g->k, w + q * g->k, A.data() + at, B.data() + at);
+                entry_sums(*g, a + q * g->k, w + q * g->k, A2.data() + at, B.data() + at);
                 built[q] = 1;
             }
-            e = first_minimum(A.data() + at, B.data() + at, lo, hi, dl, best_v);
+            e = first_minimum(A2.data() + at, B.data() + at, lo, hi, dl, best_v);
         }
         err = C[q] + best_v;
         return e;
@@ -912,8 +918,8 @@ int testing::grid_entry(TypeId type, int part, std::span<const float> a, std::sp
     int e = -1;
     switch (way) {
     case GridWay::Scan:
-        entry_sums(*grid, ar.data(), wr.data(), t.A.data(), t.B.data());
-        e = first_minimum(t.A.data(), t.B.data(), l.lo, l.hi, dl, found_v);
+        entry_sums(*grid, ar.data(), wr.data(), t.A2.data(), t.B.data());
+        e = first_minimum(t.A2.data(), t.B.data(), l.lo, l.hi, dl, found_v);
         break;
     case GridWay::Settle: {
         int entries[8];
