@@ -61,10 +61,7 @@ Lattice lattice(const Grid& g, int lo, int hi, std::vector<float> values) {
     l.lo = lo;
     l.hi = hi;
     std::copy(values.begin(), values.end(), l.value);
-    for (int i = 0; i + 1 < l.nv; ++i) {
-        l.mid[i] = (static_cast<double>(l.value[i]) + l.value[i + 1]) / 2;
-        l.mid_f[i] = static_cast<float>(l.mid[i]);
-    }
+    for (int i = 0; i + 1 < l.nv; ++i) l.mid[i] = (l.value[i] + l.value[i + 1]) / 2;
     for (float v : values) l.max_abs = std::max(l.max_abs, std::fabs(v));
     size_t points = 1;
     for (int j = 0; j < g.k; ++j) points *= values.size();
@@ -303,7 +300,7 @@ template <int K, int NV>
         std::memcpy(&T0, bound[0] + c, sizeof T0);
         const F8 T = ((dl * dl) * T2 + dl * T1 + T0) * (1 + 0x1p-18f);  // rounded up past float's errors
         I8 n{};
-        for (int i = 0; i + 1 < NV; ++i) n -= A > dl * l.mid_f[i];
+        for (int i = 0; i + 1 < NV; ++i) n -= A > dl * l.mid[i];
         const I8 below = n > 0 ? n - 1 : n, above = n < NV - 1 ? n + 1 : n;
         F8 vn, vb, va;
         pick(table, n, vn);

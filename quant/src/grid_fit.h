@@ -13,8 +13,7 @@ namespace quant::detail {
 struct Lattice {
     int nv = 0, lo = 0, hi = 0;  // the entries [lo, hi) of the grid
     float value[8] = {};
-    double mid[7] = {};  // between value i and i + 1
-    float mid_f[7] = {};
+    float mid[7] = {};  // between value i and i + 1 (exact: the values are small multiples of 1/8)
     float max_abs = 0;
     std::vector<int16_t> entry;  // nv^k numbers
 };
