@@ -70,7 +70,9 @@ Lattice lattice(const Grid& g, int lo, int hi, std::vector<float> values) {
         size_t point = 0, place = 1;
         for (int j = 0; j < g.k; ++j, place *= values.size()) {
             const float v = g.value[static_cast<size_t>(j * g.entries + e)];
-            point += place * static_cast<size_t>(std::find(values.begin(), values.end(), v) - values.begin());
+            const auto at = std::find(values.begin(), values.end(), v);
+            if (at == values.end()) throw std::logic_error("grid lattice: an entry's value is not among the lattice's values");
+            point += place * static_cast<size_t>(at - values.begin());
         }
         if (l.entry[point] < 0) l.entry[point] = static_cast<int16_t>(e);  // the scan, too, keeps the first of equal entries
     }
@@ -206,7 +208,7 @@ int first_minimum(const float* A2, const float* B, int lo, int hi, float dl, flo
 
 // 2 A_e (to A2) and B_e for every entry of the grid, A_e = sum_j w_j a_j g_ej and
 // B_e = sum_j w_j g_ej^2 for one group's k targets a and weights w, each summed over j in
-// order (entry_sum's arithmetic).
+// order (sums_of's arithmetic, on lanes).
 QUANT_AVX2_CLONE
 void entry_sums(const Grid& g, const float* a, const float* w, float* A2, float* B) {
     for (int e = 0; e < g.entries; e += 8) {
@@ -260,6 +262,22 @@ float flip_errors(const Grid& g, const float* a, const float* w, float dl, float
     return least(best[k]);
 }
 #pragma GCC diagnostic pop
+
+// One entry's A = sum_j w_j a_j g_j and B = sum_j w_j g_j^2 (g_j = value(j)), summed over j
+// in order: the arithmetic of entry_sums lane by lane, so the same bits; and the v_e the
+// scan compares, dl (dl B - 2 A). Everything that stands in for the scan computes with these.
+template <class Value>
+[[gnu::always_inline]] inline void sums_of(int k, const float* a, const float* w, Value value, float& A, float& B) {
+    float sa = 0, sb = 0;
+    for (int j = 0; j < k; ++j) {
+        const float ge = value(j);
+        sa += (w[j] * a[j]) * ge;
+        sb += (w[j] * ge) * ge;
+    }
+    A = sa;
+    B = sb;
+}
+inline float scan_v(float dl, float A, float B) { return dl * (dl * B - 2 * A); }
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -326,16 +344,12 @@ template <int K, int NV>
             const int lane = q * K - c;  // the group's first
             if (ok[lane] != -K) continue;
             const float *ag = a + q * K, *wg = w + q * K;
-            // v_e as the scan computes it, for the entry at the nearest point with
-            // coordinate `changed` (if any) on value `to`.
+            // v_e for the entry at the nearest point with coordinate `changed` (if any) on
+            // value `to` (its coordinates are the lattice's values: no strided grid reads).
             auto entry_v = [&](int changed, int to) {
-                float sa = 0, sb = 0;
-                for (int j = 0; j < K; ++j) {
-                    const float ge = l.value[j == changed ? to : n[lane + j]];
-                    sa += (wg[j] * ag[j]) * ge;
-                    sb += (wg[j] * ge) * ge;
-                }
-                return dl * (dl * sb - 2 * sa);
+                float sa, sb;
+                sums_of(K, ag, wg, [&](int j) { return l.value[j == changed ? to : n[lane + j]]; }, sa, sb);
+                return scan_v(dl, sa, sb);
             };
             const int at = point[lane];
             int e = l.entry[static_cast<size_t>(at)];
@@ -409,16 +423,9 @@ unsigned nearest_points_8x3(const Lattice& l, const float* a, const float* w, co
 }
 #pragma GCC diagnostic pop
 
-// A_e and B_e of one entry, with the arithmetic of entry_sums (the same bits).
+// A_e and B_e of one entry, from the grid.
 inline void entry_sum(const Grid& g, int e, const float* a, const float* w, float& A, float& B) {
-    float sa = 0, sb = 0;
-    for (int j = 0; j < g.k; ++j) {
-        const float ge = g.value[static_cast<size_t>(j * g.entries + e)];
-        sa += (w[j] * a[j]) * ge;
-        sb += (w[j] * ge) * ge;
-    }
-    A = sa;
-    B = sb;
+    sums_of(g.k, a, w, [&](int j) { return g.value[static_cast<size_t>(j * g.entries + e)]; }, A, B);
 }
 
 // Twice the bound on the float error of the scan's v_e, for a group of k values with
@@ -433,7 +440,7 @@ inline double scan_slack(int k, double d, double m, double sw, double swa) {
 inline float entry_v(const Grid& g, int e, const float* a, const float* w, float dl) {
     float A, B;
     entry_sum(g, e, a, w, A, B);
-    return dl * (dl * B - 2 * A);
+    return scan_v(dl, A, B);
 }
 
 // What first_minimum finds among the entries of lattice part l, for one group's K targets a
@@ -601,6 +608,7 @@ struct Tables {
                 swa[q] += std::fabs(static_cast<double>(wg[j]) * ag[j]);
             }
         }
+        // For every grid, also those the fast pass skips (testing::grid_entry runs it on all).
         if (!g->parts.empty()) {  // (IQ1's two parts have the same largest magnitude)
             constexpr double u = 0x1p-24;
             const double m = g->parts[0].max_abs, c = 3.0 * (g->k + 6) * u;
