@@ -759,3 +759,58 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         if (e.fast) CHECK(rows.hash(type, false, quant::Effort::Fast) == e.fast);
     }
 }
+
+// The AVX-512 paths (sixteen blocks a register for the k-quant and legacy fits, one block at
+// a time for Q4_0/Q5_0's fast effort, the wider grid scan) must write what the AVX2 paths
+// write, on the blocks that send a fit down its rare paths too: all zeros, one value, a
+// constant, values below f16's range (a scale of 0 or one whose inverse overflows), values
+// beyond it, exact halves between codes, and ordinary values with outliers. Each row mixes
+// them block by block, so that some lanes of a register take the rare path and others not.
+TEST_CASE("every type writes the same bytes on the AVX-512 paths as without them") {
+    if (!quant::testing::use_avx512(true)) {
+        WARN_MESSAGE(false, "this CPU has no AVX-512: the AVX-512 paths cannot run here, so this comparison did not run");
+        return;
+    }
+    constexpr int kWidth = 2048, kRows = 4;
+    std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
+    std::mt19937 rng(23);
+    std::normal_distribution<float> normal(0, 1);
+    for (int r = 0; r < kRows; ++r)
+        for (int i = 0; i < kWidth; ++i) {
+            const int block = i / 32 + r;  // the kinds shift from row to row
+            float& v = x[static_cast<size_t>(r * kWidth + i)];
+            switch (block % 10) {
+            case 0: v = 0; break;
+            case 1: v = i % 32 == 7 ? -0.25f : 0.0f; break;
+            case 2: v = 0.125f; break;
+            case 3: v = normal(rng) * 1e-9f; break;  // f16 scales underflow
+            case 4: v = normal(rng) * 1e-42f; break;  // float subnormals: 1 / d overflows
+            case 5: v = normal(rng) * 3e6f; break;  // scales past f16's largest
+            case 6: v = static_cast<float>(static_cast<int>(rng() % 15) - 7) * 0.5f; break;  // halves between codes
+            case 7: v = static_cast<float>(static_cast<int>(rng() % 3) - 1) * 1e-2f; break;  // ties
+            default: v = normal(rng) * (i % 61 == 0 ? 0.5f : 0.02f);
+            }
+        }
+    for (int i = 0; i < kWidth; ++i) w[static_cast<size_t>(i)] = i % 7 == 0 ? 0.0f : static_cast<float>(1 + rng() % 16) / 4;
+    int compared = 0;
+    for (const gguf::TypeInfo& t : gguf::all_types()) {
+        if (!t.quantized || t.retired || !can_quantize(t.id) || kWidth % t.block_size) continue;
+        CAPTURE(t.name);
+        for (const bool weighted : {false, true}) {
+            if (!weighted && needs_importance(t.id)) continue;
+            CAPTURE(weighted);
+            for (const quant::Effort effort : quant::kEfforts) {
+                CAPTURE(quant::effort_name(effort));
+                std::vector<uint8_t> wide(row_bytes(t.id, kWidth) * kRows), narrow(wide.size());
+                const std::span<const float> imp = weighted ? std::span<const float>(w) : std::span<const float>();
+                quantize(t.id, x, kWidth, imp, wide, 0, effort);
+                quant::testing::use_avx512(false);
+                quantize(t.id, x, kWidth, imp, narrow, 0, effort);
+                quant::testing::use_avx512(true);
+                CHECK(wide == narrow);
+                ++compared;
+            }
+        }
+    }
+    CHECK(compared > 100);
+}

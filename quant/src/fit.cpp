@@ -509,6 +509,19 @@ struct Tried {
 
 }  // namespace
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
+#define QUANT_WIDE 1
+namespace {
+const bool kCpuAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"));
+}
+#else
+namespace {
+constexpr bool kCpuAvx512 = false;
+}
+#endif
+bool g_wide_paths = kCpuAvx512;
+
 // The public fits: one clone each, n = 8, 16 and 32 (the sizes the formats use) each with
 // its own copy of the body, so that those loops unroll and the passes run without calls.
 QUANT_AVX2_CLONE float fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search) {
@@ -548,369 +561,11 @@ namespace {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-using Doubles = double __attribute__((vector_size(64)));
-
-// The lanes of v that do not hold a finite number. (Results here come back through
-// references: a vector returned by value draws GCC's ABI note even where the function is
-// always inlined.)
-[[gnu::always_inline]] inline void not_finite(const Lanes& v, Ints& mask) {
-    Ints bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    Lanes magnitude;
-    bits &= 0x7fffffff;
-    std::memcpy(&magnitude, &bits, sizeof bits);
-    mask = ~(magnitude <= std::numeric_limits<float>::max());
-}
-
-[[gnu::always_inline]] inline bool any(const Ints& m) {
-    int r = 0;
-    for (int k = 0; k < kLanes; ++k) r |= m[k];
-    return r != 0;
-}
-
-// first_largest on every lane: the largest magnitude of the kN values, then the first value
-// that has it. `odd` marks the lanes whose largest magnitude is 0 or not finite (the
-// one-block fit takes those).
-template <int kN>
-[[gnu::always_inline]] inline void first_largest8(const Lanes* X, Lanes& xmax, Ints& odd) {
-    Lanes amax{};
-    for (int p = 0; p < kN; ++p) {
-        const Lanes a = X[p] < 0 ? -X[p] : X[p];
-        amax = a > amax ? a : amax;
-    }
-    xmax = Lanes{};
-    for (int p = kN - 1; p >= 0; --p) xmax = (X[p] < 0 ? -X[p] : X[p]) == amax ? X[p] : xmax;
-    not_finite(amax, odd);
-    odd |= amax == 0;
-}
-
-// The best trial so far on every lane of eight fits: its error, scale (and offset), and
-// codes; `seen` marks the lanes where some trial's error was a number.
-template <int kN>
-struct Best8 {
-    Lanes err = Lanes{} + std::numeric_limits<float>::infinity(), d{}, m{};
-    Lanes codes[kN] = {};
-    Ints seen{};
-    // Takes the trial on the lanes of `active` where its error is strictly lower.
-    [[gnu::always_inline]] void offer(const Ints& active, const Lanes& e, const Lanes& dv, const Lanes& mv, const Lanes* c) {
-        const Ints better = active & (e < err);
-        err = better ? e : err;
-        d = better ? dv : d;
-        m = better ? mv : m;
-        seen |= better;
-        for (int p = 0; p < kN; ++p) codes[p] = better ? c[p] : codes[p];
-    }
-};
-
-// Transposes eight rows of eight lanes in place: v[r][c] becomes v[c][r].
-template <class V>
-[[gnu::always_inline]] inline void transpose8(V* v) {
-    V t[8], u[8];
-    for (int r = 0; r < 8; r += 2) {
-        t[r] = __builtin_shufflevector(v[r], v[r + 1], 0, 8, 1, 9, 4, 12, 5, 13);
-        t[r + 1] = __builtin_shufflevector(v[r], v[r + 1], 2, 10, 3, 11, 6, 14, 7, 15);
-    }
-    for (int r = 0; r < 8; r += 4)
-        for (int h = 0; h < 2; ++h) {
-            u[r + 2 * h] = __builtin_shufflevector(t[r + h], t[r + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-            u[r + 2 * h + 1] = __builtin_shufflevector(t[r + h], t[r + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-        }
-    for (int c = 0; c < 4; ++c) {
-        v[c] = __builtin_shufflevector(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-        v[c + 4] = __builtin_shufflevector(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-    }
-}
-
-// The eight blocks of kN values at x, one a lane: X[p] holds the p-th value of each.
-template <int kN>
-[[gnu::always_inline]] inline void load_blocks(const float* x, Lanes* X) {
-    for (int c = 0; c < kN; c += kLanes) {
-        for (int j = 0; j < kLanes; ++j) std::memcpy(&X[c + j], x + j * kN + c, sizeof(Lanes));
-        transpose8(X + c);
-    }
-}
-
-// The lanes' codes back into eight blocks of kN codes.
-template <int kN, class Code>
-[[gnu::always_inline]] inline void store_codes(const Lanes* C, Code* q) {
-    for (int c = 0; c < kN; c += kLanes) {
-        Ints v[kLanes];
-        for (int k = 0; k < kLanes; ++k) v[k] = __builtin_convertvector(C[c + k], Ints);
-        transpose8(v);
-        for (int j = 0; j < kLanes; ++j)
-            for (int k = 0; k < kLanes; ++k) q[j * kN + c + k] = static_cast<Code>(v[j][k]);
-    }
-}
-
-// The four sums of a pass over some of the values, on every lane.
-struct LaneSums {
-    Lanes err{}, wxq{}, wqq{}, wq{};
-};
-[[gnu::always_inline]] inline LaneSums operator+(const LaneSums& a, const LaneSums& b) {
-    return {a.err + b.err, a.wxq + b.wxq, a.wqq + b.wqq, a.wq + b.wq};
-}
-
-// The eight partial sums of a pass (partial(k): the values p = k mod 8) added in lane_sum's
-// tree.
-template <class Partial>
-[[gnu::always_inline]] inline LaneSums partial_tree(Partial partial) {
-    return ((partial(0) + partial(4)) + (partial(2) + partial(6))) + ((partial(1) + partial(5)) + (partial(3) + partial(7)));
-}
-
-// `pass` for eight blocks: codes clamp(round((x - m) / d), lo, hi) into C, and each lane's
-// sums. A lane whose d is 0 gets codes 0 and the error zero_pass gives (`zero`); a lane
-// whose inverse overflows gets garbage (the caller refits it alone). `pass` sums the p-th
-// value into partial sum p mod 8 and adds the partials as lane_sum does; here each partial
-// is summed on its own, in that order, and the partials added in that tree.
-template <int kN>
-[[gnu::always_inline]] inline void pass8(const Lanes* X, const Lanes* W, float lo, float hi, const Lanes& d, const Lanes& inverse, const Lanes& m,
-                                         const Ints& zero, Lanes* C, LaneSums& out) {
-    const Lanes vlo = Lanes{} + lo, vhi = Lanes{} + hi, none{};
-    auto partial = [&](int k) __attribute__((always_inline)) {
-        LaneSums a;
-#pragma GCC unroll 4
-        for (int p = k; p < kN; p += kLanes) {
-            Lanes t = (X[p] - m) * inverse;
-            t = t < vlo ? vlo : t;
-            t = t > vhi ? vhi : t;
-            Lanes c = (t + 12582912.0f) - 12582912.0f;
-            c = zero ? none : c;
-            C[p] = c;
-            Lanes e = X[p] - (d * c + m);
-            e = zero ? X[p] - m : e;
-            a.err += W[p] * e * e;
-            a.wxq += W[p] * X[p] * c;
-            a.wqq += W[p] * c * c;
-            a.wq += W[p] * c;
-        }
-        return a;
-    };
-    out = partial_tree(partial);
-    // zero_pass's sums are 0 (a code of 0 gives +0 or -0 terms; both end a refit the same way)
-    out.wxq = zero ? none : out.wxq;
-    out.wqq = zero ? none : out.wqq;
-    out.wq = zero ? none : out.wq;
-}
-
-// as_stored_f16(finite_f16(v)) on every lane: the same integer steps as float_to_half_bits
-// and half_bits_to_float.
-[[gnu::always_inline]] inline void stored_f16(const Lanes& v, Lanes& out) {
-    using Bits = uint32_t __attribute__((vector_size(32)));
-    Lanes c = v < -65504.0f ? Lanes{} - 65504.0f : v;
-    c = c > 65504.0f ? Lanes{} + 65504.0f : c;
-    Bits bits;
-    std::memcpy(&bits, &c, sizeof bits);
-    const Bits x = bits & 0x7fffffff, sign = (bits >> 16) & 0x8000;
-    const Bits normal = (x - (uint32_t{127 - 15} << 23) + 0x0fff + ((x >> 13) & 1)) >> 13;
-    Lanes magnitude;
-    std::memcpy(&magnitude, &x, sizeof x);
-    const Lanes plus_half = magnitude + 0.5f;
-    Bits subnormal;
-    std::memcpy(&subnormal, &plus_half, sizeof subnormal);
-    subnormal -= 0x3f000000u;
-    Bits h = x < 0x38800000 ? subnormal : normal;
-    h = x >= 0x477ff000 ? Bits{} + 0x7c00 : h;
-    h = x > 0x7f800000 ? (0x7e00 | ((x >> 13) & 0x3ff)) : h;
-    // and back
-    const Bits m = h & 0x7fff;
-    const Bits wide = (m << 13) + (uint32_t{127 - 15} << 23);
-    const Bits special = m >= 0x7c00 ? Bits{} + (uint32_t{128 - 16} << 23) : Bits{};
-    const Lanes sub = __builtin_convertvector(reinterpret_cast<const Ints&>(m), Lanes) * 0x1p-24f;
-    Bits sub_bits;
-    std::memcpy(&sub_bits, &sub, sizeof sub_bits);
-    Bits result = m < 0x400 ? sub_bits : wide + special;
-    result |= sign << 16;
-    std::memcpy(&out, &result, sizeof out);
-}
-
-// A scale as the fit stores it, on every lane: f16 (as_stored_f16(finite_f16(v))) when kF16.
-template <bool kF16>
-[[gnu::always_inline]] inline void stored8(Lanes& v) {
-    if constexpr (kF16) stored_f16(v, v);
-}
-
-// One chain of a symmetric or codebook fit on every lane not `odd`, as the one-block fits run
-// it: pass(d, active, sums) gives the codes for scale d (into `codes`) and their sums, which
-// are offered to `best`; then the least-squares scale for those codes, until a lane's chain
-// stops (after `rounds` refits, with no codes to refit from, or at a refit to the same
-// scale). The pass marks in `odd` the lanes it cannot take.
-template <int kN, bool kF16, class Pass>
-[[gnu::always_inline]] inline void chain8(Lanes d, int rounds, Best8<kN>& best, Ints& odd, const Lanes* codes, Pass pass) {
-    Ints active = ~odd;
-    for (int round = 0;; ++round) {
-        LaneSums sums;
-        pass(d, active, sums);
-        best.offer(active, sums.err, d, Lanes{}, codes);
-        if (round == rounds) break;
-        Lanes refit = sums.wxq / sums.wqq;
-        stored8<kF16>(refit);
-        active &= ~(sums.wqq <= 0) & ~(refit == d);
-        if (!any(active)) break;
-        d = active ? refit : d;
-    }
-}
-
-// Eight symmetric fits (fit_symmetric_body) of kN values each; the scale stored as f16 when
-// kF16, else a float.
-template <int kN, bool kF16>
-[[gnu::always_inline]] inline void fit_symmetric8_body(const float* x, const float* w, int lo, int hi, Search search, float* scale, int8_t* q) {
-    Lanes X[kN], W[kN], C[kN], xmax;
-    load_blocks<kN>(x, X);
-    load_blocks<kN>(w, W);
-    Ints odd;
-    first_largest8<kN>(X, xmax, odd);
-    Best8<kN> best;
-    const Ints none{};
-    for (int target : {lo, hi}) {
-        for (int step = -search.steps; step <= search.steps; ++step) {
-            const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
-            if (t == 0) continue;
-            Lanes d = xmax / t;
-            stored8<kF16>(d);
-            chain8<kN, kF16>(d, search.rounds, best, odd, C, [&](const Lanes& dv, const Ints& active, LaneSums& sums) __attribute__((always_inline)) {
-                const Lanes inverse = 1.0f / dv;
-                Ints overflow;
-                not_finite(inverse, overflow);
-                odd |= active & ((dv == 0) | overflow);
-                pass8<kN>(X, W, static_cast<float>(lo), static_cast<float>(hi), dv, inverse, Lanes{}, none, C, sums);
-            });
-        }
-    }
-    odd |= ~best.seen;
-    store_codes<kN>(best.codes, q);
-    for (int j = 0; j < kLanes; ++j)
-        scale[j] = odd[j] ? fit_symmetric_body(x + j * kN, w + j * kN, kN, lo, hi, q + j * kN, kF16, search) : best.d[j];
-}
-
-// Eight affine fits (fit_affine_body) of kN values each: d and m stored as f16 when kF16,
-// else floats; m <= 0 when kNonPositive.
-template <int kN, bool kF16, bool kNonPositive>
-[[gnu::always_inline]] inline void fit_affine8_body(const float* x, const float* w, int hi, Search search, float* d_out, float* m_out, uint8_t* q) {
-    Lanes X[kN], W[kN], C[kN];
-    load_blocks<kN>(x, X);
-    load_blocks<kN>(w, W);
-    // extremes, as a scalar loop of std::min and std::max from the first value finds them
-    Lanes lo_v = X[0], hi_v = X[0];
-    for (int p = 1; p < kN; ++p) {
-        lo_v = X[p] < lo_v ? X[p] : lo_v;
-        hi_v = hi_v < X[p] ? X[p] : hi_v;
-    }
-    const Lanes zeros{};
-    if constexpr (kNonPositive) lo_v = zeros < lo_v ? zeros : lo_v;  // std::min(lo_v, 0.0f)
-    // weight_sums: four partial sums, each of every fourth value, added in order to 0
-    Lanes aw[4] = {}, ax[4] = {};
-    for (int p = 0; p < kN; ++p) {
-        aw[p % 4] += W[p];
-        ax[p % 4] += W[p] * X[p];
-    }
-    const Doubles sw = __builtin_convertvector((((zeros + aw[0]) + aw[1]) + aw[2]) + aw[3], Doubles);
-    const Doubles sx = __builtin_convertvector((((zeros + ax[0]) + ax[1]) + ax[2]) + ax[3], Doubles);
-    Ints odd = hi_v == lo_v;
-    Best8<kN> best;
-    const Ints none{};
-    for (int step = -search.steps; step <= search.steps; ++step) {
-        Lanes d = (hi_v - lo_v) / (static_cast<float>(hi) + kSpacing * static_cast<float>(step));
-        Lanes m = lo_v;
-        stored8<kF16>(d);
-        stored8<kF16>(m);
-        Ints active = ~odd;
-        for (int round = 0;; ++round) {
-            const Lanes inverse = 1.0f / d;
-            Ints overflow;
-            not_finite(inverse, overflow);
-            odd |= active & ((d == 0) | overflow);
-            LaneSums sums;
-            pass8<kN>(X, W, 0.0f, static_cast<float>(hi), d, inverse, m, none, C, sums);
-            const Lanes &wxq = sums.wxq, &wqq = sums.wqq, &wq = sums.wq;
-            best.offer(active, sums.err, d, m, C);
-            if (round == search.rounds) break;
-            const Doubles sq = __builtin_convertvector(wq, Doubles), sqq = __builtin_convertvector(wqq, Doubles),
-                          sxq = __builtin_convertvector(wxq, Doubles);
-            const Doubles det = sw * sqq - sq * sq;
-            active &= ~__builtin_convertvector(det <= 0, Ints);
-            Doubles dd = (sw * sxq - sq * sx) / det, mm = (sqq * sx - sq * sxq) / det;
-            if constexpr (kNonPositive) {
-                const auto positive = mm > 0;  // the best offset would be positive: pin it at 0
-                mm = positive ? Doubles{} : mm;
-                dd = positive ? sxq / sqq : dd;
-            }
-            Lanes d2 = __builtin_convertvector(dd, Lanes), m2 = __builtin_convertvector(mm, Lanes);
-            stored8<kF16>(d2);
-            stored8<kF16>(m2);
-            active &= ~((d2 == d) & (m2 == m));
-            if (!any(active)) break;
-            d = active ? d2 : d;
-            m = active ? m2 : m;
-        }
-    }
-    odd |= ~best.seen;
-    store_codes<kN>(best.codes, q);
-    for (int j = 0; j < kLanes; ++j) {
-        d_out[j] = best.d[j];
-        m_out[j] = best.m[j];
-        if (odd[j]) fit_affine_body(x + j * kN, w + j * kN, kN, hi, q + j * kN, d_out[j], m_out[j], kF16, kNonPositive, search);
-    }
-}
-
-// Eight blocks' best of `trials` candidates: for each lane, the first candidate of least
-// error (as a loop over them keeping the first strictly lower error finds it; -1 when no
-// error is a number), and its codes. run(t, codes, sums, odd) runs candidate t on every lane,
-// marking in `odd` the lanes it cannot take; one(j, t, codes) runs it on lane j alone and
-// returns its error (for those lanes).
-template <int kN, class Code, class Run, class One>
-[[gnu::always_inline]] inline void best_of8(int trials, Run run, One one, Code* q, int* pick) {
-    Lanes C[kN];
-    Best8<kN> best;
-    Ints odd{};
-    const Ints every = Ints{} - 1;
-    for (int t = 0; t < trials; ++t) {
-        LaneSums sums;
-        run(t, C, sums, odd);
-        best.offer(every, sums.err, Lanes{}, Lanes{} + static_cast<float>(t), C);  // m: the candidate's number
-    }
-    store_codes<kN>(best.codes, q);
-    for (int j = 0; j < kLanes; ++j) {
-        pick[j] = best.seen[j] ? static_cast<int>(best.m[j]) : -1;
-        if (!odd[j]) continue;
-        Code trial[kN];
-        float least = std::numeric_limits<float>::infinity();
-        pick[j] = -1;
-        for (int t = 0; t < trials; ++t) {
-            const float err = one(j, t, trial);
-            if (err < least) {
-                least = err;
-                pick[j] = t;
-                std::copy(trial, trial + kN, q + j * kN);
-            }
-        }
-    }
-}
-
-// best_of8 over (scale, offset) pairs: symmetric_codes (Code int8_t) or affine_codes.
-template <int kN, class Code>
-[[gnu::always_inline]] inline void best_codes8_body(const float* x, const float* w, int lo, int hi, int trials, const float* d_in, const float* m_in,
-                                                    Code* q, int* pick) {
-    Lanes X[kN], W[kN];
-    load_blocks<kN>(x, X);
-    load_blocks<kN>(w, W);
-    auto run = [&](int t, Lanes* C, LaneSums& sums, Ints& odd) __attribute__((always_inline)) {
-        Lanes d, m;
-        std::memcpy(&d, d_in + t * kLanes, sizeof d);
-        std::memcpy(&m, m_in + t * kLanes, sizeof m);
-        const Ints zero = d == 0;
-        const Lanes inverse = zero ? Lanes{} : 1.0f / d;
-        Ints overflow;
-        not_finite(inverse, overflow);
-        odd |= overflow & ~zero;
-        pass8<kN>(X, W, static_cast<float>(lo), static_cast<float>(hi), d, inverse, m, zero, C, sums);
-    };
-    auto one = [&](int j, int t, Code* trial) {
-        const float d = d_in[t * kLanes + j], m = m_in[t * kLanes + j];
-        if constexpr (std::is_same_v<Code, int8_t>) return symmetric_codes_body(x + j * kN, w + j * kN, kN, lo, hi, d, trial);
-        else return affine_codes_body(x + j * kN, w + j * kN, kN, hi, d, m, trial);
-    };
-    best_of8<kN>(trials, run, one, q, pick);
-}
+namespace lanes8 {
+using Lanes8 = Lanes;
+#include "fit_lanes.inc"  // Doubles, Best8, pass8, fit_symmetric8_body, ...
+}  // namespace lanes8
+using namespace lanes8;
 #pragma GCC diagnostic pop
 
 }  // namespace
@@ -951,6 +606,111 @@ QUANT_AVX2_CLONE void best_affine_codes8(const float* x, const float* w, int n, 
     if (n == 16) return best_codes8_body<16>(x, w, 0, hi, trials, d, m, q, pick);
     if (n == 32) return best_codes8_body<32>(x, w, 0, hi, trials, d, m, q, pick);
     throw std::logic_error("best_affine_codes8: blocks of 16 or 32 only");
+}
+
+// ---- Sixteen blocks at a time (AVX-512) --------------------------------------------------
+//
+// The same fits with sixteen blocks side by side, one AVX-512 register a vector, where the
+// CPU has it (wide_paths()); each lane's arithmetic is the one-block fit's, so the bits are
+// those of the eight-lane fits. Elsewhere the 16-block calls run as two 8-block ones.
+
+#ifdef QUANT_WIDE
+namespace {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+namespace lanes16 {
+using Lanes8 = lanes8::Lanes8;
+using Lanes = float __attribute__((vector_size(64)));
+using Ints = int32_t __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+#include "fit_lanes.inc"
+
+void fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale) {
+    if (f16_scale) {
+        if (n == 8) return fit_symmetric8_body<8, true>(x, w, lo, hi, search, scale, q);
+        if (n == 16) return fit_symmetric8_body<16, true>(x, w, lo, hi, search, scale, q);
+        if (n == 32) return fit_symmetric8_body<32, true>(x, w, lo, hi, search, scale, q);
+    } else {
+        if (n == 16) return fit_symmetric8_body<16, false>(x, w, lo, hi, search, scale, q);
+        if (n == 32) return fit_symmetric8_body<32, false>(x, w, lo, hi, search, scale, q);
+    }
+    for (int j = 0; j < kLanes; ++j) scale[j] = fit_symmetric_body(x + j * n, w + j * n, n, lo, hi, q + j * n, f16_scale, search);
+}
+
+void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search, float* d,
+                float* m) {
+    if (!f16_params && non_positive_offset) {
+        if (n == 16) return fit_affine8_body<16, false, true>(x, w, hi, search, d, m, q);
+        if (n == 32) return fit_affine8_body<32, false, true>(x, w, hi, search, d, m, q);
+    }
+    if (f16_params && !non_positive_offset && n == 32) return fit_affine8_body<32, true, false>(x, w, hi, search, d, m, q);
+    for (int j = 0; j < kLanes; ++j) fit_affine_body(x + j * n, w + j * n, n, hi, q + j * n, d[j], m[j], f16_params, non_positive_offset, search);
+}
+
+void best_codes(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, const float* m, int8_t* qs, uint8_t* qa,
+                int* pick) {
+    if (qs && n == 16) return best_codes8_body<16>(x, w, lo, hi, trials, d, m, qs, pick);
+    if (qs && n == 32) return best_codes8_body<32>(x, w, lo, hi, trials, d, m, qs, pick);
+    if (qa && n == 16) return best_codes8_body<16>(x, w, 0, hi, trials, d, m, qa, pick);
+    if (qa && n == 32) return best_codes8_body<32>(x, w, 0, hi, trials, d, m, qa, pick);
+    throw std::logic_error("best codes for 16 blocks: blocks of 16 or 32 only");
+}
+}  // namespace lanes16
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+}  // namespace
+#endif
+
+void fit_symmetric16(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale) {
+#ifdef QUANT_WIDE
+    if (wide_paths()) return lanes16::fit_symmetric(x, w, n, lo, hi, q, f16_scale, search, scale);
+#endif
+    for (int h = 0; h < 2; ++h) fit_symmetric8(x + 8 * h * n, w + 8 * h * n, n, lo, hi, q + 8 * h * n, f16_scale, search, scale + 8 * h);
+}
+
+void fit_affine16(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search, float* d,
+                  float* m) {
+#ifdef QUANT_WIDE
+    if (wide_paths()) return lanes16::fit_affine(x, w, n, hi, q, f16_params, non_positive_offset, search, d, m);
+#endif
+    for (int h = 0; h < 2; ++h)
+        fit_affine8(x + 8 * h * n, w + 8 * h * n, n, hi, q + 8 * h * n, f16_params, non_positive_offset, search, d + 8 * h, m + 8 * h);
+}
+
+namespace {
+// A 16-block call's candidates (d[t * 16 + j]) as an 8-block call's for blocks 8h..8h+7.
+void half_of(const float* in, int trials, int h, float* out) {
+    for (int t = 0; t < trials; ++t)
+        for (int j = 0; j < 8; ++j) out[t * 8 + j] = in[t * 16 + 8 * h + j];
+}
+}  // namespace
+
+void best_symmetric_codes16(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q, int* pick) {
+    if (trials > 8) throw std::logic_error("best_symmetric_codes16: more than 8 trials");
+#ifdef QUANT_WIDE
+    const float offsets[8 * 16] = {};
+    if (wide_paths()) return lanes16::best_codes(x, w, n, lo, hi, trials, d, offsets, q, nullptr, pick);
+#endif
+    for (int h = 0; h < 2; ++h) {
+        float dh[8 * 8];
+        half_of(d, trials, h, dh);
+        best_symmetric_codes8(x + 8 * h * n, w + 8 * h * n, n, lo, hi, trials, dh, q + 8 * h * n, pick + 8 * h);
+    }
+}
+
+void best_affine_codes16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q, int* pick) {
+    if (trials > 8) throw std::logic_error("best_affine_codes16: more than 8 trials");
+#ifdef QUANT_WIDE
+    if (wide_paths()) return lanes16::best_codes(x, w, n, 0, hi, trials, d, m, nullptr, q, pick);
+#endif
+    for (int h = 0; h < 2; ++h) {
+        float dh[8 * 8], mh[8 * 8];
+        half_of(d, trials, h, dh);
+        half_of(m, trials, h, mh);
+        best_affine_codes8(x + 8 * h * n, w + 8 * h * n, n, hi, trials, dh, mh, q + 8 * h * n, pick + 8 * h);
+    }
 }
 
 namespace {
@@ -1177,3 +937,8 @@ const float* block_weights(const float* x, const float* importance, int n, float
 }
 
 }  // namespace quant::detail
+
+bool quant::testing::use_avx512(bool on) {
+    detail::g_wide_paths = on && detail::kCpuAvx512;
+    return detail::g_wide_paths;
+}

@@ -6,17 +6,23 @@
 
 #include "bytes.h"
 
-// A function compiled twice, for AVX2 and for any x86-64, the one to run chosen when the
-// library loads (GCC's function multiversioning). Code under it must compute the same bits
+// A function compiled three times, for AVX-512, AVX2 and any x86-64, the one to run chosen
+// when the library loads (GCC's function multiversioning). Code under it must compute the same bits
 // in both: fixed lane counts and summation orders, no fused multiply-adds (-ffp-contract=off).
 // quant_portable (QUANT_NO_CLONES) leaves the clones out so a test can compare the bytes.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
-#define QUANT_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#define QUANT_AVX2_CLONE __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define QUANT_AVX2_CLONE
 #endif
 
 namespace quant::detail {
+
+// Whether the AVX-512 paths run: where the CPU has AVX-512 (F, BW, DQ, VL) and the library its
+// clones, unless a test turned them off (quant::testing::use_avx512) to compare the bytes of
+// the other paths. Set before main; read on every hot call, so a plain bool.
+extern bool g_wide_paths;
+inline bool wide_paths() { return g_wide_paths; }
 
 // The float an f16 field will hold for v (what dequantization will multiply by).
 inline float as_stored_f16(float v) { return half_bits_to_float(float_to_half_bits(v)); }
@@ -55,6 +61,13 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
 void fit_symmetric8(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale);
 void fit_affine8(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search, float* d,
                  float* m);
+// The same for sixteen blocks (scale, d, m, pick: 16 per trial): on AVX-512 one block a lane
+// of one register (wide_paths()), elsewhere two eight-block calls; the same bits either way.
+void fit_symmetric16(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale);
+void fit_affine16(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search,
+                  float* d, float* m);
+void best_symmetric_codes16(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q, int* pick);
+void best_affine_codes16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q, int* pick);
 // For eight blocks of n = 16 or 32 values and `trials` candidate scales (and offsets) each
 // (d[t * 8 + j]: block j's t-th), the first candidate of least error per block (what a loop
 // over the candidates keeping the first strictly lower error picks; -1 where no error is a

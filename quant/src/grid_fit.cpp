@@ -164,7 +164,6 @@ __attribute__((target("avx512f"))) int first_minimum_avx512(const float* A2, con
     return scan_rest(A2, B, e, hi, dl, best_v, best_e);  // past the last whole 32: later than any lane's
 }
 #pragma GCC diagnostic pop
-const bool kHasAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));  // init: this runs in a static initializer
 #endif
 
 // The first e in [lo, hi) with the least v_e = dl (dl B[e] - A2[e]), A2 = 2 A (NaNs never chosen;
@@ -176,7 +175,7 @@ const bool kHasAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f")
 QUANT_AVX2_CLONE
 int first_minimum(const float* A2, const float* B, int lo, int hi, float dl, float& best_v) {
 #ifdef GRID_AVX512
-    if (kHasAvx512) return first_minimum_avx512(A2, B, lo, hi, dl, best_v);
+    if (wide_paths()) return first_minimum_avx512(A2, B, lo, hi, dl, best_v);
 #endif
     constexpr float inf = std::numeric_limits<float>::infinity();
     F8 v0 = F8{} + inf, v1 = v0;

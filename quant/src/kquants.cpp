@@ -42,8 +42,10 @@ void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
         const float* xb = x + b * kSuper;
         const float* wb = w + b * kSuper;
         f[b] = AffineFit{};
-        for (int j = 0; j < kSubs; j += 8) fit_affine8(xb + j * kSub, wb + j * kSub, kSub, kQmax, f[b].q + j * kSub, false, true, Search{kSteps, 2}, scale[b] + j,
-                        minimum[b] + j);
+        if constexpr (kSubs == 16) fit_affine16(xb, wb, kSub, kQmax, f[b].q, false, true, Search{kSteps, 2}, scale[b], minimum[b]);
+        else
+            for (int j = 0; j < kSubs; j += 8)
+                fit_affine8(xb + j * kSub, wb + j * kSub, kSub, kQmax, f[b].q + j * kSub, false, true, Search{kSteps, 2}, scale[b] + j, minimum[b] + j);
         for (int j = 0; j < kSubs; ++j) {
             const float* wj = wb + j * kSub;
             scale[b][j] = std::max(scale[b][j], 0.0f);
@@ -70,21 +72,23 @@ void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
     // a time: the corners never paid off), eight sub-blocks at a time; the first least error
     // wins, in the order (-1, 0), (0, -1), (0, 0), (0, 1), (1, 0).
     constexpr int kTrials[5][2] = {{-1, 0}, {0, -1}, {0, 0}, {0, 1}, {1, 0}};
-    uint8_t trial[8 * kSub];
+    constexpr int kGroup = kSubs == 16 ? 16 : 8;
+    uint8_t trial[kGroup * kSub];
     for (int b = 0; b < g; ++b) {
         f[b].d = d[b];
         f[b].dmin = dmin[b];
-        for (int j0 = 0; j0 < kSubs; j0 += 8) {
-            int s[5][8], m[5][8], pick[8];
-            float dl[5][8], ml[5][8];
+        for (int j0 = 0; j0 < kSubs; j0 += kGroup) {
+            int s[5][kGroup], m[5][kGroup], pick[kGroup];
+            float dl[5][kGroup], ml[5][kGroup];
             for (int t = 0; t < 5; ++t)
-                for (int k = 0; k < 8; ++k) {
+                for (int k = 0; k < kGroup; ++k) {
                     s[t][k] = std::clamp(sc[b][j0 + k] + kTrials[t][0], 0, kScaleMax), m[t][k] = std::clamp(mn[b][j0 + k] + kTrials[t][1], 0, kScaleMax);
                     dl[t][k] = d[b] * static_cast<float>(s[t][k]);
                     ml[t][k] = -(dmin[b] * static_cast<float>(m[t][k]));
                 }
-            best_affine_codes8(x + b * kSuper + j0 * kSub, w + b * kSuper + j0 * kSub, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
-            for (int k = 0; k < 8; ++k) {
+            if constexpr (kGroup == 16) best_affine_codes16(x + b * kSuper, w + b * kSuper, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
+            else best_affine_codes8(x + b * kSuper + j0 * kSub, w + b * kSuper + j0 * kSub, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
+            for (int k = 0; k < kGroup; ++k) {
                 if (pick[k] < 0) continue;
                 f[b].sc[j0 + k] = static_cast<uint8_t>(s[pick[k]][k]);
                 f[b].mn[j0 + k] = static_cast<uint8_t>(m[pick[k]][k]);
@@ -109,7 +113,9 @@ void fit_symmetric_k(const float* x, const float* w, int g, SymmetricFit* f) {
         const float* xb = x + b * kSuper;
         const float* wb = w + b * kSuper;
         f[b] = SymmetricFit{};
-        for (int j = 0; j < kSubs; j += 8) fit_symmetric8(xb + j * kSub, wb + j * kSub, kSub, kLo, kHi, f[b].q + j * kSub, false, Search{kSteps, 2}, scale[b] + j);
+        if constexpr (kSubs == 16) fit_symmetric16(xb, wb, kSub, kLo, kHi, f[b].q, false, Search{kSteps, 2}, scale[b]);
+        else
+            for (int j = 0; j < kSubs; j += 8) fit_symmetric8(xb + j * kSub, wb + j * kSub, kSub, kLo, kHi, f[b].q + j * kSub, false, Search{kSteps, 2}, scale[b] + j);
         for (int j = 0; j < kSubs; ++j) {
             scale_weight[b][j] = 0;
             for (int i = 0; i < kSub; ++i) scale_weight[b][j] += wb[j * kSub + i] * static_cast<float>(f[b].q[j * kSub + i] * f[b].q[j * kSub + i]);
@@ -122,21 +128,23 @@ void fit_symmetric_k(const float* x, const float* w, int g, SymmetricFit* f) {
     int8_t sc[8][kSubs];
     float d[8];
     fit_symmetric8(scale[0], scale_weight[0], kSubs, kScaleLo, kScaleHi, sc[0], true, Search{}, d);
-    // Each sub-block's scale code nudged by one either way, eight sub-blocks at a time; the
-    // first least error wins.
-    int8_t trial[8 * kSub];
+    // Each sub-block's scale code nudged by one either way, eight or sixteen sub-blocks at a
+    // time; the first least error wins.
+    constexpr int kGroup = kSubs == 16 ? 16 : 8;
+    int8_t trial[kGroup * kSub];
     for (int b = 0; b < g; ++b) {
         f[b].d = d[b];
-        for (int j0 = 0; j0 < kSubs; j0 += 8) {
-            int s[3][8], pick[8];
-            float dl[3][8];
+        for (int j0 = 0; j0 < kSubs; j0 += kGroup) {
+            int s[3][kGroup], pick[kGroup];
+            float dl[3][kGroup];
             for (int t = 0; t < 3; ++t)
-                for (int k = 0; k < 8; ++k) {
+                for (int k = 0; k < kGroup; ++k) {
                     s[t][k] = std::clamp(sc[b][j0 + k] + t - 1, kScaleLo, kScaleHi);
                     dl[t][k] = d[b] * static_cast<float>(s[t][k]);
                 }
-            best_symmetric_codes8(x + b * kSuper + j0 * kSub, w + b * kSuper + j0 * kSub, kSub, kLo, kHi, 3, dl[0], trial, pick);
-            for (int k = 0; k < 8; ++k) {
+            if constexpr (kGroup == 16) best_symmetric_codes16(x + b * kSuper, w + b * kSuper, kSub, kLo, kHi, 3, dl[0], trial, pick);
+            else best_symmetric_codes8(x + b * kSuper + j0 * kSub, w + b * kSuper + j0 * kSub, kSub, kLo, kHi, 3, dl[0], trial, pick);
+            for (int k = 0; k < kGroup; ++k) {
                 if (pick[k] < 0) continue;
                 f[b].sc[j0 + k] = static_cast<int8_t>(s[pick[k]][k]);
                 std::copy(trial + k * kSub, trial + (k + 1) * kSub, f[b].q + (j0 + k) * kSub);

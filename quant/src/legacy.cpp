@@ -2,6 +2,7 @@
 // minimum), 4, 5 or 8 bits per value.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "bytes.h"
@@ -163,6 +164,105 @@ void fast(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     (imp ? kDefault : kFast)(x, dst, n, imp);
 }
 
+// The symmetric kinds' fast effort without weights (quantize_symmetric<.., kFastSearch,
+// false>) one block at a time on AVX-512, where the CPU has it: the same bytes. Per block the
+// two scales that send its first largest value to kLo and to kHi, as f16 stores them; for each
+// the nearest codes and the plain squared error, summed as pass8 sums it (the p-th value into
+// partial p mod 8, those added in lane_sum's tree), so that the same scale wins (kLo's on a
+// tie). A block the lanes would leave to the one-block fit (largest magnitude 0 or not
+// finite, a scale of 0 or with no finite inverse, no finite error) goes to it here too.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
+#define LEGACY_AVX512 1
+#include <immintrin.h>
+#pragma GCC diagnostic push  // GCC 12's _mm512_reduce_* read an uninitialized half-vector
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define LEGACY_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+// The plain squared error of codes c (two vectors of 16) for scale d, in pass8's order.
+LEGACY_TARGET inline float pass_error(__m512 a, __m512 b, __m512 ca, __m512 cb, __m512 d) {
+    const __m512 ea = _mm512_sub_ps(a, _mm512_mul_ps(d, ca)), eb = _mm512_sub_ps(b, _mm512_mul_ps(d, cb));
+    const __m512 sa = _mm512_mul_ps(ea, ea), sb = _mm512_mul_ps(eb, eb);
+    // partial k (k < 8): values k, k + 8, k + 16, k + 24, added in that order
+    __m256 s = _mm256_add_ps(_mm512_castps512_ps256(sa), _mm512_extractf32x8_ps(sa, 1));
+    s = _mm256_add_ps(s, _mm512_castps512_ps256(sb));
+    s = _mm256_add_ps(s, _mm512_extractf32x8_ps(sb, 1));
+    // ((P0 + P4) + (P2 + P6)) + ((P1 + P5) + (P3 + P7))
+    const __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    const __m128 u = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehdup_ps(u)));
+}
+
+// The codes clamp(round(x / d), lo, hi) (halves to even), as floats.
+LEGACY_TARGET inline __m512 nearest_codes(__m512 v, __m512 inverse, __m512 lo, __m512 hi) {
+    const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inverse), lo), hi);
+    return _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+template <int kLo, int kHi, class Block>
+LEGACY_TARGET void quantize_symmetric_fast_avx512(const float* x, uint8_t* dst, int64_t n) {
+    static constexpr float kOnes[32] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const __m512 lo = _mm512_set1_ps(static_cast<float>(kLo)), hi = _mm512_set1_ps(static_cast<float>(kHi));
+    const __m512i offset = _mm512_set1_epi32(-kLo);
+    Block* b = blocks<Block>(dst);
+    for (int64_t i = 0; i < n; i += 32, ++b) {
+        const float* xb = x + i;
+        const __m512 a = _mm512_loadu_ps(xb), c = _mm512_loadu_ps(xb + 16);
+        const __m512 aa = _mm512_abs_ps(a), ac = _mm512_abs_ps(c);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(aa, ac));
+        float d[2], err[2] = {0, 0};
+        __m512 codes[2][2];
+        bool odd = !(amax > 0 && amax <= std::numeric_limits<float>::max());
+        if (!odd) {
+            const __m512 m = _mm512_set1_ps(amax);
+            const uint32_t at = static_cast<uint32_t>(_mm512_cmp_ps_mask(aa, m, _CMP_EQ_OQ)) |
+                                static_cast<uint32_t>(_mm512_cmp_ps_mask(ac, m, _CMP_EQ_OQ)) << 16;
+            const float xmax = xb[__builtin_ctz(at)];
+            for (int k = 0; k < 2; ++k) {
+                d[k] = as_stored_f16(std::clamp(xmax / static_cast<float>(k == 0 ? kLo : kHi), -65504.0f, 65504.0f));
+                const float inverse = 1.0f / d[k];
+                odd |= d[k] == 0 || !(std::fabs(inverse) <= std::numeric_limits<float>::max());
+                if (odd) break;
+                const __m512 vi = _mm512_set1_ps(inverse), vd = _mm512_set1_ps(d[k]);
+                codes[k][0] = nearest_codes(a, vi, lo, hi);
+                codes[k][1] = nearest_codes(c, vi, lo, hi);
+                err[k] = pass_error(a, c, codes[k][0], codes[k][1], vd);
+            }
+        }
+        constexpr float inf = std::numeric_limits<float>::infinity();
+        const int pick = err[1] < err[0] ? 1 : 0;  // kHi's only where strictly lower
+        if (odd || !(err[pick] < inf)) {
+            int8_t q[32];
+            pack_symmetric<kLo>(fit_symmetric(xb, kOnes, 32, kLo, kHi, q, true, kFastSearch), q, *b);
+            continue;
+        }
+        store_half(b->d, d[pick]);
+        const __m512i qa = _mm512_add_epi32(_mm512_cvtps_epi32(codes[pick][0]), offset);
+        const __m512i qc = _mm512_add_epi32(_mm512_cvtps_epi32(codes[pick][1]), offset);
+        // nibbles: value j low, value j + 16 high
+        const __m512i low = _mm512_and_si512(qa, _mm512_set1_epi32(0x0f)), high = _mm512_and_si512(qc, _mm512_set1_epi32(0x0f));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(b->qs), _mm512_cvtepi32_epi8(_mm512_or_si512(low, _mm512_slli_epi32(high, 4))));
+        if constexpr (requires { b->qh; }) {
+            const uint32_t bits = static_cast<uint32_t>(_mm512_test_epi32_mask(qa, _mm512_set1_epi32(0x10))) |
+                                  static_cast<uint32_t>(_mm512_test_epi32_mask(qc, _mm512_set1_epi32(0x10))) << 16;
+            for (int k = 0; k < 4; ++k) b->qh[k] = static_cast<uint8_t>(bits >> (8 * k));
+        }
+    }
+}
+#pragma GCC diagnostic pop
+#undef LEGACY_TARGET
+#endif
+
+// The fast effort of the symmetric kinds without weights: the AVX-512 blocks where the CPU
+// has them (and tests have not turned them off), else eight blocks at a time.
+template <int kLo, int kHi, class Block>
+void quantize_symmetric_fast(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+#ifdef LEGACY_AVX512
+    if (wide_paths()) return quantize_symmetric_fast_avx512<kLo, kHi, Block>(x, dst, n);
+#endif
+    quantize_symmetric<kLo, kHi, Block, kFastSearch, false>(x, dst, n, imp);
+}
+
 }  // namespace
 
 void register_legacy(TraitsTable& t) {
@@ -171,8 +271,8 @@ void register_legacy(TraitsTable& t) {
     add_block_type<BlockQ4_1>(t, quantize_q4_1<>, {{K::F16, offsetof(BlockQ4_1, d), "d"}, {K::F16, offsetof(BlockQ4_1, m), "m"}});
     add_block_type<BlockQ5_0>(t, quantize_q5_0<>, {{K::F16, offsetof(BlockQ5_0, d), "d"}});
     add_block_type<BlockQ5_1>(t, quantize_q5_1<>, {{K::F16, offsetof(BlockQ5_1, d), "d"}, {K::F16, offsetof(BlockQ5_1, m), "m"}});
-    set_efforts(t, TypeId::Q4_0, fast<quantize_symmetric<-8, 7, BlockQ4_0, kFastSearch, false>, quantize_q4_0<>>, quantize_q4_0<kBestLegacy>);
-    set_efforts(t, TypeId::Q5_0, fast<quantize_symmetric<-16, 15, BlockQ5_0, kFastSearch, false>, quantize_q5_0<>>, quantize_q5_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q4_0, fast<quantize_symmetric_fast<-8, 7, BlockQ4_0>, quantize_q4_0<>>, quantize_q4_0<kBestLegacy>);
+    set_efforts(t, TypeId::Q5_0, fast<quantize_symmetric_fast<-16, 15, BlockQ5_0>, quantize_q5_0<>>, quantize_q5_0<kBestLegacy>);
     set_efforts(t, TypeId::Q4_1, fast<plain<BlockQ4_1, fill_affine<15, BlockQ4_1, kFastSearch>>, quantize_q4_1<>>, quantize_q4_1<Search{3, 4}>);
     set_efforts(t, TypeId::Q5_1, fast<plain<BlockQ5_1, fill_affine<31, BlockQ5_1, kFastSearch>>, quantize_q5_1<>>, quantize_q5_1<Search{3, 4}>);
     add_block_type<BlockQ8_0>(t, quantize_q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
