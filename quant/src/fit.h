@@ -123,13 +123,14 @@ void quantize_blocks(const float* x, uint8_t* dst, int64_t n, const float* impor
 // row of n values, xs the group's values and w their weights (block_weights with the row's
 // mean square, or 1 where `weighted` is false), g the blocks in it (8, or fewer at the row's
 // end, whose idle lanes hold copies of the group's first block).
-template <class Fit>
+// for_each_group16: the same with groups of sixteen blocks (for the sixteen-block fits).
+template <int kGroup = 8, class Fit>
 void for_each_group8(const float* x, int64_t n, const float* importance, bool weighted, Fit fit) {
     const float sigma2 = weighted ? mean_square(x, n) : 0.0f;
-    float xs[8 * 32], w[8 * 32];
-    for (int64_t i = 0; i < n; i += 8 * 32) {
-        const int g = static_cast<int>(n - i >= 8 * 32 ? 8 : (n - i) / 32);
-        for (int k = 0; k < 8; ++k) {
+    float xs[kGroup * 32], w[kGroup * 32];
+    for (int64_t i = 0; i < n; i += kGroup * 32) {
+        const int g = static_cast<int>(n - i >= kGroup * 32 ? kGroup : (n - i) / 32);
+        for (int k = 0; k < kGroup; ++k) {
             const int64_t at = i + 32 * (k < g ? k : 0);
             for (int j = 0; j < 32; ++j) xs[32 * k + j] = x[at + j];
             if (weighted) block_weights(x + at, importance ? importance + at : nullptr, 32, sigma2, w + 32 * k);
@@ -138,6 +139,10 @@ void for_each_group8(const float* x, int64_t n, const float* importance, bool we
         }
         fit(static_cast<const float*>(xs), static_cast<const float*>(w), g);
     }
+}
+template <class Fit>
+void for_each_group16(const float* x, int64_t n, const float* importance, bool weighted, Fit fit) {
+    for_each_group8<16>(x, n, importance, weighted, fit);
 }
 
 }  // namespace quant::detail

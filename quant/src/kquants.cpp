@@ -38,14 +38,21 @@ template <int kSub, int kQmax, int kScaleMax, int kSteps>
 void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
     constexpr int kSubs = kSuper / kSub;
     float scale[8][kSubs], minimum[8][kSubs], scale_weight[8][kSubs], min_weight[8][kSubs];
+    for (int b = 0; b < g; ++b) f[b] = AffineFit{};
+    // The g x kSubs sub-blocks lie one after another in x and w (and in scale[0], minimum[0]):
+    // sixteen at a time, eight for a rest.
+    uint8_t codes[16 * kSub];
+    for (int s0 = 0; s0 < g * kSubs;) {
+        const int n = g * kSubs - s0 >= 16 ? 16 : 8;
+        const float* xs = x + s0 * kSub;
+        const float* ws = w + s0 * kSub;
+        if (n == 16) fit_affine16(xs, ws, kSub, kQmax, codes, false, true, Search{kSteps, 2}, scale[0] + s0, minimum[0] + s0);
+        else fit_affine8(xs, ws, kSub, kQmax, codes, false, true, Search{kSteps, 2}, scale[0] + s0, minimum[0] + s0);
+        for (int k = 0; k < n; ++k) std::copy(codes + k * kSub, codes + (k + 1) * kSub, f[(s0 + k) / kSubs].q + (s0 + k) % kSubs * kSub);
+        s0 += n;
+    }
     for (int b = 0; b < g; ++b) {
-        const float* xb = x + b * kSuper;
         const float* wb = w + b * kSuper;
-        f[b] = AffineFit{};
-        if constexpr (kSubs == 16) fit_affine16(xb, wb, kSub, kQmax, f[b].q, false, true, Search{kSteps, 2}, scale[b], minimum[b]);
-        else
-            for (int j = 0; j < kSubs; j += 8)
-                fit_affine8(xb + j * kSub, wb + j * kSub, kSub, kQmax, f[b].q + j * kSub, false, true, Search{kSteps, 2}, scale[b] + j, minimum[b] + j);
         for (int j = 0; j < kSubs; ++j) {
             const float* wj = wb + j * kSub;
             scale[b][j] = std::max(scale[b][j], 0.0f);
@@ -72,29 +79,42 @@ void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
     // a time: the corners never paid off), eight sub-blocks at a time; the first least error
     // wins, in the order (-1, 0), (0, -1), (0, 0), (0, 1), (1, 0).
     constexpr int kTrials[5][2] = {{-1, 0}, {0, -1}, {0, 0}, {0, 1}, {1, 0}};
-    constexpr int kGroup = kSubs == 16 ? 16 : 8;
-    uint8_t trial[kGroup * kSub];
+    // (The sub-blocks sixteen at a time across super-blocks, as above.)
     for (int b = 0; b < g; ++b) {
         f[b].d = d[b];
         f[b].dmin = dmin[b];
-        for (int j0 = 0; j0 < kSubs; j0 += kGroup) {
-            int s[5][kGroup], m[5][kGroup], pick[kGroup];
-            float dl[5][kGroup], ml[5][kGroup];
-            for (int t = 0; t < 5; ++t)
-                for (int k = 0; k < kGroup; ++k) {
-                    s[t][k] = std::clamp(sc[b][j0 + k] + kTrials[t][0], 0, kScaleMax), m[t][k] = std::clamp(mn[b][j0 + k] + kTrials[t][1], 0, kScaleMax);
-                    dl[t][k] = d[b] * static_cast<float>(s[t][k]);
-                    ml[t][k] = -(dmin[b] * static_cast<float>(m[t][k]));
-                }
-            if constexpr (kGroup == 16) best_affine_codes16(x + b * kSuper, w + b * kSuper, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
-            else best_affine_codes8(x + b * kSuper + j0 * kSub, w + b * kSuper + j0 * kSub, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
-            for (int k = 0; k < kGroup; ++k) {
-                if (pick[k] < 0) continue;
-                f[b].sc[j0 + k] = static_cast<uint8_t>(s[pick[k]][k]);
-                f[b].mn[j0 + k] = static_cast<uint8_t>(m[pick[k]][k]);
-                std::copy(trial + k * kSub, trial + (k + 1) * kSub, f[b].q + (j0 + k) * kSub);
+    }
+    uint8_t trial[16 * kSub];
+    for (int s0 = 0; s0 < g * kSubs;) {
+        const int n = g * kSubs - s0 >= 16 ? 16 : 8;
+        int s[5][16], m[5][16], pick[16];
+        float dl[5][16], ml[5][16];
+        for (int t = 0; t < 5; ++t)
+            for (int k = 0; k < n; ++k) {
+                const int b = (s0 + k) / kSubs, j = (s0 + k) % kSubs;
+                s[t][k] = std::clamp(sc[b][j] + kTrials[t][0], 0, kScaleMax), m[t][k] = std::clamp(mn[b][j] + kTrials[t][1], 0, kScaleMax);
+                dl[t][k] = d[b] * static_cast<float>(s[t][k]);
+                ml[t][k] = -(dmin[b] * static_cast<float>(m[t][k]));
             }
+        if (n == 16) best_affine_codes16(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
+        else {
+            float dl8[5][8], ml8[5][8];  // eight candidates a trial
+            for (int t = 0; t < 5; ++t)
+                for (int k = 0; k < 8; ++k) {
+                    dl8[t][k] = dl[t][k];
+                    ml8[t][k] = ml[t][k];
+                }
+            best_affine_codes8(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 5, dl8[0], ml8[0], trial, pick);
         }
+        for (int k = 0; k < n; ++k) {
+            if (pick[k] < 0) continue;
+            AffineFit& fb = f[(s0 + k) / kSubs];
+            const int j = (s0 + k) % kSubs;
+            fb.sc[j] = static_cast<uint8_t>(s[pick[k]][k]);
+            fb.mn[j] = static_cast<uint8_t>(m[pick[k]][k]);
+            std::copy(trial + k * kSub, trial + (k + 1) * kSub, fb.q + j * kSub);
+        }
+        s0 += n;
     }
 }
 

@@ -47,17 +47,17 @@ void pack_symmetric(float d, const int8_t* q, Block& b) {
     }
 }
 
-// The symmetric kinds fit eight blocks at a time (fit_symmetric8: the bits of one block at a
-// time), weighted as quantize_blocks weights them, or by 1 (`kWeighted` false: the fast
-// effort without an importance matrix). A row's last blocks short of eight fill the idle
+// The symmetric kinds fit sixteen blocks at a time (fit_symmetric16: the bits of one block at
+// a time), weighted as quantize_blocks weights them, or by 1 (`kWeighted` false: the fast
+// effort without an importance matrix). A row's last blocks short of sixteen fill the idle
 // lanes with copies of its first block of the group.
 template <int kLo, int kHi, class Block, Search kSearch, bool kWeighted = true>
 void quantize_symmetric(const float* x, uint8_t* dst, int64_t n, const float* importance) {
     Block* b = blocks<Block>(dst);
-    for_each_group8(x, n, importance, kWeighted, [&](const float* xs, const float* w, int g) {
-        float d[8];
-        int8_t q[8 * 32];
-        fit_symmetric8(xs, w, 32, kLo, kHi, q, true, kSearch, d);
+    for_each_group16(x, n, importance, kWeighted, [&](const float* xs, const float* w, int g) {
+        float d[16];
+        int8_t q[16 * 32];
+        fit_symmetric16(xs, w, 32, kLo, kHi, q, true, kSearch, d);
         for (int k = 0; k < g; ++k) pack_symmetric<kLo>(d[k], q + 32 * k, *b++);
     });
 }
@@ -75,15 +75,15 @@ void fill_affine(const float* x, const float* w, Block& b) {
     else pack_nibbles(c, b.qs, nullptr);
 }
 
-// The affine kinds with weights fit eight blocks at a time, as quantize_symmetric does.
+// The affine kinds with weights fit sixteen blocks at a time, as quantize_symmetric does.
 // (Without weights, the fast effort, the one-block fit sums x in another order.)
 template <int kHi, class Block, Search kSearch = Search{}>
 void quantize_affine(const float* x, uint8_t* dst, int64_t n, const float* importance) {
     Block* b = blocks<Block>(dst);
-    for_each_group8(x, n, importance, true, [&](const float* xs, const float* w, int g) {
-        float d[8], m[8];
-        uint8_t q[8 * 32];
-        fit_affine8(xs, w, 32, kHi, q, true, false, kSearch, d, m);
+    for_each_group16(x, n, importance, true, [&](const float* xs, const float* w, int g) {
+        float d[16], m[16];
+        uint8_t q[16 * 32];
+        fit_affine16(xs, w, 32, kHi, q, true, false, kSearch, d, m);
         for (int k = 0; k < g; ++k, ++b) {
             store_half(b->d, d[k]);
             store_half(b->m, m[k]);
@@ -254,7 +254,7 @@ LEGACY_TARGET void quantize_symmetric_fast_avx512(const float* x, uint8_t* dst, 
 #endif
 
 // The fast effort of the symmetric kinds without weights: the AVX-512 blocks where the CPU
-// has them (and tests have not turned them off), else eight blocks at a time.
+// has them (and tests have not turned them off), else sixteen blocks at a time.
 template <int kLo, int kHi, class Block>
 void quantize_symmetric_fast(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 #ifdef LEGACY_AVX512
