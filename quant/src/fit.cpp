@@ -207,7 +207,9 @@ struct LevelSteps {
         for (int k = 0; k < steps; ++k) {
             mid[k] = 0.5f * (l.value[k] + l.value[k + 1]);
             step[k] = l.value[k + 1] - l.value[k];
+            if (!(step[k] > 0)) throw std::logic_error("a codebook's levels not ascending");
         }
+        for (int k = steps; k < kMax; ++k) mid[k] = std::numeric_limits<float>::infinity();  // past the last: never exceeded
         // Adding the steps not passed, each 0 x step = +0, changes a sum only once: -0 to +0.
         float passed = first;
         for (int k = 0; k <= steps && k < 16; ++k) {
@@ -820,84 +822,9 @@ namespace {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-// level_pass for eight blocks, one a lane (as pass8 is to pass): level indices (as floats)
-// into K, and each lane's error and least-squares sums. Codebooks of up to 16 levels.
-template <int kN>
-[[gnu::always_inline]] inline void level_pass8(const Lanes* X, const Lanes* W, const LevelSteps& ls, const Lanes& d, const Lanes& inverse, Lanes* K,
-                                               LaneSums& out) {
-    auto partial = [&](int k) __attribute__((always_inline)) {
-        LaneSums a;
-#pragma GCC unroll 4
-        for (int p = k; p < kN; p += kLanes) {
-            const Lanes t = X[p] * inverse;
-            Ints passed{};
-            for (int j = 0; j < ls.steps; ++j) passed -= t > ls.mid[j];  // a true compare is -1
-            Lanes l;
-#if defined(__clang__)  // no variable two-vector shuffle there: lane by lane
-            for (int lane = 0; lane < kLanes; ++lane) l[lane] = passed[lane] < 8 ? ls.value_lo[passed[lane]] : ls.value_hi[passed[lane] - 8];
-#else
-            l = __builtin_shuffle(ls.value_lo, ls.value_hi, passed);
-#endif
-            K[p] = __builtin_convertvector(passed, Lanes);
-            const Lanes e = X[p] - d * l;
-            a.err += W[p] * e * e;
-            a.wxq += W[p] * X[p] * l;
-            a.wqq += W[p] * l * l;
-        }
-        return a;
-    };
-    out = partial_tree(partial);
-}
-
-// Eight fit_levels_body fits of kN values each (a codebook of up to 16 levels).
-template <int kN, bool kF16>
-[[gnu::always_inline]] inline void fit_levels8_body(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, uint8_t* index,
-                                                    float* scale) {
-    Lanes X[kN], W[kN], K[kN], xmax;
-    load_blocks<kN>(x, X);
-    load_blocks<kN>(w, W);
-    Ints odd;
-    first_largest8<kN>(X, xmax, odd);
-    Best8<kN> best;
-    for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
-        if (end == 0) continue;
-        for (int step = -kDefaultSearch.steps; step <= kDefaultSearch.steps; ++step) {
-            Lanes d = xmax / (end * (1.0f + 0.05f * static_cast<float>(step)));
-            stored8<kF16>(d);
-            chain8<kN, kF16>(d, kDefaultSearch.rounds, best, odd, K, [&](const Lanes& dv, const Ints& active, LaneSums& sums) __attribute__((always_inline)) {
-                const Lanes inverse = dv != 0 ? 1.0f / dv : Lanes{};
-                Ints overflow;
-                not_finite(inverse, overflow);
-                odd |= active & overflow;
-                level_pass8<kN>(X, W, ls, dv, inverse, K, sums);
-            });
-        }
-    }
-    odd |= ~best.seen;
-    store_codes<kN>(best.codes, index);
-    for (int j = 0; j < kLanes; ++j)
-        scale[j] = odd[j] ? fit_levels_body(x + j * kN, w + j * kN, kN, levels, index + j * kN, kF16) : best.d[j];
-}
-
-// best_of8 over scales for a codebook (level_codes).
-template <int kN>
-[[gnu::always_inline]] inline void best_level_codes8_body(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, int trials,
-                                                          const float* d_in, uint8_t* index, int* pick) {
-    Lanes X[kN], W[kN];
-    load_blocks<kN>(x, X);
-    load_blocks<kN>(w, W);
-    auto run = [&](int t, Lanes* K, LaneSums& sums, Ints& odd) __attribute__((always_inline)) {
-        Lanes d;
-        std::memcpy(&d, d_in + t * kLanes, sizeof d);
-        const Lanes inverse = d != 0 ? 1.0f / d : Lanes{};
-        Ints overflow;
-        not_finite(inverse, overflow);
-        odd |= overflow;
-        level_pass8<kN>(X, W, ls, d, inverse, K, sums);
-    };
-    auto one = [&](int j, int t, uint8_t* trial) { return level_codes_body(x + j * kN, w + j * kN, kN, levels, ls, d_in[t * kLanes + j], trial); };
-    best_of8<kN>(trials, run, one, index, pick);
-}
+namespace lanes8 {
+#include "fit_levels_lanes.inc"  // level_pass8, fit_levels8_body, best_level_codes8_body
+}  // namespace lanes8
 #pragma GCC diagnostic pop
 
 }  // namespace
@@ -914,6 +841,54 @@ QUANT_AVX2_CLONE void best_level_codes8(const float* x, const float* w, int n, c
     const LevelSteps ls(levels);
     if (n != 32 || ls.steps >= LevelSteps::kMax) throw std::logic_error("best_level_codes8: blocks of 32 and codebooks of up to 16 levels only");
     best_level_codes8_body<32>(x, w, levels, ls, trials, d, index, pick);
+}
+
+#ifdef QUANT_WIDE
+namespace {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+namespace lanes16 {
+#include "fit_levels_lanes.inc"
+
+void fit_levels(const float* x, const float* w, int n, const Levels& levels, const LevelSteps& ls, uint8_t* index, bool f16_scale, float* scale) {
+    if (n == 32 && ls.steps < LevelSteps::kMax)
+        return f16_scale ? fit_levels8_body<32, true>(x, w, levels, ls, index, scale) : fit_levels8_body<32, false>(x, w, levels, ls, index, scale);
+    for (int j = 0; j < kLanes; ++j) scale[j] = fit_levels_body(x + j * n, w + j * n, n, levels, index + j * n, f16_scale);
+}
+
+void best_level_codes(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, int trials, const float* d, uint8_t* index,
+                      int* pick) {
+    best_level_codes8_body<32>(x, w, levels, ls, trials, d, index, pick);
+}
+}  // namespace lanes16
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+}  // namespace
+#endif
+
+void fit_levels16(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale) {
+#ifdef QUANT_WIDE
+    if (wide_paths()) return lanes16::fit_levels(x, w, n, levels, LevelSteps(levels), index, f16_scale, scale);
+#endif
+    for (int h = 0; h < 2; ++h) fit_levels8(x + 8 * h * n, w + 8 * h * n, n, levels, index + 8 * h * n, f16_scale, scale + 8 * h);
+}
+
+void best_level_codes16(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index, int* pick) {
+    if (trials > 8) throw std::logic_error("best_level_codes16: more than 8 trials");
+#ifdef QUANT_WIDE
+    if (wide_paths()) {
+        const LevelSteps ls(levels);
+        if (n != 32 || ls.steps >= LevelSteps::kMax) throw std::logic_error("best_level_codes16: blocks of 32 and codebooks of up to 16 levels only");
+        return lanes16::best_level_codes(x, w, levels, ls, trials, d, index, pick);
+    }
+#endif
+    for (int h = 0; h < 2; ++h) {
+        float dh[8 * 8];
+        half_of(d, trials, h, dh);
+        best_level_codes8(x + 8 * h * n, w + 8 * h * n, n, levels, trials, dh, index + 8 * h * n, pick + 8 * h);
+    }
 }
 
 int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index) {

@@ -94,6 +94,9 @@ float fit_levels(const float* x, const float* w, int n, const Levels& levels, ui
 // and best_symmetric_codes8 (the bits of one block at a time; n = 32 on lanes).
 void fit_levels8(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale);
 void best_level_codes8(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index, int* pick);
+// And for sixteen blocks (as fit_symmetric16).
+void fit_levels16(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale);
+void best_level_codes16(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index, int* pick);
 
 // The best of `count` given scales (formats whose scale is a small float or a power of 2).
 // Returns its position in `scales`.

@@ -26,14 +26,14 @@ void pack_iq4(const uint8_t* code, uint8_t* qs) {
     for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(code[j] | code[j + 16] << 4);
 }
 
-// IQ4_NL: each block's f16 scale searched over the codebook, eight blocks at a time
-// (fit_levels8); a row's last blocks short of eight fill the idle lanes with copies.
+// IQ4_NL: each block's f16 scale searched over the codebook, sixteen blocks at a time
+// (fit_levels16); a row's last blocks short of sixteen fill the idle lanes with copies.
 void quantize_iq4_nl(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     BlockIQ4_NL* b = blocks<BlockIQ4_NL>(dst);
-    for_each_group8(x, n, imp, true, [&](const float* xs, const float* w, int g) {
-        float d[8];
-        uint8_t code[8 * 32];
-        fit_levels8(xs, w, 32, kIQ4, code, true, d);
+    for_each_group16(x, n, imp, true, [&](const float* xs, const float* w, int g) {
+        float d[16];
+        uint8_t code[16 * 32];
+        fit_levels16(xs, w, 32, kIQ4, code, true, d);
         for (int k = 0; k < g; ++k, ++b) {
             store_half(b->d, d[k]);
             pack_iq4(code + 32 * k, b->qs);
@@ -53,10 +53,13 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) 
         const int g = static_cast<int>(std::min<int64_t>(8, (n - i) / 256));
         float scale[8][8], scale_weight[8][8], d[8];
         uint8_t code[8][256];
+        for (int b = 0; b < g; ++b) block_weights(x + i + 256 * b, imp ? imp + i + 256 * b : nullptr, 256, sigma2, w + 256 * b);
+        for (int b = 0; b < g; b += 2) {  // the sub-blocks of two super-blocks side by side (of one for a last odd one)
+            if (b + 1 < g) fit_levels16(x + i + 256 * b, w + 256 * b, 32, kIQ4, code[b], false, scale[b]);
+            else fit_levels8(x + i + 256 * b, w + 256 * b, 32, kIQ4, code[b], false, scale[b]);
+        }
         for (int b = 0; b < g; ++b) {
-            const float* xb = x + i + 256 * b;
-            const float* wb = block_weights(xb, imp ? imp + i + 256 * b : nullptr, 256, sigma2, w + 256 * b);
-            fit_levels8(xb, wb, 32, kIQ4, code[b], false, scale[b]);
+            const float* wb = w + 256 * b;
             for (int j = 0; j < 8; ++j) {
                 scale_weight[b][j] = 0;
                 for (int k = 0; k < 32; ++k) scale_weight[b][j] += wb[32 * j + k] * kIQ4Values[code[b][32 * j + k]] * kIQ4Values[code[b][32 * j + k]];
@@ -68,25 +71,36 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) 
         }
         int8_t sc[8][8];
         fit_symmetric8(scale[0], scale_weight[0], 8, -32, 31, sc[0], true, Search{}, d);
+        // The nudges for two super-blocks at once (one for a last odd one): candidate t of
+        // sub-block j of super-block b at [t][8 (b % 2) + j].
+        int s[3][16], pick_pair[16];
+        float dl[3][16];
+        uint8_t trial_pair[512];
         for (int b = 0; b < g; ++b, ++out) {
-            const float* xb = x + i + 256 * b;
-            const float* wb = w + 256 * b;
-            int s[3][8], pick[8];
-            float dl[3][8];
-            for (int t = 0; t < 3; ++t)
-                for (int j = 0; j < 8; ++j) {
-                    s[t][j] = std::clamp(sc[b][j] + t - 1, -32, 31);
-                    dl[t][j] = d[b] * static_cast<float>(s[t][j]);
+            if (b % 2 == 0) {
+                const int pair = b + 1 < g ? 2 : 1;
+                for (int t = 0; t < 3; ++t)
+                    for (int k = 0; k < 8 * pair; ++k) {
+                        s[t][k] = std::clamp(sc[b + k / 8][k % 8] + t - 1, -32, 31);
+                        dl[t][k] = d[b + k / 8] * static_cast<float>(s[t][k]);
+                    }
+                if (pair == 2) best_level_codes16(x + i + 256 * b, w + 256 * b, 32, kIQ4, 3, dl[0], trial_pair, pick_pair);
+                else {
+                    float dl8[3][8];
+                    for (int t = 0; t < 3; ++t) std::copy(dl[t], dl[t] + 8, dl8[t]);
+                    best_level_codes8(x + i + 256 * b, w + 256 * b, 32, kIQ4, 3, dl8[0], trial_pair, pick_pair);
                 }
-            uint8_t trial[256];
-            best_level_codes8(xb, wb, 32, kIQ4, 3, dl[0], trial, pick);
+            }
+            const int half = 8 * (b % 2);
+            const int* pick = pick_pair + half;
+            const uint8_t* trial = trial_pair + 32 * half;
             store_half(out->d, d[b]);
             uint16_t scales_h = 0;
             std::fill(out->scales_l, out->scales_l + 4, 0);
             for (int j = 0; j < 8; ++j) {
                 int chosen = sc[b][j];
                 if (pick[j] >= 0) {
-                    chosen = s[pick[j]][j];
+                    chosen = s[pick[j]][half + j];
                     std::copy(trial + 32 * j, trial + 32 * (j + 1), code[b] + 32 * j);
                 }
                 const int ls = chosen + 32;
