@@ -513,6 +513,15 @@ struct Tried {
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
 #define QUANT_WIDE 1
+// The sixteen-lane code below (namespace lanes16) is compiled for AVX-512 and called only
+// where wide_paths() says the CPU has it.
+#define LANES16_BEGIN                                                           \
+    namespace {                                                                 \
+    _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512dq,avx512vl\")") \
+        _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wpsabi\"") namespace lanes16 {
+#define LANES16_END \
+    }               \
+    _Pragma("GCC diagnostic pop") _Pragma("GCC pop_options") }
 namespace {
 const bool kCpuAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"));
@@ -573,25 +582,12 @@ using namespace lanes8;
 }  // namespace
 
 QUANT_AVX2_CLONE void fit_symmetric8(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale) {
-    if (f16_scale) {
-        if (n == 8) return fit_symmetric8_body<8, true>(x, w, lo, hi, search, scale, q);
-        if (n == 16) return fit_symmetric8_body<16, true>(x, w, lo, hi, search, scale, q);
-        if (n == 32) return fit_symmetric8_body<32, true>(x, w, lo, hi, search, scale, q);
-    } else {
-        if (n == 16) return fit_symmetric8_body<16, false>(x, w, lo, hi, search, scale, q);
-        if (n == 32) return fit_symmetric8_body<32, false>(x, w, lo, hi, search, scale, q);
-    }
-    for (int j = 0; j < kLanes; ++j) scale[j] = fit_symmetric_body(x + j * n, w + j * n, n, lo, hi, q + j * n, f16_scale, search);
+    fit_symmetric_lanes(x, w, n, lo, hi, q, f16_scale, search, scale);
 }
 
 QUANT_AVX2_CLONE void fit_affine8(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search,
                                   float* d, float* m) {
-    if (!f16_params && non_positive_offset) {
-        if (n == 16) return fit_affine8_body<16, false, true>(x, w, hi, search, d, m, q);
-        if (n == 32) return fit_affine8_body<32, false, true>(x, w, hi, search, d, m, q);
-    }
-    if (f16_params && !non_positive_offset && n == 32) return fit_affine8_body<32, true, false>(x, w, hi, search, d, m, q);
-    for (int j = 0; j < kLanes; ++j) fit_affine_body(x + j * n, w + j * n, n, hi, q + j * n, d[j], m[j], f16_params, non_positive_offset, search);
+    fit_affine_lanes(x, w, n, hi, q, f16_params, non_positive_offset, search, d, m);
 }
 
 QUANT_AVX2_CLONE void best_symmetric_codes8(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q,
@@ -617,12 +613,7 @@ QUANT_AVX2_CLONE void best_affine_codes8(const float* x, const float* w, int n, 
 // those of the eight-lane fits. Elsewhere the 16-block calls run as two 8-block ones.
 
 #ifdef QUANT_WIDE
-namespace {
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-namespace lanes16 {
+LANES16_BEGIN
 using Lanes8 = lanes8::Lanes8;
 using Lanes = float __attribute__((vector_size(64)));
 using Ints = int32_t __attribute__((vector_size(64)));
@@ -630,25 +621,12 @@ constexpr int kLanes = 16;
 #include "fit_lanes.inc"
 
 void fit_symmetric(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale) {
-    if (f16_scale) {
-        if (n == 8) return fit_symmetric8_body<8, true>(x, w, lo, hi, search, scale, q);
-        if (n == 16) return fit_symmetric8_body<16, true>(x, w, lo, hi, search, scale, q);
-        if (n == 32) return fit_symmetric8_body<32, true>(x, w, lo, hi, search, scale, q);
-    } else {
-        if (n == 16) return fit_symmetric8_body<16, false>(x, w, lo, hi, search, scale, q);
-        if (n == 32) return fit_symmetric8_body<32, false>(x, w, lo, hi, search, scale, q);
-    }
-    for (int j = 0; j < kLanes; ++j) scale[j] = fit_symmetric_body(x + j * n, w + j * n, n, lo, hi, q + j * n, f16_scale, search);
+    fit_symmetric_lanes(x, w, n, lo, hi, q, f16_scale, search, scale);
 }
 
 void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search, float* d,
                 float* m) {
-    if (!f16_params && non_positive_offset) {
-        if (n == 16) return fit_affine8_body<16, false, true>(x, w, hi, search, d, m, q);
-        if (n == 32) return fit_affine8_body<32, false, true>(x, w, hi, search, d, m, q);
-    }
-    if (f16_params && !non_positive_offset && n == 32) return fit_affine8_body<32, true, false>(x, w, hi, search, d, m, q);
-    for (int j = 0; j < kLanes; ++j) fit_affine_body(x + j * n, w + j * n, n, hi, q + j * n, d[j], m[j], f16_params, non_positive_offset, search);
+    fit_affine_lanes(x, w, n, hi, q, f16_params, non_positive_offset, search, d, m);
 }
 
 void best_codes(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, const float* m, int8_t* qs, uint8_t* qa,
@@ -659,10 +637,7 @@ void best_codes(const float* x, const float* w, int n, int lo, int hi, int trial
     if (qa && n == 32) return best_codes8_body<32>(x, w, 0, hi, trials, d, m, qa, pick);
     throw std::logic_error("best codes for 16 blocks: blocks of 16 or 32 only");
 }
-}  // namespace lanes16
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-}  // namespace
+LANES16_END
 #endif
 
 void fit_symmetric16(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale) {
@@ -844,12 +819,7 @@ QUANT_AVX2_CLONE void best_level_codes8(const float* x, const float* w, int n, c
 }
 
 #ifdef QUANT_WIDE
-namespace {
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-namespace lanes16 {
+LANES16_BEGIN
 #include "fit_levels_lanes.inc"
 
 void fit_levels(const float* x, const float* w, int n, const Levels& levels, const LevelSteps& ls, uint8_t* index, bool f16_scale, float* scale) {
@@ -862,10 +832,7 @@ void best_level_codes(const float* x, const float* w, const Levels& levels, cons
                       int* pick) {
     best_level_codes8_body<32>(x, w, levels, ls, trials, d, index, pick);
 }
-}  // namespace lanes16
-#pragma GCC diagnostic pop
-#pragma GCC pop_options
-}  // namespace
+LANES16_END
 #endif
 
 void fit_levels16(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale) {
