@@ -1,6 +1,6 @@
 // Benchmark: what our quantizers' error does to a model, beside llama.cpp's (issue 18's KL
 // divergence table). Prints figures; asserts nothing.
-//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best]
+//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--mix NAME]...
 // For each mix llama.cpp's evaluation of ../shared/ref covers, gguf requant makes our file
 // from the same source and importance matrix as llama.cpp's file, and both are evaluated
 // against the source's logits on the same text, in the same run, with llama.cpp's
@@ -85,7 +85,7 @@ std::vector<int32_t> tokens_for(const Suite& s, const gguf::Model& source) {
     return test::read_token_ids(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
 }
 
-void run(const Suite& s, quant::Effort effort) {
+void run(const Suite& s, quant::Effort effort, const std::vector<std::string>& only) {
     const test::TempDir dir;
     const gguf::Model source_file = gguf::Model::open(s.source);
     const infer::Model source(source_file);
@@ -106,6 +106,7 @@ void run(const Suite& s, quant::Effort effort) {
                "our MiB");
     std::vector<double> ratios;
     for (const Suite::Mix& mix : s.mixes) {
+        if (!only.empty() && std::find(only.begin(), only.end(), mix.target) == only.end()) continue;
         const fs::path ours = dir / (mix.target + (mix.imatrix ? ".imatrix" : "") + ".gguf");
         gguf::requant::RunOptions r;
         r.plan.target = gguf::requant::find_target(mix.target);
@@ -145,6 +146,7 @@ void run(const Suite& s, quant::Effort effort) {
 int main(int argc, char** argv) {
     std::string which = "all";
     quant::Effort effort = quant::Effort::Default;
+    std::vector<std::string> only;  // --mix: these mixes only (each with and without an importance matrix, as the suite has them)
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--effort" && i + 1 < argc) {
@@ -154,10 +156,12 @@ int main(int argc, char** argv) {
                 return 2;
             }
             effort = *e;
+        } else if (a == "--mix" && i + 1 < argc) {
+            only.emplace_back(argv[++i]);
         } else if (a == "tiny" || a == "trained" || a == "all") {
             which = a;
         } else {
-            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best]\n");
+            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--mix NAME]...\n");
             return 2;
         }
     }
@@ -165,6 +169,6 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_kld_mixes: needs ../shared/ref/eval and ../shared/ref/trained (not in a plain clone)\n");
         return 1;
     }
-    if (which != "trained") run(tiny(), effort);
-    if (which != "tiny") run(trained(), effort);
+    if (which != "trained") run(tiny(), effort, only);
+    if (which != "tiny") run(trained(), effort, only);
 }
