@@ -7,8 +7,9 @@
 #include "bytes.h"
 
 // A function compiled three times, for AVX-512, AVX2 and any x86-64, the one to run chosen
-// when the library loads (GCC's function multiversioning). Code under it must compute the same bits
-// in both: fixed lane counts and summation orders, no fused multiply-adds (-ffp-contract=off).
+// when the library loads (GCC's function multiversioning). Code under it must compute the
+// same bits in all three: fixed lane counts and summation orders, no fused multiply-adds
+// (-ffp-contract=off).
 // quant_portable (QUANT_NO_CLONES) leaves the clones out so a test can compare the bytes.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(QUANT_NO_CLONES)
 #define QUANT_AVX2_CLONE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -122,13 +123,13 @@ void quantize_blocks(const float* x, uint8_t* dst, int64_t n, const float* impor
     }
 }
 
-// Groups of eight blocks of 32 for the eight-block fits: fit(xs, w, g) for each group of a
-// row of n values, xs the group's values and w their weights (block_weights with the row's
-// mean square, or 1 where `weighted` is false), g the blocks in it (8, or fewer at the row's
+// Groups of sixteen blocks of 32 for the sixteen-block fits: fit(xs, w, g) for each group of
+// a row of n values, xs the group's values and w their weights (block_weights with the row's
+// mean square, or 1 where `weighted` is false), g the blocks in it (16, or fewer at the row's
 // end, whose idle lanes hold copies of the group's first block).
-// for_each_group16: the same with groups of sixteen blocks (for the sixteen-block fits).
-template <int kGroup = 8, class Fit>
-void for_each_group8(const float* x, int64_t n, const float* importance, bool weighted, Fit fit) {
+template <class Fit>
+void for_each_group16(const float* x, int64_t n, const float* importance, bool weighted, Fit fit) {
+    constexpr int kGroup = 16;
     const float sigma2 = weighted ? mean_square(x, n) : 0.0f;
     float xs[kGroup * 32], w[kGroup * 32];
     for (int64_t i = 0; i < n; i += kGroup * 32) {
@@ -142,10 +143,6 @@ void for_each_group8(const float* x, int64_t n, const float* importance, bool we
         }
         fit(static_cast<const float*>(xs), static_cast<const float*>(w), g);
     }
-}
-template <class Fit>
-void for_each_group16(const float* x, int64_t n, const float* importance, bool weighted, Fit fit) {
-    for_each_group8<16>(x, n, importance, weighted, fit);
 }
 
 }  // namespace quant::detail

@@ -115,10 +115,11 @@ namespace testing {
 // to be changed while a quantization runs.
 void use_grid_lattice(bool on);
 
-// Where the CPU has AVX-512, some fits run a wider path (the grid scan, Q4_0 and Q5_0's fast
-// effort) with the same bytes as the AVX2 and portable ones. false: those paths, for the
-// tests that compare the bytes; true: AVX-512 again where the CPU has it. Returns whether
-// the AVX-512 paths run now. Not to be changed while a quantization runs.
+// Where the CPU has AVX-512, the fits run wider paths (sixteen blocks a register for the
+// legacy, k-quant and IQ4 fits, one block at a time for Q4_0 and Q5_0's fast effort, the grid
+// scan on 32 lanes) with the same bytes as the AVX2 and portable ones. false: those other
+// paths, for the tests that compare the bytes; true: AVX-512 again where the CPU has it.
+// Returns whether the AVX-512 paths run now. Not to be changed while a quantization runs.
 bool use_avx512(bool on);
 
 // One group's entry as the grid search of `type` (IQ2_XXS/XS/S, IQ3_XXS/S, IQ1_S) chooses it,
