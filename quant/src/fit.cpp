@@ -656,13 +656,10 @@ void fit_affine16(const float* x, const float* w, int n, int hi, uint8_t* q, boo
         fit_affine8(x + 8 * h * n, w + 8 * h * n, n, hi, q + 8 * h * n, f16_params, non_positive_offset, search, d + 8 * h, m + 8 * h);
 }
 
-namespace {
-// A 16-block call's candidates (d[t * 16 + j]) as an 8-block call's for blocks 8h..8h+7.
 void half_of(const float* in, int trials, int h, float* out) {
     for (int t = 0; t < trials; ++t)
         for (int j = 0; j < 8; ++j) out[t * 8 + j] = in[t * 16 + 8 * h + j];
 }
-}  // namespace
 
 void best_symmetric_codes16(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q, int* pick) {
     if (trials > 8) throw std::logic_error("best_symmetric_codes16: more than 8 trials");

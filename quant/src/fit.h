@@ -69,6 +69,9 @@ void fit_affine16(const float* x, const float* w, int n, int hi, uint8_t* q, boo
                   float* d, float* m);
 void best_symmetric_codes16(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q, int* pick);
 void best_affine_codes16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q, int* pick);
+// A 16-block call's candidates (in[t * 16 + j]) as an 8-block call's for blocks 8h..8h+7
+// (out[t * 8 + j]).
+void half_of(const float* in, int trials, int h, float* out);
 // For eight blocks of n = 16 or 32 values and `trials` candidate scales (and offsets) each
 // (d[t * 8 + j]: block j's t-th), the first candidate of least error per block (what a loop
 // over the candidates keeping the first strictly lower error picks; -1 where no error is a

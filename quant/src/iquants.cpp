@@ -43,8 +43,8 @@ void quantize_iq4_nl(const float* x, uint8_t* dst, int64_t n, const float* imp) 
 
 // IQ4_XS: sub-block scales fitted on their own, quantized to 6 bits against the f16 d, then
 // nudged by one where that lowers the sub-block's weighted error (as the k-quants do). Eight
-// super-blocks at a time: the eight sub-blocks of one side by side, and the super-block
-// scales of eight side by side.
+// super-blocks at a time: the sub-blocks of two side by side (sixteen lanes), and the
+// super-block scales of eight side by side.
 void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     const float sigma2 = mean_square(x, n);
     BlockIQ4_XS* out = blocks<BlockIQ4_XS>(dst);
@@ -87,7 +87,7 @@ void quantize_iq4_xs(const float* x, uint8_t* dst, int64_t n, const float* imp) 
                 if (pair == 2) best_level_codes16(x + i + 256 * b, w + 256 * b, 32, kIQ4, 3, dl[0], trial_pair, pick_pair);
                 else {
                     float dl8[3][8];
-                    for (int t = 0; t < 3; ++t) std::copy(dl[t], dl[t] + 8, dl8[t]);
+                    half_of(dl[0], 3, 0, dl8[0]);
                     best_level_codes8(x + i + 256 * b, w + 256 * b, 32, kIQ4, 3, dl8[0], trial_pair, pick_pair);
                 }
             }

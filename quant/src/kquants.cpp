@@ -85,10 +85,10 @@ void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
     fit_super_scales(scale[0], scale_weight[0], g, kSubs, 0, kScaleMax, sc[0], d);
     fit_super_scales(minimum[0], min_weight[0], g, kSubs, 0, kScaleMax, mn[0], dmin);
     // Each sub-block's scale code, then its minimum code, nudged by one either way (one code at
-    // a time: the corners never paid off), eight sub-blocks at a time; the first least error
-    // wins, in the order (-1, 0), (0, -1), (0, 0), (0, 1), (1, 0).
+    // a time: the corners never paid off), sixteen sub-blocks at a time across super-blocks
+    // as above; the first least error wins, in the order (-1, 0), (0, -1), (0, 0), (0, 1),
+    // (1, 0).
     constexpr int kTrials[5][2] = {{-1, 0}, {0, -1}, {0, 0}, {0, 1}, {1, 0}};
-    // (The sub-blocks sixteen at a time across super-blocks, as above.)
     for (int b = 0; b < g; ++b) {
         f[b].d = d[b];
         f[b].dmin = dmin[b];
@@ -108,11 +108,8 @@ void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
         if (n == 16) best_affine_codes16(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 5, dl[0], ml[0], trial, pick);
         else {
             float dl8[5][8], ml8[5][8];  // eight candidates a trial
-            for (int t = 0; t < 5; ++t)
-                for (int k = 0; k < 8; ++k) {
-                    dl8[t][k] = dl[t][k];
-                    ml8[t][k] = ml[t][k];
-                }
+            half_of(dl[0], 5, 0, dl8[0]);
+            half_of(ml[0], 5, 0, ml8[0]);
             best_affine_codes8(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 5, dl8[0], ml8[0], trial, pick);
         }
         for (int k = 0; k < n; ++k) {
