@@ -1,6 +1,6 @@
 // Benchmark: what our quantizers' error does to a model, beside llama.cpp's (issue 18's KL
 // divergence table). Prints figures; asserts nothing.
-//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--mix NAME]...
+//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--mix NAME]...
 // For each mix llama.cpp's evaluation of ../shared/ref covers, gguf requant makes our file
 // from the same source and importance matrix as llama.cpp's file, and both are evaluated
 // against the source's logits on the same text, in the same run, with llama.cpp's
@@ -13,7 +13,9 @@
 //            it was made from).
 // Columns: llama.cpp's mean KLD as this run computes it (and as llama-perplexity printed
 // it, from the reference's text), ours, their ratio (below 1: ours is closer to the
-// source), and both files' sizes.
+// source), and both files' sizes. With --unbiased-scales, a second file of ours made with
+// gguf requant --unbiased-scales (quant::ScaleFit) is evaluated in the same run: two more
+// columns, its mean KLD and its ratio to llama.cpp's.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -85,7 +87,7 @@ std::vector<int32_t> tokens_for(const Suite& s, const gguf::Model& source) {
     return test::read_token_ids(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
 }
 
-void run(const Suite& s, quant::Effort effort, const std::vector<std::string>& only) {
+void run(const Suite& s, quant::Effort effort, bool unbiased, const std::vector<std::string>& only) {
     const test::TempDir dir;
     const gguf::Model source_file = gguf::Model::open(s.source);
     const infer::Model source(source_file);
@@ -102,9 +104,9 @@ void run(const Suite& s, quant::Effort effort, const std::vector<std::string>& o
     };
     fmt::print("\n{} model ({}, c={}, {} tokens; --effort {}): mean KL divergence from the source\n", s.name, s.source.filename().string(),
                s.n_ctx, tokens.size(), quant::effort_name(effort));
-    fmt::print("{:<16} {:>11} {:>11} {:>11} {:>7} {:>10} {:>10}\n", "mix", "llama.cpp", "(its log)", "ours", "ratio", "their MiB",
-               "our MiB");
-    std::vector<double> ratios;
+    fmt::print("{:<16} {:>11} {:>11} {:>11} {:>7} {:>10} {:>10}{}\n", "mix", "llama.cpp", "(its log)", "ours", "ratio", "their MiB",
+               "our MiB", unbiased ? "    unbiased   ratio" : "");
+    std::vector<double> ratios, unbiased_ratios;
     for (const Suite::Mix& mix : s.mixes) {
         if (!only.empty() && std::find(only.begin(), only.end(), mix.target) == only.end()) continue;
         const fs::path ours = dir / (mix.target + (mix.imatrix ? ".imatrix" : "") + ".gguf");
@@ -118,27 +120,39 @@ void run(const Suite& s, quant::Effort effort, const std::vector<std::string>& o
         if (mix.imatrix) r.imatrix = s.imatrix;
         r.effort = effort;
         r.threads = 0;
-        double theirs, mine;
+        double theirs, mine, mine_unbiased = 0;
         try {
             gguf::requant::requantize(s.source, ours, r);
             theirs = mean_kld(mix.theirs);
             mine = mean_kld(ours);
+            if (unbiased) {
+                r.scale_fit = quant::ScaleFit::Unbiased;
+                gguf::requant::requantize(s.source, ours, r);
+                mine_unbiased = mean_kld(ours);
+            }
         } catch (const std::exception& e) {
             fmt::print("{:<16} failed: {}\n", mix.target, e.what());
             continue;
         }
         ratios.push_back(mine / theirs);
-        fmt::print("{:<16} {:>11.6f} {:>11.6f} {:>11.6f} {:>7.3f} {:>10.3f} {:>10.3f}{}\n", mix.target + (mix.imatrix ? " imatrix" : ""), theirs,
+        if (unbiased) unbiased_ratios.push_back(mine_unbiased / theirs);
+        fmt::print("{:<16} {:>11.6f} {:>11.6f} {:>11.6f} {:>7.3f} {:>10.3f} {:>10.3f}{}{}\n", mix.target + (mix.imatrix ? " imatrix" : ""), theirs,
                    figure_after(mix.their_log, "Mean    KLD:"), mine, mine / theirs, static_cast<double>(fs::file_size(mix.theirs)) / (1 << 20),
-                   static_cast<double>(fs::file_size(ours)) / (1 << 20), mine < theirs ? "" : mine == theirs ? "   (equal)" : "   <- higher");
+                   static_cast<double>(fs::file_size(ours)) / (1 << 20),
+                   unbiased ? fmt::format(" {:>11.6f} {:>7.3f}", mine_unbiased, mine_unbiased / theirs) : "",
+                   mine < theirs ? "" : mine == theirs ? "   (equal)" : "   <- higher");
         std::fflush(stdout);
     }
-    int lower = 0, equal = 0;
-    for (double r : ratios) {
-        lower += r < 1;
-        equal += r == 1;
-    }
-    fmt::print("ours lower on {}, equal on {}, higher on {} of {} mixes\n", lower, equal, static_cast<int>(ratios.size()) - lower - equal, ratios.size());
+    auto tally = [](const char* what, const std::vector<double>& rs) {
+        int lower = 0, equal = 0;
+        for (double r : rs) {
+            lower += r < 1;
+            equal += r == 1;
+        }
+        fmt::print("{} lower on {}, equal on {}, higher on {} of {} mixes\n", what, lower, equal, static_cast<int>(rs.size()) - lower - equal, rs.size());
+    };
+    tally("ours", ratios);
+    if (unbiased) tally("ours with --unbiased-scales", unbiased_ratios);
 }
 
 }  // namespace
@@ -146,6 +160,7 @@ void run(const Suite& s, quant::Effort effort, const std::vector<std::string>& o
 int main(int argc, char** argv) {
     std::string which = "all";
     quant::Effort effort = quant::Effort::Default;
+    bool unbiased = false;
     std::vector<std::string> only;  // --mix: these mixes only (each with and without an importance matrix, as the suite has them)
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -156,12 +171,14 @@ int main(int argc, char** argv) {
                 return 2;
             }
             effort = *e;
+        } else if (a == "--unbiased-scales") {
+            unbiased = true;
         } else if (a == "--mix" && i + 1 < argc) {
             only.emplace_back(argv[++i]);
         } else if (a == "tiny" || a == "trained" || a == "all") {
             which = a;
         } else {
-            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--mix NAME]...\n");
+            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--mix NAME]...\n");
             return 2;
         }
     }
@@ -169,6 +186,6 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_kld_mixes: needs ../shared/ref/eval and ../shared/ref/trained (not in a plain clone)\n");
         return 1;
     }
-    if (which != "trained") run(tiny(), effort, only);
-    if (which != "tiny") run(trained(), effort, only);
+    if (which != "trained") run(tiny(), effort, unbiased, only);
+    if (which != "tiny") run(trained(), effort, unbiased, only);
 }

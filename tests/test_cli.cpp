@@ -631,6 +631,13 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         for (const gguf::TensorInfo& i : f.tensors()) t[std::string(i.name)] = i.type;
         return t;
     };
+    auto ffn_up = [](const std::filesystem::path& p) {  // blk.0.ffn_up.weight's type and bytes
+        const gguf::File f = gguf::File::open(p);
+        const gguf::TensorInfo* i = f.find_tensor("blk.0.ffn_up.weight");
+        REQUIRE(i);
+        const std::span<const uint8_t> d = f.tensor_data(*i);
+        return std::pair{i->type, std::vector<uint8_t>(d.begin(), d.end())};
+    };
     auto r = run_gguf("requant " + in + " " + shell_quote((dir / "a.gguf").string()) + " Q4_K_M 2");
     REQUIRE(r.exit_code == 0);
     r = run_gguf("requant " + in + " " + shell_quote((dir / "b.gguf").string()) + " 15");
@@ -647,24 +654,44 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("given twice") != std::string::npos);
 
+    // requant ARGS into STEM.gguf with OPTION and into STEM-plain.gguf without: the same types,
+    // and a file that checks.
+    auto requant_beside_plain = [&](const std::string& stem, const std::string& args, const std::string& option) {
+        const std::filesystem::path with = dir / (stem + ".gguf"), without = dir / (stem + "-plain.gguf");
+        auto res = run_gguf("requant " + in + " " + shell_quote(with.string()) + " " + args + " " + option);
+        REQUIRE_MESSAGE(res.exit_code == 0, res.err);
+        res = run_gguf("requant " + in + " " + shell_quote(without.string()) + " " + args);
+        REQUIRE_MESSAGE(res.exit_code == 0, res.err);
+        CHECK(types(with) == types(without));
+        CHECK(run_gguf("check " + shell_quote(with.string())).exit_code == 0);
+        return std::pair{with, without};
+    };
     // --effort: fast writes other Q4_0 blocks than the default search (with no more error than
     // llama.cpp's rounding: test_quant_ref), the same types, a file that checks; a wrong name is refused.
-    r = run_gguf("requant " + in + " " + shell_quote((dir / "fast.gguf").string()) + " Q4_0 --pure --effort fast");
-    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    r = run_gguf("requant " + in + " " + shell_quote((dir / "default.gguf").string()) + " Q4_0 --pure");
-    REQUIRE(r.exit_code == 0);
-    CHECK(types(dir / "fast.gguf") == types(dir / "default.gguf"));
     {
-        const gguf::File fast = gguf::File::open(dir / "fast.gguf"), slow = gguf::File::open(dir / "default.gguf");
-        const gguf::TensorInfo* a = fast.find_tensor("blk.0.ffn_up.weight");
-        const gguf::TensorInfo* b = slow.find_tensor("blk.0.ffn_up.weight");
-        REQUIRE(a);
-        REQUIRE(b);
-        CHECK(a->type == gguf::TypeId::Q4_0);
-        const std::span<const uint8_t> x = fast.tensor_data(*a), y = slow.tensor_data(*b);
-        CHECK(!std::equal(x.begin(), x.end(), y.begin(), y.end()));
+        const auto [with, without] = requant_beside_plain("fast", "Q4_0 --pure", "--effort fast");
+        const auto [type, fast] = ffn_up(with);
+        CHECK(type == gguf::TypeId::Q4_0);
+        CHECK(fast != ffn_up(without).second);
     }
-    CHECK(run_gguf("check " + shell_quote((dir / "fast.gguf").string())).exit_code == 0);
+    // --unbiased-scales: the same types and codes, only each block's f16 scale fields rescaled
+    // (quant::ScaleFit::Unbiased; what they become: test_quant), a file that checks.
+    {
+        const auto [with, without] = requant_beside_plain("unbiased", "Q2_K --pure", "--unbiased-scales");
+        const auto [type, x] = ffn_up(with);
+        const std::vector<uint8_t> y = ffn_up(without).second;
+        REQUIRE(type == gguf::TypeId::Q2_K);
+        REQUIRE(x.size() == y.size());
+        const uint32_t block = gguf::type_info(gguf::TypeId::Q2_K).type_size;
+        size_t scale_bytes_changed = 0, other_bytes_changed = 0;
+        for (size_t k = 0; k < x.size(); ++k) {
+            const bool scale_field = k % block >= block - 4;  // d, dmin: the last 4 bytes of a Q2_K block
+            (scale_field ? scale_bytes_changed : other_bytes_changed) += x[k] != y[k];
+        }
+        CHECK(other_bytes_changed == 0);
+        CHECK(scale_bytes_changed > 0);
+    }
+
     r = run_gguf("requant " + in + " " + shell_quote((dir / "x.gguf").string()) + " Q4_0 --effort quick");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("--effort: 'quick' is not fast, default or best") != std::string::npos);

@@ -814,3 +814,75 @@ TEST_CASE("every type writes the same bytes on the AVX-512 paths as without them
     }
     CHECK(compared > 100);
 }
+
+// ScaleFit::Unbiased (gguf requant --unbiased-scales): the least-squares fit's codes and sub-block
+// scales, each block's f16 scale fields multiplied by c = sum x x / sum x y, so that the
+// dequantized block y keeps sum x y = sum x x up to the f16 rounding of its fields.
+TEST_CASE("unbiased scales: every block keeps the source's projection, only its f16 scale fields differ from the least-squares bytes") {
+    constexpr int kWidth = 2048, kRows = 2;
+    std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
+    std::mt19937 rng(41);
+    std::normal_distribution<float> normal(0, 1);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % 53 == 0 ? 0.2f : 0.02f);
+    std::fill(x.begin() + kWidth, x.begin() + kWidth + 256, 0.0f);  // row 1's first 256 values: no projection to keep
+    for (int i = 0; i < kWidth; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + rng() % 16) / 4;
+    int rescaled_types = 0, kept_types = 0;
+    for (const gguf::TypeInfo& t : gguf::all_types()) {
+        if (!t.quantized || t.retired || !can_quantize(t.id) || kWidth % t.block_size) continue;
+        CAPTURE(t.name);
+        const Traits& tr = *traits(t.id);
+        int fields = 0;
+        bool all_f16 = tr.fitted_scales;
+        for (const ScaleField& f : tr.scales) {
+            if (f.kind == ScaleKind::None) break;
+            all_f16 = all_f16 && f.kind == ScaleKind::F16;
+            ++fields;
+        }
+        const std::span<const float> imp = needs_importance(t.id) ? std::span<const float>(w) : std::span<const float>();
+        std::vector<uint8_t> ls(row_bytes(t.id, kWidth) * kRows), unb(ls.size());
+        quantize(t.id, x, kWidth, imp, ls, 0, Effort::Default, ScaleFit::LeastSquares);
+        quantize(t.id, x, kWidth, imp, unb, 0, Effort::Default, ScaleFit::Unbiased);
+        if (!all_f16 || fields == 0) {  // MXFP4, NVFP4, IQ1_M, the ternary and Q1_0/Q2_0 formats: as they were
+            CHECK(ls == unb);
+            ++kept_types;
+            continue;
+        }
+        ++rescaled_types;
+        std::vector<float> y_ls(t.block_size), y_unb(t.block_size);
+        double worst = 0, xx_all = 0, xy_ls_all = 0, xy_unb_all = 0;
+        for (size_t b = 0; b < ls.size() / t.type_size; ++b) {
+            CAPTURE(b);
+            const uint8_t* bl = ls.data() + b * t.type_size;
+            const uint8_t* bu = unb.data() + b * t.type_size;
+            for (uint32_t k = 0; k < t.type_size; ++k) {
+                bool in_field = false;
+                for (int f = 0; f < fields; ++f) in_field = in_field || (k >= tr.scales[f].offset && k < tr.scales[f].offset + 2u);
+                if (!in_field) REQUIRE(bl[k] == bu[k]);
+            }
+            dequantize(t.id, {bl, t.type_size}, y_ls);
+            dequantize(t.id, {bu, t.type_size}, y_unb);
+            const float* xb = x.data() + b * t.block_size;
+            double xx = 0, xy_ls = 0, xy_unb = 0;
+            for (uint32_t j = 0; j < t.block_size; ++j) {
+                xx += static_cast<double>(xb[j]) * xb[j];
+                xy_ls += static_cast<double>(xb[j]) * y_ls[j];
+                xy_unb += static_cast<double>(xb[j]) * y_unb[j];
+            }
+            if (xx == 0) {  // the zero block: nothing to keep, nothing changed
+                CHECK(std::equal(bl, bl + t.type_size, bu));
+                continue;
+            }
+            worst = std::max(worst, std::fabs(xy_unb / xx - 1));
+            xx_all += xx;
+            xy_ls_all += xy_ls;
+            xy_unb_all += xy_unb;
+        }
+        MESSAGE(t.name, ": least squares keeps ", xy_ls_all / xx_all, " of the projection, unbiased ", xy_unb_all / xx_all, " (worst block ", worst, ")");
+        // One f16 field is within 2^-11 of its exact value; d and dmin (or m) round apart and
+        // their terms partly cancel, so a block of an affine kind may miss by a few times that.
+        CHECK(worst <= (fields == 1 ? 1.0e-3 : 1.0e-2));
+        CHECK(std::fabs(xy_unb_all / xx_all - 1) <= 1.0e-3);
+    }
+    CHECK(rescaled_types == 18);  // Q4_0 ... Q8_0, Q2_K ... Q6_K, the IQ types but IQ1_M
+    CHECK(kept_types >= 7);
+}

@@ -34,6 +34,11 @@ void register_iquants(TraitsTable& t);        // iquants.cpp: IQ1_S ... IQ4_XS
 void register_microscaling(TraitsTable& t);   // microscaling.cpp: MXFP4, NVFP4
 void register_ternary(TraitsTable& t);        // ternary.cpp: TQ1_0, TQ2_0, Q1_0, Q2_0
 
+// Marks types whose quantizers fit their block scales (Traits::fitted_scales).
+inline void set_fitted_scales(TraitsTable& t, std::initializer_list<TypeId> ids) {
+    for (TypeId id : ids) t[static_cast<uint32_t>(id)].fitted_scales = true;
+}
+
 // Records where a type's blocks keep their scales (offsets from the block struct).
 inline void set_scales(TraitsTable& t, TypeId id, std::initializer_list<ScaleField> fields) {
     int i = 0;

@@ -256,6 +256,8 @@ void register_iquants(TraitsTable& t) {
     add_block_type<BlockIQ3_S>(t, quantize_iq3_s, {{K::F16, offsetof(BlockIQ3_S, d), "d"}});
     add_block_type<BlockIQ1_S>(t, quantize_iq1_s, {{K::F16, offsetof(BlockIQ1_S, d), "d"}}, true);
     add_block_type<BlockIQ1_M>(t, quantize_iq1_m, {{K::F16Nibbles, offsetof(BlockIQ1_M, scales), "d"}});  // ggml quantizes it without an importance matrix too
+    set_fitted_scales(t, {TypeId::IQ4_NL, TypeId::IQ4_XS, TypeId::IQ2_XXS, TypeId::IQ2_XS, TypeId::IQ2_S, TypeId::IQ3_XXS, TypeId::IQ3_S,
+                          TypeId::IQ1_S, TypeId::IQ1_M});
 }
 
 }  // namespace quant::detail

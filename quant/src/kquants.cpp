@@ -292,6 +292,7 @@ void register_kquants(TraitsTable& t) {
     add_block_type<BlockQ4_K>(t, quantize_k4<BlockQ4_K, 15>, {{K::F16, offsetof(BlockQ4_K, d), "d"}, {K::F16, offsetof(BlockQ4_K, dmin), "dmin"}});
     add_block_type<BlockQ5_K>(t, quantize_k4<BlockQ5_K, 31>, {{K::F16, offsetof(BlockQ5_K, d), "d"}, {K::F16, offsetof(BlockQ5_K, dmin), "dmin"}});
     add_block_type<BlockQ6_K>(t, quantize_q6_k, {{K::F16, offsetof(BlockQ6_K, d), "d"}});
+    set_fitted_scales(t, {TypeId::Q2_K, TypeId::Q3_K, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K});
     // The activation format of dot products (kernels/ quantizes to it): read, not written here.
     add_block_type<BlockQ8_K>(t, nullptr, {{K::F32, offsetof(BlockQ8_K, d), "d"}});
 }

@@ -276,6 +276,7 @@ void register_legacy(TraitsTable& t) {
     set_efforts(t, TypeId::Q4_1, fast<plain<BlockQ4_1, fill_affine<15, BlockQ4_1, kFastSearch>>, quantize_q4_1<>>, quantize_q4_1<Search{3, 4}>);
     set_efforts(t, TypeId::Q5_1, fast<plain<BlockQ5_1, fill_affine<31, BlockQ5_1, kFastSearch>>, quantize_q5_1<>>, quantize_q5_1<Search{3, 4}>);
     add_block_type<BlockQ8_0>(t, quantize_q8_0, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
+    set_fitted_scales(t, {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q5_0, TypeId::Q5_1, TypeId::Q8_0});
     // The activation format of dot products (kernels/ quantizes to it): read, not written here.
     add_block_type<BlockQ8_1>(t, nullptr, {{K::F16, offsetof(BlockQ8_1, d), "d"}, {K::F16, offsetof(BlockQ8_1, s), "s"}});
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "family.h"
 #include "fit.h"
@@ -69,8 +70,52 @@ std::optional<Effort> effort_from_name(std::string_view name) {
     return std::nullopt;
 }
 
+namespace {
+
+// ScaleFit::Unbiased on one quantized row: each block's f16 scale fields times
+// c = sum x x / sum x y (y: the block dequantized), all or none of them.
+void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uint8_t* dst, int64_t n) {
+    if (!t.fitted_scales) return;
+    int fields = 0;
+    for (const ScaleField& f : t.scales) {
+        if (f.kind == ScaleKind::None) break;
+        if (f.kind != ScaleKind::F16) return;
+        ++fields;
+    }
+    if (fields == 0) return;
+    const uint32_t values = info.block_size, bytes = info.type_size;
+    static thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(n));
+    t.dequantize(dst, row.data(), n / values);
+    for (const float* y = row.data(); y < row.data() + n; y += values, x += values, dst += bytes) {
+        double xx = 0, xy = 0;
+        for (uint32_t j = 0; j < values; ++j) {
+            xx += static_cast<double>(x[j]) * x[j];
+            xy += static_cast<double>(x[j]) * y[j];
+        }
+        const double c = xx / xy;
+        if (!(xy > 0 && c > 0.5 && c < 2)) continue;
+        uint16_t scaled[4];
+        bool finite = true;
+        for (int k = 0; k < fields; ++k) {
+            uint8_t* at = dst + t.scales[k].offset;
+            const float v = f16_to_f32(static_cast<uint16_t>(at[0] | at[1] << 8));
+            scaled[k] = f32_to_f16(static_cast<float>(v * c));
+            finite = finite && std::isfinite(f16_to_f32(scaled[k]));
+        }
+        if (!finite) continue;
+        for (int k = 0; k < fields; ++k) {
+            uint8_t* at = dst + t.scales[k].offset;
+            at[0] = static_cast<uint8_t>(scaled[k]);
+            at[1] = static_cast<uint8_t>(scaled[k] >> 8);
+        }
+    }
+}
+
+}  // namespace
+
 void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std::span<const float> weights,
-              std::span<uint8_t> dst, int64_t first_row, Effort effort) {
+              std::span<uint8_t> dst, int64_t first_row, Effort effort, ScaleFit scale_fit) {
     const gguf::TypeInfo* info = gguf::find_type(static_cast<uint32_t>(type));
     if (!can_quantize(type)) throw std::invalid_argument(fmt::format("cannot quantize to type {}", info ? info->name : "(unknown)"));
     if (needs_importance(type) && weights.empty())
@@ -98,6 +143,7 @@ void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std
                 if (!std::isfinite(row[c]))
                     throw std::invalid_argument(fmt::format("row {}, column {}: {} cannot be quantized", first_row + r, c, row[c]));
         fn(row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row, importance);
+        if (scale_fit == ScaleFit::Unbiased) unbias_row(t, *info, row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row);
     }
 }
 

@@ -152,7 +152,7 @@ void convert(const Model& m, const TensorPlan& t, const std::vector<float>* weig
                 const std::span<float> fb(f + b * n_per_row, static_cast<size_t>((e - b) * n_per_row));
                 kernels::dequantize(t.from, input.subspan(static_cast<size_t>(b) * src_row, static_cast<size_t>(e - b) * src_row), fb);
                 quant::quantize(t.to, fb, n_per_row, w,
-                                buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b, o.effort);
+                                buffer.subspan(static_cast<size_t>(b) * dst_row, static_cast<size_t>(e - b) * dst_row), row + b, o.effort, o.scale_fit);
             }, run);
         } catch (const std::invalid_argument& e) {  // a value that cannot be quantized: say where
             throw std::runtime_error(fmt::format("tensor '{}', {}", info.name, e.what()));

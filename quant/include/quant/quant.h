@@ -54,6 +54,20 @@ inline constexpr Effort kEfforts[] = {Effort::Fast, Effort::Default, Effort::Bes
 std::string_view effort_name(Effort e);  // "fast", "default", "best"
 std::optional<Effort> effort_from_name(std::string_view name);
 
+// How each block's scale is set once its codes are chosen (gguf requant --unbiased-scales).
+// LeastSquares: the fit's own scales, which minimize the (weighted) squared error; such a fit
+// shrinks: its dequantized values y keep sum x y = sum y y < sum x x, by about the error's
+// share of the energy (5-8% on 2-bit types). Unbiased: every block's f16 scale fields (d, and
+// dmin or m, all of them together) multiplied by c = sum x x / sum x y over the block, so the
+// dequantized block keeps the source's projection (sum x y = sum x x, up to the f16 rounding
+// of the scales): more squared error, less KL divergence where the error is large (the
+// 2- and 3-bit types of a trained model; README). It applies to the types whose scales are
+// fitted (Traits::fitted_scales: the legacy, k-quant and i-quant types) and stored as f16
+// fields only (not IQ1_M); the others (MXFP4, NVFP4, the ternary and 1- and 2-bit rounding
+// formats TQ1_0, TQ2_0, Q1_0, Q2_0) keep their bytes, and so does a block whose c is not
+// within (0.5, 2) or whose scaled fields would not be finite.
+enum class ScaleFit : uint8_t { LeastSquares, Unbiased };
+
 struct Traits {
     TypeId type;
     ScaleField scales[4] = {};           // a quantized block's scale fields
@@ -61,6 +75,7 @@ struct Traits {
     QuantizeRowFn quantize = nullptr;    // likewise (the default effort)
     QuantizeRowFn fast = nullptr, best = nullptr;  // other efforts, where the type has them
     bool needs_importance = false;       // quantizing without importance weights is refused
+    bool fitted_scales = false;          // its quantizer fits block scales to the values (ScaleFit applies)
 };
 
 // The entry for `type`, or nullptr for ids beyond the table and retired ids.
@@ -86,9 +101,10 @@ bool needs_importance(TypeId type);
 // column, for NaN or Inf in src, a bad weight, a row length that is not a whole number of
 // blocks, missing weights for a type that needs them, or sizes that disagree. `first_row`
 // only numbers the rows in messages (for callers that split a tensor into ranges). `effort`:
-// see Effort.
+// see Effort; `scale_fit`: see ScaleFit.
 void quantize(TypeId type, std::span<const float> src, int64_t n_per_row, std::span<const float> importance,
-              std::span<uint8_t> dst, int64_t first_row = 0, Effort effort = Effort::Default);
+              std::span<uint8_t> dst, int64_t first_row = 0, Effort effort = Effort::Default,
+              ScaleFit scale_fit = ScaleFit::LeastSquares);
 
 // The number of threads to use for a request: `requested` when positive, else one per core.
 int thread_count(int requested);
