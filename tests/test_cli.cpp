@@ -691,6 +691,9 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         CHECK(other_bytes_changed == 0);
         CHECK(scale_bytes_changed > 0);
     }
+    r = run_gguf("requant " + in + " " + shell_quote((dir / "f16.gguf").string()) + " F16 --unbiased-scales");  // no fitted type: said so
+    CHECK(r.exit_code == 0);
+    CHECK((r.err + r.out).find("--unbiased-scales changes nothing here") != std::string::npos);
 
     r = run_gguf("requant " + in + " " + shell_quote((dir / "x.gguf").string()) + " Q4_0 --effort quick");
     CHECK(r.exit_code == 2);

@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "quant/blocks.h"
@@ -823,7 +824,7 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
     std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
     std::mt19937 rng(41);
     std::normal_distribution<float> normal(0, 1);
-    for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % 53 == 0 ? 0.2f : 0.02f);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % 53 == 0 ? 0.2f : 0.02f) + (i >= kWidth / 2 && i < kWidth ? 0.01f : 0.0f);  // row 0's second half off zero: the minimum terms matter
     std::fill(x.begin() + kWidth, x.begin() + kWidth + 256, 0.0f);  // row 1's first 256 values: no projection to keep
     for (int i = 0; i < kWidth; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + rng() % 16) / 4;
     int rescaled_types = 0, kept_types = 0;
@@ -832,12 +833,8 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
         CAPTURE(t.name);
         const Traits& tr = *traits(t.id);
         int fields = 0;
-        bool all_f16 = tr.fitted_scales;
-        for (const ScaleField& f : tr.scales) {
-            if (f.kind == ScaleKind::None) break;
-            all_f16 = all_f16 && f.kind == ScaleKind::F16;
-            ++fields;
-        }
+        while (fields < 4 && tr.scales[fields].kind != ScaleKind::None) ++fields;
+        const bool all_f16 = scale_fit_applies(t.id);
         const std::span<const float> imp = needs_importance(t.id) ? std::span<const float>(w) : std::span<const float>();
         std::vector<uint8_t> ls(row_bytes(t.id, kWidth) * kRows), unb(ls.size());
         quantize(t.id, x, kWidth, imp, ls, 0, Effort::Default, ScaleFit::LeastSquares);
@@ -867,6 +864,22 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
                 xx += static_cast<double>(xb[j]) * xb[j];
                 xy_ls += static_cast<double>(xb[j]) * y_ls[j];
                 xy_unb += static_cast<double>(xb[j]) * y_unb[j];
+            }
+            // Every field times c as computed from the least-squares block (all of them, or none
+            // where c is out of range or a field would not be finite).
+            const double c = xx / xy_ls;
+            bool apply = xy_ls > 0 && c > 0.5 && c < 2;
+            uint16_t expected[4];
+            for (int f = 0; f < fields; ++f) {
+                const uint16_t v = static_cast<uint16_t>(bl[tr.scales[f].offset] | bl[tr.scales[f].offset + 1] << 8);
+                expected[f] = f32_to_f16(static_cast<float>(f16_to_f32(v) * c));
+                apply = apply && std::isfinite(f16_to_f32(expected[f]));
+            }
+            for (int f = 0; f < fields; ++f) {
+                const std::string field = tr.scales[f].name;
+                CAPTURE(field);
+                const uint16_t got = static_cast<uint16_t>(bu[tr.scales[f].offset] | bu[tr.scales[f].offset + 1] << 8);
+                REQUIRE(got == (apply ? expected[f] : static_cast<uint16_t>(bl[tr.scales[f].offset] | bl[tr.scales[f].offset + 1] << 8)));
             }
             if (xx == 0) {  // the zero block: nothing to keep, nothing changed
                 CHECK(std::equal(bl, bl + t.type_size, bu));

@@ -246,8 +246,10 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
                   "(a wider search); other types quantize alike at every effort")
         ->capture_default_str();
     c->add_flag("--unbiased-scales", o->unbiased_scales,
-                "Rescale each block after its fit so its dequantized values keep the source's projection (sum x y = sum x x) where the "
-                "least-squares fit shrinks them: more RMSE, less KL divergence on trained models at 2-3 bits (README: Unbiased scales)");
+                "After each block's fit, multiply its f16 scales by sum x x / sum x y so its dequantized values y keep the source's "
+                "projection, which a least-squares fit shrinks: more RMSE, less KL divergence on trained models at 2-3 bits (README: "
+                "Unbiased scales). The legacy, k-quant and i-quant types but IQ1_M (--effort fast then loses its promise of never more "
+                "error than llama.cpp's rounding)");
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
     c->add_option("--prune-layers", o->prune_layers, "LIST: leave out these blocks (comma-separated numbers) and renumber the rest, "
                                                      "as llama-quantize does; block_count and per-layer arrays follow");

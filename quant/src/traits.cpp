@@ -75,14 +75,9 @@ namespace {
 // ScaleFit::Unbiased on one quantized row: each block's f16 scale fields times
 // c = sum x x / sum x y (y: the block dequantized), all or none of them.
 void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uint8_t* dst, int64_t n) {
-    if (!t.fitted_scales) return;
+    if (!scale_fit_applies(t.type)) return;
     int fields = 0;
-    for (const ScaleField& f : t.scales) {
-        if (f.kind == ScaleKind::None) break;
-        if (f.kind != ScaleKind::F16) return;
-        ++fields;
-    }
-    if (fields == 0) return;
+    while (fields < 4 && t.scales[fields].kind == ScaleKind::F16) ++fields;
     const uint32_t values = info.block_size, bytes = info.type_size;
     static thread_local std::vector<float> row;
     row.resize(static_cast<size_t>(n));
@@ -149,6 +144,14 @@ void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std
 
 int thread_count(int requested) {
     return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+bool scale_fit_applies(TypeId type) {
+    const Traits* t = traits(type);
+    if (!t || !t->fitted_scales || t->scales[0].kind != ScaleKind::F16) return false;
+    for (const ScaleField& f : t->scales)
+        if (f.kind != ScaleKind::F16 && f.kind != ScaleKind::None) return false;
+    return true;
 }
 
 bool can_dequantize(TypeId type) {

@@ -39,6 +39,7 @@ const std::vector<float>* weights_for(const quant::ImportanceMatrix* im, std::st
 
 Prepared prepare_with(const Model& m, const RunOptions& o, const quant::ImportanceMatrix* im) {
     Prepared p;
+    size_t rescaled_tensors = 0;  // tensors --unbiased-scales changes
     Options opts = o.plan;
     opts.has_imatrix = im != nullptr;
     p.plan = plan(m, opts);
@@ -72,7 +73,11 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         // Whether --effort changes how this tensor is quantized (quant::Effort).
         const quant::Traits& traits = *quant::traits(t.to);
         if ((o.effort == quant::Effort::Fast && traits.fast && !w) || (o.effort == quant::Effort::Best && traits.best)) ++p.report.effort_tensors;
+        rescaled_tensors += quant::scale_fit_applies(t.to);
     }
+    if (o.scale_fit == quant::ScaleFit::Unbiased && rescaled_tensors == 0)
+        p.report.warnings.push_back("--unbiased-scales changes nothing here: no tensor becomes a type with fitted f16 scales (the legacy, "
+                                    "k-quant and i-quant types but IQ1_M)");
     if (o.effort != quant::Effort::Default && p.report.effort_tensors == 0)
         p.report.warnings.push_back(fmt::format("--effort {} changes nothing here: no tensor becomes a type with that choice{} (so far Q4_0, Q4_1, "
                                                 "Q5_0 and Q5_1 have one)", quant::effort_name(o.effort),

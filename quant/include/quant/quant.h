@@ -56,16 +56,15 @@ std::optional<Effort> effort_from_name(std::string_view name);
 
 // How each block's scale is set once its codes are chosen (gguf requant --unbiased-scales).
 // LeastSquares: the fit's own scales, which minimize the (weighted) squared error; such a fit
-// shrinks: its dequantized values y keep sum x y = sum y y < sum x x, by about the error's
-// share of the energy (5-8% on 2-bit types). Unbiased: every block's f16 scale fields (d, and
-// dmin or m, all of them together) multiplied by c = sum x x / sum x y over the block, so the
-// dequantized block keeps the source's projection (sum x y = sum x x, up to the f16 rounding
-// of the scales): more squared error, less KL divergence where the error is large (the
-// 2- and 3-bit types of a trained model; README). It applies to the types whose scales are
-// fitted (Traits::fitted_scales: the legacy, k-quant and i-quant types) and stored as f16
-// fields only (not IQ1_M); the others (MXFP4, NVFP4, the ternary and 1- and 2-bit rounding
-// formats TQ1_0, TQ2_0, Q1_0, Q2_0) keep their bytes, and so does a block whose c is not
-// within (0.5, 2) or whose scaled fields would not be finite.
+// shrinks: its dequantized values y keep about sum w x y = sum w y y < sum w x x, short by
+// about the error's share of the energy (a few percent at 2 and 3 bits). Unbiased: every
+// block's f16 scale fields (d, and dmin or m, all of them together) multiplied by
+// c = sum x x / sum x y over the block (unweighted, with or without importance weights), so
+// the dequantized block keeps the source's projection (sum x y = sum x x, up to the f16
+// rounding of the scales): more squared error, less KL divergence where the error is large
+// (the 2- and 3-bit types of a trained model; README). Where it applies:
+// scale_fit_applies(); elsewhere, and in a block whose c is not within (0.5, 2) or whose
+// scaled fields would not be finite, the bytes are the least-squares ones.
 enum class ScaleFit : uint8_t { LeastSquares, Unbiased };
 
 struct Traits {
@@ -75,7 +74,7 @@ struct Traits {
     QuantizeRowFn quantize = nullptr;    // likewise (the default effort)
     QuantizeRowFn fast = nullptr, best = nullptr;  // other efforts, where the type has them
     bool needs_importance = false;       // quantizing without importance weights is refused
-    bool fitted_scales = false;          // its quantizer fits block scales to the values (ScaleFit applies)
+    bool fitted_scales = false;          // its quantizer fits block scales to the values
 };
 
 // The entry for `type`, or nullptr for ids beyond the table and retired ids.
@@ -93,6 +92,10 @@ void dequantize(TypeId type, std::span<const uint8_t> src, std::span<float> dst)
 
 bool can_quantize(TypeId type);
 bool needs_importance(TypeId type);
+// Whether ScaleFit::Unbiased changes `type`'s blocks: its scales are fitted
+// (Traits::fitted_scales: the legacy, k-quant and i-quant types) and all stored as f16 fields
+// (not IQ1_M's). Not MXFP4, NVFP4, nor the rounding formats TQ1_0, TQ2_0, Q1_0, Q2_0.
+bool scale_fit_applies(TypeId type);
 
 // Quantizes whole rows: src holds n_rows x n_per_row values, dst receives exactly n_rows x
 // row_bytes(type, n_per_row) bytes. With `importance` (n_per_row non-negative finite
