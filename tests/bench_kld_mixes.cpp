@@ -1,12 +1,14 @@
 // Benchmark: what our quantizers' error does to a model, beside llama.cpp's (issue 18's KL
 // divergence table). Prints figures; asserts nothing.
-//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--mix NAME]...
+//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...
 // For each mix llama.cpp's evaluation of ../shared/ref covers, gguf requant makes our file
 // from the same source and importance matrix as llama.cpp's file, and both are evaluated
 // against the source's logits on the same text, in the same run, with llama.cpp's
 // arithmetic (ggml activations; the source's logits computed once):
 //   tiny:    gguf/llama-quantize/tiny-<MIX>[.imatrix].gguf against tiny-source-f16.gguf on
-//            eval/licenses.txt, c = 128 (random heavy-tailed weights);
+//            eval/licenses.txt, c = 128 (random heavy-tailed weights); the mixes eval/ has
+//            llama.cpp's log of, and with --every-file every mix it has a file of (the
+//            i-quant mixes among them; "(its log)" nan);
 //   trained: trained/trained-<MIX>.imatrix.gguf against trained-f16.gguf on heldout.txt,
 //            c = 256 (a model that learned English text; these figures mean the most; the
 //            reference does not say whether llama.cpp quantized trained-f16.gguf or the F32
@@ -15,7 +17,8 @@
 // it, from the reference's text), ours, their ratio (below 1: ours is closer to the
 // source), and both files' sizes. With --unbiased-scales, a second file of ours made with
 // gguf requant --unbiased-scales (quant::ScaleFit) is evaluated in the same run: two more
-// columns, its mean KLD and its ratio to llama.cpp's.
+// columns, its mean KLD and its ratio to llama.cpp's. --wide-grid, --narrow-grid: the grid
+// i-quants' wide or narrow search alone at any effort (quant::testing::force_grid_search).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -31,6 +34,7 @@
 #include "infer/kld_base.h"
 #include "infer/perplexity.h"
 #include "infer/tokenizer.h"
+#include "quant/quant.h"
 #include "requant/run.h"
 #include "support.h"
 
@@ -40,6 +44,7 @@ namespace fs = std::filesystem;
 
 // The number after `label` in llama-perplexity's output; NaN when absent.
 double figure_after(const fs::path& file, const std::string& label) {
+    if (!fs::exists(file)) return std::nan("");  // a file of llama.cpp's with no log of its evaluation
     const std::string text = test::read_text(file);
     const size_t at = text.rfind(label);
     return at == std::string::npos ? std::nan("") : std::stod(text.substr(at + label.size()));
@@ -58,7 +63,7 @@ struct Suite {
     std::vector<Mix> mixes;
 };
 
-Suite tiny() {
+Suite tiny(bool every_file) {
     const fs::path lq = test::ref_dir() / "gguf" / "llama-quantize", eval = test::ref_dir() / "eval";
     Suite s{"tiny", lq / "tiny-source-f16.gguf", lq / "tiny.imatrix.gguf", eval / "licenses.txt", 128, true, {}};
     std::vector<std::string> names;
@@ -70,6 +75,21 @@ Suite tiny() {
     for (const std::string& n : names) {
         const bool imx = n.ends_with(".imatrix");
         s.mixes.push_back({imx ? n.substr(0, n.size() - 8) : n, imx, lq / ("tiny-" + n + ".gguf"), eval / ("kld-tiny-" + n + ".txt")});
+    }
+    if (every_file) {  // also llama.cpp's files of the mixes it has no evaluation log for
+        std::vector<std::string> more;
+        for (const auto& e : fs::directory_iterator(lq)) {
+            const std::string f = e.path().filename().string();
+            if (f.rfind("tiny-", 0) != 0 || !f.ends_with(".gguf") || f.find("source") != std::string::npos) continue;
+            const std::string n = f.substr(5, f.size() - 5 - 5);
+            if (n == "F16" || n == "BF16" || n == "F32" || std::find(names.begin(), names.end(), n) != names.end()) continue;
+            more.push_back(n);
+        }
+        std::sort(more.begin(), more.end());
+        for (const std::string& n : more) {
+            const bool imx = n.ends_with(".imatrix");
+            s.mixes.push_back({imx ? n.substr(0, n.size() - 8) : n, imx, lq / ("tiny-" + n + ".gguf"), eval / ("kld-tiny-" + n + ".txt")});
+        }
     }
     return s;
 }
@@ -161,6 +181,7 @@ int main(int argc, char** argv) {
     std::string which = "all";
     quant::Effort effort = quant::Effort::Default;
     bool unbiased = false;
+    bool every_file = false;
     std::vector<std::string> only;  // --mix: these mixes only (each with and without an importance matrix, as the suite has them)
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -173,12 +194,18 @@ int main(int argc, char** argv) {
             effort = *e;
         } else if (a == "--unbiased-scales") {
             unbiased = true;
+        } else if (a == "--wide-grid") {
+            quant::testing::force_grid_search(quant::testing::GridSearchWay::Wide);
+        } else if (a == "--narrow-grid") {
+            quant::testing::force_grid_search(quant::testing::GridSearchWay::Narrow);
+        } else if (a == "--every-file") {
+            every_file = true;
         } else if (a == "--mix" && i + 1 < argc) {
             only.emplace_back(argv[++i]);
         } else if (a == "tiny" || a == "trained" || a == "all") {
             which = a;
         } else {
-            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--mix NAME]...\n");
+            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...\n");
             return 2;
         }
     }
@@ -186,6 +213,6 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_kld_mixes: needs ../shared/ref/eval and ../shared/ref/trained (not in a plain clone)\n");
         return 1;
     }
-    if (which != "trained") run(tiny(), effort, unbiased, only);
+    if (which != "trained") run(tiny(every_file), effort, unbiased, only);
     if (which != "tiny") run(trained(), effort, unbiased, only);
 }

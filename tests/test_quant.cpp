@@ -491,19 +491,117 @@ struct IntegerRows {
     }
 };
 
+// Forces one grid search (quant::testing::force_grid_search) while it lives.
+struct ForcedGridSearch {
+    explicit ForcedGridSearch(quant::testing::GridSearchWay way) { quant::testing::force_grid_search(way); }
+    ~ForcedGridSearch() { quant::testing::force_grid_search(quant::testing::GridSearchWay::AsEffortSays); }
+    ForcedGridSearch(const ForcedGridSearch&) = delete;
+    ForcedGridSearch& operator=(const ForcedGridSearch&) = delete;
+};
+
+// The wide search's bytes (b64b63d's) and the narrow one's (pinned when it came, 2026-12-04),
+// each type's default being one of them.
+struct GridPins {
+    const char* name;
+    uint64_t wide, narrow;
+    bool narrow_default;
+};
+constexpr GridPins kGridPins[] = {
+    {"iq2_xxs", 0x930191181be9f8f5ull, 0xfaae175c5a34ecd2ull, true}, {"iq2_xs", 0x40126c21fab09f7dull, 0x3f12e686df967240ull, true},
+    {"iq2_s", 0x12ff6d82ed559d8eull, 0x1894e0f67063a51full, true},  {"iq3_xxs", 0x669e15fb10bcbc1full, 0xb9600b6a7db396d1ull, true},
+    {"iq3_s", 0xbffdf1379add71b5ull, 0x77598e4058bfa465ull, true},  {"iq1_s", 0x8357faaa124d7b7bull, 0x3ed10ece79072740ull, false},
+    {"iq1_m", 0xd36b429435c94816ull, 0x1389be0d84e3a0b1ull, false},
+};
+
 }  // namespace
 
 TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time search") {
     const IntegerRows rows(false);
-    const std::pair<const char*, uint64_t> expected[] = {
-        {"iq2_xxs", 0x930191181be9f8f5ull}, {"iq2_xs", 0x40126c21fab09f7dull}, {"iq2_s", 0x12ff6d82ed559d8eull},
-        {"iq3_xxs", 0x669e15fb10bcbc1full}, {"iq3_s", 0xbffdf1379add71b5ull},  {"iq1_s", 0x8357faaa124d7b7bull},
-        {"iq1_m", 0xd36b429435c94816ull},
-    };
-    for (const auto& [type_name, hash] : expected) {
-        const std::string name = type_name;
+    // The wide search, which those bytes were written with.
+    const ForcedGridSearch wide(quant::testing::GridSearchWay::Wide);
+    for (const GridPins& p : kGridPins) {
+        const std::string name = p.name;
         CAPTURE(name);
-        CHECK(rows.hash(*gguf::type_from_name(name), true) == hash);
+        CHECK(rows.hash(*gguf::type_from_name(name), true) == p.wide);
+    }
+}
+
+// A change in the narrow search's choices shows here; the default of the IQ2 and IQ3 types is
+// the narrow search, of IQ1_S and IQ1_M the wide one.
+TEST_CASE("the grid i-quants' narrow search writes the bytes it was pinned with, and each type's default is its search") {
+    const IntegerRows rows(false);
+    for (const GridPins& p : kGridPins) {
+        const std::string name = p.name;
+        CAPTURE(name);
+        const gguf::TypeId type = *gguf::type_from_name(name);
+        CHECK(rows.hash(type, true) == (p.narrow_default ? p.narrow : p.wide));
+        const ForcedGridSearch narrow(quant::testing::GridSearchWay::Narrow);
+        CHECK(rows.hash(type, true) == p.narrow);
+        CHECK(p.narrow != p.wide);
+    }
+}
+
+// --effort best runs both grid searches and keeps, per super-block, the fit of less error in
+// the fits' own weights (importance x sqrt(sigma^2 + x^2), sigma^2 the row's mean square).
+// Rows of gaussian values, some with heavy tails, and log-normal importance: no super-block of
+// best has more of that error than the narrow or the wide search's (within float rounding of
+// the weights, which this test computes in double), and each search wins somewhere.
+TEST_CASE("the grid i-quants' --effort best keeps the better of the narrow and the wide search in every super-block") {
+    constexpr int kCols = 2816, kRows = 4;
+    std::mt19937 rng(23);
+    std::normal_distribution<float> normal(0, 1);
+    std::vector<float> x(static_cast<size_t>(kCols) * kRows), imp(kCols);
+    for (size_t i = 0; i < x.size(); ++i) {
+        const float z = normal(rng);
+        x[i] = i / kCols < 2 ? 0.02f * z : 0.02f * z / std::max(0.2f, std::fabs(normal(rng)));  // rows 2, 3: heavy tails
+    }
+    for (float& v : imp) v = std::exp(normal(rng));
+    std::vector<double> w(x.size());
+    for (int r = 0; r < kRows; ++r) {
+        double sigma2 = 0;
+        for (int c = 0; c < kCols; ++c) sigma2 += static_cast<double>(x[r * kCols + c]) * x[r * kCols + c];
+        sigma2 /= kCols;
+        for (int c = 0; c < kCols; ++c) w[r * kCols + c] = imp[c] * std::sqrt(sigma2 + static_cast<double>(x[r * kCols + c]) * x[r * kCols + c]);
+    }
+    for (const GridPins& p : kGridPins) {
+        const std::string name = p.name;
+        CAPTURE(name);
+        const gguf::TypeId type = *gguf::type_from_name(name);
+        REQUIRE(static_cast<bool>(quant::traits(type)->best));
+        std::vector<uint8_t> narrow(row_bytes(type, kCols) * kRows), wide(narrow.size()), best(narrow.size());
+        quantize(type, x, kCols, imp, best, 0, quant::Effort::Best);
+        {
+            const ForcedGridSearch forced(quant::testing::GridSearchWay::Narrow);
+            quantize(type, x, kCols, imp, narrow, 0, quant::Effort::Default);
+        }
+        {
+            const ForcedGridSearch forced(quant::testing::GridSearchWay::Wide);
+            quantize(type, x, kCols, imp, wide, 0, quant::Effort::Default);
+        }
+        std::vector<float> yn(x.size()), yw(x.size()), yb(x.size());
+        quant::dequantize(type, narrow, yn);
+        quant::dequantize(type, wide, yw);
+        quant::dequantize(type, best, yb);
+        const size_t block = gguf::type_info(type).type_size;
+        int worse = 0, from_narrow = 0, from_wide = 0, neither = 0;
+        for (size_t b = 0; b < x.size() / 256; ++b) {
+            double en = 0, ew = 0, eb = 0;
+            for (size_t i = 256 * b; i < 256 * (b + 1); ++i) {
+                en += w[i] * (x[i] - static_cast<double>(yn[i])) * (x[i] - static_cast<double>(yn[i]));
+                ew += w[i] * (x[i] - static_cast<double>(yw[i])) * (x[i] - static_cast<double>(yw[i]));
+                eb += w[i] * (x[i] - static_cast<double>(yb[i])) * (x[i] - static_cast<double>(yb[i]));
+            }
+            if (eb > std::min(en, ew) * (1 + 1e-5)) ++worse;
+            const auto bytes = [&](const std::vector<uint8_t>& q) { return std::vector<uint8_t>(q.begin() + b * block, q.begin() + (b + 1) * block); };
+            const bool differ = bytes(narrow) != bytes(wide);
+            if (differ && bytes(best) == bytes(narrow)) ++from_narrow;
+            if (differ && bytes(best) == bytes(wide)) ++from_wide;
+            if (bytes(best) != bytes(narrow) && bytes(best) != bytes(wide)) ++neither;
+        }
+        CHECK(worse == 0);
+        CHECK(neither == 0);
+        CHECK(from_narrow > 0);
+        CHECK(from_wide > 0);
     }
 }
 

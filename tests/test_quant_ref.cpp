@@ -153,16 +153,27 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         // reference's RMSE without importance (each block judged by its plain error, the
         // reference's scale among the candidates; test_quant checks it block by block), and
         // with importance the default's search (ggml searches then too); best (a wider search
-        // over the per-value weights) shown beside them, and no worse than the default here.
+        // over the per-value weights: legacy; both grid searches: grid i-quants) shown beside
+        // them, and no worse than the default here.
+        const auto minimized = [&](const Quality& x) { return imx == "yes" ? x.weighted_rmse : x.rmse; };
         if (quant::traits(type)->fast) {
             const Quality fast = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Fast);
-            const Quality best = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Best);
-            const auto minimized = [&](const Quality& x) { return imx == "yes" ? x.weighted_rmse : x.rmse; };
             if (imx == "yes") CHECK(minimized(fast) == minimized(q));
             else CHECK(minimized(fast) <= ref_rmse);
-            CHECK(minimized(best) <= minimized(q));
             table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}  (--effort fast)\n", name, input, imx, fast.rmse,
                                  ref_rmse, fast.rmse / ref_rmse, fast.weighted_rmse, ref_weighted, fast.weighted_rmse / ref_weighted);
+        }
+        if (quant::traits(type)->best) {
+            const Quality best = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Best);
+            // The legacy types' best (they have a fast effort too) searches more widely for the
+            // same fit, and comes out no worse here. The grid i-quants' best keeps, per super-block, whichever of two
+            // searches has less error in the fits' own weights (importance x sqrt(sigma^2 +
+            // x^2)), which test_quant checks block by block; under these rows' importance
+            // weights alone it can come out above the default (heavy rows), so here it is held
+            // to the reference's bounds.
+            if (quant::traits(type)->fast) CHECK(minimized(best) <= minimized(q));
+            CHECK(best.rmse <= 1.01 * ref_rmse);
+            CHECK(best.weighted_rmse <= 1.01 * ref_weighted);
             table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}  (--effort best)\n", name, input, imx, best.rmse,
                                  ref_rmse, best.rmse / ref_rmse, best.weighted_rmse, ref_weighted, best.weighted_rmse / ref_weighted);
         }

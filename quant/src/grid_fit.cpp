@@ -79,6 +79,18 @@ Lattice lattice(const Grid& g, int lo, int hi, std::vector<float> values) {
     return l;
 }
 
+// The largest magnitude m of an entry made of m (or -m) alone: where a span's values are
+// all alike, its scale puts them there.
+Grid with_flat_magnitude(Grid g) {
+    for (int e = 0; e < g.entries; ++e) {
+        const float m = std::fabs(g.value[static_cast<size_t>(e)]);
+        bool flat = true;
+        for (int j = 1; j < g.k; ++j) flat = flat && std::fabs(g.value[static_cast<size_t>(j) * static_cast<size_t>(g.entries) + static_cast<size_t>(e)]) == m;
+        if (flat) g.flat_magnitude = std::max(g.flat_magnitude, m);
+    }
+    return g;
+}
+
 Grid with_lattice(Grid g) {
     g.parts = {lattice(g, 0, g.entries, g.magnitudes)};
     return g;
@@ -719,12 +731,12 @@ float refit(const Tables& t, int first, int count, const uint16_t* entry) {
 
 }  // namespace
 
-const Grid& grid_iq2xxs() { static const Grid g = with_lattice(unpack(grids::kIQ2XXS, 8)); return g; }
-const Grid& grid_iq2xs() { static const Grid g = with_lattice(unpack(grids::kIQ2XS, 8)); return g; }
-const Grid& grid_iq2s() { static const Grid g = with_lattice(unpack(grids::kIQ2S, 8)); return g; }
-const Grid& grid_iq3xxs() { static const Grid g = with_lattice(unpack(grids::kIQ3XXS, 4)); return g; }
-const Grid& grid_iq3s() { static const Grid g = with_lattice(unpack(grids::kIQ3S, 4)); return g; }
-const Grid& grid_iq1() { static const Grid g = iq1_with_lattices(unpack_iq1()); return g; }
+const Grid& grid_iq2xxs() { static const Grid g = with_flat_magnitude(with_lattice(unpack(grids::kIQ2XXS, 8))); return g; }
+const Grid& grid_iq2xs() { static const Grid g = with_flat_magnitude(with_lattice(unpack(grids::kIQ2XS, 8))); return g; }
+const Grid& grid_iq2s() { static const Grid g = with_flat_magnitude(with_lattice(unpack(grids::kIQ2S, 8))); return g; }
+const Grid& grid_iq3xxs() { static const Grid g = with_flat_magnitude(with_lattice(unpack(grids::kIQ3XXS, 4))); return g; }
+const Grid& grid_iq3s() { static const Grid g = with_flat_magnitude(with_lattice(unpack(grids::kIQ3S, 4))); return g; }
+const Grid& grid_iq1() { static const Grid g = with_flat_magnitude(iq1_with_lattices(unpack_iq1())); return g; }
 
 namespace {
 
@@ -749,7 +761,12 @@ int best_flip(const Grid& g, const float* a, const float* w, float dl) {
 
 }  // namespace
 
-GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options) {
+namespace {
+
+std::atomic<int> g_forced_search{0};  // testing::force_grid_search: 0 none, 1 narrow, 2 wide
+
+// The fit of one super-block by one search (GridSearch::Narrow or Wide).
+GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options, bool wide) {
     const int scale_span = options.scale_span;
     const bool parity_signs = options.parity_signs;
     GridFit f;
@@ -766,7 +783,17 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
             const int span = (8 * o) / scale_span * scale_span;
             float amax = 0;
             for (int i = span; i < span + scale_span; ++i) amax = std::max(amax, std::fabs(x[i]));
-            const int j = best_flip(grid, a + 8 * o, w + 8 * o, amax / grid.max_magnitude * 0.8f);
+            int j = 0;
+            if (wide) {
+                j = best_flip(grid, a + 8 * o, w + 8 * o, amax / grid.max_magnitude * 0.8f);
+            } else {  // the value of least w x^2 (the first of equal ones)
+                float least = std::numeric_limits<float>::infinity();
+                for (int i = 0; i < 8; ++i)
+                    if (const float c = w[8 * o + i] * a[8 * o + i] * a[8 * o + i]; c < least) {
+                        least = c;
+                        j = i;
+                    }
+            }
             mask ^= static_cast<uint8_t>(1u << j);
             a[8 * o + j] = -a[8 * o + j];
         }
@@ -799,11 +826,16 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
         float best = std::numeric_limits<float>::infinity();
         dl[s] = 0;
         // Starting scales: the largest value on the largest magnitude (and a little short of
-        // it), and on each smaller magnitude (flat spans match entries of equal small ones).
-        std::vector<float> starts;
-        for (float factor : {0.6f, 0.75f, 0.9f, 1.05f}) starts.push_back(amax / grid.max_magnitude * factor);
-        for (float m : grid.magnitudes)
-            if (m < grid.max_magnitude) starts.push_back(amax / m);
+        // it; the wide search also at 0.6), and on the largest magnitude of an entry of equal
+        // ones (for flat spans); the wide search puts it on every smaller magnitude instead.
+        float starts[16];
+        int n_starts = 0;
+        if (wide) starts[n_starts++] = amax / grid.max_magnitude * 0.6f;
+        for (float factor : {0.75f, 0.9f, 1.05f}) starts[n_starts++] = amax / grid.max_magnitude * factor;
+        if (!wide && grid.flat_magnitude > 0 && grid.flat_magnitude < grid.max_magnitude) starts[n_starts++] = amax / grid.flat_magnitude;
+        if (wide)
+            for (float m : grid.magnitudes)
+                if (m < grid.max_magnitude && n_starts < 16) starts[n_starts++] = amax / m;
         // The rounds from different starts often reach the same scale (a third of the trials
         // on IQ2_XS): a scale tried before gives the same entries and error without a search.
         struct Tried {
@@ -825,8 +857,8 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
             }
             return err;
         };
-        for (float start : starts) {
-            float d = start;
+        for (int i = 0; i < n_starts; ++i) {
+            float d = starts[i];
             for (int round = 0; round < 3 && d > 0; ++round) {
                 const float err = trial_error(d);
                 if (err < best) {
@@ -874,12 +906,14 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
         }
     }
 
-    // Entries for the scales as stored, each code nudged by one where that helps.
+    // Entries for the scales as stored, each code nudged (by up to one, or two in the wide
+    // search) where that helps.
+    const int nudge = wide ? 2 : 1;
     for (int s = 0; s < scales; ++s) {
         const int first = s * per_scale;
         float best = std::numeric_limits<float>::infinity();
         const int base = f.scale[s];
-        for (int c = std::max(0, base - 2); c <= std::min(code.max_code, base + 2); ++c) {
+        for (int c = std::max(0, base - nudge); c <= std::min(code.max_code, base + nudge); ++c) {
             const float err = span_error(first, code.scale(f.d, c), trial);
             if (err < best) {
                 best = err;
@@ -891,11 +925,39 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
     return f;
 }
 
+// The weighted squared error of a fit: sum w_i (x_i - y_i)^2 over the super-block, y as the
+// format decodes it (dl x the entry's value, with the stored sign).
+double fit_error(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options, const GridFit& f) {
+    double err = 0;
+    for (int i = 0; i < kSuper; ++i) {
+        const float dl = code.scale(f.d, f.scale[i / options.scale_span]);
+        const float g = grid.value[static_cast<size_t>(i % grid.k) * static_cast<size_t>(grid.entries) + f.entry[i / grid.k]];
+        float y = dl * g;
+        if (!options.signed_grid && (f.signs[i / 8] >> (i % 8) & 1)) y = -y;
+        const double e = static_cast<double>(x[i]) - y;
+        err += w[i] * e * e;
+    }
+    return err;
+}
+
+}  // namespace
+
+GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options, GridSearch search) {
+    if (const int forced = g_forced_search.load(std::memory_order_relaxed)) search = forced == 1 ? GridSearch::Narrow : GridSearch::Wide;
+    if (search != GridSearch::Both) return fit_grid_search(x, w, grid, code, options, search == GridSearch::Wide);
+    const GridFit narrow = fit_grid_search(x, w, grid, code, options, false);
+    const GridFit wide = fit_grid_search(x, w, grid, code, options, true);
+    return fit_error(x, w, grid, code, options, wide) < fit_error(x, w, grid, code, options, narrow) ? wide : narrow;
+}
+
 }  // namespace quant::detail
 
 namespace quant {
 
 void testing::use_grid_lattice(bool on) { detail::g_use_lattice.store(on); }
+void testing::force_grid_search(GridSearchWay way) {
+    detail::g_forced_search.store(way == GridSearchWay::Narrow ? 1 : way == GridSearchWay::Wide ? 2 : 0);
+}
 
 int testing::grid_entry(TypeId type, int part, std::span<const float> a, std::span<const float> w, float dl, GridWay way, float* v) {
     using namespace detail;

@@ -47,8 +47,9 @@ struct ScaleField {
 // (its error below ggml's quantizers'). Fast: where that search costs far more than ggml's
 // rounding (so far the legacy Q4_0, Q4_1, Q5_0, Q5_1), only the candidates ggml's reference
 // rounding takes, with the nearest codes for the scale as stored: never more error than that
-// rounding, several times faster. Best: a wider search. A type without a choice quantizes
-// alike at every effort.
+// rounding, several times faster. Best: a wider search (the legacy types), or both grid
+// searches with the better fit kept per block (the grid i-quants IQ1_S to IQ3_S). A type
+// without a choice quantizes alike at every effort.
 enum class Effort : uint8_t { Fast, Default, Best };
 inline constexpr Effort kEfforts[] = {Effort::Fast, Effort::Default, Effort::Best};
 std::string_view effort_name(Effort e);  // "fast", "default", "best"
@@ -133,6 +134,13 @@ namespace testing {
 // scan otherwise. false: always scan, for the tests that compare the bytes of the two. Not
 // to be changed while a quantization runs.
 void use_grid_lattice(bool on);
+
+// The grid i-quants' searches (GridSearch in quant/src/grid_fit.h): by default narrow on
+// the IQ2 and IQ3 types and wide on IQ1_S and IQ1_M, both at --effort best. Narrow or Wide:
+// that search alone at every effort, for the tests that pin their bytes and the benchmarks
+// that compare them; AsEffortSays: as above. Not to be changed while a quantization runs.
+enum class GridSearchWay { AsEffortSays, Narrow, Wide };
+void force_grid_search(GridSearchWay way);
 
 // Where the CPU has AVX-512, the fits run wider paths (sixteen blocks a register for the
 // legacy, k-quant and IQ4 fits, one block at a time for Q4_0 and Q5_0's fast effort, the grid
