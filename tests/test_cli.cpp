@@ -691,6 +691,20 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         CHECK(other_bytes_changed == 0);
         CHECK(scale_bytes_changed > 0);
     }
+    // --effort best on a grid i-quant: both grid searches, the better block of each (test_quant),
+    // so other bytes than the default's somewhere, said of no tensor; on F16 it is said to change nothing.
+    {
+        const auto [with, without] = requant_beside_plain("best", "IQ3_S --pure", "--effort best");
+        const auto [type, best] = ffn_up(with);
+        CHECK(type == gguf::TypeId::IQ3_S);
+        CHECK(best != ffn_up(without).second);
+        r = run_gguf("requant " + in + " " + shell_quote((dir / "best-again.gguf").string()) + " IQ3_S --pure --effort best");
+        CHECK((r.err + r.out).find("changes nothing here") == std::string::npos);
+        r = run_gguf("requant " + in + " " + shell_quote((dir / "best-f16.gguf").string()) + " F16 --effort best");
+        CHECK(r.exit_code == 0);
+        CHECK((r.err + r.out).find("--effort best changes nothing here") != std::string::npos);
+        CHECK((r.err + r.out).find("the grid i-quants IQ1_S to IQ3_S") != std::string::npos);
+    }
     r = run_gguf("requant " + in + " " + shell_quote((dir / "f16.gguf").string()) + " F16 --unbiased-scales");  // no fitted type: said so
     CHECK(r.exit_code == 0);
     CHECK((r.err + r.out).find("--unbiased-scales changes nothing here") != std::string::npos);

@@ -65,8 +65,9 @@ struct GridFit {
 };
 // How widely fit_grid searches.
 // - Narrow (the default on the IQ2 and IQ3 types): the starting scales put a span's largest
-//   value at 0.75, 0.9 and 1.05 times the largest magnitude, and on the largest magnitude of
-//   an entry of equal ones (flat spans); where sign parity forces a flip, the value of least
+//   value at 0.75, 0.9 and 1.05 times the largest magnitude, and, where no entry is made of
+//   the largest magnitude alone, on the largest magnitude of an entry of equal ones (flat
+//   spans; IQ2_XXS, IQ3_XXS, IQ3_S); where sign parity forces a flip, the value of least
 //   w x^2 takes it; each stored scale code is tried nudged by one.
 // - Wide (the only search before 2026-12-04; still the default on IQ1_S and IQ1_M): starts
 //   at 0.6 too and on every smaller magnitude; flips the value whose flip the grid fits

@@ -79,9 +79,11 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         p.report.warnings.push_back("--unbiased-scales changes nothing here: no tensor becomes a type with fitted f16 scales (the legacy, "
                                     "k-quant and i-quant types but IQ1_M)");
     if (o.effort != quant::Effort::Default && p.report.effort_tensors == 0)
-        p.report.warnings.push_back(fmt::format("--effort {} changes nothing here: no tensor becomes a type with that choice{} (so far Q4_0, Q4_1, "
-                                                "Q5_0 and Q5_1 have one)", quant::effort_name(o.effort),
-                                                o.effort == quant::Effort::Fast ? " without importance weights (with them, fast searches as the default does)" : ""));
+        p.report.warnings.push_back(fmt::format("--effort {} changes nothing here: no tensor becomes a type with that choice{}",
+                                                quant::effort_name(o.effort),
+                                                o.effort == quant::Effort::Fast ? " without importance weights (so far Q4_0, Q4_1, Q5_0 and Q5_1 "
+                                                                                  "have one; with importance weights, fast searches as the default does)"
+                                                                                : " (Q4_0, Q4_1, Q5_0, Q5_1 and the grid i-quants IQ1_S to IQ3_S)"));
     if (!o.plan.prune_layers.empty()) {
         const Hyperparameters h = shape_of(m);
         for (const char* key : {"leading_dense_block_count", "nextn_predict_layers"})
