@@ -72,24 +72,20 @@ Suite tiny(bool every_file) {
         if (n.rfind("kld-tiny-", 0) == 0) names.push_back(n.substr(9, n.size() - 9 - 4));  // Q4_K_M or Q4_K_M.imatrix
     }
     std::sort(names.begin(), names.end());
-    for (const std::string& n : names) {
-        const bool imx = n.ends_with(".imatrix");
-        s.mixes.push_back({imx ? n.substr(0, n.size() - 8) : n, imx, lq / ("tiny-" + n + ".gguf"), eval / ("kld-tiny-" + n + ".txt")});
-    }
-    if (every_file) {  // also llama.cpp's files of the mixes it has no evaluation log for
-        std::vector<std::string> more;
+    if (every_file) {  // then llama.cpp's files of the mixes it has no evaluation log for
+        const auto logged = static_cast<std::ptrdiff_t>(names.size());
         for (const auto& e : fs::directory_iterator(lq)) {
             const std::string f = e.path().filename().string();
             if (f.rfind("tiny-", 0) != 0 || !f.ends_with(".gguf") || f.find("source") != std::string::npos) continue;
             const std::string n = f.substr(5, f.size() - 5 - 5);
-            if (n == "F16" || n == "BF16" || n == "F32" || std::find(names.begin(), names.end(), n) != names.end()) continue;
-            more.push_back(n);
+            if (n == "F16" || n == "BF16" || n == "F32" || std::count(names.begin(), names.begin() + logged, n)) continue;
+            names.push_back(n);
         }
-        std::sort(more.begin(), more.end());
-        for (const std::string& n : more) {
-            const bool imx = n.ends_with(".imatrix");
-            s.mixes.push_back({imx ? n.substr(0, n.size() - 8) : n, imx, lq / ("tiny-" + n + ".gguf"), eval / ("kld-tiny-" + n + ".txt")});
-        }
+        std::sort(names.begin() + logged, names.end());
+    }
+    for (const std::string& n : names) {
+        const bool imx = n.ends_with(".imatrix");
+        s.mixes.push_back({imx ? n.substr(0, n.size() - 8) : n, imx, lq / ("tiny-" + n + ".gguf"), eval / ("kld-tiny-" + n + ".txt")});
     }
     return s;
 }

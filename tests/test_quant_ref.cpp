@@ -152,9 +152,8 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         // The other efforts, where the type has them (quant::Effort): fast never above the
         // reference's RMSE without importance (each block judged by its plain error, the
         // reference's scale among the candidates; test_quant checks it block by block), and
-        // with importance the default's search (ggml searches then too); best (a wider search
-        // over the per-value weights: legacy; both grid searches: grid i-quants) shown beside
-        // them, and no worse than the default here.
+        // with importance the default's search (ggml searches then too); best shown beside
+        // them (what is checked of it: below).
         const auto minimized = [&](const Quality& x) { return imx == "yes" ? x.weighted_rmse : x.rmse; };
         if (quant::traits(type)->fast) {
             const Quality fast = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Fast);
@@ -166,11 +165,11 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         if (quant::traits(type)->best) {
             const Quality best = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Best);
             // The legacy types' best (they have a fast effort too) searches more widely for the
-            // same fit, and comes out no worse here. The grid i-quants' best keeps, per super-block, whichever of two
-            // searches has less error in the fits' own weights (importance x sqrt(sigma^2 +
-            // x^2)), which test_quant checks block by block; under these rows' importance
-            // weights alone it can come out above the default (heavy rows), so here it is held
-            // to the reference's bounds.
+            // same fit, and comes out no worse here. The grid i-quants' best keeps, per
+            // super-block, whichever of two searches has less error in the fits' own weights
+            // (importance x sqrt(sigma^2 + x^2)), which test_quant checks block by block; under
+            // these rows' importance weights alone it can come out above the default (heavy
+            // rows), so here it is held to the reference's bounds.
             if (quant::traits(type)->fast) CHECK(minimized(best) <= minimized(q));
             CHECK(best.rmse <= 1.01 * ref_rmse);
             CHECK(best.weighted_rmse <= 1.01 * ref_weighted);

@@ -826,8 +826,9 @@ GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleC
         float best = std::numeric_limits<float>::infinity();
         dl[s] = 0;
         // Starting scales: the largest value on the largest magnitude (and a little short of
-        // it; the wide search also at 0.6), and on the largest magnitude of an entry of equal
-        // ones (for flat spans); the wide search puts it on every smaller magnitude instead.
+        // it; the wide search also at 0.6), and, where that is smaller, on the largest
+        // magnitude of an entry of equal ones (for flat spans); the wide search puts it on
+        // every smaller magnitude instead.
         float starts[16];
         int n_starts = 0;
         if (wide) starts[n_starts++] = amax / grid.max_magnitude * 0.6f;
