@@ -117,12 +117,15 @@ Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* imp
 
 }  // namespace
 
-TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row") {
+TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, and 0.95x its weighted RMSE with importance on q6_K and iq3_s") {
     std::ifstream in(test::ref_dir() / "quant" / "rmse.tsv");
     REQUIRE(in);
     std::string line;
     std::getline(in, line);
     std::set<std::string> pending;
+    const std::set<std::string> kTarget095 = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs", "iq4_nl", "iq3_s", "iq2_s"};
+    const std::set<std::string> kReaches095 = {"q6_K", "iq3_s"};
+    std::string short_of_095;
     int rows = 0;
     std::string table = fmt::format("\n{:<8} {:<6} {:<4} {:>12} {:>12} {:>6}  {:>12} {:>12} {:>6}\n", "type", "input", "imx",
                                     "rmse", "reference", "ratio", "weighted", "reference", "ratio");
@@ -180,6 +183,14 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
             CHECK(q.rmse == doctest::Approx(ref_rmse).epsilon(1e-5));
             CHECK(q.weighted_rmse == doctest::Approx(ref_weighted).epsilon(1e-5));
         }
+        // Issue 18's target: with importance, at most 0.95x the reference's weighted RMSE on its
+        // nine types. Asserted on those that reach it on both rows; the rest are listed with
+        // their ratios (bench_quant_bound shows that no quantizer of the format can reach it on
+        // q3_K, and on the gauss rows of q4_K, iq4_nl and iq4_xs).
+        if (imx == "yes" && kTarget095.count(name)) {
+            if (kReaches095.count(name)) CHECK(q.weighted_rmse <= 0.95 * ref_weighted);
+            else if (q.weighted_rmse > 0.95 * ref_weighted) short_of_095 += fmt::format(" {} {} {:.3f};", name, input, q.weighted_rmse / ref_weighted);
+        }
         table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}\n", name, input, imx, q.rmse,
                              ref_rmse, q.rmse / ref_rmse, q.weighted_rmse, ref_weighted, q.weighted_rmse / ref_weighted);
         ++rows;
@@ -187,6 +198,7 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
     std::string todo;
     for (const std::string& n : pending) todo += " " + n;
     MESSAGE("quantization quality, ours beside the reference (ratio <= 1.01 passes):" << table);
+    if (!short_of_095.empty()) MESSAGE("issue 18's 0.95x weighted-RMSE target, not reached yet (weighted ratio):" << short_of_095);
     if (!pending.empty()) MESSAGE("types whose quantization is not implemented yet:" << todo);
     CHECK(rows > 0);
 }

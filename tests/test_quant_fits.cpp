@@ -1,0 +1,77 @@
+// White-box checks of the shared fits (quant/src/fit.h): the lane versions must choose what
+// the one-block version chooses, bit for bit, for every search the quantizers use. The pinned
+// hashes in test_quant cover whole rows; these cover the searches one sub-block at a time, so
+// that a search setting new to a type (Q6_K's Search{6, 0}) is checked against the one-block
+// code rather than only against its own earlier output.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+
+#include "fit.h"
+#include "quant/quant.h"
+
+namespace {
+
+using quant::detail::Search;
+
+// Sixteen sub-blocks of 16 values: normal or Student-t values at a tiny, ordinary or large
+// scale, some sub-blocks half zeros or with repeated values, weights 1 or log-normal.
+struct SubBlocks {
+    float x[256], w[256];
+    explicit SubBlocks(int seed) {
+        std::mt19937 rng(static_cast<uint32_t>(seed));
+        std::normal_distribution<float> normal(0, 1);
+        std::student_t_distribution<float> heavy(3);
+        std::lognormal_distribution<float> lognormal(0, 1);
+        const float scale = seed % 7 == 0 ? 1e-6f : seed % 11 == 0 ? 1e3f : 0.02f;
+        for (int i = 0; i < 256; ++i) {
+            x[i] = scale * (seed % 2 ? normal(rng) : heavy(rng));
+            if (seed % 13 == 0 && i % 16 < 8) x[i] = 0;
+            if (seed % 17 == 0 && i % 5 == 0) x[i] = scale;
+            w[i] = seed % 3 == 0 ? 1.0f : lognormal(rng);
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("the symmetric sub-block fits on eight and sixteen lanes choose the one-block fit's scale and codes, for each search the k-quants use") {
+    struct Kind {
+        const char* what;
+        int lo, hi;
+        Search search;
+    };
+    const Kind kinds[] = {
+        {"q6_K", -32, 31, Search{6, 0}},
+        {"q3_K", -4, 3, Search{1, 2}},
+        {"q6_K before 2026-12-04", -32, 31, Search{0, 2}},
+    };
+    const bool has_avx512 = quant::testing::use_avx512(true);
+    for (const Kind& k : kinds) {
+        CAPTURE(k.what);
+        int differ = 0, fits = 0;
+        for (int seed = 0; seed < 1500; ++seed) {
+            const SubBlocks b(seed);
+            int8_t one[256], eight[256], sixteen[256], narrow16[256];
+            float d8[16], d16[16], dn16[16];
+            quant::detail::fit_symmetric8(b.x, b.w, 16, k.lo, k.hi, eight, false, k.search, d8);
+            quant::detail::fit_symmetric8(b.x + 128, b.w + 128, 16, k.lo, k.hi, eight + 128, false, k.search, d8 + 8);
+            quant::detail::fit_symmetric16(b.x, b.w, 16, k.lo, k.hi, sixteen, false, k.search, d16);
+            quant::testing::use_avx512(false);  // the sixteen-block call as two eight-block ones
+            quant::detail::fit_symmetric16(b.x, b.w, 16, k.lo, k.hi, narrow16, false, k.search, dn16);
+            quant::testing::use_avx512(has_avx512);
+            for (int j = 0; j < 16; ++j) {
+                const float d = quant::detail::fit_symmetric(b.x + 16 * j, b.w + 16 * j, 16, k.lo, k.hi, one + 16 * j, false, k.search);
+                ++fits;
+                bool same = true;
+                for (const float* other : {d8, d16, dn16}) same = same && std::memcmp(&d, &other[j], sizeof d) == 0;
+                for (const int8_t* other : {eight, sixteen, narrow16}) same = same && std::memcmp(one + 16 * j, other + 16 * j, 16) == 0;
+                if (!same) ++differ;
+            }
+        }
+        CHECK_MESSAGE(differ == 0, differ << " of " << fits << " sub-block fits differ from the one-block fit");
+        if (!has_avx512) MESSAGE("this CPU has no AVX-512: the sixteen-lane path was compared as two eight-lane calls only");
+    }
+}
