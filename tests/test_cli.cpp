@@ -705,6 +705,12 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         CHECK((r.err + r.out).find("--effort best changes nothing here") != std::string::npos);
         CHECK((r.err + r.out).find("the grid i-quants IQ1_S to IQ3_S") != std::string::npos);
     }
+    // --no-direct-io: written through the page cache, the same bytes as the default's O_DIRECT
+    // write (gguf::WriteOptions::direct_io; test_writer checks its edge cases).
+    {
+        const auto [with, without] = requant_beside_plain("cached", "Q4_K_M", "--no-direct-io");
+        CHECK(test::read_bytes(with) == test::read_bytes(without));
+    }
     r = run_gguf("requant " + in + " " + shell_quote((dir / "f16.gguf").string()) + " F16 --unbiased-scales");  // no fitted type: said so
     CHECK(r.exit_code == 0);
     CHECK((r.err + r.out).find("--unbiased-scales changes nothing here") != std::string::npos);

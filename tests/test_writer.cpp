@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "fixtures.h"
 #include "gguf/file.h"
 #include "gguf/writer.h"
@@ -112,4 +117,63 @@ TEST_CASE("set() replaces a key in place; remove() drops it") {
     REQUIRE(f.kvs().size() == 1);
     CHECK(f.kvs()[0].key == "a");
     CHECK(f.kvs()[0].value.str() == "x");
+}
+
+namespace {
+// A writer of F32 tensors whose sources write deterministic bytes in pieces of irregular
+// sizes (1 byte, a block less and more one, whole buffers and more), the demo model's tensors
+// copied from `copied` (by copy_file_range without direct_io), and a last I8 tensor of `pad`
+// bytes that sets the file's length.
+Writer pieces_writer(bool direct, const File& copied, uint64_t pad) {
+    WriteOptions o;
+    o.direct_io = direct;
+    Writer w(o);
+    const uint64_t floats[] = {1, 1023, 1024, 1025, (uint64_t{4} << 20) / 4 + 7, (uint64_t{9} << 20) / 4 + 3};
+    int k = 0;
+    for (uint64_t n : floats) {
+        const int seed = k++;
+        w.add_tensor(fmt::format("t{}", seed), TypeId::F32, {n}, [n, seed](ByteSink& out) {
+            const size_t piece_sizes[] = {1, 4095, 4097, size_t{5} << 20, 12345};
+            std::vector<uint8_t> bytes(n * 4);
+            for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 131 + static_cast<size_t>(seed) * 7 + (i >> 12));
+            size_t at = 0;
+            for (int p = 0; at < bytes.size(); ++p) {
+                const size_t m = std::min(piece_sizes[p % 5], bytes.size() - at);
+                out.write(std::span<const uint8_t>(bytes).subspan(at, m));
+                at += m;
+            }
+        });
+    }
+    for (const TensorInfo& t : copied.tensors()) w.add_tensor(copied, t);
+    w.add_tensor("pad", TypeId::I8, {pad}, [pad](ByteSink& out) { out.write(std::vector<uint8_t>(pad, 0x5a)); });
+    return w;
+}
+}  // namespace
+
+TEST_CASE("direct_io (O_DIRECT) writes the bytes of a plain write: any piece sizes, copied tensors, a length on or off the 4 KiB block") {
+    test::TempDir d;
+    fixtures::demo_model().write(d / "demo.gguf");
+    const File demo = File::open(d / "demo.gguf");
+    // The pad that ends the file on a block: from the length with a 32-byte pad (the tensor
+    // infos do not change with the pad's size; the data stays 32-aligned).
+    const uint64_t base = pieces_writer(false, demo, 32).write_to_memory().size();
+    const uint64_t on_block = 32 + (4096 - base % 4096) % 4096;
+    std::vector<std::filesystem::path> dirs = {d.path()};
+    if (std::filesystem::is_directory("/dev/shm")) dirs.push_back("/dev/shm");  // tmpfs: O_DIRECT refused on older kernels
+    for (const std::filesystem::path& dir : dirs) {
+        for (uint64_t pad : {uint64_t{32}, on_block, on_block + 4096, uint64_t{4096 * 3 + 96}}) {
+            CAPTURE(dir);
+            CAPTURE(pad);
+            const std::vector<uint8_t> want = pieces_writer(false, demo, pad).write_to_memory();
+            if (pad == on_block) CHECK(want.size() % 4096 == 0);
+            else if (pad != on_block + 4096) CHECK(want.size() % 4096 != 0);
+            const auto direct = dir / fmt::format("ggufkit-direct-{}-{}.gguf", ::getpid(), pad), plain = dir / fmt::format("ggufkit-plain-{}-{}.gguf", ::getpid(), pad);
+            pieces_writer(true, demo, pad).write(direct);
+            pieces_writer(false, demo, pad).write(plain);
+            CHECK(test::read_bytes(direct) == want);
+            CHECK(test::read_bytes(plain) == want);
+            std::filesystem::remove(direct);
+            std::filesystem::remove(plain);
+        }
+    }
 }

@@ -33,6 +33,7 @@ struct RequantOptions {
     bool list = false, pure = false, leave_output = false, allow_requantize = false, keep_split = false;
     bool dry_run = false, quiet = false, json = false;
     bool unbiased_scales = false;
+    bool no_direct_io = false;
     int threads = 0;
 };
 
@@ -175,6 +176,7 @@ int run_requant(const RequantOptions& o) {
     if (!effort) throw CLI::ValidationError("--effort", fmt::format("'{}' is not fast, default or best", o.effort));
     r.effort = *effort;
     r.scale_fit = o.unbiased_scales ? quant::ScaleFit::Unbiased : quant::ScaleFit::LeastSquares;
+    r.direct_io = !o.no_direct_io;
     if (o.positional_threads && o.threads && *o.positional_threads != o.threads)
         throw CLI::ValidationError("--threads", fmt::format("given twice: --threads {} and {} after the type", o.threads, *o.positional_threads));
     r.threads = quant::thread_count(o.positional_threads ? *o.positional_threads : o.threads);
@@ -254,6 +256,9 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
     c->add_option("--prune-layers", o->prune_layers, "LIST: leave out these blocks (comma-separated numbers) and renumber the rest, "
                                                      "as llama-quantize does; block_count and per-layer arrays follow");
+    c->add_flag("--no-direct-io", o->no_direct_io,
+                "Write the output through the page cache. By default it is written with O_DIRECT where the file system allows it "
+                "(the same bytes; the kernel neither copies them into the cache nor writes them back at the end)");
     c->add_flag("--keep-split", o->keep_split, "A split input becomes a split set with the same parts: OUT-00001-of-0000N.gguf, ...");
     add_threads_option(c, o->threads);
     c->add_flag("--dry-run", o->dry_run, "Print the plan (per tensor: old type, new type, bytes) and totals; write nothing");

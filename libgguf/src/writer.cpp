@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "byte_order.h"
@@ -118,20 +120,47 @@ private:
     std::vector<uint8_t>& v_;
 };
 
-// A buffered file descriptor.
+// A buffered file descriptor. With `direct`, the file is written with O_DIRECT where the file
+// system takes it: whole aligned blocks from an aligned buffer, past the page cache, so the
+// kernel neither copies the bytes into the cache nor writes them back at the fsync that ends
+// write_file_atomically (on a fast conversion, most of its time); the last block goes out
+// padded, and the file is cut back to its length. Where O_DIRECT is refused (tmpfs, some
+// network file systems) or a direct write fails with EINVAL, it writes as without.
 class FdSink : public ByteSink {
 public:
-    FdSink(int fd, const std::string& path) : fd_(fd), path_(path) { buf_.reserve(kBuffer); }
-    void write(std::span<const uint8_t> b) override {
-        if (buf_.size() + b.size() > kBuffer) flush();
-        if (b.size() >= kBuffer) return raw(b);
-        buf_.insert(buf_.end(), b.begin(), b.end());
+    FdSink(int fd, const std::string& path, bool direct) : fd_(fd), path_(path), buf_(static_cast<uint8_t*>(std::aligned_alloc(kAlign, kBuffer))) {
+        if (!buf_) throw std::bad_alloc();
+        direct_ = direct && set_direct(true);
     }
+    void write(std::span<const uint8_t> b) override {
+        written_ += b.size();
+        if (!direct_ && used_ + b.size() > kBuffer) flush();
+        if (!direct_ && b.size() >= kBuffer) return raw(b);
+        while (!b.empty()) {
+            if (used_ == kBuffer) flush();  // a whole buffer: aligned in either mode
+            const size_t n = std::min(b.size(), kBuffer - used_);
+            std::memcpy(buf_.get() + used_, b.data(), n);
+            used_ += n;
+            b = b.subspan(n);
+        }
+    }
+    // Writes what the buffer holds; with O_DIRECT, only whole blocks but at the end (finish).
     void flush() {
-        raw(buf_);
-        buf_.clear();
+        raw({buf_.get(), used_});
+        used_ = 0;
+    }
+    // The end of the file: the buffer's rest, padded to a block with O_DIRECT (then cut off).
+    void finish() {
+        if (!direct_ || used_ % kAlign == 0) return flush();
+        const size_t padded = (used_ / kAlign + 1) * kAlign;
+        std::memset(buf_.get() + used_, 0, padded - used_);
+        used_ = padded;
+        flush();
+        if (::ftruncate(fd_, static_cast<off_t>(written_)) != 0)
+            throw Error(path_, std::nullopt, fmt::format("cannot set the file's length: {}", std::strerror(errno)));
     }
     uint64_t copy_from(int in, uint64_t offset, uint64_t n) override {
+        if (direct_) return 0;  // the position must stay block-aligned: the caller writes the bytes
         flush();  // the file position is where the copy goes
         auto off = static_cast<off64_t>(offset);
         uint64_t done = 0;
@@ -146,23 +175,40 @@ public:
             if (r < 0) return done;
             if (r == 0) break;  // the input ended early: the caller writes the rest from its mapping (and sees the truth)
             done += static_cast<uint64_t>(r);
+            written_ += static_cast<uint64_t>(r);
         }
         return done;
     }
 
 private:
+    static constexpr size_t kAlign = 4096;  // O_DIRECT's block: the logical block size of nearly every disk
     static constexpr size_t kBuffer = 4 << 20;
+    bool set_direct(bool on) {
+        const int flags = ::fcntl(fd_, F_GETFL);
+        return flags >= 0 && ::fcntl(fd_, F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) == 0;
+    }
     void raw(std::span<const uint8_t> b) {
         while (!b.empty()) {
             ssize_t n = ::write(fd_, b.data(), b.size());
             if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EINVAL && direct_) {  // the file system took O_DIRECT but not these blocks: write through the cache
+                direct_ = false;
+                if (!set_direct(false)) throw Error(path_, std::nullopt, fmt::format("write failed: {}", std::strerror(errno)));
+                continue;
+            }
             if (n < 0) throw Error(path_, std::nullopt, fmt::format("write failed: {}", std::strerror(errno)));
             b = b.subspan(static_cast<size_t>(n));
         }
     }
+    struct Free {
+        void operator()(uint8_t* p) const { std::free(p); }
+    };
     int fd_;
     const std::string& path_;
-    std::vector<uint8_t> buf_;
+    std::unique_ptr<uint8_t, Free> buf_;
+    size_t used_ = 0;
+    uint64_t written_ = 0;  // the file's length so far, as the caller wrote it
+    bool direct_ = false;
 };
 
 }  // namespace
@@ -309,19 +355,19 @@ std::vector<uint8_t> Writer::write_to_memory() const {
 }
 
 void Writer::write(const std::filesystem::path& path) const {
-    write_file_atomically(path, [&](ByteSink& sink) { emit(sink, path.string()); });
+    write_file_atomically(path, [&](ByteSink& sink) { emit(sink, path.string()); }, options_.direct_io);
 }
 
-void write_file_atomically(const std::filesystem::path& path, const std::function<void(ByteSink&)>& produce) {
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(ByteSink&)>& produce, bool direct) {
     const std::string target = path.string();
     std::filesystem::path dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
     std::string tmp = (dir / fmt::format(".{}.tmp-XXXXXX", path.filename().string())).string();
     int fd = ::mkstemp(tmp.data());
     if (fd < 0) throw Error(target, std::nullopt, fmt::format("cannot create a temporary file in {}: {}", dir.string(), std::strerror(errno)));
     try {
-        FdSink sink(fd, target);
+        FdSink sink(fd, target, direct);
         produce(sink);
-        sink.flush();
+        sink.finish();
         mode_t mask = ::umask(0);
         ::umask(mask);
         if (::fchmod(fd, 0666 & ~mask) != 0 || ::fsync(fd) != 0)

@@ -208,7 +208,9 @@ Report requantize(const std::filesystem::path& in, const std::filesystem::path& 
 
     // Metadata as llama.cpp's quantizer writes it: the model's keys, no split keys, then the
     // quantization version and file type moved to the end, the overrides, the imatrix's keys.
-    Writer w;
+    WriteOptions write_options;
+    write_options.direct_io = o.direct_io;
+    Writer w(write_options);
     for (const KeyValue& kv : m.kvs())
         if (!kv.key.starts_with("split.")) w.set(std::string(kv.key), kv.value);
     const KeyValue* input_type = m.find("general.file_type");
@@ -232,8 +234,9 @@ Report requantize(const std::filesystem::path& in, const std::filesystem::path& 
     // One writer per output file: with keep_split, part i holds input part i's tensors in
     // their order there, part 0 the metadata, and every part the split keys.
     const auto parts = static_cast<uint32_t>(o.keep_split ? m.parts().size() : 1);
-    std::vector<Writer> writers(parts);
-    writers[0] = std::move(w);
+    std::vector<Writer> writers;
+    writers.push_back(std::move(w));
+    while (writers.size() < parts) writers.emplace_back(write_options);
     std::vector<const TensorPlan*> order;
     for (const TensorPlan& t : p.plan) order.push_back(&t);
     if (parts > 1)

@@ -25,6 +25,11 @@ namespace gguf {
 struct WriteOptions {
     uint32_t version = 3;     // 1, 2 or 3 (version 1 writes 32-bit lengths and counts)
     bool big_endian = false;  // numbers of the header in big-endian order (tensor bytes are copied as given)
+    // Write past the page cache (O_DIRECT) where the file system allows it, else as usual; the
+    // same bytes either way. For outputs of new bytes (requant): the kernel then neither copies
+    // them into the cache nor writes them back at the closing fsync. Tensors copied from a file
+    // are then written from its mapping instead of by copy_file_range.
+    bool direct_io = false;
 };
 
 // Where a tensor's bytes go; a source calls write() any number of times.
@@ -45,8 +50,9 @@ public:
 using TensorSource = std::function<void(ByteSink&)>;
 
 // Streams what `produce` writes into a temporary file beside `path`, then renames it into
-// place; on any failure the temporary file is removed and nothing appears at `path`.
-void write_file_atomically(const std::filesystem::path& path, const std::function<void(ByteSink&)>& produce);
+// place; on any failure the temporary file is removed and nothing appears at `path`. With
+// `direct`, written with O_DIRECT where the file system allows (WriteOptions::direct_io).
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(ByteSink&)>& produce, bool direct = false);
 
 class Writer {
 public:

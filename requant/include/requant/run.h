@@ -32,6 +32,9 @@ struct RunOptions {
     // --keep-split does. A single-file input is written as one file regardless.
     bool keep_split = false;
     int threads = 1;
+    // The output written past the page cache where the file system allows it (--no-direct-io
+    // turns it off): gguf::WriteOptions::direct_io.
+    bool direct_io = true;
     const std::atomic<bool>* cancel = nullptr;  // set (by a signal handler) to stop; nothing is written
 };
 
