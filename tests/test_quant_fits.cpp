@@ -1,8 +1,8 @@
 // White-box checks of the shared fits (quant/src/fit.h): the lane versions must choose what
 // the one-block version chooses, bit for bit, for every search the quantizers use. The pinned
 // hashes in test_quant cover whole rows; these cover the searches one sub-block at a time, so
-// that a search setting new to a type (Q6_K's Search{6, 0}) is checked against the one-block
-// code rather than only against its own earlier output.
+// that a search setting new to a type (Q6_K's Search{6, 0}, Q4_0's Search{1, 1}) is checked
+// against the one-block code rather than only against its own earlier output.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -16,17 +16,17 @@ namespace {
 
 using quant::detail::Search;
 
-// Sixteen sub-blocks of 16 values: normal or Student-t values at a tiny, ordinary or large
-// scale, some sub-blocks half zeros or with repeated values, weights 1 or log-normal.
+// Sixteen blocks of up to 32 values: normal or Student-t values at a tiny, ordinary or large
+// scale, some blocks half zeros or with repeated values, weights 1 or log-normal.
 struct SubBlocks {
-    float x[256], w[256];
+    float x[512], w[512];
     explicit SubBlocks(int seed) {
         std::mt19937 rng(static_cast<uint32_t>(seed));
         std::normal_distribution<float> normal(0, 1);
         std::student_t_distribution<float> heavy(3);
         std::lognormal_distribution<float> lognormal(0, 1);
         const float scale = seed % 7 == 0 ? 1e-6f : seed % 11 == 0 ? 1e3f : 0.02f;
-        for (int i = 0; i < 256; ++i) {
+        for (int i = 0; i < 512; ++i) {
             x[i] = scale * (seed % 2 ? normal(rng) : heavy(rng));
             if (seed % 13 == 0 && i % 16 < 8) x[i] = 0;
             if (seed % 17 == 0 && i % 5 == 0) x[i] = scale;
@@ -37,41 +37,45 @@ struct SubBlocks {
 
 }  // namespace
 
-TEST_CASE("the symmetric sub-block fits on eight and sixteen lanes choose the one-block fit's scale and codes, for each search the k-quants use") {
+TEST_CASE("the symmetric fits on eight and sixteen lanes choose the one-block fit's scale and codes, for each search the quantizers use") {
     struct Kind {
         const char* what;
-        int lo, hi;
+        int n, lo, hi;
+        bool f16_scale;
         Search search;
     };
     const Kind kinds[] = {
-        {"q6_K", -32, 31, Search{6, 0}},
-        {"q3_K", -4, 3, Search{1, 2}},
-        {"q6_K before 2026-12-04", -32, 31, Search{0, 2}},
+        {"q6_K sub-blocks", 16, -32, 31, false, Search{6, 0}},
+        {"q3_K sub-blocks", 16, -4, 3, false, Search{1, 2}},
+        {"q6_K sub-blocks before 2026-12-04", 16, -32, 31, false, Search{0, 2}},
+        {"q4_0 blocks", 32, -8, 7, true, Search{1, 1}},
+        {"q4_0 blocks before 2026-12-04, q5_0's", 32, -8, 7, true, Search{1, 2}},
     };
     const bool has_avx512 = quant::testing::use_avx512(true);
     for (const Kind& k : kinds) {
         CAPTURE(k.what);
+        const int n = k.n;
         int differ = 0, fits = 0;
         for (int seed = 0; seed < 1500; ++seed) {
             const SubBlocks b(seed);
-            int8_t one[256], eight[256], sixteen[256], narrow16[256];
+            int8_t one[512], eight[512], sixteen[512], narrow16[512];
             float d8[16], d16[16], dn16[16];
-            quant::detail::fit_symmetric8(b.x, b.w, 16, k.lo, k.hi, eight, false, k.search, d8);
-            quant::detail::fit_symmetric8(b.x + 128, b.w + 128, 16, k.lo, k.hi, eight + 128, false, k.search, d8 + 8);
-            quant::detail::fit_symmetric16(b.x, b.w, 16, k.lo, k.hi, sixteen, false, k.search, d16);
+            quant::detail::fit_symmetric8(b.x, b.w, n, k.lo, k.hi, eight, k.f16_scale, k.search, d8);
+            quant::detail::fit_symmetric8(b.x + 8 * n, b.w + 8 * n, n, k.lo, k.hi, eight + 8 * n, k.f16_scale, k.search, d8 + 8);
+            quant::detail::fit_symmetric16(b.x, b.w, n, k.lo, k.hi, sixteen, k.f16_scale, k.search, d16);
             quant::testing::use_avx512(false);  // the sixteen-block call as two eight-block ones
-            quant::detail::fit_symmetric16(b.x, b.w, 16, k.lo, k.hi, narrow16, false, k.search, dn16);
+            quant::detail::fit_symmetric16(b.x, b.w, n, k.lo, k.hi, narrow16, k.f16_scale, k.search, dn16);
             quant::testing::use_avx512(has_avx512);
             for (int j = 0; j < 16; ++j) {
-                const float d = quant::detail::fit_symmetric(b.x + 16 * j, b.w + 16 * j, 16, k.lo, k.hi, one + 16 * j, false, k.search);
+                const float d = quant::detail::fit_symmetric(b.x + n * j, b.w + n * j, n, k.lo, k.hi, one + n * j, k.f16_scale, k.search);
                 ++fits;
                 bool same = true;
                 for (const float* other : {d8, d16, dn16}) same = same && std::memcmp(&d, &other[j], sizeof d) == 0;
-                for (const int8_t* other : {eight, sixteen, narrow16}) same = same && std::memcmp(one + 16 * j, other + 16 * j, 16) == 0;
+                for (const int8_t* other : {eight, sixteen, narrow16}) same = same && std::memcmp(one + n * j, other + n * j, static_cast<size_t>(n)) == 0;
                 if (!same) ++differ;
             }
         }
-        CHECK_MESSAGE(differ == 0, differ << " of " << fits << " sub-block fits differ from the one-block fit");
-        if (!has_avx512) MESSAGE("this CPU has no AVX-512: the sixteen-lane path was compared as two eight-lane calls only");
+        CHECK_MESSAGE(differ == 0, differ << " of " << fits << " block fits differ from the one-block fit");
     }
+    if (!has_avx512) MESSAGE("this CPU has no AVX-512: the sixteen-lane path was compared as two eight-lane calls only");
 }
