@@ -705,6 +705,36 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         CHECK((r.err + r.out).find("--effort best changes nothing here") != std::string::npos);
         CHECK((r.err + r.out).find("the grid i-quants IQ1_S to IQ3_S") != std::string::npos);
     }
+    // --least-squares-scales: IQ2_XS keeps its least-squares scales; by default only its d
+    // fields differ from those (halfway to the source's projection: test_quant). On F16 it
+    // is said to change nothing.
+    {
+        quant::ImportanceMatrix m;  // uneven importance for every matrix (the IQ2 mixes need one)
+        const gguf::File model = gguf::File::open(dir / "wide.gguf");
+        for (const gguf::TensorInfo& i : model.tensors())
+            if (i.n_dims >= 2) {
+                std::vector<float> sums(i.shape[0]);
+                for (size_t c = 0; c < sums.size(); ++c) sums[c] = 1.0f + static_cast<float>(c % 7);
+                m.set(std::string(i.name), {sums, {1.0f}});
+            }
+        const std::string imatrix = (dir / "lsq.imatrix.gguf").string();
+        m.save(imatrix, quant::ImatrixFormat::Gguf);
+        const auto [with, without] = requant_beside_plain("lsq", "IQ2_S --pure --imatrix " + shell_quote(imatrix), "--least-squares-scales");  // the IQ2_S mix: IQ2_XS throughout
+        const auto [type, x] = ffn_up(with);
+        const std::vector<uint8_t> y = ffn_up(without).second;
+        REQUIRE(type == gguf::TypeId::IQ2_XS);
+        REQUIRE(x.size() == y.size());
+        const uint32_t block = gguf::type_info(gguf::TypeId::IQ2_XS).type_size;
+        size_t d_changed = 0, other_changed = 0;
+        for (size_t k = 0; k < x.size(); ++k) (k % block < 2 ? d_changed : other_changed) += x[k] != y[k];  // d: the first 2 bytes
+        CHECK(other_changed == 0);
+        CHECK(d_changed > 0);
+        r = run_gguf("requant " + in + " " + shell_quote((dir / "lsq-f16.gguf").string()) + " F16 --least-squares-scales");
+        CHECK(r.exit_code == 0);
+        CHECK((r.err + r.out).find("--least-squares-scales changes nothing here") != std::string::npos);
+        r = run_gguf("requant " + in + " " + shell_quote((dir / "both.gguf").string()) + " Q2_K --least-squares-scales --unbiased-scales");
+        CHECK(r.exit_code == 2);
+    }
     // --no-direct-io: written through the page cache, the same bytes as the default's O_DIRECT
     // write (gguf::WriteOptions::direct_io; test_writer checks its edge cases).
     {

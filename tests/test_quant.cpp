@@ -478,10 +478,11 @@ struct IntegerRows {
         }
         for (int i = 0; i < width; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + mix(1000000 + static_cast<uint64_t>(i / 8)) % 64) / 8.0f;
     }
-    // FNV-1a of the rows quantized to `type`.
+    // FNV-1a of the rows quantized to `type`: the fits' bytes, with least-squares scales
+    // (ScaleFit::Default's halfway scales on IQ2_XXS and IQ2_XS: the unbiased-scales test).
     uint64_t hash(gguf::TypeId type, bool weighted, quant::Effort effort = quant::Effort::Default) const {
         std::vector<uint8_t> q(row_bytes(type, width) * kRows);
-        quantize(type, x, width, weighted ? std::span<const float>(w) : std::span<const float>(), q, 0, effort);
+        quantize(type, x, width, weighted ? std::span<const float>(w) : std::span<const float>(), q, 0, effort, quant::ScaleFit::LeastSquares);
         uint64_t h = 1469598103934665603ull;
         for (uint8_t b : q) {
             h ^= b;
@@ -568,14 +569,16 @@ TEST_CASE("the grid i-quants' --effort best keeps the better of the narrow and t
         const gguf::TypeId type = *gguf::type_from_name(name);
         REQUIRE(static_cast<bool>(quant::traits(type)->best));
         std::vector<uint8_t> narrow(row_bytes(type, kCols) * kRows), wide(narrow.size()), best(narrow.size());
-        quantize(type, x, kCols, imp, best, 0, quant::Effort::Best);
+        // The fits as they choose (least-squares scales: IQ2_XXS's and IQ2_XS's default halfway scales
+        // come after the choice).
+        quantize(type, x, kCols, imp, best, 0, quant::Effort::Best, quant::ScaleFit::LeastSquares);
         {
             const ForcedGridSearch forced(quant::testing::GridSearchWay::Narrow);
-            quantize(type, x, kCols, imp, narrow, 0, quant::Effort::Default);
+            quantize(type, x, kCols, imp, narrow, 0, quant::Effort::Default, quant::ScaleFit::LeastSquares);
         }
         {
             const ForcedGridSearch forced(quant::testing::GridSearchWay::Wide);
-            quantize(type, x, kCols, imp, wide, 0, quant::Effort::Default);
+            quantize(type, x, kCols, imp, wide, 0, quant::Effort::Default, quant::ScaleFit::LeastSquares);
         }
         std::vector<float> yn(x.size()), yw(x.size()), yb(x.size());
         quant::dequantize(type, narrow, yn);
@@ -919,7 +922,9 @@ TEST_CASE("every type writes the same bytes on the AVX-512 paths as without them
 // ScaleFit::Unbiased (gguf requant --unbiased-scales): the least-squares fit's codes and sub-block
 // scales, each block's f16 scale fields multiplied by c = sum x x / sum x y, so that the
 // dequantized block y keeps sum x y = sum x x up to the f16 rounding of its fields.
-TEST_CASE("unbiased scales: every block keeps the source's projection, only its f16 scale fields differ from the least-squares bytes") {
+// ScaleFit::Default: the same with sqrt(c) on IQ2_XXS and IQ2_XS (halfway), the
+// least-squares bytes on every other type.
+TEST_CASE("unbiased scales: every block keeps the source's projection, only its f16 scale fields differ from the least-squares bytes; by default IQ2_XXS's and IQ2_XS's go halfway") {
     constexpr int kWidth = 2048, kRows = 2;
     std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
     std::mt19937 rng(41);
@@ -927,6 +932,9 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
     for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % 53 == 0 ? 0.2f : 0.02f) + (i >= kWidth / 2 && i < kWidth ? 0.01f : 0.0f);  // row 0's second half off zero: the minimum terms matter
     std::fill(x.begin() + kWidth, x.begin() + kWidth + 256, 0.0f);  // row 1's first 256 values: no projection to keep
     for (int i = 0; i < kWidth; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + rng() % 16) / 4;
+    for (const ScaleFit mode : {ScaleFit::Unbiased, ScaleFit::Default}) {
+    const bool halfway = mode == ScaleFit::Default;
+    CAPTURE(halfway);
     int rescaled_types = 0, kept_types = 0;
     for (const gguf::TypeInfo& t : gguf::all_types()) {
         if (!t.quantized || t.retired || !can_quantize(t.id) || kWidth % t.block_size) continue;
@@ -934,12 +942,12 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
         const Traits& tr = *traits(t.id);
         int fields = 0;
         while (fields < 4 && tr.scales[fields].kind != ScaleKind::None) ++fields;
-        const bool all_f16 = scale_fit_applies(t.id);
+        const bool all_f16 = scale_fit_applies(t.id) && (!halfway || default_halfway_scales(t.id));
         const std::span<const float> imp = needs_importance(t.id) ? std::span<const float>(w) : std::span<const float>();
         std::vector<uint8_t> ls(row_bytes(t.id, kWidth) * kRows), unb(ls.size());
         quantize(t.id, x, kWidth, imp, ls, 0, Effort::Default, ScaleFit::LeastSquares);
-        quantize(t.id, x, kWidth, imp, unb, 0, Effort::Default, ScaleFit::Unbiased);
-        if (!all_f16 || fields == 0) {  // MXFP4, NVFP4, IQ1_M, the ternary and Q1_0/Q2_0 formats: as they were
+        quantize(t.id, x, kWidth, imp, unb, 0, Effort::Default, mode);
+        if (!all_f16 || fields == 0) {  // MXFP4, NVFP4, IQ1_M, the ternary and Q1_0/Q2_0 formats (by default all but IQ2_XXS and IQ2_XS): as they were
             CHECK(ls == unb);
             ++kept_types;
             continue;
@@ -967,8 +975,8 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
             }
             // Every field times c as computed from the least-squares block (all of them, or none
             // where c is out of range or a field would not be finite).
-            const double c = xx / xy_ls;
-            bool apply = xy_ls > 0 && c > 0.5 && c < 2;
+            const double full = xx / xy_ls, c = halfway ? std::sqrt(full) : full;
+            bool apply = xy_ls > 0 && full > 0.5 && full < 2;
             uint16_t expected[4];
             for (int f = 0; f < fields; ++f) {
                 const uint16_t v = static_cast<uint16_t>(bl[tr.scales[f].offset] | bl[tr.scales[f].offset + 1] << 8);
@@ -985,17 +993,29 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
                 CHECK(std::equal(bl, bl + t.type_size, bu));
                 continue;
             }
-            worst = std::max(worst, std::fabs(xy_unb / xx - 1));
+            // Unbiased: the whole projection; halfway: sqrt of the least-squares share of it.
+            worst = std::max(worst, std::fabs(xy_unb / xx - (halfway ? std::sqrt(xy_ls / xx) : 1.0)));
             xx_all += xx;
             xy_ls_all += xy_ls;
             xy_unb_all += xy_unb;
         }
-        MESSAGE(t.name, ": least squares keeps ", xy_ls_all / xx_all, " of the projection, unbiased ", xy_unb_all / xx_all, " (worst block ", worst, ")");
+        MESSAGE(t.name, ": least squares keeps ", xy_ls_all / xx_all, " of the projection, ", std::string(halfway ? "halfway " : "unbiased "), xy_unb_all / xx_all,
+                " (worst block ", worst, ")");
         // One f16 field is within 2^-11 of its exact value; d and dmin (or m) round apart and
         // their terms partly cancel, so a block of an affine kind may miss by a few times that.
         CHECK(worst <= (fields == 1 ? 1.0e-3 : 1.0e-2));
-        CHECK(std::fabs(xy_unb_all / xx_all - 1) <= 1.0e-3);
+        if (halfway) {  // closer to the whole projection than least squares, not past it
+            CHECK(std::fabs(xy_unb_all / xx_all - 1) < std::fabs(xy_ls_all / xx_all - 1));
+            CHECK((xy_unb_all / xx_all - 1) * (xy_ls_all / xx_all - 1) >= 0);
+        } else {
+            CHECK(std::fabs(xy_unb_all / xx_all - 1) <= 1.0e-3);
+        }
     }
-    CHECK(rescaled_types == 18);  // Q4_0 ... Q8_0, Q2_K ... Q6_K, the IQ types but IQ1_M
-    CHECK(kept_types >= 7);
+    if (halfway) {
+        CHECK(rescaled_types == 2);  // IQ2_XXS, IQ2_XS
+    } else {
+        CHECK(rescaled_types == 18);  // Q4_0 ... Q8_0, Q2_K ... Q6_K, the IQ types but IQ1_M
+        CHECK(kept_types >= 7);
+    }
+    }
 }

@@ -33,6 +33,7 @@ struct RequantOptions {
     bool list = false, pure = false, leave_output = false, allow_requantize = false, keep_split = false;
     bool dry_run = false, quiet = false, json = false;
     bool unbiased_scales = false;
+    bool least_squares_scales = false;
     bool no_direct_io = false;
     int threads = 0;
 };
@@ -175,7 +176,7 @@ int run_requant(const RequantOptions& o) {
     const std::optional<quant::Effort> effort = quant::effort_from_name(o.effort);
     if (!effort) throw CLI::ValidationError("--effort", fmt::format("'{}' is not fast, default or best", o.effort));
     r.effort = *effort;
-    r.scale_fit = o.unbiased_scales ? quant::ScaleFit::Unbiased : quant::ScaleFit::LeastSquares;
+    r.scale_fit = o.unbiased_scales ? quant::ScaleFit::Unbiased : o.least_squares_scales ? quant::ScaleFit::LeastSquares : quant::ScaleFit::Default;
     r.direct_io = !o.no_direct_io;
     if (o.positional_threads && o.threads && *o.positional_threads != o.threads)
         throw CLI::ValidationError("--threads", fmt::format("given twice: --threads {} and {} after the type", o.threads, *o.positional_threads));
@@ -248,11 +249,15 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
                   "(a wider search: Q4_0, Q4_1, Q5_0, Q5_1; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow and wide, "
                   "and keep the better fit of each block, 2.5-3x the time); other types quantize alike at every effort")
         ->capture_default_str();
-    c->add_flag("--unbiased-scales", o->unbiased_scales,
+    auto* unbiased = c->add_flag("--unbiased-scales", o->unbiased_scales,
                 "After each block's fit, multiply its f16 scales by sum x x / sum x y so its dequantized values y keep the source's "
                 "projection, which a least-squares fit shrinks: more RMSE, less KL divergence on trained models at 2-3 bits (README: "
                 "Unbiased scales). The legacy, k-quant and i-quant types but IQ1_M (--effort fast then loses its promise of never more "
-                "error than llama.cpp's rounding)");
+                "error than llama.cpp's rounding). By default only IQ2_XXS and IQ2_XS go halfway (times the square root)");
+    c->add_flag("--least-squares-scales", o->least_squares_scales,
+                "Keep every block's least-squares scales, IQ2_XXS's and IQ2_XS's too (by default their scales go halfway to keeping "
+                "the source's projection, see --unbiased-scales)")
+        ->excludes(unbiased);
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
     c->add_option("--prune-layers", o->prune_layers, "LIST: leave out these blocks (comma-separated numbers) and renumber the rest, "
                                                      "as llama-quantize does; block_count and per-layer arrays follow");

@@ -73,8 +73,9 @@ std::optional<Effort> effort_from_name(std::string_view name) {
 namespace {
 
 // ScaleFit::Unbiased on one quantized row: each block's f16 scale fields times
-// c = sum x x / sum x y (y: the block dequantized), all or none of them.
-void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uint8_t* dst, int64_t n) {
+// c = sum x x / sum x y (y: the block dequantized), all or none of them; with `halfway`
+// (ScaleFit::Default's), times sqrt(c).
+void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uint8_t* dst, int64_t n, bool halfway) {
     if (!scale_fit_applies(t.type)) return;
     int fields = 0;
     while (fields < 4 && t.scales[fields].kind == ScaleKind::F16) ++fields;
@@ -88,8 +89,9 @@ void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uin
             xx += static_cast<double>(x[j]) * x[j];
             xy += static_cast<double>(x[j]) * y[j];
         }
-        const double c = xx / xy;
-        if (!(xy > 0 && c > 0.5 && c < 2)) continue;
+        const double full = xx / xy;
+        if (!(xy > 0 && full > 0.5 && full < 2)) continue;
+        const double c = halfway ? std::sqrt(full) : full;
         uint16_t scaled[4];
         bool finite = true;
         for (int k = 0; k < fields; ++k) {
@@ -138,7 +140,8 @@ void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std
                 if (!std::isfinite(row[c]))
                     throw std::invalid_argument(fmt::format("row {}, column {}: {} cannot be quantized", first_row + r, c, row[c]));
         fn(row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row, importance);
-        if (scale_fit == ScaleFit::Unbiased) unbias_row(t, *info, row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row);
+        if (scale_fit == ScaleFit::Unbiased || (scale_fit == ScaleFit::Default && default_halfway_scales(type)))
+            unbias_row(t, *info, row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row, scale_fit == ScaleFit::Default);
     }
 }
 
@@ -153,6 +156,8 @@ bool scale_fit_applies(TypeId type) {
         if (f.kind != ScaleKind::F16 && f.kind != ScaleKind::None) return false;
     return true;
 }
+
+bool default_halfway_scales(TypeId type) { return type == TypeId::IQ2_XXS || type == TypeId::IQ2_XS; }
 
 bool can_dequantize(TypeId type) {
     const Traits* t = traits(type);

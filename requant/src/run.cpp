@@ -40,6 +40,7 @@ const std::vector<float>* weights_for(const quant::ImportanceMatrix* im, std::st
 Prepared prepare_with(const Model& m, const RunOptions& o, const quant::ImportanceMatrix* im) {
     Prepared p;
     size_t rescaled_tensors = 0;  // tensors --unbiased-scales changes
+    size_t halfway_tensors = 0;   // tensors whose scales go halfway by default (--least-squares-scales changes them)
     Options opts = o.plan;
     opts.has_imatrix = im != nullptr;
     p.plan = plan(m, opts);
@@ -74,7 +75,11 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         const quant::Traits& traits = *quant::traits(t.to);
         if ((o.effort == quant::Effort::Fast && traits.fast && !w) || (o.effort == quant::Effort::Best && traits.best)) ++p.report.effort_tensors;
         rescaled_tensors += quant::scale_fit_applies(t.to);
+        halfway_tensors += quant::default_halfway_scales(t.to);
     }
+    if (o.scale_fit == quant::ScaleFit::LeastSquares && halfway_tensors == 0)
+        p.report.warnings.push_back("--least-squares-scales changes nothing here: no tensor becomes IQ2_XXS or IQ2_XS, the types whose "
+                                    "scales go halfway by default");
     if (o.scale_fit == quant::ScaleFit::Unbiased && rescaled_tensors == 0)
         p.report.warnings.push_back("--unbiased-scales changes nothing here: no tensor becomes a type with fitted f16 scales (the legacy, "
                                     "k-quant and i-quant types but IQ1_M)");

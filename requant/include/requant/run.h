@@ -26,7 +26,7 @@ struct RunOptions {
     std::vector<std::pair<std::string, OwnedValue>> overrides; // --override-kv, in order
     bool allow_requantize = false;
     quant::Effort effort = quant::Effort::Default;  // how hard the quantizers search (--effort)
-    quant::ScaleFit scale_fit = quant::ScaleFit::LeastSquares;  // --unbiased-scales
+    quant::ScaleFit scale_fit = quant::ScaleFit::Default;  // --unbiased-scales, --least-squares-scales
     // A split input is written as a split set with the same parts (OUT minus ".gguf", then
     // "-NNNNN-of-MMMMM.gguf"), each part's tensors in the input's order, as llama.cpp's
     // --keep-split does. A single-file input is written as one file regardless.
