@@ -1,6 +1,6 @@
 // Benchmark: what our quantizers' error does to a model, beside llama.cpp's (issue 18's KL
 // divergence table). Prints figures; asserts nothing.
-//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...
+//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--least-squares-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...
 // For each mix llama.cpp's evaluation of ../shared/ref covers, gguf requant makes our file
 // from the same source and importance matrix as llama.cpp's file, and both are evaluated
 // against the source's logits on the same text, in the same run, with llama.cpp's
@@ -17,7 +17,9 @@
 // it, from the reference's text), ours, their ratio (below 1: ours is closer to the
 // source), and both files' sizes. With --unbiased-scales, a second file of ours made with
 // gguf requant --unbiased-scales (quant::ScaleFit) is evaluated in the same run: two more
-// columns, its mean KLD and its ratio to llama.cpp's. --wide-grid, --narrow-grid: the grid
+// columns, its mean KLD and its ratio to llama.cpp's. --least-squares-scales: our files with
+// every block's least-squares scales (quant::ScaleFit::LeastSquares; by default IQ2_XS's go
+// halfway). --wide-grid, --narrow-grid: the grid
 // i-quants' wide or narrow search alone at any effort (quant::testing::force_grid_search).
 #include <fmt/format.h>
 
@@ -103,7 +105,7 @@ std::vector<int32_t> tokens_for(const Suite& s, const gguf::Model& source) {
     return test::read_token_ids(test::ref_dir() / "eval" / "tokens-tiny-licenses.txt");
 }
 
-void run(const Suite& s, quant::Effort effort, bool unbiased, const std::vector<std::string>& only) {
+void run(const Suite& s, quant::Effort effort, bool unbiased, bool least_squares, const std::vector<std::string>& only) {
     const test::TempDir dir;
     const gguf::Model source_file = gguf::Model::open(s.source);
     const infer::Model source(source_file);
@@ -136,6 +138,7 @@ void run(const Suite& s, quant::Effort effort, bool unbiased, const std::vector<
         if (mix.imatrix) r.imatrix = s.imatrix;
         r.effort = effort;
         r.threads = 0;
+        if (least_squares) r.scale_fit = quant::ScaleFit::LeastSquares;
         double theirs, mine, mine_unbiased = 0;
         try {
             gguf::requant::requantize(s.source, ours, r);
@@ -177,6 +180,7 @@ int main(int argc, char** argv) {
     std::string which = "all";
     quant::Effort effort = quant::Effort::Default;
     bool unbiased = false;
+    bool least_squares = false;
     bool every_file = false;
     std::vector<std::string> only;  // --mix: these mixes only (each with and without an importance matrix, as the suite has them)
     for (int i = 1; i < argc; ++i) {
@@ -190,6 +194,8 @@ int main(int argc, char** argv) {
             effort = *e;
         } else if (a == "--unbiased-scales") {
             unbiased = true;
+        } else if (a == "--least-squares-scales") {
+            least_squares = true;
         } else if (a == "--wide-grid") {
             quant::testing::force_grid_search(quant::testing::GridSearchWay::Wide);
         } else if (a == "--narrow-grid") {
@@ -201,7 +207,7 @@ int main(int argc, char** argv) {
         } else if (a == "tiny" || a == "trained" || a == "all") {
             which = a;
         } else {
-            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...\n");
+            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--least-squares-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...\n");
             return 2;
         }
     }
@@ -209,6 +215,6 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_kld_mixes: needs ../shared/ref/eval and ../shared/ref/trained (not in a plain clone)\n");
         return 1;
     }
-    if (which != "trained") run(tiny(every_file), effort, unbiased, only);
-    if (which != "tiny") run(trained(), effort, unbiased, only);
+    if (which != "trained") run(tiny(every_file), effort, unbiased, least_squares, only);
+    if (which != "tiny") run(trained(), effort, unbiased, least_squares, only);
 }

@@ -479,7 +479,7 @@ struct IntegerRows {
         for (int i = 0; i < width; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + mix(1000000 + static_cast<uint64_t>(i / 8)) % 64) / 8.0f;
     }
     // FNV-1a of the rows quantized to `type`: the fits' bytes, with least-squares scales
-    // (ScaleFit::Default's halfway scales on IQ2_XXS and IQ2_XS: the unbiased-scales test).
+    // (ScaleFit::Default's halfway scales on IQ2_XS: the unbiased-scales test).
     uint64_t hash(gguf::TypeId type, bool weighted, quant::Effort effort = quant::Effort::Default) const {
         std::vector<uint8_t> q(row_bytes(type, width) * kRows);
         quantize(type, x, width, weighted ? std::span<const float>(w) : std::span<const float>(), q, 0, effort, quant::ScaleFit::LeastSquares);
@@ -569,7 +569,7 @@ TEST_CASE("the grid i-quants' --effort best keeps the better of the narrow and t
         const gguf::TypeId type = *gguf::type_from_name(name);
         REQUIRE(static_cast<bool>(quant::traits(type)->best));
         std::vector<uint8_t> narrow(row_bytes(type, kCols) * kRows), wide(narrow.size()), best(narrow.size());
-        // The fits as they choose (least-squares scales: IQ2_XXS's and IQ2_XS's default halfway scales
+        // The fits as they choose (least-squares scales: IQ2_XS's default halfway scales
         // come after the choice).
         quantize(type, x, kCols, imp, best, 0, quant::Effort::Best, quant::ScaleFit::LeastSquares);
         {
@@ -922,9 +922,9 @@ TEST_CASE("every type writes the same bytes on the AVX-512 paths as without them
 // ScaleFit::Unbiased (gguf requant --unbiased-scales): the least-squares fit's codes and sub-block
 // scales, each block's f16 scale fields multiplied by c = sum x x / sum x y, so that the
 // dequantized block y keeps sum x y = sum x x up to the f16 rounding of its fields.
-// ScaleFit::Default: the same with sqrt(c) on IQ2_XXS and IQ2_XS (halfway), the
+// ScaleFit::Default: the same with sqrt(c) on IQ2_XS (halfway), the
 // least-squares bytes on every other type.
-TEST_CASE("unbiased scales: every block keeps the source's projection, only its f16 scale fields differ from the least-squares bytes; by default IQ2_XXS's and IQ2_XS's go halfway") {
+TEST_CASE("unbiased scales: every block keeps the source's projection, only its f16 scale fields differ from the least-squares bytes; by default IQ2_XS's go halfway") {
     constexpr int kWidth = 2048, kRows = 2;
     std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
     std::mt19937 rng(41);
@@ -947,7 +947,7 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
         std::vector<uint8_t> ls(row_bytes(t.id, kWidth) * kRows), unb(ls.size());
         quantize(t.id, x, kWidth, imp, ls, 0, Effort::Default, ScaleFit::LeastSquares);
         quantize(t.id, x, kWidth, imp, unb, 0, Effort::Default, mode);
-        if (!all_f16 || fields == 0) {  // MXFP4, NVFP4, IQ1_M, the ternary and Q1_0/Q2_0 formats (by default all but IQ2_XXS and IQ2_XS): as they were
+        if (!all_f16 || fields == 0) {  // MXFP4, NVFP4, IQ1_M, the ternary and Q1_0/Q2_0 formats (by default all but IQ2_XS): as they were
             CHECK(ls == unb);
             ++kept_types;
             continue;
@@ -1012,7 +1012,7 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
         }
     }
     if (halfway) {
-        CHECK(rescaled_types == 2);  // IQ2_XXS, IQ2_XS
+        CHECK(rescaled_types == 1);  // IQ2_XS
     } else {
         CHECK(rescaled_types == 18);  // Q4_0 ... Q8_0, Q2_K ... Q6_K, the IQ types but IQ1_M
         CHECK(kept_types >= 7);

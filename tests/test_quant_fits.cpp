@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -78,4 +80,61 @@ TEST_CASE("the symmetric fits on eight and sixteen lanes choose the one-block fi
         CHECK_MESSAGE(differ == 0, differ << " of " << fits << " block fits differ from the one-block fit");
     }
     if (!has_avx512) MESSAGE("this CPU has no AVX-512: the sixteen-lane path was compared as two eight-lane calls only");
+}
+
+// Q6_K's scale codes are nudged by up to two (five candidates a sub-block, where other callers
+// give three): the pick must be the candidate of least error, its codes the nearest for it,
+// and sixteen lanes must pick what two eight-lane calls pick.
+TEST_CASE("best_symmetric_codes over five candidate scales picks the one of least error, with its nearest codes, on every path") {
+    constexpr int kTrials = 5, n = 16, lo = -32, hi = 31;
+    const bool has_avx512 = quant::testing::use_avx512(true);
+    int checked = 0, picked_end = 0;
+    for (int seed = 0; seed < 1500; ++seed) {
+        const SubBlocks b(seed);
+        float d[kTrials * 16];
+        for (int j = 0; j < 16; ++j) {
+            float amax = 0;
+            for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(b.x[n * j + i]));
+            for (int t = 0; t < kTrials; ++t) d[t * 16 + j] = amax / (29.0f + static_cast<float>(t) * 0.75f);  // the last ones clip
+        }
+        int8_t q16[256], q8[256];
+        int pick16[16], pick8[16];
+        quant::detail::best_symmetric_codes16(b.x, b.w, n, lo, hi, kTrials, d, q16, pick16);
+        quant::testing::use_avx512(false);
+        quant::detail::best_symmetric_codes16(b.x, b.w, n, lo, hi, kTrials, d, q8, pick8);
+        quant::testing::use_avx512(has_avx512);
+        for (int j = 0; j < 16; ++j) {
+            CAPTURE(seed);
+            CAPTURE(j);
+            REQUIRE(pick16[j] == pick8[j]);
+            REQUIRE(std::memcmp(q16 + n * j, q8 + n * j, n) == 0);
+            if (pick16[j] < 0) continue;  // no error was a number (a zero scale)
+            REQUIRE(pick16[j] < kTrials);
+            auto error = [&](float dt, const int8_t* q) {
+                double e = 0;
+                for (int i = 0; i < n; ++i) {
+                    const double r = static_cast<double>(b.x[n * j + i]) - static_cast<double>(dt) * q[i];
+                    e += b.w[n * j + i] * r * r;
+                }
+                return e;
+            };
+            double least = INFINITY;
+            for (int t = 0; t < kTrials; ++t) {
+                const float dt = d[t * 16 + j];
+                int8_t nearest[16];
+                for (int i = 0; i < n; ++i) nearest[i] = static_cast<int8_t>(std::clamp(std::nearbyint(b.x[n * j + i] / dt), float(lo), float(hi)));
+                least = std::min(least, error(dt, nearest));
+            }
+            const float dp = d[pick16[j] * 16 + j];
+            for (int i = 0; i < n; ++i) {  // the nearest codes for the pick (ties either way)
+                const float exact = b.x[n * j + i] / dp;
+                CHECK(std::fabs(std::clamp(exact, float(lo), float(hi)) - q16[n * j + i]) <= 0.5f + 1e-4f);
+            }
+            CHECK(error(dp, q16 + n * j) <= least * (1 + 1e-5) + 1e-30);
+            picked_end += pick16[j] == 0 || pick16[j] == kTrials - 1;
+            ++checked;
+        }
+    }
+    CHECK(checked > 20000);
+    CHECK(picked_end > 0);  // the outer candidates, which three-candidate calls never see, do win
 }

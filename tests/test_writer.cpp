@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -158,22 +159,39 @@ TEST_CASE("direct_io (O_DIRECT) writes the bytes of a plain write: any piece siz
     // infos do not change with the pad's size; the data stays 32-aligned).
     const uint64_t base = pieces_writer(false, demo, 32).write_to_memory().size();
     const uint64_t on_block = 32 + (4096 - base % 4096) % 4096;
+    // Where the temporary folder is on ext4, XFS or btrfs, O_DIRECT must have been taken (the
+    // writes counted); elsewhere (tmpfs before Linux 6.6) the plain path is what ran, said so.
+    struct statfs st {};
+    const bool takes_direct = ::statfs(d.path().c_str(), &st) == 0 &&
+                              (static_cast<uint64_t>(st.f_type) == 0xEF53 || static_cast<uint64_t>(st.f_type) == 0x58465342 ||
+                               static_cast<uint64_t>(st.f_type) == 0x9123683E);
     std::vector<std::filesystem::path> dirs = {d.path()};
-    if (std::filesystem::is_directory("/dev/shm")) dirs.push_back("/dev/shm");  // tmpfs: O_DIRECT refused on older kernels
+    if (std::filesystem::is_directory("/dev/shm")) dirs.push_back("/dev/shm");  // tmpfs: O_DIRECT refused before Linux 6.6
+    for (const bool refused : {false, true})  // refused: every direct write fails with EINVAL, the fallback writes
     for (const std::filesystem::path& dir : dirs) {
+        gguf::testing::fail_direct_writes(refused);
         for (uint64_t pad : {uint64_t{32}, on_block, on_block + 4096, uint64_t{4096 * 3 + 96}}) {
             CAPTURE(dir);
             CAPTURE(pad);
+            CAPTURE(refused);
             const std::vector<uint8_t> want = pieces_writer(false, demo, pad).write_to_memory();
             if (pad == on_block) CHECK(want.size() % 4096 == 0);
             else if (pad != on_block + 4096) CHECK(want.size() % 4096 != 0);
             const auto direct = dir / fmt::format("ggufkit-direct-{}-{}.gguf", ::getpid(), pad), plain = dir / fmt::format("ggufkit-plain-{}-{}.gguf", ::getpid(), pad);
+            const uint64_t direct_before = gguf::testing::direct_writes();
             pieces_writer(true, demo, pad).write(direct);
+            const uint64_t direct_made = gguf::testing::direct_writes() - direct_before;
+            if (refused) CHECK(direct_made == 0);
+            else if (dir == d.path() && takes_direct) CHECK(direct_made > 0);
+            else if (dir == d.path() && pad == 32) MESSAGE(dir.string() << " is not on ext4, XFS or btrfs: O_DIRECT was " << (direct_made ? "" : "not ") << "taken");
+            const uint64_t plain_before = gguf::testing::direct_writes();
             pieces_writer(false, demo, pad).write(plain);
+            CHECK(gguf::testing::direct_writes() == plain_before);
             CHECK(test::read_bytes(direct) == want);
             CHECK(test::read_bytes(plain) == want);
             std::filesystem::remove(direct);
             std::filesystem::remove(plain);
         }
+        gguf::testing::fail_direct_writes(false);
     }
 }

@@ -253,9 +253,9 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
                 "After each block's fit, multiply its f16 scales by sum x x / sum x y so its dequantized values y keep the source's "
                 "projection, which a least-squares fit shrinks: more RMSE, less KL divergence on trained models at 2-3 bits (README: "
                 "Unbiased scales). The legacy, k-quant and i-quant types but IQ1_M (--effort fast then loses its promise of never more "
-                "error than llama.cpp's rounding). By default only IQ2_XXS and IQ2_XS go halfway (times the square root)");
+                "error than llama.cpp's rounding). By default only IQ2_XS goes halfway (times the square root)");
     c->add_flag("--least-squares-scales", o->least_squares_scales,
-                "Keep every block's least-squares scales, IQ2_XXS's and IQ2_XS's too (by default their scales go halfway to keeping "
+                "Keep every block's least-squares scales, IQ2_XS's too (by default its scales go halfway to keeping "
                 "the source's projection, see --unbiased-scales)")
         ->excludes(unbiased);
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");

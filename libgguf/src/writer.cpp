@@ -4,11 +4,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -120,17 +122,39 @@ private:
     std::vector<uint8_t>& v_;
 };
 
+std::atomic<uint64_t> g_direct_writes{0};
+std::atomic<bool> g_fail_direct{false};
+
+// Network and user-space file systems take O_DIRECT but make every direct write a synchronous
+// round trip: written through the page cache there.
+bool network_file_system(int fd) {
+    struct statfs st;
+    if (::fstatfs(fd, &st) != 0) return true;  // unknown: the plain write
+    switch (static_cast<uint64_t>(st.f_type)) {
+    case 0x6969:      // NFS
+    case 0x517B:      // SMB
+    case 0xFF534D42:  // CIFS
+    case 0xFE534D42:  // SMB2
+    case 0x65735546:  // FUSE
+    case 0x01021997:  // 9P
+    case 0x00C36400:  // Ceph
+        return true;
+    default:
+        return false;
+    }
+}
+
 // A buffered file descriptor. With `direct`, the file is written with O_DIRECT where the file
-// system takes it: whole aligned blocks from an aligned buffer, past the page cache, so the
-// kernel neither copies the bytes into the cache nor writes them back at the fsync that ends
-// write_file_atomically (on a fast conversion, most of its time); the last block goes out
-// padded, and the file is cut back to its length. Where O_DIRECT is refused (tmpfs, some
-// network file systems) or a direct write fails with EINVAL, it writes as without.
+// system takes it (not network ones): whole aligned blocks from an aligned buffer, past the
+// page cache, so the kernel neither copies the bytes into the cache nor writes them back at the
+// fsync that ends write_file_atomically (on a fast conversion, most of its time); the last
+// block goes out padded, and the file is cut back to its length. Where O_DIRECT is refused
+// (tmpfs before Linux 6.6) or a direct write fails with EINVAL, it writes as without.
 class FdSink : public ByteSink {
 public:
     FdSink(int fd, const std::string& path, bool direct) : fd_(fd), path_(path), buf_(static_cast<uint8_t*>(std::aligned_alloc(kAlign, kBuffer))) {
         if (!buf_) throw std::bad_alloc();
-        direct_ = direct && set_direct(true);
+        direct_ = direct && !network_file_system(fd) && set_direct(true);
     }
     void write(std::span<const uint8_t> b) override {
         written_ += b.size();
@@ -189,7 +213,7 @@ private:
     }
     void raw(std::span<const uint8_t> b) {
         while (!b.empty()) {
-            ssize_t n = ::write(fd_, b.data(), b.size());
+            ssize_t n = direct_ && g_fail_direct.load() ? (errno = EINVAL, -1) : ::write(fd_, b.data(), b.size());
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && errno == EINVAL && direct_) {  // the file system took O_DIRECT but not these blocks: write through the cache
                 direct_ = false;
@@ -197,6 +221,7 @@ private:
                 continue;
             }
             if (n < 0) throw Error(path_, std::nullopt, fmt::format("write failed: {}", std::strerror(errno)));
+            if (direct_) g_direct_writes.fetch_add(1, std::memory_order_relaxed);
             b = b.subspan(static_cast<size_t>(n));
         }
     }
@@ -212,6 +237,11 @@ private:
 };
 
 }  // namespace
+
+namespace testing {
+uint64_t direct_writes() { return g_direct_writes.load(); }
+void fail_direct_writes(bool on) { g_fail_direct.store(on); }
+}  // namespace testing
 
 Writer::Writer(WriteOptions options) : options_(options) {
     if (options.version < 1 || options.version > 3)

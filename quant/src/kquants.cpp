@@ -134,8 +134,8 @@ struct SymmetricFit {
 // kSearch: the sub-block fits' search (fit.h); kNudge: how far each sub-block's scale code is
 // nudged either way once the super-block's d is fixed.
 //
-// Q6_K evaluates 13 starting scales without refits (Search{6, 0}: the largest value sent to
-// the end code and up to 3 codes either side, in half-code steps) and nudges codes by up to
+// Q6_K evaluates 13 starting scales at each end of the code range without refits (Search{6, 0}:
+// the largest value sent to the end code and up to 3 codes either side, in half-code steps) and nudges codes by up to
 // two; from one start with two refits and a nudge of one, as before, it was at 0.990 and 0.957
 // of ggml's importance-weighted RMSE on rmse.tsv's imatrix rows, and is at 0.943 and 0.931, at
 // 1.6x the fit's time (7.1 against 4.4 ns a value on one thread here). The 6-bit codes make

@@ -157,7 +157,7 @@ bool scale_fit_applies(TypeId type) {
     return true;
 }
 
-bool default_halfway_scales(TypeId type) { return type == TypeId::IQ2_XXS || type == TypeId::IQ2_XS; }
+bool default_halfway_scales(TypeId type) { return type == TypeId::IQ2_XS; }
 
 bool can_dequantize(TypeId type) {
     const Traits* t = traits(type);

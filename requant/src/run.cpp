@@ -78,7 +78,7 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         halfway_tensors += quant::default_halfway_scales(t.to);
     }
     if (o.scale_fit == quant::ScaleFit::LeastSquares && halfway_tensors == 0)
-        p.report.warnings.push_back("--least-squares-scales changes nothing here: no tensor becomes IQ2_XXS or IQ2_XS, the types whose "
+        p.report.warnings.push_back("--least-squares-scales changes nothing here: no tensor becomes IQ2_XS, the type whose "
                                     "scales go halfway by default");
     if (o.scale_fit == quant::ScaleFit::Unbiased && rescaled_tensors == 0)
         p.report.warnings.push_back("--unbiased-scales changes nothing here: no tensor becomes a type with fitted f16 scales (the legacy, "

@@ -121,4 +121,12 @@ private:
 std::vector<std::filesystem::path> write_split_set(std::span<Writer> parts, const std::filesystem::path& output,
                                                    std::span<const std::filesystem::path> inputs = {});
 
+namespace testing {
+// Direct (O_DIRECT) writes this process's writers have made so far.
+uint64_t direct_writes();
+// While on, every direct write fails as on a file system that refuses its blocks (EINVAL), so
+// that the fallback to a plain write runs.
+void fail_direct_writes(bool on);
+}  // namespace testing
+
 }  // namespace gguf

@@ -66,14 +66,15 @@ std::optional<Effort> effort_from_name(std::string_view name);
 // (the 2- and 3-bit types of a trained model; README). Where it applies:
 // scale_fit_applies(); elsewhere, and in a block whose c is not within (0.5, 2) or whose
 // scaled fields would not be finite, the bytes are the least-squares ones. Default: least
-// squares, but IQ2_XXS and IQ2_XS, whose fits shrink the most (IQ2_XS kept 0.944 of the
-// trained model's projection), go halfway: their fields times sqrt(c) (default_halfway_scales).
-// Measured: the trained model's IQ2_XS mix 1.040 -> 0.975 of llama.cpp's file's mean KL
-// divergence; both types within 1.01x ggml's RMSE on every rmse.tsv row (full Unbiased: up to
-// 1.04x); the tiny model's IQ2_XS and IQ2_XXS mixes 0.914 -> 0.920 and 0.966 -> 0.975.
-// (IQ2_S's least-squares fit kept more than the whole projection on test_quant's rows.)
+// squares, but IQ2_XS, whose fit shrinks the most (it kept 0.944 of the trained model's
+// projection), goes halfway: its d times sqrt(c) (default_halfway_scales). Measured: the
+// trained model's IQ2_XS mix 1.040 -> 0.975 of llama.cpp's file's mean KL divergence, iq2_xs
+// within 0.99x ggml's RMSE on the rmse.tsv rows (full Unbiased: 1.018x), the tiny model's IQ2_XS
+// mix 0.914 -> 0.920. Not IQ2_XXS (no trained-model mix to show it helps; its gauss row's RMSE
+// went past ggml's, 0.983 -> 1.003) nor IQ2_S (its least-squares fit kept more than the whole
+// projection on test_quant's rows).
 enum class ScaleFit : uint8_t { Default, LeastSquares, Unbiased };
-// Whether ScaleFit::Default moves `type`'s scales halfway (IQ2_XXS, IQ2_XS).
+// Whether ScaleFit::Default moves `type`'s scales halfway (IQ2_XS).
 bool default_halfway_scales(TypeId type);
 
 struct Traits {
@@ -109,7 +110,7 @@ bool scale_fit_applies(TypeId type);
 // Quantizes whole rows: src holds n_rows x n_per_row values, dst receives exactly n_rows x
 // row_bytes(type, n_per_row) bytes. With `importance` (n_per_row non-negative finite
 // weights, as an importance matrix gives for the tensor; empty for none) the quantizer
-// minimizes the weighted squared error. Throws std::invalid_argument, naming the row and
+// minimizes the weighted squared error (but for the scales ScaleFit moves afterwards). Throws std::invalid_argument, naming the row and
 // column, for NaN or Inf in src, a bad weight, a row length that is not a whole number of
 // blocks, missing weights for a type that needs them, or sizes that disagree. `first_row`
 // only numbers the rows in messages (for callers that split a tensor into ranges). `effort`:
