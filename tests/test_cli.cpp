@@ -666,6 +666,19 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         CHECK(run_gguf("check " + shell_quote(with.string())).exit_code == 0);
         return std::pair{with, without};
     };
+    // blk.0.ffn_up.weight of two files, which must be of `type`: how many of its bytes differ
+    // within bytes [first, last) of each block, and how many elsewhere.
+    auto ffn_up_changes = [&](const std::filesystem::path& a, const std::filesystem::path& b, gguf::TypeId type, uint32_t first, uint32_t last) {
+        const auto [type_a, x] = ffn_up(a);
+        const auto [type_b, y] = ffn_up(b);
+        REQUIRE(type_a == type);
+        REQUIRE(type_b == type);
+        REQUIRE(x.size() == y.size());
+        const uint32_t block = gguf::type_info(type).type_size;
+        size_t inside = 0, outside = 0;
+        for (size_t k = 0; k < x.size(); ++k) (k % block >= first && k % block < last ? inside : outside) += x[k] != y[k];
+        return std::pair{inside, outside};
+    };
     // --effort: fast writes other Q4_0 blocks than the default search (with no more error than
     // llama.cpp's rounding: test_quant_ref), the same types, a file that checks; a wrong name is refused.
     {
@@ -678,16 +691,8 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
     // (quant::ScaleFit::Unbiased; what they become: test_quant), a file that checks.
     {
         const auto [with, without] = requant_beside_plain("unbiased", "Q2_K --pure", "--unbiased-scales");
-        const auto [type, x] = ffn_up(with);
-        const std::vector<uint8_t> y = ffn_up(without).second;
-        REQUIRE(type == gguf::TypeId::Q2_K);
-        REQUIRE(x.size() == y.size());
         const uint32_t block = gguf::type_info(gguf::TypeId::Q2_K).type_size;
-        size_t scale_bytes_changed = 0, other_bytes_changed = 0;
-        for (size_t k = 0; k < x.size(); ++k) {
-            const bool scale_field = k % block >= block - 4;  // d, dmin: the last 4 bytes of a Q2_K block
-            (scale_field ? scale_bytes_changed : other_bytes_changed) += x[k] != y[k];
-        }
+        const auto [scale_bytes_changed, other_bytes_changed] = ffn_up_changes(with, without, gguf::TypeId::Q2_K, block - 4, block);  // d, dmin: a Q2_K block's last 4 bytes
         CHECK(other_bytes_changed == 0);
         CHECK(scale_bytes_changed > 0);
     }
@@ -720,13 +725,7 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         const std::string imatrix = (dir / "lsq.imatrix.gguf").string();
         m.save(imatrix, quant::ImatrixFormat::Gguf);
         const auto [with, without] = requant_beside_plain("lsq", "IQ2_S --pure --imatrix " + shell_quote(imatrix), "--least-squares-scales");  // the IQ2_S mix: IQ2_XS throughout
-        const auto [type, x] = ffn_up(with);
-        const std::vector<uint8_t> y = ffn_up(without).second;
-        REQUIRE(type == gguf::TypeId::IQ2_XS);
-        REQUIRE(x.size() == y.size());
-        const uint32_t block = gguf::type_info(gguf::TypeId::IQ2_XS).type_size;
-        size_t d_changed = 0, other_changed = 0;
-        for (size_t k = 0; k < x.size(); ++k) (k % block < 2 ? d_changed : other_changed) += x[k] != y[k];  // d: the first 2 bytes
+        const auto [d_changed, other_changed] = ffn_up_changes(with, without, gguf::TypeId::IQ2_XS, 0, 2);  // d: an IQ2_XS block's first 2 bytes
         CHECK(other_changed == 0);
         CHECK(d_changed > 0);
         r = run_gguf("requant " + in + " " + shell_quote((dir / "lsq-f16.gguf").string()) + " F16 --least-squares-scales");
