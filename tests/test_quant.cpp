@@ -500,6 +500,16 @@ struct ForcedGridSearch {
     ForcedGridSearch& operator=(const ForcedGridSearch&) = delete;
 };
 
+// Every type weighs values by importance x sqrt(sigma^2 + x^2), as before the fourth root
+// (quant::testing::importance_square_root), while it lives: the pins below were taken so, and
+// still show that the searches choose what they chose.
+struct SquareRootImportance {
+    SquareRootImportance() { quant::testing::importance_square_root(true); }
+    ~SquareRootImportance() { quant::testing::importance_square_root(false); }
+    SquareRootImportance(const SquareRootImportance&) = delete;
+    SquareRootImportance& operator=(const SquareRootImportance&) = delete;
+};
+
 // The wide search's bytes (b64b63d's) and the narrow one's (pinned when it came, 2026-12-04),
 // each type's default being one of them.
 struct GridPins {
@@ -520,6 +530,7 @@ TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time se
     const IntegerRows rows(false);
     // The wide search, which those bytes were written with.
     const ForcedGridSearch wide(quant::testing::GridSearchWay::Wide);
+    const SquareRootImportance square_root;
     for (const GridPins& p : kGridPins) {
         const std::string name = p.name;
         CAPTURE(name);
@@ -531,6 +542,7 @@ TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time se
 // the narrow search, of IQ1_S and IQ1_M the wide one.
 TEST_CASE("the grid i-quants' narrow search writes the bytes it was pinned with, and each type's default is its search") {
     const IntegerRows rows(false);
+    const SquareRootImportance square_root;
     for (const GridPins& p : kGridPins) {
         const std::string name = p.name;
         CAPTURE(name);
@@ -542,7 +554,7 @@ TEST_CASE("the grid i-quants' narrow search writes the bytes it was pinned with,
 }
 
 // --effort best runs both grid searches and keeps, per super-block, the fit of less error in
-// the fits' own weights (importance x sqrt(sigma^2 + x^2), sigma^2 the row's mean square).
+// the fits' own weights (importance x (sigma^2 + x^2)^(1/4), sigma^2 the row's mean square).
 // Rows of gaussian values, some with heavy tails, and log-normal importance: no super-block of
 // best has more of that error than the narrow or the wide search's (within float rounding of
 // the weights, which this test computes in double), and each search wins somewhere.
@@ -561,7 +573,7 @@ TEST_CASE("the grid i-quants' --effort best keeps the better of the narrow and t
         double sigma2 = 0;
         for (int c = 0; c < kCols; ++c) sigma2 += static_cast<double>(x[r * kCols + c]) * x[r * kCols + c];
         sigma2 /= kCols;
-        for (int c = 0; c < kCols; ++c) w[r * kCols + c] = imp[c] * std::sqrt(sigma2 + static_cast<double>(x[r * kCols + c]) * x[r * kCols + c]);
+        for (int c = 0; c < kCols; ++c) w[r * kCols + c] = imp[c] * std::sqrt(std::sqrt(sigma2 + static_cast<double>(x[r * kCols + c]) * x[r * kCols + c]));
     }
     for (const GridPins& p : kGridPins) {
         const std::string name = p.name;
@@ -788,6 +800,7 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
 // test_quant_fits.cpp compares with the one-block fit.
 TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvectorized fits") {
     const IntegerRows rows(true);
+    const SquareRootImportance square_root;  // the weighted pins
     struct Expected {
         const char* name;
         uint64_t plain, weighted, fast;  // fast: 0 where the type has no fast search
@@ -816,6 +829,40 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         CHECK(rows.hash(type, true) == e.weighted);
         if (e.fast) CHECK(rows.hash(type, false, quant::Effort::Fast) == e.fast);
     }
+}
+
+// With an importance matrix every fit weighs a value by importance x (sigma^2 + x^2)^(1/4), but
+// Q4_K's by importance x sqrt(sigma^2 + x^2) (quant/src/fit.h, kquants.cpp); without one by
+// sqrt(sigma^2 + x^2) on every type. So the square root forced on every type
+// (quant::testing::importance_square_root) changes the bytes of every type that takes
+// importance, except Q4_K's, and of none without importance. test_quant_fits checks the
+// weights themselves; test_ref that the fourth root lowers the weighted RMSE.
+TEST_CASE("with importance the fits weigh by the fourth root of sigma^2 + x^2 (Q4_K by the square root), without by the square root") {
+    const IntegerRows rows(true);
+    int changed = 0;
+    for (const gguf::TypeInfo& info : gguf::all_types()) {
+        if (info.retired || !quant::can_quantize(info.id) || info.block_size == 0) continue;
+        const gguf::TypeId type = info.id;
+        if (rows.width % static_cast<int>(info.block_size) != 0) continue;
+        const std::string name(info.name);
+        CAPTURE(name);
+        const bool plain_too = !quant::needs_importance(type);
+        const uint64_t weighted = rows.hash(type, true), plain = plain_too ? rows.hash(type, false) : 0;
+        uint64_t weighted_sqrt = 0, plain_sqrt = 0;
+        {
+            const SquareRootImportance square_root;
+            weighted_sqrt = rows.hash(type, true);
+            plain_sqrt = plain_too ? rows.hash(type, false) : 0;
+        }
+        CHECK(plain == plain_sqrt);
+        const bool takes_weights = info.quantized && type != gguf::TypeId::Q1_0;  // Q1_0: signs and one scale
+        if (type == gguf::TypeId::Q4_K || !takes_weights) CHECK(weighted == weighted_sqrt);
+        else {
+            CHECK(weighted != weighted_sqrt);
+            ++changed;
+        }
+    }
+    CHECK(changed == 23);  // 9 legacy and k-quant, 9 i-quant, 2 ternary, 2 microscaling types and Q2_0
 }
 
 // The fits run eight blocks side by side (fit_symmetric8 and the rest): a row whose block
@@ -854,6 +901,7 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
     for (const Expected& e : expected) {
         const std::string name = e.name;
         const IntegerRows rows(true, e.cols, e.scale);
+        const SquareRootImportance square_root;  // the weighted pins
         CAPTURE(name);
         CAPTURE(e.cols);
         CAPTURE(e.scale);

@@ -95,7 +95,7 @@ def open(path: str | os.PathLike) -> File:  # noqa: A001 (the name users expect)
     return File(path)
 
 
-def quantize(array, type, importance=None, threads: int = 0, effort: str = "default"):
+def quantize(array, type, importance=None, threads: int = 0, effort: str = "default", scales: str = "default"):
     """Quantizes `array` (float32, or anything numpy converts; rows along the last
     dimension, whose length must be a whole number of the type's blocks) to `type` (a name
     such as "q4_K", an id, or a TensorType). Returns the bytes as a uint8 numpy array.
@@ -103,8 +103,11 @@ def quantize(array, type, importance=None, threads: int = 0, effort: str = "defa
     importance: one non-negative weight per column (an importance matrix's entry for the
     tensor); required by the types that need one (iq2_xxs, iq2_xs, iq1_s, ...).
     threads: 0 for one per core. effort: "fast", "default" or "best" (see gguf requant --help).
+    scales: "default", "least-squares" (every block's least-squares scales, also on IQ2_XS,
+    whose default goes halfway to keeping the source's projection) or "unbiased" (the whole
+    projection), as gguf requant's --least-squares-scales and --unbiased-scales.
     Raises ValueError naming the row and column for NaN or Inf."""
-    return _ggufkit._quantize(array, type, importance, threads, effort)
+    return _ggufkit._quantize(array, type, importance, threads, effort, scales)
 
 
 def dequantize(buffer, type, shape, threads: int = 0):
@@ -136,7 +139,8 @@ def check(path: str | os.PathLike, data: bool = True, threads: int = 0) -> dict:
 
 
 def requant(src: str | os.PathLike, dst: str | os.PathLike, type: str = "Q4_K_M", imatrix=None, threads: int = 0,
-            effort: str = "default", allow_requantize: bool = False, progress=None) -> dict:
+            effort: str = "default", allow_requantize: bool = False, progress=None, scales: str = "default",
+            direct_io: bool = True) -> dict:
     """`gguf requant SRC DST TYPE`: re-quantizes a model as llama-quantize would (the same
     per-tensor types for every mix; `gguf requant --list` names them), writing DST through a
     temporary file that is renamed into place only when complete.
@@ -144,10 +148,12 @@ def requant(src: str | os.PathLike, dst: str | os.PathLike, type: str = "Q4_K_M"
     imatrix: an importance matrix file (llama.cpp's .dat or GGUF form). threads: 0 for one per
     core. effort: "fast", "default" or "best". progress(index, count, tensor, done_bytes,
     total_bytes) is called as each tensor is written; an exception it raises stops the run
-    and nothing is left at DST. Returns a dict: tensors, converted, fallbacks, bytes_in,
+    and nothing is left at DST. scales: "default", "least-squares" or "unbiased" (as in
+    quantize()). direct_io: False writes DST through the page cache (--no-direct-io); the
+    same bytes either way. Returns a dict: tensors, converted, fallbacks, bytes_in,
     bytes_out, bits_per_weight_in/out, warnings, outputs."""
     return _ggufkit._requant(os.fspath(src), os.fspath(dst), type, None if imatrix is None else os.fspath(imatrix), threads, effort,
-                             allow_requantize, progress)
+                             allow_requantize, progress, scales, direct_io)
 
 
 def error(path: str | os.PathLike, type, imatrix=None, tensors: str | None = None, threads: int = 0) -> dict:

@@ -302,7 +302,16 @@ py::array_t<float, py::array::c_style | py::array::forcecast> floats(const py::o
     return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(array);
 }
 
-py::array_t<uint8_t> quantize(const py::object& array, const py::object& type_arg, const py::object& importance, int threads, const std::string& effort_name) {
+// quant::ScaleFit from the Python keyword `scales`.
+quant::ScaleFit scale_fit_from(const std::string& where, const std::string& name) {
+    if (name == "default") return quant::ScaleFit::Default;
+    if (name == "least-squares") return quant::ScaleFit::LeastSquares;
+    if (name == "unbiased") return quant::ScaleFit::Unbiased;
+    throw py::value_error(where + ": scales must be default, least-squares or unbiased, not '" + name + "'");
+}
+
+py::array_t<uint8_t> quantize(const py::object& array, const py::object& type_arg, const py::object& importance, int threads, const std::string& effort_name,
+                              const std::string& scales) {
     const gguf::TypeId type = type_from(type_arg);
     auto x = floats(array);
     if (!x) throw py::type_error("quantize: expected an array of numbers");
@@ -311,6 +320,7 @@ py::array_t<uint8_t> quantize(const py::object& array, const py::object& type_ar
     const int64_t rows = row ? static_cast<int64_t>(x.size()) / row : 0;
     const auto effort = quant::effort_from_name(effort_name);
     if (!effort) throw py::value_error("quantize: effort must be fast, default or best, not '" + effort_name + "'");
+    const quant::ScaleFit scale_fit = scale_fit_from("quantize", scales);
     py::array_t<float, py::array::c_style | py::array::forcecast> w;
     std::span<const float> weights;
     if (!importance.is_none()) {
@@ -327,7 +337,7 @@ py::array_t<uint8_t> quantize(const py::object& array, const py::object& type_ar
         py::gil_scoped_release release;
         quant::for_each_row_range(rows, quant::thread_count(threads), [&](int64_t begin, int64_t end) {
             quant::quantize(type, {src + begin * row, static_cast<size_t>((end - begin) * row)}, row, weights,
-                            {dst + begin * row_bytes, static_cast<size_t>((end - begin) * row_bytes)}, begin, *effort);
+                            {dst + begin * row_bytes, static_cast<size_t>((end - begin) * row_bytes)}, begin, *effort, scale_fit);
         });
     }
     return out;
@@ -389,13 +399,15 @@ py::dict check(const std::string& path, bool data, int threads) {
 
 // gguf requant: src to dst as the mix `type` says, with llama.cpp's per-tensor rules.
 py::dict requant(const std::string& src, const std::string& dst, const std::string& type, const py::object& imatrix, int threads,
-                 const std::string& effort_name, bool allow_requantize, const py::object& progress) {
+                 const std::string& effort_name, bool allow_requantize, const py::object& progress, const std::string& scales, bool direct_io) {
     gguf::requant::RunOptions o;
     o.plan.target = gguf::requant::find_target(type);
     if (!o.plan.target) throw py::value_error("requant: unknown type '" + type + "' (gguf requant --list shows them)");
     const auto effort = quant::effort_from_name(effort_name);
     if (!effort) throw py::value_error("requant: effort must be fast, default or best, not '" + effort_name + "'");
     o.effort = *effort;
+    o.scale_fit = scale_fit_from("requant", scales);
+    o.direct_io = direct_io;
     if (!imatrix.is_none()) {
         o.imatrix = py::str(imatrix).cast<std::string>();
         o.plan.has_imatrix = true;

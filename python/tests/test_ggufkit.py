@@ -208,6 +208,25 @@ def test_quantize_round_trips_every_quantizable_type_within_its_bits():
     assert tried >= 25
 
 
+def test_quantize_scales_keyword_chooses_the_scale_fit():
+    """scales="least-squares" changes IQ2_XS's default (halfway) scales and nothing else of its
+    bytes; "unbiased" changes Q4_K's; an unknown name is refused."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 512)).astype(np.float32)
+    importance = rng.lognormal(size=512).astype(np.float32)
+    default = ggufkit.quantize(x, "iq2_xs", importance=importance)
+    least = ggufkit.quantize(x, "iq2_xs", importance=importance, scales="least-squares")
+    t = ggufkit.tensor_type("iq2_xs")
+    d_bytes = np.zeros(t.type_size, dtype=bool)
+    d_bytes[:2] = True  # a block's f16 d leads it
+    differ = (default != least).reshape(-1, t.type_size)
+    assert differ.any() and not (differ & ~d_bytes).any()
+    assert not np.array_equal(ggufkit.quantize(x, "q4_K", importance=importance, scales="unbiased"),
+                              ggufkit.quantize(x, "q4_K", importance=importance))
+    with pytest.raises(ValueError, match="scales must be default, least-squares or unbiased"):
+        ggufkit.quantize(x, "q4_K", scales="halfway")
+
+
 def test_quantize_matches_the_gguf_library_through_a_requant(fixtures, tmp_path):
     """Tensor bytes that gguf requant writes for Q8_0 equal ggufkit.quantize of the same values."""
     out = tmp_path / "q8.gguf"
@@ -277,6 +296,18 @@ def test_requant_writes_the_file_gguf_requant_writes_and_reports_progress(fixtur
     with pytest.raises(KeyboardInterrupt):
         ggufkit.requant(src, stopped, "Q8_0", progress=stop)
     assert set(tmp_path.iterdir()) == {ours, theirs}, "no output and no temporary file"
+
+    # direct_io=False writes through the page cache: the same bytes; scales as in quantize().
+    cached = tmp_path / "cached.gguf"
+    ggufkit.requant(src, cached, "Q4_K_M", threads=2, direct_io=False)
+    assert cached.read_bytes() == ours.read_bytes()
+    unbiased = tmp_path / "unbiased.gguf"
+    ggufkit.requant(src, unbiased, "Q4_K_M", threads=2, scales="unbiased")
+    subprocess.run([GGUF, "requant", str(src), str(theirs), "Q4_K_M", "--threads", "2", "--quiet", "--unbiased-scales"], check=True)
+    assert unbiased.read_bytes() == theirs.read_bytes() != ours.read_bytes()
+    with pytest.raises(ValueError, match="scales must be"):
+        ggufkit.requant(src, tmp_path / "never.gguf", "Q4_K_M", scales="nope")
+    assert not (tmp_path / "never.gguf").exists()
     with pytest.raises(ValueError, match="unknown type"):
         ggufkit.requant(src, stopped, "Q4_K_Q")
 

@@ -106,13 +106,20 @@ void best_level_codes16(const float* x, const float* w, int n, const Levels& lev
 // Returns its position in `scales`.
 int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index);
 
-// Weights for a block of n values: importance[i] x sqrt(sigma2 + x[i]^2) (importance 1
-// without an importance matrix), sigma2 the row's mean square. The second factor favours
-// large values, which carry most of the error that matters (outlier channels), without
-// giving up on the rest; measured on ../shared/ref/quant it beats both unweighted fits and
-// plain importance weighting on the reference's RMSE and importance-weighted RMSE at once.
-// Returns out.
-const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out);
+// Weights for a block of n values, sigma2 the row's mean square. Without an importance matrix:
+// sqrt(sigma2 + x[i]^2), which favours large values, where most of the error that matters
+// sits (outlier channels), without giving up on the rest; measured on ../shared/ref/quant it
+// beats both unweighted fits and plain importance weighting on the reference's RMSE and
+// importance-weighted RMSE at once. With one: importance[i] x (sigma2 + x[i]^2)^(1/4)
+// (SizeWeight::FourthRoot), which the importance already leans towards the large columns; or
+// importance[i] x sqrt(sigma2 + x[i]^2) (SquareRoot, ggml's form, Q4_K's; see
+// kquants.cpp). The fourth root lowered both the plain and the importance-weighted RMSE on
+// every importance row of rmse.tsv, of every type (2026-12-04). testing::importance_square_root
+// makes every type use the square root. Returns out.
+enum class SizeWeight { FourthRoot, SquareRoot };
+const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out,
+                           SizeWeight size = SizeWeight::FourthRoot);
+extern bool g_importance_square_root;  // testing::importance_square_root
 
 // Quantizes a row block by block: fill(values, weights, block) for each block of kValues
 // values, with weights from block_weights (sigma2 the row's mean square).

@@ -151,6 +151,12 @@ void use_grid_lattice(bool on);
 enum class GridSearchWay { AsEffortSays, Narrow, Wide };
 void force_grid_search(GridSearchWay way);
 
+// With an importance matrix the fits weight each value by its importance times the fourth
+// root of (sigma^2 + x^2) (the square root on Q4_K), sigma^2 the row's mean square; true:
+// the square root on every type, as before 2026-12-04, for the tests whose pinned bytes were
+// taken with it. Not to be changed while a quantization runs.
+void importance_square_root(bool on);
+
 // Where the CPU has AVX-512, the fits run wider paths (sixteen blocks a register for the
 // legacy, k-quant and IQ4 fits, one block at a time for Q4_0 and Q5_0's fast effort, the grid
 // scan on 32 lanes) with the same bytes as the AVX2 and portable ones. false: those other
