@@ -500,18 +500,11 @@ struct ForcedGridSearch {
     ForcedGridSearch& operator=(const ForcedGridSearch&) = delete;
 };
 
-// Every type weighs values by importance x sqrt(sigma^2 + x^2), as before the fourth root
-// (quant::testing::importance_square_root), while it lives: the pins below were taken so, and
-// still show that the searches choose what they chose.
-struct SquareRootImportance {
-    SquareRootImportance() { quant::testing::importance_square_root(true); }
-    ~SquareRootImportance() { quant::testing::importance_square_root(false); }
-    SquareRootImportance(const SquareRootImportance&) = delete;
-    SquareRootImportance& operator=(const SquareRootImportance&) = delete;
-};
-
 // The wide search's bytes (b64b63d's) and the narrow one's (pinned when it came, 2026-12-04),
-// each type's default being one of them.
+// each type's default being one of them. These pins, and the legacy, k-quant and eight-lane
+// ones below, were taken with importance x sqrt(sigma^2 + x^2) on every type, which
+// quant::testing::ImportanceSquareRoot brings back: they still show that the searches choose
+// what they chose.
 struct GridPins {
     const char* name;
     uint64_t wide, narrow;
@@ -530,7 +523,7 @@ TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time se
     const IntegerRows rows(false);
     // The wide search, which those bytes were written with.
     const ForcedGridSearch wide(quant::testing::GridSearchWay::Wide);
-    const SquareRootImportance square_root;
+    const quant::testing::ImportanceSquareRoot square_root;
     for (const GridPins& p : kGridPins) {
         const std::string name = p.name;
         CAPTURE(name);
@@ -542,7 +535,7 @@ TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time se
 // the narrow search, of IQ1_S and IQ1_M the wide one.
 TEST_CASE("the grid i-quants' narrow search writes the bytes it was pinned with, and each type's default is its search") {
     const IntegerRows rows(false);
-    const SquareRootImportance square_root;
+    const quant::testing::ImportanceSquareRoot square_root;
     for (const GridPins& p : kGridPins) {
         const std::string name = p.name;
         CAPTURE(name);
@@ -800,7 +793,7 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
 // test_quant_fits.cpp compares with the one-block fit.
 TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvectorized fits") {
     const IntegerRows rows(true);
-    const SquareRootImportance square_root;  // the weighted pins
+    const quant::testing::ImportanceSquareRoot square_root;  // the weighted pins
     struct Expected {
         const char* name;
         uint64_t plain, weighted, fast;  // fast: 0 where the type has no fast search
@@ -850,7 +843,7 @@ TEST_CASE("with importance the fits weigh by the fourth root of sigma^2 + x^2 (Q
         const uint64_t weighted = rows.hash(type, true), plain = plain_too ? rows.hash(type, false) : 0;
         uint64_t weighted_sqrt = 0, plain_sqrt = 0;
         {
-            const SquareRootImportance square_root;
+            const quant::testing::ImportanceSquareRoot square_root;
             weighted_sqrt = rows.hash(type, true);
             plain_sqrt = plain_too ? rows.hash(type, false) : 0;
         }
@@ -901,7 +894,7 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
     for (const Expected& e : expected) {
         const std::string name = e.name;
         const IntegerRows rows(true, e.cols, e.scale);
-        const SquareRootImportance square_root;  // the weighted pins
+        const quant::testing::ImportanceSquareRoot square_root;  // the weighted pins
         CAPTURE(name);
         CAPTURE(e.cols);
         CAPTURE(e.scale);

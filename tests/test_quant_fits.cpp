@@ -154,8 +154,9 @@ TEST_CASE("block_weights: importance x (sigma^2 + x^2)^(1/4), or the square root
         block_weights(x, nullptr, 6, sigma2, out, size);
         for (int i = 0; i < 6; ++i) CHECK(out[i] == doctest::Approx(root(i, 0.5)).epsilon(1e-6));
     }
-    quant::testing::importance_square_root(true);
-    block_weights(x, imp, 6, sigma2, out);
-    quant::testing::importance_square_root(false);
+    {
+        const quant::testing::ImportanceSquareRoot forced;
+        block_weights(x, imp, 6, sigma2, out);
+    }
     for (int i = 0; i < 6; ++i) CHECK(out[i] == doctest::Approx(imp[i] * root(i, 0.5)).epsilon(1e-6));
 }

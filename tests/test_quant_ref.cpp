@@ -184,9 +184,10 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         // (quant::testing::importance_square_root, the weights before 2026-12-04), that is no
         // higher weighted RMSE on any row, and lower on every k-quant and i-quant but Q4_K.
         if (imx == "yes") {
-            quant::testing::importance_square_root(true);
-            const Quality square_root = measure(type, input == "gauss" ? data.gauss : data.heavy, data.importance.data());
-            quant::testing::importance_square_root(false);
+            const Quality square_root = [&] {
+                const quant::testing::ImportanceSquareRoot forced;
+                return measure(type, input == "gauss" ? data.gauss : data.heavy, data.importance.data());
+            }();
             CHECK(q.weighted_rmse <= square_root.weighted_rmse);
             if ((name[0] == 'i' || name.find("_K") != std::string::npos) && name != "q4_K") CHECK(q.weighted_rmse < square_root.weighted_rmse);
             fourth_root_gain += fmt::format(" {} {} {:.3f};", name, input, q.weighted_rmse / square_root.weighted_rmse);

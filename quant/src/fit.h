@@ -111,11 +111,12 @@ int pick_scale(const float* x, const float* w, int n, const Levels& levels, cons
 // sits (outlier channels), without giving up on the rest; measured on ../shared/ref/quant it
 // beats both unweighted fits and plain importance weighting on the reference's RMSE and
 // importance-weighted RMSE at once. With one: importance[i] x (sigma2 + x[i]^2)^(1/4)
-// (SizeWeight::FourthRoot), which the importance already leans towards the large columns; or
-// importance[i] x sqrt(sigma2 + x[i]^2) (SquareRoot, ggml's form, Q4_K's; see
-// kquants.cpp). The fourth root lowered both the plain and the importance-weighted RMSE on
-// every importance row of rmse.tsv, of every type (2026-12-04). testing::importance_square_root
-// makes every type use the square root. Returns out.
+// (SizeWeight::FourthRoot). The importance already favours the columns whose error matters;
+// the square root (SquareRoot: ggml's form, and Q4_K's here, see kquants.cpp) favoured each
+// large value a second time, away from the importance-weighted error. On rmse.tsv's importance
+// rows (2026-12-04) the fourth root's weighted RMSE is no higher on any type and lower on every
+// k-quant and i-quant; its plain RMSE is lower or equal but on nvfp4 (0.1-0.2% higher).
+// testing::importance_square_root makes every type use the square root. Returns out.
 enum class SizeWeight { FourthRoot, SquareRoot };
 const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out,
                            SizeWeight size = SizeWeight::FourthRoot);

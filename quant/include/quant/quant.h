@@ -156,6 +156,13 @@ void force_grid_search(GridSearchWay way);
 // the square root on every type, as before 2026-12-04, for the tests whose pinned bytes were
 // taken with it. Not to be changed while a quantization runs.
 void importance_square_root(bool on);
+// importance_square_root(true) while it lives; false again when it goes, exceptions included.
+struct ImportanceSquareRoot {
+    ImportanceSquareRoot() { importance_square_root(true); }
+    ~ImportanceSquareRoot() { importance_square_root(false); }
+    ImportanceSquareRoot(const ImportanceSquareRoot&) = delete;
+    ImportanceSquareRoot& operator=(const ImportanceSquareRoot&) = delete;
+};
 
 // Where the CPU has AVX-512, the fits run wider paths (sixteen blocks a register for the
 // legacy, k-quant and IQ4 fits, one block at a time for Q4_0 and Q5_0's fast effort, the grid
