@@ -1,6 +1,6 @@
 // Benchmark: what our quantizers' error does to a model, beside llama.cpp's (issue 18's KL
 // divergence table). Prints figures; asserts nothing.
-//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--least-squares-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...
+//   bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--least-squares-scales] [--square-root-importance] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...
 // For each mix llama.cpp's evaluation of ../shared/ref covers, gguf requant makes our file
 // from the same source and importance matrix as llama.cpp's file, and both are evaluated
 // against the source's logits on the same text, in the same run, with llama.cpp's
@@ -19,7 +19,9 @@
 // gguf requant --unbiased-scales (quant::ScaleFit) is evaluated in the same run: two more
 // columns, its mean KLD and its ratio to llama.cpp's. --least-squares-scales: our files with
 // every block's least-squares scales (quant::ScaleFit::LeastSquares; by default IQ2_XS's go
-// halfway). --wide-grid, --narrow-grid: the grid
+// halfway). --square-root-importance: our files weighted by importance x sqrt(sigma^2 + x^2) on
+// every type, as before the fourth root (quant::testing::importance_square_root).
+// --wide-grid, --narrow-grid: the grid
 // i-quants' wide or narrow search alone at any effort (quant::testing::force_grid_search).
 #include <fmt/format.h>
 
@@ -196,6 +198,8 @@ int main(int argc, char** argv) {
             unbiased = true;
         } else if (a == "--least-squares-scales") {
             least_squares = true;
+        } else if (a == "--square-root-importance") {
+            quant::testing::importance_square_root(true);
         } else if (a == "--wide-grid") {
             quant::testing::force_grid_search(quant::testing::GridSearchWay::Wide);
         } else if (a == "--narrow-grid") {
@@ -207,7 +211,7 @@ int main(int argc, char** argv) {
         } else if (a == "tiny" || a == "trained" || a == "all") {
             which = a;
         } else {
-            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--least-squares-scales] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...\n");
+            std::fprintf(stderr, "usage: bench_kld_mixes [tiny|trained|all] [--effort fast|default|best] [--unbiased-scales] [--least-squares-scales] [--square-root-importance] [--every-file] [--wide-grid|--narrow-grid] [--mix NAME]...\n");
             return 2;
         }
     }
