@@ -1,6 +1,7 @@
 // Matrix-vector (a kernel: one warp per row) and matrix-matrix products (W tiles
 // dequantized to f16, then cuBLAS) of quantized weights.
 #include <cublas_v2.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <mutex>
@@ -69,10 +70,48 @@ void launch_matvec(TypeId type, const void* w, int64_t row_stride, int64_t m, in
 
 // ---- cuBLAS ----
 
-const char* cublas_text(cublasStatus_t s) { return cublasGetStatusString(s); }
+// cuBLAS is opened on first use, not linked: loading libcublasLt (which libcublas needs) costs
+// a process about 210 MB of resident memory and 0.1-0.25 s before main, which every command
+// paid whether it ran a product on a GPU or not. GGUFKIT_CUBLAS_PATH is the library CMake
+// found, GGUFKIT_CUBLAS_SONAME its name for the loader's search.
+struct Cublas {
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasSetStream_v2) set_stream;
+    // the exported function (the header adds an inline overload taking a cudaDataType compute type)
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*, const void*, cudaDataType,
+                              int, const void*, cudaDataType, int, const void*, void*, cudaDataType, int, cublasComputeType_t,
+                              cublasGemmAlgo_t);
+    decltype(&cublasGetStatusString) status_string;
+};
+
+const Cublas& cublas() {
+    static std::mutex mutex;
+    static const Cublas* loaded = nullptr;
+    std::lock_guard lock(mutex);
+    if (loaded) return *loaded;
+    void* library = nullptr;
+    std::string why;
+    for (const char* name : {GGUFKIT_CUBLAS_PATH, GGUFKIT_CUBLAS_SONAME}) {
+        if ((library = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+        const char* e = dlerror();
+        why += std::string(why.empty() ? "" : "; ") + (e ? e : name);
+    }
+    if (!library) throw Error("cannot load cuBLAS for the matrix products: " + why);
+    auto symbol = [&](const char* name) {
+        void* p = dlsym(library, name);
+        if (!p) throw Error(std::string("cuBLAS (") + GGUFKIT_CUBLAS_SONAME + ") has no " + name);
+        return p;
+    };
+    static Cublas c;
+    c.create = reinterpret_cast<decltype(c.create)>(symbol("cublasCreate_v2"));
+    c.set_stream = reinterpret_cast<decltype(c.set_stream)>(symbol("cublasSetStream_v2"));
+    c.gemm_ex = reinterpret_cast<decltype(c.gemm_ex)>(symbol("cublasGemmEx"));
+    c.status_string = reinterpret_cast<decltype(c.status_string)>(symbol("cublasGetStatusString"));
+    return *(loaded = &c);
+}
 
 void check_cublas(cublasStatus_t s, const char* what) {
-    if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string(what) + ": " + cublas_text(s));
+    if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string(what) + ": " + cublas().status_string(s));
 }
 
 // One cuBLAS handle per thread and device, made on first use and kept (destroying it at exit
@@ -84,7 +123,7 @@ cublasHandle_t cublas_handle() {
     check(cudaGetDevice(&device), "cudaGetDevice");
     if (device < 0 || device >= kMaxDevices) throw Error("device " + std::to_string(device) + ": too many devices");
     cublasHandle_t& h = handles[device];
-    if (!h) check_cublas(cublasCreate(&h), "cublasCreate");
+    if (!h) check_cublas(cublas().create(&h), "cublasCreate");
     return h;
 }
 
@@ -117,7 +156,7 @@ void matmul_cublas(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m,
     const int64_t row_bytes = static_cast<int64_t>(gguf::tensor_bytes(type, static_cast<uint64_t>(k)));
 
     cublasHandle_t handle = cublas_handle();
-    check_cublas(cublasSetStream(handle, stream), "cublasSetStream");
+    check_cublas(cublas().set_stream(handle, stream), "cublasSetStream");
     const float one = 1.0f, zero = 0.0f;
     for (int64_t r0 = 0; r0 < m; r0 += tile_rows) {
         const int64_t rows = std::min(tile_rows, m - r0);
@@ -127,7 +166,7 @@ void matmul_cublas(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m,
             for (int64_t r = 0; r < rows; ++r)
                 dequantize_f16(type, w + (r0 + r) * row_stride, tile.as<uint16_t>() + r * k, k, stream);
         }
-        check_cublas(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), &one,
+        check_cublas(cublas().gemm_ex(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), &one,
                                   tile.as<uint16_t>(), CUDA_R_16F, static_cast<int>(k), x_half.as<uint16_t>(), CUDA_R_16F,
                                   static_cast<int>(k), &zero, y + r0, CUDA_R_32F, static_cast<int>(m), CUBLAS_COMPUTE_32F,
                                   CUBLAS_GEMM_DEFAULT),
@@ -137,6 +176,16 @@ void matmul_cublas(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m,
 
 }  // namespace
 }  // namespace detail
+
+bool load_cublas(std::string* why) {
+    try {
+        detail::cublas();
+        return true;
+    } catch (const std::exception& e) {
+        if (why) *why = e.what();
+        return false;
+    }
+}
 
 void matvec(TypeId type, const void* w, int64_t row_stride, int64_t m, int64_t k, const float* x, float* y, Stream stream) {
     detail::check_product_arguments(type, w, row_stride, m, k, "matvec");

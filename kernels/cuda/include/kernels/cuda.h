@@ -48,6 +48,11 @@ public:
 // `why`, says why not ("no CUDA device: CUDA driver version is insufficient ...").
 bool available(std::string* why = nullptr);
 
+// Opens cuBLAS and finds the functions MatmulMethod::Cublas calls (done on that method's first
+// use; never at start, as loading it costs a process about 210 MB). False, with the reason in
+// `why`, when it cannot. Needs no GPU; never throws.
+bool load_cublas(std::string* why = nullptr);
+
 struct DeviceInfo {
     int index = 0;
     std::string name;              // "NVIDIA H200"
