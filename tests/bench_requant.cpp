@@ -10,8 +10,9 @@
 // wall time, input GB/s, the child's peak RSS, and its peak anonymous RSS (sampled every
 // 5 ms: memory that is not file pages the kernel can drop). The yardstick is reading the
 // input's mapped bytes once, in the same run. BENCH_MODEL=FILE keeps (or reuses) the model.
-// MIXES (a comma-separated list of `--type` names, or "all" for every target of `--list`
-// but COPY and the aliases): those mixes instead, on 2 threads. A name ending in "+imatrix"
+// MIXES (a comma-separated list of `--type` names, "all" for every target of `--list` but
+// COPY and the aliases, or "all+imatrix" for each of them with the importance matrix): those
+// mixes instead, on 2 threads. A name ending in "+imatrix"
 // uses a generated importance matrix (log-normal column weights per weight tensor), and so
 // does a mix that needs one. Beside each, llama-quantize's time where issue 18 recorded it
 // (2 threads, this machine type, another day: compare through the yardstick) and how many
@@ -112,33 +113,9 @@ Run run_child(const std::filesystem::path& in, const std::filesystem::path& out,
 // failed.
 double run_baseline(const std::string& command, const std::filesystem::path& in, const std::filesystem::path& out, std::string_view mix,
                     const std::filesystem::path& imatrix) {
-    std::vector<std::string> args;
-    for (size_t at = 0; at < command.size();) {
-        const size_t space = std::min(command.find(' ', at), command.size());
-        if (space > at) args.push_back(command.substr(at, space - at));
-        at = space + 1;
-    }
-    if (args.empty()) return -1;
-    if (!imatrix.empty()) args.insert(args.end(), {"--imatrix", imatrix.string()});
-    args.insert(args.end(), {in.string(), out.string(), std::string(mix), "2"});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const auto start = std::chrono::steady_clock::now();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        if (std::FILE* null = std::fopen("/dev/null", "w")) {
-            ::dup2(::fileno(null), 1);
-            ::dup2(::fileno(null), 2);
-        }
-        ::execvp(argv[0], argv.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s = test::run_quantize_command(command, in, out, std::string(mix), imatrix, 2);
     std::filesystem::remove(out);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? s : -1;
+    return s;
 }
 
 // llama-quantize on the 984M shape, 2 threads, as issue 18 recorded it (seconds; the
@@ -153,38 +130,12 @@ double llama_cpp_seconds(std::string_view mix) {
     return 0;
 }
 
-// An importance matrix for every weight matrix of the model but the token embedding:
-// log-normal column weights (a fixed seed), as if from one chunk.
-void write_imatrix(const std::filesystem::path& model, const std::filesystem::path& out) {
-    const gguf::File f = gguf::File::open(model);
-    quant::ImportanceMatrix m;
-    std::mt19937 rng(7);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (const auto& t : f.tensors()) {
-        if (t.n_dims != 2 || t.name == "token_embd.weight") continue;
-        std::vector<float> sums(static_cast<size_t>(t.shape[0]));
-        for (float& v : sums) v = std::exp(normal(rng));
-        m.set(std::string(t.name), quant::ImatrixEntry{std::move(sums), {1.0f}});
-    }
-    m.chunk_count = 1;
-    m.chunk_size = 512;
-    m.datasets = {"generated"};
-    m.save(out, quant::ImatrixFormat::Gguf);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     const std::string shape = argc > 1 ? argv[1] : "984M";
     const int runs = argc > 2 ? std::atoi(argv[2]) : 3;
-    gguf::fixtures::DemoOptions d;
-    d.n_vocab = 32000;
-    d.n_embd = 2048;
-    d.n_ff = 5632;
-    d.n_head = 32;
-    d.n_head_kv = 4;
-    d.n_layer = shape == "4G" ? 44 : 8;
-    d.context = 2048;
+    const gguf::fixtures::DemoOptions d = test::llama_bench_shape(shape);
     test::TempDir dir;
     // BENCH_MODEL=FILE keeps the generated model there (and reuses it when it exists), for
     // profiling runs.
@@ -212,9 +163,10 @@ int main(int argc, char** argv) {
     }
     if (argc > 3) {
         std::vector<std::string> mixes;
-        if (std::string_view(argv[3]) == "all") {
+        if (std::string_view(argv[3]) == "all" || std::string_view(argv[3]) == "all+imatrix") {
+            const std::string suffix = std::string_view(argv[3]) == "all" ? "" : "+imatrix";
             for (const auto& t : gguf::requant::targets())
-                if (!t.copy && !t.note.starts_with("alias")) mixes.emplace_back(t.name);
+                if (!t.copy && !t.note.starts_with("alias")) mixes.push_back(std::string(t.name) + suffix);
         } else {
             std::string list = argv[3];
             for (size_t at = 0; at <= list.size();) {
@@ -224,7 +176,7 @@ int main(int argc, char** argv) {
             }
         }
         const auto imatrix = dir / "imatrix.gguf";
-        write_imatrix(in, imatrix);
+        test::write_generated_imatrix(in, imatrix);
         const char* baseline = std::getenv("BENCH_BASELINE");
         if (baseline) fmt::print("baseline: {} (run after each of ours)\n", baseline);
         fmt::print("{:<18} {:>9} {:>10} {:>14} {:>14} {:>12}{}\n", "mix (2 threads)", "wall s", "input GB/s", "peak RSS MiB",

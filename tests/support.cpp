@@ -15,6 +15,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "gguf/file.h"
+#include "quant/imatrix.h"
+
 namespace test {
 
 TempDir::TempDir() {
@@ -147,5 +150,64 @@ gguf::Writer realistic_model(gguf::TypeId type, uint64_t width, uint32_t layers,
     return w;
 }
 
+gguf::fixtures::DemoOptions llama_bench_shape(const std::string& shape) {
+    if (shape != "984M" && shape != "4G") throw std::invalid_argument("llama_bench_shape: 984M or 4G, not " + shape);
+    gguf::fixtures::DemoOptions d;
+    d.n_vocab = 32000;
+    d.n_embd = 2048;
+    d.n_ff = 5632;
+    d.n_head = 32;
+    d.n_head_kv = 4;
+    d.n_layer = shape == "4G" ? 44 : 8;
+    d.context = 2048;
+    return d;
+}
+
+void write_generated_imatrix(const std::filesystem::path& model, const std::filesystem::path& out) {
+    const gguf::File f = gguf::File::open(model);
+    quant::ImportanceMatrix m;
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (const auto& t : f.tensors()) {
+        if (t.n_dims != 2 || t.name == "token_embd.weight") continue;
+        std::vector<float> sums(static_cast<size_t>(t.shape[0]));
+        for (float& v : sums) v = std::exp(normal(rng));
+        m.set(std::string(t.name), quant::ImatrixEntry{std::move(sums), {1.0f}});
+    }
+    m.chunk_count = 1;
+    m.chunk_size = 512;
+    m.datasets = {"generated"};
+    m.save(out, quant::ImatrixFormat::Gguf);
+}
+
+double run_quantize_command(const std::string& command, const std::filesystem::path& in, const std::filesystem::path& out,
+                            const std::string& mix, const std::filesystem::path& imatrix, int threads) {
+    std::vector<std::string> args;
+    for (size_t at = 0; at < command.size();) {
+        const size_t space = std::min(command.find(' ', at), command.size());
+        if (space > at) args.push_back(command.substr(at, space - at));
+        at = space + 1;
+    }
+    if (args.empty()) return -1;
+    if (!imatrix.empty()) args.insert(args.end(), {"--imatrix", imatrix.string()});
+    args.insert(args.end(), {in.string(), out.string(), mix, std::to_string(threads)});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const auto start = std::chrono::steady_clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        if (std::FILE* null = std::fopen("/dev/null", "w")) {
+            ::dup2(::fileno(null), 1);
+            ::dup2(::fileno(null), 2);
+        }
+        ::execvp(argv[0], argv.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? s : -1;
+}
 
 }  // namespace test

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fixtures.h"
 #include "gguf/writer.h"
 
 namespace test {
@@ -71,5 +72,19 @@ std::string shell_quote(const std::string& s);
 // norms near 1 in F32; token_embd has 512 rows, each block attn_q (width x width) and
 // ffn_up (width x 2 width). The tensors' bytes live in `keep`.
 gguf::Writer realistic_model(gguf::TypeId type, uint64_t width, uint32_t layers, std::vector<std::vector<uint8_t>>& keep);
+
+// The generated llama shapes of bench_requant and bench_kld_mixes (f16, 2048 wide, 5632 FFN,
+// 32 heads, 4 KV heads, 32,000 tokens): "984M" (8 layers) or "4G" (44 layers).
+gguf::fixtures::DemoOptions llama_bench_shape(const std::string& shape);
+
+// An importance matrix for every 2-D weight of `model` but token_embd: log-normal column
+// weights from a fixed seed, as if from one chunk of 512 tokens (bench_requant's, for timing).
+void write_generated_imatrix(const std::filesystem::path& model, const std::filesystem::path& out);
+
+// Runs `COMMAND [--imatrix IMATRIX] IN OUT MIX THREADS` (llama-quantize's argument order,
+// which `gguf requant` takes too; COMMAND split at spaces), its console output thrown away:
+// wall seconds, or -1 when it failed. OUT is left for the caller.
+double run_quantize_command(const std::string& command, const std::filesystem::path& in, const std::filesystem::path& out,
+                            const std::string& mix, const std::filesystem::path& imatrix, int threads);
 
 }  // namespace test
