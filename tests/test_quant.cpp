@@ -789,8 +789,10 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
 // change a bit. The hashes were made with 14db0a7's plain fits (one call per pass, scalar
 // extremes, codes recomputed for the best scale), but Q6_K's and Q4_0's default: their searches
 // changed on 2026-12-04 (Q6_K's sub-blocks Search{6, 0} and codes nudged by two, Q4_0 one refit
-// from each start), and their new hashes are the lanes' output, whose block fits
-// test_quant_fits.cpp compares with the one-block fit.
+// from each start) and Q8_0's with importance on 2026-12-05 (Search{3, 0, bound_refits}; its
+// earlier search, with the mirror-image starts dropped, still wrote 0xbb7e995d80850080), and
+// their new hashes are the lanes' output, whose block fits test_quant_fits.cpp compares with the
+// one-block fit.
 TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvectorized fits") {
     const IntegerRows rows(true);
     const quant::testing::ImportanceSquareRoot square_root;  // the weighted pins
@@ -803,7 +805,7 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         {"q4_1", 0xc660998b5c448935ull, 0x79eb1c1b63b11390ull, 0x588f07560104ca37ull},
         {"q5_0", 0x3f81e054ad8be89bull, 0x014fb6ae75eddf95ull, 0xda74107059ddeb6dull},
         {"q5_1", 0x02166814d3a03df1ull, 0x2b674d31a21ba357ull, 0xde25d1b2b3c8d9c8ull},
-        {"q8_0", 0xfa45b9f55203c6e5ull, 0xbb7e995d80850080ull, 0},
+        {"q8_0", 0xfa45b9f55203c6e5ull, 0x6d4c56f624500df1ull, 0},  // Q8_0's bound-refit search (2026-12-05)
         {"q2_K", 0x0b69c04cf15640a5ull, 0x6e8546e8964e85e4ull, 0},
         {"q3_K", 0xe149a85e27e5e750ull, 0x9449eaf852599367ull, 0},
         {"q4_K", 0x99f8bc32e89ee166ull, 0xa4318c1dedeb9bf8ull, 0},
@@ -874,7 +876,7 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         {"q5_0", 2848, 1, 0x853fb1b7703f1100ull, 0xd617144ae50392fcull, 0x17edb1a3e7a6d7a6ull},
         {"q4_0", 2848, tiny, 0x5388edf39e7fa1e4ull, 0xfbc36ff66f6dcbdaull, 0x17e45b715989391aull},  // as above
         {"q5_0", 2848, tiny, 0xbcd42c6718f8832aull, 0x4438027e736b9914ull, 0x9da690b5cf37d45eull},
-        {"q8_0", 2848, 1, 0x2f95e37864ebdb91ull, 0x90bd8c8f400df540ull, 0},
+        {"q8_0", 2848, 1, 0x2f95e37864ebdb91ull, 0xc72888b7a1dfc8e7ull, 0},  // Q8_0's bound refits (2026-12-05; before: 0x90bd8c8f400df540)
         {"q4_1", 2848, 1, 0x81542bdd926fbfd1ull, 0xa9922d94139fb113ull, 0xe11439396ce26f8dull},
         {"q5_1", 2848, 1, 0x71f8499587244309ull, 0x7a17d982d13866afull, 0x25c25782bc4eb197ull},
         {"q4_1", 2848, tiny, 0x65832842004b6813ull, 0xa11035331a881671ull, 0x99da4345274b7665ull},

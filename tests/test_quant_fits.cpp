@@ -1,7 +1,8 @@
 // White-box checks of the shared fits (quant/src/fit.h): the lane versions must choose what
 // the one-block version chooses, bit for bit, for every search the quantizers use. The pinned
 // hashes in test_quant cover whole rows; these cover the searches one sub-block at a time, so
-// that a search setting new to a type (Q6_K's Search{6, 0}, Q4_0's Search{1, 1}) is checked
+// that a search setting new to a type (Q6_K's Search{6, 0}, Q4_0's Search{1, 1}, Q8_0's
+// bound refits) is checked
 // against the one-block code rather than only against its own earlier output.
 #include <doctest/doctest.h>
 
@@ -52,6 +53,12 @@ TEST_CASE("the symmetric fits on eight and sixteen lanes choose the one-block fi
         {"q6_K sub-blocks before 2026-12-04", 16, -32, 31, false, Search{0, 2}},
         {"q4_0 blocks", 32, -8, 7, true, Search{1, 1}},
         {"q4_0 blocks before 2026-12-04, q5_0's", 32, -8, 7, true, Search{1, 2}},
+        {"q8_0 blocks with importance", 32, -127, 127, true, Search{3, 0, true}},
+        {"q8_0 blocks, fast effort", 32, -127, 127, true, Search{0, 0, true}},
+        {"q8_0 blocks, best effort", 32, -127, 127, true, Search{10, 0, true}},
+        {"q8_0 blocks before 2026-12-05", 32, -127, 127, true, Search{}},
+        {"bound refits, 4-bit codes", 32, -8, 7, true, Search{2, 0, true}},
+        {"bound refits, float scales", 16, -32, 31, false, Search{3, 0, true}},
     };
     const bool has_avx512 = quant::testing::use_avx512(true);
     for (const Kind& k : kinds) {
@@ -80,6 +87,50 @@ TEST_CASE("the symmetric fits on eight and sixteen lanes choose the one-block fi
         CHECK_MESSAGE(differ == 0, differ << " of " << fits << " block fits differ from the one-block fit");
     }
     if (!has_avx512) MESSAGE("this CPU has no AVX-512: the sixteen-lane path was compared as two eight-lane calls only");
+}
+
+// Search::bound_refits judges each start's refit by its codes' error at the refit scale and
+// takes the nearest codes for the scale it keeps: never more weighted error (in exact
+// arithmetic) than any start's own nearest codes, the one ggml's Q8_0 rounding takes among them.
+TEST_CASE("a search with bound refits never has more error than its starting scales' nearest codes") {
+    constexpr int n = 32, lo = -127, hi = 127;
+    int checked = 0, lower = 0;
+    for (int seed = 0; seed < 1500; ++seed) {
+        const SubBlocks b(seed);
+        for (int j = 0; j < 16; ++j) {
+            const float* x = b.x + n * j;
+            const float* w = b.w + n * j;
+            auto error = [&](float d, const int8_t* q) {
+                double e = 0;
+                for (int i = 0; i < n; ++i) {
+                    const double r = static_cast<double>(x[i]) - static_cast<double>(d) * q[i];
+                    e += static_cast<double>(w[i]) * r * r;
+                }
+                return e;
+            };
+            int8_t q[n];
+            const float d = quant::detail::fit_symmetric(x, w, n, lo, hi, q, true, Search{3, 0, true});
+            float xmax = 0;
+            for (int i = 0; i < n; ++i)
+                if (std::fabs(x[i]) > std::fabs(xmax)) xmax = x[i];
+            if (xmax == 0) continue;
+            for (int step = -3; step <= 3; ++step) {  // the starts: xmax sent to -127 - 0.5 step
+                const float ds = quant::detail::as_stored_f16(xmax / (-127.0f - 0.5f * static_cast<float>(step)));
+                if (ds == 0 || !std::isfinite(1.0f / ds)) continue;
+                int8_t qs[n];
+                for (int i = 0; i < n; ++i) qs[i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[i] / ds), -127.0f, 127.0f));
+                CAPTURE(seed);
+                CAPTURE(j);
+                CAPTURE(step);
+                const double mine = error(d, q), start = error(ds, qs);
+                REQUIRE(mine <= start * (1 + 1e-5) + 1e-30);
+                ++checked;
+                lower += step == 0 && mine < start * (1 - 1e-3);
+            }
+        }
+    }
+    MESSAGE(checked << " starts checked; below the largest-to-127 start's error by more than 0.1% in " << lower << " of 24,000 blocks");
+    CHECK(lower > 1000);  // the refits do find lower error
 }
 
 // Q6_K's scale codes are nudged by up to two (five candidates a sub-block, where other callers

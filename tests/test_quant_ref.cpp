@@ -155,20 +155,23 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         // The other efforts, where the type has them (quant::Effort): fast never above the
         // reference's RMSE without importance (each block judged by its plain error, the
         // reference's scale among the candidates; test_quant checks it block by block), and
-        // with importance the default's search (ggml searches then too); best shown beside
-        // them (what is checked of it: below).
+        // with importance the default's search (ggml searches then too), but Q8_0's: ggml's
+        // Q8_0 ignores importance, and fast refits its one scale, never above the reference's
+        // weighted RMSE (test_quant_fits checks it block by block); best shown beside them
+        // (what is checked of it: below).
         const auto minimized = [&](const Quality& x) { return imx == "yes" ? x.weighted_rmse : x.rmse; };
         if (quant::traits(type)->fast) {
             const Quality fast = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Fast);
-            if (imx == "yes") CHECK(minimized(fast) == minimized(q));
-            else CHECK(minimized(fast) <= ref_rmse);
+            if (imx == "yes" && type != gguf::TypeId::Q8_0) CHECK(minimized(fast) == minimized(q));
+            else  // Q8_0 without importance writes the reference's bytes: equal, to the 9 digits rmse.tsv holds
+                CHECK(minimized(fast) <= (imx == "yes" ? ref_weighted : ref_rmse) * (1 + 1e-7));
             table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}  (--effort fast)\n", name, input, imx, fast.rmse,
                                  ref_rmse, fast.rmse / ref_rmse, fast.weighted_rmse, ref_weighted, fast.weighted_rmse / ref_weighted);
         }
         if (quant::traits(type)->best) {
             const Quality best = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr, quant::Effort::Best);
             // The legacy types' best (they have a fast effort too) searches more widely for the
-            // same fit, and comes out no worse here. The grid i-quants' best keeps, per
+            // same fit, and comes out no worse here (Q8_0: from 21 starting scales, not 7). The grid i-quants' best keeps, per
             // super-block, whichever of two searches has less error in the fits' own weights
             // (importance x (sigma^2 + x^2)^(1/4)), which test_quant checks block by block; under
             // these rows' importance weights alone it can come out above the default (heavy

@@ -388,10 +388,20 @@ struct Tried {
     Tried tried;
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (int target : {lo, hi}) {
+        if (target == hi && lo == -hi) break;  // hi's chains would mirror lo's: the same errors, and ties keep lo's
         for (int step = -search.steps; step <= search.steps; ++step) {
             const float t = static_cast<float>(target) + kSpacing * static_cast<float>(step) * (target < 0 ? -1.0f : 1.0f);
             if (t == 0) continue;
             float d = stored(xmax / t);
+            if (search.bound_refits) {
+                const Sums s = symmetric_at(x, w, n, lo, hi, d, trial);
+                if (s.err < best_err) best_err = s.err, best_d = d;
+                const float refit = stored(s.wxq / s.wqq);
+                if (!(s.wqq > 0) || refit == d || refit == 0 || !invertible(refit, 1.0f / refit)) continue;
+                const float bound = s.err + (refit - d) * ((refit + d) * s.wqq - 2.0f * s.wxq);
+                if (bound < best_err) best_err = bound, best_d = refit;
+                continue;
+            }
             // Alternate: the codes for a scale (one pass also gives their error and the sums),
             // then the weighted least-squares scale for those codes.
             for (int round = 0;; ++round) {
@@ -411,7 +421,7 @@ struct Tried {
             }
         }
     }
-    if (!best) return symmetric_codes_body(x, w, n, lo, hi, best_d, q), best_d;  // no error was a number
+    if (!best) return symmetric_codes_body(x, w, n, lo, hi, best_d, q), best_d;  // no error was a number, or bound_refits
     for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(best[i]);
     return best_d;
 }

@@ -34,9 +34,15 @@ inline float as_stored_f16(float v) { return half_bits_to_float(float_to_half_bi
 // symmetric ones (q4_0, q5_0) keep their error with {1, 2}, and so do the k-quants'
 // sub-blocks, whose scales are refined again when quantized ({0, 2} for 5- and 6-bit codes),
 // in well under half the time.
+// With `bound_refits` (symmetric fits only; `rounds` unused) each start's pass is followed
+// by no second pass: its least-squares refit d' is judged by the error its codes would have
+// at d', err + (d' - d)((d' + d) wqq - 2 wxq) from the pass's own sums, which the nearest codes
+// for d' can only lower; one last pass takes the nearest codes for the best scale. Half the
+// passes of rounds = 1 for about its error where a refit hardly moves the codes (Q8_0).
 struct Search {
     int steps = 2;
     int rounds = 3;
+    bool bound_refits = false;
 };
 
 // Symmetric: x[i] ~ d x q[i], integers q in [lo, hi], minimizing sum w[i] (x[i] - d q[i])^2

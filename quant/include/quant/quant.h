@@ -45,11 +45,12 @@ struct ScaleField {
 
 // How hard the quantizers search (gguf requant --effort). Default: the search each type runs
 // (its error below ggml's quantizers'). Fast: where that search costs far more than ggml's
-// rounding (so far the legacy Q4_0, Q4_1, Q5_0, Q5_1), only the candidates ggml's reference
-// rounding takes, with the nearest codes for the scale as stored: never more error than that
-// rounding, several times faster. Best: a wider search (the legacy types), or both grid
-// searches with the better fit kept per block (the grid i-quants IQ1_S to IQ3_S). A type
-// without a choice quantizes alike at every effort.
+// rounding (so far the legacy Q4_0, Q4_1, Q5_0, Q5_1, and Q8_0 with importance weights, which
+// ggml's Q8_0 ignores), only the candidates ggml's reference rounding takes, with the nearest
+// codes for the scale as stored (Q8_0: and that scale's weighted refit): never more error than
+// that rounding, several times faster. Best: a wider search (the legacy types and Q8_0 with
+// importance weights), or both grid searches with the better fit kept per block (the grid
+// i-quants IQ1_S to IQ3_S). A type without a choice quantizes alike at every effort.
 enum class Effort : uint8_t { Fast, Default, Best };
 inline constexpr Effort kEfforts[] = {Effort::Fast, Effort::Default, Effort::Best};
 std::string_view effort_name(Effort e);  // "fast", "default", "best"
