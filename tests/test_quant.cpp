@@ -789,7 +789,7 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
 // change a bit. The hashes were made with 14db0a7's plain fits (one call per pass, scalar
 // extremes, codes recomputed for the best scale), but Q6_K's and Q4_0's default: their searches
 // changed on 2026-12-04 (Q6_K's sub-blocks Search{6, 0} and codes nudged by two, Q4_0 one refit
-// from each start) and Q8_0's with importance on 2026-12-05 (Search{3, 0, bound_refits}; its
+// from each start), the ternary types' (fit_ternary, 2026-12-05) and Q8_0's with importance on 2026-12-05 (Search{3, 0, bound_refits}; its
 // earlier search, with the mirror-image starts dropped, still wrote 0xbb7e995d80850080), and
 // their new hashes are the lanes' output, whose block fits test_quant_fits.cpp compares with the
 // one-block fit.
@@ -813,8 +813,8 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         {"q6_K", 0xbeb43e988ff57737ull, 0x283708b4d4b33d84ull, 0},  // Q6_K's wider search (2026-12-04)
         {"iq4_nl", 0x07c5f26c1e2ca2f4ull, 0xd9cb7d27d8bae9bbull, 0},
         {"iq4_xs", 0xdbcdfd1e044b7af8ull, 0x33ac1191bbb44291ull, 0},
-        {"tq1_0", 0xbb02105fb9f524baull, 0x6c60c2f3bed257f2ull, 0},
-        {"tq2_0", 0xc2c56cd785e21d32ull, 0xda48a2472e6c87bfull, 0},
+        {"tq1_0", 0x7e7fb9f55dd12084ull, 0xa66c55abe8059d8aull, 0},  // the ternary fit (fit_ternary, 2026-12-05)
+        {"tq2_0", 0xb3b7305edf318421ull, 0x0d6f9a66687328e7ull, 0},
     };
     for (const Expected& e : expected) {
         const std::string name = e.name;

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "fit.h"
 #include "quant/quant.h"
@@ -131,6 +133,65 @@ TEST_CASE("a search with bound refits never has more error than its starting sca
     }
     MESSAGE(checked << " starts checked; below the largest-to-127 start's error by more than 0.1% in " << lower << " of 24,000 blocks");
     CHECK(lower > 1000);  // the refits do find lower error
+}
+
+// fit_ternary keeps the k largest magnitudes for the k that an exhaustive scan would pick (its
+// buckets only skip what cannot win), with d the f16 of least error beside the best real d; the
+// generic codebook search (fit_levels) it replaced on TQ1_0, TQ2_0 and Q2_0 finds a local best.
+TEST_CASE("the ternary fit has the exhaustive scan's error, and never more than the codebook search's") {
+    static constexpr float kValues[3] = {-1, 0, 1};
+    static constexpr uint8_t kCodes[3] = {0, 1, 2};
+    const quant::detail::Levels ternary{kValues, kCodes, 3};
+    int blocks = 0, below_search = 0, above_exhaustive = 0;
+    double ours_total = 0, search_total = 0;
+    for (int seed = 0; seed < 3000; ++seed) {
+        const SubBlocks b(seed);  // 512 values: as two blocks of 256, or eight of 64
+        for (int n : {256, 64}) {
+            for (int at = 0; at + n <= 512; at += n) {
+                const float* x = b.x + at;
+                const float* w = b.w + at;
+                auto error = [&](float d, const uint8_t* code) {
+                    double e = 0;
+                    for (int i = 0; i < n; ++i) {
+                        const double r = static_cast<double>(x[i]) - static_cast<double>(d) * (code[i] - 1);
+                        e += static_cast<double>(w[i]) * r * r;
+                    }
+                    return e;
+                };
+                uint8_t ours[256], search[256], exhaustive[256];
+                const float d = quant::detail::fit_ternary(x, w, n, ours);
+                const float ds = quant::detail::fit_levels(x, w, n, ternary, search, true);
+                // Exhaustive: every k of the magnitudes sorted, in double; then f16 and nearest codes.
+                std::vector<std::pair<double, double>> aw;
+                for (int i = 0; i < n; ++i) aw.push_back({std::fabs(x[i]), w[i]});
+                std::sort(aw.begin(), aw.end(), [](const auto& p, const auto& q) { return p.first > q.first; });
+                double wa = 0, sw = 0, best = -1, de = 0;
+                for (int k = 0; k < n; ++k) {
+                    wa += aw[k].first * aw[k].second;
+                    sw += aw[k].second;
+                    if (k + 1 < n && aw[k + 1].first == aw[k].first) continue;
+                    if (sw > 0 && wa * wa / sw > best) best = wa * wa / sw, de = wa / sw;
+                }
+                const float dstored = quant::detail::as_stored_f16(static_cast<float>(de));
+                for (int i = 0; i < n; ++i)
+                    exhaustive[i] = static_cast<uint8_t>(dstored > 0 && std::fabs(x[i]) > 0.5f * dstored ? (x[i] < 0 ? 0 : 2) : 1);
+                const double e = error(d, ours), es = error(ds, search), ee = error(dstored, exhaustive);
+                CAPTURE(seed);
+                CAPTURE(n);
+                CAPTURE(at);
+                CHECK(e <= es * (1 + 1e-5) + 1e-30);
+                above_exhaustive += e > ee * (1 + 1e-5) + 1e-30;  // the f16 beside d is chosen by a float sum
+                below_search += e < es * (1 - 1e-6);
+                ours_total += e;
+                search_total += es;
+                ++blocks;
+            }
+        }
+    }
+    MESSAGE(blocks << " blocks: below the codebook search's error in " << below_search << ", above the exhaustive scan's in " << above_exhaustive
+                   << "; total error " << ours_total / search_total << " of the search's");
+    CHECK(above_exhaustive == 0);
+    CHECK(below_search > blocks / 10);
 }
 
 // Q6_K's scale codes are nudged by up to two (five candidates a sub-block, where other callers

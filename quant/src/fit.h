@@ -61,6 +61,11 @@ void fit_affine(const float* x, const float* w, int n, int hi, uint8_t* q, float
                 bool non_positive_offset = false, Search search = {});
 
 
+// Ternary: x[i] ~ d x (code[i] - 1), codes 0, 1, 2 (-d, 0, +d), d as stored in f16, for 4 to
+// 256 values: the least weighted error any codes reach with a real d, then the f16 beside that
+// d whose nearest codes have less error (ternary.cpp). Returns d.
+float fit_ternary(const float* x, const float* w, int n, uint8_t* code);
+
 // The fits for eight blocks of n values at once (x and w: 8 x n values, block after block;
 // scale[j]: block j's scale): the bits the one-block calls give, in a fraction of the time
 // for the k-quants' sub-blocks (n = 16 and 32, float scales), their super-blocks (n = 8 and
