@@ -135,6 +135,10 @@ double llama_cpp_seconds(std::string_view mix) {
 int main(int argc, char** argv) {
     const std::string shape = argc > 1 ? argv[1] : "984M";
     const int runs = argc > 2 ? std::atoi(argv[2]) : 3;
+    if (shape != "984M" && shape != "4G") {
+        std::fprintf(stderr, "usage: bench_requant [984M|4G] [RUNS] [MIXES|all|all+imatrix]\n");
+        return 2;
+    }
     const gguf::fixtures::DemoOptions d = test::llama_bench_shape(shape);
     test::TempDir dir;
     // BENCH_MODEL=FILE keeps the generated model there (and reuses it when it exists), for

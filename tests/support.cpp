@@ -196,6 +196,7 @@ double run_quantize_command(const std::string& command, const std::filesystem::p
     argv.push_back(nullptr);
     const auto start = std::chrono::steady_clock::now();
     const pid_t pid = ::fork();
+    if (pid < 0) return -1;
     if (pid == 0) {
         if (std::FILE* null = std::fopen("/dev/null", "w")) {
             ::dup2(::fileno(null), 1);

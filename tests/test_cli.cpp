@@ -710,6 +710,30 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         CHECK((r.err + r.out).find("--effort best changes nothing here") != std::string::npos);
         CHECK((r.err + r.out).find("the grid i-quants IQ1_S to IQ3_S") != std::string::npos);
     }
+    // Q8_0's efforts change its bytes only with importance weights (llama.cpp's Q8_0 ignores
+    // them, and ours then writes its bytes at every effort): without an importance matrix,
+    // --effort fast is said to change nothing; with one, fast writes other bytes and says nothing.
+    {
+        r = run_gguf("requant " + in + " " + shell_quote((dir / "q8-fast-plain.gguf").string()) + " Q8_0 --pure --effort fast");
+        CHECK(r.exit_code == 0);
+        CHECK((r.err + r.out).find("--effort fast changes nothing here") != std::string::npos);
+        quant::ImportanceMatrix m;
+        {
+            const gguf::File f = gguf::File::open(dir / "wide.gguf");
+            const gguf::TensorInfo* up = f.find_tensor("blk.0.ffn_up.weight");
+            REQUIRE(up);
+            std::vector<float> sums(static_cast<size_t>(up->shape[0]));
+            for (size_t c = 0; c < sums.size(); ++c) sums[c] = 1.0f + static_cast<float>((c * 37) % 11);
+            m.set("blk.0.ffn_up.weight", {sums, {1.0f}});
+        }
+        const std::string imatrix = shell_quote((dir / "q8.imatrix.gguf").string());
+        m.save(dir / "q8.imatrix.gguf", quant::ImatrixFormat::Gguf);
+        const auto [with, without] = requant_beside_plain("q8-fast", "Q8_0 --pure --imatrix " + imatrix, "--effort fast");
+        CHECK(ffn_up(with).second != ffn_up(without).second);
+        r = run_gguf("requant " + in + " " + shell_quote((dir / "q8-fast-again.gguf").string()) + " Q8_0 --pure --effort fast --imatrix " + imatrix);
+        CHECK(r.exit_code == 0);
+        CHECK((r.err + r.out).find("changes nothing here") == std::string::npos);
+    }
     // --least-squares-scales: IQ2_XS keeps its least-squares scales; by default only its d
     // fields differ from those (halfway to the source's projection: test_quant). On F16 it
     // is said to change nothing.

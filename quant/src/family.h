@@ -20,11 +20,19 @@ inline void set_type(TraitsTable& t, TypeId id, DequantizeFn dequantize, Quantiz
     row.needs_importance = needs_importance;
 }
 
-// The other efforts of a type that has them (Effort).
-inline void set_efforts(TraitsTable& t, TypeId id, QuantizeRowFn fast, QuantizeRowFn best) {
+// The other efforts of a type that has them (Effort), and whether each changes the bytes
+// without and with importance weights (Traits::fast_changes, best_changes).
+struct EffortChanges {
+    bool fast_without = true, fast_with = false, best_without = true, best_with = true;
+};
+inline void set_efforts(TraitsTable& t, TypeId id, QuantizeRowFn fast, QuantizeRowFn best, EffortChanges changes = {}) {
     Traits& row = t[static_cast<uint32_t>(id)];
     row.fast = fast;
     row.best = best;
+    row.fast_changes[0] = fast && changes.fast_without;
+    row.fast_changes[1] = fast && changes.fast_with;
+    row.best_changes[0] = best && changes.best_without;
+    row.best_changes[1] = best && changes.best_with;
 }
 
 void register_float_formats(TraitsTable& t);  // float_formats.cpp

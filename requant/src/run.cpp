@@ -73,7 +73,8 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
                                                  im ? " entry for it, and the matrix has none" : " (--imatrix FILE)"));
         // Whether --effort changes how this tensor is quantized (quant::Effort).
         const quant::Traits& traits = *quant::traits(t.to);
-        if ((o.effort == quant::Effort::Fast && traits.fast && !w) || (o.effort == quant::Effort::Best && traits.best)) ++p.report.effort_tensors;
+        if ((o.effort == quant::Effort::Fast && traits.fast_changes[w ? 1 : 0]) || (o.effort == quant::Effort::Best && traits.best_changes[w ? 1 : 0]))
+            ++p.report.effort_tensors;
         rescaled_tensors += quant::scale_fit_applies(t.to);
         halfway_tensors += quant::default_halfway_scales(t.to);
     }
@@ -86,9 +87,11 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
     if (o.effort != quant::Effort::Default && p.report.effort_tensors == 0)
         p.report.warnings.push_back(fmt::format("--effort {} changes nothing here: no tensor becomes a type with that choice{}",
                                                 quant::effort_name(o.effort),
-                                                o.effort == quant::Effort::Fast ? " without importance weights (so far Q4_0, Q4_1, Q5_0 and Q5_1 "
-                                                                                  "have one; with importance weights, fast searches as the default does)"
-                                                                                : " (Q4_0, Q4_1, Q5_0, Q5_1 and the grid i-quants IQ1_S to IQ3_S)"));
+                                                o.effort == quant::Effort::Fast
+                                                    ? " (so far Q4_0, Q4_1, Q5_0 and Q5_1 without importance weights, where fast rounds as "
+                                                      "llama.cpp does, and Q8_0 with them)"
+                                                    : " (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 with importance weights, and the grid i-quants IQ1_S "
+                                                      "to IQ3_S)"));
     if (!o.plan.prune_layers.empty()) {
         const Hyperparameters h = shape_of(m);
         for (const char* key : {"leading_dense_block_count", "nextn_predict_layers"})
