@@ -91,6 +91,164 @@ TEST_CASE("the symmetric fits on eight and sixteen lanes choose the one-block fi
     if (!has_avx512) MESSAGE("this CPU has no AVX-512: the sixteen-lane path was compared as two eight-lane calls only");
 }
 
+// The affine fits (k-quant sub-blocks with a non-positive offset, legacy blocks with f16 scale
+// and offset) on eight and sixteen lanes: the one-block fit's scale, offset and codes.
+TEST_CASE("the affine fits on eight and sixteen lanes choose the one-block fit's scale, offset and codes, for each search the quantizers use") {
+    struct Kind {
+        const char* what;
+        int n, hi;
+        bool f16_params, non_positive_offset;
+        Search search;
+    };
+    const Kind kinds[] = {
+        {"q2_K sub-blocks", 16, 3, false, true, Search{1, 2}},
+        {"q4_K sub-blocks", 32, 15, false, true, Search{1, 2}},
+        {"q5_K sub-blocks", 32, 31, false, true, Search{2, 2}},
+        {"q5_K sub-blocks before 2026-12-05", 32, 31, false, true, Search{0, 2}},
+        {"q4_K and q5_K sub-blocks, best effort", 32, 31, false, true, Search{8, 2}},
+        {"q4_1 blocks", 32, 15, true, false, Search{}},
+    };
+    const bool has_avx512 = quant::testing::use_avx512(true);
+    for (const Kind& k : kinds) {
+        CAPTURE(k.what);
+        const int n = k.n;
+        int differ = 0, fits = 0;
+        for (int seed = 0; seed < 1000; ++seed) {
+            const SubBlocks b(seed);
+            uint8_t one[512], eight[512], sixteen[512], narrow16[512];
+            float d8[16], m8[16], d16[16], m16[16], dn16[16], mn16[16];
+            quant::detail::fit_affine8(b.x, b.w, n, k.hi, eight, k.f16_params, k.non_positive_offset, k.search, d8, m8);
+            quant::detail::fit_affine8(b.x + 8 * n, b.w + 8 * n, n, k.hi, eight + 8 * n, k.f16_params, k.non_positive_offset, k.search, d8 + 8, m8 + 8);
+            quant::detail::fit_affine16(b.x, b.w, n, k.hi, sixteen, k.f16_params, k.non_positive_offset, k.search, d16, m16);
+            quant::testing::use_avx512(false);
+            quant::detail::fit_affine16(b.x, b.w, n, k.hi, narrow16, k.f16_params, k.non_positive_offset, k.search, dn16, mn16);
+            quant::testing::use_avx512(has_avx512);
+            for (int j = 0; j < 16; ++j) {
+                float d = 0, m = 0;
+                quant::detail::fit_affine(b.x + n * j, b.w + n * j, n, k.hi, one + n * j, d, m, k.f16_params, k.non_positive_offset, k.search);
+                ++fits;
+                bool same = true;
+                for (const float* other : {d8, d16, dn16}) same = same && std::memcmp(&d, &other[j], sizeof d) == 0;
+                for (const float* other : {m8, m16, mn16}) same = same && std::memcmp(&m, &other[j], sizeof m) == 0;
+                for (const uint8_t* other : {eight, sixteen, narrow16}) same = same && std::memcmp(one + n * j, other + n * j, static_cast<size_t>(n)) == 0;
+                if (!same) ++differ;
+            }
+        }
+        CHECK_MESSAGE(differ == 0, differ << " of " << fits << " block fits differ from the one-block fit");
+    }
+}
+
+// The k-quant super-block refit re-picks each sub-block's (scale, minimum) codes among nine
+// pairs (kquants.cpp, refit_super_scales): best_affine_codes over nine candidates must pick the
+// first of least error with the nearest codes for it, on sixteen lanes as on two calls of eight.
+TEST_CASE("best_affine_codes over nine candidate (scale, offset) pairs picks the first of least error, with its nearest codes, on every path") {
+    constexpr int kTrials = 9, n = 32, hi = 31;
+    const bool has_avx512 = quant::testing::use_avx512(true);
+    int checked = 0, corners = 0;
+    for (int seed = 0; seed < 1000; ++seed) {
+        const SubBlocks b(seed);
+        float d[kTrials * 16], m[kTrials * 16];
+        for (int j = 0; j < 16; ++j) {
+            float lo = 0, top = 0;
+            for (int i = 0; i < n; ++i) {
+                lo = std::min(lo, b.x[n * j + i]);
+                top = std::max(top, b.x[n * j + i]);
+            }
+            for (int t = 0; t < kTrials; ++t) {  // scales and offsets a little either side of the span's
+                d[t * 16 + j] = (top - lo) / (31.0f + 0.6f * static_cast<float>(t / 3 - 1));
+                m[t * 16 + j] = lo * (1.0f + 0.05f * static_cast<float>(t % 3 - 1));
+            }
+        }
+        uint8_t q16[512], q8[512];
+        int pick16[16], pick8[16];
+        quant::detail::best_affine_codes16(b.x, b.w, n, hi, kTrials, d, m, q16, pick16);
+        quant::testing::use_avx512(false);
+        quant::detail::best_affine_codes16(b.x, b.w, n, hi, kTrials, d, m, q8, pick8);
+        quant::testing::use_avx512(has_avx512);
+        for (int j = 0; j < 16; ++j) {
+            CAPTURE(seed);
+            CAPTURE(j);
+            REQUIRE(pick16[j] == pick8[j]);
+            REQUIRE(std::memcmp(q16 + n * j, q8 + n * j, n) == 0);
+            if (pick16[j] < 0) continue;
+            REQUIRE(pick16[j] < kTrials);
+            auto error = [&](float dt, float mt, const uint8_t* q) {
+                double e = 0;
+                for (int i = 0; i < n; ++i) {
+                    const double r = static_cast<double>(b.x[n * j + i]) - (static_cast<double>(dt) * q[i] + mt);
+                    e += b.w[n * j + i] * r * r;
+                }
+                return e;
+            };
+            double least = INFINITY;
+            for (int t = 0; t < kTrials; ++t) {
+                const float dt = d[t * 16 + j], mt = m[t * 16 + j];
+                uint8_t nearest[32];
+                for (int i = 0; i < n; ++i) nearest[i] = static_cast<uint8_t>(std::clamp(std::nearbyint((b.x[n * j + i] - mt) / dt), 0.0f, float(hi)));
+                least = std::min(least, error(dt, mt, nearest));
+            }
+            const float dp = d[pick16[j] * 16 + j], mp = m[pick16[j] * 16 + j];
+            for (int i = 0; i < n; ++i) {
+                const float exact = (b.x[n * j + i] - mp) / dp;
+                CHECK(std::fabs(std::clamp(exact, 0.0f, float(hi)) - q16[n * j + i]) <= 0.5f + 1e-4f);
+            }
+            CHECK(error(dp, mp, q16 + n * j) <= least * (1 + 1e-5) + 1e-30);
+            corners += pick16[j] == 8;
+            ++checked;
+        }
+    }
+    CHECK(checked > 10000);
+    CHECK(corners > 0);  // the ninth candidate, past the eight a call took before, does win
+}
+
+// Q2_K's best effort is its default fit followed by two rounds of the super-block refit
+// (kquants.cpp, refit_super_scales), which keeps a round only where the super-block's weighted
+// error goes down: no super-block may come out worse than the default's, in the weights the
+// fits use (block_weights with the row's mean square), and the refit must find something.
+TEST_CASE("the k-quant super-block refit never raises a super-block's weighted error (Q2_K best against default)") {
+    constexpr int kCols = 2816, kRows = 6;
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0, 1);
+    std::student_t_distribution<float> heavy(3);
+    std::lognormal_distribution<float> lognormal(0, 1);
+    std::vector<float> x(kRows * kCols), imp(kCols);
+    for (int i = 0; i < kRows * kCols; ++i) x[i] = 0.02f * (i / kCols % 2 ? heavy(rng) : normal(rng));
+    for (float& v : imp) v = lognormal(rng);
+    const gguf::TypeId type = gguf::TypeId::Q2_K;
+    const size_t row_bytes = quant::row_bytes(type, kCols);
+    int lower = 0, blocks = 0;
+    for (const bool weighted : {false, true}) {
+        CAPTURE(weighted);
+        std::vector<uint8_t> plain(kRows * row_bytes), best(kRows * row_bytes);
+        const std::span<const float> importance = weighted ? std::span<const float>(imp) : std::span<const float>();
+        quant::quantize(type, x, kCols, importance, plain, 0, quant::Effort::Default);
+        quant::quantize(type, x, kCols, importance, best, 0, quant::Effort::Best);
+        std::vector<float> yp(kRows * kCols), yb(kRows * kCols);
+        quant::dequantize(type, plain, yp);
+        quant::dequantize(type, best, yb);
+        for (int r = 0; r < kRows; ++r) {
+            const float* xr = x.data() + r * kCols;
+            const float sigma2 = quant::detail::mean_square(xr, kCols);
+            for (int b0 = 0; b0 < kCols; b0 += 256) {
+                float w[256];
+                quant::detail::block_weights(xr + b0, weighted ? imp.data() + b0 : nullptr, 256, sigma2, w);
+                double ep = 0, eb = 0;
+                for (int i = 0; i < 256; ++i) {
+                    const double dp = static_cast<double>(xr[b0 + i]) - yp[r * kCols + b0 + i], db = static_cast<double>(xr[b0 + i]) - yb[r * kCols + b0 + i];
+                    ep += w[i] * dp * dp;
+                    eb += w[i] * db * db;
+                }
+                CAPTURE(r);
+                CAPTURE(b0);
+                CHECK(eb <= ep * (1 + 1e-9));
+                lower += eb < ep;
+                ++blocks;
+            }
+        }
+    }
+    CHECK(lower > blocks / 2);
+}
+
 // Search::bound_refits judges each start's refit by its codes' error at the refit scale and
 // takes the nearest codes for the scale it keeps: never more weighted error (in exact
 // arithmetic) than any start's own nearest codes, the one ggml's Q8_0 rounding takes among them.

@@ -117,14 +117,14 @@ Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* imp
 
 }  // namespace
 
-TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, and 0.95x its weighted RMSE with importance on q6_K, iq3_s and iq2_s") {
+TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, and 0.95x its weighted RMSE with importance on q6_K, iq3_s and iq2_s (q5_K at --effort best)") {
     std::ifstream in(test::ref_dir() / "quant" / "rmse.tsv");
     REQUIRE(in);
     std::string line;
     std::getline(in, line);
     std::set<std::string> pending;
     const std::set<std::string> kTarget095 = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs", "iq4_nl", "iq3_s", "iq2_s"};
-    const std::set<std::string> kReaches095 = {"q6_K", "iq3_s", "iq2_s"};
+    const std::set<std::string> kReaches095 = {"q6_K", "iq3_s", "iq2_s"}, kReaches095Best = {"q5_K"};
     std::string short_of_095, fourth_root_gain;
     int rows = 0;
     std::string table = fmt::format("\n{:<8} {:<6} {:<4} {:>12} {:>12} {:>6}  {:>12} {:>12} {:>6}\n", "type", "input", "imx",
@@ -178,7 +178,10 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
             // (importance x (sigma^2 + x^2)^(1/4)), which test_quant checks block by block; under
             // these rows' importance weights alone it can come out above the default (heavy
             // rows), so here it is held to the reference's bounds.
-            if (quant::traits(type)->fast) CHECK(minimized(best) <= minimized(q));
+            // The k-quants' best (Q2_K, Q4_K, Q5_K: more starting scales, more rounds of the
+            // super-block refit) comes out no worse than their default on these rows (measured).
+            if (quant::traits(type)->fast || name.find("_K") != std::string::npos) CHECK(minimized(best) <= minimized(q));
+            if (imx == "yes" && kReaches095Best.count(name)) CHECK(best.weighted_rmse <= 0.95 * ref_weighted);
             CHECK(best.rmse <= 1.01 * ref_rmse);
             CHECK(best.weighted_rmse <= 1.01 * ref_weighted);
             table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}  (--effort best)\n", name, input, imx, best.rmse,

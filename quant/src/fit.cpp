@@ -685,12 +685,12 @@ void best_symmetric_codes16(const float* x, const float* w, int n, int lo, int h
 }
 
 void best_affine_codes16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q, int* pick) {
-    if (trials > 8) throw std::logic_error("best_affine_codes16: more than 8 trials");
+    if (trials > 16) throw std::logic_error("best_affine_codes16: more than 16 trials");
 #ifdef QUANT_WIDE
     if (wide_paths()) return lanes16::best_codes(x, w, n, 0, hi, trials, d, m, nullptr, q, pick);
 #endif
     for (int h = 0; h < 2; ++h) {
-        float dh[8 * 8], mh[8 * 8];
+        float dh[16 * 8], mh[16 * 8];
         half_of(d, trials, h, dh);
         half_of(m, trials, h, mh);
         best_affine_codes8(x + 8 * h * n, w + 8 * h * n, n, hi, trials, dh, mh, q + 8 * h * n, pick + 8 * h);

@@ -73,8 +73,9 @@ float fit_ternary(const float* x, const float* w, int n, uint8_t* code);
 void fit_symmetric8(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale);
 void fit_affine8(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search, float* d,
                  float* m);
-// The same for sixteen blocks (scale, d, m, pick: 16 per trial): on AVX-512 one block a lane
-// of one register (wide_paths()), elsewhere two eight-block calls; the same bits either way.
+// The same for sixteen blocks (scale, d, m, pick: 16 per trial; up to 8 trials, 16 for the
+// affine codes): on AVX-512 one block a lane of one register (wide_paths()), elsewhere two
+// eight-block calls; the same bits either way.
 void fit_symmetric16(const float* x, const float* w, int n, int lo, int hi, int8_t* q, bool f16_scale, Search search, float* scale);
 void fit_affine16(const float* x, const float* w, int n, int hi, uint8_t* q, bool f16_params, bool non_positive_offset, Search search,
                   float* d, float* m);
