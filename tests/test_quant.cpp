@@ -918,7 +918,7 @@ TEST_CASE("every type writes the same bytes on the AVX-512 paths as without them
         WARN_MESSAGE(false, "this CPU has no AVX-512: the AVX-512 paths cannot run here, so this comparison did not run");
         return;
     }
-    constexpr int kWidth = 2048, kRows = 4;
+    constexpr int kWidth = 2816, kRows = 4;  // 11 super-blocks a row: the k-quants' last sub-blocks take the eight-lane path
     std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
     std::mt19937 rng(23);
     std::normal_distribution<float> normal(0, 1);

@@ -247,8 +247,8 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
                   "How hard the quantizers search: default (lower error than llama.cpp's quantizers), fast (Q4_0, Q4_1, Q5_0, Q5_1 without an "
                   "importance matrix: only the scales llama.cpp's rounding takes, never more error than it, several times faster; Q8_0 "
                   "with one: llama.cpp's scale and its weighted refit, about 1.3x faster than the default), best (a wider search: Q4_0, "
-                  "Q4_1, Q5_0, Q5_1, Q8_0 with an importance matrix; Q2_K, Q4_K, Q5_K: more starting scales and rounds of the super-block refit, "
-                  "1.6-2.5x the mix's time; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow and wide, "
+                  "Q4_1, Q5_0, Q5_1, Q8_0 with an importance matrix; Q4_K, Q5_K: more starting scales and two rounds of the super-block refit, Q2_K: the two "
+                  "rounds, 1.6-2.6x the mix's time; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow and wide, "
                   "and keep the better fit of each block, 2.5-3x the time); other types quantize alike at every effort")
         ->capture_default_str();
     auto* unbiased = c->add_flag("--unbiased-scales", o->unbiased_scales,

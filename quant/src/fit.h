@@ -118,6 +118,12 @@ void best_level_codes16(const float* x, const float* w, int n, const Levels& lev
 // Returns its position in `scales`.
 int pick_scale(const float* x, const float* w, int n, const Levels& levels, const float* scales, int count, uint8_t* index);
 
+// For tests: g (1 to 16) super-blocks of 256 values of an affine k-quant, qmax 3 (Q2_K), 15
+// (Q4_K) or 31 (Q5_K), fitted with the default starting scales and no refit, then `rounds` of
+// the super-block refit (kquants.cpp, refit_super_scales); before[b] and after[b]: super-block
+// b's weighted squared error (as dequantization forms its values) around the refit.
+void refit_errors_for_test(int qmax, const float* x, const float* w, int g, int rounds, double* before, double* after);
+
 // Weights for a block of n values, sigma2 the row's mean square. Without an importance matrix:
 // sqrt(sigma2 + x[i]^2), which favours large values, where most of the error that matters
 // sits (outlier channels), without giving up on the rest; measured on ../shared/ref/quant it

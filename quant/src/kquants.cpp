@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "bytes.h"
 #include "family.h"
@@ -96,7 +97,7 @@ void refit_super_scales(const float* x, const float* w, int g, AffineFit* f, int
             }
             const double det = saa * scc - sac * sac;
             const double d = (sxa * scc - sac * sxc) / det, dmin = (sac * sxa - saa * sxc) / det;
-            const float d16 = as_stored_f16(static_cast<float>(d)), dmin16 = as_stored_f16(static_cast<float>(dmin));
+            const float d16 = as_stored_f16(static_cast<float>(d)), dmin16 = as_stored_f16(static_cast<float>(dmin)) + 0.0f;  // -0 as +0
             if (!(det > 0) || !(d16 > 0) || !(dmin16 >= 0) || std::isinf(d16) || std::isinf(dmin16) || (d16 == f[b].d && dmin16 == f[b].dmin)) {
                 active[b] = false;
                 continue;
@@ -436,7 +437,26 @@ void quantize_q6_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     });
 }
 
+template <int kSub, int kQmax, int kScaleMax, int kSteps>
+void refit_errors(const float* x, const float* w, int g, int rounds, double* before, double* after) {
+    AffineFit f[kGroup];
+    fit_affine_k<kSub, kQmax, kScaleMax, kSteps, 0>(x, w, g, f);
+    for (int b = 0; b < g; ++b) before[b] = affine_error<kSub>(x + b * kSuper, w + b * kSuper, f[b]);
+    refit_super_scales<kSub, kQmax, kScaleMax>(x, w, g, f, rounds);
+    for (int b = 0; b < g; ++b) after[b] = affine_error<kSub>(x + b * kSuper, w + b * kSuper, f[b]);
+}
+
 }  // namespace
+
+void refit_errors_for_test(int qmax, const float* x, const float* w, int g, int rounds, double* before, double* after) {
+    if (g < 1 || g > kGroup) throw std::invalid_argument("refit_errors_for_test: 1 to 16 super-blocks");
+    switch (qmax) {
+    case 3: return refit_errors<16, 3, 15, 1>(x, w, g, rounds, before, after);
+    case 15: return refit_errors<32, 15, 63, 1>(x, w, g, rounds, before, after);
+    case 31: return refit_errors<32, 31, 63, 2>(x, w, g, rounds, before, after);
+    default: throw std::invalid_argument("refit_errors_for_test: qmax 3 (Q2_K), 15 (Q4_K) or 31 (Q5_K)");
+    }
+}
 
 void register_kquants(TraitsTable& t) {
     using K = ScaleKind;

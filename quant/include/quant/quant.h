@@ -50,8 +50,8 @@ struct ScaleField {
 // never more error than that rounding, several times faster; Q8_0 with importance weights
 // (which ggml's Q8_0 ignores) tries ggml's scale and that scale's weighted refit, never more
 // error than ggml's scale in the fit's own weights, about 1.3x faster than its default. Best:
-// a wider search (the legacy types, Q8_0 with importance weights, the affine k-quants Q2_K, Q4_K
-// and Q5_K: more starting scales and rounds of the super-block refit), or both grid searches
+// a wider search (the legacy types, Q8_0 with importance weights; Q4_K and Q5_K: more starting
+// scales and two rounds of the super-block refit, Q2_K: the two rounds), or both grid searches
 // with the better fit kept per block (the grid i-quants IQ1_S to IQ3_S). A type without a choice
 // quantizes alike at every effort; Traits::fast_changes and best_changes say where an effort
 // changes the bytes.
