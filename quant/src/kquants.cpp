@@ -130,7 +130,7 @@ void refit_super_scales(const float* x, const float* w, int g, AffineFit* f, int
                 best_affine_codes8(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, kPairs, dl8[0], ml8[0], trial, pick);
             }
             for (int k = 0; k < n; ++k) {
-                const int b = (s0 + k) / kSubs, j = (s0 + k) % kSubs;
+                const unsigned at = static_cast<unsigned>(s0 + k), b = at / kSubs, j = at % kSubs;  // unsigned: GCC's -Warray-bounds
                 if (!active[b]) continue;
                 if (pick[k] < 0) {
                     valid[b] = false;
