@@ -339,6 +339,11 @@ void pack_scale_min_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* q) {
     }
 }
 
+// The affine k-quants' searches (fit_affine_k's kSteps and kRefits): by default, starting
+// scales either side of the obvious one (Q2_K, Q4_K, Q5_K) and Q5_K's refit rounds; at
+// --effort best, Q4_K's and Q5_K's starting scales and every one's refit rounds.
+constexpr int kQ2Steps = 1, kQ4Steps = 1, kQ5Steps = 2, kQ5Refits = 1, kBestSteps = 8, kBestRefits = 2;
+
 // kRefits: rounds of the super-block refit, none by default, two at --effort best: weighted
 // RMSE 0.982 / 0.922 -> 0.973 / 0.902 of ggml's on rmse.tsv's importance rows, but the KL
 // divergence up (tiny model's Q2_K imatrix 0.889 -> 0.905 of llama.cpp's file, trained
@@ -347,7 +352,7 @@ void pack_scale_min_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* q) {
 // raised Q2_K's error.
 template <int kRefits>
 void quantize_q2_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    quantize_super_blocks<BlockQ2_K, AffineFit>(x, dst, n, imp, fit_affine_k<16, 3, 15, 1, kRefits>, [](const AffineFit& f, BlockQ2_K& b) {
+    quantize_super_blocks<BlockQ2_K, AffineFit>(x, dst, n, imp, fit_affine_k<16, 3, 15, kQ2Steps, kRefits>, [](const AffineFit& f, BlockQ2_K& b) {
         store_half(b.d, f.d);
         store_half(b.dmin, f.dmin);
         for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<uint8_t>(f.sc[j] | f.mn[j] << 4);
@@ -451,9 +456,9 @@ void refit_errors(const float* x, const float* w, int g, int rounds, double* bef
 void refit_errors_for_test(int qmax, const float* x, const float* w, int g, int rounds, double* before, double* after) {
     if (g < 1 || g > kGroup) throw std::invalid_argument("refit_errors_for_test: 1 to 16 super-blocks");
     switch (qmax) {
-    case 3: return refit_errors<16, 3, 15, 1>(x, w, g, rounds, before, after);
-    case 15: return refit_errors<32, 15, 63, 1>(x, w, g, rounds, before, after);
-    case 31: return refit_errors<32, 31, 63, 2>(x, w, g, rounds, before, after);
+    case 3: return refit_errors<16, 3, 15, kQ2Steps>(x, w, g, rounds, before, after);
+    case 15: return refit_errors<32, 15, 63, kQ4Steps>(x, w, g, rounds, before, after);
+    case 31: return refit_errors<32, 31, 63, kQ5Steps>(x, w, g, rounds, before, after);
     default: throw std::invalid_argument("refit_errors_for_test: qmax 3 (Q2_K), 15 (Q4_K) or 31 (Q5_K)");
     }
 }
@@ -462,12 +467,12 @@ void register_kquants(TraitsTable& t) {
     using K = ScaleKind;
     add_block_type<BlockQ2_K>(t, quantize_q2_k<0>, {{K::F16, offsetof(BlockQ2_K, d), "d"}, {K::F16, offsetof(BlockQ2_K, dmin), "dmin"}});
     add_block_type<BlockQ3_K>(t, quantize_q3_k, {{K::F16, offsetof(BlockQ3_K, d), "d"}});
-    add_block_type<BlockQ4_K>(t, quantize_k4<BlockQ4_K, 15, 1, 0>, {{K::F16, offsetof(BlockQ4_K, d), "d"}, {K::F16, offsetof(BlockQ4_K, dmin), "dmin"}});
-    add_block_type<BlockQ5_K>(t, quantize_k4<BlockQ5_K, 31, 2, 1>, {{K::F16, offsetof(BlockQ5_K, d), "d"}, {K::F16, offsetof(BlockQ5_K, dmin), "dmin"}});
+    add_block_type<BlockQ4_K>(t, quantize_k4<BlockQ4_K, 15, kQ4Steps, 0>, {{K::F16, offsetof(BlockQ4_K, d), "d"}, {K::F16, offsetof(BlockQ4_K, dmin), "dmin"}});
+    add_block_type<BlockQ5_K>(t, quantize_k4<BlockQ5_K, 31, kQ5Steps, kQ5Refits>, {{K::F16, offsetof(BlockQ5_K, d), "d"}, {K::F16, offsetof(BlockQ5_K, dmin), "dmin"}});
     add_block_type<BlockQ6_K>(t, quantize_q6_k, {{K::F16, offsetof(BlockQ6_K, d), "d"}});
-    set_efforts(t, TypeId::Q2_K, nullptr, quantize_q2_k<2>);
-    set_efforts(t, TypeId::Q4_K, nullptr, quantize_k4<BlockQ4_K, 15, 8, 2>);
-    set_efforts(t, TypeId::Q5_K, nullptr, quantize_k4<BlockQ5_K, 31, 8, 2>);
+    set_efforts(t, TypeId::Q2_K, nullptr, quantize_q2_k<kBestRefits>);
+    set_efforts(t, TypeId::Q4_K, nullptr, quantize_k4<BlockQ4_K, 15, kBestSteps, kBestRefits>);
+    set_efforts(t, TypeId::Q5_K, nullptr, quantize_k4<BlockQ5_K, 31, kBestSteps, kBestRefits>);
     set_fitted_scales(t, {TypeId::Q2_K, TypeId::Q3_K, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K});
     // The activation format of dot products (kernels/ quantizes to it): read, not written here.
     add_block_type<BlockQ8_K>(t, nullptr, {{K::F32, offsetof(BlockQ8_K, d), "d"}});
