@@ -444,6 +444,71 @@ TEST_CASE("--effort fast on the legacy types: no block has more error than ggml'
     CHECK(!quant::effort_from_name("quick"));
 }
 
+// Q8_0 without importance weights: fast writes llama.cpp's rounding (its largest magnitude to
+// 127, codes rounded with the unrounded scale); the default searches scales around that one in
+// the fits' weights without importance, sqrt(sigma^2 + x^2) with sigma^2 the row's mean square,
+// and its starts include the rounding's stored scale with the nearest codes for it, so no block
+// may come out with more error in those weights than the rounding's (up to float sums), and best
+// no more than the default in total.
+TEST_CASE("Q8_0 without importance: fast is llama.cpp's rounding; the default and best search, no block worse than the rounding in the fits' weights") {
+    constexpr int64_t kRows = 48, kCols = 1024;
+    std::mt19937 rng(8);
+    std::student_t_distribution<float> heavy(4);
+    std::vector<float> x(kRows * kCols);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = heavy(rng) * 0.02f * (1.0f + static_cast<float>(i / kCols % 5));
+    const size_t bytes = quant::row_bytes(quant::TypeId::Q8_0, kCols) * kRows;
+    std::vector<uint8_t> fast(bytes), def(bytes), best(bytes);
+    quant::quantize(quant::TypeId::Q8_0, x, kCols, {}, fast, 0, quant::Effort::Fast);
+    quant::quantize(quant::TypeId::Q8_0, x, kCols, {}, def, 0, quant::Effort::Default);
+    quant::quantize(quant::TypeId::Q8_0, x, kCols, {}, best, 0, quant::Effort::Best);
+    // The rounding, block by block, as llama.cpp writes it.
+    for (size_t b = 0; b < x.size() / 32; ++b) {
+        const float* v = x.data() + 32 * b;
+        float amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+        const float d = amax / 127, id = d != 0 ? 1 / d : 0;
+        const auto& blk = reinterpret_cast<const quant::BlockQ8_0*>(fast.data())[b];
+        CHECK(static_cast<uint16_t>(blk.d[0] | blk.d[1] << 8) == quant::f32_to_f16(d));
+        for (int j = 0; j < 32; ++j) CHECK(blk.qs[j] == static_cast<int8_t>(std::round(v[j] * id)));
+    }
+    std::vector<float> yf(x.size()), yd(x.size()), yb(x.size());
+    quant::dequantize(quant::TypeId::Q8_0, fast, yf);
+    quant::dequantize(quant::TypeId::Q8_0, def, yd);
+    quant::dequantize(quant::TypeId::Q8_0, best, yb);
+    size_t worse = 0, lower = 0;
+    double total_fast = 0, total_default = 0, total_best = 0, plain_fast = 0, plain_default = 0;
+    for (int64_t r = 0; r < kRows; ++r) {
+        const float* row = x.data() + r * kCols;
+        double sigma2 = 0;
+        for (int64_t j = 0; j < kCols; ++j) sigma2 += static_cast<double>(row[j]) * row[j];
+        sigma2 /= kCols;
+        for (int64_t b = 0; b < kCols; b += 32) {
+            double ef = 0, ed = 0, eb = 0;
+            for (int64_t j = b; j < b + 32; ++j) {
+                const size_t i = static_cast<size_t>(r * kCols + j);
+                const double w = std::sqrt(sigma2 + static_cast<double>(x[i]) * x[i]);
+                const double df = x[i] - static_cast<double>(yf[i]), dd = x[i] - static_cast<double>(yd[i]), db = x[i] - static_cast<double>(yb[i]);
+                ef += w * df * df;
+                ed += w * dd * dd;
+                eb += w * db * db;
+                plain_fast += df * df;
+                plain_default += dd * dd;
+            }
+            if (ed > ef * (1 + 1e-5)) ++worse;
+            if (ed < ef * (1 - 1e-3)) ++lower;
+            total_fast += ef;
+            total_default += ed;
+            total_best += eb;
+        }
+    }
+    MESSAGE("Q8_0 without importance, weighted error / the rounding's: default " << total_default / total_fast << ", best " << total_best / total_fast
+            << "; plain: default " << plain_default / plain_fast << "; blocks lower by 0.1%: " << lower << " of " << x.size() / 32);
+    CHECK(worse == 0);
+    CHECK(lower > x.size() / 32 / 2);
+    CHECK(total_best <= total_default);
+    CHECK(plain_default < plain_fast);
+}
+
 // The grid i-quants' searches run many entries side by side (grid_fit.cpp); they must pick
 // what a plain scan over the entries picks, ties going to the first. These hashes are the
 // bytes the scalar search wrote (b64b63d) for rows made from integers alone (exact floats on
@@ -791,6 +856,8 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
 // changed on 2026-12-04 (Q6_K's sub-blocks Search{6, 0} and codes nudged by two, Q4_0 one refit
 // from each start), the ternary types' (fit_ternary, 2026-12-05), Q8_0's with importance on 2026-12-05 (Search{3, 0, bound_refits}; its
 // earlier search, with the mirror-image starts dropped, still wrote 0xbb7e995d80850080) and
+// without it the same day (the search replaced llama.cpp's rounding, which is its fast effort now
+// and keeps its earlier pins), and
 // Q5_K's (Search{2, 2} and the super-block refit, 2026-12-05; before: 0x1e6179fad25afce5,
 // 0x2195b518ef4b66cd), and their new hashes are the lanes' output, whose block fits
 // test_quant_fits.cpp compares with the one-block fit.
@@ -806,7 +873,7 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         {"q4_1", 0xc660998b5c448935ull, 0x79eb1c1b63b11390ull, 0x588f07560104ca37ull},
         {"q5_0", 0x3f81e054ad8be89bull, 0x014fb6ae75eddf95ull, 0xda74107059ddeb6dull},
         {"q5_1", 0x02166814d3a03df1ull, 0x2b674d31a21ba357ull, 0xde25d1b2b3c8d9c8ull},
-        {"q8_0", 0xfa45b9f55203c6e5ull, 0x6d4c56f624500df1ull, 0},  // Q8_0's bound-refit search (2026-12-05)
+        {"q8_0", 0x39fb9c65242d01a9ull, 0x6d4c56f624500df1ull, 0xfa45b9f55203c6e5ull},  // Q8_0's bound-refit search (2026-12-05), without importance too (fast: the rounding)
         {"q2_K", 0x0b69c04cf15640a5ull, 0x6e8546e8964e85e4ull, 0},
         {"q3_K", 0xe149a85e27e5e750ull, 0x9449eaf852599367ull, 0},
         {"q4_K", 0x99f8bc32e89ee166ull, 0xa4318c1dedeb9bf8ull, 0},
@@ -877,12 +944,12 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         {"q5_0", 2848, 1, 0x853fb1b7703f1100ull, 0xd617144ae50392fcull, 0x17edb1a3e7a6d7a6ull},
         {"q4_0", 2848, tiny, 0x5388edf39e7fa1e4ull, 0xfbc36ff66f6dcbdaull, 0x17e45b715989391aull},  // as above
         {"q5_0", 2848, tiny, 0xbcd42c6718f8832aull, 0x4438027e736b9914ull, 0x9da690b5cf37d45eull},
-        {"q8_0", 2848, 1, 0x2f95e37864ebdb91ull, 0xc72888b7a1dfc8e7ull, 0},  // Q8_0's bound refits (2026-12-05; before: 0x90bd8c8f400df540)
+        {"q8_0", 2848, 1, 0x24ee7b7b3833cc29ull, 0xc72888b7a1dfc8e7ull, 0x2f95e37864ebdb91ull},  // as above (weighted before: 0x90bd8c8f400df540)
         {"q4_1", 2848, 1, 0x81542bdd926fbfd1ull, 0xa9922d94139fb113ull, 0xe11439396ce26f8dull},
         {"q5_1", 2848, 1, 0x71f8499587244309ull, 0x7a17d982d13866afull, 0x25c25782bc4eb197ull},
         {"q4_1", 2848, tiny, 0x65832842004b6813ull, 0xa11035331a881671ull, 0x99da4345274b7665ull},
         {"q5_1", 2848, tiny, 0x2cb5ff306d1210c4ull, 0xb4768b636846d7c2ull, 0xceed88b2573750b1ull},
-        {"q8_0", 2848, tiny, 0x9f7f040bd981bbc6ull, 0xde8936ee430dbf3dull, 0},
+        {"q8_0", 2848, tiny, 0xde8936ee430dbf3dull, 0xde8936ee430dbf3dull, 0x9f7f040bd981bbc6ull},  // scales of a few f16 subnormal steps: the same choice whatever the weights
         {"iq4_nl", 2848, 1, 0x375e3639c5103fc1ull, 0x5d7e0f5b483989eaull, 0},
         {"iq4_nl", 2848, tiny, 0xc129799854c4713cull, 0x07e431f7eb61cf72ull, 0},
         {"iq4_xs", 2560, 1, 0xd9e6a4f87b510c68ull, 0x2adf13afd92b8e21ull, 0},

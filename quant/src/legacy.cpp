@@ -130,14 +130,13 @@ template <Search kSearch = Search{}>
 void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_affine<31, BlockQ5_1, kSearch>(x, dst, n, imp);
 }
-// Q8_0 without importance weights: the scale maps the largest magnitude to 127 and the
-// codes round half away from zero, computed with the unrounded scale, as llama.cpp does:
-// its error is a few parts in ten thousand, a search buys little, and the bytes are then
-// exactly llama.cpp's, at every effort. With importance weights (which llama.cpp's Q8_0
-// ignores), a weighted search (quantize_q8_0): its starts map the largest value to 127 and
-// to 127 -+ 0.5 k for k up to kSearch.steps, each start's least-squares refit judged by the
-// bound from its pass (Search::bound_refits; the codes at 127 k's mirror image, -127, give the
-// same errors and are not tried). Measured against the two-step search with three refits
+// Q8_0: a weighted search (quantize_q8_0), with or without importance weights (without, the
+// weights are sqrt(sigma^2 + x^2) as for every other type): its starts map the largest value to
+// 127 and to 127 -+ 0.5 k for k up to kSearch.steps, each start's least-squares refit judged
+// by the bound from its pass (Search::bound_refits; the codes at 127 k's mirror image, -127,
+// give the same errors and are not tried). The fast effort without importance weights is
+// llama.cpp's rounding (quantize_q8_0_rounded: its bytes), with them the one start at 127 and
+// its refit. Measured with importance weights, against the two-step search with three refits
 // used before 2026-12-05 (rmse.tsv importance rows, weighted RMSE / ggml's, gauss and heavy;
 // mean KL divergence / llama.cpp's file, tiny and trained model; 984 MB model, 2 threads):
 //   before            0.843 0.931   0.959 0.965   2.28 s (1.41 s without the mirror starts)
@@ -145,7 +144,10 @@ void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 //   default (3 steps) 0.839 0.918   0.942 0.971   1.03-1.09 s
 //   best   (10 steps) 0.790 0.854   0.880 0.955   1.45-1.56 s
 // (fast: less importance-weighted error than llama.cpp's bytes on those rows, but not less
-// KL divergence.)
+// KL divergence.) Without them (until 2026-12-05 every effort wrote llama.cpp's rounding), the
+// tiny model's Q8_0 mix 1.000 -> 0.960 (default) and 0.853 (best) of llama.cpp's file's mean KL
+// divergence; the trained model's Q8_0 (no imatrix; its held-out text, c = 256, ggml
+// activations) 0.952 and 0.935 of the rounding's; the 984 MB model's Q8_0 mix 0.41 -> 0.91 s.
 constexpr Search kFastQ8_0{0, 0, true}, kDefaultQ8_0{3, 0, true}, kBestQ8_0{10, 0, true};
 // std::round for |v| < 2^23 (halves away from zero) as an integer, with integer selects
 // only so that the loop vectorizes: a - trunc(a) is exact there.
@@ -177,7 +179,10 @@ QUANT_AVX2_CLONE void quantize_q8_0_rounded(const float* x, uint8_t* dst, int64_
 
 template <Search kSearch = kDefaultQ8_0>
 void quantize_q8_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
-    if (imp) return quantize_symmetric<-127, 127, BlockQ8_0, kSearch>(x, dst, n, imp);
+    quantize_symmetric<-127, 127, BlockQ8_0, kSearch>(x, dst, n, imp);
+}
+void quantize_q8_0_fast(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    if (imp) return quantize_symmetric<-127, 127, BlockQ8_0, kFastQ8_0>(x, dst, n, imp);
     quantize_q8_0_rounded(x, dst, n);
 }
 
@@ -300,7 +305,7 @@ void register_legacy(TraitsTable& t) {
     set_efforts(t, TypeId::Q4_1, fast<plain<BlockQ4_1, fill_affine<15, BlockQ4_1, kFastSearch>>, quantize_q4_1<>>, quantize_q4_1<Search{3, 4}>);
     set_efforts(t, TypeId::Q5_1, fast<plain<BlockQ5_1, fill_affine<31, BlockQ5_1, kFastSearch>>, quantize_q5_1<>>, quantize_q5_1<Search{3, 4}>);
     add_block_type<BlockQ8_0>(t, quantize_q8_0<>, {{K::F16, offsetof(BlockQ8_0, d), "d"}});
-    set_efforts(t, TypeId::Q8_0, quantize_q8_0<kFastQ8_0>, quantize_q8_0<kBestQ8_0>, {false, true, false, true});  // with importance only
+    set_efforts(t, TypeId::Q8_0, quantize_q8_0_fast, quantize_q8_0<kBestQ8_0>, {true, true, true, true});
     set_fitted_scales(t, {TypeId::Q4_0, TypeId::Q4_1, TypeId::Q5_0, TypeId::Q5_1, TypeId::Q8_0});
     // The activation format of dot products (kernels/ quantizes to it): read, not written here.
     add_block_type<BlockQ8_1>(t, nullptr, {{K::F16, offsetof(BlockQ8_1, d), "d"}, {K::F16, offsetof(BlockQ8_1, s), "s"}});

@@ -47,10 +47,11 @@ struct ScaleField {
 // (its error below ggml's quantizers'). Fast: where that search costs far more than ggml's
 // rounding, the legacy Q4_0, Q4_1, Q5_0, Q5_1 without importance weights try only the
 // candidates ggml's reference rounding takes, with the nearest codes for the scale as stored:
-// never more error than that rounding, several times faster; Q8_0 with importance weights
-// (which ggml's Q8_0 ignores) tries ggml's scale and that scale's weighted refit, never more
+// never more error than that rounding, several times faster; Q8_0 without importance weights
+// is ggml's rounding (its bytes; the default searches, about 2x its time), with them (which
+// ggml's Q8_0 ignores) it tries ggml's scale and that scale's weighted refit, never more
 // error than ggml's scale in the fit's own weights, about 1.3x faster than its default. Best:
-// a wider search (the legacy types, Q8_0 with importance weights; Q4_K and Q5_K: more starting
+// a wider search (the legacy types, Q8_0; Q4_K and Q5_K: more starting
 // scales and two rounds of the super-block refit, Q2_K: the two rounds), or both grid searches
 // with the better fit kept per block (the grid i-quants IQ1_S to IQ3_S). A type without a choice
 // quantizes alike at every effort; Traits::fast_changes and best_changes say where an effort
@@ -89,7 +90,7 @@ struct Traits {
     QuantizeRowFn quantize = nullptr;    // likewise (the default effort)
     QuantizeRowFn fast = nullptr, best = nullptr;  // other efforts, where the type has them
     // Whether fast and best write other bytes than the default, [0] without importance
-    // weights, [1] with them (the legacy types' fast only without, Q8_0's efforts only with).
+    // weights, [1] with them (the legacy types' fast only without; Q8_0's both).
     bool fast_changes[2] = {false, false}, best_changes[2] = {false, false};
     bool needs_importance = false;       // quantizing without importance weights is refused
     bool fitted_scales = false;          // its quantizer fits block scales to the values
