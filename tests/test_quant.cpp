@@ -565,21 +565,24 @@ struct ForcedGridSearch {
     ForcedGridSearch& operator=(const ForcedGridSearch&) = delete;
 };
 
-// The wide search's bytes (b64b63d's) and the narrow one's (pinned when it came, 2026-12-04),
-// each type's default being one of them. These pins, and the legacy, k-quant and eight-lane
-// ones below, were taken with importance x sqrt(sigma^2 + x^2) on every type, which
-// quant::testing::ImportanceSquareRoot brings back: they still show that the searches choose
-// what they chose.
+// The wide search's bytes (b64b63d's), the narrow one's (pinned when it came, 2026-12-04) and
+// each type's default's: the narrow search's on the IQ2 and IQ3 types, the ternary one's on
+// IQ1_S and IQ1_M (2026-12-05; before, their default was the wide search). These pins, and the
+// legacy, k-quant and eight-lane ones below, were taken with importance x sqrt(sigma^2 + x^2)
+// on every type, which quant::testing::ImportanceSquareRoot brings back: they still show that
+// the searches choose what they chose.
 struct GridPins {
     const char* name;
-    uint64_t wide, narrow;
-    bool narrow_default;
+    uint64_t wide, narrow, by_default;
 };
 constexpr GridPins kGridPins[] = {
-    {"iq2_xxs", 0x930191181be9f8f5ull, 0xfaae175c5a34ecd2ull, true}, {"iq2_xs", 0x40126c21fab09f7dull, 0x3f12e686df967240ull, true},
-    {"iq2_s", 0x12ff6d82ed559d8eull, 0x1894e0f67063a51full, true},  {"iq3_xxs", 0x669e15fb10bcbc1full, 0xb9600b6a7db396d1ull, true},
-    {"iq3_s", 0xbffdf1379add71b5ull, 0x77598e4058bfa465ull, true},  {"iq1_s", 0x8357faaa124d7b7bull, 0x3ed10ece79072740ull, false},
-    {"iq1_m", 0xd36b429435c94816ull, 0x1389be0d84e3a0b1ull, false},
+    {"iq2_xxs", 0x930191181be9f8f5ull, 0xfaae175c5a34ecd2ull, 0xfaae175c5a34ecd2ull},
+    {"iq2_xs", 0x40126c21fab09f7dull, 0x3f12e686df967240ull, 0x3f12e686df967240ull},
+    {"iq2_s", 0x12ff6d82ed559d8eull, 0x1894e0f67063a51full, 0x1894e0f67063a51full},
+    {"iq3_xxs", 0x669e15fb10bcbc1full, 0xb9600b6a7db396d1ull, 0xb9600b6a7db396d1ull},
+    {"iq3_s", 0xbffdf1379add71b5ull, 0x77598e4058bfa465ull, 0x77598e4058bfa465ull},
+    {"iq1_s", 0x8357faaa124d7b7bull, 0x3ed10ece79072740ull, 0x66ec3d7320d92146ull},
+    {"iq1_m", 0xd36b429435c94816ull, 0x1389be0d84e3a0b1ull, 0x61a9690d10531917ull},
 };
 
 }  // namespace
@@ -596,8 +599,8 @@ TEST_CASE("the grid i-quants write the bytes of the plain one-entry-at-a-time se
     }
 }
 
-// A change in the narrow search's choices shows here; the default of the IQ2 and IQ3 types is
-// the narrow search, of IQ1_S and IQ1_M the wide one.
+// A change in the narrow search's choices, or in the default's, shows here; the default of the
+// IQ2 and IQ3 types is the narrow search, of IQ1_S and IQ1_M the ternary one.
 TEST_CASE("the grid i-quants' narrow search writes the bytes it was pinned with, and each type's default is its search") {
     const IntegerRows rows(false);
     const quant::testing::ImportanceSquareRoot square_root;
@@ -605,18 +608,19 @@ TEST_CASE("the grid i-quants' narrow search writes the bytes it was pinned with,
         const std::string name = p.name;
         CAPTURE(name);
         const gguf::TypeId type = *gguf::type_from_name(name);
-        CHECK(rows.hash(type, true) == (p.narrow_default ? p.narrow : p.wide));
+        CHECK(rows.hash(type, true) == p.by_default);
         const ForcedGridSearch narrow(quant::testing::GridSearchWay::Narrow);
         CHECK(rows.hash(type, true) == p.narrow);
     }
 }
 
-// --effort best runs both grid searches and keeps, per super-block, the fit of less error in
-// the fits' own weights (importance x (sigma^2 + x^2)^(1/4), sigma^2 the row's mean square).
-// Rows of gaussian values, some with heavy tails, and log-normal importance: no super-block of
-// best has more of that error than the narrow or the wide search's (within float rounding of
-// the weights, which this test computes in double), and each search wins somewhere.
-TEST_CASE("the grid i-quants' --effort best keeps the better of the narrow and the wide search in every super-block") {
+// --effort best runs the type's default search (the narrow one, IQ1's ternary one) and the wide
+// one and keeps, per super-block, the fit of less error in the fits' own weights (importance x
+// (sigma^2 + x^2)^(1/4), sigma^2 the row's mean square). Rows of gaussian values, some with
+// heavy tails, and log-normal importance: no super-block of best has more of that error than
+// the default or the wide search's (within float rounding of the weights, which this test
+// computes in double), and each search wins somewhere.
+TEST_CASE("the grid i-quants' --effort best keeps the better of the default and the wide search in every super-block") {
     constexpr int kCols = 2816, kRows = 4;
     std::mt19937 rng(23);
     std::normal_distribution<float> normal(0, 1);
@@ -638,24 +642,21 @@ TEST_CASE("the grid i-quants' --effort best keeps the better of the narrow and t
         CAPTURE(name);
         const gguf::TypeId type = *gguf::type_from_name(name);
         REQUIRE(static_cast<bool>(quant::traits(type)->best));
-        std::vector<uint8_t> narrow(row_bytes(type, kCols) * kRows), wide(narrow.size()), best(narrow.size());
+        std::vector<uint8_t> by_default(row_bytes(type, kCols) * kRows), wide(by_default.size()), best(by_default.size());
         // The fits as they choose (least-squares scales: IQ2_XS's default halfway scales
         // come after the choice).
         quantize(type, x, kCols, imp, best, 0, quant::Effort::Best, quant::ScaleFit::LeastSquares);
-        {
-            const ForcedGridSearch forced(quant::testing::GridSearchWay::Narrow);
-            quantize(type, x, kCols, imp, narrow, 0, quant::Effort::Default, quant::ScaleFit::LeastSquares);
-        }
+        quantize(type, x, kCols, imp, by_default, 0, quant::Effort::Default, quant::ScaleFit::LeastSquares);
         {
             const ForcedGridSearch forced(quant::testing::GridSearchWay::Wide);
             quantize(type, x, kCols, imp, wide, 0, quant::Effort::Default, quant::ScaleFit::LeastSquares);
         }
         std::vector<float> yn(x.size()), yw(x.size()), yb(x.size());
-        quant::dequantize(type, narrow, yn);
+        quant::dequantize(type, by_default, yn);
         quant::dequantize(type, wide, yw);
         quant::dequantize(type, best, yb);
         const size_t block = gguf::type_info(type).type_size;
-        int worse = 0, from_narrow = 0, from_wide = 0, neither = 0;
+        int worse = 0, from_default = 0, from_wide = 0, neither = 0;
         for (size_t b = 0; b < x.size() / 256; ++b) {
             double en = 0, ew = 0, eb = 0;
             for (size_t i = 256 * b; i < 256 * (b + 1); ++i) {
@@ -665,14 +666,14 @@ TEST_CASE("the grid i-quants' --effort best keeps the better of the narrow and t
             }
             if (eb > std::min(en, ew) * (1 + 1e-5)) ++worse;
             const auto bytes = [&](const std::vector<uint8_t>& q) { return std::vector<uint8_t>(q.begin() + b * block, q.begin() + (b + 1) * block); };
-            const bool differ = bytes(narrow) != bytes(wide);
-            if (differ && bytes(best) == bytes(narrow)) ++from_narrow;
+            const bool differ = bytes(by_default) != bytes(wide);
+            if (differ && bytes(best) == bytes(by_default)) ++from_default;
             if (differ && bytes(best) == bytes(wide)) ++from_wide;
-            if (bytes(best) != bytes(narrow) && bytes(best) != bytes(wide)) ++neither;
+            if (bytes(best) != bytes(by_default) && bytes(best) != bytes(wide)) ++neither;
         }
         CHECK(worse == 0);
         CHECK(neither == 0);
-        CHECK(from_narrow > 0);
+        CHECK(from_default > 0);
         CHECK(from_wide > 0);
     }
 }
@@ -846,6 +847,29 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
         CHECK(searched > kTries / 2);
         CHECK(at_ties > kTries / 4);
         CHECK(one_away > kTries / 20);
+        if (c.type != gguf::TypeId::IQ1_S) continue;
+        // IQ1's fast pass also settles groups whose nearest entries are one or two changes
+        // from their nearest point: groups of values anywhere in the grid's range (so that
+        // the nearest point is mostly no entry), against the scan.
+        int settled_off_grid = 0;
+        for (int t = 0; t < kTries; ++t) {
+            const float dl = std::ldexp(0.5f + unit(rng), -10);
+            std::vector<float> a(static_cast<size_t>(c.k)), w(a.size());
+            for (int j = 0; j < c.k; ++j) {
+                a[static_cast<size_t>(j)] = dl * (c.values.front() - 0.3f + (c.values.back() - c.values.front() + 0.6f) * unit(rng));
+                w[static_cast<size_t>(j)] = rng() % 9 == 0 ? 0.0f : 0.25f + unit(rng);
+            }
+            float v_scan = 0, v = 0;
+            const int scan = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Scan, &v_scan);
+            const int found = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Settle, &v);
+            if (found < 0) continue;
+            CAPTURE(t);
+            CHECK(found == scan);
+            CHECK(std::bit_cast<uint32_t>(v) == std::bit_cast<uint32_t>(v_scan));
+            ++settled_off_grid;
+        }
+        MESSAGE(name << " part " << c.part << ": the fast pass settled " << settled_off_grid << " of " << kTries << " groups anywhere in the range");
+        CHECK(settled_off_grid > kTries / 4);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "fit.h"
+#include "grid_fit.h"
 #include "quant/quant.h"
 
 namespace {
@@ -447,4 +449,53 @@ TEST_CASE("block_weights: importance x (sigma^2 + x^2)^(1/4), or the square root
         block_weights(x, imp, 6, sigma2, out);
     }
     for (int i = 0; i < 6; ++i) CHECK(out[i] == doctest::Approx(imp[i] * root(i, 0.5)).epsilon(1e-6));
+}
+
+// IQ1's ternary search starts each span from the best fit of its values to the levels
+// dl (-1 + s), dl s, dl (1 + s) without the grid (quant/src/grid_fit.cpp, ternary_start): a
+// sweep over the n + 1 assignments that the nearest levels take as dl grows. Its scale, with
+// the nearest levels, has no more weighted error than any scale of a dense scan, on spans
+// like IQ1_S's (32 values, one shift) and IQ1_M's (16 values, a shift per 8), including zeros,
+// ties and zero weights.
+TEST_CASE("IQ1's ternary start: no scale of a dense scan fits the three levels better than the sweep's, for any shift pattern") {
+    std::mt19937 rng(31);
+    std::normal_distribution<float> normal(0, 1);
+    std::lognormal_distribution<float> lognormal(0, 1);
+    auto error = [](const float* a, const float* w, int n, int k, bool shared, int pattern, double dl) {
+        double e = 0;
+        for (int i = 0; i < n; ++i) {
+            const double sh = (shared ? pattern == 1 : (pattern >> (i / k) & 1)) ? -0.125 : 0.125, best = std::min(
+                {std::fabs(a[i] - dl * (-1 + sh)), std::fabs(a[i] - dl * sh), std::fabs(a[i] - dl * (1 + sh))});
+            e += w[i] * best * best;
+        }
+        return e;
+    };
+    int spans = 0, beaten = 0;
+    for (int trial = 0; trial < 400; ++trial) {
+        const bool shared = trial % 2 == 0;
+        const int n = shared ? 32 : 16, k = 8;
+        float a[32], w[32];
+        for (int i = 0; i < n; ++i) {
+            a[i] = trial % 7 == 3 ? static_cast<float>(static_cast<int>(normal(rng) * 2)) : normal(rng) / std::max(0.3f, std::fabs(normal(rng)));
+            w[i] = trial % 5 == 4 && i % 3 == 0 ? 0.0f : lognormal(rng);
+        }
+        if (trial % 11 == 5) a[0] = a[1] = 0;
+        float dl = -1;
+        const int pattern = quant::detail::ternary_start_for_test(a, w, n, shared, dl);
+        CAPTURE(trial);
+        REQUIRE(dl > 0);
+        const double ours = error(a, w, n, k, shared, pattern, dl);
+        float amax = 0;
+        for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(a[i]));
+        double scanned = std::numeric_limits<double>::infinity();
+        for (int p = 0; p < (shared ? 2 : 4); ++p)  // IQ1_M: two groups, four patterns
+            for (int s = 1; s <= 4000; ++s) scanned = std::min(scanned, error(a, w, n, k, shared, p, 3.0 * amax * s / 4000));
+        CHECK(ours <= scanned * (1 + 1e-6) + 1e-12);
+        ++spans;
+        if (ours < scanned * (1 - 1e-6)) ++beaten;
+    }
+    MESSAGE(spans << " spans; the sweep below the 4,000-scale scan on " << beaten);
+    float unused = 0;
+    CHECK_THROWS_AS(quant::detail::ternary_start_for_test(nullptr, nullptr, 40, true, unused), std::invalid_argument);
+    CHECK_THROWS_AS(quant::detail::ternary_start_for_test(nullptr, nullptr, 32, false, unused), std::invalid_argument);
 }

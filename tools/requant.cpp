@@ -248,8 +248,8 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
                   "importance matrix: only the scales llama.cpp's rounding takes, never more error than it, several times faster; Q8_0: "
                   "without one, llama.cpp's rounding (its bytes, about half the default's time), with one, llama.cpp's scale and its "
                   "weighted refit, about 1.3x faster than the default), best (a wider search: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; Q4_K, Q5_K: more starting scales and two rounds of the super-block refit, Q2_K: the two "
-                  "rounds, 1.6-2.6x the mix's time; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow and wide, "
-                  "and keep the better fit of each block, 2.5-3x the time); other types quantize alike at every effort")
+                  "rounds, 1.6-2.6x the mix's time; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow (IQ1: ternary) and wide, "
+                  "and keep the better fit of each block, 2.5-3x the time, IQ1 about 8x); other types quantize alike at every effort")
         ->capture_default_str();
     auto* unbiased = c->add_flag("--unbiased-scales", o->unbiased_scales,
                 "After each block's fit, multiply its f16 scales by sum x x / sum x y so its dequantized values y keep the source's "

@@ -355,11 +355,12 @@ template <int K, int NV>
             const int lane = q * K - c;  // the group's first
             if (ok[lane] != -K) continue;
             const float *ag = a + q * K, *wg = w + q * K;
-            // v_e for the entry at the nearest point with coordinate `changed` (if any) on
-            // value `to` (its coordinates are the lattice's values: no strided grid reads).
-            auto entry_v = [&](int changed, int to) {
+            // v_e for the entry at the nearest point with coordinates j1 and j2 (where >= 0)
+            // on values i1 and i2 (its coordinates are the lattice's values: no strided grid
+            // reads).
+            auto entry_v = [&](int j1, int i1, int j2 = -1, int i2 = 0) {
                 float sa, sb;
-                sums_of(K, ag, wg, [&](int j) { return l.value[j == changed ? to : n[lane + j]]; }, sa, sb);
+                sums_of(K, ag, wg, [&](int j) { return l.value[j == j1 ? i1 : j == j2 ? i2 : n[lane + j]]; }, sa, sb);
                 return scan_v(dl, sa, sb);
             };
             const int at = point[lane];
@@ -370,45 +371,75 @@ template <int K, int NV>
             } else if (!one_away) {
                 continue;
             } else {
-                // The nearest point is no entry: the points one coordinate away. Every
-                // coordinate's least change is more than T, so a point two changes away is
-                // at least the two least changes away; the candidates (within `found` + 3T,
-                // which covers the scan's rounding and these excesses' own) are one change
-                // away when that is less.
-                float least1 = inf, least2 = inf;
+                // The nearest point is no entry: the points one coordinate away, and where
+                // those may not be the nearest entries, two away. Every coordinate's least
+                // change is more than T, so a point c changes away is at least the c least
+                // changes (of c coordinates) away; the candidates (within `found` + 3T, which
+                // covers the scan's rounding and these excesses' own) are the entries one or
+                // two changes away when that is less than the three least changes.
+                float least[3] = {inf, inf, inf};
                 for (int j = 0; j < K; ++j) {
-                    const float change = eb[lane + j] < ea[lane + j] ? eb[lane + j] : ea[lane + j];
-                    least2 = std::min(least2, std::max(least1, change));
-                    least1 = std::min(least1, change);
+                    float change = eb[lane + j] < ea[lane + j] ? eb[lane + j] : ea[lane + j];
+                    for (int r = 0; r < 3; ++r)
+                        if (change < least[r]) std::swap(change, least[r]);
                 }
-                const float margin = 3 * T[lane], two = least1 + least2;
-                struct Single {
+                const float margin = 3 * T[lane], two = least[0] + least[1], three = two + least[2];
+                struct Change {
                     float excess;
-                    int e, j, i;
+                    int j, i, step;  // coordinate j to value i: the point moves by `step`
                 };
-                Single single[K * (NV - 1)];
-                int singles = 0;
-                float found = inf;
+                Change change[K * (NV - 1)];
+                int changes = 0;
                 for (int j = 0, place_j = 1; j < K; ++j, place_j *= NV) {
                     const int nj = n[lane + j];
                     const float tn_j = ag[j] - dl * l.value[nj], sn_j = tn_j * tn_j;
                     for (int step : {-1, 1})
                         for (int i = nj + step; i >= 0 && i < NV; i += step) {
                             const float t = ag[j] - dl * l.value[i], x = wg[j] * (t * t - sn_j);
-                            if (!(x <= two + margin)) break;  // and so are those further (convexity)
-                            const int f = l.entry[static_cast<size_t>(at + (i - nj) * place_j)];
-                            if (f < 0) continue;
-                            single[singles++] = {x, f, j, i};
-                            found = std::min(found, x);
+                            if (!(x <= three + margin)) break;  // and so are those further (convexity)
+                            change[changes++] = {x, j, i, (i - nj) * place_j};
                         }
                 }
-                const float limit = found + margin;
-                if (!(limit < two)) continue;
-                for (int s = 0; s < singles; ++s) {
-                    if (!(single[s].excess <= limit)) continue;
-                    const float sv = entry_v(single[s].j, single[s].i);
-                    if (e < 0 || sv < best_v || (sv == best_v && single[s].e < e)) {
-                        e = single[s].e;
+                struct Candidate {
+                    float excess;
+                    int e, c1, c2;  // changes c1 and (where >= 0) c2
+                };
+                Candidate candidate[K * (NV - 1) * (K * (NV - 1) + 1) / 2];
+                int candidates = 0;
+                float found = inf;
+                for (int ci = 0; ci < changes; ++ci) {
+                    const int f = change[ci].excess <= two + margin ? l.entry[static_cast<size_t>(at + change[ci].step)] : -1;
+                    if (f < 0) continue;
+                    candidate[candidates++] = {change[ci].excess, f, ci, -1};
+                    found = std::min(found, change[ci].excess);
+                }
+                float limit = found + margin;
+                if (!(limit < two)) {  // a point two changes away may be nearer: those too, and the single changes up to three
+                    for (int ci = 0; ci < changes; ++ci) {
+                        const int f = change[ci].excess <= two + margin ? -1 : l.entry[static_cast<size_t>(at + change[ci].step)];
+                        if (f < 0) continue;
+                        candidate[candidates++] = {change[ci].excess, f, ci, -1};
+                        found = std::min(found, change[ci].excess);
+                    }
+                    for (int c1 = 0; c1 < changes; ++c1)
+                        for (int c2 = c1 + 1; c2 < changes; ++c2) {
+                            const float x = change[c1].excess + change[c2].excess;
+                            if (change[c1].j == change[c2].j || !(x <= three + margin)) continue;
+                            const int f = l.entry[static_cast<size_t>(at + change[c1].step + change[c2].step)];
+                            if (f < 0) continue;
+                            candidate[candidates++] = {x, f, c1, c2};
+                            found = std::min(found, x);
+                        }
+                    limit = found + margin;
+                    if (!(limit < three)) continue;
+                }
+                for (int ci = 0; ci < candidates; ++ci) {
+                    const Candidate& cand = candidate[ci];
+                    if (!(cand.excess <= limit)) continue;
+                    const Change& c1 = change[cand.c1];
+                    const float sv = cand.c2 < 0 ? entry_v(c1.j, c1.i) : entry_v(c1.j, c1.i, change[cand.c2].j, change[cand.c2].i);
+                    if (e < 0 || sv < best_v || (sv == best_v && cand.e < e)) {
+                        e = cand.e;
                         best_v = sv;
                     }
                 }
@@ -765,8 +796,72 @@ namespace {
 
 std::atomic<int> g_forced_search{0};  // testing::force_grid_search: 0 none, 1 narrow, 2 wide
 
-// The fit of one super-block by one search (GridSearch::Narrow or Wide).
-GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options, bool wide) {
+// IQ1's starting scale for a span of n values a (weights w, groups of k), from the ternary fit
+// without the grid: each value on one of the levels dl (-1 + s), dl s, dl (1 + s), s = +-1/8
+// its group's shift. For a given dl the nearest level of a value a > 0 is the top one until
+// dl passes a / (1/2 + s), then the middle one; of a < 0 the bottom one until -a / (1/2 - s)
+// (of 0, the middle one); so as dl grows from 0 the nearest levels change once per value, and
+// the n + 1 assignments met on the way include the best fit of all: for each, the
+// least-squares scale sum w a L / sum w L^2 lowers the error by (sum w a L)^2 / sum w L^2. Over
+// every pattern of shifts (shared_shift, IQ1_S: the span's one shift, either sign; else
+// IQ1_M's, each group its own: 2^groups patterns), the scale of the largest lowering, and the
+// pattern (returned; 0 when no assignment has a positive scale, and then dl = 0).
+constexpr int kIq1Group = 8;  // values per grid entry
+int ternary_start(const float* a, const float* w, int n, bool shared_shift, float& dl) {
+    const int patterns = shared_shift ? 2 : 1 << (n / kIq1Group);
+    double best_num2 = 0, best_den = 0;
+    int best_pattern = 0;
+    dl = 0;
+    for (int p = 0; p < patterns; ++p) {
+        float brk[32], start_level[32], step_num[32], step_den[32];  // start_level: each value's as dl -> 0
+        const int shift_bits = shared_shift ? (p ? -1 : 0) : p;  // bit g: group g's shift is -1/8
+#pragma omp simd
+        for (int i = 0; i < n; ++i) {
+            const float sh = (shift_bits >> (i / kIq1Group) & 1) ? -0.125f : 0.125f;
+            const float level = a[i] > 0 ? 1 + sh : a[i] < 0 ? -1 + sh : sh;
+            start_level[i] = level;
+            step_num[i] = w[i] * a[i] * (sh - level);  // moving to the middle level
+            step_den[i] = w[i] * (sh * sh - level * level);
+            brk[i] = a[i] > 0 ? a[i] / (0.5f + sh) : a[i] < 0 ? -a[i] / (0.5f - sh) : 0.0f;
+        }
+        for (int i = n; i < 32; ++i) brk[i] = std::numeric_limits<float>::infinity();
+        // The breakpoints in ascending order (equal ones by index): each one's rank is the
+        // count of those before it, counted on all 32 lanes at once (a sort took most of the time).
+        int rank[32] = {};
+        for (int j = 0; j < n; ++j) {
+            const float bj = brk[j];
+#pragma omp simd
+            for (int i = 0; i < 32; ++i) rank[i] += (bj < brk[i]) | ((bj == brk[i]) & (j < i));
+        }
+        int order[32];
+        for (int i = 0; i < n; ++i) order[rank[i]] = i;
+        double num = 0, den = 0;
+        for (int i = 0; i < n; ++i) {  // (in double, as the start of the sweep's sums)
+            num += static_cast<double>(w[i]) * a[i] * start_level[i];
+            den += static_cast<double>(w[i]) * start_level[i] * start_level[i];
+        }
+        // The lowering num^2 / den compared as num^2 x best_den > best_num2 x den (den > 0).
+        for (int j = 0; j <= n; ++j) {
+            if (j > 0) {
+                const int i = order[j - 1];
+                num += step_num[i];
+                den += step_den[i];
+                if (j < n && brk[order[j]] == brk[i]) continue;  // not an assignment of its own
+            }
+            if (num > 0 && den > 0 && (best_den == 0 || num * num * best_den > best_num2 * den)) {
+                best_num2 = num * num;
+                best_den = den;
+                dl = static_cast<float>(num / den);
+                best_pattern = p;
+            }
+        }
+    }
+    return best_pattern;
+}
+
+// The fit of one super-block by one search (GridSearch::Narrow, Wide or Ternary).
+GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options, GridSearch search) {
+    const bool wide = search == GridSearch::Wide, ternary = search == GridSearch::Ternary && options.signed_grid;
     const int scale_span = options.scale_span;
     const bool parity_signs = options.parity_signs;
     GridFit f;
@@ -805,10 +900,12 @@ GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleC
 
     // Each scale's span on its own (for each half of the grid it may draw from).
     const int half_size = grid.entries / options.entry_halves;
-    auto span_error = [&](int first, float dl_s, uint16_t* entries) {
+    // only_half >= 0: from that half alone.
+    auto span_error = [&](int first, float dl_s, uint16_t* entries, int only_half = -1) {
         float best = std::numeric_limits<float>::infinity();
         uint16_t tmp[64];
         for (int h = 0; h < options.entry_halves; ++h) {
+            if (only_half >= 0 && h != only_half) continue;
             const float err = assign(t, first, per_scale, dl_s, tmp, h * half_size, (h + 1) * half_size);
             if (err < best) {
                 best = err;
@@ -829,14 +926,22 @@ GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleC
         // it; the wide search also at 0.6), and, where that is smaller, on the largest
         // magnitude of an entry of equal ones (for flat spans); the wide search puts it on
         // every smaller magnitude instead.
+        // The ternary search (IQ1) starts from the best fit without the grid alone, and keeps
+        // to the half of the grid of its shift (IQ1_S; IQ1_M's groups choose theirs).
         float starts[16];
-        int n_starts = 0;
-        if (wide) starts[n_starts++] = amax / grid.max_magnitude * 0.6f;
-        for (float factor : {0.75f, 0.9f, 1.05f}) starts[n_starts++] = amax / grid.max_magnitude * factor;
-        if (!wide && grid.flat_magnitude > 0 && grid.flat_magnitude < grid.max_magnitude) starts[n_starts++] = amax / grid.flat_magnitude;
-        if (wide)
-            for (float m : grid.magnitudes)
-                if (m < grid.max_magnitude && n_starts < 16) starts[n_starts++] = amax / m;
+        int n_starts = 0, half = -1;
+        if (ternary) {
+            const int pattern = ternary_start(a + s * scale_span, w + s * scale_span, scale_span, options.entry_halves == 2, starts[0]);
+            n_starts = 1;
+            if (options.entry_halves == 2) half = pattern;
+        } else {
+            if (wide) starts[n_starts++] = amax / grid.max_magnitude * 0.6f;
+            for (float factor : {0.75f, 0.9f, 1.05f}) starts[n_starts++] = amax / grid.max_magnitude * factor;
+            if (!wide && grid.flat_magnitude > 0 && grid.flat_magnitude < grid.max_magnitude) starts[n_starts++] = amax / grid.flat_magnitude;
+            if (wide)
+                for (float m : grid.magnitudes)
+                    if (m < grid.max_magnitude && n_starts < 16) starts[n_starts++] = amax / m;
+        }
         // The rounds from different starts often reach the same scale (a third of the trials
         // on IQ2_XS): a scale tried before gives the same entries and error without a search.
         struct Tried {
@@ -851,7 +956,7 @@ GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleC
                     std::copy(tried[i].entries, tried[i].entries + per_scale, trial + first);
                     return tried[i].err;
                 }
-            const float err = span_error(first, d, trial);
+            const float err = span_error(first, d, trial, half);
             if (n_tried < 64 && per_scale <= 8) {
                 tried[n_tried] = {d, err, {}};
                 std::copy(trial + first, trial + first + per_scale, tried[n_tried++].entries);
@@ -908,14 +1013,15 @@ GridFit fit_grid_search(const float* x, const float* w, const Grid& grid, ScaleC
     }
 
     // Entries for the scales as stored, each code nudged (by up to one, or two in the wide
-    // search) where that helps.
-    const int nudge = wide ? 2 : 1;
+    // search; the ternary search neither nudges nor leaves the half it chose) where that helps.
+    const int nudge = ternary ? 0 : wide ? 2 : 1;
     for (int s = 0; s < scales; ++s) {
         const int first = s * per_scale;
         float best = std::numeric_limits<float>::infinity();
         const int base = f.scale[s];
+        const int half = ternary && options.entry_halves == 2 ? f.entry[first] / half_size : -1;
         for (int c = std::max(0, base - nudge); c <= std::min(code.max_code, base + nudge); ++c) {
-            const float err = span_error(first, code.scale(f.d, c), trial);
+            const float err = span_error(first, code.scale(f.d, c), trial, half);
             if (err < best) {
                 best = err;
                 f.scale[s] = static_cast<uint8_t>(c);
@@ -943,12 +1049,18 @@ double fit_error(const float* x, const float* w, const Grid& grid, ScaleCode cod
 
 }  // namespace
 
+int ternary_start_for_test(const float* a, const float* w, int n, bool shared_shift, float& dl) {
+    if (n < 8 || n > 32 || n % 8 != 0 || (!shared_shift && n > 16)) throw std::invalid_argument("ternary_start_for_test: 8 to 32 values in groups of 8, up to 2 groups without a shared shift");
+    return ternary_start(a, w, n, shared_shift, dl);
+}
+
 GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode code, GridOptions options, GridSearch search) {
     if (const int forced = g_forced_search.load(std::memory_order_relaxed)) search = forced == 1 ? GridSearch::Narrow : GridSearch::Wide;
-    if (search != GridSearch::Both) return fit_grid_search(x, w, grid, code, options, search == GridSearch::Wide);
-    const GridFit narrow = fit_grid_search(x, w, grid, code, options, false);
-    const GridFit wide = fit_grid_search(x, w, grid, code, options, true);
-    return fit_error(x, w, grid, code, options, wide) < fit_error(x, w, grid, code, options, narrow) ? wide : narrow;
+    if (search != GridSearch::Both) return fit_grid_search(x, w, grid, code, options, search);
+    // Both: the type's default search (IQ1's ternary one, else the narrow one) beside the wide one.
+    const GridFit first = fit_grid_search(x, w, grid, code, options, options.signed_grid ? GridSearch::Ternary : GridSearch::Narrow);
+    const GridFit wide = fit_grid_search(x, w, grid, code, options, GridSearch::Wide);
+    return fit_error(x, w, grid, code, options, wide) < fit_error(x, w, grid, code, options, first) ? wide : first;
 }
 
 }  // namespace quant::detail

@@ -262,13 +262,14 @@ void register_iquants(TraitsTable& t) {
     add_block_type<BlockIQ2_S>(t, quantize_iq2_s<GridSearch::Narrow>, {{K::F16, offsetof(BlockIQ2_S, d), "d"}});
     add_block_type<BlockIQ3_XXS>(t, quantize_iq3_xxs<GridSearch::Narrow>, {{K::F16, offsetof(BlockIQ3_XXS, d), "d"}});
     add_block_type<BlockIQ3_S>(t, quantize_iq3_s<GridSearch::Narrow>, {{K::F16, offsetof(BlockIQ3_S, d), "d"}});
-    add_block_type<BlockIQ1_S>(t, quantize_iq1_s<GridSearch::Wide>, {{K::F16, offsetof(BlockIQ1_S, d), "d"}}, true);
-    add_block_type<BlockIQ1_M>(t, quantize_iq1_m<GridSearch::Wide>, {{K::F16Nibbles, offsetof(BlockIQ1_M, scales), "d"}});  // ggml quantizes it without an importance matrix too
+    add_block_type<BlockIQ1_S>(t, quantize_iq1_s<GridSearch::Ternary>, {{K::F16, offsetof(BlockIQ1_S, d), "d"}}, true);
+    add_block_type<BlockIQ1_M>(t, quantize_iq1_m<GridSearch::Ternary>, {{K::F16Nibbles, offsetof(BlockIQ1_M, scales), "d"}});  // ggml quantizes it without an importance matrix too
     // The grid searches (GridSearch): narrow by default on the IQ2 and IQ3 types (the IQ3_XXS
-    // mix, which also takes IQ3_S and IQ2_S, then runs in half the time); wide on IQ1_S and
-    // IQ1_M, where the narrow one measured a higher KL divergence (the tiny model's IQ1_S
-    // mix 0.962 -> 0.986 of llama.cpp's) and no speed is on record to keep up with. --effort
-    // best: both, the better fit of each super-block.
+    // mix, which also takes IQ3_S and IQ2_S, then runs in half the time); ternary on IQ1_S and
+    // IQ1_M (until 2026-12-05 wide: the narrow one measured a higher KL divergence there, the
+    // tiny model's IQ1_S mix 0.962 -> 0.986 of llama.cpp's; the ternary one 0.941, and the
+    // mix in a quarter of the time). --effort best: the default and the wide search, the
+    // better fit of each super-block.
     set_efforts(t, TypeId::IQ2_XXS, nullptr, quantize_iq2_xxs<GridSearch::Both>);
     set_efforts(t, TypeId::IQ2_XS, nullptr, quantize_iq2_xs<GridSearch::Both>);
     set_efforts(t, TypeId::IQ2_S, nullptr, quantize_iq2_s<GridSearch::Both>);
