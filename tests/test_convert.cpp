@@ -493,7 +493,7 @@ TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversi
     const test::TempDir dir;
     Spec s;
     make_hf_model(s, dir / "hf");
-    const std::string folder = (dir / "hf").string();
+    std::string folder = (dir / "hf").string();
     auto r = test::run_gguf("convert " + folder + " --dry-run");
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("model.layers.0.self_attn.q_proj.weight") != std::string::npos);
@@ -513,6 +513,37 @@ TEST_CASE("gguf convert: --dry-run prints the map and writes nothing; a conversi
     r = test::run_gguf("convert " + folder + " --outtype q9_z");
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("'q9_z' is not f32, f16, bf16, q8_0, auto, lossless, or a type or mix") != std::string::npos);
+    r = test::run_gguf("convert " + folder + " --outtype q8_0 --effort quick");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("'quick' is not fast, default or best") != std::string::npos);
+    // q8_0: the default searches its scales; --effort fast rounds as llama.cpp's converter does,
+    // the bytes gguf requant --effort fast writes from the f32 conversion.
+    Spec wide;
+    wide.ff = 64;  // every row a whole number of Q8_0 blocks
+    make_hf_model(wide, dir / "hf64");
+    folder = (dir / "hf64").string();
+    const std::string f32 = (dir / "f32.gguf").string(), fast = (dir / "q8-fast.gguf").string(), searched = (dir / "q8.gguf").string(),
+                      requantized = (dir / "q8-requant.gguf").string();
+    REQUIRE(test::run_gguf("convert " + folder + " --outtype f32 -o " + f32).exit_code == 0);
+    REQUIRE(test::run_gguf("convert " + folder + " --outtype q8_0 --effort fast -o " + fast).exit_code == 0);
+    REQUIRE(test::run_gguf("convert " + folder + " --outtype q8_0 -o " + searched).exit_code == 0);
+    r = test::run_gguf("requant -q " + f32 + " " + requantized + " Q8_0 --pure --effort fast");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const gguf::File a = gguf::File::open(fast), b = gguf::File::open(requantized), c = gguf::File::open(searched);
+    int q8 = 0, differ = 0;
+    for (const gguf::TensorInfo& t : a.tensors()) {
+        if (t.type != gguf::TypeId::Q8_0) continue;
+        CAPTURE(t.name);
+        const gguf::TensorInfo* u = b.find_tensor(t.name);
+        REQUIRE(u);
+        REQUIRE(u->type == gguf::TypeId::Q8_0);
+        const auto x = a.tensor_data(t), y = b.tensor_data(*u), z = c.tensor_data(*c.find_tensor(t.name));
+        CHECK(std::equal(x.begin(), x.end(), y.begin(), y.end()));
+        differ += !std::equal(x.begin(), x.end(), z.begin(), z.end());
+        ++q8;
+    }
+    CHECK(q8 > 0);
+    CHECK(differ > 0);
 }
 
 TEST_CASE("a folder with a SentencePiece tokenizer converts to a model that tokenizes and generates; --vocab-only writes the vocabulary alone") {

@@ -847,18 +847,24 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
         CHECK(searched > kTries / 2);
         CHECK(at_ties > kTries / 4);
         CHECK(one_away > kTries / 20);
-        if (c.type != gguf::TypeId::IQ1_S) continue;
-        // IQ1's fast pass also settles groups whose nearest entries are one or two changes
-        // from their nearest point: groups of values anywhere in the grid's range (so that
-        // the nearest point is mostly no entry), against the scan.
-        int settled_off_grid = 0;
+        // The fast pass also settles groups whose nearest entries are one or two changes from
+        // their nearest point (grid_entry's Settle allows both on every grid; the quantizers
+        // on IQ1's): groups of values anywhere in the grid's range, so that the nearest point
+        // is mostly no entry, against the scan; some answers two changes away, some at ties
+        // (two values on midpoints).
+        int settled_off_grid = 0, two_away = 0;
         for (int t = 0; t < kTries; ++t) {
             const float dl = std::ldexp(0.5f + unit(rng), -10);
             std::vector<float> a(static_cast<size_t>(c.k)), w(a.size());
             for (int j = 0; j < c.k; ++j) {
                 a[static_cast<size_t>(j)] = dl * (c.values.front() - 0.3f + (c.values.back() - c.values.front() + 0.6f) * unit(rng));
-                w[static_cast<size_t>(j)] = rng() % 9 == 0 ? 0.0f : 0.25f + unit(rng);
+                w[static_cast<size_t>(j)] = rng() % 30 == 0 ? 0.0f : 0.25f + unit(rng);
             }
+            if (t % 4 == 3)  // two coordinates on midpoints: equal costs either way
+                for (int m = 0; m < 2; ++m) {
+                    const size_t j = static_cast<size_t>(rng() % static_cast<unsigned>(c.k)), i = rng() % (c.values.size() - 1);
+                    a[j] = dl * ((c.values[i] + c.values[i + 1]) / 2);
+                }
             float v_scan = 0, v = 0;
             const int scan = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Scan, &v_scan);
             const int found = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Settle, &v);
@@ -867,9 +873,19 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
             CHECK(found == scan);
             CHECK(std::bit_cast<uint32_t>(v) == std::bit_cast<uint32_t>(v_scan));
             ++settled_off_grid;
+            int changed = 0;  // coordinates of the answer off their nearest value
+            for (int j = 0; j < c.k; ++j) {
+                float nearest = c.values.front();
+                for (float x : c.values)
+                    if (std::fabs(a[static_cast<size_t>(j)] - dl * x) < std::fabs(a[static_cast<size_t>(j)] - dl * nearest)) nearest = x;
+                changed += value(found % c.entries, j) != nearest;  // (IQ1 part 1: entries 2048 on)
+            }
+            two_away += changed == 2;
         }
-        MESSAGE(name << " part " << c.part << ": the fast pass settled " << settled_off_grid << " of " << kTries << " groups anywhere in the range");
-        CHECK(settled_off_grid > kTries / 4);
+        MESSAGE(name << " part " << c.part << ": the fast pass settled " << settled_off_grid << " of " << kTries
+                     << " groups anywhere in the range, " << two_away << " of them two changes from their nearest point");
+        CHECK(settled_off_grid > kTries / 10);
+        CHECK(two_away > kTries / 100);
     }
 }
 

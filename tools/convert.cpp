@@ -27,7 +27,7 @@ namespace gguf::tools {
 namespace {
 
 struct ConvertArgs {
-    std::string folder, outfile, outtype = "auto", imatrix;
+    std::string folder, outfile, outtype = "auto", imatrix, effort = "default";
     std::vector<std::string> metadata;
     bool dry_run = false, vocab_only = false;
     int threads = 0;
@@ -41,6 +41,9 @@ int run_convert(const ConvertArgs& a) {
     split.max_tensors = a.split_max_tensors;
     convert::ConvertOptions o;
     o.outtype = a.outtype;
+    const std::optional<quant::Effort> effort = quant::effort_from_name(a.effort);
+    if (!effort) throw CLI::ValidationError("--effort", fmt::format("'{}' is not fast, default or best", a.effort));
+    o.effort = *effort;
     for (const std::string& m : a.metadata) o.extra_keys.push_back(parse_key_value(m, "--metadata"));
     if (a.vocab_only) {
         const convert::Plan p = convert::vocab_only_plan(a.folder, o);
@@ -129,13 +132,15 @@ void add_convert(CLI::App& app, std::function<int()>& run) {
     c->add_option("model", a->folder, "The folder: config.json and model.safetensors (or shards with model.safetensors.index.json)")->required();
     c->add_option("-o,--outfile", a->outfile, "Output file (default: FOLDER/NAME-TYPE.gguf)");
     c->add_option("--outtype", a->outtype,
-                  "f32, f16, bf16, q8_0 (every matrix of that type, as llama.cpp's converter writes them), auto (16-bit sources keep their "
+                  "f32, f16, bf16, q8_0 (every matrix of that type; q8_0 searches its scales, --effort fast rounds as llama.cpp's converter "
+                  "does), auto (16-bit sources keep their "
                   "type, f32 becomes f16), lossless (a quantized checkpoint's layers in the GGUF type that holds their values exactly, "
                   "else F32; dense matrices keep their type), or any type or mix gguf requant knows (Q4_K_M, IQ4_XS, ...: llama.cpp's "
                   "per-tensor rules, quantized straight from the checkpoint)")
         ->capture_default_str();
     c->add_option("--imatrix", a->imatrix, "Importance matrix for the quantized types (either of llama.cpp's formats), as gguf requant takes it")
         ->type_name("FILE");
+    c->add_option("--effort", a->effort, "How hard the quantizers search, as gguf requant --effort: fast, default or best")->capture_default_str();
     add_threads_option(c, a->threads, "-t,--threads");
     auto* split_size = c->add_option("--split-max-size", a->split_max_size,
                                      "Write a split set (llama-gguf-split's names and partition) of parts up to SIZE of tensor data (500M, 2G)")

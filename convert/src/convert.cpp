@@ -517,6 +517,7 @@ Plan plan(const std::filesystem::path& folder, const Checkpoint& weights, const 
             if (!t.quantized.empty() && t.type == TypeId::F16 && widest == TypeId::BF16) t.type = TypeId::BF16;
     if (lossless) p.file_type = lossless_file_type(p);
     if (mix) apply_mix(p, *mix, options.imatrix);
+    p.effort = options.effort;
     weights.release_pages();  // what the checks above read (scales, zeros, g_idx) is read again when written
     add_model_keys(p);
     if (options.tokenizer) add_tokenizer(p, folder);
@@ -558,7 +559,7 @@ std::span<const float> importance_of(const TensorPlan& t, uint64_t r, uint64_t p
 
 // Rows [begin, end) of an imported tensor: decoded exactly, then written losslessly from the
 // codes, as F32, or quantized; `errors` (indexed by row) gets what the written row lost.
-void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, kernels::ErrorStats* errors) {
+void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, kernels::ErrorStats* errors, quant::Effort effort) {
     const uint64_t cols = t.shape[0], per_source = t.quantized[0]->rows();
     const auto out_bytes = static_cast<size_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
     std::vector<float> exact(static_cast<size_t>(cols)), back, scratch;
@@ -574,7 +575,7 @@ void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, u
             (t.type == TypeId::F16 ? kernels::dequantize_f16 : kernels::dequantize_bf16)(TypeId::F32, exact_bytes,
                                                                                          std::span<uint16_t>(reinterpret_cast<uint16_t*>(out), static_cast<size_t>(cols)),
                                                                                          kernels::active_isa());
-        else quant::quantize(t.type, exact, static_cast<int64_t>(cols), importance_of(t, r, per_source), bytes, static_cast<int64_t>(r));
+        else quant::quantize(t.type, exact, static_cast<int64_t>(cols), importance_of(t, r, per_source), bytes, static_cast<int64_t>(r), effort);
         if (!errors && !t.exact_blocks) continue;
         back.resize(static_cast<size_t>(cols));
         kernels::dequantize(t.type, bytes, back);
@@ -597,8 +598,8 @@ void convert_quantized_rows(const TensorPlan& t, uint64_t begin, uint64_t end, u
 // Output rows [begin, end) of `t` into `out` (their bytes back to back): each source row
 // converted by the SIMD kernels (exact widening, round-to-nearest-even narrowing) or
 // quantized.
-void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, kernels::ErrorStats* errors) {
-    if (!t.quantized.empty()) return convert_quantized_rows(t, begin, end, out, errors);
+void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* out, kernels::ErrorStats* errors, quant::Effort effort) {
+    if (!t.quantized.empty()) return convert_quantized_rows(t, begin, end, out, errors, effort);
     if (!t.source) {  // computed: F32 values
         std::memcpy(out, t.values.data() + begin * t.shape[0], static_cast<size_t>((end - begin) * t.shape[0] * sizeof(float)));
         return;
@@ -626,13 +627,14 @@ void convert_rows(const TensorPlan& t, uint64_t begin, uint64_t end, uint8_t* ou
                 continue;
             }
             quant::quantize(t.type, floats, static_cast<int64_t>(cols), importance_of(t, r, per_source), std::span<uint8_t>(out, out_bytes),
-                            static_cast<int64_t>(r));
+                            static_cast<int64_t>(r), effort);
         }
     }
 }
 
 // A tensor's rows in chunks (about 8 MiB out) converted on the threads, written in order.
-void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int threads, gguf::ByteSink& sink, kernels::ErrorStats* errors) {
+void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int threads, gguf::ByteSink& sink, kernels::ErrorStats* errors,
+                   quant::Effort effort) {
     const uint64_t chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
     std::vector<uint8_t> buffer(static_cast<size_t>(std::min(rows, chunk) * row_bytes));
     quant::RunOptions run;
@@ -642,7 +644,8 @@ void stream_tensor(const TensorPlan& t, uint64_t rows, uint64_t row_bytes, int t
         quant::default_executor().run(
             static_cast<int64_t>(n),
             [&](int64_t b, int64_t e) {
-                convert_rows(t, r0 + static_cast<uint64_t>(b), r0 + static_cast<uint64_t>(e), buffer.data() + static_cast<uint64_t>(b) * row_bytes, errors);
+                convert_rows(t, r0 + static_cast<uint64_t>(b), r0 + static_cast<uint64_t>(e), buffer.data() + static_cast<uint64_t>(b) * row_bytes, errors,
+                             effort);
             },
             run);
         sink.write(std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n * row_bytes)));
@@ -705,10 +708,11 @@ std::vector<std::filesystem::path> write(const Plan& plan, const std::filesystem
         ++in_part;
         const uint64_t cols = t.shape[0], rows = t.rows();
         const auto row_bytes = static_cast<uint64_t>(quant::row_bytes(t.type, static_cast<int64_t>(cols)));
-        parts[part].add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, report, total = plan.tensors.size()](gguf::ByteSink& sink) {
+        parts[part].add_tensor(t.name, t.type, t.shape, [&t, &progress, &done, threads, rows, row_bytes, report, total = plan.tensors.size(),
+                                                         effort = plan.effort](gguf::ByteSink& sink) {
             try {
                 std::vector<kernels::ErrorStats> errors(report ? static_cast<size_t>(rows) : 0);
-                stream_tensor(t, rows, row_bytes, threads, sink, report ? errors.data() : nullptr);
+                stream_tensor(t, rows, row_bytes, threads, sink, report ? errors.data() : nullptr, effort);
                 // The checkpoint's pages of this tensor are not needed again.
                 for (const auto& q : t.quantized)
                     for (const SafeTensor* piece : q->parts()) release_pages(piece->data);

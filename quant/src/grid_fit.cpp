@@ -306,8 +306,8 @@ inline float scan_v(float dl, float A, float B) { return dl * (dl * B - 2 * A); 
 // proves it, on lanes. Proven: a group whose nearest point (every coordinate on its nearest
 // value) is an entry, every other point further by more than T, its bound (from `bound`:
 // lattice_search's slack plus this pass's own float error). With one_away also a group
-// whose nearest point is no entry, where the candidates are its entries one coordinate
-// away (see below). Each proven group's entry goes to entry[q] and the scan's v_e to v[q],
+// whose nearest point is no entry, where the candidates are its entries one or two
+// coordinates away (see below). Each proven group's entry goes to entry[q] and the scan's v_e to v[q],
 // and bit q of the result is set. The nearest values come from compares with the
 // midpoints; where one is wrong (a value on a midpoint) its neighbour is no further, and
 // the group is left to the search or the scan.
@@ -407,8 +407,9 @@ template <int K, int NV>
                 Candidate candidate[K * (NV - 1) * (K * (NV - 1) + 1) / 2];
                 int candidates = 0;
                 float found = inf;
+                const float two_bound = two + margin;  // the singles split at it once: none dropped, none twice
                 for (int ci = 0; ci < changes; ++ci) {
-                    const int f = change[ci].excess <= two + margin ? l.entry[static_cast<size_t>(at + change[ci].step)] : -1;
+                    const int f = change[ci].excess <= two_bound ? l.entry[static_cast<size_t>(at + change[ci].step)] : -1;
                     if (f < 0) continue;
                     candidate[candidates++] = {change[ci].excess, f, ci, -1};
                     found = std::min(found, change[ci].excess);
@@ -416,7 +417,7 @@ template <int K, int NV>
                 float limit = found + margin;
                 if (!(limit < two)) {  // a point two changes away may be nearer: those too, and the single changes up to three
                     for (int ci = 0; ci < changes; ++ci) {
-                        const int f = change[ci].excess <= two + margin ? -1 : l.entry[static_cast<size_t>(at + change[ci].step)];
+                        const int f = change[ci].excess <= two_bound ? -1 : l.entry[static_cast<size_t>(at + change[ci].step)];
                         if (f < 0) continue;
                         candidate[candidates++] = {change[ci].excess, f, ci, -1};
                         found = std::min(found, change[ci].excess);

@@ -80,7 +80,7 @@ struct GridFit {
 //   three levels without the grid (an exact sweep over the scale); the shift of that fit
 //   (IQ1_S) fixes the half of the grid the span draws from; then the same rounds of nearest
 //   entries and least-squares refits, and the entries for the scale as stored, not nudged.
-//   About 5x faster than Wide on IQ1_S, 2.5x on IQ1_M (README, "IQ1: the ternary search").
+//   About 6x faster than Wide on IQ1_S, 3.5x on IQ1_M (README, "IQ1: the ternary search").
 // - Both (--effort best): the type's default search (Ternary on IQ1, else Narrow) and Wide,
 //   keeping the fit of less error in the fits' weights over each super-block (the default
 //   one on a tie).

@@ -147,7 +147,7 @@ void quantize_q5_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 // KL divergence.) Without them (until 2026-12-05 every effort wrote llama.cpp's rounding), the
 // tiny model's Q8_0 mix 1.000 -> 0.960 (default) and 0.853 (best) of llama.cpp's file's mean KL
 // divergence; the trained model's Q8_0 (no imatrix; its held-out text, c = 256, ggml
-// activations) 0.952 and 0.935 of the rounding's; the 984 MB model's Q8_0 mix 0.41 -> 0.91 s.
+// activations) 0.952 and 0.935 of the rounding's; the 984 MB model's Q8_0 mix 0.46 -> 0.96 s.
 constexpr Search kFastQ8_0{0, 0, true}, kDefaultQ8_0{3, 0, true}, kBestQ8_0{10, 0, true};
 // std::round for |v| < 2^23 (halves away from zero) as an integer, with integer selects
 // only so that the loop vectorizes: a - trunc(a) is exact there.

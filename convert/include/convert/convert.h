@@ -23,6 +23,7 @@
 #include "gguf/types.h"
 #include "gguf/value.h"
 #include "quant/imatrix.h"
+#include "quant/quant.h"
 
 namespace convert {
 
@@ -60,6 +61,7 @@ std::vector<std::string> supported_architectures();
 struct ConvertOptions {
     std::string outtype = "auto";
     const quant::ImportanceMatrix* imatrix = nullptr;
+    quant::Effort effort = quant::Effort::Default;  // how hard the quantizers search (gguf requant --effort)
     std::vector<std::pair<std::string, gguf::OwnedValue>> extra_keys;  // set last (tokenizer, --metadata)
     bool tokenizer = true;  // false: no tokenizer keys (a plan read for its weights alone)
 };
@@ -93,6 +95,7 @@ struct Plan {
     std::vector<TensorPlan> tensors;
     uint32_t file_type = 0;  // general.file_type
     std::string tokenizer;   // what the tokenizer keys hold ("gpt2 (llama-bpe), 128256 tokens"); "" without one
+    quant::Effort effort = quant::Effort::Default;  // ConvertOptions::effort, for the quantized types
 };
 
 // Output rows [begin, end) of `t` as F32, exactly as the checkpoint defines them (dense
