@@ -407,21 +407,22 @@ template <int K, int NV>
                 Candidate candidate[K * (NV - 1) * (K * (NV - 1) + 1) / 2];
                 int candidates = 0;
                 float found = inf;
-                const float two_bound = two + margin;  // the singles split at it once: none dropped, none twice
-                for (int ci = 0; ci < changes; ++ci) {
-                    const int f = change[ci].excess <= two_bound ? l.entry[static_cast<size_t>(at + change[ci].step)] : -1;
-                    if (f < 0) continue;
-                    candidate[candidates++] = {change[ci].excess, f, ci, -1};
-                    found = std::min(found, change[ci].excess);
-                }
-                float limit = found + margin;
-                if (!(limit < two)) {  // a point two changes away may be nearer: those too, and the single changes up to three
+                // The entries one change away, those up to two + margin or those beyond it (the
+                // bound computed once, so that none is dropped or taken twice).
+                const float two_bound = two + margin;
+                auto add_singles = [&](bool beyond_two) {
                     for (int ci = 0; ci < changes; ++ci) {
-                        const int f = change[ci].excess <= two_bound ? -1 : l.entry[static_cast<size_t>(at + change[ci].step)];
+                        if ((change[ci].excess <= two_bound) == beyond_two) continue;
+                        const int f = l.entry[static_cast<size_t>(at + change[ci].step)];
                         if (f < 0) continue;
                         candidate[candidates++] = {change[ci].excess, f, ci, -1};
                         found = std::min(found, change[ci].excess);
                     }
+                };
+                add_singles(false);
+                float limit = found + margin;
+                if (!(limit < two)) {  // a point two changes away may be nearer: those too, and the single changes up to three
+                    add_singles(true);
                     for (int c1 = 0; c1 < changes; ++c1)
                         for (int c2 = c1 + 1; c2 < changes; ++c2) {
                             const float x = change[c1].excess + change[c2].excess;
@@ -797,7 +798,7 @@ namespace {
 
 std::atomic<int> g_forced_search{0};  // testing::force_grid_search: 0 none, 1 narrow, 2 wide
 
-// IQ1's starting scale for a span of n values a (weights w, groups of k), from the ternary fit
+// IQ1's starting scale for a span of n values a (weights w, groups of 8), from the ternary fit
 // without the grid: each value on one of the levels dl (-1 + s), dl s, dl (1 + s), s = +-1/8
 // its group's shift. For a given dl the nearest level of a value a > 0 is the top one until
 // dl passes a / (1/2 + s), then the middle one; of a < 0 the bottom one until -a / (1/2 - s)
