@@ -464,8 +464,8 @@ TEST_CASE("IQ1's ternary start: no scale of a dense scan fits the three levels b
     auto error = [](const float* a, const float* w, int n, int k, bool shared, int pattern, double dl) {
         double e = 0;
         for (int i = 0; i < n; ++i) {
-            const double sh = (shared ? pattern == 1 : (pattern >> (i / k) & 1)) ? -0.125 : 0.125, best = std::min(
-                {std::fabs(a[i] - dl * (-1 + sh)), std::fabs(a[i] - dl * sh), std::fabs(a[i] - dl * (1 + sh))});
+            const double sh = (shared ? pattern == 1 : (pattern >> (i / k) & 1)) ? -0.125 : 0.125;
+            const double best = std::min({std::fabs(a[i] - dl * (-1 + sh)), std::fabs(a[i] - dl * sh), std::fabs(a[i] - dl * (1 + sh))});
             e += w[i] * best * best;
         }
         return e;

@@ -41,9 +41,7 @@ int run_convert(const ConvertArgs& a) {
     split.max_tensors = a.split_max_tensors;
     convert::ConvertOptions o;
     o.outtype = a.outtype;
-    const std::optional<quant::Effort> effort = quant::effort_from_name(a.effort);
-    if (!effort) throw CLI::ValidationError("--effort", fmt::format("'{}' is not fast, default or best", a.effort));
-    o.effort = *effort;
+    o.effort = parse_effort(a.effort);
     for (const std::string& m : a.metadata) o.extra_keys.push_back(parse_key_value(m, "--metadata"));
     if (a.vocab_only) {
         const convert::Plan p = convert::vocab_only_plan(a.folder, o);

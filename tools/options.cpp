@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -89,6 +90,12 @@ std::pair<std::string, OwnedValue> parse_key_value(const std::string& s, const s
         throw CLI::ValidationError(option, fmt::format("'{}': '{}' is not a valid {} ({})", s, value, type, expected));
     }
     throw CLI::ValidationError(option, fmt::format("'{}': type '{}' is not int, float, bool or str", s, type));
+}
+
+quant::Effort parse_effort(const std::string& s) {
+    const std::optional<quant::Effort> effort = quant::effort_from_name(s);
+    if (!effort) throw CLI::ValidationError("--effort", fmt::format("'{}' is not fast, default or best", s));
+    return *effort;
 }
 
 uint64_t parse_size(const std::string& s, const std::string& option) {

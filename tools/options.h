@@ -8,6 +8,7 @@
 
 #include "gguf/model.h"
 #include "gguf/value.h"
+#include "quant/quant.h"
 
 namespace gguf::tools {
 
@@ -31,5 +32,8 @@ std::pair<std::string, OwnedValue> parse_key_value(const std::string& s, const s
 // "2G"; decimals taken exactly: "1.5G" is 1.5e9 bytes where llama-gguf-split reads 1G).
 // Throws CLI::ValidationError naming `option`.
 uint64_t parse_size(const std::string& s, const std::string& option);
+
+// --effort fast|default|best (gguf requant, gguf convert). Throws CLI::ValidationError.
+quant::Effort parse_effort(const std::string& s);
 
 }  // namespace gguf::tools

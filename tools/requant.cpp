@@ -173,9 +173,7 @@ int run_requant(const RequantOptions& o) {
     for (const std::string& s : o.exclude) r.exclude_weights.push_back(parse_regex("--exclude-weights", s));
     for (const std::string& s : o.overrides) r.overrides.push_back(parse_key_value(s, "--override-kv"));
     r.allow_requantize = o.allow_requantize;
-    const std::optional<quant::Effort> effort = quant::effort_from_name(o.effort);
-    if (!effort) throw CLI::ValidationError("--effort", fmt::format("'{}' is not fast, default or best", o.effort));
-    r.effort = *effort;
+    r.effort = parse_effort(o.effort);
     r.scale_fit = o.unbiased_scales ? quant::ScaleFit::Unbiased : o.least_squares_scales ? quant::ScaleFit::LeastSquares : quant::ScaleFit::Default;
     r.direct_io = !o.no_direct_io;
     if (o.positional_threads && o.threads && *o.positional_threads != o.threads)
