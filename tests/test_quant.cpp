@@ -771,7 +771,7 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
             default: return static_cast<float>(static_cast<int8_t>(g.iq1s[e] >> (8 * j))) + (c.part ? -0.125f : 0.125f);
             }
         };
-        int settled = 0, searched = 0, at_ties = 0, one_away = 0;
+        int settled = 0, searched = 0, at_ties = 0, one_away = 0, near = 0;
         constexpr int kTries = 4000;
         for (int t = 0; t < kTries; ++t) {
             const float dl = std::ldexp(0.5f + unit(rng), -10);
@@ -828,10 +828,10 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
             }
             float v_scan = 0, v = 0;
             const int scan = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Scan, &v_scan);
-            for (GridWay way : {GridWay::Settle, GridWay::Search}) {
+            for (GridWay way : {GridWay::Settle, GridWay::Search, GridWay::Near}) {
                 const int found = quant::testing::grid_entry(c.type, c.part, a, w, dl, way, &v);
                 if (found < 0) continue;
-                (way == GridWay::Settle ? settled : searched)++;
+                (way == GridWay::Settle ? settled : way == GridWay::Search ? searched : near)++;
                 at_ties += tie;
                 one_away += way == GridWay::Settle && t % 3 == 2;
                 if (found != scan || std::bit_cast<uint32_t>(v) != std::bit_cast<uint32_t>(v_scan)) {
@@ -847,12 +847,13 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
         CHECK(searched > kTries / 2);
         CHECK(at_ties > kTries / 4);
         CHECK(one_away > kTries / 20);
+        CHECK(near > kTries / 8);
         // The fast pass also settles groups whose nearest entries are one or two changes from
         // their nearest point (grid_entry's Settle allows both on every grid; the quantizers
         // on IQ1's): groups of values anywhere in the grid's range, so that the nearest point
         // is mostly no entry, against the scan; some answers two changes away, some at ties
         // (two values on midpoints).
-        int settled_off_grid = 0, two_away = 0;
+        int settled_off_grid = 0, two_away = 0, near_off_grid = 0;
         for (int t = 0; t < kTries; ++t) {
             const float dl = std::ldexp(0.5f + unit(rng), -10);
             std::vector<float> a(static_cast<size_t>(c.k)), w(a.size());
@@ -867,6 +868,13 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
                 }
             float v_scan = 0, v = 0;
             const int scan = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Scan, &v_scan);
+            // The near entries of the nearest point (IQ3_S's and IQ2_S's grids) answer as the scan.
+            if (const int at = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Near, &v); at >= 0) {
+                CAPTURE(t);
+                CHECK(at == scan);
+                CHECK(std::bit_cast<uint32_t>(v) == std::bit_cast<uint32_t>(v_scan));
+                ++near_off_grid;
+            }
             const int found = quant::testing::grid_entry(c.type, c.part, a, w, dl, GridWay::Settle, &v);
             if (found < 0) continue;
             CAPTURE(t);
@@ -886,6 +894,11 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
                      << " groups anywhere in the range, " << two_away << " of them two changes from their nearest point");
         CHECK(settled_off_grid > kTries / 10);
         CHECK(two_away > kTries / 100);
+        // On IQ3_S's and IQ2_S's grids the near entries settle most groups anywhere in the range
+        // (the nearest point is mostly no entry there); elsewhere only those whose nearest point
+        // is one.
+        MESSAGE(name << " part " << c.part << ": the near entries settled " << near_off_grid << " of those groups");
+        if (c.type == gguf::TypeId::IQ3_S || c.type == gguf::TypeId::IQ2_S) CHECK(near_off_grid > kTries / 2);
     }
 }
 

@@ -16,6 +16,16 @@ struct Lattice {
     float mid[7] = {};  // between value i and i + 1 (exact: the values are small multiples of 1/8)
     float max_abs = 0;
     std::vector<int16_t> entry;  // nv^k numbers
+    // For each point that is no entry (IQ3_S's and IQ2_S's grids), the entries that may be the
+    // nearest to values whose nearest point it is, when every value is further than the
+    // fast pass's bound from the midpoints around it (the others are further than one of
+    // these by more than that bound: see `with_near_entries`): those of the point's number p
+    // are near_entry[near_first[p] .. near_first[p + 1]), each list padded with its last entry
+    // to a multiple of 8; near_digits holds each one's point, coordinate j's value index in
+    // byte j. Empty where not built.
+    std::vector<uint32_t> near_first;
+    std::vector<int32_t> near_entry;
+    std::vector<uint32_t> near_digits;
 };
 
 // A grid unpacked to floats, by coordinate (so that searches run across entries): entry e's

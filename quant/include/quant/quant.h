@@ -184,10 +184,12 @@ bool use_avx512(bool on);
 // One group's entry as the grid search of `type` (IQ2_XXS/XS/S, IQ3_XXS/S, IQ1_S) chooses it,
 // for targets a and weights w (one group: 4 or 8 values) at scale dl, among the entries of
 // part `part` of the grid (IQ1: 0 for the +1/8 shift, 1 for -1/8; others: 0, the whole
-// grid). How: GridWay::Scan, every entry (the reference); Settle, the lattice's fast pass;
-// Search, the lattice's search. -1 where that way leaves the group to a scan; v: the error
-// term the search compares (its bits are the scan's).
-enum class GridWay { Scan, Settle, Search };
+// grid). How: GridWay::Scan, every entry (the reference); Settle, the lattice's fast pass
+// with the entries one or two changes from the nearest point; Near, the fast pass with the
+// nearest point's near entries (IQ3_S, IQ2_S; elsewhere only groups whose nearest point is
+// an entry); Search, the lattice's search. -1 where that way leaves the group to a scan; v:
+// the error term the search compares (its bits are the scan's).
+enum class GridWay { Scan, Settle, Search, Near };
 int grid_entry(TypeId type, int part, std::span<const float> a, std::span<const float> w, float dl, GridWay way, float* v = nullptr);
 }  // namespace testing
 
