@@ -912,7 +912,8 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
 // without it the same day (the search replaced llama.cpp's rounding, which is its fast effort now
 // and keeps its earlier pins), and
 // Q5_K's (Search{2, 2} and the super-block refit, 2026-12-05; before: 0x1e6179fad25afce5,
-// 0x2195b518ef4b66cd), and their new hashes are the lanes' output, whose block fits
+// 0x2195b518ef4b66cd), and Q4_1's and Q5_1's without importance (one refit from three starts,
+// 2026-12-05; before: 0xc660998b5c448935, 0x02166814d3a03df1), and their new hashes are the lanes' output, whose block fits
 // test_quant_fits.cpp compares with the one-block fit.
 TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvectorized fits") {
     const IntegerRows rows(true);
@@ -923,9 +924,9 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
     };
     const Expected expected[] = {
         {"q4_0", 0x5e5ee86e5e4cd0c1ull, 0x3517001fb463b160ull, 0xc943f9e7bac17abcull},  // Q4_0's one-refit default (2026-12-04)
-        {"q4_1", 0xc660998b5c448935ull, 0x79eb1c1b63b11390ull, 0x588f07560104ca37ull},
+        {"q4_1", 0xe4e6e9a8c0a7b61eull, 0x79eb1c1b63b11390ull, 0x588f07560104ca37ull},
         {"q5_0", 0x3f81e054ad8be89bull, 0x014fb6ae75eddf95ull, 0xda74107059ddeb6dull},
-        {"q5_1", 0x02166814d3a03df1ull, 0x2b674d31a21ba357ull, 0xde25d1b2b3c8d9c8ull},
+        {"q5_1", 0x640a2a0969b714d3ull, 0x2b674d31a21ba357ull, 0xde25d1b2b3c8d9c8ull},
         {"q8_0", 0x39fb9c65242d01a9ull, 0x6d4c56f624500df1ull, 0xfa45b9f55203c6e5ull},  // Q8_0's bound-refit search (2026-12-05), without importance too (fast: the rounding)
         {"q2_K", 0x0b69c04cf15640a5ull, 0x6e8546e8964e85e4ull, 0},
         {"q3_K", 0xe149a85e27e5e750ull, 0x9449eaf852599367ull, 0},
@@ -998,10 +999,10 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         {"q4_0", 2848, tiny, 0x5388edf39e7fa1e4ull, 0xfbc36ff66f6dcbdaull, 0x17e45b715989391aull},  // as above
         {"q5_0", 2848, tiny, 0xbcd42c6718f8832aull, 0x4438027e736b9914ull, 0x9da690b5cf37d45eull},
         {"q8_0", 2848, 1, 0x24ee7b7b3833cc29ull, 0xc72888b7a1dfc8e7ull, 0x2f95e37864ebdb91ull},  // as above (weighted before: 0x90bd8c8f400df540)
-        {"q4_1", 2848, 1, 0x81542bdd926fbfd1ull, 0xa9922d94139fb113ull, 0xe11439396ce26f8dull},
-        {"q5_1", 2848, 1, 0x71f8499587244309ull, 0x7a17d982d13866afull, 0x25c25782bc4eb197ull},
-        {"q4_1", 2848, tiny, 0x65832842004b6813ull, 0xa11035331a881671ull, 0x99da4345274b7665ull},
-        {"q5_1", 2848, tiny, 0x2cb5ff306d1210c4ull, 0xb4768b636846d7c2ull, 0xceed88b2573750b1ull},
+        {"q4_1", 2848, 1, 0x069330118d596d75ull, 0xa9922d94139fb113ull, 0xe11439396ce26f8dull},
+        {"q5_1", 2848, 1, 0x5eb75e61f331f9acull, 0x7a17d982d13866afull, 0x25c25782bc4eb197ull},
+        {"q4_1", 2848, tiny, 0xe2ae13f80479ea82ull, 0xa11035331a881671ull, 0x99da4345274b7665ull},
+        {"q5_1", 2848, tiny, 0x6a209c13607e6db0ull, 0xb4768b636846d7c2ull, 0xceed88b2573750b1ull},
         {"q8_0", 2848, tiny, 0xde8936ee430dbf3dull, 0xde8936ee430dbf3dull, 0x9f7f040bd981bbc6ull},  // scales of a few f16 subnormal steps: the same choice whatever the weights
         {"iq4_nl", 2848, 1, 0x375e3639c5103fc1ull, 0x5d7e0f5b483989eaull, 0},
         {"iq4_nl", 2848, tiny, 0xc129799854c4713cull, 0x07e431f7eb61cf72ull, 0},

@@ -2,7 +2,7 @@
 // the one-block version chooses, bit for bit, for every search the quantizers use. The pinned
 // hashes in test_quant cover whole rows; these cover the searches one sub-block at a time, so
 // that a search setting new to a type (Q6_K's Search{6, 0}, Q4_0's Search{1, 1}, Q8_0's
-// bound refits) is checked
+// bound refits, Q4_1's and Q5_1's Search{1, 1} without importance) is checked
 // against the one-block code rather than only against its own earlier output.
 #include <doctest/doctest.h>
 
@@ -110,7 +110,9 @@ TEST_CASE("the affine fits on eight and sixteen lanes choose the one-block fit's
         {"q5_K sub-blocks before 2026-12-05", 32, 31, false, true, Search{0, 2}},
         {"q4_K sub-blocks, best effort", 32, 15, false, true, Search{8, 2}},
         {"q5_K sub-blocks, best effort", 32, 31, false, true, Search{8, 2}},
-        {"q4_1 blocks", 32, 15, true, false, Search{}},
+        {"q4_1 blocks with importance", 32, 15, true, false, Search{}},
+        {"q4_1 blocks without importance", 32, 15, true, false, Search{1, 1}},
+        {"q5_1 blocks without importance", 32, 31, true, false, Search{1, 1}},
     };
     const bool has_avx512 = quant::testing::use_avx512(true);
     for (const Kind& k : kinds) {
