@@ -20,7 +20,9 @@
 // BENCH_BASELINE="COMMAND": with MIXES, also runs `COMMAND [--imatrix FILE] IN OUT MIX 2`
 // (llama-quantize's command line, which gguf requant also takes; COMMAND is split at spaces)
 // after each of our runs, in the same run: its median wall time and how many times faster we
-// are. BENCH_BASELINE=/path/to/llama-quantize is the comparison measured here;
+// are. BENCH_BASELINE=/path/to/llama-quantize is the comparison measured here; where
+// there is no such binary, BENCH_BASELINE=scripts/libllama-quantize (with LLAMA_LIB set: see
+// that script) runs llama.cpp's quantizer through a prebuilt libllama;
 // BENCH_BASELINE="/path/to/older/gguf requant" measures a change.
 #include <fmt/format.h>
 #include <sys/resource.h>
