@@ -832,7 +832,7 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
                 const int found = quant::testing::grid_entry(c.type, c.part, a, w, dl, way, &v);
                 if (found < 0) continue;
                 (way == GridWay::Settle ? settled : way == GridWay::Search ? searched : near)++;
-                at_ties += tie;
+                at_ties += tie && way != GridWay::Near;
                 one_away += way == GridWay::Settle && t % 3 == 2;
                 if (found != scan || std::bit_cast<uint32_t>(v) != std::bit_cast<uint32_t>(v_scan)) {
                     CAPTURE(t);
@@ -899,6 +899,61 @@ TEST_CASE("the grid lattice answers as the scan of every entry, at ties within f
         // is one.
         MESSAGE(name << " part " << c.part << ": the near entries settled " << near_off_grid << " of those groups");
         if (c.type == gguf::TypeId::IQ3_S || c.type == gguf::TypeId::IQ2_S) CHECK(near_off_grid > kTries / 2);
+    }
+}
+
+// The near-entry lists, point by point: for every point of IQ3_S's and IQ2_S's lattices, groups
+// of values inside its cell (each coordinate up to 45% of the way to either neighbouring
+// value, and past the end values where the cell is open) with random weights, answered by the
+// point's list as the scan answers them. Every such group is answered (no point lacks its
+// list), so a list that lost an entry which wins anywhere in its cell fails here.
+TEST_CASE("the near entries of every lattice point answer as the scan, all over the point's cell") {
+    using quant::testing::GridWay;
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> unit(0, 1);
+    struct Case {
+        gguf::TypeId type;
+        int k;
+        std::vector<float> values;
+    };
+    const Case cases[] = {
+        {gguf::TypeId::IQ3_S, 4, {1, 3, 5, 7, 9, 11, 13, 15}},
+        {gguf::TypeId::IQ2_S, 8, {8, 25, 43}},
+    };
+    for (const Case& c : cases) {
+        const std::string name(gguf::type_info(c.type).name);
+        CAPTURE(name);
+        const int nv = static_cast<int>(c.values.size());
+        int points = 1;
+        for (int j = 0; j < c.k; ++j) points *= nv;
+        int groups = 0, answered = 0;
+        for (int pt = 0; pt < points; ++pt)
+            for (int sample = 0; sample < 2; ++sample) {
+                const float dl = std::ldexp(0.5f + unit(rng), -8);
+                std::vector<float> a(static_cast<size_t>(c.k)), w(a.size());
+                for (int j = 0, r = pt; j < c.k; ++j, r /= nv) {
+                    const int i = r % nv;
+                    const float below = i > 0 ? c.values[static_cast<size_t>(i - 1)] : c.values[0] - 2 * (c.values[1] - c.values[0]);
+                    const float above = i + 1 < nv ? c.values[static_cast<size_t>(i + 1)] : c.values.back() + 2 * (c.values.back() - c.values[static_cast<size_t>(nv - 2)]);
+                    const float u = 0.9f * unit(rng) - 0.45f;
+                    const float x = c.values[static_cast<size_t>(i)] + (u < 0 ? -u * (below - c.values[static_cast<size_t>(i)]) : u * (above - c.values[static_cast<size_t>(i)]));
+                    a[static_cast<size_t>(j)] = dl * x;
+                    w[static_cast<size_t>(j)] = 0.25f + 2 * unit(rng);
+                }
+                float v_scan = 0, v = 0;
+                const int scan = quant::testing::grid_entry(c.type, 0, a, w, dl, GridWay::Scan, &v_scan);
+                const int found = quant::testing::grid_entry(c.type, 0, a, w, dl, GridWay::Near, &v);
+                ++groups;
+                if (found < 0) continue;
+                ++answered;
+                if (found != scan || std::bit_cast<uint32_t>(v) != std::bit_cast<uint32_t>(v_scan)) {
+                    CAPTURE(pt);
+                    CHECK(found == scan);
+                    CHECK(v == v_scan);
+                }
+            }
+        MESSAGE(name << ": " << answered << " of " << groups << " groups answered by the near entries");
+        CHECK(answered == groups);
     }
 }
 

@@ -30,7 +30,8 @@ inline float as_stored_f16(float v) { return half_bits_to_float(float_to_half_bi
 
 // How hard the fits below search: starting scales either side of the obvious one, and
 // rounds of (least-squares refit, new codes) from each (see fit.cpp). The default suits the
-// affine legacy blocks (q4_1, q5_1: less costs them up to 1.5% on the rmse.tsv rows). The
+// affine legacy blocks with importance (q4_1, q5_1: less costs them up to 1.5% on the rmse.tsv
+// rows; without importance they take {1, 1}, legacy.cpp). The
 // symmetric ones (q4_0, q5_0) keep their error with {1, 2}, and so do the k-quants'
 // sub-blocks, whose scales are refined again when quantized ({0, 2} for 5- and 6-bit codes),
 // in well under half the time.

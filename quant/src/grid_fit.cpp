@@ -249,6 +249,13 @@ constexpr I8 kLane = {0, 1, 2, 3, 4, 5, 6, 7};
     at = other ? at2 : at;
 }
 
+// The least (v, at) pair of the eight lanes, into lane 0: folded pairwise.
+[[gnu::always_inline]] inline void fold_to_lane0(F8& v, I8& at) {
+    fold_lanes(v, at, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3), __builtin_shufflevector(at, at, 4, 5, 6, 7, 0, 1, 2, 3));
+    fold_lanes(v, at, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5), __builtin_shufflevector(at, at, 2, 3, 0, 1, 6, 7, 4, 5));
+    fold_lanes(v, at, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6), __builtin_shufflevector(at, at, 1, 0, 3, 2, 5, 4, 7, 6));
+}
+
 // The scan's step over entries [e, hi) one by one, from the least (best_v, best_e) so far.
 // A2 holds 2 A_e (the doubling is exact, so these are the bits of 2 * A_e).
 [[gnu::always_inline]] inline int scan_rest(const float* A2, const float* B, int e, int hi, float dl, float& best_v, int best_e) {
@@ -335,9 +342,7 @@ int first_minimum(const float* A2, const float* B, int lo, int hi, float dl, flo
     // Fold the lanes pairwise down to one. A lane that never found a finite value holds
     // (+inf, lo), and lo is no later than any lane's entry.
     fold_lanes(v0, e0, v1, e1);
-    fold_lanes(v0, e0, __builtin_shufflevector(v0, v0, 4, 5, 6, 7, 0, 1, 2, 3), __builtin_shufflevector(e0, e0, 4, 5, 6, 7, 0, 1, 2, 3));
-    fold_lanes(v0, e0, __builtin_shufflevector(v0, v0, 2, 3, 0, 1, 6, 7, 4, 5), __builtin_shufflevector(e0, e0, 2, 3, 0, 1, 6, 7, 4, 5));
-    fold_lanes(v0, e0, __builtin_shufflevector(v0, v0, 1, 0, 3, 2, 5, 4, 7, 6), __builtin_shufflevector(e0, e0, 1, 0, 3, 2, 5, 4, 7, 6));
+    fold_to_lane0(v0, e0);
     best_v = v0[0];
     int best_e = v0[0] < inf ? e0[0] : lo;
     return scan_rest(A2, B, e, hi, dl, best_v, best_e);  // past the last whole 16: later than any lane's
@@ -452,9 +457,7 @@ template <int K>
         sa += sa;
         fold_lanes(v, found, dl * (dl * sb - sa), entries);
     }
-    fold_lanes(v, found, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3), __builtin_shufflevector(found, found, 4, 5, 6, 7, 0, 1, 2, 3));
-    fold_lanes(v, found, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5), __builtin_shufflevector(found, found, 2, 3, 0, 1, 6, 7, 4, 5));
-    fold_lanes(v, found, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6), __builtin_shufflevector(found, found, 1, 0, 3, 2, 5, 4, 7, 6));
+    fold_to_lane0(v, found);
     best_v = v[0];
     return found[0];
 }
@@ -465,8 +468,8 @@ template <int K>
 // value) is an entry, every other point further by more than T, its bound (from `bound`:
 // lattice_search's slack plus this pass's own float error). With one_away also a group
 // whose nearest point is no entry, where the candidates are its entries one or two
-// coordinates away (see below); with near (grids of 4 values a group), a group whose nearest
-// point is no entry, among the point's near entries. Each proven group's entry goes to entry[q] and the scan's v_e to v[q],
+// coordinates away (see below); with near (the lattices with near-entry lists: IQ3_S, IQ2_S),
+// a group whose nearest point is no entry, among the point's near entries. Each proven group's entry goes to entry[q] and the scan's v_e to v[q],
 // and bit q of the result is set. The nearest values come from compares with the
 // midpoints; where one is wrong (a value on a midpoint) its neighbour is no further, and
 // the group is left to the search or the scan.

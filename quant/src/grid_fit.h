@@ -22,7 +22,7 @@ struct Lattice {
     // these by more than that bound: see `with_near_entries`): those of the point's number p
     // are near_entry[near_first[p] .. near_first[p + 1]), each list padded with its last entry
     // to a multiple of 8; near_digits holds each one's point, coordinate j's value index in
-    // byte j. Empty where not built.
+    // bits 4j to 4j + 3. Empty where not built.
     std::vector<uint32_t> near_first;
     std::vector<int32_t> near_entry;
     std::vector<uint32_t> near_digits;

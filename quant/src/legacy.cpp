@@ -122,11 +122,11 @@ template <Search kSearch = kDefaultLegacy>
 void quantize_q5_0(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_symmetric<-16, 15, BlockQ5_0, kSearch>(x, dst, n, imp);
 }
-// Q4_1 and Q5_1 search two refits from five starts with an importance matrix (where ggml
-// searches too), and one refit from three without one (kDefaultAffinePlain; ggml rounds once).
-// Without: 2.8 against 5.4 ns a value on one thread, RMSE 0.916 of ggml's rounding against
-// 0.895 (Student-t rows; 2026-12-05), and the 984 MB model's Q4_1 mix in 1.0 s against 1.7 s
-// (llama.cpp's quantizer: 2.45 s, README).
+// Q4_1 and Q5_1 search up to three refits from five starts (Search{}) with an importance
+// matrix (where ggml searches too), and one refit from three without one (kDefaultAffinePlain;
+// ggml rounds once). Without: 2.8 against 5.4 ns a value on one thread; RMSE / ggml's rounding
+// on rmse.tsv's rows 0.918 / 0.904 against 0.895 / 0.877 (Q4_1); the 984 MB model's Q4_1 mix
+// in 1.14 s against 1.69 s, llama.cpp's quantizer 2.74 s (median of 3, 2026-12-05, README).
 constexpr Search kDefaultAffinePlain{1, 1};
 template <Search kWith = Search{}, Search kWithout = kDefaultAffinePlain>
 void quantize_q4_1(const float* x, uint8_t* dst, int64_t n, const float* imp) {
