@@ -21,11 +21,17 @@ inline void store_half(uint8_t (&h)[2], float v) {
 template <class Block> const Block* blocks(const uint8_t* p) { return reinterpret_cast<const Block*>(p); }
 template <class Block> Block* blocks(uint8_t* p) { return reinterpret_cast<Block*>(p); }
 
-// Mean square of a row: the scale of "large" for importance-weighted fits.
+// Mean square of a row: the scale of "large" for importance-weighted fits. Eight sums in a
+// fixed order (the same bits on every ISA), not one chain of dependent additions, which had
+// been 7% of Q2_0's time.
 inline float mean_square(const float* x, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
-    return n ? static_cast<float>(s / static_cast<double>(n)) : 0.0f;
+    double s[8] = {};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) s[l] += static_cast<double>(x[i + l]) * x[i + l];
+    for (; i < n; ++i) s[0] += static_cast<double>(x[i]) * x[i];
+    const double sum = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    return n ? static_cast<float>(sum / static_cast<double>(n)) : 0.0f;
 }
 
 }  // namespace quant::detail
