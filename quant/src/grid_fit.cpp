@@ -222,8 +222,50 @@ Grid with_near_entries(Grid g) {
     return g;
 }
 
+// Lattice::two_away for IQ1's two parts (6,561 points; 4,513 of them no entry, with 36 entries
+// one or two changes away on average, 83 at most: 0.7 MB).
 Grid iq1_with_lattices(Grid g) {
     g.parts = {lattice(g, 0, 2048, {-0.875f, 0.125f, 1.125f}), lattice(g, 2048, 4096, {-1.125f, -0.125f, 0.875f})};
+    const Lattice &l0 = g.parts[0], &l1 = g.parts[1];
+    constexpr int k = 8, nv = 3;
+    if (g.k != k || l0.nv != nv || l1.nv != nv || l0.entry.size() != l1.entry.size())
+        throw std::logic_error("IQ1 lattices: groups of 8 over 3 values");
+    for (size_t pt = 0; pt < l0.entry.size(); ++pt)
+        if ((l0.entry[pt] < 0) != (l1.entry[pt] < 0) || (l0.entry[pt] >= 0 && l1.entry[pt] - l1.lo != l0.entry[pt] - l0.lo))
+            throw std::logic_error("IQ1 lattices: the two shifts' entries are not at the same points");
+    auto two = std::make_shared<Lattice::TwoAway>();
+    int place[k];
+    for (int j = 0, p = 1; j < k; ++j, p *= nv) place[j] = p;
+    std::vector<uint32_t> found;
+    for (size_t pt = 0; pt < l0.entry.size(); ++pt) {
+        two->first.push_back(static_cast<uint32_t>(two->list.size()));
+        if (l0.entry[pt] >= 0) continue;
+        int digit[k];
+        for (int j = 0, r = static_cast<int>(pt); j < k; ++j, r /= nv) digit[j] = r % nv;
+        found.clear();
+        auto add = [&](int point) {
+            const int e = l0.entry[static_cast<size_t>(point)];
+            if (e < 0) return;
+            uint32_t packed = static_cast<uint32_t>(e - l0.lo) << 16;
+            for (int j = 0, r = point; j < k; ++j, r /= nv) packed |= static_cast<uint32_t>(r % nv) << (2 * j);
+            found.push_back(packed);
+        };
+        for (int j1 = 0; j1 < k; ++j1)
+            for (int v1 = 0; v1 < nv; ++v1) {
+                if (v1 == digit[j1]) continue;
+                const int p1 = static_cast<int>(pt) + (v1 - digit[j1]) * place[j1];
+                add(p1);
+                for (int j2 = j1 + 1; j2 < k; ++j2)
+                    for (int v2 = 0; v2 < nv; ++v2)
+                        if (v2 != digit[j2]) add(p1 + (v2 - digit[j2]) * place[j2]);
+            }
+        std::sort(found.begin(), found.end(), [](uint32_t x, uint32_t y) { return (x >> 16) < (y >> 16); });
+        while (!found.empty() && found.size() % 8) found.push_back(found.back());
+        two->list.insert(two->list.end(), found.begin(), found.end());
+    }
+    two->first.push_back(static_cast<uint32_t>(two->list.size()));
+    g.parts[0].two_away = two;
+    g.parts[1].two_away = two;
     return g;
 }
 
@@ -462,6 +504,78 @@ template <int K>
     return found[0];
 }
 
+// The one-change step on lanes (Lattice::two_away), for one group of 8 targets a, weights w
+// at scale dl whose nearest point `at` (value index nearest[j] on coordinate j) is no entry:
+// as the step below computes it, each coordinate's excess on each value over its nearest
+// value, and the three least changes (of a coordinate to a neighbouring value) least[0..2].
+// A point c changes away is at least the c least changes away, so the entries one or two
+// changes away hold the nearest ones when the least of their excesses, found, is below the
+// sum of the three least by more than `margin` (which covers the scan's rounding and the
+// excesses' own); then the scan's answer is the first least v_e among the entries within
+// found + margin, and otherwise -1. The excesses add as the step adds them (a change's own,
+// or two changes' sum) and v_e is near_minimum's arithmetic, so the bits are the step's.
+[[gnu::always_inline]] inline int two_away_minimum(const Lattice& l, const F8& table, int at, const int* nearest, const float* a, const float* w,
+                                                   float dl, float margin, float& best_v) {
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    constexpr int K = 8, NV = 3;
+    F8 excess[K];
+    float least[3] = {inf, inf, inf};
+    for (int j = 0; j < K; ++j) {
+        const int nj = nearest[j];
+        const float tn = a[j] - dl * l.value[nj], sn = tn * tn;
+        float change = inf;
+        excess[j] = F8{};
+        for (int i = 0; i < NV; ++i) {
+            if (i == nj) continue;
+            const float t = a[j] - dl * l.value[i], x = w[j] * (t * t - sn);
+            excess[j][i] = x;
+            if ((i == nj - 1 || i == nj + 1) && x < change) change = x;
+        }
+        for (int r = 0; r < 3; ++r)
+            if (change < least[r]) std::swap(change, least[r]);
+    }
+    const float three = least[0] + least[1] + least[2];
+    const Lattice::TwoAway& two = *l.two_away;
+    const uint32_t begin = two.first[static_cast<size_t>(at)], end = two.first[static_cast<size_t>(at) + 1];
+    if (begin == end) return -1;
+    float wa[K];
+    for (int j = 0; j < K; ++j) wa[j] = w[j] * a[j];
+    constexpr int kMost = 88;  // 83 entries at most, padded
+    F8 xs[kMost / 8], vs[kMost / 8];
+    I8 es[kMost / 8];
+    F8 found = F8{} + inf;
+    int chunks = 0;
+    for (uint32_t c = begin; c < end; c += 8, ++chunks) {
+        I8 packed;
+        std::memcpy(&packed, two.list.data() + c, sizeof packed);
+        F8 sa{}, sb{}, x{};
+        for (int j = 0; j < K; ++j) {
+            const I8 digit = (packed >> (2 * j)) & 3;
+            F8 ge, xj;
+            pick(table, digit, ge);
+            pick(excess[j], digit, xj);
+            x += xj;
+            sa += wa[j] * ge;
+            sb += (w[j] * ge) * ge;
+        }
+        sa += sa;
+        xs[chunks] = x;
+        vs[chunks] = dl * (dl * sb - sa);
+        es[chunks] = ((packed >> 16) & 0xffff) + l.lo;
+        found = x < found ? x : found;
+    }
+    float least_found = inf;
+    for (int i = 0; i < 8; ++i) least_found = found[i] < least_found ? found[i] : least_found;
+    const float limit = least_found + margin;
+    if (!(limit < three)) return -1;
+    F8 v = F8{} + inf;
+    I8 e = I8{} + std::numeric_limits<int>::max();
+    for (int i = 0; i < chunks; ++i) fold_lanes(v, e, xs[i] <= limit ? vs[i] : F8{} + inf, es[i]);
+    fold_to_lane0(v, e);
+    best_v = v[0];
+    return e[0];
+}
+
 // The fast pass of `assign`: for the groups [first, first + count) of K values (count K a
 // multiple of 8) at scale dl > 0, over lattice part l, the scan's answer where the lattice
 // proves it, on lanes. Proven: a group whose nearest point (every coordinate on its nearest
@@ -535,6 +649,13 @@ template <int K, int NV>
                 e = near_minimum<K>(l, table, at, ag, wg, dl, best_v);
             } else if (!one_away) {
                 continue;
+            } else if (K == 8 && NV == 3 && l.two_away) {  // (IQ1's lattices)
+                if constexpr (K == 8 && NV == 3) {
+                    int nearest[K];
+                    for (int j = 0; j < K; ++j) nearest[j] = n[lane + j];
+                    e = two_away_minimum(l, table, at, nearest, ag, wg, dl, 3 * T[lane], best_v);
+                    if (e < 0) continue;
+                }
             } else {
                 // The nearest point is no entry: the points one coordinate away, and where
                 // those may not be the nearest entries, two away. Every coordinate's least
@@ -976,57 +1097,88 @@ std::atomic<int> g_forced_search{0};  // testing::force_grid_search: 0 none, 1 n
 // every pattern of shifts (shared_shift, IQ1_S: the span's one shift, either sign; else
 // IQ1_M's, each group its own: 2^groups patterns), the scale of the largest lowering, and the
 // pattern (returned; 0 when no assignment has a positive scale, and then dl = 0).
+// The sweep is done on lanes: lane c is the assignment met once dl has passed every
+// breakpoint up to c's own (equal ones together), its sums those of the first assignment plus
+// each value's step whose breakpoint is no later; a further one is the first assignment. This
+// does n x n additions instead of sorting the breakpoints, and no branch depends on the
+// values: 2.1x faster on IQ1_M's spans (51 -> 25 ns a value, AVX-512; 29 with AVX2) and 2.4x
+// on IQ1_S's (23 -> 12). Without AVX2 (the 'default' clone), 1.4x slower than the sort.
 constexpr int kIq1Group = 8;  // values per grid entry
-int ternary_start(const float* a, const float* w, int n, bool shared_shift, float& dl) {
+template <int kVectors>  // of four lanes: 4 x kVectors values at most
+[[gnu::always_inline]] inline int ternary_start_lanes(const float* a, const float* w, int n, bool shared_shift, float& dl) {
+    using V4d = double __attribute__((vector_size(32)));
+    const V4d zero{};
     const int patterns = shared_shift ? 2 : 1 << (n / kIq1Group);
     double best_num2 = 0, best_den = 0;
     int best_pattern = 0;
     dl = 0;
     for (int p = 0; p < patterns; ++p) {
-        float brk[32], start_level[32], step_num[32], step_den[32];  // start_level: each value's as dl -> 0
+        float start_level[32], step_num[32], step_den[32], brk[32];
         const int shift_bits = shared_shift ? (p ? -1 : 0) : p;  // bit g: group g's shift is -1/8
+        for (int g = 0; g < n / kIq1Group; ++g) {
+            const float sh = (shift_bits >> g & 1) ? -0.125f : 0.125f;
 #pragma omp simd
-        for (int i = 0; i < n; ++i) {
-            const float sh = (shift_bits >> (i / kIq1Group) & 1) ? -0.125f : 0.125f;
-            const float level = a[i] > 0 ? 1 + sh : a[i] < 0 ? -1 + sh : sh;
-            start_level[i] = level;
-            step_num[i] = w[i] * a[i] * (sh - level);  // moving to the middle level
-            step_den[i] = w[i] * (sh * sh - level * level);
-            brk[i] = a[i] > 0 ? a[i] / (0.5f + sh) : a[i] < 0 ? -a[i] / (0.5f - sh) : 0.0f;
-        }
-        for (int i = n; i < 32; ++i) brk[i] = std::numeric_limits<float>::infinity();
-        // The breakpoints in ascending order (equal ones by index): each one's rank is the
-        // count of those before it, counted on all 32 lanes at once (a sort took most of the time).
-        int rank[32] = {};
-        for (int j = 0; j < n; ++j) {
-            const float bj = brk[j];
-#pragma omp simd
-            for (int i = 0; i < 32; ++i) rank[i] += (bj < brk[i]) | ((bj == brk[i]) & (j < i));
-        }
-        int order[32];
-        for (int i = 0; i < n; ++i) order[rank[i]] = i;
-        double num = 0, den = 0;
-        for (int i = 0; i < n; ++i) {  // (in double, as the start of the sweep's sums)
-            num += static_cast<double>(w[i]) * a[i] * start_level[i];
-            den += static_cast<double>(w[i]) * start_level[i] * start_level[i];
-        }
-        // The lowering num^2 / den compared as num^2 x best_den > best_num2 x den (den > 0).
-        for (int j = 0; j <= n; ++j) {
-            if (j > 0) {
-                const int i = order[j - 1];
-                num += step_num[i];
-                den += step_den[i];
-                if (j < n && brk[order[j]] == brk[i]) continue;  // not an assignment of its own
+            for (int i = kIq1Group * g; i < kIq1Group * (g + 1); ++i) {
+                const float sign = static_cast<float>((a[i] > 0) - (a[i] < 0));
+                const float level = sh + sign;  // the nearest level as dl -> 0
+                start_level[i] = level;
+                step_num[i] = w[i] * a[i] * (sh - level);  // moving to the middle level
+                step_den[i] = w[i] * (sh * sh - level * level);
+                brk[i] = std::fabs(a[i]) / (0.5f + sign * sh);  // 0 for a zero
             }
-            if (num > 0 && den > 0 && (best_den == 0 || num * num * best_den > best_num2 * den)) {
-                best_num2 = num * num;
-                best_den = den;
-                dl = static_cast<float>(num / den);
+        }
+        double num0 = 0, den0 = 0;  // the first assignment's sums (in double, as the lanes')
+        alignas(32) double lane_brk[4 * kVectors];
+        for (int i = 0; i < n; ++i) {
+            num0 += static_cast<double>(w[i]) * a[i] * start_level[i];
+            den0 += static_cast<double>(w[i]) * start_level[i] * start_level[i];
+            lane_brk[i] = brk[i];
+        }
+        for (int i = n; i < 4 * kVectors; ++i) lane_brk[i] = -1;  // lanes past n take no step
+        V4d at[kVectors], num[kVectors], den[kVectors];
+        for (int v = 0; v < kVectors; ++v) {
+            std::memcpy(&at[v], lane_brk + 4 * v, sizeof(V4d));
+            num[v] = zero + num0;
+            den[v] = zero + den0;
+        }
+        for (int k = 0; k < n; ++k) {
+            const V4d bk = zero + static_cast<double>(brk[k]), sn = zero + static_cast<double>(step_num[k]), sd = zero + static_cast<double>(step_den[k]);
+            for (int v = 0; v < kVectors; ++v) {
+                num[v] += bk <= at[v] ? sn : zero;
+                den[v] += bk <= at[v] ? sd : zero;
+            }
+        }
+        double nums[4 * kVectors + 1], dens[4 * kVectors + 1], lowering[4 * kVectors + 1];
+        for (int v = 0; v < kVectors; ++v) {
+            std::memcpy(nums + 4 * v, &num[v], sizeof(V4d));
+            std::memcpy(dens + 4 * v, &den[v], sizeof(V4d));
+        }
+        nums[n] = num0;
+        dens[n] = den0;
+        // The pattern's largest lowering num^2 / den (num, den > 0), the first lane of it; then
+        // compared with the best so far as num^2 x best_den > best_num2 x den.
+#pragma omp simd
+        for (int c = 0; c <= n; ++c) lowering[c] = (nums[c] > 0) & (dens[c] > 0) ? nums[c] * nums[c] / dens[c] : 0.0;
+        double most = 0;
+#pragma omp simd reduction(max : most)
+        for (int c = 0; c <= n; ++c) most = std::max(most, lowering[c]);
+        if (most > 0) {
+            int c = 0;
+            while (lowering[c] != most) ++c;
+            const double nu = nums[c], de = dens[c];
+            if (best_den == 0 || nu * nu * best_den > best_num2 * de) {
+                best_num2 = nu * nu;
+                best_den = de;
+                dl = static_cast<float>(nu / de);
                 best_pattern = p;
             }
         }
     }
     return best_pattern;
+}
+
+QUANT_AVX2_CLONE int ternary_start(const float* a, const float* w, int n, bool shared_shift, float& dl) {
+    return n <= 16 ? ternary_start_lanes<4>(a, w, n, shared_shift, dl) : ternary_start_lanes<8>(a, w, n, shared_shift, dl);
 }
 
 // The fit of one super-block by one search (GridSearch::Narrow, Wide or Ternary).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace quant::detail {
@@ -26,6 +27,16 @@ struct Lattice {
     std::vector<uint32_t> near_first;
     std::vector<int32_t> near_entry;
     std::vector<uint32_t> near_digits;
+    // For each point that is no entry (IQ1's lattices, of groups of 8 over 3 values), the entries
+    // one or two changes away (one or two coordinates on other values), for the fast pass's
+    // one-change step on lanes: those of point p are list[first[p] .. first[p + 1]), in
+    // ascending order, padded with the last to a multiple of 8; each holds its coordinates'
+    // value indices in bits 2j, 2j + 1 and its entry less `lo` in bits 16 on. Shared by IQ1's
+    // two parts, whose entries lie at the same points. Null where not built.
+    struct TwoAway {
+        std::vector<uint32_t> first, list;
+    };
+    std::shared_ptr<const TwoAway> two_away;
 };
 
 // A grid unpacked to floats, by coordinate (so that searches run across entries): entry e's
