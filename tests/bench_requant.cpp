@@ -20,11 +20,13 @@
 // BENCH_BASELINE="COMMAND": with MIXES, also runs `COMMAND [--imatrix FILE] IN OUT MIX 2`
 // (llama-quantize's command line, which gguf requant also takes; COMMAND is split at spaces)
 // after each of our runs, in the same run: its median wall time and how many times faster we
-// are. BENCH_BASELINE=/path/to/llama-quantize is the issue's comparison measured here; where
+// are; and the same with an fsync of its output added ("+fsync s": ours ends with one, which
+// counts in our time). BENCH_BASELINE=/path/to/llama-quantize is the issue's comparison measured here; where
 // there is no such binary, BENCH_BASELINE=scripts/libllama-quantize (with LLAMA_LIB set: see
 // that script) runs llama.cpp's quantizer through a prebuilt libllama;
 // BENCH_BASELINE="/path/to/older/gguf requant" measures a change.
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -111,13 +113,26 @@ Run run_child(const std::filesystem::path& in, const std::filesystem::path& out,
     return {s, static_cast<uint64_t>(ru.ru_maxrss), anon};
 }
 
-// PROGRAM [--imatrix FILE] IN OUT MIX 2, its output thrown away: wall seconds, or -1 when it
-// failed.
-double run_baseline(const std::string& command, const std::filesystem::path& in, const std::filesystem::path& out, std::string_view mix,
-                    const std::filesystem::path& imatrix) {
+// PROGRAM [--imatrix FILE] IN OUT MIX 2, its output thrown away: wall seconds (-1 when it
+// failed), and the seconds an fsync of its output then takes. Ours fsyncs its output before
+// renaming it into place (the time counts in ours); llama-quantize leaves it in the page
+// cache, which on a mix bound by writing (the F16 copy) is most of the difference.
+struct BaselineRun {
+    double seconds, fsync_seconds;
+};
+BaselineRun run_baseline(const std::string& command, const std::filesystem::path& in, const std::filesystem::path& out, std::string_view mix,
+                         const std::filesystem::path& imatrix) {
     const double s = test::run_quantize_command(command, in, out, std::string(mix), imatrix, 2);
+    double f = 0;
+    if (s >= 0) {
+        const auto start = std::chrono::steady_clock::now();
+        const int fd = ::open(out.c_str(), O_RDONLY);
+        if (fd < 0 || ::fsync(fd) != 0) f = -1;
+        if (fd >= 0) ::close(fd);
+        if (f == 0) f = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
     std::filesystem::remove(out);
-    return s;
+    return {s, f};
 }
 
 // llama-quantize on the 984M shape, 2 threads, as issue 18 recorded it (seconds; the
@@ -186,7 +201,7 @@ int main(int argc, char** argv) {
         const char* baseline = std::getenv("BENCH_BASELINE");
         if (baseline) fmt::print("baseline: {} (run after each of ours)\n", baseline);
         fmt::print("{:<18} {:>9} {:>10} {:>14} {:>14} {:>12}{}\n", "mix (2 threads)", "wall s", "input GB/s", "peak RSS MiB",
-                   "llama.cpp s", "faster", baseline ? fmt::format(" {:>12} {:>12}", "baseline s", "faster") : "");
+                   "llama.cpp s", "faster", baseline ? fmt::format(" {:>12} {:>12} {:>12} {:>12}", "baseline s", "faster", "+fsync s", "faster") : "");
         for (const std::string& name : mixes) {
             std::string mix = name;
             bool with_imatrix = false;
@@ -201,7 +216,7 @@ int main(int argc, char** argv) {
             }
             if (quant::needs_importance(target->base)) with_imatrix = true;
             std::vector<Run> r;
-            std::vector<double> base;
+            std::vector<double> base, base_synced;
             for (int i = 0; i < runs; ++i) {
                 r.push_back(run_child(in, dir / "out.gguf", target->name, 2, with_imatrix ? imatrix : std::filesystem::path()));
                 if (r.back().seconds < 0 && !with_imatrix) {  // a mix whose rules need one for some tensors (Q2_K_S)
@@ -209,10 +224,16 @@ int main(int argc, char** argv) {
                     r.back() = run_child(in, dir / "out.gguf", target->name, 2, imatrix);
                 }
                 if (r.back().seconds < 0) return 1;
-                if (baseline) base.push_back(run_baseline(baseline, in, dir / "baseline.gguf", target->name, with_imatrix ? imatrix : std::filesystem::path()));
+                if (baseline) {
+                    const BaselineRun b = run_baseline(baseline, in, dir / "baseline.gguf", target->name, with_imatrix ? imatrix : std::filesystem::path());
+                    base.push_back(b.seconds);
+                    base_synced.push_back(b.seconds < 0 || b.fsync_seconds < 0 ? -1 : b.seconds + b.fsync_seconds);
+                }
             }
             std::sort(base.begin(), base.end());
+            std::sort(base_synced.begin(), base_synced.end());
             const double base_s = base.empty() ? 0 : base[base.size() / 2];
+            const double synced_s = base_synced.empty() ? 0 : base_synced[base_synced.size() / 2];
             const std::string label = with_imatrix ? std::string(target->name) + "+imatrix" : std::string(target->name);
             std::sort(r.begin(), r.end(), [](const Run& a, const Run& b) { return a.seconds < b.seconds; });
             const Run& m = r[r.size() / 2];
@@ -222,8 +243,8 @@ int main(int argc, char** argv) {
                        static_cast<double>(m.peak_rss_kb) / 1024.0, theirs > 0 ? fmt::format("{:.2f}", theirs) : "-",
                        theirs > 0 ? fmt::format("{:.2f}x", theirs / m.seconds) : "-",
                        !baseline ? ""
-                       : base_ok ? fmt::format(" {:>12.2f} {:>11.2f}x", base_s, base_s / m.seconds)
-                                 : fmt::format(" {:>12} {:>12}", "failed", "-"));
+                       : base_ok ? fmt::format(" {:>12.2f} {:>11.2f}x {:>12.2f} {:>11.2f}x", base_s, base_s / m.seconds, synced_s, synced_s / m.seconds)
+                                 : fmt::format(" {:>12} {:>12} {:>12} {:>12}", "failed", "-", "-", "-"));
             std::fflush(stdout);
         }
         return 0;
