@@ -957,6 +957,62 @@ TEST_CASE("the near entries of every lattice point answer as the scan, all over 
     }
 }
 
+// IQ1's fast pass takes the entries one or two changes from a group's nearest point from a
+// list per point, on lanes (Lattice::two_away); the scalar step it replaced stays for the
+// other grids. On both of IQ1's parts, for groups anywhere in the grid's range (the nearest
+// point mostly no entry) and at ties (values on midpoints; pairs of changes that cost the
+// same to a few float steps), the two settle the same groups with the same entry and error
+// bits.
+TEST_CASE("IQ1's one-change step on lanes settles what the scalar step settles, with its answers") {
+    using quant::testing::GridWay;
+    std::mt19937 rng(17);
+    std::uniform_real_distribution<float> unit(0, 1);
+    const std::vector<float> part_values[2] = {{-0.875f, 0.125f, 1.125f}, {-1.125f, -0.125f, 0.875f}};
+    for (int part = 0; part < 2; ++part) {
+        const std::vector<float>& values = part_values[part];
+        int settled = 0, scalar_settled = 0;
+        constexpr int kTries = 6000;
+        for (int t = 0; t < kTries; ++t) {
+            const float dl = std::ldexp(0.5f + unit(rng), -10);
+            std::vector<float> a(8), w(8);
+            for (size_t j = 0; j < 8; ++j) {
+                a[j] = dl * (values.front() - 0.3f + (values.back() - values.front() + 0.6f) * unit(rng));
+                w[j] = rng() % 30 == 0 ? 0.0f : 0.25f + unit(rng);
+            }
+            if (t % 3 == 1)  // two coordinates on midpoints
+                for (int m = 0; m < 2; ++m) {
+                    const size_t j = rng() % 8, i = rng() % 2;
+                    a[j] = dl * ((values[i] + values[i + 1]) / 2);
+                }
+            if (t % 3 == 2) {  // two coordinates the same weighted cost from another value, a few float steps apart
+                const size_t j1 = rng() % 8, j2 = (j1 + 1 + rng() % 7) % 8;
+                for (size_t j : {j1, j2}) {
+                    const size_t i = rng() % 2;
+                    a[j] = dl * (values[i] + 0.3f * (values[i + 1] - values[i]));
+                }
+                w[j2] = w[j1];
+                for (int step = static_cast<int>(rng() % 9) - 4; step != 0; step += step > 0 ? -1 : 1)
+                    a[j2] = std::nextafter(a[j2], step > 0 ? 1.0f : -1.0f);
+            }
+            float v_lanes = 0, v_scalar = 0;
+            const int lanes = quant::testing::grid_entry(gguf::TypeId::IQ1_S, part, a, w, dl, GridWay::Settle, &v_lanes);
+            quant::testing::use_two_away_lists(false);
+            const int scalar = quant::testing::grid_entry(gguf::TypeId::IQ1_S, part, a, w, dl, GridWay::Settle, &v_scalar);
+            quant::testing::use_two_away_lists(true);
+            if (lanes != scalar || (lanes >= 0 && std::bit_cast<uint32_t>(v_lanes) != std::bit_cast<uint32_t>(v_scalar))) {
+                CAPTURE(part);
+                CAPTURE(t);
+                CHECK(lanes == scalar);
+                CHECK(v_lanes == v_scalar);
+            }
+            settled += lanes >= 0;
+            scalar_settled += scalar >= 0;
+        }
+        MESSAGE("IQ1 part " << part << ": the lanes settled " << settled << " of " << kTries << " groups, the scalar step " << scalar_settled);
+        CHECK(settled > kTries / 5);
+    }
+}
+
 // The fits' passes run on lanes, inlined per block size, with the best codes kept, tried
 // scales remembered and min/max and sums written out in a fixed order; none of that may
 // change a bit. The hashes were made with 14db0a7's plain fits (one call per pass, scalar

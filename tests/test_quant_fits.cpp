@@ -275,6 +275,7 @@ TEST_CASE("a search with bound refits never has more error than its starting sca
 // fit_ternary keeps the k largest magnitudes for the k that an exhaustive scan would pick (its
 // buckets only skip what cannot win), with d the f16 of least error beside the best real d; the
 // generic codebook search (fit_levels) it replaced on TQ1_0, TQ2_0 and Q2_0 finds a local best.
+// The formats' blocks are of 256 and 64 values; the fit takes 4 to 256.
 TEST_CASE("the ternary fit has the exhaustive scan's error, and never more than the codebook search's") {
     static constexpr float kValues[3] = {-1, 0, 1};
     static constexpr uint8_t kCodes[3] = {0, 1, 2};
@@ -283,7 +284,10 @@ TEST_CASE("the ternary fit has the exhaustive scan's error, and never more than 
     double ours_total = 0, search_total = 0;
     for (int seed = 0; seed < 3000; ++seed) {
         const SubBlocks b(seed);  // 512 values: as two blocks of 256, or eight of 64
-        for (int n : {256, 64}) {
+        // (On the first 300 seeds also blocks of 100, 24, 5 and 4: bucket counts that are no
+        // power of two, lanes past a bucket's values, a single bucket, a tail past whole fours.)
+        for (int n : {256, 64, 100, 24, 5, 4}) {
+            if (n != 256 && n != 64 && seed >= 300) continue;
             for (int at = 0; at + n <= 512; at += n) {
                 const float* x = b.x + at;
                 const float* w = b.w + at;
@@ -316,8 +320,12 @@ TEST_CASE("the ternary fit has the exhaustive scan's error, and never more than 
                 CAPTURE(seed);
                 CAPTURE(n);
                 CAPTURE(at);
-                CHECK(e <= es * (1 + 1e-5) + 1e-30);
                 above_exhaustive += e > ee * (1 + 1e-5) + 1e-30;  // the f16 beside d is chosen by a float sum
+                // The codebook search only on the formats' blocks: on 4 or 5 values of f16's
+                // subnormal range the f16 steps are coarse enough that another k whose f16 d
+                // rounds better can win (by 0.01-0.9%, in 9 of the 69,000 blocks of 4 and 5).
+                if (n != 64 && n != 256) continue;
+                CHECK(e <= es * (1 + 1e-5) + 1e-30);
                 below_search += e < es * (1 - 1e-6);
                 ours_total += e;
                 search_total += es;
@@ -325,8 +333,8 @@ TEST_CASE("the ternary fit has the exhaustive scan's error, and never more than 
             }
         }
     }
-    MESSAGE(blocks << " blocks: below the codebook search's error in " << below_search << ", above the exhaustive scan's in " << above_exhaustive
-                   << "; total error " << ours_total / search_total << " of the search's");
+    MESSAGE(blocks << " blocks of 64 and 256: below the codebook search's error in " << below_search << "; total error " << ours_total / search_total
+                   << " of the search's; above the exhaustive scan's in " << above_exhaustive << " of all sizes");
     CHECK(above_exhaustive == 0);
     CHECK(below_search > blocks / 10);
 }
@@ -457,8 +465,8 @@ TEST_CASE("block_weights: importance x (sigma^2 + x^2)^(1/4), or the square root
 // dl (-1 + s), dl s, dl (1 + s) without the grid (quant/src/grid_fit.cpp, ternary_start): a
 // sweep over the n + 1 assignments that the nearest levels take as dl grows. Its scale, with
 // the nearest levels, has no more weighted error than any scale of a dense scan, on spans
-// like IQ1_S's (32 values, one shift) and IQ1_M's (16 values, a shift per 8), including zeros,
-// ties and zero weights.
+// like IQ1_S's (32 values, one shift) and IQ1_M's (16 values, a shift per 8), and of 24 and 8
+// (the lanes computed past n), including zeros, ties and zero weights.
 TEST_CASE("IQ1's ternary start: no scale of a dense scan fits the three levels better than the sweep's, for any shift pattern") {
     std::mt19937 rng(31);
     std::normal_distribution<float> normal(0, 1);
@@ -475,7 +483,8 @@ TEST_CASE("IQ1's ternary start: no scale of a dense scan fits the three levels b
     int spans = 0, beaten = 0;
     for (int trial = 0; trial < 400; ++trial) {
         const bool shared = trial % 2 == 0;
-        const int n = shared ? 32 : 16, k = 8;
+        // IQ1_S's 32 and IQ1_M's 16, and on every fifth trial 24 and 8 (lanes past n unused)
+        const int n = trial % 5 == 1 ? (shared ? 24 : 8) : shared ? 32 : 16, k = 8;
         float a[32], w[32];
         for (int i = 0; i < n; ++i) {
             a[i] = trial % 7 == 3 ? static_cast<float>(static_cast<int>(normal(rng) * 2)) : normal(rng) / std::max(0.3f, std::fabs(normal(rng)));
@@ -490,7 +499,7 @@ TEST_CASE("IQ1's ternary start: no scale of a dense scan fits the three levels b
         float amax = 0;
         for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(a[i]));
         double scanned = std::numeric_limits<double>::infinity();
-        for (int p = 0; p < (shared ? 2 : 4); ++p)  // IQ1_M: two groups, four patterns
+        for (int p = 0; p < (shared ? 2 : 1 << (n / k)); ++p)  // IQ1_M: two groups, four patterns
             for (int s = 1; s <= 4000; ++s) scanned = std::min(scanned, error(a, w, n, k, shared, p, 3.0 * amax * s / 4000));
         CHECK(ours <= scanned * (1 + 1e-6) + 1e-12);
         ++spans;

@@ -224,6 +224,7 @@ Grid with_near_entries(Grid g) {
 
 // Lattice::two_away for IQ1's two parts (6,561 points; 4,513 of them no entry, with 36 entries
 // one or two changes away on average, 83 at most: 0.7 MB).
+constexpr size_t kTwoAwayMost = 88;  // entries a list may hold, padding included (two_away_minimum's arrays)
 Grid iq1_with_lattices(Grid g) {
     g.parts = {lattice(g, 0, 2048, {-0.875f, 0.125f, 1.125f}), lattice(g, 2048, 4096, {-1.125f, -0.125f, 0.875f})};
     const Lattice &l0 = g.parts[0], &l1 = g.parts[1];
@@ -261,6 +262,7 @@ Grid iq1_with_lattices(Grid g) {
             }
         std::sort(found.begin(), found.end(), [](uint32_t x, uint32_t y) { return (x >> 16) < (y >> 16); });
         while (!found.empty() && found.size() % 8) found.push_back(found.back());
+        if (found.size() > kTwoAwayMost) throw std::logic_error("IQ1 lattices: more entries two changes from a point than the fast pass holds");
         two->list.insert(two->list.end(), found.begin(), found.end());
     }
     two->first.push_back(static_cast<uint32_t>(two->list.size()));
@@ -505,7 +507,7 @@ template <int K>
 }
 
 // The one-change step on lanes (Lattice::two_away), for one group of 8 targets a, weights w
-// at scale dl whose nearest point `at` (value index nearest[j] on coordinate j) is no entry:
+// at scale dl whose nearest point `at` (value index nearest[j] on coordinate j) is no entry,
 // as the step below computes it, each coordinate's excess on each value over its nearest
 // value, and the three least changes (of a coordinate to a neighbouring value) least[0..2].
 // A point c changes away is at least the c least changes away, so the entries one or two
@@ -513,36 +515,55 @@ template <int K>
 // sum of the three least by more than `margin` (which covers the scan's rounding and the
 // excesses' own); then the scan's answer is the first least v_e among the entries within
 // found + margin, and otherwise -1. The excesses add as the step adds them (a change's own,
-// or two changes' sum) and v_e is near_minimum's arithmetic, so the bits are the step's.
-[[gnu::always_inline]] inline int two_away_minimum(const Lattice& l, const F8& table, int at, const int* nearest, const float* a, const float* w,
+// or two changes' sum) and v_e is near_minimum's arithmetic, so the bits are the step's. (One
+// difference: where a candidate's v_e is NaN, its sums past float's range, the step took it
+// if it came first and left the group to the search; here a NaN is never taken, as in the
+// scan.) testing::use_two_away_lists(false) turns it off, for the test that compares the two.
+std::atomic<bool> g_use_two_away{true};
+[[gnu::always_inline]] inline int two_away_minimum(const Lattice& l, const F8& table, int at, const I8& nearest, const float* a, const float* w,
                                                    float dl, float margin, float& best_v) {
     constexpr float inf = std::numeric_limits<float>::infinity();
     constexpr int K = 8, NV = 3;
-    F8 excess[K];
-    float least[3] = {inf, inf, inf};
-    for (int j = 0; j < K; ++j) {
-        const int nj = nearest[j];
-        const float tn = a[j] - dl * l.value[nj], sn = tn * tn;
-        float change = inf;
-        excess[j] = F8{};
-        for (int i = 0; i < NV; ++i) {
-            if (i == nj) continue;
-            const float t = a[j] - dl * l.value[i], x = w[j] * (t * t - sn);
-            excess[j][i] = x;
-            if ((i == nj - 1 || i == nj + 1) && x < change) change = x;
-        }
-        for (int r = 0; r < 3; ++r)
-            if (change < least[r]) std::swap(change, least[r]);
+    // On lanes, one a coordinate: the excesses X_i of value i over the nearest one (0 there),
+    // and each coordinate's change to a neighbouring value (the lesser of its excesses below
+    // and above, as the step takes it); then each coordinate's table of excesses, and the
+    // three least changes, kept by compares and selects that insert a change below a kept one
+    // as the step's swaps do (the three least, NaNs never kept, whatever the order).
+    F8 A, W;
+    std::memcpy(&A, a, sizeof A);
+    std::memcpy(&W, w, sizeof W);
+    F8 vn;
+    pick(table, nearest, vn);
+    const F8 tn = A - dl * vn, sn = tn * tn;
+    F8 excess_of[NV];
+    for (int i = 0; i < NV; ++i) {
+        const F8 t = A - dl * l.value[i];
+        excess_of[i] = nearest == i ? F8{} : W * (t * t - sn);
     }
-    const float three = least[0] + least[1] + least[2];
+    const F8 below = nearest == 1 ? excess_of[0] : nearest == 2 ? excess_of[1] : F8{} + inf,
+             above = nearest == 0 ? excess_of[1] : nearest == 1 ? excess_of[2] : F8{} + inf;
+    const F8 changes = below < above ? below : above;
+    F8 excess[K];
+    float least0 = inf, least1 = inf, least2 = inf;
+    for (int j = 0; j < K; ++j) {
+        excess[j] = F8{excess_of[0][j], excess_of[1][j], excess_of[2][j]};
+        const float change = changes[j];
+        const bool in0 = change < least0;
+        const float out0 = in0 ? least0 : change;
+        least0 = in0 ? change : least0;
+        const bool in1 = out0 < least1;
+        const float out1 = in1 ? least1 : out0;
+        least1 = in1 ? out0 : least1;
+        least2 = out1 < least2 ? out1 : least2;
+    }
+    const float three = least0 + least1 + least2;
     const Lattice::TwoAway& two = *l.two_away;
     const uint32_t begin = two.first[static_cast<size_t>(at)], end = two.first[static_cast<size_t>(at) + 1];
     if (begin == end) return -1;
     float wa[K];
     for (int j = 0; j < K; ++j) wa[j] = w[j] * a[j];
-    constexpr int kMost = 88;  // 83 entries at most, padded
-    F8 xs[kMost / 8], vs[kMost / 8];
-    I8 es[kMost / 8];
+    F8 xs[kTwoAwayMost / 8], vs[kTwoAwayMost / 8];  // (iq1_with_lattices checks the lists' lengths)
+    I8 es[kTwoAwayMost / 8];
     F8 found = F8{} + inf;
     int chunks = 0;
     for (uint32_t c = begin; c < end; c += 8, ++chunks) {
@@ -649,11 +670,9 @@ template <int K, int NV>
                 e = near_minimum<K>(l, table, at, ag, wg, dl, best_v);
             } else if (!one_away) {
                 continue;
-            } else if (K == 8 && NV == 3 && l.two_away) {  // (IQ1's lattices)
-                if constexpr (K == 8 && NV == 3) {
-                    int nearest[K];
-                    for (int j = 0; j < K; ++j) nearest[j] = n[lane + j];
-                    e = two_away_minimum(l, table, at, nearest, ag, wg, dl, 3 * T[lane], best_v);
+            } else if (K == 8 && NV == 3 && l.two_away && g_use_two_away.load(std::memory_order_relaxed)) {  // (IQ1's lattices)
+                if constexpr (K == 8 && NV == 3) {  // (a group fills the lanes: lane is 0)
+                    e = two_away_minimum(l, table, at, n, ag, wg, dl, 3 * T[lane], best_v);
                     if (e < 0) continue;
                 }
             } else {
@@ -1100,9 +1119,12 @@ std::atomic<int> g_forced_search{0};  // testing::force_grid_search: 0 none, 1 n
 // The sweep is done on lanes: lane c is the assignment met once dl has passed every
 // breakpoint up to c's own (equal ones together), its sums those of the first assignment plus
 // each value's step whose breakpoint is no later; a further one is the first assignment. This
-// does n x n additions instead of sorting the breakpoints, and no branch depends on the
-// values: 2.1x faster on IQ1_M's spans (51 -> 25 ns a value, AVX-512; 29 with AVX2) and 2.4x
-// on IQ1_S's (23 -> 12). Without AVX2 (the 'default' clone), 1.4x slower than the sort.
+// does n x n additions instead of putting the breakpoints in order (by counting, on lanes) and
+// sweeping them, and no branch depends on the values: 2.1x faster on IQ1_M's spans (51 -> 25
+// ns a value, AVX-512; 29 with AVX2) and 2.4x on IQ1_S's (23 -> 12). Without AVX2 (the
+// 'default' clone), 1.4x slower than the ordered sweep. The sums are added in another order
+// than the sweep's, so a scale may differ in its last bit where two orders round apart (none
+// did on 400,000 spans of each kind).
 constexpr int kIq1Group = 8;  // values per grid entry
 template <int kVectors>  // of four lanes: 4 x kVectors values at most
 [[gnu::always_inline]] inline int ternary_start_lanes(const float* a, const float* w, int n, bool shared_shift, float& dl) {
@@ -1390,6 +1412,7 @@ GridFit fit_grid(const float* x, const float* w, const Grid& grid, ScaleCode cod
 namespace quant {
 
 void testing::use_grid_lattice(bool on) { detail::g_use_lattice.store(on); }
+void testing::use_two_away_lists(bool on) { detail::g_use_two_away.store(on); }
 void testing::force_grid_search(GridSearchWay way) {
     detail::g_forced_search.store(way == GridSearchWay::Narrow ? 1 : way == GridSearchWay::Wide ? 2 : 0);
 }

@@ -29,8 +29,8 @@ struct Lattice {
     std::vector<uint32_t> near_digits;
     // For each point that is no entry (IQ1's lattices, of groups of 8 over 3 values), the entries
     // one or two changes away (one or two coordinates on other values), for the fast pass's
-    // one-change step on lanes: those of point p are list[first[p] .. first[p + 1]), in
-    // ascending order, padded with the last to a multiple of 8; each holds its coordinates'
+    // one-change step on lanes: those of point p are list[first[p] .. first[p + 1]), by
+    // ascending entry, padded with the last to a multiple of 8; each holds its coordinates'
     // value indices in bits 2j, 2j + 1 and its entry less `lo` in bits 16 on. Shared by IQ1's
     // two parts, whose entries lie at the same points. Null where not built.
     struct TwoAway {

@@ -154,6 +154,11 @@ namespace testing {
 // scan otherwise. false: always scan, for the tests that compare the bytes of the two. Not
 // to be changed while a quantization runs.
 void use_grid_lattice(bool on);
+// IQ1's fast pass takes the entries one or two changes from a group's nearest point from a list
+// per point, on lanes (Lattice::two_away in quant/src/grid_fit.h). false: from the scalar step
+// the other grids' tests use, for the test that compares the two. Not to be changed while a
+// quantization runs.
+void use_two_away_lists(bool on);
 
 // The grid i-quants' searches (GridSearch in quant/src/grid_fit.h): by default narrow on
 // the IQ2 and IQ3 types and wide on IQ1_S and IQ1_M, both at --effort best. Narrow or Wide:
