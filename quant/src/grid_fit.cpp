@@ -507,9 +507,9 @@ template <int K>
 }
 
 // The one-change step on lanes (Lattice::two_away), for one group of 8 targets a, weights w
-// at scale dl whose nearest point `at` (value index nearest[j] on coordinate j) is no entry,
-// as the step below computes it, each coordinate's excess on each value over its nearest
-// value, and the three least changes (of a coordinate to a neighbouring value) least[0..2].
+// at scale dl whose nearest point `at` (value index nearest[j] on coordinate j, lane j) is no
+// entry. As the step below computes them: each coordinate's excess on each value over its
+// nearest value, and the three least changes (of a coordinate to a neighbouring value).
 // A point c changes away is at least the c least changes away, so the entries one or two
 // changes away hold the nearest ones when the least of their excesses, found, is below the
 // sum of the three least by more than `margin` (which covers the scan's rounding and the

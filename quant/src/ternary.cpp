@@ -25,10 +25,11 @@ namespace quant::detail {
 // each end of the codebook): 5.8 instead of 13.6 ns a value on TQ1_0 (one thread, bench_quant),
 // and less error (test_quant_fits).
 // The passes over buckets are branch-free loops over lanes, and a bucket is scanned without
-// sorting (every value of it tried as the smallest kept, on lanes): mispredicted branches had
-// been most of the time on Q2_0's blocks of 64. 6.8 -> 4.2 ns a value there on AVX2 and
-// AVX-512, 7.0 -> 5.6 without AVX2, and 4.5 -> 3.3 on blocks of 256 (one thread, Student-t
-// rows, the same codes as before on 200,000 blocks).
+// sorting (every value of it tried as the smallest kept, on lanes): the bound loop's branches
+// and the scans' sorts had been most of the time on Q2_0's blocks of 64 (timed by stopping
+// the fit after each stage). 6.8 -> 4.2 ns a value there on AVX2 and AVX-512, 7.0 -> 5.6
+// without AVX2, and 4.5 -> 3.3 on blocks of 256 (one thread, Student-t rows; the same codes
+// as before on 200,000 blocks of 64 and 50,000 of 256).
 QUANT_AVX2_CLONE float fit_ternary(const float* x, const float* w, int n, uint8_t* code) {
     if (n < 4 || n > 256) throw std::logic_error("fit_ternary: blocks of 4 to 256 values");
     const int buckets = std::min(64, n / 4);
