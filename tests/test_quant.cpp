@@ -1023,7 +1023,8 @@ TEST_CASE("IQ1's one-change step on lanes settles what the scalar step settles, 
 // without it the same day (the search replaced llama.cpp's rounding, which is its fast effort now
 // and keeps its earlier pins), and
 // Q5_K's (Search{2, 2} and the super-block refit, 2026-12-05; before: 0x1e6179fad25afce5,
-// 0x2195b518ef4b66cd), and Q4_1's and Q5_1's without importance (one refit from three starts,
+// 0x2195b518ef4b66cd; with importance --effort best's Search{8, 2} and two refits the same
+// day), and Q4_1's and Q5_1's without importance (one refit from three starts,
 // 2026-12-05; before: 0xc660998b5c448935, 0x02166814d3a03df1), and their new hashes are the lanes' output, whose block fits
 // test_quant_fits.cpp compares with the one-block fit.
 TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvectorized fits") {
@@ -1042,7 +1043,7 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         {"q2_K", 0x0b69c04cf15640a5ull, 0x6e8546e8964e85e4ull, 0},
         {"q3_K", 0xe149a85e27e5e750ull, 0x9449eaf852599367ull, 0},
         {"q4_K", 0x99f8bc32e89ee166ull, 0xa4318c1dedeb9bf8ull, 0},
-        {"q5_K", 0xf55022ec04eb01cdull, 0xe05d859cacc882b4ull, 0},  // Q5_K's Search{2, 2} and super-block refit (2026-12-05)
+        {"q5_K", 0xf55022ec04eb01cdull, 0x15c587c1d64966ceull, 0},  // Q5_K's Search{2, 2} and super-block refit (2026-12-05); with importance --effort best's {8, 2} (2026-12-05, before: 0xe05d859cacc882b4)
         {"q6_K", 0xbeb43e988ff57737ull, 0x283708b4d4b33d84ull, 0},  // Q6_K's wider search (2026-12-04)
         {"iq4_nl", 0x07c5f26c1e2ca2f4ull, 0xd9cb7d27d8bae9bbull, 0},
         {"iq4_xs", 0xdbcdfd1e044b7af8ull, 0x33ac1191bbb44291ull, 0},
@@ -1122,7 +1123,7 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         {"q2_K", 2816, tiny, 0x19be92bc6ec2c69eull, 0xbb50a103d2eb3628ull, 0},
         {"q3_K", 2816, tiny, 0x5b0deada1414a70eull, 0xbc102cb9e37722c2ull, 0},
         {"q4_K", 2816, tiny, 0x040e9153f26a0eabull, 0x63d637ba4394ff5full, 0},
-        {"q5_K", 2816, tiny, 0x1a4c1caa0b94f9c4ull, 0x63ebf29fd1b183fbull, 0},  // as above (before: 0xb7e84dbfc151e07c, 0x1a8347ecb0e3748c)
+        {"q5_K", 2816, tiny, 0x1a4c1caa0b94f9c4ull, 0xbe682ea7fac98a0aull, 0},  // as above (before: 0xb7e84dbfc151e07c, 0x1a8347ecb0e3748c; weighted before {8, 2}: 0x63ebf29fd1b183fb)
         {"q6_K", 2816, tiny, 0xb9e72ca3b0877ca3ull, 0x0e426e5731bbb923ull, 0},  // as above
     };
     for (const Expected& e : expected) {
