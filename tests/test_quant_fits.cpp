@@ -439,21 +439,16 @@ TEST_CASE("best_symmetric_codes over five candidate scales picks the one of leas
     CHECK(picked_end > 0);  // the outer candidates, which three-candidate calls never see, do win
 }
 
-TEST_CASE("block_weights: importance x (sigma^2 + x^2)^(1/4), or the square root where asked or forced; sqrt(sigma^2 + x^2) without importance") {
+TEST_CASE("block_weights: importance x (sigma^2 + x^2)^(1/4), or the square root where forced; sqrt(sigma^2 + x^2) without importance") {
     using quant::detail::block_weights;
-    using quant::detail::SizeWeight;
     const float x[6] = {0.0f, 1.5f, -3.0f, 1e-20f, 250.0f, -0.25f}, imp[6] = {1.0f, 2.0f, 0.5f, 3.0f, 1e-3f, 7.0f};
     const float sigma2 = 0.75f;
     float out[6];
     const auto root = [&](int i, double power) { return std::pow(static_cast<double>(sigma2) + static_cast<double>(x[i]) * x[i], power); };
     block_weights(x, imp, 6, sigma2, out);
     for (int i = 0; i < 6; ++i) CHECK(out[i] == doctest::Approx(imp[i] * root(i, 0.25)).epsilon(1e-6));
-    block_weights(x, imp, 6, sigma2, out, SizeWeight::SquareRoot);
-    for (int i = 0; i < 6; ++i) CHECK(out[i] == doctest::Approx(imp[i] * root(i, 0.5)).epsilon(1e-6));
-    for (SizeWeight size : {SizeWeight::FourthRoot, SizeWeight::SquareRoot}) {
-        block_weights(x, nullptr, 6, sigma2, out, size);
-        for (int i = 0; i < 6; ++i) CHECK(out[i] == doctest::Approx(root(i, 0.5)).epsilon(1e-6));
-    }
+    block_weights(x, nullptr, 6, sigma2, out);
+    for (int i = 0; i < 6; ++i) CHECK(out[i] == doctest::Approx(root(i, 0.5)).epsilon(1e-6));
     {
         const quant::testing::ImportanceSquareRoot forced;
         block_weights(x, imp, 6, sigma2, out);

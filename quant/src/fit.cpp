@@ -882,8 +882,8 @@ int pick_scale(const float* x, const float* w, int n, const Levels& levels, cons
 
 bool g_importance_square_root = false;
 
-const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out, SizeWeight size) {
-    if (!importance || size == SizeWeight::SquareRoot || g_importance_square_root)
+const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out) {
+    if (!importance || g_importance_square_root)
         for (int i = 0; i < n; ++i) out[i] = (importance ? importance[i] : 1.0f) * std::sqrt(sigma2 + x[i] * x[i]);
     else
         for (int i = 0; i < n; ++i) out[i] = importance[i] * std::sqrt(std::sqrt(sigma2 + x[i] * x[i]));

@@ -129,16 +129,14 @@ void refit_errors_for_test(int qmax, const float* x, const float* w, int g, int 
 // sqrt(sigma2 + x[i]^2), which favours large values, where most of the error that matters
 // sits (outlier channels), without giving up on the rest; measured on ../shared/ref/quant it
 // beats both unweighted fits and plain importance weighting on the reference's RMSE and
-// importance-weighted RMSE at once. With one: importance[i] x (sigma2 + x[i]^2)^(1/4)
-// (SizeWeight::FourthRoot). The importance already favours the columns whose error matters;
-// the square root (SquareRoot: ggml's form, and Q4_K's here, see kquants.cpp) favoured each
-// large value a second time, away from the importance-weighted error. On rmse.tsv's importance
-// rows (2026-12-04) the fourth root's weighted RMSE is no higher on any type and lower on every
-// k-quant and i-quant; its plain RMSE is lower or equal but on nvfp4 (0.1-0.2% higher).
-// testing::importance_square_root makes every type use the square root. Returns out.
-enum class SizeWeight { FourthRoot, SquareRoot };
-const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out,
-                           SizeWeight size = SizeWeight::FourthRoot);
+// importance-weighted RMSE at once. With one: importance[i] x (sigma2 + x[i]^2)^(1/4), on
+// every type (Q4_K since 2026-12-05). The importance already favours the columns whose error
+// matters; the square root (ggml's form) favoured each large value a second time, away from
+// the importance-weighted error. On rmse.tsv's importance rows (2026-12-04) the fourth root's
+// weighted RMSE is no higher on any type and lower on every k-quant and i-quant; its plain
+// RMSE is lower or equal but on nvfp4 (0.1-0.2% higher). testing::importance_square_root
+// makes every type use the square root. Returns out.
+const float* block_weights(const float* x, const float* importance, int n, float sigma2, float* out);
 extern bool g_importance_square_root;  // testing::importance_square_root
 
 // Quantizes a row block by block: fill(values, weights, block) for each block of kValues

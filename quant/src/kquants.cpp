@@ -309,8 +309,7 @@ void fit_symmetric_k(const float* x, const float* w, int g, SymmetricFit* f) {
 // Quantizes a row sixteen super-blocks at a time: fit(x, w, g, fits) for g <= 16 super-blocks
 // and their weights (block_weights), then pack(fit, block) for each.
 template <class Block, class Fit, class FitGroup, class Pack>
-void quantize_super_blocks(const float* x, uint8_t* dst, int64_t n, const float* importance, FitGroup fit, Pack pack,
-                           SizeWeight size = SizeWeight::FourthRoot) {
+void quantize_super_blocks(const float* x, uint8_t* dst, int64_t n, const float* importance, FitGroup fit, Pack pack) {
     const float sigma2 = mean_square(x, n);
     Block* out = blocks<Block>(dst);
     float w[kGroup * kSuper];
@@ -318,7 +317,7 @@ void quantize_super_blocks(const float* x, uint8_t* dst, int64_t n, const float*
     for (int64_t i = 0; i < n; i += kGroup * kSuper) {
         const int g = static_cast<int>(std::min<int64_t>(kGroup, (n - i) / kSuper));
         for (int b = 0; b < g; ++b)
-            block_weights(x + i + b * kSuper, importance ? importance + i + b * kSuper : nullptr, kSuper, sigma2, w + b * kSuper, size);
+            block_weights(x + i + b * kSuper, importance ? importance + i + b * kSuper : nullptr, kSuper, sigma2, w + b * kSuper);
         fit(x + i, w, g, f);
         for (int b = 0; b < g; ++b) pack(f[b], *out++);
     }
@@ -392,25 +391,13 @@ void quantize_q3_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     });
 }
 
-// Q4_K weights by importance x sqrt(sigma2 + x^2) (block_weights): the fourth root, which
-// the other types take, lowers its RMSE on rmse.tsv (weighted 0.999 -> 0.995 and 0.993 ->
-// 0.985 of ggml's) and the trained model's Q4_K_M imatrix KL divergence (1.017 -> 1.001 of
-// llama.cpp's), but raises the tiny model's, issue 18's measure (Q4_K_M imatrix 0.990 ->
-// 1.006, Q3_K_M imatrix 0.992 -> 1.020), as a Q4_K search of more starting scales did.
-//
 // kSteps, kRefits: the sub-block fits' starting scales either side of the obvious one, and
 // the rounds of the super-block refit. Q5_K's default is {2, 1} (was {0, 0}): weighted RMSE
 // 0.999 -> 0.963 and 0.977 -> 0.941 of ggml's on rmse.tsv's importance rows, the tiny model's
 // Q5_K_M / Q5_K_S imatrix KL divergence 0.905 / 0.932 -> 0.811 / 0.818 of llama.cpp's file,
 // the trained model's Q5_K_M 0.976 -> 0.950; the fit 5.4 -> 12 ns a value (one thread), the
-// Q5_K_M mix of the 984 MB model 1.7 -> 3.1 s on two threads. Q4_K keeps {1, 0}: every change
-// that lowered its error (more starts, the refit, both: weighted RMSE down to 0.984 of ggml's)
-// raised the tiny model's Q4_K mixes, to 1.02-1.17 of llama.cpp's files, while the trained
-// model's Q4_K_M imatrix went 1.017 -> 0.986-0.996. On the tiny model that figure hangs on
-// single super-blocks: swapped into llama.cpp's Q4_K_S imatrix file one row at a time, row 93
-// of blk.0.attn_output.weight (it writes residual dimension 93) alone adds 0.0009-0.0010 to
-// its mean KLD of 0.0139, where ours has less weighted error in that row than llama.cpp's; no
-// importance matrix sees which rows a model is sensitive in. Best: {8, 2} for both.
+// Q5_K_M mix of the 984 MB model 1.7 -> 3.1 s on two threads. Q4_K's is {1, 0}. With an
+// importance matrix both take best's {8, 2} (quantize_q4_k, quantize_q5_k).
 template <class Block, int kQmax, int kSteps, int kRefits>
 void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     quantize_super_blocks<Block, AffineFit>(x, dst, n, imp, fit_affine_k<32, kQmax, 63, kSteps, kRefits>, [](const AffineFit& f, Block& b) {
@@ -424,7 +411,22 @@ void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
                 b.qs[32 * c + l] = static_cast<uint8_t>((lo & 0x0f) | (hi & 0x0f) << 4);
                 if constexpr (kQmax == 31) b.qh[l] |= static_cast<uint8_t>((lo >> 4) << (2 * c) | (hi >> 4) << (2 * c + 1));
             }
-    }, kQmax == 15 ? SizeWeight::SquareRoot : SizeWeight::FourthRoot);
+    });
+}
+
+// Q4_K with an importance matrix searches as --effort best does ({8, 2}) and weighs values by
+// importance x (sigma2 + x^2)^(1/4) as the other types do (it took ggml's square root before
+// 2026-12-05): weighted RMSE 0.999 / 0.993 -> 0.978 / 0.954 of ggml's on rmse.tsv's importance
+// rows, the trained model's Q4_K_M / Q3_K_M imatrix KL divergence 1.017 / 0.987 -> 0.964 /
+// 0.968 of llama.cpp's files, the tiny model's Q4_K_M / Q4_K_S / Q3_K_M imatrix 0.990 / 1.028
+// / 0.984 -> 0.983 / 0.992 / 0.976. Either change alone moved the tiny model's figures by up
+// to 5% either way (the fourth root alone, Q4_K_M imatrix 0.990 -> 1.006; {8, 2} alone with
+// the square root, Q4_K_S imatrix 1.028 -> 1.039), the trained model's down (1.001, 0.986).
+// Without one it keeps {1, 0}: more starts and the refit there raised the tiny model's
+// Q4_K_M / Q4_K_S from 0.967 / 0.965 to 1.004 / 0.998 of llama.cpp's files.
+void quantize_q4_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
+    if (imp) quantize_k4<BlockQ4_K, 15, kBestSteps, kBestRefits>(x, dst, n, imp);
+    else quantize_k4<BlockQ4_K, 15, kQ4Steps, 0>(x, dst, n, imp);
 }
 
 // Q5_K with an importance matrix searches as --effort best does ({8, 2}): weighted RMSE 0.963
@@ -479,7 +481,7 @@ void register_kquants(TraitsTable& t) {
     using K = ScaleKind;
     add_block_type<BlockQ2_K>(t, quantize_q2_k<0>, {{K::F16, offsetof(BlockQ2_K, d), "d"}, {K::F16, offsetof(BlockQ2_K, dmin), "dmin"}});
     add_block_type<BlockQ3_K>(t, quantize_q3_k, {{K::F16, offsetof(BlockQ3_K, d), "d"}});
-    add_block_type<BlockQ4_K>(t, quantize_k4<BlockQ4_K, 15, kQ4Steps, 0>, {{K::F16, offsetof(BlockQ4_K, d), "d"}, {K::F16, offsetof(BlockQ4_K, dmin), "dmin"}});
+    add_block_type<BlockQ4_K>(t, quantize_q4_k, {{K::F16, offsetof(BlockQ4_K, d), "d"}, {K::F16, offsetof(BlockQ4_K, dmin), "dmin"}});
     add_block_type<BlockQ5_K>(t, quantize_q5_k, {{K::F16, offsetof(BlockQ5_K, d), "d"}, {K::F16, offsetof(BlockQ5_K, dmin), "dmin"}});
     add_block_type<BlockQ6_K>(t, quantize_q6_k, {{K::F16, offsetof(BlockQ6_K, d), "d"}});
     set_efforts(t, TypeId::Q2_K, nullptr, quantize_q2_k<kBestRefits>);
