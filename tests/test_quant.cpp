@@ -620,6 +620,39 @@ TEST_CASE("the grid i-quants' narrow search writes the bytes it was pinned with,
 // heavy tails, and log-normal importance: no super-block of best has more of that error than
 // the default or the wide search's (within float rounding of the weights, which this test
 // computes in double), and each search wins somewhere.
+// gguf requant warns that --effort changes nothing where no tensor's type has that choice
+// (requant/src/run.cpp reads Traits::fast_changes and best_changes); the flags must say what
+// the quantizers do: Q4_K's and Q5_K's best is their default with importance weights (since
+// 2026-12-05), the legacy types' fast only without them.
+TEST_CASE("Traits::fast_changes and best_changes say whether each effort writes other bytes than the default, without and with importance") {
+    const IntegerRows rows(true);
+    int compared = 0, differing = 0;
+    for (const gguf::TypeInfo& info : gguf::all_types()) {
+        if (info.retired || !quant::can_quantize(info.id)) continue;
+        const quant::Traits* t = quant::traits(info.id);
+        if (!t->fast && !t->best) continue;
+        const std::string name(info.name);
+        CAPTURE(name);
+        for (const bool weighted : {false, true}) {
+            if (!weighted && quant::needs_importance(info.id)) continue;
+            CAPTURE(weighted);
+            const uint64_t plain = rows.hash(info.id, weighted);
+            for (const quant::Effort e : {quant::Effort::Fast, quant::Effort::Best}) {
+                if (!(e == quant::Effort::Fast ? t->fast : t->best)) continue;
+                const bool flag = (e == quant::Effort::Fast ? t->fast_changes : t->best_changes)[weighted ? 1 : 0];
+                const bool differs = rows.hash(info.id, weighted, e) != plain;
+                CAPTURE(static_cast<int>(e));
+                CHECK(differs == flag);
+                ++compared;
+                differing += differs;
+            }
+        }
+    }
+    CHECK(compared >= 30);
+    CHECK(differing >= 20);
+    MESSAGE("efforts compared with the default: " << compared << ", writing other bytes: " << differing);
+}
+
 TEST_CASE("the grid i-quants' --effort best keeps the better of the default and the wide search in every super-block") {
     constexpr int kCols = 2816, kRows = 4;
     std::mt19937 rng(23);

@@ -246,7 +246,7 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
                   "importance matrix: only the scales llama.cpp's rounding takes, never more error than it; the fit 4-5x faster on Q4_0 and Q5_0, "
                   "1.6x on Q4_1 and Q5_1; Q8_0: "
                   "without one, llama.cpp's rounding (its bytes, about half the default's time), with one, llama.cpp's scale and its "
-                  "weighted refit, about 1.3x faster than the default), best (a wider search: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; Q4_K, Q5_K: more starting scales and two rounds of the super-block refit, Q2_K: the two "
+                  "weighted refit, about 1.3x faster than the default), best (a wider search: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; Q4_K, Q5_K: more starting scales and two rounds of the super-block refit (their default with an importance matrix), Q2_K: the two "
                   "rounds, 1.6-2.6x the mix's time; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow (IQ1: ternary) and wide, "
                   "and keep the better fit of each block, 2.5-3x the time, IQ1 about 8x); other types quantize alike at every effort")
         ->capture_default_str();

@@ -485,8 +485,9 @@ void register_kquants(TraitsTable& t) {
     add_block_type<BlockQ5_K>(t, quantize_q5_k, {{K::F16, offsetof(BlockQ5_K, d), "d"}, {K::F16, offsetof(BlockQ5_K, dmin), "dmin"}});
     add_block_type<BlockQ6_K>(t, quantize_q6_k, {{K::F16, offsetof(BlockQ6_K, d), "d"}});
     set_efforts(t, TypeId::Q2_K, nullptr, quantize_q2_k<kBestRefits>);
-    set_efforts(t, TypeId::Q4_K, nullptr, quantize_k4<BlockQ4_K, 15, kBestSteps, kBestRefits>);
-    set_efforts(t, TypeId::Q5_K, nullptr, quantize_k4<BlockQ5_K, 31, kBestSteps, kBestRefits>);
+    // With importance weights Q4_K's and Q5_K's default is their best (quantize_q4_k, quantize_q5_k).
+    set_efforts(t, TypeId::Q4_K, nullptr, quantize_k4<BlockQ4_K, 15, kBestSteps, kBestRefits>, {.best_with = false});
+    set_efforts(t, TypeId::Q5_K, nullptr, quantize_k4<BlockQ5_K, 31, kBestSteps, kBestRefits>, {.best_with = false});
     set_fitted_scales(t, {TypeId::Q2_K, TypeId::Q3_K, TypeId::Q4_K, TypeId::Q5_K, TypeId::Q6_K});
     // The activation format of dot products (kernels/ quantizes to it): read, not written here.
     add_block_type<BlockQ8_K>(t, nullptr, {{K::F32, offsetof(BlockQ8_K, d), "d"}});

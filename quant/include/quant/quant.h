@@ -53,7 +53,8 @@ struct ScaleField {
 // ggml's Q8_0 ignores) it tries ggml's scale and that scale's weighted refit, never more
 // error than ggml's scale in the fit's own weights, about 1.3x faster than its default. Best:
 // a wider search (the legacy types, Q8_0; Q4_K and Q5_K: more starting
-// scales and two rounds of the super-block refit, Q2_K: the two rounds), or both grid searches
+// scales and two rounds of the super-block refit, which is their default with importance
+// weights; Q2_K: the two rounds), or both grid searches
 // with the better fit kept per block (the grid i-quants IQ1_S to IQ3_S: the default search,
 // narrow or IQ1's ternary one, and the wide one). A type without a choice
 // quantizes alike at every effort; Traits::fast_changes and best_changes say where an effort
