@@ -181,6 +181,8 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
             // The k-quants' best (Q2_K, Q4_K, Q5_K: more starting scales, more rounds of the
             // super-block refit) comes out no worse than their default on these rows (measured).
             if (quant::traits(type)->fast || name.find("_K") != std::string::npos) CHECK(minimized(best) <= minimized(q));
+            // (With importance Q4_K's and Q5_K's best is their default since 2026-12-05: equal here,
+            // and q5_K's best held to 0.95x as its default is, below.)
             if (imx == "yes" && kReaches095Best.count(name)) CHECK(best.weighted_rmse <= 0.95 * ref_weighted);
             CHECK(best.rmse <= 1.01 * ref_rmse);
             CHECK(best.weighted_rmse <= 1.01 * ref_weighted);

@@ -340,7 +340,8 @@ void pack_scale_min_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* q) {
 
 // The affine k-quants' searches (fit_affine_k's kSteps and kRefits): by default, starting
 // scales either side of the obvious one (Q2_K, Q4_K, Q5_K) and Q5_K's refit rounds; at
-// --effort best, Q4_K's and Q5_K's starting scales and every one's refit rounds.
+// --effort best, and for Q4_K and Q5_K with an importance matrix (quantize_q4_k,
+// quantize_q5_k), Q4_K's and Q5_K's starting scales and every one's refit rounds.
 constexpr int kQ2Steps = 1, kQ4Steps = 1, kQ5Steps = 2, kQ5Refits = 1, kBestSteps = 8, kBestRefits = 2;
 
 // kRefits: rounds of the super-block refit, none by default, two at --effort best: weighted
@@ -419,11 +420,12 @@ void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 // 2026-12-05): weighted RMSE 0.999 / 0.993 -> 0.978 / 0.954 of ggml's on rmse.tsv's importance
 // rows, the trained model's Q4_K_M / Q3_K_M imatrix KL divergence 1.017 / 0.987 -> 0.964 /
 // 0.968 of llama.cpp's files, the tiny model's Q4_K_M / Q4_K_S / Q3_K_M imatrix 0.990 / 1.028
-// / 0.984 -> 0.983 / 0.992 / 0.976. Either change alone moved the tiny model's figures by up
-// to 5% either way (the fourth root alone, Q4_K_M imatrix 0.990 -> 1.006; {8, 2} alone with
-// the square root, Q4_K_S imatrix 1.028 -> 1.039), the trained model's down (1.001, 0.986).
-// Without one it keeps {1, 0}: more starts and the refit there raised the tiny model's
-// Q4_K_M / Q4_K_S from 0.967 / 0.965 to 1.004 / 0.998 of llama.cpp's files.
+// / 0.984 -> 0.983 / 0.992 / 0.976. Either change alone moved the tiny model's figures up
+// (the fourth root alone, Q4_K_M imatrix 0.990 -> 1.006; {8, 2} alone with the square root,
+// the whole mix at --effort best, Q4_K_S imatrix 1.028 -> 1.058), the trained model's down
+// (1.001, 0.986). Without one it keeps {1, 0}: more starts and the refit there (Q4_K's alone)
+// raised the tiny model's Q4_K_M / Q4_K_S from 0.967 / 0.965 to 1.004 / 0.998 of llama.cpp's
+// files.
 void quantize_q4_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     if (imp) quantize_k4<BlockQ4_K, 15, kBestSteps, kBestRefits>(x, dst, n, imp);
     else quantize_k4<BlockQ4_K, 15, kQ4Steps, 0>(x, dst, n, imp);
@@ -431,11 +433,11 @@ void quantize_q4_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 
 // Q5_K with an importance matrix searches as --effort best does ({8, 2}): weighted RMSE 0.963
 // / 0.941 -> 0.949 / 0.910 of ggml's on rmse.tsv's importance rows, the trained model's
-// Q5_K_M imatrix KL divergence 0.950 -> 0.928 of llama.cpp's file (the tiny model's Q5_K_M /
-// Q5_K_S imatrix 0.811 / 0.818 -> 0.862 / 0.872); the fit 11 -> 22 ns a value (one thread),
-// which llama.cpp's own search with importance (18 s against 11 s without, Q5_K_M of the 984
-// MB model) leaves room for. Without one it keeps {2, 1}: at 22 ns that mix would be within
-// 2.1x of llama.cpp's 11 s.
+// Q5_K_M imatrix KL divergence 0.950 -> 0.927 of llama.cpp's file, the tiny model's Q5_K_M /
+// Q5_K_S imatrix 0.811 / 0.818 -> 0.785 / 0.799; the fit 11 -> 22 ns a value (bench_quant,
+// one thread), which llama.cpp's own search with importance (18 s against 11 s without, Q5_K_M
+// of the 984 MB model) leaves room for: that mix 3.04 -> 4.59 s against its 18.72. Without one
+// it keeps {2, 1}: at --effort best that mix took 5.19 s against llama.cpp's 11.14 (2.15x).
 void quantize_q5_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     if (imp) quantize_k4<BlockQ5_K, 31, kBestSteps, kBestRefits>(x, dst, n, imp);
     else quantize_k4<BlockQ5_K, 31, kQ5Steps, kQ5Refits>(x, dst, n, imp);

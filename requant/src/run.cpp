@@ -90,8 +90,8 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
                                                 o.effort == quant::Effort::Fast
                                                     ? " (so far Q4_0, Q4_1, Q5_0 and Q5_1 without importance weights, where fast rounds as "
                                                       "llama.cpp does, and Q8_0 with or without them)"
-                                                    : " (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q4_K, Q5_K and the grid i-quants IQ1_S to "
-                                                      "IQ3_S)"));
+                                                    : " (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, the grid i-quants IQ1_S to IQ3_S, and Q4_K "
+                                                      "and Q5_K without importance weights: with them best is their default)"));
     if (!o.plan.prune_layers.empty()) {
         const Hyperparameters h = shape_of(m);
         for (const char* key : {"leading_dense_block_count", "nextn_predict_layers"})

@@ -93,7 +93,8 @@ struct Traits {
     QuantizeRowFn quantize = nullptr;    // likewise (the default effort)
     QuantizeRowFn fast = nullptr, best = nullptr;  // other efforts, where the type has them
     // Whether fast and best write other bytes than the default, [0] without importance
-    // weights, [1] with them (the legacy types' fast only without; Q8_0's both).
+    // weights, [1] with them (the legacy types' fast only without; Q8_0's both; Q4_K's and
+    // Q5_K's best only without).
     bool fast_changes[2] = {false, false}, best_changes[2] = {false, false};
     bool needs_importance = false;       // quantizing without importance weights is refused
     bool fitted_scales = false;          // its quantizer fits block scales to the values
@@ -169,9 +170,9 @@ enum class GridSearchWay { AsEffortSays, Narrow, Wide };
 void force_grid_search(GridSearchWay way);
 
 // With an importance matrix the fits weight each value by its importance times the fourth
-// root of (sigma^2 + x^2) (the square root on Q4_K), sigma^2 the row's mean square; true:
-// the square root on every type, as before 2026-12-04, for the tests whose pinned bytes were
-// taken with it. Not to be changed while a quantization runs.
+// root of (sigma^2 + x^2), sigma^2 the row's mean square; true: the square root on every
+// type, as before 2026-12-04 (on Q4_K before 2026-12-05), for the tests whose pinned bytes
+// were taken with it. Not to be changed while a quantization runs.
 void importance_square_root(bool on);
 // importance_square_root(true) while it lives; false again when it goes, exceptions included.
 struct ImportanceSquareRoot {
