@@ -1055,7 +1055,7 @@ TEST_CASE("IQ1's one-change step on lanes settles what the scalar step settles, 
 // change a bit. The hashes were made with 14db0a7's plain fits (one call per pass, scalar
 // extremes, codes recomputed for the best scale), but Q6_K's and Q4_0's default: their searches
 // changed on 2026-12-04 (Q6_K's sub-blocks Search{6, 0} and codes nudged by two, Q4_0 one refit
-// from each start), the ternary types' (fit_ternary, 2026-12-05), Q8_0's with importance on 2026-12-05 (Search{3, 0, bound_refits}; its
+// from each start; with importance two again since 2026-12-05, the bytes first pinned), the ternary types' (fit_ternary, 2026-12-05), Q8_0's with importance on 2026-12-05 (Search{3, 0, bound_refits}; its
 // earlier search, with the mirror-image starts dropped, still wrote 0xbb7e995d80850080) and
 // without it the same day (the search replaced llama.cpp's rounding, which is its fast effort now
 // and keeps its earlier pins), and
@@ -1072,7 +1072,7 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         uint64_t plain, weighted, fast;  // fast: 0 where the type has no fast search
     };
     const Expected expected[] = {
-        {"q4_0", 0x5e5ee86e5e4cd0c1ull, 0x3517001fb463b160ull, 0xc943f9e7bac17abcull},  // Q4_0's one-refit default (2026-12-04)
+        {"q4_0", 0x5e5ee86e5e4cd0c1ull, 0xb3e82c8edd99416aull, 0xc943f9e7bac17abcull},  // Q4_0's one-refit default (2026-12-04); with importance two refits again (2026-12-05: 14db0a7's bytes, as first pinned; one refit wrote 0x3517001fb463b160)
         {"q4_1", 0xe4e6e9a8c0a7b61eull, 0x79eb1c1b63b11390ull, 0x588f07560104ca37ull},
         {"q5_0", 0x3f81e054ad8be89bull, 0x014fb6ae75eddf95ull, 0xda74107059ddeb6dull},
         {"q5_1", 0x640a2a0969b714d3ull, 0x2b674d31a21ba357ull, 0xde25d1b2b3c8d9c8ull},
@@ -1143,9 +1143,9 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
     };
     const float tiny = 0x1p-12f;
     const Expected expected[] = {
-        {"q4_0", 2848, 1, 0x31c432be616e3463ull, 0x5976267439f167a8ull, 0xf6db485252c1312dull},  // as above
+        {"q4_0", 2848, 1, 0x31c432be616e3463ull, 0x10a10c6ee85381daull, 0xf6db485252c1312dull},  // as above (weighted: 16d65ab's bytes again; one refit wrote 0x5976267439f167a8)
         {"q5_0", 2848, 1, 0x853fb1b7703f1100ull, 0xd617144ae50392fcull, 0x17edb1a3e7a6d7a6ull},
-        {"q4_0", 2848, tiny, 0x5388edf39e7fa1e4ull, 0xfbc36ff66f6dcbdaull, 0x17e45b715989391aull},  // as above
+        {"q4_0", 2848, tiny, 0x5388edf39e7fa1e4ull, 0x84b670c13beca0c4ull, 0x17e45b715989391aull},  // as above (weighted: 16d65ab's bytes again; one refit wrote 0xfbc36ff66f6dcbda)
         {"q5_0", 2848, tiny, 0xbcd42c6718f8832aull, 0x4438027e736b9914ull, 0x9da690b5cf37d45eull},
         {"q8_0", 2848, 1, 0x24ee7b7b3833cc29ull, 0xc72888b7a1dfc8e7ull, 0x2f95e37864ebdb91ull},  // as above (weighted before: 0x90bd8c8f400df540)
         {"q4_1", 2848, 1, 0x069330118d596d75ull, 0xa9922d94139fb113ull, 0xe11439396ce26f8dull},
