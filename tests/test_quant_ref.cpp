@@ -117,7 +117,7 @@ Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* imp
 
 }  // namespace
 
-TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, and 0.95x its weighted RMSE with importance on q5_K, q6_K, iq3_s and iq2_s") {
+TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, 1.0x its RMSE without importance, and 0.95x its weighted RMSE with importance on q5_K, q6_K, iq3_s and iq2_s") {
     std::ifstream in(test::ref_dir() / "quant" / "rmse.tsv");
     REQUIRE(in);
     std::string line;
@@ -152,6 +152,9 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
         const Quality q = measure(type, input == "gauss" ? data.gauss : data.heavy, imx == "yes" ? data.importance.data() : nullptr);
         CHECK(q.rmse <= 1.01 * ref_rmse);
         CHECK(q.weighted_rmse <= 1.01 * ref_weighted);
+        // Issue 18: plain RMSE no worse than 1.0x the reference's without importance (1e-5: the
+        // f16 rows, the reference's bytes, measured here as the f16 check below allows).
+        if (imx == "no") CHECK(q.rmse <= ref_rmse * (1 + 1e-5));
         // The other efforts, where the type has them (quant::Effort): fast never above the
         // reference's RMSE without importance (each block judged by its plain error, the
         // reference's scale among the candidates; test_quant checks it block by block), and
