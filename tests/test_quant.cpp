@@ -1082,8 +1082,8 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         {"q4_K", 0x99f8bc32e89ee166ull, 0x825da35c99b7f130ull, 0},  // with importance --effort best's {8, 2} (2026-12-05, before: 0xa4318c1dedeb9bf8)
         {"q5_K", 0xf55022ec04eb01cdull, 0x15c587c1d64966ceull, 0},  // Q5_K's Search{2, 2} and super-block refit (2026-12-05); with importance --effort best's {8, 2} (2026-12-05, before: 0xe05d859cacc882b4)
         {"q6_K", 0xbeb43e988ff57737ull, 0x283708b4d4b33d84ull, 0},  // Q6_K's wider search (2026-12-04)
-        {"iq4_nl", 0x07c5f26c1e2ca2f4ull, 0xd9cb7d27d8bae9bbull, 0},
-        {"iq4_xs", 0xdbcdfd1e044b7af8ull, 0x33ac1191bbb44291ull, 0},
+        {"iq4_nl", 0x1d6b7d2dd5d2df69ull, 0x52fc821b1728156bull, 0},  // IQ4's third start (2026-12-05; before: plain 0x07c5f26c1e2ca2f4, weighted 0xd9cb7d27d8bae9bb)
+        {"iq4_xs", 0xee1d0e6fba863f90ull, 0x8336e475a029a3e4ull, 0},  // IQ4's third start (2026-12-05; before: plain 0xdbcdfd1e044b7af8, weighted 0x33ac1191bbb44291)
         {"tq1_0", 0x7e7fb9f55dd12084ull, 0xa66c55abe8059d8aull, 0},  // the ternary fit (fit_ternary, 2026-12-05)
         {"tq2_0", 0xb3b7305edf318421ull, 0x0d6f9a66687328e7ull, 0},
     };
@@ -1153,10 +1153,10 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         {"q4_1", 2848, tiny, 0xe2ae13f80479ea82ull, 0xa11035331a881671ull, 0x99da4345274b7665ull},
         {"q5_1", 2848, tiny, 0x6a209c13607e6db0ull, 0xb4768b636846d7c2ull, 0xceed88b2573750b1ull},
         {"q8_0", 2848, tiny, 0xde8936ee430dbf3dull, 0xde8936ee430dbf3dull, 0x9f7f040bd981bbc6ull},  // scales of a few f16 subnormal steps: the same choice whatever the weights
-        {"iq4_nl", 2848, 1, 0x375e3639c5103fc1ull, 0x5d7e0f5b483989eaull, 0},
-        {"iq4_nl", 2848, tiny, 0xc129799854c4713cull, 0x07e431f7eb61cf72ull, 0},
-        {"iq4_xs", 2560, 1, 0xd9e6a4f87b510c68ull, 0x2adf13afd92b8e21ull, 0},
-        {"iq4_xs", 2560, tiny, 0x069889da31b4bed3ull, 0x996095a52841d353ull, 0},
+        {"iq4_nl", 2848, 1, 0xb3836c7c84c0ed33ull, 0x0b155e5933da8eb8ull, 0},  // IQ4's third start (2026-12-05; before: plain 0x375e3639c5103fc1, weighted 0x5d7e0f5b483989ea)
+        {"iq4_nl", 2848, tiny, 0xa8ab4549d208de8full, 0x42e7939eb34ff149ull, 0},  // IQ4's third start (2026-12-05; before: plain 0xc129799854c4713c, weighted 0x07e431f7eb61cf72)
+        {"iq4_xs", 2560, 1, 0x26c4a36fcb3be7cbull, 0x660a637b653a26f6ull, 0},  // IQ4's third start (2026-12-05; before: plain 0xd9e6a4f87b510c68, weighted 0x2adf13afd92b8e21)
+        {"iq4_xs", 2560, tiny, 0x069889da31b4bed3ull, 0x26619175d3bfa553ull, 0},  // IQ4's third start (2026-12-05, weighted before: 0x996095a52841d353)
         {"q2_K", 2816, tiny, 0x19be92bc6ec2c69eull, 0xbb50a103d2eb3628ull, 0},
         {"q3_K", 2816, tiny, 0x5b0deada1414a70eull, 0xbc102cb9e37722c2ull, 0},
         {"q4_K", 2816, tiny, 0x040e9153f26a0eabull, 0x4f93a0b3122f24e2ull, 0},  // weighted: {8, 2} with importance (2026-12-05, before: 0x63d637ba4394ff5f)

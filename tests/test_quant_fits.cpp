@@ -144,6 +144,57 @@ TEST_CASE("the affine fits on eight and sixteen lanes choose the one-block fit's
     }
 }
 
+// The codebook fits (IQ4_NL's blocks with an f16 scale, IQ4_XS's sub-blocks with a float one)
+// on eight and sixteen lanes: the one-block fit's scale and level indices, from their starts
+// (a third step to larger scales since 2026-12-05) and the default ones.
+TEST_CASE("the codebook fits on eight and sixteen lanes choose the one-block fit's scale and levels, from the IQ4 types' starts and the default ones") {
+    static constexpr float kValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    static constexpr uint8_t kCodes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const quant::detail::Levels iq4{kValues, kCodes, 16};
+    struct Kind {
+        const char* what;
+        bool f16_scale;
+        quant::detail::LevelStarts starts;
+    };
+    const Kind kinds[] = {
+        {"iq4_nl blocks", true, {3, 2}},
+        {"iq4_nl blocks before 2026-12-05", true, {2, 2}},
+        {"iq4_xs sub-blocks", false, {3, 2}},
+        {"iq4_xs sub-blocks before 2026-12-05", false, {2, 2}},
+    };
+    const bool has_avx512 = quant::testing::use_avx512(true);
+    int start_mattered = 0;
+    for (const Kind& k : kinds) {
+        CAPTURE(k.what);
+        int differ = 0, fits = 0;
+        for (int seed = 0; seed < 1500; ++seed) {
+            const SubBlocks b(seed);
+            uint8_t one[512], eight[512], sixteen[512], narrow16[512], two_starts[32];
+            float d8[16], d16[16], dn16[16];
+            quant::detail::fit_levels8(b.x, b.w, 32, iq4, eight, k.f16_scale, d8, k.starts);
+            quant::detail::fit_levels8(b.x + 256, b.w + 256, 32, iq4, eight + 256, k.f16_scale, d8 + 8, k.starts);
+            quant::detail::fit_levels16(b.x, b.w, 32, iq4, sixteen, k.f16_scale, d16, k.starts);
+            quant::testing::use_avx512(false);  // the sixteen-block call as two eight-block ones
+            quant::detail::fit_levels16(b.x, b.w, 32, iq4, narrow16, k.f16_scale, dn16, k.starts);
+            quant::testing::use_avx512(has_avx512);
+            for (int j = 0; j < 16; ++j) {
+                const float d = quant::detail::fit_levels(b.x + 32 * j, b.w + 32 * j, 32, iq4, one + 32 * j, k.f16_scale, k.starts);
+                ++fits;
+                bool same = true;
+                for (const float* other : {d8, d16, dn16}) same = same && std::memcmp(&d, &other[j], sizeof d) == 0;
+                for (const uint8_t* other : {eight, sixteen, narrow16}) same = same && std::memcmp(one + 32 * j, other + 32 * j, 32) == 0;
+                if (!same) ++differ;
+                if (k.starts.larger == 3) start_mattered += quant::detail::fit_levels(b.x + 32 * j, b.w + 32 * j, 32, iq4, two_starts, k.f16_scale, {2, 2}) != d;
+            }
+        }
+        CHECK_MESSAGE(differ == 0, differ << " of " << fits << " block fits differ from the one-block fit");
+    }
+    // The third start is taken on some blocks (else the comparison above would not cover it).
+    CHECK(start_mattered > 0);
+    MESSAGE(start_mattered << " of the fits from the IQ4 types' starts chose another scale than from two starts each way");
+    if (!has_avx512) MESSAGE("this CPU has no AVX-512: the sixteen-lane path was compared as two eight-lane calls only");
+}
+
 // The super-block refit keeps a round only where the super-block's weighted error (as
 // dequantization forms the values) goes down: called directly on groups of 1 to 16
 // super-blocks (odd counts take the eight-lane path for the last sub-blocks of Q4_K and Q5_K),

@@ -117,15 +117,19 @@ Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* imp
 
 }  // namespace
 
-TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, 1.0x its RMSE without importance, and 0.95x its weighted RMSE with importance on q5_K, q6_K, iq3_s and iq2_s") {
+TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, 1.0x its RMSE without importance, and 0.95x its weighted RMSE with importance on 11 of issue 18's 18 rows") {
     std::ifstream in(test::ref_dir() / "quant" / "rmse.tsv");
     REQUIRE(in);
     std::string line;
     std::getline(in, line);
     std::set<std::string> pending;
     const std::set<std::string> kTarget095 = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs", "iq4_nl", "iq3_s", "iq2_s"};
-    const std::set<std::string> kReaches095 = {"q5_K", "q6_K", "iq3_s", "iq2_s"}, kReaches095Best = {"q5_K"};
+    // The rows (type and input) that reach it at the default effort, and q5_K's at best.
+    const std::set<std::string> kReaches095 = {"q2_K heavy",  "q5_K gauss",   "q5_K heavy", "q6_K gauss", "q6_K heavy", "iq4_nl heavy",
+                                               "iq4_xs heavy", "iq3_s gauss", "iq3_s heavy", "iq2_s gauss", "iq2_s heavy"},
+                                kReaches095Best = {"q5_K"};
     std::string short_of_095, fourth_root_gain;
+    size_t rows_at_095 = 0;
     int rows = 0;
     std::string table = fmt::format("\n{:<8} {:<6} {:<4} {:>12} {:>12} {:>6}  {:>12} {:>12} {:>6}\n", "type", "input", "imx",
                                     "rmse", "reference", "ratio", "weighted", "reference", "ratio");
@@ -211,17 +215,21 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
             CHECK(q.weighted_rmse == doctest::Approx(ref_weighted).epsilon(1e-5));
         }
         // Issue 18's target: with importance, at most 0.95x the reference's weighted RMSE on its
-        // nine types. Asserted on those that reach it on both rows; the rest are listed with
+        // nine types. Asserted on the rows that reach it (11 of 18); the rest are listed with
         // their ratios (bench_quant_bound shows that no quantizer of the format can reach it on
         // q3_K, and on the gauss rows of q4_K, iq4_nl and iq4_xs).
         if (imx == "yes" && kTarget095.count(name)) {
-            if (kReaches095.count(name)) CHECK(q.weighted_rmse <= 0.95 * ref_weighted);
+            if (kReaches095.count(name + " " + input)) {
+                CHECK(q.weighted_rmse <= 0.95 * ref_weighted);
+                ++rows_at_095;
+            }
             else if (q.weighted_rmse > 0.95 * ref_weighted) short_of_095 += fmt::format(" {} {} {:.3f};", name, input, q.weighted_rmse / ref_weighted);
         }
         table += fmt::format("{:<8} {:<6} {:<4} {:>12.6g} {:>12.6g} {:>6.3f}  {:>12.6g} {:>12.6g} {:>6.3f}\n", name, input, imx, q.rmse,
                              ref_rmse, q.rmse / ref_rmse, q.weighted_rmse, ref_weighted, q.weighted_rmse / ref_weighted);
         ++rows;
     }
+    CHECK(rows_at_095 == kReaches095.size());  // every listed row was found and held
     std::string todo;
     for (const std::string& n : pending) todo += " " + n;
     MESSAGE("quantization quality, ours beside the reference (ratio <= 1.01 passes):" << table);

@@ -748,7 +748,7 @@ namespace {
 }
 
 [[gnu::always_inline]] inline float fit_levels_body(const float* x, const float* w, int n, const Levels& levels, uint8_t* index,
-                                                    bool f16_scale) {
+                                                    bool f16_scale, LevelStarts starts) {
     auto stored = [f16_scale](float v) { return f16_scale ? as_stored_f16(finite_f16(v)) : v; };
     const LevelSteps ls(levels);
     const float xmax = first_largest(x, n);
@@ -762,7 +762,7 @@ namespace {
     float best_err = std::numeric_limits<float>::infinity(), best_d = 0;
     for (float end : {levels.value[0], levels.value[levels.n - 1]}) {
         if (end == 0) continue;
-        for (int step = -kDefaultSearch.steps; step <= kDefaultSearch.steps; ++step) {
+        for (int step = -starts.larger; step <= starts.smaller; ++step) {
             float d = stored(xmax / (end * (1.0f + 0.05f * static_cast<float>(step))));
             // Alternate, as fit_symmetric: the levels for d (with their error and sums in one
             // pass), then the least-squares scale for those levels.
@@ -795,8 +795,8 @@ QUANT_AVX2_CLONE float level_codes(const float* x, const float* w, int n, const 
     return n == 32 ? level_codes_body(x, w, 32, levels, ls, d, index) : level_codes_body(x, w, n, levels, ls, d, index);
 }
 
-QUANT_AVX2_CLONE float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale) {
-    return n == 32 ? fit_levels_body(x, w, 32, levels, index, f16_scale) : fit_levels_body(x, w, n, levels, index, f16_scale);
+QUANT_AVX2_CLONE float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, LevelStarts starts) {
+    return n == 32 ? fit_levels_body(x, w, 32, levels, index, f16_scale, starts) : fit_levels_body(x, w, n, levels, index, f16_scale, starts);
 }
 
 namespace {
@@ -811,11 +811,13 @@ namespace lanes8 {
 
 }  // namespace
 
-QUANT_AVX2_CLONE void fit_levels8(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale) {
+QUANT_AVX2_CLONE void fit_levels8(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale,
+                                  LevelStarts starts) {
     const LevelSteps ls(levels);
     if (n == 32 && ls.steps < LevelSteps::kMax)
-        return f16_scale ? fit_levels8_body<32, true>(x, w, levels, ls, index, scale) : fit_levels8_body<32, false>(x, w, levels, ls, index, scale);
-    for (int j = 0; j < kLanes; ++j) scale[j] = fit_levels_body(x + j * n, w + j * n, n, levels, index + j * n, f16_scale);
+        return f16_scale ? fit_levels8_body<32, true>(x, w, levels, ls, index, scale, starts)
+                         : fit_levels8_body<32, false>(x, w, levels, ls, index, scale, starts);
+    for (int j = 0; j < kLanes; ++j) scale[j] = fit_levels_body(x + j * n, w + j * n, n, levels, index + j * n, f16_scale, starts);
 }
 
 QUANT_AVX2_CLONE void best_level_codes8(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index,
@@ -829,10 +831,12 @@ QUANT_AVX2_CLONE void best_level_codes8(const float* x, const float* w, int n, c
 LANES16_BEGIN
 #include "fit_levels_lanes.inc"
 
-void fit_levels(const float* x, const float* w, int n, const Levels& levels, const LevelSteps& ls, uint8_t* index, bool f16_scale, float* scale) {
+void fit_levels(const float* x, const float* w, int n, const Levels& levels, const LevelSteps& ls, uint8_t* index, bool f16_scale, float* scale,
+                LevelStarts starts) {
     if (n == 32 && ls.steps < LevelSteps::kMax)
-        return f16_scale ? fit_levels8_body<32, true>(x, w, levels, ls, index, scale) : fit_levels8_body<32, false>(x, w, levels, ls, index, scale);
-    for (int j = 0; j < kLanes; ++j) scale[j] = fit_levels_body(x + j * n, w + j * n, n, levels, index + j * n, f16_scale);
+        return f16_scale ? fit_levels8_body<32, true>(x, w, levels, ls, index, scale, starts)
+                         : fit_levels8_body<32, false>(x, w, levels, ls, index, scale, starts);
+    for (int j = 0; j < kLanes; ++j) scale[j] = fit_levels_body(x + j * n, w + j * n, n, levels, index + j * n, f16_scale, starts);
 }
 
 void best_level_codes(const float* x, const float* w, const Levels& levels, const LevelSteps& ls, int trials, const float* d, uint8_t* index,
@@ -842,11 +846,11 @@ void best_level_codes(const float* x, const float* w, const Levels& levels, cons
 LANES16_END
 #endif
 
-void fit_levels16(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale) {
+void fit_levels16(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale, LevelStarts starts) {
 #ifdef QUANT_WIDE
-    if (wide_paths()) return lanes16::fit_levels(x, w, n, levels, LevelSteps(levels), index, f16_scale, scale);
+    if (wide_paths()) return lanes16::fit_levels(x, w, n, levels, LevelSteps(levels), index, f16_scale, scale, starts);
 #endif
-    for (int h = 0; h < 2; ++h) fit_levels8(x + 8 * h * n, w + 8 * h * n, n, levels, index + 8 * h * n, f16_scale, scale + 8 * h);
+    for (int h = 0; h < 2; ++h) fit_levels8(x + 8 * h * n, w + 8 * h * n, n, levels, index + 8 * h * n, f16_scale, scale + 8 * h, starts);
 }
 
 void best_level_codes16(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index, int* pick) {

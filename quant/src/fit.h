@@ -103,16 +103,24 @@ struct Levels {
 // and the weighted squared error left.
 float level_codes(const float* x, const float* w, int n, const Levels& levels, float d, uint8_t* index);
 
-// The best d for a codebook, searched as fit_symmetric does; d stored as f16 when
-// `f16_scale`, else a float. `index` gets the level indices.
-float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale);
+// The codebook fits' starting scales: the largest value sent to each end level, and up to
+// `larger` / `smaller` steps of 5% to larger / smaller scales from there, each refitted up to
+// three times. IQ4_NL and IQ4_XS take three steps to larger scales (kIQ4Starts in
+// iquants.cpp).
+struct LevelStarts {
+    int larger = 2, smaller = 2;
+};
+
+// The best d for a codebook, searched as fit_symmetric does from `starts`; d stored as f16
+// when `f16_scale`, else a float. `index` gets the level indices.
+float fit_levels(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, LevelStarts starts = {});
 
 // fit_levels and a best-of-trials level_codes for eight blocks at once, as fit_symmetric8
 // and best_symmetric_codes8 (the bits of one block at a time; n = 32 on lanes).
-void fit_levels8(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale);
+void fit_levels8(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale, LevelStarts starts = {});
 void best_level_codes8(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index, int* pick);
 // And for sixteen blocks (as fit_symmetric16).
-void fit_levels16(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale);
+void fit_levels16(const float* x, const float* w, int n, const Levels& levels, uint8_t* index, bool f16_scale, float* scale, LevelStarts starts = {});
 void best_level_codes16(const float* x, const float* w, int n, const Levels& levels, int trials, const float* d, uint8_t* index, int* pick);
 
 // The best of `count` given scales (formats whose scale is a small float or a power of 2).
