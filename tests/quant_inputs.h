@@ -26,12 +26,20 @@ public:
     }
     // Uniform in (0, 1): 53 bits, never 0.
     double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1p-53; }
-    // Standard normal (Box-Muller, one value a pair of uniforms).
-    double normal() { return std::sqrt(-2.0 * std::log(uniform())) * std::cos(2.0 * std::numbers::pi * uniform()); }
+    // Standard normal (Box-Muller, one value a pair of uniforms, drawn in this order: the
+    // operands of one expression would be evaluated in an order the compiler chooses).
+    double normal() {
+        const double radius = uniform();
+        const double angle = uniform();
+        return std::sqrt(-2.0 * std::log(radius)) * std::cos(2.0 * std::numbers::pi * angle);
+    }
     // Student's t with 3 degrees of freedom.
     double student3() {
-        const double a = normal(), b = normal(), c = normal();
-        return normal() / std::sqrt((a * a + b * b + c * c) / 3.0);
+        const double a = normal();
+        const double b = normal();
+        const double c = normal();
+        const double z = normal();
+        return z / std::sqrt((a * a + b * b + c * c) / 3.0);
     }
 
 private:
