@@ -32,9 +32,10 @@ void pack_nibbles(const int* c, uint8_t (&qs)[16], uint8_t (*qh)[4]) {
 // an end of the code range (ggml's reference rounding takes the one for the negative end) with
 // the nearest codes for each as stored; default and best refit by least squares around them.
 // Q4_0's default without an importance matrix refits once from each start (kDefaultQ4_0;
-// with one, twice: quantize_q4_0): against two refits, 0.8 of the
-// fit's time (3.4 against 4.2 ns a value on one thread), the rmse.tsv rows within 0.4% (RMSE
-// without importance 0.951 -> 0.953 of ggml's, importance-weighted with it 1.001 -> 1.005), the
+// with one, twice: quantize_q4_0). Measured when it first did so everywhere (2026-12-04),
+// against two refits: 0.8 of the fit's time (3.4 against 4.2 ns a value on one thread), the
+// rmse.tsv rows within 0.4% (RMSE without importance 0.951 -> 0.953 of ggml's,
+// importance-weighted with it 1.001 -> 1.005, with the square-root weights of then), the
 // mean KL divergence of the tiny model's Q4_0 mix 0.982 -> 0.969 of llama.cpp's file and the
 // trained model's 0.977 -> 0.979; the Q4_0 mix is the one whose time llama-quantize's single
 // rounding comes closest to.
