@@ -1062,7 +1062,8 @@ TEST_CASE("IQ1's one-change step on lanes settles what the scalar step settles, 
 // Q5_K's (Search{2, 2} and the super-block refit, 2026-12-05; before: 0x1e6179fad25afce5,
 // 0x2195b518ef4b66cd; with importance --effort best's Search{8, 2} and two refits the same
 // day, as Q4_K's with importance), and Q4_1's and Q5_1's without importance (one refit from three starts,
-// 2026-12-05; before: 0xc660998b5c448935, 0x02166814d3a03df1), and their new hashes are the lanes' output, whose block fits
+// 2026-12-05; before: 0xc660998b5c448935, 0x02166814d3a03df1), and Q4_K's (the wide re-pick of
+// its sub-blocks' scale and minimum codes, 2026-12-06), and their new hashes are the lanes' output, whose block fits
 // test_quant_fits.cpp compares with the one-block fit.
 TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvectorized fits") {
     const IntegerRows rows(true);
@@ -1079,7 +1080,7 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         {"q8_0", 0x39fb9c65242d01a9ull, 0x6d4c56f624500df1ull, 0xfa45b9f55203c6e5ull},  // Q8_0's bound-refit search (2026-12-05), without importance too (fast: the rounding)
         {"q2_K", 0x0b69c04cf15640a5ull, 0x6e8546e8964e85e4ull, 0},
         {"q3_K", 0xe149a85e27e5e750ull, 0x9449eaf852599367ull, 0},
-        {"q4_K", 0x99f8bc32e89ee166ull, 0x825da35c99b7f130ull, 0},  // with importance --effort best's {8, 2} (2026-12-05, before: 0xa4318c1dedeb9bf8)
+        {"q4_K", 0x2db57dfdf15a51b3ull, 0xf8f949cea8bb02c7ull, 0},  // the wide re-pick (2026-12-06, before: 0x99f8bc32e89ee166, 0x825da35c99b7f130); with importance --effort best's {8, 2} (2026-12-05, before: 0xa4318c1dedeb9bf8)
         {"q5_K", 0xf55022ec04eb01cdull, 0x15c587c1d64966ceull, 0},  // Q5_K's Search{2, 2} and super-block refit (2026-12-05); with importance --effort best's {8, 2} (2026-12-05, before: 0xe05d859cacc882b4)
         {"q6_K", 0xbeb43e988ff57737ull, 0x283708b4d4b33d84ull, 0},  // Q6_K's wider search (2026-12-04)
         {"iq4_nl", 0x1d6b7d2dd5d2df69ull, 0x52fc821b1728156bull, 0},  // IQ4's third start (2026-12-05; before: plain 0x07c5f26c1e2ca2f4, weighted 0xd9cb7d27d8bae9bb)
@@ -1159,7 +1160,7 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         {"iq4_xs", 2560, tiny, 0x069889da31b4bed3ull, 0x26619175d3bfa553ull, 0},  // IQ4's third start (2026-12-05, weighted before: 0x996095a52841d353)
         {"q2_K", 2816, tiny, 0x19be92bc6ec2c69eull, 0xbb50a103d2eb3628ull, 0},
         {"q3_K", 2816, tiny, 0x5b0deada1414a70eull, 0xbc102cb9e37722c2ull, 0},
-        {"q4_K", 2816, tiny, 0x040e9153f26a0eabull, 0x4f93a0b3122f24e2ull, 0},  // weighted: {8, 2} with importance (2026-12-05, before: 0x63d637ba4394ff5f)
+        {"q4_K", 2816, tiny, 0x98921ec6db53fd63ull, 0xdb9001712b9e1abcull, 0},  // the wide re-pick (2026-12-06, before: 0x040e9153f26a0eab, 0x4f93a0b3122f24e2); weighted: {8, 2} with importance (2026-12-05, before: 0x63d637ba4394ff5f)
         {"q5_K", 2816, tiny, 0x1a4c1caa0b94f9c4ull, 0xbe682ea7fac98a0aull, 0},  // as above (before: 0xb7e84dbfc151e07c, 0x1a8347ecb0e3748c; weighted before {8, 2}: 0x63ebf29fd1b183fb)
         {"q6_K", 2816, tiny, 0xb9e72ca3b0877ca3ull, 0x0e426e5731bbb923ull, 0},  // as above
     };

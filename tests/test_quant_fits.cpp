@@ -467,6 +467,71 @@ TEST_CASE("best_affine_codes over nine candidate (scale, offset) pairs picks one
     CHECK(ninth > 0);  // the ninth candidate does win
 }
 
+// Q4_K's wide re-pick (kquants.cpp, wide_repick) takes best_affine_pair16's pick among up to
+// 81 (scale, minimum) pairs, then that pair's codes: the pick must be best_affine_codes16's
+// where that can choose (16 candidates or fewer), the same on sixteen lanes and on two calls
+// of eight, and one of least error among all 81.
+TEST_CASE("best_affine_pair picks best_affine_codes' candidate, the same on every path, and one of least error among 81") {
+    constexpr int n = 32, hi = 15, kPairs = 81;
+    int checked = 0, beyond16 = 0;
+    for (int seed = 0; seed < 400; ++seed) {
+        CAPTURE(seed);
+        const SubBlocks b(seed);
+        float d[kPairs * 16], m[kPairs * 16];
+        for (int j = 0; j < 16; ++j) {
+            float lo = 0, top = 0;
+            for (int i = 0; i < n; ++i) {
+                lo = std::min(lo, b.x[n * j + i]);
+                top = std::max(top, b.x[n * j + i]);
+            }
+            for (int t = 0; t < kPairs; ++t) {  // a 9 x 9 grid of scales and offsets around the span's
+                d[t * 16 + j] = (top - lo) / (15.0f + 0.4f * static_cast<float>(t / 9 - 4));
+                m[t * 16 + j] = lo * (1.0f + 0.03f * static_cast<float>(t % 9 - 4));
+            }
+            if (seed % 5 == 0 && j == 3)
+                for (int t = 0; t < kPairs; t += 7) d[t * 16 + j] = 0;  // zero scales among the candidates
+        }
+        const bool has_avx512 = quant::testing::use_avx512(true);
+        for (int trials : {9, 16, kPairs}) {
+            CAPTURE(trials);
+            int wide[16], narrow[16], codes_pick[16];
+            quant::detail::best_affine_pair16(b.x, b.w, n, hi, trials, d, m, wide);
+            quant::testing::use_avx512(false);
+            quant::detail::best_affine_pair16(b.x, b.w, n, hi, trials, d, m, narrow);
+            quant::testing::use_avx512(has_avx512);
+            for (int j = 0; j < 16; ++j) REQUIRE(wide[j] == narrow[j]);
+            if (trials <= 16) {
+                uint8_t q[512];
+                quant::detail::best_affine_codes16(b.x, b.w, n, hi, trials, d, m, q, codes_pick);
+                for (int j = 0; j < 16; ++j) REQUIRE(wide[j] == codes_pick[j]);
+                continue;
+            }
+            for (int j = 0; j < 16; ++j) {
+                CAPTURE(j);
+                REQUIRE(wide[j] >= 0);
+                REQUIRE(wide[j] < trials);
+                auto error = [&](int t) {  // with the nearest codes
+                    const float dt = d[t * 16 + j], mt = m[t * 16 + j];
+                    double e = 0;
+                    for (int i = 0; i < n; ++i) {
+                        const float c = dt == 0 ? 0.0f : std::clamp(std::nearbyint((b.x[n * j + i] - mt) / dt), 0.0f, float(hi));
+                        const double r = static_cast<double>(b.x[n * j + i]) - (static_cast<double>(dt) * c + mt);
+                        e += b.w[n * j + i] * r * r;
+                    }
+                    return e;
+                };
+                double least = INFINITY;
+                for (int t = 0; t < trials; ++t) least = std::min(least, error(t));
+                CHECK(error(wide[j]) <= least * (1 + 1e-5) + 1e-30);
+                beyond16 += wide[j] >= 16;
+                ++checked;
+            }
+        }
+    }
+    CHECK(checked == 400 * 16);
+    CHECK(beyond16 > 1000);  // the later candidates do win
+}
+
 // Q6_K's scale codes are nudged by up to two (five candidates a sub-block, where other callers
 // give three): the pick must be the candidate of least error, its codes the nearest for it,
 // and sixteen lanes must pick what two eight-lane calls pick.

@@ -117,7 +117,7 @@ Quality measure(gguf::TypeId type, const std::vector<float>& x, const float* imp
 
 }  // namespace
 
-TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, 1.0x its RMSE without importance, and 0.95x its weighted RMSE with importance on 11 of issue 18's 18 rows") {
+TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted RMSE on every rmse.tsv row, 1.0x its RMSE without importance, and 0.95x its weighted RMSE with importance on 12 of issue 18's 18 rows") {
     std::ifstream in(test::ref_dir() / "quant" / "rmse.tsv");
     REQUIRE(in);
     std::string line;
@@ -125,8 +125,8 @@ TEST_CASE("quantization reaches at most 1.01x the reference's RMSE and weighted 
     std::set<std::string> pending;
     const std::set<std::string> kTarget095 = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs", "iq4_nl", "iq3_s", "iq2_s"};
     // The rows (type and input) that reach it at the default effort, and q5_K's at best.
-    const std::set<std::string> kReaches095 = {"q2_K heavy",  "q5_K gauss",   "q5_K heavy", "q6_K gauss", "q6_K heavy", "iq4_nl heavy",
-                                               "iq4_xs heavy", "iq3_s gauss", "iq3_s heavy", "iq2_s gauss", "iq2_s heavy"},
+    const std::set<std::string> kReaches095 = {"q2_K heavy",   "q4_K heavy",  "q5_K gauss",  "q5_K heavy",  "q6_K gauss", "q6_K heavy",
+                                               "iq4_nl heavy", "iq4_xs heavy", "iq3_s gauss", "iq3_s heavy", "iq2_s gauss", "iq2_s heavy"},
                                 kReaches095Best = {"q5_K"};
     std::string short_of_095, fourth_root_gain;
     size_t rows_at_095 = 0;

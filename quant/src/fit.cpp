@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 #include <stdexcept>
 #include <type_traits>
 
@@ -616,6 +617,12 @@ QUANT_AVX2_CLONE void best_affine_codes8(const float* x, const float* w, int n, 
     throw std::logic_error("best_affine_codes8: blocks of 16 or 32 only");
 }
 
+QUANT_AVX2_CLONE void best_affine_pair8(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick) {
+    if (n == 16) return best_pair8_body<16>(x, w, hi, trials, d, m, pick);
+    if (n == 32) return best_pair8_body<32>(x, w, hi, trials, d, m, pick);
+    throw std::logic_error("best_affine_pair8: blocks of 16 or 32 only");
+}
+
 // ---- Sixteen blocks at a time (AVX-512) --------------------------------------------------
 //
 // The same fits with sixteen blocks side by side, one AVX-512 register a vector, where the
@@ -646,6 +653,12 @@ void best_codes(const float* x, const float* w, int n, int lo, int hi, int trial
     if (qa && n == 16) return best_codes8_body<16>(x, w, 0, hi, trials, d, m, qa, pick);
     if (qa && n == 32) return best_codes8_body<32>(x, w, 0, hi, trials, d, m, qa, pick);
     throw std::logic_error("best codes for 16 blocks: blocks of 16 or 32 only");
+}
+
+void best_pair(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick) {
+    if (n == 16) return best_pair8_body<16>(x, w, hi, trials, d, m, pick);
+    if (n == 32) return best_pair8_body<32>(x, w, hi, trials, d, m, pick);
+    throw std::logic_error("best pair for 16 blocks: blocks of 16 or 32 only");
 }
 LANES16_END
 #endif
@@ -694,6 +707,18 @@ void best_affine_codes16(const float* x, const float* w, int n, int hi, int tria
         half_of(d, trials, h, dh);
         half_of(m, trials, h, mh);
         best_affine_codes8(x + 8 * h * n, w + 8 * h * n, n, hi, trials, dh, mh, q + 8 * h * n, pick + 8 * h);
+    }
+}
+
+void best_affine_pair16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick) {
+#ifdef QUANT_WIDE
+    if (wide_paths()) return lanes16::best_pair(x, w, n, hi, trials, d, m, pick);
+#endif
+    std::vector<float> dh(static_cast<size_t>(trials) * 8), mh(static_cast<size_t>(trials) * 8);
+    for (int h = 0; h < 2; ++h) {
+        half_of(d, trials, h, dh.data());
+        half_of(m, trials, h, mh.data());
+        best_affine_pair8(x + 8 * h * n, w + 8 * h * n, n, hi, trials, dh.data(), mh.data(), pick + 8 * h);
     }
 }
 

@@ -91,6 +91,10 @@ void half_of(const float* in, int trials, int h, float* out);
 // number) into pick[j], and its codes into q.
 void best_symmetric_codes8(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q, int* pick);
 void best_affine_codes8(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q, int* pick);
+// best_affine_codes8's and best_affine_codes16's picks without the codes, for any number of
+// trials (d, m: trials x 8 or x 16): one pass of the error per trial, no copy of codes.
+void best_affine_pair8(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick);
+void best_affine_pair16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick);
 
 // A codebook: the values a code can stand for, ascending, and the code stored for each.
 struct Levels {
