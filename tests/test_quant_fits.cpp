@@ -438,6 +438,27 @@ int check_best_codes(const SubBlocks& b, int n, int lo, int hi, int trials, cons
     return checked;
 }
 
+namespace {
+
+// side x side candidate (scale, offset) pairs for each of 16 affine blocks of n values (codes
+// 0..hi; d[t * 16 + j], m[t * 16 + j]): scales and offsets a little either side of the ones
+// that span the block, in steps of scale_step codes and offset_step of the offset.
+void affine_candidates(const SubBlocks& b, int n, int hi, int side, float scale_step, float offset_step, float* d, float* m) {
+    for (int j = 0; j < 16; ++j) {
+        float lo = 0, top = 0;
+        for (int i = 0; i < n; ++i) {
+            lo = std::min(lo, b.x[n * j + i]);
+            top = std::max(top, b.x[n * j + i]);
+        }
+        for (int t = 0; t < side * side; ++t) {
+            d[t * 16 + j] = (top - lo) / (static_cast<float>(hi) + scale_step * static_cast<float>(t / side - side / 2));
+            m[t * 16 + j] = lo * (1.0f + offset_step * static_cast<float>(t % side - side / 2));
+        }
+    }
+}
+
+}  // namespace
+
 // The k-quant super-block refit re-picks each sub-block's (scale, minimum) codes among nine
 // pairs (kquants.cpp, refit_super_scales): best_affine_codes over nine candidates, more than
 // the eight it took before.
@@ -448,17 +469,7 @@ TEST_CASE("best_affine_codes over nine candidate (scale, offset) pairs picks one
         CAPTURE(seed);
         const SubBlocks b(seed);
         float d[kTrials * 16], m[kTrials * 16];
-        for (int j = 0; j < 16; ++j) {
-            float lo = 0, top = 0;
-            for (int i = 0; i < n; ++i) {
-                lo = std::min(lo, b.x[n * j + i]);
-                top = std::max(top, b.x[n * j + i]);
-            }
-            for (int t = 0; t < kTrials; ++t) {  // scales and offsets a little either side of the span's
-                d[t * 16 + j] = (top - lo) / (31.0f + 0.6f * static_cast<float>(t / 3 - 1));
-                m[t * 16 + j] = lo * (1.0f + 0.05f * static_cast<float>(t % 3 - 1));
-            }
-        }
+        affine_candidates(b, n, hi, 3, 0.6f, 0.05f, d, m);
         checked += check_best_codes<uint8_t>(b, n, 0, hi, kTrials, d, m, [&](uint8_t* q, int* pick) {
             quant::detail::best_affine_codes16(b.x, b.w, n, hi, kTrials, d, m, q, pick);
         }, [](int pick) { return pick == kTrials - 1; }, ninth);
@@ -473,25 +484,14 @@ TEST_CASE("best_affine_codes over nine candidate (scale, offset) pairs picks one
 // of eight, and one of least error among all 81.
 TEST_CASE("best_affine_pair picks best_affine_codes' candidate, the same on every path, and one of least error among 81") {
     constexpr int n = 32, hi = 15, kPairs = 81;
+    const bool has_avx512 = quant::testing::use_avx512(true);
     int checked = 0, beyond16 = 0;
+    float d[kPairs * 16], m[kPairs * 16];
     for (int seed = 0; seed < 400; ++seed) {
-        CAPTURE(seed);
         const SubBlocks b(seed);
-        float d[kPairs * 16], m[kPairs * 16];
-        for (int j = 0; j < 16; ++j) {
-            float lo = 0, top = 0;
-            for (int i = 0; i < n; ++i) {
-                lo = std::min(lo, b.x[n * j + i]);
-                top = std::max(top, b.x[n * j + i]);
-            }
-            for (int t = 0; t < kPairs; ++t) {  // a 9 x 9 grid of scales and offsets around the span's
-                d[t * 16 + j] = (top - lo) / (15.0f + 0.4f * static_cast<float>(t / 9 - 4));
-                m[t * 16 + j] = lo * (1.0f + 0.03f * static_cast<float>(t % 9 - 4));
-            }
-            if (seed % 5 == 0 && j == 3)
-                for (int t = 0; t < kPairs; t += 7) d[t * 16 + j] = 0;  // zero scales among the candidates
-        }
-        const bool has_avx512 = quant::testing::use_avx512(true);
+        affine_candidates(b, n, hi, 9, 0.4f, 0.03f, d, m);
+        for (int t = 0; seed % 5 == 0 && t < kPairs; t += 7) d[t * 16 + 3] = 0;  // zero scales among block 3's candidates
+        CAPTURE(seed);
         for (int trials : {9, 16, kPairs}) {
             CAPTURE(trials);
             int wide[16], narrow[16], codes_pick[16];

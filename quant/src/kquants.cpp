@@ -522,6 +522,13 @@ void quantize_k4(const float* x, uint8_t* dst, int64_t n, const float* imp) {
 // (1.001, 0.986). Without one it keeps {1, 0}: more starts and the refit there (Q4_K's alone)
 // raised the tiny model's Q4_K_M / Q4_K_S from 0.967 / 0.965 to 1.004 / 0.998 of llama.cpp's
 // files.
+// Both end with the wide re-pick (2026-12-06; kQ4Reach, kQ4BestReach): weighted RMSE 0.978 /
+// 0.954 -> 0.974 / 0.949 of ggml's on the importance rows; KL divergence, tiny model, Q4_K_M /
+// Q4_K_S / Q3_K_M 0.967 / 0.965 / 1.003 -> 0.927 / 0.959 / 0.981, with an importance matrix
+// 0.984 / 0.992 / 0.976 -> 0.950 / 0.988 / 0.962, trained Q4_K_M / Q3_K_M imatrix 0.964 / 0.968
+// -> 0.953 / 0.971; the fit 7.5 -> 22 ns a value without an importance matrix, 27 -> 47 with
+// one (one thread). Smaller reaches (+-1 / +-3, +-2 / +-4) put the tiny model's Q3_K_M or
+// Q4_K_S imatrix above llama.cpp's (1.018, 1.039); from +-2 / +-6 up every Q4_K mix was below.
 void quantize_q4_k(const float* x, uint8_t* dst, int64_t n, const float* imp) {
     if (imp) quantize_k4<BlockQ4_K, 15, kBestSteps, kBestRefits, kQ4BestReach>(x, dst, n, imp);
     else quantize_k4<BlockQ4_K, 15, kQ4Steps, 0, kQ4Reach>(x, dst, n, imp);
