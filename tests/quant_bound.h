@@ -14,8 +14,9 @@
 // (x_i - m) / s, and (s, m) is the weighted least-squares fit to those codes. So the minimum
 // is the least, over every code vector that nearest rounding gives for some (s, m), of that
 // code vector's least-squares error; and every such error is reached by the relaxation. The
-// functions below visit each of those code vectors once:
-// - symmetric: as s grows from 0, x_i / s crosses the midpoints between levels one at a time
+// functions below visit every one of those code vectors (some twice, and some mixed ones on
+// the way, each a code vector whose error the relaxation reaches too):
+// - symmetric: as s grows from 0, x_i / s moves toward 0 and crosses the midpoints between levels one at a time
 //   (breakpoints s = x_i / midpoint); between breakpoints the codes are fixed. Negative s is
 //   the same sweep with the levels negated.
 // - affine (levels 0..Q): in the (s, m) half-plane s > 0, code i steps between k and k+1 on
@@ -26,7 +27,8 @@
 //   crossings. Negative s is the reflection q -> Q - q of the same lattice.
 // Sums are in double; "exact" means up to rounding of those sums and of the crossing points.
 // Where crossings coincide (three lines through one point, or ties from rounding) the sweep
-// sorts the lines again just past them (`resorts` counts those).
+// sorts the lines again just past them (`resorts` counts those), and takes a later crossing
+// whose lines are already in their crossed order as done.
 #pragma once
 
 #include <algorithm>
@@ -55,14 +57,18 @@ inline Lattice iq4(int sub) { return {{-127, -104, -83, -65, -49, -35, -22, -10,
 
 // Weighted sums of one sub-block's values, and the least-squares error of a code vector
 // given the sums over its levels l_i: a = sum w l, b = sum w l^2, c = sum w x l.
+// A code vector whose sum w l^2 (or its spread, with an offset) is below 1e-12 of `tiny`'s
+// scale (sum w x the largest level^2) is taken as all alike: what is left of a running sum
+// there is rounding, and could divide into a false gain.
 struct Moments {
-    double w = 0, x = 0, xx = 0;
-    Moments(const float* x_, const float* w_, int n) {
+    double w = 0, x = 0, xx = 0, tiny = 0;
+    Moments(const float* x_, const float* w_, int n, double largest_level) {
         for (int i = 0; i < n; ++i) {
             w += w_[i];
             x += static_cast<double>(w_[i]) * x_[i];
             xx += static_cast<double>(w_[i]) * x_[i] * x_[i];
         }
+        tiny = 1e-12 * w * largest_level * largest_level;
     }
     // With a free offset: the 2x2 normal equations; where every code is alike, the offset
     // alone (the weighted variance).
@@ -71,15 +77,15 @@ struct Moments {
     double affine_error(double a, double b, double c) const {
         if (!(w > 0)) return 0;
         const double variance = std::max(0.0, xx - x * x / w), ll = b - a * a / w, xl = c - a * x / w;
-        if (!(ll > 1e-12 * b)) return variance;
+        if (!(ll > tiny)) return variance;
         return std::max(0.0, variance - xl * xl / ll);
     }
-    double symmetric_error(double b, double c) const { return b > 0 ? std::max(0.0, xx - c * c / b) : xx; }
+    double symmetric_error(double b, double c) const { return b > tiny ? std::max(0.0, xx - c * c / b) : xx; }
 };
 
 // Symmetric lattices: the sweep over s > 0 for the levels as given and negated.
 inline double min_symmetric(const float* x, const float* w, int n, const std::vector<double>& levels) {
-    const Moments mo(x, w, n);
+    const Moments mo(x, w, n, std::max(std::fabs(levels.front()), std::fabs(levels.back())));
     double best = mo.xx;  // s = 0
     for (int sign : {1, -1}) {
         std::vector<double> lv(levels.size());
@@ -123,7 +129,7 @@ inline double min_symmetric(const float* x, const float* w, int n, const std::ve
 
 // Affine lattices 0..q: the arrangement sweep (see the header). resorts: where it re-sorted.
 inline double min_affine(const float* x, const float* w, int n, int q, int64_t* resorts = nullptr) {
-    const Moments mo(x, w, n);
+    const Moments mo(x, w, n, q);
     const int lines = n * q;
     // Line j = i q + k: m = x_i - s (k + 1/2); crossing it upward moves code i from k+1 to k.
     auto value = [&](int j) { return static_cast<double>(x[j / q]); };
@@ -182,7 +188,13 @@ inline double min_affine(const float* x, const float* w, int n, int q, int64_t* 
         }
     std::sort(cross.begin(), cross.end(), [](const Cross& u, const Cross& v) { return u.s < v.s; });
     for (size_t e = 0; e < cross.size();) {
-        const int pp = pos[cross[e].p], pr = pos[cross[e].r];
+        const int p = cross[e].p, r = cross[e].r, pp = pos[p], pr = pos[r];
+        // Before they cross, the line of the larger step lies higher; a re-sort past this
+        // point may already have put them the other way.
+        if ((pp > pr) != (step(p) > step(r))) {
+            ++e;
+            continue;
+        }
         if (pp - pr == 1 || pr - pp == 1) {
             const int lo = std::min(pp, pr);
             std::swap(order[lo], order[lo + 1]);
@@ -195,11 +207,12 @@ inline double min_affine(const float* x, const float* w, int n, int q, int64_t* 
             ++e;
             continue;
         }
-        // Not neighbours: crossings coincide here. Sort again past every crossing within a
-        // relative 1e-9 of this one, halfway to the next.
+        // Not neighbours: other crossings coincide here (three lines through one point, or
+        // crossings that rounding made equal). Sort again past every crossing at this s,
+        // halfway to the next larger one.
         size_t next = e;
-        while (next < cross.size() && cross[next].s <= cross[e].s * (1 + 1e-9)) ++next;
-        rebuild(next < cross.size() ? 0.5 * (cross[next - 1].s + cross[next].s) : 2 * cross[e].s);
+        while (next < cross.size() && cross[next].s == cross[e].s) ++next;
+        rebuild(next < cross.size() ? 0.5 * (cross[e].s + cross[next].s) : 2 * cross[e].s);
         if (resorts) ++*resorts;
         e = next;
     }
@@ -212,7 +225,7 @@ inline double min_error(const float* x, const float* w, const Lattice& l, int64_
 
 // For tests: the same minimum by trying every code vector (levels^n of them).
 inline double min_error_brute(const float* x, const float* w, int n, const Lattice& l) {
-    const Moments mo(x, w, n);
+    const Moments mo(x, w, n, std::max(std::fabs(l.level.front()), std::fabs(l.level.back())));
     const int levels = static_cast<int>(l.level.size());
     std::vector<int> code(n, 0);
     double best = l.affine ? mo.affine_error(0, 0, 0) : mo.xx;

@@ -478,18 +478,18 @@ TEST_CASE("best_affine_codes over nine candidate (scale, offset) pairs picks one
     CHECK(ninth > 0);  // the ninth candidate does win
 }
 
-// Q4_K's wide re-pick (kquants.cpp, wide_repick) takes best_affine_pair16's pick among up to
-// 81 (scale, minimum) pairs, then that pair's codes: the pick must be best_affine_codes16's
+// Q4_K's wide re-pick (kquants.cpp, wide_repick) takes best_affine_pair16's pick among 91 or
+// 153 (scale, minimum) pairs, then that pair's codes: the pick must be best_affine_codes16's
 // where that can choose (16 candidates or fewer), the same on sixteen lanes and on two calls
-// of eight, and one of least error among all 81.
-TEST_CASE("best_affine_pair picks best_affine_codes' candidate, the same on every path, and one of least error among 81") {
-    constexpr int n = 32, hi = 15, kPairs = 81;
+// of eight, and one of least error among 169.
+TEST_CASE("best_affine_pair picks best_affine_codes' candidate, the same on every path, and one of least error among 169") {
+    constexpr int n = 32, hi = 15, kPairs = 169;
     const bool has_avx512 = quant::testing::use_avx512(true);
     int checked = 0, beyond16 = 0;
     float d[kPairs * 16], m[kPairs * 16];
     for (int seed = 0; seed < 400; ++seed) {
         const SubBlocks b(seed);
-        affine_candidates(b, n, hi, 9, 0.4f, 0.03f, d, m);
+        affine_candidates(b, n, hi, 13, 0.3f, 0.02f, d, m);
         for (int t = 0; seed % 5 == 0 && t < kPairs; t += 7) d[t * 16 + 3] = 0;  // zero scales among block 3's candidates
         CAPTURE(seed);
         for (int trials : {9, 16, kPairs}) {
@@ -530,6 +530,69 @@ TEST_CASE("best_affine_pair picks best_affine_codes' candidate, the same on ever
     }
     CHECK(checked == 400 * 16);
     CHECK(beyond16 > 1000);  // the later candidates do win
+}
+
+// Q4_K's wide re-pick keeps d and dmin and gives each sub-block the pair of least error
+// within its reach of the pair it had (with the nearest codes for it), never more error than
+// before.
+TEST_CASE("Q4_K's wide re-pick: each sub-block's pair the least within its reach, its codes the nearest, no error added") {
+    std::mt19937 rng(20261206u);
+    std::normal_distribution<float> normal(0, 1);
+    std::student_t_distribution<float> heavy(3);
+    std::lognormal_distribution<float> lognormal(0, 1);
+    std::vector<float> x(16 * 256), w(16 * 256);
+    int checked = 0, moved = 0;
+    for (int round = 0; round < 24; ++round) {
+        CAPTURE(round);
+        const int g = 1 + round % 16;
+        for (size_t i = 0; i < x.size(); ++i) {
+            x[i] = 0.02f * (round % 2 ? normal(rng) : heavy(rng)) + (round % 3 == 0 ? 0.01f : 0.0f);  // some rows off centre
+            w[i] = round % 4 == 0 ? 1.0f : lognormal(rng);
+        }
+        for (bool best : {false, true}) {
+            CAPTURE(best);
+            quant::detail::AffineBlockForTest before[16], after[16];
+            int reach[2];
+            quant::detail::q4k_repick_for_test(best, x.data(), w.data(), g, before, after, reach);
+            for (int b = 0; b < g; ++b) {
+                REQUIRE(after[b].d == before[b].d);
+                REQUIRE(after[b].dmin == before[b].dmin);
+                const float d = after[b].d, dmin = after[b].dmin;
+                for (int j = 0; j < 8; ++j) {
+                    CAPTURE(b);
+                    CAPTURE(j);
+                    const float* xs = x.data() + 256 * b + 32 * j;
+                    const float* ws = w.data() + 256 * b + 32 * j;
+                    auto error = [&](int sc, int mn, const uint8_t* q) {  // q nullptr: the nearest codes
+                        const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
+                        double e = 0;
+                        for (int i = 0; i < 32; ++i) {
+                            const float c = q ? q[i] : dl == 0 ? 0.0f : std::clamp(std::nearbyint((xs[i] + ml) / dl), 0.0f, 15.0f);
+                            const double r = static_cast<double>(xs[i]) - (static_cast<double>(dl) * c - ml);
+                            e += ws[i] * r * r;
+                        }
+                        return e;
+                    };
+                    const double was = error(before[b].sc[j], before[b].mn[j], before[b].q + 32 * j);
+                    const double now = error(after[b].sc[j], after[b].mn[j], after[b].q + 32 * j);
+                    CHECK(now <= was);
+                    double least = INFINITY;
+                    for (int ds = -reach[0]; ds <= reach[0]; ++ds)
+                        for (int dm = -reach[1]; dm <= reach[1]; ++dm)
+                            least = std::min(least, error(std::clamp(before[b].sc[j] + ds, 0, 63), std::clamp(before[b].mn[j] + dm, 0, 63), nullptr));
+                    CHECK(now <= least * (1 + 1e-5) + 1e-30);
+                    const float dl = d * static_cast<float>(after[b].sc[j]), ml = dmin * static_cast<float>(after[b].mn[j]);
+                    for (int i = 0; i < 32 && dl > 0; ++i)  // the nearest codes (ties either way)
+                        CHECK(std::fabs(std::clamp((xs[i] + ml) / dl, 0.0f, 15.0f) - after[b].q[32 * j + i]) <= 0.5f + 1e-4f);
+                    moved += after[b].sc[j] != before[b].sc[j] || after[b].mn[j] != before[b].mn[j];
+                    ++checked;
+                }
+            }
+        }
+    }
+    MESSAGE("wide re-pick: " << moved << " of " << checked << " sub-blocks took another pair");
+    CHECK(checked == 2 * 8 * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15 + 16 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8));
+    CHECK(moved > checked / 20);
 }
 
 // Q6_K's scale codes are nudged by up to two (five candidates a sub-block, where other callers

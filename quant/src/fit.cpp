@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <vector>
 #include <stdexcept>
 #include <type_traits>
 
@@ -711,14 +710,15 @@ void best_affine_codes16(const float* x, const float* w, int n, int hi, int tria
 }
 
 void best_affine_pair16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick) {
+    if (trials > kMaxPairTrials) throw std::logic_error("best_affine_pair16: more than kMaxPairTrials trials");
 #ifdef QUANT_WIDE
     if (wide_paths()) return lanes16::best_pair(x, w, n, hi, trials, d, m, pick);
 #endif
-    std::vector<float> dh(static_cast<size_t>(trials) * 8), mh(static_cast<size_t>(trials) * 8);
     for (int h = 0; h < 2; ++h) {
-        half_of(d, trials, h, dh.data());
-        half_of(m, trials, h, mh.data());
-        best_affine_pair8(x + 8 * h * n, w + 8 * h * n, n, hi, trials, dh.data(), mh.data(), pick + 8 * h);
+        float dh[kMaxPairTrials * 8], mh[kMaxPairTrials * 8];
+        half_of(d, trials, h, dh);
+        half_of(m, trials, h, mh);
+        best_affine_pair8(x + 8 * h * n, w + 8 * h * n, n, hi, trials, dh, mh, pick + 8 * h);
     }
 }
 

@@ -91,8 +91,10 @@ void half_of(const float* in, int trials, int h, float* out);
 // number) into pick[j], and its codes into q.
 void best_symmetric_codes8(const float* x, const float* w, int n, int lo, int hi, int trials, const float* d, int8_t* q, int* pick);
 void best_affine_codes8(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, uint8_t* q, int* pick);
-// best_affine_codes8's and best_affine_codes16's picks without the codes, for any number of
-// trials (d, m: trials x 8 or x 16): one pass of the error per trial, no copy of codes.
+// best_affine_codes8's and best_affine_codes16's picks without the codes, for up to
+// kMaxPairTrials trials (d, m: trials x 8 or x 16): one pass of the error per trial, no copy
+// of codes.
+constexpr int kMaxPairTrials = 256;
 void best_affine_pair8(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick);
 void best_affine_pair16(const float* x, const float* w, int n, int hi, int trials, const float* d, const float* m, int* pick);
 
@@ -136,6 +138,17 @@ int pick_scale(const float* x, const float* w, int n, const Levels& levels, cons
 // the super-block refit (kquants.cpp, refit_super_scales); before[b] and after[b]: super-block
 // b's weighted squared error (as dequantization forms its values) around the refit.
 void refit_errors_for_test(int qmax, const float* x, const float* w, int g, int rounds, double* before, double* after);
+
+// For tests: one super-block of an affine k-quant as fitted (values d sc q - dmin mn).
+struct AffineBlockForTest {
+    float d, dmin;
+    uint8_t sc[16], mn[16], q[256];
+};
+// For tests: g (1 to 16) super-blocks of Q4_K (x, w: g x 256) fitted as quantize_q4_k fits
+// them without an importance matrix (best false) or with one (best true): `before` as fitted up
+// to its last step, the wide re-pick (kquants.cpp, wide_repick), and `after` it. reach: the
+// re-pick's reach, scale code and minimum code.
+void q4k_repick_for_test(bool best, const float* x, const float* w, int g, AffineBlockForTest* before, AffineBlockForTest* after, int reach[2]);
 
 // Weights for a block of n values, sigma2 the row's mean square. Without an importance matrix:
 // sqrt(sigma2 + x[i]^2), which favours large values, where most of the error that matters

@@ -167,80 +167,72 @@ void refit_super_scales(const float* x, const float* w, int g, AffineFit* f, int
     }
 }
 
-// After the super-block refit, each sub-block's scale and minimum codes chosen again among
-// every pair within reach.scale of its scale code and reach.min of its minimum code (49 or 81
-// pairs where the one-step nudges and the refit try 9), with the nearest codes for each, and
-// kept where its weighted error goes down. The error as a function of the two codes has many
-// shallow minima: with d and dmin fixed, trying every one of the 4,096 pairs lowered Q4_K's
-// error in the fits' weights by 2.2% on rmse.tsv's heavy importance row, and most of that
-// sits a few steps away, mostly along the minimum (a 1-step walk from the best minimum for
-// each scale, or the least-squares minimum, found a third of it). best_affine_pair16 takes
-// the error alone for every pair, then the winner's codes in one more pass.
+// Last in the fit (after the super-block refit, where there is one), each sub-block's scale
+// and minimum codes chosen again among every pair within reach.scale of its scale code and
+// reach.min of its minimum code (91 pairs at +-3 / +-6, 153 at +-4 / +-8, where the one-step
+// nudges try 5 and the refit 9), with the nearest codes for each, and kept where its weighted
+// error goes down. The error as a function of the two codes has many shallow minima: with d
+// and dmin fixed, trying every one of the 4,096 pairs lowered Q4_K's error in the fits'
+// weights by 2.2% on rmse.tsv's heavy importance row, and most of that sits a few steps away,
+// mostly along the minimum (a walk from the least-squares minimum for each scale code found
+// about a third of it). best_affine_pair16 takes the error alone for every pair, then the
+// winner's codes in one more pass.
 struct Reach {
     int scale = 0, min = 0;
 };
 
-template <int kSub, int kQmax, int kScaleMax>
-void wide_repick(const float* x, const float* w, int g, AffineFit* f, Reach reach) {
-    const int reach_scale = reach.scale, reach_min = reach.min;
-    constexpr int kSubs = kSuper / kSub, kMaxPairs = 512;
-    const int side_m = 2 * reach_min + 1, pairs = (2 * reach_scale + 1) * side_m;
-    if (pairs > kMaxPairs) throw std::logic_error("wide_repick: too many pairs");
+template <int kSub, int kQmax, int kScaleMax, Reach kReach>
+void wide_repick(const float* x, const float* w, int g, AffineFit* f) {
+    constexpr int kSubs = kSuper / kSub, kSideMin = 2 * kReach.min + 1, kPairs = (2 * kReach.scale + 1) * kSideMin;
+    static_assert(kPairs <= kMaxPairTrials, "best_affine_pair16 takes up to kMaxPairTrials pairs");
     uint8_t trial[16 * kSub];
-    static thread_local float dl[kMaxPairs * 16], ml[kMaxPairs * 16];
+    float dl[kPairs * 16], ml[kPairs * 16];
     for (int s0 = 0; s0 < g * kSubs;) {
         const int n = g * kSubs - s0 >= 16 ? 16 : 8;
-        int pick[16];
-        auto pair_of = [&](int k, int t, int& sc, int& mn) {
-            const AffineFit& fb = f[(s0 + k) / kSubs];
-            const int j = (s0 + k) % kSubs;
-            sc = std::clamp(fb.sc[j] + t / side_m - reach_scale, 0, kScaleMax);
-            mn = std::clamp(fb.mn[j] + t % side_m - reach_min, 0, kScaleMax);
-        };
-        int sc0[16], mn0[16];
-        float d0[16], m0[16];
+        int sc0[16], mn0[16], pick[16];
         for (int k = 0; k < n; ++k) {
-            const AffineFit& fb = f[(s0 + k) / kSubs];
-            sc0[k] = fb.sc[(s0 + k) % kSubs];
-            mn0[k] = fb.mn[(s0 + k) % kSubs];
-            d0[k] = fb.d;
-            m0[k] = fb.dmin;
+            sc0[k] = f[(s0 + k) / kSubs].sc[(s0 + k) % kSubs];
+            mn0[k] = f[(s0 + k) / kSubs].mn[(s0 + k) % kSubs];
         }
-        for (int ds = -reach_scale, t = 0; ds <= reach_scale; ++ds)
-            for (int dm = -reach_min; dm <= reach_min; ++dm, ++t)
-                for (int k = 0; k < n; ++k) {
-                    dl[t * n + k] = d0[k] * static_cast<float>(std::clamp(sc0[k] + ds, 0, kScaleMax));
-                    ml[t * n + k] = -(m0[k] * static_cast<float>(std::clamp(mn0[k] + dm, 0, kScaleMax)));
+        // Pair t = (scale code sc0 + t / kSideMin - reach, minimum code mn0 + t % kSideMin - reach), clamped.
+        auto scale_code = [&](int k, int t) { return std::clamp(sc0[k] + t / kSideMin - kReach.scale, 0, kScaleMax); };
+        auto min_code = [&](int k, int t) { return std::clamp(mn0[k] + t % kSideMin - kReach.min, 0, kScaleMax); };
+        for (int t = 0; t < kPairs; ++t)
+            for (int k = 0; k < n; ++k) {
+                const AffineFit& fb = f[(s0 + k) / kSubs];
+                dl[t * n + k] = fb.d * static_cast<float>(scale_code(k, t));
+                ml[t * n + k] = -(fb.dmin * static_cast<float>(min_code(k, t)));
+            }
+        if (n == 16) best_affine_pair16(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, kPairs, dl, ml, pick);
+        else best_affine_pair8(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, kPairs, dl, ml, pick);
+        // Where clamping repeats the pair as it is, an earlier copy can win: compare codes.
+        bool moved[16], any = false;
+        for (int k = 0; k < n; ++k) {
+            moved[k] = pick[k] >= 0 && (scale_code(k, pick[k]) != sc0[k] || min_code(k, pick[k]) != mn0[k]);
+            any |= moved[k];
+        }
+        if (any) {
+            float d1[16], m1[16];
+            int one[16];
+            for (int k = 0; k < n; ++k) {
+                const int t = moved[k] ? pick[k] : kReach.scale * kSideMin + kReach.min;  // the pair as it is
+                d1[k] = dl[t * n + k];
+                m1[k] = ml[t * n + k];
+            }
+            if (n == 16) best_affine_codes16(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 1, d1, m1, trial, one);
+            else best_affine_codes8(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 1, d1, m1, trial, one);
+            for (int k = 0; k < n; ++k) {
+                if (!moved[k] || one[k] < 0) continue;
+                AffineFit& fb = f[(s0 + k) / kSubs];
+                const int j = (s0 + k) % kSubs, sc = scale_code(k, pick[k]), mn = min_code(k, pick[k]);
+                const float* xs = x + (s0 + k) * kSub;
+                const float* ws = w + (s0 + k) * kSub;
+                const double now = sub_error<kSub>(xs, ws, fb.d * static_cast<float>(fb.sc[j]), fb.dmin * static_cast<float>(fb.mn[j]), fb.q + j * kSub);
+                if (sub_error<kSub>(xs, ws, fb.d * static_cast<float>(sc), fb.dmin * static_cast<float>(mn), trial + k * kSub) < now) {
+                    fb.sc[j] = static_cast<uint8_t>(sc);
+                    fb.mn[j] = static_cast<uint8_t>(mn);
+                    std::copy(trial + k * kSub, trial + (k + 1) * kSub, fb.q + j * kSub);
                 }
-        if (n == 16) best_affine_pair16(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, pairs, dl, ml, pick);
-        else best_affine_pair8(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, pairs, dl, ml, pick);
-        const int center = reach_scale * side_m + reach_min;  // the pair as it is
-        bool moved = false;
-        for (int k = 0; k < n; ++k) moved |= pick[k] >= 0 && pick[k] != center;
-        if (!moved) {
-            s0 += n;
-            continue;
-        }
-        float d1[16], m1[16];
-        int sc_win[16], mn_win[16], one[16];
-        for (int k = 0; k < n; ++k) {
-            const int t = pick[k] < 0 ? center : pick[k];
-            pair_of(k, t, sc_win[k], mn_win[k]);
-            d1[k] = dl[t * n + k];
-            m1[k] = ml[t * n + k];
-        }
-        if (n == 16) best_affine_codes16(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 1, d1, m1, trial, one);
-        else best_affine_codes8(x + s0 * kSub, w + s0 * kSub, kSub, kQmax, 1, d1, m1, trial, one);
-        for (int k = 0; k < n; ++k) {
-            if (pick[k] < 0 || pick[k] == center || one[k] < 0) continue;
-            AffineFit& fb = f[(s0 + k) / kSubs];
-            const int j = (s0 + k) % kSubs;
-            const double now = sub_error<kSub>(x + (s0 + k) * kSub, w + (s0 + k) * kSub, fb.d * static_cast<float>(fb.sc[j]), fb.dmin * static_cast<float>(fb.mn[j]), fb.q + j * kSub);
-            const double e = sub_error<kSub>(x + (s0 + k) * kSub, w + (s0 + k) * kSub, fb.d * static_cast<float>(sc_win[k]), fb.dmin * static_cast<float>(mn_win[k]), trial + k * kSub);
-            if (e < now) {
-                fb.sc[j] = static_cast<uint8_t>(sc_win[k]);
-                fb.mn[j] = static_cast<uint8_t>(mn_win[k]);
-                std::copy(trial + k * kSub, trial + (k + 1) * kSub, fb.q + j * kSub);
             }
         }
         s0 += n;
@@ -329,7 +321,7 @@ void fit_affine_k(const float* x, const float* w, int g, AffineFit* f) {
         s0 += n;
     }
     refit_super_scales<kSub, kQmax, kScaleMax>(x, w, g, f, kRefits);
-    if constexpr (kReach.scale > 0 || kReach.min > 0) wide_repick<kSub, kQmax, kScaleMax>(x, w, g, f, kReach);
+    if constexpr (kReach.scale > 0 || kReach.min > 0) wide_repick<kSub, kQmax, kScaleMax, kReach>(x, w, g, f);
 }
 
 // Symmetric kinds (Q3_K, Q6_K): value = d x sc x q, sc and q signed.
@@ -570,7 +562,33 @@ void refit_errors(const float* x, const float* w, int g, int rounds, double* bef
     for (int b = 0; b < g; ++b) after[b] = affine_error<kSub>(x + b * kSuper, w + b * kSuper, f[b]);
 }
 
+template <int kSteps, int kRefits, Reach kReach>
+void q4k_repick(const float* x, const float* w, int g, AffineBlockForTest* before, AffineBlockForTest* after, int reach[2]) {
+    AffineFit f[kGroup];
+    auto out = [&](AffineBlockForTest* o) {
+        for (int b = 0; b < g; ++b) {
+            o[b].d = f[b].d;
+            o[b].dmin = f[b].dmin;
+            std::copy(f[b].sc, f[b].sc + 16, o[b].sc);
+            std::copy(f[b].mn, f[b].mn + 16, o[b].mn);
+            std::copy(f[b].q, f[b].q + kSuper, o[b].q);
+        }
+    };
+    fit_affine_k<32, 15, 63, kSteps, kRefits>(x, w, g, f);
+    out(before);
+    wide_repick<32, 15, 63, kReach>(x, w, g, f);
+    out(after);
+    reach[0] = kReach.scale;
+    reach[1] = kReach.min;
+}
+
 }  // namespace
+
+void q4k_repick_for_test(bool best, const float* x, const float* w, int g, AffineBlockForTest* before, AffineBlockForTest* after, int reach[2]) {
+    if (g < 1 || g > kGroup) throw std::invalid_argument("q4k_repick_for_test: 1 to 16 super-blocks");
+    if (best) q4k_repick<kBestSteps, kBestRefits, kQ4BestReach>(x, w, g, before, after, reach);
+    else q4k_repick<kQ4Steps, 0, kQ4Reach>(x, w, g, before, after, reach);
+}
 
 void refit_errors_for_test(int qmax, const float* x, const float* w, int g, int rounds, double* before, double* after) {
     if (g < 1 || g > kGroup) throw std::invalid_argument("refit_errors_for_test: 1 to 16 super-blocks");
