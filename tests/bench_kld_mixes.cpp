@@ -12,7 +12,10 @@
 //   trained: trained/trained-<MIX>.imatrix.gguf against trained-f16.gguf on heldout.txt,
 //            c = 256 (a model that learned English text; these figures mean the most; the
 //            reference does not say whether llama.cpp quantized trained-f16.gguf or the F32
-//            it was made from).
+//            it was made from). `trained --every-file` with BENCH_BASELINE (see bench_requant):
+//            every mix the tiny model's reference has a file of, with and without the
+//            importance matrix as there, llama.cpp's file of each made in the run from
+//            trained-f16.gguf by the baseline.
 //   984M:    (only when named) issue 18's 984 MB llama shape, 4 chunks of 512 tokens; see
 //            shape_984m for where llama.cpp's column comes from.
 // Columns: llama.cpp's mean KLD as this run computes it (and as llama-perplexity printed
@@ -105,9 +108,24 @@ Suite tiny(bool every_file) {
     return s;
 }
 
-Suite trained() {
+// With --every-file and BENCH_BASELINE (dir: where its files go), every mix the tiny model's
+// reference has a file of, each made from trained-f16.gguf in the run by the baseline (its
+// reference files too, so that every row compares the same source).
+Suite trained(bool every_file, const fs::path& dir) {
     const fs::path t = test::ref_dir() / "trained";
     Suite s{"trained", t / "trained-f16.gguf", t / "trained.imatrix.gguf", t / "heldout.txt", 256, false, {}, 0, {}};
+    const auto log_of = [&](const Suite::Mix& m) { return t / fmt::format("kld-trained-{}{}.txt", m.target, m.imatrix ? ".imatrix" : ""); };
+    if (every_file) {
+        const char* b = std::getenv("BENCH_BASELINE");
+        if (!b) throw std::runtime_error("trained --every-file makes llama.cpp's files in the run: set BENCH_BASELINE (see bench_requant)");
+        s.baseline = b;
+        for (const Suite::Mix& m : tiny(true).mixes) {
+            Suite::Mix mix{m.target, m.imatrix, dir / fmt::format("theirs-{}{}.gguf", m.target, m.imatrix ? ".imatrix" : ""), {}};
+            mix.their_log = log_of(mix);
+            s.mixes.push_back(mix);
+        }
+        return s;
+    }
     for (const char* m : {"Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "IQ4_XS", "Q3_K_M", "Q2_K", "IQ2_XS"})
         s.mixes.push_back({m, true, t / fmt::format("trained-{}.imatrix.gguf", m), t / fmt::format("kld-trained-{}.imatrix.txt", m)});
     return s;
@@ -200,8 +218,8 @@ void run(const Suite& s, quant::Effort effort, bool unbiased, bool least_squares
             if (!s.baseline.empty() &&
                 test::run_quantize_command(s.baseline, s.source, mix.theirs, mix.target, mix.imatrix ? s.imatrix : fs::path(), 2) < 0)
                 throw std::runtime_error(s.baseline + " failed");
-            // The reference's files must be there; the 984M suite's exist only with BENCH_BASELINE.
-            theirs = s.name != "984M" || fs::exists(mix.theirs) ? mean_kld(mix.theirs) : std::nan("");
+            // The reference's files must be there; the baseline's exist only where it could make them.
+            theirs = (s.baseline.empty() && s.name != "984M") || fs::exists(mix.theirs) ? mean_kld(mix.theirs) : std::nan("");
             if (fs::exists(mix.theirs)) their_mib = static_cast<double>(fs::file_size(mix.theirs)) / (1 << 20);
             if (!s.baseline.empty()) fs::remove(mix.theirs);
             mine = mean_kld(ours);
@@ -286,7 +304,10 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (which != "trained") run(tiny(every_file), effort, unbiased, least_squares, only);
-        if (which != "tiny") run(trained(), effort, unbiased, least_squares, only);
+        if (which != "tiny") {
+            const test::TempDir dir;  // llama.cpp's files made in the run (trained --every-file)
+            run(trained(every_file && which == "trained", dir.path()), effort, unbiased, least_squares, only);
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_kld_mixes: %s\n", e.what());
         return 1;

@@ -15,6 +15,7 @@
 
 #include "quant/blocks.h"
 #include "quant/byteorder.h"
+#include "quant/decode.h"
 #include "quant/grids.h"
 #include "quant/quant.h"
 
@@ -1078,7 +1079,7 @@ TEST_CASE("the legacy, k-quant and codebook fits write the bytes of the unvector
         {"q5_0", 0x3f81e054ad8be89bull, 0x014fb6ae75eddf95ull, 0xda74107059ddeb6dull},
         {"q5_1", 0x640a2a0969b714d3ull, 0x2b674d31a21ba357ull, 0xde25d1b2b3c8d9c8ull},
         {"q8_0", 0x39fb9c65242d01a9ull, 0x6d4c56f624500df1ull, 0xfa45b9f55203c6e5ull},  // Q8_0's bound-refit search (2026-12-05), without importance too (fast: the rounding)
-        {"q2_K", 0x0b69c04cf15640a5ull, 0x6e8546e8964e85e4ull, 0},
+        {"q2_K", 0x460e129b1e4d5fcaull, 0x41a66a35c3c9d9adull, 0},  // the wide re-pick (2026-12-06, before: 0x0b69c04cf15640a5, 0x6e8546e8964e85e4)
         {"q3_K", 0xe149a85e27e5e750ull, 0x9449eaf852599367ull, 0},
         {"q4_K", 0x2db57dfdf15a51b3ull, 0xf8f949cea8bb02c7ull, 0},  // the wide re-pick (2026-12-06, before: 0x99f8bc32e89ee166, 0x825da35c99b7f130); with importance --effort best's {8, 2} (2026-12-05, before: 0xa4318c1dedeb9bf8)
         {"q5_K", 0xf55022ec04eb01cdull, 0x15c587c1d64966ceull, 0},  // Q5_K's Search{2, 2} and super-block refit (2026-12-05); with importance --effort best's {8, 2} (2026-12-05, before: 0xe05d859cacc882b4)
@@ -1158,7 +1159,7 @@ TEST_CASE("the fits of eight blocks at once write the bytes of one block at a ti
         {"iq4_nl", 2848, tiny, 0xa8ab4549d208de8full, 0x42e7939eb34ff149ull, 0},  // IQ4's third start (2026-12-05; before: plain 0xc129799854c4713c, weighted 0x07e431f7eb61cf72)
         {"iq4_xs", 2560, 1, 0x26c4a36fcb3be7cbull, 0x660a637b653a26f6ull, 0},  // IQ4's third start (2026-12-05; before: plain 0xd9e6a4f87b510c68, weighted 0x2adf13afd92b8e21)
         {"iq4_xs", 2560, tiny, 0x069889da31b4bed3ull, 0x26619175d3bfa553ull, 0},  // IQ4's third start (2026-12-05, weighted before: 0x996095a52841d353)
-        {"q2_K", 2816, tiny, 0x19be92bc6ec2c69eull, 0xbb50a103d2eb3628ull, 0},
+        {"q2_K", 2816, tiny, 0xd69ce6de4c192786ull, 0x373c22dca9cae4cbull, 0},  // the wide re-pick (2026-12-06, before: 0x19be92bc6ec2c69e, 0xbb50a103d2eb3628)
         {"q3_K", 2816, tiny, 0x5b0deada1414a70eull, 0xbc102cb9e37722c2ull, 0},
         {"q4_K", 2816, tiny, 0x98921ec6db53fd63ull, 0xdb9001712b9e1abcull, 0},  // the wide re-pick (2026-12-06, before: 0x040e9153f26a0eab, 0x4f93a0b3122f24e2); weighted: {8, 2} with importance (2026-12-05, before: 0x63d637ba4394ff5f)
         {"q5_K", 2816, tiny, 0x1a4c1caa0b94f9c4ull, 0xbe682ea7fac98a0aull, 0},  // as above (before: 0xb7e84dbfc151e07c, 0x1a8347ecb0e3748c; weighted before {8, 2}: 0x63ebf29fd1b183fb)
@@ -1236,9 +1237,9 @@ TEST_CASE("every type writes the same bytes on the AVX-512 paths as without them
 // ScaleFit::Unbiased (gguf requant --unbiased-scales): the least-squares fit's codes and sub-block
 // scales, each block's f16 scale fields multiplied by c = sum x x / sum x y, so that the
 // dequantized block y keeps sum x y = sum x x up to the f16 rounding of its fields.
-// ScaleFit::Default: the same with sqrt(c) on IQ2_XS (halfway), the
-// least-squares bytes on every other type.
-TEST_CASE("unbiased scales: every block keeps the source's projection, only its f16 scale fields differ from the least-squares bytes; by default IQ2_XS's go halfway") {
+// ScaleFit::Default: the same with c^p, p = default_scale_power: 1/2 on IQ1_S, IQ1_M, IQ2_XXS and
+// IQ2_XS (halfway), 1/4 on IQ2_S, the least-squares bytes on every other type.
+TEST_CASE("unbiased scales: every block keeps the source's projection, only its f16 scale fields differ from the least-squares bytes; by default the 1- and 2-bit grid i-quants' go part of the way") {
     constexpr int kWidth = 2048, kRows = 2;
     std::vector<float> x(static_cast<size_t>(kWidth) * kRows), w(kWidth);
     std::mt19937 rng(41);
@@ -1247,7 +1248,7 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
     std::fill(x.begin() + kWidth, x.begin() + kWidth + 256, 0.0f);  // row 1's first 256 values: no projection to keep
     for (int i = 0; i < kWidth; ++i) w[static_cast<size_t>(i)] = static_cast<float>(1 + rng() % 16) / 4;
     for (const ScaleFit mode : {ScaleFit::Unbiased, ScaleFit::Default}) {
-    const bool halfway = mode == ScaleFit::Default;
+    const bool halfway = mode == ScaleFit::Default;  // part of the way: c^p, p = default_scale_power
     CAPTURE(halfway);
     int rescaled_types = 0, kept_types = 0;
     for (const gguf::TypeInfo& t : gguf::all_types()) {
@@ -1256,12 +1257,13 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
         const Traits& tr = *traits(t.id);
         int fields = 0;
         while (fields < 4 && tr.scales[fields].kind != ScaleKind::None) ++fields;
-        const bool all_f16 = scale_fit_applies(t.id) && (!halfway || default_halfway_scales(t.id));
+        const double power = halfway ? default_scale_power(t.id) : 1.0;
+        const bool all_f16 = scale_fit_applies(t.id) && power > 0;
         const std::span<const float> imp = needs_importance(t.id) ? std::span<const float>(w) : std::span<const float>();
         std::vector<uint8_t> ls(row_bytes(t.id, kWidth) * kRows), unb(ls.size());
         quantize(t.id, x, kWidth, imp, ls, 0, Effort::Default, ScaleFit::LeastSquares);
         quantize(t.id, x, kWidth, imp, unb, 0, Effort::Default, mode);
-        if (!all_f16 || fields == 0) {  // MXFP4, NVFP4, IQ1_M, the ternary and Q1_0/Q2_0 formats (by default all but IQ2_XS): as they were
+        if (!all_f16 || fields == 0) {  // MXFP4, NVFP4, the ternary and Q1_0/Q2_0 formats (by default all but the five): as they were
             CHECK(ls == unb);
             ++kept_types;
             continue;
@@ -1269,15 +1271,26 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
         ++rescaled_types;
         std::vector<float> y_ls(t.block_size), y_unb(t.block_size);
         double worst = 0, xx_all = 0, xy_ls_all = 0, xy_unb_all = 0;
+        // A field's f16 bits: two bytes, or IQ1_M's top nibbles of four u16 words (whose other
+        // bits, the sub-block scales, must stay as they were).
+        const auto bits_of = [&](int f, const uint8_t* block) {
+            const uint8_t* at = block + tr.scales[f].offset;
+            return tr.scales[f].kind == ScaleKind::F16Nibbles ? quant::iq1_m_d_bits(at) : static_cast<uint16_t>(at[0] | at[1] << 8);
+        };
+        const auto field_bits = [&](uint32_t k) {  // the bits of byte k that belong to a scale field
+            uint8_t mask = 0;
+            for (int f = 0; f < fields; ++f) {
+                const uint32_t o = tr.scales[f].offset;
+                if (tr.scales[f].kind == ScaleKind::F16Nibbles) mask |= k >= o && k < o + 8 && (k - o) % 2 == 1 ? 0xf0 : 0;
+                else mask |= k >= o && k < o + 2 ? 0xff : 0;
+            }
+            return mask;
+        };
         for (size_t b = 0; b < ls.size() / t.type_size; ++b) {
             CAPTURE(b);
             const uint8_t* bl = ls.data() + b * t.type_size;
             const uint8_t* bu = unb.data() + b * t.type_size;
-            for (uint32_t k = 0; k < t.type_size; ++k) {
-                bool in_field = false;
-                for (int f = 0; f < fields; ++f) in_field = in_field || (k >= tr.scales[f].offset && k < tr.scales[f].offset + 2u);
-                if (!in_field) REQUIRE(bl[k] == bu[k]);
-            }
+            for (uint32_t k = 0; k < t.type_size; ++k) REQUIRE((bl[k] & ~field_bits(k)) == (bu[k] & ~field_bits(k)));
             dequantize(t.id, {bl, t.type_size}, y_ls);
             dequantize(t.id, {bu, t.type_size}, y_unb);
             const float* xb = x.data() + b * t.block_size;
@@ -1289,31 +1302,29 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
             }
             // Every field times c as computed from the least-squares block (all of them, or none
             // where c is out of range or a field would not be finite).
-            const double full = xx / xy_ls, c = halfway ? std::sqrt(full) : full;
+            const double full = xx / xy_ls, c = std::pow(full, power);
             bool apply = xy_ls > 0 && full > 0.5 && full < 2;
             uint16_t expected[4];
             for (int f = 0; f < fields; ++f) {
-                const uint16_t v = static_cast<uint16_t>(bl[tr.scales[f].offset] | bl[tr.scales[f].offset + 1] << 8);
-                expected[f] = f32_to_f16(static_cast<float>(f16_to_f32(v) * c));
+                expected[f] = f32_to_f16(static_cast<float>(f16_to_f32(bits_of(f, bl)) * c));
                 apply = apply && std::isfinite(f16_to_f32(expected[f]));
             }
             for (int f = 0; f < fields; ++f) {
                 const std::string field = tr.scales[f].name;
                 CAPTURE(field);
-                const uint16_t got = static_cast<uint16_t>(bu[tr.scales[f].offset] | bu[tr.scales[f].offset + 1] << 8);
-                REQUIRE(got == (apply ? expected[f] : static_cast<uint16_t>(bl[tr.scales[f].offset] | bl[tr.scales[f].offset + 1] << 8)));
+                REQUIRE(bits_of(f, bu) == (apply ? expected[f] : bits_of(f, bl)));
             }
             if (xx == 0) {  // the zero block: nothing to keep, nothing changed
                 CHECK(std::equal(bl, bl + t.type_size, bu));
                 continue;
             }
-            // Unbiased: the whole projection; halfway: sqrt of the least-squares share of it.
-            worst = std::max(worst, std::fabs(xy_unb / xx - (halfway ? std::sqrt(xy_ls / xx) : 1.0)));
+            // Unbiased: the whole projection; part of the way: the least-squares share of it to the power 1 - p.
+            worst = std::max(worst, std::fabs(xy_unb / xx - std::pow(xy_ls / xx, 1 - power)));
             xx_all += xx;
             xy_ls_all += xy_ls;
             xy_unb_all += xy_unb;
         }
-        MESSAGE(t.name, ": least squares keeps ", xy_ls_all / xx_all, " of the projection, ", std::string(halfway ? "halfway " : "unbiased "), xy_unb_all / xx_all,
+        MESSAGE(t.name, ": least squares keeps ", xy_ls_all / xx_all, " of the projection, ", std::string(halfway ? "by default " : "unbiased "), xy_unb_all / xx_all,
                 " (worst block ", worst, ")");
         // One f16 field is within 2^-11 of its exact value; d and dmin (or m) round apart and
         // their terms partly cancel, so a block of an affine kind may miss by a few times that.
@@ -1326,10 +1337,10 @@ TEST_CASE("unbiased scales: every block keeps the source's projection, only its 
         }
     }
     if (halfway) {
-        CHECK(rescaled_types == 1);  // IQ2_XS
+        CHECK(rescaled_types == 5);  // IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S
     } else {
-        CHECK(rescaled_types == 18);  // Q4_0 ... Q8_0, Q2_K ... Q6_K, the IQ types but IQ1_M
-        CHECK(kept_types >= 7);
+        CHECK(rescaled_types == 19);  // Q4_0 ... Q8_0, Q2_K ... Q6_K, the IQ types
+        CHECK(kept_types >= 6);  // MXFP4, NVFP4, TQ1_0, TQ2_0, Q1_0, Q2_0
     }
     }
 }

@@ -231,10 +231,12 @@ TEST_CASE("the k-quant super-block refit never raises a super-block's weighted e
     CHECK_THROWS_AS(quant::detail::refit_errors_for_test(7, x.data(), w.data(), 1, 1, nullptr, nullptr), std::invalid_argument);
 }
 
-// Q2_K's best effort is its default fit followed by two rounds of the super-block refit
-// (kquants.cpp, refit_super_scales), which keeps a round only where the super-block's weighted
-// error goes down: no super-block may come out worse than the default's, in the weights the
-// fits use (block_weights with the row's mean square), and the refit must find something.
+// Q2_K's best effort is its default fit (its wide re-pick included) followed by two rounds of
+// the super-block refit (kquants.cpp, refit_super_scales), which keeps a round only where the
+// super-block's weighted error goes down, and a wider re-pick, which keeps a sub-block's new
+// pair only where its error goes down: no super-block may come out worse than the default's,
+// in the weights the fits use (block_weights with the row's mean square), and best must find
+// something.
 TEST_CASE("the k-quant super-block refit never raises a super-block's weighted error (Q2_K best against default)") {
     constexpr int kCols = 2816, kRows = 6;
     std::mt19937 rng(7);
@@ -532,67 +534,73 @@ TEST_CASE("best_affine_pair picks best_affine_codes' candidate, the same on ever
     CHECK(beyond16 > 1000);  // the later candidates do win
 }
 
-// Q4_K's wide re-pick keeps d and dmin and gives each sub-block the pair of least error
-// within its reach of the pair it had (with the nearest codes for it), never more error than
-// before.
-TEST_CASE("Q4_K's wide re-pick: each sub-block's pair the least within its reach, its codes the nearest, no error added") {
+// The wide re-pick (Q2_K's and Q4_K's) keeps d and dmin and gives each sub-block the pair of
+// least error within its reach of the pair it had (with the nearest codes for it), never more
+// error than before.
+TEST_CASE("the wide re-pick (Q2_K, Q4_K): each sub-block's pair the least within its reach, its codes the nearest, no error added") {
     std::mt19937 rng(20261206u);
     std::normal_distribution<float> normal(0, 1);
     std::student_t_distribution<float> heavy(3);
     std::lognormal_distribution<float> lognormal(0, 1);
     std::vector<float> x(16 * 256), w(16 * 256);
-    int checked = 0, moved = 0;
-    for (int round = 0; round < 24; ++round) {
-        CAPTURE(round);
-        const int g = 1 + round % 16;
-        for (size_t i = 0; i < x.size(); ++i) {
-            x[i] = 0.02f * (round % 2 ? normal(rng) : heavy(rng)) + (round % 3 == 0 ? 0.01f : 0.0f);  // some rows off centre
-            w[i] = round % 4 == 0 ? 1.0f : lognormal(rng);
-        }
-        for (bool best : {false, true}) {
-            CAPTURE(best);
-            quant::detail::AffineBlockForTest before[16], after[16];
-            int reach[2];
-            quant::detail::q4k_repick_for_test(best, x.data(), w.data(), g, before, after, reach);
-            for (int b = 0; b < g; ++b) {
-                REQUIRE(after[b].d == before[b].d);
-                REQUIRE(after[b].dmin == before[b].dmin);
-                const float d = after[b].d, dmin = after[b].dmin;
-                for (int j = 0; j < 8; ++j) {
-                    CAPTURE(b);
-                    CAPTURE(j);
-                    const float* xs = x.data() + 256 * b + 32 * j;
-                    const float* ws = w.data() + 256 * b + 32 * j;
-                    auto error = [&](int sc, int mn, const uint8_t* q) {  // q nullptr: the nearest codes
-                        const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
-                        double e = 0;
-                        for (int i = 0; i < 32; ++i) {
-                            const float c = q ? q[i] : dl == 0 ? 0.0f : std::clamp(std::nearbyint((xs[i] + ml) / dl), 0.0f, 15.0f);
-                            const double r = static_cast<double>(xs[i]) - (static_cast<double>(dl) * c - ml);
-                            e += ws[i] * r * r;
-                        }
-                        return e;
-                    };
-                    const double was = error(before[b].sc[j], before[b].mn[j], before[b].q + 32 * j);
-                    const double now = error(after[b].sc[j], after[b].mn[j], after[b].q + 32 * j);
-                    CHECK(now <= was);
-                    double least = INFINITY;
-                    for (int ds = -reach[0]; ds <= reach[0]; ++ds)
-                        for (int dm = -reach[1]; dm <= reach[1]; ++dm)
-                            least = std::min(least, error(std::clamp(before[b].sc[j] + ds, 0, 63), std::clamp(before[b].mn[j] + dm, 0, 63), nullptr));
-                    CHECK(now <= least * (1 + 1e-5) + 1e-30);
-                    const float dl = d * static_cast<float>(after[b].sc[j]), ml = dmin * static_cast<float>(after[b].mn[j]);
-                    for (int i = 0; i < 32 && dl > 0; ++i)  // the nearest codes (ties either way)
-                        CHECK(std::fabs(std::clamp((xs[i] + ml) / dl, 0.0f, 15.0f) - after[b].q[32 * j + i]) <= 0.5f + 1e-4f);
-                    moved += after[b].sc[j] != before[b].sc[j] || after[b].mn[j] != before[b].mn[j];
-                    ++checked;
+    for (const int qmax : {3, 15}) {
+        CAPTURE(qmax);
+        const int sub = qmax == 3 ? 16 : 32, subs = 256 / sub, scale_max = qmax == 3 ? 15 : 63;
+        int checked = 0, moved = 0, clamped = 0;
+        for (int round = 0; round < 24; ++round) {
+            CAPTURE(round);
+            const int g = 1 + round % 16;
+            for (size_t i = 0; i < x.size(); ++i) {
+                x[i] = 0.02f * (round % 2 ? normal(rng) : heavy(rng)) + (round % 3 == 0 ? 0.01f : 0.0f);  // some rows off centre
+                w[i] = round % 4 == 0 ? 1.0f : lognormal(rng);
+            }
+            for (bool best : {false, true}) {
+                CAPTURE(best);
+                quant::detail::AffineBlockForTest before[16], after[16];
+                int reach[2];
+                quant::detail::affine_repick_for_test(qmax, best, x.data(), w.data(), g, before, after, reach);
+                for (int b = 0; b < g; ++b) {
+                    REQUIRE(after[b].d == before[b].d);
+                    REQUIRE(after[b].dmin == before[b].dmin);
+                    const float d = after[b].d, dmin = after[b].dmin;
+                    for (int j = 0; j < subs; ++j) {
+                        CAPTURE(b);
+                        CAPTURE(j);
+                        const float* xs = x.data() + 256 * b + sub * j;
+                        const float* ws = w.data() + 256 * b + sub * j;
+                        auto error = [&](int sc, int mn, const uint8_t* q) {  // q nullptr: the nearest codes
+                            const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
+                            double e = 0;
+                            for (int i = 0; i < sub; ++i) {
+                                const float c = q ? q[i] : dl == 0 ? 0.0f : std::clamp(std::nearbyint((xs[i] + ml) / dl), 0.0f, float(qmax));
+                                const double r = static_cast<double>(xs[i]) - (static_cast<double>(dl) * c - ml);
+                                e += ws[i] * r * r;
+                            }
+                            return e;
+                        };
+                        const double was = error(before[b].sc[j], before[b].mn[j], before[b].q + sub * j);
+                        const double now = error(after[b].sc[j], after[b].mn[j], after[b].q + sub * j);
+                        CHECK(now <= was);
+                        double least = INFINITY;
+                        for (int ds = -reach[0]; ds <= reach[0]; ++ds)
+                            for (int dm = -reach[1]; dm <= reach[1]; ++dm)
+                                least = std::min(least, error(std::clamp(before[b].sc[j] + ds, 0, scale_max), std::clamp(before[b].mn[j] + dm, 0, scale_max), nullptr));
+                        CHECK(now <= least * (1 + 1e-5) + 1e-30);
+                        const float dl = d * static_cast<float>(after[b].sc[j]), ml = dmin * static_cast<float>(after[b].mn[j]);
+                        for (int i = 0; i < sub && dl > 0; ++i)  // the nearest codes (ties either way)
+                            CHECK(std::fabs(std::clamp((xs[i] + ml) / dl, 0.0f, float(qmax)) - after[b].q[sub * j + i]) <= 0.5f + 1e-4f);
+                        moved += after[b].sc[j] != before[b].sc[j] || after[b].mn[j] != before[b].mn[j];
+                        clamped += before[b].sc[j] + reach[0] > scale_max || before[b].mn[j] + reach[1] > scale_max || before[b].mn[j] < reach[1];
+                        ++checked;
+                    }
                 }
             }
         }
+        MESSAGE("wide re-pick, qmax " << qmax << ": " << moved << " of " << checked << " sub-blocks took another pair, " << clamped << " reach past a code's ends");
+        CHECK(checked == 2 * subs * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15 + 16 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8));
+        CHECK(moved > checked / 20);
+        CHECK(clamped > checked / 20);  // the clamped windows are exercised
     }
-    MESSAGE("wide re-pick: " << moved << " of " << checked << " sub-blocks took another pair");
-    CHECK(checked == 2 * 8 * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15 + 16 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8));
-    CHECK(moved > checked / 20);
 }
 
 // Q6_K's scale codes are nudged by up to two (five candidates a sub-block, where other callers

@@ -247,17 +247,18 @@ void add_requant(CLI::App& app, std::function<int()>& run) {
                   "1.6x on Q4_1 and Q5_1; Q8_0: "
                   "without one, llama.cpp's rounding (its bytes, about half the default's time), with one, llama.cpp's scale and its "
                   "weighted refit, about 1.3x faster than the default), best (a wider search: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; Q4_K, Q5_K: more starting scales and two rounds of the super-block refit (their default with an importance matrix), Q2_K: the two "
-                  "rounds, 1.6-2.6x the mix's time; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow (IQ1: ternary) and wide, "
+                  "rounds and a wider re-pick of each sub-block's scale and minimum codes, 1.6-2.6x the mix's time; the grid i-quants IQ1_S to IQ3_S run both their searches, narrow (IQ1: ternary) and wide, "
                   "and keep the better fit of each block, 2.5-3x the time, IQ1 about 8x); other types quantize alike at every effort")
         ->capture_default_str();
     auto* unbiased = c->add_flag("--unbiased-scales", o->unbiased_scales,
                 "After each block's fit, multiply its f16 scales by sum x x / sum x y so its dequantized values y keep the source's "
                 "projection, which a least-squares fit shrinks: more RMSE, less KL divergence on trained models at 2-3 bits (README: "
-                "Unbiased scales). The legacy, k-quant and i-quant types but IQ1_M (--effort fast then loses its promise of never more "
-                "error than llama.cpp's rounding). By default only IQ2_XS goes halfway (times the square root)");
+                "Unbiased scales). The legacy, k-quant and i-quant types (--effort fast then loses its promise of never more "
+                "error than llama.cpp's rounding). By default IQ1_S, IQ1_M, IQ2_XXS and IQ2_XS go halfway (times the square root), "
+                "IQ2_S a quarter of the way (times the fourth root)");
     c->add_flag("--least-squares-scales", o->least_squares_scales,
-                "Keep every block's least-squares scales, IQ2_XS's too (by default its scales go halfway to keeping "
-                "the source's projection, see --unbiased-scales)")
+                "Keep every block's least-squares scales, IQ1_S's, IQ1_M's and IQ2_XXS/XS/S's too (by default their scales go part of "
+                "the way to keeping the source's projection, see --unbiased-scales)")
         ->excludes(unbiased);
     c->add_option("--override-kv", o->overrides, "KEY=TYPE:VALUE metadata to set, TYPE int, float, bool or str (repeatable)");
     c->add_option("--prune-layers", o->prune_layers, "LIST: leave out these blocks (comma-separated numbers) and renumber the rest, "

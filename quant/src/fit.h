@@ -144,11 +144,12 @@ struct AffineBlockForTest {
     float d, dmin;
     uint8_t sc[16], mn[16], q[256];
 };
-// For tests: g (1 to 16) super-blocks of Q4_K (x, w: g x 256) fitted as quantize_q4_k fits
-// them without an importance matrix (best false) or with one (best true): `before` as fitted up
+// For tests: g (1 to 16) super-blocks of Q2_K (qmax 3) or Q4_K (qmax 15) (x, w: g x 256)
+// fitted as quantize_q2_k and quantize_q4_k fit them, by default (best false) or as Q2_K's
+// --effort best and Q4_K with an importance matrix fit them (best true): `before` as fitted up
 // to its last step, the wide re-pick (kquants.cpp, wide_repick), and `after` it. reach: the
 // re-pick's reach, scale code and minimum code.
-void q4k_repick_for_test(bool best, const float* x, const float* w, int g, AffineBlockForTest* before, AffineBlockForTest* after, int reach[2]);
+void affine_repick_for_test(int qmax, bool best, const float* x, const float* w, int g, AffineBlockForTest* before, AffineBlockForTest* after, int reach[2]);
 
 // Weights for a block of n values, sigma2 the row's mean square. Without an importance matrix:
 // sqrt(sigma2 + x[i]^2), which favours large values, where most of the error that matters

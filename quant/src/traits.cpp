@@ -73,12 +73,24 @@ std::optional<Effort> effort_from_name(std::string_view name) {
 namespace {
 
 // ScaleFit::Unbiased on one quantized row: each block's f16 scale fields times
-// c = sum x x / sum x y (y: the block dequantized), all or none of them; with `halfway`
-// (ScaleFit::Default's), times sqrt(c).
-void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uint8_t* dst, int64_t n, bool halfway) {
+// c = sum x x / sum x y (y: the block dequantized), all or none of them; with power p < 1
+// (ScaleFit::Default's, default_scale_power), times c^p.
+void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uint8_t* dst, int64_t n, double power) {
     if (!scale_fit_applies(t.type)) return;
     int fields = 0;
-    while (fields < 4 && t.scales[fields].kind == ScaleKind::F16) ++fields;
+    while (fields < 4 && (t.scales[fields].kind == ScaleKind::F16 || t.scales[fields].kind == ScaleKind::F16Nibbles)) ++fields;
+    // An f16 field's bits, and their store: two bytes, or (IQ1_M) the top nibbles of four u16 words.
+    const auto bits_of = [](const ScaleField& f, const uint8_t* at) {
+        return f.kind == ScaleKind::F16Nibbles ? iq1_m_d_bits(at) : static_cast<uint16_t>(at[0] | at[1] << 8);
+    };
+    const auto store = [](const ScaleField& f, uint8_t* at, uint16_t h) {
+        if (f.kind != ScaleKind::F16Nibbles) {
+            at[0] = static_cast<uint8_t>(h);
+            at[1] = static_cast<uint8_t>(h >> 8);
+            return;
+        }
+        for (int i = 0; i < 4; ++i) at[2 * i + 1] = static_cast<uint8_t>((at[2 * i + 1] & 0x0f) | ((h >> (4 * i)) & 0xf) << 4);
+    };
     const uint32_t values = info.block_size, bytes = info.type_size;
     static thread_local std::vector<float> row;
     row.resize(static_cast<size_t>(n));
@@ -91,21 +103,16 @@ void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uin
         }
         const double full = xx / xy;
         if (!(xy > 0 && full > 0.5 && full < 2)) continue;
-        const double c = halfway ? std::sqrt(full) : full;
+        const double c = std::pow(full, power);
         uint16_t scaled[4];
         bool finite = true;
         for (int k = 0; k < fields; ++k) {
-            uint8_t* at = dst + t.scales[k].offset;
-            const float v = f16_to_f32(static_cast<uint16_t>(at[0] | at[1] << 8));
+            const float v = f16_to_f32(bits_of(t.scales[k], dst + t.scales[k].offset));
             scaled[k] = f32_to_f16(static_cast<float>(v * c));
             finite = finite && std::isfinite(f16_to_f32(scaled[k]));
         }
         if (!finite) continue;
-        for (int k = 0; k < fields; ++k) {
-            uint8_t* at = dst + t.scales[k].offset;
-            at[0] = static_cast<uint8_t>(scaled[k]);
-            at[1] = static_cast<uint8_t>(scaled[k] >> 8);
-        }
+        for (int k = 0; k < fields; ++k) store(t.scales[k], dst + t.scales[k].offset, scaled[k]);
     }
 }
 
@@ -140,8 +147,8 @@ void quantize(TypeId type, std::span<const float> values, int64_t n_per_row, std
                 if (!std::isfinite(row[c]))
                     throw std::invalid_argument(fmt::format("row {}, column {}: {} cannot be quantized", first_row + r, c, row[c]));
         fn(row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row, importance);
-        if (scale_fit == ScaleFit::Unbiased || (scale_fit == ScaleFit::Default && default_halfway_scales(type)))
-            unbias_row(t, *info, row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row, scale_fit == ScaleFit::Default);
+        const double power = scale_fit == ScaleFit::Unbiased ? 1 : scale_fit == ScaleFit::Default ? default_scale_power(type) : 0;
+        if (power > 0) unbias_row(t, *info, row, dst.data() + static_cast<uint64_t>(r) * bytes, n_per_row, power);
     }
 }
 
@@ -151,13 +158,22 @@ int thread_count(int requested) {
 
 bool scale_fit_applies(TypeId type) {
     const Traits* t = traits(type);
-    if (!t || !t->fitted_scales || t->scales[0].kind != ScaleKind::F16) return false;
+    if (!t || !t->fitted_scales || (t->scales[0].kind != ScaleKind::F16 && t->scales[0].kind != ScaleKind::F16Nibbles)) return false;
     for (const ScaleField& f : t->scales)
-        if (f.kind != ScaleKind::F16 && f.kind != ScaleKind::None) return false;
+        if (f.kind != ScaleKind::F16 && f.kind != ScaleKind::F16Nibbles && f.kind != ScaleKind::None) return false;
     return true;
 }
 
-bool default_halfway_scales(TypeId type) { return type == TypeId::IQ2_XS; }
+double default_scale_power(TypeId type) {
+    switch (type) {
+    case TypeId::IQ1_S:
+    case TypeId::IQ1_M:
+    case TypeId::IQ2_XXS:
+    case TypeId::IQ2_XS: return 0.5;
+    case TypeId::IQ2_S: return 0.25;
+    default: return 0;
+    }
+}
 
 bool can_dequantize(TypeId type) {
     const Traits* t = traits(type);

@@ -40,7 +40,7 @@ const std::vector<float>* weights_for(const quant::ImportanceMatrix* im, std::st
 Prepared prepare_with(const Model& m, const RunOptions& o, const quant::ImportanceMatrix* im) {
     Prepared p;
     size_t rescaled_tensors = 0;  // tensors --unbiased-scales changes
-    size_t halfway_tensors = 0;   // tensors whose scales go halfway by default (--least-squares-scales changes them)
+    size_t moved_tensors = 0;     // tensors whose scales move part of the way by default (--least-squares-scales changes them)
     Options opts = o.plan;
     opts.has_imatrix = im != nullptr;
     p.plan = plan(m, opts);
@@ -76,14 +76,14 @@ Prepared prepare_with(const Model& m, const RunOptions& o, const quant::Importan
         if ((o.effort == quant::Effort::Fast && traits.fast_changes[w ? 1 : 0]) || (o.effort == quant::Effort::Best && traits.best_changes[w ? 1 : 0]))
             ++p.report.effort_tensors;
         rescaled_tensors += quant::scale_fit_applies(t.to);
-        halfway_tensors += quant::default_halfway_scales(t.to);
+        moved_tensors += quant::default_scale_power(t.to) > 0;
     }
-    if (o.scale_fit == quant::ScaleFit::LeastSquares && halfway_tensors == 0)
-        p.report.warnings.push_back("--least-squares-scales changes nothing here: no tensor becomes IQ2_XS, the type whose "
-                                    "scales go halfway by default");
+    if (o.scale_fit == quant::ScaleFit::LeastSquares && moved_tensors == 0)
+        p.report.warnings.push_back("--least-squares-scales changes nothing here: no tensor becomes IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS or IQ2_S, "
+                                    "the types whose scales move part of the way by default");
     if (o.scale_fit == quant::ScaleFit::Unbiased && rescaled_tensors == 0)
         p.report.warnings.push_back("--unbiased-scales changes nothing here: no tensor becomes a type with fitted f16 scales (the legacy, "
-                                    "k-quant and i-quant types but IQ1_M)");
+                                    "k-quant and i-quant types)");
     if (o.effort != quant::Effort::Default && p.report.effort_tensors == 0)
         p.report.warnings.push_back(fmt::format("--effort {} changes nothing here: no tensor becomes a type with that choice{}",
                                                 quant::effort_name(o.effort),

@@ -54,7 +54,7 @@ struct ScaleField {
 // error than ggml's scale in the fit's own weights, about 1.3x faster than its default. Best:
 // a wider search (the legacy types, Q8_0; Q4_K and Q5_K: more starting
 // scales and two rounds of the super-block refit, which is their default with importance
-// weights; Q2_K: the two rounds), or both grid searches
+// weights; Q2_K: the two rounds and a wider re-pick of its sub-blocks' codes), or both grid searches
 // with the better fit kept per block (the grid i-quants IQ1_S to IQ3_S: the default search,
 // narrow or IQ1's ternary one, and the wide one). A type without a choice
 // quantizes alike at every effort; Traits::fast_changes and best_changes say where an effort
@@ -75,16 +75,17 @@ std::optional<Effort> effort_from_name(std::string_view name);
 // (the 2- and 3-bit types of a trained model; README). Where it applies:
 // scale_fit_applies(); elsewhere, and in a block whose c is not within (0.5, 2) or whose
 // scaled fields would not be finite, the bytes are the least-squares ones. Default: least
-// squares, but IQ2_XS, whose fit shrinks the most (it kept 0.944 of the trained model's
-// projection), goes halfway: its d times sqrt(c) (default_halfway_scales). Measured: the
-// trained model's IQ2_XS mix 1.040 -> 0.975 of llama.cpp's file's mean KL divergence, iq2_xs
-// within 0.99x ggml's RMSE on the rmse.tsv rows (full Unbiased: 1.018x), the tiny model's IQ2_XS
-// mix 0.914 -> 0.920. Not IQ2_XXS (no trained-model mix to show it helps; its gauss row's RMSE
-// went past ggml's, 0.983 -> 1.003) nor IQ2_S (its least-squares fit kept more than the whole
-// projection on test_quant's rows).
+// squares, but the grid i-quants at 1 and 2 bits go part of the way, their scale fields times
+// c^p (default_scale_power): IQ1_S, IQ1_M, IQ2_XXS and IQ2_XS halfway (p = 1/2), IQ2_S a
+// quarter (p = 1/4, which keeps iq2_s within issue 18's 0.95x of ggml's weighted RMSE on
+// rmse.tsv's gauss row). Measured, mean KL divergence / llama.cpp's file on the trained model
+// (files made by libllama in the same run, bench_kld_mixes trained --every-file): IQ2_XS
+// 1.040 -> 0.975 (2026-12-04); IQ1_S / IQ1_M / IQ2_XXS / IQ2_M imatrix 1.175 / 1.083 / 1.054 /
+// 1.033 with least squares -> README: Scales at 1 and 2 bits.
 enum class ScaleFit : uint8_t { Default, LeastSquares, Unbiased };
-// Whether ScaleFit::Default moves `type`'s scales halfway (IQ2_XS).
-bool default_halfway_scales(TypeId type);
+// The power of c that ScaleFit::Default applies to `type`'s scales: 0 (least squares) but on
+// IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS (1/2) and IQ2_S (1/4).
+double default_scale_power(TypeId type);
 
 struct Traits {
     TypeId type;
@@ -117,7 +118,8 @@ bool can_quantize(TypeId type);
 bool needs_importance(TypeId type);
 // Whether ScaleFit::Unbiased changes `type`'s blocks: its scales are fitted
 // (Traits::fitted_scales: the legacy, k-quant and i-quant types) and all stored as f16 fields
-// (not IQ1_M's). Not MXFP4, NVFP4, nor the rounding formats TQ1_0, TQ2_0, Q1_0, Q2_0.
+// (IQ1_M's spread over four words' top nibbles). Not MXFP4, NVFP4, nor the rounding formats
+// TQ1_0, TQ2_0, Q1_0, Q2_0.
 bool scale_fit_applies(TypeId type);
 
 // Quantizes whole rows: src holds n_rows x n_per_row values, dst receives exactly n_rows x
