@@ -24,7 +24,7 @@
 // gguf requant --unbiased-scales (quant::ScaleFit) is evaluated in the same run: two more
 // columns, its mean KLD and its ratio to llama.cpp's. --least-squares-scales: our files with
 // every block's least-squares scales (quant::ScaleFit::LeastSquares; by default IQ2_XS's go
-// halfway). --square-root-importance: our files weighted by importance x sqrt(sigma^2 + x^2) on
+// part of the way). --square-root-importance: our files weighted by importance x sqrt(sigma^2 + x^2) on
 // every type, as before the fourth root (quant::testing::importance_square_root).
 // --wide-grid, --narrow-grid: the grid
 // i-quants' wide or narrow search alone at any effort (quant::testing::force_grid_search).

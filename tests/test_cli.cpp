@@ -737,7 +737,8 @@ TEST_CASE("gguf requant takes llama-quantize's forms: IN OUT TYPE [NTHREADS], nu
         CHECK((r.err + r.out).find("changes nothing here") == std::string::npos);
     }
     // --least-squares-scales: IQ2_XS keeps its least-squares scales; by default only its d
-    // fields differ from those (halfway to the source's projection: test_quant). On F16 it
+    // fields differ from those (halfway to the source's projection, as IQ1_S's, IQ1_M's and
+    // IQ2_XXS's, IQ2_S's a quarter: test_quant). On F16 it
     // is said to change nothing.
     {
         quant::ImportanceMatrix m;  // uneven importance for every matrix (the IQ2 mixes need one)

@@ -590,7 +590,8 @@ TEST_CASE("the wide re-pick (Q2_K, Q4_K): each sub-block's pair the least within
                         for (int i = 0; i < sub && dl > 0; ++i)  // the nearest codes (ties either way)
                             CHECK(std::fabs(std::clamp((xs[i] + ml) / dl, 0.0f, float(qmax)) - after[b].q[sub * j + i]) <= 0.5f + 1e-4f);
                         moved += after[b].sc[j] != before[b].sc[j] || after[b].mn[j] != before[b].mn[j];
-                        clamped += before[b].sc[j] + reach[0] > scale_max || before[b].mn[j] + reach[1] > scale_max || before[b].mn[j] < reach[1];
+                        clamped += before[b].sc[j] + reach[0] > scale_max || before[b].sc[j] < reach[0] || before[b].mn[j] + reach[1] > scale_max ||
+                                   before[b].mn[j] < reach[1];
                         ++checked;
                     }
                 }

@@ -103,8 +103,9 @@ def quantize(array, type, importance=None, threads: int = 0, effort: str = "defa
     importance: one non-negative weight per column (an importance matrix's entry for the
     tensor); required by the types that need one (iq2_xxs, iq2_xs, iq1_s, ...).
     threads: 0 for one per core. effort: "fast", "default" or "best" (see gguf requant --help).
-    scales: "default", "least-squares" (every block's least-squares scales, also on IQ2_XS,
-    whose default goes halfway to keeping the source's projection) or "unbiased" (the whole
+    scales: "default", "least-squares" (every block's least-squares scales, also on IQ1_S,
+    IQ1_M, IQ2_XXS and IQ2_XS, whose default goes halfway to keeping the source's projection,
+    and IQ2_S, a quarter of the way) or "unbiased" (the whole
     projection), as gguf requant's --least-squares-scales and --unbiased-scales.
     Raises ValueError naming the row and column for NaN or Inf."""
     return _ggufkit._quantize(array, type, importance, threads, effort, scales)

@@ -167,11 +167,12 @@ void refit_super_scales(const float* x, const float* w, int g, AffineFit* f, int
     }
 }
 
-// Last in the fit (after the super-block refit, where there is one), each sub-block's scale
-// and minimum codes chosen again among every pair within reach.scale of its scale code and
-// reach.min of its minimum code (91 pairs at +-3 / +-6, 153 at +-4 / +-8, where the one-step
-// nudges try 5 and the refit 9), with the nearest codes for each, and kept where its weighted
-// error goes down. The error as a function of the two codes has many shallow minima: with d
+// Last in the fit (after the super-block refit, where there is one; Q2_K at --effort best also
+// before it), each sub-block's scale and minimum codes chosen again among every pair within
+// reach.scale of its scale code and reach.min of its minimum code (Q4_K: 91 pairs at +-3 / +-6,
+// 153 at +-4 / +-8; Q2_K: 45 at +-2 / +-4, 121 at +-5 / +-5; where the one-step nudges try 5
+// and the refit 9), with the nearest codes for each, and kept where its weighted error goes
+// down. The error as a function of the two codes has many shallow minima: with d
 // and dmin fixed, trying every one of the 4,096 pairs lowered Q4_K's error in the fits'
 // weights by 2.2% on rmse.tsv's heavy importance row, and most of that sits a few steps away,
 // mostly along the minimum (a walk from the least-squares minimum for each scale code found

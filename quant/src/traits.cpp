@@ -103,7 +103,8 @@ void unbias_row(const Traits& t, const gguf::TypeInfo& info, const float* x, uin
         }
         const double full = xx / xy;
         if (!(xy > 0 && full > 0.5 && full < 2)) continue;
-        const double c = std::pow(full, power);
+        // The square roots are exactly rounded (std::pow need not be, nor the same on every CPU).
+        const double c = power == 1 ? full : power == 0.5 ? std::sqrt(full) : std::sqrt(std::sqrt(full));
         uint16_t scaled[4];
         bool finite = true;
         for (int k = 0; k < fields; ++k) {
@@ -164,7 +165,7 @@ bool scale_fit_applies(TypeId type) {
     return true;
 }
 
-double default_scale_power(TypeId type) {
+double default_scale_power(TypeId type) {  // 0, 1/2 or 1/4 (unbias_row takes these and 1)
     switch (type) {
     case TypeId::IQ1_S:
     case TypeId::IQ1_M:

@@ -84,7 +84,7 @@ std::optional<Effort> effort_from_name(std::string_view name);
 // 1.033 with least squares -> README: Scales at 1 and 2 bits.
 enum class ScaleFit : uint8_t { Default, LeastSquares, Unbiased };
 // The power of c that ScaleFit::Default applies to `type`'s scales: 0 (least squares) but on
-// IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS (1/2) and IQ2_S (1/4).
+// IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS (1/2) and IQ2_S (1/4), taken by square roots.
 double default_scale_power(TypeId type);
 
 struct Traits {
