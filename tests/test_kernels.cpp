@@ -591,6 +591,62 @@ TEST_CASE("the 8-bit packed product: the same bits on every path that has it, fo
     }
 }
 
+TEST_CASE("matmul's store mode writes y = W x over whatever y held: the bits of zeroing y and adding, by every method and path") {
+    struct Case {
+        TypeId type;
+        kernels::MatmulMethod method;
+    };
+    for (const Case c : {Case{TypeId::F16, kernels::MatmulMethod::DequantizedPanel}, Case{TypeId::Q4_K, kernels::MatmulMethod::DequantizedPanel},
+                         Case{TypeId::Q4_K, kernels::MatmulMethod::IntegerPanel}, Case{TypeId::Q4_0, kernels::MatmulMethod::QuantizedActivations}}) {
+        CAPTURE(gguf::type_info(c.type).name);
+        CAPTURE(static_cast<int>(c.method));
+        const int64_t m = 70, k = 512, n = 15;
+        const std::vector<uint8_t> w = gguf::type_info(c.type).quantized ? quantized_rows(c.type, k, m, 21) : dot_case(c.type, k * m, 21).row;
+        const int64_t stride = static_cast<int64_t>(quant::row_bytes(c.type, k));
+        const std::vector<float> x = gaussian(k * n, 22);
+        for (Isa isa : kernels::available_isas()) {
+            if (c.method == kernels::MatmulMethod::IntegerPanel && !kernels::has_integer_panel(c.type, isa)) continue;
+            CAPTURE(isa_text(isa));
+            kernels::MatmulInput input(c.type, k, n, c.method, false, isa);
+            input.prepare(x.data());
+            std::vector<float> added(static_cast<size_t>(m * n), 0.0f), stored(added.size(), std::numeric_limits<float>::quiet_NaN());
+            kernels::matmul(c.type, w.data(), stride, m, input, added.data(), m);
+            // In two row ranges, as the forward pass's threads call it.
+            kernels::matmul(c.type, w.data(), stride, 32, input, stored.data(), m, true);
+            kernels::matmul(c.type, w.data() + 32 * stride, stride, m - 32, input, stored.data() + 32, m, true);
+            CHECK(first_difference(stored, added) < 0);
+            // Without store the product is added to what y held.
+            std::vector<float> twice = added;
+            kernels::matmul(c.type, w.data(), stride, m, input, twice.data(), m);
+            for (size_t i = 0; i < twice.size(); ++i) CHECK(twice[i] == added[i] + added[i]);
+        }
+    }
+    // A sum that underflows to -0: zeroing y and adding gives +0, and so must store.
+    const int64_t k = 64;
+    const std::vector<float> w(static_cast<size_t>(k), 1e-30f), x(static_cast<size_t>(k), -1e-30f);
+    for (Isa isa : kernels::available_isas()) {
+        kernels::MatmulInput input(TypeId::F32, k, 1, kernels::MatmulMethod::DequantizedPanel, false, isa);
+        input.prepare(x.data());
+        float y = std::numeric_limits<float>::quiet_NaN();
+        kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(w.data()), k * 4, 1, input, &y, 1, true);
+        CHECK(y == 0.0f);
+        CHECK(!std::signbit(y));
+    }
+    // An empty sum (k = 0) right after a product that left the accumulators non-zero: y stays, or is 0.
+    {
+        const std::vector<float> ones(static_cast<size_t>(k), 1.0f);
+        float sum = 0;
+        kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(ones.data()), k * 4, 1, k, ones.data(), 1, &sum, kernels::MatmulMethod::DequantizedPanel);
+        CHECK(sum == 64.0f);
+        kernels::MatmulInput input(TypeId::F32, 0, 2, kernels::MatmulMethod::DequantizedPanel);
+        std::vector<float> y = {5.0f, 6.0f};
+        kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(w.data()), 0, 1, input, y.data(), 1);
+        CHECK(y == std::vector<float>{5.0f, 6.0f});
+        kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(w.data()), 0, 1, input, y.data(), 1, true);
+        CHECK(y == std::vector<float>{0.0f, 0.0f});
+    }
+}
+
 TEST_CASE("a matmul input prepared for one weight type is refused for another") {
     std::vector<float> x(256, 1.0f);
     kernels::MatmulInput input(TypeId::Q4_K, 256, 1, kernels::MatmulMethod::DequantizedPanel);

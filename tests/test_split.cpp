@@ -196,6 +196,33 @@ TEST_CASE("release_pages takes read pages of a mapped file out of the process's 
     CHECK(parsed.tensor_data(parsed.tensors()[0])[12345] == 1);
 }
 
+TEST_CASE("map_in puts a mapped file's tensor pages into the process's resident set before they are read") {
+    test::TempDir d;
+    std::vector<uint8_t> bytes(32 << 20, 1);
+    Writer w;
+    w.add_tensor("t", TypeId::I8, {bytes.size()}, std::span<const uint8_t>(bytes));
+    w.write(d / "big.gguf");
+    bytes = {};
+    {
+        const File f = File::open(d / "big.gguf");
+        const auto before = static_cast<int64_t>(resident_bytes());
+        f.map_in(f.tensor_data(f.tensors()[0]));
+        CHECK(static_cast<int64_t>(resident_bytes()) - before >= int64_t{24} << 20);
+    }
+    {
+        const Model m = Model::open(d / "big.gguf");  // every part's data section
+        const auto before = static_cast<int64_t>(resident_bytes());
+        m.map_in();
+        CHECK(static_cast<int64_t>(resident_bytes()) - before >= int64_t{24} << 20);
+        // A file parsed from memory (the caller's pages) and bytes outside the file are left
+        // alone: no advice given, nothing thrown.
+        std::vector<uint8_t> copy(m.first().bytes().begin(), m.first().bytes().end());
+        const File parsed = File::parse(copy, "copy.gguf");
+        CHECK_NOTHROW(parsed.map_in(parsed.tensor_data(parsed.tensors()[0])));
+        CHECK_NOTHROW(m.first().map_in(std::span<const uint8_t>(copy)));
+    }
+}
+
 // ---- plan_split: llama-gguf-split's partition ------------------------------------------
 
 TEST_CASE("plan_split by tensor count starts a part at every N-th tensor of the model") {

@@ -49,9 +49,13 @@ struct Loaded {
     std::unique_ptr<infer::Model> model;
     std::optional<infer::Tokenizer> tokenizer;
 
-    explicit Loaded(const std::string& p) : path(p), file(gguf::Model::open(p)) {
+    // `cpu`: the products run here, so the weights' pages are mapped in now (their page faults
+    // taken while loading, not in the first chunk), as llama.cpp's loader does; not when they
+    // are copied to a GPU.
+    Loaded(const std::string& p, bool cpu) : path(p), file(gguf::Model::open(p)) {
         model = std::make_unique<infer::Model>(file);           // its errors name the file
         tokenizer.emplace(infer::Tokenizer::from_gguf(file));  // gguf::Error names the file and key
+        if (cpu) file.map_in();
     }
 };
 
@@ -110,7 +114,7 @@ struct PerplexityArgs {
 
 int perplexity(const PerplexityArgs& a) {
     const std::string text = read_text_file(a.text_file);
-    const Loaded l(a.model);
+    const Loaded l(a.model, !a.gpu);
     const auto backend = gpu_backend(a.gpu, {l.model.get()});
     infer::PerplexityOptions o;
     o.n_ctx = a.n_ctx;
@@ -262,7 +266,7 @@ void print_kld_summary(const infer::KldSummary& s) {
 
 // gguf kld BASE -f TEXT --save-base FILE: BASE alone, its logits saved.
 int kld_save_base(const KldArgs& a, infer::KldOptions o, const std::string& text) {
-    const Loaded base(a.base);
+    const Loaded base(a.base, !a.gpu);
     const auto backend = gpu_backend(a.gpu, {base.model.get()});
     o.eval.backend = backend.get();
     const std::vector<int32_t> tokens = tokenize_text(base, text);
@@ -316,7 +320,7 @@ int kld_from_base_file(const KldArgs& a, infer::KldOptions o, const std::string&
     if (!a.n_ctx_given) o.n_ctx = saved.n_ctx;
     if (!a.chunks_given) o.max_chunks = saved.chunks;
     if (!a.activations_given) o.eval.arithmetic = saved.arithmetic;
-    const Loaded model(a.base);  // the one file named on the command line
+    const Loaded model(a.base, !a.gpu);  // the one file named on the command line
     const auto backend = gpu_backend(a.gpu, {model.model.get()});
     o.eval.backend = backend.get();
     if (!saved.products.empty() && saved.products != infer::product_path(o.eval))
@@ -383,7 +387,7 @@ int kld(const KldArgs& a) {
     o.eval = {parse_arithmetic(a.activations), a.threads};
     if (!a.base_logits.empty()) return kld_from_base_file(a, o, text);
     if (a.model.empty()) return kld_save_base(a, o, text);
-    const Loaded base(a.base), model(a.model);
+    const Loaded base(a.base, !a.gpu), model(a.model, !a.gpu);
     const auto backend = gpu_backend(a.gpu, {base.model.get(), model.model.get()});
     o.eval.backend = backend.get();
     const std::vector<int32_t> tokens = tokenize_text(base, text);
@@ -441,7 +445,7 @@ struct GenerateArgs {
 };
 
 int generate(const GenerateArgs& a) {
-    const Loaded l(a.model);
+    const Loaded l(a.model, !a.gpu);
     const std::vector<int32_t> prompt = l.tokenizer->encode(a.prompt, true, true);
     if (prompt.empty()) throw CLI::ValidationError("the prompt gives no tokens (and the vocabulary adds no BOS): give a prompt with -p");
     infer::GenerateOptions o;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "exp.h"
 #include "kernels/kernels.h"
 #include "quant/executor.h"
 #include "quant/quant.h"
@@ -26,7 +27,7 @@ void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* 
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
 }
 
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+float silu(float x) { return x / (1.0f + detail::exp_f32(-x)); }
 
 float round_f16(float x) { return quant::f16_to_f32(quant::f32_to_f16(x)); }
 
@@ -181,8 +182,7 @@ void Context::matmul(const Matrix& w, const float* x, int64_t n, float* y) {
         panels,
         [&](int64_t begin, int64_t end) {
             const int64_t r0 = begin * panel, r1 = std::min(m, end * panel);
-            for (int64_t j = 0; j < n; ++j) std::fill(y + j * m + r0, y + j * m + r1, 0.0f);
-            kernels::matmul(w.type, w.data + r0 * w.row_bytes, w.row_bytes, r1 - r0, input, y + r0, m);
+            kernels::matmul(w.type, w.data + r0 * w.row_bytes, w.row_bytes, r1 - r0, input, y + r0, m, true);
         },
         run);
 }
@@ -256,7 +256,8 @@ void Context::attend(uint32_t layer, int64_t n) {
                     float max = -std::numeric_limits<float>::infinity();
                     for (int64_t p = 0; p < len; ++p) max = std::max(max, s[p] *= scale);
                     float sum = 0;
-                    for (int64_t p = 0; p < len; ++p) sum += (s[p] = std::exp(s[p] - max));
+                    for (int64_t p = 0; p < len; ++p) s[p] = detail::exp_f32(s[p] - max);
+                    for (int64_t p = 0; p < len; ++p) sum += s[p];
                     std::fill(s + len, s + keys, 0.0f);
                     sums[i] = sum;
                 }
@@ -265,9 +266,8 @@ void Context::attend(uint32_t layer, int64_t n) {
                 kernels::MatmulInput probabilities(TypeId::F32, keys, rows, kernels::MatmulMethod::DequantizedPanel);
                 probabilities.prepare(scores);
                 float* out = att_.data() + i0 * q_dim + h * hd;
-                for (int64_t i = 0; i < rows; ++i) std::fill(out + i * q_dim, out + i * q_dim + hd, 0.0f);
                 kernels::matmul(TypeId::F32, reinterpret_cast<const uint8_t*>(vc + kvh * hd * n_ctx_), n_ctx_ * static_cast<int64_t>(sizeof(float)), hd,
-                                probabilities, out, q_dim);
+                                probabilities, out, q_dim, true);
                 for (int64_t i = 0; i < rows; ++i) {
                     const float inv = 1.0f / sums[i];
                     for (int64_t d = 0; d < hd; ++d) out[i * q_dim + d] *= inv;

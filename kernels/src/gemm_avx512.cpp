@@ -16,11 +16,11 @@ namespace {
 
 constexpr int kVectors = static_cast<int>(detail::kGemmRows / 16);  // zmm registers per column
 
-template <int Cols> void product(const float* a, const float* x, int64_t k, float* c) {
+template <int Cols> void product(const float* a, const float* x, int64_t k, float* c, bool zero) {
     constexpr int64_t R = detail::kGemmRows, C = detail::kGemmCols;
     __m512 acc[Cols][kVectors];
     for (int j = 0; j < Cols; ++j)
-        for (int v = 0; v < kVectors; ++v) acc[j][v] = _mm512_loadu_ps(c + j * R + v * 16);
+        for (int v = 0; v < kVectors; ++v) acc[j][v] = zero ? _mm512_setzero_ps() : _mm512_loadu_ps(c + j * R + v * 16);
     for (int64_t i = 0; i < k; ++i, a += R, x += C) {
         __m512 av[kVectors];
         for (int v = 0; v < kVectors; ++v) av[v] = _mm512_loadu_ps(a + v * 16);
@@ -33,12 +33,12 @@ template <int Cols> void product(const float* a, const float* x, int64_t k, floa
         for (int v = 0; v < kVectors; ++v) _mm512_storeu_ps(c + j * R + v * 16, acc[j][v]);
 }
 
-using Product = void (*)(const float* a, const float* x, int64_t k, float* c);
+using Product = void (*)(const float* a, const float* x, int64_t k, float* c, bool zero);
 constexpr Product kProducts[] = {product<1>, product<2>, product<3>, product<4>,  product<5>,  product<6>,
                                  product<7>, product<8>, product<9>, product<10>, product<11>, product<12>};
 static_assert(detail::kGemmCols <= 12 && detail::kGemmRows % 16 == 0);
 
-void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c) { kProducts[cols - 1](a, x, k, c); }
+void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c, bool zero) { kProducts[cols - 1](a, x, k, c, zero); }
 
 // The 8-bit product: 32 rows (two vectors of int32 lanes) by up to 6 columns; per group, 12
 // integer accumulators start from xz and take vpdpbusd over the group's quads, then turn

@@ -156,7 +156,8 @@ namespace {
 
 using detail::kGemmCols;
 using detail::kGemmRows;
-static_assert(kGemmRows == kMatmulPanelRows && detail::kIntRows == kGemmRows && detail::kIntCols == MatmulInput::kIntCols);
+static_assert(kGemmRows == kMatmulPanelRows && detail::kIntRows == kGemmRows && detail::kIntCols == MatmulInput::kIntCols &&
+              kGemmCols == MatmulInput::kPanelCols);
 
 MatmulMethod resolve(MatmulMethod method, TypeId type, Isa isa) {
     if (method != MatmulMethod::Auto) return method;
@@ -195,6 +196,7 @@ MatmulInput::MatmulInput(TypeId weights, int64_t k, int64_t n, MatmulMethod meth
         dequantizer(weights, isa);  // refuses what cannot be dequantized
         if (round_ && act != TypeId::F32) whole_blocks(act, k, "activations");
         parts_ = (n + kGemmCols - 1) / kGemmCols;
+        step_ = k_step(weights);
         packed_.reset(new float[static_cast<size_t>(parts_ * k * kGemmCols)]);
     }
 }
@@ -221,17 +223,21 @@ void MatmulInput::prepare(const float* x, int64_t part_begin, int64_t part_end) 
         coded.resize(static_cast<size_t>(k_ / gguf::type_info(act).block_size * gguf::type_info(act).type_size));
     }
     for (int64_t g = part_begin; g < part_end; ++g) {
-        float* out = packed_.get() + g * k_ * kGemmCols;
-        for (int64_t c = n_ - g * kGemmCols; c < kGemmCols; ++c)  // the last group's unused columns
-            for (int64_t i = 0; i < k_; ++i) out[i * kGemmCols + c] = 0.0f;
-        for (int64_t c = 0; c < kGemmCols && g * kGemmCols + c < n_; ++c) {
-            const float* v = x + (g * kGemmCols + c) * k_;
-            if (round) {
-                quantize_activations(act, std::span<const float>(v, static_cast<size_t>(k_)), coded, isa_);
-                dequantizer(act, isa_)(coded.data(), rounded.data(), k_ / gguf::type_info(act).block_size);
-                v = rounded.data();
+        for (int64_t c = 0; c < kGemmCols; ++c) {
+            const float* v = nullptr;  // the last group's unused columns: zeros
+            if (g * kGemmCols + c < n_) {
+                v = x + (g * kGemmCols + c) * k_;
+                if (round) {
+                    quantize_activations(act, std::span<const float>(v, static_cast<size_t>(k_)), coded, isa_);
+                    dequantizer(act, isa_)(coded.data(), rounded.data(), k_ / gguf::type_info(act).block_size);
+                    v = rounded.data();
+                }
             }
-            for (int64_t i = 0; i < k_; ++i) out[i * kGemmCols + c] = v[i];
+            for (int64_t i0 = 0; i0 < k_; i0 += step_) {
+                const int64_t len = std::min(step_, k_ - i0);
+                float* out = packed_.get() + (i0 * parts_ + g * len) * kGemmCols + c;  // packed(g, i0)
+                for (int64_t i = 0; i < len; ++i) out[i * kGemmCols] = v ? v[i0 + i] : 0.0f;
+            }
         }
     }
 }
@@ -288,8 +294,20 @@ bool has_integer_panel(TypeId type, Isa isa) {
 
 namespace {
 
+// y[j x y_stride + r] += c[j x R + r] (or = 0.0f + c, see matmul's `store`) for r < rows, j < n.
+void add_tile(const float* c, int64_t R, int64_t rows, int64_t n, float* y, int64_t y_stride, bool store) {
+    for (int64_t j = 0; j < n; ++j) {
+        float* out = y + j * y_stride;
+        const float* in = c + j * R;
+        if (store)
+            for (int64_t r = 0; r < rows; ++r) out[r] = 0.0f + in[r];
+        else
+            for (int64_t r = 0; r < rows; ++r) out[r] += in[r];
+    }
+}
+
 // IntegerPanel over rows of one thread: as the f32 panels below, with codes for floats.
-void integer_matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride) {
+void integer_matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride, bool store) {
     const detail::Table& t = table(x.isa());
     const detail::IntProductFn product = t.int_product;
     const gguf::TypeInfo& info = gguf::type_info(type);
@@ -339,26 +357,33 @@ void integer_matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m
         for (int64_t p = 0; p < count; ++p) {
             const int64_t rows = std::min(R, block_rows - p * R);
             const float* c = acc.data() + p * parts * tile;
-            for (int64_t j = 0; j < n; ++j)
-                for (int64_t r = 0; r < rows; ++r) y[j * y_stride + b0 + p * R + r] += c[j * R + r];
+            add_tile(c, R, rows, n, y + b0 + p * R, y_stride, store);
         }
     }
 }
 
 }  // namespace
 
-void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride) {
+void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride, bool store) {
     if (x.weights() != type)
         throw std::invalid_argument("kernels: matmul input prepared for " + type_name(x.weights()) + " weights, used with " + type_name(type));
     const int64_t k = x.k(), n = x.n(), blocks = whole_blocks(type, k, "matmul");
-    if (x.method() == MatmulMethod::IntegerPanel) return integer_matmul(type, w, row_stride, m, x, y, y_stride);
+    if (k == 0) {  // an empty sum: y unchanged, or 0 with store
+        if (store)
+            for (int64_t j = 0; j < n; ++j) std::fill(y + j * y_stride, y + j * y_stride + m, 0.0f);
+        return;
+    }
+    if (x.method() == MatmulMethod::IntegerPanel) return integer_matmul(type, w, row_stride, m, x, y, y_stride, store);
     const detail::Table& t = table(x.isa());
     if (x.method() == MatmulMethod::QuantizedActivations) {
         const detail::DotFn dot = t.at(type).dot;
         constexpr int64_t kRows = 4;  // rows kept in cache while every vector passes
         for (int64_t r0 = 0; r0 < m; r0 += kRows)
             for (int64_t j = 0; j < n; ++j)
-                for (int64_t r = r0; r < std::min(m, r0 + kRows); ++r) y[j * y_stride + r] += dot(w + r * row_stride, x.quantized(j), blocks);
+                for (int64_t r = r0; r < std::min(m, r0 + kRows); ++r) {
+                    const float d = dot(w + r * row_stride, x.quantized(j), blocks);
+                    y[j * y_stride + r] = store ? 0.0f + d : y[j * y_stride + r] + d;
+                }
         return;
     }
     // Rows in blocks of a few panels; k in steps. Each step's rows are dequantized and stored
@@ -368,15 +393,14 @@ void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const 
     const gguf::TypeInfo& info = gguf::type_info(type);
     const detail::DequantizeFn f = dequantizer(type, x.isa());
     constexpr int64_t kBlockPanels = 4;
-    const int64_t step = k_step(type), groups = x.parts(), tile = kGemmCols * kGemmRows;
+    const int64_t step = k_step(type), groups = x.parts(), tile = kGemmCols * kGemmRows;  // (x's step is the same)
     thread_local std::vector<float> rows_buffer, panels, acc;
     rows_buffer.resize(static_cast<size_t>(kGemmRows * step));
     panels.resize(static_cast<size_t>(kBlockPanels * kGemmRows * step));
     acc.resize(static_cast<size_t>(kBlockPanels * groups * tile));
     for (int64_t b0 = 0; b0 < m; b0 += kBlockPanels * kGemmRows) {
         const int64_t block_rows = std::min(kBlockPanels * kGemmRows, m - b0), count = (block_rows + kGemmRows - 1) / kGemmRows;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t i0 = 0; i0 < k; i0 += step) {
+        for (int64_t i0 = 0; i0 < k; i0 += step) {  // the accumulators start from 0 at the first step
             const int64_t len = std::min(step, k - i0);
             for (int64_t p = 0; p < count; ++p) {
                 const int64_t rows = std::min(kGemmRows, block_rows - p * kGemmRows);
@@ -394,16 +418,16 @@ void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const 
                 }
             }
             for (int64_t g = 0; g < groups; ++g) {
-                const float* xg = x.packed() + (g * k + i0) * kGemmCols;
+                const float* xg = x.packed(g, i0);
                 const int cols = static_cast<int>(std::min(kGemmCols, n - g * kGemmCols));
-                for (int64_t p = 0; p < count; ++p) t.gemm_packed(panels.data() + p * kGemmRows * step, xg, len, cols, acc.data() + (p * groups + g) * tile);
+                for (int64_t p = 0; p < count; ++p)
+                    t.gemm_packed(panels.data() + p * kGemmRows * step, xg, len, cols, acc.data() + (p * groups + g) * tile, i0 == 0);
             }
         }
         for (int64_t p = 0; p < count; ++p) {
             const int64_t rows = std::min(kGemmRows, block_rows - p * kGemmRows);
             const float* c = acc.data() + p * groups * tile;
-            for (int64_t j = 0; j < n; ++j)
-                for (int64_t r = 0; r < rows; ++r) y[j * y_stride + b0 + p * kGemmRows + r] += c[j * kGemmRows + r];
+            add_tile(c, kGemmRows, rows, n, y + b0 + p * kGemmRows, y_stride, store);
         }
     }
 }

@@ -125,7 +125,8 @@ void int_product(const uint8_t* codes, const float* scales, const float* offsets
 }
 
 // The packed product, one std::fma per step: the sequence every path computes.
-void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c) {
+void gemm_packed(const float* a, const float* x, int64_t k, int cols, float* c, bool zero) {
+    if (zero) std::fill(c, c + cols * kGemmRows, 0.0f);
     for (int64_t i = 0; i < k; ++i, a += kGemmRows, x += kGemmCols)
         for (int j = 0; j < cols; ++j)
             for (int64_t r = 0; r < kGemmRows; ++r) c[j * kGemmRows + r] = std::fma(a[r], x[j], c[j * kGemmRows + r]);

@@ -42,7 +42,8 @@ using DotF32Fn = float (*)(const float* a, const float* b, int64_t n);
 // the accumulators in and out, so k may be split into blocks without changing a bit.
 constexpr int64_t kGemmRows = 32;  // kernels::kMatmulPanelRows (kernels.cpp checks)
 constexpr int64_t kGemmCols = 12;
-using GemmPackedFn = void (*)(const float* a, const float* x, int64_t k, int cols, float* c);
+// With `zero` the accumulators start from 0 rather than from c (which is then only written).
+using GemmPackedFn = void (*)(const float* a, const float* x, int64_t k, int cols, float* c, bool zero);
 // `count` (<= kGemmRows) rows of `len` values (row r at rows + r x stride elements) to a
 // panel of floats: panel[i x kGemmRows + r], rows count ... kGemmRows - 1 zero. The f32
 // form moves bits (it packs the 8-bit product's codes too); the f16 and bf16 forms convert

@@ -74,4 +74,15 @@ void File::release_pages(std::span<const uint8_t> bytes) const {
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+void File::map_in(std::span<const uint8_t> bytes) const {
+    const auto first = reinterpret_cast<uintptr_t>(bytes.data()), mapped = reinterpret_cast<uintptr_t>(bytes_.data());
+    if (!mapping_ || lazy_ || bytes.empty() || first < mapped || bytes.size() > bytes_.size() || first - mapped > bytes_.size() - bytes.size()) return;
+    static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = first / page * page, end = first + bytes.size();  // the mapping starts on a page
+#ifndef MADV_POPULATE_READ
+    constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14
+#endif
+    if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) != 0) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
+}
+
 }  // namespace gguf

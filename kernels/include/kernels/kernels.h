@@ -6,6 +6,7 @@
 // within the bounds stated below of the exact sum.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -141,7 +142,10 @@ public:
     int64_t k() const { return k_; }
     int64_t n() const { return n_; }
     Isa isa() const { return isa_; }
-    const float* packed() const { return packed_.get(); }        // DequantizedPanel
+    // DequantizedPanel: the step of k values from i0 (a multiple of the product's step) of the
+    // group of vectors `part`, k-major (kernels' own layout, table.h). A step's slices of every
+    // group lie together, so the product's pass over them is one run of memory.
+    const float* packed(int64_t part, int64_t i0) const { return packed_.get() + i0 * parts_ * kPanelCols + part * std::min(step_, k_ - i0) * kPanelCols; }
     const uint8_t* quantized(int64_t j) const;                     // QuantizedActivations: vector j
     // IntegerPanel, group of vectors `part` (kernels' own layout, table.h): codes, then per
     // group of weight codes the activation scale, -zero x the code sum, scale x the code sum.
@@ -150,6 +154,7 @@ public:
     const float* scaled_sums(int64_t part) const { return scales(part) + (k_ / group_) * kIntCols; }
     const int32_t* zero_sums(int64_t part) const { return zero_sums_.data() + part * (k_ / group_) * kIntCols; }
     static constexpr int64_t kIntCols = 6;
+    static constexpr int64_t kPanelCols = 12;  // vectors per group of the f32 product
 
 private:
     void prepare_codes(const float* x, int64_t part_begin, int64_t part_end);
@@ -158,7 +163,7 @@ private:
     MatmulMethod method_;
     bool round_;
     Isa isa_;
-    int64_t k_, n_, parts_ = 0;
+    int64_t k_, n_, parts_ = 0, step_ = 1;
     size_t vector_bytes_ = 0;
     int64_t group_ = 1;
     std::unique_ptr<float[]> packed_;  // written whole by prepare() (not zeroed before: it is large)
@@ -172,8 +177,10 @@ private:
 // vector of `x` (prepared for this type): y[j x y_stride + r] += row r . vector j. Each y
 // value is computed in a fixed order whatever the rows, so a matrix split into row ranges
 // across threads gives the same bits as one call. Throws std::invalid_argument when x was
-// prepared for another weight type.
-void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride);
+// prepared for another weight type. With `store`, y = W x instead: each y value is written
+// as 0.0f + the product, the bits that zeroing y first and adding give (+0 for a -0 sum),
+// without the pass that zeroes y and the read of it.
+void matmul(TypeId type, const uint8_t* w, int64_t row_stride, int64_t m, const MatmulInput& x, float* y, int64_t y_stride, bool store = false);
 
 // The same in one call: x holds n vectors of k floats (vector j at x + j x k); y holds n
 // vectors of m floats (y[j x m + r] += row r . vector j). Throws std::invalid_argument when

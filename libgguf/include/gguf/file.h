@@ -124,6 +124,13 @@ public:
     // Does nothing for a File parsed from memory (whose pages are the caller's), a URL, or
     // bytes outside this file.
     void release_pages(std::span<const uint8_t> bytes) const;
+    // The other way: asks the kernel to map the pages of `bytes` (a part of bytes()) into the
+    // process now (MADV_POPULATE_READ; MADV_WILLNEED, a read-ahead, where the kernel lacks
+    // it), so that a pass over every tensor then takes no page faults: llama.cpp's loader
+    // does the same (MAP_POPULATE). Advice only, and it reads the bytes in from disk where
+    // the page cache lacks them. Does nothing for a .gguf.zst, a URL or a File parsed from
+    // memory.
+    void map_in(std::span<const uint8_t> bytes) const;
 
     std::span<const KeyValue> kvs() const { return kvs_; }
     const KeyValue* find(std::string_view key) const;
