@@ -171,16 +171,20 @@ uint64_t resident_bytes() {
     statm >> size >> resident;
     return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
+
+// A model of one 32 MiB I8 tensor of ones, written in d.
+std::filesystem::path big_model(const test::TempDir& d) {
+    const std::vector<uint8_t> bytes(32 << 20, 1);
+    Writer w;
+    w.add_tensor("t", TypeId::I8, {bytes.size()}, std::span<const uint8_t>(bytes));
+    w.write(d / "big.gguf");
+    return d / "big.gguf";
+}
 }  // namespace
 
 TEST_CASE("release_pages takes read pages of a mapped file out of the process's resident set") {
     test::TempDir d;
-    std::vector<uint8_t> bytes(32 << 20, 1);
-    Writer w;
-    w.add_tensor("t", TypeId::I8, {bytes.size()}, std::span<const uint8_t>(bytes));
-    w.write(d / "big.gguf");
-    bytes = {};
-    const File f = File::open(d / "big.gguf");
+    const File f = File::open(big_model(d));
     const std::span<const uint8_t> data = f.tensor_data(f.tensors()[0]);
     uint64_t sum = 0;
     for (size_t i = 0; i < data.size(); i += 4096) sum += data[i];  // maps every page in
@@ -198,19 +202,15 @@ TEST_CASE("release_pages takes read pages of a mapped file out of the process's 
 
 TEST_CASE("map_in puts a mapped file's tensor pages into the process's resident set before they are read") {
     test::TempDir d;
-    std::vector<uint8_t> bytes(32 << 20, 1);
-    Writer w;
-    w.add_tensor("t", TypeId::I8, {bytes.size()}, std::span<const uint8_t>(bytes));
-    w.write(d / "big.gguf");
-    bytes = {};
+    const std::filesystem::path path = big_model(d);
     {
-        const File f = File::open(d / "big.gguf");
+        const File f = File::open(path);
         const auto before = static_cast<int64_t>(resident_bytes());
         f.map_in(f.tensor_data(f.tensors()[0]));
         CHECK(static_cast<int64_t>(resident_bytes()) - before >= int64_t{24} << 20);
     }
     {
-        const Model m = Model::open(d / "big.gguf");  // every part's data section
+        const Model m = Model::open(path);  // every part's data section
         const auto before = static_cast<int64_t>(resident_bytes());
         m.map_in();
         CHECK(static_cast<int64_t>(resident_bytes()) - before >= int64_t{24} << 20);

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "exp.h"
+#include "kernels/elementwise.h"
 #include "kernels/kernels.h"
 #include "quant/executor.h"
 #include "quant/quant.h"
@@ -26,8 +26,6 @@ void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* 
     const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * weight[i];
 }
-
-float silu(float x) { return x / (1.0f + detail::exp_f32(-x)); }
 
 float round_f16(float x) { return quant::f16_to_f32(quant::f32_to_f16(x)); }
 
@@ -256,7 +254,8 @@ void Context::attend(uint32_t layer, int64_t n) {
                     float max = -std::numeric_limits<float>::infinity();
                     for (int64_t p = 0; p < len; ++p) max = std::max(max, s[p] *= scale);
                     float sum = 0;
-                    for (int64_t p = 0; p < len; ++p) s[p] = detail::exp_f32(s[p] - max);
+                    for (int64_t p = 0; p < len; ++p) s[p] -= max;
+                    kernels::exp_in_place(std::span<float>(s, static_cast<size_t>(len)));
                     for (int64_t p = 0; p < len; ++p) sum += s[p];
                     std::fill(s + len, s + keys, 0.0f);
                     sums[i] = sum;
@@ -337,7 +336,8 @@ void Context::ffn_block(const Layer& l, int64_t n) {
         matmul(l.ffn_gate, xn_.data(), n, gate_.data());
         matmul(l.ffn_up, xn_.data(), n, up_.data());
         in_parallel(n * ff, threads, [&](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) gate_[static_cast<size_t>(i)] = silu(gate_[static_cast<size_t>(i)]) * up_[static_cast<size_t>(i)];
+            kernels::silu_mul(std::span<float>(gate_).subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)),
+                              std::span<const float>(up_).subspan(static_cast<size_t>(b), static_cast<size_t>(e - b)));
         });
         matmul(l.ffn_down, gate_.data(), n, xn_.data());
     }
@@ -380,7 +380,8 @@ void Context::ffn_experts(const Layer& l, int64_t n) {
         matmul(l.gate_exps[static_cast<size_t>(e)], x.data(), m, g.data());
         matmul(l.up_exps[static_cast<size_t>(e)], x.data(), m, u.data());
         in_parallel(m * ff, threads, [&](int64_t b, int64_t end) {
-            for (int64_t i = b; i < end; ++i) g[static_cast<size_t>(i)] = silu(g[static_cast<size_t>(i)]) * u[static_cast<size_t>(i)];
+            kernels::silu_mul(std::span<float>(g).subspan(static_cast<size_t>(b), static_cast<size_t>(end - b)),
+                              std::span<const float>(u).subspan(static_cast<size_t>(b), static_cast<size_t>(end - b)));
         });
         matmul(l.down_exps[static_cast<size_t>(e)], g.data(), m, d.data());
         for (int64_t j = 0; j < m; ++j) std::copy_n(d.data() + j * embd, embd, out.data() + slots[static_cast<size_t>(j)] * embd);

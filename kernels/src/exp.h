@@ -1,13 +1,13 @@
-// e^x for the forward pass's many exponentials (SiLU, attention's softmax): plain float
-// arithmetic that the compiler turns into vector code, where libm's expf is one call per
-// value. The same bits on every machine (infer is compiled with -ffp-contract=off).
+// e^x for the forward pass's many exponentials (SiLU, attention's softmax; elementwise.h):
+// plain float arithmetic that the compiler turns into vector code, where libm's expf is one
+// call per value. The same bits on every machine (kernels is compiled with -ffp-contract=off).
 #pragma once
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
 
-namespace infer::detail {
+namespace kernels::detail {
 
 // Within 1.03 ulp of e^x over the floats (every float from -104 to 89 checked against the
 // double exp: 1.023 ulp at most, 66 of 4.5e9 values above 1 ulp): x = n ln 2 + r with
@@ -33,4 +33,4 @@ inline float exp_f32(float x) {
     return x == x ? e : x;
 }
 
-}  // namespace infer::detail
+}  // namespace kernels::detail
