@@ -211,4 +211,11 @@ double run_quantize_command(const std::string& command, const std::filesystem::p
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? s : -1;
 }
 
+int64_t resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    int64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
 }  // namespace test

@@ -2,6 +2,8 @@
 // oracle for llama, qwen2 and qwen3 (rotary pairing, biases, q/k norms, tied output, linear
 // and YaRN rope scaling); batched evaluation against one token at a time; thread counts; errors.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +19,7 @@
 #include "infer/forward.h"
 #include "infer/imatrix.h"
 #include "reference_math.h"
+#include "support.h"
 
 namespace {
 
@@ -399,6 +402,49 @@ TEST_CASE("the memory figures count the weights, the cache and the buffers") {
     CHECK(f.kv_cache == 4ull * 2 * s.n_layer * 16 * s.n_head_kv * s.head_dim);
     CHECK(f.activations > 0);
     CHECK(ctx.n_past() == 4);
+}
+
+// The share of the pages of `bytes` mapped into this process (/proc/self/pagemap's present
+// bit): the page tables, not the page cache, and by page (the resident-set size also counts
+// what a fault maps around its page, a whole large folio of the page cache).
+double mapped_share(std::span<const uint8_t> bytes) {
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t first = reinterpret_cast<uintptr_t>(bytes.data()) / page, last = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size() - 1) / page;
+    std::vector<uint64_t> entries(last - first + 1);
+    const int fd = ::open("/proc/self/pagemap", O_RDONLY);  // 8 bytes a page, read whole entries
+    REQUIRE(fd >= 0);
+    const auto got = ::pread(fd, entries.data(), entries.size() * 8, static_cast<off_t>(first * 8));
+    ::close(fd);
+    REQUIRE(got == static_cast<ssize_t>(entries.size() * 8));
+    size_t present = 0;
+    for (uint64_t e : entries) present += e >> 63;
+    return static_cast<double>(present) / static_cast<double>(entries.size());
+}
+
+TEST_CASE("map_in maps the matrices the products read whole, and the token embedding only when it is also the output") {
+    // f32 tensors: the embedding (and output) 16 MiB, each layer's matrices 3.75 MiB.
+    Spec s;
+    s.n_vocab = 16384, s.n_embd = 256, s.n_head = 4, s.n_head_kv = 2, s.head_dim = 64, s.n_ff = 1024;
+    for (const bool tied : {false, true}) {
+        CAPTURE(tied);
+        s.tied = tied;
+        const auto m = make_model(s);
+        test::TempDir d;
+        test::write_bytes(d / "m.gguf", m->bytes);
+        const gguf::Model file = gguf::Model::open(d / "m.gguf");
+        const infer::Model model(file);
+        const auto span = [](const infer::Matrix& w) { return std::span<const uint8_t>(w.data, static_cast<size_t>(w.bytes())); };
+        model.map_in();
+        CHECK(mapped_share(span(model.output())) == 1.0);
+        for (const infer::Layer& l : model.layers())
+            for (const infer::Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) CHECK(mapped_share(span(*w)) == 1.0);
+        // Read a row per token, the embedding stays out where it is not the output (but for
+        // pages a neighbour's fault mapped with its own).
+        if (tied)
+            CHECK(mapped_share(span(model.token_embd())) == 1.0);
+        else
+            CHECK(mapped_share(span(model.token_embd())) < 0.5);
+    }
 }
 
 TEST_CASE("bad input: unknown architecture, missing tensor, token outside the vocabulary, full cache") {

@@ -164,14 +164,6 @@ TEST_CASE("write_split_set writes every part with its split keys, refuses to rep
 }
 
 namespace {
-// Resident pages of this process (/proc/self/statm's second field), in bytes.
-uint64_t resident_bytes() {
-    std::ifstream statm("/proc/self/statm");
-    uint64_t size = 0, resident = 0;
-    statm >> size >> resident;
-    return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
 // A model of one 32 MiB I8 tensor of ones, written in d.
 std::filesystem::path big_model(const test::TempDir& d) {
     const std::vector<uint8_t> bytes(32 << 20, 1);
@@ -189,10 +181,9 @@ TEST_CASE("release_pages takes read pages of a mapped file out of the process's 
     uint64_t sum = 0;
     for (size_t i = 0; i < data.size(); i += 4096) sum += data[i];  // maps every page in
     CHECK(sum == data.size() / 4096);
-    const uint64_t before = resident_bytes();
+    const int64_t before = test::resident_bytes();
     f.release_pages(data);
-    const uint64_t after = resident_bytes();
-    CHECK(before - after >= (24u << 20));
+    CHECK(before - test::resident_bytes() >= int64_t{24} << 20);
     // A file parsed from memory: the pages are the caller's, and stay as they are.
     std::vector<uint8_t> copy(f.bytes().begin(), f.bytes().end());
     const File parsed = File::parse(copy, "copy.gguf");
@@ -205,21 +196,18 @@ TEST_CASE("map_in puts a mapped file's tensor pages into the process's resident 
     const std::filesystem::path path = big_model(d);
     {
         const File f = File::open(path);
-        const auto before = static_cast<int64_t>(resident_bytes());
+        const int64_t before = test::resident_bytes();
         f.map_in(f.tensor_data(f.tensors()[0]));
-        CHECK(static_cast<int64_t>(resident_bytes()) - before >= int64_t{24} << 20);
+        CHECK(test::resident_bytes() - before >= int64_t{24} << 20);
     }
     {
-        const Model m = Model::open(path);  // every part's data section
-        const auto before = static_cast<int64_t>(resident_bytes());
-        m.map_in();
-        CHECK(static_cast<int64_t>(resident_bytes()) - before >= int64_t{24} << 20);
         // A file parsed from memory (the caller's pages) and bytes outside the file are left
         // alone: no advice given, nothing thrown.
-        std::vector<uint8_t> copy(m.first().bytes().begin(), m.first().bytes().end());
+        const File f = File::open(path);
+        std::vector<uint8_t> copy(f.bytes().begin(), f.bytes().end());
         const File parsed = File::parse(copy, "copy.gguf");
         CHECK_NOTHROW(parsed.map_in(parsed.tensor_data(parsed.tensors()[0])));
-        CHECK_NOTHROW(m.first().map_in(std::span<const uint8_t>(copy)));
+        CHECK_NOTHROW(f.map_in(std::span<const uint8_t>(copy)));
     }
 }
 

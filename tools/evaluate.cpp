@@ -55,7 +55,7 @@ struct Loaded {
     Loaded(const std::string& p, bool cpu) : path(p), file(gguf::Model::open(p)) {
         model = std::make_unique<infer::Model>(file);           // its errors name the file
         tokenizer.emplace(infer::Tokenizer::from_gguf(file));  // gguf::Error names the file and key
-        if (cpu) file.map_in();
+        if (cpu) model->map_in();
     }
 };
 

@@ -159,7 +159,7 @@ int run_compute(const ComputeOptions& o) {
     const infer::Model model(file);
     const infer::Tokenizer tok = infer::Tokenizer::from_gguf(file);
     const std::vector<infer::TokenId> ids = tok.encode(text, true, false);
-    if (!o.gpu) file.map_in();  // the weights' page faults taken here, not in the first chunk (not when they go to a GPU)
+    if (!o.gpu) model.map_in();  // the weights' page faults taken here, not in the first chunk (not when they go to a GPU)
     infer::ImatrixOptions io;
     io.n_ctx = o.n_ctx;
     io.max_chunks = o.chunks;

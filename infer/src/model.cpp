@@ -264,4 +264,16 @@ Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file))
     }
 }
 
+void Model::map_in() const {
+    std::vector<const Matrix*> matrices = {&output_};
+    for (const Layer& l : layers_) {
+        for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate_inp, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) matrices.push_back(w);
+        for (const auto* list : {&l.gate_exps, &l.up_exps, &l.down_exps})
+            for (const Matrix& w : *list) matrices.push_back(&w);
+    }
+    for (const gguf::File& part : file_->parts())  // each matrix lies in one part; the others ignore it
+        for (const Matrix* w : matrices)
+            if (w->data) part.map_in(std::span<const uint8_t>(w->data, static_cast<size_t>(w->bytes())));
+}
+
 }  // namespace infer

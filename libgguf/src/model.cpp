@@ -151,9 +151,4 @@ uint64_t Model::total_size() const {
     return s;
 }
 
-void Model::map_in() const {
-    for (const File& f : parts_)
-        if (f.data_section_offset() < f.size()) f.map_in(f.bytes().subspan(f.data_section_offset()));
-}
-
 }  // namespace gguf

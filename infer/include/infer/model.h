@@ -109,6 +109,11 @@ public:
     std::span<const Layer> layers() const { return layers_; }
     // Bytes of the mapped weights the forward pass reads (the tied matrix once).
     uint64_t weight_bytes() const { return weight_bytes_; }
+    // Maps in the pages of every matrix the products read whole (gguf::File::map_in): each
+    // layer's and the output, so that evaluation takes no page faults on them. Not the token
+    // embedding where it is only that (read a row per token: its pages stay out, as in
+    // llama.cpp's resident set). Call when the products run on this machine's CPU.
+    void map_in() const;
 
 private:
     const gguf::Model* file_;

@@ -54,8 +54,6 @@ public:
     void release_pages(const Tensor& t, std::span<const uint8_t> bytes) const { parts_[t.part].release_pages(bytes); }
 
     uint64_t total_size() const;
-    // File::map_in for every part's tensor data: before a pass that reads all of it.
-    void map_in() const;
 
 private:
     static Model open_set(const std::filesystem::path& path, FaultLog* faults);
