@@ -46,6 +46,7 @@ std::filesystem::path ref_dir();
 
 // This process's resident set (/proc/self/statm's second field), in bytes.
 int64_t resident_bytes();
+
 // Every *.gguf under dir, sorted.
 std::vector<std::filesystem::path> gguf_files(const std::filesystem::path& dir);
 

@@ -15,6 +15,7 @@
 
 #include "fixtures.h"
 #include "gguf/model.h"
+#include "gguf/split.h"
 #include "gguf/writer.h"
 #include "infer/forward.h"
 #include "infer/imatrix.h"
@@ -407,11 +408,11 @@ TEST_CASE("the memory figures count the weights, the cache and the buffers") {
 // The share of the pages of `bytes` mapped into this process (/proc/self/pagemap's present
 // bit): the page tables, not the page cache, and by page (the resident-set size also counts
 // what a fault maps around its page, a whole large folio of the page cache).
-double mapped_share(std::span<const uint8_t> bytes) {
+static double mapped_share(std::span<const uint8_t> bytes) {
     const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     const uintptr_t first = reinterpret_cast<uintptr_t>(bytes.data()) / page, last = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size() - 1) / page;
     std::vector<uint64_t> entries(last - first + 1);
-    const int fd = ::open("/proc/self/pagemap", O_RDONLY);  // 8 bytes a page, read whole entries
+    const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);  // 8 bytes a page, read whole entries
     REQUIRE(fd >= 0);
     const auto got = ::pread(fd, entries.data(), entries.size() * 8, static_cast<off_t>(first * 8));
     ::close(fd);
@@ -421,7 +422,23 @@ double mapped_share(std::span<const uint8_t> bytes) {
     return static_cast<double>(present) / static_cast<double>(entries.size());
 }
 
-TEST_CASE("map_in maps the matrices the products read whole, and the token embedding only when it is also the output") {
+TEST_CASE("map_in maps the matrices the products read whole (experts, routers, every part of a split set), and the token embedding "
+          "only when it is also the output") {
+    const auto span = [](const infer::Matrix& w) { return std::span<const uint8_t>(w.data, static_cast<size_t>(w.bytes())); };
+    const auto check_mapped = [&](const infer::Model& model) {
+        CHECK(mapped_share(span(model.output())) == 1.0);
+        int64_t matrices = 0;
+        for (const infer::Layer& l : model.layers()) {
+            std::vector<const infer::Matrix*> all;
+            for (const infer::Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate_inp, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+                if (w->data) all.push_back(w);
+            for (const auto* list : {&l.gate_exps, &l.up_exps, &l.down_exps})
+                for (const infer::Matrix& w : *list) all.push_back(&w);
+            for (const infer::Matrix* w : all) CHECK(mapped_share(span(*w)) == 1.0);
+            matrices += static_cast<int64_t>(all.size());
+        }
+        return matrices;
+    };
     // f32 tensors: the embedding (and output) 16 MiB, each layer's matrices 3.75 MiB.
     Spec s;
     s.n_vocab = 16384, s.n_embd = 256, s.n_head = 4, s.n_head_kv = 2, s.head_dim = 64, s.n_ff = 1024;
@@ -433,18 +450,33 @@ TEST_CASE("map_in maps the matrices the products read whole, and the token embed
         test::write_bytes(d / "m.gguf", m->bytes);
         const gguf::Model file = gguf::Model::open(d / "m.gguf");
         const infer::Model model(file);
-        const auto span = [](const infer::Matrix& w) { return std::span<const uint8_t>(w.data, static_cast<size_t>(w.bytes())); };
         model.map_in();
-        CHECK(mapped_share(span(model.output())) == 1.0);
-        for (const infer::Layer& l : model.layers())
-            for (const infer::Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) CHECK(mapped_share(span(*w)) == 1.0);
+        CHECK(check_mapped(model) == 14);
         // Read a row per token, the embedding stays out where it is not the output (but for
-        // pages a neighbour's fault mapped with its own).
+        // pages a neighbour's fault mapped with its own). llama.cpp's loader maps it in too.
         if (tied)
             CHECK(mapped_share(span(model.token_embd())) == 1.0);
         else
             CHECK(mapped_share(span(model.token_embd())) < 0.5);
     }
+    // A mixture of experts written as a split set of five-tensor parts.
+    Spec e;
+    e.n_vocab = 4096, e.n_embd = 256, e.n_head = 4, e.n_head_kv = 2, e.head_dim = 64, e.n_ff = 512, e.n_expert = 4, e.n_expert_used = 2;
+    const auto m = make_model(e);
+    test::TempDir d;
+    test::write_bytes(d / "moe.gguf", m->bytes);
+    const gguf::Model whole = gguf::Model::open(d / "moe.gguf");
+    std::vector<uint64_t> sizes;
+    for (const gguf::Model::Tensor& t : whole.tensors()) sizes.push_back(t.info->n_bytes);
+    gguf::SplitLimits limits;
+    limits.max_tensors = 5;
+    std::vector<gguf::Writer> parts = gguf::split_writers(whole, gguf::plan_split(sizes, limits));
+    const std::vector<std::filesystem::path> paths = gguf::write_split_set(parts, d / "set.gguf");
+    const gguf::Model set = gguf::Model::open(paths.front());
+    REQUIRE(set.parts().size() > 3);
+    const infer::Model model(set);
+    model.map_in();
+    CHECK(check_mapped(model) == 2 * (4 + 1 + 3 * 4));
 }
 
 TEST_CASE("bad input: unknown architecture, missing tensor, token outside the vocabulary, full cache") {

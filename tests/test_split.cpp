@@ -1,10 +1,8 @@
 // Split sets (NAME-00001-of-00003.gguf ...) open as one model.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 
 #include "fixtures.h"
 #include "gguf/model.h"

@@ -111,8 +111,9 @@ public:
     uint64_t weight_bytes() const { return weight_bytes_; }
     // Maps in the pages of every matrix the products read whole (gguf::File::map_in): each
     // layer's and the output, so that evaluation takes no page faults on them. Not the token
-    // embedding where it is only that (read a row per token: its pages stay out, as in
-    // llama.cpp's resident set). Call when the products run on this machine's CPU.
+    // embedding where it is only that: read a row per token, its pages stay out (llama.cpp's
+    // loader maps the whole file in, this included). Call when the products run on this
+    // machine's CPU.
     void map_in() const;
 
 private:
