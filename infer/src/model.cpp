@@ -201,6 +201,15 @@ Config read_config(const gguf::Model& m) {
     return c;
 }
 
+// f(matrix) for each weight matrix of a layer that is present (a dense layer's or a mixture
+// of experts': router and each expert's views).
+template <class F> void for_each_matrix(const Layer& l, F&& f) {
+    for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate_inp, &l.ffn_gate, &l.ffn_up, &l.ffn_down})
+        if (w->data) f(*w);
+    for (const auto* list : {&l.gate_exps, &l.up_exps, &l.down_exps})
+        for (const Matrix& w : *list) f(w);
+}
+
 }  // namespace
 
 Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file)) {
@@ -246,34 +255,27 @@ Model::Model(const gguf::Model& file) : file_(&file), config_(read_config(file))
             l.k_norm = load.vector(TensorRole::AttnKNorm, i, c.head_dim, true);
         }
         l.ffn_norm = load.vector(TensorRole::FfnNorm, i, embd, true);
-        for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo}) weight_bytes_ += w->bytes();
         if (c.n_expert) {
             l.ffn_gate_inp = load.matrix(TensorRole::FfnGateInp, i, embd, c.n_expert);
             l.gate_exps = load.experts(TensorRole::FfnGateExps, i, embd, c.n_ff_expert, c.n_expert);
             l.up_exps = load.experts(TensorRole::FfnUpExps, i, embd, c.n_ff_expert, c.n_expert);
             l.down_exps = load.experts(TensorRole::FfnDownExps, i, c.n_ff_expert, embd, c.n_expert);
-            weight_bytes_ += l.ffn_gate_inp.bytes();
-            for (const auto* list : {&l.gate_exps, &l.up_exps, &l.down_exps})
-                for (const Matrix& w : *list) weight_bytes_ += w.bytes();
-            continue;
+        } else {
+            l.ffn_gate = load.matrix(TensorRole::FfnGate, i, embd, c.n_ff);
+            l.ffn_up = load.matrix(TensorRole::FfnUp, i, embd, c.n_ff);
+            l.ffn_down = load.matrix(TensorRole::FfnDown, i, c.n_ff, embd);
         }
-        l.ffn_gate = load.matrix(TensorRole::FfnGate, i, embd, c.n_ff);
-        l.ffn_up = load.matrix(TensorRole::FfnUp, i, embd, c.n_ff);
-        l.ffn_down = load.matrix(TensorRole::FfnDown, i, c.n_ff, embd);
-        for (const Matrix* w : {&l.ffn_gate, &l.ffn_up, &l.ffn_down}) weight_bytes_ += w->bytes();
+        for_each_matrix(l, [this](const Matrix& w) { weight_bytes_ += w.bytes(); });
     }
 }
 
 void Model::map_in() const {
-    std::vector<const Matrix*> matrices = {&output_};
-    for (const Layer& l : layers_) {
-        for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate_inp, &l.ffn_gate, &l.ffn_up, &l.ffn_down}) matrices.push_back(w);
-        for (const auto* list : {&l.gate_exps, &l.up_exps, &l.down_exps})
-            for (const Matrix& w : *list) matrices.push_back(&w);
-    }
-    for (const gguf::File& part : file_->parts())  // each matrix lies in one part; the others ignore it
-        for (const Matrix* w : matrices)
-            if (w->data) part.map_in(std::span<const uint8_t>(w->data, static_cast<size_t>(w->bytes())));
+    // Each matrix lies in one part; the others ignore it.
+    const auto map = [this](const Matrix& w) {
+        for (const gguf::File& part : file_->parts()) part.map_in(std::span<const uint8_t>(w.data, static_cast<size_t>(w.bytes())));
+    };
+    map(output_);
+    for (const Layer& l : layers_) for_each_matrix(l, map);
 }
 
 }  // namespace infer
